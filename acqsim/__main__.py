@@ -1,0 +1,5 @@
+import sys
+
+from acqsim.cli import main
+
+sys.exit(main())

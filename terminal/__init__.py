@@ -1,0 +1,1 @@
+"""POS terminal emulator: messages, PIN blocks, MACs, STAN/batch, reversals, settlement, receipts."""

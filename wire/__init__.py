@@ -1,0 +1,12 @@
+"""acqsim's shared wire formats, sans-IO: nothing here touches a socket.
+
+- ``framing``   2-byte big-endian length-prefixed frames (every acqsim link)
+- ``tpdu``      the 5-byte TPDU of the POS link (routing addresses)
+- ``header``    the 6-byte CUP message header of the POS link
+- ``specs``     pyiso8583 specs: the CUP POS link and the ISO 8583:1987 ASCII host link
+- ``constants`` MTIs, processing codes, 60.1 / 60.3 codes and response codes, by name
+- ``errors``    the exception hierarchy every wire error belongs to
+
+The contract these implement is PROTOCOL.md (``../shared/PROTOCOL.md`` beside the repository); ``docs/wire.md``
+summarises acqsim's choices.
+"""

@@ -1,0 +1,64 @@
+"""The 5-byte TPDU that heads every POS-link frame (PROTOCOL.md §1).
+
+``ID`` (0x60) ‖ ``DST`` (2 bytes) ‖ ``SRC`` (2 bytes). Addresses are written as 4 upper-case hex digits
+(``"0003"``), the way routing tables and traces name them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final
+
+from wire.errors import TpduError
+
+TPDU_LEN: Final = 5
+TPDU_ID: Final = 0x60
+#: What a terminal puts in SRC; the NAC replaces it with a return address of its own.
+TERMINAL_SRC: Final = "0000"
+#: acqsim's default front-end route.
+DEFAULT_ROUTE: Final = "0003"
+
+
+def _check_address(name: str, value: str) -> None:
+    if len(value) != 4 or any(c not in "0123456789ABCDEF" for c in value):
+        raise ValueError(f"TPDU {name} must be 4 upper-case hex digits, not {value!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Tpdu:
+    dst: str
+    src: str
+    id: int = TPDU_ID
+
+    def __post_init__(self) -> None:
+        _check_address("dst", self.dst)
+        _check_address("src", self.src)
+        if not 0 <= self.id <= 0xFF:
+            raise ValueError(f"TPDU id must be one byte, not {self.id}")
+
+    @classmethod
+    def parse(cls, data: bytes, *, offset: int = 0) -> Tpdu:
+        """Read the TPDU at ``data[offset:]``; ``offset`` also names the place in errors."""
+        if len(data) - offset < TPDU_LEN:
+            raise TpduError(f"need {TPDU_LEN} TPDU bytes, have {max(0, len(data) - offset)}", offset=offset)
+        tpdu_id = data[offset]
+        if tpdu_id != TPDU_ID:
+            raise TpduError(f"TPDU ID is 0x{tpdu_id:02X}, expected 0x{TPDU_ID:02X}", offset=offset)
+        return cls(
+            id=tpdu_id,
+            dst=data[offset + 1 : offset + 3].hex().upper(),
+            src=data[offset + 3 : offset + 5].hex().upper(),
+        )
+
+    def to_bytes(self) -> bytes:
+        return bytes([self.id]) + bytes.fromhex(self.dst) + bytes.fromhex(self.src)
+
+    def swapped(self) -> Tpdu:
+        """The TPDU of the answer: destination and source exchanged."""
+        return Tpdu(id=self.id, dst=self.src, src=self.dst)
+
+    def with_src(self, src: str) -> Tpdu:
+        return Tpdu(id=self.id, dst=self.dst, src=src)
+
+    def with_dst(self, dst: str) -> Tpdu:
+        return Tpdu(id=self.id, dst=dst, src=self.src)
