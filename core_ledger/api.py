@@ -1,0 +1,81 @@
+"""The typed contract between the front-end and the core ledger.
+
+The front-end speaks to the ledger only through :class:`LedgerRequest` / :class:`LedgerAnswer` (via
+``core_ledger.client.LedgerClient``); ``core_ledger.hostlink`` maps them to and from ISO 8583:1987 ASCII host
+link messages (PROTOCOL.md §2), so neither side repeats the field layout.
+
+The ledger's idempotency key is (acquirer id 32, terminal id 41, STAN 11, local date 13): a repeat of a key
+gets the first answer back and never posts twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from wire.constants import ResponseCode
+
+
+class LedgerOp(enum.StrEnum):
+    BALANCE = "balance"
+    PURCHASE = "purchase"
+    PREAUTH = "preauth"
+    PREAUTH_CANCEL = "preauth_cancel"
+    PREAUTH_COMPLETION = "preauth_completion"
+    PREAUTH_COMPLETION_VOID = "preauth_completion_void"
+    VOID = "void"
+    REFUND = "refund"
+    TRANSFER = "transfer"
+    REVERSAL = "reversal"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OriginalRef:
+    """Names an earlier transaction of the same terminal by its ledger key (host field 90)."""
+
+    mti: str  # the original's host-link MTI, e.g. "0200"
+    stan: str  # 6 digits
+    local_date: str  # MMDD
+    local_time: str  # hhmmss
+    acquirer_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerRequest:
+    op: LedgerOp
+    acquirer_id: str  # 32
+    terminal_id: str  # 41, 8 characters
+    merchant_id: str  # 42, 15 characters
+    stan: str  # 11, 6 digits
+    local_time: str  # 12, hhmmss
+    local_date: str  # 13, MMDD
+    transmission: str  # 7, MMDDhhmmss
+    pan: str  # 2
+    rrn: str  # 37, 12 characters, assigned by the front-end
+    amount: int = 0  # 4, minor units (0 for balance inquiry)
+    currency: str = "156"  # 49
+    expiry: str | None = None  # 14, YYMM
+    pos_entry_mode: str | None = None  # 22
+    condition_code: str = "00"  # 25
+    auth_code: str | None = None  # 38: the pre-authorisation's code for cancel / completion
+    original: OriginalRef | None = None  # 90: void, refund, cancel, completion (void), reversal
+    target_pan: str | None = None  # 48: transfer target
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """The idempotency key (32, 41, 11, 13)."""
+        return (self.acquirer_id, self.terminal_id, self.stan, self.local_date)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerAnswer:
+    response_code: ResponseCode  # 39
+    rrn: str  # 37, echoed
+    auth_code: str | None = None  # 38, on approvals that authorise
+    balance: int | None = None  # 54 ledger balance, minor units (balance inquiry, and on approvals)
+    available: int | None = None  # 54 available balance (balance − holds)
+    currency: str = "156"
+
+    @property
+    def approved(self) -> bool:
+        return self.response_code is ResponseCode.APPROVED
