@@ -1,0 +1,381 @@
+"""acqsim's one configuration: the topology (services, ports, routes, stores) and the test material.
+
+A TOML file describes everything; :func:`load_config` reads one, and :meth:`AcqsimConfig.default` builds the
+built-in default (loopback ports, SQLite stores in a local data folder, the test fixtures of PROTOCOL.md §5).
+
+TOML layout (every table optional; omitted values take the defaults below)::
+
+    data_dir = ".acqsim"          # stores, traces, terminal state; relative to the config file
+    acquirer_id = "48009999"      # field 32
+    currency = "156"              # field 49
+    pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
+
+    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"
+    [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"   # or postgresql://…
+    [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"
+    [nac]       host = "127.0.0.1"  port = 5800   status_port = 5801
+    [nac.routes]
+    "0003" = ["frontend"]         # TPDU DST → upstream members: a service name or "host:port"
+
+    [[merchants]]  merchant_id = "898100000000001"  name = "…"  mcc = "5812"  settlement = "direct"  fee_bp = 38
+    [[terminals]]  terminal_id = "10000001"  merchant_id = "…"  tmk = "…32 hex…"  app_type = "61"  route = "0003"
+    [[cards]]      pan = "…"  expiry = "3012"  pin = "123456"  pvki = "1"  pvv = "6308"  balance = 50000000
+
+Clear keys and PINs in this file are TEST material only (they are documented so any client can transact);
+services never log them, and the supervisor hands keys to the HSM to be held under the LMK.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from wire.constants import CURRENCY_CNY
+from wire.tpdu import DEFAULT_ROUTE
+
+#: Where the default configuration keeps its stores, traces and terminal state (``ACQSIM_HOME`` overrides).
+DEFAULT_DATA_DIR: Final = Path(".acqsim")
+LOOPBACK: Final = "127.0.0.1"
+
+DEFAULT_HSM_PORT: Final = 1500  # payShield's customary host port
+DEFAULT_LEDGER_PORT: Final = 5810
+DEFAULT_FRONTEND_PORT: Final = 5803
+DEFAULT_NAC_PORT: Final = 5800
+DEFAULT_NAC_STATUS_PORT: Final = 5801
+DEFAULT_ACQUIRER_ID: Final = "48009999"
+
+#: TEST PVK pair (odd parity) for Visa PVV; the cards' PVVs below were computed with it and PVKI 1.
+TEST_PVK: Final = "7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E"
+#: TEST TMK of terminal 10000001: the sign-on vector key of PROTOCOL.md §6.
+TEST_TMK_1: Final = "0123456789ABCDEFFEDCBA9876543210"
+TEST_TMK_2: Final = "3B6D1A8F5D2F7049E0B3D5A7C8F12568"
+
+SETTLEMENT_DIRECT: Final = "direct"  # 一清: the acquirer pays the merchant's own account
+SETTLEMENT_SECONDARY: Final = "secondary"  # 二清: an aggregator is paid and pays its sub-merchants
+
+
+_T = TypeVar("_T")
+
+
+class ConfigError(ValueError):
+    """The configuration is not valid; the message names the table and key."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+            raise ConfigError(f"{text!r} is not host:port")
+        return cls(host=host.strip("[]"), port=int(port))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class HsmConfig:
+    listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_HSM_PORT)
+    lmk: str = "TEST"  # "TEST" = the documented test LMK, or its clear components as hex
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerConfig:
+    listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_LEDGER_PORT)
+    db: str = "ledger.sqlite3"  # a path (relative to data_dir) or a postgresql:// URL
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FrontendConfig:
+    listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_FRONTEND_PORT)
+    db: str = "frontend.sqlite3"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NacConfig:
+    listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_NAC_PORT)
+    status: Endpoint | None = Endpoint(host=LOOPBACK, port=DEFAULT_NAC_STATUS_PORT)
+    #: TPDU DST → members, each a service name ("frontend") or "host:port".
+    routes: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=lambda: {DEFAULT_ROUTE: ("frontend",)})
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MerchantFixture:
+    merchant_id: str  # field 42, 15 characters
+    name: str
+    mcc: str = "5812"
+    settlement: str = SETTLEMENT_DIRECT
+    aggregator: str | None = None  # for secondary settlement: the aggregator's name/account
+    fee_bp: int = 38  # merchant discount rate, basis points
+    city: str = "SHANGHAI"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TerminalFixture:
+    terminal_id: str  # field 41, 8 characters
+    merchant_id: str
+    tmk: str  # clear TEST TMK, 32 hex (double-length, odd parity)
+    app_type: str = "61"  # header application type: 60 magstripe POS, 61 chip POS, 67 MPOS
+    route: str = DEFAULT_ROUTE
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CardFixture:
+    pan: str
+    expiry: str  # YYMM
+    pin: str  # TEST PIN
+    pvv: str  # Visa PVV under the config's PVK with ``pvki``
+    pvki: str = "1"
+    service_code: str = "201"  # chip card, normal authorisation
+    status: str = "good"  # good | lost | stolen | blocked | restricted
+    balance: int = 0  # opening balance, minor units
+    daily_limit: int | None = None  # minor units; None = no limit
+    holder: str = "TEST CARDHOLDER"
+    note: str = ""
+
+    @property
+    def track2(self) -> str:
+        """Track 2 equivalent: ``PAN=YYMM SSS K VVVV`` + discretionary zeros (PROTOCOL.md §1)."""
+        return f"{self.pan}={self.expiry}{self.service_code}{self.pvki}{self.pvv}00000"
+
+
+DEFAULT_MERCHANTS: Final = (
+    MerchantFixture(merchant_id="898100000000001", name="ACQSIM TEST COFFEE", mcc="5812", fee_bp=38),
+    MerchantFixture(
+        merchant_id="898100000000002",
+        name="ACQSIM TEST MARKET",
+        mcc="5411",
+        settlement=SETTLEMENT_SECONDARY,
+        aggregator="ACQSIM TEST AGGREGATOR",
+        fee_bp=60,
+    ),
+)
+
+DEFAULT_TERMINALS: Final = (
+    TerminalFixture(terminal_id="10000001", merchant_id="898100000000001", tmk=TEST_TMK_1, app_type="61"),
+    TerminalFixture(terminal_id="10000002", merchant_id="898100000000002", tmk=TEST_TMK_2, app_type="67"),
+)
+
+DEFAULT_CARDS: Final = (
+    CardFixture(
+        pan="6200001000000003",
+        expiry="3012",
+        pin="123456",
+        pvv="6308",
+        balance=50_000_000,
+        holder="ZHANG SAN",
+        note="good",
+    ),
+    CardFixture(
+        pan="6200001000000011",
+        expiry="3012",
+        pin="654321",
+        pvv="1489",
+        balance=100_000,
+        daily_limit=2_000_000,
+        holder="LI SI",
+        note="good, daily limit 20000.00 (transfer target)",
+    ),
+    CardFixture(
+        pan="6200002000000027",
+        expiry="2401",
+        pin="111111",
+        pvv="1171",
+        balance=100_000,
+        holder="WANG WU",
+        note="expired",
+    ),
+    CardFixture(
+        pan="6200003000000033",
+        expiry="3012",
+        pin="222222",
+        pvv="4468",
+        balance=100_000,
+        status="lost",
+        holder="ZHAO LIU",
+        note="lost",
+    ),
+    CardFixture(
+        pan="6200004000000049",
+        expiry="3012",
+        pin="333333",
+        pvv="4203",
+        balance=1_000,
+        holder="SUN QI",
+        note="low balance (10.00)",
+    ),
+    CardFixture(
+        pan="6200005000000053",
+        expiry="3012",
+        pin="444444",
+        pvv="6014",
+        balance=100_000,
+        status="stolen",
+        holder="ZHOU BA",
+        note="stolen",
+    ),
+    CardFixture(
+        pan="62000060000000061",
+        expiry="3012",
+        pin="888888",
+        pvv="6297",
+        balance=2_000_000,
+        holder="WU JIU",
+        note="good, 17-digit PAN",
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AcqsimConfig:
+    data_dir: Path = DEFAULT_DATA_DIR
+    acquirer_id: str = DEFAULT_ACQUIRER_ID
+    currency: str = CURRENCY_CNY
+    pvk: str = TEST_PVK
+    hsm: HsmConfig = HsmConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    frontend: FrontendConfig = FrontendConfig()
+    nac: NacConfig = dataclasses.field(default_factory=NacConfig)
+    merchants: tuple[MerchantFixture, ...] = DEFAULT_MERCHANTS
+    terminals: tuple[TerminalFixture, ...] = DEFAULT_TERMINALS
+    cards: tuple[CardFixture, ...] = DEFAULT_CARDS
+
+    @classmethod
+    def default(cls, data_dir: Path | None = None) -> AcqsimConfig:
+        home = os.environ.get("ACQSIM_HOME")
+        return cls(data_dir=data_dir or (Path(home) if home else DEFAULT_DATA_DIR))
+
+    # Where things live, resolved against data_dir.
+    def store_path(self, db: str) -> str:
+        """A store setting as given (URL) or as a path under data_dir."""
+        return db if "://" in db else str(self.data_dir / db)
+
+    @property
+    def trace_dir(self) -> Path:
+        return self.data_dir / "traces"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def terminal_state_dir(self) -> Path:
+        return self.data_dir / "terminals"
+
+    def terminal(self, terminal_id: str) -> TerminalFixture:
+        for terminal in self.terminals:
+            if terminal.terminal_id == terminal_id:
+                return terminal
+        raise ConfigError(f"terminal {terminal_id!r} is not configured")
+
+    def merchant(self, merchant_id: str) -> MerchantFixture:
+        for merchant in self.merchants:
+            if merchant.merchant_id == merchant_id:
+                return merchant
+        raise ConfigError(f"merchant {merchant_id!r} is not configured")
+
+    def card(self, pan: str) -> CardFixture:
+        for card in self.cards:
+            if card.pan == pan:
+                return card
+        raise ConfigError(f"card {pan[:6]}…{pan[-4:]} is not configured")
+
+    def route_members(self, route: str) -> tuple[Endpoint, ...]:
+        """The upstream endpoints of a NAC route, service names resolved."""
+        members = self.nac.routes.get(route)
+        if members is None:
+            raise ConfigError(f"nac.routes has no route {route!r}")
+        return tuple(self.frontend.listen if m == "frontend" else Endpoint.parse(m) for m in members)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (``acqsim config show --json``); clear TEST keys and PINs included by design."""
+        raw = dataclasses.asdict(self)
+        raw["data_dir"] = str(self.data_dir)
+        for name in ("hsm", "ledger", "frontend", "nac"):
+            raw[name]["listen"] = str(getattr(self, name).listen)
+        raw["nac"]["status"] = str(self.nac.status) if self.nac.status else None
+        raw["nac"]["routes"] = {k: list(v) for k, v in self.nac.routes.items()}
+        for card, card_raw in zip(self.cards, raw["cards"], strict=True):
+            card_raw["track2"] = card.track2
+        return raw
+
+
+def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _endpoint(table: Mapping[str, Any], name: str, default: Endpoint) -> Endpoint:
+    host = table.get("host", default.host)
+    port = table.get("port", default.port)
+    if not isinstance(host, str) or not isinstance(port, int):
+        raise ConfigError(f"[{name}] host must be a string and port an integer")
+    return Endpoint(host=host, port=port)
+
+
+def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T, ...]) -> tuple[_T, ...]:
+    if name not in raw:
+        return default
+    items = raw[name]
+    if not isinstance(items, list):
+        raise ConfigError(f"[[{name}]] must be an array of tables")
+    out = []
+    for index, item in enumerate(items):
+        try:
+            out.append(cls(**item))
+        except TypeError as exc:
+            raise ConfigError(f"[[{name}]] entry {index}: {exc}") from None
+    return tuple(out)
+
+
+def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> AcqsimConfig:
+    defaults = AcqsimConfig.default()
+    hsm_t, ledger_t, fe_t, nac_t = (_table(raw, n) for n in ("hsm", "ledger", "frontend", "nac"))
+    status_port = nac_t.get("status_port", defaults.nac.status.port if defaults.nac.status else None)
+    routes_raw = nac_t.get("routes", {DEFAULT_ROUTE: ["frontend"]})
+    routes = {str(k): tuple(v if isinstance(v, list) else [v]) for k, v in routes_raw.items()}
+    nac_listen = _endpoint(nac_t, "nac", defaults.nac.listen)
+    data_dir = Path(raw.get("data_dir", str(defaults.data_dir)))
+    return AcqsimConfig(
+        data_dir=data_dir if data_dir.is_absolute() else base_dir / data_dir,
+        acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
+        currency=str(raw.get("currency", defaults.currency)),
+        pvk=str(raw.get("pvk", defaults.pvk)),
+        hsm=HsmConfig(listen=_endpoint(hsm_t, "hsm", defaults.hsm.listen), lmk=str(hsm_t.get("lmk", "TEST"))),
+        ledger=LedgerConfig(
+            listen=_endpoint(ledger_t, "ledger", defaults.ledger.listen), db=str(ledger_t.get("db", defaults.ledger.db))
+        ),
+        frontend=FrontendConfig(
+            listen=_endpoint(fe_t, "frontend", defaults.frontend.listen), db=str(fe_t.get("db", defaults.frontend.db))
+        ),
+        nac=NacConfig(
+            listen=nac_listen,
+            status=None if status_port is None else Endpoint(host=nac_listen.host, port=int(status_port)),
+            routes=routes,
+        ),
+        merchants=_records(raw, "merchants", MerchantFixture, DEFAULT_MERCHANTS),
+        terminals=_records(raw, "terminals", TerminalFixture, DEFAULT_TERMINALS),
+        cards=_records(raw, "cards", CardFixture, DEFAULT_CARDS),
+    )
+
+
+def load_config(path: Path | None) -> AcqsimConfig:
+    """Read a TOML configuration; ``None`` gives the built-in default."""
+    if path is None:
+        return AcqsimConfig.default()
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+    return config_from_mapping(raw, base_dir=path.parent)
