@@ -1,0 +1,162 @@
+"""ISO 8583 body codec for both links, a thin wrapper around pyiso8583.
+
+Messages are plain dicts of strings keyed like pyiso8583's (``"t"`` MTI, ``"2"``..``"128"``), without the
+bitmap keys (``"p"``, ``"1"``): the codec writes bitmaps itself. Binary fields (52, 55, 62, 64) are upper-case
+hex; BCD fields are digit strings; tracks (35, 36) use ``=`` as separator (nibble ``D`` on the wire).
+
+What the wrapper adds to pyiso8583:
+- the caller's dict is never mutated (pyiso8583's ``encode`` writes bitmaps into the dict it is given);
+- a bitmap bit for a field outside the POS contract is a :class:`MessageDecodeError` naming that field;
+- every pyiso8583 error is translated into :class:`MessageDecodeError` / :class:`MessageEncodeError` carrying
+  the field and offset only — pyiso8583's own error objects hold the partly decoded message (PANs, PIN
+  blocks), so they are dropped (``from None``) and never reach a log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import iso8583
+
+from wire.errors import MessageDecodeError, MessageEncodeError
+from wire.specs import HOST_SPEC, POS_SPEC, POS_TRACK_FIELDS, SpecDict
+
+Fields = dict[str, str]
+
+MAC_LEN: Final = 8
+MAC_FIELD: Final = "64"
+#: Offset of the primary bitmap in a POS body (after the 2-byte BCD MTI).
+POS_BITMAP_OFFSET: Final = 2
+_BITMAP_KEYS: Final = ("p", "1")
+_POS_FIELD_NUMBERS: Final = frozenset(int(k) for k in POS_SPEC if k.isdigit())
+_DIGITS = re.compile(r"[0-9]*")
+_TRACK = re.compile(r"[0-9=]*")
+#: BCD digit fields of the POS spec (tracks are checked separately: they also carry the separator).
+_POS_BCD_FIELDS: Final = frozenset(
+    key
+    for key, spec in POS_SPEC.items()
+    if key.isdigit() and spec["data_enc"] == "b" and spec["len_count"] == "nibbles" and key not in POS_TRACK_FIELDS
+)
+
+
+def _field_order(key: str) -> int:
+    return {"h": -2, "t": -1, "p": 0}.get(key, int(key) if key.isdigit() else 10_000)
+
+
+def _to_wire_track(value: str) -> str:
+    return value.replace("=", "D")
+
+
+def _from_wire_track(value: str) -> str:
+    return value.upper().replace("D", "=")
+
+
+def _encode(fields: Mapping[str, str], spec: SpecDict, link: str) -> bytes:
+    doc: dict[str, str] = {}
+    for key, value in fields.items():
+        if key in _BITMAP_KEYS:
+            continue
+        if key not in spec or key == "h":
+            raise MessageEncodeError(f"field is not part of the {link} spec", field=key)
+        if not isinstance(value, str):
+            raise MessageEncodeError(f"field value must be str, not {type(value).__name__}", field=key)
+        doc[key] = _to_wire_track(value) if link == "POS" and key in POS_TRACK_FIELDS else value
+    if "t" not in doc:
+        raise MessageEncodeError("message has no MTI", field="t")
+    try:
+        raw, _ = iso8583.encode(doc, spec)  # ``doc`` is our private copy: pyiso8583 may write into it
+    except iso8583.EncodeError as exc:
+        raise MessageEncodeError(exc.msg, field=exc.field) from None
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise MessageEncodeError(f"cannot encode ({type(exc).__name__})") from None
+    return bytes(raw)
+
+
+def _decode(data: bytes, spec: SpecDict) -> Fields:
+    try:
+        decoded, _ = iso8583.decode(data, spec)
+    except iso8583.DecodeError as exc:
+        raise MessageDecodeError(exc.msg, field=exc.field, offset=exc.pos) from None
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise MessageDecodeError(f"cannot decode ({type(exc).__name__})") from None
+    return {k: v for k, v in sorted(decoded.items(), key=lambda kv: _field_order(kv[0])) if k not in _BITMAP_KEYS}
+
+
+def _check_pos_bitmap(body: bytes) -> None:
+    """Refuse bitmap bits for fields the POS contract does not define, before pyiso8583 looks them up."""
+    bitmap = body[POS_BITMAP_OFFSET : POS_BITMAP_OFFSET + 8]
+    if len(bitmap) < 8:
+        return  # pyiso8583 reports the short bitmap with its offset
+    bits = int.from_bytes(bitmap, "big")
+    for number in range(1, 65):
+        if bits & (1 << (64 - number)) and number not in _POS_FIELD_NUMBERS:
+            what = "secondary bitmap" if number == 1 else "field"
+            raise MessageDecodeError(
+                f"bitmap announces a {what} outside the CUP POS contract", field=str(number), offset=POS_BITMAP_OFFSET
+            )
+
+
+def encode_pos_body(fields: Mapping[str, str]) -> bytes:
+    """Encode a POS-link body (MTI, bitmap, fields) per PROTOCOL.md §1."""
+    return _encode(fields, POS_SPEC, "POS")
+
+
+def decode_pos_body(body: bytes) -> Fields:
+    """Decode a POS-link body; raises :class:`MessageDecodeError` with field and offset."""
+    _check_pos_bitmap(body)
+    fields = _decode(body, POS_SPEC)
+    for key in POS_TRACK_FIELDS & fields.keys():
+        fields[key] = _from_wire_track(fields[key])
+    for key, value in fields.items():
+        if key in _POS_BCD_FIELDS and not _DIGITS.fullmatch(value):
+            raise MessageDecodeError("BCD field holds a non-decimal nibble", field=key)
+        if key in POS_TRACK_FIELDS and not _TRACK.fullmatch(value):
+            raise MessageDecodeError("track holds a nibble other than a digit or separator", field=key)
+    if not _DIGITS.fullmatch(fields.get("t", "")):
+        raise MessageDecodeError("MTI is not BCD", field="t", offset=0)
+    return fields
+
+
+def encode_host(fields: Mapping[str, str]) -> bytes:
+    """Encode a host-link message (ISO 8583:1987 ASCII) per PROTOCOL.md §2."""
+    return _encode(fields, HOST_SPEC, "host")
+
+
+def decode_host(data: bytes) -> Fields:
+    """Decode a host-link message; raises :class:`MessageDecodeError` with field and offset."""
+    return _decode(data, HOST_SPEC)
+
+
+def pos_mac_block(body: bytes) -> bytes:
+    """The MAC input of a POS body: MTI through the last field before 64 (PROTOCOL.md §1).
+
+    A body that carries field 64 ends with the 8 MAC bytes (64 is the last field of the primary bitmap),
+    so the block is the body without them.
+    """
+    if len(body) < POS_BITMAP_OFFSET + 8:
+        raise MessageDecodeError("body too short to hold a bitmap", field="p", offset=POS_BITMAP_OFFSET)
+    has_mac = body[POS_BITMAP_OFFSET + 7] & 0x01
+    return body[:-MAC_LEN] if has_mac else body
+
+
+def encode_pos_body_with_mac(fields: Mapping[str, str], compute_mac: Callable[[bytes], bytes]) -> bytes:
+    """Encode ``fields`` with field 64 set to the MAC that ``compute_mac`` returns for the MAC block.
+
+    Any ``"64"`` already in ``fields`` is replaced. ``compute_mac`` must return exactly 8 bytes.
+    """
+    placeholder = {**fields, MAC_FIELD: "00" * MAC_LEN}
+    body = encode_pos_body(placeholder)
+    block = body[:-MAC_LEN]
+    mac = compute_mac(block)
+    if len(mac) != MAC_LEN:
+        raise MessageEncodeError(f"MAC must be {MAC_LEN} bytes, got {len(mac)}", field=MAC_FIELD)
+    return block + mac
+
+
+def pos_body_mac(body: bytes) -> bytes | None:
+    """Field 64 of an encoded POS body, or ``None`` if it carries none."""
+    if len(body) < POS_BITMAP_OFFSET + 8 or not body[POS_BITMAP_OFFSET + 7] & 0x01:
+        return None
+    return body[-MAC_LEN:]
