@@ -1,0 +1,265 @@
+"""Payment cryptography primitives, sans-IO, over ``cryptography``'s own API.
+
+TDES (ECB/CBC), key parity and check values, ISO 9564 PIN blocks (formats 0, 1, 3), MACs (ISO 9797-1
+algorithm 1, ANSI X9.19 = ISO 9797-1 algorithm 3, and the CUP "ECB" POS MAC of PROTOCOL.md §1), Visa PVV.
+
+Keys are ``bytes``: 8 (single DES), 16 (double-length K1K2) or 24 bytes. cryptography deprecates 8- and
+16-byte TripleDES keys, so they are expanded here to K1K1K1 / K1K2K1 before use — warning-free.
+
+Errors are :class:`PinBlockError` / :class:`CryptoInputError`; their messages never contain PIN digits,
+PAN digits or key material (they are raised into logs).
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from typing import Final
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+from wire.errors import AcqsimError
+
+BLOCK: Final = 8
+ZERO_BLOCK: Final = bytes(BLOCK)
+MIN_PIN_LEN: Final = 4
+MAX_PIN_LEN: Final = 12
+KCV_LEN_CUP: Final = 4  # PROTOCOL.md §1: sign-on KCV = first 4 bytes
+
+
+class CryptoInputError(AcqsimError):
+    """A key or data length/format is not acceptable (never says what the value was)."""
+
+
+class PinBlockError(AcqsimError):
+    """A PIN block cannot be built or does not decode to a valid PIN (no digits in the message)."""
+
+
+# --- TDES --------------------------------------------------------------------------------------------
+
+
+def _expand(key: bytes) -> bytes:
+    if len(key) == 8:
+        return key * 3
+    if len(key) == 16:
+        return key + key[:8]
+    if len(key) == 24:
+        return key
+    raise CryptoInputError(f"DES/TDES key must be 8, 16 or 24 bytes, not {len(key)}")
+
+
+def _check_blocks(data: bytes) -> None:
+    if len(data) % BLOCK:
+        raise CryptoInputError(f"data length {len(data)} is not a multiple of {BLOCK}")
+
+
+def tdes_ecb_encrypt(key: bytes, data: bytes) -> bytes:
+    _check_blocks(data)
+    encryptor = Cipher(TripleDES(_expand(key)), modes.ECB()).encryptor()  # noqa: S305 - ECB is the standard here
+    return encryptor.update(data) + encryptor.finalize()
+
+
+def tdes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
+    _check_blocks(data)
+    decryptor = Cipher(TripleDES(_expand(key)), modes.ECB()).decryptor()  # noqa: S305 - ECB is the standard here
+    return decryptor.update(data) + decryptor.finalize()
+
+
+def tdes_cbc_encrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
+    _check_blocks(data)
+    encryptor = Cipher(TripleDES(_expand(key)), modes.CBC(iv)).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+def tdes_cbc_decrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
+    _check_blocks(data)
+    decryptor = Cipher(TripleDES(_expand(key)), modes.CBC(iv)).decryptor()
+    return decryptor.update(data) + decryptor.finalize()
+
+
+def xor(a: bytes, b: bytes) -> bytes:
+    if len(a) != len(b):
+        raise CryptoInputError("xor operands differ in length")
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+# --- parity and check values -------------------------------------------------------------------------
+
+
+def has_odd_parity(key: bytes) -> bool:
+    """Every byte of a DES key has an odd number of 1 bits."""
+    return all(bin(byte).count("1") % 2 == 1 for byte in key)
+
+
+def with_odd_parity(key: bytes) -> bytes:
+    """Fix each byte's lowest bit so the byte has odd parity."""
+    return bytes(byte ^ (0 if bin(byte).count("1") % 2 else 1) for byte in key)
+
+
+def generate_key(length: int = 16) -> bytes:
+    """A random DES/TDES key with odd parity."""
+    if length not in (8, 16, 24):
+        raise CryptoInputError(f"key length must be 8, 16 or 24, not {length}")
+    return with_odd_parity(secrets.token_bytes(length))
+
+
+def key_check_value(key: bytes, length: int = BLOCK) -> bytes:
+    """Encrypt 8 zero bytes under ``key`` and keep the first ``length`` bytes."""
+    return tdes_ecb_encrypt(key, ZERO_BLOCK)[:length]
+
+
+def encrypt_key_under(kek: bytes, key: bytes) -> bytes:
+    """Encrypt a working key under a key-encryption key (TMK/ZMK), TDES ECB — the sign-on form."""
+    return tdes_ecb_encrypt(kek, key)
+
+
+def decrypt_key_under(kek: bytes, key_under_kek: bytes) -> bytes:
+    return tdes_ecb_decrypt(kek, key_under_kek)
+
+
+# --- ISO 9564 PIN blocks -----------------------------------------------------------------------------
+
+
+class PinBlockFormat(enum.StrEnum):
+    """ISO 9564-1 formats (payShield calls them 01, 05 and 47; ISO calls them 0, 1 and 3)."""
+
+    ISO0 = "0"
+    ISO1 = "1"
+    ISO3 = "3"
+
+
+def _pan_field(pan: str) -> bytes:
+    """``0000`` + the 12 rightmost PAN digits excluding the check digit."""
+    if not pan.isdigit() or len(pan) < 13:
+        raise PinBlockError("PAN must be at least 13 digits")
+    return bytes.fromhex("0000" + pan[-13:-1])
+
+
+def _check_pin(pin: str) -> None:
+    if not pin.isdigit() or not MIN_PIN_LEN <= len(pin) <= MAX_PIN_LEN:
+        raise PinBlockError(f"PIN must be {MIN_PIN_LEN} to {MAX_PIN_LEN} digits")
+
+
+def build_pin_block(pin: str, pan: str | None, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> bytes:
+    """The clear PIN block for ``pin``; ``pan`` is required by formats 0 and 3."""
+    _check_pin(pin)
+    head = f"{fmt.value}{len(pin):X}{pin}"
+    fill_len = 16 - len(head)
+    if fmt is PinBlockFormat.ISO0:
+        return xor(bytes.fromhex(head + "F" * fill_len), _pan_field(pan or ""))
+    if fmt is PinBlockFormat.ISO1:
+        fill = "".join(secrets.choice("0123456789ABCDEF") for _ in range(fill_len))
+        return bytes.fromhex(head + fill)
+    fill = "".join(secrets.choice("ABCDEF") for _ in range(fill_len))
+    return xor(bytes.fromhex(head + fill), _pan_field(pan or ""))
+
+
+def extract_pin(block: bytes, pan: str | None, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> str:
+    """Recover the PIN from a clear PIN block; raises :class:`PinBlockError` if the block is malformed."""
+    if len(block) != BLOCK:
+        raise PinBlockError("PIN block must be 8 bytes")
+    plain = block if fmt is PinBlockFormat.ISO1 else xor(block, _pan_field(pan or ""))
+    nibbles = plain.hex().upper()
+    if nibbles[0] != fmt.value:
+        raise PinBlockError(f"PIN block control field is not format {fmt.value}")
+    length = int(nibbles[1], 16)
+    if not MIN_PIN_LEN <= length <= MAX_PIN_LEN:
+        raise PinBlockError("PIN length in the block is out of range")
+    pin, fill = nibbles[2 : 2 + length], nibbles[2 + length :]
+    if not pin.isdigit():
+        raise PinBlockError("PIN field holds a non-decimal nibble")
+    if (fmt is PinBlockFormat.ISO0 and set(fill) - {"F"}) or (fmt is PinBlockFormat.ISO3 and set(fill) - set("ABCDEF")):
+        raise PinBlockError("PIN block fill is not valid for its format")
+    return pin
+
+
+def encrypt_pin_block(pik: bytes, pin: str, pan: str, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> bytes:
+    return tdes_ecb_encrypt(pik, build_pin_block(pin, pan, fmt))
+
+
+def decrypt_pin(pik: bytes, encrypted_block: bytes, pan: str, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> str:
+    return extract_pin(tdes_ecb_decrypt(pik, encrypted_block), pan, fmt)
+
+
+# --- MACs --------------------------------------------------------------------------------------------
+
+
+def _pad_zero(data: bytes) -> bytes:
+    """ISO 9797-1 padding method 1: zero bytes up to a multiple of 8 (nothing added if already aligned)."""
+    if not data:
+        return ZERO_BLOCK
+    return data + bytes(-len(data) % BLOCK)
+
+
+def mac_iso9797_alg1(key: bytes, data: bytes) -> bytes:
+    """ISO 9797-1 MAC algorithm 1 (CBC-MAC), padding method 1, with the block cipher keyed by ``key``."""
+    return tdes_cbc_encrypt(key, _pad_zero(data))[-BLOCK:]
+
+
+def mac_x919(key: bytes, data: bytes) -> bytes:
+    """ANSI X9.19 retail MAC (ISO 9797-1 algorithm 3): single-DES CBC under K1, then D(K2), E(K1).
+
+    A single-length key gives the ANSI X9.9 MAC.
+    """
+    if len(key) not in (8, 16):
+        raise CryptoInputError("X9.19 key must be 8 or 16 bytes")
+    k1, k2 = key[:8], key[8:] or key[:8]
+    chained = tdes_cbc_encrypt(k1, _pad_zero(data))[-BLOCK:]
+    return tdes_ecb_encrypt(k1, tdes_ecb_decrypt(k2, chained))
+
+
+def mac_cup_ecb(key: bytes, data: bytes) -> bytes:
+    """The CUP POS "ECB" MAC of PROTOCOL.md §1; returns the 8 ASCII bytes that go into field 64.
+
+    XOR all zero-padded 8-byte blocks; write the result as 16 upper-case hex characters; encrypt the first 8
+    characters, XOR with the last 8, encrypt again; the MAC is the first 8 hex characters of that, as ASCII.
+    """
+    folded = ZERO_BLOCK
+    padded = _pad_zero(data)
+    for offset in range(0, len(padded), BLOCK):
+        folded = xor(folded, padded[offset : offset + BLOCK])
+    hex_text = folded.hex().upper().encode("ascii")
+    first = tdes_ecb_encrypt(key, hex_text[:BLOCK])
+    second = tdes_ecb_encrypt(key, xor(first, hex_text[BLOCK:]))
+    return second.hex().upper().encode("ascii")[:BLOCK]
+
+
+class MacAlgorithm(enum.StrEnum):
+    ISO9797_ALG1 = "iso9797-1"
+    X9_19 = "x9.19"
+    CUP_ECB = "cup-ecb"
+
+
+def compute_mac(algorithm: MacAlgorithm, key: bytes, data: bytes) -> bytes:
+    if algorithm is MacAlgorithm.ISO9797_ALG1:
+        return mac_iso9797_alg1(key, data)
+    if algorithm is MacAlgorithm.X9_19:
+        return mac_x919(key, data)
+    return mac_cup_ecb(key, data)
+
+
+# --- Visa PVV ----------------------------------------------------------------------------------------
+
+PVV_LEN: Final = 4
+
+
+def visa_pvv(pvk: bytes, pan: str, pvki: str, pin: str) -> str:
+    """Visa PIN Verification Value.
+
+    TSP = 11 rightmost PAN digits excluding the check digit ‖ PVKI ‖ 4 leftmost PIN digits; encrypt under the
+    PVK pair; take the decimal digits of the result left to right, then (if fewer than 4) the hex letters
+    A–F decimalised (A→0 … F→5) left to right; the first four are the PVV. Only the 4 leftmost PIN digits
+    take part: with 6-digit PINs, PINs that share their first 4 digits share a PVV (a limit of the method).
+    """
+    if not pan.isdigit() or len(pan) < 12:
+        raise CryptoInputError("PAN must be at least 12 digits")
+    if len(pvki) != 1 or not pvki.isdigit():
+        raise CryptoInputError("PVKI must be one digit")
+    _check_pin(pin)
+    tsp = pan[-12:-1] + pvki + pin[:4]
+    result = tdes_ecb_encrypt(pvk, bytes.fromhex(tsp)).hex().upper()
+    digits = [c for c in result if c.isdigit()]
+    if len(digits) < PVV_LEN:
+        digits += [str(int(c, 16) - 10) for c in result if not c.isdigit()]
+    return "".join(digits[:PVV_LEN])
