@@ -1,0 +1,119 @@
+"""The anyio I/O shell shared by every acqsim service: length-prefixed frames over TCP.
+
+Sans-IO cores live in the service packages; this module only moves frames. ``serve_tcp`` runs a listener in
+the caller's task group and reports the bound port through ``task_status`` (so tests bind port 0); each
+connection runs ``handle(conn)`` in its own task and any error it raises is logged and ends that connection
+only — anyio's ``Listener.serve`` would otherwise let it take the whole server down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from wire.errors import FramingError
+from wire.framing import DEFAULT_MAX_FRAME_LEN, END_OF_STREAM, NEED_DATA, LengthPrefixFramer, frame
+
+log = logging.getLogger("acqsim.net")
+
+READ_CHUNK: Final = 65536
+#: How long a shutdown may spend closing a connection.
+CLOSE_TIMEOUT_S: Final = 1.0
+
+
+class FramedConnection:
+    """A byte stream read and written as length-prefixed frames."""
+
+    def __init__(
+        self, stream: anyio.abc.ByteStream, *, max_frame_len: int = DEFAULT_MAX_FRAME_LEN, peer: str = "?"
+    ) -> None:
+        self.stream = stream
+        self.framer = LengthPrefixFramer(max_frame_len)
+        self.peer = peer
+        self._send_lock = anyio.Lock()
+
+    async def receive(self, timeout: float = math.inf) -> bytes | None:
+        """The next frame's payload; ``None`` when the peer closed cleanly. Raises ``TimeoutError``,
+        :class:`FramingError` (stream out of step), or anyio's broken-resource errors."""
+        with anyio.fail_after(timeout):
+            while True:
+                item = self.framer.next_frame()
+                if item is END_OF_STREAM:
+                    return None
+                if item is not NEED_DATA:
+                    assert isinstance(item, bytes)
+                    return item
+                try:
+                    chunk = await self.stream.receive(READ_CHUNK)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    chunk = b""
+                self.framer.receive_data(chunk)
+
+    async def send(self, payload: bytes) -> None:
+        data = frame(payload, max_frame_len=self.framer.max_frame_len)
+        async with self._send_lock:
+            await self.stream.send(data)
+
+    async def aclose(self) -> None:
+        with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+            await self.stream.aclose()
+
+
+def peer_name(stream: anyio.abc.ByteStream) -> str:
+    try:
+        address = stream.extra(anyio.abc.SocketAttribute.remote_address)
+    except anyio.TypedAttributeLookupError:
+        return "?"
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+async def connect(
+    host: str, port: int, *, timeout: float, max_frame_len: int = DEFAULT_MAX_FRAME_LEN
+) -> FramedConnection:
+    with anyio.fail_after(timeout):
+        stream = await anyio.connect_tcp(host, port)
+    return FramedConnection(stream, max_frame_len=max_frame_len, peer=f"{host}:{port}")
+
+
+ConnectionHandler = Callable[[FramedConnection], Awaitable[None]]
+
+
+async def serve_tcp(
+    host: str,
+    port: int,
+    handle: ConnectionHandler,
+    *,
+    name: str,
+    max_frame_len: int = DEFAULT_MAX_FRAME_LEN,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on ``host:port`` and run ``handle`` for each connection until cancelled."""
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False)
+    bound = listener.extra(anyio.abc.SocketAttribute.local_port)
+    log.info("%s listening on %s:%d", name, host, bound)
+
+    async def guarded(stream: anyio.abc.ByteStream) -> None:
+        conn = FramedConnection(stream, max_frame_len=max_frame_len, peer=peer_name(stream))
+        try:
+            await handle(conn)
+        except FramingError as exc:
+            log.warning("%s: closing %s: %s", name, conn.peer, exc)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+            log.info("%s: %s went away", name, conn.peer)
+        except TimeoutError:
+            log.info("%s: %s idle too long, closing", name, conn.peer)
+        except Exception:
+            log.exception("%s: handler failed for %s; closing that connection only", name, conn.peer)
+        finally:
+            await conn.aclose()
+
+    task_status.started(bound)
+    async with listener:
+        await listener.serve(guarded)

@@ -1,0 +1,196 @@
+"""anyio client of the HSM: one method per command, a timeout on every call.
+
+Concurrent callers share one client: it keeps a small pool of connections, each carrying one request at a
+time, and checks that every answer echoes its request's header. A connection that fails is dropped and a new
+one opened on the next call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import itertools
+from types import TracebackType
+from typing import Final, Self
+
+import anyio
+
+from acqsim.netio import FramedConnection, connect
+from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
+from hsm_sim.errors import ErrorCode
+from hsm_sim.keys import KeyType
+from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
+from wire.paycrypto import MacAlgorithm
+
+HSM_TIMEOUT_S: Final = 2.0
+MAX_POOL: Final = 8
+
+__all__ = [
+    "HSM_TIMEOUT_S",
+    "GeneratedKey",
+    "HsmClient",
+    "HsmError",
+    "HsmUnavailable",
+    "KeyType",
+    "MacAlgorithm",
+    "PinVerification",
+]
+
+
+class HsmError(Exception):
+    """The HSM answered an error code other than 00/01 (or an answer that does not fit the request)."""
+
+    def __init__(self, command: str, error_code: str, reason: str = "") -> None:
+        super().__init__(f"HSM {command} answered error {error_code}{': ' + reason if reason else ''}")
+        self.command = command
+        self.error_code = error_code
+
+
+class HsmUnavailable(HsmError):
+    """No answer: connection refused, lost, or timed out."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        super().__init__(command, "--", reason)
+
+
+class PinVerification(enum.Enum):
+    OK = "ok"
+    WRONG_PIN = "wrong_pin"
+    FORMAT_ERROR = "format_error"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GeneratedKey:
+    under_lmk: str
+    under_tmk: str | None
+    kcv: str = dataclasses.field(repr=False)
+
+
+class HsmClient:
+    def __init__(self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._idle: list[FramedConnection] = []
+        self._slots = anyio.Semaphore(MAX_POOL)
+        self._headers = itertools.cycle(range(10000))
+
+    @classmethod
+    async def connect(cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> HsmClient:
+        client = cls(host, port, timeout=timeout)
+        try:
+            client._idle.append(await connect(host, port, timeout=timeout))
+        except (OSError, TimeoutError) as exc:
+            raise HsmUnavailable("connect", f"{host}:{port}: {type(exc).__name__}") from None
+        return client
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _call(self, command: str, fields: bytes, *, ok_codes: tuple[str, ...] = ("00",)) -> tuple[str, bytes]:
+        header = f"{next(self._headers):04d}"
+        request = (header + command).encode("ascii") + fields
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else None
+            try:
+                with anyio.fail_after(self.timeout):
+                    if conn is None:
+                        conn = await connect(self.host, self.port, timeout=self.timeout)
+                    await conn.send(request)
+                    answer = await conn.receive()
+            except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                if conn is not None:
+                    await conn.aclose()
+                raise HsmUnavailable(command, type(exc).__name__) from None
+            except BaseException:
+                if conn is not None:
+                    await conn.aclose()
+                raise
+            if answer is None:
+                await conn.aclose()
+                raise HsmUnavailable(command, "connection closed")
+            self._idle.append(conn)
+        head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
+        if head[:HEADER_LEN] != header or head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command):
+            raise HsmError(command, "??", "answer does not match the request")
+        error = head[HEADER_LEN + COMMAND_LEN :]
+        if error not in ok_codes:
+            raise HsmError(command, error)
+        return error, answer[HEADER_LEN + COMMAND_LEN + 2 :]
+
+    async def diagnostics(self) -> str:
+        _, fields = await self._call("NC", b"")
+        return fields[:16].decode("ascii")
+
+    async def generate_key(self, key_type: KeyType, *, under_tmk: str | None = None) -> GeneratedKey:
+        fields = ("0" if under_tmk is None else "1") + key_type.code + "U"
+        if under_tmk is not None:
+            fields += KeyType.TMK.code + under_tmk
+        _, answer = await self._call("A0", fields.encode("ascii"))
+        text = answer.decode("ascii")
+        under_lmk, rest = text[:33], text[33:]
+        exported = None
+        if under_tmk is not None:
+            exported, rest = rest[1:33], rest[33:]
+        return GeneratedKey(under_lmk=under_lmk, under_tmk=exported, kcv=rest)
+
+    async def key_check_value(self, key_type: KeyType, key_under_lmk: str) -> str:
+        _, answer = await self._call("BU", (key_type.code + key_under_lmk).encode("ascii"))
+        return answer.decode("ascii")
+
+    def _mac_fields(self, key_type: KeyType, key_under_lmk: str, data: bytes, algorithm: MacAlgorithm) -> bytes:
+        head = f"001{MAC_ALGORITHM_BY_NAME[algorithm]}1{key_type.code}{key_under_lmk}{len(data):04X}"
+        return head.encode("ascii") + data
+
+    async def generate_mac(self, key_type: KeyType, key_under_lmk: str, data: bytes, algorithm: MacAlgorithm) -> bytes:
+        _, answer = await self._call("M6", self._mac_fields(key_type, key_under_lmk, data, algorithm))
+        return bytes.fromhex(answer.decode("ascii"))
+
+    async def verify_mac(
+        self, key_type: KeyType, key_under_lmk: str, data: bytes, mac: bytes, algorithm: MacAlgorithm
+    ) -> bool:
+        fields = self._mac_fields(key_type, key_under_lmk, data, algorithm) + mac.hex().upper().encode("ascii")
+        error, _ = await self._call("M8", fields, ok_codes=(ErrorCode.OK, ErrorCode.VERIFICATION_FAILED))
+        return error == ErrorCode.OK
+
+    async def translate_pin(
+        self,
+        tpk_under_lmk: str,
+        zpk_under_lmk: str,
+        pin_block: bytes,
+        pan: str,
+        *,
+        src_format: str = "01",
+        dst_format: str = "01",
+    ) -> bytes:
+        fields = f"{tpk_under_lmk}{zpk_under_lmk}12{pin_block.hex().upper()}{src_format}{dst_format}{pan[-13:-1]}"
+        _, answer = await self._call("CA", fields.encode("ascii"))
+        return bytes.fromhex(answer[2:18].decode("ascii"))
+
+    async def verify_pin_pvv(
+        self,
+        tpk_under_lmk: str,
+        pvk_under_lmk: str,
+        pin_block: bytes,
+        pan: str,
+        *,
+        pvki: str,
+        pvv: str,
+        pin_block_format: str = "01",
+    ) -> PinVerification:
+        fields = f"{tpk_under_lmk}{pvk_under_lmk}{pin_block.hex().upper()}{pin_block_format}{pan[-13:-1]}{pvki}{pvv}"
+        ok = (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED, ErrorCode.PIN_BLOCK_INVALID)
+        error, _ = await self._call("DC", fields.encode("ascii"), ok_codes=ok)
+        if error == ErrorCode.OK:
+            return PinVerification.OK
+        if error == ErrorCode.VERIFICATION_FAILED:
+            return PinVerification.WRONG_PIN
+        return PinVerification.FORMAT_ERROR

@@ -1,0 +1,36 @@
+"""Thin anyio shell around :class:`hsm_sim.processor.HsmProcessor`: one task per connection, answers in
+request order. A framing error closes only that connection."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from acqsim.netio import FramedConnection, serve_tcp
+from hsm_sim.keys import Lmk
+from hsm_sim.processor import HsmProcessor
+
+log = logging.getLogger("acqsim.hsm")
+
+#: A client connection that sends nothing for this long is closed.
+IDLE_TIMEOUT_S: Final = 300.0
+MAX_FRAME_LEN: Final = 4096
+
+
+async def serve(
+    host: str,
+    port: int,
+    *,
+    lmk: Lmk,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    processor = HsmProcessor(lmk)
+
+    async def handle(conn: FramedConnection) -> None:
+        while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
+            await conn.send(processor.handle(payload))
+
+    await serve_tcp(host, port, handle, name="hsm", max_frame_len=MAX_FRAME_LEN, task_status=task_status)

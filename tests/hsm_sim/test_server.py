@@ -1,0 +1,89 @@
+"""The HSM over real loopback TCP with its client, on both anyio backends."""
+
+from __future__ import annotations
+
+import functools
+
+import anyio
+import pytest
+
+from hsm_sim.client import HsmClient, HsmError, HsmUnavailable, PinVerification
+from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
+from hsm_sim.server import serve
+from wire.paycrypto import (
+    MacAlgorithm,
+    build_pin_block,
+    decrypt_key_under,
+    key_check_value,
+    mac_cup_ecb,
+    tdes_ecb_encrypt,
+)
+
+pytestmark = pytest.mark.anyio
+
+TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+PVK = bytes.fromhex("7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E")
+
+
+async def test_sign_on_keys_mac_and_pin_over_tcp() -> None:
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, lmk=DEFAULT_TEST_LMK))
+        async with await HsmClient.connect("127.0.0.1", port) as hsm:
+            assert await hsm.diagnostics() == DEFAULT_TEST_LMK.check_value
+            tmk_lmk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.TMK, TMK)
+            mak = await hsm.generate_key(KeyType.TAK, under_tmk=tmk_lmk)
+            pik = await hsm.generate_key(KeyType.TPK, under_tmk=tmk_lmk)
+            assert mak.under_tmk is not None and pik.under_tmk is not None
+            clear_mak = decrypt_key_under(TMK, bytes.fromhex(mak.under_tmk))
+            clear_pik = decrypt_key_under(TMK, bytes.fromhex(pik.under_tmk))
+            assert mak.kcv == key_check_value(clear_mak).hex().upper()
+            assert await hsm.key_check_value(KeyType.TAK, mak.under_lmk) == mak.kcv
+
+            data = b"0200 some message block"
+            mac = await hsm.generate_mac(KeyType.TAK, mak.under_lmk, data, MacAlgorithm.CUP_ECB)
+            assert mac == mac_cup_ecb(clear_mak, data)  # the terminal computes the same MAC
+            assert await hsm.verify_mac(KeyType.TAK, mak.under_lmk, data, mac, MacAlgorithm.CUP_ECB)
+            assert not await hsm.verify_mac(KeyType.TAK, mak.under_lmk, data + b"x", mac, MacAlgorithm.CUP_ECB)
+
+            pan = "6200001000000003"
+            pvk_lmk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.PVK, PVK)
+            good = tdes_ecb_encrypt(clear_pik, build_pin_block("123456", pan))
+            bad = tdes_ecb_encrypt(clear_pik, build_pin_block("654321", pan))
+            check = functools.partial(hsm.verify_pin_pvv, pik.under_lmk, pvk_lmk, pan=pan, pvki="1", pvv="6308")
+            assert await check(good) is PinVerification.OK
+            assert await check(bad) is PinVerification.WRONG_PIN
+
+            with pytest.raises(HsmError) as info:
+                await hsm.key_check_value(KeyType.TPK, mak.under_lmk)  # wrong type
+            assert info.value.error_code == "10"
+        tg.cancel_scope.cancel()
+
+
+async def test_concurrent_callers_and_a_malformed_client() -> None:
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, lmk=DEFAULT_TEST_LMK))
+        # A client that sends an oversized length prefix is cut off; others keep being served.
+        rogue = await anyio.connect_tcp("127.0.0.1", port)
+        await rogue.send(b"\xff\xff" + b"x" * 10)
+        with anyio.fail_after(5), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+            await rogue.receive()  # the server closed that connection
+        results: list[str] = []
+        async with await HsmClient.connect("127.0.0.1", port) as hsm:
+
+            async def ask() -> None:
+                results.append(await hsm.diagnostics())
+
+            async with anyio.create_task_group() as callers:
+                for _ in range(16):
+                    callers.start_soon(ask)
+        assert results == [DEFAULT_TEST_LMK.check_value] * 16
+        await rogue.aclose()
+        tg.cancel_scope.cancel()
+
+
+async def test_unavailable_hsm_is_a_typed_error() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    with pytest.raises(HsmUnavailable):
+        await HsmClient.connect("127.0.0.1", port, timeout=1)
