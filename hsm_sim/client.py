@@ -13,9 +13,7 @@ import itertools
 from types import TracebackType
 from typing import Final, Self
 
-import anyio
-
-from acqsim.netio import FramedConnection, connect
+from acqsim.netio import ConnectionPool, PoolUnavailableError
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType
@@ -68,24 +66,21 @@ class GeneratedKey:
 
 class HsmClient:
     def __init__(self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
-        self._idle: list[FramedConnection] = []
-        self._slots = anyio.Semaphore(MAX_POOL)
+        self.timeout = timeout
+        self._pool = ConnectionPool(host, port, max_connections=MAX_POOL)
         self._headers = itertools.cycle(range(10000))
 
     @classmethod
     async def connect(cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> HsmClient:
         client = cls(host, port, timeout=timeout)
         try:
-            client._idle.append(await connect(host, port, timeout=timeout))
-        except (OSError, TimeoutError) as exc:
-            raise HsmUnavailable("connect", f"{host}:{port}: {type(exc).__name__}") from None
+            await client._pool.warm_up(timeout)
+        except PoolUnavailableError as exc:
+            raise HsmUnavailable("connect", str(exc)) from None
         return client
 
     async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.aclose()
+        await self._pool.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -98,26 +93,10 @@ class HsmClient:
     async def _call(self, command: str, fields: bytes, *, ok_codes: tuple[str, ...] = ("00",)) -> tuple[str, bytes]:
         header = f"{next(self._headers):04d}"
         request = (header + command).encode("ascii") + fields
-        async with self._slots:
-            conn = self._idle.pop() if self._idle else None
-            try:
-                with anyio.fail_after(self.timeout):
-                    if conn is None:
-                        conn = await connect(self.host, self.port, timeout=self.timeout)
-                    await conn.send(request)
-                    answer = await conn.receive()
-            except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                if conn is not None:
-                    await conn.aclose()
-                raise HsmUnavailable(command, type(exc).__name__) from None
-            except BaseException:
-                if conn is not None:
-                    await conn.aclose()
-                raise
-            if answer is None:
-                await conn.aclose()
-                raise HsmUnavailable(command, "connection closed")
-            self._idle.append(conn)
+        try:
+            answer = await self._pool.request(request, self.timeout)
+        except PoolUnavailableError as exc:
+            raise HsmUnavailable(command, exc.reason) from None
         head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
         if head[:HEADER_LEN] != header or head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command):
             raise HsmError(command, "??", "answer does not match the request")
