@@ -1,0 +1,392 @@
+"""The ledger's decisions: one request in, an answer and the effects to apply out. No I/O.
+
+Rules (PROTOCOL.md §2, §3a; docs/ledger.md explains each):
+- Idempotency key (32, 41, 11, 13). A repeat of a key with the same content gets the first answer back and
+  posts nothing; the same key with other content (PAN, amount, operation) answers 94.
+- Card checks, in order: unknown PAN 14, lost 41, stolen 43, blocked/restricted 62, expired 54 (card expiry
+  before the current month).
+- Amounts must be positive (13); debits beyond the available balance 51; beyond the card's daily limit 61.
+- Void, refund, cancel, completion and completion void name their original (field 90); missing → 25,
+  another card or terminal → 22, original in the wrong state → 12; a refund may be partial but the refunds
+  never exceed the original (13); a completion may exceed its hold by at most ``completion_tolerance``
+  (13 beyond that).
+- Reversal: applies the inverses of the original's effects and marks it reversed. A reversal of an original
+  never seen answers 00 and leaves a *tombstone* under the original's key: if the original arrives later it
+  is declined with 12 and posts nothing. Reversing twice is harmless (00, nothing more).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Final
+
+from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
+from core_ledger.model import (
+    CLEARING_ACCOUNT,
+    CardStatus,
+    DailyUsage,
+    Effect,
+    Entry,
+    HoldChange,
+    RefundChange,
+    StatusChange,
+    Txn,
+    TxnStatus,
+    key_text,
+)
+from core_ledger.state import LedgerState
+from wire.constants import ResponseCode
+
+RC = ResponseCode
+#: A completion may exceed its pre-authorisation by this fraction (15 %).
+DEFAULT_COMPLETION_TOLERANCE: Final = Decimal("0.15")
+
+_CARD_STATUS_CODES: Final = {
+    CardStatus.LOST: RC.LOST_CARD,
+    CardStatus.STOLEN: RC.STOLEN_CARD,
+    CardStatus.BLOCKED: RC.RESTRICTED_CARD,
+    CardStatus.RESTRICTED: RC.RESTRICTED_CARD,
+}
+
+
+class Decline(Exception):
+    def __init__(self, code: ResponseCode) -> None:
+        super().__init__(code.value)
+        self.code = code
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    answer: LedgerAnswer
+    records: tuple[Txn, ...]  # new transactions to record (none for a repeat)
+    effects: tuple[Effect, ...]
+    repeat: bool = False
+
+
+def original_key(request: LedgerRequest, original: OriginalRef) -> str:
+    return key_text((original.acquirer_id, request.terminal_id, original.stan, original.local_date))
+
+
+def fingerprint(request: LedgerRequest) -> str:
+    original = request.original
+    ref = f"{original.stan}/{original.local_date}" if original else ""
+    return f"{request.op}:{request.pan}:{request.amount}:{request.target_pan or ''}:{ref}"
+
+
+class LedgerEngine:
+    def __init__(
+        self,
+        state: LedgerState,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        completion_tolerance: Decimal = DEFAULT_COMPLETION_TOLERANCE,
+    ) -> None:
+        self.state = state
+        self.clock = clock
+        self.completion_tolerance = completion_tolerance
+        self._auth_counter = len(state.txns)
+
+    # --- entry point -------------------------------------------------------------------------------------
+
+    def decide(self, request: LedgerRequest) -> Decision:
+        """Decide ``request`` against the current state. The caller applies ``decision.effects`` (via
+        :meth:`commit`) before deciding the next request. Never raises for bad input."""
+        key = key_text(request.key)
+        known = self.state.txns.get(key)
+        if known is not None and known.status is not TxnStatus.TOMBSTONE:
+            if known.fingerprint == fingerprint(request):
+                return Decision(answer=known.answer, records=(), effects=(), repeat=True)
+            return self._declined(request, RC.DUPLICATE, record=False)
+        if known is not None and request.op is not LedgerOp.REVERSAL:
+            return self._declined(request, RC.INVALID_TRANSACTION, record=False)  # reversed before it arrived
+        try:
+            return self._decide(request, key)
+        except Decline as decline:
+            return self._declined(request, decline.code, record=True)
+
+    def commit(self, decision: Decision) -> None:
+        for record in decision.records:
+            self.state.txns[record.key] = record
+        self.state.apply(decision.effects)
+
+    # --- helpers -----------------------------------------------------------------------------------------
+
+    def _business_date(self, request: LedgerRequest) -> str:
+        return f"{self.clock().year:04d}{request.local_date}"
+
+    def _card(self, pan: str) -> str:
+        card = self.state.cards.get(pan)
+        if card is None:
+            raise Decline(RC.INVALID_CARD)
+        if card.status in _CARD_STATUS_CODES:
+            raise Decline(_CARD_STATUS_CODES[card.status])
+        if card.expiry < self.clock().strftime("%y%m"):
+            raise Decline(RC.EXPIRED_CARD)
+        return card.account_id
+
+    def _next_auth_code(self) -> str:
+        self._auth_counter += 1
+        return f"{self._auth_counter % 1_000_000:06d}"
+
+    def _check_debit(self, request: LedgerRequest, account_id: str, amount: int, *, hold_credit: int = 0) -> None:
+        account = self.state.accounts[account_id]
+        if amount > account.available + hold_credit:
+            raise Decline(RC.INSUFFICIENT_FUNDS)
+        limit = self.state.cards[request.pan].daily_limit
+        used = self.state.daily.get((request.pan, self._business_date(request)), 0)
+        if limit is not None and used + amount > limit:
+            raise Decline(RC.EXCEEDS_AMOUNT_LIMIT)
+
+    def _original(self, request: LedgerRequest, *, ops: tuple[LedgerOp, ...]) -> Txn:
+        if request.original is None:
+            raise Decline(RC.FORMAT_ERROR)
+        txn = self.state.txns.get(original_key(request, request.original))
+        if txn is None or txn.status in (TxnStatus.DECLINED, TxnStatus.TOMBSTONE) or txn.op not in ops:
+            raise Decline(RC.ORIGINAL_NOT_FOUND)
+        if txn.pan != request.pan or txn.terminal_id != request.terminal_id:
+            raise Decline(RC.ORIGINAL_MISMATCH)
+        return txn
+
+    def _positive(self, request: LedgerRequest) -> int:
+        if request.amount <= 0:
+            raise Decline(RC.INVALID_AMOUNT)
+        return request.amount
+
+    def _answer(
+        self,
+        request: LedgerRequest,
+        code: ResponseCode,
+        account_id: str | None,
+        *,
+        auth_code: str | None = None,
+        effects: tuple[Effect, ...] = (),
+    ) -> LedgerAnswer:
+        balance = available = None
+        if account_id is not None:
+            account = self.state.accounts[account_id]
+            delta = sum(e.amount for e in effects if isinstance(e, Entry) and e.account_id == account_id)
+            held = sum(
+                (e.amount if e.placed else -e.amount)
+                for e in effects
+                if isinstance(e, HoldChange) and e.account_id == account_id
+            )
+            balance = account.balance + delta
+            available = balance - (account.held + held)
+        return LedgerAnswer(
+            response_code=code,
+            rrn=request.rrn,
+            auth_code=auth_code,
+            balance=balance,
+            available=available,
+            currency=request.currency,
+        )
+
+    def _record(
+        self,
+        request: LedgerRequest,
+        key: str,
+        answer: LedgerAnswer,
+        status: TxnStatus,
+        effects: tuple[Effect, ...],
+        *,
+        original: str | None = None,
+    ) -> Txn:
+        return Txn(
+            key=key,
+            op=request.op,
+            pan=request.pan,
+            amount=request.amount,
+            terminal_id=request.terminal_id,
+            merchant_id=request.merchant_id,
+            business_date=self._business_date(request),
+            rrn=request.rrn,
+            fingerprint=fingerprint(request),
+            answer=answer,
+            status=status,
+            original=original,
+            auth_code=answer.auth_code,
+            effects=effects,
+        )
+
+    def _declined(self, request: LedgerRequest, code: ResponseCode, *, record: bool) -> Decision:
+        answer = LedgerAnswer(response_code=code, rrn=request.rrn, currency=request.currency)
+        records = (self._record(request, key_text(request.key), answer, TxnStatus.DECLINED, ()),) if record else ()
+        return Decision(answer=answer, records=records, effects=())
+
+    def _approved(
+        self,
+        request: LedgerRequest,
+        key: str,
+        account_id: str | None,
+        effects: tuple[Effect, ...],
+        *,
+        status: TxnStatus = TxnStatus.POSTED,
+        original: str | None = None,
+        auth: bool = True,
+    ) -> Decision:
+        auth_code = self._next_auth_code() if auth else None
+        answer = self._answer(request, RC.APPROVED, account_id, auth_code=auth_code, effects=effects)
+        txn = self._record(request, key, answer, status, effects, original=original)
+        return Decision(answer=answer, records=(txn,), effects=effects)
+
+    def _spend(self, request: LedgerRequest, account_id: str, amount: int) -> tuple[Effect, ...]:
+        return (
+            Entry(account_id, -amount),
+            Entry(CLEARING_ACCOUNT, amount),
+            DailyUsage(request.pan, self._business_date(request), amount),
+        )
+
+    # --- operations ----------------------------------------------------------------------------------------
+
+    def _decide(self, request: LedgerRequest, key: str) -> Decision:
+        if request.op is LedgerOp.REVERSAL:
+            return self._reversal(request, key)
+        account_id = self._card(request.pan)
+        handler = {
+            LedgerOp.BALANCE: self._balance,
+            LedgerOp.PURCHASE: self._purchase,
+            LedgerOp.PREAUTH: self._preauth,
+            LedgerOp.PREAUTH_CANCEL: self._preauth_cancel,
+            LedgerOp.PREAUTH_COMPLETION: self._completion,
+            LedgerOp.PREAUTH_COMPLETION_VOID: self._completion_void,
+            LedgerOp.VOID: self._void,
+            LedgerOp.REFUND: self._refund,
+            LedgerOp.TRANSFER: self._transfer,
+        }[request.op]
+        return handler(request, key, account_id)
+
+    def _balance(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        return self._approved(request, key, account_id, (), auth=False)
+
+    def _purchase(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        amount = self._positive(request)
+        self._check_debit(request, account_id, amount)
+        return self._approved(request, key, account_id, self._spend(request, account_id, amount))
+
+    def _preauth(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        amount = self._positive(request)
+        self._check_debit(request, account_id, amount)
+        effects: tuple[Effect, ...] = (HoldChange(key, account_id, amount, placed=True),)
+        return self._approved(request, key, account_id, effects, status=TxnStatus.HELD)
+
+    def _preauth_cancel(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        original = self._original(request, ops=(LedgerOp.PREAUTH,))
+        if original.status is not TxnStatus.HELD:
+            raise Decline(RC.INVALID_TRANSACTION)
+        if request.auth_code and request.auth_code != original.auth_code:
+            raise Decline(RC.ORIGINAL_MISMATCH)
+        _, held = self.state.holds[original.key]
+        effects: tuple[Effect, ...] = (
+            HoldChange(original.key, account_id, held, placed=False),
+            StatusChange(original.key, TxnStatus.HELD, TxnStatus.CANCELLED),
+        )
+        return self._approved(request, key, account_id, effects, original=original.key)
+
+    def _completion(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        amount = self._positive(request)
+        original = self._original(request, ops=(LedgerOp.PREAUTH,))
+        if original.status is not TxnStatus.HELD:
+            raise Decline(RC.INVALID_TRANSACTION)
+        if request.auth_code and request.auth_code != original.auth_code:
+            raise Decline(RC.ORIGINAL_MISMATCH)
+        _, held = self.state.holds[original.key]
+        if Decimal(amount) > Decimal(held) * (1 + self.completion_tolerance):
+            raise Decline(RC.INVALID_AMOUNT)
+        self._check_debit(request, account_id, amount, hold_credit=held)
+        effects = (
+            HoldChange(original.key, account_id, held, placed=False),
+            StatusChange(original.key, TxnStatus.HELD, TxnStatus.COMPLETED),
+            *self._spend(request, account_id, amount),
+        )
+        return self._approved(request, key, account_id, effects, original=original.key)
+
+    def _undo_spend(self, request: LedgerRequest, original: Txn, amount: int) -> tuple[Effect, ...]:
+        account_id = self.state.cards[original.pan].account_id
+        return (
+            Entry(CLEARING_ACCOUNT, -amount),
+            Entry(account_id, amount),
+            DailyUsage(original.pan, original.business_date, -amount),
+        )
+
+    def _void(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        original = self._original(request, ops=(LedgerOp.PURCHASE,))
+        if original.status is not TxnStatus.POSTED or original.refunded:
+            raise Decline(RC.INVALID_TRANSACTION)
+        if request.amount and request.amount != original.amount:
+            raise Decline(RC.ORIGINAL_MISMATCH)
+        effects = (
+            StatusChange(original.key, TxnStatus.POSTED, TxnStatus.VOIDED),
+            *self._undo_spend(request, original, original.amount),
+        )
+        return self._approved(request, key, account_id, effects, original=original.key)
+
+    def _completion_void(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        completion = self._original(request, ops=(LedgerOp.PREAUTH_COMPLETION,))
+        if completion.status is not TxnStatus.POSTED or completion.refunded or completion.original is None:
+            raise Decline(RC.INVALID_TRANSACTION)
+        preauth = self.state.txns[completion.original]
+        hold = next(e for e in preauth.effects if isinstance(e, HoldChange))
+        effects = (
+            StatusChange(completion.key, TxnStatus.POSTED, TxnStatus.VOIDED),
+            *self._undo_spend(request, completion, completion.amount),
+            StatusChange(preauth.key, TxnStatus.COMPLETED, TxnStatus.HELD),
+            HoldChange(preauth.key, account_id, hold.amount, placed=True),  # the hold comes back
+        )
+        return self._approved(request, key, account_id, effects, original=completion.key)
+
+    def _refund(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        amount = self._positive(request)
+        original = self._original(request, ops=(LedgerOp.PURCHASE, LedgerOp.PREAUTH_COMPLETION))
+        if original.status is not TxnStatus.POSTED:
+            raise Decline(RC.INVALID_TRANSACTION)
+        if original.refunded + amount > original.amount:
+            raise Decline(RC.INVALID_AMOUNT)
+        effects: tuple[Effect, ...] = (
+            RefundChange(original.key, amount),
+            Entry(CLEARING_ACCOUNT, -amount),
+            Entry(account_id, amount),
+        )
+        return self._approved(request, key, account_id, effects, original=original.key)
+
+    def _transfer(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        amount = self._positive(request)
+        if not request.target_pan:
+            raise Decline(RC.FORMAT_ERROR)
+        target = self.state.cards.get(request.target_pan)
+        if target is None or target.status is not CardStatus.GOOD or target.account_id == account_id:
+            raise Decline(RC.INVALID_CARD)
+        self._check_debit(request, account_id, amount)
+        effects: tuple[Effect, ...] = (
+            Entry(account_id, -amount),
+            Entry(target.account_id, amount),
+            DailyUsage(request.pan, self._business_date(request), amount),
+        )
+        return self._approved(request, key, account_id, effects)
+
+    def _reversal(self, request: LedgerRequest, key: str) -> Decision:
+        if request.original is None:
+            raise Decline(RC.FORMAT_ERROR)
+        target_key = original_key(request, request.original)
+        original = self.state.txns.get(target_key)
+        account_id = self.state.cards[request.pan].account_id if request.pan in self.state.cards else None
+        if original is None:
+            # Never seen: remember it so that a late original is refused (a tombstone).
+            answer = LedgerAnswer(response_code=RC.APPROVED, rrn=request.rrn, currency=request.currency)
+            tombstone = dataclasses.replace(
+                self._record(request, target_key, answer, TxnStatus.TOMBSTONE, ()),
+                fingerprint="tombstone",
+            )
+            reversal = self._record(request, key, answer, TxnStatus.POSTED, (), original=target_key)
+            return Decision(answer=answer, records=(tombstone, reversal), effects=())
+        if original.status in (TxnStatus.REVERSED, TxnStatus.DECLINED, TxnStatus.TOMBSTONE):
+            return self._approved(request, key, account_id, (), original=target_key, auth=False)
+        if original.pan != request.pan:
+            raise Decline(RC.ORIGINAL_MISMATCH)
+        if original.status not in (TxnStatus.POSTED, TxnStatus.HELD):
+            raise Decline(RC.INVALID_TRANSACTION)  # voided / completed / cancelled: undo those first
+        inverse = tuple(e.inverse() for e in reversed(original.effects))
+        effects = (*inverse, StatusChange(original.key, original.status, TxnStatus.REVERSED))
+        return self._approved(request, key, account_id, effects, original=target_key, auth=False)

@@ -1,0 +1,82 @@
+"""The ledger service: decisions in memory, durability by group commit.
+
+Requests are decided one at a time on the event loop (the engine is pure and fast), applied to the in-memory
+state, and queued; one flusher writes everything queued so far in ONE store transaction (one fsync) in a
+worker thread, then releases all the answers of that batch. A request is answered only once its batch is
+durable. A repeat waits for the batch in progress too, so it can never be answered before its original.
+
+If a commit fails the memory state is ahead of the store: the service stops (fail-stop) and answers 96 to
+everyone waiting; on restart the state is loaded from the store, which holds exactly the committed batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from core_ledger.api import LedgerAnswer, LedgerRequest
+from core_ledger.engine import LedgerEngine
+from core_ledger.model import Effect, Entry, HoldChange, Txn
+from core_ledger.state import LedgerState
+from core_ledger.store import LedgerStore
+from wire.constants import ResponseCode
+
+log = logging.getLogger("acqsim.ledger")
+
+#: Longest a request may wait for its batch to become durable.
+COMMIT_TIMEOUT_S: Final = 10.0
+
+
+class LedgerService:
+    def __init__(self, store: LedgerStore, engine: LedgerEngine) -> None:
+        self.store = store
+        self.engine = engine
+        self._batch: list[tuple[tuple[Txn, ...], tuple[Effect, ...]]] = []
+        self._touched: set[str] = set()
+        self._batch_done = anyio.Event()
+        self._wakeup = anyio.Event()
+        self._failed = False
+        self.batches = 0
+        self.committed = 0
+
+    @property
+    def state(self) -> LedgerState:
+        return self.engine.state
+
+    async def submit(self, request: LedgerRequest) -> LedgerAnswer:
+        if self._failed:
+            return LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn)
+        decision = self.engine.decide(request)
+        self.engine.commit(decision)
+        self._batch.append((decision.records, decision.effects))
+        self._touched.update(e.account_id for e in decision.effects if isinstance(e, Entry | HoldChange))
+        done = self._batch_done
+        self._wakeup.set()
+        with anyio.fail_after(COMMIT_TIMEOUT_S):
+            await done.wait()
+        if self._failed:
+            return LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn)
+        return decision.answer
+
+    async def run_flusher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            batch, done, touched = self._batch, self._batch_done, self._touched
+            self._batch, self._batch_done, self._touched = [], anyio.Event(), set()
+            balances = {a: (self.state.accounts[a].balance, self.state.accounts[a].held) for a in touched}
+            try:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self.store.commit, batch, balances)
+            except Exception:
+                self._failed = True
+                done.set()
+                log.exception("ledger commit failed: stopping (state reloads from the store on restart)")
+                raise
+            self.batches += 1
+            self.committed += len(batch)
+            done.set()

@@ -1,0 +1,66 @@
+"""The ledger's in-memory state and the one function that changes it: :meth:`LedgerState.apply`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from core_ledger.model import (
+    Account,
+    Card,
+    DailyUsage,
+    Effect,
+    Entry,
+    HoldChange,
+    Merchant,
+    RefundChange,
+    StatusChange,
+    Txn,
+)
+
+
+class StateError(Exception):
+    """An effect does not fit the state (a bug, never bad input): the ledger must stop, not guess."""
+
+
+@dataclasses.dataclass(slots=True)
+class LedgerState:
+    accounts: dict[str, Account] = dataclasses.field(default_factory=dict)
+    cards: dict[str, Card] = dataclasses.field(default_factory=dict)
+    merchants: dict[str, Merchant] = dataclasses.field(default_factory=dict)
+    txns: dict[str, Txn] = dataclasses.field(default_factory=dict)
+    #: open holds: pre-authorisation key → (account, amount)
+    holds: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    #: (PAN, business date) → debits so far, for daily limits
+    daily: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+
+    def apply(self, effects: tuple[Effect, ...] | list[Effect]) -> None:
+        total = sum(e.amount for e in effects if isinstance(e, Entry))
+        if total != 0:
+            raise StateError(f"entries of one transaction sum to {total}, not 0")
+        for effect in effects:
+            self._apply_one(effect)
+
+    def _apply_one(self, effect: Effect) -> None:
+        if isinstance(effect, Entry):
+            self.accounts[effect.account_id].balance += effect.amount
+        elif isinstance(effect, HoldChange):
+            account = self.accounts[effect.account_id]
+            if effect.placed:
+                if effect.owner in self.holds:
+                    raise StateError("hold placed twice")
+                self.holds[effect.owner] = (effect.account_id, effect.amount)
+                account.held += effect.amount
+            else:
+                if self.holds.pop(effect.owner, None) is None:
+                    raise StateError("released a hold that is not open")
+                account.held -= effect.amount
+        elif isinstance(effect, StatusChange):
+            txn = self.txns[effect.txn]
+            if txn.status is not effect.old:
+                raise StateError(f"status change {effect.old}→{effect.new} on a {txn.status} transaction")
+            txn.status = effect.new
+        elif isinstance(effect, RefundChange):
+            self.txns[effect.txn].refunded += effect.delta
+        elif isinstance(effect, DailyUsage):
+            slot = (effect.pan, effect.business_date)
+            self.daily[slot] = self.daily.get(slot, 0) + effect.delta

@@ -1,0 +1,158 @@
+"""The storage interface of the ledger, and the serialisation both backends share.
+
+A store keeps the static data (accounts, cards, merchants), every transaction with the effects it applied,
+the entries, the open holds and each account's balance. ``commit`` writes a whole batch of decisions in ONE
+database transaction (group commit: concurrent requests share one fsync); the server answers a request only
+after the batch holding it is committed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from core_ledger.api import LedgerAnswer, LedgerOp
+from core_ledger.model import (
+    DailyUsage,
+    Effect,
+    Entry,
+    HoldChange,
+    RefundChange,
+    StatusChange,
+    Txn,
+    TxnStatus,
+)
+from core_ledger.state import LedgerState
+from wire.constants import ResponseCode
+
+
+class StoreError(Exception):
+    """The store could not be opened, read or written."""
+
+
+class LedgerStore(Protocol):
+    def load(self) -> LedgerState: ...
+    def save_static(self, state: LedgerState) -> None: ...
+    def commit(
+        self, batch: Sequence[tuple[tuple[Txn, ...], tuple[Effect, ...]]], balances: dict[str, tuple[int, int]]
+    ) -> None: ...
+    def close(self) -> None: ...
+
+
+def effect_to_json(effect: Effect) -> list[Any]:
+    if isinstance(effect, Entry):
+        return ["E", effect.account_id, effect.amount]
+    if isinstance(effect, HoldChange):
+        return ["H", effect.owner, effect.account_id, effect.amount, effect.placed]
+    if isinstance(effect, StatusChange):
+        return ["S", effect.txn, effect.old.value, effect.new.value]
+    if isinstance(effect, RefundChange):
+        return ["R", effect.txn, effect.delta]
+    return ["D", effect.pan, effect.business_date, effect.delta]
+
+
+def effect_from_json(raw: list[Any]) -> Effect:
+    kind = raw[0]
+    if kind == "E":
+        return Entry(raw[1], int(raw[2]))
+    if kind == "H":
+        return HoldChange(raw[1], raw[2], int(raw[3]), bool(raw[4]))
+    if kind == "S":
+        return StatusChange(raw[1], TxnStatus(raw[2]), TxnStatus(raw[3]))
+    if kind == "R":
+        return RefundChange(raw[1], int(raw[2]))
+    if kind == "D":
+        return DailyUsage(raw[1], raw[2], int(raw[3]))
+    raise StoreError(f"unknown effect kind {kind!r}")
+
+
+def effects_to_text(effects: tuple[Effect, ...]) -> str:
+    return json.dumps([effect_to_json(e) for e in effects], separators=(",", ":"))
+
+
+def effects_from_text(text: str) -> tuple[Effect, ...]:
+    return tuple(effect_from_json(raw) for raw in json.loads(text))
+
+
+def answer_to_text(answer: LedgerAnswer) -> str:
+    return json.dumps(
+        {
+            "rc": answer.response_code.value,
+            "rrn": answer.rrn,
+            "auth": answer.auth_code,
+            "bal": answer.balance,
+            "avail": answer.available,
+            "cur": answer.currency,
+        },
+        separators=(",", ":"),
+    )
+
+
+def answer_from_text(text: str) -> LedgerAnswer:
+    raw = json.loads(text)
+    return LedgerAnswer(
+        response_code=ResponseCode(raw["rc"]),
+        rrn=raw["rrn"],
+        auth_code=raw["auth"],
+        balance=raw["bal"],
+        available=raw["avail"],
+        currency=raw["cur"],
+    )
+
+
+def txn_row(txn: Txn) -> tuple[Any, ...]:
+    return (
+        txn.key,
+        txn.op.value,
+        txn.pan,
+        txn.amount,
+        txn.terminal_id,
+        txn.merchant_id,
+        txn.business_date,
+        txn.rrn,
+        txn.fingerprint,
+        answer_to_text(txn.answer),
+        txn.status.value,
+        txn.original,
+        txn.auth_code,
+        txn.refunded,
+        effects_to_text(txn.effects),
+        int(txn.settled),
+    )
+
+
+TXN_COLUMNS = (
+    "key, op, pan, amount, terminal_id, merchant_id, business_date, rrn, fingerprint, answer, status, "
+    "original, auth_code, refunded, effects, settled"
+)
+
+
+def txn_from_row(row: Sequence[Any]) -> Txn:
+    return Txn(
+        key=row[0],
+        op=LedgerOp(row[1]),
+        pan=row[2],
+        amount=int(row[3]),
+        terminal_id=row[4],
+        merchant_id=row[5],
+        business_date=row[6],
+        rrn=row[7],
+        fingerprint=row[8],
+        answer=answer_from_text(row[9]),
+        status=TxnStatus(row[10]),
+        original=row[11],
+        auth_code=row[12],
+        refunded=int(row[13]),
+        effects=effects_from_text(row[14]),
+        settled=bool(row[15]),
+    )
+
+
+def rebuild_daily_usage(state: LedgerState) -> None:
+    state.daily.clear()
+    for txn in state.txns.values():
+        for effect in txn.effects:
+            if isinstance(effect, DailyUsage):
+                slot = (effect.pan, effect.business_date)
+                state.daily[slot] = state.daily.get(slot, 0) + effect.delta

@@ -1,0 +1,84 @@
+"""Builders shared by the ledger tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
+from core_ledger.engine import LedgerEngine
+from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
+from core_ledger.state import LedgerState
+
+ACQ = "48009999"
+TID = "10000001"
+MID = "898100000000001"
+GOOD = "6200001000000003"
+OTHER = "6200001000000011"
+LOW = "6200004000000049"
+LOST = "6200003000000033"
+STOLEN = "6200005000000053"
+EXPIRED = "6200002000000027"
+LIMITED = "6200007000000001"
+NOW = dt.datetime(2026, 11, 24, 12, 0, 0, tzinfo=dt.UTC)
+
+CARDS = (
+    CardSeed(pan=GOOD, expiry="3012", balance=100_000),
+    CardSeed(pan=OTHER, expiry="3012", balance=50_000),
+    CardSeed(pan=LOW, expiry="3012", balance=1_000),
+    CardSeed(pan=LOST, expiry="3012", status="lost", balance=1_000),
+    CardSeed(pan=STOLEN, expiry="3012", status="stolen", balance=1_000),
+    CardSeed(pan=EXPIRED, expiry="2401", balance=1_000),
+    CardSeed(pan=LIMITED, expiry="3012", balance=100_000, daily_limit=5_000),
+)
+
+_stan = itertools.count(1)
+
+
+def seeded_state() -> LedgerState:
+    state = base_state()
+    add_merchants(state, [MerchantSeed(merchant_id=MID, name="TEST", fee_bp=50)])
+    for txn in add_cards(state, CARDS):
+        state.txns[txn.key] = txn
+        state.apply(txn.effects)
+    return state
+
+
+def engine(state: LedgerState | None = None) -> LedgerEngine:
+    return LedgerEngine(state or seeded_state(), clock=lambda: NOW)
+
+
+def request(
+    op: LedgerOp,
+    pan: str = GOOD,
+    amount: int = 0,
+    *,
+    stan: str | None = None,
+    original: LedgerRequest | None = None,
+    **extra: object,
+) -> LedgerRequest:
+    stan = stan or f"{next(_stan) % 1_000_000:06d}"
+    ref = None
+    if original is not None:
+        ref = OriginalRef(
+            mti="0200",
+            stan=original.stan,
+            local_date=original.local_date,
+            local_time=original.local_time,
+            acquirer_id=original.acquirer_id,
+        )
+    return LedgerRequest(
+        op=op,
+        acquirer_id=ACQ,
+        terminal_id=TID,
+        merchant_id=MID,
+        stan=stan,
+        local_time="120000",
+        local_date="1124",
+        transmission="1124120000",
+        pan=pan,
+        rrn=f"{stan:0>12}",
+        amount=amount,
+        original=ref,
+        **extra,
+    )  # type: ignore[arg-type]

@@ -1,0 +1,134 @@
+"""The ledger's decisions, operation by operation, without I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from core_ledger.api import LedgerOp
+from core_ledger.engine import LedgerEngine
+from core_ledger.model import TxnStatus
+from tests.core_ledger.helpers import (
+    EXPIRED,
+    GOOD,
+    LIMITED,
+    LOST,
+    LOW,
+    OTHER,
+    STOLEN,
+    engine,
+    request,
+)
+from wire.constants import ResponseCode as RC
+
+Op = LedgerOp
+
+
+def run(eng: LedgerEngine, req: object) -> RC:
+    decision = eng.decide(req)  # type: ignore[arg-type]
+    eng.commit(decision)
+    return decision.answer.response_code
+
+
+def balance_of(eng: LedgerEngine, pan: str) -> tuple[int, int]:
+    account = eng.state.accounts[eng.state.cards[pan].account_id]
+    return account.balance, account.available
+
+
+@pytest.mark.parametrize(
+    ("pan", "amount", "code"),
+    [
+        (GOOD, 1000, RC.APPROVED),
+        ("6200009999999999", 1000, RC.INVALID_CARD),
+        (LOST, 100, RC.LOST_CARD),
+        (STOLEN, 100, RC.STOLEN_CARD),
+        (EXPIRED, 100, RC.EXPIRED_CARD),
+        (LOW, 5000, RC.INSUFFICIENT_FUNDS),
+        (GOOD, 0, RC.INVALID_AMOUNT),
+        (LIMITED, 6000, RC.EXCEEDS_AMOUNT_LIMIT),
+    ],
+)
+def test_purchase_decisions(pan: str, amount: int, code: RC) -> None:
+    assert run(engine(), request(Op.PURCHASE, pan, amount)) is code
+
+
+def test_purchase_posts_double_entry_and_repeat_returns_first_answer() -> None:
+    eng = engine()
+    req = request(Op.PURCHASE, GOOD, 2500)
+    first = eng.decide(req)
+    eng.commit(first)
+    assert balance_of(eng, GOOD) == (97_500, 97_500)
+    again = eng.decide(req)
+    assert again.repeat and again.answer == first.answer and not again.effects
+    changed = request(Op.PURCHASE, GOOD, 9999, stan=req.stan)
+    assert eng.decide(changed).answer.response_code is RC.DUPLICATE
+    assert sum(a.balance for a in eng.state.accounts.values()) == 0
+
+
+def test_preauth_hold_completion_within_tolerance_and_void_restores_hold() -> None:
+    eng = engine()
+    pre = request(Op.PREAUTH, GOOD, 10_000)
+    decision = eng.decide(pre)
+    eng.commit(decision)
+    assert balance_of(eng, GOOD) == (100_000, 90_000)
+    too_much = request(Op.PREAUTH_COMPLETION, GOOD, 11_600, original=pre, auth_code=decision.answer.auth_code)
+    assert run(eng, too_much) is RC.INVALID_AMOUNT
+    done = request(Op.PREAUTH_COMPLETION, GOOD, 11_000, original=pre, auth_code=decision.answer.auth_code)
+    assert run(eng, done) is RC.APPROVED
+    assert balance_of(eng, GOOD) == (89_000, 89_000)
+    assert run(eng, request(Op.PREAUTH_COMPLETION_VOID, GOOD, 11_000, original=done)) is RC.APPROVED
+    assert balance_of(eng, GOOD) == (100_000, 90_000)  # the hold comes back
+    assert run(eng, request(Op.PREAUTH_CANCEL, GOOD, 0, original=pre)) is RC.APPROVED
+    assert balance_of(eng, GOOD) == (100_000, 100_000)
+
+
+def test_void_refund_rules() -> None:
+    eng = engine()
+    buy = request(Op.PURCHASE, GOOD, 3000)
+    run(eng, buy)
+    assert run(eng, request(Op.REFUND, GOOD, 2000, original=buy)) is RC.APPROVED
+    assert run(eng, request(Op.REFUND, GOOD, 1001, original=buy)) is RC.INVALID_AMOUNT
+    assert run(eng, request(Op.VOID, GOOD, 3000, original=buy)) is RC.INVALID_TRANSACTION  # partly refunded
+    assert run(eng, request(Op.REFUND, OTHER, 100, original=buy)) is RC.ORIGINAL_MISMATCH
+    missing = request(Op.PURCHASE, GOOD, 1)
+    assert run(eng, request(Op.VOID, GOOD, 1, original=missing)) is RC.ORIGINAL_NOT_FOUND
+    buy2 = request(Op.PURCHASE, GOOD, 500)
+    run(eng, buy2)
+    assert run(eng, request(Op.VOID, GOOD, 500, original=buy2)) is RC.APPROVED
+    assert eng.state.txns[f"48009999|10000001|{buy2.stan}|1124"].status is TxnStatus.VOIDED
+    assert balance_of(eng, GOOD) == (100_000 - 3000 + 2000, 100_000 - 1000)
+
+
+def test_transfer_and_reversal_undo_everything() -> None:
+    eng = engine()
+    move = request(Op.TRANSFER, GOOD, 7000, target_pan=OTHER)
+    assert run(eng, move) is RC.APPROVED
+    assert balance_of(eng, OTHER)[0] == 57_000
+    assert run(eng, request(Op.REVERSAL, GOOD, 7000, original=move)) is RC.APPROVED
+    assert balance_of(eng, GOOD)[0] == 100_000 and balance_of(eng, OTHER)[0] == 50_000
+    # reversing again is harmless
+    assert run(eng, request(Op.REVERSAL, GOOD, 7000, original=move)) is RC.APPROVED
+    assert balance_of(eng, GOOD)[0] == 100_000
+
+
+def test_reversal_before_original_leaves_a_tombstone() -> None:
+    eng = engine()
+    late = request(Op.PURCHASE, GOOD, 1200)
+    assert run(eng, request(Op.REVERSAL, GOOD, 1200, original=late)) is RC.APPROVED
+    assert run(eng, late) is RC.INVALID_TRANSACTION
+    assert balance_of(eng, GOOD) == (100_000, 100_000)
+
+
+def test_daily_limit_counts_today_and_reversal_gives_it_back() -> None:
+    eng = engine()
+    first = request(Op.PURCHASE, LIMITED, 4000)
+    assert run(eng, first) is RC.APPROVED
+    assert run(eng, request(Op.PURCHASE, LIMITED, 2000)) is RC.EXCEEDS_AMOUNT_LIMIT
+    run(eng, request(Op.REVERSAL, LIMITED, 4000, original=first))
+    assert run(eng, request(Op.PURCHASE, LIMITED, 2000)) is RC.APPROVED
+
+
+def test_balance_inquiry_reports_available() -> None:
+    eng = engine()
+    run(eng, request(Op.PREAUTH, GOOD, 1000))
+    decision = eng.decide(request(Op.BALANCE, GOOD))
+    assert decision.answer.balance == 100_000 and decision.answer.available == 99_000
