@@ -55,7 +55,8 @@ def request(
     *,
     stan: str | None = None,
     original: LedgerRequest | None = None,
-    **extra: object,
+    auth_code: str | None = None,
+    target_pan: str | None = None,
 ) -> LedgerRequest:
     stan = stan or f"{next(_stan) % 1_000_000:06d}"
     ref = None
@@ -80,5 +81,6 @@ def request(
         rrn=f"{stan:0>12}",
         amount=amount,
         original=ref,
-        **extra,
-    )  # type: ignore[arg-type]
+        auth_code=auth_code,
+        target_pan=target_pan,
+    )
