@@ -1,0 +1,164 @@
+"""A hypothesis state machine drives the real ledger on a real SQLite file beside a simple money model.
+
+Rules cover every operation plus "restart the store"; invariants: all entries sum to zero, every balance is
+the sum of its entries, available = balance − holds, no transaction posted twice, nothing committed lost
+across a restart, and the money moves exactly as the model expects for every approval.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
+
+from core_ledger.api import LedgerOp, LedgerRequest
+from core_ledger.check import check_store
+from core_ledger.engine import Decision, LedgerEngine
+from core_ledger.model import Entry, HoldChange
+from core_ledger.sqlite_store import SqliteStore
+from tests.core_ledger.helpers import CARDS, GOOD, NOW, OTHER, request, seeded_state
+from wire.constants import ResponseCode
+
+PANS = [GOOD, OTHER, CARDS[2].pan, CARDS[6].pan]
+amounts = st.integers(min_value=0, max_value=60_000)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    purchases = Bundle("purchases")
+    preauths = Bundle("preauths")
+    completions = Bundle("completions")
+    anything = Bundle("anything")
+
+    @initialize()
+    def open_store(self) -> None:
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = Path(self.dir.name) / "ledger.sqlite3"
+        self.store = SqliteStore(self.path)
+        state = seeded_state()
+        self.store.save_static(state)
+        openings = [t for t in state.txns.values()]
+        touched = {e.account_id for t in openings for e in t.effects if isinstance(e, Entry)}
+        self.store.commit(
+            [((t,), t.effects) for t in openings],
+            {a: (state.accounts[a].balance, state.accounts[a].held) for a in touched},
+        )
+        self.engine = LedgerEngine(state, clock=lambda: NOW)
+        self.expected = {pan: self._balance(pan) for pan in PANS}
+        self.expected_held = dict.fromkeys(PANS, 0)
+
+    def teardown(self) -> None:
+        self.store.close()
+        self.dir.cleanup()
+
+    def _balance(self, pan: str) -> int:
+        return self.engine.state.accounts[self.engine.state.cards[pan].account_id].balance
+
+    def _submit(self, req: LedgerRequest) -> Decision:
+        decision = self.engine.decide(req)
+        self.engine.commit(decision)
+        touched = {e.account_id for e in decision.effects if isinstance(e, Entry | HoldChange)}
+        state = self.engine.state
+        self.store.commit(
+            [(decision.records, decision.effects)],
+            {a: (state.accounts[a].balance, state.accounts[a].held) for a in touched},
+        )
+        if not decision.repeat:
+            for effect in decision.effects:
+                pan = next((p for p in PANS if state.cards[p].account_id == getattr(effect, "account_id", "")), None)
+                if pan is None:
+                    continue
+                if isinstance(effect, Entry):
+                    self.expected[pan] += effect.amount
+                elif isinstance(effect, HoldChange):
+                    self.expected_held[pan] += effect.amount if effect.placed else -effect.amount
+        return decision
+
+    @rule(target=purchases, pan=st.sampled_from(PANS), amount=amounts)
+    def purchase(self, pan: str, amount: int) -> LedgerRequest:
+        before = self._balance(pan)
+        req = request(LedgerOp.PURCHASE, pan, amount)
+        decision = self._submit(req)
+        if decision.answer.response_code is ResponseCode.APPROVED:
+            assert self._balance(pan) == before - amount
+        return req
+
+    @rule(target=preauths, pan=st.sampled_from(PANS), amount=amounts)
+    def preauth(self, pan: str, amount: int) -> LedgerRequest:
+        req = request(LedgerOp.PREAUTH, pan, amount)
+        self._submit(req)
+        return req
+
+    @rule(target=completions, pre=preauths, extra=st.integers(min_value=-500, max_value=2_000))
+    def complete(self, pre: LedgerRequest, extra: int) -> LedgerRequest:
+        req = request(LedgerOp.PREAUTH_COMPLETION, pre.pan, max(1, pre.amount + extra), original=pre)
+        self._submit(req)
+        return req
+
+    @rule(pre=preauths)
+    def cancel(self, pre: LedgerRequest) -> None:
+        self._submit(request(LedgerOp.PREAUTH_CANCEL, pre.pan, 0, original=pre))
+
+    @rule(done=completions)
+    def void_completion(self, done: LedgerRequest) -> None:
+        self._submit(request(LedgerOp.PREAUTH_COMPLETION_VOID, done.pan, done.amount, original=done))
+
+    @rule(buy=purchases)
+    def void(self, buy: LedgerRequest) -> None:
+        self._submit(request(LedgerOp.VOID, buy.pan, buy.amount, original=buy))
+
+    @rule(buy=purchases, amount=amounts)
+    def refund(self, buy: LedgerRequest, amount: int) -> None:
+        self._submit(request(LedgerOp.REFUND, buy.pan, amount, original=buy))
+
+    @rule(pan=st.sampled_from(PANS), to=st.sampled_from(PANS), amount=amounts)
+    def transfer(self, pan: str, to: str, amount: int) -> None:
+        self._submit(request(LedgerOp.TRANSFER, pan, amount, target_pan=to))
+
+    @rule(original=consumes(purchases) | preauths | completions)
+    def reverse(self, original: LedgerRequest) -> None:
+        self._submit(request(LedgerOp.REVERSAL, original.pan, original.amount, original=original))
+
+    @rule(buy=purchases)
+    def repeat(self, buy: LedgerRequest) -> None:
+        before = {pan: self._balance(pan) for pan in PANS}
+        decision = self._submit(buy)
+        assert decision.repeat or decision.answer.response_code is not ResponseCode.APPROVED
+        assert before == {pan: self._balance(pan) for pan in PANS}
+
+    @rule()
+    def restart(self) -> None:
+        before = self.engine.state
+        self.store.close()
+        self.store = SqliteStore(self.path)
+        after = self.store.load()
+        assert {k: (a.balance, a.held) for k, a in after.accounts.items()} == {
+            k: (a.balance, a.held) for k, a in before.accounts.items()
+        }
+        assert after.holds == before.holds
+        assert {k: (t.status, t.refunded) for k, t in after.txns.items()} == {
+            k: (t.status, t.refunded) for k, t in before.txns.items()
+        }
+        assert after.daily == {k: v for k, v in before.daily.items() if v or k in after.daily}
+        self.engine = LedgerEngine(after, clock=lambda: NOW)
+
+    @invariant()
+    def books_balance(self) -> None:
+        state = self.engine.state
+        assert sum(a.balance for a in state.accounts.values()) == 0
+        for pan in PANS:
+            account = state.accounts[state.cards[pan].account_id]
+            assert account.balance == self.expected[pan]
+            assert account.held == self.expected_held[pan]
+            assert account.available == account.balance - account.held
+
+    @invariant()
+    def store_invariants(self) -> None:
+        if hasattr(self, "store"):
+            assert check_store(self.store) == []
+
+
+LedgerMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+TestLedgerStateMachine = LedgerMachine.TestCase
