@@ -1,0 +1,286 @@
+"""The NAC's sans-IO core: routes POS-link frames by TPDU and maps answers back to their terminal.
+
+No sockets, no clock: the shell feeds in frames, connection events and the time, and carries out the
+decisions (:mod:`nac.events`) it gets back. The ISO 8583 body is never looked at.
+
+Up (terminal → front-end): the frame's TPDU DST picks a route → upstream group → one of the group's
+connected members, round robin. A return address from the pool replaces SRC, and the request is recorded as
+*in flight* under (address, upstream connection).
+
+Down (front-end → terminal): the answer's DST is a return address. It reaches a terminal only if that
+address is in flight *on the connection the answer came in on* and its terminal is still connected and
+waiting; the terminal gets its own TPDU back, swapped (``60 0000 DST``). Anything else is dropped and
+counted.
+
+Safe reuse: an address returns to the pool only when its answer has come, or when the upstream connection
+it was sent on has closed (no answer can come any more). A request whose terminal left, or whose answer
+timed out, keeps its address quarantined until then, so a late answer can never find another terminal.
+Every upstream connection gets a fresh ``link_id`` (never reused), which is the generation check: an
+address in flight on connection 7 is not matched by an answer arriving on connection 9.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+
+from nac.addresses import ReturnAddressPool
+from nac.events import CloseLink, CloseReason, CloseTerminal, Deliver, DownDecision, Drop, DropReason, Forward
+from nac.limits import NacLimits
+from nac.routes import RouteTable
+from nac.stats import MemberStats, NacStats, RouteStats
+from wire.errors import TpduError
+from wire.header import HEADER_LEN
+from wire.tpdu import TPDU_LEN, Tpdu
+
+#: Shortest frame a terminal may send: TPDU and POS header (the body may be empty as far as the NAC cares).
+MIN_TERMINAL_FRAME_LEN = TPDU_LEN + HEADER_LEN
+
+
+@dataclasses.dataclass(slots=True)
+class _InFlight:
+    address: int
+    link_id: int
+    group: str
+    terminal_id: int | None  # None once the terminal has closed or the answer timed out
+    terminal_tpdu: Tpdu
+    deadline: float
+    expired: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class _Terminal:
+    addresses: set[int] = dataclasses.field(default_factory=set)  # its requests in flight
+
+
+@dataclasses.dataclass(slots=True)
+class _Link:
+    group: str
+    member: str
+    addresses: set[int] = dataclasses.field(default_factory=set)  # in flight on it, live or stale
+    stale: int = 0  # timed out, still holding their address
+    closing: bool = False
+
+
+class Router:
+    def __init__(self, table: RouteTable, limits: NacLimits | None = None, stats: NacStats | None = None) -> None:
+        self.table = table
+        self.limits = limits or NacLimits()
+        self.stats = stats or NacStats()
+        self._pool = ReturnAddressPool(self.limits.address_pool_size)
+        self._in_flight: dict[int, _InFlight] = {}
+        self._by_deadline: collections.deque[_InFlight] = collections.deque()  # deadlines only grow
+        self._terminals: dict[int, _Terminal] = {}
+        self._links: dict[int, _Link] = {}
+        self._up_links: dict[str, list[int]] = {group: [] for group in table.groups}
+        self._round_robin: dict[str, int] = dict.fromkeys(table.groups, 0)
+        self._terminal_ids = itertools.count(1)
+        self._link_ids = itertools.count(1)
+        for group, members in table.groups.items():
+            self.stats.routes.setdefault(group, RouteStats())
+            for member in members:
+                self.stats.members.setdefault(str(member), MemberStats())
+
+    # -- terminal side -------------------------------------------------------------------------------------
+
+    def open_terminal(self) -> int | None:
+        """A new terminal connection's id, or ``None`` when ``max_connections`` are open (close it)."""
+        if len(self._terminals) >= self.limits.max_connections:
+            self.stats.connections_rejected += 1
+            self.stats.closed[CloseReason.TOO_MANY_CONNECTIONS] += 1
+            return None
+        terminal_id = next(self._terminal_ids)
+        self._terminals[terminal_id] = _Terminal()
+        self.stats.connections_accepted += 1
+        self.stats.connections_open += 1
+        return terminal_id
+
+    def close_terminal(self, terminal_id: int, reason: CloseReason | None = None) -> None:
+        """The terminal connection is gone (``reason`` when the NAC closed it). Its requests in flight keep
+        their return addresses until their answers come (then dropped) or their upstream connection ends."""
+        terminal = self._terminals.pop(terminal_id, None)
+        if terminal is None:
+            return
+        self.stats.connections_open -= 1
+        if reason is not None:
+            self.stats.closed[reason] += 1
+        for address in terminal.addresses:
+            entry = self._in_flight[address]
+            entry.terminal_id = None
+            self.stats.in_flight -= 1
+
+    def from_terminal(self, terminal_id: int, payload: bytes, now: float) -> Forward | Drop | CloseTerminal:
+        """Route one frame (the bytes after the length prefix) a terminal sent."""
+        terminal = self._terminals[terminal_id]
+        self.stats.frames_up += 1
+        if len(payload) < MIN_TERMINAL_FRAME_LEN:
+            return CloseTerminal(terminal_id=terminal_id, reason=CloseReason.TOO_SHORT)
+        try:
+            tpdu = Tpdu.parse(payload)
+        except TpduError:
+            return CloseTerminal(terminal_id=terminal_id, reason=CloseReason.BAD_TPDU_ID)
+        group = self.table.group_for(tpdu.dst)
+        if group is None:
+            return self._drop(DropReason.UNKNOWN_DESTINATION)
+        if len(terminal.addresses) >= self.limits.max_in_flight:
+            return self._drop(DropReason.IN_FLIGHT_LIMIT, group)
+        link_id = self._pick_link(group)
+        if link_id is None:
+            return self._drop(DropReason.NO_UPSTREAM, group)
+        address = self._pool.allocate()
+        if address is None:
+            return self._drop(DropReason.ADDRESS_POOL_EXHAUSTED, group)
+        entry = _InFlight(
+            address=address,
+            link_id=link_id,
+            group=group,
+            terminal_id=terminal_id,
+            terminal_tpdu=tpdu,
+            deadline=now + self.limits.answer_timeout_s,
+        )
+        self._in_flight[address] = entry
+        self._by_deadline.append(entry)
+        terminal.addresses.add(address)
+        self._links[link_id].addresses.add(address)
+        self.stats.in_flight += 1
+        self.stats.frames_forwarded += 1
+        self.stats.routes[group].forwarded += 1
+        return_address = f"{address:04X}"
+        return Forward(
+            link_id=link_id,
+            group=group,
+            return_address=return_address,
+            payload=tpdu.with_src(return_address).to_bytes() + payload[TPDU_LEN:],
+        )
+
+    # -- upstream side -------------------------------------------------------------------------------------
+
+    def link_up(self, group: str, member: str) -> int:
+        """A connection to ``member`` of ``group`` is open; returns its ``link_id`` (never reused)."""
+        link_id = next(self._link_ids)
+        self._links[link_id] = _Link(group=group, member=member)
+        self._up_links[group].append(link_id)
+        member_stats = self.stats.members.setdefault(member, MemberStats())
+        member_stats.up = True
+        member_stats.connects += 1
+        return link_id
+
+    def link_down(self, link_id: int) -> int:
+        """The upstream connection is gone: its requests in flight are dropped (the terminals' timeouts and
+        reversals take over) and their addresses freed. Returns how many requests were dropped."""
+        link = self._links.pop(link_id, None)
+        if link is None:
+            return 0
+        if link_id in self._up_links[link.group]:
+            self._up_links[link.group].remove(link_id)
+        member_stats = self.stats.members[link.member]
+        member_stats.up = any(self._links[i].member == link.member for i in self._up_links[link.group])
+        member_stats.disconnects += 1
+        dropped = 0
+        for address in link.addresses:
+            entry = self._in_flight.pop(address)
+            if entry.terminal_id is not None:
+                self._terminals[entry.terminal_id].addresses.discard(address)
+                self.stats.in_flight -= 1
+                dropped += 1
+            self._pool.release(address)
+        if dropped:
+            self.stats.dropped_on_link_failure += dropped
+            self.stats.routes[link.group].errors["dropped_on_link_failure"] += dropped
+        return dropped
+
+    def from_upstream(self, link_id: int, payload: bytes) -> DownDecision:
+        """Map one answer from upstream connection ``link_id`` back to its terminal."""
+        link = self._links[link_id]
+        self.stats.frames_down += 1
+        try:
+            tpdu = Tpdu.parse(payload)
+        except TpduError:
+            return self._drop(DropReason.BAD_ANSWER_TPDU, link.group)
+        address = int(tpdu.dst, 16)
+        entry = self._in_flight.get(address)
+        if entry is None or entry.link_id != link_id:
+            return self._drop(DropReason.UNKNOWN_RETURN_ADDRESS, link.group)
+        self._release(entry, link)
+        if entry.terminal_id is None:
+            return self._drop(
+                DropReason.ANSWER_AFTER_TIMEOUT if entry.expired else DropReason.TERMINAL_GONE, link.group
+            )
+        self._terminals[entry.terminal_id].addresses.discard(address)
+        self.stats.in_flight -= 1
+        self.stats.frames_delivered += 1
+        self.stats.routes[link.group].answered += 1
+        return Deliver(
+            terminal_id=entry.terminal_id,
+            payload=entry.terminal_tpdu.swapped().to_bytes() + payload[TPDU_LEN:],
+        )
+
+    # -- time ----------------------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        while self._by_deadline and self._in_flight.get(self._by_deadline[0].address) is not self._by_deadline[0]:
+            self._by_deadline.popleft()  # answered or freed already
+        return self._by_deadline[0].deadline if self._by_deadline else None
+
+    def expire(self, now: float) -> list[CloseLink]:
+        """Time out requests whose answer is overdue: their terminal may send again (its own timeout and
+        reversal handle the lost answer); their address stays quarantined. An upstream connection holding
+        more than ``max_stale_per_link`` timed-out requests is to be closed, which frees them."""
+        closes: list[CloseLink] = []
+        while self._by_deadline and self._by_deadline[0].deadline <= now:
+            entry = self._by_deadline.popleft()
+            if self._in_flight.get(entry.address) is not entry:
+                continue
+            entry.expired = True
+            if entry.terminal_id is not None:
+                self._terminals[entry.terminal_id].addresses.discard(entry.address)
+                entry.terminal_id = None
+                self.stats.in_flight -= 1
+            self.stats.answer_timeouts += 1
+            self.stats.routes[entry.group].errors["answer_timeout"] += 1
+            link = self._links[entry.link_id]
+            link.stale += 1
+            if link.stale > self.limits.max_stale_per_link and not link.closing:
+                link.closing = True
+                if entry.link_id in self._up_links[link.group]:
+                    self._up_links[link.group].remove(entry.link_id)  # no new requests on it
+                self.stats.closed[CloseReason.STALE_ADDRESSES] += 1
+                closes.append(CloseLink(link_id=entry.link_id, reason=CloseReason.STALE_ADDRESSES))
+        return closes
+
+    # -- inspection (tests, stats) -------------------------------------------------------------------------
+
+    @property
+    def addresses_in_use(self) -> int:
+        return self._pool.in_use
+
+    def in_flight_of(self, terminal_id: int) -> int:
+        terminal = self._terminals.get(terminal_id)
+        return 0 if terminal is None else len(terminal.addresses)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _pick_link(self, group: str) -> int | None:
+        up = self._up_links[group]
+        if not up:
+            return None
+        index = self._round_robin[group] % len(up)
+        self._round_robin[group] = index + 1
+        return up[index]
+
+    def _release(self, entry: _InFlight, link: _Link) -> None:
+        del self._in_flight[entry.address]
+        link.addresses.discard(entry.address)
+        if entry.expired:
+            link.stale -= 1
+        self._pool.release(entry.address)
+
+    def _drop(self, reason: DropReason, group: str | None = None) -> Drop:
+        self.stats.dropped[reason] += 1
+        if group is not None:
+            self.stats.routes[group].errors[reason] += 1
+        return Drop(reason=reason, group=group)
+
+
+__all__ = ["MIN_TERMINAL_FRAME_LEN", "CloseLink", "CloseTerminal", "Deliver", "Drop", "Forward", "Router"]
