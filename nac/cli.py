@@ -1,60 +1,90 @@
 """``acqsim nac``: run the network access controller, or print a running one's statistics.
 
-acqsim nac [--config FILE] [--listen HOST:PORT] [--route 0003=HOST:PORT[,HOST:PORT] ...]
-           [--status-port P] [--max-connections N] [--max-in-flight N] [--idle-timeout S]
-           [--upstream-timeout S] [--max-frame-len N]
-acqsim nac --stats HOST:PORT
+    acqsim nac --listen 127.0.0.1:5800 --route 0003=127.0.0.1:5900,127.0.0.1:5901 --status-port 5801
+    acqsim nac --stats 127.0.0.1:5801
+
+Without ``--route`` / ``--listen`` the configuration (``--config FILE`` or the built-in default) supplies
+them. Every limit of :mod:`nac.limits` has a flag.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from acqsim.config import ConfigError, Endpoint, load_config
 from acqsim.runner import announce, run_service
-from nac.server import Nac, NacLimits, serve
+from nac.limits import NacLimits
+from nac.routes import Member, RouteSpecError, RouteTable
 
-STATS_TIMEOUT_S = 5.0
+if TYPE_CHECKING:
+    from nac.server import FrameTracer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     defaults = NacLimits()
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--listen", help="HOST:PORT for terminals (default: the configuration's)")
-    parser.add_argument("--route", action="append", default=[], metavar="DST=HOST:PORT[,HOST:PORT]")
-    parser.add_argument("--status-port", type=int, help="serve statistics as JSON on this port")
+    parser.add_argument("--config", type=Path, help="TOML configuration (default: the built-in one)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="where terminals connect")
+    parser.add_argument(
+        "--route", action="append", default=[], metavar="DST=HOST:PORT[,HOST:PORT]", help="repeat per route"
+    )
+    parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
-    parser.add_argument("--max-connections", type=int, default=defaults.max_connections)
-    parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight_per_connection)
-    parser.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s)
-    parser.add_argument("--upstream-timeout", type=float, default=defaults.upstream_timeout_s)
-    parser.add_argument("--max-frame-len", type=int, default=defaults.max_frame_len)
+    parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-frame-len", type=int, default=defaults.max_frame_len)
+    limits.add_argument("--max-connections", type=int, default=defaults.max_connections)
+    limits.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight, help="per terminal connection")
+    limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="S")
+    limits.add_argument("--answer-timeout", type=float, default=defaults.answer_timeout_s, metavar="S")
+    limits.add_argument("--connect-timeout", type=float, default=defaults.connect_timeout_s, metavar="S")
+    limits.add_argument("--backoff-max", type=float, default=defaults.backoff_max_s, metavar="S")
+    limits.add_argument("--max-stale-per-link", type=int, default=defaults.max_stale_per_link)
 
 
-def parse_route(text: str) -> tuple[str, list[tuple[str, int]]]:
-    dst, sep, members = text.partition("=")
-    if not sep or len(dst) != 4:
-        raise ConfigError(f"--route {text!r}: expected DST=HOST:PORT[,HOST:PORT]")
-    endpoints = [Endpoint.parse(m) for m in members.split(",") if m]
-    return dst.upper(), [(e.host, e.port) for e in endpoints]
+def limits_from_args(args: argparse.Namespace) -> NacLimits:
+    return NacLimits(
+        max_frame_len=args.max_frame_len,
+        max_connections=args.max_connections,
+        max_in_flight=args.max_in_flight,
+        idle_timeout_s=args.idle_timeout,
+        answer_timeout_s=args.answer_timeout,
+        connect_timeout_s=args.connect_timeout,
+        backoff_max_s=max(args.backoff_max, NacLimits().backoff_min_s),
+        max_stale_per_link=args.max_stale_per_link,
+    )
+
+
+def _table_from_config(path: Path | None) -> tuple[RouteTable, Endpoint, int | None]:
+    config = load_config(path)
+    groups = {
+        dst.upper(): tuple(Member(host=e.host, port=e.port) for e in config.route_members(dst))
+        for dst in config.nac.routes
+    }
+    table = RouteTable(routes={dst: dst for dst in groups}, groups=groups)
+    return table, config.nac.listen, config.nac.status.port if config.nac.status else None
+
+
+def _open_trace(path: Path | None) -> FrameTracer | None:
+    if path is None:
+        return None
+    # imported by name: wire.trace is optional for the NAC, which only hands it frames
+    module = importlib.import_module("wire.trace")
+    tracer: FrameTracer = module.TraceWriter(path, "nac")
+    return tracer
 
 
 async def _print_stats(endpoint: Endpoint) -> None:
-    with anyio.fail_after(STATS_TIMEOUT_S):
-        stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
-        chunks = []
-        try:
-            while True:
-                chunks.append(await stream.receive())
-        except anyio.EndOfStream:
-            pass
-        await stream.aclose()
-    print(b"".join(chunks).decode().strip())
+    from nac.server import fetch_stats
+
+    print(json.dumps(await fetch_stats(endpoint.host, endpoint.port), indent=2, sort_keys=True))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,36 +92,38 @@ def run(args: argparse.Namespace) -> int:
         if args.stats:
             anyio.run(_print_stats, Endpoint.parse(args.stats))
             return 0
-        config = load_config(args.config)
-        listen = Endpoint.parse(args.listen) if args.listen else config.nac.listen
+        table, listen, status_port = _table_from_config(args.config)
         if args.route:
-            routes = dict(parse_route(r) for r in args.route)
-        else:
-            routes = {r: [(e.host, e.port) for e in config.route_members(r)] for r in config.nac.routes}
-        status_port = (
-            args.status_port
-            if args.status_port is not None
-            else (config.nac.status.port if config.nac.status and not args.listen else None)
-        )
-    except (ConfigError, OSError, TimeoutError) as exc:
+            table = RouteTable.parse(args.route)
+        if args.listen:
+            listen, status_port = Endpoint.parse(args.listen), None
+        if args.status_port is not None:
+            status_port = args.status_port
+        limits = limits_from_args(args)
+    except (ConfigError, RouteSpecError, ValueError, OSError, TimeoutError) as exc:
         print(f"acqsim nac: {exc}", file=sys.stderr)
         return 2
-    limits = NacLimits(
-        max_frame_len=args.max_frame_len,
-        max_connections=args.max_connections,
-        max_in_flight_per_connection=args.max_in_flight,
-        idle_timeout_s=args.idle_timeout,
-        upstream_timeout_s=args.upstream_timeout,
-    )
-    nac = Nac(routes, limits)
+
+    from nac.server import NacServer
+
+    try:
+        trace = _open_trace(args.trace)
+    except (ImportError, OSError) as exc:
+        print(f"acqsim nac: --trace: {exc}", file=sys.stderr)
+        return 2
+    server = NacServer(table, limits, trace=trace)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
-            bound, status = await tg.start(
-                functools.partial(serve, listen.host, listen.port, nac=nac, status_port=status_port)
-            )
-            if status is not None:
-                print(f"NAC statistics on {listen.host}:{status}", flush=True)
-            announce("nac", listen.host, bound)
+            ports = await tg.start(functools.partial(server.serve, listen.host, listen.port, status_port=status_port))
+            for dst, group in sorted(table.routes.items()):
+                print(f"route {dst} → {', '.join(str(m) for m in table.groups[group])}", flush=True)
+            if ports.status is not None:
+                print(f"NAC statistics on {listen.host}:{ports.status}", flush=True)
+            announce("nac", listen.host, ports.listen)
 
-    return run_service(main)
+    try:
+        return run_service(main)
+    finally:
+        if trace is not None:
+            trace.close()

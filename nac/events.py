@@ -17,6 +17,7 @@ class DropReason(enum.StrEnum):
     UNKNOWN_RETURN_ADDRESS = "unknown_return_address"  # answer DST not in flight on that connection
     TERMINAL_GONE = "terminal_gone"  # late answer: its terminal closed before it came
     ANSWER_AFTER_TIMEOUT = "answer_after_timeout"  # late answer: the answer timeout had expired
+    TERMINAL_NOT_READING = "terminal_not_reading"  # the terminal's outbox is full or closing
 
 
 class CloseReason(enum.StrEnum):

@@ -1,216 +1,278 @@
-"""The NAC service: terminal-side listener, persistent multiplexed upstream connections, status port.
+"""The NAC service: a thin anyio shell around :class:`nac.router.Router`.
 
-Thin anyio shell around :class:`nac.router.Router`. Upstream: each route is a group of members; each member
-keeps one persistent connection that carries many requests at once (answers are matched by return address),
-reconnects with exponential backoff, and is skipped while down (round-robin over healthy members, so a dead
-member fails over to the others). Requests in flight on a member that dies are dropped and counted; the
-terminal's own timeout and reversal take it from there.
+Terminal side: one listener, one reader task and one writer task per terminal connection (the writer drains
+a small outbox, so a terminal that does not read can never stall an upstream connection). Upstream side:
+each member of each route group keeps one persistent connection carrying many requests at once; a reader
+task per connection hands answers to the router, which finds their terminal by return address. A member
+that is down or dies is reconnected with exponential backoff and skipped meanwhile (the router round-robins
+over connected members only); requests in flight on it are dropped and counted (the terminal's own timeout
+and reversal take over). A status listener, when enabled, answers every connection with one JSON document.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import logging
-from collections.abc import Mapping
-from typing import Final
+from typing import Final, Literal, Protocol
 
 import anyio
 import anyio.abc
+from anyio.streams.memory import MemoryObjectSendStream
 
-from acqsim.netio import FramedConnection, connect, serve_tcp
-from nac.router import DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, Drop, Forward, Router
+from acqsim.netio import FramedConnection, connect, peer_name
+from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
+from nac.limits import NacLimits
+from nac.router import Router
+from nac.routes import Member, RouteTable
 from wire.errors import FramingError
-from wire.framing import DEFAULT_MAX_FRAME_LEN
 
 log = logging.getLogger("acqsim.nac")
 
-RECONNECT_MIN_S: Final = 0.05
-RECONNECT_MAX_S: Final = 2.0
+#: Longest wait between two runs of the answer-timeout sweep (shorter when the answer timeout is short).
 EXPIRY_TICK_S: Final = 0.5
+#: A status client gets its JSON document within this time or is dropped.
+STATUS_SEND_TIMEOUT_S: Final = 2.0
+
+
+class FrameTracer(Protocol):
+    """What the NAC needs of ``wire.trace.TraceWriter`` (structural, so tracing stays optional)."""
+
+    def record(
+        self,
+        *,
+        direction: Literal["in", "out"],
+        link: Literal["pos", "host", "hsm"],
+        peer: str,
+        payload: bytes,
+        correlation_id: str | None = None,
+        note: str | None = None,
+    ) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class NacLimits:
-    max_frame_len: int = DEFAULT_MAX_FRAME_LEN
-    max_connections: int = 10_000
-    max_in_flight_per_connection: int = DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
-    idle_timeout_s: float = 300.0
-    upstream_timeout_s: float = 30.0
-    connect_timeout_s: float = 2.0
+class NacPorts:
+    """What :meth:`NacServer.serve` reports through ``task_status``: the bound ports."""
+
+    listen: int
+    status: int | None
 
 
-class UpstreamMember:
-    def __init__(self, route: str, host: str, port: int, nac: Nac) -> None:
-        self.route, self.host, self.port, self.nac = route, host, port, nac
-        self.conn: FramedConnection | None = None
-        self.in_flight: set[str] = set()
-        self.sent = 0
+def framing_close_reason(exc: FramingError) -> CloseReason:
+    """Which bad-length case a :class:`FramingError` from ``wire.framing`` is."""
+    if "exceeds" in exc.reason:
+        return CloseReason.OVERSIZED_FRAME
+    if "ended inside" in exc.reason:
+        return CloseReason.TRUNCATED_FRAME
+    return CloseReason.BAD_LENGTH
 
-    @property
-    def name(self) -> str:
-        return f"{self.host}:{self.port}"
 
-    async def run(self) -> None:
-        backoff = RECONNECT_MIN_S
-        while True:
-            try:
-                self.conn = await connect(
-                    self.host,
-                    self.port,
-                    timeout=self.nac.limits.connect_timeout_s,
-                    max_frame_len=self.nac.limits.max_frame_len,
-                )
-            except (OSError, TimeoutError):
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX_S)
-                continue
-            log.info("route %s: connected to %s", self.route, self.name)
-            backoff = RECONNECT_MIN_S
-            try:
-                while (payload := await self.conn.receive()) is not None:
-                    await self.nac.answer_from_upstream(self, payload)
-            except (FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                log.warning("route %s: upstream %s failed: %s", self.route, self.name, type(exc).__name__)
-            finally:
-                conn, self.conn = self.conn, None
-                await conn.aclose()
-            lost, self.in_flight = list(self.in_flight), set()
-            self.nac.router.route_failed(self.route, lost, anyio.current_time())
-            log.warning("route %s: upstream %s down, %d request(s) dropped", self.route, self.name, len(lost))
+class NacServer:
+    def __init__(self, table: RouteTable, limits: NacLimits | None = None, *, trace: FrameTracer | None = None) -> None:
+        self.table = table
+        self.limits = limits or NacLimits()
+        self.router = Router(table, self.limits)
+        self.stats = self.router.stats
+        self._trace = trace
+        self._outboxes: dict[int, MemoryObjectSendStream[bytes]] = {}
+        self._links: dict[int, FramedConnection] = {}
 
-    async def send(self, forward: Forward) -> bool:
-        conn = self.conn
-        if conn is None:
-            return False
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        *,
+        status_port: int | None = None,
+        task_status: anyio.abc.TaskStatus[NacPorts] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen for terminals on ``host:port`` (and for status queries on ``status_port``) until cancelled."""
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        status_listener = None
+        if status_port is not None:
+            status_listener = await anyio.create_tcp_listener(local_host=host, local_port=status_port)
+        async with listener, anyio.create_task_group() as tg:
+            for group, members in self.table.groups.items():
+                for member in members:
+                    tg.start_soon(self._keep_upstream, group, member)
+            tg.start_soon(self._expire_forever)
+            bound_status = None
+            if status_listener is not None:
+                bound_status = status_listener.extra(anyio.abc.SocketAttribute.local_port)
+                tg.start_soon(status_listener.serve, self._answer_status, tg)
+            bound = listener.extra(anyio.abc.SocketAttribute.local_port)
+            log.info("NAC listening on %s:%d (status port %s)", host, bound, bound_status)
+            task_status.started(NacPorts(listen=bound, status=bound_status))
+            await listener.serve(self._handle_terminal, tg)
+
+    # -- terminals -----------------------------------------------------------------------------------------
+
+    async def _handle_terminal(self, stream: anyio.abc.SocketStream) -> None:
+        conn = FramedConnection(stream, max_frame_len=self.limits.max_frame_len, peer=peer_name(stream))
+        terminal_id = self.router.open_terminal()
+        if terminal_id is None:
+            log.warning("terminal %s: refused, %d connections open", conn.peer, self.limits.max_connections)
+            await conn.aclose()
+            return
+        outbox, outbox_reader = anyio.create_memory_object_stream[bytes](self.limits.max_in_flight)
+        self._outboxes[terminal_id] = outbox
+        reason: CloseReason | None = None
         try:
-            await conn.send(forward.payload)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            return False
-        self.in_flight.add(forward.return_address)
-        self.sent += 1
-        return True
+            async with anyio.create_task_group() as tg, outbox_reader:
+                tg.start_soon(self._write_terminal, conn, outbox_reader, tg.cancel_scope)
+                reason = await self._read_terminal(terminal_id, conn)
+                tg.cancel_scope.cancel()
+        except Exception:
+            log.exception("terminal %s: handler failed; closing that connection only", conn.peer)
+        finally:
+            del self._outboxes[terminal_id]
+            outbox.close()
+            self.router.close_terminal(terminal_id, reason)
+            await conn.aclose()
 
-
-class Nac:
-    def __init__(self, routes: Mapping[str, list[tuple[str, int]]], limits: NacLimits = NacLimits()) -> None:
-        self.limits = limits
-        self.router = Router(
-            set(routes),
-            max_in_flight_per_connection=limits.max_in_flight_per_connection,
-            quarantine_s=2 * limits.upstream_timeout_s,
-        )
-        self.groups = {
-            route: [UpstreamMember(route, h, p, self) for h, p in members] for route, members in routes.items()
-        }
-        self._round_robin = {route: itertools.cycle(range(len(m))) for route, m in self.groups.items()}
-        self.terminals: dict[int, FramedConnection] = {}
-        self._ids = itertools.count(1)
-        self.connections_total = 0
-        self.connections_refused = 0
-
-    def stats(self) -> dict[str, object]:
-        return {
-            "connections_open": len(self.terminals),
-            "connections_total": self.connections_total,
-            "connections_refused": self.connections_refused,
-            "in_flight": self.router.in_flight,
-            "counters": dict(sorted(self.router.counters.items())),
-            "upstreams": {
-                route: [
-                    {"member": m.name, "up": m.conn is not None, "sent": m.sent, "in_flight": len(m.in_flight)}
-                    for m in members
-                ]
-                for route, members in self.groups.items()
-            },
-        }
-
-    async def answer_from_upstream(self, member: UpstreamMember, payload: bytes) -> None:
-        decision = self.router.from_upstream(payload, anyio.current_time())
-        if isinstance(decision, Drop):
-            log.info("dropped an answer from %s: %s", member.name, decision.reason)
-            return
-        member.in_flight.discard(f"{int.from_bytes(payload[1:3], 'big'):04X}")
-        conn = self.terminals.get(decision.connection)
-        if conn is None:
-            self.router.counters["answers_dropped"] += 1
-            return
-        try:
-            await conn.send(decision.payload)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            self.router.counters["answers_dropped"] += 1
-
-    async def _forward(self, forward: Forward) -> None:
-        members = self.groups[forward.route]
-        for _ in range(len(members)):
-            member = members[next(self._round_robin[forward.route])]
-            if await member.send(forward):
-                return
-        self.router.counters[f"route_{forward.route}_no_upstream"] += 1
-        self.router.route_failed(forward.route, [forward.return_address], anyio.current_time())
-
-    async def handle_terminal(self, conn: FramedConnection) -> None:
-        if len(self.terminals) >= self.limits.max_connections:
-            self.connections_refused += 1
-            log.warning("refusing %s: %d connections open", conn.peer, len(self.terminals))
-            return
-        connection = next(self._ids)
-        self.terminals[connection] = conn
-        self.connections_total += 1
+    async def _read_terminal(self, terminal_id: int, conn: FramedConnection) -> CloseReason | None:
+        """Route the terminal's frames until it closes; a reason when the NAC closes it."""
         try:
             while (payload := await conn.receive(self.limits.idle_timeout_s)) is not None:
-                decision = self.router.from_terminal(connection, payload, anyio.current_time())
+                if self._trace is not None:
+                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload)
+                decision = self.router.from_terminal(terminal_id, payload, anyio.current_time())
                 if isinstance(decision, Forward):
                     await self._forward(decision)
-                    continue
-                log.info("terminal %s: %s", conn.peer, decision.reason)
-                if decision.close_connection:
-                    return
+                elif isinstance(decision, Drop):
+                    log.info("terminal %s: frame dropped: %s", conn.peer, decision.reason)
+                else:
+                    log.warning("terminal %s: closing: %s", conn.peer, decision.reason)
+                    return decision.reason
         except FramingError as exc:
-            self.router.counters["bad_frames"] += 1
-            log.warning("terminal %s: %s; closing", conn.peer, exc)
-        finally:
-            del self.terminals[connection]
-            self.router.connection_closed(connection, anyio.current_time())
+            reason = framing_close_reason(exc)
+            log.warning("terminal %s: closing: %s (%s)", conn.peer, reason, exc)
+            return reason
+        except TimeoutError:
+            log.info("terminal %s: idle for %.0f s, closing", conn.peer, self.limits.idle_timeout_s)
+            return CloseReason.IDLE
+        return None
 
-    async def expire_forever(self) -> None:
+    async def _write_terminal(
+        self,
+        conn: FramedConnection,
+        outbox: anyio.abc.ObjectReceiveStream[bytes],
+        scope: anyio.CancelScope,
+    ) -> None:
+        try:
+            async for payload in outbox:
+                with anyio.fail_after(self.limits.send_timeout_s):
+                    await conn.send(payload)
+                if self._trace is not None:
+                    self._trace.record(direction="out", link="pos", peer=conn.peer, payload=payload)
+        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            log.info("terminal %s: cannot send, closing", conn.peer)
+            self.stats.closed[CloseReason.SEND_FAILED] += 1
+            scope.cancel()
+
+    async def _forward(self, forward: Forward) -> None:
+        conn = self._links.get(forward.link_id)
+        if conn is None:
+            return  # the link died an instant ago; link_down has counted this request as dropped
+        try:
+            with anyio.fail_after(self.limits.send_timeout_s):
+                await conn.send(forward.payload)
+        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            log.warning("upstream %s: send failed, closing that connection", conn.peer)
+            await conn.aclose()  # its reader sees the end and tells the router, which counts the drop
+            return
+        if self._trace is not None:
+            self._trace.record(direction="out", link="pos", peer=conn.peer, payload=forward.payload)
+
+    # -- upstream ------------------------------------------------------------------------------------------
+
+    async def _keep_upstream(self, group: str, member: Member) -> None:
+        """Keep one connection to ``member`` open for ever, reconnecting with exponential backoff."""
+        name = str(member)
+        backoff = self.limits.backoff_min_s
         while True:
-            await anyio.sleep(EXPIRY_TICK_S)
-            self.router.expire(anyio.current_time(), self.limits.upstream_timeout_s)
-
-    async def serve_status(self, conn: FramedConnection) -> None:
-        await conn.stream.send(json.dumps(self.stats()).encode() + b"\n")
-
-
-async def serve(
-    host: str,
-    port: int,
-    *,
-    nac: Nac,
-    status_port: int | None = None,
-    task_status: anyio.abc.TaskStatus[tuple[int, int | None]] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    async with anyio.create_task_group() as tg:
-        for members in nac.groups.values():
-            for member in members:
-                tg.start_soon(member.run)
-        tg.start_soon(nac.expire_forever)
-        bound_status = None
-        if status_port is not None:
-            bound_status = await tg.start(
-                lambda task_status: serve_tcp(
-                    host, status_port, nac.serve_status, name="nac-status", task_status=task_status
+            try:
+                conn = await connect(
+                    member.host,
+                    member.port,
+                    timeout=self.limits.connect_timeout_s,
+                    max_frame_len=self.limits.max_frame_len,
                 )
-            )
-        bound = await tg.start(
-            lambda task_status: serve_tcp(
-                host,
-                port,
-                nac.handle_terminal,
-                name="nac",
-                max_frame_len=nac.limits.max_frame_len,
-                task_status=task_status,
-            )
-        )
-        task_status.started((bound, bound_status))
+            except (OSError, TimeoutError) as exc:
+                self.stats.members[name].connect_failures += 1
+                log.debug("route %s: cannot connect to %s (%s)", group, name, type(exc).__name__)
+            else:
+                backoff = self.limits.backoff_min_s
+                await self._run_link(group, name, conn)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, self.limits.backoff_max_s)
+
+    async def _run_link(self, group: str, name: str, conn: FramedConnection) -> None:
+        link_id = self.router.link_up(group, name)
+        self._links[link_id] = conn
+        log.info("route %s: connected to %s (link %d)", group, name, link_id)
+        try:
+            while (payload := await conn.receive()) is not None:
+                if self._trace is not None:
+                    self._trace.record(direction="in", link="pos", peer=name, payload=payload)
+                decision = self.router.from_upstream(link_id, payload)
+                if isinstance(decision, Deliver):
+                    self._deliver(decision)
+                else:
+                    log.info("route %s: answer from %s dropped: %s", group, name, decision.reason)
+        except FramingError as exc:
+            log.warning("route %s: %s sent a bad frame (%s), reconnecting", group, name, exc)
+        finally:
+            del self._links[link_id]
+            dropped = self.router.link_down(link_id)
+            await conn.aclose()
+        log.warning("route %s: lost %s, %d request(s) in flight dropped", group, name, dropped)
+
+    def _deliver(self, deliver: Deliver) -> None:
+        outbox = self._outboxes.get(deliver.terminal_id)
+        if outbox is not None:
+            try:
+                outbox.send_nowait(deliver.payload)
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+            else:
+                return
+        self.stats.dropped[DropReason.TERMINAL_NOT_READING] += 1
+
+    async def _expire_forever(self) -> None:
+        tick = min(EXPIRY_TICK_S, self.limits.answer_timeout_s / 4)
+        while True:
+            await anyio.sleep(tick)
+            for close in self.router.expire(anyio.current_time()):
+                conn = self._links.get(close.link_id)
+                if conn is not None:
+                    log.warning("upstream %s: closing: %s", conn.peer, close.reason)
+                    await conn.aclose()
+
+    # -- status --------------------------------------------------------------------------------------------
+
+    async def _answer_status(self, stream: anyio.abc.SocketStream) -> None:
+        document = json.dumps(self.stats.snapshot(), sort_keys=True).encode() + b"\n"
+        try:
+            with anyio.fail_after(STATUS_SEND_TIMEOUT_S):
+                await stream.send(document)
+        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            log.info("status client went away")
+        finally:
+            with anyio.move_on_after(STATUS_SEND_TIMEOUT_S, shield=True):
+                await stream.aclose()
+
+
+async def fetch_stats(host: str, port: int, *, timeout: float = STATUS_SEND_TIMEOUT_S) -> dict[str, object]:
+    """Read the JSON statistics document of a running NAC's status port."""
+    chunks: list[bytes] = []
+    with anyio.fail_after(timeout):
+        async with await anyio.connect_tcp(host, port) as stream:
+            while True:
+                try:
+                    chunks.append(await stream.receive())
+                except anyio.EndOfStream:
+                    break
+    document: dict[str, object] = json.loads(b"".join(chunks))
+    return document

@@ -48,7 +48,13 @@ class NacStats:
         """Answers from a front-end that reached no terminal (late, unknown or malformed)."""
         return sum(
             self.dropped[reason]
-            for reason in ("bad_answer_tpdu", "unknown_return_address", "terminal_gone", "answer_after_timeout")
+            for reason in (
+                "bad_answer_tpdu",
+                "unknown_return_address",
+                "terminal_gone",
+                "answer_after_timeout",
+                "terminal_not_reading",
+            )
         )
 
     def snapshot(self) -> dict[str, Any]:
