@@ -1,17 +1,50 @@
-"""``acqsim ledger check``: every invariant of the books, over the whole store."""
+"""``acqsim ledger check``: every invariant of the books, over the whole store.
+
+1. All entries sum to zero, and the entries of each transaction sum to zero (double entry).
+2. Each transaction's stored entries are exactly the entries its recorded effects (and no others): nothing
+   posted twice, nothing lost between the transaction row and the entries table.
+3. Every account's balance equals the sum of its entries; its held amount equals its open holds; so
+   available = balance − holds.
+4. Every open hold belongs to a pre-authorisation in state ``held``, and every such pre-authorisation has one.
+5. No refund total exceeds its original; no hold is negative.
+"""
 
 from __future__ import annotations
 
-from core_ledger.model import HoldChange, TxnStatus
-from core_ledger.sqlite_store import SqliteStore
+from collections import Counter, defaultdict
+
+from core_ledger.model import Entry, HoldChange, TxnStatus
+from core_ledger.store import LedgerStore
 
 
-def check_store(store: SqliteStore) -> list[str]:
+def check_store(store: LedgerStore) -> list[str]:
+    """Every invariant violated by what ``store`` holds, as one line each (empty: the books are sound)."""
     problems: list[str] = []
     state = store.load()
-    total, per_account = store.entry_sums()
+    entries = store.entries()
+    total = sum(e.amount for e in entries)
     if total != 0:
         problems.append(f"all entries sum to {total}, not 0")
+    per_account: dict[str, int] = defaultdict(int)
+    per_txn: dict[str, Counter[tuple[str, int]]] = defaultdict(Counter)
+    for entry in entries:
+        per_account[entry.account_id] += entry.amount
+        per_txn[entry.txn_key][(entry.account_id, entry.amount)] += 1
+    for key, legs in per_txn.items():
+        if sum(amount * count for (_, amount), count in legs.items()) != 0:
+            problems.append(f"transaction {key}: entries do not sum to 0")
+        if key not in state.txns:
+            problems.append(f"entries under {key}, which is not a recorded transaction")
+    for txn in state.txns.values():
+        expected = Counter((e.account_id, e.amount) for e in txn.effects if isinstance(e, Entry))
+        if per_txn.get(txn.key, Counter()) != expected:
+            problems.append(f"transaction {txn.key}: stored entries differ from its effects (posted twice or lost)")
+        if txn.refunded > txn.amount or txn.refunded < 0:
+            problems.append(f"transaction {txn.key}: refunded {txn.refunded} outside 0..{txn.amount}")
+        if any(isinstance(e, HoldChange) and e.amount < 0 for e in txn.effects):
+            problems.append(f"transaction {txn.key}: negative hold")
+        if txn.status is TxnStatus.HELD and txn.key not in state.holds:
+            problems.append(f"pre-authorisation {txn.key} is held but has no open hold")
     for account in state.accounts.values():
         summed = per_account.get(account.account_id, 0)
         if summed != account.balance:
@@ -20,14 +53,7 @@ def check_store(store: SqliteStore) -> list[str]:
         if held != account.held:
             problems.append(f"account {account.account_id}: held {account.held} != open holds {held}")
     for owner in state.holds:
-        txn = state.txns.get(owner)
-        if txn is None or txn.status is not TxnStatus.HELD:
+        preauth = state.txns.get(owner)
+        if preauth is None or preauth.status is not TxnStatus.HELD:
             problems.append(f"hold {owner} has no pre-authorisation in state held")
-    for txn in state.txns.values():
-        if txn.status is TxnStatus.HELD and txn.key not in state.holds:
-            problems.append(f"pre-authorisation {txn.key} is held but has no open hold")
-        if txn.refunded > txn.amount:
-            problems.append(f"transaction {txn.key}: refunded {txn.refunded} exceeds amount {txn.amount}")
-        if any(isinstance(e, HoldChange) and e.amount < 0 for e in txn.effects):
-            problems.append(f"transaction {txn.key}: negative hold")
     return problems

@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"card {mask_pan(card.pan)} account {account.account_id} ({card.status})")
         print(f"balance {_money(account.balance)}  held {_money(account.held)}  available {_money(account.available)}")
         if args.action == "statement":
-            for seq, txn_key, amount in store.entries_for(card.account_id):
-                txn = state.txns.get(txn_key)
-                what = f"{txn.op} rrn {txn.rrn.strip()}" if txn else txn_key
-                print(f"{seq:>8}  {_money(amount):>14}  {what}")
+            for entry in store.entries(card.account_id):
+                txn = state.txns.get(entry.txn_key)
+                what = f"{txn.op} {txn.business_date} rrn {txn.rrn.strip()}" if txn else entry.txn_key
+                print(f"{entry.seq:>8}  {_money(entry.amount):>14}  {what}")
         return 0
     except StoreError as exc:
         print(f"acqsim ledger: {exc}", file=sys.stderr)

@@ -12,7 +12,11 @@ Rules (PROTOCOL.md §2, §3a; docs/ledger.md explains each):
   (13 beyond that).
 - Reversal: applies the inverses of the original's effects and marks it reversed. A reversal of an original
   never seen answers 00 and leaves a *tombstone* under the original's key: if the original arrives later it
-  is declined with 12 and posts nothing. Reversing twice is harmless (00, nothing more).
+  is declined with 12 and posts nothing. Reversing twice is harmless (00, nothing more). A reversal of an
+  original that was since voided, refunded (even partly), completed or cancelled answers 12: undo those first.
+  Reversals live in their own key space (``REV|`` + key), because a POS reversal carries its original's STAN.
+- Business date: the request's MMDD (field 13) in the year that puts it closest to the clock's date, so a
+  request dated 1231 that arrives on 1 January belongs to the old year.
 """
 
 from __future__ import annotations
@@ -66,6 +70,30 @@ class Decision:
     repeat: bool = False
 
 
+#: Prefix of a reversal's own transaction key (its STAN may be its original's).
+REVERSAL_KEY_PREFIX: Final = "REV|"
+
+
+def request_key(request: LedgerRequest) -> str:
+    """The transaction key of ``request``: its idempotency key, in the reversal key space for reversals."""
+    base = key_text(request.key)
+    return REVERSAL_KEY_PREFIX + base if request.op is LedgerOp.REVERSAL else base
+
+
+def business_date(local_date: str, now: dt.datetime) -> str:
+    """YYYYMMDD for a MMDD field: the year (now's, or the one before / after) closest to ``now``."""
+    candidates = []
+    for year in (now.year - 1, now.year, now.year + 1):
+        try:
+            day = dt.date(year, int(local_date[:2]), int(local_date[2:]))
+        except ValueError:
+            continue
+        candidates.append((abs((day - now.date()).days), day))
+    if not candidates:
+        return f"{now.year:04d}{local_date}"
+    return min(candidates)[1].strftime("%Y%m%d")
+
+
 def original_key(request: LedgerRequest, original: OriginalRef) -> str:
     return key_text((original.acquirer_id, request.terminal_id, original.stan, original.local_date))
 
@@ -74,6 +102,10 @@ def fingerprint(request: LedgerRequest) -> str:
     original = request.original
     ref = f"{original.stan}/{original.local_date}" if original else ""
     return f"{request.op}:{request.pan}:{request.amount}:{request.target_pan or ''}:{ref}"
+
+
+def _valid_date(local_date: str) -> bool:
+    return len(local_date) == 4 and local_date.isdigit() and 1 <= int(local_date[:2]) <= 12
 
 
 class LedgerEngine:
@@ -94,13 +126,15 @@ class LedgerEngine:
     def decide(self, request: LedgerRequest) -> Decision:
         """Decide ``request`` against the current state. The caller applies ``decision.effects`` (via
         :meth:`commit`) before deciding the next request. Never raises for bad input."""
-        key = key_text(request.key)
+        if not _valid_date(request.local_date):
+            return self._declined(request, RC.FORMAT_ERROR, record=False)
+        key = request_key(request)
         known = self.state.txns.get(key)
         if known is not None and known.status is not TxnStatus.TOMBSTONE:
             if known.fingerprint == fingerprint(request):
                 return Decision(answer=known.answer, records=(), effects=(), repeat=True)
             return self._declined(request, RC.DUPLICATE, record=False)
-        if known is not None and request.op is not LedgerOp.REVERSAL:
+        if known is not None:
             return self._declined(request, RC.INVALID_TRANSACTION, record=False)  # reversed before it arrived
         try:
             return self._decide(request, key)
@@ -115,7 +149,7 @@ class LedgerEngine:
     # --- helpers -----------------------------------------------------------------------------------------
 
     def _business_date(self, request: LedgerRequest) -> str:
-        return f"{self.clock().year:04d}{request.local_date}"
+        return business_date(request.local_date, self.clock())
 
     def _card(self, pan: str) -> str:
         card = self.state.cards.get(pan)
@@ -213,7 +247,7 @@ class LedgerEngine:
 
     def _declined(self, request: LedgerRequest, code: ResponseCode, *, record: bool) -> Decision:
         answer = LedgerAnswer(response_code=code, rrn=request.rrn, currency=request.currency)
-        records = (self._record(request, key_text(request.key), answer, TxnStatus.DECLINED, ()),) if record else ()
+        records = (self._record(request, request_key(request), answer, TxnStatus.DECLINED, ()),) if record else ()
         return Decision(answer=answer, records=records, effects=())
 
     def _approved(
@@ -385,8 +419,8 @@ class LedgerEngine:
             return self._approved(request, key, account_id, (), original=target_key, auth=False)
         if original.pan != request.pan:
             raise Decline(RC.ORIGINAL_MISMATCH)
-        if original.status not in (TxnStatus.POSTED, TxnStatus.HELD):
-            raise Decline(RC.INVALID_TRANSACTION)  # voided / completed / cancelled: undo those first
+        if original.status not in (TxnStatus.POSTED, TxnStatus.HELD) or original.refunded:
+            raise Decline(RC.INVALID_TRANSACTION)  # voided / refunded / completed / cancelled: undo those first
         inverse = tuple(e.inverse() for e in reversed(original.effects))
         effects = (*inverse, StatusChange(original.key, original.status, TxnStatus.REVERSED))
         return self._approved(request, key, account_id, effects, original=target_key, auth=False)

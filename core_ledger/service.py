@@ -11,6 +11,7 @@ everyone waiting; on restart the state is loaded from the store, which holds exa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Final
 
@@ -19,9 +20,8 @@ import anyio.abc
 
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
-from core_ledger.model import Effect, Entry, HoldChange, Txn
 from core_ledger.state import LedgerState
-from core_ledger.store import LedgerStore
+from core_ledger.store import LedgerStore, Posting
 from wire.constants import ResponseCode
 
 log = logging.getLogger("acqsim.ledger")
@@ -34,8 +34,7 @@ class LedgerService:
     def __init__(self, store: LedgerStore, engine: LedgerEngine) -> None:
         self.store = store
         self.engine = engine
-        self._batch: list[tuple[tuple[Txn, ...], tuple[Effect, ...]]] = []
-        self._touched: set[str] = set()
+        self._batch: list[Posting] = []
         self._batch_done = anyio.Event()
         self._wakeup = anyio.Event()
         self._failed = False
@@ -50,9 +49,11 @@ class LedgerService:
         if self._failed:
             return LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn)
         decision = self.engine.decide(request)
+        # Snapshot the new records before later decisions change them in memory (status, refunded): the
+        # worker thread writes them while the event loop goes on deciding.
+        records = tuple(dataclasses.replace(txn) for txn in decision.records)
         self.engine.commit(decision)
-        self._batch.append((decision.records, decision.effects))
-        self._touched.update(e.account_id for e in decision.effects if isinstance(e, Entry | HoldChange))
+        self._batch.append((records, decision.effects))
         done = self._batch_done
         self._wakeup.set()
         with anyio.fail_after(COMMIT_TIMEOUT_S):
@@ -66,12 +67,11 @@ class LedgerService:
         while True:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
-            batch, done, touched = self._batch, self._batch_done, self._touched
-            self._batch, self._batch_done, self._touched = [], anyio.Event(), set()
-            balances = {a: (self.state.accounts[a].balance, self.state.accounts[a].held) for a in touched}
+            batch, done = self._batch, self._batch_done
+            self._batch, self._batch_done = [], anyio.Event()
             try:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self.store.commit, batch, balances)
+                    await anyio.to_thread.run_sync(self.store.commit, batch)
             except Exception:
                 self._failed = True
                 done.set()

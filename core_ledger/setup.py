@@ -8,17 +8,21 @@ from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, b
 from core_ledger.service import LedgerService
 from core_ledger.sqlite_store import SqliteStore
 from core_ledger.state import LedgerState
-from core_ledger.store import StoreError
+from core_ledger.store import LedgerStore
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(db: str) -> SqliteStore:
-    """A store for ``db``: a SQLite path (the default). PostgreSQL URLs are not supported yet."""
-    if db.startswith(("postgresql://", "postgres://")):
-        raise StoreError("the PostgreSQL backend is not built yet; use a SQLite path")
+def open_store(db: str) -> LedgerStore:
+    """A store for ``db``: a ``postgresql://`` URL, or else a SQLite file path (the default)."""
+    if db.startswith(POSTGRES_SCHEMES):
+        from core_ledger.postgres_store import PostgresStore
+
+        return PostgresStore(db)
     return SqliteStore(db)
 
 
-def seed_store(store: SqliteStore, state: LedgerState, config: AcqsimConfig) -> int:
+def seed_store(store: LedgerStore, state: LedgerState, config: AcqsimConfig) -> int:
     """Add the configuration's merchants and cards that the store does not have yet. Returns cards added."""
     if not state.accounts:
         state.accounts.update(base_state().accounts)
@@ -53,10 +57,7 @@ def seed_store(store: SqliteStore, state: LedgerState, config: AcqsimConfig) -> 
     for txn in openings:
         state.txns[txn.key] = txn
         state.apply(txn.effects)
-    touched = {e.account_id for t in openings for e in t.effects if hasattr(e, "account_id")}
-    store.commit(
-        [((t,), t.effects) for t in openings], {a: (state.accounts[a].balance, state.accounts[a].held) for a in touched}
-    )
+    store.commit([((t,), t.effects) for t in openings])
     return len(openings)
 
 

@@ -1,6 +1,8 @@
 """SQLite backend: WAL journal, ``synchronous=FULL`` (a commit survives power loss), one writer.
 
-One ledger process owns one database file. Calls are blocking: the server runs them in a worker thread.
+One ledger process serves one database file; the offline tools (check, statement, settle) may open it at
+the same time (WAL readers never block; writers wait up to ``BUSY_TIMEOUT_MS``). Calls are blocking: the
+server runs them in a worker thread.
 """
 
 from __future__ import annotations
@@ -22,10 +24,22 @@ from core_ledger.model import (
     Merchant,
     RefundChange,
     StatusChange,
-    Txn,
 )
 from core_ledger.state import LedgerState
-from core_ledger.store import TXN_COLUMNS, StoreError, rebuild_daily_usage, txn_from_row, txn_row
+from core_ledger.store import (
+    TXN_COLUMNS,
+    Posting,
+    StoredEntry,
+    StoreError,
+    account_deltas,
+    entry_owner,
+    rebuild_daily_usage,
+    txn_from_row,
+    txn_row,
+)
+
+#: How long a writer waits for another process's write transaction to end.
+BUSY_TIMEOUT_MS: Final = 10_000
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -54,6 +68,7 @@ class SqliteStore:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -66,6 +81,14 @@ class SqliteStore:
         self._db.close()
 
     def load(self) -> LedgerState:
+        with self._lock:
+            self._db.execute("BEGIN")  # one consistent snapshot across the tables
+            try:
+                return self._load()
+            finally:
+                self._db.execute("COMMIT")
+
+    def _load(self) -> LedgerState:
         db = self._db
         state = LedgerState()
         for account_id, kind, name, balance, held in db.execute("SELECT * FROM accounts"):
@@ -118,9 +141,7 @@ class SqliteStore:
                 db.execute("ROLLBACK")
                 raise
 
-    def commit(
-        self, batch: Sequence[tuple[tuple[Txn, ...], tuple[Effect, ...]]], balances: dict[str, tuple[int, int]]
-    ) -> None:
+    def commit(self, batch: Sequence[Posting], *, settled: Sequence[str] = ()) -> None:
         with self._lock:
             db = self._db
             try:
@@ -128,24 +149,25 @@ class SqliteStore:
                 for records, effects in batch:
                     for txn in records:
                         db.execute(
-                            f"INSERT OR REPLACE INTO txns ({TXN_COLUMNS}) VALUES ({','.join('?' * 16)})",  # noqa: S608
+                            f"INSERT INTO txns ({TXN_COLUMNS}) VALUES ({','.join('?' * 16)})",  # noqa: S608
                             txn_row(txn),
                         )
+                    owner = entry_owner(records)
                     for effect in effects:
-                        self._write_effect(records, effect)
+                        self._write_effect(owner, effect)
                 db.executemany(
-                    "UPDATE accounts SET balance = ?, held = ? WHERE account_id = ?",
-                    [(b, h, a) for a, (b, h) in balances.items()],
+                    "UPDATE accounts SET balance = balance + ?, held = held + ? WHERE account_id = ?",
+                    [(b, h, a) for a, (b, h) in account_deltas(batch).items()],
                 )
+                db.executemany("UPDATE txns SET settled = 1 WHERE key = ?", [(k,) for k in settled])
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise StoreError(f"ledger commit failed: {exc}") from None
 
-    def _write_effect(self, records: tuple[Txn, ...], effect: Effect) -> None:
+    def _write_effect(self, owner: str, effect: Effect) -> None:
         db = self._db
-        owner = records[-1].key if records else ""
         if isinstance(effect, Entry):
             db.execute(
                 "INSERT INTO entries (txn_key, account_id, amount) VALUES (?, ?, ?)",
@@ -161,45 +183,12 @@ class SqliteStore:
         elif isinstance(effect, RefundChange):
             db.execute("UPDATE txns SET refunded = refunded + ? WHERE key = ?", (effect.delta, effect.txn))
 
-    # --- tools ---------------------------------------------------------------------------------------------
-
-    def entries_for(self, account_id: str) -> list[tuple[int, str, int]]:
-        return list(
-            db_rows(
-                self._db, "SELECT seq, txn_key, amount FROM entries WHERE account_id = ? ORDER BY seq", (account_id,)
-            )
-        )
-
-    def entry_sums(self) -> tuple[int, dict[str, int]]:
-        total = self._db.execute("SELECT COALESCE(SUM(amount), 0) FROM entries").fetchone()[0]
-        per_account = dict(self._db.execute("SELECT account_id, SUM(amount) FROM entries GROUP BY account_id"))
-        return int(total), {k: int(v) for k, v in per_account.items()}
-
-    def mark_settled(
-        self, keys: Sequence[str], settlement: Txn, entries: Sequence[Entry], balances: dict[str, tuple[int, int]]
-    ) -> None:
+    def entries(self, account_id: str | None = None) -> list[StoredEntry]:
+        sql = "SELECT seq, txn_key, account_id, amount FROM entries"
+        params: tuple[str, ...] = ()
+        if account_id is not None:
+            sql += " WHERE account_id = ?"
+            params = (account_id,)
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("UPDATE txns SET settled = 1 WHERE key = ?", [(k,) for k in keys])
-                db.execute(
-                    f"INSERT INTO txns ({TXN_COLUMNS}) VALUES ({','.join('?' * 16)})",  # noqa: S608
-                    txn_row(settlement),
-                )
-                db.executemany(
-                    "INSERT INTO entries (txn_key, account_id, amount) VALUES (?, ?, ?)",
-                    [(settlement.key, e.account_id, e.amount) for e in entries],
-                )
-                db.executemany(
-                    "UPDATE accounts SET balance = ?, held = ? WHERE account_id = ?",
-                    [(b, h, a) for a, (b, h) in balances.items()],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-
-def db_rows(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[int, str, int]]:
-    return [(int(a), str(b), int(c)) for a, b, c in db.execute(sql, params)]
+            rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
+        return [StoredEntry(seq=int(a), txn_key=str(b), account_id=str(c), amount=int(d)) for a, b, c, d in rows]

@@ -4,10 +4,19 @@ A store keeps the static data (accounts, cards, merchants), every transaction wi
 the entries, the open holds and each account's balance. ``commit`` writes a whole batch of decisions in ONE
 database transaction (group commit: concurrent requests share one fsync); the server answers a request only
 after the batch holding it is committed.
+
+Balances are written as deltas (``balance = balance + d``), computed from the batch's own effects, so a
+batch never overwrites what another writer (the offline settlement tool) committed meanwhile. A transaction
+key is inserted with a plain INSERT under a UNIQUE constraint: posting one key twice is a database error,
+never a silent second posting.
+
+Backends: :mod:`core_ledger.sqlite_store` (a file path) and :mod:`core_ledger.postgres_store` (a
+``postgresql://`` URL); :func:`core_ledger.setup.open_store` picks one from the ``--db`` setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -31,13 +40,57 @@ class StoreError(Exception):
     """The store could not be opened, read or written."""
 
 
+#: One decision to make durable: the new transactions it records and the effects it applies.
+Posting = tuple[tuple[Txn, ...], tuple[Effect, ...]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEntry:
+    seq: int
+    txn_key: str
+    account_id: str
+    amount: int
+
+
 class LedgerStore(Protocol):
-    def load(self) -> LedgerState: ...
-    def save_static(self, state: LedgerState) -> None: ...
-    def commit(
-        self, batch: Sequence[tuple[tuple[Txn, ...], tuple[Effect, ...]]], balances: dict[str, tuple[int, int]]
-    ) -> None: ...
+    """What the ledger needs from a database. Every method is blocking (run it in a worker thread)."""
+
+    def load(self) -> LedgerState:
+        """Everything committed: accounts with balances and holds, cards, merchants, transactions."""
+        ...
+
+    def save_static(self, state: LedgerState) -> None:
+        """Add accounts that are new (balance 0) and add or replace cards and merchants."""
+        ...
+
+    def commit(self, batch: Sequence[Posting], *, settled: Sequence[str] = ()) -> None:
+        """Write ``batch`` (and mark the ``settled`` transaction keys) in one durable transaction."""
+        ...
+
+    def entries(self, account_id: str | None = None) -> list[StoredEntry]:
+        """Every entry in posting order (of one account, if given)."""
+        ...
+
     def close(self) -> None: ...
+
+
+def account_deltas(batch: Sequence[Posting]) -> dict[str, tuple[int, int]]:
+    """Per account, (balance change, held change) that ``batch`` applies."""
+    deltas: dict[str, tuple[int, int]] = {}
+    for _, effects in batch:
+        for effect in effects:
+            if isinstance(effect, Entry):
+                balance, held = deltas.get(effect.account_id, (0, 0))
+                deltas[effect.account_id] = (balance + effect.amount, held)
+            elif isinstance(effect, HoldChange):
+                balance, held = deltas.get(effect.account_id, (0, 0))
+                deltas[effect.account_id] = (balance, held + (effect.amount if effect.placed else -effect.amount))
+    return deltas
+
+
+def entry_owner(records: tuple[Txn, ...]) -> str:
+    """The transaction an effect's entries belong to: the last record (a tombstone comes before its reversal)."""
+    return records[-1].key if records else ""
 
 
 def effect_to_json(effect: Effect) -> list[Any]:

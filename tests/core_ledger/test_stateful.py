@@ -7,18 +7,23 @@ across a restart, and the money moves exactly as the model expects for every app
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.check import check_store
 from core_ledger.engine import Decision, LedgerEngine
 from core_ledger.model import Entry, HoldChange
-from core_ledger.sqlite_store import SqliteStore
+from tests.core_ledger.conftest import StoreFactory, StoreOpener
 from tests.core_ledger.helpers import CARDS, GOOD, NOW, OTHER, request, seeded_state
 from wire.constants import ResponseCode
 
@@ -32,26 +37,23 @@ class LedgerMachine(RuleBasedStateMachine):
     completions = Bundle("completions")
     anything = Bundle("anything")
 
+    def __init__(self, factory: StoreFactory) -> None:
+        super().__init__()
+        self.opener: StoreOpener = factory()
+
     @initialize()
     def open_store(self) -> None:
-        self.dir = tempfile.TemporaryDirectory()
-        self.path = Path(self.dir.name) / "ledger.sqlite3"
-        self.store = SqliteStore(self.path)
+        self.store = self.opener()
         state = seeded_state()
         self.store.save_static(state)
-        openings = [t for t in state.txns.values()]
-        touched = {e.account_id for t in openings for e in t.effects if isinstance(e, Entry)}
-        self.store.commit(
-            [((t,), t.effects) for t in openings],
-            {a: (state.accounts[a].balance, state.accounts[a].held) for a in touched},
-        )
+        self.store.commit([((t,), t.effects) for t in state.txns.values()])
         self.engine = LedgerEngine(state, clock=lambda: NOW)
         self.expected = {pan: self._balance(pan) for pan in PANS}
         self.expected_held = dict.fromkeys(PANS, 0)
 
     def teardown(self) -> None:
-        self.store.close()
-        self.dir.cleanup()
+        if hasattr(self, "store"):
+            self.store.close()
 
     def _balance(self, pan: str) -> int:
         return self.engine.state.accounts[self.engine.state.cards[pan].account_id].balance
@@ -59,12 +61,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def _submit(self, req: LedgerRequest) -> Decision:
         decision = self.engine.decide(req)
         self.engine.commit(decision)
-        touched = {e.account_id for e in decision.effects if isinstance(e, Entry | HoldChange)}
         state = self.engine.state
-        self.store.commit(
-            [(decision.records, decision.effects)],
-            {a: (state.accounts[a].balance, state.accounts[a].held) for a in touched},
-        )
+        self.store.commit([(decision.records, decision.effects)])
         if not decision.repeat:
             for effect in decision.effects:
                 pan = next((p for p in PANS if state.cards[p].account_id == getattr(effect, "account_id", "")), None)
@@ -132,7 +130,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def restart(self) -> None:
         before = self.engine.state
         self.store.close()
-        self.store = SqliteStore(self.path)
+        self.store = self.opener()
         after = self.store.load()
         assert {k: (a.balance, a.held) for k, a in after.accounts.items()} == {
             k: (a.balance, a.held) for k, a in before.accounts.items()
@@ -160,5 +158,8 @@ class LedgerMachine(RuleBasedStateMachine):
             assert check_store(self.store) == []
 
 
-LedgerMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
-TestLedgerStateMachine = LedgerMachine.TestCase
+def test_ledger_state_machine(store_factory: StoreFactory) -> None:
+    run_state_machine_as_test(
+        lambda: LedgerMachine(store_factory),  # type: ignore[arg-type]  # hypothesis accepts any factory
+        settings=settings(max_examples=25, stateful_step_count=25, deadline=None),
+    )

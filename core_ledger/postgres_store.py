@@ -1,0 +1,209 @@
+"""PostgreSQL backend (psycopg 3): the same interface and tables as the SQLite store.
+
+A ``commit`` is one PostgreSQL transaction; with the server's default ``synchronous_commit=on`` it returns
+only once the WAL record is flushed, so the group commit of :mod:`core_ledger.service` shares one flush
+among all requests of a batch. One connection, guarded by a lock: the ledger has a single writer by design.
+Calls are blocking: the server runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Final
+
+import psycopg
+
+from core_ledger.model import (
+    Account,
+    AccountKind,
+    Card,
+    CardStatus,
+    Effect,
+    Entry,
+    HoldChange,
+    Merchant,
+    RefundChange,
+    StatusChange,
+)
+from core_ledger.state import LedgerState
+from core_ledger.store import (
+    TXN_COLUMNS,
+    Posting,
+    StoredEntry,
+    StoreError,
+    account_deltas,
+    entry_owner,
+    rebuild_daily_usage,
+    txn_from_row,
+    txn_row,
+)
+
+#: Longest a connection attempt may take.
+CONNECT_TIMEOUT_S: Final = 10
+
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
+    balance BIGINT NOT NULL DEFAULT 0, held BIGINT NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS cards (pan TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts,
+    expiry TEXT NOT NULL, status TEXT NOT NULL, daily_limit BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS merchants (merchant_id TEXT PRIMARY KEY, name TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts, settlement TEXT NOT NULL, aggregator_account_id TEXT,
+    fee_bp INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS txns (seq BIGSERIAL PRIMARY KEY, key TEXT NOT NULL UNIQUE, op TEXT NOT NULL,
+    pan TEXT NOT NULL, amount BIGINT NOT NULL, terminal_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
+    business_date TEXT NOT NULL, rrn TEXT NOT NULL, fingerprint TEXT NOT NULL, answer TEXT NOT NULL,
+    status TEXT NOT NULL, original TEXT, auth_code TEXT, refunded BIGINT NOT NULL, effects TEXT NOT NULL,
+    settled INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS entries (seq BIGSERIAL PRIMARY KEY, txn_key TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts, amount BIGINT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id)",
+    "CREATE TABLE IF NOT EXISTS holds (owner TEXT PRIMARY KEY, account_id TEXT NOT NULL, amount BIGINT NOT NULL)",
+)
+
+
+class PostgresStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self._db = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+            with self._db.transaction():
+                # Two ledgers creating the schema at once must not collide: serialise on an advisory lock.
+                self._db.execute("SELECT pg_advisory_xact_lock(8583)")
+                for statement in SCHEMA:
+                    self._db.execute(statement)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load(self) -> LedgerState:
+        with self._lock:
+            try:
+                with self._db.transaction():
+                    self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
+                    return self._load()
+            except psycopg.Error as exc:
+                raise StoreError(f"ledger load failed: {type(exc).__name__}: {exc.sqlstate}") from None
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params).fetchall()
+
+    def _load(self) -> LedgerState:
+        state = LedgerState()
+        for account_id, kind, name, balance, held in self._rows(
+            "SELECT account_id, kind, name, balance, held FROM accounts"
+        ):
+            state.accounts[account_id] = Account(
+                account_id=account_id, kind=AccountKind(kind), name=name, balance=int(balance), held=int(held)
+            )
+        for pan, account_id, expiry, status, limit in self._rows(
+            "SELECT pan, account_id, expiry, status, daily_limit FROM cards"
+        ):
+            state.cards[pan] = Card(
+                pan=pan,
+                account_id=account_id,
+                expiry=expiry,
+                status=CardStatus(status),
+                daily_limit=None if limit is None else int(limit),
+            )
+        for mid, name, account_id, settlement, aggregator, fee_bp in self._rows(
+            "SELECT merchant_id, name, account_id, settlement, aggregator_account_id, fee_bp FROM merchants"
+        ):
+            state.merchants[mid] = Merchant(
+                merchant_id=mid,
+                name=name,
+                account_id=account_id,
+                settlement=settlement,
+                aggregator_account_id=aggregator,
+                fee_bp=int(fee_bp),
+            )
+        for row in self._rows(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608 - constant columns
+            txn = txn_from_row(row)
+            state.txns[txn.key] = txn
+        for owner, account_id, amount in self._rows("SELECT owner, account_id, amount FROM holds"):
+            state.holds[owner] = (account_id, int(amount))
+        rebuild_daily_usage(state)
+        return state
+
+    def save_static(self, state: LedgerState) -> None:
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO accounts (account_id, kind, name) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [(a.account_id, a.kind.value, a.name) for a in state.accounts.values()],
+            )
+            cur.executemany(
+                "INSERT INTO cards VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pan) DO UPDATE SET "
+                "account_id = EXCLUDED.account_id, expiry = EXCLUDED.expiry, status = EXCLUDED.status, "
+                "daily_limit = EXCLUDED.daily_limit",
+                [(c.pan, c.account_id, c.expiry, c.status.value, c.daily_limit) for c in state.cards.values()],
+            )
+            cur.executemany(
+                "INSERT INTO merchants VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (merchant_id) DO UPDATE SET "
+                "name = EXCLUDED.name, account_id = EXCLUDED.account_id, settlement = EXCLUDED.settlement, "
+                "aggregator_account_id = EXCLUDED.aggregator_account_id, fee_bp = EXCLUDED.fee_bp",
+                [
+                    (m.merchant_id, m.name, m.account_id, m.settlement, m.aggregator_account_id, m.fee_bp)
+                    for m in state.merchants.values()
+                ],
+            )
+
+    def commit(self, batch: Sequence[Posting], *, settled: Sequence[str] = ()) -> None:
+        placeholders = ", ".join(["%s"] * 16)
+        with self._lock:
+            try:
+                with self._db.transaction(), self._db.cursor() as cur:
+                    for records, effects in batch:
+                        for txn in records:
+                            cur.execute(
+                                f"INSERT INTO txns ({TXN_COLUMNS}) VALUES ({placeholders})",  # noqa: S608
+                                txn_row(txn),
+                            )
+                        owner = entry_owner(records)
+                        for effect in effects:
+                            _write_effect(cur, owner, effect)
+                    cur.executemany(
+                        "UPDATE accounts SET balance = balance + %s, held = held + %s WHERE account_id = %s",
+                        [(b, h, a) for a, (b, h) in account_deltas(batch).items()],
+                    )
+                    cur.executemany("UPDATE txns SET settled = 1 WHERE key = %s", [(k,) for k in settled])
+            except psycopg.Error as exc:
+                raise StoreError(f"ledger commit failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate})") from None
+
+    def entries(self, account_id: str | None = None) -> list[StoredEntry]:
+        sql = "SELECT seq, txn_key, account_id, amount FROM entries"
+        params: tuple[str, ...] = ()
+        if account_id is not None:
+            sql += " WHERE account_id = %s"
+            params = (account_id,)
+        with self._lock, self._db.transaction():
+            rows = self._rows(sql + " ORDER BY seq", params)
+        return [StoredEntry(seq=int(a), txn_key=str(b), account_id=str(c), amount=int(d)) for a, b, c, d in rows]
+
+
+def _write_effect(cur: psycopg.Cursor[Any], owner: str, effect: Effect) -> None:
+    if isinstance(effect, Entry):
+        cur.execute(
+            "INSERT INTO entries (txn_key, account_id, amount) VALUES (%s, %s, %s)",
+            (owner, effect.account_id, effect.amount),
+        )
+    elif isinstance(effect, HoldChange):
+        if effect.placed:
+            cur.execute("INSERT INTO holds VALUES (%s, %s, %s)", (effect.owner, effect.account_id, effect.amount))
+        else:
+            cur.execute("DELETE FROM holds WHERE owner = %s", (effect.owner,))
+    elif isinstance(effect, StatusChange):
+        cur.execute("UPDATE txns SET status = %s WHERE key = %s", (effect.new.value, effect.txn))
+    elif isinstance(effect, RefundChange):
+        cur.execute("UPDATE txns SET refunded = refunded + %s WHERE key = %s", (effect.delta, effect.txn))
+
+
+def _safe(url: str) -> str:
+    """The URL without a password, for error messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        rest = f"{credentials.split(':')[0]}@{host}"
+    return f"{scheme}{sep}{rest}"
