@@ -1,8 +1,11 @@
 """Thin anyio shell: the host-link server around :class:`core_ledger.service.LedgerService`.
 
-Each connection is served in its own task; requests on one connection are answered in order. A frame that
-does not decode as ISO 8583 closes that connection (the stream cannot be trusted); a message that decodes
-but lacks what the operation needs is answered 30 (format error).
+Each connection is served in its own task, and each request on it in its own task too (up to
+``MAX_IN_FLIGHT_PER_CONNECTION`` at once), so requests pipelined on one connection share a group commit;
+answers go back as they become durable, not in request order (the client matches them by MTI class, 32, 41,
+11, 13). A frame that does not decode as ISO 8583 closes that connection once its requests in flight are
+answered (the stream cannot be trusted); a message that decodes but lacks what the operation needs is
+answered 30 (format error).
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from acqsim.netio import FramedConnection, serve_tcp
 from core_ledger.api import LedgerAnswer
 from core_ledger.hostlink import answer_fields, request_from_fields
 from core_ledger.service import LedgerService
-from wire.codec import decode_host, encode_host
+from wire.codec import Fields, decode_host, encode_host
 from wire.constants import ResponseCode
 from wire.errors import MessageDecodeError
 
 log = logging.getLogger("acqsim.ledger")
 
+#: A connection silent this long is closed.
 IDLE_TIMEOUT_S: Final = 600.0
+#: Requests one connection may have in flight; the reader waits for a free slot before reading more.
+MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 
 
 async def serve(
@@ -33,13 +39,8 @@ async def serve(
     service: LedgerService,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    async def handle(conn: FramedConnection) -> None:
-        while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-            try:
-                fields = decode_host(payload)
-            except MessageDecodeError as exc:
-                log.warning("closing %s: undecodable host message: %s", conn.peer, exc)
-                return
+    async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore) -> None:
+        try:
             try:
                 request = request_from_fields(fields)
             except (MessageDecodeError, ValueError) as exc:
@@ -48,6 +49,23 @@ async def serve(
             else:
                 answer = await service.submit(request)
             await conn.send(encode_host(answer_fields(fields, answer)))
+        finally:
+            slot.release()
+
+    async def handle(conn: FramedConnection) -> None:
+        slot = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
+        async with anyio.create_task_group() as requests:
+            while True:
+                await slot.acquire()
+                payload = await conn.receive(IDLE_TIMEOUT_S)
+                if payload is None:
+                    return
+                try:
+                    fields = decode_host(payload)
+                except MessageDecodeError as exc:
+                    log.warning("closing %s: undecodable host message: %s", conn.peer, exc)
+                    return
+                requests.start_soon(answer, conn, fields, slot)
 
     async with anyio.create_task_group() as tg:
         await tg.start(service.run_flusher)

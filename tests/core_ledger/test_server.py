@@ -6,12 +6,16 @@ import functools
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
+from anyio.abc import TaskStatus
 
 from acqsim.config import AcqsimConfig
-from core_ledger.api import LedgerOp
-from core_ledger.client import LedgerClient
+from core_ledger.api import LedgerAnswer, LedgerOp
+from core_ledger.check import check_store
+from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.server import serve
+from core_ledger.service import LedgerService
 from core_ledger.setup import open_service
 from tests.core_ledger.helpers import request
 from wire.codec import decode_host, encode_host
@@ -64,3 +68,75 @@ async def test_concurrent_purchases_group_commit_and_restart(tmp_path: Path) -> 
     account = reopened.state.accounts[reopened.state.cards[GOOD].account_id]
     assert account.balance == 50_000_000 - 40 * 100  # nothing committed was lost, nothing doubled
     reopened.store.close()
+
+
+async def _serve_until(service: LedgerService, port: int, stop: anyio.Event, *, task_status: TaskStatus[int]) -> None:
+    async with anyio.create_task_group() as tg:
+        bound = await tg.start(functools.partial(serve, "127.0.0.1", port, service=service))
+        task_status.started(bound)
+        await stop.wait()
+        tg.cancel_scope.cancel()
+
+
+async def test_duplicates_in_flight_and_request_after_ledger_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.sqlite3")
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    service = open_service(db, config)
+    buy = request(LedgerOp.PURCHASE, GOOD, 700)
+    async with anyio.create_task_group() as tg:
+        stop = anyio.Event()
+        port = await tg.start(functools.partial(_serve_until, service, 0, stop))
+        client = await LedgerClient.connect("127.0.0.1", port)
+        answers: list[LedgerAnswer] = []
+
+        async def send() -> None:
+            answers.append(await client.submit(buy))
+
+        async with anyio.create_task_group() as senders:  # the same request twice at once, one connection
+            senders.start_soon(send)
+            senders.start_soon(send)
+        assert [a.response_code for a in answers] == [ResponseCode.APPROVED] * 2
+        assert answers[0] == answers[1]
+        stop.set()
+    service.store.close()
+
+    # The ledger restarts on the same port; the client's old connection is dead and is replaced.
+    service = open_service(db, config)
+    assert service.state.accounts[service.state.cards[GOOD].account_id].balance == 50_000_000 - 700
+    async with anyio.create_task_group() as tg:
+        stop = anyio.Event()
+        await tg.start(functools.partial(_serve_until, service, port, stop))
+        again = await client.submit(buy)  # a repeat after the restart: the first answer, nothing posted
+        assert again == answers[0]
+        balance = await client.submit(request(LedgerOp.BALANCE, GOOD))
+        assert balance.balance == 50_000_000 - 700
+        await client.aclose()
+        stop.set()
+    assert check_store(service.store) == []
+    service.store.close()
+
+
+async def test_client_reports_unavailable_and_timeout(tmp_path: Path) -> None:
+    with anyio.fail_after(10):
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        await listener.aclose()
+        with pytest.raises(LedgerUnavailable):
+            await LedgerClient.connect("127.0.0.1", port)
+        # A peer that accepts but never answers: the caller gets LedgerTimeout (and must reverse).
+        silent = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = silent.extra(anyio.abc.SocketAttribute.local_port)
+        accepted: list[anyio.abc.SocketStream] = []
+
+        async def hold(stream: anyio.abc.SocketStream) -> None:
+            accepted.append(stream)
+            await anyio.sleep_forever()
+
+        async with silent, anyio.create_task_group() as tg:
+            tg.start_soon(silent.serve, hold)
+            async with await LedgerClient.connect("127.0.0.1", port, timeout=0.3) as client:
+                with pytest.raises(LedgerTimeout):
+                    await client.submit(request(LedgerOp.PURCHASE, GOOD, 1))
+            tg.cancel_scope.cancel()
+        for stream in accepted:
+            await stream.aclose()
