@@ -11,6 +11,7 @@ and reversal take over). A status listener, when enabled, answers every connecti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -88,11 +89,16 @@ class NacServer:
         task_status: anyio.abc.TaskStatus[NacPorts] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen for terminals on ``host:port`` (and for status queries on ``status_port``) until cancelled."""
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        status_listener = None
-        if status_port is not None:
-            status_listener = await anyio.create_tcp_listener(local_host=host, local_port=status_port)
-        async with listener, anyio.create_task_group() as tg:
+        async with contextlib.AsyncExitStack() as stack:
+            listener = await stack.enter_async_context(
+                await anyio.create_tcp_listener(local_host=host, local_port=port)
+            )
+            status_listener = None
+            if status_port is not None:
+                status_listener = await stack.enter_async_context(
+                    await anyio.create_tcp_listener(local_host=host, local_port=status_port)
+                )
+            tg = await stack.enter_async_context(anyio.create_task_group())
             for group, members in self.table.groups.items():
                 for member in members:
                     tg.start_soon(self._keep_upstream, group, member)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from nac.routes import Member, RouteTable
-from wire.framing import frame
 from wire.tpdu import Tpdu
 
 HEADER = bytes.fromhex("603100000000")
@@ -24,7 +23,3 @@ def request(body: bytes = b"\x08\x00body", *, dst: str = "0003", src: str = "000
 def echo_answer(up: bytes) -> bytes:
     """What the echo front-end answers: TPDU swapped, everything else echoed, plus a marker."""
     return Tpdu.parse(up).swapped().to_bytes() + up[5:] + ECHO_MARKER
-
-
-def framed(payload: bytes) -> bytes:
-    return frame(payload)
