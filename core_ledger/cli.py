@@ -1,9 +1,12 @@
 """``acqsim ledger``: run the core ledger, or look into its store.
 
-acqsim ledger [serve] --db PATH [--host H] [--port P] [--config FILE] [--no-seed]
-acqsim ledger balance PAN --db PATH
-acqsim ledger statement PAN --db PATH
-acqsim ledger check --db PATH          every invariant over the whole store; exit 1 if any fails
+acqsim ledger [serve] --db PATH|postgresql://URL [--host H] [--port P] [--config FILE] [--seed-demo|--no-seed]
+acqsim ledger balance PAN --db …
+acqsim ledger statement PAN --db …
+acqsim ledger check --db …                               every invariant over the whole store; exit 1 if any fails
+acqsim ledger settle --db … --date YYYYMMDD --out FILE   close the business day, write the clearing report CSV
+
+Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used.
 """
 
 from __future__ import annotations
@@ -18,19 +21,30 @@ import anyio
 from acqsim.config import AcqsimConfig, load_config
 from acqsim.runner import announce, run_service
 from core_ledger.check import check_store
+from core_ledger.settlement import plan_settlement, report_csv
 from core_ledger.setup import open_service, open_store
-from core_ledger.store import StoreError
+from core_ledger.store import LedgerStore, StoreError
 from wire.masking import mask_pan
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("serve", "balance", "statement", "check"), default="serve")
+    parser.add_argument(
+        "action", nargs="?", choices=("serve", "balance", "statement", "check", "settle"), default="serve"
+    )
     parser.add_argument("pan", nargs="?", help="balance/statement: the card number")
-    parser.add_argument("--db", help="SQLite path (default: the configuration's ledger store)")
+    parser.add_argument(
+        "--db", help="SQLite file path or postgresql:// URL (default: the configuration's ledger store)"
+    )
     parser.add_argument("--host", default=None)
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config", type=Path, help="acqsim TOML configuration (default: built-in)")
-    parser.add_argument("--no-seed", action="store_true", help="do not add the configuration's cards/merchants")
+    seeding = parser.add_mutually_exclusive_group()
+    seeding.add_argument(
+        "--seed-demo", action="store_true", help="add the configuration's demo cards and merchants (the default)"
+    )
+    seeding.add_argument("--no-seed", action="store_true", help="do not add the configuration's cards/merchants")
+    parser.add_argument("--date", help="settle: the business date to close, YYYYMMDD")
+    parser.add_argument("--out", type=Path, help="settle: where to write the clearing report (CSV)")
 
 
 def _money(minor: int) -> str:
@@ -44,29 +58,60 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "serve":
             return _serve(args, db, config)
         store = open_store(db)
-        if args.action == "check":
-            problems = check_store(store)
-            for problem in problems:
-                print(f"FAIL {problem}")
-            print("ledger check: ok" if not problems else f"ledger check: {len(problems)} problem(s)")
-            return 0 if not problems else 1
-        state = store.load()
-        if not args.pan or args.pan not in state.cards:
-            print("acqsim ledger: unknown card", file=sys.stderr)
-            return 2
-        card = state.cards[args.pan]
-        account = state.accounts[card.account_id]
-        print(f"card {mask_pan(card.pan)} account {account.account_id} ({card.status})")
-        print(f"balance {_money(account.balance)}  held {_money(account.held)}  available {_money(account.available)}")
-        if args.action == "statement":
-            for entry in store.entries(card.account_id):
-                txn = state.txns.get(entry.txn_key)
-                what = f"{txn.op} {txn.business_date} rrn {txn.rrn.strip()}" if txn else entry.txn_key
-                print(f"{entry.seq:>8}  {_money(entry.amount):>14}  {what}")
-        return 0
+        try:
+            return _inspect(args, store)
+        finally:
+            store.close()
     except StoreError as exc:
         print(f"acqsim ledger: {exc}", file=sys.stderr)
         return 2
+
+
+def _inspect(args: argparse.Namespace, store: LedgerStore) -> int:
+    if args.action == "settle":
+        return _settle(args, store)
+    if args.action == "check":
+        problems = check_store(store)
+        for problem in problems:
+            print(f"FAIL {problem}")
+        print("ledger check: ok" if not problems else f"ledger check: {len(problems)} problem(s)")
+        return 0 if not problems else 1
+    state = store.load()
+    if not args.pan or args.pan not in state.cards:
+        print("acqsim ledger: unknown card", file=sys.stderr)
+        return 2
+    card = state.cards[args.pan]
+    account = state.accounts[card.account_id]
+    print(f"card {mask_pan(card.pan)} account {account.account_id} ({card.status})")
+    print(f"balance {_money(account.balance)}  held {_money(account.held)}  available {_money(account.available)}")
+    if args.action == "statement":
+        for entry in store.entries(card.account_id):
+            txn = state.txns.get(entry.txn_key)
+            what = f"{txn.op} {txn.business_date} rrn {txn.rrn.strip()}" if txn else entry.txn_key
+            print(f"{entry.seq:>8}  {_money(entry.amount):>14}  {what}")
+    return 0
+
+
+def _settle(args: argparse.Namespace, store: LedgerStore) -> int:
+    if not args.date or not args.out:
+        print("acqsim ledger settle: --date YYYYMMDD and --out FILE are required", file=sys.stderr)
+        return 2
+    try:
+        run = plan_settlement(store.load(), args.date)
+    except ValueError as exc:
+        print(f"acqsim ledger settle: {exc}", file=sys.stderr)
+        return 2
+    store.commit(run.postings, settled=run.settled_keys)
+    args.out.write_text(report_csv(run), encoding="utf-8")
+    for line in run.lines:
+        print(
+            f"{line.merchant.merchant_id} {line.merchant.settlement:<9} net {_money(line.net):>14} "
+            f"fee {_money(line.fee):>10} pay {_money(line.payout):>14} to {line.paid_to}"
+        )
+    for merchant_id in run.unknown_merchants:
+        print(f"WARNING transactions of unknown merchant {merchant_id!r} left unsettled")
+    print(f"settled {args.date} run {run.run}: {len(run.settled_keys)} transaction(s), report {args.out}")
+    return 0
 
 
 def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:

@@ -21,6 +21,19 @@ class AccountKind(enum.StrEnum):
     EQUITY = "equity"  # the other side of opening balances
 
 
+class BookOp(enum.StrEnum):
+    """Transactions the bank books itself (not requested over the host link)."""
+
+    OPENING = "opening"  # a card's opening balance, against bank equity
+    CUTOVER = "cutover"  # a business day closed by a settlement run (no entries)
+    SETTLEMENT = "settlement"  # clearing → payee (merchant or aggregator) and fee income
+    AGGREGATOR_PAYOUT = "aggregator_payout"  # 二清: the aggregator pays its sub-merchant
+
+
+def parse_op(value: str) -> LedgerOp | BookOp:
+    return BookOp(value) if value in BookOp.__members__.values() else LedgerOp(value)
+
+
 class CardStatus(enum.StrEnum):
     GOOD = "good"
     LOST = "lost"
@@ -152,7 +165,7 @@ class Txn:
     """A transaction as the ledger remembers it (mutable fields change through effects only)."""
 
     key: str
-    op: LedgerOp
+    op: LedgerOp | BookOp
     pan: str
     amount: int
     terminal_id: str

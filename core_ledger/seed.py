@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable
 
-from core_ledger.api import LedgerAnswer, LedgerOp
+from core_ledger.api import LedgerAnswer
 from core_ledger.model import (
     CLEARING_ACCOUNT,
     EQUITY_ACCOUNT,
     FEE_ACCOUNT,
     Account,
     AccountKind,
+    BookOp,
     Card,
     CardStatus,
     Entry,
@@ -43,7 +45,9 @@ class MerchantSeed:
 
 
 def card_account_id(pan: str) -> str:
-    return f"CH-{pan}"
+    """A cardholder account id that does not reveal the PAN (first 6, last 4, and a digest to keep it unique)."""
+    digest = hashlib.sha256(pan.encode()).hexdigest()[:8].upper()
+    return f"CH-{pan[:6]}{pan[-4:]}-{digest}"
 
 
 def merchant_account_id(merchant_id: str) -> str:
@@ -68,8 +72,8 @@ def base_state() -> LedgerState:
 def opening_txn(pan: str, account_id: str, amount: int) -> Txn:
     effects = (Entry(account_id, amount), Entry(EQUITY_ACCOUNT, -amount))
     return Txn(
-        key=f"OPENING|{pan}",
-        op=LedgerOp.TRANSFER,
+        key=f"OPENING|{account_id}",
+        op=BookOp.OPENING,
         pan=pan,
         amount=amount,
         terminal_id="",

@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from core_ledger.api import LedgerAnswer, LedgerOp
+from core_ledger.api import LedgerAnswer
 from core_ledger.model import (
     DailyUsage,
     Effect,
@@ -31,6 +31,7 @@ from core_ledger.model import (
     StatusChange,
     Txn,
     TxnStatus,
+    parse_op,
 )
 from core_ledger.state import LedgerState
 from wire.constants import ResponseCode
@@ -184,7 +185,7 @@ TXN_COLUMNS = (
 def txn_from_row(row: Sequence[Any]) -> Txn:
     return Txn(
         key=row[0],
-        op=LedgerOp(row[1]),
+        op=parse_op(row[1]),
         pan=row[2],
         amount=int(row[3]),
         terminal_id=row[4],
