@@ -14,6 +14,7 @@ count is the cost of one idle terminal (its reader and writer tasks, outbox, fra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -37,7 +38,9 @@ from wire.tpdu import Tpdu
 
 CONNECTIONS: Final = 40
 WINDOW: Final = 4
-SECONDS: Final = 4.0
+SECONDS: Final = 3.0
+#: Relay and NAC runs alternate this many times; the best run of each is compared (the 2 cores are shared).
+ROUNDS: Final = 3
 IDLE_CONNECTIONS: Final = 10_000
 REQUEST: Final = Tpdu(dst="0003", src="0000").to_bytes() + bytes.fromhex("603100000000") + bytes(80)
 START_TIMEOUT_S: Final = 20.0
@@ -74,8 +77,9 @@ async def _relay(ready: Queue[Any], upstream_port: int) -> None:
             async with anyio.create_task_group() as tg:
 
                 async def pump_down() -> None:
-                    while (answer := await upstream.receive()) is not None:
-                        await conn.send(answer)
+                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                        while (answer := await upstream.receive()) is not None:
+                            await conn.send(answer)
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(pump_down)
@@ -201,11 +205,17 @@ def main() -> None:
     echo.start()
     try:
         echo_port = ready.get(timeout=START_TIMEOUT_S)
-        relay_rate = _throughput(_relay, echo_port)
-        nac_rate = _throughput(_nac, echo_port)
+        relay_rates: list[float] = []
+        nac_rates: list[float] = []
+        for _ in range(ROUNDS):
+            relay_rates.append(_throughput(_relay, echo_port))
+            nac_rates.append(_throughput(_nac, echo_port))
+        relay_rate, nac_rate = max(relay_rates), max(nac_rates)
         print(f"load: {CONNECTIONS} terminal connections x {WINDOW} in flight, {SECONDS:.0f} s per run, 80-byte body")
-        print(f"plain relay       {relay_rate:10.0f} round trips/s")
-        print(f"NAC               {nac_rate:10.0f} round trips/s")
+        print(
+            f"plain relay       {relay_rate:10.0f} round trips/s (best of {', '.join(f'{r:.0f}' for r in relay_rates)})"
+        )
+        print(f"NAC               {nac_rate:10.0f} round trips/s (best of {', '.join(f'{r:.0f}' for r in nac_rates)})")
         print(f"NAC / relay       {nac_rate / relay_rate:10.2f}")
         before, after, accepted = _idle_memory(echo_port)
         print(f"NAC RSS idle      {before / 1024:10.1f} MiB")

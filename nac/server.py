@@ -1,7 +1,10 @@
 """The NAC service: a thin anyio shell around :class:`nac.router.Router`.
 
-Terminal side: one listener, one reader task and one writer task per terminal connection (the writer drains
-a small outbox, so a terminal that does not read can never stall an upstream connection). Upstream side:
+Terminal side: one listener and one reader task per terminal connection; answers go into the terminal's
+outbox (at most ``max_in_flight``), drained by a writer task started with the terminal's first answer and
+ended with the connection, so a terminal that does not read can never stall an upstream connection and a
+terminal that never transacts costs one task.
+Upstream side:
 each member of each route group keeps one persistent connection carrying many requests at once; a reader
 task per connection hands answers to the router, which finds their terminal by return address. A member
 that is down or dies is reconnected with exponential backoff and skipped meanwhile (the router round-robins
@@ -11,6 +14,7 @@ and reversal take over). A status listener, when enabled, answers every connecti
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -19,7 +23,6 @@ from typing import Final, Literal, Protocol
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectSendStream
 
 from acqsim.netio import FramedConnection, connect, peer_name
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
@@ -70,6 +73,18 @@ def framing_close_reason(exc: FramingError) -> CloseReason:
     return CloseReason.BAD_LENGTH
 
 
+class _Outbox:
+    """Answers waiting to be written to one terminal connection."""
+
+    __slots__ = ("conn", "pending", "wakeup", "writer_scope")
+
+    def __init__(self, conn: FramedConnection) -> None:
+        self.conn = conn
+        self.pending: collections.deque[bytes] = collections.deque()
+        self.wakeup: anyio.Event | None = None  # set when an answer is queued while the writer waits
+        self.writer_scope: anyio.CancelScope | None = None  # the writer task, once started
+
+
 class NacServer:
     def __init__(self, table: RouteTable, limits: NacLimits | None = None, *, trace: FrameTracer | None = None) -> None:
         self.table = table
@@ -77,7 +92,8 @@ class NacServer:
         self.router = Router(table, self.limits)
         self.stats = self.router.stats
         self._trace = trace
-        self._outboxes: dict[int, MemoryObjectSendStream[bytes]] = {}
+        self._outboxes: dict[int, _Outbox] = {}
+        self._task_group: anyio.abc.TaskGroup | None = None
         self._links: dict[int, FramedConnection] = {}
 
     async def serve(
@@ -98,7 +114,7 @@ class NacServer:
                 status_listener = await stack.enter_async_context(
                     await anyio.create_tcp_listener(local_host=host, local_port=status_port)
                 )
-            tg = await stack.enter_async_context(anyio.create_task_group())
+            tg = self._task_group = await stack.enter_async_context(anyio.create_task_group())
             for group, members in self.table.groups.items():
                 for member in members:
                     tg.start_soon(self._keep_upstream, group, member)
@@ -121,19 +137,16 @@ class NacServer:
             log.warning("terminal %s: refused, %d connections open", conn.peer, self.limits.max_connections)
             await conn.aclose()
             return
-        outbox, outbox_reader = anyio.create_memory_object_stream[bytes](self.limits.max_in_flight)
-        self._outboxes[terminal_id] = outbox
+        self._outboxes[terminal_id] = _Outbox(conn)
         reason: CloseReason | None = None
         try:
-            async with anyio.create_task_group() as tg, outbox_reader:
-                tg.start_soon(self._write_terminal, conn, outbox_reader, tg.cancel_scope)
-                reason = await self._read_terminal(terminal_id, conn)
-                tg.cancel_scope.cancel()
+            reason = await self._read_terminal(terminal_id, conn)
         except Exception:
             log.exception("terminal %s: handler failed; closing that connection only", conn.peer)
         finally:
-            del self._outboxes[terminal_id]
-            outbox.close()
+            outbox = self._outboxes.pop(terminal_id)
+            if outbox.writer_scope is not None:
+                outbox.writer_scope.cancel()
             self.router.close_terminal(terminal_id, reason)
             await conn.aclose()
 
@@ -160,22 +173,26 @@ class NacServer:
             return CloseReason.IDLE
         return None
 
-    async def _write_terminal(
-        self,
-        conn: FramedConnection,
-        outbox: anyio.abc.ObjectReceiveStream[bytes],
-        scope: anyio.CancelScope,
-    ) -> None:
-        try:
-            async for payload in outbox:
-                with anyio.fail_after(self.limits.send_timeout_s):
-                    await conn.send(payload)
-                if self._trace is not None:
-                    self._trace.record(direction="out", link="pos", peer=conn.peer, payload=payload)
-        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            log.info("terminal %s: cannot send, closing", conn.peer)
-            self.stats.closed[CloseReason.SEND_FAILED] += 1
-            scope.cancel()
+    async def _drain(self, outbox: _Outbox, scope: anyio.CancelScope) -> None:
+        """Write the terminal's answers as they are queued, until its connection ends (``scope`` cancelled)."""
+        with scope:
+            try:
+                while True:
+                    if not outbox.pending:
+                        outbox.wakeup = anyio.Event()
+                        await outbox.wakeup.wait()
+                        continue
+                    payload = outbox.pending.popleft()
+                    with anyio.fail_after(self.limits.send_timeout_s):
+                        await outbox.conn.send(payload)
+                    if self._trace is not None:
+                        self._trace.record(direction="out", link="pos", peer=outbox.conn.peer, payload=payload)
+            except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                log.info("terminal %s: cannot send, closing", outbox.conn.peer)
+                self.stats.closed[CloseReason.SEND_FAILED] += 1
+                self.stats.dropped[DropReason.TERMINAL_NOT_READING] += len(outbox.pending)
+                outbox.pending.clear()
+                await outbox.conn.aclose()  # its reader sees the end and closes the terminal in the router
 
     async def _forward(self, forward: Forward) -> None:
         conn = self._links.get(forward.link_id)
@@ -237,14 +254,15 @@ class NacServer:
 
     def _deliver(self, deliver: Deliver) -> None:
         outbox = self._outboxes.get(deliver.terminal_id)
-        if outbox is not None:
-            try:
-                outbox.send_nowait(deliver.payload)
-            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
-            else:
-                return
-        self.stats.dropped[DropReason.TERMINAL_NOT_READING] += 1
+        if outbox is None or len(outbox.pending) >= self.limits.max_in_flight or self._task_group is None:
+            self.stats.dropped[DropReason.TERMINAL_NOT_READING] += 1
+            return
+        outbox.pending.append(deliver.payload)
+        if outbox.writer_scope is None:
+            outbox.writer_scope = anyio.CancelScope()
+            self._task_group.start_soon(self._drain, outbox, outbox.writer_scope)
+        elif outbox.wakeup is not None:
+            outbox.wakeup.set()
 
     async def _expire_forever(self) -> None:
         tick = min(EXPIRY_TICK_S, self.limits.answer_timeout_s / 4)
