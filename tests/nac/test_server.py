@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import json
 
 import anyio
@@ -12,8 +13,8 @@ from hypothesis import strategies as st
 
 from acqsim.cli import main as acqsim_main
 from nac.events import CloseReason, DropReason
-from nac.server import fetch_stats
-from tests.nac.helpers import ECHO_MARKER, request
+from nac.server import NacServer, fetch_stats
+from tests.nac.helpers import ECHO_MARKER, request, table
 from tests.nac.netkit import (
     NEVER,
     SLOW,
@@ -265,3 +266,37 @@ async def test_requests_that_are_never_answered_are_counted_not_leaked() -> None
 def test_cli_rejects_a_bad_route(capsys: pytest.CaptureFixture[str]) -> None:
     assert acqsim_main(["nac", "--listen", "127.0.0.1:0", "--route", "0003=nowhere"]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+class RecordingTracer:
+    """Collects what the NAC hands to its tracer (the same keyword interface as ``wire.trace.TraceWriter``)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, object]] = []
+
+    def record(self, **fields: object) -> None:
+        self.records.append(fields)
+
+    def close(self) -> None:
+        pass
+
+
+async def test_every_frame_is_traced_on_the_pos_link_without_correlation_id() -> None:
+    tracer = RecordingTracer()
+    async with anyio.create_task_group() as members:
+        port, _ = await start_member(members, EchoFrontEnd("A"))
+        server = NacServer(table(port), trace=tracer)
+        async with anyio.create_task_group() as tg:
+            ports = await tg.start(functools.partial(server.serve, "127.0.0.1", 0))
+            await wait_until(lambda: server.stats.members[f"127.0.0.1:{port}"].up)
+            conn = await terminal(ports.listen)
+            answer = await round_trip(conn, request(b"traced"))
+            await wait_until(lambda: len(tracer.records) == 4)
+            await conn.aclose()
+            tg.cancel_scope.cancel()
+        members.cancel_scope.cancel()
+    assert [(r["direction"], r["link"]) for r in tracer.records] == [("in", "pos"), ("out", "pos")] * 2
+    assert all("correlation_id" not in r for r in tracer.records)
+    assert tracer.records[0]["payload"] == request(b"traced")
+    assert tracer.records[1]["peer"] == tracer.records[2]["peer"] == f"127.0.0.1:{port}"
+    assert tracer.records[3]["payload"] == answer
