@@ -38,15 +38,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
-    limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-frame-len", type=int, default=defaults.max_frame_len)
-    limits.add_argument("--max-connections", type=int, default=defaults.max_connections)
-    limits.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight, help="per terminal connection")
-    limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="S")
-    limits.add_argument("--answer-timeout", type=float, default=defaults.answer_timeout_s, metavar="S")
-    limits.add_argument("--connect-timeout", type=float, default=defaults.connect_timeout_s, metavar="S")
-    limits.add_argument("--backoff-max", type=float, default=defaults.backoff_max_s, metavar="S")
-    limits.add_argument("--max-stale-per-link", type=int, default=defaults.max_stale_per_link)
+    limits = parser.add_argument_group("limits (nac/limits.py)")
+    limits.add_argument(
+        "--max-frame-len", type=int, default=defaults.max_frame_len, metavar="N", help="%(default)s bytes"
+    )
+    limits.add_argument(
+        "--max-connections", type=int, default=defaults.max_connections, metavar="N", help="terminals, %(default)s"
+    )
+    limits.add_argument(
+        "--max-in-flight", type=int, default=defaults.max_in_flight, metavar="N", help="per terminal, %(default)s"
+    )
+    limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="S", help="%(default)s")
+    limits.add_argument(
+        "--answer-timeout", type=float, default=defaults.answer_timeout_s, metavar="S", help="%(default)s"
+    )
+    limits.add_argument(
+        "--connect-timeout", type=float, default=defaults.connect_timeout_s, metavar="S", help="%(default)s"
+    )
+    limits.add_argument(
+        "--backoff-max", type=float, default=defaults.backoff_max_s, metavar="S", help="reconnect, %(default)s"
+    )
+    limits.add_argument(
+        "--max-stale-per-link",
+        type=int,
+        default=defaults.max_stale_per_link,
+        metavar="N",
+        help="timed-out requests before an upstream connection is recycled, %(default)s",
+    )
 
 
 def limits_from_args(args: argparse.Namespace) -> NacLimits:
@@ -62,7 +80,8 @@ def limits_from_args(args: argparse.Namespace) -> NacLimits:
     )
 
 
-def _table_from_config(path: Path | None) -> tuple[RouteTable, Endpoint, int | None]:
+def table_from_config(path: Path | None) -> tuple[RouteTable, Endpoint, int | None]:
+    """Routes, listening endpoint and status port from ``[nac]`` of a configuration (or the default)."""
     config = load_config(path)
     groups = {
         dst.upper(): tuple(Member(host=e.host, port=e.port) for e in config.route_members(dst))
@@ -92,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         if args.stats:
             anyio.run(_print_stats, Endpoint.parse(args.stats))
             return 0
-        table, listen, status_port = _table_from_config(args.config)
+        table, listen, status_port = table_from_config(args.config)
         if args.route:
             table = RouteTable.parse(args.route)
         if args.listen:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from pathlib import Path
 
 import anyio
 import anyio.abc
 import pytest
 
 from acqsim.cli import main as acqsim_main
+from nac.cli import table_from_config
 from nac.server import fetch_stats
 from tests.nac.helpers import request
 from tests.nac.netkit import STEP_TIMEOUT_S, EchoFrontEnd, answer_body, round_trip, start_member, terminal
@@ -71,3 +73,17 @@ async def test_nac_process_routes_and_reports(capsys: pytest.CaptureFixture[str]
 def test_stats_of_a_nac_that_is_not_running(capsys: pytest.CaptureFixture[str]) -> None:
     assert acqsim_main(["nac", "--stats", "127.0.0.1:1"]) == 2
     assert "acqsim nac" in capsys.readouterr().err
+
+
+def test_routes_listen_and_status_port_from_a_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "acqsim.toml"
+    config.write_text(
+        "[frontend]\nport = 6003\n[nac]\nport = 6000\nstatus_port = 6001\n"
+        '[nac.routes]\n"0003" = ["frontend", "127.0.0.1:6004"]\n"00a0" = ["127.0.0.1:6005"]\n'
+    )
+    table, listen, status_port = table_from_config(config)
+    assert (listen.port, status_port) == (6000, 6001)
+    assert [str(m) for m in table.groups["0003"]] == ["127.0.0.1:6003", "127.0.0.1:6004"]
+    assert table.group_for("00A0") == "00A0"
+    default_table, _, _ = table_from_config(None)
+    assert default_table.group_for("0003") == "0003"
