@@ -182,9 +182,10 @@ class NacServer:
                         outbox.wakeup = anyio.Event()
                         await outbox.wakeup.wait()
                         continue
-                    payload = outbox.pending.popleft()
+                    payload = outbox.pending[0]  # left queued until written, so a failed write counts as a drop
                     with anyio.fail_after(self.limits.send_timeout_s):
                         await outbox.conn.send(payload)
+                    outbox.pending.popleft()
                     if self._trace is not None:
                         self._trace.record(direction="out", link="pos", peer=outbox.conn.peer, payload=payload)
             except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):

@@ -7,6 +7,7 @@ import functools
 import json
 
 import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -300,3 +301,29 @@ async def test_every_frame_is_traced_on_the_pos_link_without_correlation_id() ->
     assert tracer.records[0]["payload"] == request(b"traced")
     assert tracer.records[1]["peer"] == tracer.records[2]["peer"] == f"127.0.0.1:{port}"
     assert tracer.records[3]["payload"] == answer
+
+
+async def test_a_terminal_that_stops_reading_is_closed_without_stalling_the_others() -> None:
+    big = request(bytes(7000))
+    async with anyio.create_task_group() as members:
+        port, _ = await start_member(members, EchoFrontEnd("A"))
+        async with running_nac(port, send_timeout_s=0.3, max_in_flight=4) as (server, ports):
+            healthy = await terminal(ports.listen)
+            deaf = await terminal(ports.listen)
+            with anyio.fail_after(60):
+                try:  # send for ever without reading, until the NAC gives up on this terminal
+                    while server.stats.closed[CloseReason.SEND_FAILED] == 0:
+                        await deaf.send(big)
+                        await anyio.lowlevel.checkpoint()
+                    await deaf.send(big)  # the NAC has closed it: the stream breaks sooner or later
+                    await deaf.send(big)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    pass
+                answer = await round_trip(healthy, request(b"still served"))
+            assert answer == TERMINAL_TPDU + answer_body(request(b"still served"), "A")
+            assert server.stats.closed[CloseReason.SEND_FAILED] == 1
+            assert server.stats.dropped[DropReason.TERMINAL_NOT_READING] >= 1
+            assert server.stats.members[f"127.0.0.1:{port}"].disconnects == 0  # the upstream never stalled
+            await deaf.aclose()
+            await healthy.aclose()
+        members.cancel_scope.cancel()
