@@ -59,6 +59,10 @@ class LedgerTimeout(LedgerError):
 class _Waiter:
     answer: LedgerAnswer | None = None
     error: str | None = None
+    wake: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+
+    def notify(self) -> None:
+        self.wake.set()
 
 
 class _Link:
@@ -69,11 +73,14 @@ class _Link:
         self.pending: dict[MatchKey, deque[_Waiter]] = {}
         self.reading = False
         self.dead: str | None = None
-        self.progress = anyio.Event()  # set (and replaced) whenever a frame was handled or the reader left
 
-    def notify(self) -> None:
-        self.progress.set()
-        self.progress = anyio.Event()
+    def hand_over(self) -> None:
+        """The reader is leaving: wake one waiter still without an answer to take over reading."""
+        for queue in self.pending.values():
+            for waiter in queue:
+                if waiter.answer is None:
+                    waiter.notify()
+                    return
 
     def add(self, key: MatchKey) -> _Waiter:
         waiter = _Waiter()
@@ -92,8 +99,8 @@ class _Link:
         for queue in self.pending.values():
             for waiter in queue:
                 waiter.error = reason
+                waiter.notify()
         self.pending.clear()
-        self.notify()
 
     def deliver(self, payload: bytes) -> None:
         try:
@@ -106,7 +113,9 @@ class _Link:
         if not queue:
             log.info("dropping a ledger answer nobody waits for (timed out earlier?)")
             return
-        queue.popleft().answer = answer
+        waiter = queue.popleft()
+        waiter.answer = answer
+        waiter.notify()
         if not queue:
             del self.pending[key]
 
@@ -184,6 +193,8 @@ class LedgerClient:
             return await self._wait(link, waiter)
         finally:
             link.remove(key, waiter)
+            if not link.reading:
+                link.hand_over()  # we may have been woken to read and are leaving (e.g. timed out)
 
     async def _wait(self, link: _Link, waiter: _Waiter) -> LedgerAnswer:
         while True:
@@ -192,26 +203,27 @@ class LedgerClient:
             if waiter.error is not None or link.dead is not None:
                 raise LedgerUnavailable(f"{self.host}:{self.port}: {waiter.error or link.dead}")
             if link.reading:
-                await link.progress.wait()
+                await waiter.wake.wait()  # our answer, an error, or our turn to read
+                waiter.wake = anyio.Event()
                 continue
             link.reading = True
             try:
-                payload = await link.conn.receive()
-                if payload is None:
-                    link.fail("connection closed by the ledger")
-                else:
-                    link.deliver(payload)
+                while waiter.answer is None and link.dead is None:
+                    payload = await link.conn.receive()
+                    if payload is None:
+                        link.fail("connection closed by the ledger")
+                    else:
+                        link.deliver(payload)
             except (FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 link.fail(f"connection lost: {type(exc).__name__}")
             finally:
                 link.reading = False
-                link.notify()
+                link.hand_over()
 
     async def aclose(self) -> None:
         link, self._link = self._link, None
         if link is not None:
             link.fail("client closed")
-            link.notify()
             await link.conn.aclose()
 
     async def __aenter__(self) -> Self:

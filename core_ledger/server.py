@@ -10,6 +10,7 @@ answered 30 (format error).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Final
 
@@ -22,7 +23,7 @@ from core_ledger.hostlink import answer_fields, request_from_fields
 from core_ledger.service import LedgerService
 from wire.codec import Fields, decode_host, encode_host
 from wire.constants import ResponseCode
-from wire.errors import MessageDecodeError
+from wire.errors import MessageDecodeError, MessageEncodeError
 
 log = logging.getLogger("acqsim.ledger")
 
@@ -30,6 +31,16 @@ log = logging.getLogger("acqsim.ledger")
 IDLE_TIMEOUT_S: Final = 600.0
 #: Requests one connection may have in flight; the reader waits for a free slot before reading more.
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
+
+
+def _encode_answer(fields: Fields, answer: LedgerAnswer) -> bytes:
+    """The answer's bytes; balances that do not fit field 54 are left out rather than losing the answer (the
+    decision is already durable, so the caller must hear it)."""
+    try:
+        return encode_host(answer_fields(fields, answer))
+    except (MessageEncodeError, MessageDecodeError) as exc:
+        log.warning("answer without field 54: %s", exc)
+        return encode_host(answer_fields(fields, dataclasses.replace(answer, balance=None, available=None)))
 
 
 async def serve(
@@ -48,7 +59,7 @@ async def serve(
                 answer = LedgerAnswer(response_code=ResponseCode.FORMAT_ERROR, rrn=fields.get("37", " " * 12))
             else:
                 answer = await service.submit(request)
-            await conn.send(encode_host(answer_fields(fields, answer)))
+            await conn.send(_encode_answer(fields, answer))
         finally:
             slot.release()
 
