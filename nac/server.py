@@ -30,11 +30,14 @@ from nac.limits import NacLimits
 from nac.router import Router
 from nac.routes import Member, RouteTable
 from wire.errors import FramingError
+from wire.framing import LENGTH_PREFIX_LEN, frame
 
 log = logging.getLogger("acqsim.nac")
 
 #: Longest wait between two runs of the answer-timeout sweep (shorter when the answer timeout is short).
 EXPIRY_TICK_S: Final = 0.5
+#: Requests queued for one upstream connection above which terminals wait for the writer (backpressure).
+MAX_LINK_BUFFER_BYTES: Final = 256 * 1024
 #: A status client gets its JSON document within this time or is dropped.
 STATUS_SEND_TIMEOUT_S: Final = 2.0
 
@@ -85,6 +88,19 @@ class _Outbox:
         self.writer_scope: anyio.CancelScope | None = None  # the writer task, once started
 
 
+class _LinkOutbox:
+    """Framed requests waiting to be written to one upstream connection (several go out in one write)."""
+
+    __slots__ = ("conn", "pending", "pending_bytes", "room", "wakeup")
+
+    def __init__(self, conn: FramedConnection) -> None:
+        self.conn = conn
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.wakeup: anyio.Event | None = None  # set when a request is queued while the writer waits
+        self.room: anyio.Event | None = None  # set when the writer has taken a full queue
+
+
 class NacServer:
     def __init__(self, table: RouteTable, limits: NacLimits | None = None, *, trace: FrameTracer | None = None) -> None:
         self.table = table
@@ -94,7 +110,7 @@ class NacServer:
         self._trace = trace
         self._outboxes: dict[int, _Outbox] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._links: dict[int, FramedConnection] = {}
+        self._links: dict[int, _LinkOutbox] = {}
 
     async def serve(
         self,
@@ -196,18 +212,21 @@ class NacServer:
                 await outbox.conn.aclose()  # its reader sees the end and closes the terminal in the router
 
     async def _forward(self, forward: Forward) -> None:
-        conn = self._links.get(forward.link_id)
-        if conn is None:
+        """Queue the request on its upstream connection; wait (bounded) only when that queue is full."""
+        outbox = self._links.get(forward.link_id)
+        if outbox is None:
             return  # the link died an instant ago; link_down has counted this request as dropped
-        try:
-            with anyio.fail_after(self.limits.send_timeout_s):
-                await conn.send(forward.payload)
-        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            log.warning("upstream %s: send failed, closing that connection", conn.peer)
-            await conn.aclose()  # its reader sees the end and tells the router, which counts the drop
-            return
+        outbox.pending.append(frame(forward.payload, max_frame_len=self.limits.max_frame_len))
+        outbox.pending_bytes += LENGTH_PREFIX_LEN + len(forward.payload)
+        if outbox.wakeup is not None:
+            outbox.wakeup.set()
         if self._trace is not None:
-            self._trace.record(direction="out", link="pos", peer=conn.peer, payload=forward.payload)
+            self._trace.record(direction="out", link="pos", peer=outbox.conn.peer, payload=forward.payload)
+        if outbox.pending_bytes > MAX_LINK_BUFFER_BYTES:
+            if outbox.room is None:
+                outbox.room = anyio.Event()
+            with anyio.move_on_after(self.limits.send_timeout_s):
+                await outbox.room.wait()  # backpressure: this terminal's next frame waits for the writer
 
     # -- upstream ------------------------------------------------------------------------------------------
 
@@ -234,24 +253,49 @@ class NacServer:
 
     async def _run_link(self, group: str, name: str, conn: FramedConnection) -> None:
         link_id = self.router.link_up(group, name)
-        self._links[link_id] = conn
+        outbox = self._links[link_id] = _LinkOutbox(conn)
         log.info("route %s: connected to %s (link %d)", group, name, link_id)
         try:
-            while (payload := await conn.receive()) is not None:
-                if self._trace is not None:
-                    self._trace.record(direction="in", link="pos", peer=name, payload=payload)
-                decision = self.router.from_upstream(link_id, payload)
-                if isinstance(decision, Deliver):
-                    self._deliver(decision)
-                else:
-                    log.info("route %s: answer from %s dropped: %s", group, name, decision.reason)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._write_link, outbox)
+                while (payload := await conn.receive()) is not None:
+                    if self._trace is not None:
+                        self._trace.record(direction="in", link="pos", peer=name, payload=payload)
+                    decision = self.router.from_upstream(link_id, payload)
+                    if isinstance(decision, Deliver):
+                        self._deliver(decision)
+                    else:
+                        log.info("route %s: answer from %s dropped: %s", group, name, decision.reason)
+                tg.cancel_scope.cancel()
         except FramingError as exc:
             log.warning("route %s: %s sent a bad frame (%s), reconnecting", group, name, exc)
         finally:
             del self._links[link_id]
+            if outbox.room is not None:
+                outbox.room.set()
             dropped = self.router.link_down(link_id)
             await conn.aclose()
         log.warning("route %s: lost %s, %d request(s) in flight dropped", group, name, dropped)
+
+    async def _write_link(self, outbox: _LinkOutbox) -> None:
+        """Write queued requests to the upstream connection, all that are waiting in one write."""
+        try:
+            while True:
+                if not outbox.pending:
+                    outbox.wakeup = anyio.Event()
+                    await outbox.wakeup.wait()
+                    continue
+                batch = b"".join(outbox.pending)
+                outbox.pending.clear()
+                outbox.pending_bytes = 0
+                if outbox.room is not None:
+                    outbox.room.set()
+                    outbox.room = None
+                with anyio.fail_after(self.limits.send_timeout_s):
+                    await outbox.conn.stream.send(batch)
+        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            log.warning("upstream %s: send failed, closing that connection", outbox.conn.peer)
+            await outbox.conn.aclose()  # its reader sees the end and tells the router, which counts the drops
 
     def _deliver(self, deliver: Deliver) -> None:
         outbox = self._outboxes.get(deliver.terminal_id)
@@ -270,8 +314,9 @@ class NacServer:
         while True:
             await anyio.sleep(tick)
             for close in self.router.expire(anyio.current_time()):
-                conn = self._links.get(close.link_id)
-                if conn is not None:
+                outbox = self._links.get(close.link_id)
+                if outbox is not None:
+                    conn = outbox.conn
                     log.warning("upstream %s: closing: %s", conn.peer, close.reason)
                     await conn.aclose()
 
