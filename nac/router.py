@@ -21,7 +21,6 @@ address in flight on connection 7 is not matched by an answer arriving on connec
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 
@@ -70,7 +69,9 @@ class Router:
         self.stats = stats or NacStats()
         self._pool = ReturnAddressPool(self.limits.address_pool_size)
         self._in_flight: dict[int, _InFlight] = {}
-        self._by_deadline: collections.deque[_InFlight] = collections.deque()  # deadlines only grow
+        # requests not yet answered nor timed out, oldest first: deadlines grow with insertion order (the time
+        # only goes forward), so the sweep stops at the first one not due, and an answer removes its entry at once
+        self._waiting: dict[int, _InFlight] = {}
         self._terminals: dict[int, _Terminal] = {}
         self._links: dict[int, _Link] = {}
         self._up_links: dict[str, list[int]] = {group: [] for group in table.groups}
@@ -140,7 +141,7 @@ class Router:
             deadline=now + self.limits.answer_timeout_s,
         )
         self._in_flight[address] = entry
-        self._by_deadline.append(entry)
+        self._waiting[address] = entry
         terminal.addresses.add(address)
         self._links[link_id].addresses.add(address)
         self.stats.in_flight += 1
@@ -180,6 +181,7 @@ class Router:
         dropped = 0
         for address in link.addresses:
             entry = self._in_flight.pop(address)
+            self._waiting.pop(address, None)
             if entry.terminal_id is not None:
                 self._terminals[entry.terminal_id].addresses.discard(address)
                 self.stats.in_flight -= 1
@@ -219,19 +221,22 @@ class Router:
     # -- time ----------------------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        while self._by_deadline and self._in_flight.get(self._by_deadline[0].address) is not self._by_deadline[0]:
-            self._by_deadline.popleft()  # answered or freed already
-        return self._by_deadline[0].deadline if self._by_deadline else None
+        for entry in self._waiting.values():
+            return entry.deadline
+        return None
 
     def expire(self, now: float) -> list[CloseLink]:
         """Time out requests whose answer is overdue: their terminal may send again (its own timeout and
         reversal handle the lost answer); their address stays quarantined. An upstream connection holding
         more than ``max_stale_per_link`` timed-out requests is to be closed, which frees them."""
         closes: list[CloseLink] = []
-        while self._by_deadline and self._by_deadline[0].deadline <= now:
-            entry = self._by_deadline.popleft()
-            if self._in_flight.get(entry.address) is not entry:
-                continue
+        due: list[_InFlight] = []
+        for entry in self._waiting.values():
+            if entry.deadline > now:
+                break
+            due.append(entry)
+        for entry in due:
+            del self._waiting[entry.address]
             entry.expired = True
             if entry.terminal_id is not None:
                 self._terminals[entry.terminal_id].addresses.discard(entry.address)
@@ -255,6 +260,11 @@ class Router:
     def addresses_in_use(self) -> int:
         return self._pool.in_use
 
+    @property
+    def requests_waiting(self) -> int:
+        """Requests whose answer timeout still runs (answered ones are forgotten at once)."""
+        return len(self._waiting)
+
     def in_flight_of(self, terminal_id: int) -> int:
         terminal = self._terminals.get(terminal_id)
         return 0 if terminal is None else len(terminal.addresses)
@@ -271,6 +281,7 @@ class Router:
 
     def _release(self, entry: _InFlight, link: _Link) -> None:
         del self._in_flight[entry.address]
+        self._waiting.pop(entry.address, None)
         link.addresses.discard(entry.address)
         if entry.expired:
             link.stale -= 1

@@ -120,6 +120,8 @@ class RouterMachine(RuleBasedStateMachine):
         assert self.router.stats.in_flight == sum(1 for s in self.sent if self._live(s))
         assert self.router.addresses_in_use == sum(1 for s in self.sent if self._holds(s))
         assert self.router.stats.connections_open == len(self.open)
+        waiting = [s for s in self.sent if not s.answered and not s.expired and s.forward.link_id in self.links]
+        assert self.router.requests_waiting == len(waiting)
 
 
 TestRouterMachine = RouterMachine.TestCase
