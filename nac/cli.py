@@ -56,6 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--connect-timeout", type=float, default=defaults.connect_timeout_s, metavar="S", help="%(default)s"
     )
     limits.add_argument(
+        "--send-timeout", type=float, default=defaults.send_timeout_s, metavar="S", help="per frame, %(default)s"
+    )
+    limits.add_argument(
         "--backoff-max", type=float, default=defaults.backoff_max_s, metavar="S", help="reconnect, %(default)s"
     )
     limits.add_argument(
@@ -75,6 +78,7 @@ def limits_from_args(args: argparse.Namespace) -> NacLimits:
         idle_timeout_s=args.idle_timeout,
         answer_timeout_s=args.answer_timeout,
         connect_timeout_s=args.connect_timeout,
+        send_timeout_s=args.send_timeout,
         backoff_max_s=max(args.backoff_max, NacLimits().backoff_min_s),
         max_stale_per_link=args.max_stale_per_link,
     )

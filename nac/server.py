@@ -26,7 +26,7 @@ import anyio.abc
 
 from acqsim.netio import FramedConnection, connect, peer_name
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
-from nac.limits import NacLimits
+from nac.limits import MAX_LINK_BUFFER_BYTES, NacLimits
 from nac.router import Router
 from nac.routes import Member, RouteTable
 from wire.errors import FramingError
@@ -36,8 +36,6 @@ log = logging.getLogger("acqsim.nac")
 
 #: Longest wait between two runs of the answer-timeout sweep (shorter when the answer timeout is short).
 EXPIRY_TICK_S: Final = 0.5
-#: Requests queued for one upstream connection above which terminals wait for the writer (backpressure).
-MAX_LINK_BUFFER_BYTES: Final = 256 * 1024
 #: A status client gets its JSON document within this time or is dropped.
 STATUS_SEND_TIMEOUT_S: Final = 2.0
 
