@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+
 import pytest
 
 from core_ledger.api import LedgerOp
-from core_ledger.engine import LedgerEngine
+from core_ledger.engine import LedgerEngine, business_date
 from core_ledger.model import TxnStatus
 from tests.core_ledger.helpers import (
     EXPIRED,
@@ -132,3 +135,70 @@ def test_balance_inquiry_reports_available() -> None:
     run(eng, request(Op.PREAUTH, GOOD, 1000))
     decision = eng.decide(request(Op.BALANCE, GOOD))
     assert decision.answer.balance == 100_000 and decision.answer.available == 99_000
+
+
+def test_reversal_may_carry_its_originals_stan() -> None:
+    eng = engine()
+    buy = request(Op.PURCHASE, GOOD, 900)
+    assert run(eng, buy) is RC.APPROVED
+    same_stan = request(Op.REVERSAL, GOOD, 900, stan=buy.stan, original=buy)  # POS style: 11 names the original
+    assert run(eng, same_stan) is RC.APPROVED
+    assert run(eng, same_stan) is RC.APPROVED  # a repeat of the reversal
+    assert balance_of(eng, GOOD) == (100_000, 100_000)
+    assert run(eng, buy) is RC.APPROVED  # the original's repeat still gets its first answer, posts nothing
+    assert balance_of(eng, GOOD) == (100_000, 100_000)
+
+
+def test_reversal_of_a_refunded_or_voided_original_is_refused() -> None:
+    eng = engine()
+    buy = request(Op.PURCHASE, GOOD, 3000)
+    run(eng, buy)
+    refund = request(Op.REFUND, GOOD, 1000, original=buy)
+    run(eng, refund)
+    assert run(eng, request(Op.REVERSAL, GOOD, 3000, original=buy)) is RC.INVALID_TRANSACTION
+    assert run(eng, request(Op.REVERSAL, GOOD, 1000, original=refund)) is RC.APPROVED  # undo the refund first
+    assert run(eng, request(Op.REVERSAL, GOOD, 3000, original=buy)) is RC.APPROVED
+    assert balance_of(eng, GOOD) == (100_000, 100_000)
+    assert sum(a.balance for a in eng.state.accounts.values()) == 0
+
+
+def test_late_original_after_tombstone_is_declined_even_as_preauth() -> None:
+    eng = engine()
+    late = request(Op.PREAUTH, GOOD, 5000)
+    assert run(eng, request(Op.REVERSAL, GOOD, 5000, original=late)) is RC.APPROVED
+    assert run(eng, late) is RC.INVALID_TRANSACTION
+    assert balance_of(eng, GOOD) == (100_000, 100_000)
+    assert not eng.state.holds
+
+
+@pytest.mark.parametrize(
+    ("local_date", "now", "expected"),
+    [
+        ("1231", dt.datetime(2027, 1, 1, 0, 5, tzinfo=dt.UTC), "20261231"),
+        ("0101", dt.datetime(2026, 12, 31, 23, 55, tzinfo=dt.UTC), "20270101"),
+        ("1124", dt.datetime(2026, 11, 24, tzinfo=dt.UTC), "20261124"),
+        ("0229", dt.datetime(2028, 2, 28, tzinfo=dt.UTC), "20280229"),
+    ],
+)
+def test_business_date_takes_the_nearest_year(local_date: str, now: dt.datetime, expected: str) -> None:
+    assert business_date(local_date, now) == expected
+
+
+def test_bad_date_is_a_format_error_and_wrong_auth_code_a_mismatch() -> None:
+    eng = engine()
+    bad = dataclasses.replace(request(Op.PURCHASE, GOOD, 100), local_date="1340")
+    assert run(eng, bad) is RC.FORMAT_ERROR
+    pre = request(Op.PREAUTH, GOOD, 1000)
+    run(eng, pre)
+    assert run(eng, request(Op.PREAUTH_CANCEL, GOOD, 0, original=pre, auth_code="999999")) is RC.ORIGINAL_MISMATCH
+    assert run(eng, request(Op.PREAUTH_COMPLETION, OTHER, 1000, original=pre)) is RC.ORIGINAL_MISMATCH
+    assert balance_of(eng, GOOD) == (100_000, 99_000)
+
+
+def test_declined_request_repeats_its_decline_and_never_posts_later() -> None:
+    eng = engine()
+    big = request(Op.PURCHASE, LOW, 5000)
+    assert run(eng, big) is RC.INSUFFICIENT_FUNDS
+    run(eng, request(Op.TRANSFER, GOOD, 10_000, target_pan=LOW))  # now LOW could pay
+    assert run(eng, big) is RC.INSUFFICIENT_FUNDS  # the key's first answer stands
+    assert balance_of(eng, LOW) == (11_000, 11_000)

@@ -14,6 +14,7 @@ from acqsim.config import AcqsimConfig
 from core_ledger.api import LedgerAnswer, LedgerOp
 from core_ledger.check import check_store
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
+from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from core_ledger.server import serve
 from core_ledger.service import LedgerService
 from core_ledger.setup import open_service
@@ -140,3 +141,62 @@ async def test_client_reports_unavailable_and_timeout(tmp_path: Path) -> None:
             tg.cancel_scope.cancel()
         for stream in accepted:
             await stream.aclose()
+
+
+async def test_malformed_frame_while_others_are_in_flight(tmp_path: Path) -> None:
+    service = open_service(str(tmp_path / "ledger.sqlite3"), AcqsimConfig.default(data_dir=tmp_path))
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, service=service))
+        async with await LedgerClient.connect("127.0.0.1", port) as client:
+            codes: list[ResponseCode] = []
+
+            async def buy() -> None:
+                codes.append((await client.submit(request(LedgerOp.PURCHASE, GOOD, 10))).response_code)
+
+            async def garbage() -> None:
+                rogue = await anyio.connect_tcp("127.0.0.1", port)
+                await rogue.send(frame(b"0200" + b"\xff" * 40))
+                with anyio.fail_after(5), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await rogue.receive()
+                await rogue.aclose()
+
+            async with anyio.create_task_group() as senders:
+                for _ in range(20):
+                    senders.start_soon(buy)
+                senders.start_soon(garbage)
+                for _ in range(20):
+                    senders.start_soon(buy)
+            assert codes == [ResponseCode.APPROVED] * 40
+        tg.cancel_scope.cancel()
+    assert check_store(service.store) == []
+    service.store.close()
+
+
+async def test_balance_too_large_for_field_54_is_still_answered(tmp_path: Path) -> None:
+    service = open_service(str(tmp_path / "ledger.sqlite3"))
+    add_cards_to(service, CardSeed(pan=RICH, expiry="3012", balance=10**13))
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, service=service))
+        async with await LedgerClient.connect("127.0.0.1", port) as client:
+            answer = await client.submit(request(LedgerOp.PURCHASE, RICH, 100))
+            assert answer.response_code is ResponseCode.APPROVED
+            assert answer.balance is None  # left out, not lost
+        tg.cancel_scope.cancel()
+    assert service.state.accounts[service.state.cards[RICH].account_id].balance == 10**13 - 100
+    service.store.close()
+
+
+RICH = "6200009000000001"
+
+
+def add_cards_to(service: LedgerService, card: CardSeed) -> None:
+    state = service.state
+    if not state.accounts:
+        state.accounts.update(base_state().accounts)
+    add_merchants(state, [MerchantSeed(merchant_id="898100000000001", name="TEST")])
+    openings = add_cards(state, [card])
+    service.store.save_static(state)
+    for txn in openings:
+        state.txns[txn.key] = txn
+        state.apply(txn.effects)
+    service.store.commit([((t,), t.effects) for t in openings])

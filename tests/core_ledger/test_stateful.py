@@ -23,6 +23,7 @@ from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.check import check_store
 from core_ledger.engine import Decision, LedgerEngine
 from core_ledger.model import Entry, HoldChange
+from core_ledger.settlement import plan_settlement
 from tests.core_ledger.conftest import StoreFactory, StoreOpener
 from tests.core_ledger.helpers import CARDS, GOOD, NOW, OTHER, request, seeded_state
 from wire.constants import ResponseCode
@@ -35,7 +36,7 @@ class LedgerMachine(RuleBasedStateMachine):
     purchases = Bundle("purchases")
     preauths = Bundle("preauths")
     completions = Bundle("completions")
-    anything = Bundle("anything")
+    undoings = Bundle("undoings")  # voids, refunds, cancels, completion voids, transfers: reversible too
 
     def __init__(self, factory: StoreFactory) -> None:
         super().__init__()
@@ -95,29 +96,63 @@ class LedgerMachine(RuleBasedStateMachine):
         self._submit(req)
         return req
 
-    @rule(pre=preauths)
-    def cancel(self, pre: LedgerRequest) -> None:
-        self._submit(request(LedgerOp.PREAUTH_CANCEL, pre.pan, 0, original=pre))
+    @rule(target=undoings, pre=preauths)
+    def cancel(self, pre: LedgerRequest) -> LedgerRequest:
+        req = request(LedgerOp.PREAUTH_CANCEL, pre.pan, 0, original=pre)
+        self._submit(req)
+        return req
 
-    @rule(done=completions)
-    def void_completion(self, done: LedgerRequest) -> None:
-        self._submit(request(LedgerOp.PREAUTH_COMPLETION_VOID, done.pan, done.amount, original=done))
+    @rule(target=undoings, done=completions)
+    def void_completion(self, done: LedgerRequest) -> LedgerRequest:
+        req = request(LedgerOp.PREAUTH_COMPLETION_VOID, done.pan, done.amount, original=done)
+        self._submit(req)
+        return req
 
-    @rule(buy=purchases)
-    def void(self, buy: LedgerRequest) -> None:
-        self._submit(request(LedgerOp.VOID, buy.pan, buy.amount, original=buy))
+    @rule(target=undoings, buy=purchases)
+    def void(self, buy: LedgerRequest) -> LedgerRequest:
+        req = request(LedgerOp.VOID, buy.pan, buy.amount, original=buy)
+        self._submit(req)
+        return req
 
-    @rule(buy=purchases, amount=amounts)
-    def refund(self, buy: LedgerRequest, amount: int) -> None:
-        self._submit(request(LedgerOp.REFUND, buy.pan, amount, original=buy))
+    @rule(target=undoings, buy=purchases | completions, amount=amounts)
+    def refund(self, buy: LedgerRequest, amount: int) -> LedgerRequest:
+        before = self._balance(buy.pan)
+        req = request(LedgerOp.REFUND, buy.pan, amount, original=buy)
+        if self._submit(req).answer.response_code is ResponseCode.APPROVED:
+            assert self._balance(buy.pan) == before + amount
+            key = f"{buy.acquirer_id}|{buy.terminal_id}|{buy.stan}|{buy.local_date}"
+            assert self.engine.state.txns[key].refunded <= buy.amount
+        return req
 
-    @rule(pan=st.sampled_from(PANS), to=st.sampled_from(PANS), amount=amounts)
-    def transfer(self, pan: str, to: str, amount: int) -> None:
-        self._submit(request(LedgerOp.TRANSFER, pan, amount, target_pan=to))
+    @rule(target=undoings, pan=st.sampled_from(PANS), to=st.sampled_from(PANS), amount=amounts)
+    def transfer(self, pan: str, to: str, amount: int) -> LedgerRequest:
+        req = request(LedgerOp.TRANSFER, pan, amount, target_pan=to)
+        self._submit(req)
+        return req
 
-    @rule(original=consumes(purchases) | preauths | completions)
-    def reverse(self, original: LedgerRequest) -> None:
-        self._submit(request(LedgerOp.REVERSAL, original.pan, original.amount, original=original))
+    @rule(pan=st.sampled_from(PANS))
+    def balance(self, pan: str) -> None:
+        answer = self._submit(request(LedgerOp.BALANCE, pan)).answer
+        account = self.engine.state.accounts[self.engine.state.cards[pan].account_id]
+        assert (answer.balance, answer.available) == (account.balance, account.available)
+
+    @rule(original=consumes(purchases) | preauths | completions | undoings, same_stan=st.booleans())
+    def reverse(self, original: LedgerRequest, same_stan: bool) -> None:
+        stan = original.stan if same_stan else None  # POS reversals reuse the original's STAN
+        self._submit(request(LedgerOp.REVERSAL, original.pan, original.amount, stan=stan, original=original))
+
+    @rule()
+    def settle(self) -> None:
+        run = plan_settlement(self.engine.state, "20261124")
+        self.store.commit(run.postings, settled=run.settled_keys)
+        state = self.engine.state
+        for records, effects in run.postings:
+            for txn in records:
+                state.txns[txn.key] = txn
+            state.apply(effects)
+        for key in run.settled_keys:
+            state.txns[key].settled = True
+        assert plan_settlement(state, "20261124").lines == ()
 
     @rule(buy=purchases)
     def repeat(self, buy: LedgerRequest) -> None:
@@ -136,8 +171,8 @@ class LedgerMachine(RuleBasedStateMachine):
             k: (a.balance, a.held) for k, a in before.accounts.items()
         }
         assert after.holds == before.holds
-        assert {k: (t.status, t.refunded) for k, t in after.txns.items()} == {
-            k: (t.status, t.refunded) for k, t in before.txns.items()
+        assert {k: (t.status, t.refunded, t.settled) for k, t in after.txns.items()} == {
+            k: (t.status, t.refunded, t.settled) for k, t in before.txns.items()
         }
         assert after.daily == {k: v for k, v in before.daily.items() if v or k in after.daily}
         self.engine = LedgerEngine(after, clock=lambda: NOW)
