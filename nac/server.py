@@ -19,7 +19,8 @@ import contextlib
 import dataclasses
 import json
 import logging
-from typing import Final, Literal, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, Literal, Protocol
 
 import anyio
 import anyio.abc
@@ -36,6 +37,8 @@ log = logging.getLogger("acqsim.nac")
 
 #: Longest wait between two runs of the answer-timeout sweep (shorter when the answer timeout is short).
 EXPIRY_TICK_S: Final = 0.5
+#: After a failed accept (e.g. no file descriptor left) the listener waits this long before accepting again.
+ACCEPT_RETRY_S: Final = 0.5
 #: A status client gets its JSON document within this time or is dropped.
 STATUS_SEND_TIMEOUT_S: Final = 2.0
 
@@ -136,11 +139,33 @@ class NacServer:
             bound_status = None
             if status_listener is not None:
                 bound_status = status_listener.extra(anyio.abc.SocketAttribute.local_port)
-                tg.start_soon(status_listener.serve, self._answer_status, tg)
+                for one in status_listener.listeners:
+                    tg.start_soon(self._accept_forever, one, self._answer_status, tg)
             bound = listener.extra(anyio.abc.SocketAttribute.local_port)
             log.info("NAC listening on %s:%d (status port %s)", host, bound, bound_status)
             task_status.started(NacPorts(listen=bound, status=bound_status))
-            await listener.serve(self._handle_terminal, tg)
+            for one in listener.listeners:  # one per address family the host resolves to
+                tg.start_soon(self._accept_forever, one, self._handle_terminal, tg)
+
+    async def _accept_forever(
+        self,
+        listener: anyio.abc.Listener[anyio.abc.SocketStream],
+        handler: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
+        """Like ``Listener.serve``, but an accept error (out of file descriptors, say) pauses accepting
+        instead of ending the service."""
+        if not isinstance(listener, anyio.abc.SocketListener):
+            await listener.serve(handler, tg)  # not a TCP socket listener: no accept() to guard
+            return
+        while True:
+            try:
+                stream = await listener.accept()
+            except (OSError, anyio.BrokenResourceError) as exc:  # trio's backend reports EMFILE as broken
+                log.warning("accept failed (%r); retrying in %.1f s", exc.__cause__ or exc, ACCEPT_RETRY_S)
+                await anyio.sleep(ACCEPT_RETRY_S)
+                continue
+            tg.start_soon(handler, stream)
 
     # -- terminals -----------------------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import functools
 import json
+import os
+import resource
 
 import anyio
 import anyio.lowlevel
@@ -325,5 +327,31 @@ async def test_a_terminal_that_stops_reading_is_closed_without_stalling_the_othe
             assert server.stats.dropped[DropReason.TERMINAL_NOT_READING] >= 1
             assert server.stats.members[f"127.0.0.1:{port}"].disconnects == 0  # the upstream never stalled
             await deaf.aclose()
+            await healthy.aclose()
+        members.cancel_scope.cancel()
+
+
+async def test_running_out_of_file_descriptors_pauses_accepting_and_does_not_end_the_nac() -> None:
+    async with anyio.create_task_group() as members:
+        port, _ = await start_member(members, EchoFrontEnd("A"))
+        async with running_nac(port) as (server, ports):
+            healthy = await terminal(ports.listen)
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            try:
+                # one descriptor left: the test's own socket takes it, so the NAC's accept() fails (EMFILE);
+                # a new descriptor is the lowest free number, and the limit caps the number
+                first_free, second_free = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_RDONLY)
+                os.close(first_free)
+                os.close(second_free)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (second_free, hard))
+                waiting = await terminal(ports.listen)
+                await anyio.sleep(0.3)
+                assert server.stats.connections_accepted == 1
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            answer = await round_trip(waiting, request(b"accepted later"))  # accepted once descriptors are back
+            assert answer == TERMINAL_TPDU + answer_body(request(b"accepted later"), "A")
+            assert await round_trip(healthy, request(b"meanwhile")) is not None
+            await waiting.aclose()
             await healthy.aclose()
         members.cancel_scope.cancel()
