@@ -5,8 +5,10 @@ state, and queued; one flusher writes everything queued so far in ONE store tran
 worker thread, then releases all the answers of that batch. A request is answered only once its batch is
 durable. A repeat waits for the batch in progress too, so it can never be answered before its original.
 
-If a commit fails the memory state is ahead of the store: the service stops (fail-stop) and answers 96 to
-everyone waiting; on restart the state is loaded from the store, which holds exactly the committed batches.
+If a commit fails the memory state is ahead of the store: the service stops deciding (fail-stop) and answers
+96 to everyone waiting and to every later request, until it is restarted; on restart the state is loaded from
+the store, which holds exactly the committed batches. The server keeps its connections, so callers get a
+clear 96 rather than a broken connection.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ class LedgerService:
         self.committed = 0
 
     @property
+    def failed(self) -> bool:
+        """A commit failed: every request is answered 96 until the service is restarted."""
+        return self._failed
+
+    @property
     def state(self) -> LedgerState:
         return self.engine.state
 
@@ -72,11 +79,11 @@ class LedgerService:
             try:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self.store.commit, batch)
-            except Exception:
+            except Exception as exc:
                 self._failed = True
                 done.set()
-                log.exception("ledger commit failed: stopping (state reloads from the store on restart)")
-                raise
+                log.error("ledger commit failed, answering 96 until restarted: %s", exc)  # noqa: TRY400 - no payload
+                return
             self.batches += 1
             self.committed += len(batch)
             done.set()

@@ -7,6 +7,7 @@ server runs them in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -82,11 +83,14 @@ class SqliteStore:
 
     def load(self) -> LedgerState:
         with self._lock:
-            self._db.execute("BEGIN")  # one consistent snapshot across the tables
             try:
-                return self._load()
-            finally:
-                self._db.execute("COMMIT")
+                self._db.execute("BEGIN")  # one consistent snapshot across the tables
+                try:
+                    return self._load()
+                finally:
+                    self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read ledger store {self.path}: {exc}") from None
 
     def _load(self) -> LedgerState:
         db = self._db
@@ -119,8 +123,8 @@ class SqliteStore:
     def save_static(self, state: LedgerState) -> None:
         with self._lock:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
             try:
+                db.execute("BEGIN IMMEDIATE")
                 db.executemany(
                     "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, 0, 0)",
                     [(a.account_id, a.kind.value, a.name) for a in state.accounts.values()],
@@ -137,9 +141,11 @@ class SqliteStore:
                     ],
                 )
                 db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                raise StoreError(f"cannot write ledger store {self.path}: {exc}") from None
 
     def commit(self, batch: Sequence[Posting], *, settled: Sequence[str] = ()) -> None:
         with self._lock:
@@ -162,8 +168,9 @@ class SqliteStore:
                 db.executemany("UPDATE txns SET settled = 1 WHERE key = ?", [(k,) for k in settled])
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # the connection itself may be gone
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                 raise StoreError(f"ledger commit failed: {exc}") from None
 
     def _write_effect(self, owner: str, effect: Effect) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+import psycopg
 import pytest
 from anyio.abc import TaskStatus
 
@@ -14,11 +15,15 @@ from acqsim.config import AcqsimConfig
 from core_ledger.api import LedgerAnswer, LedgerOp
 from core_ledger.check import check_store
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
+from core_ledger.engine import LedgerEngine
+from core_ledger.postgres_store import PostgresStore
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from core_ledger.server import serve
 from core_ledger.service import LedgerService
 from core_ledger.setup import open_service
-from tests.core_ledger.helpers import request
+from core_ledger.store import LedgerStore
+from tests.core_ledger.conftest import StoreFactory
+from tests.core_ledger.helpers import NOW, request, seeded_state
 from wire.codec import decode_host, encode_host
 from wire.constants import ResponseCode
 from wire.framing import frame
@@ -200,3 +205,51 @@ def add_cards_to(service: LedgerService, card: CardSeed) -> None:
         state.txns[txn.key] = txn
         state.apply(txn.effects)
     service.store.commit([((t,), t.effects) for t in openings])
+
+
+async def test_store_failure_answers_96_and_loses_nothing_committed(
+    store_factory: StoreFactory, request_backend: str
+) -> None:
+    opener = store_factory()
+    store = opener()
+    state = seeded_state()
+    store.save_static(state)
+    store.commit([((t,), t.effects) for t in state.txns.values()])
+    service = LedgerService(store, LedgerEngine(store.load(), clock=lambda: NOW))
+    kept = request(LedgerOp.PURCHASE, GOOD, 300)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, service=service))
+        async with await LedgerClient.connect("127.0.0.1", port) as client:
+            assert (await client.submit(kept)).response_code is ResponseCode.APPROVED
+            _break(store, request_backend)  # the database goes away under the running ledger
+            lost = await client.submit(request(LedgerOp.PURCHASE, GOOD, 400))
+            assert lost.response_code is ResponseCode.SYSTEM_MALFUNCTION
+            later = await client.submit(request(LedgerOp.BALANCE, GOOD))
+            assert later.response_code is ResponseCode.SYSTEM_MALFUNCTION
+            assert service.failed
+        tg.cancel_scope.cancel()
+    store.close()
+
+    reopened = opener()  # restart: exactly the committed batches
+    after = reopened.load()
+    assert after.accounts[after.cards[GOOD].account_id].balance == 100_000 - 300
+    assert check_store(reopened) == []
+    reopened.close()
+
+
+def _break(store: LedgerStore, backend: str) -> None:
+    if backend == "postgres":
+        assert isinstance(store, PostgresStore)
+        with psycopg.connect(store.url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    else:
+        store.close()  # every later statement on it fails like a lost database
+
+
+@pytest.fixture
+def request_backend(store_factory: StoreFactory, request: pytest.FixtureRequest) -> str:
+    backend: str = request.node.callspec.params["store_factory"]
+    return backend
