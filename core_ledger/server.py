@@ -19,8 +19,10 @@ import anyio.abc
 
 from acqsim.netio import FramedConnection, serve_tcp
 from core_ledger.api import LedgerAnswer
+from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
 from core_ledger.service import LedgerService
+from core_ledger.store import LedgerStore
 from wire.codec import Fields, decode_host, encode_host
 from wire.constants import ResponseCode
 from wire.errors import MessageDecodeError, MessageEncodeError
@@ -47,9 +49,22 @@ async def serve(
     host: str,
     port: int,
     *,
-    service: LedgerService,
+    service: LedgerService | None = None,
+    store: LedgerStore | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Serve the host link on ``host:port`` until cancelled; ``task_status.started(port)`` gives the bound port.
+
+    Pass a ready ``service``, or a ``store`` (the service is then built over what the store holds).
+    """
+    if (service is None) == (store is None):
+        raise TypeError("serve() needs exactly one of service= or store=")
+    if service is None:
+        assert store is not None
+        loaded = await anyio.to_thread.run_sync(store.load)
+        service = LedgerService(store, LedgerEngine(loaded))
+    ledger = service
+
     async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore) -> None:
         try:
             try:
@@ -58,7 +73,7 @@ async def serve(
                 log.info("format error from %s: %s", conn.peer, exc)
                 answer = LedgerAnswer(response_code=ResponseCode.FORMAT_ERROR, rrn=fields.get("37", " " * 12))
             else:
-                answer = await service.submit(request)
+                answer = await ledger.submit(request)
             await conn.send(_encode_answer(fields, answer))
         finally:
             slot.release()
@@ -79,5 +94,5 @@ async def serve(
                 requests.start_soon(answer, conn, fields, slot)
 
     async with anyio.create_task_group() as tg:
-        await tg.start(service.run_flusher)
+        await tg.start(ledger.run_flusher)
         await serve_tcp(host, port, handle, name="ledger", task_status=task_status)

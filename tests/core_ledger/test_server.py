@@ -180,15 +180,17 @@ async def test_malformed_frame_while_others_are_in_flight(tmp_path: Path) -> Non
 async def test_balance_too_large_for_field_54_is_still_answered(tmp_path: Path) -> None:
     service = open_service(str(tmp_path / "ledger.sqlite3"))
     add_cards_to(service, CardSeed(pan=RICH, expiry="3012", balance=10**13))
+    store = service.store
     async with anyio.create_task_group() as tg:
-        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, service=service))
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, store=store))  # served from the store
         async with await LedgerClient.connect("127.0.0.1", port) as client:
             answer = await client.submit(request(LedgerOp.PURCHASE, RICH, 100))
             assert answer.response_code is ResponseCode.APPROVED
             assert answer.balance is None  # left out, not lost
         tg.cancel_scope.cancel()
-    assert service.state.accounts[service.state.cards[RICH].account_id].balance == 10**13 - 100
-    service.store.close()
+    after = store.load()
+    assert after.accounts[after.cards[RICH].account_id].balance == 10**13 - 100
+    store.close()
 
 
 RICH = "6200009000000001"
