@@ -355,3 +355,54 @@ async def test_running_out_of_file_descriptors_pauses_accepting_and_does_not_end
             await waiting.aclose()
             await healthy.aclose()
         members.cancel_scope.cancel()
+
+
+async def test_many_terminals_keep_their_own_answers_while_a_member_dies_and_comes_back() -> None:
+    lost = 0
+    answered_by: collections.Counter[str] = collections.Counter()
+    phase = "before"
+    async with anyio.create_task_group() as members:
+        port_a, kill_a = await start_member(members, EchoFrontEnd("A"))
+        port_b, _ = await start_member(members, EchoFrontEnd("B"))
+        async with running_nac(port_a, port_b, backoff_max_s=0.1, answer_timeout_s=0.5) as (server, ports):
+            stop = anyio.Event()
+
+            async def run_terminal(index: int) -> None:
+                nonlocal lost
+                conn = await terminal(ports.listen)
+                number = 0
+                while not stop.is_set():
+                    number += 1
+                    payload = request(b"t%d-r%d" % (index, number))
+                    await conn.send(payload)
+                    answer = None
+                    with anyio.move_on_after(1.0):  # the terminal's own timeout (a reversal would follow)
+                        answer = await conn.receive()
+                    if answer is None:
+                        lost += 1
+                        continue
+                    assert answer[:-1] == TERMINAL_TPDU + answer_body(payload, "")  # its own, nobody else's
+                    answered_by[f"{phase}-{member_of(answer)}"] += 1
+                await conn.aclose()
+
+            async with anyio.create_task_group() as terminals:
+                for index in range(8):
+                    terminals.start_soon(run_terminal, index)
+                await anyio.sleep(0.3)
+                kill_a.cancel()
+                await wait_until(lambda: not server.stats.members[f"127.0.0.1:{port_a}"].up)
+                phase = "settling"  # A's last answers, delivered before it died, may still be on their way
+                await anyio.sleep(0.1)
+                phase = "down"
+                await anyio.sleep(0.3)
+                phase = "restarting"
+                await start_member(members, EchoFrontEnd("A"), port=port_a)
+                await wait_until(lambda: server.stats.members[f"127.0.0.1:{port_a}"].up)
+                phase = "after"
+                await anyio.sleep(0.3)
+                stop.set()
+            assert lost == server.stats.dropped_on_link_failure + server.stats.answer_timeouts
+        members.cancel_scope.cancel()
+    assert answered_by["before-A"] and answered_by["before-B"]
+    assert answered_by["down-B"] and not answered_by["down-A"]
+    assert answered_by["after-A"] and answered_by["after-B"]
