@@ -95,7 +95,11 @@ def business_date(local_date: str, now: dt.datetime) -> str:
 
 
 def original_key(request: LedgerRequest, original: OriginalRef) -> str:
-    return key_text((original.acquirer_id, request.terminal_id, original.stan, original.local_date))
+    """The original's key: same terminal; field 90 carries the acquirer as n11, so leading zeros may differ."""
+    acquirer = original.acquirer_id
+    if acquirer.lstrip("0") == request.acquirer_id.lstrip("0"):
+        acquirer = request.acquirer_id
+    return key_text((acquirer, request.terminal_id, original.stan, original.local_date))
 
 
 def fingerprint(request: LedgerRequest) -> str:

@@ -202,3 +202,14 @@ def test_declined_request_repeats_its_decline_and_never_posts_later() -> None:
     run(eng, request(Op.TRANSFER, GOOD, 10_000, target_pan=LOW))  # now LOW could pay
     assert run(eng, big) is RC.INSUFFICIENT_FUNDS  # the key's first answer stands
     assert balance_of(eng, LOW) == (11_000, 11_000)
+
+
+def test_original_found_although_field_90_drops_the_acquirers_leading_zeros() -> None:
+    eng = engine()
+    buy = dataclasses.replace(request(Op.PURCHASE, GOOD, 250), acquirer_id="00048009")
+    assert run(eng, buy) is RC.APPROVED
+    wire_ref = dataclasses.replace(request(Op.VOID, GOOD, 250, original=buy), acquirer_id="00048009")
+    assert wire_ref.original is not None
+    stripped = dataclasses.replace(wire_ref, original=dataclasses.replace(wire_ref.original, acquirer_id="48009"))
+    assert run(eng, stripped) is RC.APPROVED
+    assert balance_of(eng, GOOD) == (100_000, 100_000)
