@@ -270,7 +270,10 @@ class NacServer:
                 log.debug("route %s: cannot connect to %s (%s)", group, name, type(exc).__name__)
             else:
                 backoff = self.limits.backoff_min_s
-                await self._run_link(group, name, conn)
+                try:
+                    await self._run_link(group, name, conn)
+                except Exception:  # a bug must cost this connection, not the NAC
+                    log.exception("route %s: connection to %s failed", group, name)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, self.limits.backoff_max_s)
 
@@ -281,17 +284,8 @@ class NacServer:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._write_link, outbox)
-                while (payload := await conn.receive()) is not None:
-                    if self._trace is not None:
-                        self._trace.record(direction="in", link="pos", peer=name, payload=payload)
-                    decision = self.router.from_upstream(link_id, payload)
-                    if isinstance(decision, Deliver):
-                        self._deliver(decision)
-                    else:
-                        log.info("route %s: answer from %s dropped: %s", group, name, decision.reason)
+                await self._read_link(link_id, group, name, conn)
                 tg.cancel_scope.cancel()
-        except FramingError as exc:
-            log.warning("route %s: %s sent a bad frame (%s), reconnecting", group, name, exc)
         finally:
             del self._links[link_id]
             if outbox.room is not None:
@@ -299,6 +293,20 @@ class NacServer:
             dropped = self.router.link_down(link_id)
             await conn.aclose()
         log.warning("route %s: lost %s, %d request(s) in flight dropped", group, name, dropped)
+
+    async def _read_link(self, link_id: int, group: str, name: str, conn: FramedConnection) -> None:
+        """Hand the front-end's answers to the router until the connection ends or gets out of step."""
+        try:
+            while (payload := await conn.receive()) is not None:
+                if self._trace is not None:
+                    self._trace.record(direction="in", link="pos", peer=name, payload=payload)
+                decision = self.router.from_upstream(link_id, payload)
+                if isinstance(decision, Deliver):
+                    self._deliver(decision)
+                else:
+                    log.info("route %s: answer from %s dropped: %s", group, name, decision.reason)
+        except FramingError as exc:
+            log.warning("route %s: %s sent a bad frame (%s), reconnecting", group, name, exc)
 
     async def _write_link(self, outbox: _LinkOutbox) -> None:
         """Write queued requests to the upstream connection, all that are waiting in one write."""

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acqsim.cli import main as acqsim_main
+from acqsim.netio import FramedConnection
 from nac.events import CloseReason, DropReason
 from nac.server import NacServer, fetch_stats
 from tests.nac.helpers import ECHO_MARKER, request, table
@@ -406,3 +407,28 @@ async def test_many_terminals_keep_their_own_answers_while_a_member_dies_and_com
     assert answered_by["before-A"] and answered_by["before-B"]
     assert answered_by["down-B"] and not answered_by["down-A"]
     assert answered_by["after-A"] and answered_by["after-B"]
+
+
+class GarbageFrontEnd(EchoFrontEnd):
+    """Answers its first request with a zero length prefix (a stream out of step), then behaves."""
+
+    async def handle(self, conn: FramedConnection) -> None:
+        if self.answered == 0 and await conn.receive() is not None:
+            self.answered += 1
+            await conn.stream.send(b"\x00\x00")
+            return
+        await super().handle(conn)
+
+
+async def test_a_front_end_out_of_step_is_reconnected_and_its_request_counted() -> None:
+    async with anyio.create_task_group() as members:
+        port, _ = await start_member(members, GarbageFrontEnd("G"))
+        async with running_nac(port, backoff_max_s=0.05) as (server, ports):
+            conn = await terminal(ports.listen)
+            await conn.send(request(b"first"))
+            await wait_until(lambda: server.stats.members[f"127.0.0.1:{port}"].connects == 2)
+            assert server.stats.dropped_on_link_failure == 1  # the terminal's timeout and reversal take over
+            answer = await round_trip(conn, request(b"second"))
+            assert answer == TERMINAL_TPDU + answer_body(request(b"second"), "G")
+            await conn.aclose()
+        members.cancel_scope.cancel()
