@@ -6,14 +6,15 @@
 3. Every account's balance equals the sum of its entries; its held amount equals its open holds; so
    available = balance − holds.
 4. Every open hold belongs to a pre-authorisation in state ``held``, and every such pre-authorisation has one.
-5. No refund total exceeds its original; no hold is negative.
+5. No refund total exceeds its original, and each original's refund total equals the sum of the refund
+   changes recorded by the refunds (and their reversals) naming it; no hold is negative.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from core_ledger.model import Entry, HoldChange, TxnStatus
+from core_ledger.model import Entry, HoldChange, RefundChange, TxnStatus
 from core_ledger.store import LedgerStore
 
 
@@ -35,7 +36,14 @@ def check_store(store: LedgerStore) -> list[str]:
             problems.append(f"transaction {key}: entries do not sum to 0")
         if key not in state.txns:
             problems.append(f"entries under {key}, which is not a recorded transaction")
+    refunds: dict[str, int] = defaultdict(int)
     for txn in state.txns.values():
+        for effect in txn.effects:
+            if isinstance(effect, RefundChange):
+                refunds[effect.txn] += effect.delta
+    for txn in state.txns.values():
+        if txn.refunded != refunds.get(txn.key, 0):
+            problems.append(f"transaction {txn.key}: refunded {txn.refunded} != its refunds {refunds.get(txn.key, 0)}")
         expected = Counter((e.account_id, e.amount) for e in txn.effects if isinstance(e, Entry))
         if per_txn.get(txn.key, Counter()) != expected:
             problems.append(f"transaction {txn.key}: stored entries differ from its effects (posted twice or lost)")
