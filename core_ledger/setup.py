@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from acqsim.config import AcqsimConfig
 from core_ledger.engine import LedgerEngine
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
@@ -22,13 +24,31 @@ def open_store(db: str) -> LedgerStore:
     return SqliteStore(db)
 
 
-def seed_store(store: LedgerStore, state: LedgerState, config: AcqsimConfig) -> int:
-    """Add the configuration's merchants and cards that the store does not have yet. Returns cards added."""
+def seed(
+    store: LedgerStore, state: LedgerState, *, cards: Iterable[CardSeed] = (), merchants: Iterable[MerchantSeed] = ()
+) -> int:
+    """Add merchants and cards that ``state`` (loaded from ``store``) does not have yet, with the bank's own
+    accounts if the store is empty, and post the opening balances. Cards already present are left alone.
+    Returns the number of cards added."""
     if not state.accounts:
         state.accounts.update(base_state().accounts)
-    add_merchants(
+    add_merchants(state, merchants)
+    before = len(state.cards)
+    openings = add_cards(state, cards)
+    store.save_static(state)
+    for txn in openings:
+        state.txns[txn.key] = txn
+        state.apply(txn.effects)
+    store.commit([((t,), t.effects) for t in openings])
+    return len(state.cards) - before
+
+
+def seed_store(store: LedgerStore, state: LedgerState, config: AcqsimConfig) -> int:
+    """:func:`seed` with the configuration's demo cards and merchants."""
+    return seed(
+        store,
         state,
-        (
+        merchants=[
             MerchantSeed(
                 merchant_id=m.merchant_id,
                 name=m.name,
@@ -37,11 +57,8 @@ def seed_store(store: LedgerStore, state: LedgerState, config: AcqsimConfig) -> 
                 fee_bp=m.fee_bp,
             )
             for m in config.merchants
-        ),
-    )
-    openings = add_cards(
-        state,
-        (
+        ],
+        cards=[
             CardSeed(
                 pan=c.pan,
                 expiry=c.expiry,
@@ -51,14 +68,8 @@ def seed_store(store: LedgerStore, state: LedgerState, config: AcqsimConfig) -> 
                 holder=c.holder,
             )
             for c in config.cards
-        ),
+        ],
     )
-    store.save_static(state)
-    for txn in openings:
-        state.txns[txn.key] = txn
-        state.apply(txn.effects)
-    store.commit([((t,), t.effects) for t in openings])
-    return len(openings)
 
 
 def open_service(db: str, config: AcqsimConfig | None = None) -> LedgerService:

@@ -17,10 +17,10 @@ from core_ledger.check import check_store
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.engine import LedgerEngine
 from core_ledger.postgres_store import PostgresStore
-from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
+from core_ledger.seed import CardSeed, MerchantSeed
 from core_ledger.server import serve
 from core_ledger.service import LedgerService
-from core_ledger.setup import open_service
+from core_ledger.setup import open_service, seed
 from core_ledger.store import LedgerStore
 from tests.core_ledger.conftest import StoreFactory
 from tests.core_ledger.helpers import NOW, request, seeded_state
@@ -179,7 +179,9 @@ async def test_malformed_frame_while_others_are_in_flight(tmp_path: Path) -> Non
 
 async def test_balance_too_large_for_field_54_is_still_answered(tmp_path: Path) -> None:
     service = open_service(str(tmp_path / "ledger.sqlite3"))
-    add_cards_to(service, CardSeed(pan=RICH, expiry="3012", balance=10**13))
+    rich = CardSeed(pan=RICH, expiry="3012", balance=10**13)
+    merchant = MerchantSeed(merchant_id="898100000000001", name="TEST")
+    assert seed(service.store, service.state, cards=[rich], merchants=[merchant]) == 1
     store = service.store
     async with anyio.create_task_group() as tg:
         port = await tg.start(functools.partial(serve, "127.0.0.1", 0, store=store))  # served from the store
@@ -194,19 +196,6 @@ async def test_balance_too_large_for_field_54_is_still_answered(tmp_path: Path) 
 
 
 RICH = "6200009000000001"
-
-
-def add_cards_to(service: LedgerService, card: CardSeed) -> None:
-    state = service.state
-    if not state.accounts:
-        state.accounts.update(base_state().accounts)
-    add_merchants(state, [MerchantSeed(merchant_id="898100000000001", name="TEST")])
-    openings = add_cards(state, [card])
-    service.store.save_static(state)
-    for txn in openings:
-        state.txns[txn.key] = txn
-        state.apply(txn.effects)
-    service.store.commit([((t,), t.effects) for t in openings])
 
 
 async def test_store_failure_answers_96_and_loses_nothing_committed(
