@@ -154,7 +154,9 @@ class PostgresStore:
         placeholders = ", ".join(["%s"] * 16)
         with self._lock:
             try:
-                with self._db.transaction(), self._db.cursor() as cur:
+                # Pipeline mode: the batch's statements go out without waiting for each reply (one round trip
+                # per sync point instead of one per statement); errors still abort the whole transaction.
+                with self._db.pipeline(), self._db.transaction(), self._db.cursor() as cur:
                     for records, effects in batch:
                         for txn in records:
                             cur.execute(
