@@ -1,6 +1,7 @@
 """``acqsim ledger``: run the core ledger, or look into its store.
 
 acqsim ledger [serve] --db PATH|postgresql://URL [--host H] [--port P] [--config FILE] [--seed-demo|--no-seed]
+              [--completion-tolerance PERCENT]
 acqsim ledger balance PAN --db …
 acqsim ledger statement PAN --db …
 acqsim ledger check --db …                               every invariant over the whole store; exit 1 if any fails
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -21,6 +23,7 @@ import anyio
 from acqsim.config import AcqsimConfig, load_config
 from acqsim.runner import announce, run_service
 from core_ledger.check import check_store
+from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE
 from core_ledger.settlement import plan_settlement, report_csv
 from core_ledger.setup import open_service, open_store
 from core_ledger.store import LedgerStore, StoreError
@@ -43,6 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--seed-demo", action="store_true", help="add the configuration's demo cards and merchants (the default)"
     )
     seeding.add_argument("--no-seed", action="store_true", help="do not add the configuration's cards/merchants")
+    parser.add_argument(
+        "--completion-tolerance",
+        type=Decimal,
+        default=DEFAULT_COMPLETION_TOLERANCE * 100,
+        metavar="PERCENT",
+        help="serve: how far a completion may exceed its pre-authorisation (default %(default)s %%)",
+    )
     parser.add_argument("--date", help="settle: the business date to close, YYYYMMDD")
     parser.add_argument("--out", type=Path, help="settle: where to write the clearing report (CSV)")
 
@@ -117,7 +127,11 @@ def _settle(args: argparse.Namespace, store: LedgerStore) -> int:
 def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
     from core_ledger.server import serve
 
-    service = open_service(db, None if args.no_seed else config)
+    tolerance: Decimal = args.completion_tolerance
+    if not tolerance.is_finite() or tolerance < 0:
+        print("acqsim ledger: --completion-tolerance must be a percentage >= 0", file=sys.stderr)
+        return 2
+    service = open_service(db, None if args.no_seed else config, completion_tolerance=tolerance / 100)
     host = args.host or config.ledger.listen.host
     port = config.ledger.listen.port if args.port is None else args.port
 

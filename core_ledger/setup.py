@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from acqsim.config import AcqsimConfig
-from core_ledger.engine import LedgerEngine
+from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE, LedgerEngine
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from core_ledger.service import LedgerService
 from core_ledger.sqlite_store import SqliteStore
@@ -72,9 +73,12 @@ def seed_store(store: LedgerStore, state: LedgerState, config: AcqsimConfig) -> 
     )
 
 
-def open_service(db: str, config: AcqsimConfig | None = None) -> LedgerService:
+def open_service(
+    db: str, config: AcqsimConfig | None = None, *, completion_tolerance: Decimal = DEFAULT_COMPLETION_TOLERANCE
+) -> LedgerService:
+    """The service over the store for ``db``, seeded with ``config``'s demo cards and merchants if given."""
     store = open_store(db)
     state = store.load()
     if config is not None:
         seed_store(store, state, config)
-    return LedgerService(store, LedgerEngine(state))
+    return LedgerService(store, LedgerEngine(state, completion_tolerance=completion_tolerance))

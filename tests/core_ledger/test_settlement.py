@@ -165,3 +165,9 @@ def test_cli_check_reports_tampering(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert f"account {CLEARING_ACCOUNT}: balance" in out
     assert "is held but has no open hold" in out
     assert GOOD not in out
+
+
+def test_cli_refuses_a_negative_completion_tolerance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "t.sqlite3")
+    assert main(["ledger", "serve", "--db", db, "--port", "0", "--completion-tolerance", "-1"]) == 2
+    assert "--completion-tolerance" in capsys.readouterr().err
