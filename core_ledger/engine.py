@@ -4,7 +4,7 @@ Rules (PROTOCOL.md §2, §3a; docs/ledger.md explains each):
 - Idempotency key (32, 41, 11, 13). A repeat of a key with the same content gets the first answer back and
   posts nothing; the same key with other content (PAN, amount, operation) answers 94.
 - Card checks, in order: unknown PAN 14, lost 41, stolen 43, blocked/restricted 62, expired 54 (card expiry
-  before the current month).
+  before the current month, or field 14 present and not the card's expiry).
 - Amounts must be positive (13); debits beyond the available balance 51; beyond the card's daily limit 61.
 - Void, refund, cancel, completion and completion void name their original (field 90); missing → 25,
   another card or terminal → 22, original in the wrong state → 12; a refund may be partial but the refunds
@@ -155,13 +155,13 @@ class LedgerEngine:
     def _business_date(self, request: LedgerRequest) -> str:
         return business_date(request.local_date, self.clock())
 
-    def _card(self, pan: str) -> str:
+    def _card(self, pan: str, expiry: str | None) -> str:
         card = self.state.cards.get(pan)
         if card is None:
             raise Decline(RC.INVALID_CARD)
         if card.status in _CARD_STATUS_CODES:
             raise Decline(_CARD_STATUS_CODES[card.status])
-        if card.expiry < self.clock().strftime("%y%m"):
+        if card.expiry < self.clock().strftime("%y%m") or (expiry and expiry != card.expiry):
             raise Decline(RC.EXPIRED_CARD)
         return card.account_id
 
@@ -282,7 +282,7 @@ class LedgerEngine:
     def _decide(self, request: LedgerRequest, key: str) -> Decision:
         if request.op is LedgerOp.REVERSAL:
             return self._reversal(request, key)
-        account_id = self._card(request.pan)
+        account_id = self._card(request.pan, request.expiry)
         handler = {
             LedgerOp.BALANCE: self._balance,
             LedgerOp.PURCHASE: self._purchase,

@@ -213,3 +213,10 @@ def test_original_found_although_field_90_drops_the_acquirers_leading_zeros() ->
     stripped = dataclasses.replace(wire_ref, original=dataclasses.replace(wire_ref.original, acquirer_id="48009"))
     assert run(eng, stripped) is RC.APPROVED
     assert balance_of(eng, GOOD) == (100_000, 100_000)
+
+
+def test_expiry_in_the_request_must_be_the_cards() -> None:
+    eng = engine()
+    assert run(eng, dataclasses.replace(request(Op.PURCHASE, GOOD, 100), expiry="2912")) is RC.EXPIRED_CARD
+    assert run(eng, dataclasses.replace(request(Op.PURCHASE, GOOD, 100), expiry="3012")) is RC.APPROVED
+    assert balance_of(eng, GOOD) == (99_900, 99_900)
