@@ -31,6 +31,8 @@ log = logging.getLogger("acqsim.ledger")
 
 #: A connection silent this long is closed.
 IDLE_TIMEOUT_S: Final = 600.0
+#: Longest an answer may wait for the peer to take it (a peer that stops reading loses its connection).
+SEND_TIMEOUT_S: Final = 10.0
 #: Requests one connection may have in flight; the reader waits for a free slot before reading more.
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 
@@ -74,7 +76,8 @@ async def serve(
                 answer = LedgerAnswer(response_code=ResponseCode.FORMAT_ERROR, rrn=fields.get("37", " " * 12))
             else:
                 answer = await ledger.submit(request)
-            await conn.send(_encode_answer(fields, answer))
+            with anyio.fail_after(SEND_TIMEOUT_S):
+                await conn.send(_encode_answer(fields, answer))
         finally:
             slot.release()
 
