@@ -82,6 +82,7 @@ class LedgerService:
             except Exception as exc:
                 self._failed = True
                 done.set()
+                self._batch_done.set()  # requests queued meanwhile are answered 96 too, not left to time out
                 log.error("ledger commit failed, answering 96 until restarted: %s", exc)  # noqa: TRY400 - no payload
                 return
             self.batches += 1
