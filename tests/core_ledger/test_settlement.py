@@ -15,6 +15,7 @@ from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.check import check_store
 from core_ledger.engine import LedgerEngine
 from core_ledger.model import CLEARING_ACCOUNT, FEE_ACCOUNT
+from core_ledger.pgembed import EmbeddedPostgres
 from core_ledger.seed import MerchantSeed, add_merchants, merchant_account_id
 from core_ledger.settlement import fee_for, plan_settlement, report_csv
 from core_ledger.setup import open_store, seed_store
@@ -171,3 +172,26 @@ def test_cli_refuses_a_negative_completion_tolerance(tmp_path: Path, capsys: pyt
     db = str(tmp_path / "t.sqlite3")
     assert main(["ledger", "serve", "--db", db, "--port", "0", "--completion-tolerance", "-1"]) == 2
     assert "--completion-tolerance" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+def test_cli_tools_on_a_postgresql_url(
+    postgres_server: EmbeddedPostgres, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = postgres_server.fresh_database()
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    store = open_store(url)
+    seed_store(store, store.load(), config)
+    eng = LedgerEngine(store.load(), clock=lambda: NOW)
+    decision = eng.decide(_at(request(LedgerOp.PURCHASE, GOOD, 4_321), config.merchants[0].merchant_id))
+    eng.commit(decision)
+    store.commit([(decision.records, decision.effects)])
+    store.close()
+
+    assert main(["ledger", "statement", GOOD, "--db", url]) == 0
+    assert "-43.21" in capsys.readouterr().out
+    report = tmp_path / "pg.csv"
+    assert main(["ledger", "settle", "--db", url, "--date", "20261124", "--out", str(report)]) == 0
+    assert "4321" in report.read_text(encoding="utf-8")
+    assert main(["ledger", "check", "--db", url]) == 0
+    assert main(["ledger", "check", "--db", url.rsplit("/", 1)[0] + "/no_such_database"]) == 2
