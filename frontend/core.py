@@ -1,0 +1,429 @@
+"""The front-end's transaction logic, sans-IO: one POS frame in, effects out, one answer back.
+
+``process(frame, ctx)`` is a generator: it yields :mod:`frontend.effects` and receives their results; its
+return value is the :class:`Reply`. The checks, in order, each with its response code:
+
+1. body decodes (else no answer can be built: the connection's frame is dropped and logged);
+2. message type known (MTI/3/60.1/60.3) — 12 for a known MTI with an unknown type, 40 for an unknown MTI;
+3. terminal registered (58) and its merchant registered and matching (03);
+4. network management and settlement need no session; everything else needs a session whose batch matches
+   60.2 — else 77 with the header's processing request set to 3 ("sign on again");
+5. MAC (field 64) verified by the HSM — A0;
+6. mandatory fields per type — 30;
+7. duplicate (terminal, batch, STAN, MTI) — 94;
+8. original (61) found in this batch's journal for void/refund/cancel/completion — 25;
+9. PIN (field 52) verified by the HSM against the PVV in track 2 — 55, the third failure of the day for a
+   card and every try after it — 75; a PIN block the HSM cannot read — 99;
+10. the ledger decides; no answer in time — 98, and a reversal goes to the ledger by store-and-forward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Generator
+from typing import Any, Final
+
+from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
+from frontend.effects import (
+    AskLedger,
+    Effect,
+    GenerateMac,
+    GenerateWorkingKeys,
+    JournalCall,
+    PeerFailure,
+    QueueReversal,
+    VerifyMac,
+    VerifyPin,
+)
+from frontend.journal import Journal, JournalTxn, Session
+from frontend.messages import EXTRA_REQUIRED, FINANCIAL, FINANCIAL_REQUIRED, LEDGER_OPS, MANAGEMENT, ORIGINALS, Kind
+from frontend.registry import Registry
+from hsm_sim.client import PinVerification
+from wire.codec import decode_pos_body, encode_pos_body, pos_body_mac, pos_mac_block
+from wire.constants import (
+    CARD_ORG_CUP,
+    REVERSAL_DONE_CODES,
+    Mti,
+    ResponseCode,
+    response_mti,
+)
+from wire.fields import (
+    AMOUNT_TYPE_AVAILABLE,
+    AdditionalAmount,
+    Field60,
+    Field61,
+    SettlementTotals,
+    SignOnKeys,
+)
+from wire.header import PROCESSING_NONE, PROCESSING_SIGN_ON_AGAIN, PosHeader
+from wire.masking import mask_pan
+from wire.posframe import PosFrame
+
+RC = ResponseCode
+MAX_PIN_FAILURES_PER_DAY: Final = 3
+KCV_HEX: Final = 8  # PROTOCOL.md §1: KCV = first 4 bytes
+#: Fields echoed from request to answer.
+ECHOED: Final = ("2", "3", "4", "11", "14", "22", "23", "25", "41", "42", "48", "49", "60", "61")
+
+Flow = Generator[Effect, Any, "Reply"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    body: bytes | None  # None: nothing can be answered (undecodable body)
+    header_request: int = PROCESSING_NONE
+    note: str = ""  # one log/trace line: kind, terminal, STAN, response code — never a PAN or key
+    correlation_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    registry: Registry
+    clock: Callable[[], dt.datetime] = dt.datetime.now  # the terminal's local time (fields 12/13)
+
+
+def classify(fields: dict[str, str]) -> Kind | ResponseCode:
+    mti = fields.get("t", "")
+    if mti == Mti.REVERSAL:
+        return Kind.REVERSAL
+    try:
+        f60 = Field60.parse(fields.get("60", ""))
+    except ValueError:
+        return RC.FORMAT_ERROR
+    if mti in (Mti.NETWORK_REQUEST, Mti.NETWORK_ADVICE, Mti.SETTLEMENT, Mti.BATCH_UPLOAD):
+        return MANAGEMENT.get((mti, f60.network_code), RC.INVALID_TRANSACTION)
+    if mti in (Mti.FINANCIAL_REQUEST, Mti.AUTH_REQUEST, Mti.ADVICE):
+        return FINANCIAL.get((mti, fields.get("3", ""), f60.txn_type), RC.INVALID_TRANSACTION)
+    return RC.FUNCTION_NOT_SUPPORTED
+
+
+def card_number(fields: dict[str, str]) -> str | None:
+    if "2" in fields:
+        return fields["2"]
+    if "35" in fields:
+        return fields["35"].split("=")[0]
+    return None
+
+
+def track_pvv(fields: dict[str, str]) -> tuple[str, str] | None:
+    """PVKI and PVV from track 2: ``PAN=YYMM SSS K VVVV …`` (PROTOCOL.md §1)."""
+    track = fields.get("35", "")
+    _, sep, rest = track.partition("=")
+    if not sep or len(rest) < 12 or not rest[:12].isdigit():
+        return None
+    return rest[7], rest[8:12]
+
+
+class _Answer:
+    """Builds the answer body from the request's fields."""
+
+    def __init__(self, fields: dict[str, str], now: dt.datetime, acquirer_id: str) -> None:
+        self.request = fields
+        self.fields: dict[str, str] = {k: fields[k] for k in ECHOED if k in fields}
+        self.fields["t"] = response_mti(fields["t"])
+        self.fields["12"] = fields.get("12", now.strftime("%H%M%S"))
+        self.fields["13"] = fields.get("13", now.strftime("%m%d"))
+        self.fields["15"] = now.strftime("%m%d")
+        self.fields["32"] = acquirer_id
+        if "2" not in self.fields and (pan := card_number(fields)):
+            self.fields["2"] = pan
+
+    def code(self, code: ResponseCode) -> _Answer:
+        self.fields["39"] = code.value
+        return self
+
+    @property
+    def response_code(self) -> str:
+        return self.fields.get("39", "")
+
+
+def _mac_answer(answer: _Answer, session: Session | None) -> Flow:
+    """Encode the answer, with a MAC from the HSM when the terminal has a MAK."""
+    if session is None:
+        return Reply(body=encode_pos_body(answer.fields))
+    placeholder = encode_pos_body({**answer.fields, "64": "00" * 8})
+    mac = yield GenerateMac(session.mak, pos_mac_block(placeholder))
+    if isinstance(mac, PeerFailure):
+        answer.fields.pop("64", None)
+        answer.code(RC.SYSTEM_MALFUNCTION)
+        return Reply(body=encode_pos_body(answer.fields))
+    return Reply(body=placeholder[:-8] + mac)
+
+
+def _done(answer: _Answer, session: Session | None, kind: Kind | str, *, header_request: int = PROCESSING_NONE) -> Flow:
+    reply = yield from _mac_answer(answer, session)
+    terminal = answer.request.get("41", "?")
+    stan = answer.request.get("11", "")
+    note = f"{kind} terminal {terminal} STAN {stan} → {answer.response_code}"
+    return dataclasses.replace(
+        reply, header_request=header_request, note=note, correlation_id=f"{terminal}-{stan}" if stan else None
+    )
+
+
+def process(frame: PosFrame, ctx: Context) -> Flow:
+    try:
+        fields = decode_pos_body(frame.body)
+    except ValueError as exc:
+        return Reply(body=None, note=f"undecodable body: {exc}")
+    now = ctx.clock()
+    answer = _Answer(fields, now, ctx.registry.acquirer_id)
+    kind = classify(fields)
+    if isinstance(kind, ResponseCode):
+        return (yield from _done(answer.code(kind), None, "unknown"))
+    terminal = ctx.registry.terminals.get(fields.get("41", ""))
+    if terminal is None:
+        return (yield from _done(answer.code(RC.NOT_PERMITTED_TO_TERMINAL), None, kind))
+    if terminal.merchant_id != fields.get("42") or terminal.merchant_id not in ctx.registry.merchants:
+        return (yield from _done(answer.code(RC.INVALID_MERCHANT), None, kind))
+
+    if kind is Kind.SIGN_ON:
+        return (yield from _sign_on(answer, terminal.terminal_id, terminal.tmk_under_lmk, fields))
+    session: Session | None = yield JournalCall(lambda j: j.session(terminal.terminal_id))
+    if kind in (Kind.SIGN_OFF, Kind.ECHO):
+        if kind is Kind.SIGN_OFF:
+            yield JournalCall(lambda j: j.drop_session(terminal.terminal_id))
+        return (yield from _done(answer.code(RC.APPROVED), None, kind))
+    f60 = Field60.parse(fields["60"])
+    if session is None or session.batch != f60.batch:
+        code = RC.BATCH_MISMATCH
+        return (yield from _done(answer.code(code), None, kind, header_request=PROCESSING_SIGN_ON_AGAIN))
+
+    mac = pos_body_mac(frame.body)
+    if mac is None:
+        return (yield from _done(answer.code(RC.MAC_FAILED), session, kind))
+    verified = yield VerifyMac(session.mak, pos_mac_block(frame.body), mac)
+    if isinstance(verified, PeerFailure):
+        return (yield from _done(answer.code(RC.SYSTEM_MALFUNCTION), session, kind))
+    if not verified:
+        return (yield from _done(answer.code(RC.MAC_FAILED), session, kind, header_request=PROCESSING_SIGN_ON_AGAIN))
+
+    if kind is Kind.SETTLEMENT:
+        return (yield from _settlement(answer, session, fields))
+    if kind in (Kind.BATCH_UPLOAD, Kind.BATCH_UPLOAD_END):
+        return (yield from _done(answer.code(RC.APPROVED), session, kind))
+    if kind is Kind.REVERSAL:
+        return (yield from _reversal(answer, session, fields, ctx, now))
+    return (yield from _financial(answer, session, fields, kind, ctx, now))
+
+
+def _sign_on(answer: _Answer, terminal_id: str, tmk_under_lmk: str, fields: dict[str, str]) -> Flow:
+    keys = yield GenerateWorkingKeys(tmk_under_lmk)
+    if isinstance(keys, PeerFailure):
+        return (yield from _done(answer.code(RC.SYSTEM_MALFUNCTION), None, Kind.SIGN_ON))
+    pik, mak = keys
+    batch: str = yield JournalCall(lambda j: j.next_batch(terminal_id))
+    yield JournalCall(
+        lambda j: j.save_session(Session(terminal_id=terminal_id, pik=pik.under_lmk, mak=mak.under_lmk, batch=batch))
+    )
+    f60 = Field60.parse(fields.get("60", "00000000003"))
+    answer.fields["60"] = dataclasses.replace(f60, batch=batch).encode()
+    answer.fields["62"] = SignOnKeys(
+        pik_under_tmk=pik.under_tmk, pik_kcv=pik.kcv[:KCV_HEX], mak_under_tmk=mak.under_tmk, mak_kcv=mak.kcv[:KCV_HEX]
+    ).encode()
+    answer.fields["39"] = RC.APPROVED.value
+    return (yield from _done(answer, None, Kind.SIGN_ON))
+
+
+def _settlement(answer: _Answer, session: Session, fields: dict[str, str]) -> Flow:
+    try:
+        claimed = SettlementTotals.parse(fields.get("48", ""))
+    except ValueError:
+        return (yield from _done(answer.code(RC.FORMAT_ERROR), session, Kind.SETTLEMENT))
+    ours: SettlementTotals = yield JournalCall(lambda j: j.totals(session.terminal_id, session.batch))
+    domestic = "1" if claimed.domestic.same_totals(ours.domestic) else "2"
+    foreign = "1" if claimed.foreign.same_totals(ours.foreign) else "2"
+    answer.fields["48"] = claimed.with_flags(domestic, foreign).encode()
+    answer.fields["63"] = CARD_ORG_CUP
+    return (yield from _done(answer.code(RC.APPROVED), session, Kind.SETTLEMENT))
+
+
+def _ledger_request(
+    op: LedgerOp,
+    fields: dict[str, str],
+    pan: str,
+    rrn: str,
+    ctx: Context,
+    now: dt.datetime,
+    original: JournalTxn | None,
+    original_mti: str | None = None,
+) -> LedgerRequest:
+    local_date = fields.get("13", now.strftime("%m%d"))
+    local_time = fields.get("12", now.strftime("%H%M%S"))
+    ref = None
+    if original is not None:
+        ref = OriginalRef(
+            mti=original_mti or original.mti,
+            stan=original.stan,
+            local_date=original.local_date,
+            local_time=original.local_time,
+            acquirer_id=ctx.registry.acquirer_id,
+        )
+    return LedgerRequest(
+        op=op,
+        acquirer_id=ctx.registry.acquirer_id,
+        terminal_id=fields["41"],
+        merchant_id=fields["42"],
+        stan=fields["11"],
+        local_time=local_time,
+        local_date=local_date,
+        transmission=local_date + local_time,
+        pan=pan,
+        rrn=rrn,
+        amount=int(fields.get("4", "0")),
+        currency=fields.get("49", "156"),
+        expiry=fields.get("14"),
+        pos_entry_mode=fields.get("22"),
+        condition_code=fields.get("25", "00"),
+        auth_code=fields.get("38"),
+        original=ref,
+        target_pan=fields.get("48"),
+    )
+
+
+def _apply_ledger_answer(answer: _Answer, result: LedgerAnswer) -> None:
+    answer.code(result.response_code)
+    answer.fields["37"] = result.rrn
+    if result.auth_code:
+        answer.fields["38"] = result.auth_code
+    if result.available is not None and answer.request.get("3") == "310000":
+        answer.fields["54"] = AdditionalAmount(
+            amount=result.available, amount_type=AMOUNT_TYPE_AVAILABLE, currency=result.currency
+        ).encode()
+
+
+def _financial(
+    answer: _Answer, session: Session, fields: dict[str, str], kind: Kind, ctx: Context, now: dt.datetime
+) -> Flow:
+    pan = card_number(fields)
+    required = FINANCIAL_REQUIRED + EXTRA_REQUIRED.get(kind, ())
+    pin_entered = fields.get("22", "")[-1:] == "1"
+    if pan is None or any(k not in fields for k in required) or (pin_entered and "52" not in fields):
+        return (yield from _done(answer.code(RC.FORMAT_ERROR), session, kind))
+    original: JournalTxn | None = None
+    if kind in ORIGINALS:
+        try:
+            ref = Field61.parse(fields["61"])
+        except ValueError:
+            return (yield from _done(answer.code(RC.FORMAT_ERROR), session, kind))
+        original = yield JournalCall(lambda j: j.find(session.terminal_id, ref.batch, ref.stan))
+        if original is None or original.kind not in ORIGINALS[kind] or original.status != "approved":
+            return (yield from _done(answer.code(RC.ORIGINAL_NOT_FOUND), session, kind))
+
+    rrn: str = yield JournalCall(lambda j: j.next_rrn())
+    request = _ledger_request(LEDGER_OPS[kind], fields, pan, rrn, ctx, now, original)
+    fresh = yield JournalCall(
+        lambda j: j.record_request(
+            terminal_id=session.terminal_id,
+            batch=session.batch,
+            stan=fields["11"],
+            mti=fields["t"],
+            kind=kind.value,
+            pan_masked=mask_pan(pan),
+            amount=request.amount,
+            local_date=request.local_date,
+            local_time=request.local_time,
+            rrn=rrn,
+            original_stan=original.stan if original else None,
+        )
+    )
+    if not fresh:
+        return (yield from _done(answer.code(RC.DUPLICATE), session, kind))
+
+    def finish(code: str, auth: str | None, status: str) -> Callable[[Journal], None]:
+        return lambda j: j.record_answer(
+            session.terminal_id,
+            session.batch,
+            fields["11"],
+            fields["t"],
+            response_code=code,
+            auth_code=auth,
+            status=status,
+        )
+
+    if pin_entered:
+        code = yield from _check_pin(session, fields, pan, ctx, now)
+        if code is not None:
+            yield JournalCall(finish(code.value, None, "declined"))
+            return (yield from _done(answer.code(code), session, kind))
+
+    result = yield AskLedger(request)
+    if isinstance(result, PeerFailure):
+        reversal = dataclasses.replace(
+            request,
+            op=LedgerOp.REVERSAL,
+            original=OriginalRef(
+                mti=fields["t"],
+                stan=request.stan,
+                local_date=request.local_date,
+                local_time=request.local_time,
+                acquirer_id=request.acquirer_id,
+            ),
+        )
+        yield QueueReversal(reversal)
+        yield JournalCall(finish(RC.CORE_TIMEOUT.value, None, "reversed"))
+        answer.fields["37"] = rrn
+        return (yield from _done(answer.code(RC.CORE_TIMEOUT), session, kind))
+    approved = result.response_code is RC.APPROVED
+    yield JournalCall(finish(result.response_code.value, result.auth_code, "approved" if approved else "declined"))
+    if approved and original is not None and kind in (Kind.VOID, Kind.PREAUTH_CANCEL, Kind.PREAUTH_COMPLETION_VOID):
+        yield JournalCall(
+            lambda j: j.set_status(session.terminal_id, session.batch, original.stan, original.mti, "voided")
+        )
+    _apply_ledger_answer(answer, result)
+    return (yield from _done(answer, session, kind))
+
+
+def _check_pin(
+    session: Session, fields: dict[str, str], pan: str, ctx: Context, now: dt.datetime
+) -> Generator[Effect, Any, ResponseCode | None]:
+    day = now.strftime("%Y%m%d")
+    failures: int = yield JournalCall(lambda j: j.pin_failures(pan, day))
+    if failures >= MAX_PIN_FAILURES_PER_DAY:
+        return RC.PIN_TRIES_EXCEEDED
+    pvv = track_pvv(fields)
+    if pvv is None:
+        return RC.FORMAT_ERROR
+    outcome = yield VerifyPin(session.pik, ctx.registry.pvk_under_lmk, bytes.fromhex(fields["52"]), pan, *pvv)
+    if isinstance(outcome, PeerFailure):
+        return RC.SYSTEM_MALFUNCTION
+    if outcome is PinVerification.OK:
+        return None
+    if outcome is PinVerification.FORMAT_ERROR:
+        return RC.PIN_FORMAT_ERROR
+    failures = yield JournalCall(lambda j: j.add_pin_failure(pan, day))
+    return RC.PIN_TRIES_EXCEEDED if failures >= MAX_PIN_FAILURES_PER_DAY else RC.INCORRECT_PIN
+
+
+def _reversal(answer: _Answer, session: Session, fields: dict[str, str], ctx: Context, now: dt.datetime) -> Flow:
+    pan = card_number(fields)
+    if pan is None or "11" not in fields:
+        return (yield from _done(answer.code(RC.FORMAT_ERROR), session, Kind.REVERSAL))
+    stan = fields["11"]
+    batch = session.batch
+    if "61" in fields:
+        try:
+            ref = Field61.parse(fields["61"])
+            batch, stan = ref.batch, ref.stan
+        except ValueError:
+            pass
+    original: JournalTxn | None = yield JournalCall(lambda j: j.find(session.terminal_id, batch, stan))
+    if original is None:
+        return (yield from _done(answer.code(RC.ORIGINAL_NOT_FOUND), session, Kind.REVERSAL))
+    if original.status in ("reversed", "declined"):
+        return (yield from _done(answer.code(RC.APPROVED), session, Kind.REVERSAL))
+    rrn: str = yield JournalCall(lambda j: j.next_rrn())
+    request = _ledger_request(LedgerOp.REVERSAL, fields, pan, rrn, ctx, now, original)
+    result = yield AskLedger(request)
+    if isinstance(result, PeerFailure):
+        yield QueueReversal(request)
+        yield JournalCall(lambda j: j.set_status(session.terminal_id, batch, stan, original.mti, "reversed"))
+        return (yield from _done(answer.code(RC.APPROVED), session, Kind.REVERSAL))  # queued: the host owns it now
+    if result.response_code in REVERSAL_DONE_CODES:
+        yield JournalCall(lambda j: j.set_status(session.terminal_id, batch, stan, original.mti, "reversed"))
+    answer.fields["37"] = result.rrn
+    return (yield from _done(answer.code(result.response_code), session, Kind.REVERSAL))
+
+
+def answer_header(frame: PosFrame, reply: Reply) -> PosHeader:
+    return frame.header.with_processing_request(reply.header_request)

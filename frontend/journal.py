@@ -1,0 +1,251 @@
+"""The front-end's durable journal (SQLite, WAL): sessions, every transaction, PIN tries, pending reversals.
+
+Blocking calls: the server runs them in a worker thread. The journal keeps PANs masked, except in the
+pending-reversal queue, which needs the card number to reverse at the ledger and forgets it once the ledger
+acknowledges. PIN-try counters are keyed by a SHA-256 of the PAN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
+from wire.fields import CardTotals, SettlementTotals
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS sessions (terminal_id TEXT PRIMARY KEY, pik TEXT NOT NULL, mak TEXT NOT NULL,
+    batch TEXT NOT NULL, signed_on_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS txns (terminal_id TEXT NOT NULL, batch TEXT NOT NULL, stan TEXT NOT NULL,
+    mti TEXT NOT NULL, kind TEXT NOT NULL, pan_masked TEXT NOT NULL, amount INTEGER NOT NULL,
+    local_date TEXT NOT NULL, local_time TEXT NOT NULL, rrn TEXT NOT NULL, auth_code TEXT,
+    response_code TEXT, status TEXT NOT NULL, original_stan TEXT, created_at REAL NOT NULL,
+    PRIMARY KEY (terminal_id, batch, stan, mti));
+CREATE TABLE IF NOT EXISTS pin_tries (card TEXT NOT NULL, day TEXT NOT NULL, failures INTEGER NOT NULL,
+    PRIMARY KEY (card, day));
+CREATE TABLE IF NOT EXISTS pending_reversals (id INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+#: Transaction kinds that count as debits / credits in settlement totals (PROTOCOL.md §3).
+DEBIT_KINDS: Final = ("purchase", "preauth_completion", "preauth_completion_advice")
+CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    terminal_id: str
+    pik: str  # under LMK
+    mak: str  # under LMK
+    batch: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JournalTxn:
+    terminal_id: str
+    batch: str
+    stan: str
+    mti: str
+    kind: str
+    amount: int
+    local_date: str
+    local_time: str
+    rrn: str
+    auth_code: str | None
+    response_code: str | None
+    status: str
+
+
+def card_ref(pan: str) -> str:
+    return hashlib.sha256(pan.encode()).hexdigest()
+
+
+def request_to_json(request: LedgerRequest) -> str:
+    raw = dataclasses.asdict(request)
+    raw["op"] = request.op.value
+    return json.dumps(raw)
+
+
+def request_from_json(text: str) -> LedgerRequest:
+    raw: dict[str, Any] = json.loads(text)
+    raw["op"] = LedgerOp(raw["op"])
+    if raw.get("original"):
+        raw["original"] = OriginalRef(**raw["original"])
+    return LedgerRequest(**raw)
+
+
+class Journal:
+    def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        with self._lock:
+            return self._db.execute(sql, params).fetchone()
+
+    def _exec(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._db.execute(sql, params)
+
+    # sessions
+    def session(self, terminal_id: str) -> Session | None:
+        row = self._one("SELECT terminal_id, pik, mak, batch FROM sessions WHERE terminal_id = ?", (terminal_id,))
+        return Session(terminal_id=row[0], pik=row[1], mak=row[2], batch=row[3]) if row else None
+
+    def save_session(self, session: Session) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
+            (session.terminal_id, session.pik, session.mak, session.batch, time.time()),
+        )
+
+    def drop_session(self, terminal_id: str) -> None:
+        self._exec("DELETE FROM sessions WHERE terminal_id = ?", (terminal_id,))
+
+    def next_batch(self, terminal_id: str) -> str:
+        row = self._one("SELECT batch FROM sessions WHERE terminal_id = ?", (terminal_id,))
+        return f"{(int(row[0]) % 999999) + 1:06d}" if row else "000001"
+
+    def next_rrn(self) -> str:
+        with self._lock:
+            self._db.execute("INSERT INTO counters VALUES ('rrn', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1")
+            value = self._db.execute("SELECT value FROM counters WHERE name = 'rrn'").fetchone()[0]
+        return f"{time.strftime('%y%j')}{value % 10_000_000:07d}"
+
+    # transactions
+    def find(self, terminal_id: str, batch: str, stan: str, mti: str | None = None) -> JournalTxn | None:
+        sql = (
+            "SELECT terminal_id, batch, stan, mti, kind, amount, local_date, local_time, rrn, auth_code, "
+            "response_code, status FROM txns WHERE terminal_id = ? AND batch = ? AND stan = ?"
+        )
+        params: tuple[Any, ...] = (terminal_id, batch, stan)
+        if mti is not None:
+            sql += " AND mti = ?"
+            params += (mti,)
+        row = self._one(sql + " ORDER BY created_at LIMIT 1", params)
+        return JournalTxn(**dict(zip(JournalTxn.__dataclass_fields__, row, strict=True))) if row else None
+
+    def record_request(
+        self,
+        *,
+        terminal_id: str,
+        batch: str,
+        stan: str,
+        mti: str,
+        kind: str,
+        pan_masked: str,
+        amount: int,
+        local_date: str,
+        local_time: str,
+        rrn: str,
+        original_stan: str | None,
+    ) -> bool:
+        """Journal a request before it goes to the ledger. False if (terminal, batch, STAN, MTI) exists."""
+        try:
+            self._exec(
+                "INSERT INTO txns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 'pending', ?, ?)",
+                (
+                    terminal_id,
+                    batch,
+                    stan,
+                    mti,
+                    kind,
+                    pan_masked,
+                    amount,
+                    local_date,
+                    local_time,
+                    rrn,
+                    original_stan,
+                    time.time(),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def record_answer(
+        self,
+        terminal_id: str,
+        batch: str,
+        stan: str,
+        mti: str,
+        *,
+        response_code: str,
+        auth_code: str | None,
+        status: str,
+    ) -> None:
+        self._exec(
+            "UPDATE txns SET response_code = ?, auth_code = ?, status = ? "
+            "WHERE terminal_id = ? AND batch = ? AND stan = ? AND mti = ?",
+            (response_code, auth_code, status, terminal_id, batch, stan, mti),
+        )
+
+    def set_status(self, terminal_id: str, batch: str, stan: str, mti: str, status: str) -> None:
+        self._exec(
+            "UPDATE txns SET status = ? WHERE terminal_id = ? AND batch = ? AND stan = ? AND mti = ?",
+            (status, terminal_id, batch, stan, mti),
+        )
+
+    def totals(self, terminal_id: str, batch: str) -> SettlementTotals:
+        def block(kinds: tuple[str, ...]) -> tuple[int, int]:
+            marks = ",".join("?" * len(kinds))
+            row = self._one(
+                f"SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM txns WHERE terminal_id = ? AND batch = ? "  # noqa: S608
+                f"AND status = 'approved' AND kind IN ({marks})",
+                (terminal_id, batch, *kinds),
+            )
+            return int(row[0]), int(row[1])
+
+        debit_amount, debit_count = block(DEBIT_KINDS)
+        credit_amount, credit_count = block(CREDIT_KINDS)
+        return SettlementTotals(
+            domestic=CardTotals(
+                debit_amount=debit_amount,
+                debit_count=debit_count,
+                credit_amount=credit_amount,
+                credit_count=credit_count,
+            )
+        )
+
+    # PIN tries
+    def pin_failures(self, pan: str, day: str) -> int:
+        row = self._one("SELECT failures FROM pin_tries WHERE card = ? AND day = ?", (card_ref(pan), day))
+        return int(row[0]) if row else 0
+
+    def add_pin_failure(self, pan: str, day: str) -> int:
+        self._exec(
+            "INSERT INTO pin_tries VALUES (?, ?, 1) ON CONFLICT(card, day) DO UPDATE SET failures = failures + 1",
+            (card_ref(pan), day),
+        )
+        return self.pin_failures(pan, day)
+
+    # store-and-forward reversals to the ledger
+    def queue_reversal(self, request: LedgerRequest) -> None:
+        self._exec(
+            "INSERT INTO pending_reversals (request, created_at) VALUES (?, ?)", (request_to_json(request), time.time())
+        )
+
+    def pending_reversals(self) -> list[tuple[int, LedgerRequest]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, request FROM pending_reversals ORDER BY id").fetchall()
+        return [(int(i), request_from_json(text)) for i, text in rows]
+
+    def reversal_done(self, reversal_id: int) -> None:
+        self._exec("DELETE FROM pending_reversals WHERE id = ?", (reversal_id,))
+
+    def reversal_failed(self, reversal_id: int) -> None:
+        self._exec("UPDATE pending_reversals SET tries = tries + 1 WHERE id = ?", (reversal_id,))

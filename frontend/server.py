@@ -1,0 +1,164 @@
+"""Thin anyio shell around :mod:`frontend.core`: carries out each effect under its own timeout.
+
+Frames on one connection are processed concurrently (the NAC multiplexes many terminals on one link), up to
+``MAX_IN_FLIGHT_PER_CONNECTION``; each answer goes back as soon as it is ready. A forwarder task sends the
+journal's pending reversals to the ledger until each is acknowledged (store-and-forward survives restarts:
+the queue lives in the journal).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from acqsim.netio import FramedConnection, serve_tcp
+from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
+from frontend.core import Context, Reply, answer_header, process
+from frontend.effects import (
+    AskLedger,
+    Effect,
+    FailureKind,
+    GenerateMac,
+    GenerateWorkingKeys,
+    JournalCall,
+    PeerFailure,
+    QueueReversal,
+    VerifyMac,
+    VerifyPin,
+)
+from frontend.journal import Journal
+from hsm_sim.client import HsmClient, HsmError, HsmUnavailable
+from hsm_sim.keys import KeyType
+from wire.constants import REVERSAL_DONE_CODES
+from wire.errors import WireError
+from wire.paycrypto import MacAlgorithm
+from wire.posframe import PosFrame
+
+log = logging.getLogger("acqsim.frontend")
+
+MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
+IDLE_TIMEOUT_S: Final = 600.0
+#: How often pending reversals are retried when nothing wakes the forwarder sooner.
+REVERSAL_RETRY_S: Final = 1.0
+
+
+class Frontend:
+    def __init__(self, ctx: Context, journal: Journal, hsm: HsmClient, ledger: LedgerClient) -> None:
+        self.ctx, self.journal, self.hsm, self.ledger = ctx, journal, hsm, ledger
+        self._reversal_wakeup = anyio.Event()
+        self.answered = 0
+
+    async def carry_out(self, effect: Effect) -> Any:
+        try:
+            if isinstance(effect, JournalCall):
+                return await anyio.to_thread.run_sync(effect.call, self.journal)
+            if isinstance(effect, AskLedger):
+                return await self.ledger.submit(effect.request)
+            if isinstance(effect, QueueReversal):
+                await anyio.to_thread.run_sync(self.journal.queue_reversal, effect.request)
+                self._reversal_wakeup.set()
+                return None
+            if isinstance(effect, GenerateWorkingKeys):
+                pik = await self.hsm.generate_key(KeyType.TPK, under_tmk=effect.tmk_under_lmk)
+                mak = await self.hsm.generate_key(KeyType.TAK, under_tmk=effect.tmk_under_lmk)
+                return pik, mak
+            if isinstance(effect, VerifyMac):
+                return await self.hsm.verify_mac(
+                    KeyType.TAK, effect.mak_under_lmk, effect.data, effect.mac, MacAlgorithm.CUP_ECB
+                )
+            if isinstance(effect, GenerateMac):
+                return await self.hsm.generate_mac(KeyType.TAK, effect.mak_under_lmk, effect.data, MacAlgorithm.CUP_ECB)
+            if isinstance(effect, VerifyPin):
+                return await self.hsm.verify_pin_pvv(
+                    effect.tpk_under_lmk,
+                    effect.pvk_under_lmk,
+                    effect.pin_block,
+                    effect.pan,
+                    pvki=effect.pvki,
+                    pvv=effect.pvv,
+                )
+        except LedgerTimeout as exc:
+            log.warning("ledger timed out: %s", exc)
+            return PeerFailure("ledger", FailureKind.TIMEOUT, str(exc))
+        except LedgerUnavailable as exc:
+            log.warning("ledger unavailable: %s", exc)
+            return PeerFailure("ledger", FailureKind.UNAVAILABLE, str(exc))
+        except HsmUnavailable as exc:
+            log.warning("HSM unavailable: %s", exc)
+            return PeerFailure("hsm", FailureKind.UNAVAILABLE, str(exc))
+        except HsmError as exc:
+            log.warning("HSM error: %s", exc)
+            return PeerFailure("hsm", FailureKind.ERROR, str(exc))
+        raise TypeError(f"unknown effect {type(effect).__name__}")
+
+    async def answer(self, payload: bytes) -> bytes | None:
+        try:
+            frame = PosFrame.parse(payload)
+        except WireError as exc:
+            log.warning("dropping a frame: %s", exc)
+            return None
+        flow = process(frame, self.ctx)
+        try:
+            effect = next(flow)
+            while True:
+                effect = flow.send(await self.carry_out(effect))
+        except StopIteration as stop:
+            reply: Reply = stop.value
+        log.info("%s", reply.note)
+        if reply.body is None:
+            return None
+        self.answered += 1
+        return frame.answer(reply.body, header=answer_header(frame, reply)).to_bytes()
+
+    async def handle(self, conn: FramedConnection) -> None:
+        slots = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
+
+        async def one(payload: bytes) -> None:
+            try:
+                answer = await self.answer(payload)
+                if answer is not None:
+                    await conn.send(answer)
+            finally:
+                slots.release()
+
+        async with anyio.create_task_group() as tg:
+            while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
+                await slots.acquire()
+                tg.start_soon(one, payload)
+
+    async def forward_reversals(self) -> None:
+        while True:
+            with anyio.move_on_after(REVERSAL_RETRY_S):
+                await self._reversal_wakeup.wait()
+            self._reversal_wakeup = anyio.Event()
+            for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):
+                try:
+                    answer = await self.ledger.submit(request)
+                except (LedgerTimeout, LedgerUnavailable):
+                    await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
+                    break  # the ledger is not answering: try again later
+                if answer.response_code in REVERSAL_DONE_CODES:
+                    await anyio.to_thread.run_sync(self.journal.reversal_done, reversal_id)
+                    log.info(
+                        "reversal of STAN %s acknowledged by the ledger",
+                        request.original.stan if request.original else request.stan,
+                    )
+                else:
+                    await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
+
+
+async def serve(
+    host: str,
+    port: int,
+    *,
+    frontend: Frontend,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(frontend.forward_reversals)
+        bound = await tg.start(functools.partial(serve_tcp, host, port, frontend.handle, name="frontend"))
+        task_status.started(bound)
