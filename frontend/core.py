@@ -235,6 +235,9 @@ def _settlement(answer: _Answer, session: Session, fields: dict[str, str]) -> Fl
     foreign = "1" if claimed.foreign.same_totals(ours.foreign) else "2"
     answer.fields["48"] = claimed.with_flags(domestic, foreign).encode()
     answer.fields["63"] = CARD_ORG_CUP
+    # Settlement closes the batch on both sides: the terminal carries on with the next batch number.
+    next_batch = f"{int(session.batch) % 999_999 + 1:06d}"
+    yield JournalCall(lambda j: j.save_session(dataclasses.replace(session, batch=next_batch)))
     return (yield from _done(answer.code(RC.APPROVED), session, Kind.SETTLEMENT))
 
 

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS pending_reversals (id INTEGER PRIMARY KEY AUTOINCREME
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
-#: Transaction kinds that count as debits / credits in settlement totals (PROTOCOL.md §3).
+#: Transaction kinds that count as debits / credits in settlement totals (PROTOCOL.md §3). A voided purchase
+#: still counts as a debit, and its void as a credit; reversed transactions count nowhere.
 DEBIT_KINDS: Final = ("purchase", "preauth_completion", "preauth_completion_advice")
 CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void")
 
@@ -205,7 +206,7 @@ class Journal:
             marks = ",".join("?" * len(kinds))
             row = self._one(
                 f"SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM txns WHERE terminal_id = ? AND batch = ? "  # noqa: S608
-                f"AND status = 'approved' AND kind IN ({marks})",
+                f"AND status IN ('approved', 'voided') AND kind IN ({marks})",
                 (terminal_id, batch, *kinds),
             )
             return int(row[0]), int(row[1])

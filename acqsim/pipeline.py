@@ -1,0 +1,72 @@
+"""The four services started in one process, in one task group, on loopback ports chosen by the OS.
+
+For tests, benchmarks and ``acqsim demo``'s in-process mode; ``acqsim up`` runs them as separate processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+
+from acqsim.config import AcqsimConfig, Endpoint
+from core_ledger.client import LedgerClient
+from core_ledger.server import serve as serve_ledger
+from core_ledger.setup import open_service
+from frontend.core import Context
+from frontend.journal import Journal
+from frontend.registry import Registry
+from frontend.server import Frontend
+from frontend.server import serve as serve_frontend
+from hsm_sim.cli import lmk_from_arg
+from hsm_sim.client import HsmClient
+from hsm_sim.server import serve as serve_hsm
+from nac.routes import RouteTable
+from nac.server import NacServer
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Pipeline:
+    config: AcqsimConfig
+    hsm: Endpoint
+    ledger: Endpoint
+    frontend: Endpoint
+    nac: Endpoint
+    cancel: anyio.CancelScope
+
+
+@asynccontextmanager
+async def running_pipeline(config: AcqsimConfig) -> AsyncIterator[Pipeline]:
+    """Start HSM, ledger, front-end and NAC on free loopback ports; stop them all on exit."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    service = open_service(config.store_path(config.ledger.db), config)
+    journal = Journal(config.store_path(config.frontend.db))
+    try:
+        async with anyio.create_task_group() as tg:
+            hsm_port = await tg.start(functools.partial(serve_hsm, LOOPBACK, 0, lmk=lmk_from_arg(config.hsm.lmk)))
+            ledger_port = await tg.start(functools.partial(serve_ledger, LOOPBACK, 0, service=service))
+            hsm = await HsmClient.connect(LOOPBACK, hsm_port)
+            ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
+            frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+            fe_port = await tg.start(functools.partial(serve_frontend, LOOPBACK, 0, frontend=frontend))
+            nac = NacServer(RouteTable.parse([f"{route}={LOOPBACK}:{fe_port}" for route in config.nac.routes]))
+            ports = await tg.start(functools.partial(nac.serve, LOOPBACK, 0))
+            yield Pipeline(
+                config=config,
+                hsm=Endpoint(host=LOOPBACK, port=hsm_port),
+                ledger=Endpoint(host=LOOPBACK, port=ledger_port),
+                frontend=Endpoint(host=LOOPBACK, port=fe_port),
+                nac=Endpoint(host=LOOPBACK, port=ports.listen),
+                cancel=tg.cancel_scope,
+            )
+            await hsm.aclose()
+            await ledger.aclose()
+            tg.cancel_scope.cancel()
+    finally:
+        journal.close()
+        service.store.close()

@@ -1,0 +1,135 @@
+"""The POS terminal as an async library: one method per transaction, over the NAC, state persisted.
+
+Each exchange opens a short connection (as dial-up and GPRS terminals do), sends one frame and waits for its
+answer under ``ANSWER_TIMEOUT_S``. Before any request, a pending reversal is sent first. No answer, or an
+answer whose MAC fails, leaves the reversal queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+import anyio
+
+from acqsim.config import AcqsimConfig, CardFixture, Endpoint
+from acqsim.netio import connect
+from terminal.session import Original, Outcome, TerminalError, TerminalSession
+from terminal.state import load_state, save_state
+from wire.constants import NetworkCode, ResponseCode
+from wire.fields import SettlementTotals
+
+log = logging.getLogger("acqsim.terminal")
+
+ANSWER_TIMEOUT_S: Final = 10.0
+
+
+class PosTerminal:
+    def __init__(
+        self,
+        config: AcqsimConfig,
+        terminal_id: str,
+        *,
+        nac: Endpoint | None = None,
+        state_dir: Path | None = None,
+        timeout: float = ANSWER_TIMEOUT_S,
+    ) -> None:
+        fixture = config.terminal(terminal_id)
+        self.config = config
+        self.nac = nac or config.nac.listen
+        self.state_dir = state_dir or config.terminal_state_dir
+        self.timeout = timeout
+        state = load_state(self.state_dir, terminal_id, fixture.merchant_id)
+        self.session = TerminalSession(
+            state, bytes.fromhex(fixture.tmk), app_type=fixture.app_type, route=fixture.route
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.save()
+
+    def save(self) -> None:
+        save_state(self.state_dir, self.session.state)
+
+    async def _send(self, payload: bytes) -> bytes | None:
+        try:
+            conn = await connect(self.nac.host, self.nac.port, timeout=self.timeout)
+        except (OSError, TimeoutError):
+            return None
+        try:
+            await conn.send(payload)
+            return await conn.receive(self.timeout)
+        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return None
+        finally:
+            await conn.aclose()
+
+    async def _exchange(self, kind: str, payload: bytes) -> Outcome | None:
+        answer = await self._send(payload)
+        self.save()
+        if answer is None:
+            log.info("%s: no answer", kind)
+            return None
+        outcome = self.session.receive(kind, answer)
+        self.save()
+        return outcome
+
+    async def send_pending_reversal(self) -> Outcome | None:
+        frame = self.session.reversal_due()
+        if frame is None:
+            return None
+        self.save()
+        outcome = await self._exchange("reversal", frame)
+        if self.session.state.pending_reversal is not None:
+            self.session.reversal_failed()
+            self.save()
+        return outcome
+
+    async def sign_on(self) -> Outcome | None:
+        return await self._exchange("sign_on", self.session.sign_on())
+
+    async def echo(self) -> Outcome | None:
+        return await self._exchange("echo", self.session.network(NetworkCode.ECHO))
+
+    async def sign_off(self) -> Outcome | None:
+        outcome = await self._exchange("sign_off", self.session.network(NetworkCode.SIGN_OFF))
+        self.session.state.signed_on = False
+        self.save()
+        return outcome
+
+    async def financial(
+        self,
+        kind: str,
+        card: CardFixture,
+        *,
+        amount: int = 0,
+        pin: str | None = None,
+        original: Original | None = None,
+        target_pan: str | None = None,
+    ) -> Outcome | None:
+        await self.send_pending_reversal()
+        if not self.session.state.signed_on:
+            raise TerminalError("terminal is not signed on (run sign-on first)")
+        frame = self.session.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=target_pan)
+        self.save()  # the reversal is durable before the request leaves
+        return await self._exchange(kind, frame)
+
+    async def settle(self) -> tuple[Outcome | None, SettlementTotals]:
+        await self.send_pending_reversal()
+        totals = self.session.totals()
+        outcome = await self._exchange("settlement", self.session.settlement())
+        if outcome is None or outcome.response_code != ResponseCode.APPROVED:
+            return outcome, totals
+        flags = SettlementTotals.parse(outcome.fields.get("48", "0" * 62))
+        if flags.domestic.flag != "1" or flags.foreign.flag != "1":
+            for frame in self.session.batch_uploads():
+                await self._exchange("batch_upload", frame)
+        self.session.close_batch()
+        self.save()
+        return outcome, totals

@@ -1,0 +1,340 @@
+"""The terminal's message rules, sans-IO: build each request of PROTOCOL.md §1 and check each answer.
+
+``TerminalSession`` owns a :class:`terminal.state.TerminalState` and the clear TMK (TEST material from the
+configuration). Every financial request stores its reversal *before* it is handed out for sending; a trusted
+answer clears it; ``reversal_due()`` hands out the pending reversal, which goes before any other request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from typing import Final
+
+from acqsim.config import CardFixture
+from terminal.state import MAX_REVERSAL_TRIES, BatchTxn, PendingReversal, TerminalState
+from wire.codec import decode_pos_body, encode_pos_body, encode_pos_body_with_mac, pos_body_mac, pos_mac_block
+from wire.constants import (
+    CURRENCY_CNY,
+    ENTRY_SWIPE_NO_PIN,
+    ENTRY_SWIPE_WITH_PIN,
+    PIN_CAPTURE_6,
+    REVERSAL_DONE_CODES,
+    SECURITY_CONTROL_FORMAT0_TDES,
+    ConditionCode,
+    Mti,
+    NetworkCode,
+    ProcessingCode,
+    ResponseCode,
+    ReversalReason,
+    TxnType,
+)
+from wire.errors import WireError
+from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, SettlementTotals, SignOnKeys, UploadDetail
+from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
+from wire.paycrypto import decrypt_key_under, encrypt_pin_block, key_check_value, mac_cup_ecb
+from wire.posframe import PosFrame
+from wire.tpdu import DEFAULT_ROUTE, TERMINAL_SRC, Tpdu
+
+KCV_LEN: Final = 4
+
+#: kind → (MTI, processing code, condition code, 60.1, PIN entered)
+FINANCIAL: Final[dict[str, tuple[str, str, str, str, bool]]] = {
+    "balance": (Mti.FINANCIAL_REQUEST, ProcessingCode.BALANCE, ConditionCode.NORMAL, TxnType.BALANCE, True),
+    "purchase": (Mti.FINANCIAL_REQUEST, ProcessingCode.PURCHASE, ConditionCode.NORMAL, TxnType.PURCHASE, True),
+    "void": (Mti.FINANCIAL_REQUEST, ProcessingCode.VOID, ConditionCode.NORMAL, TxnType.VOID, False),
+    "refund": (Mti.ADVICE, ProcessingCode.VOID, ConditionCode.NORMAL, TxnType.REFUND, False),
+    "preauth": (Mti.AUTH_REQUEST, ProcessingCode.PREAUTH, ConditionCode.PREAUTH, TxnType.PREAUTH, True),
+    "preauth_cancel": (Mti.AUTH_REQUEST, ProcessingCode.VOID, ConditionCode.PREAUTH, TxnType.PREAUTH_CANCEL, False),
+    "preauth_completion": (
+        Mti.FINANCIAL_REQUEST,
+        ProcessingCode.PURCHASE,
+        ConditionCode.PREAUTH,
+        TxnType.PREAUTH_COMPLETION,
+        True,
+    ),
+    "preauth_completion_void": (
+        Mti.FINANCIAL_REQUEST,
+        ProcessingCode.VOID,
+        ConditionCode.PREAUTH,
+        TxnType.PREAUTH_COMPLETION_VOID,
+        False,
+    ),
+    "transfer": (Mti.FINANCIAL_REQUEST, ProcessingCode.TRANSFER, ConditionCode.NORMAL, TxnType.TRANSFER, True),
+}
+DEBIT_KINDS: Final = ("purchase", "preauth_completion")
+CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void")
+#: Kinds whose approval posts money (they are remembered in the batch).
+BATCH_KINDS: Final = DEBIT_KINDS + CREDIT_KINDS + ("preauth", "preauth_cancel", "transfer")
+
+
+class TerminalError(Exception):
+    """The terminal cannot do what was asked (not signed on, bad keys, unknown original…)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    kind: str
+    response_code: str
+    fields: dict[str, str]
+    trusted: bool  # the answer's MAC verified (or the message carries none by design)
+    sign_on_again: bool = False
+
+    @property
+    def approved(self) -> bool:
+        return self.response_code == ResponseCode.APPROVED and self.trusted
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Original:
+    """What a void/refund/completion needs of the transaction it names."""
+
+    stan: str
+    rrn: str = ""
+    auth_code: str = ""
+    local_date: str = ""
+    batch: str = ""
+
+
+class TerminalSession:
+    def __init__(
+        self,
+        state: TerminalState,
+        tmk: bytes,
+        *,
+        app_type: str = "61",
+        route: str = DEFAULT_ROUTE,
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
+    ) -> None:
+        self.state = state
+        self._tmk = tmk
+        self.header = PosHeader(app_type=app_type)
+        self.tpdu = Tpdu(dst=route, src=TERMINAL_SRC)
+        self.clock = clock
+
+    # --- keys ------------------------------------------------------------------------------------------
+
+    def _key(self, under_tmk: str | None) -> bytes:
+        if under_tmk is None:
+            raise TerminalError("terminal is not signed on: no working keys")
+        return decrypt_key_under(self._tmk, bytes.fromhex(under_tmk))
+
+    @property
+    def _mak(self) -> bytes:
+        return self._key(self.state.mak_under_tmk)
+
+    @property
+    def _pik(self) -> bytes:
+        return self._key(self.state.pik_under_tmk)
+
+    # --- frames ----------------------------------------------------------------------------------------
+
+    def _frame(self, fields: dict[str, str], *, mac: bool) -> bytes:
+        body = (
+            encode_pos_body_with_mac(fields, lambda block: mac_cup_ecb(self._mak, block))
+            if mac
+            else (encode_pos_body(fields))
+        )
+        return PosFrame(tpdu=self.tpdu, header=self.header, body=body).to_bytes()
+
+    def _base(self, mti: str, stan: str) -> dict[str, str]:
+        now = self.clock()
+        return {
+            "t": mti,
+            "11": stan,
+            "12": now.strftime("%H%M%S"),
+            "13": now.strftime("%m%d"),
+            "41": self.state.terminal_id,
+            "42": self.state.merchant_id,
+        }
+
+    def sign_on(self) -> bytes:
+        fields = self._base(Mti.NETWORK_REQUEST, self.state.next_stan())
+        fields["60"] = Field60(
+            txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.SIGN_ON_DOUBLE_KEYS
+        ).encode()
+        fields["63"] = "001"  # operator number
+        return self._frame(fields, mac=False)
+
+    def network(self, code: NetworkCode) -> bytes:
+        fields = self._base(Mti.NETWORK_ADVICE, self.state.next_stan())
+        fields["60"] = Field60(txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=code).encode()
+        return self._frame(fields, mac=False)
+
+    def financial(
+        self,
+        kind: str,
+        card: CardFixture,
+        *,
+        amount: int = 0,
+        pin: str | None = None,
+        original: Original | None = None,
+        target_pan: str | None = None,
+    ) -> bytes:
+        """Build a financial request; its reversal is stored first (except balance inquiries)."""
+        mti, processing, condition, txn_type, wants_pin = FINANCIAL[kind]
+        if not self.state.signed_on:
+            raise TerminalError("terminal is not signed on")
+        fields = self._base(mti, self.state.next_stan())
+        fields.update(
+            {"2": card.pan, "3": processing, "14": card.expiry, "25": condition, "35": card.track2, "49": CURRENCY_CNY}
+        )
+        if kind != "balance":
+            fields["4"] = f"{amount:012d}"
+        entered = wants_pin and pin is not None
+        fields["22"] = ENTRY_SWIPE_WITH_PIN if entered else ENTRY_SWIPE_NO_PIN
+        if entered:
+            assert pin is not None
+            fields.update(
+                {
+                    "26": PIN_CAPTURE_6,
+                    "52": encrypt_pin_block(self._pik, pin, card.pan).hex().upper(),
+                    "53": SECURITY_CONTROL_FORMAT0_TDES,
+                }
+            )
+        if original is not None:
+            fields["61"] = Field61(
+                batch=original.batch or self.state.batch,
+                stan=original.stan,
+                date=original.local_date or None if kind == "refund" else None,
+            ).encode()
+            if original.rrn:
+                fields["37"] = original.rrn
+            if original.auth_code:
+                fields["38"] = original.auth_code
+        if target_pan:
+            fields["48"] = target_pan
+        fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
+        if kind != "balance":
+            self._store_reversal(fields)
+        return self._frame(fields, mac=True)
+
+    def _store_reversal(self, request: dict[str, str]) -> None:
+        keep = ("2", "3", "4", "11", "14", "22", "25", "35", "41", "42", "49", "60")
+        fields = {k: request[k] for k in keep if k in request}
+        fields["t"] = Mti.REVERSAL
+        fields["39"] = ReversalReason.NO_ANSWER.value
+        fields["61"] = Field61(batch=self.state.batch, stan=request["11"]).encode()
+        self.state.pending_reversal = PendingReversal(fields=fields)
+
+    def mark_reversal_reason(self, reason: ReversalReason) -> None:
+        if self.state.pending_reversal is not None:
+            self.state.pending_reversal.fields["39"] = reason.value
+
+    def reversal_due(self) -> bytes | None:
+        pending = self.state.pending_reversal
+        if pending is None:
+            return None
+        pending.tries += 1
+        return self._frame(pending.fields, mac=True)
+
+    def settlement(self) -> bytes:
+        fields = self._base(Mti.SETTLEMENT, self.state.next_stan())
+        fields["48"] = self.totals().encode()
+        fields["49"] = CURRENCY_CNY
+        fields["60"] = Field60(
+            txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.SETTLEMENT
+        ).encode()
+        fields["63"] = "001"
+        return self._frame(fields, mac=True)
+
+    def batch_uploads(self) -> list[bytes]:
+        """0320/201 frames with the batch's details (8 a frame), then the 0320/202 end of upload."""
+        details = [
+            UploadDetail(stan=t.stan, pan=t.pan, amount=t.amount)
+            for t in self.state.batch_txns
+            if t.kind in DEBIT_KINDS + CREDIT_KINDS
+        ]
+        frames = []
+        for start in range(0, len(details), 8):
+            fields = self._base(Mti.BATCH_UPLOAD, self.state.next_stan())
+            fields["48"] = BatchUploadDetails(details=tuple(details[start : start + 8])).encode()
+            fields["60"] = Field60(
+                txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.BATCH_UPLOAD
+            ).encode()
+            frames.append(self._frame(fields, mac=True))
+        end = self._base(Mti.BATCH_UPLOAD, self.state.next_stan())
+        end["48"] = f"{len(details):04d}"
+        end["60"] = Field60(
+            txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.END_OF_BATCH_UPLOAD
+        ).encode()
+        frames.append(self._frame(end, mac=True))
+        return frames
+
+    def totals(self) -> SettlementTotals:
+        debits = [t.amount for t in self.state.batch_txns if t.kind in DEBIT_KINDS]
+        credits = [t.amount for t in self.state.batch_txns if t.kind in CREDIT_KINDS]
+        return SettlementTotals(
+            domestic=CardTotals(
+                debit_amount=sum(debits), debit_count=len(debits), credit_amount=sum(credits), credit_count=len(credits)
+            )
+        )
+
+    def close_batch(self) -> None:
+        self.state.batch_txns.clear()
+        self.state.batch = f"{int(self.state.batch) % 999_999 + 1:06d}"
+
+    # --- answers ---------------------------------------------------------------------------------------
+
+    def receive(self, kind: str, payload: bytes) -> Outcome:
+        """Check an answer: decode, verify its MAC, apply what it says to the state."""
+        try:
+            frame = PosFrame.parse(payload)
+            fields = decode_pos_body(frame.body)
+        except WireError as exc:
+            raise TerminalError(f"answer does not decode: {exc}") from None
+        sign_on_again = frame.header.processing_request == PROCESSING_SIGN_ON_AGAIN
+        if kind == "sign_on":
+            return self._signed_on(fields)
+        trusted = True
+        mac = pos_body_mac(frame.body)
+        if mac is not None and self.state.mak_under_tmk is not None:
+            trusted = mac_cup_ecb(self._mak, pos_mac_block(frame.body)) == mac
+        elif kind in FINANCIAL or kind in ("reversal", "settlement"):
+            trusted = fields.get("39") != ResponseCode.APPROVED  # an approval must carry a MAC
+        if sign_on_again:
+            self.state.signed_on = False
+        outcome = Outcome(
+            kind=kind, response_code=fields.get("39", ""), fields=fields, trusted=trusted, sign_on_again=sign_on_again
+        )
+        if kind in FINANCIAL and kind != "balance":
+            if trusted:
+                self.state.pending_reversal = None
+            else:
+                self.mark_reversal_reason(ReversalReason.ANSWER_MAC_FAILED)
+        if kind == "reversal" and trusted and outcome.response_code in REVERSAL_DONE_CODES:
+            self.state.pending_reversal = None
+        if outcome.approved and kind in BATCH_KINDS:
+            self.state.batch_txns.append(
+                BatchTxn(
+                    kind=kind,
+                    stan=fields.get("11", ""),
+                    pan=fields.get("2", ""),
+                    amount=int(fields.get("4", "0")),
+                    rrn=fields.get("37", ""),
+                    auth_code=fields.get("38", ""),
+                    local_date=fields.get("13", ""),
+                )
+            )
+        return outcome
+
+    def reversal_failed(self) -> None:
+        pending = self.state.pending_reversal
+        if pending is not None and pending.tries >= MAX_REVERSAL_TRIES:
+            self.state.kept_reversals.append(pending.fields)
+            self.state.pending_reversal = None
+
+    def _signed_on(self, fields: dict[str, str]) -> Outcome:
+        code = fields.get("39", "")
+        if code != ResponseCode.APPROVED:
+            return Outcome(kind="sign_on", response_code=code, fields=fields, trusted=True)
+        keys = SignOnKeys.parse(fields.get("62", ""))
+        for under, kcv in ((keys.pik_under_tmk, keys.pik_kcv), (keys.mak_under_tmk, keys.mak_kcv)):
+            clear = decrypt_key_under(self._tmk, bytes.fromhex(under))
+            if key_check_value(clear, KCV_LEN).hex().upper() != kcv.upper():
+                raise TerminalError("a working key's check value does not match: sign on again")
+        self.state.pik_under_tmk, self.state.mak_under_tmk = keys.pik_under_tmk, keys.mak_under_tmk
+        self.state.batch = Field60.parse(fields.get("60", "00000001")).batch
+        self.state.signed_on = True
+        return Outcome(kind="sign_on", response_code=code, fields=fields, trusted=True)

@@ -1,0 +1,88 @@
+"""A terminal's persisted state: one JSON file per terminal, written atomically (temp file + rename).
+
+Working keys are kept as received in field 62 — encrypted under the TMK — never in clear; the clear keys
+exist only in memory while a command runs. The batch keeps what settlement and batch upload need.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+
+MAX_STAN: Final = 999_999
+#: How many times a reversal is sent before it is kept for settlement (PROTOCOL.md §1).
+MAX_REVERSAL_TRIES: Final = 3
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class BatchTxn:
+    kind: str
+    stan: str
+    pan: str
+    amount: int
+    rrn: str = ""
+    auth_code: str = ""
+    local_date: str = ""
+    voided: bool = False
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class PendingReversal:
+    fields: dict[str, str]  # the 0400's fields without 64 (re-MACed at each try)
+    tries: int = 0
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class TerminalState:
+    terminal_id: str
+    merchant_id: str
+    stan: int = 0
+    batch: str = "000001"
+    pik_under_tmk: str | None = None
+    mak_under_tmk: str | None = None
+    signed_on: bool = False
+    pending_reversal: PendingReversal | None = None
+    kept_reversals: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    batch_txns: list[BatchTxn] = dataclasses.field(default_factory=list)
+
+    def next_stan(self) -> str:
+        self.stan = self.stan % MAX_STAN + 1
+        return f"{self.stan:06d}"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TerminalState:
+        pending = raw.pop("pending_reversal", None)
+        txns = raw.pop("batch_txns", [])
+        state = cls(**raw)
+        state.pending_reversal = PendingReversal(**pending) if pending else None
+        state.batch_txns = [BatchTxn(**t) for t in txns]
+        return state
+
+
+def state_path(state_dir: Path, terminal_id: str) -> Path:
+    return state_dir / f"terminal-{terminal_id}.json"
+
+
+def load_state(state_dir: Path, terminal_id: str, merchant_id: str) -> TerminalState:
+    path = state_path(state_dir, terminal_id)
+    if not path.exists():
+        return TerminalState(terminal_id=terminal_id, merchant_id=merchant_id)
+    return TerminalState.from_json(json.loads(path.read_text()))
+
+
+def save_state(state_dir: Path, state: TerminalState) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_path(state_dir, state.terminal_id)
+    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".terminal-", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(state.to_json(), handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
