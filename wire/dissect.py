@@ -1,0 +1,120 @@
+"""Dissection of frames for people and traces: every field with its number, name, format, raw hex and value.
+
+PANs and tracks are masked (first 6 / last 4) unless ``unmask`` is asked for; the PIN block (52) is never
+shown, and neither is any other field value in the ``SECRET_FIELDS`` set. Used by ``acqsim decode``, the
+trace writer and the demo's timelines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Final
+
+import iso8583
+
+from wire.codec import decode_host, decode_pos_body
+from wire.errors import MessageDecodeError
+from wire.masking import mask_pan, mask_track
+from wire.posframe import BODY_OFFSET, PosFrame
+from wire.specs import HOST_CARD_FIELDS, HOST_SPEC, POS_CARD_FIELDS, POS_SECRET_FIELDS, POS_SPEC, SpecDict
+
+HIDDEN: Final = "[hidden]"
+SECRET_FIELDS: Final = POS_SECRET_FIELDS
+
+
+def field_format(spec: dict[str, Any]) -> str:
+    """``n..19 LLVAR BCD`` style description of a pyiso8583 field spec."""
+    binary = spec["data_enc"] == "b"
+    digits = spec.get("len_count") == "nibbles"
+    kind = "n" if binary and digits else "b" if binary else "ans"
+    size = f"{kind}{'..' if spec['len_type'] else ''}{spec['max_len']}"
+    var = {0: "", 1: " LLVAR", 2: " LLLVAR"}.get(spec["len_type"], f" L{spec['len_type']}VAR")
+    enc = " BCD" if binary and digits else " binary" if binary else " ASCII"
+    return size + var + enc
+
+
+def _shown(number: str, value: str, card_fields: frozenset[str], unmask: bool) -> str:
+    if number in SECRET_FIELDS:
+        return HIDDEN
+    if number in card_fields and not unmask:
+        return mask_track(value) if "=" in value else mask_pan(value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldView:
+    number: str
+    name: str
+    format: str
+    raw_hex: str
+    value: str
+
+
+def _fields(
+    body: bytes, spec: SpecDict, card_fields: frozenset[str], unmask: bool, pos: bool
+) -> tuple[dict[str, str], list[FieldView]]:
+    decoded = decode_pos_body(body) if pos else decode_host(body)
+    _, encoded = iso8583.decode(body, spec)
+    views = []
+    for number, value in decoded.items():
+        if number == "t":
+            continue
+        raw = encoded[number]["len"] + encoded[number]["data"]
+        shown = _shown(number, value, card_fields, unmask)
+        raw_hex = HIDDEN if shown != value and number in SECRET_FIELDS | card_fields else raw.hex().upper()
+        views.append(FieldView(number, spec[number]["desc"], field_format(spec[number]), raw_hex, shown))
+    return decoded, views
+
+
+def dissect_pos(payload: bytes, *, unmask: bool = False) -> dict[str, Any]:
+    """JSON-ready dissection of a POS frame payload (everything after the 2-byte length)."""
+    frame = PosFrame.parse(payload)
+    try:
+        decoded, views = _fields(frame.body, POS_SPEC, POS_CARD_FIELDS, unmask, pos=True)
+    except MessageDecodeError as exc:
+        raise MessageDecodeError(
+            exc.reason, field=exc.field, offset=None if exc.offset is None else exc.offset + BODY_OFFSET
+        ) from None
+    header = frame.header
+    return {
+        "length": len(payload),
+        "tpdu": {"id": f"{frame.tpdu.id:02X}", "dst": frame.tpdu.dst, "src": frame.tpdu.src},
+        "header": {
+            "app_type": header.app_type,
+            "software_version": header.software_version,
+            "terminal_status": header.terminal_status,
+            "processing_request": header.processing_request,
+            "reserved": header.reserved,
+        },
+        "mti": decoded["t"],
+        "bitmap": frame.body[2:10].hex().upper(),
+        "fields": {v.number: v.value for v in views},
+        "_views": views,
+    }
+
+
+def dissect_host(payload: bytes, *, unmask: bool = False) -> dict[str, Any]:
+    decoded, views = _fields(payload, HOST_SPEC, HOST_CARD_FIELDS, unmask, pos=False)
+    return {"length": len(payload), "mti": decoded["t"], "fields": {v.number: v.value for v in views}, "_views": views}
+
+
+def as_json(dissection: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in dissection.items() if not k.startswith("_")}
+
+
+def as_text(dissection: dict[str, Any]) -> str:
+    lines = [f"length   {dissection['length']} bytes"]
+    if "tpdu" in dissection:
+        t = dissection["tpdu"]
+        lines.append(f"TPDU     id {t['id']}  dst {t['dst']}  src {t['src']}")
+        h = dissection["header"]
+        lines.append(
+            f"header   app {h['app_type']}  version {h['software_version']}  status {h['terminal_status']}"
+            f"  request {h['processing_request']}  reserved {h['reserved']}"
+        )
+    lines.append(f"MTI      {dissection['mti']}")
+    if "bitmap" in dissection:
+        lines.append(f"bitmap   {dissection['bitmap']}")
+    for view in dissection["_views"]:
+        lines.append(f"{view.number:>3}  {view.name[:38]:<38} {view.format:<20} {view.raw_hex[:40]:<40} {view.value}")
+    return "\n".join(lines)
