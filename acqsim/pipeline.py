@@ -26,6 +26,7 @@ from hsm_sim.client import HsmClient
 from hsm_sim.server import serve as serve_hsm
 from nac.routes import RouteTable
 from nac.server import NacServer
+from wire.trace import TraceWriter
 
 LOOPBACK = "127.0.0.1"
 
@@ -41,9 +42,13 @@ class Pipeline:
 
 
 @asynccontextmanager
-async def running_pipeline(config: AcqsimConfig) -> AsyncIterator[Pipeline]:
-    """Start HSM, ledger, front-end and NAC on free loopback ports; stop them all on exit."""
+async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> AsyncIterator[Pipeline]:
+    """Start HSM, ledger, front-end and NAC on free loopback ports; stop them all on exit.
+
+    With ``trace`` the NAC and the front-end append trace records under ``config.trace_dir``.
+    """
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    traces = {name: TraceWriter(config.trace_dir if trace else None, name) for name in ("nac", "frontend")}
     service = open_service(config.store_path(config.ledger.db), config)
     journal = Journal(config.store_path(config.frontend.db))
     try:
@@ -52,9 +57,14 @@ async def running_pipeline(config: AcqsimConfig) -> AsyncIterator[Pipeline]:
             ledger_port = await tg.start(functools.partial(serve_ledger, LOOPBACK, 0, service=service))
             hsm = await HsmClient.connect(LOOPBACK, hsm_port)
             ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
-            frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+            frontend = Frontend(
+                Context(registry=Registry.from_config(config)), journal, hsm, ledger, trace=traces["frontend"]
+            )
             fe_port = await tg.start(functools.partial(serve_frontend, LOOPBACK, 0, frontend=frontend))
-            nac = NacServer(RouteTable.parse([f"{route}={LOOPBACK}:{fe_port}" for route in config.nac.routes]))
+            nac = NacServer(
+                RouteTable.parse([f"{route}={LOOPBACK}:{fe_port}" for route in config.nac.routes]),
+                trace=traces["nac"] if trace else None,
+            )
             ports = await tg.start(functools.partial(nac.serve, LOOPBACK, 0))
             yield Pipeline(
                 config=config,
@@ -68,5 +78,7 @@ async def running_pipeline(config: AcqsimConfig) -> AsyncIterator[Pipeline]:
             await ledger.aclose()
             tg.cancel_scope.cancel()
     finally:
+        for writer in traces.values():
+            writer.close()
         journal.close()
         service.store.close()

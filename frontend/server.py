@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import anyio
 import anyio.abc
 
 from acqsim.netio import FramedConnection, serve_tcp
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
+from core_ledger.hostlink import request_fields
 from frontend.core import Context, Reply, answer_header, process
 from frontend.effects import (
     AskLedger,
@@ -33,10 +34,12 @@ from frontend.effects import (
 from frontend.journal import Journal
 from hsm_sim.client import HsmClient, HsmError, HsmUnavailable
 from hsm_sim.keys import KeyType
+from wire.codec import decode_pos_body, encode_host
 from wire.constants import REVERSAL_DONE_CODES
 from wire.errors import WireError
 from wire.paycrypto import MacAlgorithm
 from wire.posframe import PosFrame
+from wire.trace import TraceWriter, correlation_id
 
 log = logging.getLogger("acqsim.frontend")
 
@@ -46,13 +49,64 @@ IDLE_TIMEOUT_S: Final = 600.0
 REVERSAL_RETRY_S: Final = 1.0
 
 
+_TRACED = (AskLedger, GenerateWorkingKeys, VerifyMac, GenerateMac, VerifyPin)
+_HSM_CODES = {GenerateWorkingKeys: "A0", VerifyMac: "M8", GenerateMac: "M6", VerifyPin: "DC"}
+
+
+def _trace_view(effect: Effect) -> tuple[Literal["hsm", "host"], bytes]:
+    """What a trace shows of an HSM or ledger call: the host-link message, or the HSM command code only."""
+    if isinstance(effect, AskLedger):
+        return "host", encode_host(request_fields(effect.request))
+    return "hsm", f"----{_HSM_CODES[type(effect)]}".encode("ascii")
+
+
+def _peer(link: str) -> str:
+    return "ledger" if link == "host" else "hsm"
+
+
+def _correlation(frame: PosFrame) -> str | None:
+    try:
+        fields = decode_pos_body(frame.body)
+    except WireError:
+        return None
+    return correlation_id(fields.get("41", "?"), fields.get("11", "?")) if "11" in fields else None
+
+
 class Frontend:
-    def __init__(self, ctx: Context, journal: Journal, hsm: HsmClient, ledger: LedgerClient) -> None:
+    def __init__(
+        self, ctx: Context, journal: Journal, hsm: HsmClient, ledger: LedgerClient, *, trace: TraceWriter | None = None
+    ) -> None:
         self.ctx, self.journal, self.hsm, self.ledger = ctx, journal, hsm, ledger
+        self.trace = trace if trace is not None and trace.enabled else None
         self._reversal_wakeup = anyio.Event()
         self.answered = 0
 
-    async def carry_out(self, effect: Effect) -> Any:
+    async def carry_out(self, effect: Effect, correlation: str | None = None) -> Any:
+        trace = self.trace if isinstance(effect, _TRACED) else None
+        if trace is not None:
+            link, payload = _trace_view(effect)
+            trace.record(
+                direction="out",
+                link=link,
+                peer=_peer(link),
+                payload=payload,
+                correlation_id=correlation,
+                note=type(effect).__name__,
+            )
+        result = await self._carry_out(effect)
+        if trace is not None:
+            note = getattr(getattr(result, "response_code", None), "value", None) or type(result).__name__
+            trace.record(
+                direction="in",
+                link=link,
+                peer=_peer(link),
+                payload=payload[:6] + b"00" if link == "hsm" else b"",
+                correlation_id=correlation,
+                note=str(note),
+            )
+        return result
+
+    async def _carry_out(self, effect: Effect) -> Any:
         try:
             if isinstance(effect, JournalCall):
                 return await anyio.to_thread.run_sync(effect.call, self.journal)
@@ -101,18 +155,26 @@ class Frontend:
         except WireError as exc:
             log.warning("dropping a frame: %s", exc)
             return None
+        correlation = _correlation(frame) if self.trace is not None else None
+        if self.trace is not None:
+            self.trace.record(direction="in", link="pos", peer="nac", payload=payload, correlation_id=correlation)
         flow = process(frame, self.ctx)
         try:
             effect = next(flow)
             while True:
-                effect = flow.send(await self.carry_out(effect))
+                effect = flow.send(await self.carry_out(effect, correlation))
         except StopIteration as stop:
             reply: Reply = stop.value
         log.info("%s", reply.note)
         if reply.body is None:
             return None
         self.answered += 1
-        return frame.answer(reply.body, header=answer_header(frame, reply)).to_bytes()
+        answer = frame.answer(reply.body, header=answer_header(frame, reply)).to_bytes()
+        if self.trace is not None:
+            self.trace.record(
+                direction="out", link="pos", peer="nac", payload=answer, correlation_id=correlation, note=reply.note
+            )
+        return answer
 
     async def handle(self, conn: FramedConnection) -> None:
         slots = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)

@@ -13,6 +13,7 @@ from typing import Any, Final
 import iso8583
 
 from wire.codec import decode_host, decode_pos_body
+from wire.constants import ProcessingCode
 from wire.errors import MessageDecodeError
 from wire.masking import mask_pan, mask_track
 from wire.posframe import BODY_OFFSET, PosFrame
@@ -20,6 +21,8 @@ from wire.specs import HOST_CARD_FIELDS, HOST_SPEC, POS_CARD_FIELDS, POS_SECRET_
 
 HIDDEN: Final = "[hidden]"
 SECRET_FIELDS: Final = POS_SECRET_FIELDS
+#: On transfers (processing code 400000) field 48 is the target PAN: masked like field 2.
+TRANSFER_TARGET_FIELD: Final = "48"
 
 
 def field_format(spec: dict[str, Any]) -> str:
@@ -55,6 +58,8 @@ def _fields(
 ) -> tuple[dict[str, str], list[FieldView]]:
     decoded = decode_pos_body(body) if pos else decode_host(body)
     _, encoded = iso8583.decode(body, spec)
+    if decoded.get("3") == ProcessingCode.TRANSFER:
+        card_fields = card_fields | {TRANSFER_TARGET_FIELD}  # 48 carries the target card number
     views = []
     for number, value in decoded.items():
         if number == "t":

@@ -1,0 +1,329 @@
+"""``acqsim demo``: a business day through the whole pipeline, explained hop by hop.
+
+Starts HSM, ledger, front-end and NAC (in this process, on free loopback ports, in a fresh data folder),
+puts a loss-injecting relay in front of the NAC (so one answer can be lost on purpose), and walks a day at
+terminal 10000001 with the documented test cards. Each step prints one line, then the per-hop timeline read
+back from the traces. The day ends with settlement, a receipt and the ledger's balances. Exit status 0 only
+if every step ended as expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from acqsim.config import AcqsimConfig, Endpoint
+from acqsim.netio import FramedConnection, connect, serve_tcp
+from acqsim.pipeline import running_pipeline
+from core_ledger.setup import open_store
+from terminal.pos import PosTerminal
+from terminal.receipt import ReceiptData, text_receipt
+from terminal.session import Original, Outcome
+from wire.constants import RESPONSE_MEANINGS, ResponseCode
+from wire.masking import mask_pan
+
+TERMINAL: Final = "10000001"
+#: How long the demo terminal waits for an answer (the lost one costs this much).
+DEMO_ANSWER_TIMEOUT_S: Final = 1.5
+
+
+class LossyRelay:
+    """A length-prefixed relay in front of the NAC that can swallow the next answer (a lost answer)."""
+
+    def __init__(self, upstream: Endpoint) -> None:
+        self.upstream = upstream
+        self.drop_next_answer = False
+
+    async def handle(self, conn: FramedConnection) -> None:
+        upstream = await connect(self.upstream.host, self.upstream.port, timeout=5)
+        try:
+            while (payload := await conn.receive(30)) is not None:
+                await upstream.send(payload)
+                answer = await upstream.receive(30)
+                if answer is None:
+                    return
+                if self.drop_next_answer:
+                    self.drop_next_answer = False
+                    return  # the answer never reaches the terminal
+                await conn.send(answer)
+        finally:
+            await upstream.aclose()
+
+
+@dataclasses.dataclass(slots=True)
+class Step:
+    title: str
+    expected: str
+    outcome: str = ""
+    ok: bool = False
+    detail: str = ""
+    stan: str = ""
+    started: float = 0.0
+    ended: float = 0.0
+
+
+def _money(minor: int) -> str:
+    return f"{minor / 100:,.2f}"
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def timeline(trace_dir: Path, stan: str, started: float, ended: float) -> list[str]:
+    """The hops of one transaction, from the NAC's and front-end's trace records."""
+    records = []
+    for record in _load(trace_dir / "nac.jsonl") + _load(trace_dir / "frontend.jsonl"):
+        at = dt.datetime.fromisoformat(record["time"]).timestamp()
+        if not started <= at <= ended:
+            continue  # a reversal shares its original's STAN: keep this exchange's records only
+        fields = record.get("message", {}).get("fields", {})
+        ours = (record.get("correlation_id") or "").endswith(f"-{stan}")
+        if ours or (fields.get("11") == stan and fields.get("41") == TERMINAL):
+            records.append(record)
+    records.sort(key=lambda r: r["time"])
+    lines = []
+    for record in records:
+        at = dt.datetime.fromisoformat(record["time"]).timestamp()
+        ms = (at - started) * 1000
+        service, direction, link = record["service"], record["direction"], record["link"]
+        if service == "nac":
+            what = {
+                ("in", True): "NAC ← terminal",
+                ("out", False): "NAC → front-end",
+                ("in", False): "NAC ← front-end",
+                ("out", True): "NAC → terminal",
+            }.get((direction, _from_terminal(record)), "NAC")
+        elif link == "pos":
+            what = "front-end ← NAC" if direction == "in" else "front-end → NAC"
+        elif link == "hsm":
+            code = record["message"].get("code", "")
+            what = f"front-end → HSM {code}" if direction == "out" else f"front-end ← HSM {code}"
+        else:
+            mti = record["message"].get("mti", "")
+            what = f"front-end → ledger {mti}" if direction == "out" else f"front-end ← ledger ({record['note']})"
+        lines.append(f"      {ms:8.2f} ms  {what}")
+    lines.append(f"      {(ended - started) * 1000:8.2f} ms  terminal ← answer")
+    return lines
+
+
+def _from_terminal(record: dict[str, Any]) -> bool:
+    """NAC records: the terminal side has SRC 0000 in (requests) or DST 0000 out (answers)."""
+    tpdu: dict[str, str] = record.get("message", {}).get("tpdu", {})
+    return tpdu.get("src") == "0000" or tpdu.get("dst") == "0000"
+
+
+async def walk_day(
+    config: AcqsimConfig, pos: PosTerminal, relay: LossyRelay, report: Callable[[Step], None]
+) -> list[Step]:
+    good, other = config.card("6200001000000003"), config.card("6200001000000011")
+    steps: list[Step] = []
+    memory: dict[str, Outcome] = {}
+
+    async def step(
+        title: str, expected: str, action: Callable[[], Awaitable[Outcome | None]], key: str | None = None
+    ) -> Outcome | None:
+        record = Step(title, expected, started=time.time())
+        outcome = await action()
+        record.ended = time.time()
+        record.stan = f"{pos.session.state.stan:06d}"
+        if outcome is None:
+            record.outcome = "no answer"
+        else:
+            record.outcome = outcome.response_code
+            record.stan = outcome.fields.get("11", record.stan)
+            meaning = (
+                RESPONSE_MEANINGS.get(ResponseCode(outcome.response_code))
+                if outcome.response_code in set(ResponseCode)
+                else "?"
+            )
+            extra = []
+            if outcome.fields.get("37"):
+                extra.append(f"RRN {outcome.fields['37'].strip()}")
+            if outcome.fields.get("38"):
+                extra.append(f"auth {outcome.fields['38']}")
+            if outcome.fields.get("54"):
+                extra.append(f"available {_money(int(outcome.fields['54'][8:]))}")
+            record.detail = f"{meaning}" + (f" ({', '.join(extra)})" if extra else "")
+            if key:
+                memory[key] = outcome
+        record.ok = record.outcome == expected
+        steps.append(record)
+        report(record)
+        return outcome
+
+    await step("sign-on (working keys under the TMK, KCVs checked)", "00", pos.sign_on)
+    await step(
+        f"balance inquiry, card {mask_pan(good.pan)}", "00", lambda: pos.financial("balance", good, pin=good.pin)
+    )
+    await step(
+        "purchase 128.00", "00", lambda: pos.financial("purchase", good, amount=12_800, pin=good.pin), key="purchase"
+    )
+    await step(
+        "purchase 10.00 with a wrong PIN", "55", lambda: pos.financial("purchase", good, amount=1_000, pin="000000")
+    )
+    await step(
+        "pre-authorisation 500.00 (a hold)",
+        "00",
+        lambda: pos.financial("preauth", good, amount=50_000, pin=good.pin),
+        key="preauth",
+    )
+    pre = memory.get("preauth")
+    await step(
+        "pre-auth completion 480.00",
+        "00",
+        lambda: pos.financial(
+            "preauth_completion",
+            good,
+            amount=48_000,
+            pin=good.pin,
+            original=Original(stan=pre.fields["11"], auth_code=pre.fields.get("38", "")) if pre else None,
+        ),
+    )
+    buy = memory.get("purchase")
+    await step(
+        "void of the 128.00 purchase",
+        "00",
+        lambda: pos.financial(
+            "void",
+            good,
+            amount=12_800,
+            original=Original(stan=buy.fields["11"], rrn=buy.fields.get("37", "")) if buy else None,
+        ),
+    )
+    await step(
+        "purchase 66.00", "00", lambda: pos.financial("purchase", good, amount=6_600, pin=good.pin), key="purchase2"
+    )
+    buy2 = memory.get("purchase2")
+    await step(
+        "refund 20.00 of it (partial)",
+        "00",
+        lambda: pos.financial(
+            "refund",
+            good,
+            amount=2_000,
+            original=Original(
+                stan=buy2.fields["11"], rrn=buy2.fields.get("37", ""), local_date=buy2.fields.get("13", "")
+            )
+            if buy2
+            else None,
+        ),
+    )
+    await step(
+        f"transfer 50.00 to {mask_pan(other.pan)}",
+        "00",
+        lambda: pos.financial("transfer", good, amount=5_000, pin=good.pin, target_pan=other.pan),
+    )
+
+    async def lost() -> Outcome | None:
+        relay.drop_next_answer = True
+        return await pos.financial("purchase", good, amount=8_800, pin=good.pin)
+
+    await step("purchase 88.00 whose answer is lost (reversal stored before sending)", "no answer", lost)
+
+    async def echo_after_reversal() -> Outcome | None:
+        reversal = await pos.send_pending_reversal()
+        return reversal
+
+    await step("automatic reversal of the lost purchase, sent before anything else", "00", echo_after_reversal)
+
+    async def settle() -> Outcome | None:
+        outcome, _ = await pos.settle()
+        return outcome
+
+    await step("settlement (totals compared with the host's journal)", "00", settle, key="settlement")
+    settled = memory.get("settlement")
+    if settled is not None and settled.fields.get("48", "")[30:31] != "1":
+        steps[-1].ok = False
+        steps[-1].detail += " — not balanced"
+    elif settled is not None:
+        steps[-1].detail += " — balanced"
+    memory_receipt.update(memory)
+    return steps
+
+
+memory_receipt: dict[str, Outcome] = {}
+
+
+def print_balances(config: AcqsimConfig, write: Callable[[str], None]) -> None:
+    store = open_store(config.store_path(config.ledger.db))
+    try:
+        state = store.load()
+    finally:
+        store.close()
+    write("Ledger balances after the day:")
+    for card in config.cards[:2]:
+        account = state.accounts[state.cards[card.pan].account_id]
+        write(
+            f"  card {mask_pan(card.pan)}  balance {_money(account.balance):>14}  "
+            f"available {_money(account.available):>14}"
+        )
+    for account in state.accounts.values():
+        if account.kind.value in ("clearing", "merchant", "fee_income") and account.balance:
+            write(f"  {account.name[:28]:<28} {_money(account.balance):>14}")
+
+
+async def run_demo(config: AcqsimConfig, write: Callable[[str], None]) -> bool:
+    write(f"acqsim demo — data in {config.data_dir}")
+    async with running_pipeline(config, trace=True) as pipeline:
+        relay = LossyRelay(pipeline.nac)
+        async with anyio.create_task_group() as tg:
+            relay_port = await tg.start(functools.partial(serve_tcp, "127.0.0.1", 0, relay.handle, name="relay"))
+            write(f"HSM {pipeline.hsm}  ledger {pipeline.ledger}  front-end {pipeline.frontend}  NAC {pipeline.nac}")
+            write("")
+
+            def report(step: Step) -> None:
+                mark = "ok  " if step.ok else "FAIL"
+                write(f"[{mark}] {step.title}: {step.outcome} {step.detail}".rstrip())
+                for line in timeline(config.trace_dir, step.stan, step.started, step.ended):
+                    write(line)
+
+            async with PosTerminal(
+                config, TERMINAL, nac=Endpoint(host="127.0.0.1", port=relay_port), timeout=DEMO_ANSWER_TIMEOUT_S
+            ) as pos:
+                steps = await walk_day(config, pos, relay, report)
+            tg.cancel_scope.cancel()
+    buy2 = memory_receipt.get("purchase2")
+    if buy2 is not None:
+        fixture = config.terminal(TERMINAL)
+        merchant = config.merchant(fixture.merchant_id)
+        write("")
+        write(
+            text_receipt(
+                ReceiptData(
+                    merchant_name=merchant.name,
+                    merchant_id=merchant.merchant_id,
+                    terminal_id=TERMINAL,
+                    operator="001",
+                    pan=buy2.fields.get("2", ""),
+                    kind="purchase",
+                    batch=buy2.fields.get("60", "00000001")[2:8],
+                    stan=buy2.fields["11"],
+                    rrn=buy2.fields.get("37", ""),
+                    auth_code=buy2.fields.get("38", ""),
+                    date=buy2.fields.get("13", ""),
+                    time=buy2.fields.get("12", ""),
+                    amount=int(buy2.fields.get("4", "0")),
+                )
+            )
+        )
+    write("")
+    print_balances(config, write)
+    failed = [s for s in steps if not s.ok]
+    write("")
+    write(
+        f"{len(steps) - len(failed)} of {len(steps)} steps ended as expected"
+        + ("" if not failed else "; failed: " + ", ".join(s.title for s in failed))
+    )
+    return not failed

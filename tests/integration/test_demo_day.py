@@ -1,0 +1,26 @@
+"""The demo's whole business day, and what its traces may never contain."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from acqsim.cli import main
+from acqsim.config import TEST_PVK, AcqsimConfig
+
+
+def test_demo_day_passes_and_traces_hold_no_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "13 of 13 steps ended as expected" in out
+    assert "terminal ← answer" in out and "front-end → HSM DC" in out and "front-end → ledger 0200" in out
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
+    assert traces.count("\n") > 50
+    secrets = [card.pan for card in config.cards] + [t.tmk for t in config.terminals] + [TEST_PVK]
+    for secret in secrets:
+        assert secret not in traces and secret not in out
+    # A PIN block never appears: field 52 is always hidden.
+    assert re.search(r'"52":"(?!\[hidden\])', traces) is None
