@@ -10,7 +10,6 @@ if every step ended as expected.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
 import json
 import time
@@ -24,6 +23,7 @@ import anyio.abc
 from acqsim.config import AcqsimConfig, Endpoint
 from acqsim.netio import FramedConnection, connect, serve_tcp
 from acqsim.pipeline import running_pipeline
+from acqsim.traceview import journey
 from core_ledger.setup import open_store
 from terminal.pos import PosTerminal
 from terminal.receipt import ReceiptData, text_receipt
@@ -82,46 +82,10 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 def timeline(trace_dir: Path, stan: str, started: float, ended: float) -> list[str]:
-    """The hops of one transaction, from the NAC's and front-end's trace records."""
-    records = []
-    for record in _load(trace_dir / "nac.jsonl") + _load(trace_dir / "frontend.jsonl"):
-        at = dt.datetime.fromisoformat(record["time"]).timestamp()
-        if not started <= at <= ended:
-            continue  # a reversal shares its original's STAN: keep this exchange's records only
-        fields = record.get("message", {}).get("fields", {})
-        ours = (record.get("correlation_id") or "").endswith(f"-{stan}")
-        if ours or (fields.get("11") == stan and fields.get("41") == TERMINAL):
-            records.append(record)
-    records.sort(key=lambda r: r["time"])
-    lines = []
-    for record in records:
-        at = dt.datetime.fromisoformat(record["time"]).timestamp()
-        ms = (at - started) * 1000
-        service, direction, link = record["service"], record["direction"], record["link"]
-        if service == "nac":
-            what = {
-                ("in", True): "NAC ← terminal",
-                ("out", False): "NAC → front-end",
-                ("in", False): "NAC ← front-end",
-                ("out", True): "NAC → terminal",
-            }.get((direction, _from_terminal(record)), "NAC")
-        elif link == "pos":
-            what = "front-end ← NAC" if direction == "in" else "front-end → NAC"
-        elif link == "hsm":
-            code = record["message"].get("code", "")
-            what = f"front-end → HSM {code}" if direction == "out" else f"front-end ← HSM {code}"
-        else:
-            mti = record["message"].get("mti", "")
-            what = f"front-end → ledger {mti}" if direction == "out" else f"front-end ← ledger ({record['note']})"
-        lines.append(f"      {ms:8.2f} ms  {what}")
-    lines.append(f"      {(ended - started) * 1000:8.2f} ms  terminal ← answer")
+    """The hops of one exchange (a reversal shares its original's STAN: only this exchange's records)."""
+    lines = ["    " + line for line in journey(trace_dir, TERMINAL, stan, since=started, until=ended)]
+    lines.append(f"    {(ended - started) * 1000:9.2f} ms  terminal ← answer")
     return lines
-
-
-def _from_terminal(record: dict[str, Any]) -> bool:
-    """NAC records: the terminal side has SRC 0000 in (requests) or DST 0000 out (answers)."""
-    tpdu: dict[str, str] = record.get("message", {}).get("tpdu", {})
-    return tpdu.get("src") == "0000" or tpdu.get("dst") == "0000"
 
 
 async def walk_day(

@@ -20,6 +20,7 @@ from frontend.journal import Journal
 from frontend.registry import Registry
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
+from wire.trace import TraceWriter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
+    parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"acqsim frontend: {exc}", file=sys.stderr)
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
-            bound = await tg.start(functools.partial(serve, host, port, frontend=Frontend(ctx, journal, hsm, ledger)))
+            trace = TraceWriter(args.trace_dir, "frontend")
+            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace)
+            bound = await tg.start(functools.partial(serve, host, port, frontend=frontend))
             announce("frontend", host, bound)
 
     try:

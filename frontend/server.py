@@ -32,7 +32,7 @@ from frontend.effects import (
     VerifyPin,
 )
 from frontend.journal import Journal
-from hsm_sim.client import HsmClient, HsmError, HsmUnavailable
+from hsm_sim.client import HsmClient, HsmError, HsmUnavailable, PinVerification
 from hsm_sim.keys import KeyType
 from wire.codec import decode_pos_body, encode_host
 from wire.constants import REVERSAL_DONE_CODES
@@ -58,6 +58,22 @@ def _trace_view(effect: Effect) -> tuple[Literal["hsm", "host"], bytes]:
     if isinstance(effect, AskLedger):
         return "host", encode_host(request_fields(effect.request))
     return "hsm", f"----{_HSM_CODES[type(effect)]}".encode("ascii")
+
+
+def _result_note(result: Any) -> str:
+    """A trace note for an HSM or ledger result: what it said, never a value."""
+    if isinstance(result, PeerFailure):
+        return f"{result.peer} {result.kind.value}"
+    if isinstance(result, bool):
+        return "verified" if result else "NOT verified"
+    if isinstance(result, PinVerification):
+        return f"PIN {result.value}"
+    if isinstance(result, tuple):
+        return "PIK and MAK generated"
+    if isinstance(result, bytes):
+        return "MAC generated"
+    code = getattr(result, "response_code", None)
+    return str(getattr(code, "value", code))
 
 
 def _peer(link: str) -> str:
@@ -95,7 +111,7 @@ class Frontend:
             )
         result = await self._carry_out(effect)
         if trace is not None:
-            note = getattr(getattr(result, "response_code", None), "value", None) or type(result).__name__
+            note = _result_note(result)
             trace.record(
                 direction="in",
                 link=link,

@@ -1,0 +1,50 @@
+"""``acqsim config show [--json]``: the effective configuration, with the TEST terminals and cards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from acqsim.config import load_config
+
+BANNER = (
+    "TEST MATERIAL — clear test keys and PINs are printed on purpose so that any client can transact "
+    "with acqsim; never use them for anything real."
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("show",))
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.json:
+        print(json.dumps({"note": BANNER, **config.to_dict()}, indent=2))
+        return 0
+    print(BANNER)
+    print(f"data folder  {config.data_dir}")
+    print(f"acquirer id  {config.acquirer_id}   currency {config.currency}")
+    print(f"HSM          {config.hsm.listen}  LMK {config.hsm.lmk}")
+    print(f"ledger       {config.ledger.listen}  store {config.store_path(config.ledger.db)}")
+    print(f"front-end    {config.frontend.listen}  journal {config.store_path(config.frontend.db)}")
+    print(f"NAC          {config.nac.listen}  status {config.nac.status}")
+    for dst, members in config.nac.routes.items():
+        print(f"  route {dst} → {', '.join(members)}")
+    print(f"test PVK     {config.pvk}")
+    print("terminals:")
+    for t in config.terminals:
+        print(f"  {t.terminal_id}  merchant {t.merchant_id}  app {t.app_type}  route {t.route}  TMK {t.tmk}")
+    print("merchants:")
+    for m in config.merchants:
+        print(f"  {m.merchant_id}  {m.name}  {m.settlement}  fee {m.fee_bp} bp")
+    print("cards:")
+    for c in config.cards:
+        print(
+            f"  {c.pan:<19} exp {c.expiry}  PIN {c.pin}  PVKI {c.pvki} PVV {c.pvv}  "
+            f"balance {c.balance / 100:>12,.2f}  {c.status:<7} {c.note}"
+        )
+    return 0

@@ -1,0 +1,227 @@
+"""Starting the services as separate processes, watching them, restarting the ones that die.
+
+The decisions are plain: :func:`service_commands` says how each service is started for a configuration, and
+:class:`RestartPolicy` says whether (and after what pause) a dead service is started again. The anyio shell
+in :func:`supervise` carries them out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from acqsim.config import AcqsimConfig, Endpoint
+
+log = logging.getLogger("acqsim.supervisor")
+
+READY_TIMEOUT_S: Final = 20.0
+STOP_TIMEOUT_S: Final = 5.0
+RESTART_MIN_S: Final = 0.5
+RESTART_MAX_S: Final = 10.0
+#: A service that dies this many times within ``RESTART_WINDOW_S`` is given up on.
+MAX_RESTARTS: Final = 5
+RESTART_WINDOW_S: Final = 60.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSpec:
+    name: str
+    argv: tuple[str, ...]
+    endpoint: Endpoint
+
+
+@dataclasses.dataclass(slots=True)
+class RestartPolicy:
+    """Exponential backoff between restarts; give up after ``MAX_RESTARTS`` deaths in the window."""
+
+    deaths: list[float] = dataclasses.field(default_factory=list)
+
+    def after_death(self, now: float) -> float | None:
+        """Seconds to wait before restarting, or ``None`` to give up."""
+        self.deaths = [t for t in self.deaths if now - t < RESTART_WINDOW_S] + [now]
+        if len(self.deaths) > MAX_RESTARTS:
+            return None
+        pause: float = min(RESTART_MIN_S * 2.0 ** (len(self.deaths) - 1), RESTART_MAX_S)
+        return pause
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def with_ephemeral_ports(config: AcqsimConfig) -> AcqsimConfig:
+    """The same configuration with every listening port replaced by a free one."""
+
+    def moved(endpoint: Endpoint) -> Endpoint:
+        return Endpoint(host=endpoint.host, port=free_port(endpoint.host))
+
+    nac = dataclasses.replace(
+        config.nac, listen=moved(config.nac.listen), status=moved(config.nac.status) if config.nac.status else None
+    )
+    return dataclasses.replace(
+        config,
+        hsm=dataclasses.replace(config.hsm, listen=moved(config.hsm.listen)),
+        ledger=dataclasses.replace(config.ledger, listen=moved(config.ledger.listen)),
+        frontend=dataclasses.replace(config.frontend, listen=moved(config.frontend.listen)),
+        nac=nac,
+    )
+
+
+def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[ServiceSpec]:
+    """How to start each service, in dependency order (HSM and ledger, front-end, NAC)."""
+    python = (sys.executable, "-m", "acqsim")
+    with_config = ("--config", str(config_file)) if config_file else ()
+    traces = config.trace_dir
+    routes = [f"--route={dst}=" + ",".join(str(e) for e in config.route_members(dst)) for dst in config.nac.routes]
+    status = ("--status-port", str(config.nac.status.port)) if config.nac.status else ()
+    return [
+        ServiceSpec(
+            name="hsm",
+            endpoint=config.hsm.listen,
+            argv=(
+                *python,
+                "hsm",
+                "--host",
+                config.hsm.listen.host,
+                "--port",
+                str(config.hsm.listen.port),
+                "--lmk",
+                config.hsm.lmk,
+            ),
+        ),
+        ServiceSpec(
+            name="ledger",
+            endpoint=config.ledger.listen,
+            argv=(
+                *python,
+                "ledger",
+                "serve",
+                *with_config,
+                "--db",
+                config.store_path(config.ledger.db),
+                "--host",
+                config.ledger.listen.host,
+                "--port",
+                str(config.ledger.listen.port),
+            ),
+        ),
+        ServiceSpec(
+            name="frontend",
+            endpoint=config.frontend.listen,
+            argv=(
+                *python,
+                "frontend",
+                *with_config,
+                "--host",
+                config.frontend.listen.host,
+                "--port",
+                str(config.frontend.listen.port),
+                "--hsm",
+                str(config.hsm.listen),
+                "--ledger",
+                str(config.ledger.listen),
+                "--db",
+                config.store_path(config.frontend.db),
+                "--trace-dir",
+                str(traces),
+            ),
+        ),
+        ServiceSpec(
+            name="nac",
+            endpoint=config.nac.listen,
+            argv=(
+                *python,
+                "nac",
+                *with_config,
+                "--listen",
+                str(config.nac.listen),
+                *routes,
+                *status,
+                "--trace",
+                str(traces / "nac.jsonl"),
+            ),
+        ),
+    ]
+
+
+async def wait_until_listening(endpoint: Endpoint, timeout: float = READY_TIMEOUT_S) -> None:
+    with anyio.fail_after(timeout):
+        while True:
+            try:
+                stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
+            except OSError:
+                await anyio.sleep(0.05)
+                continue
+            await stream.aclose()
+            return
+
+
+async def _stop(process: anyio.abc.Process) -> None:
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            process.terminate()
+            with anyio.move_on_after(STOP_TIMEOUT_S):
+                await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def run_service(
+    spec: ServiceSpec,
+    log_dir: Path,
+    ready: Callable[[ServiceSpec], None],
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Start ``spec``, report it ready, and restart it whenever it dies (until the policy gives up)."""
+    policy = RestartPolicy()
+    started = False
+    await anyio.Path(log_dir).mkdir(parents=True, exist_ok=True)
+    while True:
+        with (log_dir / f"{spec.name}.log").open("ab") as output:
+            process = await anyio.open_process(list(spec.argv), stdout=output, stderr=output)
+            try:
+                await wait_until_listening(spec.endpoint)
+                ready(spec)
+                if not started:
+                    started = True
+                    task_status.started()
+                code = await process.wait()
+            finally:
+                await _stop(process)
+        pause = policy.after_death(anyio.current_time())
+        log.warning("%s exited with code %s", spec.name, code)
+        print(
+            f"service {spec.name} died (exit code {code}); "
+            + (f"restarting in {pause:.1f} s" if pause is not None else "giving up"),
+            flush=True,
+        )
+        if pause is None:
+            raise RuntimeError(f"{spec.name} keeps dying; see {log_dir / (spec.name + '.log')}")
+        await anyio.sleep(pause)
+
+
+async def supervise(
+    config: AcqsimConfig,
+    config_file: Path | None,
+    ready: Callable[[ServiceSpec], None],
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Start every service in order, each after the ones it depends on are listening; run until cancelled."""
+    async with anyio.create_task_group() as tg:
+        for spec in service_commands(config, config_file):
+            await tg.start(run_service, spec, config.log_dir, ready)
+        task_status.started()

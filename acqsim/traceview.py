@@ -1,0 +1,86 @@
+"""Reading traces back: one transaction's journey across the hops, as a timeline.
+
+The front-end's records carry a correlation id (``T<terminal>-<STAN>``); the NAC never decodes bodies when it
+forwards, so its records are matched by the terminal id and STAN of their dissected message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+TRACE_FILES = ("nac.jsonl", "frontend.jsonl")
+
+
+def load_records(trace_dir: Path) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for name in TRACE_FILES:
+        path = trace_dir / name
+        if path.exists():
+            records.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    records.sort(key=lambda r: r["time"])
+    return records
+
+
+def matches(record: dict[str, Any], terminal_id: str, stan: str) -> bool:
+    if (record.get("correlation_id") or "") == f"T{terminal_id}-{stan}":
+        return True
+    fields = record.get("message", {}).get("fields", {})
+    return bool(fields.get("11") == stan and fields.get("41") == terminal_id)
+
+
+def last_transaction(records: list[dict[str, Any]]) -> tuple[str, str] | None:
+    for record in reversed(records):
+        cid = record.get("correlation_id") or ""
+        if cid.startswith("T") and "-" in cid:
+            terminal, stan = cid[1:].split("-")[:2]
+            return terminal, stan
+    return None
+
+
+def describe_hop(record: dict[str, Any]) -> str:
+    service, direction, link = record["service"], record["direction"], record["link"]
+    message = record.get("message", {})
+    if service == "nac":
+        tpdu = message.get("tpdu", {})
+        terminal_side = tpdu.get("src") == "0000" or tpdu.get("dst") == "0000"
+        return {
+            ("in", True): "NAC ← terminal",
+            ("out", False): "NAC → front-end",
+            ("in", False): "NAC ← front-end",
+            ("out", True): "NAC → terminal",
+        }[(direction, terminal_side)]
+    if link == "pos":
+        mti = message.get("mti", "")
+        code = message.get("fields", {}).get("39")
+        return f"front-end ← NAC {mti}" if direction == "in" else f"front-end → NAC {mti} (39={code})"
+    if link == "hsm":
+        code = message.get("code", "")
+        return f"front-end → HSM {code}" if direction == "out" else f"front-end ← HSM {code} ({record.get('note')})"
+    mti = message.get("mti", "")
+    return f"front-end → ledger {mti}" if direction == "out" else f"front-end ← ledger (39 = {record.get('note')})"
+
+
+def render(records: list[dict[str, Any]], *, since: float | None = None, until: float | None = None) -> list[str]:
+    """``+ms  hop`` lines, times relative to ``since`` (default: the first record)."""
+    if not records:
+        return []
+    times = [dt.datetime.fromisoformat(r["time"]).timestamp() for r in records]
+    origin = since if since is not None else times[0]
+    lines = []
+    for at, record in zip(times, records, strict=True):
+        if until is not None and at > until:
+            continue
+        lines.append(f"{(at - origin) * 1000:9.2f} ms  {describe_hop(record)}")
+    return lines
+
+
+def journey(
+    trace_dir: Path, terminal_id: str, stan: str, *, since: float | None = None, until: float | None = None
+) -> list[str]:
+    records = [r for r in load_records(trace_dir) if matches(r, terminal_id, stan)]
+    if since is not None:
+        records = [r for r in records if dt.datetime.fromisoformat(r["time"]).timestamp() >= since]
+    return render(records, since=since, until=until)

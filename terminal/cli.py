@@ -1,0 +1,172 @@
+"""``acqsim pos``: act as a POS terminal against a running pipeline (``acqsim up``).
+
+    acqsim pos [--config FILE] [--terminal ID] [--nac HOST:PORT] COMMAND [ARGS]
+      sign-on | sign-off | echo | settle | reversal-status
+      balance                                   [--card PAN] [--pin PIN]
+      purchase AMOUNT                           [--card PAN] [--pin PIN]
+      void --stan N [--rrn R] AMOUNT            refund AMOUNT --stan N --rrn R --date MMDD
+      preauth AMOUNT                            preauth-cancel AMOUNT --stan N --auth-code C
+      complete AMOUNT --stan N --auth-code C    transfer AMOUNT --to PAN
+
+AMOUNT is in yuan with up to 2 decimals ("12.34"); the card defaults to the first good test card and the
+PIN to that card's test PIN. Approvals print the receipt (an HTML e-receipt file for MPOS terminals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import anyio
+
+from acqsim.config import ConfigError, Endpoint, load_config
+from terminal.pos import PosTerminal
+from terminal.receipt import ReceiptData, html_receipt, text_receipt
+from terminal.session import Original, Outcome, TerminalError
+from wire.constants import RESPONSE_MEANINGS, ResponseCode
+from wire.header import APP_MPOS
+
+COMMANDS = (
+    "sign-on",
+    "sign-off",
+    "echo",
+    "balance",
+    "purchase",
+    "void",
+    "refund",
+    "preauth",
+    "preauth-cancel",
+    "complete",
+    "transfer",
+    "settle",
+    "reversal-status",
+)
+KINDS = {
+    "balance": "balance",
+    "purchase": "purchase",
+    "void": "void",
+    "refund": "refund",
+    "preauth": "preauth",
+    "preauth-cancel": "preauth_cancel",
+    "complete": "preauth_completion",
+    "transfer": "transfer",
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("amount", nargs="?", help="amount in yuan, e.g. 12.34")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--terminal", help="terminal id (default: the first configured)")
+    parser.add_argument("--nac", help="HOST:PORT of the NAC (default: the configuration's)")
+    parser.add_argument("--card", help="card PAN (default: the first good test card)")
+    parser.add_argument("--pin", help="PIN (default: the card's test PIN)")
+    parser.add_argument("--stan", help="the original's STAN (void, refund, cancel, complete)")
+    parser.add_argument("--rrn", default="", help="the original's RRN")
+    parser.add_argument("--date", default="", help="the original's date MMDD (refund)")
+    parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
+    parser.add_argument("--to", help="transfer target PAN")
+
+
+def parse_amount(text: str | None) -> int:
+    try:
+        value = Decimal(text or "")
+    except InvalidOperation:
+        raise ValueError(f"amount {text!r} is not a number of yuan like 12.34") from None
+    if value <= 0 or value != value.quantize(Decimal("0.01")):
+        raise ValueError("amount must be positive with at most 2 decimals")
+    return int(value * 100)
+
+
+def _line(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return "no answer (a reversal is queued and goes before the next transaction)"
+    code = outcome.response_code
+    meaning = RESPONSE_MEANINGS[ResponseCode(code)] if code in set(ResponseCode) else "unknown code"
+    parts = [f"{code} {meaning}"]
+    if not outcome.trusted:
+        parts.append("ANSWER MAC FAILED (reversal queued)")
+    for field, label in (("37", "RRN"), ("38", "auth"), ("11", "STAN")):
+        if outcome.fields.get(field):
+            parts.append(f"{label} {outcome.fields[field].strip()}")
+    if outcome.fields.get("54"):
+        parts.append(f"available {int(outcome.fields['54'][8:]) / 100:,.2f}")
+    if outcome.sign_on_again:
+        parts.append("host asks: sign on again")
+    return ", ".join(parts)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    terminal_id = args.terminal or config.terminals[0].terminal_id
+    nac = Endpoint.parse(args.nac) if args.nac else config.nac.listen
+    card = config.card(args.card) if args.card else config.cards[0]
+    async with PosTerminal(config, terminal_id, nac=nac) as pos:
+        state = pos.session.state
+        if args.command == "reversal-status":
+            pending = state.pending_reversal
+            print(
+                f"pending reversal: STAN {pending.fields['11']} ({pending.tries} tries)"
+                if pending
+                else "no pending reversal"
+            )
+            print(f"kept for settlement: {len(state.kept_reversals)}")
+            return 0
+        if args.command in ("sign-on", "sign-off", "echo"):
+            action = {"sign-on": pos.sign_on, "sign-off": pos.sign_off, "echo": pos.echo}[args.command]
+            print(_line(await action()))
+            return 0
+        if args.command == "settle":
+            outcome, totals = await pos.settle()
+            print(
+                f"debits {totals.domestic.debit_count} / {totals.domestic.debit_amount / 100:,.2f}, "
+                f"credits {totals.domestic.credit_count} / {totals.domestic.credit_amount / 100:,.2f}: "
+                + _line(outcome)
+            )
+            return 0
+        kind = KINDS[args.command]
+        amount = 0 if kind == "balance" else parse_amount(args.amount)
+        original = (
+            Original(stan=f"{int(args.stan):06d}", rrn=args.rrn, auth_code=args.auth_code, local_date=args.date)
+            if args.stan
+            else None
+        )
+        pin = args.pin or card.pin
+        outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
+        print(_line(outcome))
+        if outcome is not None and outcome.approved and kind != "balance":
+            fixture = config.terminal(terminal_id)
+            merchant = config.merchant(fixture.merchant_id)
+            data = ReceiptData(
+                merchant_name=merchant.name,
+                merchant_id=merchant.merchant_id,
+                terminal_id=terminal_id,
+                operator="001",
+                pan=card.pan,
+                kind=kind,
+                batch=state.batch,
+                stan=outcome.fields.get("11", ""),
+                rrn=outcome.fields.get("37", ""),
+                auth_code=outcome.fields.get("38", ""),
+                date=outcome.fields.get("13", ""),
+                time=outcome.fields.get("12", ""),
+                amount=amount,
+            )
+            if fixture.app_type == APP_MPOS:
+                path = config.data_dir / "receipts" / f"{terminal_id}-{data.stan}.html"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(html_receipt(data), encoding="utf-8")
+                print(f"e-receipt written to {path}")
+            else:
+                print(text_receipt(data))
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return anyio.run(_run, args)
+    except (ConfigError, TerminalError, ValueError) as exc:
+        print(f"acqsim pos: {exc}", file=sys.stderr)
+        return 2
