@@ -71,8 +71,8 @@ def test_pin_errors_never_show_digits() -> None:
         decrypt_pin(PIK, block, "5544332211009966")
     assert "1234" not in str(info.value) and "2345" not in str(info.value)
     with pytest.raises(PinBlockError) as too_short:
-        build_pin_block("12", "5544332211009966")
-    assert "12" not in str(too_short.value)
+        build_pin_block("987", "5544332211009966")
+    assert "987" not in str(too_short.value)
 
 
 keys = st.binary(min_size=16, max_size=16).map(with_odd_parity)
