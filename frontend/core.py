@@ -200,8 +200,12 @@ def process(frame: PosFrame, ctx: Context) -> Flow:
 
     if kind is Kind.SETTLEMENT:
         return (yield from _settlement(answer, session, fields))
-    if kind in (Kind.BATCH_UPLOAD, Kind.BATCH_UPLOAD_END):
+    if kind is Kind.BATCH_UPLOAD:
         return (yield from _done(answer.code(RC.APPROVED), session, kind))
+    if kind is Kind.BATCH_UPLOAD_END:
+        reply = yield from _done(answer.code(RC.APPROVED), session, kind)
+        yield from _close_batch(session)  # after an unbalanced settlement, the upload closes the batch
+        return reply
     if kind is Kind.REVERSAL:
         return (yield from _reversal(answer, session, fields, ctx, now))
     return (yield from _financial(answer, session, fields, kind, ctx, now))
@@ -225,6 +229,12 @@ def _sign_on(answer: _Answer, terminal_id: str, tmk_under_lmk: str, fields: dict
     return (yield from _done(answer, None, Kind.SIGN_ON))
 
 
+def _close_batch(session: Session) -> Generator[Effect, Any, None]:
+    """Settlement closes the batch on both sides; the next batch number is the current one plus one."""
+    next_batch = f"{int(session.batch) % 999_999 + 1:06d}"
+    yield JournalCall(lambda j: j.save_session(dataclasses.replace(session, batch=next_batch)))
+
+
 def _settlement(answer: _Answer, session: Session, fields: dict[str, str]) -> Flow:
     try:
         claimed = SettlementTotals.parse(fields.get("48", ""))
@@ -235,9 +245,8 @@ def _settlement(answer: _Answer, session: Session, fields: dict[str, str]) -> Fl
     foreign = "1" if claimed.foreign.same_totals(ours.foreign) else "2"
     answer.fields["48"] = claimed.with_flags(domestic, foreign).encode()
     answer.fields["63"] = CARD_ORG_CUP
-    # Settlement closes the batch on both sides: the terminal carries on with the next batch number.
-    next_batch = f"{int(session.batch) % 999_999 + 1:06d}"
-    yield JournalCall(lambda j: j.save_session(dataclasses.replace(session, batch=next_batch)))
+    if domestic == foreign == "1":
+        yield from _close_batch(session)  # balanced: the terminal carries on with the next batch
     return (yield from _done(answer.code(RC.APPROVED), session, Kind.SETTLEMENT))
 
 
