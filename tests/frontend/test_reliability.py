@@ -1,0 +1,122 @@
+"""The front-end over real TCP with the real HSM and ledger services: a ledger that dies mid-day, an HSM that
+is gone, and a front-end restarted with a reversal still owed to the ledger."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import anyio
+import pytest
+
+from acqsim.config import AcqsimConfig, Endpoint
+from core_ledger.client import LedgerClient
+from core_ledger.server import serve as serve_ledger
+from core_ledger.setup import open_service
+from frontend.core import Context
+from frontend.journal import Journal
+from frontend.registry import Registry
+from frontend.server import Frontend
+from frontend.server import serve as serve_frontend
+from hsm_sim.client import HsmClient
+from hsm_sim.keys import DEFAULT_TEST_LMK
+from hsm_sim.server import serve as serve_hsm
+from terminal.pos import PosTerminal
+
+pytestmark = pytest.mark.anyio
+HOST = "127.0.0.1"
+
+
+async def _until(condition: object, timeout: float = 10.0) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():  # type: ignore[operator]  # noqa: ASYNC110 - polling a store, no event to wait on
+            await anyio.sleep(0.05)
+
+
+async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_restart(tmp_path: Path) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    card = config.card("6200001000000003")
+    db = config.store_path(config.ledger.db)
+    journal_path = config.store_path(config.frontend.db)
+    async with anyio.create_task_group() as tg:
+        hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
+        service = open_service(db, config)
+        ledger_scope = anyio.CancelScope()
+
+        async def ledger(port: int, *, task_status: anyio.abc.TaskStatus[int]) -> None:
+            with ledger_scope:
+                await serve_ledger(HOST, port, service=service, task_status=task_status)
+
+        ledger_port = await tg.start(ledger, 0)
+        hsm = await HsmClient.connect(HOST, hsm_port)
+        ledger_client = await LedgerClient.connect(HOST, ledger_port, timeout=1.0)
+        journal = Journal(journal_path)
+        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger_client)
+        fe_scope = anyio.CancelScope()
+
+        async def run_frontend(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            with fe_scope:
+                await serve_frontend(HOST, 0, frontend=frontend, task_status=task_status)
+
+        fe_port = await tg.start(run_frontend)
+        # The terminal talks to the front-end directly here (the NAC is tested on its own).
+        async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
+            assert (await pos.sign_on()) is not None
+            ok = await pos.financial("purchase", card, amount=1_000, pin=card.pin)
+            assert ok is not None and ok.approved
+
+            ledger_scope.cancel()  # the ledger dies
+            await anyio.sleep(0.1)
+            down = await pos.financial("purchase", card, amount=2_000, pin=card.pin)
+            assert down is not None and down.response_code == "98" and down.trusted
+            assert len(journal.pending_reversals()) == 1
+
+            # The front-end restarts (same journal) while the reversal is still owed.
+            fe_scope.cancel()
+            await frontend.ledger.aclose()
+            service.store.close()
+            service2 = open_service(db, None)
+            port2 = await tg.start(functools.partial(serve_ledger, HOST, ledger_port, service=service2))
+            ledger2 = await LedgerClient.connect(HOST, port2, timeout=2.0)
+            restarted = Frontend(Context(registry=Registry.from_config(config)), Journal(journal_path), hsm, ledger2)
+            await tg.start(functools.partial(serve_frontend, HOST, fe_port, frontend=restarted))
+            await _until(lambda: not restarted.journal.pending_reversals())
+            after = await pos.financial("balance", card, pin=card.pin)
+            assert after is not None and after.fields["54"].endswith(f"{card.balance - 1_000:012d}")
+            await ledger2.aclose()
+        await hsm.aclose()
+        tg.cancel_scope.cancel()
+    service2.store.close()
+
+
+async def test_hsm_gone_gives_96_and_the_front_end_keeps_serving(tmp_path: Path) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    card = config.card("6200001000000003")
+    async with anyio.create_task_group() as tg:
+        hsm_scope = anyio.CancelScope()
+
+        async def hsm_service(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            with hsm_scope:
+                await serve_hsm(HOST, 0, lmk=DEFAULT_TEST_LMK, task_status=task_status)
+
+        hsm_port = await tg.start(hsm_service)
+        service = open_service(config.store_path(config.ledger.db), config)
+        ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
+        hsm = await HsmClient.connect(HOST, hsm_port, timeout=1.0)
+        ledger = await LedgerClient.connect(HOST, ledger_port)
+        frontend = Frontend(
+            Context(registry=Registry.from_config(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
+        )
+        fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
+        async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
+            assert (await pos.sign_on()) is not None
+            hsm_scope.cancel()
+            await anyio.sleep(0.1)
+            outcome = await pos.financial("purchase", card, amount=100, pin=card.pin)
+            assert outcome is not None and outcome.response_code == "96"
+            echo = await pos.echo()
+            assert echo is not None and echo.response_code == "00"  # still serving
+        await hsm.aclose()
+        await ledger.aclose()
+        tg.cancel_scope.cancel()
+    service.store.close()
