@@ -1,0 +1,83 @@
+"""The supervisor's restart policy, ``acqsim up`` as real processes, and the small CLI commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from acqsim.cli import main
+from acqsim.config import AcqsimConfig
+from acqsim.supervisor import MAX_RESTARTS, RestartPolicy, service_commands, with_ephemeral_ports
+
+
+def test_restart_policy_backs_off_then_gives_up() -> None:
+    policy = RestartPolicy()
+    pauses = [policy.after_death(float(t)) for t in range(MAX_RESTARTS)]
+    assert all(p is not None for p in pauses)
+    assert pauses == sorted(p or 0.0 for p in pauses) and pauses[0] == 0.5
+    assert policy.after_death(float(MAX_RESTARTS)) is None
+    assert RestartPolicy().after_death(0.0) == 0.5
+
+
+def test_service_commands_in_dependency_order_with_ephemeral_ports(tmp_path: Path) -> None:
+    config = with_ephemeral_ports(AcqsimConfig.default(data_dir=tmp_path))
+    specs = service_commands(config, None)
+    assert [s.name for s in specs] == ["hsm", "ledger", "frontend", "nac"]
+    assert len({s.endpoint.port for s in specs}) == 4
+    nac = specs[-1].argv
+    assert f"--route=0003=127.0.0.1:{config.frontend.listen.port}" in nac
+
+
+def test_up_starts_four_processes_and_stops_them_cleanly(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "acqsim", "up", "--ephemeral-ports", "--data-dir", str(tmp_path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
+        assert process.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "all services up" in line or not line:
+                break
+        assert any("all services up" in line for line in lines), lines
+        nac = next(line.split()[-1] for line in lines if line.startswith("nac"))
+        config = _config(tmp_path)
+        assert main(["pos", "--nac", nac, "--terminal", "10000001", "echo", "--config", str(config)]) == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    assert (tmp_path / "logs" / "ledger.log").exists()
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "acqsim.toml"
+    path.write_text(f'data_dir = "{tmp_path / "pos"}"\n')
+    return path
+
+
+def test_config_show_prints_test_material(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "show", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert "TEST MATERIAL" in shown["note"]
+    assert shown["terminals"][0]["tmk"] == "0123456789ABCDEFFEDCBA9876543210"
+    assert shown["cards"][0]["track2"].startswith("6200001000000003=3012201")
+    assert main(["config", "show"]) == 0
+    assert "PIN 123456" in capsys.readouterr().out
+
+
+def test_trace_show_reads_a_demo_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["trace", "show", "--last", "--trace-dir", str(tmp_path / "traces")]) == 0
+    out = capsys.readouterr().out
+    assert "NAC ← terminal" in out and "front-end → HSM M8" in out
+    assert main(["trace", "show", "T10000001-000002", "--trace-dir", str(tmp_path / "traces")]) == 0
+    assert "front-end → ledger 0200" in capsys.readouterr().out
+    assert main(["trace", "show", "T10000001-999999", "--trace-dir", str(tmp_path / "traces")]) == 1
