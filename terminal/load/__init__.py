@@ -1,0 +1,1 @@
+"""The many-terminal load generator: open-loop pacing, HDR-histogram latency, summary and plot."""

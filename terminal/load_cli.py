@@ -1,0 +1,79 @@
+"""``acqsim load``: many concurrent signed-on terminals against a pipeline, open-loop.
+
+    acqsim load --terminals N --rate TPS --duration S [--mix purchase=80,balance=10,preauth=10]
+                [--against HOST:PORT] [--json] [--plot FILE] [--config FILE]
+
+Without ``--against`` it starts its own pipeline (in this process, fresh temporary stores) configured with
+the load terminals ``2000001``…; an external pipeline must have those terminals configured (same TMK as
+terminal 10000001, first merchant). Latency is measured from each request's due time (open loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import anyio
+
+from acqsim.config import ConfigError, Endpoint, load_config
+from acqsim.runner import backend_options
+from terminal.load.runner import progress_line, run_load
+from terminal.load.schedule import Mix, OpenLoopSchedule
+from terminal.load.stats import plot, table
+
+MAX_TERMINALS = 5000
+MAX_DURATION_S = 3600.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--terminals", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=100.0, help="offered requests per second")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds")
+    parser.add_argument("--mix", default="purchase=80,balance=10,preauth=10")
+    parser.add_argument("--against", help="HOST:PORT of a running NAC (default: start a pipeline here)")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--plot", type=Path, help="write latency-over-time and histogram PNG here")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.terminals <= MAX_TERMINALS or not 0 < args.duration <= MAX_DURATION_S:
+        print(f"acqsim load: --terminals 1..{MAX_TERMINALS}, --duration up to {MAX_DURATION_S:.0f} s", file=sys.stderr)
+        return 2
+    try:
+        schedule = OpenLoopSchedule(args.rate, args.duration)
+        mix = Mix.parse(args.mix)
+        config = load_config(args.config)
+        against = Endpoint.parse(args.against) if args.against else None
+    except (ValueError, ConfigError) as exc:
+        print(f"acqsim load: {exc}", file=sys.stderr)
+        return 2
+    backend, options = backend_options()
+    with tempfile.TemporaryDirectory(prefix="acqsim-load-data-") as data_dir:
+        if against is None:
+            config = dataclasses.replace(config, data_dir=Path(data_dir))
+        stats, elapsed = anyio.run(
+            lambda: run_load(
+                config,
+                terminals=args.terminals,
+                schedule=schedule,
+                mix=mix,
+                against=against,
+                progress=progress_line,
+                seed=args.seed,
+            ),
+            backend=backend,
+            backend_options=options,
+        )
+    summary = stats.summary(elapsed)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(json.dumps(summary) if args.json else table(summary))
+    if args.plot:
+        plot(stats, str(args.plot))
+    return 0
