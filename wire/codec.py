@@ -62,6 +62,8 @@ def _encode(fields: Mapping[str, str], spec: SpecDict, link: str) -> bytes:
             raise MessageEncodeError(f"field is not part of the {link} spec", field=key)
         if not isinstance(value, str):
             raise MessageEncodeError(f"field value must be str, not {type(value).__name__}", field=key)
+        if link == "POS":
+            _check_pos_digits(key, value, MessageEncodeError)
         doc[key] = _to_wire_track(value) if link == "POS" and key in POS_TRACK_FIELDS else value
     if "t" not in doc:
         raise MessageEncodeError("message has no MTI", field="t")
@@ -74,13 +76,37 @@ def _encode(fields: Mapping[str, str], spec: SpecDict, link: str) -> bytes:
     return bytes(raw)
 
 
-def _decode(data: bytes, spec: SpecDict) -> Fields:
+def _check_pos_digits(key: str, value: str, error: type[MessageDecodeError | MessageEncodeError]) -> None:
+    """BCD fields hold decimal digits only (tracks also ``=``): anything else is not BCD."""
+    if key == "t" or key in _POS_BCD_FIELDS:
+        if not _DIGITS.fullmatch(value):
+            raise error("BCD field holds a non-decimal digit", field=key)
+    elif key in POS_TRACK_FIELDS and not _TRACK.fullmatch(value):
+        raise error("track holds something other than digits and separators", field=key)
+
+
+def _decode_raw(data: bytes, spec: SpecDict) -> tuple[dict[str, str], dict[str, dict[str, bytes]]]:
     try:
-        decoded, _ = iso8583.decode(data, spec)
+        decoded, encoded = iso8583.decode(data, spec)
     except iso8583.DecodeError as exc:
         raise MessageDecodeError(exc.msg, field=exc.field, offset=exc.pos) from None
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise MessageDecodeError(f"cannot decode ({type(exc).__name__})") from None
+    return decoded, encoded
+
+
+def field_offsets(encoded: Mapping[str, Mapping[str, bytes]]) -> dict[str, int]:
+    """Offset of each field (its length prefix, if any) in the body, from pyiso8583's ``encoded`` parts."""
+    offsets: dict[str, int] = {}
+    position = 0
+    for key in sorted(encoded, key=_field_order):
+        offsets[key] = position
+        position += len(encoded[key]["len"]) + len(encoded[key]["data"])
+    return offsets
+
+
+def _decode(data: bytes, spec: SpecDict) -> Fields:
+    decoded, _ = _decode_raw(data, spec)
     return {k: v for k, v in sorted(decoded.items(), key=lambda kv: _field_order(kv[0])) if k not in _BITMAP_KEYS}
 
 
@@ -106,16 +132,15 @@ def encode_pos_body(fields: Mapping[str, str]) -> bytes:
 def decode_pos_body(body: bytes) -> Fields:
     """Decode a POS-link body; raises :class:`MessageDecodeError` with field and offset."""
     _check_pos_bitmap(body)
-    fields = _decode(body, POS_SPEC)
+    decoded, encoded = _decode_raw(body, POS_SPEC)
+    fields = {k: v for k, v in sorted(decoded.items(), key=lambda kv: _field_order(kv[0])) if k not in _BITMAP_KEYS}
     for key in POS_TRACK_FIELDS & fields.keys():
         fields[key] = _from_wire_track(fields[key])
     for key, value in fields.items():
-        if key in _POS_BCD_FIELDS and not _DIGITS.fullmatch(value):
-            raise MessageDecodeError("BCD field holds a non-decimal nibble", field=key)
-        if key in POS_TRACK_FIELDS and not _TRACK.fullmatch(value):
-            raise MessageDecodeError("track holds a nibble other than a digit or separator", field=key)
-    if not _DIGITS.fullmatch(fields.get("t", "")):
-        raise MessageDecodeError("MTI is not BCD", field="t", offset=0)
+        try:
+            _check_pos_digits(key, value, MessageDecodeError)
+        except MessageDecodeError as exc:
+            raise MessageDecodeError(exc.reason, field=key, offset=field_offsets(encoded)[key]) from None
     return fields
 
 

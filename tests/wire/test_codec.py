@@ -161,3 +161,67 @@ def test_mac_block_is_the_body_before_field_64() -> None:
     assert pos_body_mac(body) == body[-8:]
     assert pos_mac_block(body) == body[:-8]
     assert pos_body_mac(encode_pos_body({"t": "0800"})) is None
+
+
+# (fields, the whole message as ASCII) — ISO 8583:1987 ASCII, checked by hand against PROTOCOL.md §2.
+HOST_VECTORS = [
+    (
+        {"t": "0200", "2": "6200001000000003", "4": "000000012800", "90": "0200000123112421304500000000001" + "0" * 11},
+        "0200"
+        + "D000000000000000"  # bits 1 (secondary bitmap), 2, 4
+        + "0000004000000000"  # bit 90 = secondary bit 26
+        + "16"
+        + "6200001000000003"
+        + "000000012800"
+        + "0200000123112421304500000000001"
+        + "0" * 11,
+    ),
+    (
+        {"t": "0210", "35": "6200001000000003=3012", "39": "00", "54": "0002156C000000001000"},
+        "0210" + "0000000022000400" + "21" + "6200001000000003=3012" + "00" + "020" + "0002156C000000001000",
+    ),
+    ({"t": "0800", "7": "1124213045", "48": "X"}, "0800" + "0200000000010000" + "1124213045" + "001X"),
+]
+
+
+@pytest.mark.parametrize(("fields", "expected"), HOST_VECTORS)
+def test_host_vectors(fields: dict[str, str], expected: str) -> None:
+    assert encode_host(fields) == expected.encode("ascii")
+    assert decode_host(expected.encode("ascii")) == fields
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"t": "0200", "2": "62000010000000AB"},  # hex letters are not BCD digits
+        {"t": "0200", "35": "6200001000000003=30AB"},
+        {"t": "0200", "3": "00000A"},
+        {"t": "02A0"},
+        {"t": "0200", "5": "000000000001"},  # not a POS field
+        {"t": "0200", "22": "21"},  # n3 must be 3 digits
+    ],
+)
+def test_pos_encode_refuses_what_the_contract_does_not_allow(fields: dict[str, str]) -> None:
+    with pytest.raises(MessageEncodeError) as info:
+        encode_pos_body(fields)
+    assert info.value.field in fields
+    for value in fields.values():
+        if len(value) > 4:
+            assert value not in str(info.value)
+
+
+def test_bad_nibble_in_a_track_names_field_and_offset() -> None:
+    body = encode_pos_body({"t": "0200", "2": "62000060000000061", "35": "62=1"})
+    with pytest.raises(MessageDecodeError) as info:
+        decode_pos_body(body[:-1] + b"\xaf")
+    # MTI 2 + bitmap 8 + field 2 (1 length byte + 9 data bytes) = 20
+    assert (info.value.field, info.value.offset) == ("35", 20)
+    with pytest.raises(MessageDecodeError) as mti:
+        decode_pos_body(b"\x0a\x00" + bytes(8))
+    assert (mti.value.field, mti.value.offset) == ("t", 0)
+
+
+def test_secondary_bitmap_bit_is_refused_on_the_pos_link() -> None:
+    with pytest.raises(MessageDecodeError) as info:
+        decode_pos_body(b"\x02\x00\x80" + bytes(7) + bytes(8))
+    assert (info.value.field, info.value.offset) == ("1", 2)
