@@ -17,6 +17,10 @@ log = logging.getLogger("acqsim.hsm")
 
 #: A client connection that sends nothing for this long is closed.
 IDLE_TIMEOUT_S: Final = 300.0
+#: An answer the client does not take within this long ends the connection (a stuck reader).
+SEND_TIMEOUT_S: Final = 5.0
+#: Largest request payload accepted; a longer length prefix closes the connection (M6/M8 messages
+#: therefore carry at most about 4000 bytes of data).
 MAX_FRAME_LEN: Final = 4096
 
 
@@ -31,6 +35,8 @@ async def serve(
 
     async def handle(conn: FramedConnection) -> None:
         while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-            await conn.send(processor.handle(payload))
+            answer = processor.handle(payload)
+            with anyio.fail_after(SEND_TIMEOUT_S):
+                await conn.send(answer)
 
     await serve_tcp(host, port, handle, name="hsm", max_frame_len=MAX_FRAME_LEN, task_status=task_status)

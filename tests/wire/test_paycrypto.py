@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wire.paycrypto import (
+    CryptoInputError,
     PinBlockError,
     PinBlockFormat,
     build_pin_block,
@@ -26,10 +27,15 @@ from wire.paycrypto import (
     encrypt_key_under,
     encrypt_pin_block,
     extract_pin,
+    generate_key,
+    has_odd_parity,
     key_check_value,
     mac_cup_ecb,
     mac_iso9797_alg1,
     mac_x919,
+    tdes_cbc_decrypt,
+    tdes_cbc_encrypt,
+    tdes_ecb_decrypt,
     tdes_ecb_encrypt,
     visa_pvv,
     with_odd_parity,
@@ -115,3 +121,72 @@ def test_cup_mac_follows_protocol_with_psec_primitives(key: bytes, data: bytes) 
 @given(key=keys, pan=pans, pin=pins, pvki=st.sampled_from("0123456789"))
 def test_visa_pvv_agrees_with_psec(key: bytes, pan: str, pin: str, pvki: str) -> None:
     assert visa_pvv(key, pan, pvki, pin) == oracle(lambda: psec.pin.generate_visa_pvv(key, pvki, pin[:4], pan))
+
+
+# Published vectors from psec's own test suite (github.com/knovichikhin/psec, tests/test_pin.py
+# test_generate_visa_pvv and tests/test_mac.py test_generate_cbc_mac / test_generate_retail_mac).
+PSEC_PVK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+
+
+@pytest.mark.parametrize(
+    ("pvki", "pin", "pan", "pvv"),
+    [
+        ("1", "4524", "1122334455667788", "8523"),
+        ("2", "1912", "1122334455667788", "3244"),
+        ("1", "0570", "1122334455667718", "3144"),
+        ("1", "8299", "1122334455667708", "4422"),
+    ],
+)
+def test_published_visa_pvv_vectors(pvki: str, pin: str, pan: str, pvv: str) -> None:
+    assert visa_pvv(PSEC_PVK, pan, pvki, pin) == pvv
+
+
+def test_published_cbc_mac_and_retail_mac_vectors() -> None:
+    # ISO 9797-1 alg 1, padding 1, TDES key AAAAAAAAAAAAAAAA BBBBBBBBBBBBBBBB, "hello world".
+    assert mac_iso9797_alg1(bytes.fromhex("AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBB"), b"hello world").hex().upper() == (
+        "68D9038F23360DF3"
+    )
+    # X9.19 retail MAC, K1 = ASCII "AAAAAAAA" (0x41…), K2 = ASCII "BBBBBBBB", padding 1.
+    assert mac_x919(b"A" * 8 + b"B" * 8, b"hello world").hex().upper() == "3DDE5C5511661CBF"
+
+
+def test_single_des_key_is_k1k1k1_and_x919_with_equal_halves_is_x99() -> None:
+    single = bytes.fromhex("0123456789ABCDEF")
+    assert tdes_ecb_encrypt(single, bytes(8)) == tdes_ecb_encrypt(single * 2, bytes(8))
+    data = b"7654321 Now is the time for "
+    assert mac_x919(single, data) == mac_x919(single * 2, data) == mac_iso9797_alg1(single, data)
+
+
+def test_parity_helpers() -> None:
+    assert has_odd_parity(PIK) and not has_odd_parity(bytes(16))
+    assert has_odd_parity(with_odd_parity(bytes(range(16))))
+    assert len(generate_key(16)) == 16 and has_odd_parity(generate_key(16))
+
+
+@given(key=keys, data=st.binary(min_size=8, max_size=64).map(lambda b: b[: len(b) // 8 * 8]))
+def test_tdes_round_trips_and_cbc_agrees_with_psec(key: bytes, data: bytes) -> None:
+    assert tdes_ecb_decrypt(key, tdes_ecb_encrypt(key, data)) == data
+    assert tdes_cbc_decrypt(key, tdes_cbc_encrypt(key, data)) == data
+    assert tdes_cbc_encrypt(key, data) == oracle(lambda: psec.des.encrypt_tdes_cbc(key, bytes(8), data))
+
+
+@given(pin=pins, pan=pans)
+def test_format1_round_trip_and_format3_built_by_psec_decodes(pin: str, pan: str) -> None:
+    assert extract_pin(build_pin_block(pin, None, PinBlockFormat.ISO1), None, PinBlockFormat.ISO1) == pin
+    theirs = oracle(lambda: psec.pinblock.encode_pinblock_iso_3(pin, pan))
+    assert extract_pin(theirs, pan, PinBlockFormat.ISO3) == pin
+
+
+@given(block=st.binary(min_size=8, max_size=8), pan=pans)
+def test_pin_block_errors_never_carry_digits_of_the_block(block: bytes, pan: str) -> None:
+    for fmt in PinBlockFormat:
+        try:
+            extract_pin(block, pan, fmt)
+        except PinBlockError as exc:
+            assert not any(c.isdigit() and c != fmt.value for c in str(exc).replace("4 to 12", ""))
+
+
+def test_visa_pvv_input_errors_name_no_values() -> None:
+    with pytest.raises(CryptoInputError) as info:
+        visa_pvv(PSEC_PVK, "1122334455667788", "X", "1234")
+    assert "X" not in str(info.value).replace("PVKI", "")
