@@ -66,8 +66,9 @@ class Field61:
 
     @classmethod
     def parse(cls, value: str) -> Field61:
-        if len(value) < 12:
-            raise MessageDecodeError("field 61 needs original batch and STAN (12 digits)", field="61")
+        """12 digits (batch, STAN) or 16 (and date); further digits (61.4 onwards) are ignored."""
+        if len(value) < 12 or 12 < len(value) < 16:
+            raise MessageDecodeError("field 61 needs batch and STAN (12 digits), optionally a date (16)", field="61")
         date = value[12:16] if len(value) >= 16 else None
         return cls(batch=value[0:6], stan=value[6:12], date=date)
 
@@ -215,6 +216,7 @@ class BatchUploadDetails:
 
 KCV_LEN: Final = 4
 KEY_LEN: Final = 16
+_HEX: Final = frozenset("0123456789ABCDEFabcdef")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,6 +229,20 @@ class SignOnKeys:
     mak_kcv: str
     tdk_under_tmk: str | None = None
     tdk_kcv: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tdk_under_tmk is None) != (self.tdk_kcv is None):
+            raise MessageDecodeError("the track data key needs its check value and vice versa", field="62")
+        for name, value, nbytes in (
+            ("PIK", self.pik_under_tmk, KEY_LEN),
+            ("PIK check value", self.pik_kcv, KCV_LEN),
+            ("MAK", self.mak_under_tmk, KEY_LEN),
+            ("MAK check value", self.mak_kcv, KCV_LEN),
+            ("TDK", self.tdk_under_tmk or "0" * 2 * KEY_LEN, KEY_LEN),
+            ("TDK check value", self.tdk_kcv or "0" * 2 * KCV_LEN, KCV_LEN),
+        ):
+            if len(value) != 2 * nbytes or any(c not in _HEX for c in value):
+                raise MessageDecodeError(f"{name} must be {2 * nbytes} hex digits", field="62")
 
     @classmethod
     def parse(cls, value: str) -> SignOnKeys:
@@ -269,6 +285,13 @@ class AdditionalAmount:
     currency: str = "156"
     account_type: str = ACCOUNT_TYPE_DEFAULT
 
+    def __post_init__(self) -> None:
+        _digits(self.account_type, 2, "54", "account type")
+        _digits(self.amount_type, 2, "54", "amount type")
+        _digits(self.currency, 3, "54", "currency")
+        if abs(self.amount) >= 10**12:
+            raise MessageDecodeError("additional amount out of range", field="54")
+
     @classmethod
     def parse(cls, value: str) -> AdditionalAmount:
         if len(value) != 20 or value[7] not in "CD" or not (value[:7] + value[8:]).isdigit():
@@ -282,8 +305,6 @@ class AdditionalAmount:
         )
 
     def encode(self) -> str:
-        if abs(self.amount) >= 10**12:
-            raise MessageDecodeError("additional amount out of range", field="54")
         sign = "C" if self.amount >= 0 else "D"
         return f"{self.account_type}{self.amount_type}{self.currency}{sign}{abs(self.amount):012d}"
 

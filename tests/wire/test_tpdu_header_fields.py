@@ -99,3 +99,133 @@ def test_masking() -> None:
     assert mask_pan("62000060000000061") == "620000*******0061"
     assert mask_pan("12345") == "*2345"
     assert mask_track("6200001000000003=3012201") == "620000******0003=*******"
+
+
+def test_tpdu_with_src_and_dst_and_bad_addresses() -> None:
+    tpdu = Tpdu(dst="0003", src="0000").with_src("01A2")
+    assert tpdu.to_bytes() == bytes.fromhex("60000301A2")
+    assert tpdu.with_dst("0004").swapped() == Tpdu(dst="01A2", src="0004")
+    with pytest.raises(ValueError, match="4 upper-case hex"):
+        Tpdu(dst="3", src="0000")
+
+
+@pytest.mark.parametrize("value", ["0000010001", "0000010001231", "000001000123112"])
+def test_field61_refuses_partial_lengths(value: str) -> None:
+    with pytest.raises(MessageDecodeError) as info:
+        Field61.parse(value)
+    assert info.value.field == "61"
+
+
+def test_field60_extra_digits_and_errors() -> None:
+    f60 = Field60.parse("2200000100012")
+    assert (f60.txn_type, f60.batch, f60.network_code, f60.extra) == ("22", "000001", "000", "12")
+    assert f60.encode() == "2200000100012"
+    assert Field60.parse("22000001").network_code == "000"
+    with pytest.raises(MessageDecodeError):
+        Field60.parse("2200")
+    with pytest.raises(MessageDecodeError):
+        Field60(txn_type="2A")
+
+
+totals = st.builds(
+    CardTotals,
+    debit_amount=st.integers(0, 10**12 - 1),
+    debit_count=st.integers(0, 999),
+    credit_amount=st.integers(0, 10**12 - 1),
+    credit_count=st.integers(0, 999),
+    flag=st.sampled_from("0123"),
+)
+
+
+@given(st.builds(SettlementTotals, domestic=totals, foreign=totals))
+def test_settlement_totals_round_trip(value: SettlementTotals) -> None:
+    text = value.encode()
+    assert len(text) == 62 and text.isdigit()
+    assert SettlementTotals.parse(text) == value
+
+
+details = st.builds(
+    UploadDetail,
+    stan=st.text("0123456789", min_size=6, max_size=6),
+    pan=st.text("0123456789", min_size=12, max_size=19).map(lambda p: "6" + p),
+    amount=st.integers(0, 10**12 - 1),
+    card_org=st.sampled_from(["00", "01"]),
+)
+
+
+@given(st.lists(details, min_size=1, max_size=8).map(tuple))
+def test_batch_upload_round_trip(items: tuple[UploadDetail, ...]) -> None:
+    value = BatchUploadDetails(details=items)
+    text = value.encode()
+    assert len(text) == 2 + 40 * len(items)
+    assert BatchUploadDetails.parse(text) == value
+
+
+def test_batch_upload_limits() -> None:
+    with pytest.raises(MessageDecodeError):
+        BatchUploadDetails(details=())
+    one = UploadDetail(stan="000001", pan="6200001000000003", amount=1).encode()
+    with pytest.raises(MessageDecodeError, match="does not match"):
+        BatchUploadDetails.parse("02" + one)
+
+
+PIK = "1A4D672DCA6CB33501E9D8DA9182FC1F"
+MAK = "01E9D8DA9182FC1F1FD1B02B237AF9AE"
+
+
+def test_sign_on_keys_with_track_data_key_and_validation() -> None:
+    keys = SignOnKeys(
+        pik_under_tmk=PIK,
+        pik_kcv="164D70B9",
+        mak_under_tmk=MAK,
+        mak_kcv="76FE1391",
+        tdk_under_tmk=PIK,
+        tdk_kcv="AAAA0000",
+    )
+    text = keys.encode()
+    assert len(text) == 120 and text[80:112] == PIK
+    assert SignOnKeys.parse(text) == keys
+    assert SignOnKeys.parse(text.lower()) == keys
+    with pytest.raises(MessageDecodeError, match="PIK"):
+        SignOnKeys(pik_under_tmk=PIK[:-2], pik_kcv="164D70B9", mak_under_tmk=MAK, mak_kcv="76FE1391")
+    with pytest.raises(MessageDecodeError, match="track data key"):
+        SignOnKeys(pik_under_tmk=PIK, pik_kcv="164D70B9", mak_under_tmk=MAK, mak_kcv="76FE1391", tdk_under_tmk=PIK)
+    with pytest.raises(MessageDecodeError) as info:
+        SignOnKeys.parse("ZZ" * 40)
+    assert info.value.field == "62" and "ZZ" not in str(info.value)
+
+
+def test_additional_amounts_vectors_and_errors() -> None:
+    ledger = AdditionalAmount(amount=-1500, amount_type="01")
+    assert ledger.encode() == "0001156D000000001500"
+    both = AdditionalAmount.encode_many([ledger, AdditionalAmount(amount=2000)])
+    assert both == "0001156D0000000015000002156C000000002000"
+    assert AdditionalAmount.parse_many(both) == (ledger, AdditionalAmount(amount=2000))
+    for bad in ("0001156X000000001500", "0001156D00000000150", "00011A6C000000001500"):
+        with pytest.raises(MessageDecodeError):
+            AdditionalAmount.parse_many(bad) if len(bad) != 20 else AdditionalAmount.parse(bad)
+    with pytest.raises(MessageDecodeError):
+        AdditionalAmount(amount=10**12)
+    with pytest.raises(MessageDecodeError):
+        AdditionalAmount(amount=1, currency="CNY")
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [
+        ("6200001000000003", "620000******0003"),
+        ("6200001000000000003", "620000*********0003"),
+        ("12345678901", "123456*8901"),
+        ("1234567890", "******7890"),
+        ("1234", "****"),
+        ("", ""),
+    ],
+)
+def test_mask_pan_shows_at_most_first_6_and_last_4(value: str, masked: str) -> None:
+    assert mask_pan(value) == masked
+
+
+def test_mask_track_hides_everything_after_the_separator() -> None:
+    assert mask_track("6200001000000003=30122011630800000") == "620000******0003=" + "*" * 17
+    assert mask_track("6200001000000003") == "620000******0003"
+    assert mask_track("996=1=2") == "***=***"
