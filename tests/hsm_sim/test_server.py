@@ -16,6 +16,7 @@ from wire.paycrypto import (
     decrypt_key_under,
     key_check_value,
     mac_cup_ecb,
+    mac_x919,
     tdes_ecb_encrypt,
 )
 
@@ -60,24 +61,30 @@ async def test_sign_on_keys_mac_and_pin_over_tcp() -> None:
 
 
 async def test_concurrent_callers_and_a_malformed_client() -> None:
+    mak = bytes.fromhex("1C587F1C13924FEFFEDCBA9876543210")
+    mak_lmk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.TAK, mak)
     async with anyio.create_task_group() as tg:
         port = await tg.start(functools.partial(serve, "127.0.0.1", 0, lmk=DEFAULT_TEST_LMK))
-        # A client that sends an oversized length prefix is cut off; others keep being served.
-        rogue = await anyio.connect_tcp("127.0.0.1", port)
-        await rogue.send(b"\xff\xff" + b"x" * 10)
-        with anyio.fail_after(5), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
-            await rogue.receive()  # the server closed that connection
-        results: list[str] = []
         async with await HsmClient.connect("127.0.0.1", port) as hsm:
+            assert await hsm.diagnostics() == DEFAULT_TEST_LMK.check_value  # connection open before the rogue
+            # A client that sends an oversized length prefix is cut off; the other keeps being served.
+            rogue = await anyio.connect_tcp("127.0.0.1", port)
+            await rogue.send(b"\xff\xff" + b"x" * 10)
+            with anyio.fail_after(5), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await rogue.receive()  # the server closed that connection
+            results: list[bool] = []
 
-            async def ask() -> None:
-                results.append(await hsm.diagnostics())
+            async def ask(i: int) -> None:
+                data = f"message {i}".encode() * (i + 1)
+                mac = await hsm.generate_mac(KeyType.TAK, mak_lmk, data, MacAlgorithm.X9_19)
+                assert mac == mac_x919(mak, data)  # each caller got its own answer
+                results.append(await hsm.verify_mac(KeyType.TAK, mak_lmk, data, mac, MacAlgorithm.X9_19))
 
             async with anyio.create_task_group() as callers:
-                for _ in range(16):
-                    callers.start_soon(ask)
-        assert results == [DEFAULT_TEST_LMK.check_value] * 16
-        await rogue.aclose()
+                for i in range(16):
+                    callers.start_soon(ask, i)
+            assert results == [True] * 16
+            await rogue.aclose()
         tg.cancel_scope.cancel()
 
 
