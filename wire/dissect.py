@@ -31,7 +31,14 @@ def field_format(spec: dict[str, Any]) -> str:
     digits = spec.get("len_count") == "nibbles"
     kind = "n" if binary and digits else "b" if binary else "ans"
     size = f"{kind}{'..' if spec['len_type'] else ''}{spec['max_len']}"
-    var = {0: "", 1: " LLVAR", 2: " LLLVAR"}.get(spec["len_type"], f" L{spec['len_type']}VAR")
+    # len_type counts length bytes: BCD lengths are 1 byte (LL) or 2 bytes (LLL); ASCII lengths one per L.
+    len_bytes = spec["len_type"]
+    if not len_bytes:
+        var = ""
+    elif spec["len_enc"] == "bcd":
+        var = " LLVAR" if len_bytes == 1 else " LLLVAR"
+    else:
+        var = " " + "L" * len_bytes + "VAR"
     enc = " BCD" if binary and digits else " binary" if binary else " ASCII"
     return size + var + enc
 

@@ -13,7 +13,7 @@ import json
 import logging
 import pathlib
 import threading
-from typing import Any, Literal
+from typing import Any, Final, Literal, TextIO
 
 from wire.dissect import as_json, dissect_host, dissect_pos
 from wire.errors import WireError
@@ -29,7 +29,13 @@ def correlation_id(terminal_id: str, stan: str, local_date: str | None = None) -
     return f"T{terminal_id}-{stan}" + (f"-{local_date}" if local_date else "")
 
 
+#: HSM request command codes (PROTOCOL.md §4); any other code is an answer, which carries an error code.
+HSM_REQUEST_CODES: Final = frozenset({"NC", "A0", "BU", "M6", "M8", "CA", "DC"})
+_HSM_HEADER_LEN: Final = 4
+
+
 def describe(link: Link, payload: bytes) -> dict[str, Any]:
+    """The traced form of a payload: the masked dissection, or for the HSM only header, code and error code."""
     try:
         if link == "pos":
             return as_json(dissect_pos(payload))
@@ -37,24 +43,36 @@ def describe(link: Link, payload: bytes) -> dict[str, Any]:
             return as_json(dissect_host(payload))
     except WireError as exc:
         return {"undecodable": str(exc), "length": len(payload)}
-    text = payload[:8].decode("ascii", "replace")
+    text = payload[: _HSM_HEADER_LEN + 4].decode("ascii", "replace")
+    code = text[_HSM_HEADER_LEN : _HSM_HEADER_LEN + 2]
+    # A request's bytes after its code are fields (keys, PIN blocks): only an answer's error code is shown.
+    is_answer = code not in HSM_REQUEST_CODES and len(text) == _HSM_HEADER_LEN + 4
     return {
-        "header": text[:4],
-        "code": text[4:6],
-        "error": text[6:8] if len(text) >= 8 else None,
+        "header": text[:_HSM_HEADER_LEN],
+        "code": code,
+        "error": text[_HSM_HEADER_LEN + 2 :] if is_answer else None,
         "length": len(payload),
     }
 
 
 class TraceWriter:
+    """Appends one JSON line per message to ``<path>/<service>.jsonl`` (or to ``path`` if it names a file).
+
+    ``path=None`` turns tracing off at no cost. Thread-safe; never raises into the service.
+    """
+
     def __init__(self, path: pathlib.Path | None, service: str) -> None:
         self.service = service
         self._lock = threading.Lock()
-        self._file = None
+        self._file: TextIO | None = None
+        self._describe_failure_logged = False
         if path is not None:
             target = path / f"{service}.jsonl" if path.is_dir() or not path.suffix else path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._file = target.open("a", encoding="utf-8")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._file = target.open("a", encoding="utf-8")
+            except OSError as exc:
+                log.warning("trace for %s is off: cannot open %s (%s)", service, target, exc.strerror)
 
     @property
     def enabled(self) -> bool:
@@ -72,6 +90,13 @@ class TraceWriter:
     ) -> None:
         if self._file is None:
             return
+        try:
+            message = describe(link, payload)
+        except Exception as exc:  # a bug in a printer must not reach the service: record what we can
+            if not self._describe_failure_logged:  # once; the type only, a message could hold a value
+                log.warning("trace for %s cannot describe a %s payload (%s)", self.service, link, type(exc).__name__)
+                self._describe_failure_logged = True
+            message = {"undescribed": True, "length": len(payload)}
         entry = {
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
             "service": self.service,
@@ -80,17 +105,26 @@ class TraceWriter:
             "peer": peer,
             "correlation_id": correlation_id,
             "note": note,
-            "message": describe(link, payload),
+            "message": message,
         }
         try:
             with self._lock:
+                if self._file is None:  # closed meanwhile
+                    return
                 self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
                 self._file.flush()
         except (OSError, ValueError) as exc:
             log.warning("trace for %s stopped: %s", self.service, exc)
-            self._file = None
+            self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except (OSError, ValueError):
+                log.debug("trace file for %s did not close cleanly", self.service)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            self._close_quietly()
