@@ -13,6 +13,8 @@ import itertools
 from types import TracebackType
 from typing import Final, Self
 
+import anyio
+
 from acqsim.netio import ConnectionPool, PoolUnavailableError
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
@@ -22,6 +24,8 @@ from wire.paycrypto import MacAlgorithm
 
 HSM_TIMEOUT_S: Final = 2.0
 MAX_POOL: Final = 8
+#: A call that finds its pooled connection closed by the HSM is tried once more on a fresh connection.
+CALL_ATTEMPTS: Final = 2
 
 __all__ = [
     "HSM_TIMEOUT_S",
@@ -93,10 +97,16 @@ class HsmClient:
     async def _call(self, command: str, fields: bytes, *, ok_codes: tuple[str, ...] = ("00",)) -> tuple[str, bytes]:
         header = f"{next(self._headers):04d}"
         request = (header + command).encode("ascii") + fields
-        try:
-            answer = await self._pool.request(request, self.timeout)
-        except PoolUnavailableError as exc:
-            raise HsmUnavailable(command, exc.reason) from None
+        deadline = anyio.current_time() + self.timeout
+        for attempt in range(CALL_ATTEMPTS):
+            try:
+                answer = await self._pool.request(request, max(deadline - anyio.current_time(), 0.0))
+                break
+            except PoolUnavailableError as exc:
+                # Every HSM command is idempotent, so a request that met a connection the HSM had closed
+                # (an HSM restart) is sent once more on a fresh one; a timeout is not retried.
+                if exc.reason == "timed out" or attempt + 1 == CALL_ATTEMPTS:
+                    raise HsmUnavailable(command, exc.reason) from None
         head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
         if head[:HEADER_LEN] != header or head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command):
             raise HsmError(command, "??", "answer does not match the request")
@@ -112,7 +122,9 @@ class HsmClient:
     async def generate_key(self, key_type: KeyType, *, under_tmk: str | None = None) -> GeneratedKey:
         fields = ("0" if under_tmk is None else "1") + key_type.code + "U"
         if under_tmk is not None:
-            fields += KeyType.TMK.code + under_tmk
+            # A ZPK travels under a ZMK (zone); terminal keys under the terminal's TMK.
+            export_type = KeyType.ZMK if key_type in (KeyType.ZPK, KeyType.ZMK) else KeyType.TMK
+            fields += export_type.code + under_tmk
         _, answer = await self._call("A0", fields.encode("ascii"))
         text = answer.decode("ascii")
         under_lmk, rest = text[:33], text[33:]

@@ -94,3 +94,33 @@ async def test_unavailable_hsm_is_a_typed_error() -> None:
     await listener.aclose()
     with pytest.raises(HsmUnavailable):
         await HsmClient.connect("127.0.0.1", port, timeout=1)
+
+
+async def test_client_survives_an_hsm_restart_and_exports_a_zpk_under_a_zmk() -> None:
+    zmk = bytes.fromhex("4CA2161637D0133E5E151AEA45DA2A16")
+    async with anyio.create_task_group() as tg:
+
+        async def run_hsm(scope: anyio.CancelScope, port: int, *, task_status: anyio.abc.TaskStatus[int]) -> None:
+            with scope:
+                await serve("127.0.0.1", port, lmk=DEFAULT_TEST_LMK, task_status=task_status)
+
+        first = anyio.CancelScope()
+        port = await tg.start(run_hsm, first, 0)
+        async with await HsmClient.connect("127.0.0.1", port) as hsm:
+            assert await hsm.diagnostics() == DEFAULT_TEST_LMK.check_value
+            first.cancel()  # the HSM restarts: the client's pooled connection is now closed
+            await anyio.sleep(0.05)
+            second = anyio.CancelScope()
+            await tg.start(run_hsm, second, port)
+            assert await hsm.diagnostics() == DEFAULT_TEST_LMK.check_value  # retried on a fresh connection
+            second.cancel()  # down for good: a typed error, not a hang
+            await anyio.sleep(0.05)
+            with pytest.raises(HsmUnavailable):
+                await hsm.diagnostics()
+            await tg.start(functools.partial(serve, "127.0.0.1", port, lmk=DEFAULT_TEST_LMK))
+            assert await hsm.diagnostics() == DEFAULT_TEST_LMK.check_value  # re-opened on the next call
+            zpk = await hsm.generate_key(KeyType.ZPK, under_tmk=encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.ZMK, zmk))
+            assert zpk.under_tmk is not None
+            clear = decrypt_key_under(zmk, bytes.fromhex(zpk.under_tmk))
+            assert await hsm.key_check_value(KeyType.ZPK, zpk.under_lmk) == key_check_value(clear).hex().upper()
+        tg.cancel_scope.cancel()
