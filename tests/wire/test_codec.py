@@ -225,3 +225,23 @@ def test_secondary_bitmap_bit_is_refused_on_the_pos_link() -> None:
     with pytest.raises(MessageDecodeError) as info:
         decode_pos_body(b"\x02\x00\x80" + bytes(7) + bytes(8))
     assert (info.value.field, info.value.offset) == ("1", 2)
+
+
+def test_mac_helper_with_the_cup_ecb_mac_and_the_protocol_test_mak() -> None:
+    from wire.paycrypto import mac_cup_ecb
+
+    mak = bytes.fromhex("1C587F1C13924FEFFEDCBA9876543210")  # PROTOCOL.md §6
+    fields = {"t": "0200", "2": "6200001000000003", "3": "000000", "4": "000000012800", "11": "000001"}
+    body = encode_pos_body_with_mac(fields, lambda block: mac_cup_ecb(mak, block))
+    mac = pos_body_mac(body)
+    assert mac is not None and mac == mac_cup_ecb(mak, pos_mac_block(body))
+    assert all(chr(b) in "0123456789ABCDEF" for b in mac)  # the CUP MAC is 8 hex characters as ASCII
+    assert decode_pos_body(body)["64"] == mac.hex().upper()
+    assert {k: v for k, v in decode_pos_body(body).items() if k != "64"} == fields
+    tampered = body[:-9] + bytes([body[-9] ^ 1]) + body[-8:]
+    assert mac_cup_ecb(mak, pos_mac_block(tampered)) != mac
+    with pytest.raises(MessageEncodeError) as info:
+        encode_pos_body_with_mac(fields, lambda block: b"short")
+    assert info.value.field == "64"
+    with pytest.raises(MessageDecodeError):
+        pos_mac_block(b"\x02\x00")

@@ -80,3 +80,24 @@ def test_end_of_stream_clean_and_inside_a_frame() -> None:
     with pytest.raises(FramingError) as info:
         cut.next_frame()
     assert info.value.offset == 0 and "ended inside" in info.value.reason
+
+
+def test_frame_refuses_empty_and_oversize_payloads() -> None:
+    assert frame(b"\x01\x02") == b"\x00\x02\x01\x02"
+    with pytest.raises(FramingError):
+        frame(b"")
+    with pytest.raises(FramingError):
+        frame(b"x" * 11, max_frame_len=10)
+    with pytest.raises(ValueError, match="max_frame_len"):
+        LengthPrefixFramer(max_frame_len=0x10000)
+
+
+def test_limit_is_inclusive_and_offsets_advance() -> None:
+    framer = LengthPrefixFramer(max_frame_len=3)
+    framer.receive_data(frame(b"abc") + frame(b"de"))
+    assert drain(framer) == [b"abc", b"de"]
+    assert framer.stream_offset == 9 and framer.buffered == 0
+    framer.receive_data(b"")
+    assert framer.next_frame() is END_OF_STREAM
+    with pytest.raises(RuntimeError):
+        framer.receive_data(b"more")
