@@ -17,9 +17,19 @@ from wire.constants import ProcessingCode
 from wire.errors import MessageDecodeError
 from wire.masking import mask_pan, mask_track
 from wire.posframe import BODY_OFFSET, PosFrame
-from wire.specs import HOST_CARD_FIELDS, HOST_SPEC, POS_CARD_FIELDS, POS_SECRET_FIELDS, POS_SPEC, SpecDict
+from wire.specs import (
+    HOST_CARD_FIELDS,
+    HOST_SPEC,
+    POS_CARD_FIELDS,
+    POS_SECRET_FIELDS,
+    POS_SPEC,
+    POS_TRACK_FIELDS,
+    SpecDict,
+)
 
 HIDDEN: Final = "[hidden]"
+#: Raw hex column width of the text dissection; longer raw values end in "…" (the value column is whole).
+RAW_HEX_WIDTH: Final = 40
 SECRET_FIELDS: Final = POS_SECRET_FIELDS
 #: On transfers (processing code 400000) field 48 is the target PAN: masked like field 2.
 TRANSFER_TARGET_FIELD: Final = "48"
@@ -74,7 +84,10 @@ def _fields(
         raw = encoded[number]["len"] + encoded[number]["data"]
         shown = _shown(number, value, card_fields, unmask)
         raw_hex = HIDDEN if shown != value and number in SECRET_FIELDS | card_fields else raw.hex().upper()
-        views.append(FieldView(number, spec[number]["desc"], field_format(spec[number]), raw_hex, shown))
+        fmt = field_format(spec[number])
+        if pos and number in POS_TRACK_FIELDS:
+            fmt = "z" + fmt[1:]  # track data: digits and the separator (nibble D)
+        views.append(FieldView(number, spec[number]["desc"], fmt, raw_hex, shown))
     return decoded, views
 
 
@@ -128,5 +141,6 @@ def as_text(dissection: dict[str, Any]) -> str:
     if "bitmap" in dissection:
         lines.append(f"bitmap   {dissection['bitmap']}")
     for view in dissection["_views"]:
-        lines.append(f"{view.number:>3}  {view.name[:38]:<38} {view.format:<20} {view.raw_hex[:40]:<40} {view.value}")
+        raw = view.raw_hex if len(view.raw_hex) <= RAW_HEX_WIDTH else view.raw_hex[: RAW_HEX_WIDTH - 1] + "…"
+        lines.append(f"{view.number:>3}  {view.name[:38]:<38} {view.format:<20} {raw:<{RAW_HEX_WIDTH}} {view.value}")
     return "\n".join(lines)

@@ -74,7 +74,7 @@ def test_pos_dissection_masks_cards_and_hides_the_pin_block() -> None:
     text = as_text(dissection)
     everything = text + json.dumps(shown)
     assert PIN_BLOCK not in everything and PAN not in everything and "30122011630800000" not in everything
-    assert "n..19 LLVAR BCD" in text and "Primary Account Number" in text
+    assert "n..19 LLVAR BCD" in text and "Primary Account Number" in text and "z..37 LLVAR BCD" in text
     assert "000000012800" in text  # raw hex of field 4 is its BCD digits
 
 
@@ -151,3 +151,11 @@ def test_trace_writer_off_and_unwritable(tmp_path: pathlib.Path, caplog: pytest.
 
 def test_describe_hsm_short_payload() -> None:
     assert describe("hsm", b"0001") == {"header": "0001", "code": "", "error": None, "length": 4}
+
+
+def test_long_raw_hex_is_cut_in_text_but_whole_in_json() -> None:
+    keys = "AB" * 40
+    dissection = dissect_pos(payload({"t": "0810", "62": keys}))
+    line = next(line for line in as_text(dissection).splitlines() if line.startswith(" 62"))
+    assert "…" in line and line.endswith(keys)
+    assert dissection["fields"]["62"] == keys
