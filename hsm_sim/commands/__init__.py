@@ -1,0 +1,46 @@
+"""The HSM's host commands, one module per group; ``COMMANDS`` maps a command code to its handler.
+
+Frame (PROTOCOL.md §4): ``LEN`` (2, big-endian) ‖ header (4 ASCII, echoed) ‖ command (2) ‖ fields. Answer:
+header ‖ response code (command's second letter + 1) ‖ error code (2) ‖ fields (only when the error is 00,
+except where noted). Keys are ``U`` + 32 hex under the LMK (see :mod:`hsm_sim.keys`).
+An unknown command answers error 68; a field that is short, not of its character set, or followed by trailing
+data answers 15 (the log line names the field and its offset, never its value). ``N`` = decimal
+digits, ``H`` = hex characters, ``A`` = ASCII.
+
+Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.commands.mac_commands` (M6, M8),
+:mod:`hsm_sim.commands.pin_commands` (CA, DC).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from hsm_sim.commands.common import (
+    MAC_ALGORITHM_BY_NAME,
+    MAC_ALGORITHM_CODES,
+    PIN_FORMAT_BY_ENUM,
+    PIN_FORMAT_CODES,
+    Handler,
+)
+from hsm_sim.commands.key_commands import a0_generate_key, bu_check_value, nc_diagnostics
+from hsm_sim.commands.mac_commands import m6_generate_mac, m8_verify_mac
+from hsm_sim.commands.pin_commands import ca_translate_pin, dc_verify_pin_pvv
+
+__all__ = [
+    "COMMANDS",
+    "MAC_ALGORITHM_BY_NAME",
+    "MAC_ALGORITHM_CODES",
+    "PIN_FORMAT_BY_ENUM",
+    "PIN_FORMAT_CODES",
+    "Handler",
+]
+
+COMMANDS: Final[dict[str, Handler]] = {
+    "NC": nc_diagnostics,
+    "A0": a0_generate_key,
+    "BU": bu_check_value,
+    "M6": m6_generate_mac,
+    "M8": m8_verify_mac,
+    "CA": ca_translate_pin,
+    "DC": dc_verify_pin_pvv,
+}

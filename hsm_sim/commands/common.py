@@ -1,0 +1,54 @@
+"""Helpers shared by the command handlers: key type codes, keys under the LMK, PIN block formats.
+
+Every key a command names is decrypted under the LMK variant of the type the command expects; a key whose
+clear value lacks odd parity (corrupt, or of another type) answers 10 (source key) or 11 (destination key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from hsm_sim.errors import CommandError, ErrorCode
+from hsm_sim.keys import KeyParityError, KeyType, Lmk, decrypt_under_lmk
+from hsm_sim.reader import FieldReader
+from wire.paycrypto import MacAlgorithm, PinBlockFormat
+
+#: payShield PIN block format codes: 01 = ISO 9564 format 0, 05 = format 1, 47 = format 3.
+PIN_FORMAT_CODES: Final = {"01": PinBlockFormat.ISO0, "05": PinBlockFormat.ISO1, "47": PinBlockFormat.ISO3}
+#: M6/M8 algorithm codes: 1 = ISO 9797-1 alg 1, 3 = ANSI X9.19 (ISO 9797-1 alg 3), C = CUP POS ECB MAC.
+MAC_ALGORITHM_CODES: Final = {"1": MacAlgorithm.ISO9797_ALG1, "3": MacAlgorithm.X9_19, "C": MacAlgorithm.CUP_ECB}
+#: The inverses, for clients.
+MAC_ALGORITHM_BY_NAME: Final = {v: k for k, v in MAC_ALGORITHM_CODES.items()}
+PIN_FORMAT_BY_ENUM: Final = {v: k for k, v in PIN_FORMAT_CODES.items()}
+
+#: A command handler: reads its fields, returns the answer fields that follow error code 00.
+Handler = Callable[[Lmk, FieldReader], str]
+
+
+def key_type_field(reader: FieldReader, what: str) -> KeyType:
+    code = reader.digits(3, what)
+    try:
+        return KeyType.from_code(code)
+    except KeyError:
+        raise CommandError(ErrorCode.INVALID_INPUT, f"{what}: unknown key type code {code}") from None
+
+
+def clear_key(lmk: Lmk, key_type: KeyType, under_lmk: str, *, destination: bool = False) -> bytes:
+    try:
+        return decrypt_under_lmk(lmk, key_type, under_lmk)
+    except KeyParityError:
+        code = ErrorCode.DESTINATION_KEY_PARITY if destination else ErrorCode.SOURCE_KEY_PARITY
+        raise CommandError(code, f"{key_type} fails the parity check (corrupt or of another type)") from None
+
+
+def pin_format_field(reader: FieldReader, what: str) -> PinBlockFormat:
+    code = reader.digits(2, what)
+    if code not in PIN_FORMAT_CODES:
+        raise CommandError(ErrorCode.INVALID_PIN_BLOCK_FORMAT, f"{what}: unsupported PIN block format {code}")
+    return PIN_FORMAT_CODES[code]
+
+
+def account_pan(account: str) -> str:
+    """A PAN-shaped string whose "12 rightmost digits excluding the check digit" are ``account``."""
+    return account + "0"

@@ -1,0 +1,77 @@
+"""PIN commands: CA (translate a PIN block TPK → ZPK) and DC (verify a terminal PIN against a Visa PVV).
+
+CA  translate PIN TPK → ZPK     request: TPK U+32H ‖ ZPK U+32H ‖ max PIN length 2N ‖ PIN block 16H ‖
+                                         source format 2N ‖ destination format 2N ‖ account number 12N
+                                answer : PIN length 2N ‖ PIN block under ZPK 16H ‖ destination format 2N
+DC  verify PIN (Visa PVV)       request: TPK U+32H ‖ PVK U+32H ‖ PIN block 16H ‖ format 2N ‖ account
+                                         number 12N ‖ PVKI 1N ‖ PVV 4N
+                                answer : — (error 01: wrong PIN)
+
+PIN block format codes (payShield): 01 ISO 9564 format 0, 05 format 1, 47 format 3. The account number is
+the 12 rightmost PAN digits excluding the check digit.
+
+The clear PIN exists only inside these functions; errors say what was wrong with the block, never its digits.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from hsm_sim.commands.common import PIN_FORMAT_CODES, account_pan, clear_key, pin_format_field
+from hsm_sim.errors import CommandError, ErrorCode
+from hsm_sim.keys import KeyType, Lmk
+from hsm_sim.reader import FieldReader
+from wire.paycrypto import (
+    CryptoInputError,
+    PinBlockError,
+    PinBlockFormat,
+    build_pin_block,
+    extract_pin,
+    tdes_ecb_decrypt,
+    tdes_ecb_encrypt,
+    visa_pvv,
+)
+
+
+def _clear_pin(key: bytes, block_hex: str, fmt: PinBlockFormat, account: str) -> str:
+    try:
+        return extract_pin(tdes_ecb_decrypt(key, bytes.fromhex(block_hex)), account_pan(account), fmt)
+    except PinBlockError as exc:
+        raise CommandError(ErrorCode.PIN_BLOCK_INVALID, str(exc)) from None
+
+
+def ca_translate_pin(lmk: Lmk, reader: FieldReader) -> str:
+    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"))
+    zpk = clear_key(lmk, KeyType.ZPK, reader.key("ZPK"), destination=True)
+    max_len = int(reader.digits(2, "maximum PIN length"))
+    block = reader.hex(16, "PIN block")
+    source = pin_format_field(reader, "source PIN block format")
+    dest_code = reader.digits(2, "destination PIN block format")
+    if dest_code not in PIN_FORMAT_CODES:
+        raise CommandError(ErrorCode.INVALID_PIN_BLOCK_FORMAT, f"unsupported destination format {dest_code}")
+    account = reader.digits(12, "account number")
+    reader.end()
+    pin = _clear_pin(tpk, block, source, account)
+    if len(pin) > max_len:
+        raise CommandError(ErrorCode.PIN_BLOCK_INVALID, "PIN longer than the maximum PIN length")
+    out = tdes_ecb_encrypt(zpk, build_pin_block(pin, account_pan(account), PIN_FORMAT_CODES[dest_code]))
+    return f"{len(pin):02d}" + out.hex().upper() + dest_code
+
+
+def dc_verify_pin_pvv(lmk: Lmk, reader: FieldReader) -> str:
+    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"))
+    pvk = clear_key(lmk, KeyType.PVK, reader.key("PVK"), destination=True)
+    block = reader.hex(16, "PIN block")
+    fmt = pin_format_field(reader, "PIN block format")
+    account = reader.digits(12, "account number")
+    pvki = reader.digits(1, "PVKI")
+    pvv = reader.digits(4, "PVV")
+    reader.end()
+    pin = _clear_pin(tpk, block, fmt, account)
+    try:
+        expected = visa_pvv(pvk, account_pan(account), pvki, pin)
+    except CryptoInputError as exc:
+        raise CommandError(ErrorCode.INVALID_INPUT, str(exc)) from None
+    if not hmac.compare_digest(expected, pvv):
+        raise CommandError(ErrorCode.VERIFICATION_FAILED, "PIN does not verify")
+    return ""
