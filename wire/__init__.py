@@ -4,7 +4,14 @@
 - ``tpdu``      the 5-byte TPDU of the POS link (routing addresses)
 - ``header``    the 6-byte CUP message header of the POS link
 - ``specs``     pyiso8583 specs: the CUP POS link and the ISO 8583:1987 ASCII host link
+- ``posframe``  a whole POS frame: TPDU ‖ header ‖ body
+- ``codec``     encode/decode of both links' ISO 8583 bodies over pyiso8583; the MAC block
+- ``fields``    sub-fields 60, 61, 48 (settlement totals, batch upload), 62 (sign-on keys), 54
 - ``constants`` MTIs, processing codes, 60.1 / 60.3 codes and response codes, by name
+- ``masking``   PAN and track masking (first 6 / last 4)
+- ``dissect``   the field-by-field dissection behind ``acqsim decode`` and traces
+- ``trace``     JSON-lines trace records
+- ``paycrypto`` TDES, PIN blocks, MACs, KCVs, PVV
 - ``errors``    the exception hierarchy every wire error belongs to
 
 The contract these implement is PROTOCOL.md (``../shared/PROTOCOL.md`` beside the repository); ``docs/wire.md``
