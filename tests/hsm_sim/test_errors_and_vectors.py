@@ -234,3 +234,25 @@ def test_no_clear_key_or_pin_in_answers_logs_or_errors(caplog: pytest.LogCapture
     for secret in (TMK, PIK, MAK, ZPK, PSEC_PVK, LMK.key):
         assert secret.hex().upper() not in text.upper()
     assert "1234" not in caplog.text + " ".join(errors)
+
+
+@given(
+    pin=st.text("0123456789", min_size=4, max_size=12),
+    pan=st.text("0123456789", min_size=13, max_size=19),
+    pvki=st.sampled_from("0123456789"),
+    src=st.sampled_from(["01", "05", "47"]),
+    dst=st.sampled_from(["01", "05", "47"]),
+)
+def test_pvv_generated_then_verified_and_ca_keeps_the_pin(pin: str, pan: str, pvki: str, src: str, dst: str) -> None:
+    from hsm_sim.commands import PIN_FORMAT_CODES
+    from wire.paycrypto import extract_pin, visa_pvv
+
+    block = tdes_ecb_encrypt(PIK, build_pin_block(pin, pan, PIN_FORMAT_CODES[src])).hex().upper()
+    account = pan[-13:-1]
+    keys = under(KeyType.TPK, PIK) + under(KeyType.PVK, PSEC_PVK)
+    pvv = visa_pvv(PSEC_PVK, pan, pvki, pin)
+    assert call("DC", keys + block + src + account + pvki + pvv) == "0042DD00"
+    answer = call("CA", under(KeyType.TPK, PIK) + under(KeyType.ZPK, ZPK) + "12" + block + src + dst + account)
+    assert answer[:10] == f"0042CB00{len(pin):02d}" and answer[26:] == dst
+    translated = tdes_ecb_decrypt(ZPK, bytes.fromhex(answer[10:26]))
+    assert extract_pin(translated, pan, PIN_FORMAT_CODES[dst]) == pin
