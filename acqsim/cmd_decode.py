@@ -35,7 +35,11 @@ def read_frame(text: str) -> tuple[bytes, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.hex == "-" else args.hex
+    try:
+        text = sys.stdin.read() if args.hex == "-" else args.hex
+    except UnicodeDecodeError as exc:
+        print(f"acqsim decode: standard input is not text (offset {exc.start})", file=sys.stderr)
+        return 2
     try:
         payload, start = read_frame(text)
         try:

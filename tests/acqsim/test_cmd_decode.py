@@ -176,3 +176,13 @@ def test_offsets_count_the_length_prefix_when_one_is_given(capsys: pytest.Captur
     payload = "6000030000" + "613100000000" + "0200" + "40" + "00" * 7 + "04" + "12AB"
     assert main(["decode", f"{len(payload) // 2:04X}" + payload]) == 2
     assert "offset 23" in capsys.readouterr().err
+
+
+def test_stdin_that_is_not_text_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(b"6000\xff\xfe"), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", stdin)
+    assert main(["decode", "-"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "acqsim decode: standard input is not text (offset 4)"

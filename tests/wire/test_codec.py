@@ -115,6 +115,7 @@ def host_messages(draw: st.DrawFn) -> dict[str, str]:
 
 @given(pos_messages())
 @example({"t": "0200", "22": "020", "23": "100", "48": "0"})
+@example({"t": "0210", "2": "1234567890123456789", "35": "123=4", "36": "1=", "60": "1", "61": "1234567890123"})
 def test_pos_round_trip(fields: dict[str, str]) -> None:
     assert decode_pos_body(encode_pos_body(fields)) == dict(sorted(fields.items(), key=lambda kv: _order(kv[0])))
 
@@ -245,3 +246,11 @@ def test_mac_helper_with_the_cup_ecb_mac_and_the_protocol_test_mak() -> None:
     assert info.value.field == "64"
     with pytest.raises(MessageDecodeError):
         pos_mac_block(b"\x02\x00")
+
+
+@given(st.binary(max_size=120))
+def test_host_bytes_after_a_valid_prefix_decode_or_raise_our_error(tail: bytes) -> None:
+    try:
+        decode_host(b"0200" + tail)
+    except MessageDecodeError as exc:
+        assert exc.field is not None or exc.offset is not None
