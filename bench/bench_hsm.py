@@ -1,19 +1,24 @@
 """HSM commands per second over TCP (M8 MAC verify, DC PIN verify) with 1 and 16 concurrent callers, beside
 the raw cost of the TDES operations they need, measured in the same run.
 
-Read the ratios: "TCP M8 / raw" says how much of the HSM's capacity is protocol, framing and asyncio rather
-than cryptography.
+Three levels, measured side by side: the raw primitive (one TDES block, one CUP MAC), the sans-IO processor
+handling a whole command in-process (parsing, key unwrapping under the LMK, the crypto, the answer), and the
+command over loopback TCP through the client. Read the ratios: "TCP / processor" says how much of the HSM's
+capacity goes to framing, sockets and the event loop rather than to the command itself.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 
-from hsm_sim.client import HsmClient
+from hsm_sim.client import HsmClient, PinVerification
+from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
+from hsm_sim.processor import HsmProcessor
 from hsm_sim.server import serve
 from wire.paycrypto import MacAlgorithm, build_pin_block, mac_cup_ecb, tdes_ecb_encrypt
 
@@ -25,22 +30,25 @@ PAN = "6200001000000003"
 DATA = bytes(range(120))
 
 
-def raw_rate(operation: object) -> float:
+PVKI, PVV = "1", "6308"
+
+
+def raw_rate(operation: Callable[[], object]) -> float:
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < SECONDS:
-        operation()  # type: ignore[operator]
+        operation()
         count += 1
     return count / (time.perf_counter() - start)
 
 
-async def tcp_rate(concurrency: int, call: object) -> float:
+async def tcp_rate(concurrency: int, call: Callable[[], Awaitable[None]]) -> float:
     count = 0
     deadline = time.perf_counter() + SECONDS
 
     async def worker() -> None:
         nonlocal count
         while time.perf_counter() < deadline:
-            await call()  # type: ignore[operator]
+            await call()
             count += 1
 
     start = time.perf_counter()
@@ -62,10 +70,12 @@ async def measure() -> dict[str, float]:
         async with await HsmClient.connect("127.0.0.1", port) as hsm:
 
             async def m8() -> None:
-                await hsm.verify_mac(KeyType.TAK, mak, DATA, mac, MacAlgorithm.CUP_ECB)
+                if not await hsm.verify_mac(KeyType.TAK, mak, DATA, mac, MacAlgorithm.CUP_ECB):
+                    raise AssertionError("M8 did not verify")
 
             async def dc() -> None:
-                await hsm.verify_pin_pvv(pik, pvk, block, PAN, pvki="1", pvv="6308")
+                if await hsm.verify_pin_pvv(pik, pvk, block, PAN, pvki=PVKI, pvv=PVV) is not PinVerification.OK:
+                    raise AssertionError("DC did not verify")
 
             for name, call in (("M8", m8), ("DC", dc)):
                 for concurrency in (1, 16):
@@ -74,16 +84,37 @@ async def measure() -> dict[str, float]:
     return results
 
 
+def processor_requests() -> dict[str, bytes]:
+    """The M8 and DC requests the client sends, built by hand for the in-process processor."""
+    mak = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.TAK, MAK)
+    pik = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.TPK, PIK)
+    pvk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.PVK, PVK)
+    algorithm = MAC_ALGORITHM_BY_NAME[MacAlgorithm.CUP_ECB]
+    m8 = f"0001M8001{algorithm}1{KeyType.TAK.code}{mak}{len(DATA):04X}".encode() + DATA
+    m8 += mac_cup_ecb(MAK, DATA).hex().upper().encode()
+    block = tdes_ecb_encrypt(PIK, build_pin_block("123456", PAN)).hex().upper()
+    dc = f"0001DC{pik}{pvk}{block}01{PAN[-13:-1]}{PVKI}{PVV}".encode()
+    return {"M8": m8, "DC": dc}
+
+
 def main() -> None:
     raw_mac = raw_rate(lambda: mac_cup_ecb(MAK, DATA))
     raw_tdes = raw_rate(lambda: tdes_ecb_encrypt(PIK, bytes(8)))
+    processor = HsmProcessor(DEFAULT_TEST_LMK)
+    in_process: dict[str, float] = {}
+    for name, request in processor_requests().items():
+        if processor.handle(request)[6:8] != b"00":
+            raise AssertionError(f"{name} did not verify in-process")
+        in_process[name] = raw_rate(functools.partial(processor.handle, request))
     tcp = anyio.run(measure)
-    print(f"raw TDES block: {raw_tdes:,.0f}/s   raw CUP MAC (120 bytes): {raw_mac:,.0f}/s")
+    print(f"raw TDES block {raw_tdes:>10,.0f}/s   raw CUP MAC (120 bytes) {raw_mac:>10,.0f}/s")
+    for name, rate in in_process.items():
+        print(f"processor {name:<8} {rate:>10,.0f} commands/s   = {rate / raw_tdes:.3f} x raw TDES block")
     for name, rate in tcp.items():
-        base = raw_mac if "M8" in name else raw_tdes
+        command = name.split("_")[1]
         print(
-            f"{name:<12} {rate:>10,.0f} commands/s   ratio to raw {'MAC' if 'M8' in name else 'TDES'}: "
-            f"{rate / base:.3f}"
+            f"{name:<18} {rate:>10,.0f} commands/s   = {rate / in_process[command]:.3f} x processor"
+            f"   = {rate / raw_tdes:.4f} x raw TDES block"
         )
 
 
