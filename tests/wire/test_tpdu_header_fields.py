@@ -229,3 +229,25 @@ def test_mask_track_hides_everything_after_the_separator() -> None:
     assert mask_track("6200001000000003=30122011630800000") == "620000******0003=" + "*" * 17
     assert mask_track("6200001000000003") == "620000******0003"
     assert mask_track("996=1=2") == "***=***"
+
+
+hex4 = st.text("0123456789ABCDEF", min_size=4, max_size=4)
+
+
+@given(hex4, hex4)
+def test_tpdu_round_trip_and_double_swap(dst: str, src: str) -> None:
+    tpdu = Tpdu(dst=dst, src=src)
+    assert Tpdu.parse(b"\xff" + tpdu.to_bytes(), offset=1) == tpdu
+    assert tpdu.swapped().swapped() == tpdu
+
+
+@given(
+    st.sampled_from(["60", "61", "67"]),
+    st.integers(0, 9),
+    st.integers(0, 9),
+    st.text("0123456789", min_size=6, max_size=6),
+)
+def test_header_round_trip(app: str, status: int, request: int, reserved: str) -> None:
+    header = PosHeader(app_type=app, terminal_status=status, processing_request=request, reserved=reserved)
+    assert len(header.to_bytes()) == 6
+    assert PosHeader.parse(header.to_bytes()) == header
