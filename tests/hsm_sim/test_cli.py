@@ -1,10 +1,14 @@
-"""``acqsim hsm encrypt-key`` through the real CLI entry point."""
+"""``acqsim hsm``: ``encrypt-key`` through the CLI entry point, and the server as a real process."""
 
 from __future__ import annotations
 
+import sys
+
+import anyio
 import pytest
 
 from acqsim.cli import main
+from hsm_sim.client import HsmClient
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, decrypt_under_lmk
 
 TMK_HEX = "0123456789ABCDEFFEDCBA9876543210"
@@ -32,3 +36,24 @@ def test_bad_arguments_exit_2_without_echoing_key_material(argv: list[str], caps
     captured = capsys.readouterr()
     assert "0023456789ABCDEF" not in captured.err + captured.out
     assert TMK_HEX not in captured.err + captured.out
+
+
+@pytest.mark.anyio
+async def test_acqsim_hsm_serves_and_prints_its_lmk_check_value() -> None:
+    process = await anyio.open_process([sys.executable, "-m", "acqsim", "hsm", "--port", "0"])
+    try:
+        assert process.stdout is not None
+        output = b""
+        with anyio.fail_after(20):
+            while b"READY" not in output:
+                output += await process.stdout.receive()
+        text = output.decode()
+        assert f"LMK check value {DEFAULT_TEST_LMK.check_value}" in text
+        port = int(text.split("READY hsm 127.0.0.1:")[1].split()[0])
+        async with await HsmClient.connect("127.0.0.1", port) as hsm:
+            assert await hsm.diagnostics() == DEFAULT_TEST_LMK.check_value
+    finally:
+        process.terminate()
+        with anyio.fail_after(10):
+            await process.wait()
+        await process.aclose()
