@@ -23,6 +23,7 @@ class LoadStats:
     #: (seconds since start of the due time, latency in ms) for the plot
     samples: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     sent: int = 0
+    not_sent: int = 0  # due before the end of the run but still queued at their terminal
 
     def record(self, due_s: float, latency_s: float, code: str) -> None:
         self.histogram.record_value(max(LOWEST_US, min(HIGHEST_US, int(latency_s * 1_000_000))))
@@ -40,6 +41,7 @@ class LoadStats:
         answered = self.completed - self.codes.get(NO_ANSWER, 0)
         return {
             "sent": self.sent,
+            "not_sent": self.not_sent,
             "completed": self.completed,
             "elapsed_s": round(elapsed_s, 3),
             "tps": round(answered / elapsed_s, 1) if elapsed_s > 0 else 0.0,
@@ -55,7 +57,8 @@ class LoadStats:
 
 def table(summary: dict[str, Any]) -> str:
     lines = [
-        f"sent {summary['sent']}, completed {summary['completed']} in {summary['elapsed_s']} s",
+        f"sent {summary['sent']}, completed {summary['completed']} in {summary['elapsed_s']} s"
+        + (f" ({summary['not_sent']} due but still queued when the run ended)" if summary["not_sent"] else ""),
         f"throughput {summary['tps']} answers/s ({summary['approved_tps']} approved/s)",
         "latency ms   p50 {p50_ms}   p90 {p90_ms}   p99 {p99_ms}   p99.9 {p999_ms}   max {max_ms}".format(**summary),
         "response codes: " + ", ".join(f"{k}: {v}" for k, v in summary["counts"].items()),

@@ -1,0 +1,158 @@
+"""End to end: approved purchases per second through all services as separate processes (``acqsim up``),
+beside a relay floor — a chain of plain length-prefixed relays with the same hop count (terminal → relay
+(NAC) → relay (front-end) → echo (ledger)) — driven the same way in the same run.
+
+Each terminal opens one short connection per transaction, as the POS terminals do. The pipeline figure
+includes PIN and MAC checks at the HSM and a durable posting at the ledger; the floor includes none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import anyio
+
+from acqsim.config import AcqsimConfig, Endpoint, load_config
+from acqsim.netio import connect
+from acqsim.supervisor import free_port
+from terminal.load.runner import LOAD_TERMINAL_PREFIX, run_load
+from terminal.load.schedule import Mix, OpenLoopSchedule
+
+TERMINALS: Final = 32
+SECONDS: Final = 5.0
+OFFERED_RATE: Final = 4000.0  # more than the pipeline can do on 2 cores: measures capacity
+STARTUP_TIMEOUT_S: Final = 60.0
+
+
+def _config_file(root: Path, terminals: int) -> Path:
+    base = AcqsimConfig.default()
+    lines = [f'data_dir = "{root / "data"}"']
+    tmk = base.terminals[0].tmk
+    entries = [(t.terminal_id, t.merchant_id, t.tmk, t.app_type) for t in base.terminals]
+    entries += [
+        (f"{LOAD_TERMINAL_PREFIX}{i:07d}", base.terminals[0].merchant_id, tmk, "61") for i in range(1, terminals + 1)
+    ]
+    for terminal_id, merchant_id, key, app in entries:
+        lines += [
+            "[[terminals]]",
+            f'terminal_id = "{terminal_id}"',
+            f'merchant_id = "{merchant_id}"',
+            f'tmk = "{key}"',
+            f'app_type = "{app}"',
+        ]
+    path = root / "bench.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def pipeline_processes(config_file: Path) -> Iterator[Endpoint]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "acqsim", "up", "--ephemeral-ports", "--config", str(config_file)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
+        assert process.stdout is not None
+        nac = None
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if line.startswith("nac"):
+                nac = Endpoint.parse(line.split()[-1])
+            if "all services up" in line or not line:
+                break
+        try:
+            if nac is None:
+                raise RuntimeError("the pipeline did not start")
+            yield nac
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def relay_chain() -> Iterator[Endpoint]:
+    ports = [free_port() for _ in range(3)]
+    argvs = [
+        [sys.executable, "-m", "bench.relay", "--listen", str(ports[2]), "--echo"],
+        [sys.executable, "-m", "bench.relay", "--listen", str(ports[1]), "--to", f"127.0.0.1:{ports[2]}"],
+        [sys.executable, "-m", "bench.relay", "--listen", str(ports[0]), "--to", f"127.0.0.1:{ports[1]}"],
+    ]
+    processes = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for argv in argvs]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            process.stdout.readline()  # READY
+        yield Endpoint(host="127.0.0.1", port=ports[0])
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+async def relay_rate(endpoint: Endpoint, clients: int, seconds: float, payload: bytes) -> float:
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            conn = await connect(endpoint.host, endpoint.port, timeout=5)
+            await conn.send(payload)
+            await conn.receive(5)
+            await conn.aclose()
+            done += 1
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(clients):
+            tg.start_soon(client)
+    return done / (time.perf_counter() - start)
+
+
+def measure() -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="acqsim-bench-e2e-") as tmp:
+        config_file = _config_file(Path(tmp), TERMINALS)
+        config = load_config(config_file)
+        with pipeline_processes(config_file) as nac:
+            stats, elapsed = anyio.run(
+                lambda: run_load(
+                    config,
+                    terminals=TERMINALS,
+                    schedule=OpenLoopSchedule(OFFERED_RATE, SECONDS),
+                    mix=Mix.parse("purchase=100"),
+                    against=nac,
+                )
+            )
+        summary = stats.summary(elapsed)
+        with relay_chain() as relay:
+            floor = anyio.run(relay_rate, relay, TERMINALS, SECONDS, bytes(129))
+    return {
+        "approved_per_s": summary["approved_tps"],
+        "p50_ms": summary["p50_ms"],
+        "p99_ms": summary["p99_ms"],
+        "relay_floor_per_s": floor,
+        "ratio": summary["approved_tps"] / floor if floor else 0.0,
+    }
+
+
+def main() -> None:
+    figures = measure()
+    print(
+        f"pipeline: {figures['approved_per_s']:,.0f} approved purchases/s (offered {OFFERED_RATE:,.0f}/s, "
+        f"{TERMINALS} terminals; latency from due time p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms)"
+    )
+    print(f"relay floor (3 plain hops): {figures['relay_floor_per_s']:,.0f} round trips/s")
+    print(f"pipeline / floor: {figures['ratio']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
