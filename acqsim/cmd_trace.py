@@ -1,4 +1,5 @@
-"""``acqsim trace show ID|--last``: one transaction's journey across the hops, from the services' traces.
+"""``acqsim trace show ID|--last``: one transaction's journey across the hops, from the services' traces;
+``acqsim trace export --pcap FILE``: the POS link as a capture Wireshark opens (card data masked).
 
 ID is ``T<terminal>-<STAN>`` (as in the trace files) or ``<terminal>-<STAN>``.
 """
@@ -6,23 +7,69 @@ ID is ``T<terminal>-<STAN>`` (as in the trace files) or ``<terminal>-<STAN>``.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from acqsim.config import load_config
 from acqsim.traceview import journey, last_transaction, load_records
+from terminal.replay.pcap import CapturedFrame, write_pcap
+from wire.codec import encode_pos_body
+from wire.header import PosHeader
+from wire.posframe import PosFrame
+from wire.specs import POS_CARD_FIELDS, POS_SECRET_FIELDS
+from wire.tpdu import TERMINAL_SRC, Tpdu
+
+
+def _safe_frame(message: dict[str, Any]) -> bytes:
+    """Re-encode a traced (masked) POS message: masked digits become 0, hidden fields become zero bytes."""
+    fields = {"t": message["mti"]}
+    for number, value in message["fields"].items():
+        if number in POS_SECRET_FIELDS:
+            fields[number] = "00" * 8
+        elif number in POS_CARD_FIELDS or "*" in value:
+            fields[number] = value.replace("*", "0")
+        else:
+            fields[number] = value
+    tpdu = Tpdu(id=int(message["tpdu"]["id"], 16), dst=message["tpdu"]["dst"], src=message["tpdu"]["src"])
+    header = PosHeader(**message["header"])
+    return PosFrame(tpdu=tpdu, header=header, body=encode_pos_body(fields)).to_bytes()
+
+
+def export_pcap(nac_trace: Path, out: Path) -> int:
+    frames = []
+    for line in nac_trace.read_text().splitlines():
+        record = json.loads(line)
+        message = record.get("message", {})
+        tpdu = message.get("tpdu", {})
+        inbound = record["direction"] == "in" and tpdu.get("src") == TERMINAL_SRC
+        outbound = record["direction"] == "out" and tpdu.get("dst") == TERMINAL_SRC
+        if inbound or outbound:
+            when = dt.datetime.fromisoformat(record["time"]).timestamp()
+            frames.append(CapturedFrame(when, inbound, _safe_frame(message)))
+    return write_pcap(frames, out)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("show",))
+    parser.add_argument("action", choices=("show", "export"))
     parser.add_argument("id", nargs="?", help="T<terminal>-<STAN>")
     parser.add_argument("--last", action="store_true", help="the most recent transaction")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--trace-dir", type=Path, help="default: the configuration's data folder/traces")
+    parser.add_argument("--pcap", type=Path, help="export: write the POS link as a pcap capture here")
 
 
 def run(args: argparse.Namespace) -> int:
     trace_dir = args.trace_dir or load_config(args.config).trace_dir
+    if args.action == "export":
+        if args.pcap is None:
+            print("acqsim trace export: --pcap FILE is required", file=sys.stderr)
+            return 2
+        count = export_pcap(trace_dir / "nac.jsonl", args.pcap)
+        print(f"{count} frame(s) written to {args.pcap} (card digits masked as 0, PIN blocks zeroed)")
+        return 0
     if args.last:
         found = last_transaction(load_records(trace_dir))
         if found is None:
