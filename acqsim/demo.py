@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 
 from acqsim.config import AcqsimConfig, Endpoint
-from acqsim.netio import FramedConnection, connect, serve_tcp
+from acqsim.netio import FramedConnection, connect, relay_frames, serve_tcp
 from acqsim.pipeline import running_pipeline
 from acqsim.traceview import journey
 from core_ledger.setup import open_store
@@ -46,17 +46,14 @@ class LossyRelay:
     async def handle(self, conn: FramedConnection) -> None:
         upstream = await connect(self.upstream.host, self.upstream.port, timeout=5)
         try:
-            while (payload := await conn.receive(30)) is not None:
-                await upstream.send(payload)
-                answer = await upstream.receive(30)
-                if answer is None:
-                    return
-                if self.drop_next_answer:
-                    self.drop_next_answer = False
-                    return  # the answer never reaches the terminal
-                await conn.send(answer)
+            await relay_frames(conn, upstream, idle_timeout=30, drop_answer=self._take_drop)
         finally:
             await upstream.aclose()
+
+    def _take_drop(self) -> bool:
+        """True once after ``drop_next_answer`` was set: that answer never reaches the terminal."""
+        drop, self.drop_next_answer = self.drop_next_answer, False
+        return drop
 
 
 @dataclasses.dataclass(slots=True)

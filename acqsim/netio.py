@@ -182,3 +182,20 @@ class ConnectionPool:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.aclose()
+
+
+async def relay_frames(
+    conn: FramedConnection,
+    upstream: FramedConnection,
+    *,
+    idle_timeout: float,
+    drop_answer: Callable[[], bool] | None = None,
+) -> None:
+    """Forward each frame from ``conn`` to ``upstream`` and its answer back, one at a time, until either side
+    closes. ``drop_answer`` (asked per answer) lets a test relay lose an answer on purpose."""
+    while (payload := await conn.receive(idle_timeout)) is not None:
+        await upstream.send(payload)
+        answer = await upstream.receive(idle_timeout)
+        if answer is None or (drop_answer is not None and drop_answer()):
+            return
+        await conn.send(answer)

@@ -11,7 +11,7 @@ import functools
 
 import anyio
 
-from acqsim.netio import FramedConnection, connect, serve_tcp
+from acqsim.netio import FramedConnection, connect, relay_frames, serve_tcp
 from acqsim.runner import announce, run_service
 
 
@@ -23,12 +23,7 @@ async def _echo(conn: FramedConnection) -> None:
 async def _relay(host: str, port: int, conn: FramedConnection) -> None:
     upstream = await connect(host, port, timeout=5)
     try:
-        while (payload := await conn.receive(60)) is not None:
-            await upstream.send(payload)
-            answer = await upstream.receive(60)
-            if answer is None:
-                return
-            await conn.send(answer)
+        await relay_frames(conn, upstream, idle_timeout=60)
     finally:
         await upstream.aclose()
 

@@ -5,23 +5,14 @@ from pathlib import Path
 import pytest
 
 from acqsim.config import AcqsimConfig, ConfigError, Endpoint, load_config
-
-
-def _luhn_ok(pan: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(pan)):
-        digit = int(char)
-        if index % 2 == 1:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
+from terminal.cards import luhn_valid
 
 
 def test_default_cards_have_valid_luhn_and_track2() -> None:
     config = AcqsimConfig.default()
     assert {c.note.split(",")[0] for c in config.cards} >= {"good", "expired", "lost", "stolen", "low balance (10.00)"}
     for card in config.cards:
-        assert _luhn_ok(card.pan), card.pan
+        assert luhn_valid(card.pan), card.pan
         pan, sep, rest = card.track2.partition("=")
         assert (pan, sep) == (card.pan, "=")
         assert rest[:4] == card.expiry and rest[7] == card.pvki and rest[8:12] == card.pvv
