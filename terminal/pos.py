@@ -115,7 +115,10 @@ class PosTerminal:
     ) -> Outcome | None:
         await self.send_pending_reversal()
         if not self.session.state.signed_on:
-            raise TerminalError("terminal is not signed on (run sign-on first)")
+            # Never signed on, or the host asked for a new sign-on (header processing request 3): do it now.
+            signed = await self.sign_on()
+            if signed is None or not signed.approved:
+                raise TerminalError("terminal is not signed on and the host refused or did not answer a sign-on")
         frame = self.session.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=target_pan)
         self.save()  # the reversal is durable before the request leaves
         return await self._exchange(kind, frame)

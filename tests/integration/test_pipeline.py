@@ -66,3 +66,16 @@ async def test_business_day_through_all_hops(tmp_path: Path) -> None:
         assert after is not None
         expected = 50_000_000 - 9_000 - 500 - 700 + 300
         assert after.fields["54"].endswith(f"{expected:012d}")
+
+
+async def test_terminal_signs_on_again_when_the_host_asks(tmp_path: Path) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    card = config.card("6200001000000003")
+    async with running_pipeline(config) as pipeline, PosTerminal(config, "10000001", nac=pipeline.nac) as pos:
+        first = await pos.financial("balance", card, pin=card.pin)  # never signed on: it signs on first
+        assert first is not None and first.approved
+        pos.session.state.batch = "000042"  # out of step with the host
+        refused = await pos.financial("balance", card, pin=card.pin)
+        assert refused is not None and refused.response_code == "77" and refused.sign_on_again
+        again = await pos.financial("balance", card, pin=card.pin)  # signs on again by itself
+        assert again is not None and again.approved
