@@ -45,16 +45,22 @@ class Pipeline:
 async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> AsyncIterator[Pipeline]:
     """Start HSM, ledger, front-end and NAC on free loopback ports; stop them all on exit.
 
-    With ``trace`` the NAC and the front-end append trace records under ``config.trace_dir``.
+    With ``trace`` every service appends trace records under ``config.trace_dir``.
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    traces = {name: TraceWriter(config.trace_dir if trace else None, name) for name in ("nac", "frontend")}
+    traces = {
+        name: TraceWriter(config.trace_dir if trace else None, name) for name in ("nac", "frontend", "hsm", "ledger")
+    }
     service = open_service(config.store_path(config.ledger.db), config)
     journal = Journal(config.store_path(config.frontend.db))
     try:
         async with anyio.create_task_group() as tg:
-            hsm_port = await tg.start(functools.partial(serve_hsm, LOOPBACK, 0, lmk=lmk_from_arg(config.hsm.lmk)))
-            ledger_port = await tg.start(functools.partial(serve_ledger, LOOPBACK, 0, service=service))
+            hsm_port = await tg.start(
+                functools.partial(serve_hsm, LOOPBACK, 0, lmk=lmk_from_arg(config.hsm.lmk), trace=traces["hsm"])
+            )
+            ledger_port = await tg.start(
+                functools.partial(serve_ledger, LOOPBACK, 0, service=service, trace=traces["ledger"])
+            )
             hsm = await HsmClient.connect(LOOPBACK, hsm_port)
             ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
             frontend = Frontend(

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-TRACE_FILES = ("nac.jsonl", "frontend.jsonl")
+#: The HSM's records carry no transaction id (its messages name none): its hops show in the front-end's.
+TRACE_FILES = ("nac.jsonl", "frontend.jsonl", "ledger.jsonl")
 
 
 def load_records(trace_dir: Path) -> list[dict[str, Any]]:
@@ -52,6 +53,9 @@ def describe_hop(record: dict[str, Any]) -> str:
             ("in", False): "NAC ← front-end",
             ("out", True): "NAC → terminal",
         }[(direction, terminal_side)]
+    if service == "ledger":
+        mti = message.get("mti", "")
+        return f"ledger ← front-end {mti}" if direction == "in" else f"ledger → front-end (39 = {record.get('note')})"
     if link == "pos":
         mti = message.get("mti", "")
         code = message.get("fields", {}).get("39")

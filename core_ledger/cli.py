@@ -28,6 +28,7 @@ from core_ledger.settlement import plan_settlement, report_csv
 from core_ledger.setup import open_service, open_store
 from core_ledger.store import LedgerStore, StoreError
 from wire.masking import mask_pan
+from wire.trace import TraceWriter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None)
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config", type=Path, help="acqsim TOML configuration (default: built-in)")
+    parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/ledger.jsonl")
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument(
         "--seed-demo", action="store_true", help="add the configuration's demo cards and merchants (the default)"
@@ -137,7 +139,8 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
-            bound = await tg.start(functools.partial(serve, host, port, service=service))
+            trace = TraceWriter(args.trace_dir, "ledger")
+            bound = await tg.start(functools.partial(serve, host, port, service=service, trace=trace))
             announce("ledger", host, bound)
 
     try:

@@ -26,6 +26,7 @@ from core_ledger.store import LedgerStore
 from wire.codec import Fields, decode_host, encode_host
 from wire.constants import ResponseCode
 from wire.errors import MessageDecodeError, MessageEncodeError
+from wire.trace import TraceWriter, correlation_id
 
 log = logging.getLogger("acqsim.ledger")
 
@@ -53,6 +54,7 @@ async def serve(
     *,
     service: LedgerService | None = None,
     store: LedgerStore | None = None,
+    trace: TraceWriter | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the host link on ``host:port`` until cancelled; ``task_status.started(port)`` gives the bound port.
@@ -66,6 +68,7 @@ async def serve(
         loaded = await anyio.to_thread.run_sync(store.load)
         service = LedgerService(store, LedgerEngine(loaded))
     ledger = service
+    tracer = trace if trace is not None and trace.enabled else None
 
     async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore) -> None:
         try:
@@ -76,8 +79,19 @@ async def serve(
                 answer = LedgerAnswer(response_code=ResponseCode.FORMAT_ERROR, rrn=fields.get("37", " " * 12))
             else:
                 answer = await ledger.submit(request)
+            encoded = _encode_answer(fields, answer)
+            if tracer is not None:
+                cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
+                tracer.record(
+                    direction="out",
+                    link="host",
+                    peer=conn.peer,
+                    payload=encoded,
+                    correlation_id=cid,
+                    note=answer.response_code.value,
+                )
             with anyio.fail_after(SEND_TIMEOUT_S):
-                await conn.send(_encode_answer(fields, answer))
+                await conn.send(encoded)
         finally:
             slot.release()
 
@@ -94,6 +108,9 @@ async def serve(
                 except MessageDecodeError as exc:
                     log.warning("closing %s: undecodable host message: %s", conn.peer, exc)
                     return
+                if tracer is not None:
+                    cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
+                    tracer.record(direction="in", link="host", peer=conn.peer, payload=payload, correlation_id=cid)
                 requests.start_soon(answer, conn, fields, slot)
 
     async with anyio.create_task_group() as tg:

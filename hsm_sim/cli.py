@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from pathlib import Path
 
 import anyio
 
 from acqsim.runner import announce, run_service
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyParityError, KeyType, Lmk, encrypt_under_lmk
 from wire.paycrypto import CryptoInputError, key_check_value
+from wire.trace import TraceWriter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1500)
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
+    parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/hsm.jsonl")
     parser.add_argument("--type", choices=[t.value for t in KeyType], help="encrypt-key: the key's type")
     parser.add_argument("--clear", help="encrypt-key: the clear TEST key, 32 hex characters")
 
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
-            port = await tg.start(functools.partial(serve, args.host, args.port, lmk=lmk))
+            trace = TraceWriter(args.trace_dir, "hsm")
+            port = await tg.start(functools.partial(serve, args.host, args.port, lmk=lmk, trace=trace))
             print(f"HSM simulator, LMK check value {lmk.check_value}", flush=True)
             announce("hsm", args.host, port)
 

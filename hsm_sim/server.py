@@ -12,6 +12,7 @@ import anyio.abc
 from acqsim.netio import FramedConnection, serve_tcp
 from hsm_sim.keys import Lmk
 from hsm_sim.processor import HsmProcessor
+from wire.trace import TraceWriter
 
 log = logging.getLogger("acqsim.hsm")
 
@@ -29,13 +30,20 @@ async def serve(
     port: int,
     *,
     lmk: Lmk,
+    trace: TraceWriter | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Serve until cancelled. ``trace`` (optional) records header, command and error code of each message —
+    never a field value."""
     processor = HsmProcessor(lmk)
+    tracer = trace if trace is not None and trace.enabled else None
 
     async def handle(conn: FramedConnection) -> None:
         while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
             answer = processor.handle(payload)
+            if tracer is not None:
+                tracer.record(direction="in", link="hsm", peer=conn.peer, payload=payload)
+                tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
             with anyio.fail_after(SEND_TIMEOUT_S):
                 await conn.send(answer)
 
