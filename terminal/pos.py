@@ -35,12 +35,15 @@ class PosTerminal:
         nac: Endpoint | None = None,
         state_dir: Path | None = None,
         timeout: float = ANSWER_TIMEOUT_S,
+        persist: bool = True,
     ) -> None:
         fixture = config.terminal(terminal_id)
         self.config = config
         self.nac = nac or config.nac.listen
         self.state_dir = state_dir or config.terminal_state_dir
         self.timeout = timeout
+        #: ``False`` keeps the state in memory only (load terminals: thousands of them, nothing to resume).
+        self.persist = persist
         state = load_state(self.state_dir, terminal_id, fixture.merchant_id)
         self.session = TerminalSession(
             state, bytes.fromhex(fixture.tmk), app_type=fixture.app_type, route=fixture.route
@@ -55,7 +58,8 @@ class PosTerminal:
         self.save()
 
     def save(self) -> None:
-        save_state(self.state_dir, self.session.state)
+        if self.persist:
+            save_state(self.state_dir, self.session.state)
 
     async def _send(self, payload: bytes) -> bytes | None:
         try:

@@ -80,6 +80,7 @@ async def run_load(
                     nac=nac,
                     state_dir=Path(state_dir),
                     timeout=LOAD_ANSWER_TIMEOUT_S,
+                    persist=False,
                 )
                 for i in range(1, terminals + 1)
             ]
