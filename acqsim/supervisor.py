@@ -78,63 +78,51 @@ def with_ephemeral_ports(config: AcqsimConfig) -> AcqsimConfig:
     )
 
 
+def _listen(endpoint: Endpoint) -> tuple[str, ...]:
+    return ("--host", endpoint.host, "--port", str(endpoint.port))
+
+
 def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[ServiceSpec]:
     """How to start each service, in dependency order (HSM and ledger, front-end, NAC)."""
     python = (sys.executable, "-m", "acqsim")
     with_config = ("--config", str(config_file)) if config_file else ()
-    traces = config.trace_dir
+    traces = ("--trace-dir", str(config.trace_dir))
     routes = [f"--route={dst}=" + ",".join(str(e) for e in config.route_members(dst)) for dst in config.nac.routes]
     status = ("--status-port", str(config.nac.status.port)) if config.nac.status else ()
+    hsm, ledger, frontend = config.hsm, config.ledger, config.frontend
     return [
         ServiceSpec(
-            name="hsm",
-            endpoint=config.hsm.listen,
-            argv=(
-                *python,
-                "hsm",
-                "--host",
-                config.hsm.listen.host,
-                "--port",
-                str(config.hsm.listen.port),
-                "--lmk",
-                config.hsm.lmk,
-            ),
+            name="hsm", endpoint=hsm.listen, argv=(*python, "hsm", *_listen(hsm.listen), "--lmk", hsm.lmk, *traces)
         ),
         ServiceSpec(
             name="ledger",
-            endpoint=config.ledger.listen,
+            endpoint=ledger.listen,
             argv=(
                 *python,
                 "ledger",
                 "serve",
                 *with_config,
                 "--db",
-                config.store_path(config.ledger.db),
-                "--host",
-                config.ledger.listen.host,
-                "--port",
-                str(config.ledger.listen.port),
+                config.store_path(ledger.db),
+                *_listen(ledger.listen),
+                *traces,
             ),
         ),
         ServiceSpec(
             name="frontend",
-            endpoint=config.frontend.listen,
+            endpoint=frontend.listen,
             argv=(
                 *python,
                 "frontend",
                 *with_config,
-                "--host",
-                config.frontend.listen.host,
-                "--port",
-                str(config.frontend.listen.port),
+                *_listen(frontend.listen),
                 "--hsm",
-                str(config.hsm.listen),
+                str(hsm.listen),
                 "--ledger",
-                str(config.ledger.listen),
+                str(ledger.listen),
                 "--db",
-                config.store_path(config.frontend.db),
-                "--trace-dir",
-                str(traces),
+                config.store_path(frontend.db),
+                *traces,
             ),
         ),
         ServiceSpec(
@@ -149,7 +137,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
                 *routes,
                 *status,
                 "--trace",
-                str(traces / "nac.jsonl"),
+                str(config.trace_dir / "nac.jsonl"),
             ),
         ),
     ]

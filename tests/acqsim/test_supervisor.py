@@ -33,6 +33,8 @@ def test_service_commands_in_dependency_order_with_ephemeral_ports(tmp_path: Pat
     assert len({s.endpoint.port for s in specs}) == 4
     nac = specs[-1].argv
     assert f"--route=0003=127.0.0.1:{config.frontend.listen.port}" in nac
+    for spec in specs[:3]:  # every service traces into the data folder
+        assert spec.argv[spec.argv.index("--trace-dir") + 1] == str(config.trace_dir)
 
 
 def test_up_starts_four_processes_and_stops_them_cleanly(tmp_path: Path) -> None:
@@ -54,6 +56,7 @@ def test_up_starts_four_processes_and_stops_them_cleanly(tmp_path: Path) -> None
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     assert (tmp_path / "logs" / "ledger.log").exists()
+    assert {p.name for p in (tmp_path / "traces").glob("*.jsonl")} >= {"hsm.jsonl", "nac.jsonl", "frontend.jsonl"}
 
 
 def _config(tmp_path: Path) -> Path:
