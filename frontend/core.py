@@ -37,6 +37,7 @@ from frontend.effects import (
     VerifyPin,
 )
 from frontend.journal import Journal, JournalTxn, Session
+from frontend.lifecycle import TxnEvent, TxnState, advance, can
 from frontend.messages import EXTRA_REQUIRED, FINANCIAL, FINANCIAL_REQUIRED, LEDGER_OPS, MANAGEMENT, ORIGINALS, Kind
 from frontend.registry import Registry
 from hsm_sim.client import PinVerification
@@ -319,7 +320,7 @@ def _financial(
         except ValueError:
             return (yield from _done(answer.code(RC.FORMAT_ERROR), session, kind))
         original = yield JournalCall(lambda j: j.find(session.terminal_id, ref.batch, ref.stan))
-        if original is None or original.kind not in ORIGINALS[kind] or original.status != "approved":
+        if original is None or original.kind not in ORIGINALS[kind] or original.status != TxnState.APPROVED:
             return (yield from _done(answer.code(RC.ORIGINAL_NOT_FOUND), session, kind))
 
     rrn: str = yield JournalCall(lambda j: j.next_rrn())
@@ -356,7 +357,7 @@ def _financial(
     if pin_entered:
         code = yield from _check_pin(session, fields, pan, ctx, now)
         if code is not None:
-            yield JournalCall(finish(code.value, None, "declined"))
+            yield JournalCall(finish(code.value, None, advance(TxnState.PENDING, TxnEvent.PIN_REJECTED)))
             return (yield from _done(answer.code(code), session, kind))
 
     result = yield AskLedger(request)
@@ -373,14 +374,21 @@ def _financial(
             ),
         )
         yield QueueReversal(reversal)
-        yield JournalCall(finish(RC.CORE_TIMEOUT.value, None, "reversed"))
+        yield JournalCall(finish(RC.CORE_TIMEOUT.value, None, advance(TxnState.PENDING, TxnEvent.NO_ANSWER)))
         answer.fields["37"] = rrn
         return (yield from _done(answer.code(RC.CORE_TIMEOUT), session, kind))
     approved = result.response_code is RC.APPROVED
-    yield JournalCall(finish(result.response_code.value, result.auth_code, "approved" if approved else "declined"))
+    event = TxnEvent.LEDGER_APPROVED if approved else TxnEvent.LEDGER_DECLINED
+    yield JournalCall(finish(result.response_code.value, result.auth_code, advance(TxnState.PENDING, event)))
     if approved and original is not None and kind in (Kind.VOID, Kind.PREAUTH_CANCEL, Kind.PREAUTH_COMPLETION_VOID):
         yield JournalCall(
-            lambda j: j.set_status(session.terminal_id, session.batch, original.stan, original.mti, "voided")
+            lambda j: j.set_status(
+                session.terminal_id,
+                session.batch,
+                original.stan,
+                original.mti,
+                advance(original.status, TxnEvent.VOIDED),
+            )
         )
     _apply_ledger_answer(answer, result)
     return (yield from _done(answer, session, kind))
@@ -422,17 +430,27 @@ def _reversal(answer: _Answer, session: Session, fields: dict[str, str], ctx: Co
     original: JournalTxn | None = yield JournalCall(lambda j: j.find(session.terminal_id, batch, stan))
     if original is None:
         return (yield from _done(answer.code(RC.ORIGINAL_NOT_FOUND), session, Kind.REVERSAL))
-    if original.status in ("reversed", "declined"):
+    if not can(original.status, TxnEvent.REVERSED):  # e.g. voided: undo the void first
+        return (yield from _done(answer.code(RC.INVALID_TRANSACTION), session, Kind.REVERSAL))
+    if advance(original.status, TxnEvent.REVERSED) == original.status:  # already reversed, or never posted
         return (yield from _done(answer.code(RC.APPROVED), session, Kind.REVERSAL))
     rrn: str = yield JournalCall(lambda j: j.next_rrn())
     request = _ledger_request(LedgerOp.REVERSAL, fields, pan, rrn, ctx, now, original)
     result = yield AskLedger(request)
     if isinstance(result, PeerFailure):
         yield QueueReversal(request)
-        yield JournalCall(lambda j: j.set_status(session.terminal_id, batch, stan, original.mti, "reversed"))
+        yield JournalCall(
+            lambda j: j.set_status(
+                session.terminal_id, batch, stan, original.mti, advance(original.status, TxnEvent.REVERSED)
+            )
+        )
         return (yield from _done(answer.code(RC.APPROVED), session, Kind.REVERSAL))  # queued: the host owns it now
     if result.response_code in REVERSAL_DONE_CODES:
-        yield JournalCall(lambda j: j.set_status(session.terminal_id, batch, stan, original.mti, "reversed"))
+        yield JournalCall(
+            lambda j: j.set_status(
+                session.terminal_id, batch, stan, original.mti, advance(original.status, TxnEvent.REVERSED)
+            )
+        )
     answer.fields["37"] = result.rrn
     return (yield from _done(answer.code(result.response_code), session, Kind.REVERSAL))
 
