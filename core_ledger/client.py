@@ -107,7 +107,7 @@ class _Link:
             fields = decode_host(payload)
             answer = answer_from_fields(fields)
         except MessageDecodeError as exc:
-            raise FramingError(f"undecodable answer from the ledger: {exc}") from None
+            raise FramingError(f"undecodable answer from the ledger: {exc}", kind="undecodable") from None
         key = _answer_key(fields)
         queue = self.pending.get(key)
         if not queue:

@@ -31,7 +31,7 @@ from nac.limits import MAX_LINK_BUFFER_BYTES, NacLimits
 from nac.router import Router
 from nac.routes import Member, RouteTable
 from wire.errors import FramingError
-from wire.framing import LENGTH_PREFIX_LEN, frame
+from wire.framing import LENGTH_PREFIX_LEN, OVERSIZED, TRUNCATED, frame
 
 log = logging.getLogger("acqsim.nac")
 
@@ -70,9 +70,9 @@ class NacPorts:
 
 def framing_close_reason(exc: FramingError) -> CloseReason:
     """Which bad-length case a :class:`FramingError` from ``wire.framing`` is."""
-    if "exceeds" in exc.reason:
+    if exc.kind == OVERSIZED:
         return CloseReason.OVERSIZED_FRAME
-    if "ended inside" in exc.reason:
+    if exc.kind == TRUNCATED:
         return CloseReason.TRUNCATED_FRAME
     return CloseReason.BAD_LENGTH
 

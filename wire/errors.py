@@ -40,7 +40,15 @@ class WireError(AcqsimError):
 
 
 class FramingError(WireError):
-    """The 2-byte length prefix is zero, over the limit, or the stream ended inside a frame."""
+    """The 2-byte length prefix is zero, over the limit, or the stream ended inside a frame.
+
+    ``kind`` says which: ``"zero"``, ``"oversized"``, ``"truncated"`` (``"empty"`` when refusing to send;
+    ``"undecodable"`` when a peer's frame does not decode and the stream cannot be trusted).
+    """
+
+    def __init__(self, reason: str, *, kind: str, offset: int | None = None, field: str | None = None) -> None:
+        super().__init__(reason, offset=offset, field=field)
+        self.kind = kind
 
 
 class TpduError(WireError):

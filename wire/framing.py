@@ -24,6 +24,11 @@ from wire.errors import FramingError
 LENGTH_PREFIX_LEN: Final = 2
 #: Largest payload a 2-byte prefix can describe.
 ABSOLUTE_MAX_FRAME_LEN: Final = 0xFFFF
+#: ``FramingError.kind`` values.
+ZERO: Final = "zero"
+OVERSIZED: Final = "oversized"
+TRUNCATED: Final = "truncated"
+EMPTY: Final = "empty"
 #: Default limit: a CUP POS message is well under 1 KiB; 8 KiB leaves room for ICC data and uploads.
 DEFAULT_MAX_FRAME_LEN: Final = 8192
 
@@ -42,9 +47,11 @@ END_OF_STREAM: Final = _Sentinel.END_OF_STREAM
 def frame(payload: bytes, *, max_frame_len: int = ABSOLUTE_MAX_FRAME_LEN) -> bytes:
     """Prefix ``payload`` with its 2-byte big-endian length."""
     if not payload:
-        raise FramingError("refusing to send an empty frame", offset=0)
+        raise FramingError("refusing to send an empty frame", kind=EMPTY, offset=0)
     if len(payload) > max_frame_len:
-        raise FramingError(f"payload of {len(payload)} bytes exceeds the {max_frame_len}-byte limit", offset=0)
+        raise FramingError(
+            f"payload of {len(payload)} bytes exceeds the {max_frame_len}-byte limit", kind=OVERSIZED, offset=0
+        )
     return len(payload).to_bytes(LENGTH_PREFIX_LEN, "big") + payload
 
 
@@ -87,9 +94,9 @@ class LengthPrefixFramer:
             return self._at_short_buffer()
         length = int.from_bytes(self._buffer[:LENGTH_PREFIX_LEN], "big")
         if length == 0:
-            return self._fail("zero-length frame")
+            return self._fail("zero-length frame", ZERO)
         if length > self.max_frame_len:
-            return self._fail(f"frame length {length} exceeds the {self.max_frame_len}-byte limit")
+            return self._fail(f"frame length {length} exceeds the {self.max_frame_len}-byte limit", OVERSIZED)
         end = LENGTH_PREFIX_LEN + length
         if len(self._buffer) < end:
             return self._at_short_buffer()
@@ -102,9 +109,9 @@ class LengthPrefixFramer:
         if not self._eof:
             return NEED_DATA
         if self._buffer:
-            self._fail(f"stream ended inside a frame ({len(self._buffer)} bytes pending)")
+            self._fail(f"stream ended inside a frame ({len(self._buffer)} bytes pending)", TRUNCATED)
         return END_OF_STREAM
 
-    def _fail(self, reason: str) -> _Sentinel:
-        self._error = FramingError(reason, offset=self._consumed)
+    def _fail(self, reason: str, kind: str) -> _Sentinel:
+        self._error = FramingError(reason, kind=kind, offset=self._consumed)
         raise self._error

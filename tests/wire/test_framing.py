@@ -101,3 +101,20 @@ def test_limit_is_inclusive_and_offsets_advance() -> None:
     assert framer.next_frame() is END_OF_STREAM
     with pytest.raises(RuntimeError):
         framer.receive_data(b"more")
+
+
+def test_framing_errors_say_which_kind() -> None:
+    from wire.framing import OVERSIZED, TRUNCATED, ZERO
+
+    for stream, kind in ((b"\x00\x00", ZERO), (b"\x00\x0bxxxxxxxxxxx", OVERSIZED)):
+        framer = LengthPrefixFramer(max_frame_len=10)
+        framer.receive_data(stream)
+        with pytest.raises(FramingError) as info:
+            framer.next_frame()
+        assert info.value.kind == kind
+    cut = LengthPrefixFramer()
+    cut.receive_data(b"\x00\x05ab")
+    cut.receive_data(b"")
+    with pytest.raises(FramingError) as info:
+        cut.next_frame()
+    assert info.value.kind == TRUNCATED
