@@ -120,3 +120,54 @@ async def test_hsm_gone_gives_96_and_the_front_end_keeps_serving(tmp_path: Path)
         await ledger.aclose()
         tg.cancel_scope.cancel()
     service.store.close()
+
+
+async def test_slow_ledger_posts_late_and_the_reversal_undoes_it(tmp_path: Path) -> None:
+    """The ledger posts but answers after the front-end gave up: 98, then the stored reversal undoes it."""
+    from acqsim.netio import FramedConnection, connect, serve_tcp
+
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    card = config.card("6200001000000003")
+    delay = {"s": 0.0}
+
+    async def slow_proxy(conn: FramedConnection, *, upstream_port: int) -> None:
+        upstream = await connect(HOST, upstream_port, timeout=5)
+        try:
+            while (payload := await conn.receive(30)) is not None:
+                await upstream.send(payload)
+                answer = await upstream.receive(30)  # the ledger has posted by now
+                await anyio.sleep(delay["s"])  # …but its answer is late
+                if answer is None:
+                    return
+                await conn.send(answer)
+        finally:
+            await upstream.aclose()
+
+    async with anyio.create_task_group() as tg:
+        hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
+        service = open_service(config.store_path(config.ledger.db), config)
+        ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
+        proxy_port = await tg.start(
+            functools.partial(serve_tcp, HOST, 0, functools.partial(slow_proxy, upstream_port=ledger_port), name="slow")
+        )
+        hsm = await HsmClient.connect(HOST, hsm_port)
+        ledger = await LedgerClient.connect(HOST, proxy_port, timeout=0.5)
+        frontend = Frontend(
+            Context(registry=Registry.from_config(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
+        )
+        fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
+        account = service.state.accounts[service.state.cards[card.pan].account_id]
+        async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
+            assert (await pos.sign_on()) is not None
+            delay["s"] = 1.0
+            late = await pos.financial("purchase", card, amount=4_000, pin=card.pin)
+            assert late is not None and late.response_code == "98"
+            delay["s"] = 0.0
+            await _until(lambda: not frontend.journal.pending_reversals())
+            assert account.balance == card.balance  # posted late, then reversed: nothing lost or doubled
+            purchases = [t for t in service.state.txns.values() if t.amount == 4_000 and t.op.value == "purchase"]
+            assert [t.status.value for t in purchases] == ["reversed"]
+        await hsm.aclose()
+        await ledger.aclose()
+        tg.cancel_scope.cancel()
+    service.store.close()
