@@ -20,7 +20,7 @@ from acqsim import __version__
 #: subcommand → (module, one-line help). Order is the order ``acqsim --help`` lists them in.
 SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "demo": ("acqsim.cmd_demo", "start the pipeline and walk through a business day"),
-    "up": ("acqsim.cmd_up", "start all five services and keep them running"),
+    "up": ("acqsim.cmd_up", "start HSM, ledger, front-end and NAC as processes and keep them running"),
     "config": ("acqsim.cmd_config", "show the effective configuration, test terminals and cards"),
     "decode": ("acqsim.cmd_decode", "dissect a POS-link or host-link frame given as hex"),
     "trace": ("acqsim.cmd_trace", "show a transaction's journey across the hops"),

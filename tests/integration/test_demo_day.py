@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -11,16 +12,21 @@ from acqsim.cli import main
 from acqsim.config import TEST_PVK, AcqsimConfig
 
 
-def test_demo_day_passes_and_traces_hold_no_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_day_passes_and_traces_hold_no_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     assert main(["demo", "--data-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out + caplog.text
     assert "13 of 13 steps ended as expected" in out
     assert "terminal ← answer" in out and "front-end → HSM DC" in out and "front-end → ledger 0200" in out
     config = AcqsimConfig.default(data_dir=tmp_path)
     traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
     assert traces.count("\n") > 50
+    assert "acqsim.frontend" in caplog.text  # the services' logs were captured too
     secrets = [card.pan for card in config.cards] + [t.tmk for t in config.terminals] + [TEST_PVK]
     for secret in secrets:
         assert secret not in traces and secret not in out
+    assert config.card("6200001000000003").pin not in out  # the PIN the demo enters, in output or logs
     # A PIN block never appears: field 52 is always hidden.
     assert re.search(r'"52":"(?!\[hidden\])', traces) is None
