@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/acqsim demo
+	$(BIN)/acqsim demo --processes
 
 test: lint typecheck unit
 

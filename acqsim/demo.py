@@ -13,7 +13,8 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -87,7 +88,7 @@ def timeline(trace_dir: Path, stan: str, started: float, ended: float) -> list[s
 
 async def walk_day(
     config: AcqsimConfig, pos: PosTerminal, relay: LossyRelay, report: Callable[[Step], None]
-) -> list[Step]:
+) -> tuple[list[Step], dict[str, Outcome]]:
     good, other = config.card("6200001000000003"), config.card("6200001000000011")
     steps: list[Step] = []
     memory: dict[str, Outcome] = {}
@@ -210,11 +211,7 @@ async def walk_day(
         steps[-1].detail += " — not balanced"
     elif settled is not None:
         steps[-1].detail += " — balanced"
-    memory_receipt.update(memory)
-    return steps
-
-
-memory_receipt: dict[str, Outcome] = {}
+    return steps, memory
 
 
 def print_balances(config: AcqsimConfig, write: Callable[[str], None]) -> None:
@@ -235,13 +232,27 @@ def print_balances(config: AcqsimConfig, write: Callable[[str], None]) -> None:
             write(f"  {account.name[:28]:<28} {_money(account.balance):>14}")
 
 
-async def run_demo(config: AcqsimConfig, write: Callable[[str], None]) -> bool:
-    write(f"acqsim demo — data in {config.data_dir}")
+@asynccontextmanager
+async def _pipeline(config: AcqsimConfig, nac: Endpoint | None) -> AsyncIterator[tuple[Endpoint, str]]:
+    """The NAC to use: the given one (services already running as processes) or an in-process pipeline."""
+    if nac is not None:
+        yield nac, f"services running as separate processes; NAC {nac}"
+        return
     async with running_pipeline(config, trace=True) as pipeline:
-        relay = LossyRelay(pipeline.nac)
+        yield (
+            pipeline.nac,
+            (f"HSM {pipeline.hsm}  ledger {pipeline.ledger}  front-end {pipeline.frontend}  NAC {pipeline.nac}"),
+        )
+
+
+async def run_demo(config: AcqsimConfig, write: Callable[[str], None], *, nac: Endpoint | None = None) -> bool:
+    """Walk the day; ``nac`` given: against services already running (``acqsim up``) with this data folder."""
+    write(f"acqsim demo — data in {config.data_dir}")
+    async with _pipeline(config, nac) as (target, where):
+        relay = LossyRelay(target)
         async with anyio.create_task_group() as tg:
             relay_port = await tg.start(functools.partial(serve_tcp, "127.0.0.1", 0, relay.handle, name="relay"))
-            write(f"HSM {pipeline.hsm}  ledger {pipeline.ledger}  front-end {pipeline.frontend}  NAC {pipeline.nac}")
+            write(where)
             write("")
 
             def report(step: Step) -> None:
@@ -253,9 +264,13 @@ async def run_demo(config: AcqsimConfig, write: Callable[[str], None]) -> bool:
             async with PosTerminal(
                 config, TERMINAL, nac=Endpoint(host="127.0.0.1", port=relay_port), timeout=DEMO_ANSWER_TIMEOUT_S
             ) as pos:
-                steps = await walk_day(config, pos, relay, report)
+                steps, memory = await walk_day(config, pos, relay, report)
             tg.cancel_scope.cancel()
-    buy2 = memory_receipt.get("purchase2")
+    return _finish(config, write, steps, memory)
+
+
+def _finish(config: AcqsimConfig, write: Callable[[str], None], steps: list[Step], memory: dict[str, Outcome]) -> bool:
+    buy2 = memory.get("purchase2")
     if buy2 is not None:
         fixture = config.terminal(TERMINAL)
         merchant = config.merchant(fixture.merchant_id)

@@ -9,7 +9,6 @@ includes PIN and MAC checks at the HSM and a durable posting at the ledger; the 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import anyio
 
 from acqsim.config import AcqsimConfig, Endpoint, load_config
 from acqsim.netio import connect
+from acqsim.processes import running_processes
 from acqsim.supervisor import free_port
 from terminal.load.runner import LOAD_TERMINAL_PREFIX, run_load
 from terminal.load.schedule import Mix, OpenLoopSchedule
@@ -29,7 +29,6 @@ from terminal.load.schedule import Mix, OpenLoopSchedule
 TERMINALS: Final = 32
 SECONDS: Final = 5.0
 OFFERED_RATE: Final = 4000.0  # more than the pipeline can do on 2 cores: measures capacity
-STARTUP_TIMEOUT_S: Final = 60.0
 
 
 def _config_file(root: Path, terminals: int) -> Path:
@@ -51,29 +50,6 @@ def _config_file(root: Path, terminals: int) -> Path:
     path = root / "bench.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-@contextlib.contextmanager
-def pipeline_processes(config_file: Path) -> Iterator[Endpoint]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "acqsim", "up", "--ephemeral-ports", "--config", str(config_file)]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
-        assert process.stdout is not None
-        nac = None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if line.startswith("nac"):
-                nac = Endpoint.parse(line.split()[-1])
-            if "all services up" in line or not line:
-                break
-        try:
-            if nac is None:
-                raise RuntimeError("the pipeline did not start")
-            yield nac
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @contextlib.contextmanager
@@ -122,7 +98,7 @@ def measure() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="acqsim-bench-e2e-") as tmp:
         config_file = _config_file(Path(tmp), TERMINALS)
         config = load_config(config_file)
-        with pipeline_processes(config_file) as nac:
+        with running_processes(config_file=config_file) as nac:
             stats, elapsed = anyio.run(
                 lambda: run_load(
                     config,

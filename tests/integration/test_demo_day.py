@@ -30,3 +30,14 @@ def test_demo_day_passes_and_traces_hold_no_secrets(
     assert config.card("6200001000000003").pin not in out  # the PIN the demo enters, in output or logs
     # A PIN block never appears: field 52 is always hidden.
     assert re.search(r'"52":"(?!\[hidden\])', traces) is None
+
+
+def test_demo_day_over_real_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--processes", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "services running as separate processes" in out and "13 of 13 steps ended as expected" in out
+    assert "ledger ← front-end 0200" in out  # the ledger process traced its own hop
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
+    traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
+    for card in AcqsimConfig.default().cards:
+        assert card.pan not in logs and card.pan not in traces

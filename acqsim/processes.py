@@ -1,0 +1,57 @@
+"""Running ``acqsim up`` as a child process from a synchronous caller (the demo's process mode, benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from acqsim.config import Endpoint
+
+STARTUP_TIMEOUT_S: Final = 60.0
+STOP_TIMEOUT_S: Final = 30.0
+
+
+class StartupError(RuntimeError):
+    """``acqsim up`` did not report all services up in time; ``output`` is what it printed."""
+
+    def __init__(self, output: str) -> None:
+        super().__init__("the services did not start:\n" + output)
+        self.output = output
+
+
+@contextlib.contextmanager
+def running_processes(*, config_file: Path | None = None, data_dir: Path | None = None) -> Iterator[Endpoint]:
+    """Start the four services on free ports as separate processes; yield the NAC; stop them all on exit."""
+    argv = [sys.executable, "-m", "acqsim", "up", "--ephemeral-ports"]
+    if config_file is not None:
+        argv += ["--config", str(config_file)]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as process:
+        assert process.stdout is not None
+        lines: list[str] = []
+        nac = None
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if line.startswith("nac"):
+                nac = Endpoint.parse(line.split()[-1])
+            if "all services up" in line or not line:
+                break
+        try:
+            if nac is None or not any("all services up" in line for line in lines):
+                raise StartupError("".join(lines))
+            yield nac
+        finally:
+            process.terminate()
+            process.wait(timeout=STOP_TIMEOUT_S)
