@@ -18,9 +18,15 @@ TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # PROTOCOL.md §6
 FIELD62_GOOD = "1A4D672DCA6CB33501E9D8DA9182FC1F" + "164D70B9" + "01E9D8DA9182FC1F1FD1B02B237AF9AE" + "76FE1391"
 
 
-def fresh_session(**state: object) -> TerminalSession:
-    base = TerminalState(terminal_id="10000001", merchant_id="898100000000001")
-    return TerminalSession(dataclasses.replace(base, **state), TMK, clock=lambda: dt.datetime(2026, 11, 24, 9, 30))
+def fresh_session(*, pik: str | None = None, mak: str | None = None) -> TerminalSession:
+    base = TerminalState(
+        terminal_id="10000001",
+        merchant_id="898100000000001",
+        pik_under_tmk=pik,
+        mak_under_tmk=mak,
+        signed_on=pik is not None,
+    )
+    return TerminalSession(base, TMK, clock=lambda: dt.datetime(2026, 11, 24, 9, 30))
 
 
 def sign_on_answer(request: bytes, field62: str) -> bytes:
@@ -32,11 +38,7 @@ def sign_on_answer(request: bytes, field62: str) -> bytes:
 
 
 def test_pin_block_of_the_published_vector() -> None:
-    pos = fresh_session(
-        pik_under_tmk="1A4D672DCA6CB33501E9D8DA9182FC1F",
-        mak_under_tmk="01E9D8DA9182FC1F1FD1B02B237AF9AE",
-        signed_on=True,
-    )
+    pos = fresh_session(pik=FIELD62_GOOD[:32], mak=FIELD62_GOOD[40:72])
     card = dataclasses.replace(CONFIG.cards[0], pan="5544332211009966", pin="1234")
     fields = decode_pos_body(PosFrame.parse(pos.financial("purchase", card, amount=100, pin="1234")).body)
     assert fields["52"] == "AB7374D801F4A390"
