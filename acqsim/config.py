@@ -6,6 +6,7 @@ built-in default (loopback ports, SQLite stores in a local data folder, the test
 TOML layout (every table optional; omitted values take the defaults below)::
 
     data_dir = ".acqsim"          # stores, traces, terminal state; relative to the config file
+    trace = true                  # every service writes JSON-lines trace records (off for load runs)
     acquirer_id = "48009999"      # field 32
     currency = "156"              # field 49
     pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
@@ -240,6 +241,8 @@ class AcqsimConfig:
     acquirer_id: str = DEFAULT_ACQUIRER_ID
     currency: str = CURRENCY_CNY
     pvk: str = TEST_PVK
+    #: Whether the services write trace records; each one dissects and masks a message, which costs CPU.
+    trace: bool = True
     hsm: HsmConfig = HsmConfig()
     ledger: LedgerConfig = LedgerConfig()
     frontend: FrontendConfig = FrontendConfig()
@@ -346,11 +349,15 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
     routes = {str(k): tuple(v if isinstance(v, list) else [v]) for k, v in routes_raw.items()}
     nac_listen = _endpoint(nac_t, "nac", defaults.nac.listen)
     data_dir = Path(raw.get("data_dir", str(defaults.data_dir)))
+    trace = raw.get("trace", defaults.trace)
+    if not isinstance(trace, bool):
+        raise ConfigError("trace must be true or false")
     return AcqsimConfig(
         data_dir=data_dir if data_dir.is_absolute() else base_dir / data_dir,
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
         currency=str(raw.get("currency", defaults.currency)),
         pvk=str(raw.get("pvk", defaults.pvk)),
+        trace=trace,
         hsm=HsmConfig(listen=_endpoint(hsm_t, "hsm", defaults.hsm.listen), lmk=str(hsm_t.get("lmk", "TEST"))),
         ledger=LedgerConfig(
             listen=_endpoint(ledger_t, "ledger", defaults.ledger.listen), db=str(ledger_t.get("db", defaults.ledger.db))

@@ -86,7 +86,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
     """How to start each service, in dependency order (HSM and ledger, front-end, NAC)."""
     python = (sys.executable, "-m", "acqsim")
     with_config = ("--config", str(config_file)) if config_file else ()
-    traces = ("--trace-dir", str(config.trace_dir))
+    traces = ("--trace-dir", str(config.trace_dir)) if config.trace else ()
     routes = [f"--route={dst}=" + ",".join(str(e) for e in config.route_members(dst)) for dst in config.nac.routes]
     status = ("--status-port", str(config.nac.status.port)) if config.nac.status else ()
     hsm, ledger, frontend = config.hsm, config.ledger, config.frontend
@@ -136,8 +136,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
                 str(config.nac.listen),
                 *routes,
                 *status,
-                "--trace",
-                str(config.trace_dir / "nac.jsonl"),
+                *(("--trace", str(config.trace_dir / "nac.jsonl")) if config.trace else ()),
             ),
         ),
     ]

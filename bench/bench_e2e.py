@@ -33,7 +33,7 @@ OFFERED_RATE: Final = 4000.0  # more than the pipeline can do on 2 cores: measur
 
 def _config_file(root: Path, terminals: int) -> Path:
     base = AcqsimConfig.default()
-    lines = [f'data_dir = "{root / "data"}"']
+    lines = [f'data_dir = "{root / "data"}"', "trace = false"]
     tmk = base.terminals[0].tmk
     entries = [(t.terminal_id, t.merchant_id, t.tmk, t.app_type) for t in base.terminals]
     entries += [

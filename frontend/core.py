@@ -31,6 +31,7 @@ from frontend.effects import (
     GenerateMac,
     GenerateWorkingKeys,
     JournalCall,
+    JournalRead,
     PeerFailure,
     QueueReversal,
     VerifyMac,
@@ -180,7 +181,7 @@ def process(frame: PosFrame, ctx: Context) -> Flow:
 
     if kind is Kind.SIGN_ON:
         return (yield from _sign_on(answer, terminal.terminal_id, terminal.tmk_under_lmk, fields))
-    session: Session | None = yield JournalCall(lambda j: j.session(terminal.terminal_id))
+    session: Session | None = yield JournalRead(lambda j: j.session(terminal.terminal_id))
     if kind in (Kind.SIGN_OFF, Kind.ECHO):
         if kind is Kind.SIGN_OFF:
             yield JournalCall(lambda j: j.drop_session(terminal.terminal_id))
@@ -323,9 +324,8 @@ def _financial(
         if original is None or original.kind not in ORIGINALS[kind] or original.status != TxnState.APPROVED:
             return (yield from _done(answer.code(RC.ORIGINAL_NOT_FOUND), session, kind))
 
-    rrn: str = yield JournalCall(lambda j: j.next_rrn())
-    request = _ledger_request(LEDGER_OPS[kind], fields, pan, rrn, ctx, now, original)
-    fresh = yield JournalCall(
+    draft = _ledger_request(LEDGER_OPS[kind], fields, pan, "", ctx, now, original)
+    rrn: str | None = yield JournalCall(  # durable before the ledger is asked; hands out the RRN
         lambda j: j.record_request(
             terminal_id=session.terminal_id,
             batch=session.batch,
@@ -333,15 +333,15 @@ def _financial(
             mti=fields["t"],
             kind=kind.value,
             pan_masked=mask_pan(pan),
-            amount=request.amount,
-            local_date=request.local_date,
-            local_time=request.local_time,
-            rrn=rrn,
+            amount=draft.amount,
+            local_date=draft.local_date,
+            local_time=draft.local_time,
             original_stan=original.stan if original else None,
         )
     )
-    if not fresh:
+    if rrn is None:
         return (yield from _done(answer.code(RC.DUPLICATE), session, kind))
+    request = dataclasses.replace(draft, rrn=rrn)
 
     def finish(code: str, auth: str | None, status: str) -> Callable[[Journal], None]:
         return lambda j: j.record_answer(
@@ -398,7 +398,7 @@ def _check_pin(
     session: Session, fields: dict[str, str], pan: str, ctx: Context, now: dt.datetime
 ) -> Generator[Effect, Any, ResponseCode | None]:
     day = now.strftime("%Y%m%d")
-    failures: int = yield JournalCall(lambda j: j.pin_failures(pan, day))
+    failures: int = yield JournalRead(lambda j: j.pin_failures(pan, day))
     if failures >= MAX_PIN_FAILURES_PER_DAY:
         return RC.PIN_TRIES_EXCEEDED
     pvv = track_pvv(fields)

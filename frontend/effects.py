@@ -60,7 +60,14 @@ class AskLedger:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class JournalCall:
-    """→ whatever ``call(journal)`` returns (run in a worker thread)."""
+    """→ whatever ``call(journal)`` returns: run in a worker thread, durable (group commit) when it returns."""
+
+    call: Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JournalRead:
+    """→ whatever ``call(journal)`` returns: a read the journal answers from memory, run inline (no thread)."""
 
     call: Callable[[Any], Any]
 
@@ -72,7 +79,7 @@ class QueueReversal:
     request: LedgerRequest
 
 
-Effect = GenerateWorkingKeys | VerifyMac | GenerateMac | VerifyPin | AskLedger | JournalCall | QueueReversal
+Effect = GenerateWorkingKeys | VerifyMac | GenerateMac | VerifyPin | AskLedger | JournalCall | JournalRead | QueueReversal
 
 
 class FailureKind(enum.Enum):

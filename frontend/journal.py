@@ -1,8 +1,13 @@
 """The front-end's durable journal (SQLite, WAL): sessions, every transaction, PIN tries, pending reversals.
 
-Blocking calls: the server runs them in a worker thread. The journal keeps PANs masked, except in the
-pending-reversal queue, which needs the card number to reverse at the ledger and forgets it once the ledger
-acknowledges. PIN-try counters are keyed by a SHA-256 of the PAN.
+Writes are blocking: the server runs them in batches (:meth:`Journal.run_batch`, one transaction and one
+fsync per batch) in a worker thread. What every transaction reads first — the terminal's session and the
+card's PIN failures today — is also held in memory (written through, loaded at open), so those reads need
+neither the disk nor a thread. RRNs are handed out from a block of ``RRN_BLOCK`` reserved durably at a time,
+as a database sequence with a cache does: unique across restarts, with a gap after one.
+
+The journal keeps PANs masked, except in the pending-reversal queue, which needs the card number to reverse
+at the ledger and forgets it once the ledger acknowledges. PIN-try counters are keyed by a SHA-256 of the PAN.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,6 +44,10 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 #: still counts as a debit, and its void as a credit; reversed transactions count nowhere.
 DEBIT_KINDS: Final = ("purchase", "preauth_completion", "preauth_completion_advice")
 CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void")
+#: RRNs reserved durably at a time; a restart skips what was left of the block.
+RRN_BLOCK: Final = 1000
+#: RRN serial digits after the YYDDD prefix (field 37 is 12 characters).
+RRN_SERIAL_MODULUS: Final = 10_000_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +100,32 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._sessions = {
+            row[0]: Session(terminal_id=row[0], pik=row[1], mak=row[2], batch=row[3])
+            for row in self._db.execute("SELECT terminal_id, pik, mak, batch FROM sessions")
+        }
+        self._pin_failures: dict[tuple[str, str], int] = {
+            (row[0], row[1]): int(row[2]) for row in self._db.execute("SELECT card, day, failures FROM pin_tries")
+        }
+        self._rrn_next = self._rrn_limit = 0
+
+    def run_batch(self, calls: list[Callable[[Journal], Any]]) -> Sequence[Any]:
+        """Run ``calls`` in order in ONE transaction (one fsync); each one's result, or the exception it raised."""
+        results: list[Any] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for call in calls:
+                    try:
+                        results.append(call(self))
+                    except Exception as exc:  # noqa: BLE001 - goes back to that call's caller, not to the batch
+                        results.append(exc)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return results
 
     def close(self) -> None:
         self._db.close()
@@ -105,27 +140,36 @@ class Journal:
 
     # sessions
     def session(self, terminal_id: str) -> Session | None:
-        row = self._one("SELECT terminal_id, pik, mak, batch FROM sessions WHERE terminal_id = ?", (terminal_id,))
-        return Session(terminal_id=row[0], pik=row[1], mak=row[2], batch=row[3]) if row else None
+        """From memory: no disk, no thread."""
+        return self._sessions.get(terminal_id)
 
     def save_session(self, session: Session) -> None:
         self._exec(
             "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
             (session.terminal_id, session.pik, session.mak, session.batch, time.time()),
         )
+        self._sessions[session.terminal_id] = session
 
     def drop_session(self, terminal_id: str) -> None:
         self._exec("DELETE FROM sessions WHERE terminal_id = ?", (terminal_id,))
+        self._sessions.pop(terminal_id, None)
 
     def next_batch(self, terminal_id: str) -> str:
-        row = self._one("SELECT batch FROM sessions WHERE terminal_id = ?", (terminal_id,))
-        return f"{(int(row[0]) % 999999) + 1:06d}" if row else "000001"
+        session = self._sessions.get(terminal_id)
+        return f"{(int(session.batch) % 999999) + 1:06d}" if session else "000001"
 
     def next_rrn(self) -> str:
         with self._lock:
-            self._db.execute("INSERT INTO counters VALUES ('rrn', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1")
-            value = self._db.execute("SELECT value FROM counters WHERE name = 'rrn'").fetchone()[0]
-        return f"{time.strftime('%y%j')}{value % 10_000_000:07d}"
+            if self._rrn_next >= self._rrn_limit:
+                self._db.execute(
+                    "INSERT INTO counters VALUES ('rrn', ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
+                    (RRN_BLOCK, RRN_BLOCK),
+                )
+                self._rrn_limit = int(self._db.execute("SELECT value FROM counters WHERE name = 'rrn'").fetchone()[0])
+                self._rrn_next = self._rrn_limit - RRN_BLOCK
+            self._rrn_next += 1
+            value = self._rrn_next
+        return f"{time.strftime('%y%j')}{value % RRN_SERIAL_MODULUS:07d}"
 
     # transactions
     def find(self, terminal_id: str, batch: str, stan: str, mti: str | None = None) -> JournalTxn | None:
@@ -143,6 +187,7 @@ class Journal:
     def record_request(
         self,
         *,
+        rrn: str | None = None,
         terminal_id: str,
         batch: str,
         stan: str,
@@ -152,10 +197,11 @@ class Journal:
         amount: int,
         local_date: str,
         local_time: str,
-        rrn: str,
         original_stan: str | None,
-    ) -> bool:
-        """Journal a request before it goes to the ledger. False if (terminal, batch, STAN, MTI) exists."""
+    ) -> str | None:
+        """Journal a request before it goes to the ledger; its RRN (a new one unless given), or ``None`` if
+        (terminal, batch, STAN, MTI) is already journaled."""
+        rrn = rrn or self.next_rrn()
         try:
             self._exec(
                 "INSERT INTO txns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 'pending', ?, ?)",
@@ -175,8 +221,8 @@ class Journal:
                 ),
             )
         except sqlite3.IntegrityError:
-            return False
-        return True
+            return None
+        return rrn
 
     def record_answer(
         self,
@@ -224,15 +270,19 @@ class Journal:
 
     # PIN tries
     def pin_failures(self, pan: str, day: str) -> int:
-        row = self._one("SELECT failures FROM pin_tries WHERE card = ? AND day = ?", (card_ref(pan), day))
-        return int(row[0]) if row else 0
+        """From memory: no disk, no thread."""
+        return self._pin_failures.get((card_ref(pan), day), 0)
 
     def add_pin_failure(self, pan: str, day: str) -> int:
-        self._exec(
-            "INSERT INTO pin_tries VALUES (?, ?, 1) ON CONFLICT(card, day) DO UPDATE SET failures = failures + 1",
-            (card_ref(pan), day),
-        )
-        return self.pin_failures(pan, day)
+        key = (card_ref(pan), day)
+        with self._lock:
+            self._exec(
+                "INSERT INTO pin_tries VALUES (?, ?, 1) ON CONFLICT(card, day) DO UPDATE SET failures = failures + 1",
+                key,
+            )
+            row = self._one("SELECT failures FROM pin_tries WHERE card = ? AND day = ?", key)
+            self._pin_failures[key] = int(row[0])
+        return self._pin_failures[key]
 
     # store-and-forward reversals to the ledger
     def queue_reversal(self, request: LedgerRequest) -> None:

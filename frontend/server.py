@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any, Final, Literal
 
 import anyio
 import anyio.abc
 
+from acqsim.groupcommit import GroupCommit
 from acqsim.netio import FramedConnection, serve_tcp
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.hostlink import request_fields
@@ -26,6 +28,7 @@ from frontend.effects import (
     GenerateMac,
     GenerateWorkingKeys,
     JournalCall,
+    JournalRead,
     PeerFailure,
     QueueReversal,
     VerifyMac,
@@ -93,6 +96,8 @@ class Frontend:
         self, ctx: Context, journal: Journal, hsm: HsmClient, ledger: LedgerClient, *, trace: TraceWriter | None = None
     ) -> None:
         self.ctx, self.journal, self.hsm, self.ledger = ctx, journal, hsm, ledger
+        #: Journal writes of all transactions in flight share one commit (see ``serve``, which runs it).
+        self.journal_writes: GroupCommit[Callable[[Journal], Any], Any] = GroupCommit("journal", journal.run_batch)
         self.trace = trace if trace is not None and trace.enabled else None
         self._reversal_wakeup = anyio.Event()
         self.answered = 0
@@ -124,12 +129,15 @@ class Frontend:
 
     async def _carry_out(self, effect: Effect) -> Any:
         try:
+            if isinstance(effect, JournalRead):
+                return effect.call(self.journal)
             if isinstance(effect, JournalCall):
-                return await anyio.to_thread.run_sync(effect.call, self.journal)
+                return await self.journal_writes.submit(effect.call)
             if isinstance(effect, AskLedger):
                 return await self.ledger.submit(effect.request)
             if isinstance(effect, QueueReversal):
-                await anyio.to_thread.run_sync(self.journal.queue_reversal, effect.request)
+                request = effect.request
+                await self.journal_writes.submit(lambda j: j.queue_reversal(request))
                 self._reversal_wakeup.set()
                 return None
             if isinstance(effect, GenerateWorkingKeys):
@@ -237,6 +245,7 @@ async def serve(
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     async with anyio.create_task_group() as tg:
+        await tg.start(frontend.journal_writes.run_flusher)
         tg.start_soon(frontend.forward_reversals)
         bound = await tg.start(functools.partial(serve_tcp, host, port, frontend.handle, name="frontend"))
         task_status.started(bound)

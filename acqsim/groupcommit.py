@@ -1,0 +1,80 @@
+"""Group commit: many concurrent callers, one durable write (one fsync) per batch, done in a worker thread.
+
+Callers on the event loop :meth:`GroupCommit.submit` an item and wait; one flusher task hands everything
+queued so far to ``commit`` in a worker thread, then releases every caller of that batch with its own
+result. While a batch is being written, new items queue for the next one, so under load a batch holds
+about as many items as arrived during one fsync — the cost of durability is shared, not paid per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Final, Generic, TypeVar
+
+import anyio
+import anyio.abc
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+#: Longest a caller waits for its batch to become durable.
+COMMIT_TIMEOUT_S: Final = 10.0
+
+
+class CommitFailed(RuntimeError):
+    """The batch holding this item could not be written; ``cause`` says why."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        super().__init__(f"{what}: commit failed: {type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
+class _Batch(Generic[Item, Result]):
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+        self.results: Sequence[Result | BaseException] = ()
+        self.done = anyio.Event()
+
+
+class GroupCommit(Generic[Item, Result]):
+    """``commit(items)`` runs in a worker thread and returns one result per item, in order.
+
+    A result that is an exception is raised to that item's caller only; an exception out of ``commit``
+    itself fails the whole batch (:class:`CommitFailed` for each of its callers).
+    """
+
+    def __init__(self, what: str, commit: Callable[[list[Item]], Sequence[Result | BaseException]]) -> None:
+        self.what = what
+        self._commit = commit
+        self._batch: _Batch[Item, Result] = _Batch()
+        self._wakeup = anyio.Event()
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, item: Item) -> Result:
+        batch = self._batch
+        batch.items.append(item)
+        index = len(batch.items) - 1
+        self._wakeup.set()
+        with anyio.fail_after(COMMIT_TIMEOUT_S):
+            await batch.done.wait()
+        result = batch.results[index]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def run_flusher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            batch, self._batch = self._batch, _Batch()
+            try:
+                with anyio.CancelScope(shield=True):  # a started write is finished and its callers released
+                    batch.results = await anyio.to_thread.run_sync(self._commit, batch.items)
+            except Exception as exc:  # noqa: BLE001 - every caller of the batch is told, none is left waiting
+                failure = CommitFailed(self.what, exc)
+                batch.results = [failure] * len(batch.items)
+            self.batches += 1
+            self.items += len(batch.items)
+            batch.done.set()
