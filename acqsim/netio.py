@@ -40,19 +40,30 @@ class FramedConnection:
     async def receive(self, timeout: float = math.inf) -> bytes | None:
         """The next frame's payload; ``None`` when the peer closed cleanly. Raises ``TimeoutError``,
         :class:`FramingError` (stream out of step), or anyio's broken-resource errors."""
-        with anyio.fail_after(timeout):
-            while True:
-                item = self.framer.next_frame()
-                if item is END_OF_STREAM:
-                    return None
-                if item is not NEED_DATA:
-                    assert isinstance(item, bytes)
-                    return item
-                try:
-                    chunk = await self.stream.receive(READ_CHUNK)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    chunk = b""
-                self.framer.receive_data(chunk)
+        item = self.framer.next_frame()
+        if item is NEED_DATA:  # a cancel scope costs about as much as a small read: only when waiting
+            if timeout == math.inf:
+                return await self._read_frame()
+            with anyio.fail_after(timeout):
+                return await self._read_frame()
+        if item is END_OF_STREAM:
+            return None
+        assert isinstance(item, bytes)
+        return item
+
+    async def _read_frame(self) -> bytes | None:
+        while True:
+            try:
+                chunk = await self.stream.receive(READ_CHUNK)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                chunk = b""
+            self.framer.receive_data(chunk)
+            item = self.framer.next_frame()
+            if item is END_OF_STREAM:
+                return None
+            if item is not NEED_DATA:
+                assert isinstance(item, bytes)
+                return item
 
     async def send(self, payload: bytes) -> None:
         data = frame(payload, max_frame_len=self.framer.max_frame_len)

@@ -22,7 +22,9 @@ import anyio
 from acqsim.config import AcqsimConfig, Endpoint, load_config
 from acqsim.netio import connect
 from acqsim.processes import running_processes
+from acqsim.runner import backend_options
 from acqsim.supervisor import free_port
+from bench.cpu import cpu_by_service, cpu_per_item
 from terminal.load.runner import LOAD_TERMINAL_PREFIX, run_load
 from terminal.load.schedule import Mix, OpenLoopSchedule
 
@@ -95,10 +97,12 @@ async def relay_rate(endpoint: Endpoint, clients: int, seconds: float, payload: 
 
 
 def measure() -> dict[str, float]:
+    backend, options = backend_options()  # as `acqsim load` runs: uvloop when installed
     with tempfile.TemporaryDirectory(prefix="acqsim-bench-e2e-") as tmp:
         config_file = _config_file(Path(tmp), TERMINALS)
         config = load_config(config_file)
         with running_processes(config_file=config_file) as nac:
+            before = cpu_by_service()
             stats, elapsed = anyio.run(
                 lambda: run_load(
                     config,
@@ -106,18 +110,27 @@ def measure() -> dict[str, float]:
                     schedule=OpenLoopSchedule(OFFERED_RATE, SECONDS),
                     mix=Mix.parse("purchase=100"),
                     against=nac,
-                )
+                ),
+                backend=backend,
+                backend_options=options,
             )
+            cpu = cpu_per_item(before, cpu_by_service(), stats.codes.get("00", 0))
         summary = stats.summary(elapsed)
         with relay_chain() as relay:
-            floor = anyio.run(relay_rate, relay, TERMINALS, SECONDS, bytes(129))
-    return {
+            floor = anyio.run(
+                relay_rate, relay, TERMINALS, SECONDS, bytes(129), backend=backend, backend_options=options
+            )
+    figures = {
         "approved_per_s": summary["approved_tps"],
         "p50_ms": summary["p50_ms"],
         "p99_ms": summary["p99_ms"],
         "relay_floor_per_s": floor,
         "ratio": summary["approved_tps"] / floor if floor else 0.0,
     }
+    figures |= {f"cpu_us_{name}": micros for name, micros in sorted(cpu.items())}
+    if cpu:
+        figures["cpu_us_total"] = sum(cpu.values())
+    return figures
 
 
 def main() -> None:
@@ -128,6 +141,10 @@ def main() -> None:
     )
     print(f"relay floor (3 plain hops): {figures['relay_floor_per_s']:,.0f} round trips/s")
     print(f"pipeline / floor: {figures['ratio']:.3f}")
+    shares = {k[len("cpu_us_") :]: v for k, v in figures.items() if k.startswith("cpu_us_") and k != "cpu_us_total"}
+    if shares:
+        parts = ", ".join(f"{name} {micros:,.0f}" for name, micros in sorted(shares.items(), key=lambda kv: -kv[1]))
+        print(f"CPU µs per approved purchase: {parts}; total {figures['cpu_us_total']:,.0f}")
 
 
 if __name__ == "__main__":
