@@ -36,6 +36,7 @@ class FramedConnection:
         self.framer = LengthPrefixFramer(max_frame_len)
         self.peer = peer
         self._send_lock = anyio.Lock()
+        self._gathering: list[bytes] | None = None
 
     async def receive(self, timeout: float = math.inf) -> bytes | None:
         """The next frame's payload; ``None`` when the peer closed cleanly. Raises ``TimeoutError``,
@@ -66,9 +67,21 @@ class FramedConnection:
                 return item
 
     async def send(self, payload: bytes) -> None:
+        """Frame and write ``payload``. Frames that several tasks send at about the same time go out in one
+        write (one system call): a send that finds a write being gathered adds its frame and returns at once,
+        and the task doing the write meets any error (a peer that is gone shows in every task's next read)."""
         data = frame(payload, max_frame_len=self.framer.max_frame_len)
-        async with self._send_lock:
-            await self.stream.send(data)
+        if self._gathering is not None:
+            self._gathering.append(data)
+            return
+        gathering = self._gathering = [data]
+        try:
+            async with self._send_lock:  # acquiring yields once: the window in which other tasks add theirs
+                self._gathering = None
+                await self.stream.send(data if len(gathering) == 1 else b"".join(gathering))
+        finally:
+            if self._gathering is gathering:  # cancelled while waiting for the lock: nobody will write these
+                self._gathering = None
 
     async def aclose(self) -> None:
         with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
