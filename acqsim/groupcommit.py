@@ -72,7 +72,7 @@ class GroupCommit(Generic[Item, Result]):
             try:
                 with anyio.CancelScope(shield=True):  # a started write is finished and its callers released
                     batch.results = await anyio.to_thread.run_sync(self._commit, batch.items)
-            except Exception as exc:  # noqa: BLE001 - every caller of the batch is told, none is left waiting
+            except Exception as exc:  # every caller of the batch is told, none is left waiting
                 failure = CommitFailed(self.what, exc)
                 batch.results = [failure] * len(batch.items)
             self.batches += 1

@@ -70,7 +70,20 @@ class FramedConnection:
         """Frame and write ``payload``. Frames that several tasks send at about the same time go out in one
         write (one system call): a send that finds a write being gathered adds its frame and returns at once,
         and the task doing the write meets any error (a peer that is gone shows in every task's next read)."""
-        data = frame(payload, max_frame_len=self.framer.max_frame_len)
+        await self._write(frame(payload, max_frame_len=self.framer.max_frame_len))
+
+    async def send_many(self, payloads: list[bytes]) -> None:
+        """Frame each payload and write them all at once (a server answering a batch of requests)."""
+        await self._write(b"".join(frame(p, max_frame_len=self.framer.max_frame_len) for p in payloads))
+
+    def buffered_frames(self) -> list[bytes]:
+        """The whole frames already read and waiting, without any I/O (none if the next one is incomplete)."""
+        frames = []
+        while isinstance(item := self.framer.next_frame(), bytes):
+            frames.append(item)
+        return frames
+
+    async def _write(self, data: bytes) -> None:
         if self._gathering is not None:
             self._gathering.append(data)
             return
@@ -141,71 +154,6 @@ async def serve_tcp(
     task_status.started(bound)
     async with listener:
         await listener.serve(guarded)
-
-
-class PoolUnavailableError(Exception):
-    """No answer from the peer: refused, closed, or timed out (``reason`` says which)."""
-
-    def __init__(self, peer: str, reason: str) -> None:
-        super().__init__(f"{peer}: {reason}")
-        self.peer = peer
-        self.reason = reason
-
-
-class ConnectionPool:
-    """Request/answer over a small pool of framed connections, one request in flight per connection.
-
-    Concurrent callers share the pool (up to ``max_connections`` requests at once); a connection that fails
-    is dropped and a fresh one is opened by the next call, so a restarted peer is picked up again.
-    """
-
-    def __init__(
-        self, host: str, port: int, *, max_connections: int, max_frame_len: int = DEFAULT_MAX_FRAME_LEN
-    ) -> None:
-        self.host, self.port = host, port
-        self.max_frame_len = max_frame_len
-        self._idle: list[FramedConnection] = []
-        self._slots = anyio.Semaphore(max_connections)
-
-    @property
-    def peer(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    async def warm_up(self, timeout: float) -> None:
-        """Open one connection now, so a peer that is down is reported at start-up."""
-        try:
-            self._idle.append(await connect(self.host, self.port, timeout=timeout, max_frame_len=self.max_frame_len))
-        except (OSError, TimeoutError) as exc:
-            raise PoolUnavailableError(self.peer, type(exc).__name__) from None
-
-    async def request(self, payload: bytes, timeout: float) -> bytes:
-        async with self._slots:
-            conn = self._idle.pop() if self._idle else None
-            try:
-                with anyio.fail_after(timeout):
-                    if conn is None:
-                        conn = await connect(self.host, self.port, timeout=timeout, max_frame_len=self.max_frame_len)
-                    await conn.send(payload)
-                    answer = await conn.receive()
-            except (OSError, TimeoutError, FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                if conn is not None:
-                    await conn.aclose()
-                reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-                raise PoolUnavailableError(self.peer, reason) from None
-            except BaseException:
-                if conn is not None:
-                    await conn.aclose()
-                raise
-            if answer is None:
-                await conn.aclose()
-                raise PoolUnavailableError(self.peer, "connection closed")
-            self._idle.append(conn)
-            return answer
-
-    async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.aclose()
 
 
 async def relay_frames(

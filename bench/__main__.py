@@ -1,6 +1,7 @@
 """``make bench``: every ``bench/bench_*.py`` in its own process (time-limited), one after the other, so the
-figures of one benchmark are measured side by side within that run. Writes ``bench/results/latest.md`` and
-``bench/results/latest.json`` (what each printed, with the time and the machine's core count)."""
+figures of one benchmark are measured side by side within that run. Writes ``bench/results/latest.md`` (one
+table of every benchmark's figures, then what each printed) and ``bench/results/latest.json`` (the same, with
+the time and the machine's core count). How to read them: docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -15,9 +16,14 @@ from pathlib import Path
 from typing import Final
 
 import bench
+from bench.report import parse
 
 TIME_LIMIT_S: Final = 300
 RESULTS: Final = Path(__file__).parent / "results"
+
+
+def _number(value: object) -> str:
+    return f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
 
 def main() -> int:
@@ -27,7 +33,8 @@ def main() -> int:
         "cores": os.cpu_count(),
         "benchmarks": {},
     }
-    lines = [f"# acqsim benchmarks — {report['time']} ({report['cores']} cores)", ""]
+    table = ["| benchmark | figure | value |", "|---|---|---:|"]
+    sections: list[str] = []
     failed = False
     for name in names:
         print(f"== {name}", flush=True)
@@ -46,8 +53,18 @@ def main() -> int:
         failed |= code != 0
         seconds = time.perf_counter() - start
         print(output, flush=True)
-        report["benchmarks"][name] = {"exit": code, "seconds": round(seconds, 1), "output": output}  # type: ignore[index]
-        lines += [f"## {name} ({seconds:.0f} s, exit {code})", "", "```", output.rstrip(), "```", ""]
+        figures = parse(output)
+        report["benchmarks"][name] = {  # type: ignore[index]
+            "exit": code,
+            "seconds": round(seconds, 1),
+            "figures": figures,
+            "output": output,
+        }
+        table += [f"| {name} | {key} | {_number(value)} |" for key, value in figures.items()]
+        if code != 0:
+            table.append(f"| {name} | exit code | {code} |")
+        sections += [f"## {name} ({seconds:.0f} s, exit {code})", "", "```", output.rstrip(), "```", ""]
+    lines = [f"# acqsim benchmarks — {report['time']} ({report['cores']} cores)", "", *table, "", *sections]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text("\n".join(lines), encoding="utf-8")
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -8,6 +8,7 @@ import time
 
 import iso8583
 
+from bench.report import emit
 from wire.codec import decode_pos_body, encode_pos_body
 from wire.specs import POS_SPEC
 
@@ -59,6 +60,13 @@ def main() -> None:
     print(
         f"acqsim / pyiso8583: encode {results['acqsim_encode'] / results['pyiso8583_encode']:.2f}, "
         f"decode {results['acqsim_decode'] / results['pyiso8583_decode']:.2f}"
+    )
+    emit(
+        {
+            **{f"{name}_per_s": value for name, value in results.items()},
+            "encode_ratio": results["acqsim_encode"] / results["pyiso8583_encode"],
+            "decode_ratio": results["acqsim_decode"] / results["pyiso8583_decode"],
+        }
     )
 
 

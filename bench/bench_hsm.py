@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from bench.report import emit
 from hsm_sim.client import HsmClient, PinVerification
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
@@ -116,6 +117,14 @@ def main() -> None:
             f"{name:<18} {rate:>10,.0f} commands/s   = {rate / in_process[command]:.3f} x processor"
             f"   = {rate / raw_tdes:.4f} x raw TDES block"
         )
+    emit(
+        {
+            "raw_tdes_per_s": raw_tdes,
+            **{f"processor_{name}_per_s": rate for name, rate in in_process.items()},
+            **{f"{name}_per_s": rate for name, rate in tcp.items()},
+            **{f"{name}_vs_processor": rate / in_process[name.split("_")[1]] for name, rate in tcp.items()},
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Final
 import anyio
 import psycopg
 
+from bench.report import emit
 from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest
 from core_ledger.client import LedgerClient
 from core_ledger.engine import LedgerEngine
@@ -139,10 +140,12 @@ async def _ledger_rate(opener: Opener, concurrency: int, *, tcp: bool = False) -
     return done / elapsed, per_commit
 
 
-def _report(backend: str, raw: float, fresh: Callable[[], Opener], *, tcp: bool) -> None:
+def _report(backend: str, raw: float, fresh: Callable[[], Opener], *, tcp: bool) -> dict[str, float]:
     print(f"{backend:<10} raw insert+commit loop        {raw:>9,.0f}/s   1.00x")
+    figures = {f"{backend}_raw_per_s": raw}
     for concurrency in CONCURRENCY:
         rate, per_commit = anyio.run(functools.partial(_ledger_rate, fresh(), concurrency))
+        figures[f"{backend}_x{concurrency}_vs_raw"] = rate / raw
         print(
             f"{backend:<10} ledger, {concurrency:>3} concurrent       {rate:>9,.0f}/s  {rate / raw:5.2f}x"
             f"   ({per_commit:.1f} requests/commit)"
@@ -153,6 +156,8 @@ def _report(backend: str, raw: float, fresh: Callable[[], Opener], *, tcp: bool)
             f"{backend:<10} ledger over TCP, {CONCURRENCY[-1]} conc.  {rate:>9,.0f}/s  {rate / raw:5.2f}x"
             f"   ({per_commit:.1f} requests/commit)"
         )
+        figures[f"{backend}_tcp_x{CONCURRENCY[-1]}_vs_raw"] = rate / raw
+    return figures
 
 
 def main() -> None:
@@ -165,13 +170,14 @@ def main() -> None:
             return lambda: SqliteStore(path)
 
         print(f"durable postings/s, {MEASURE_S:.0f} s per line (ratio to the raw loop of the same backend)")
-        _report("sqlite", _raw_sqlite(root / "raw.sqlite3"), fresh_sqlite, tcp=True)
+        figures = _report("sqlite", _raw_sqlite(root / "raw.sqlite3"), fresh_sqlite, tcp=True)
 
     server = EmbeddedPostgres()
     try:
         server.start()
     except EmbeddedPostgresError as exc:
         print(f"postgresql skipped: {exc}")
+        emit(figures)
         return
     try:
 
@@ -179,9 +185,10 @@ def main() -> None:
             url = server.fresh_database()
             return lambda: PostgresStore(url)
 
-        _report("postgresql", _raw_postgres(server.fresh_database()), fresh_postgres, tcp=False)
+        figures |= _report("postgresql", _raw_postgres(server.fresh_database()), fresh_postgres, tcp=False)
     finally:
         server.stop()
+    emit(figures)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import anyio
 import anyio.abc
 
 from acqsim.netio import FramedConnection, connect, serve_tcp
+from bench.report import emit
 from nac.limits import NacLimits
 from nac.routes import Member, RouteTable
 from nac.server import NacPorts, NacServer
@@ -221,6 +222,14 @@ def main() -> None:
         print(f"NAC RSS idle      {before / 1024:10.1f} MiB")
         print(f"NAC RSS with {accepted} idle terminals {after / 1024:.1f} MiB")
         print(f"per idle terminal {(after - before) * 1024 / max(accepted, 1):10.0f} bytes")
+        emit(
+            {
+                "relay_per_s": relay_rate,
+                "nac_per_s": nac_rate,
+                "nac_vs_relay": nac_rate / relay_rate,
+                "idle_terminal_bytes": (after - before) * 1024 / max(accepted, 1),
+            }
+        )
     finally:
         echo.terminate()
         echo.join()

@@ -1,9 +1,8 @@
 """anyio client of the core ledger for the front-end: ``submit(LedgerRequest) -> LedgerAnswer``.
 
-One TCP connection carries many requests at once: each answer is matched to its request by the host-link
-match key (MTI class, 32, 41, 11, 13; see :func:`core_ledger.hostlink.match_key`). There is no background
-task: whichever caller is waiting reads the next frame for everybody (one reader at a time) and hands each
-answer to its owner, so the client needs no task group of its own.
+One TCP connection carries many requests at once (:class:`acqsim.multiplex.MultiplexedLink`): each answer is
+matched to its request by the host-link match key (MTI class, 32, 41, 11, 13; see
+:func:`core_ledger.hostlink.match_key`).
 
 Errors (both ``LedgerError``):
 
@@ -18,15 +17,14 @@ gets ``LedgerUnavailable``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections import deque
 from types import TracebackType
 from typing import Final, Self
 
 import anyio
 
-from acqsim.netio import FramedConnection, connect
+from acqsim.multiplex import LinkLost, MultiplexedLink
+from acqsim.netio import connect
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.hostlink import answer_from_fields, match_key, request_fields
 from wire.codec import decode_host, encode_host
@@ -55,69 +53,16 @@ class LedgerTimeout(LedgerError):
     """No answer in time: the request may or may not have been posted."""
 
 
-@dataclasses.dataclass(slots=True, eq=False)
-class _Waiter:
-    answer: LedgerAnswer | None = None
-    error: str | None = None
-    wake: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+def _decode_answer(payload: bytes) -> tuple[MatchKey, LedgerAnswer]:
+    try:
+        fields = decode_host(payload)
+        answer = answer_from_fields(fields)
+    except MessageDecodeError as exc:
+        raise FramingError(f"undecodable answer from the ledger: {exc}", kind="undecodable") from None
+    return _answer_key(fields), answer
 
-    def notify(self) -> None:
-        self.wake.set()
 
-
-class _Link:
-    """One connection with the requests waiting on it."""
-
-    def __init__(self, conn: FramedConnection) -> None:
-        self.conn = conn
-        self.pending: dict[MatchKey, deque[_Waiter]] = {}
-        self.reading = False
-        self.dead: str | None = None
-
-    def hand_over(self) -> None:
-        """The reader is leaving: wake one waiter still without an answer to take over reading."""
-        for queue in self.pending.values():
-            for waiter in queue:
-                if waiter.answer is None:
-                    waiter.notify()
-                    return
-
-    def add(self, key: MatchKey) -> _Waiter:
-        waiter = _Waiter()
-        self.pending.setdefault(key, deque()).append(waiter)
-        return waiter
-
-    def remove(self, key: MatchKey, waiter: _Waiter) -> None:
-        queue = self.pending.get(key)
-        if queue is not None and waiter in queue:
-            queue.remove(waiter)
-            if not queue:
-                del self.pending[key]
-
-    def fail(self, reason: str) -> None:
-        self.dead = reason
-        for queue in self.pending.values():
-            for waiter in queue:
-                waiter.error = reason
-                waiter.notify()
-        self.pending.clear()
-
-    def deliver(self, payload: bytes) -> None:
-        try:
-            fields = decode_host(payload)
-            answer = answer_from_fields(fields)
-        except MessageDecodeError as exc:
-            raise FramingError(f"undecodable answer from the ledger: {exc}", kind="undecodable") from None
-        key = _answer_key(fields)
-        queue = self.pending.get(key)
-        if not queue:
-            log.info("dropping a ledger answer nobody waits for (timed out earlier?)")
-            return
-        waiter = queue.popleft()
-        waiter.answer = answer
-        waiter.notify()
-        if not queue:
-            del self.pending[key]
+_Link = MultiplexedLink[MatchKey, LedgerAnswer]
 
 
 def _request_key(fields: dict[str, str]) -> MatchKey:
@@ -156,7 +101,7 @@ class LedgerClient:
                 conn = await connect(self.host, self.port, timeout=self.timeout)
             except OSError as exc:
                 raise LedgerUnavailable(f"{self.host}:{self.port}: {type(exc).__name__}") from None
-            self._link = _Link(conn)
+            self._link = _Link(conn, _decode_answer, what="ledger")
             return self._link
 
     async def submit(self, request: LedgerRequest, *, timeout: float | None = None) -> LedgerAnswer:
@@ -184,41 +129,10 @@ class LedgerClient:
             raise LedgerTimeout(f"no answer from the ledger at {self.host}:{self.port} in time") from None
 
     async def _exchange(self, link: _Link, key: MatchKey, payload: bytes) -> LedgerAnswer:
-        waiter = link.add(key)
         try:
-            try:
-                await link.conn.send(payload)
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                link.fail(f"send failed: {type(exc).__name__}")
-            return await self._wait(link, waiter)
-        finally:
-            link.remove(key, waiter)
-            if not link.reading:
-                link.hand_over()  # we may have been woken to read and are leaving (e.g. timed out)
-
-    async def _wait(self, link: _Link, waiter: _Waiter) -> LedgerAnswer:
-        while True:
-            if waiter.answer is not None:
-                return waiter.answer
-            if waiter.error is not None or link.dead is not None:
-                raise LedgerUnavailable(f"{self.host}:{self.port}: {waiter.error or link.dead}")
-            if link.reading:
-                await waiter.wake.wait()  # our answer, an error, or our turn to read
-                waiter.wake = anyio.Event()
-                continue
-            link.reading = True
-            try:
-                while waiter.answer is None and link.dead is None:
-                    payload = await link.conn.receive()
-                    if payload is None:
-                        link.fail("connection closed by the ledger")
-                    else:
-                        link.deliver(payload)
-            except (FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                link.fail(f"connection lost: {type(exc).__name__}")
-            finally:
-                link.reading = False
-                link.hand_over()
+            return await link.exchange(key, payload)
+        except LinkLost as exc:
+            raise LedgerUnavailable(f"{self.host}:{self.port}: {exc.reason}") from None
 
     async def aclose(self) -> None:
         link, self._link = self._link, None

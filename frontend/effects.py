@@ -79,7 +79,9 @@ class QueueReversal:
     request: LedgerRequest
 
 
-Effect = GenerateWorkingKeys | VerifyMac | GenerateMac | VerifyPin | AskLedger | JournalCall | JournalRead | QueueReversal
+Effect = (
+    GenerateWorkingKeys | VerifyMac | GenerateMac | VerifyPin | AskLedger | JournalCall | JournalRead | QueueReversal
+)
 
 
 class FailureKind(enum.Enum):

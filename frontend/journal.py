@@ -119,7 +119,7 @@ class Journal:
                 for call in calls:
                     try:
                         results.append(call(self))
-                    except Exception as exc:  # noqa: BLE001 - goes back to that call's caller, not to the batch
+                    except Exception as exc:  # goes back to that call's caller, not to the batch
                         results.append(exc)
                 self._db.execute("COMMIT")
             except BaseException:

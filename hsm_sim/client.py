@@ -1,8 +1,9 @@
 """anyio client of the HSM: one method per command, a timeout on every call.
 
-Concurrent callers share one client: it keeps a small pool of connections, each carrying one request at a
-time, and checks that every answer echoes its request's header. A connection that fails is dropped and a new
-one opened on the next call.
+Concurrent callers share one client and one connection, which carries many commands at once
+(:class:`acqsim.multiplex.MultiplexedLink`): each request gets its own 4-character header, which the HSM
+echoes, and each answer goes to the request with its header (checked again, with the answer code). A
+connection that fails is dropped and a new one opened on the next call.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Final, Self
 
 import anyio
 
-from acqsim.netio import ConnectionPool, PoolUnavailableError
+from acqsim.multiplex import LinkLost, MultiplexedLink
+from acqsim.netio import connect
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType
@@ -23,7 +25,8 @@ from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
 from wire.paycrypto import MacAlgorithm
 
 HSM_TIMEOUT_S: Final = 2.0
-MAX_POOL: Final = 8
+#: Headers are handed out in turn from 0000 to 9999, so at most this many commands can be in flight at once.
+HEADERS: Final = 10_000
 #: A call that finds its pooled connection closed by the HSM is tried once more on a fresh connection.
 CALL_ATTEMPTS: Final = 2
 
@@ -68,23 +71,46 @@ class GeneratedKey:
     kcv: str = dataclasses.field(repr=False)
 
 
+def _decode_answer(payload: bytes) -> tuple[str, bytes]:
+    return payload[:HEADER_LEN].decode("ascii", "replace"), payload
+
+
 class HsmClient:
     def __init__(self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> None:
+        self.host, self.port = host, port
         self.timeout = timeout
-        self._pool = ConnectionPool(host, port, max_connections=MAX_POOL)
-        self._headers = itertools.cycle(range(10000))
+        self._link: MultiplexedLink[str, bytes] | None = None
+        self._connecting = anyio.Lock()
+        self._headers = itertools.cycle(range(HEADERS))
 
     @classmethod
     async def connect(cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> HsmClient:
         client = cls(host, port, timeout=timeout)
         try:
-            await client._pool.warm_up(timeout)
-        except PoolUnavailableError as exc:
-            raise HsmUnavailable("connect", str(exc)) from None
+            with anyio.fail_after(timeout):
+                await client._open()
+        except TimeoutError:
+            raise HsmUnavailable("connect", "timed out") from None
         return client
 
+    async def _open(self) -> MultiplexedLink[str, bytes]:
+        async with self._connecting:
+            if self._link is not None and self._link.dead is None:
+                return self._link
+            if self._link is not None:
+                await self._link.conn.aclose()
+            try:
+                conn = await connect(self.host, self.port, timeout=self.timeout)
+            except OSError as exc:
+                raise HsmUnavailable("connect", type(exc).__name__) from None
+            self._link = MultiplexedLink(conn, _decode_answer, what="HSM")
+            return self._link
+
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        link, self._link = self._link, None
+        if link is not None:
+            link.fail("client closed")
+            await link.conn.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -97,18 +123,25 @@ class HsmClient:
     async def _call(self, command: str, fields: bytes, *, ok_codes: tuple[str, ...] = ("00",)) -> tuple[str, bytes]:
         header = f"{next(self._headers):04d}"
         request = (header + command).encode("ascii") + fields
-        deadline = anyio.current_time() + self.timeout
-        for attempt in range(CALL_ATTEMPTS):
-            try:
-                answer = await self._pool.request(request, max(deadline - anyio.current_time(), 0.0))
-                break
-            except PoolUnavailableError as exc:
-                # Every HSM command is idempotent, so a request that met a connection the HSM had closed
-                # (an HSM restart) is sent once more on a fresh one; a timeout is not retried.
-                if exc.reason == "timed out" or attempt + 1 == CALL_ATTEMPTS:
-                    raise HsmUnavailable(command, exc.reason) from None
+        try:
+            with anyio.fail_after(self.timeout):
+                for attempt in range(CALL_ATTEMPTS):
+                    reused = self._link is not None and self._link.dead is None
+                    link = await self._open()
+                    try:
+                        answer = await link.exchange(header, request)
+                        break
+                    except LinkLost as exc:
+                        # Every HSM command is idempotent, so a request that met a connection the HSM had
+                        # closed (an HSM restart) is sent once more on a fresh one.
+                        if not reused or attempt + 1 == CALL_ATTEMPTS:
+                            raise HsmUnavailable(command, exc.reason) from None
+                else:
+                    raise AssertionError("unreachable")
+        except TimeoutError:
+            raise HsmUnavailable(command, "timed out") from None
         head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
-        if head[:HEADER_LEN] != header or head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command):
+        if head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command):
             raise HsmError(command, "??", "answer does not match the request")
         error = head[HEADER_LEN + COMMAND_LEN :]
         if error not in ok_codes:

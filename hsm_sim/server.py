@@ -40,11 +40,14 @@ async def serve(
 
     async def handle(conn: FramedConnection) -> None:
         while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-            answer = processor.handle(payload)
+            # Commands are answered in order; all that arrived together are answered in one write.
+            requests = [payload, *conn.buffered_frames()]
+            answers = [processor.handle(request) for request in requests]
             if tracer is not None:
-                tracer.record(direction="in", link="hsm", peer=conn.peer, payload=payload)
-                tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
+                for request, answer in zip(requests, answers, strict=True):
+                    tracer.record(direction="in", link="hsm", peer=conn.peer, payload=request)
+                    tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
             with anyio.fail_after(SEND_TIMEOUT_S):
-                await conn.send(answer)
+                await conn.send_many(answers)
 
     await serve_tcp(host, port, handle, name="hsm", max_frame_len=MAX_FRAME_LEN, task_status=task_status)

@@ -1,0 +1,131 @@
+"""Many requests in flight on one framed connection, each answer matched to its request by a key.
+
+Used by the ledger client (key: MTI class, 32, 41, 11, 13) and the HSM client (key: the 4-character message
+header, which a payShield-style HSM echoes). Requests sent at about the same time share one write (see
+:meth:`FramedConnection.send`) and their answers arrive in few reads, so a busy link costs far fewer system
+calls than one connection per request.
+
+There is no background task: whichever caller is waiting reads the next frame for everybody (one reader at a
+time) and hands each answer to its owner; a reader that leaves (answered, timed out, cancelled) wakes another
+waiter to take over. So a link needs no task group of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+import anyio
+
+from acqsim.netio import FramedConnection
+from wire.errors import FramingError
+
+log = logging.getLogger("acqsim.net")
+
+Key = TypeVar("Key", bound=Hashable)
+Answer = TypeVar("Answer")
+
+
+class LinkLost(Exception):
+    """The connection failed before the answer came (refused write, closed, bad frame); ``reason`` says how."""
+
+    def __init__(self, peer: str, reason: str) -> None:
+        super().__init__(f"{peer}: {reason}")
+        self.reason = reason
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Waiter(Generic[Answer]):
+    answer: Answer | None = None
+    error: str | None = None
+    wake: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+
+
+class MultiplexedLink(Generic[Key, Answer]):
+    """``decode(payload) -> (key, answer)`` reads an answer; it raises :class:`FramingError` for one that
+    cannot be trusted, which ends the link (every waiter gets :class:`LinkLost`)."""
+
+    def __init__(self, conn: FramedConnection, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str) -> None:
+        self.conn = conn
+        self.what = what
+        self._decode = decode
+        self._pending: dict[Key, deque[_Waiter[Answer]]] = {}
+        self._reading = False
+        self.dead: str | None = None
+
+    async def exchange(self, key: Key, payload: bytes) -> Answer:
+        """Send ``payload`` and wait for the answer with ``key``; the caller bounds the wait."""
+        waiter: _Waiter[Answer] = _Waiter()
+        self._pending.setdefault(key, deque()).append(waiter)
+        try:
+            try:
+                await self.conn.send(payload)
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                self.fail(f"send failed: {type(exc).__name__}")
+            return await self._wait(waiter)
+        finally:
+            self._remove(key, waiter)
+            if not self._reading:
+                self._hand_over()  # we may have been woken to read and are leaving (e.g. timed out)
+
+    def fail(self, reason: str) -> None:
+        self.dead = reason
+        for queue in self._pending.values():
+            for waiter in queue:
+                waiter.error = reason
+                waiter.wake.set()
+        self._pending.clear()
+
+    async def _wait(self, waiter: _Waiter[Answer]) -> Answer:
+        while True:
+            if waiter.answer is not None:
+                return waiter.answer
+            if waiter.error is not None or self.dead is not None:
+                raise LinkLost(self.conn.peer, waiter.error or self.dead or "?")
+            if self._reading:
+                await waiter.wake.wait()  # our answer, an error, or our turn to read
+                waiter.wake = anyio.Event()
+                continue
+            self._reading = True
+            try:
+                while waiter.answer is None and self.dead is None:
+                    payload = await self.conn.receive()
+                    if payload is None:
+                        self.fail(f"connection closed by the {self.what}")
+                    else:
+                        self._deliver(payload)
+            except (FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                self.fail(f"connection lost: {type(exc).__name__}: {exc}")
+            finally:
+                self._reading = False
+                self._hand_over()
+
+    def _deliver(self, payload: bytes) -> None:
+        key, answer = self._decode(payload)
+        queue = self._pending.get(key)
+        if not queue:
+            log.info("dropping an answer from the %s nobody waits for (timed out earlier?)", self.what)
+            return
+        waiter = queue.popleft()
+        waiter.answer = answer
+        waiter.wake.set()
+        if not queue:
+            del self._pending[key]
+
+    def _hand_over(self) -> None:
+        """The reader is leaving: wake one waiter still without an answer to take over reading."""
+        for queue in self._pending.values():
+            for waiter in queue:
+                if waiter.answer is None:
+                    waiter.wake.set()
+                    return
+
+    def _remove(self, key: Key, waiter: _Waiter[Answer]) -> None:
+        queue = self._pending.get(key)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self._pending[key]
