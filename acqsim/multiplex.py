@@ -58,16 +58,25 @@ class MultiplexedLink(Generic[Key, Answer]):
 
     async def exchange(self, key: Key, payload: bytes) -> Answer:
         """Send ``payload`` and wait for the answer with ``key``; the caller bounds the wait."""
-        waiter: _Waiter[Answer] = _Waiter()
-        self._pending.setdefault(key, deque()).append(waiter)
+        answers = await self.exchange_many([(key, payload)])
+        return answers[0]
+
+    async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
+        """Send the requests in one write (pipelined) and wait for all their answers, in request order."""
+        waiters: list[tuple[Key, _Waiter[Answer]]] = []
+        for key, _ in requests:
+            waiter: _Waiter[Answer] = _Waiter()
+            self._pending.setdefault(key, deque()).append(waiter)
+            waiters.append((key, waiter))
         try:
             try:
-                await self.conn.send(payload)
+                await self.conn.send_many([payload for _, payload in requests])
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 self.fail(f"send failed: {type(exc).__name__}")
-            return await self._wait(waiter)
+            return [await self._wait(waiter) for _, waiter in waiters]
         finally:
-            self._remove(key, waiter)
+            for key, waiter in waiters:
+                self._remove(key, waiter)
             if not self._reading:
                 self._hand_over()  # we may have been woken to read and are leaving (e.g. timed out)
 

@@ -92,6 +92,8 @@ class LedgerClient:
         return client
 
     async def _open(self) -> _Link:
+        if self._link is not None and self._link.dead is None:
+            return self._link  # the common case, without a lock (whose acquire yields to the event loop)
         async with self._connecting:
             if self._link is not None and self._link.dead is None:
                 return self._link

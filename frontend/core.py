@@ -35,6 +35,7 @@ from frontend.effects import (
     PeerFailure,
     QueueReversal,
     VerifyMac,
+    VerifyMacAndPin,
     VerifyPin,
 )
 from frontend.journal import Journal, JournalTxn, Session
@@ -65,6 +66,8 @@ from wire.posframe import PosFrame
 RC = ResponseCode
 MAX_PIN_FAILURES_PER_DAY: Final = 3
 KCV_HEX: Final = 8  # PROTOCOL.md §1: KCV = first 4 bytes
+#: The kinds that go through ``_financial`` (and so may carry a PIN to verify).
+FINANCIAL_KINDS: Final = frozenset(FINANCIAL.values())
 #: Fields echoed from request to answer.
 ECHOED: Final = ("2", "3", "4", "11", "14", "22", "23", "25", "41", "42", "48", "49", "60", "61")
 
@@ -194,7 +197,15 @@ def process(frame: PosFrame, ctx: Context) -> Flow:
     mac = pos_body_mac(frame.body)
     if mac is None:
         return (yield from _done(answer.code(RC.MAC_FAILED), session, kind))
-    verified = yield VerifyMac(session.mak, pos_mac_block(frame.body), mac)
+    verify_mac = VerifyMac(session.mak, pos_mac_block(frame.body), mac)
+    # A financial request's PIN is verified in the same HSM round trip as its MAC; the result is used only
+    # where the PIN check comes in the flow (after the MAC, the format checks and the journal).
+    verify_pin = yield from _pin_verification(kind, session, fields, ctx, now)
+    pin_outcome: PinVerification | PeerFailure | None = None
+    if verify_pin is None:
+        verified = yield verify_mac
+    else:
+        verified, pin_outcome = yield VerifyMacAndPin(verify_mac, verify_pin)
     if isinstance(verified, PeerFailure):
         return (yield from _done(answer.code(RC.SYSTEM_MALFUNCTION), session, kind))
     if not verified:
@@ -210,7 +221,7 @@ def process(frame: PosFrame, ctx: Context) -> Flow:
         return reply
     if kind is Kind.REVERSAL:
         return (yield from _reversal(answer, session, fields, ctx, now))
-    return (yield from _financial(answer, session, fields, kind, ctx, now))
+    return (yield from _financial(answer, session, fields, kind, ctx, now, pin_outcome))
 
 
 def _sign_on(answer: _Answer, terminal_id: str, tmk_under_lmk: str, fields: dict[str, str]) -> Flow:
@@ -307,7 +318,13 @@ def _apply_ledger_answer(answer: _Answer, result: LedgerAnswer) -> None:
 
 
 def _financial(
-    answer: _Answer, session: Session, fields: dict[str, str], kind: Kind, ctx: Context, now: dt.datetime
+    answer: _Answer,
+    session: Session,
+    fields: dict[str, str],
+    kind: Kind,
+    ctx: Context,
+    now: dt.datetime,
+    pin_outcome: PinVerification | PeerFailure | None = None,
 ) -> Flow:
     pan = card_number(fields)
     required = FINANCIAL_REQUIRED + EXTRA_REQUIRED.get(kind, ())
@@ -355,7 +372,7 @@ def _financial(
         )
 
     if pin_entered:
-        code = yield from _check_pin(session, fields, pan, ctx, now)
+        code = yield from _check_pin(session, fields, pan, ctx, now, pin_outcome)
         if code is not None:
             yield JournalCall(finish(code.value, None, advance(TxnState.PENDING, TxnEvent.PIN_REJECTED)))
             return (yield from _done(answer.code(code), session, kind))
@@ -394,9 +411,31 @@ def _financial(
     return (yield from _done(answer, session, kind))
 
 
+def _pin_verification(
+    kind: Kind, session: Session, fields: dict[str, str], ctx: Context, now: dt.datetime
+) -> Generator[Effect, Any, VerifyPin | None]:
+    """The HSM command that checks the entered PIN, or ``None`` if there is no PIN to check (or the card has
+    used up its tries today, or track 2 holds no PVV: the flow answers those without the HSM)."""
+    pan = card_number(fields)
+    pvv = track_pvv(fields)
+    pin_entered = fields.get("22", "")[-1:] == "1" and "52" in fields
+    if kind not in FINANCIAL_KINDS or not pin_entered or pan is None or pvv is None:
+        return None
+    failures: int = yield JournalRead(lambda j: j.pin_failures(pan, now.strftime("%Y%m%d")))
+    if failures >= MAX_PIN_FAILURES_PER_DAY:
+        return None
+    return VerifyPin(session.pik, ctx.registry.pvk_under_lmk, bytes.fromhex(fields["52"]), pan, *pvv)
+
+
 def _check_pin(
-    session: Session, fields: dict[str, str], pan: str, ctx: Context, now: dt.datetime
+    session: Session,
+    fields: dict[str, str],
+    pan: str,
+    ctx: Context,
+    now: dt.datetime,
+    outcome: PinVerification | PeerFailure | None = None,
 ) -> Generator[Effect, Any, ResponseCode | None]:
+    """``outcome``: the HSM's answer if the PIN was verified earlier, beside the MAC."""
     day = now.strftime("%Y%m%d")
     failures: int = yield JournalRead(lambda j: j.pin_failures(pan, day))
     if failures >= MAX_PIN_FAILURES_PER_DAY:
@@ -404,7 +443,8 @@ def _check_pin(
     pvv = track_pvv(fields)
     if pvv is None:
         return RC.FORMAT_ERROR
-    outcome = yield VerifyPin(session.pik, ctx.registry.pvk_under_lmk, bytes.fromhex(fields["52"]), pan, *pvv)
+    if outcome is None:
+        outcome = yield VerifyPin(session.pik, ctx.registry.pvk_under_lmk, bytes.fromhex(fields["52"]), pan, *pvv)
     if isinstance(outcome, PeerFailure):
         return RC.SYSTEM_MALFUNCTION
     if outcome is PinVerification.OK:

@@ -52,6 +52,15 @@ class VerifyPin:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class VerifyMacAndPin:
+    """→ ``(bool | PeerFailure, PinVerification | PeerFailure)``: both commands sent to the HSM together (one
+    write, one round trip), as payShield clients pipeline commands on one connection."""
+
+    mac: VerifyMac
+    pin: VerifyPin
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class AskLedger:
     """→ ``LedgerAnswer`` or :class:`PeerFailure`."""
 
@@ -80,7 +89,15 @@ class QueueReversal:
 
 
 Effect = (
-    GenerateWorkingKeys | VerifyMac | GenerateMac | VerifyPin | AskLedger | JournalCall | JournalRead | QueueReversal
+    GenerateWorkingKeys
+    | VerifyMac
+    | GenerateMac
+    | VerifyPin
+    | VerifyMacAndPin
+    | AskLedger
+    | JournalCall
+    | JournalRead
+    | QueueReversal
 )
 
 

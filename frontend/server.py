@@ -32,6 +32,7 @@ from frontend.effects import (
     PeerFailure,
     QueueReversal,
     VerifyMac,
+    VerifyMacAndPin,
     VerifyPin,
 )
 from frontend.journal import Journal
@@ -52,7 +53,7 @@ IDLE_TIMEOUT_S: Final = 600.0
 REVERSAL_RETRY_S: Final = 1.0
 
 
-_TRACED = (AskLedger, GenerateWorkingKeys, VerifyMac, GenerateMac, VerifyPin)
+_TRACED = (AskLedger, GenerateWorkingKeys, VerifyMac, GenerateMac, VerifyPin, VerifyMacAndPin)
 _HSM_CODES = {GenerateWorkingKeys: "A0", VerifyMac: "M8", GenerateMac: "M6", VerifyPin: "DC"}
 
 
@@ -104,27 +105,33 @@ class Frontend:
 
     async def carry_out(self, effect: Effect, correlation: str | None = None) -> Any:
         trace = self.trace if isinstance(effect, _TRACED) else None
+        # M8 and DC sent together are traced as the two commands they are.
+        parts: tuple[Effect, ...] = (effect.mac, effect.pin) if isinstance(effect, VerifyMacAndPin) else (effect,)
+        views = [_trace_view(part) for part in parts] if trace is not None else []
         if trace is not None:
-            link, payload = _trace_view(effect)
-            trace.record(
-                direction="out",
-                link=link,
-                peer=_peer(link),
-                payload=payload,
-                correlation_id=correlation,
-                note=type(effect).__name__,
-            )
+            for part, (link, payload) in zip(parts, views, strict=True):
+                trace.record(
+                    direction="out",
+                    link=link,
+                    peer=_peer(link),
+                    payload=payload,
+                    correlation_id=correlation,
+                    note=type(part).__name__,
+                )
         result = await self._carry_out(effect)
+        if isinstance(effect, VerifyMacAndPin) and isinstance(result, PeerFailure):
+            result = (result, result)  # the HSM failed both checks
         if trace is not None:
-            note = _result_note(result)
-            trace.record(
-                direction="in",
-                link=link,
-                peer=_peer(link),
-                payload=payload[:6] + b"00" if link == "hsm" else b"",
-                correlation_id=correlation,
-                note=str(note),
-            )
+            results = result if isinstance(effect, VerifyMacAndPin) else (result,)
+            for (link, payload), part_result in zip(views, results, strict=True):
+                trace.record(
+                    direction="in",
+                    link=link,
+                    peer=_peer(link),
+                    payload=payload[:6] + b"00" if link == "hsm" else b"",
+                    correlation_id=correlation,
+                    note=_result_note(part_result),
+                )
         return result
 
     async def _carry_out(self, effect: Effect) -> Any:
@@ -159,6 +166,13 @@ class Frontend:
                     pvki=effect.pvki,
                     pvv=effect.pvv,
                 )
+            if isinstance(effect, VerifyMacAndPin):
+                mac, pin = effect.mac, effect.pin
+                verified, outcome = await self.hsm.verify_mac_and_pin_pvv(
+                    (KeyType.TAK, mac.mak_under_lmk, mac.data, mac.mac, MacAlgorithm.CUP_ECB),
+                    (pin.tpk_under_lmk, pin.pvk_under_lmk, pin.pin_block, pin.pan, pin.pvki, pin.pvv),
+                )
+                return verified, outcome
         except LedgerTimeout as exc:
             log.warning("ledger timed out: %s", exc)
             return PeerFailure("ledger", FailureKind.TIMEOUT, str(exc))

@@ -94,6 +94,8 @@ class HsmClient:
         return client
 
     async def _open(self) -> MultiplexedLink[str, bytes]:
+        if self._link is not None and self._link.dead is None:
+            return self._link  # the common case, without a lock (whose acquire yields to the event loop)
         async with self._connecting:
             if self._link is not None and self._link.dead is None:
                 return self._link
@@ -121,32 +123,44 @@ class HsmClient:
         await self.aclose()
 
     async def _call(self, command: str, fields: bytes, *, ok_codes: tuple[str, ...] = ("00",)) -> tuple[str, bytes]:
-        header = f"{next(self._headers):04d}"
-        request = (header + command).encode("ascii") + fields
+        answers = await self._call_many([(command, fields, ok_codes)])
+        return answers[0]
+
+    async def _call_many(self, commands: list[tuple[str, bytes, tuple[str, ...]]]) -> list[tuple[str, bytes]]:
+        """Send the commands together (one write) and return each one's (error code, fields after it)."""
+        headers = [f"{next(self._headers):04d}" for _ in commands]
+        requests = [
+            (header, (header + command).encode("ascii") + fields)
+            for header, (command, fields, _) in zip(headers, commands, strict=True)
+        ]
+        what = "+".join(command for command, _, _ in commands)
         try:
             with anyio.fail_after(self.timeout):
                 for attempt in range(CALL_ATTEMPTS):
                     reused = self._link is not None and self._link.dead is None
                     link = await self._open()
                     try:
-                        answer = await link.exchange(header, request)
+                        answers = await link.exchange_many(requests)
                         break
                     except LinkLost as exc:
                         # Every HSM command is idempotent, so a request that met a connection the HSM had
                         # closed (an HSM restart) is sent once more on a fresh one.
                         if not reused or attempt + 1 == CALL_ATTEMPTS:
-                            raise HsmUnavailable(command, exc.reason) from None
+                            raise HsmUnavailable(what, exc.reason) from None
                 else:
                     raise AssertionError("unreachable")
         except TimeoutError:
-            raise HsmUnavailable(command, "timed out") from None
-        head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
-        if head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command):
-            raise HsmError(command, "??", "answer does not match the request")
-        error = head[HEADER_LEN + COMMAND_LEN :]
-        if error not in ok_codes:
-            raise HsmError(command, error)
-        return error, answer[HEADER_LEN + COMMAND_LEN + 2 :]
+            raise HsmUnavailable(what, "timed out") from None
+        results = []
+        for (command, _, ok_codes), answer in zip(commands, answers, strict=True):
+            head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
+            if head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command):
+                raise HsmError(command, "??", "answer does not match the request")
+            error = head[HEADER_LEN + COMMAND_LEN :]
+            if error not in ok_codes:
+                raise HsmError(command, error)
+            results.append((error, answer[HEADER_LEN + COMMAND_LEN + 2 :]))
+        return results
 
     async def diagnostics(self) -> str:
         _, fields = await self._call("NC", b"")
@@ -178,11 +192,16 @@ class HsmClient:
         _, answer = await self._call("M6", self._mac_fields(key_type, key_under_lmk, data, algorithm))
         return bytes.fromhex(answer.decode("ascii"))
 
+    def _verify_mac_fields(
+        self, key_type: KeyType, key_under_lmk: str, data: bytes, mac: bytes, algorithm: MacAlgorithm
+    ) -> bytes:
+        return self._mac_fields(key_type, key_under_lmk, data, algorithm) + mac.hex().upper().encode("ascii")
+
     async def verify_mac(
         self, key_type: KeyType, key_under_lmk: str, data: bytes, mac: bytes, algorithm: MacAlgorithm
     ) -> bool:
-        fields = self._mac_fields(key_type, key_under_lmk, data, algorithm) + mac.hex().upper().encode("ascii")
-        error, _ = await self._call("M8", fields, ok_codes=(ErrorCode.OK, ErrorCode.VERIFICATION_FAILED))
+        fields = self._verify_mac_fields(key_type, key_under_lmk, data, mac, algorithm)
+        error, _ = await self._call("M8", fields, ok_codes=_M8_OK)
         return error == ErrorCode.OK
 
     async def translate_pin(
@@ -210,11 +229,43 @@ class HsmClient:
         pvv: str,
         pin_block_format: str = "01",
     ) -> PinVerification:
-        fields = f"{tpk_under_lmk}{pvk_under_lmk}{pin_block.hex().upper()}{pin_block_format}{pan[-13:-1]}{pvki}{pvv}"
-        ok = (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED, ErrorCode.PIN_BLOCK_INVALID)
-        error, _ = await self._call("DC", fields.encode("ascii"), ok_codes=ok)
-        if error == ErrorCode.OK:
-            return PinVerification.OK
-        if error == ErrorCode.VERIFICATION_FAILED:
-            return PinVerification.WRONG_PIN
-        return PinVerification.FORMAT_ERROR
+        fields = _dc_fields(tpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv, pin_block_format)
+        error, _ = await self._call("DC", fields, ok_codes=_DC_OK)
+        return _PIN_RESULTS[error]
+
+    async def verify_mac_and_pin_pvv(self, mac: MacCheck, pin: PinCheck) -> tuple[bool, PinVerification]:
+        """M8 and DC sent together, answered in one round trip (a request's MAC and its PIN)."""
+        (mac_error, _), (pin_error, _) = await self._call_many(
+            [
+                ("M8", self._verify_mac_fields(*mac), _M8_OK),
+                ("DC", _dc_fields(*pin, pin_block_format="01"), _DC_OK),
+            ]
+        )
+        return mac_error == ErrorCode.OK, _PIN_RESULTS[pin_error]
+
+
+#: (key type, MAK under LMK, data, MAC, algorithm) for :meth:`HsmClient.verify_mac_and_pin_pvv`.
+MacCheck = tuple[KeyType, str, bytes, bytes, MacAlgorithm]
+#: (TPK under LMK, PVK under LMK, PIN block, PAN, PVKI, PVV) for :meth:`HsmClient.verify_mac_and_pin_pvv`.
+PinCheck = tuple[str, str, bytes, str, str, str]
+
+_M8_OK: Final = (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED)
+_DC_OK: Final = (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED, ErrorCode.PIN_BLOCK_INVALID)
+_PIN_RESULTS: Final[dict[str, PinVerification]] = {
+    ErrorCode.OK: PinVerification.OK,
+    ErrorCode.VERIFICATION_FAILED: PinVerification.WRONG_PIN,
+    ErrorCode.PIN_BLOCK_INVALID: PinVerification.FORMAT_ERROR,
+}
+
+
+def _dc_fields(
+    tpk_under_lmk: str,
+    pvk_under_lmk: str,
+    pin_block: bytes,
+    pan: str,
+    pvki: str,
+    pvv: str,
+    pin_block_format: str = "01",
+) -> bytes:
+    text = f"{tpk_under_lmk}{pvk_under_lmk}{pin_block.hex().upper()}{pin_block_format}{pan[-13:-1]}{pvki}{pvv}"
+    return text.encode("ascii")

@@ -22,6 +22,7 @@ from frontend.effects import (
     JournalRead,
     QueueReversal,
     VerifyMac,
+    VerifyMacAndPin,
     VerifyPin,
 )
 from frontend.journal import Journal
@@ -70,6 +71,8 @@ class Harness:
         override = self.overrides.get(type(effect))
         if override is not None:
             return override(effect)
+        if isinstance(effect, VerifyMacAndPin):  # each answered as if sent alone (overrides included)
+            return self.answer(effect.mac), self.answer(effect.pin)
         lmk = DEFAULT_TEST_LMK
         if isinstance(effect, JournalCall):
             result = self.journal.run_batch([effect.call])[0]  # as the server runs it: in a batch of its own

@@ -60,6 +60,39 @@ async def test_sign_on_keys_mac_and_pin_over_tcp() -> None:
         tg.cancel_scope.cancel()
 
 
+async def test_mac_and_pin_checked_together_each_answer_goes_to_its_command() -> None:
+    """M8 and DC pipelined in one write: every combination of MAC and PIN outcome comes back in place,
+    with many such pairs in flight on the one connection at once."""
+    mak, pik = bytes.fromhex("1C587F1C13924FEFFEDCBA9876543210"), bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+    mak_lmk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.TAK, mak)
+    pik_lmk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.TPK, pik)
+    pvk_lmk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.PVK, PVK)
+    pan = "6200001000000003"
+    data = b"0200 a message block"
+    blocks = {pin: tdes_ecb_encrypt(pik, build_pin_block(pin, pan)) for pin in ("123456", "654321")}
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, lmk=DEFAULT_TEST_LMK))
+        async with await HsmClient.connect("127.0.0.1", port) as hsm:
+            outcomes: dict[int, tuple[bool, PinVerification]] = {}
+
+            async def check(i: int) -> None:
+                mac = mac_cup_ecb(mak, data) if i % 2 == 0 else b"\x00" * 8
+                block = blocks["123456" if i % 3 == 0 else "654321"]
+                outcomes[i] = await hsm.verify_mac_and_pin_pvv(
+                    (KeyType.TAK, mak_lmk, data, mac, MacAlgorithm.CUP_ECB),
+                    (pik_lmk, pvk_lmk, block, pan, "1", "6308"),
+                )
+
+            async with anyio.create_task_group() as callers:
+                for i in range(24):
+                    callers.start_soon(check, i)
+        tg.cancel_scope.cancel()
+    for i, (mac_ok, pin) in outcomes.items():
+        assert mac_ok == (i % 2 == 0)
+        assert pin is (PinVerification.OK if i % 3 == 0 else PinVerification.WRONG_PIN)
+    assert len(outcomes) == 24
+
+
 async def test_concurrent_callers_and_a_malformed_client() -> None:
     mak = bytes.fromhex("1C587F1C13924FEFFEDCBA9876543210")
     mak_lmk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.TAK, mak)
