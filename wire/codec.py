@@ -41,8 +41,16 @@ _POS_BCD_FIELDS: Final = frozenset(
 )
 
 
+_SPECIAL_ORDER: Final = {"h": -2, "t": -1, "p": 0}
+#: The primary-bitmap bits of the fields the POS contract defines (bit 1 = field 1 = the top bit).
+_POS_BITMAP_ALLOWED: Final = sum(1 << (64 - n) for n in _POS_FIELD_NUMBERS if n <= 64)
+
+
 def _field_order(key: str) -> int:
-    return {"h": -2, "t": -1, "p": 0}.get(key, int(key) if key.isdigit() else 10_000)
+    order = _SPECIAL_ORDER.get(key)
+    if order is not None:
+        return order
+    return int(key) if key.isdigit() else 10_000
 
 
 def _to_wire_track(value: str) -> str:
@@ -107,7 +115,7 @@ def field_offsets(encoded: Mapping[str, Mapping[str, bytes]]) -> dict[str, int]:
 
 def _decode(data: bytes, spec: SpecDict) -> Fields:
     decoded, _ = _decode_raw(data, spec)
-    return {k: v for k, v in sorted(decoded.items(), key=lambda kv: _field_order(kv[0])) if k not in _BITMAP_KEYS}
+    return {k: v for k, v in decoded.items() if k not in _BITMAP_KEYS}  # pyiso8583 decodes in field order
 
 
 def _check_pos_bitmap(body: bytes) -> None:
@@ -116,7 +124,9 @@ def _check_pos_bitmap(body: bytes) -> None:
     if len(bitmap) < 8:
         return  # pyiso8583 reports the short bitmap with its offset
     bits = int.from_bytes(bitmap, "big")
-    for number in range(1, 65):
+    if not bits & ~_POS_BITMAP_ALLOWED:
+        return
+    for number in range(1, 65):  # name the first field that is not allowed
         if bits & (1 << (64 - number)) and number not in _POS_FIELD_NUMBERS:
             what = "secondary bitmap" if number == 1 else "field"
             raise MessageDecodeError(
@@ -133,7 +143,7 @@ def decode_pos_body(body: bytes) -> Fields:
     """Decode a POS-link body; raises :class:`MessageDecodeError` with field and offset."""
     _check_pos_bitmap(body)
     decoded, encoded = _decode_raw(body, POS_SPEC)
-    fields = {k: v for k, v in sorted(decoded.items(), key=lambda kv: _field_order(kv[0])) if k not in _BITMAP_KEYS}
+    fields = {k: v for k, v in decoded.items() if k not in _BITMAP_KEYS}  # pyiso8583 decodes in field order
     for key in POS_TRACK_FIELDS & fields.keys():
         fields[key] = _from_wire_track(fields[key])
     for key, value in fields.items():
