@@ -100,7 +100,13 @@ async def relay_rate(endpoint: Endpoint, clients: int, seconds: float, payload: 
 
 
 def _run(
-    config: AcqsimConfig, nac: Endpoint, rate: float, backend: str, options: dict[str, Any]
+    config: AcqsimConfig,
+    nac: Endpoint,
+    rate: float,
+    backend: str,
+    options: dict[str, Any],
+    *,
+    keep_alive: bool = False,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """One open-loop run of purchases at ``rate``: its summary, and CPU µs per approved purchase by process."""
     before = cpu_by_service()
@@ -111,6 +117,7 @@ def _run(
             schedule=OpenLoopSchedule(rate, SECONDS),
             mix=Mix.parse("purchase=100"),
             against=nac,
+            keep_alive=keep_alive,
         ),
         backend=backend,
         backend_options=options,
@@ -127,6 +134,7 @@ def measure() -> dict[str, float]:
             capacity, cpu = _run(config, nac, OFFERED_RATE, backend, options)
             paced_rate = max(round(capacity["approved_tps"] * PACED_SHARE), 1)
             paced, _ = _run(config, nac, paced_rate, backend, options)
+            kept, kept_cpu = _run(config, nac, OFFERED_RATE, backend, options, keep_alive=True)
         with relay_chain() as relay:
             floor = anyio.run(
                 relay_rate, relay, TERMINALS, SECONDS, bytes(129), backend=backend, backend_options=options
@@ -141,10 +149,14 @@ def measure() -> dict[str, float]:
         "paced_p50_ms": paced["p50_ms"],
         "paced_p99_ms": paced["p99_ms"],
         "paced_p999_ms": paced["p999_ms"],
+        "keep_alive_approved_per_s": kept["approved_tps"],
+        "keep_alive_vs_short": kept["approved_tps"] / approved if approved else 0.0,
     }
     figures |= {f"cpu_us_{name}": micros for name, micros in sorted(cpu.items())}
     if cpu:
         figures["cpu_us_total"] = sum(cpu.values())
+    if kept_cpu:
+        figures["keep_alive_cpu_us_total"] = sum(kept_cpu.values())
     return figures
 
 
@@ -166,6 +178,15 @@ def main() -> None:
     if shares:
         parts = ", ".join(f"{name} {micros:,.0f}" for name, micros in sorted(shares.items(), key=lambda kv: -kv[1]))
         print(f"CPU µs per approved purchase at capacity: {parts}; total {figures['cpu_us_total']:,.0f}")
+    print(
+        f"terminals keeping their NAC connection open: {figures['keep_alive_approved_per_s']:,.0f} approved/s "
+        f"= {figures['keep_alive_vs_short']:.2f} x short connections"
+        + (
+            f", CPU {figures['keep_alive_cpu_us_total']:,.0f} µs per purchase"
+            if "keep_alive_cpu_us_total" in figures
+            else ""
+        )
+    )
     emit(figures)
 
 

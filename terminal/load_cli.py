@@ -39,6 +39,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, help="write latency-over-time and histogram PNG here")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="each terminal keeps one NAC connection open (default: a short connection per transaction)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                 against=against,
                 progress=progress_line,
                 seed=args.seed,
+                keep_alive=args.keep_alive,
             ),
             backend=backend,
             backend_options=options,

@@ -1,8 +1,9 @@
 """The POS terminal as an async library: one method per transaction, over the NAC, state persisted.
 
 Each exchange opens a short connection (as dial-up and GPRS terminals do), sends one frame and waits for its
-answer under ``ANSWER_TIMEOUT_S``. Before any request, a pending reversal is sent first. No answer, or an
-answer whose MAC fails, leaves the reversal queued.
+answer under ``ANSWER_TIMEOUT_S``; with ``keep_alive`` the terminal keeps one connection open across exchanges
+instead (as IP terminals on a leased line may). Before any request, a pending reversal is sent first. No
+answer, or an answer whose MAC fails, leaves the reversal queued.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Final, Self
 import anyio
 
 from acqsim.config import AcqsimConfig, CardFixture, Endpoint
-from acqsim.netio import connect
+from acqsim.netio import FramedConnection, connect
 from terminal.session import Original, Outcome, TerminalError, TerminalSession
 from terminal.state import load_state, save_state
 from wire.constants import NetworkCode, ResponseCode
+from wire.errors import FramingError
 from wire.fields import SettlementTotals
 
 log = logging.getLogger("acqsim.terminal")
@@ -36,6 +38,7 @@ class PosTerminal:
         state_dir: Path | None = None,
         timeout: float = ANSWER_TIMEOUT_S,
         persist: bool = True,
+        keep_alive: bool = False,
     ) -> None:
         fixture = config.terminal(terminal_id)
         self.config = config
@@ -44,6 +47,8 @@ class PosTerminal:
         self.timeout = timeout
         #: ``False`` keeps the state in memory only (load terminals: thousands of them, nothing to resume).
         self.persist = persist
+        self.keep_alive = keep_alive
+        self._conn: FramedConnection | None = None  # kept open between exchanges with keep_alive
         state = load_state(self.state_dir, terminal_id, fixture.merchant_id)
         self.session = TerminalSession(
             state, bytes.fromhex(fixture.tmk), app_type=fixture.app_type, route=fixture.route
@@ -55,13 +60,22 @@ class PosTerminal:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self.close()
         self.save()
+
+    async def close(self) -> None:
+        """Close the kept-open connection, if any."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.aclose()
 
     def save(self) -> None:
         if self.persist:
             save_state(self.state_dir, self.session.state)
 
     async def _send(self, payload: bytes) -> bytes | None:
+        if self.keep_alive:
+            return await self._send_kept(payload)
         try:
             conn = await connect(self.nac.host, self.nac.port, timeout=self.timeout)
         except (OSError, TimeoutError):
@@ -69,10 +83,24 @@ class PosTerminal:
         try:
             await conn.send(payload)
             return await conn.receive(self.timeout)
-        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, FramingError):
             return None
         finally:
             await conn.aclose()
+
+    async def _send_kept(self, payload: bytes) -> bytes | None:
+        """One exchange on the kept-open connection, opened first if need be. Any failure closes it (the next
+        exchange opens a new one) and counts as no answer, so a pending reversal stays queued."""
+        try:
+            if self._conn is None:
+                self._conn = await connect(self.nac.host, self.nac.port, timeout=self.timeout)
+            await self._conn.send(payload)
+            answer = await self._conn.receive(self.timeout)
+        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, FramingError):
+            answer = None
+        if answer is None:
+            await self.close()
+        return answer
 
     async def _exchange(self, kind: str, payload: bytes) -> Outcome | None:
         answer = await self._send(payload)

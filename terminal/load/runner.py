@@ -66,6 +66,7 @@ async def run_load(
     against: Endpoint | None = None,
     progress: Callable[[LoadStats, float], None] | None = None,
     seed: int = 0,
+    keep_alive: bool = False,
 ) -> tuple[LoadStats, float]:
     config = with_load_terminals(config, terminals)
     card = config.cards[0]
@@ -81,6 +82,7 @@ async def run_load(
                     state_dir=Path(state_dir),
                     timeout=LOAD_ANSWER_TIMEOUT_S,
                     persist=False,
+                    keep_alive=keep_alive,
                 )
                 for i in range(1, terminals + 1)
             ]
@@ -124,6 +126,8 @@ async def run_load(
                         workers.start_soon(terminal_worker, index, pos)
                 reporter.cancel()
             elapsed = time.perf_counter() - wall_start
+            for pos in poses:
+                await pos.close()
     return stats, elapsed
 
 
