@@ -49,6 +49,8 @@ class PosTerminal:
         self.persist = persist
         self.keep_alive = keep_alive
         self._conn: FramedConnection | None = None  # kept open between exchanges with keep_alive
+        #: TCP connections this terminal has opened to the NAC.
+        self.connections_opened = 0
         state = load_state(self.state_dir, terminal_id, fixture.merchant_id)
         self.session = TerminalSession(
             state, bytes.fromhex(fixture.tmk), app_type=fixture.app_type, route=fixture.route
@@ -80,6 +82,7 @@ class PosTerminal:
             conn = await connect(self.nac.host, self.nac.port, timeout=self.timeout)
         except (OSError, TimeoutError):
             return None
+        self.connections_opened += 1
         try:
             await conn.send(payload)
             return await conn.receive(self.timeout)
@@ -94,6 +97,7 @@ class PosTerminal:
         try:
             if self._conn is None:
                 self._conn = await connect(self.nac.host, self.nac.port, timeout=self.timeout)
+                self.connections_opened += 1
             await self._conn.send(payload)
             answer = await self._conn.receive(self.timeout)
         except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, FramingError):

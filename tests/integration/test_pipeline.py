@@ -79,3 +79,25 @@ async def test_terminal_signs_on_again_when_the_host_asks(tmp_path: Path) -> Non
         assert refused is not None and refused.response_code == "77" and refused.sign_on_again
         again = await pos.financial("balance", card, pin=card.pin)  # signs on again by itself
         assert again is not None and again.approved
+
+
+async def test_a_terminal_keeping_its_connection_open(tmp_path: Path) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    card = config.card("6200001000000003")
+    async with running_pipeline(config) as pipeline:
+        async with PosTerminal(config, "10000001", nac=pipeline.nac, keep_alive=True) as kept:
+            signed = await kept.sign_on()
+            assert signed is not None and signed.approved
+            for amount in (100, 200, 300):
+                buy = await kept.financial("purchase", card, amount=amount, pin=card.pin)
+                assert buy is not None and buy.approved and buy.trusted
+            assert kept.connections_opened == 1  # four exchanges, one connection
+            await kept.close()  # the line drops: the next exchange opens a new connection
+            buy = await kept.financial("purchase", card, amount=400, pin=card.pin)
+            assert buy is not None and buy.approved
+            assert kept.connections_opened == 2
+        async with PosTerminal(config, "10000002", nac=pipeline.nac) as short:
+            signed = await short.sign_on()
+            buy = await short.financial("purchase", card, amount=100, pin=card.pin)
+            assert buy is not None and buy.approved
+            assert short.connections_opened == 2  # a short connection per exchange

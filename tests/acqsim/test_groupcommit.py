@@ -1,0 +1,72 @@
+"""Group commit: concurrent callers share batches, each gets its own result, a failed batch fails its callers."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from acqsim.groupcommit import CommitFailed, GroupCommit
+
+pytestmark = pytest.mark.anyio
+
+
+class Store:
+    """Records every batch; a batch holding "boom" fails as a whole, an item "bad" fails alone."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def commit(self, items: list[str]) -> list[str | BaseException]:
+        self.batches.append(list(items))
+        if "boom" in items:
+            raise OSError("disk full")
+        return [ValueError("bad item") if item == "bad" else item.upper() for item in items]
+
+
+async def test_concurrent_callers_share_batches_and_each_gets_its_own_result() -> None:
+    store = Store()
+    commits: GroupCommit[str, str] = GroupCommit("test", store.commit)
+    results: dict[int, str] = {}
+    async with anyio.create_task_group() as tg:
+        await tg.start(commits.run_flusher)
+
+        async def one(i: int) -> None:
+            results[i] = await commits.submit(f"item{i}")
+
+        async with anyio.create_task_group() as callers:
+            for i in range(50):
+                callers.start_soon(one, i)
+        tg.cancel_scope.cancel()
+    assert results == {i: f"ITEM{i}" for i in range(50)}
+    assert sorted(item for batch in store.batches for item in batch) == sorted(f"item{i}" for i in range(50))
+    assert len(store.batches) < 50  # callers that arrived during a commit rode the next one
+    assert commits.items == 50 and commits.batches == len(store.batches)
+
+
+async def test_a_failing_item_fails_alone_and_a_failing_batch_fails_all_its_callers() -> None:
+    store = Store()
+    commits: GroupCommit[str, str] = GroupCommit("test", store.commit)
+    outcomes: dict[str, str] = {}
+    async with anyio.create_task_group() as tg:
+        await tg.start(commits.run_flusher)
+
+        async def one(item: str) -> None:
+            try:
+                outcomes[item] = await commits.submit(item)
+            except ValueError as exc:
+                outcomes[item] = f"ValueError: {exc}"
+            except CommitFailed as exc:
+                outcomes[item] = f"CommitFailed: {exc.cause}"
+
+        async with anyio.create_task_group() as callers:
+            for item in ("a", "bad", "b"):
+                callers.start_soon(one, item)
+        assert outcomes == {"a": "A", "bad": "ValueError: bad item", "b": "B"}
+
+        async with anyio.create_task_group() as callers:
+            for item in ("c", "boom"):
+                callers.start_soon(one, item)
+        assert outcomes["boom"] == "CommitFailed: disk full"
+        assert outcomes["c"] in ("C", "CommitFailed: disk full")  # in the failed batch, or committed before it
+        assert await commits.submit("after") == "AFTER"  # the flusher carries on with later batches
+        tg.cancel_scope.cancel()

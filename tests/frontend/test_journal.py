@@ -1,0 +1,70 @@
+"""The front-end journal: what it keeps in memory survives a restart, RRNs never repeat, batches commit whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from frontend.journal import RRN_BLOCK, Journal, Session
+
+PAN = "6200001000000003"
+DAY = "20261203"
+
+
+def _request(journal: Journal, stan: str) -> str | None:
+    return journal.record_request(
+        terminal_id="10000001",
+        batch="000001",
+        stan=stan,
+        mti="0200",
+        kind="purchase",
+        pan_masked="620000******0003",
+        amount=100,
+        local_date="1203",
+        local_time="101010",
+        original_stan=None,
+    )
+
+
+def test_sessions_and_pin_failures_are_read_from_memory_and_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(path)
+    session = Session(terminal_id="10000001", pik="U" + "1" * 32, mak="U" + "2" * 32, batch="000007")
+    journal.run_batch([lambda j: j.save_session(session), lambda j: j.add_pin_failure(PAN, DAY)])
+    assert journal.session("10000001") == session
+    assert journal.pin_failures(PAN, DAY) == 1
+    assert journal.next_batch("10000001") == "000008"
+    journal.close()
+
+    reopened = Journal(path)
+    assert reopened.session("10000001") == session
+    assert reopened.pin_failures(PAN, DAY) == 1
+    assert reopened.pin_failures(PAN, "20261204") == 0
+    reopened.run_batch([lambda j: j.drop_session("10000001")])
+    assert reopened.session("10000001") is None
+    reopened.close()
+    assert Journal(path).session("10000001") is None
+
+
+def test_rrns_are_unique_across_blocks_and_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    seen: set[str] = set()
+    for _ in range(3):  # each opening reserves a fresh block; what was left of the last one is skipped
+        journal = Journal(path)
+        rrns = [journal.run_batch([lambda j: j.next_rrn()])[0] for _ in range(RRN_BLOCK + 5)]
+        assert all(len(rrn) == 12 and rrn.isdigit() for rrn in rrns)
+        assert not seen & set(rrns)
+        seen |= set(rrns)
+        journal.close()
+    assert len(seen) == 3 * (RRN_BLOCK + 5)
+
+
+def test_a_batch_commits_whole_and_a_duplicate_is_answered_none(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3")
+    first, again, other = journal.run_batch(
+        [lambda j: _request(j, "000001"), lambda j: _request(j, "000001"), lambda j: _request(j, "000002")]
+    )
+    assert isinstance(first, str) and isinstance(other, str) and first != other
+    assert again is None  # (terminal, batch, STAN, MTI) already journaled: the front-end answers 94
+    results = journal.run_batch([lambda j: 1 // 0, lambda j: _request(j, "000003")])
+    assert isinstance(results[0], ZeroDivisionError) and isinstance(results[1], str)  # one call's error is its own
+    assert journal.find("10000001", "000001", "000003") is not None
