@@ -22,6 +22,8 @@ from wire.framing import DEFAULT_MAX_FRAME_LEN, END_OF_STREAM, NEED_DATA, Length
 log = logging.getLogger("acqsim.net")
 
 READ_CHUNK: Final = 65536
+#: Bytes that senders may leave for the write in progress before they too wait for the peer to read.
+MAX_QUEUED_BYTES: Final = 1 << 20
 #: How long a shutdown may spend closing a connection.
 CLOSE_TIMEOUT_S: Final = 1.0
 
@@ -30,13 +32,22 @@ class FramedConnection:
     """A byte stream read and written as length-prefixed frames."""
 
     def __init__(
-        self, stream: anyio.abc.ByteStream, *, max_frame_len: int = DEFAULT_MAX_FRAME_LEN, peer: str = "?"
+        self, stream: anyio.abc.ByteStream, *, max_frame_len: int = DEFAULT_MAX_FRAME_LEN, peer: str | None = None
     ) -> None:
         self.stream = stream
         self.framer = LengthPrefixFramer(max_frame_len)
-        self.peer = peer
-        self._send_lock = anyio.Lock()
-        self._gathering: list[bytes] | None = None
+        self._peer = peer
+        self._writing = False
+        self._queued: list[bytes] = []
+        self._queued_bytes = 0
+        self._drained: anyio.Event | None = None
+
+    @property
+    def peer(self) -> str:
+        """``host:port`` of the other end (looked up when first asked: most connections never log it)."""
+        if self._peer is None:
+            self._peer = peer_name(self.stream)
+        return self._peer
 
     async def receive(self, timeout: float = math.inf) -> bytes | None:
         """The next frame's payload; ``None`` when the peer closed cleanly. Raises ``TimeoutError``,
@@ -67,9 +78,11 @@ class FramedConnection:
                 return item
 
     async def send(self, payload: bytes) -> None:
-        """Frame and write ``payload``. Frames that several tasks send at about the same time go out in one
-        write (one system call): a send that finds a write being gathered adds its frame and returns at once,
-        and the task doing the write meets any error (a peer that is gone shows in every task's next read)."""
+        """Frame and write ``payload``. A send that finds another task's write in progress leaves its frame
+        for that task, which writes every frame left meanwhile in one more write (one system call) before it
+        returns; so under load, answers to many requests share a write. The writing task meets any error (a
+        peer that is gone shows in every task's next read). Frames left for a write wait, as a blocked write
+        would, once ``MAX_QUEUED_BYTES`` are queued."""
         await self._write(frame(payload, max_frame_len=self.framer.max_frame_len))
 
     async def send_many(self, payloads: list[bytes]) -> None:
@@ -84,17 +97,35 @@ class FramedConnection:
         return frames
 
     async def _write(self, data: bytes) -> None:
-        if self._gathering is not None:
-            self._gathering.append(data)
+        if self._writing:
+            self._queued.append(data)
+            self._queued_bytes += len(data)
+            if self._queued_bytes > MAX_QUEUED_BYTES:  # the peer is not reading: wait as a blocked write would
+                if self._drained is None:
+                    self._drained = anyio.Event()
+                await self._drained.wait()
             return
-        gathering = self._gathering = [data]
+        self._writing = True
         try:
-            async with self._send_lock:  # acquiring yields once: the window in which other tasks add theirs
-                self._gathering = None
-                await self.stream.send(data if len(gathering) == 1 else b"".join(gathering))
+            await self.stream.send(data)
+            while self._queued:
+                batch = b"".join(self._queued)
+                self._queued.clear()
+                self._queued_bytes = 0
+                self._release_waiters()
+                await self.stream.send(batch)
+        except BaseException:
+            self._queued.clear()  # the stream failed or the write was cancelled: what was left is lost
+            self._queued_bytes = 0
+            raise
         finally:
-            if self._gathering is gathering:  # cancelled while waiting for the lock: nobody will write these
-                self._gathering = None
+            self._writing = False
+            self._release_waiters()
+
+    def _release_waiters(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
 
     async def aclose(self) -> None:
         with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
@@ -137,7 +168,7 @@ async def serve_tcp(
     log.info("%s listening on %s:%d", name, host, bound)
 
     async def guarded(stream: anyio.abc.ByteStream) -> None:
-        conn = FramedConnection(stream, max_frame_len=max_frame_len, peer=peer_name(stream))
+        conn = FramedConnection(stream, max_frame_len=max_frame_len)
         try:
             await handle(conn)
         except FramingError as exc:
