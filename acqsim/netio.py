@@ -132,6 +132,15 @@ class FramedConnection:
             await self.stream.aclose()
 
 
+async def acquire_slot(slots: anyio.Semaphore) -> None:
+    """Take a slot of a per-connection in-flight limit: at once when one is free (anyio's ``acquire`` always
+    yields to the event loop first, a turn per request on a busy link), else wait for one."""
+    try:
+        slots.acquire_nowait()
+    except anyio.WouldBlock:
+        await slots.acquire()
+
+
 def peer_name(stream: anyio.abc.ByteStream) -> str:
     try:
         address = stream.extra(anyio.abc.SocketAttribute.remote_address)

@@ -17,7 +17,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqsim.netio import FramedConnection, serve_tcp
+from acqsim.netio import FramedConnection, acquire_slot, serve_tcp
 from core_ledger.api import LedgerAnswer
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
@@ -99,7 +99,7 @@ async def serve(
         slot = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
         async with anyio.create_task_group() as requests:
             while True:
-                await slot.acquire()
+                await acquire_slot(slot)
                 payload = await conn.receive(IDLE_TIMEOUT_S)
                 if payload is None:
                     return

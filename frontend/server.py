@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 
 from acqsim.groupcommit import GroupCommit
-from acqsim.netio import FramedConnection, serve_tcp
+from acqsim.netio import FramedConnection, acquire_slot, serve_tcp
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.hostlink import request_fields
 from frontend.core import Context, Reply, answer_header, process
@@ -227,7 +227,7 @@ class Frontend:
 
         async with anyio.create_task_group() as tg:
             while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-                await slots.acquire()
+                await acquire_slot(slots)
                 tg.start_soon(one, payload)
 
     async def forward_reversals(self) -> None:
