@@ -71,12 +71,17 @@ class FieldView:
 
 
 def _fields(
-    body: bytes, spec: SpecDict, card_fields: frozenset[str], unmask: bool, pos: bool
-) -> tuple[dict[str, str], list[FieldView]]:
+    body: bytes, spec: SpecDict, card_fields: frozenset[str], unmask: bool, pos: bool, *, with_views: bool = True
+) -> tuple[dict[str, str], list[FieldView], dict[str, str]]:
+    """The decoded fields, their views (if asked for: formats and raw hex cost a second decode) and the values
+    as shown (masked)."""
     decoded = decode_pos_body(body) if pos else decode_host(body)
-    _, encoded = iso8583.decode(body, spec)
     if decoded.get("3") == ProcessingCode.TRANSFER:
         card_fields = card_fields | {TRANSFER_TARGET_FIELD}  # 48 carries the target card number
+    if not with_views:
+        masked = {k: _shown(k, v, card_fields, unmask) for k, v in decoded.items() if k != "t"}
+        return decoded, [], masked
+    _, encoded = iso8583.decode(body, spec)
     views = []
     for number, value in decoded.items():
         if number == "t":
@@ -88,14 +93,15 @@ def _fields(
         if pos and number in POS_TRACK_FIELDS:
             fmt = "z" + fmt[1:]  # track data: digits and the separator (nibble D)
         views.append(FieldView(number, spec[number]["desc"], fmt, raw_hex, shown))
-    return decoded, views
+    return decoded, views, {v.number: v.value for v in views}
 
 
-def dissect_pos(payload: bytes, *, unmask: bool = False) -> dict[str, Any]:
-    """JSON-ready dissection of a POS frame payload (everything after the 2-byte length)."""
+def dissect_pos(payload: bytes, *, unmask: bool = False, with_views: bool = True) -> dict[str, Any]:
+    """JSON-ready dissection of a POS frame payload (everything after the 2-byte length). ``with_views=False``
+    leaves out the per-field views (format, raw hex) that only the text form shows: traces need none."""
     frame = PosFrame.parse(payload)
     try:
-        decoded, views = _fields(frame.body, POS_SPEC, POS_CARD_FIELDS, unmask, pos=True)
+        decoded, views, shown = _fields(frame.body, POS_SPEC, POS_CARD_FIELDS, unmask, pos=True, with_views=with_views)
     except MessageDecodeError as exc:
         raise MessageDecodeError(
             exc.reason, field=exc.field, offset=None if exc.offset is None else exc.offset + BODY_OFFSET
@@ -113,14 +119,14 @@ def dissect_pos(payload: bytes, *, unmask: bool = False) -> dict[str, Any]:
         },
         "mti": decoded["t"],
         "bitmap": frame.body[2:10].hex().upper(),
-        "fields": {v.number: v.value for v in views},
+        "fields": shown,
         "_views": views,
     }
 
 
-def dissect_host(payload: bytes, *, unmask: bool = False) -> dict[str, Any]:
-    decoded, views = _fields(payload, HOST_SPEC, HOST_CARD_FIELDS, unmask, pos=False)
-    return {"length": len(payload), "mti": decoded["t"], "fields": {v.number: v.value for v in views}, "_views": views}
+def dissect_host(payload: bytes, *, unmask: bool = False, with_views: bool = True) -> dict[str, Any]:
+    decoded, views, shown = _fields(payload, HOST_SPEC, HOST_CARD_FIELDS, unmask, pos=False, with_views=with_views)
+    return {"length": len(payload), "mti": decoded["t"], "fields": shown, "_views": views}
 
 
 def as_json(dissection: dict[str, Any]) -> dict[str, Any]:

@@ -38,9 +38,9 @@ def describe(link: Link, payload: bytes) -> dict[str, Any]:
     """The traced form of a payload: the masked dissection, or for the HSM only header, code and error code."""
     try:
         if link == "pos":
-            return as_json(dissect_pos(payload))
+            return as_json(dissect_pos(payload, with_views=False))
         if link == "host":
-            return as_json(dissect_host(payload))
+            return as_json(dissect_host(payload, with_views=False))
     except WireError as exc:
         return {"undecodable": str(exc), "length": len(payload)}
     text = payload[: _HSM_HEADER_LEN + 4].decode("ascii", "replace")

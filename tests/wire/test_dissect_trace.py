@@ -159,3 +159,17 @@ def test_long_raw_hex_is_cut_in_text_but_whole_in_json() -> None:
     line = next(line for line in as_text(dissection).splitlines() if line.startswith(" 62"))
     assert "…" in line and line.endswith(keys)
     assert dissection["fields"]["62"] == keys
+
+
+@pytest.mark.parametrize("unmask", [False, True])
+def test_the_lean_dissection_traces_use_shows_the_same_values(unmask: bool) -> None:
+    """Traces skip the per-field views; what they show of every field must not differ (masking included)."""
+    transfer = {**PURCHASE, "3": "400000", "48": "6200002000000001"}
+    for fields in (PURCHASE, transfer):
+        full, lean = (
+            dissect_pos(payload(fields), unmask=unmask),
+            dissect_pos(payload(fields), unmask=unmask, with_views=False),
+        )
+        assert as_json(lean) == as_json(full) and lean["_views"] == []
+    raw = encode_host({"t": "0210", "2": PAN, "35": TRACK2, "39": "51"})
+    assert as_json(dissect_host(raw, with_views=False, unmask=unmask)) == as_json(dissect_host(raw, unmask=unmask))
