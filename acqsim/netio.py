@@ -44,7 +44,7 @@ class FramedConnection:
 
     @property
     def peer(self) -> str:
-        """``host:port`` of the other end (looked up when first asked: most connections never log it)."""
+        """``host:port`` of the other end (servers look it up as they accept, for their logs)."""
         if self._peer is None:
             self._peer = peer_name(self.stream)
         return self._peer
@@ -142,9 +142,10 @@ async def acquire_slot(slots: anyio.Semaphore) -> None:
 
 
 def peer_name(stream: anyio.abc.ByteStream) -> str:
+    """``host:port`` of the other end, or ``?`` (never raises: it is called while handling errors)."""
     try:
         address = stream.extra(anyio.abc.SocketAttribute.remote_address)
-    except anyio.TypedAttributeLookupError:
+    except (anyio.TypedAttributeLookupError, OSError, AttributeError):  # AttributeError: socket already gone
         return "?"
     if isinstance(address, tuple):
         return f"{address[0]}:{address[1]}"
@@ -177,7 +178,7 @@ async def serve_tcp(
     log.info("%s listening on %s:%d", name, host, bound)
 
     async def guarded(stream: anyio.abc.ByteStream) -> None:
-        conn = FramedConnection(stream, max_frame_len=max_frame_len)
+        conn = FramedConnection(stream, max_frame_len=max_frame_len, peer=peer_name(stream))
         try:
             await handle(conn)
         except FramingError as exc:

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, Protocol
 import anyio
 import anyio.abc
 
-from acqsim.netio import FramedConnection, connect
+from acqsim.netio import FramedConnection, connect, peer_name
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
 from nac.limits import MAX_LINK_BUFFER_BYTES, NacLimits
 from nac.router import Router
@@ -170,7 +170,7 @@ class NacServer:
     # -- terminals -----------------------------------------------------------------------------------------
 
     async def _handle_terminal(self, stream: anyio.abc.SocketStream) -> None:
-        conn = FramedConnection(stream, max_frame_len=self.limits.max_frame_len)
+        conn = FramedConnection(stream, max_frame_len=self.limits.max_frame_len, peer=peer_name(stream))
         terminal_id = self.router.open_terminal()
         if terminal_id is None:
             log.warning("terminal %s: refused, %d connections open", conn.peer, self.limits.max_connections)

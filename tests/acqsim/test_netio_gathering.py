@@ -6,7 +6,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from acqsim.netio import FramedConnection
+from acqsim.netio import FramedConnection, peer_name
 from wire.framing import LengthPrefixFramer
 
 pytestmark = pytest.mark.anyio
@@ -69,3 +69,21 @@ def _framer_with(data: bytes) -> LengthPrefixFramer:
     framer = LengthPrefixFramer()
     framer.receive_data(data)
     return framer
+
+
+@pytest.mark.parametrize("options", [{}, {"use_uvloop": True}], ids=["asyncio", "uvloop"])
+def test_peer_name_of_a_closed_socket_is_a_question_mark_not_an_error(options: dict[str, bool]) -> None:
+    """Servers name the peer while handling a reset: asking must never raise (uvloop's closed socket does)."""
+
+    async def check() -> None:
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            await stream.aclose()
+            # first asked after the close, as a server does when a reset ends its handler
+            assert peer_name(stream) in ("?", f"127.0.0.1:{port}")
+            other = await anyio.connect_tcp("127.0.0.1", port)
+            assert peer_name(other) == f"127.0.0.1:{port}"
+            await other.aclose()
+
+    anyio.run(check, backend="asyncio", backend_options=options)
