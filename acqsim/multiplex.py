@@ -16,11 +16,11 @@ import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 import anyio
 
-from acqsim.netio import FramedConnection
+from acqsim.netio import FramedConnection, connect
 from wire.errors import FramingError
 
 log = logging.getLogger("acqsim.net")
@@ -138,3 +138,66 @@ class MultiplexedLink(Generic[Key, Answer]):
             queue.remove(waiter)
             if not queue:
                 del self._pending[key]
+
+
+class PeerLink(Generic[Key, Answer]):
+    """The multiplexed link to one peer: opened when first needed, and again after it failed.
+
+    :meth:`exchange_many` sends once more on a fresh connection when the connection it used had been opened
+    earlier and turned out dead (the peer restarted meanwhile) — only for requests that are safe to repeat,
+    as HSM commands and ledger requests (the ledger answers a repeated key with its first answer) are.
+    """
+
+    #: Tries per exchange: a second one only when a reused connection turned out dead.
+    ATTEMPTS: Final = 2
+
+    def __init__(
+        self, host: str, port: int, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str, timeout: float
+    ) -> None:
+        self.host, self.port, self.what, self.timeout = host, port, what, timeout
+        self._decode = decode
+        self._link: MultiplexedLink[Key, Answer] | None = None
+        self._connecting = anyio.Lock()
+
+    @property
+    def peer(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def up(self) -> bool:
+        return self._link is not None and self._link.dead is None
+
+    async def open(self) -> MultiplexedLink[Key, Answer]:
+        """The open link, connecting first if need be; :class:`LinkLost` if the peer cannot be reached."""
+        if self._link is not None and self._link.dead is None:
+            return self._link  # the common case, without the lock (whose acquire yields to the event loop)
+        async with self._connecting:
+            if self._link is not None and self._link.dead is None:
+                return self._link
+            if self._link is not None:
+                await self._link.conn.aclose()
+            try:
+                conn = await connect(self.host, self.port, timeout=self.timeout)
+            except OSError as exc:
+                raise LinkLost(self.peer, type(exc).__name__) from None
+            self._link = MultiplexedLink(conn, self._decode, what=self.what)
+            return self._link
+
+    async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
+        """:meth:`MultiplexedLink.exchange_many` on the open link; the caller bounds the wait."""
+        for attempt in range(self.ATTEMPTS):
+            reused = self.up
+            link = await self.open()
+            try:
+                return await link.exchange_many(requests)
+            except LinkLost:
+                if not reused or attempt + 1 == self.ATTEMPTS:
+                    raise
+                log.info("%s connection was dead; sending again on a fresh one", self.what)
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.fail("client closed")
+            await link.conn.aclose()

@@ -17,26 +17,19 @@ gets ``LedgerUnavailable``.
 
 from __future__ import annotations
 
-import logging
 from types import TracebackType
 from typing import Final, Self
 
 import anyio
 
-from acqsim.multiplex import LinkLost, MultiplexedLink
-from acqsim.netio import connect
+from acqsim.multiplex import LinkLost, PeerLink
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.hostlink import answer_from_fields, match_key, request_fields
 from wire.codec import decode_host, encode_host
 from wire.errors import FramingError, MessageDecodeError
 
-log = logging.getLogger("acqsim.ledger.client")
-
 #: Default time for one request, connecting included.
 LEDGER_TIMEOUT_S: Final = 5.0
-
-#: Tries per request: a second one only when a reused connection turned out dead.
-MAX_ATTEMPTS: Final = 2
 
 MatchKey = tuple[str, str, str, str, str]
 
@@ -62,9 +55,6 @@ def _decode_answer(payload: bytes) -> tuple[MatchKey, LedgerAnswer]:
     return _answer_key(fields), answer
 
 
-_Link = MultiplexedLink[MatchKey, LedgerAnswer]
-
-
 def _request_key(fields: dict[str, str]) -> MatchKey:
     return (fields["t"][:2], *match_key(fields))
 
@@ -77,8 +67,9 @@ class LedgerClient:
     def __init__(self, host: str, port: int, *, timeout: float = LEDGER_TIMEOUT_S) -> None:
         self.host, self.port = host, port
         self.timeout = timeout
-        self._link: _Link | None = None
-        self._connecting = anyio.Lock()
+        self._peer: PeerLink[MatchKey, LedgerAnswer] = PeerLink(
+            host, port, _decode_answer, what="ledger", timeout=timeout
+        )
 
     @classmethod
     async def connect(cls, host: str, port: int, *, timeout: float = LEDGER_TIMEOUT_S) -> LedgerClient:
@@ -86,25 +77,12 @@ class LedgerClient:
         client = cls(host, port, timeout=timeout)
         try:
             with anyio.fail_after(timeout):
-                await client._open()
+                await client._peer.open()
         except TimeoutError:
             raise LedgerUnavailable(f"{host}:{port}: connect timed out") from None
+        except LinkLost as exc:
+            raise LedgerUnavailable(str(exc)) from None
         return client
-
-    async def _open(self) -> _Link:
-        if self._link is not None and self._link.dead is None:
-            return self._link  # the common case, without a lock (whose acquire yields to the event loop)
-        async with self._connecting:
-            if self._link is not None and self._link.dead is None:
-                return self._link
-            if self._link is not None:
-                await self._link.conn.aclose()
-            try:
-                conn = await connect(self.host, self.port, timeout=self.timeout)
-            except OSError as exc:
-                raise LedgerUnavailable(f"{self.host}:{self.port}: {type(exc).__name__}") from None
-            self._link = _Link(conn, _decode_answer, what="ledger")
-            return self._link
 
     async def submit(self, request: LedgerRequest, *, timeout: float | None = None) -> LedgerAnswer:
         """Send ``request`` and wait for its answer (``timeout`` defaults to the client's).
@@ -113,34 +91,18 @@ class LedgerClient:
         that is safe because the ledger answers a repeated key with its first answer and never posts twice.
         """
         fields = request_fields(request)
-        payload = encode_host(fields)
         key = _request_key(fields)
         try:
             with anyio.fail_after(self.timeout if timeout is None else timeout):
-                for attempt in range(MAX_ATTEMPTS):
-                    reused = self._link is not None and self._link.dead is None
-                    link = await self._open()
-                    try:
-                        return await self._exchange(link, key, payload)
-                    except LedgerUnavailable:
-                        if not reused or attempt + 1 == MAX_ATTEMPTS:
-                            raise
-                        log.info("ledger connection was dead; sending again on a fresh one")
-                raise AssertionError("unreachable")
+                [answer] = await self._peer.exchange_many([(key, encode_host(fields))])
         except TimeoutError:
             raise LedgerTimeout(f"no answer from the ledger at {self.host}:{self.port} in time") from None
-
-    async def _exchange(self, link: _Link, key: MatchKey, payload: bytes) -> LedgerAnswer:
-        try:
-            return await link.exchange(key, payload)
         except LinkLost as exc:
-            raise LedgerUnavailable(f"{self.host}:{self.port}: {exc.reason}") from None
+            raise LedgerUnavailable(str(exc)) from None
+        return answer
 
     async def aclose(self) -> None:
-        link, self._link = self._link, None
-        if link is not None:
-            link.fail("client closed")
-            await link.conn.aclose()
+        await self._peer.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -16,8 +16,7 @@ from typing import Final, Self
 
 import anyio
 
-from acqsim.multiplex import LinkLost, MultiplexedLink
-from acqsim.netio import connect
+from acqsim.multiplex import LinkLost, PeerLink
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType
@@ -27,8 +26,6 @@ from wire.paycrypto import MacAlgorithm
 HSM_TIMEOUT_S: Final = 2.0
 #: Headers are handed out in turn from 0000 to 9999, so at most this many commands can be in flight at once.
 HEADERS: Final = 10_000
-#: A call that finds its pooled connection closed by the HSM is tried once more on a fresh connection.
-CALL_ATTEMPTS: Final = 2
 
 __all__ = [
     "HSM_TIMEOUT_S",
@@ -79,8 +76,7 @@ class HsmClient:
     def __init__(self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> None:
         self.host, self.port = host, port
         self.timeout = timeout
-        self._link: MultiplexedLink[str, bytes] | None = None
-        self._connecting = anyio.Lock()
+        self._peer: PeerLink[str, bytes] = PeerLink(host, port, _decode_answer, what="HSM", timeout=timeout)
         self._headers = itertools.cycle(range(HEADERS))
 
     @classmethod
@@ -88,31 +84,15 @@ class HsmClient:
         client = cls(host, port, timeout=timeout)
         try:
             with anyio.fail_after(timeout):
-                await client._open()
+                await client._peer.open()
         except TimeoutError:
             raise HsmUnavailable("connect", "timed out") from None
+        except LinkLost as exc:
+            raise HsmUnavailable("connect", exc.reason) from None
         return client
 
-    async def _open(self) -> MultiplexedLink[str, bytes]:
-        if self._link is not None and self._link.dead is None:
-            return self._link  # the common case, without a lock (whose acquire yields to the event loop)
-        async with self._connecting:
-            if self._link is not None and self._link.dead is None:
-                return self._link
-            if self._link is not None:
-                await self._link.conn.aclose()
-            try:
-                conn = await connect(self.host, self.port, timeout=self.timeout)
-            except OSError as exc:
-                raise HsmUnavailable("connect", type(exc).__name__) from None
-            self._link = MultiplexedLink(conn, _decode_answer, what="HSM")
-            return self._link
-
     async def aclose(self) -> None:
-        link, self._link = self._link, None
-        if link is not None:
-            link.fail("client closed")
-            await link.conn.aclose()
+        await self._peer.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -136,21 +116,11 @@ class HsmClient:
         what = "+".join(command for command, _, _ in commands)
         try:
             with anyio.fail_after(self.timeout):
-                for attempt in range(CALL_ATTEMPTS):
-                    reused = self._link is not None and self._link.dead is None
-                    link = await self._open()
-                    try:
-                        answers = await link.exchange_many(requests)
-                        break
-                    except LinkLost as exc:
-                        # Every HSM command is idempotent, so a request that met a connection the HSM had
-                        # closed (an HSM restart) is sent once more on a fresh one.
-                        if not reused or attempt + 1 == CALL_ATTEMPTS:
-                            raise HsmUnavailable(what, exc.reason) from None
-                else:
-                    raise AssertionError("unreachable")
+                answers = await self._peer.exchange_many(requests)
         except TimeoutError:
             raise HsmUnavailable(what, "timed out") from None
+        except LinkLost as exc:
+            raise HsmUnavailable(what, exc.reason) from None
         results = []
         for (command, _, ok_codes), answer in zip(commands, answers, strict=True):
             head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
