@@ -43,9 +43,11 @@ def test_stats_percentiles_from_the_histogram() -> None:
     assert summary["tps"] == 100.0
 
 
-def test_a_short_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("connections", [[], ["--keep-alive"]], ids=["short", "keep-alive"])
+def test_a_short_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], connections: list[str]) -> None:
     plot = tmp_path / "load.png"
-    assert main(["load", "--terminals", "3", "--rate", "30", "--duration", "1", "--json", "--plot", str(plot)]) == 0
+    argv = ["load", "--terminals", "3", "--rate", "30", "--duration", "1", "--json", "--plot", str(plot)]
+    assert main(argv + connections) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["sent"] == 30 and summary["completed"] == 30
     assert summary["counts"].get("00") == 30
