@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 schedule=schedule,
                 mix=mix,
                 against=against,
-                progress=progress_line,
+                progress=progress_line(args.duration),
                 seed=args.seed,
                 keep_alive=args.keep_alive,
             ),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from acqsim.cli import main
+from terminal.load.runner import progress_text
 from terminal.load.schedule import Mix, OpenLoopSchedule
 from terminal.load.stats import NO_ANSWER, LoadStats
 
@@ -41,6 +42,9 @@ def test_stats_percentiles_from_the_histogram() -> None:
     assert summary["p99_ms"] == pytest.approx(990, rel=0.01)
     assert summary["counts"] == {"00": 1000, NO_ANSWER: 1}
     assert summary["tps"] == 100.0
+    line = progress_text(stats, elapsed=5.0, duration=10.0)
+    assert line.startswith("[" + "#" * 10 + "." * 10 + "]")  # half way through the run
+    assert "1001 done" in line and "200.2/s" in line and "errors      1" in line and "p99  991." in line
 
 
 @pytest.mark.parametrize("connections", [[], ["--keep-alive"]], ids=["short", "keep-alive"])
