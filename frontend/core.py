@@ -166,6 +166,18 @@ def _done(answer: _Answer, session: Session | None, kind: Kind | str, *, header_
     )
 
 
+def malfunction_reply(frame: PosFrame, ctx: Context, why: str) -> Reply:
+    """96 for a request the front-end itself could not carry through (its journal failed): echoed fields, no
+    MAC (the MAC would need the HSM, and the answer says the system failed anyway)."""
+    try:
+        fields = decode_pos_body(frame.body)
+    except ValueError:
+        return Reply(body=None, note=f"undecodable body ({why})")
+    answer = _Answer(fields, ctx.clock(), ctx.registry.acquirer_id).code(RC.SYSTEM_MALFUNCTION)
+    note = f"terminal {fields.get('41', '?')} STAN {fields.get('11', '')} → 96: {why}"
+    return Reply(body=encode_pos_body(answer.fields), note=note)
+
+
 def process(frame: PosFrame, ctx: Context) -> Flow:
     try:
         fields = decode_pos_body(frame.body)

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
 import anyio
 import anyio.abc
 
-from acqsim.groupcommit import GroupCommit
+from acqsim.groupcommit import CommitFailed, GroupCommit
 from acqsim.netio import FramedConnection, acquire_slot, serve_tcp
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.hostlink import request_fields
-from frontend.core import Context, Reply, answer_header, process
+from frontend.core import Context, Reply, answer_header, malfunction_reply, process
 from frontend.effects import (
     AskLedger,
     Effect,
@@ -203,6 +204,9 @@ class Frontend:
                 effect = flow.send(await self.carry_out(effect, correlation))
         except StopIteration as stop:
             reply: Reply = stop.value
+        except (CommitFailed, sqlite3.Error) as exc:  # the journal failed: this request cannot be carried through
+            log.error("journal failed, answering 96: %s", exc)  # noqa: TRY400 - the cause, no payload
+            reply = malfunction_reply(frame, self.ctx, "journal failed")
         log.info("%s", reply.note)
         if reply.body is None:
             return None
@@ -235,20 +239,26 @@ class Frontend:
             with anyio.move_on_after(REVERSAL_RETRY_S):
                 await self._reversal_wakeup.wait()
             self._reversal_wakeup = anyio.Event()
-            for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):
-                try:
-                    answer = await self.ledger.submit(request)
-                except (LedgerTimeout, LedgerUnavailable):
-                    await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
-                    break  # the ledger is not answering: try again later
-                if answer.response_code in REVERSAL_DONE_CODES:
-                    await anyio.to_thread.run_sync(self.journal.reversal_done, reversal_id)
-                    log.info(
-                        "reversal of STAN %s acknowledged by the ledger",
-                        request.original.stan if request.original else request.stan,
-                    )
-                else:
-                    await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
+            try:
+                await self._forward_pending_reversals()
+            except sqlite3.Error as exc:  # the queue stays in the journal: tried again on the next round
+                log.error("cannot read or update the pending reversals: %s", exc)  # noqa: TRY400 - no payload
+
+    async def _forward_pending_reversals(self) -> None:
+        for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):
+            try:
+                answer = await self.ledger.submit(request)
+            except (LedgerTimeout, LedgerUnavailable):
+                await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
+                return  # the ledger is not answering: try again later
+            if answer.response_code in REVERSAL_DONE_CODES:
+                await anyio.to_thread.run_sync(self.journal.reversal_done, reversal_id)
+                log.info(
+                    "reversal of STAN %s acknowledged by the ledger",
+                    request.original.stan if request.original else request.stan,
+                )
+            else:
+                await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
 
 
 async def serve(

@@ -171,3 +171,34 @@ async def test_slow_ledger_posts_late_and_the_reversal_undoes_it(tmp_path: Path)
         await ledger.aclose()
         tg.cancel_scope.cancel()
     service.store.close()
+
+
+async def test_a_failed_journal_answers_96_and_the_front_end_keeps_serving(tmp_path: Path) -> None:
+    """The journal's database goes away mid-day (closed under the front-end): a request that must be journaled
+    gets 96 — nothing goes to the ledger unjournaled — and the connection and service stay up."""
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    card = config.card("6200001000000003")
+    async with anyio.create_task_group() as tg:
+        hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
+        service = open_service(config.store_path(config.ledger.db), config)
+        ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
+        hsm = await HsmClient.connect(HOST, hsm_port)
+        ledger = await LedgerClient.connect(HOST, ledger_port)
+        journal = Journal(config.store_path(config.frontend.db))
+        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
+        account = service.state.accounts[service.state.cards[card.pan].account_id]
+        async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
+            assert (await pos.sign_on()) is not None
+            ok = await pos.financial("purchase", card, amount=100, pin=card.pin)
+            assert ok is not None and ok.approved
+            journal.close()
+            failed = await pos.financial("purchase", card, amount=200, pin=card.pin)
+            assert failed is not None and failed.response_code == "96"
+            assert account.balance == card.balance - 100  # the second purchase never reached the ledger
+            echo = await pos.echo()
+            assert echo is not None and echo.response_code == "00"  # same front-end, still serving
+        await hsm.aclose()
+        await ledger.aclose()
+        tg.cancel_scope.cancel()
+    service.store.close()
