@@ -88,6 +88,14 @@ async def terminal(port: int) -> FramedConnection:
     return await connect("127.0.0.1", port, timeout=STEP_TIMEOUT_S)
 
 
+async def deaf_terminal(port: int) -> FramedConnection:
+    """A terminal whose socket nobody reads: anyio's own TCP stream reads only when asked (acqsim's
+    ``connect`` reads what arrives before the first receive), so the kernel buffers fill as on a stuck device."""
+    with anyio.fail_after(STEP_TIMEOUT_S):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+    return FramedConnection(stream, peer="deaf terminal")
+
+
 async def round_trip(conn: FramedConnection, payload: bytes) -> bytes:
     await conn.send(payload)
     answer = await conn.receive(STEP_TIMEOUT_S)

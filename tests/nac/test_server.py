@@ -25,6 +25,7 @@ from tests.nac.netkit import (
     STEP_TIMEOUT_S,
     EchoFrontEnd,
     answer_body,
+    deaf_terminal,
     round_trip,
     running_nac,
     start_member,
@@ -312,7 +313,7 @@ async def test_a_terminal_that_stops_reading_is_closed_without_stalling_the_othe
         port, _ = await start_member(members, EchoFrontEnd("A"))
         async with running_nac(port, send_timeout_s=0.3, max_in_flight=4) as (server, ports):
             healthy = await terminal(ports.listen)
-            deaf = await terminal(ports.listen)
+            deaf = await deaf_terminal(ports.listen)
             with anyio.fail_after(60):
                 try:  # send for ever without reading, until the NAC gives up on this terminal
                     while server.stats.closed[CloseReason.SEND_FAILED] == 0:
@@ -337,6 +338,7 @@ async def test_running_out_of_file_descriptors_pauses_accepting_and_does_not_end
         port, _ = await start_member(members, EchoFrontEnd("A"))
         async with running_nac(port) as (server, ports):
             healthy = await terminal(ports.listen)
+            await wait_until(lambda: server.stats.connections_accepted == 1)  # accepted before descriptors run out
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             try:
                 # one descriptor left: the test's own socket takes it, so the NAC's accept() fails (EMFILE);
