@@ -127,8 +127,7 @@ class _Answer:
         self.request = fields
         self.fields: dict[str, str] = {k: fields[k] for k in ECHOED if k in fields}
         self.fields["t"] = response_mti(fields["t"])
-        self.fields["12"] = fields.get("12", now.strftime("%H%M%S"))
-        self.fields["13"] = fields.get("13", now.strftime("%m%d"))
+        self.fields["13"], self.fields["12"] = _local_date_time(fields, now)
         self.fields["15"] = now.strftime("%m%d")
         self.fields["32"] = acquirer_id
         if "2" not in self.fields and (pan := card_number(fields)):
@@ -161,8 +160,11 @@ def _done(answer: _Answer, session: Session | None, kind: Kind | str, *, header_
     terminal = answer.request.get("41", "?")
     stan = answer.request.get("11", "")
     note = f"{kind} terminal {terminal} STAN {stan} → {answer.response_code}"
-    return dataclasses.replace(
-        reply, header_request=header_request, note=note, correlation_id=f"{terminal}-{stan}" if stan else None
+    return Reply(
+        body=reply.body,
+        header_request=header_request,
+        note=note,
+        correlation_id=f"{terminal}-{stan}" if stan else None,
     )
 
 
@@ -275,6 +277,13 @@ def _settlement(answer: _Answer, session: Session, fields: dict[str, str]) -> Fl
     return (yield from _done(answer.code(RC.APPROVED), session, Kind.SETTLEMENT))
 
 
+def _local_date_time(fields: dict[str, str], now: dt.datetime) -> tuple[str, str]:
+    """Fields 13 and 12 (MMDD, hhmmss) of the request, or the front-end's own clock where it sent none."""
+    local_date = fields["13"] if "13" in fields else now.strftime("%m%d")
+    local_time = fields["12"] if "12" in fields else now.strftime("%H%M%S")
+    return local_date, local_time
+
+
 def _ledger_request(
     op: LedgerOp,
     fields: dict[str, str],
@@ -285,8 +294,7 @@ def _ledger_request(
     original: JournalTxn | None,
     original_mti: str | None = None,
 ) -> LedgerRequest:
-    local_date = fields.get("13", now.strftime("%m%d"))
-    local_time = fields.get("12", now.strftime("%H%M%S"))
+    local_date, local_time = _local_date_time(fields, now)
     ref = None
     if original is not None:
         ref = OriginalRef(
@@ -353,7 +361,7 @@ def _financial(
         if original is None or original.kind not in ORIGINALS[kind] or original.status != TxnState.APPROVED:
             return (yield from _done(answer.code(RC.ORIGINAL_NOT_FOUND), session, kind))
 
-    draft = _ledger_request(LEDGER_OPS[kind], fields, pan, "", ctx, now, original)
+    local_date, local_time = _local_date_time(fields, now)
     rrn: str | None = yield JournalCall(  # durable before the ledger is asked; hands out the RRN
         lambda j: j.record_request(
             terminal_id=session.terminal_id,
@@ -362,15 +370,15 @@ def _financial(
             mti=fields["t"],
             kind=kind.value,
             pan_masked=mask_pan(pan),
-            amount=draft.amount,
-            local_date=draft.local_date,
-            local_time=draft.local_time,
+            amount=int(fields.get("4", "0")),
+            local_date=local_date,
+            local_time=local_time,
             original_stan=original.stan if original else None,
         )
     )
     if rrn is None:
         return (yield from _done(answer.code(RC.DUPLICATE), session, kind))
-    request = dataclasses.replace(draft, rrn=rrn)
+    request = _ledger_request(LEDGER_OPS[kind], fields, pan, rrn, ctx, now, original)
 
     def finish(code: str, auth: str | None, status: str) -> Callable[[Journal], None]:
         return lambda j: j.record_answer(
