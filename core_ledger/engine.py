@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
@@ -82,15 +83,20 @@ def request_key(request: LedgerRequest) -> str:
 
 def business_date(local_date: str, now: dt.datetime) -> str:
     """YYYYMMDD for a MMDD field: the year (now's, or the one before / after) closest to ``now``."""
+    return _business_date_on(local_date, now.date())
+
+
+@functools.lru_cache(maxsize=64)  # every request asks, with a handful of distinct (date, today) pairs a day
+def _business_date_on(local_date: str, today: dt.date) -> str:
     candidates = []
-    for year in (now.year - 1, now.year, now.year + 1):
+    for year in (today.year - 1, today.year, today.year + 1):
         try:
             day = dt.date(year, int(local_date[:2]), int(local_date[2:]))
         except ValueError:
             continue
-        candidates.append((abs((day - now.date()).days), day))
+        candidates.append((abs((day - today).days), day))
     if not candidates:
-        return f"{now.year:04d}{local_date}"
+        return f"{today.year:04d}{local_date}"
     return min(candidates)[1].strftime("%Y%m%d")
 
 
