@@ -199,7 +199,7 @@ class HsmClient:
         pvv: str,
         pin_block_format: str = "01",
     ) -> PinVerification:
-        fields = _dc_fields(tpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv, pin_block_format)
+        fields = _dc_fields((tpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv), pin_block_format)
         error, _ = await self._call("DC", fields, ok_codes=_DC_OK)
         return _PIN_RESULTS[error]
 
@@ -208,7 +208,7 @@ class HsmClient:
         (mac_error, _), (pin_error, _) = await self._call_many(
             [
                 ("M8", self._verify_mac_fields(*mac), _M8_OK),
-                ("DC", _dc_fields(*pin, pin_block_format="01"), _DC_OK),
+                ("DC", _dc_fields(pin, "01"), _DC_OK),
             ]
         )
         return mac_error == ErrorCode.OK, _PIN_RESULTS[pin_error]
@@ -228,14 +228,7 @@ _PIN_RESULTS: Final[dict[str, PinVerification]] = {
 }
 
 
-def _dc_fields(
-    tpk_under_lmk: str,
-    pvk_under_lmk: str,
-    pin_block: bytes,
-    pan: str,
-    pvki: str,
-    pvv: str,
-    pin_block_format: str = "01",
-) -> bytes:
+def _dc_fields(pin: PinCheck, pin_block_format: str) -> bytes:
+    tpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv = pin
     text = f"{tpk_under_lmk}{pvk_under_lmk}{pin_block.hex().upper()}{pin_block_format}{pan[-13:-1]}{pvki}{pvv}"
     return text.encode("ascii")
