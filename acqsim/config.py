@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import tomli_w
+
 from wire.constants import CURRENCY_CNY
 from wire.tpdu import DEFAULT_ROUTE
 
@@ -374,6 +376,39 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
         terminals=_records(raw, "terminals", TerminalFixture, DEFAULT_TERMINALS),
         cards=_records(raw, "cards", CardFixture, DEFAULT_CARDS),
     )
+
+
+def _fixture_table(fixture: MerchantFixture | TerminalFixture | CardFixture) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(fixture).items() if v is not None}  # TOML has no null: defaults
+
+
+def config_to_toml(config: AcqsimConfig) -> str:
+    """The configuration as a TOML file that :func:`load_config` reads back as the same configuration (to
+    start services as processes with a configuration built in code). ``data_dir`` is written absolute; a NAC
+    without a status port comes back with the default one (the TOML layout cannot say "none")."""
+    nac: dict[str, Any] = {"host": config.nac.listen.host, "port": config.nac.listen.port}
+    if config.nac.status is not None:
+        nac["status_port"] = config.nac.status.port
+    nac["routes"] = {dst: list(members) for dst, members in config.nac.routes.items()}
+    raw: dict[str, Any] = {
+        "data_dir": str(config.data_dir.resolve()),
+        "acquirer_id": config.acquirer_id,
+        "currency": config.currency,
+        "pvk": config.pvk,
+        "trace": config.trace,
+        "hsm": {"host": config.hsm.listen.host, "port": config.hsm.listen.port, "lmk": config.hsm.lmk},
+        "ledger": {"host": config.ledger.listen.host, "port": config.ledger.listen.port, "db": config.ledger.db},
+        "frontend": {
+            "host": config.frontend.listen.host,
+            "port": config.frontend.listen.port,
+            "db": config.frontend.db,
+        },
+        "nac": nac,
+        "merchants": [_fixture_table(m) for m in config.merchants],
+        "terminals": [_fixture_table(t) for t in config.terminals],
+        "cards": [_fixture_table(c) for c in config.cards],
+    }
+    return tomli_w.dumps(raw)
 
 
 def load_config(path: Path | None) -> AcqsimConfig:

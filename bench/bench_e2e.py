@@ -22,14 +22,13 @@ from typing import Any, Final
 
 import anyio
 
-from acqsim.config import AcqsimConfig, Endpoint, load_config
+from acqsim.config import AcqsimConfig, Endpoint
 from acqsim.netio import connect
-from acqsim.processes import running_processes
 from acqsim.runner import backend_options
 from acqsim.supervisor import free_port
 from bench.cpu import cpu_by_service, cpu_per_item
 from bench.report import emit
-from terminal.load.runner import LOAD_TERMINAL_PREFIX, run_load
+from terminal.load.runner import pipeline_processes, run_load
 from terminal.load.schedule import Mix, OpenLoopSchedule
 
 TERMINALS: Final = 32
@@ -37,27 +36,6 @@ SECONDS: Final = 5.0
 OFFERED_RATE: Final = 4000.0  # more than the pipeline can do on 2 cores: measures capacity
 #: The latency run offers this share of the capacity just measured: a load the pipeline keeps up with.
 PACED_SHARE: Final = 0.5
-
-
-def _config_file(root: Path, terminals: int) -> Path:
-    base = AcqsimConfig.default()
-    lines = [f'data_dir = "{root / "data"}"', "trace = false"]
-    tmk = base.terminals[0].tmk
-    entries = [(t.terminal_id, t.merchant_id, t.tmk, t.app_type) for t in base.terminals]
-    entries += [
-        (f"{LOAD_TERMINAL_PREFIX}{i:07d}", base.terminals[0].merchant_id, tmk, "61") for i in range(1, terminals + 1)
-    ]
-    for terminal_id, merchant_id, key, app in entries:
-        lines += [
-            "[[terminals]]",
-            f'terminal_id = "{terminal_id}"',
-            f'merchant_id = "{merchant_id}"',
-            f'tmk = "{key}"',
-            f'app_type = "{app}"',
-        ]
-    path = root / "bench.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @contextlib.contextmanager
@@ -140,10 +118,9 @@ def _run(
 
 def measure() -> dict[str, float]:
     backend, options = backend_options()  # as `acqsim load` runs: uvloop when installed
+    config = AcqsimConfig.default()
     with tempfile.TemporaryDirectory(prefix="acqsim-bench-e2e-") as tmp:
-        config_file = _config_file(Path(tmp), TERMINALS)
-        config = load_config(config_file)
-        with running_processes(config_file=config_file) as nac:
+        with pipeline_processes(config, TERMINALS, Path(tmp)) as nac:
             capacity, cpu = _run(config, nac, OFFERED_RATE, backend, options)
             paced_rate = max(round(capacity["approved_tps"] * PACED_SHARE), 1)
             paced, _ = _run(config, nac, paced_rate, backend, options)

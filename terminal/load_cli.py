@@ -1,16 +1,19 @@
 """``acqsim load``: many concurrent signed-on terminals against a pipeline, open-loop.
 
     acqsim load --terminals N --rate TPS --duration S [--mix purchase=80,balance=10,preauth=10]
-                [--against HOST:PORT] [--json] [--plot FILE] [--config FILE]
+                [--against HOST:PORT | --in-process] [--keep-alive] [--json] [--plot FILE] [--config FILE]
 
-Without ``--against`` it starts its own pipeline (in this process, fresh temporary stores) configured with
-the load terminals ``2000001``…; an external pipeline must have those terminals configured (same TMK as
-terminal 10000001, first merchant). Latency is measured from each request's due time (open loop).
+Without ``--against`` it starts its own pipeline configured with the load terminals ``2000001``… over fresh
+temporary stores, traces off: the four services as separate processes, as ``acqsim up`` runs them (or with
+``--in-process`` in this one process: quicker to start, but one core for everything). An external pipeline
+must have those terminals configured (same TMK as terminal 10000001, first merchant). Latency is measured
+from each request's due time (open loop).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -20,8 +23,9 @@ from pathlib import Path
 import anyio
 
 from acqsim.config import ConfigError, Endpoint, load_config
+from acqsim.processes import StartupError
 from acqsim.runner import backend_options
-from terminal.load.runner import progress_line, run_load
+from terminal.load.runner import pipeline_processes, progress_line, run_load
 from terminal.load.schedule import Mix, OpenLoopSchedule
 from terminal.load.stats import plot, table
 
@@ -39,6 +43,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, help="write latency-over-time and histogram PNG here")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="without --against: run the services inside this process instead of as separate processes",
+    )
     parser.add_argument(
         "--keep-alive",
         action="store_true",
@@ -59,9 +68,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"acqsim load: {exc}", file=sys.stderr)
         return 2
     backend, options = backend_options()
-    with tempfile.TemporaryDirectory(prefix="acqsim-load-data-") as data_dir:
-        if against is None:
-            config = dataclasses.replace(config, data_dir=Path(data_dir))
+    with tempfile.TemporaryDirectory(prefix="acqsim-load-") as folder, contextlib.ExitStack() as services:
+        if against is None and args.in_process:
+            config = dataclasses.replace(config, data_dir=Path(folder))
+        elif against is None:
+            try:
+                against = services.enter_context(pipeline_processes(config, args.terminals, Path(folder)))
+            except StartupError as exc:
+                print(f"acqsim load: {exc}", file=sys.stderr)
+                return 1
         stats, elapsed = anyio.run(
             lambda: run_load(
                 config,

@@ -13,15 +13,16 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Final
 
 import anyio
 
-from acqsim.config import AcqsimConfig, Endpoint, TerminalFixture
+from acqsim.config import AcqsimConfig, Endpoint, TerminalFixture, config_to_toml
 from acqsim.pipeline import running_pipeline
+from acqsim.processes import running_processes
 from terminal.load.schedule import Mix, OpenLoopSchedule
 from terminal.load.stats import NO_ANSWER, LoadStats
 from terminal.pos import PosTerminal
@@ -46,6 +47,17 @@ def with_load_terminals(config: AcqsimConfig, count: int) -> AcqsimConfig:
         for i in range(1, count + 1)
     )
     return dataclasses.replace(config, terminals=config.terminals + extra)
+
+
+@contextmanager
+def pipeline_processes(config: AcqsimConfig, terminals: int, folder: Path) -> Iterator[Endpoint]:
+    """The four services as separate processes (``acqsim up`` on free ports, traces off) over fresh stores in
+    ``folder``, configured with ``terminals`` load terminals; yields the NAC. Raises ``StartupError``."""
+    services = dataclasses.replace(with_load_terminals(config, terminals), data_dir=folder / "data", trace=False)
+    path = folder / "load.toml"
+    path.write_text(config_to_toml(services), encoding="utf-8")
+    with running_processes(config_file=path) as nac:
+        yield nac
 
 
 @asynccontextmanager

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from acqsim.config import AcqsimConfig, ConfigError, Endpoint, load_config
+from acqsim.config import AcqsimConfig, ConfigError, Endpoint, config_to_toml, load_config
 from terminal.cards import luhn_valid
+from terminal.load.runner import with_load_terminals
 
 
 def test_default_cards_have_valid_luhn_and_track2() -> None:
@@ -44,3 +46,15 @@ def test_bad_config_names_the_table(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="host:port"):
         Endpoint.parse("nohost")
+
+
+def test_a_configuration_written_as_toml_reads_back_the_same(tmp_path: Path) -> None:
+    """What ``acqsim load`` and the benchmarks hand to ``acqsim up``: every setting and fixture survives."""
+    base = dataclasses.replace(AcqsimConfig.default(data_dir=tmp_path / "data"), trace=False, acquirer_id="48001234")
+    configs = [base, with_load_terminals(base, 3)]
+    cards = tuple(dataclasses.replace(c, daily_limit=500_00) if i == 0 else c for i, c in enumerate(base.cards))
+    configs.append(dataclasses.replace(base, cards=cards))
+    for config in configs:
+        path = tmp_path / "written.toml"
+        path.write_text(config_to_toml(config))
+        assert load_config(path) == config

@@ -47,7 +47,9 @@ def test_stats_percentiles_from_the_histogram() -> None:
     assert "1001 done" in line and "200.2/s" in line and "errors      1" in line and "p99  991." in line
 
 
-@pytest.mark.parametrize("connections", [[], ["--keep-alive"]], ids=["short", "keep-alive"])
+@pytest.mark.parametrize(
+    "connections", [[], ["--keep-alive", "--in-process"]], ids=["processes-short", "in-process-keep-alive"]
+)
 def test_a_short_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], connections: list[str]) -> None:
     plot = tmp_path / "load.png"
     argv = ["load", "--terminals", "3", "--rate", "30", "--duration", "1", "--json", "--plot", str(plot)]
