@@ -40,18 +40,31 @@ class GroupCommit(Generic[Item, Result]):
     """``commit(items)`` runs in a worker thread and returns one result per item, in order.
 
     A result that is an exception is raised to that item's caller only; an exception out of ``commit``
-    itself fails the whole batch (:class:`CommitFailed` for each of its callers).
+    itself fails the whole batch (:class:`CommitFailed` for each of its callers). With ``fail_stop`` a failed
+    commit also fails everything after it — queued or submitted later — without writing anything more: for a
+    caller whose memory is already ahead of the store (the ledger), a later batch must never be written
+    without the one that failed. ``failed`` then holds the first failure.
     """
 
-    def __init__(self, what: str, commit: Callable[[list[Item]], Sequence[Result | BaseException]]) -> None:
+    def __init__(
+        self,
+        what: str,
+        commit: Callable[[list[Item]], Sequence[Result | BaseException]],
+        *,
+        fail_stop: bool = False,
+    ) -> None:
         self.what = what
         self._commit = commit
+        self._fail_stop = fail_stop
         self._batch: _Batch[Item, Result] = _Batch()
         self._wakeup = anyio.Event()
         self.batches = 0
         self.items = 0
+        self.failed: CommitFailed | None = None
 
     async def submit(self, item: Item) -> Result:
+        if self.failed is not None:
+            raise self.failed
         batch = self._batch
         batch.items.append(item)
         index = len(batch.items) - 1
@@ -69,12 +82,20 @@ class GroupCommit(Generic[Item, Result]):
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
             batch, self._batch = self._batch, _Batch()
+            if self.failed is not None:  # fail-stop: nothing more is written
+                batch.results = [self.failed] * len(batch.items)
+                batch.done.set()
+                continue
             try:
                 with anyio.CancelScope(shield=True):  # a started write is finished and its callers released
                     batch.results = await anyio.to_thread.run_sync(self._commit, batch.items)
             except Exception as exc:  # every caller of the batch is told, none is left waiting
                 failure = CommitFailed(self.what, exc)
                 batch.results = [failure] * len(batch.items)
-            self.batches += 1
-            self.items += len(batch.items)
+                if self._fail_stop:
+                    self.failed = failure
+                    self._wakeup.set()  # release whoever queued for the next batch meanwhile
+            else:
+                self.batches += 1
+                self.items += len(batch.items)
             batch.done.set()

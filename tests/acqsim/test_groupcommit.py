@@ -70,3 +70,20 @@ async def test_a_failing_item_fails_alone_and_a_failing_batch_fails_all_its_call
         assert outcomes["c"] in ("C", "CommitFailed: disk full")  # in the failed batch, or committed before it
         assert await commits.submit("after") == "AFTER"  # the flusher carries on with later batches
         tg.cancel_scope.cancel()
+
+
+async def test_fail_stop_writes_nothing_after_a_failed_commit() -> None:
+    """The ledger's mode: its memory is ahead of the store, so no later batch may be written without the lost one."""
+    store = Store()
+    commits: GroupCommit[str, str] = GroupCommit("test", store.commit, fail_stop=True)
+    async with anyio.create_task_group() as tg:
+        await tg.start(commits.run_flusher)
+        assert await commits.submit("a") == "A"
+        with pytest.raises(CommitFailed):
+            await commits.submit("boom")
+        assert commits.failed is not None
+        with pytest.raises(CommitFailed):
+            await commits.submit("later")
+        tg.cancel_scope.cancel()
+    assert store.batches == [["a"], ["boom"]]  # "later" never reached the store
+    assert commits.batches == 1 and commits.items == 1  # only what was committed counts
