@@ -198,13 +198,21 @@ class Frontend:
         if self.trace is not None:
             self.trace.record(direction="in", link="pos", peer="nac", payload=payload, correlation_id=correlation)
         flow = process(frame, self.ctx)
+        ledger_asked = False
         try:
             effect = next(flow)
             while True:
+                ledger_asked |= isinstance(effect, AskLedger)
                 effect = flow.send(await self.carry_out(effect, correlation))
         except StopIteration as stop:
             reply: Reply = stop.value
-        except (CommitFailed, sqlite3.Error) as exc:  # the journal failed: this request cannot be carried through
+        except (CommitFailed, sqlite3.Error, TimeoutError) as exc:  # the journal failed or hung
+            if ledger_asked:
+                # The ledger may have posted: a 96 would tell the terminal nothing happened. No answer instead,
+                # so the terminal reverses, as it does after any lost answer (the reversal finds the journaled
+                # request once the journal is back).
+                log.error("journal failed after the ledger was asked, not answering: %s", exc)  # noqa: TRY400
+                return None
             log.error("journal failed, answering 96: %s", exc)  # noqa: TRY400 - the cause, no payload
             reply = malfunction_reply(frame, self.ctx, "journal failed")
         log.info("%s", reply.note)

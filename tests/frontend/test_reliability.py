@@ -202,3 +202,66 @@ async def test_a_failed_journal_answers_96_and_the_front_end_keeps_serving(tmp_p
         await ledger.aclose()
         tg.cancel_scope.cancel()
     service.store.close()
+
+
+async def test_a_journal_failing_after_the_ledger_posted_leaves_it_to_the_terminals_reversal(tmp_path: Path) -> None:
+    """The journal dies while the ledger is posting: no answer (a 96 would hide a posting), the terminal's
+    automatic reversal undoes the posting once a front-end with a working journal is back."""
+    from acqsim.netio import FramedConnection, connect, serve_tcp
+
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    card = config.card("6200001000000003")
+    journal_path = config.store_path(config.frontend.db)
+    armed: dict[str, Journal | None] = {"journal": None}
+
+    async def proxy(conn: FramedConnection, *, upstream_port: int) -> None:
+        upstream = await connect(HOST, upstream_port, timeout=5)
+        try:
+            while (payload := await conn.receive(30)) is not None:
+                if (journal := armed["journal"]) is not None:
+                    journal.close()  # the journal goes away while the ledger handles the request
+                    armed["journal"] = None
+                await upstream.send(payload)
+                answer = await upstream.receive(30)
+                if answer is None:
+                    return
+                await conn.send(answer)
+        finally:
+            await upstream.aclose()
+
+    async with anyio.create_task_group() as tg:
+        hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
+        service = open_service(config.store_path(config.ledger.db), config)
+        ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
+        proxy_port = await tg.start(
+            functools.partial(serve_tcp, HOST, 0, functools.partial(proxy, upstream_port=ledger_port), name="proxy")
+        )
+        hsm = await HsmClient.connect(HOST, hsm_port)
+        ledger = await LedgerClient.connect(HOST, proxy_port)
+        journal = Journal(journal_path)
+        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        fe_scope = anyio.CancelScope()
+
+        async def run_frontend(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            with fe_scope:
+                await serve_frontend(HOST, 0, frontend=frontend, task_status=task_status)
+
+        fe_port = await tg.start(run_frontend)
+        account = service.state.accounts[service.state.cards[card.pan].account_id]
+        async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=2) as pos:
+            assert (await pos.sign_on()) is not None
+            armed["journal"] = journal
+            lost = await pos.financial("purchase", card, amount=7_000, pin=card.pin)
+            assert lost is None  # no answer: the terminal keeps a reversal due
+            assert account.balance == card.balance - 7_000  # the ledger did post
+            fe_scope.cancel()  # the front-end is restarted with its journal back
+            restarted = Frontend(Context(registry=Registry.from_config(config)), Journal(journal_path), hsm, ledger)
+            new_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=restarted))
+            pos.nac = Endpoint(host=HOST, port=new_port)
+            balance = await pos.financial("balance", card, pin=card.pin)  # sends the due reversal first
+            assert balance is not None and balance.approved
+            assert account.balance == card.balance  # reversed: nothing lost or doubled
+        await hsm.aclose()
+        await ledger.aclose()
+        tg.cancel_scope.cancel()
+    service.store.close()
