@@ -4,12 +4,14 @@ is gone, and a front-end restarted with a reversal still owed to the ledger."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 
 from acqsim.config import AcqsimConfig, Endpoint
+from acqsim.netio import FramedConnection, connect, serve_tcp
 from core_ledger.client import LedgerClient
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service
@@ -31,6 +33,29 @@ async def _until(condition: object, timeout: float = 10.0) -> None:
     with anyio.fail_after(timeout):
         while not condition():  # type: ignore[operator]  # noqa: ASYNC110 - polling a store, no event to wait on
             await anyio.sleep(0.05)
+
+
+async def _ledger_proxy(
+    conn: FramedConnection,
+    *,
+    upstream_port: int,
+    before: Callable[[], None] = lambda: None,
+    delay_s: Callable[[], float] = lambda: 0.0,
+) -> None:
+    """Between the front-end and the ledger: ``before`` runs as each request passes, and each answer is held
+    back ``delay_s()`` seconds after the ledger gave it (it has posted by then)."""
+    upstream = await connect(HOST, upstream_port, timeout=5)
+    try:
+        while (payload := await conn.receive(30)) is not None:
+            before()
+            await upstream.send(payload)
+            answer = await upstream.receive(30)
+            await anyio.sleep(delay_s())
+            if answer is None:
+                return
+            await conn.send(answer)
+    finally:
+        await upstream.aclose()
 
 
 async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_restart(tmp_path: Path) -> None:
@@ -124,24 +149,10 @@ async def test_hsm_gone_gives_96_and_the_front_end_keeps_serving(tmp_path: Path)
 
 async def test_slow_ledger_posts_late_and_the_reversal_undoes_it(tmp_path: Path) -> None:
     """The ledger posts but answers after the front-end gave up: 98, then the stored reversal undoes it."""
-    from acqsim.netio import FramedConnection, connect, serve_tcp
-
     config = AcqsimConfig.default(data_dir=tmp_path)
     card = config.card("6200001000000003")
     delay = {"s": 0.0}
-
-    async def slow_proxy(conn: FramedConnection, *, upstream_port: int) -> None:
-        upstream = await connect(HOST, upstream_port, timeout=5)
-        try:
-            while (payload := await conn.receive(30)) is not None:
-                await upstream.send(payload)
-                answer = await upstream.receive(30)  # the ledger has posted by now
-                await anyio.sleep(delay["s"])  # …but its answer is late
-                if answer is None:
-                    return
-                await conn.send(answer)
-        finally:
-            await upstream.aclose()
+    slow_proxy = functools.partial(_ledger_proxy, delay_s=lambda: delay["s"])  # posted, but answered late
 
     async with anyio.create_task_group() as tg:
         hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
@@ -207,27 +218,17 @@ async def test_a_failed_journal_answers_96_and_the_front_end_keeps_serving(tmp_p
 async def test_a_journal_failing_after_the_ledger_posted_leaves_it_to_the_terminals_reversal(tmp_path: Path) -> None:
     """The journal dies while the ledger is posting: no answer (a 96 would hide a posting), the terminal's
     automatic reversal undoes the posting once a front-end with a working journal is back."""
-    from acqsim.netio import FramedConnection, connect, serve_tcp
-
     config = AcqsimConfig.default(data_dir=tmp_path)
     card = config.card("6200001000000003")
     journal_path = config.store_path(config.frontend.db)
     armed: dict[str, Journal | None] = {"journal": None}
 
-    async def proxy(conn: FramedConnection, *, upstream_port: int) -> None:
-        upstream = await connect(HOST, upstream_port, timeout=5)
-        try:
-            while (payload := await conn.receive(30)) is not None:
-                if (journal := armed["journal"]) is not None:
-                    journal.close()  # the journal goes away while the ledger handles the request
-                    armed["journal"] = None
-                await upstream.send(payload)
-                answer = await upstream.receive(30)
-                if answer is None:
-                    return
-                await conn.send(answer)
-        finally:
-            await upstream.aclose()
+    def close_armed_journal() -> None:  # the journal goes away while the ledger handles the request
+        if (journal := armed["journal"]) is not None:
+            journal.close()
+            armed["journal"] = None
+
+    proxy = functools.partial(_ledger_proxy, before=close_armed_journal)
 
     async with anyio.create_task_group() as tg:
         hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
