@@ -78,10 +78,19 @@ class Endpoint:
 
     @classmethod
     def parse(cls, text: str) -> Endpoint:
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
-            raise ConfigError(f"{text!r} is not host:port")
-        return cls(host=host.strip("[]"), port=int(port))
+        try:
+            host, port = split_host_port(text)
+        except ValueError:
+            raise ConfigError(f"{text!r} is not host:port") from None
+        return cls(host=host, port=port)
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets) → (host, port 0..65535); ``ValueError`` otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+        raise ValueError(text)
+    return host.strip("[]"), int(port)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

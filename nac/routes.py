@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from acqsim.config import split_host_port
 from wire.tpdu import TERMINAL_SRC
 
 
@@ -30,10 +31,13 @@ class Member:
 
     @classmethod
     def parse(cls, text: str) -> Member:
-        host, sep, port_text = text.strip().rpartition(":")
-        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        try:
+            host, port = split_host_port(text)
+        except ValueError:
+            port = 0
+        if port == 0:  # a member is connected to: no "any port"
             raise RouteSpecError(f"member must be HOST:PORT, not {text!r}")
-        return cls(host=host.strip("[]"), port=int(port_text))
+        return cls(host=host, port=port)
 
 
 def _check_dst(dst: str) -> str:
