@@ -56,11 +56,6 @@ class MultiplexedLink(Generic[Key, Answer]):
         self._reading = False
         self.dead: str | None = None
 
-    async def exchange(self, key: Key, payload: bytes) -> Answer:
-        """Send ``payload`` and wait for the answer with ``key``; the caller bounds the wait."""
-        answers = await self.exchange_many([(key, payload)])
-        return answers[0]
-
     async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
         """Send the requests in one write (pipelined) and wait for all their answers, in request order."""
         waiters: list[tuple[Key, _Waiter[Answer]]] = []
@@ -169,10 +164,10 @@ class PeerLink(Generic[Key, Answer]):
 
     async def open(self) -> MultiplexedLink[Key, Answer]:
         """The open link, connecting first if need be; :class:`LinkLost` if the peer cannot be reached."""
-        if self._link is not None and self._link.dead is None:
+        if self._link is not None and self.up:
             return self._link  # the common case, without the lock (whose acquire yields to the event loop)
         async with self._connecting:
-            if self._link is not None and self._link.dead is None:
+            if self._link is not None and self.up:
                 return self._link
             if self._link is not None:
                 await self._link.conn.aclose()

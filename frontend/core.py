@@ -392,7 +392,7 @@ def _financial(
         )
 
     if pin_entered:
-        code = yield from _check_pin(session, fields, pan, ctx, now, pin_outcome)
+        code = yield from _check_pin(pan, now, pin_outcome)
         if code is not None:
             yield JournalCall(finish(code.value, None, advance(TxnState.PENDING, TxnEvent.PIN_REJECTED)))
             return (yield from _done(answer.code(code), session, kind))
@@ -448,23 +448,16 @@ def _pin_verification(
 
 
 def _check_pin(
-    session: Session,
-    fields: dict[str, str],
-    pan: str,
-    ctx: Context,
-    now: dt.datetime,
-    outcome: PinVerification | PeerFailure | None = None,
+    pan: str, now: dt.datetime, outcome: PinVerification | PeerFailure | None
 ) -> Generator[Effect, Any, ResponseCode | None]:
-    """``outcome``: the HSM's answer if the PIN was verified earlier, beside the MAC."""
+    """The PIN decision, from the HSM's answer to the DC that :func:`_pin_verification` made (sent beside the
+    MAC check); ``outcome`` is ``None`` where it made none: tries used up today, or no PVV on track 2."""
     day = now.strftime("%Y%m%d")
     failures: int = yield JournalRead(lambda j: j.pin_failures(pan, day))
     if failures >= MAX_PIN_FAILURES_PER_DAY:
         return RC.PIN_TRIES_EXCEEDED
-    pvv = track_pvv(fields)
-    if pvv is None:
+    if outcome is None:  # a PIN was entered, the card has tries left: only a missing PVV stops the check
         return RC.FORMAT_ERROR
-    if outcome is None:
-        outcome = yield VerifyPin(session.pik, ctx.registry.pvk_under_lmk, bytes.fromhex(fields["52"]), pan, *pvv)
     if isinstance(outcome, PeerFailure):
         return RC.SYSTEM_MALFUNCTION
     if outcome is PinVerification.OK:

@@ -187,7 +187,6 @@ class Journal:
     def record_request(
         self,
         *,
-        rrn: str | None = None,
         terminal_id: str,
         batch: str,
         stan: str,
@@ -199,9 +198,9 @@ class Journal:
         local_time: str,
         original_stan: str | None,
     ) -> str | None:
-        """Journal a request before it goes to the ledger; its RRN (a new one unless given), or ``None`` if
+        """Journal a request before it goes to the ledger; the RRN it is given, or ``None`` if
         (terminal, batch, STAN, MTI) is already journaled."""
-        rrn = rrn or self.next_rrn()
+        rrn = self.next_rrn()
         try:
             self._exec(
                 "INSERT INTO txns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 'pending', ?, ?)",
