@@ -3,6 +3,7 @@ engine, real SQLite journal)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,12 @@ def test_terminal_reversal_is_idempotent(fe: Harness) -> None:
     assert second.approved
     account = fe.ledger.state.accounts[fe.ledger.state.cards[card.pan].account_id]
     assert account.balance == card.balance  # posted once, reversed once
+
+
+def test_a_pin_without_a_pvv_on_track_2_is_a_format_error_and_costs_no_try(fe: Harness) -> None:
+    card = fe.card()
+    no_pvv = dataclasses.replace(card, service_code="2", pvki="", pvv="")  # track 2 too short to hold a PVV
+    outcome = fe.exchange("purchase", fe.terminal.financial("purchase", no_pvv, amount=10, pin=card.pin))
+    assert outcome.response_code == "30"
+    right = fe.exchange("purchase", fe.terminal.financial("purchase", card, amount=10, pin=card.pin))
+    assert right.response_code == "00"  # no PIN try was counted against the card
