@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from acqsim.config import load_config
+from acqkit.config import load_config
 
 BANNER = (
     "TEST MATERIAL — clear test keys and PINs are printed on purpose so that any client can transact "

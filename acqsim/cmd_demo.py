@@ -10,10 +10,10 @@ from pathlib import Path
 
 import anyio
 
-from acqsim.config import AcqsimConfig
+from acqkit.config import AcqsimConfig
+from acqkit.runner import backend_options
 from acqsim.demo import run_demo
 from acqsim.processes import StartupError, running_processes
-from acqsim.runner import backend_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

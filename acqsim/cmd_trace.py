@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from acqsim.config import load_config
+from acqkit.config import load_config
 from acqsim.traceview import journey, last_transaction, load_records
 from terminal.replay.pcap import CapturedFrame, write_pcap
 from wire.codec import encode_pos_body

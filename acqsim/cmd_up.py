@@ -13,8 +13,8 @@ from pathlib import Path
 
 import anyio
 
-from acqsim.config import ConfigError, load_config
-from acqsim.runner import backend_options
+from acqkit.config import ConfigError, load_config
+from acqkit.runner import backend_options
 from acqsim.supervisor import ServiceSpec, supervise, with_ephemeral_ports
 
 

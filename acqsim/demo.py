@@ -21,8 +21,8 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
-from acqsim.config import AcqsimConfig, Endpoint
-from acqsim.netio import FramedConnection, connect, relay_frames, serve_tcp
+from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.netio import FramedConnection, connect, relay_frames, serve_tcp
 from acqsim.pipeline import running_pipeline
 from acqsim.traceview import journey
 from core_ledger.setup import open_store

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from acqsim.config import AcqsimConfig, Endpoint
+from acqkit.config import AcqsimConfig, Endpoint
 from core_ledger.client import LedgerClient
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service

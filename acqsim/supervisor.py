@@ -18,7 +18,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqsim.config import AcqsimConfig, Endpoint
+from acqkit.config import AcqsimConfig, Endpoint
 
 log = logging.getLogger("acqsim.supervisor")
 

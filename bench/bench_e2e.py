@@ -22,9 +22,9 @@ from typing import Any, Final
 
 import anyio
 
-from acqsim.config import AcqsimConfig, Endpoint
-from acqsim.netio import connect
-from acqsim.runner import backend_options
+from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.netio import connect
+from acqkit.runner import backend_options
 from acqsim.supervisor import free_port
 from bench.cpu import cpu_by_service, cpu_per_item
 from bench.report import emit

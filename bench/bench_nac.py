@@ -29,7 +29,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
-from acqsim.netio import FramedConnection, connect, serve_tcp
+from acqkit.netio import FramedConnection, connect, serve_tcp
 from bench.report import emit
 from nac.limits import NacLimits
 from nac.routes import Member, RouteTable

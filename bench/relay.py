@@ -18,8 +18,8 @@ from typing import Final
 
 import anyio
 
-from acqsim.netio import ConnectionHandler, FramedConnection, connect, serve_tcp
-from acqsim.runner import announce, run_service
+from acqkit.netio import ConnectionHandler, FramedConnection, connect, serve_tcp
+from acqkit.runner import announce, run_service
 
 IDLE_S: Final = 60.0
 

@@ -38,6 +38,8 @@ class OriginalRef:
     local_date: str  # MMDD
     local_time: str  # hhmmss
     acquirer_id: str
+    #: The original's RRN (field 37): the front-end's own transaction id, which identifies it at the ledger.
+    rrn: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

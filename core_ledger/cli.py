@@ -20,8 +20,8 @@ from pathlib import Path
 
 import anyio
 
-from acqsim.config import AcqsimConfig, load_config
-from acqsim.runner import announce, run_service
+from acqkit.config import AcqsimConfig, load_config
+from acqkit.runner import announce, run_service
 from core_ledger.check import check_store
 from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE
 from core_ledger.settlement import plan_settlement, report_csv

@@ -1,6 +1,6 @@
 """anyio client of the core ledger for the front-end: ``submit(LedgerRequest) -> LedgerAnswer``.
 
-One TCP connection carries many requests at once (:class:`acqsim.multiplex.MultiplexedLink`): each answer is
+One TCP connection carries many requests at once (:class:`acqkit.multiplex.MultiplexedLink`): each answer is
 matched to its request by the host-link match key (MTI class, 32, 41, 11, 13; see
 :func:`core_ledger.hostlink.match_key`).
 
@@ -22,7 +22,7 @@ from typing import Final, Self
 
 import anyio
 
-from acqsim.multiplex import LinkLost, PeerLink
+from acqkit.multiplex import LinkLost, PeerLink
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.hostlink import answer_from_fields, match_key, request_fields
 from wire.codec import decode_host, encode_host

@@ -17,7 +17,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqsim.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from core_ledger.api import LedgerAnswer
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields

@@ -2,7 +2,7 @@
 
 Requests are decided one at a time on the event loop (the engine is pure and fast), applied to the in-memory
 state, and queued; one flusher writes everything queued so far in ONE store transaction (one fsync) in a
-worker thread, then releases all the answers of that batch (``acqsim/groupcommit.py``, in fail-stop mode). A
+worker thread, then releases all the answers of that batch (``acqkit/groupcommit.py``, in fail-stop mode). A
 request is answered only once its batch is durable. A repeat waits for the batch in progress too, so it can
 never be answered before its original.
 
@@ -20,7 +20,7 @@ import logging
 import anyio
 import anyio.abc
 
-from acqsim.groupcommit import CommitFailed, GroupCommit
+from acqkit.groupcommit import CommitFailed, GroupCommit
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.state import LedgerState

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from acqsim.config import AcqsimConfig
+from acqkit.config import AcqsimConfig
 from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE, LedgerEngine
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from core_ledger.service import LedgerService

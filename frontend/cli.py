@@ -12,8 +12,8 @@ from pathlib import Path
 
 import anyio
 
-from acqsim.config import ConfigError, Endpoint, load_config
-from acqsim.runner import announce, run_service
+from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.runner import announce, run_service
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from frontend.core import Context
 from frontend.journal import Journal

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from acqsim.config import AcqsimConfig
+from acqkit.config import AcqsimConfig
 from hsm_sim.cli import lmk_from_arg
 from hsm_sim.keys import KeyType, encrypt_under_lmk
 

@@ -17,8 +17,8 @@ from typing import Any, Final, Literal
 import anyio
 import anyio.abc
 
-from acqsim.groupcommit import CommitFailed, GroupCommit
-from acqsim.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.groupcommit import CommitFailed, GroupCommit
+from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.hostlink import request_fields
 from frontend.core import Context, Reply, answer_header, malfunction_reply, process

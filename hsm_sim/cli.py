@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 
-from acqsim.runner import announce, run_service
+from acqkit.runner import announce, run_service
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyParityError, KeyType, Lmk, encrypt_under_lmk
 from wire.paycrypto import CryptoInputError, key_check_value
 from wire.trace import TraceWriter

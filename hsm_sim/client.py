@@ -1,7 +1,7 @@
 """anyio client of the HSM: one method per command, a timeout on every call.
 
 Concurrent callers share one client and one connection, which carries many commands at once
-(:class:`acqsim.multiplex.MultiplexedLink`): each request gets its own 4-character header, which the HSM
+(:class:`acqkit.multiplex.MultiplexedLink`): each request gets its own 4-character header, which the HSM
 echoes, and each answer goes to the request with its header (checked again, with the answer code). A
 connection that fails is dropped and a new one opened on the next call.
 """
@@ -16,7 +16,7 @@ from typing import Final, Self
 
 import anyio
 
-from acqsim.multiplex import LinkLost, PeerLink
+from acqkit.multiplex import LinkLost, PeerLink
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType

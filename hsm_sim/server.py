@@ -9,7 +9,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqsim.netio import FramedConnection, serve_tcp
+from acqkit.netio import FramedConnection, serve_tcp
 from hsm_sim.keys import Lmk
 from hsm_sim.processor import HsmProcessor
 from wire.trace import TraceWriter

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from acqsim.config import ConfigError, Endpoint, load_config
-from acqsim.runner import announce, run_service
+from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.runner import announce, run_service
 from nac.limits import NacLimits
 from nac.routes import Member, RouteSpecError, RouteTable
 

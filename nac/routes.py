@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from acqsim.config import split_host_port
+from acqkit.config import split_host_port
 from wire.tpdu import TERMINAL_SRC
 
 

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, Protocol
 import anyio
 import anyio.abc
 
-from acqsim.netio import FramedConnection, connect, peer_name
+from acqkit.netio import FramedConnection, connect, peer_name
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
 from nac.limits import MAX_LINK_BUFFER_BYTES, NacLimits
 from nac.router import Router

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Final
 
-from acqsim.config import CardFixture
+from acqkit.config import CardFixture
 from wire.paycrypto import visa_pvv
 
 #: The BIN acqsim's own test cards use. Test cards only.

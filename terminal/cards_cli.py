@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from acqsim.config import load_config
+from acqkit.config import load_config
 from core_ledger.seed import CardSeed
 from core_ledger.setup import open_store, seed
 from terminal.cards import issue_cards, luhn_valid

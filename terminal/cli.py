@@ -21,7 +21,7 @@ from pathlib import Path
 
 import anyio
 
-from acqsim.config import ConfigError, Endpoint, load_config
+from acqkit.config import ConfigError, Endpoint, load_config
 from terminal.pos import PosTerminal
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import Original, Outcome, TerminalError

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import anyio
 
-from acqsim.config import ConfigError, Endpoint, load_config
+from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.runner import backend_options
 from acqsim.processes import StartupError
-from acqsim.runner import backend_options
 from terminal.load.runner import pipeline_processes, progress_line, run_load
 from terminal.load.schedule import Mix, OpenLoopSchedule
 from terminal.load.stats import plot, table

@@ -15,8 +15,8 @@ from typing import Final, Self
 
 import anyio
 
-from acqsim.config import AcqsimConfig, CardFixture, Endpoint
-from acqsim.netio import FramedConnection, connect
+from acqkit.config import AcqsimConfig, CardFixture, Endpoint
+from acqkit.netio import FramedConnection, connect
 from terminal.session import Original, Outcome, TerminalError, TerminalSession
 from terminal.state import load_state, save_state
 from wire.constants import NetworkCode, ResponseCode

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from acqsim.config import ConfigError, Endpoint, load_config
+from acqkit.config import ConfigError, Endpoint, load_config
 from terminal.replay.diff import parse_ignore
 from terminal.replay.runner import replay
 from terminal.replay.sources import from_hex, from_pcap, from_trace

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Final
 
-from acqsim.config import CardFixture
+from acqkit.config import CardFixture
 from terminal.state import MAX_REVERSAL_TRIES, BatchTxn, PendingReversal, TerminalState
 from wire.codec import decode_pos_body, encode_pos_body, encode_pos_body_with_mac, pos_body_mac, pos_mac_block
 from wire.constants import (

@@ -20,7 +20,7 @@ from typing import Final
 
 import anyio
 
-from acqsim.config import AcqsimConfig, Endpoint, TerminalFixture, config_to_toml
+from acqkit.config import AcqsimConfig, Endpoint, TerminalFixture, config_to_toml
 from acqsim.pipeline import running_pipeline
 from acqsim.processes import running_processes
 from terminal.load.schedule import Mix, OpenLoopSchedule

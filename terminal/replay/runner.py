@@ -14,7 +14,7 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from acqsim.config import AcqsimConfig, CardFixture, Endpoint
+from acqkit.config import AcqsimConfig, CardFixture, Endpoint
 from terminal.pos import PosTerminal
 from terminal.replay.diff import FieldDifference, diff_fields
 from terminal.replay.sources import Recorded

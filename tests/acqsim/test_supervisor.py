@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from acqkit.config import AcqsimConfig
 from acqsim.cli import main
-from acqsim.config import AcqsimConfig
 from acqsim.supervisor import MAX_RESTARTS, RestartPolicy, service_commands, with_ephemeral_ports
 
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from anyio.abc import TaskStatus
 
-from acqsim.config import AcqsimConfig
+from acqkit.config import AcqsimConfig
 from core_ledger.api import LedgerAnswer, LedgerOp
 from core_ledger.check import check_store
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from acqkit.config import AcqsimConfig
 from acqsim.cli import main
-from acqsim.config import AcqsimConfig
 from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.check import check_store
 from core_ledger.engine import LedgerEngine

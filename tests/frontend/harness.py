@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from acqsim.config import AcqsimConfig
+from acqkit.config import AcqsimConfig
 from core_ledger.engine import LedgerEngine
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from frontend.core import Context, Reply, process

@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from acqsim.config import AcqsimConfig, Endpoint
-from acqsim.netio import FramedConnection, connect, serve_tcp
+from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.netio import FramedConnection, connect, serve_tcp
 from core_ledger.client import LedgerClient
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from acqkit.config import TEST_PVK, AcqsimConfig
 from acqsim.cli import main
-from acqsim.config import TEST_PVK, AcqsimConfig
 
 
 def test_demo_day_passes_and_traces_hold_no_secrets(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from acqsim.config import AcqsimConfig
+from acqkit.config import AcqsimConfig
 from acqsim.pipeline import running_pipeline
 from terminal.pos import PosTerminal
 from terminal.session import Original

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import anyio.abc
 
-from acqsim.netio import FramedConnection, connect, serve_tcp
+from acqkit.netio import FramedConnection, connect, serve_tcp
 from nac.limits import NacLimits
 from nac.server import NacPorts, NacServer
 from tests.nac.helpers import ECHO_MARKER, echo_answer, table

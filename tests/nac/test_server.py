@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from acqkit.netio import FramedConnection
 from acqsim.cli import main as acqsim_main
-from acqsim.netio import FramedConnection
 from nac.events import CloseReason, DropReason
 from nac.server import NacServer, fetch_stats
 from tests.nac.helpers import ECHO_MARKER, request, table

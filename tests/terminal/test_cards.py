@@ -5,8 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from acqkit.config import TEST_PVK, AcqsimConfig, config_from_mapping
 from acqsim.cli import main
-from acqsim.config import TEST_PVK, AcqsimConfig, config_from_mapping
 from core_ledger.setup import open_store
 from terminal.cards import issue_cards, luhn_check_digit, luhn_valid
 from wire.paycrypto import visa_pvv

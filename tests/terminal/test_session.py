@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from acqsim.config import AcqsimConfig
+from acqkit.config import AcqsimConfig
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import TerminalSession
 from terminal.state import MAX_REVERSAL_TRIES, TerminalState, load_state, save_state

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from acqsim.config import AcqsimConfig
+from acqkit.config import AcqsimConfig
 from terminal.session import TerminalError, TerminalSession
 from terminal.state import TerminalState
 from wire.codec import decode_pos_body, encode_pos_body

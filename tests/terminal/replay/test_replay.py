@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from acqkit.config import AcqsimConfig, Endpoint
 from acqsim.cli import main
-from acqsim.config import AcqsimConfig, Endpoint
 from acqsim.pipeline import running_pipeline
 from terminal.pos import PosTerminal
 from terminal.replay.diff import DEFAULT_IGNORED, diff_fields, parse_ignore

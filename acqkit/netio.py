@@ -40,6 +40,9 @@ class FramedConnection:
         self.stream = stream
         self.framer = LengthPrefixFramer(max_frame_len)
         self._peer = peer
+        #: Who the peer proved to be: the subject common name of a verified TLS client certificate, or
+        #: ``None`` on a plain TCP connection (the runtime's TLS support sets it).
+        self.peer_identity: str | None = None
         self._writing = False
         self._queued: list[bytes] = []
         self._queued_bytes = 0

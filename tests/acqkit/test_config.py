@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from acqsim.config import AcqsimConfig, ConfigError, Endpoint, config_to_toml, load_config
+from acqkit.config import AcqsimConfig, ConfigError, Endpoint, config_to_toml, load_config
 from terminal.cards import luhn_valid
 from terminal.load.runner import with_load_terminals
 

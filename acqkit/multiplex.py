@@ -20,7 +20,7 @@ from typing import Final, Generic, TypeVar
 
 import anyio
 
-from acqsim.netio import FramedConnection, connect
+from acqkit.netio import FramedConnection, connect
 from wire.errors import FramingError
 
 log = logging.getLogger("acqsim.net")

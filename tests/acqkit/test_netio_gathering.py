@@ -6,7 +6,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from acqsim.netio import FramedConnection, peer_name
+from acqkit.netio import FramedConnection, peer_name
 from wire.framing import LengthPrefixFramer
 
 pytestmark = pytest.mark.anyio

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from acqsim.groupcommit import CommitFailed, GroupCommit
+from acqkit.groupcommit import CommitFailed, GroupCommit
 
 pytestmark = pytest.mark.anyio
 
