@@ -29,8 +29,8 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "nac": ("nac.cli", "run the network access controller (TPDU router)"),
     "frontend": ("frontend.cli", "run the acquirer front-end processor (POSP)"),
     "pos": ("terminal.cli", "act as a POS terminal: sign-on, purchase, settle ..."),
-    "cards": ("terminal.cards_cli", "list or issue virtual test cards"),
-    "load": ("terminal.load_cli", "many-terminal load generator"),
+    "cards": ("acqsim.cmd_cards", "list or issue virtual test cards"),
+    "load": ("acqsim.cmd_load", "many-terminal load generator"),
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
 }
 

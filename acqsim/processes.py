@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from acqkit.config import Endpoint
+from acqkit.config import AcqsimConfig, Endpoint, config_to_toml
+from terminal.load.runner import with_load_terminals
 
 STARTUP_TIMEOUT_S: Final = 60.0
 STOP_TIMEOUT_S: Final = 30.0
@@ -55,3 +57,14 @@ def running_processes(*, config_file: Path | None = None, data_dir: Path | None 
         finally:
             process.terminate()
             process.wait(timeout=STOP_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def pipeline_processes(config: AcqsimConfig, terminals: int, folder: Path) -> Iterator[Endpoint]:
+    """The four services as separate processes (``acqsim up`` on free ports, traces off) over fresh stores in
+    ``folder``, configured with ``terminals`` load terminals; yields the NAC. Raises :class:`StartupError`."""
+    services = dataclasses.replace(with_load_terminals(config, terminals), data_dir=folder / "data", trace=False)
+    path = folder / "load.toml"
+    path.write_text(config_to_toml(services), encoding="utf-8")
+    with running_processes(config_file=path) as nac:
+        yield nac

@@ -25,10 +25,11 @@ import anyio
 from acqkit.config import AcqsimConfig, Endpoint
 from acqkit.netio import connect
 from acqkit.runner import backend_options
+from acqsim.processes import pipeline_processes
 from acqsim.supervisor import free_port
 from bench.cpu import cpu_by_service, cpu_per_item
 from bench.report import emit
-from terminal.load.runner import pipeline_processes, run_load
+from terminal.load.runner import run_load
 from terminal.load.schedule import Mix, OpenLoopSchedule
 
 TERMINALS: Final = 32

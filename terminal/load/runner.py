@@ -1,4 +1,4 @@
-"""Running a load: many signed-on terminals, open-loop, against a pipeline (started here or given).
+"""Running a load: many signed-on terminals, open-loop, against a pipeline's NAC (started by the caller).
 
 Request *i* goes to terminal ``i % terminals``; a terminal does one transaction at a time (as a real POS),
 so when the system is slower than the offered rate, requests queue at their terminal and their latency —
@@ -13,16 +13,13 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 import anyio
 
-from acqkit.config import AcqsimConfig, Endpoint, TerminalFixture, config_to_toml
-from acqsim.pipeline import running_pipeline
-from acqsim.processes import running_processes
+from acqkit.config import AcqsimConfig, Endpoint, TerminalFixture
 from terminal.load.schedule import Mix, OpenLoopSchedule
 from terminal.load.stats import NO_ANSWER, LoadStats
 from terminal.pos import PosTerminal
@@ -49,33 +46,13 @@ def with_load_terminals(config: AcqsimConfig, count: int) -> AcqsimConfig:
     return dataclasses.replace(config, terminals=config.terminals + extra)
 
 
-@contextmanager
-def pipeline_processes(config: AcqsimConfig, terminals: int, folder: Path) -> Iterator[Endpoint]:
-    """The four services as separate processes (``acqsim up`` on free ports, traces off) over fresh stores in
-    ``folder``, configured with ``terminals`` load terminals; yields the NAC. Raises ``StartupError``."""
-    services = dataclasses.replace(with_load_terminals(config, terminals), data_dir=folder / "data", trace=False)
-    path = folder / "load.toml"
-    path.write_text(config_to_toml(services), encoding="utf-8")
-    with running_processes(config_file=path) as nac:
-        yield nac
-
-
-@asynccontextmanager
-async def target(config: AcqsimConfig, against: Endpoint | None) -> AsyncIterator[Endpoint]:
-    if against is not None:
-        yield against
-        return
-    async with running_pipeline(config) as pipeline:
-        yield pipeline.nac
-
-
 async def run_load(
     config: AcqsimConfig,
     *,
     terminals: int,
     schedule: OpenLoopSchedule,
     mix: Mix,
-    against: Endpoint | None = None,
+    against: Endpoint,
     progress: Callable[[LoadStats, float], None] | None = None,
     seed: int = 0,
     keep_alive: bool = False,
@@ -85,61 +62,60 @@ async def run_load(
     stats = LoadStats()
     kinds = mix.plan(schedule.count, seed)
     with tempfile.TemporaryDirectory(prefix="acqsim-load-") as state_dir:
-        async with target(config, against) as nac:
-            poses = [
-                PosTerminal(
-                    config,
-                    f"{LOAD_TERMINAL_PREFIX}{i:07d}",
-                    nac=nac,
-                    state_dir=Path(state_dir),
-                    timeout=LOAD_ANSWER_TIMEOUT_S,
-                    persist=False,
-                    keep_alive=keep_alive,
-                )
-                for i in range(1, terminals + 1)
-            ]
-            async with anyio.create_task_group() as tg:
-                for pos in poses:
-                    tg.start_soon(pos.sign_on)
-            start = anyio.current_time() + 0.05
-            wall_start = time.perf_counter()
-
-            async def terminal_worker(index: int, pos: PosTerminal) -> None:
-                end = start + schedule.duration
-                for i in range(index, schedule.count, terminals):
-                    due = start + schedule.due(i)
-                    await anyio.sleep_until(due)
-                    if anyio.current_time() > end:
-                        stats.not_sent += 1  # the run is over: what is still queued is counted, not sent
-                        continue
-                    stats.sent += 1
-                    kind = kinds[i]
-                    amount = 0 if kind == "balance" else 100
-                    outcome = await pos.financial(kind, card, amount=amount, pin=card.pin)
-                    code = NO_ANSWER if outcome is None else outcome.response_code
-                    stats.record(due - start, anyio.current_time() - due, code)
-
-            async def report() -> None:
-                while True:
-                    await anyio.sleep(PROGRESS_EVERY_S)
-                    if progress is not None:
-                        progress(stats, time.perf_counter() - wall_start)
-
-            async with anyio.create_task_group() as tg:
-                reporter = anyio.CancelScope()
-
-                async def reporting() -> None:
-                    with reporter:
-                        await report()
-
-                tg.start_soon(reporting)
-                async with anyio.create_task_group() as workers:
-                    for index, pos in enumerate(poses):
-                        workers.start_soon(terminal_worker, index, pos)
-                reporter.cancel()
-            elapsed = time.perf_counter() - wall_start
+        poses = [
+            PosTerminal(
+                config,
+                f"{LOAD_TERMINAL_PREFIX}{i:07d}",
+                nac=against,
+                state_dir=Path(state_dir),
+                timeout=LOAD_ANSWER_TIMEOUT_S,
+                persist=False,
+                keep_alive=keep_alive,
+            )
+            for i in range(1, terminals + 1)
+        ]
+        async with anyio.create_task_group() as tg:
             for pos in poses:
-                await pos.close()
+                tg.start_soon(pos.sign_on)
+        start = anyio.current_time() + 0.05
+        wall_start = time.perf_counter()
+
+        async def terminal_worker(index: int, pos: PosTerminal) -> None:
+            end = start + schedule.duration
+            for i in range(index, schedule.count, terminals):
+                due = start + schedule.due(i)
+                await anyio.sleep_until(due)
+                if anyio.current_time() > end:
+                    stats.not_sent += 1  # the run is over: what is still queued is counted, not sent
+                    continue
+                stats.sent += 1
+                kind = kinds[i]
+                amount = 0 if kind == "balance" else 100
+                outcome = await pos.financial(kind, card, amount=amount, pin=card.pin)
+                code = NO_ANSWER if outcome is None else outcome.response_code
+                stats.record(due - start, anyio.current_time() - due, code)
+
+        async def report() -> None:
+            while True:
+                await anyio.sleep(PROGRESS_EVERY_S)
+                if progress is not None:
+                    progress(stats, time.perf_counter() - wall_start)
+
+        async with anyio.create_task_group() as tg:
+            reporter = anyio.CancelScope()
+
+            async def reporting() -> None:
+                with reporter:
+                    await report()
+
+            tg.start_soon(reporting)
+            async with anyio.create_task_group() as workers:
+                for index, pos in enumerate(poses):
+                    workers.start_soon(terminal_worker, index, pos)
+            reporter.cancel()
+        elapsed = time.perf_counter() - wall_start
+        for pos in poses:
+            await pos.close()
     return stats, elapsed
 
 

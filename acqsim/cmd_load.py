@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import sys
 import tempfile
@@ -24,10 +25,11 @@ import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.runner import backend_options
-from acqsim.processes import StartupError
-from terminal.load.runner import pipeline_processes, progress_line, run_load
+from acqsim.pipeline import running_pipeline
+from acqsim.processes import StartupError, pipeline_processes
+from terminal.load.runner import progress_line, run_load, with_load_terminals
 from terminal.load.schedule import Mix, OpenLoopSchedule
-from terminal.load.stats import plot, table
+from terminal.load.stats import LoadStats, plot, table
 
 MAX_TERMINALS = 5000
 MAX_DURATION_S = 3600.0
@@ -77,20 +79,25 @@ def run(args: argparse.Namespace) -> int:
             except StartupError as exc:
                 print(f"acqsim load: {exc}", file=sys.stderr)
                 return 1
-        stats, elapsed = anyio.run(
-            lambda: run_load(
+
+        async def load(nac: Endpoint) -> tuple[LoadStats, float]:
+            return await run_load(
                 config,
                 terminals=args.terminals,
                 schedule=schedule,
                 mix=mix,
-                against=against,
+                against=nac,
                 progress=progress_line(args.duration),
                 seed=args.seed,
                 keep_alive=args.keep_alive,
-            ),
-            backend=backend,
-            backend_options=options,
-        )
+            )
+
+        async def load_in_process() -> tuple[LoadStats, float]:
+            async with running_pipeline(with_load_terminals(config, args.terminals)) as pipeline:
+                return await load(pipeline.nac)
+
+        main = load_in_process if against is None else functools.partial(load, against)
+        stats, elapsed = anyio.run(main, backend=backend, backend_options=options)
     summary = stats.summary(elapsed)
     if sys.stderr.isatty():
         sys.stderr.write("\n")

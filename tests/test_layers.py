@@ -1,0 +1,84 @@
+"""The import contract: layers run one way, and services meet only through each other's public face.
+
+    wire/ (formats)  ←  acqkit/ (runtime)  ←  services  ←  acqsim/ (CLI, supervisor, demo)  ←  bench/
+
+A module may import its own package and any lower layer. A service may import another service only through
+that service's ``client`` (how to talk to it) or ``api`` (the typed contract) module. Every import counts,
+including those inside functions. This is read from the source with ``ast``: nothing is imported to check.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+SERVICES: Final = ("hsm_sim", "core_ledger", "frontend", "nac", "terminal")
+LAYER: Final[dict[str, int]] = {"wire": 0, "acqkit": 1, **dict.fromkeys(SERVICES, 2), "acqsim": 3, "bench": 4}
+#: The modules through which one service may use another.
+PUBLIC_FACE: Final = ("client", "api")
+#: Imports that break the contract today, each to be untied (issue #16). The test fails when one of these is
+#: gone (so the list only shrinks) and when any other breaking import appears.
+KNOWN_KNOTS: Final[frozenset[tuple[str, str]]] = frozenset(
+    {
+        ("frontend/registry.py", "hsm_sim.keys"),
+        ("frontend/registry.py", "hsm_sim.cli"),
+        ("frontend/server.py", "core_ledger.hostlink"),
+        ("frontend/server.py", "hsm_sim.keys"),
+    }
+)
+
+
+def _imports(path: Path) -> Iterator[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def _breaks_contract(importer: str, module: str) -> bool:
+    package = module.split(".", maxsplit=1)[0]
+    if package not in LAYER or package == importer:
+        return False
+    if LAYER[package] > LAYER[importer]:
+        return True  # an import that runs back up
+    if LAYER[package] == LAYER[importer] == LAYER["frontend"]:
+        parts = module.split(".")
+        return len(parts) < 2 or parts[1] not in PUBLIC_FACE
+    return False
+
+
+def contract_breaks() -> set[tuple[str, str]]:
+    found = set()
+    for package in LAYER:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            for module in _imports(path):
+                if _breaks_contract(package, module):
+                    found.add((relative, module))
+    return found
+
+
+def test_no_import_runs_back_up_and_services_meet_only_through_client_or_api() -> None:
+    breaks = contract_breaks()
+    new = sorted(breaks - KNOWN_KNOTS)
+    assert not new, "imports that break the layer contract:\n" + "\n".join(f"  {f} imports {m}" for f, m in new)
+
+
+def test_known_knots_are_still_knots() -> None:
+    untied = sorted(KNOWN_KNOTS - contract_breaks())
+    assert not untied, "untied, remove from KNOWN_KNOTS: " + ", ".join(f"{f} → {m}" for f, m in untied)
+
+
+def test_the_checker_sees_a_wrong_way_import() -> None:
+    assert _breaks_contract("wire", "acqkit.netio")
+    assert _breaks_contract("acqkit", "frontend.core")
+    assert _breaks_contract("terminal", "acqsim.pipeline")
+    assert _breaks_contract("frontend", "core_ledger.engine")
+    assert not _breaks_contract("frontend", "core_ledger.client")
+    assert not _breaks_contract("acqsim", "frontend.core")
+    assert not _breaks_contract("hsm_sim", "hsm_sim.keys")
