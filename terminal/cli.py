@@ -10,11 +10,16 @@
 
 AMOUNT is in yuan with up to 2 decimals ("12.34"); the card defaults to the first good test card and the
 PIN to that card's test PIN. Approvals print the receipt (an HTML e-receipt file for MPOS terminals).
+``--json`` prints one JSON object instead (the answer's code, meaning, RRN, auth code, STAN, balance).
+
+Exit codes (acqkit/exitcodes.py): 0 approved (or done), 1 declined or an answer whose MAC failed, 2 usage or
+configuration error, 3 no answer (NAC unreachable or silent: a reversal is queued where one is owed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -22,6 +27,7 @@ from pathlib import Path
 import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from terminal.pos import PosTerminal
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import Original, Outcome, TerminalError
@@ -68,6 +74,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date", default="", help="the original's date MMDD (refund)")
     parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
     parser.add_argument("--to", help="transfer target PAN")
+    parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
 
 
 def parse_amount(text: str | None) -> int:
@@ -78,6 +85,37 @@ def parse_amount(text: str | None) -> int:
     if value <= 0 or value != value.quantize(Decimal("0.01")):
         raise ValueError("amount must be positive with at most 2 decimals")
     return int(value * 100)
+
+
+def exit_code(outcome: Outcome | None) -> int:
+    """0 approved, 1 declined or untrusted (MAC failed), 3 no answer."""
+    if outcome is None:
+        return EXIT_UNREACHABLE
+    return EXIT_OK if outcome.approved and outcome.trusted else EXIT_DECLINED
+
+
+def outcome_json(command: str, terminal_id: str, outcome: Outcome | None, **extra: object) -> str:
+    """One JSON object for ``--json``: what a script needs, never a PAN or key."""
+    if outcome is None:
+        return json.dumps({"command": command, "terminal": terminal_id, "answered": False, **extra})
+    code = outcome.response_code
+    fields = outcome.fields
+    view: dict[str, object] = {
+        "command": command,
+        "terminal": terminal_id,
+        "answered": True,
+        "response_code": code,
+        "meaning": RESPONSE_MEANINGS[ResponseCode(code)] if code in set(ResponseCode) else "unknown code",
+        "approved": outcome.approved,
+        "mac_verified": outcome.trusted,
+        "sign_on_again": outcome.sign_on_again,
+    }
+    for field, name in (("11", "stan"), ("37", "rrn"), ("38", "auth_code")):
+        if fields.get(field):
+            view[name] = fields[field].strip()
+    if fields.get("54"):
+        view["available"] = int(fields["54"][8:])
+    return json.dumps({**view, **extra})
 
 
 def _line(outcome: Outcome | None) -> str:
@@ -113,19 +151,25 @@ async def _run(args: argparse.Namespace) -> int:
                 else "no pending reversal"
             )
             print(f"kept for settlement: {len(state.kept_reversals)}")
-            return 0
+            return EXIT_OK
         if args.command in ("sign-on", "sign-off", "echo"):
             action = {"sign-on": pos.sign_on, "sign-off": pos.sign_off, "echo": pos.echo}[args.command]
-            print(_line(await action()))
-            return 0
+            outcome = await action()
+            print(outcome_json(args.command, terminal_id, outcome) if args.json else _line(outcome))
+            return exit_code(outcome)
         if args.command == "settle":
             outcome, totals = await pos.settle()
-            print(
-                f"debits {totals.domestic.debit_count} / {totals.domestic.debit_amount / 100:,.2f}, "
-                f"credits {totals.domestic.credit_count} / {totals.domestic.credit_amount / 100:,.2f}: "
-                + _line(outcome)
-            )
-            return 0
+            ours = totals.domestic
+            if args.json:
+                counts = {"debit_count": ours.debit_count, "debit_amount": ours.debit_amount}
+                counts |= {"credit_count": ours.credit_count, "credit_amount": ours.credit_amount}
+                print(outcome_json(args.command, terminal_id, outcome, **counts))
+            else:
+                print(
+                    f"debits {ours.debit_count} / {ours.debit_amount / 100:,.2f}, "
+                    f"credits {ours.credit_count} / {ours.credit_amount / 100:,.2f}: " + _line(outcome)
+                )
+            return exit_code(outcome)
         kind = KINDS[args.command]
         amount = 0 if kind == "balance" else parse_amount(args.amount)
         original = (
@@ -135,8 +179,11 @@ async def _run(args: argparse.Namespace) -> int:
         )
         pin = args.pin or card.pin
         outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
-        print(_line(outcome))
-        if outcome is not None and outcome.approved and kind != "balance":
+        if args.json:
+            print(outcome_json(args.command, terminal_id, outcome))
+        else:
+            print(_line(outcome))
+        if not args.json and outcome is not None and outcome.approved and kind != "balance":
             fixture = config.terminal(terminal_id)
             merchant = config.merchant(fixture.merchant_id)
             data = ReceiptData(
@@ -161,12 +208,15 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"e-receipt written to {path}")
             else:
                 print(text_receipt(data))
-        return 0
+        return exit_code(outcome)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         return anyio.run(_run, args)
-    except (ConfigError, TerminalError, ValueError) as exc:
+    except (ConfigError, ValueError) as exc:
         print(f"acqsim pos: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except TerminalError as exc:
+        print(f"acqsim pos: {exc}", file=sys.stderr)
+        return EXIT_DECLINED

@@ -37,7 +37,7 @@ def test_service_commands_in_dependency_order_with_ephemeral_ports(tmp_path: Pat
         assert spec.argv[spec.argv.index("--trace-dir") + 1] == str(config.trace_dir)
 
 
-def test_up_starts_four_processes_and_stops_them_cleanly(tmp_path: Path) -> None:
+def test_up_starts_four_processes_and_stops_them_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "acqsim", "up", "--ephemeral-ports", "--data-dir", str(tmp_path)]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
@@ -53,10 +53,26 @@ def test_up_starts_four_processes_and_stops_them_cleanly(tmp_path: Path) -> None
         nac = next(line.split()[-1] for line in lines if line.startswith("nac"))
         config = _config(tmp_path)
         assert main(["pos", "--nac", nac, "--terminal", "10000001", "echo", "--config", str(config)]) == 0
+        _pos_exit_codes(nac, config, capsys)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     assert (tmp_path / "logs" / "ledger.log").exists()
     assert {p.name for p in (tmp_path / "traces").glob("*.jsonl")} >= {"hsm.jsonl", "nac.jsonl", "frontend.jsonl"}
+
+
+def _pos_exit_codes(nac: str, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``acqsim pos`` tells scripts what happened: 0 approved, 1 declined, 2 usage error, 3 no answer."""
+    pos = ["pos", "--nac", nac, "--config", str(config), "--json"]
+    capsys.readouterr()
+    assert main([*pos, "purchase", "1.00"]) == 0
+    approved = json.loads(capsys.readouterr().out)
+    assert approved["response_code"] == "00" and approved["mac_verified"] and len(approved["rrn"]) == 12
+    assert main([*pos, "purchase", "1.00", "--card", "6200003000000033"]) == 1  # the lost test card
+    assert json.loads(capsys.readouterr().out)["response_code"] == "41"
+    assert main([*pos, "purchase", "1.234"]) == 2
+    unreachable = ["pos", "--nac", "127.0.0.1:9", "--config", str(config), "--json", "echo"]
+    assert main(unreachable) == 3
+    assert json.loads(capsys.readouterr().out)["answered"] is False
 
 
 def _config(tmp_path: Path) -> Path:
