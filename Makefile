@@ -3,18 +3,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Exact versions of the test toolchain (regenerate with `make lock` after changing pyproject.toml).
+LOCK   := requirements/constraints.txt
 
-.PHONY: all install demo test lint typecheck unit bench clean
+.PHONY: all install demo test lint typecheck unit bench clean lock
 
 all: install
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $(STAMP)
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^acqsim' > $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/acqsim demo --processes

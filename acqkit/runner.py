@@ -9,12 +9,21 @@ from typing import Any, Final
 
 import anyio
 
+from acqkit.config import ConfigError
+from acqkit.extras import require
+
 #: ``ACQSIM_BACKEND=trio`` runs services on trio; the default is asyncio (with uvloop when installed).
 BACKEND_ENV: Final = "ACQSIM_BACKEND"
 
 
 def backend_options() -> tuple[str, dict[str, Any]]:
+    """The anyio backend and its options from ``ACQSIM_BACKEND``; raises :class:`MissingExtra` for trio without
+    the trio extra, and :class:`ConfigError` for a backend anyio does not have."""
     backend = os.environ.get(BACKEND_ENV, "asyncio")
+    if backend not in ("asyncio", "trio"):
+        raise ConfigError(f"{BACKEND_ENV}={backend!r}: use asyncio or trio")
+    if backend == "trio":
+        require("trio", "trio", f"{BACKEND_ENV}=trio")
     if backend == "asyncio" and sys.platform != "win32":
         try:
             import uvloop  # noqa: F401

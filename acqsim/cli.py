@@ -15,6 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Final, Protocol
 
+from acqkit.config import ConfigError
+from acqkit.exitcodes import EXIT_USAGE
+from acqkit.extras import MissingExtra
 from acqsim import __version__
 
 #: subcommand → (module, one-line help). Order is the order ``acqsim --help`` lists them in.
@@ -90,4 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args._run(args)
     except KeyboardInterrupt:
         return 130
+    except (MissingExtra, ConfigError) as exc:  # a missing extra or a bad setting: one line, no traceback
+        print(f"acqsim {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return code

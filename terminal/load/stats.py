@@ -8,6 +8,8 @@ from typing import Any, Final
 
 from hdrh.histogram import HdrHistogram
 
+from acqkit.extras import require
+
 LOWEST_US: Final = 1
 HIGHEST_US: Final = 60_000_000
 SIGNIFICANT_DIGITS: Final = 3
@@ -67,7 +69,8 @@ def table(summary: dict[str, Any]) -> str:
 
 
 def plot(stats: LoadStats, path: str) -> None:
-    """Latency over time and the latency histogram, as one PNG."""
+    """Latency over time and the latency histogram, as one PNG (needs the ``plot`` extra)."""
+    require("matplotlib", "plot", "acqsim load --plot")
     import matplotlib
 
     matplotlib.use("Agg")
