@@ -3,8 +3,10 @@
 ``process(frame, ctx)`` is a generator: it yields :mod:`frontend.effects` and receives their results; its
 return value is the :class:`Reply`. The checks, in order, each with its response code:
 
-1. body decodes (else no answer can be built: the connection's frame is dropped and logged);
-2. message type known (MTI/3/60.1/60.3) — 12 for a known MTI with an unknown type, 40 for an unknown MTI;
+1. body decodes (else no answer can be built: the frame is dropped and logged with field and offset), and its
+   MTI is a request (an answer's MTI — 0210, 0410, 0810 … — cannot be answered: dropped and logged);
+2. message type known (MTI/3/60.1/60.3) — 12 for a known MTI with an unknown type, 40 for an unknown MTI, 30
+   for a missing or malformed field 60;
 3. terminal registered (58) and its merchant registered and matching (03);
 4. network management and settlement need no session; everything else needs a session whose batch matches
    60.2 — else 77 with the header's processing request set to 3 ("sign on again");
@@ -51,6 +53,7 @@ from wire.constants import (
     ResponseCode,
     response_mti,
 )
+from wire.errors import WireError
 from wire.fields import (
     AMOUNT_TYPE_AVAILABLE,
     AdditionalAmount,
@@ -66,6 +69,10 @@ from wire.posframe import PosFrame
 RC = ResponseCode
 MAX_PIN_FAILURES_PER_DAY: Final = 3
 KCV_HEX: Final = 8  # PROTOCOL.md §1: KCV = first 4 bytes
+#: What a malformed field or sub-field raises (the sub-field parsers raise MessageDecodeError, a WireError).
+BAD_FIELD: Final = (WireError, ValueError)
+#: A PAN is 12 to 19 digits (ISO/IEC 7812); anything else in field 2 or track 2 is a format error.
+PAN_DIGITS: Final = range(12, 20)
 #: The kinds that go through ``_financial`` (and so may carry a PIN to verify).
 FINANCIAL_KINDS: Final = frozenset(FINANCIAL.values())
 #: Fields echoed from request to answer.
@@ -88,14 +95,21 @@ class Context:
     clock: Callable[[], dt.datetime] = dt.datetime.now  # the terminal's local time (fields 12/13)
 
 
+def is_request_mti(mti: str) -> bool:
+    """A request or advice MTI (third digit even); answers (0210, 0410, …) are never requests."""
+    return len(mti) == 4 and mti.isdigit() and int(mti[2]) % 2 == 0
+
+
 def classify(fields: dict[str, str]) -> Kind | ResponseCode:
     mti = fields.get("t", "")
-    if mti == Mti.REVERSAL:
-        return Kind.REVERSAL
+    if mti not in set(Mti):
+        return RC.FUNCTION_NOT_SUPPORTED
     try:
         f60 = Field60.parse(fields.get("60", ""))
-    except ValueError:
+    except BAD_FIELD:
         return RC.FORMAT_ERROR
+    if mti == Mti.REVERSAL:
+        return Kind.REVERSAL
     if mti in (Mti.NETWORK_REQUEST, Mti.NETWORK_ADVICE, Mti.SETTLEMENT, Mti.BATCH_UPLOAD):
         return MANAGEMENT.get((mti, f60.network_code), RC.INVALID_TRANSACTION)
     if mti in (Mti.FINANCIAL_REQUEST, Mti.AUTH_REQUEST, Mti.ADVICE):
@@ -104,11 +118,14 @@ def classify(fields: dict[str, str]) -> Kind | ResponseCode:
 
 
 def card_number(fields: dict[str, str]) -> str | None:
+    """The PAN from field 2, else from track 2; ``None`` when neither holds a well-formed one."""
     if "2" in fields:
-        return fields["2"]
-    if "35" in fields:
-        return fields["35"].split("=")[0]
-    return None
+        pan = fields["2"]
+    elif "35" in fields:
+        pan = fields["35"].split("=")[0]
+    else:
+        return None
+    return pan if pan.isdigit() and len(pan) in PAN_DIGITS else None
 
 
 def track_pvv(fields: dict[str, str]) -> tuple[str, str] | None:
@@ -169,22 +186,28 @@ def _done(answer: _Answer, session: Session | None, kind: Kind | str, *, header_
 
 
 def malfunction_reply(frame: PosFrame, ctx: Context, why: str) -> Reply:
-    """96 for a request the front-end itself could not carry through (its journal failed): echoed fields, no
-    MAC (the MAC would need the HSM, and the answer says the system failed anyway)."""
+    """96 for a request the front-end itself could not carry through (its journal failed, or a fault of its
+    own): echoed fields, no MAC (the MAC would need the HSM, and the answer says the system failed anyway).
+    A body that cannot be answered at all gives no answer."""
     try:
         fields = decode_pos_body(frame.body)
-    except ValueError:
-        return Reply(body=None, note=f"undecodable body ({why})")
-    answer = _Answer(fields, ctx.clock(), ctx.registry.acquirer_id).code(RC.SYSTEM_MALFUNCTION)
+        if not is_request_mti(fields["t"]):
+            return Reply(body=None, note=f"not a request ({why})")
+        answer = _Answer(fields, ctx.clock(), ctx.registry.acquirer_id).code(RC.SYSTEM_MALFUNCTION)
+        body = encode_pos_body(answer.fields)
+    except (WireError, ValueError):
+        return Reply(body=None, note=f"no answer can be built ({why})")
     note = f"terminal {fields.get('41', '?')} STAN {fields.get('11', '')} → 96: {why}"
-    return Reply(body=encode_pos_body(answer.fields), note=note)
+    return Reply(body=body, note=note)
 
 
 def process(frame: PosFrame, ctx: Context) -> Flow:
     try:
         fields = decode_pos_body(frame.body)
-    except ValueError as exc:
+    except WireError as exc:  # its text names the field and offset, never a value
         return Reply(body=None, note=f"undecodable body: {exc}")
+    if not is_request_mti(fields["t"]):
+        return Reply(body=None, note=f"MTI {fields['t']} is not a request: dropped (an answer is never answered)")
     now = ctx.clock()
     answer = _Answer(fields, now, ctx.registry.acquirer_id)
     kind = classify(fields)
@@ -265,7 +288,7 @@ def _close_batch(session: Session) -> Generator[Effect, Any, None]:
 def _settlement(answer: _Answer, session: Session, fields: dict[str, str]) -> Flow:
     try:
         claimed = SettlementTotals.parse(fields.get("48", ""))
-    except ValueError:
+    except BAD_FIELD:
         return (yield from _done(answer.code(RC.FORMAT_ERROR), session, Kind.SETTLEMENT))
     ours: SettlementTotals = yield JournalCall(lambda j: j.totals(session.terminal_id, session.batch))
     domestic = "1" if claimed.domestic.same_totals(ours.domestic) else "2"
@@ -326,6 +349,24 @@ def _ledger_request(
     )
 
 
+def reversal_of(request: LedgerRequest, mti: str) -> LedgerRequest:
+    """The ledger reversal that undoes ``request`` (whose POS message type was ``mti``) whatever became of it
+    (store-and-forward after an unknown outcome): same card, amount and transaction, naming the request as its
+    original by STAN and RRN."""
+    return dataclasses.replace(
+        request,
+        op=LedgerOp.REVERSAL,
+        original=OriginalRef(
+            mti=mti,
+            stan=request.stan,
+            local_date=request.local_date,
+            local_time=request.local_time,
+            acquirer_id=request.acquirer_id,
+            rrn=request.rrn,
+        ),
+    )
+
+
 def _apply_ledger_answer(answer: _Answer, result: LedgerAnswer) -> None:
     answer.code(result.response_code)
     answer.fields["37"] = result.rrn
@@ -355,7 +396,7 @@ def _financial(
     if kind in ORIGINALS:
         try:
             ref = Field61.parse(fields["61"])
-        except ValueError:
+        except BAD_FIELD:
             return (yield from _done(answer.code(RC.FORMAT_ERROR), session, kind))
         original = yield JournalCall(lambda j: j.find(session.terminal_id, ref.batch, ref.stan))
         if original is None or original.kind not in ORIGINALS[kind] or original.status != TxnState.APPROVED:
@@ -399,18 +440,7 @@ def _financial(
 
     result = yield AskLedger(request)
     if isinstance(result, PeerFailure):
-        reversal = dataclasses.replace(
-            request,
-            op=LedgerOp.REVERSAL,
-            original=OriginalRef(
-                mti=fields["t"],
-                stan=request.stan,
-                local_date=request.local_date,
-                local_time=request.local_time,
-                acquirer_id=request.acquirer_id,
-            ),
-        )
-        yield QueueReversal(reversal)
+        yield QueueReversal(reversal_of(request, fields["t"]))
         yield JournalCall(finish(RC.CORE_TIMEOUT.value, None, advance(TxnState.PENDING, TxnEvent.NO_ANSWER)))
         answer.fields["37"] = rrn
         return (yield from _done(answer.code(RC.CORE_TIMEOUT), session, kind))
@@ -478,7 +508,7 @@ def _reversal(answer: _Answer, session: Session, fields: dict[str, str], ctx: Co
         try:
             ref = Field61.parse(fields["61"])
             batch, stan = ref.batch, ref.stan
-        except ValueError:
+        except BAD_FIELD:
             pass
     original: JournalTxn | None = yield JournalCall(lambda j: j.find(session.terminal_id, batch, stan))
     if original is None:

@@ -19,9 +19,10 @@ import anyio.abc
 
 from acqkit.groupcommit import CommitFailed, GroupCommit
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
+from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.hostlink import request_fields
-from frontend.core import Context, Reply, answer_header, malfunction_reply, process
+from frontend.core import Context, Reply, answer_header, malfunction_reply, process, reversal_of
 from frontend.effects import (
     AskLedger,
     Effect,
@@ -198,16 +199,17 @@ class Frontend:
         if self.trace is not None:
             self.trace.record(direction="in", link="pos", peer="nac", payload=payload, correlation_id=correlation)
         flow = process(frame, self.ctx)
-        ledger_asked = False
+        asked: LedgerRequest | None = None  # the request the ledger was asked, if it was
         try:
             effect = next(flow)
             while True:
-                ledger_asked |= isinstance(effect, AskLedger)
+                if isinstance(effect, AskLedger):
+                    asked = effect.request
                 effect = flow.send(await self.carry_out(effect, correlation))
         except StopIteration as stop:
             reply: Reply = stop.value
         except (CommitFailed, sqlite3.Error, TimeoutError) as exc:  # the journal failed or hung
-            if ledger_asked:
+            if asked is not None:
                 # The ledger may have posted: a 96 would tell the terminal nothing happened. No answer instead,
                 # so the terminal reverses, as it does after any lost answer (the reversal finds the journaled
                 # request once the journal is back).
@@ -215,6 +217,12 @@ class Frontend:
                 return None
             log.error("journal failed, answering 96: %s", exc)  # noqa: TRY400 - the cause, no payload
             reply = malfunction_reply(frame, self.ctx, "journal failed")
+        except Exception:
+            # A fault of our own in one transaction: it costs that transaction only, never the link.
+            log.exception("transaction failed inside the front-end; answering 96")
+            if asked is not None and asked.op is not LedgerOp.REVERSAL:
+                await self._queue_unknown(asked, frame)  # the ledger may have posted: undo it, never guess
+            reply = malfunction_reply(frame, self.ctx, "front-end fault")
         log.info("%s", reply.note)
         if reply.body is None:
             return None
@@ -225,6 +233,14 @@ class Frontend:
                 direction="out", link="pos", peer="nac", payload=answer, correlation_id=correlation, note=reply.note
             )
         return answer
+
+    async def _queue_unknown(self, request: LedgerRequest, frame: PosFrame) -> None:
+        """Store a reversal of ``request``, whose outcome at the ledger is unknown (store-and-forward)."""
+        try:
+            mti = decode_pos_body(frame.body)["t"]
+            await self._carry_out(QueueReversal(reversal_of(request, mti)))
+        except Exception:
+            log.exception("could not queue the reversal of STAN %s; the terminal's reversal must undo it", request.stan)
 
     async def handle(self, conn: FramedConnection) -> None:
         slots = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
