@@ -1,22 +1,28 @@
-"""``acqsim frontend``: run the acquirer front-end processor.
+"""``acqsim frontend``: run the acquirer front-end processor, or look into its journal.
 
-acqsim frontend [--config FILE] [--host H] [--port P] [--hsm HOST:PORT] [--ledger HOST:PORT] [--db PATH]
+acqsim frontend [serve] [--config FILE] [--host H] [--port P] [--hsm HOST:PORT] [--ledger HOST:PORT] [--db PATH]
+acqsim frontend journal pending|dead-letters [--config FILE] [--db PATH] [--json]
+    the store-and-forward reversals still owed to the ledger, or given up on (dead letters: refused for good,
+    or MAX_REVERSAL_TRIES tries): an operator settles those by hand. Cards masked. Exit 1 if any dead letter.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import json
 import sys
 from pathlib import Path
 
 import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.runner import announce, run_service
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from frontend.core import Context
-from frontend.journal import Journal
+from frontend.journal import REVERSAL_DEAD, REVERSAL_PENDING, Journal
 from frontend.registry import Registry
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
@@ -24,6 +30,9 @@ from wire.trace import TraceWriter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=("serve", "journal"), default="serve")
+    parser.add_argument("queue", nargs="?", choices=("pending", "dead-letters"), help="journal: which reversals")
+    parser.add_argument("--json", action="store_true", help="journal: print JSON lines")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
@@ -33,18 +42,52 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
 
 
+def show_journal(args: argparse.Namespace) -> int:
+    """``acqsim frontend journal …``: read-only; refuses a journal that does not exist."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"acqsim frontend: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    path = Path(args.db or config.store_path(config.frontend.db))
+    if args.queue is None or not path.is_file():
+        why = "name a queue: pending or dead-letters" if args.queue is None else f"no journal at {path}"
+        print(f"acqsim frontend journal: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    journal = Journal(path)
+    try:
+        rows = journal.reversals(REVERSAL_DEAD if args.queue == "dead-letters" else REVERSAL_PENDING)
+    finally:
+        journal.close()
+    for row in rows:
+        if args.json:
+            print(json.dumps(dataclasses.asdict(row)))
+        else:
+            print(
+                f"#{row.id} terminal {row.terminal_id} STAN {row.stan} RRN {row.rrn} card {row.pan_masked} "
+                f"amount {row.amount / 100:,.2f} tries {row.tries} last answer {row.last_code or '-'}"
+            )
+    if not args.json:
+        print(f"{len(rows)} {args.queue.replace('-', ' ')}")
+    return EXIT_DECLINED if args.queue == "dead-letters" and rows else EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "journal":
+        return show_journal(args)
     try:
         config = load_config(args.config)
         hsm_at = Endpoint.parse(args.hsm) if args.hsm else config.hsm.listen
         ledger_at = Endpoint.parse(args.ledger) if args.ledger else config.ledger.listen
     except ConfigError as exc:
         print(f"acqsim frontend: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     host = args.host or config.frontend.listen.host
     port = config.frontend.listen.port if args.port is None else args.port
     journal = Journal(args.db or config.store_path(config.frontend.db))
     ctx = Context(registry=Registry.from_config(config))
+
+    unreachable: list[str] = []
 
     async def main() -> None:
         try:
@@ -52,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             ledger = await LedgerClient.connect(ledger_at.host, ledger_at.port)
         except (HsmUnavailable, LedgerUnavailable) as exc:
             print(f"acqsim frontend: {exc}", file=sys.stderr)
+            unreachable.append(str(exc))
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "frontend")
@@ -60,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             announce("frontend", host, bound)
 
     try:
-        return run_service(main)
+        code = run_service(main)
     finally:
         journal.close()
+    return EXIT_UNREACHABLE if unreachable else code

@@ -48,7 +48,6 @@ from hsm_sim.client import PinVerification
 from wire.codec import decode_pos_body, encode_pos_body, pos_body_mac, pos_mac_block
 from wire.constants import (
     CARD_ORG_CUP,
-    REVERSAL_DONE_CODES,
     Mti,
     ResponseCode,
     response_mti,
@@ -528,7 +527,7 @@ def _reversal(answer: _Answer, session: Session, fields: dict[str, str], ctx: Co
             )
         )
         return (yield from _done(answer.code(RC.APPROVED), session, Kind.REVERSAL))  # queued: the host owns it now
-    if result.response_code in REVERSAL_DONE_CODES:
+    if result.response_code is RC.APPROVED:  # only 00 means the ledger undid it; a 12 leaves the original as it is
         yield JournalCall(
             lambda j: j.set_status(
                 session.terminal_id, batch, stan, original.mti, advance(original.status, TxnEvent.REVERSED)

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
 from wire.fields import CardTotals, SettlementTotals
+from wire.masking import mask_pan
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS sessions (terminal_id TEXT PRIMARY KEY, pik TEXT NOT NULL, mak TEXT NOT NULL,
@@ -36,7 +37,8 @@ CREATE TABLE IF NOT EXISTS txns (terminal_id TEXT NOT NULL, batch TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS pin_tries (card TEXT NOT NULL, day TEXT NOT NULL, failures INTEGER NOT NULL,
     PRIMARY KEY (card, day));
 CREATE TABLE IF NOT EXISTS pending_reversals (id INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT NULL,
-    tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+    tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+    last_code TEXT);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -44,6 +46,11 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 #: still counts as a debit, and its void as a credit; reversed transactions count nowhere.
 DEBIT_KINDS: Final = ("purchase", "preauth_completion", "preauth_completion_advice")
 CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void")
+#: A store-and-forward reversal is given up (a dead letter, for an operator) after this many refused tries.
+MAX_REVERSAL_TRIES: Final = 10
+#: States of a store-and-forward reversal: still owed to the ledger, or given up and waiting for an operator.
+REVERSAL_PENDING: Final = "pending"
+REVERSAL_DEAD: Final = "dead"
 #: RRNs reserved durably at a time; a restart skips what was left of the block.
 RRN_BLOCK: Final = 1000
 #: RRN serial digits after the YYDDD prefix (field 37 is 12 characters).
@@ -74,6 +81,21 @@ class JournalTxn:
     status: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ReversalRow:
+    """A store-and-forward reversal as the journal commands show it: the card masked."""
+
+    id: int
+    terminal_id: str
+    stan: str
+    rrn: str
+    pan_masked: str
+    amount: int
+    tries: int
+    last_code: str | None
+    created_at: float
+
+
 def card_ref(pan: str) -> str:
     return hashlib.sha256(pan.encode()).hexdigest()
 
@@ -100,6 +122,7 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._upgrade()
         self._lock = threading.RLock()
         self._sessions = {
             row[0]: Session(terminal_id=row[0], pik=row[1], mak=row[2], batch=row[3])
@@ -109,6 +132,14 @@ class Journal:
             (row[0], row[1]): int(row[2]) for row in self._db.execute("SELECT card, day, failures FROM pin_tries")
         }
         self._rrn_next = self._rrn_limit = 0
+
+    def _upgrade(self) -> None:
+        """Bring a journal written by an older acqsim up to this schema (columns added, nothing lost)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(pending_reversals)")}
+        if "state" not in columns:
+            self._db.execute("ALTER TABLE pending_reversals ADD COLUMN state TEXT NOT NULL DEFAULT 'pending'")
+        if "last_code" not in columns:
+            self._db.execute("ALTER TABLE pending_reversals ADD COLUMN last_code TEXT")
 
     def run_batch(self, calls: list[Callable[[Journal], Any]]) -> Sequence[Any]:
         """Run ``calls`` in order in ONE transaction (one fsync); each one's result, or the exception it raised."""
@@ -290,12 +321,59 @@ class Journal:
         )
 
     def pending_reversals(self) -> list[tuple[int, LedgerRequest]]:
+        """The reversals still owed to the ledger, oldest first (dead letters are not retried)."""
         with self._lock:
-            rows = self._db.execute("SELECT id, request FROM pending_reversals ORDER BY id").fetchall()
+            rows = self._db.execute(
+                "SELECT id, request FROM pending_reversals WHERE state = ? ORDER BY id", (REVERSAL_PENDING,)
+            ).fetchall()
         return [(int(i), request_from_json(text)) for i, text in rows]
 
     def reversal_done(self, reversal_id: int) -> None:
         self._exec("DELETE FROM pending_reversals WHERE id = ?", (reversal_id,))
 
-    def reversal_failed(self, reversal_id: int) -> None:
-        self._exec("UPDATE pending_reversals SET tries = tries + 1 WHERE id = ?", (reversal_id,))
+    def reversal_failed(self, reversal_id: int, code: str | None = None) -> bool:
+        """Count a failed try (``code``: what the ledger answered, if it answered); ``True`` when that was the
+        last try allowed and the reversal is now a dead letter."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE pending_reversals SET tries = tries + 1, last_code = COALESCE(?, last_code) WHERE id = ?",
+                (code, reversal_id),
+            )
+            row = self._db.execute("SELECT tries FROM pending_reversals WHERE id = ?", (reversal_id,)).fetchone()
+        if row is not None and int(row[0]) >= MAX_REVERSAL_TRIES:
+            self.reversal_dead(reversal_id, code)
+            return True
+        return False
+
+    def reversal_dead(self, reversal_id: int, code: str | None) -> None:
+        """Give up on a reversal the ledger refuses for good: kept, masked, for an operator to settle."""
+        self._exec(
+            "UPDATE pending_reversals SET state = ?, last_code = COALESCE(?, last_code) WHERE id = ?",
+            (REVERSAL_DEAD, code, reversal_id),
+        )
+
+    def reversals(self, state: str) -> list[ReversalRow]:
+        """The store-and-forward reversals in ``state`` (pending or dead), masked, for the journal commands."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, request, tries, last_code, created_at FROM pending_reversals WHERE state = ? ORDER BY id",
+                (state,),
+            ).fetchall()
+        out = []
+        for reversal_id, text, tries, last_code, created_at in rows:
+            request = request_from_json(text)
+            original = request.original
+            out.append(
+                ReversalRow(
+                    id=int(reversal_id),
+                    terminal_id=request.terminal_id,
+                    stan=original.stan if original else request.stan,
+                    rrn=original.rrn if original and original.rrn else request.rrn,
+                    pan_masked=mask_pan(request.pan),
+                    amount=request.amount,
+                    tries=int(tries),
+                    last_code=last_code,
+                    created_at=float(created_at),
+                )
+            )
+        return out

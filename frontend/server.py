@@ -37,11 +37,11 @@ from frontend.effects import (
     VerifyMacAndPin,
     VerifyPin,
 )
-from frontend.journal import Journal
+from frontend.journal import MAX_REVERSAL_TRIES, Journal
 from hsm_sim.client import HsmClient, HsmError, HsmUnavailable, PinVerification
 from hsm_sim.keys import KeyType
 from wire.codec import decode_pos_body, encode_host
-from wire.constants import REVERSAL_DONE_CODES
+from wire.constants import ResponseCode
 from wire.errors import WireError
 from wire.paycrypto import MacAlgorithm
 from wire.posframe import PosFrame
@@ -51,6 +51,8 @@ log = logging.getLogger("acqsim.frontend")
 
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 IDLE_TIMEOUT_S: Final = 600.0
+#: Ledger answers to a reversal that may succeed when tried again; any other refusal is final (a dead letter).
+RETRYABLE_LEDGER_CODES: Final = frozenset({ResponseCode.SYSTEM_MALFUNCTION, ResponseCode.CORE_TIMEOUT})
 #: How often pending reversals are retried when nothing wakes the forwarder sooner.
 REVERSAL_RETRY_S: Final = 1.0
 
@@ -270,19 +272,23 @@ class Frontend:
 
     async def _forward_pending_reversals(self) -> None:
         for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):
+            stan = request.original.stan if request.original else request.stan
             try:
                 answer = await self.ledger.submit(request)
             except (LedgerTimeout, LedgerUnavailable):
                 await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
                 return  # the ledger is not answering: try again later
-            if answer.response_code in REVERSAL_DONE_CODES:
+            code = answer.response_code
+            if code is ResponseCode.APPROVED:  # only 00 means undone (or never posted: the ledger tombstones it)
                 await anyio.to_thread.run_sync(self.journal.reversal_done, reversal_id)
-                log.info(
-                    "reversal of STAN %s acknowledged by the ledger",
-                    request.original.stan if request.original else request.stan,
-                )
-            else:
-                await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
+                log.info("reversal of STAN %s acknowledged by the ledger", stan)
+            elif code in RETRYABLE_LEDGER_CODES:
+                dead = await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id, code.value)
+                if dead:
+                    log.error("reversal of STAN %s given up after %d tries: a dead letter", stan, MAX_REVERSAL_TRIES)
+            else:  # the ledger refuses it for good (12: its original changed since): an operator must settle it
+                await anyio.to_thread.run_sync(self.journal.reversal_dead, reversal_id, code.value)
+                log.error("reversal of STAN %s refused by the ledger with %s: a dead letter", stan, code.value)
 
 
 async def serve(

@@ -59,6 +59,7 @@ class Harness:
             state.apply(txn.effects)
         self.ledger = LedgerEngine(state, clock=lambda: NOW.replace(tzinfo=dt.UTC))
         self.reversals: list[Any] = []
+        self.last_request = b""  # the body of the last request sent
         self.overrides: dict[type, Callable[[Effect], Any]] = {}
         fixture = self.config.terminals[0]
         self.terminal = TerminalSession(
@@ -116,6 +117,7 @@ class Harness:
 
     def send(self, payload: bytes) -> tuple[Reply, bytes]:
         frame = PosFrame.parse(payload)
+        self.last_request = frame.body
         flow = process(frame, self.ctx)
         try:
             effect = next(flow)

@@ -1,0 +1,139 @@
+"""Store-and-forward reversals end only on the ledger's 00. One the ledger refuses for good (12: its original
+was voided meanwhile), or that runs out of tries, becomes a dead letter an operator can list; nothing is
+retried for ever in silence."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+
+import anyio
+import pytest
+
+from acqkit.config import AcqsimConfig, Endpoint
+from acqsim.cli import main
+from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
+from core_ledger.client import LedgerClient
+from core_ledger.server import serve as serve_ledger
+from core_ledger.setup import open_service
+from frontend.core import Context
+from frontend.effects import AskLedger
+from frontend.journal import MAX_REVERSAL_TRIES, REVERSAL_DEAD, Journal
+from frontend.registry import Registry
+from frontend.server import Frontend
+from frontend.server import serve as serve_frontend
+from hsm_sim.client import HsmClient
+from hsm_sim.keys import DEFAULT_TEST_LMK
+from hsm_sim.server import serve as serve_hsm
+from terminal.pos import PosTerminal
+from terminal.session import Original
+from terminal.state import PendingReversal
+from tests.frontend.harness import Harness
+from wire.codec import decode_pos_body
+from wire.constants import ResponseCode
+from wire.posframe import PosFrame
+
+pytestmark = pytest.mark.anyio
+HOST = "127.0.0.1"
+PAN = "6200001000000003"
+
+
+def reversal(stan: str, local_date: str, local_time: str, rrn: str) -> LedgerRequest:
+    return LedgerRequest(
+        op=LedgerOp.REVERSAL,
+        acquirer_id="48009999",
+        terminal_id="10000001",
+        merchant_id="898100000000001",
+        stan=stan,
+        local_time=local_time,
+        local_date=local_date,
+        transmission=local_date + local_time,
+        pan=PAN,
+        rrn="R" + rrn[1:],
+        amount=1_000,
+        original=OriginalRef(
+            mti="0200", stan=stan, local_date=local_date, local_time=local_time, acquirer_id="48009999", rrn=rrn
+        ),
+    )
+
+
+def test_a_reversal_that_keeps_failing_becomes_a_dead_letter(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.run_batch([lambda j: j.queue_reversal(reversal("000007", "1124", "100000", "263280000001"))])
+    (reversal_id, _), *_ = journal.pending_reversals()
+    assert [journal.reversal_failed(reversal_id, "96") for _ in range(MAX_REVERSAL_TRIES)][-1] is True
+    assert journal.pending_reversals() == []
+    (dead,) = journal.reversals(REVERSAL_DEAD)
+    assert dead.tries == MAX_REVERSAL_TRIES and dead.last_code == "96" and dead.stan == "000007"
+    assert dead.pan_masked != PAN and dead.pan_masked.startswith(PAN[:6])
+    journal.close()
+
+
+async def test_a_reversal_the_ledger_refuses_is_a_dead_letter_not_done(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    card = config.card(PAN)
+    journal_path = Path(config.store_path(config.frontend.db))
+    async with anyio.create_task_group() as tg:
+        hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
+        service = open_service(config.store_path(config.ledger.db), config)
+        ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
+        hsm = await HsmClient.connect(HOST, hsm_port)
+        ledger = await LedgerClient.connect(HOST, ledger_port, timeout=2.0)
+        journal = Journal(journal_path)
+        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
+        async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
+            assert (await pos.sign_on()) is not None
+            buy = await pos.financial("purchase", card, amount=1_000, pin=card.pin)
+            assert buy is not None and buy.approved
+            void = await pos.financial(
+                "void", card, amount=1_000, original=Original(stan=buy.fields["11"], rrn=buy.fields["37"])
+            )
+            assert void is not None and void.approved
+            balance = service.state.accounts[service.state.cards[PAN].account_id].balance
+            # A reversal of the purchase owed to the ledger: the purchase was voided since, so it is refused (12).
+            owed = reversal(buy.fields["11"], buy.fields["13"], buy.fields["12"], buy.fields["37"])
+            await frontend.journal_writes.submit(lambda j: j.queue_reversal(owed))
+            with caplog.at_level(logging.ERROR, logger="acqsim.frontend"):
+                await frontend._forward_pending_reversals()
+            assert journal.pending_reversals() == []
+            (dead,) = journal.reversals(REVERSAL_DEAD)
+            assert dead.last_code == "12" and dead.tries == 0
+            assert any("dead letter" in r.message for r in caplog.records)
+            assert service.state.accounts[service.state.cards[PAN].account_id].balance == balance
+        await ledger.aclose()
+        await hsm.aclose()
+        tg.cancel_scope.cancel()
+    service.store.close()
+    journal.close()
+
+    capsys.readouterr()
+    assert main(["frontend", "journal", "dead-letters", "--db", str(journal_path), "--json"]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    shown = json.loads(line)
+    assert shown["last_code"] == "12" and PAN not in line
+    assert main(["frontend", "journal", "pending", "--db", str(journal_path)]) == 0
+    assert "0 pending" in capsys.readouterr().out
+    assert main(["frontend", "journal", "pending", "--db", str(tmp_path / "nope.sqlite3")]) == 2
+    assert not (tmp_path / "nope.sqlite3").exists()
+
+
+def test_a_terminal_reversal_the_ledger_answers_12_leaves_the_original_as_it_was(tmp_path: Path) -> None:
+    fe = Harness(tmp_path).signed_on()
+    card = fe.card()
+    buy = fe.exchange("purchase", fe.terminal.financial("purchase", card, amount=500, pin=card.pin))
+    refused = LedgerAnswer(response_code=ResponseCode.INVALID_TRANSACTION, rrn=buy.fields["37"])
+    fe.overrides[AskLedger] = lambda effect: refused  # e.g. the original changed at the ledger meanwhile
+    fe.terminal.state.pending_reversal = PendingReversal(
+        fields={**decode_pos_body(fe.last_request), "t": "0400", "39": "98"}
+    )
+    payload = fe.terminal.reversal_due()
+    assert payload is not None
+    _, answer = fe.send(payload)
+    assert decode_pos_body(PosFrame.parse(answer).body)["39"] == "12"
+    original = fe.journal.find("10000001", fe.terminal.state.batch, buy.fields["11"])
+    assert original is not None and original.status == "approved"
