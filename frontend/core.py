@@ -68,6 +68,8 @@ from wire.posframe import PosFrame
 RC = ResponseCode
 MAX_PIN_FAILURES_PER_DAY: Final = 3
 KCV_HEX: Final = 8  # PROTOCOL.md §1: KCV = first 4 bytes
+#: Ledger answers after which a posting may or may not have landed (its commit failed or was cut short).
+UNKNOWN_OUTCOME_CODES: Final = frozenset({ResponseCode.SYSTEM_MALFUNCTION, ResponseCode.CORE_TIMEOUT})
 #: What a malformed field or sub-field raises (the sub-field parsers raise MessageDecodeError, a WireError).
 BAD_FIELD: Final = (WireError, ValueError)
 #: A PAN is 12 to 19 digits (ISO/IEC 7812); anything else in field 2 or track 2 is a format error.
@@ -325,6 +327,7 @@ def _ledger_request(
             local_date=original.local_date,
             local_time=original.local_time,
             acquirer_id=ctx.registry.acquirer_id,
+            rrn=original.rrn,  # the original's own transaction id: what the ledger finds it by
         )
     return LedgerRequest(
         op=op,
@@ -348,13 +351,14 @@ def _ledger_request(
     )
 
 
-def reversal_of(request: LedgerRequest, mti: str) -> LedgerRequest:
+def reversal_of(request: LedgerRequest, mti: str, rrn: str) -> LedgerRequest:
     """The ledger reversal that undoes ``request`` (whose POS message type was ``mti``) whatever became of it
-    (store-and-forward after an unknown outcome): same card, amount and transaction, naming the request as its
-    original by STAN and RRN."""
+    (store-and-forward after an unknown outcome): a transaction of its own (``rrn``, fresh from the journal)
+    for the same card and amount, naming the request as its original by STAN and RRN."""
     return dataclasses.replace(
         request,
         op=LedgerOp.REVERSAL,
+        rrn=rrn,
         original=OriginalRef(
             mti=mti,
             stan=request.stan,
@@ -438,11 +442,15 @@ def _financial(
             return (yield from _done(answer.code(code), session, kind))
 
     result = yield AskLedger(request)
-    if isinstance(result, PeerFailure):
-        yield QueueReversal(reversal_of(request, fields["t"]))
-        yield JournalCall(finish(RC.CORE_TIMEOUT.value, None, advance(TxnState.PENDING, TxnEvent.NO_ANSWER)))
+    if isinstance(result, PeerFailure) or result.response_code in UNKNOWN_OUTCOME_CODES:
+        # The ledger may or may not have posted: never guess. A reversal (store-and-forward) settles it either
+        # way — it undoes a posting, or leaves a tombstone so that a late original is refused.
+        code = RC.CORE_TIMEOUT if isinstance(result, PeerFailure) else result.response_code
+        reversal_rrn: str = yield JournalCall(lambda j: j.next_rrn())
+        yield QueueReversal(reversal_of(request, fields["t"], reversal_rrn))
+        yield JournalCall(finish(code.value, None, advance(TxnState.PENDING, TxnEvent.OUTCOME_UNKNOWN)))
         answer.fields["37"] = rrn
-        return (yield from _done(answer.code(RC.CORE_TIMEOUT), session, kind))
+        return (yield from _done(answer.code(code), session, kind))
     approved = result.response_code is RC.APPROVED
     event = TxnEvent.LEDGER_APPROVED if approved else TxnEvent.LEDGER_DECLINED
     yield JournalCall(finish(result.response_code.value, result.auth_code, advance(TxnState.PENDING, event)))

@@ -13,6 +13,7 @@ at the ledger and forgets it once the ledger acknowledges. PIN-try counters are 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sqlite3
@@ -132,6 +133,8 @@ class Journal:
             (row[0], row[1]): int(row[2]) for row in self._db.execute("SELECT card, day, failures FROM pin_tries")
         }
         self._rrn_next = self._rrn_limit = 0
+        #: Memory updates of the batch call in progress (``None`` outside a batch): see :meth:`run_batch`.
+        self._after_commit: list[Callable[[], object]] | None = None
 
     def _upgrade(self) -> None:
         """Bring a journal written by an older acqsim up to this schema (columns added, nothing lost)."""
@@ -142,21 +145,41 @@ class Journal:
             self._db.execute("ALTER TABLE pending_reversals ADD COLUMN last_code TEXT")
 
     def run_batch(self, calls: list[Callable[[Journal], Any]]) -> Sequence[Any]:
-        """Run ``calls`` in order in ONE transaction (one fsync); each one's result, or the exception it raised."""
+        """Run ``calls`` in order in ONE transaction (one fsync); each one's result, or the exception it raised.
+
+        What the calls change in memory (sessions, PIN counters) takes effect only once the batch is committed:
+        a failed commit leaves memory as the disk is."""
         results: list[Any] = []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            committed: list[Callable[[], object]] = []
             try:
                 for call in calls:
+                    self._after_commit = []
                     try:
                         results.append(call(self))
+                        committed += self._after_commit
                     except Exception as exc:  # goes back to that call's caller, not to the batch
                         results.append(exc)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                # The RRN block may have been reserved by this batch: reserve afresh (RRNs handed out here were
+                # never journaled, nor sent: their callers learn that the batch failed).
+                self._rrn_next = self._rrn_limit = 0
                 raise
+            finally:
+                self._after_commit = None
+            for update in committed:
+                update()
         return results
+
+    def _remember(self, update: Callable[[], object]) -> None:
+        """Change memory now, or — inside a batch — once the batch has committed."""
+        if self._after_commit is None:
+            update()
+        else:
+            self._after_commit.append(update)
 
     def close(self) -> None:
         self._db.close()
@@ -179,11 +202,11 @@ class Journal:
             "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
             (session.terminal_id, session.pik, session.mak, session.batch, time.time()),
         )
-        self._sessions[session.terminal_id] = session
+        self._remember(functools.partial(self._sessions.__setitem__, session.terminal_id, session))
 
     def drop_session(self, terminal_id: str) -> None:
         self._exec("DELETE FROM sessions WHERE terminal_id = ?", (terminal_id,))
-        self._sessions.pop(terminal_id, None)
+        self._remember(functools.partial(self._sessions.pop, terminal_id, None))
 
     def next_batch(self, terminal_id: str) -> str:
         session = self._sessions.get(terminal_id)
@@ -311,8 +334,9 @@ class Journal:
                 key,
             )
             row = self._one("SELECT failures FROM pin_tries WHERE card = ? AND day = ?", key)
-            self._pin_failures[key] = int(row[0])
-        return self._pin_failures[key]
+        failures = int(row[0])
+        self._remember(functools.partial(self._pin_failures.__setitem__, key, failures))
+        return failures
 
     # store-and-forward reversals to the ledger
     def queue_reversal(self, request: LedgerRequest) -> None:

@@ -3,7 +3,7 @@
     pending  ──ledger approved──▶ approved ──voided──▶ voided
        │     ──ledger declined──▶ declined               (a void, cancel or completion void approved)
        │     ──PIN rejected─────▶ declined
-       ├─────no answer (98)─────▶ reversed   (a reversal is queued for the ledger)
+       ├─────outcome unknown────▶ reversed   (no answer, or a ledger 96: a reversal is queued for the ledger)
        └─────reversed───────────▶ reversed   (the terminal gave up before the ledger answered)
     approved ──reversed─────────▶ reversed   (a terminal's 0400, acknowledged)
     reversed ──reversed─────────▶ reversed   (reversals are idempotent)
@@ -30,7 +30,7 @@ class TxnEvent(enum.StrEnum):
     LEDGER_APPROVED = "ledger approved"
     LEDGER_DECLINED = "ledger declined"
     PIN_REJECTED = "PIN rejected"
-    NO_ANSWER = "no answer"
+    OUTCOME_UNKNOWN = "outcome unknown"  # no answer in time, or a ledger 96: it may have posted
     VOIDED = "voided"
     REVERSED = "reversed"
 
@@ -40,7 +40,7 @@ TRANSITIONS: Final[dict[tuple[TxnState, TxnEvent], TxnState]] = {
     (S.PENDING, E.LEDGER_APPROVED): S.APPROVED,
     (S.PENDING, E.LEDGER_DECLINED): S.DECLINED,
     (S.PENDING, E.PIN_REJECTED): S.DECLINED,
-    (S.PENDING, E.NO_ANSWER): S.REVERSED,
+    (S.PENDING, E.OUTCOME_UNKNOWN): S.REVERSED,
     (S.PENDING, E.REVERSED): S.REVERSED,
     (S.APPROVED, E.VOIDED): S.VOIDED,
     (S.APPROVED, E.REVERSED): S.REVERSED,

@@ -240,7 +240,8 @@ class Frontend:
         """Store a reversal of ``request``, whose outcome at the ledger is unknown (store-and-forward)."""
         try:
             mti = decode_pos_body(frame.body)["t"]
-            await self._carry_out(QueueReversal(reversal_of(request, mti)))
+            rrn = await self.journal_writes.submit(lambda j: j.next_rrn())
+            await self._carry_out(QueueReversal(reversal_of(request, mti, rrn)))
         except Exception:
             log.exception("could not queue the reversal of STAN %s; the terminal's reversal must undo it", request.stan)
 

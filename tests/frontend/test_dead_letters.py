@@ -137,3 +137,39 @@ def test_a_terminal_reversal_the_ledger_answers_12_leaves_the_original_as_it_was
     assert decode_pos_body(PosFrame.parse(answer).body)["39"] == "12"
     original = fe.journal.find("10000001", fe.terminal.state.batch, buy.fields["11"])
     assert original is not None and original.status == "approved"
+
+
+def test_a_ledger_96_is_an_unknown_outcome_reversed_not_a_decline(tmp_path: Path) -> None:
+    """A 96 from the ledger may follow a commit that landed: the front-end queues a reversal and journals the
+    purchase as reversed, never as declined."""
+    fe = Harness(tmp_path).signed_on()
+    card = fe.card()
+    malfunction = LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn="")
+    fe.overrides[AskLedger] = lambda effect: malfunction
+    outcome = fe.exchange("purchase", fe.terminal.financial("purchase", card, amount=700, pin=card.pin))
+    assert outcome.response_code == "96"
+    (queued,) = fe.reversals
+    assert queued.op is LedgerOp.REVERSAL and queued.original is not None
+    assert queued.original.rrn == outcome.fields["37"] != queued.rrn  # names its original; its own RRN
+    row = fe.journal.find("10000001", fe.terminal.state.batch, outcome.fields["11"])
+    assert row is not None and row.status == "reversed" and row.response_code == "96"
+
+
+def test_requests_that_name_an_original_carry_its_rrn(tmp_path: Path) -> None:
+    fe = Harness(tmp_path).signed_on()
+    card = fe.card()
+    asked: list[LedgerRequest] = []
+    answer_normally = fe.answer
+
+    def spy(effect: object) -> object:
+        if isinstance(effect, AskLedger):
+            asked.append(effect.request)
+        return answer_normally(effect)  # type: ignore[arg-type]
+
+    fe.answer = spy  # type: ignore[method-assign]
+    buy = fe.exchange("purchase", fe.terminal.financial("purchase", card, amount=300, pin=card.pin))
+    void = fe.exchange(
+        "void", fe.terminal.financial("void", card, amount=300, original=Original(stan=buy.fields["11"]))
+    )
+    assert void.approved
+    assert asked[-1].original is not None and asked[-1].original.rrn == buy.fields["37"] != asked[-1].rrn

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from frontend.journal import RRN_BLOCK, Journal, Session
 
@@ -68,3 +71,28 @@ def test_a_batch_commits_whole_and_a_duplicate_is_answered_none(tmp_path: Path) 
     results = journal.run_batch([lambda j: 1 // 0, lambda j: _request(j, "000003")])
     assert isinstance(results[0], ZeroDivisionError) and isinstance(results[1], str)  # one call's error is its own
     assert journal.find("10000001", "000001", "000003") is not None
+
+
+def test_memory_follows_the_disk_when_a_commit_fails(tmp_path: Path) -> None:
+    """A batch whose COMMIT fails changes neither the disk nor what the journal answers from memory."""
+
+    journal = Journal(tmp_path / "journal.sqlite3")
+    # A deferred foreign key makes the COMMIT itself fail (as a full disk would), after every call succeeded.
+    journal._db.executescript(
+        "PRAGMA foreign_keys = ON; CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);"
+    )
+    session = Session(terminal_id="10000001", pik="U" + "1" * 32, mak="U" + "2" * 32, batch="000007")
+
+    def breaks_the_commit(j: Journal) -> None:
+        j._db.execute("INSERT INTO child VALUES (42)")
+
+    calls = [lambda j: j.save_session(session), lambda j: j.add_pin_failure("6200001000000003", "20261124")]
+    with pytest.raises(sqlite3.IntegrityError):
+        journal.run_batch([*calls, breaks_the_commit])
+    assert journal.session("10000001") is None
+    assert journal.pin_failures("6200001000000003", "20261124") == 0
+    assert journal.run_batch(calls)[1] == 1  # the same calls, committed this time
+    assert journal.session("10000001") == session
+    assert journal.pin_failures("6200001000000003", "20261124") == 1
+    journal.close()
