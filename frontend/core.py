@@ -406,7 +406,10 @@ def _financial(
             return (yield from _done(answer.code(RC.ORIGINAL_NOT_FOUND), session, kind))
 
     local_date, local_time = _local_date_time(fields, now)
-    rrn: str | None = yield JournalCall(  # durable before the ledger is asked; hands out the RRN
+    # Durable before the ledger is asked: the row, and the ledger request itself (given its RRN there), so that
+    # a restart after a crash can settle it (frontend/recovery.py).
+    unnumbered = _ledger_request(LEDGER_OPS[kind], fields, pan, "", ctx, now, original)
+    request: LedgerRequest | None = yield JournalCall(
         lambda j: j.record_request(
             terminal_id=session.terminal_id,
             batch=session.batch,
@@ -418,11 +421,12 @@ def _financial(
             local_date=local_date,
             local_time=local_time,
             original_stan=original.stan if original else None,
+            ledger_request=unnumbered,
         )
     )
-    if rrn is None:
+    if request is None:
         return (yield from _done(answer.code(RC.DUPLICATE), session, kind))
-    request = _ledger_request(LEDGER_OPS[kind], fields, pan, rrn, ctx, now, original)
+    rrn = request.rrn
 
     def finish(code: str, auth: str | None, status: str) -> Callable[[Journal], None]:
         return lambda j: j.record_answer(

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS sessions (terminal_id TEXT PRIMARY KEY, pik TEXT NOT 
 CREATE TABLE IF NOT EXISTS txns (terminal_id TEXT NOT NULL, batch TEXT NOT NULL, stan TEXT NOT NULL,
     mti TEXT NOT NULL, kind TEXT NOT NULL, pan_masked TEXT NOT NULL, amount INTEGER NOT NULL,
     local_date TEXT NOT NULL, local_time TEXT NOT NULL, rrn TEXT NOT NULL, auth_code TEXT,
-    response_code TEXT, status TEXT NOT NULL, original_stan TEXT, created_at REAL NOT NULL,
+    response_code TEXT, status TEXT NOT NULL, original_stan TEXT, created_at REAL NOT NULL, pending_request TEXT,
     PRIMARY KEY (terminal_id, batch, stan, mti));
 CREATE TABLE IF NOT EXISTS pin_tries (card TEXT NOT NULL, day TEXT NOT NULL, failures INTEGER NOT NULL,
     PRIMARY KEY (card, day));
@@ -97,6 +97,12 @@ class ReversalRow:
     created_at: float
 
 
+#: The columns that make a :class:`JournalTxn`, in its field order.
+_TXN_COLUMNS: Final = (
+    "terminal_id, batch, stan, mti, kind, amount, local_date, local_time, rrn, auth_code, response_code, status"
+)
+
+
 def card_ref(pan: str) -> str:
     return hashlib.sha256(pan.encode()).hexdigest()
 
@@ -138,6 +144,8 @@ class Journal:
 
     def _upgrade(self) -> None:
         """Bring a journal written by an older acqsim up to this schema (columns added, nothing lost)."""
+        if "pending_request" not in {row[1] for row in self._db.execute("PRAGMA table_info(txns)")}:
+            self._db.execute("ALTER TABLE txns ADD COLUMN pending_request TEXT")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(pending_reversals)")}
         if "state" not in columns:
             self._db.execute("ALTER TABLE pending_reversals ADD COLUMN state TEXT NOT NULL DEFAULT 'pending'")
@@ -227,10 +235,7 @@ class Journal:
 
     # transactions
     def find(self, terminal_id: str, batch: str, stan: str, mti: str | None = None) -> JournalTxn | None:
-        sql = (
-            "SELECT terminal_id, batch, stan, mti, kind, amount, local_date, local_time, rrn, auth_code, "
-            "response_code, status FROM txns WHERE terminal_id = ? AND batch = ? AND stan = ?"
-        )
+        sql = f"SELECT {_TXN_COLUMNS} FROM txns WHERE terminal_id = ? AND batch = ? AND stan = ?"  # noqa: S608
         params: tuple[Any, ...] = (terminal_id, batch, stan)
         if mti is not None:
             sql += " AND mti = ?"
@@ -251,13 +256,19 @@ class Journal:
         local_date: str,
         local_time: str,
         original_stan: str | None,
-    ) -> str | None:
-        """Journal a request before it goes to the ledger; the RRN it is given, or ``None`` if
-        (terminal, batch, STAN, MTI) is already journaled."""
+        ledger_request: LedgerRequest,
+    ) -> LedgerRequest | None:
+        """Journal a request before it goes to the ledger: ``ledger_request`` is given the next RRN and kept
+        with the row until its answer is journaled (a restart settles rows left pending: it needs the card
+        number to reverse them; :meth:`record_answer` forgets it). ``None`` if (terminal, batch, STAN, MTI) is
+        already journaled."""
         rrn = self.next_rrn()
+        request = dataclasses.replace(ledger_request, rrn=rrn)
         try:
             self._exec(
-                "INSERT INTO txns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 'pending', ?, ?)",
+                "INSERT INTO txns (terminal_id, batch, stan, mti, kind, pan_masked, amount, local_date, local_time, "
+                "rrn, status, original_stan, created_at, pending_request) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
                 (
                     terminal_id,
                     batch,
@@ -271,11 +282,27 @@ class Journal:
                     rrn,
                     original_stan,
                     time.time(),
+                    request_to_json(request),
                 ),
             )
         except sqlite3.IntegrityError:
             return None
-        return rrn
+        return request
+
+    def unsettled(self) -> list[tuple[JournalTxn, LedgerRequest | None]]:
+        """Rows left pending (a crash between asking the ledger and journaling its answer), each with the
+        ledger request it kept (``None`` for a row written by an older acqsim)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_TXN_COLUMNS}, pending_request FROM txns WHERE status = 'pending' ORDER BY created_at"  # noqa: S608
+            ).fetchall()
+        return [
+            (
+                JournalTxn(**dict(zip(JournalTxn.__dataclass_fields__, row[:-1], strict=True))),
+                request_from_json(row[-1]) if row[-1] else None,
+            )
+            for row in rows
+        ]
 
     def record_answer(
         self,
@@ -289,14 +316,15 @@ class Journal:
         status: str,
     ) -> None:
         self._exec(
-            "UPDATE txns SET response_code = ?, auth_code = ?, status = ? "
+            "UPDATE txns SET response_code = ?, auth_code = ?, status = ?, pending_request = NULL "
             "WHERE terminal_id = ? AND batch = ? AND stan = ? AND mti = ?",
             (response_code, auth_code, status, terminal_id, batch, stan, mti),
         )
 
     def set_status(self, terminal_id: str, batch: str, stan: str, mti: str, status: str) -> None:
         self._exec(
-            "UPDATE txns SET status = ? WHERE terminal_id = ? AND batch = ? AND stan = ? AND mti = ?",
+            "UPDATE txns SET status = ?, pending_request = NULL "
+            "WHERE terminal_id = ? AND batch = ? AND stan = ? AND mti = ?",
             (status, terminal_id, batch, stan, mti),
         )
 

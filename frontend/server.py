@@ -38,6 +38,7 @@ from frontend.effects import (
     VerifyPin,
 )
 from frontend.journal import MAX_REVERSAL_TRIES, Journal
+from frontend.recovery import settle_unsettled
 from hsm_sim.client import HsmClient, HsmError, HsmUnavailable, PinVerification
 from hsm_sim.keys import KeyType
 from wire.codec import decode_pos_body, encode_host
@@ -301,6 +302,7 @@ async def serve(
 ) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
+        await settle_unsettled(frontend)  # what a crash left pending, before any new traffic
         tg.start_soon(frontend.forward_reversals)
         bound = await tg.start(functools.partial(serve_tcp, host, port, frontend.handle, name="frontend"))
         task_status.started(bound)

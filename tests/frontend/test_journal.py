@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core_ledger.api import LedgerOp, LedgerRequest
 from frontend.journal import RRN_BLOCK, Journal, Session
 
 PAN = "6200001000000003"
@@ -14,7 +15,20 @@ DAY = "20261203"
 
 
 def _request(journal: Journal, stan: str) -> str | None:
-    return journal.record_request(
+    template = LedgerRequest(
+        op=LedgerOp.PURCHASE,
+        acquirer_id="48009999",
+        terminal_id="10000001",
+        merchant_id="898100000000001",
+        stan=stan,
+        local_time="101010",
+        local_date="1203",
+        transmission="1203101010",
+        pan=PAN,
+        rrn="",
+        amount=100,
+    )
+    request = journal.record_request(
         terminal_id="10000001",
         batch="000001",
         stan=stan,
@@ -25,7 +39,9 @@ def _request(journal: Journal, stan: str) -> str | None:
         local_date="1203",
         local_time="101010",
         original_stan=None,
+        ledger_request=template,
     )
+    return None if request is None else request.rrn
 
 
 def test_sessions_and_pin_failures_are_read_from_memory_and_survive_a_restart(tmp_path: Path) -> None:
@@ -95,4 +111,21 @@ def test_memory_follows_the_disk_when_a_commit_fails(tmp_path: Path) -> None:
     assert journal.run_batch(calls)[1] == 1  # the same calls, committed this time
     assert journal.session("10000001") == session
     assert journal.pin_failures("6200001000000003", "20261124") == 1
+    journal.close()
+
+
+def test_a_pending_row_keeps_its_ledger_request_until_answered(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3")
+    (rrn,) = journal.run_batch([lambda j: _request(j, "000009")])
+    ((row, request),) = journal.unsettled()
+    assert row.stan == "000009" and request is not None and request.rrn == rrn and request.pan == PAN
+    journal.run_batch(
+        [
+            lambda j: j.record_answer(
+                "10000001", "000001", "000009", "0200", response_code="00", auth_code="000001", status="approved"
+            )
+        ]
+    )
+    assert journal.unsettled() == []
+    assert journal._db.execute("SELECT pending_request FROM txns").fetchone() == (None,)  # the PAN is forgotten
     journal.close()
