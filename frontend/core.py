@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 from collections.abc import Callable, Generator
 from typing import Any, Final
 
@@ -238,12 +239,13 @@ def process(frame: PosFrame, ctx: Context) -> Flow:
     verify_mac = VerifyMac(session.mak, pos_mac_block(frame.body), mac)
     # A financial request's PIN is verified in the same HSM round trip as its MAC; the result is used only
     # where the PIN check comes in the flow (after the MAC, the format checks and the journal).
-    verify_pin = yield from _pin_verification(kind, session, fields, ctx, now)
+    pin_check = yield from _pin_verification(kind, session, fields, ctx, now)
     pin_outcome: PinVerification | PeerFailure | None = None
-    if verify_pin is None:
+    if pin_check.command is None:
         verified = yield verify_mac
     else:
-        verified, pin_outcome = yield VerifyMacAndPin(verify_mac, verify_pin)
+        verified, pin_outcome = yield VerifyMacAndPin(verify_mac, pin_check.command)
+    pin_code = yield from _settle_pin(pin_check, verified is True, pin_outcome)
     if isinstance(verified, PeerFailure):
         return (yield from _done(answer.code(RC.SYSTEM_MALFUNCTION), session, kind))
     if not verified:
@@ -259,7 +261,7 @@ def process(frame: PosFrame, ctx: Context) -> Flow:
         return reply
     if kind is Kind.REVERSAL:
         return (yield from _reversal(answer, session, fields, ctx, now))
-    return (yield from _financial(answer, session, fields, kind, ctx, now, pin_outcome))
+    return (yield from _financial(answer, session, fields, kind, ctx, now, pin_code))
 
 
 def _sign_on(answer: _Answer, terminal_id: str, tmk_under_lmk: str, fields: dict[str, str]) -> Flow:
@@ -388,7 +390,7 @@ def _financial(
     kind: Kind,
     ctx: Context,
     now: dt.datetime,
-    pin_outcome: PinVerification | PeerFailure | None = None,
+    pin_code: ResponseCode | None = None,
 ) -> Flow:
     pan = card_number(fields)
     required = FINANCIAL_REQUIRED + EXTRA_REQUIRED.get(kind, ())
@@ -439,11 +441,9 @@ def _financial(
             status=status,
         )
 
-    if pin_entered:
-        code = yield from _check_pin(pan, now, pin_outcome)
-        if code is not None:
-            yield JournalCall(finish(code.value, None, advance(TxnState.PENDING, TxnEvent.PIN_REJECTED)))
-            return (yield from _done(answer.code(code), session, kind))
+    if pin_entered and pin_code is not None:
+        yield JournalCall(finish(pin_code.value, None, advance(TxnState.PENDING, TxnEvent.PIN_REJECTED)))
+        return (yield from _done(answer.code(pin_code), session, kind))
 
     result = yield AskLedger(request)
     if isinstance(result, PeerFailure) or result.response_code in UNKNOWN_OUTCOME_CODES:
@@ -472,41 +472,71 @@ def _financial(
     return (yield from _done(answer, session, kind))
 
 
+class PinState(enum.Enum):
+    NOT_ENTERED = "no PIN to check"
+    NO_PVV = "a PIN, but no PVV on track 2 to check it against"
+    EXHAUSTED = "the card has no tries left today"
+    RESERVED = "a try reserved: the DC goes to the HSM"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PinCheck:
+    state: PinState
+    pan: str = ""
+    day: str = ""
+    command: VerifyPin | None = None
+
+
 def _pin_verification(
     kind: Kind, session: Session, fields: dict[str, str], ctx: Context, now: dt.datetime
-) -> Generator[Effect, Any, VerifyPin | None]:
-    """The HSM command that checks the entered PIN, or ``None`` if there is no PIN to check (or the card has
-    used up its tries today, or track 2 holds no PVV: the flow answers those without the HSM)."""
+) -> Generator[Effect, Any, PinCheck]:
+    """Decide whether the entered PIN goes to the HSM, and if so reserve one of the card's tries for it.
+
+    The reservation is checked and taken in one step, in memory (``JournalRead`` runs inline on the event
+    loop, so no other transaction runs between the check and the take): concurrent wrong PINs for one card can
+    never put more than ``MAX_PIN_FAILURES_PER_DAY`` DCs in front of the HSM. :func:`_settle_pin` gives the
+    try back, or turns it into a durable failure."""
     pan = card_number(fields)
-    pvv = track_pvv(fields)
     pin_entered = fields.get("22", "")[-1:] == "1" and "52" in fields
-    if kind not in FINANCIAL_KINDS or not pin_entered or pan is None or pvv is None:
-        return None
-    failures: int = yield JournalRead(lambda j: j.pin_failures(pan, now.strftime("%Y%m%d")))
-    if failures >= MAX_PIN_FAILURES_PER_DAY:
-        return None
-    return VerifyPin(session.pik, ctx.registry.pvk_under_lmk, bytes.fromhex(fields["52"]), pan, *pvv)
-
-
-def _check_pin(
-    pan: str, now: dt.datetime, outcome: PinVerification | PeerFailure | None
-) -> Generator[Effect, Any, ResponseCode | None]:
-    """The PIN decision, from the HSM's answer to the DC that :func:`_pin_verification` made (sent beside the
-    MAC check); ``outcome`` is ``None`` where it made none: tries used up today, or no PVV on track 2."""
+    if kind not in FINANCIAL_KINDS or not pin_entered or pan is None:
+        return PinCheck(PinState.NOT_ENTERED)
+    pvv = track_pvv(fields)
     day = now.strftime("%Y%m%d")
-    failures: int = yield JournalRead(lambda j: j.pin_failures(pan, day))
-    if failures >= MAX_PIN_FAILURES_PER_DAY:
-        return RC.PIN_TRIES_EXCEEDED
-    if outcome is None:  # a PIN was entered, the card has tries left: only a missing PVV stops the check
-        return RC.FORMAT_ERROR
-    if isinstance(outcome, PeerFailure):
-        return RC.SYSTEM_MALFUNCTION
-    if outcome is PinVerification.OK:
+    if pvv is None:
+        return PinCheck(PinState.NO_PVV, pan, day)
+    try:
+        pin_block = bytes.fromhex(fields["52"])
+    except ValueError:
+        return PinCheck(PinState.NOT_ENTERED)  # the format check answers 30
+    reserved: bool = yield JournalRead(lambda j: j.reserve_pin_try(pan, day, MAX_PIN_FAILURES_PER_DAY))
+    if not reserved:
+        return PinCheck(PinState.EXHAUSTED, pan, day)
+    command = VerifyPin(session.pik, ctx.registry.pvk_under_lmk, pin_block, pan, *pvv)
+    return PinCheck(PinState.RESERVED, pan, day, command)
+
+
+def _settle_pin(
+    check: PinCheck, mac_verified: bool, outcome: PinVerification | PeerFailure | None
+) -> Generator[Effect, Any, ResponseCode | None]:
+    """The PIN decision, taken as soon as the HSM has answered (before any other check, so the reserved try is
+    settled on every path): ``None`` to go on, else the code to answer once the request is journaled. A wrong
+    PIN is a failure only if the message's MAC verified (an untrusted message spends no try)."""
+    if check.state is PinState.NOT_ENTERED:
         return None
+    if check.state is PinState.NO_PVV:
+        return RC.FORMAT_ERROR
+    if check.state is PinState.EXHAUSTED:
+        return RC.PIN_TRIES_EXCEEDED
+    pan, day = check.pan, check.day
+    if outcome is PinVerification.WRONG_PIN and mac_verified:
+        failures: int = yield JournalCall(lambda j: j.add_pin_failure(pan, day, reserved=True))
+        return RC.PIN_TRIES_EXCEEDED if failures >= MAX_PIN_FAILURES_PER_DAY else RC.INCORRECT_PIN
+    yield JournalRead(lambda j: j.release_pin_try(pan, day))
+    if isinstance(outcome, PeerFailure) or outcome is None:
+        return RC.SYSTEM_MALFUNCTION
     if outcome is PinVerification.FORMAT_ERROR:
         return RC.PIN_FORMAT_ERROR
-    failures = yield JournalCall(lambda j: j.add_pin_failure(pan, day))
-    return RC.PIN_TRIES_EXCEEDED if failures >= MAX_PIN_FAILURES_PER_DAY else RC.INCORRECT_PIN
+    return None
 
 
 def _reversal(answer: _Answer, session: Session, fields: dict[str, str], ctx: Context, now: dt.datetime) -> Flow:

@@ -139,6 +139,8 @@ class Journal:
             (row[0], row[1]): int(row[2]) for row in self._db.execute("SELECT card, day, failures FROM pin_tries")
         }
         self._rrn_next = self._rrn_limit = 0
+        #: PIN tries reserved for verifications in flight, by (card, day): see :meth:`reserve_pin_try`.
+        self._pin_in_flight: dict[tuple[str, str], int] = {}
         #: Memory updates of the batch call in progress (``None`` outside a batch): see :meth:`run_batch`.
         self._after_commit: list[Callable[[], object]] | None = None
 
@@ -354,7 +356,29 @@ class Journal:
         """From memory: no disk, no thread."""
         return self._pin_failures.get((card_ref(pan), day), 0)
 
-    def add_pin_failure(self, pan: str, day: str) -> int:
+    def reserve_pin_try(self, pan: str, day: str, limit: int) -> bool:
+        """Take one of the card's ``limit`` PIN tries for a verification about to go to the HSM, unless the
+        failures so far and the tries already in flight use them all up. In memory, no disk, no thread: called
+        inline on the event loop, the check and the take are one step."""
+        key = (card_ref(pan), day)
+        in_flight = self._pin_in_flight.get(key, 0)
+        if self._pin_failures.get(key, 0) + in_flight >= limit:
+            return False
+        self._pin_in_flight[key] = in_flight + 1
+        return True
+
+    def release_pin_try(self, pan: str, day: str) -> None:
+        """Give back a reserved try: the PIN was right, or was not verified."""
+        key = (card_ref(pan), day)
+        left = self._pin_in_flight.get(key, 0) - 1
+        if left > 0:
+            self._pin_in_flight[key] = left
+        else:
+            self._pin_in_flight.pop(key, None)
+
+    def add_pin_failure(self, pan: str, day: str, *, reserved: bool = False) -> int:
+        """Count a wrong PIN durably; with ``reserved``, the try reserved for it becomes this failure in the
+        same step, once the batch has committed (never counted twice, never dropped in between)."""
         key = (card_ref(pan), day)
         with self._lock:
             self._exec(
@@ -363,7 +387,13 @@ class Journal:
             )
             row = self._one("SELECT failures FROM pin_tries WHERE card = ? AND day = ?", key)
         failures = int(row[0])
-        self._remember(functools.partial(self._pin_failures.__setitem__, key, failures))
+
+        def remember() -> None:
+            self._pin_failures[key] = failures
+            if reserved:
+                self.release_pin_try(pan, day)
+
+        self._remember(remember)
         return failures
 
     # store-and-forward reversals to the ledger
