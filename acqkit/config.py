@@ -11,9 +11,11 @@ TOML layout (every table optional; omitted values take the defaults below)::
     currency = "156"              # field 49
     pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
 
-    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"
-    [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"   # or postgresql://…
-    [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"
+    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"                max_connections = 1024
+    [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"       max_connections = 1024
+    [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"     max_connections = 1024
+                (ledger db: a path, or a postgresql:// URL; max_connections: open at once, one more is
+                 closed as it arrives and counted; accept errors such as EMFILE back off and retry)
     [nac]       host = "127.0.0.1"  port = 5800   status_port = 5801
     [nac.routes]
     "0003" = ["frontend"]         # TPDU DST → upstream members: a service name or "host:port"
@@ -37,6 +39,7 @@ from typing import Any, Final, TypeVar
 
 import tomli_w
 
+from acqkit.netio import DEFAULT_MAX_CONNECTIONS
 from wire.constants import CURRENCY_CNY
 from wire.tpdu import DEFAULT_ROUTE
 
@@ -96,18 +99,21 @@ def split_host_port(text: str) -> tuple[str, int]:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HsmConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_HSM_PORT)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     lmk: str = "TEST"  # "TEST" = the documented test LMK, or its clear components as hex
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class LedgerConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_LEDGER_PORT)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     db: str = "ledger.sqlite3"  # a path (relative to data_dir) or a postgresql:// URL
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class FrontendConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_FRONTEND_PORT)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     db: str = "frontend.sqlite3"
 
 
@@ -337,6 +343,13 @@ def _endpoint(table: Mapping[str, Any], name: str, default: Endpoint) -> Endpoin
     return Endpoint(host=host, port=port)
 
 
+def _max_connections(table: Mapping[str, Any], name: str) -> int:
+    value = table.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"[{name}] max_connections must be a whole number of at least 1")
+    return value
+
+
 def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T, ...]) -> tuple[_T, ...]:
     if name not in raw:
         return default
@@ -369,12 +382,20 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
         currency=str(raw.get("currency", defaults.currency)),
         pvk=str(raw.get("pvk", defaults.pvk)),
         trace=trace,
-        hsm=HsmConfig(listen=_endpoint(hsm_t, "hsm", defaults.hsm.listen), lmk=str(hsm_t.get("lmk", "TEST"))),
+        hsm=HsmConfig(
+            listen=_endpoint(hsm_t, "hsm", defaults.hsm.listen),
+            lmk=str(hsm_t.get("lmk", "TEST")),
+            max_connections=_max_connections(hsm_t, "hsm"),
+        ),
         ledger=LedgerConfig(
-            listen=_endpoint(ledger_t, "ledger", defaults.ledger.listen), db=str(ledger_t.get("db", defaults.ledger.db))
+            listen=_endpoint(ledger_t, "ledger", defaults.ledger.listen),
+            db=str(ledger_t.get("db", defaults.ledger.db)),
+            max_connections=_max_connections(ledger_t, "ledger"),
         ),
         frontend=FrontendConfig(
-            listen=_endpoint(fe_t, "frontend", defaults.frontend.listen), db=str(fe_t.get("db", defaults.frontend.db))
+            listen=_endpoint(fe_t, "frontend", defaults.frontend.listen),
+            db=str(fe_t.get("db", defaults.frontend.db)),
+            max_connections=_max_connections(fe_t, "frontend"),
         ),
         nac=NacConfig(
             listen=nac_listen,
@@ -405,12 +426,23 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "currency": config.currency,
         "pvk": config.pvk,
         "trace": config.trace,
-        "hsm": {"host": config.hsm.listen.host, "port": config.hsm.listen.port, "lmk": config.hsm.lmk},
-        "ledger": {"host": config.ledger.listen.host, "port": config.ledger.listen.port, "db": config.ledger.db},
+        "hsm": {
+            "host": config.hsm.listen.host,
+            "port": config.hsm.listen.port,
+            "lmk": config.hsm.lmk,
+            "max_connections": config.hsm.max_connections,
+        },
+        "ledger": {
+            "host": config.ledger.listen.host,
+            "port": config.ledger.listen.port,
+            "db": config.ledger.db,
+            "max_connections": config.ledger.max_connections,
+        },
         "frontend": {
             "host": config.frontend.listen.host,
             "port": config.frontend.listen.port,
             "db": config.frontend.db,
+            "max_connections": config.frontend.max_connections,
         },
         "nac": nac,
         "merchants": [_fixture_table(m) for m in config.merchants],

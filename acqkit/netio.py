@@ -8,13 +8,14 @@ only — anyio's ``Listener.serve`` would otherwise let it take the whole server
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
 import os
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
 import anyio
 import anyio.abc
@@ -198,6 +199,80 @@ async def _connect_address(host: str, port: int) -> anyio.abc.SocketStream:
 
 ConnectionHandler = Callable[[FramedConnection], Awaitable[None]]
 
+#: Connections a service holds open at once unless configured otherwise; one more is closed as it arrives.
+DEFAULT_MAX_CONNECTIONS: Final = 1024
+#: After a failed accept (no file descriptor left, say) the listener waits, doubling from the least to the most.
+ACCEPT_BACKOFF_MIN_S: Final = 0.05
+ACCEPT_BACKOFF_MAX_S: Final = 2.0
+#: Refusals (over the cap) and accept failures are logged at most once per this many seconds, with a count.
+REFUSAL_LOG_EVERY_S: Final = 10.0
+
+
+class ConnectionGate:
+    """How many connections a service holds, against its cap; refusals are counted and logged sparingly (a
+    flood of connections must not become a flood of log lines)."""
+
+    def __init__(self, name: str, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.name = name
+        self.max_connections = max_connections
+        self.open = 0
+        self.refused = 0
+        self._unlogged = 0
+        self._logged_at = -math.inf
+
+    def admit(self, peer: str) -> bool:
+        """Take a place for a new connection, or count it refused (and log, at most every interval)."""
+        if self.open < self.max_connections:
+            self.open += 1
+            return True
+        self.refused += 1
+        self._unlogged += 1
+        now = anyio.current_time()
+        if now - self._logged_at >= REFUSAL_LOG_EVERY_S:
+            log.warning(
+                "%s: refused %d connection(s) (latest from %s): %d open, the cap (max_connections)",
+                self.name,
+                self._unlogged,
+                peer,
+                self.max_connections,
+            )
+            self._unlogged, self._logged_at = 0, now
+        return False
+
+    def release(self) -> None:
+        self.open -= 1
+
+
+async def accept_forever(
+    listener: anyio.abc.Listener[anyio.abc.SocketStream],
+    handler: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
+    tg: anyio.abc.TaskGroup,
+    *,
+    name: str,
+) -> None:
+    """Accept connections and run ``handler`` for each in ``tg``, until cancelled. Unlike anyio's
+    ``Listener.serve``, a failed accept (EMFILE, ENFILE, ENOBUFS, ENOMEM …) does not end the listener: it backs
+    off, doubling from ``ACCEPT_BACKOFF_MIN_S`` to ``ACCEPT_BACKOFF_MAX_S``, and accepts again."""
+    if not isinstance(listener, anyio.abc.SocketListener):
+        await listener.serve(handler, tg)  # not a TCP socket listener: no accept() to guard
+        return
+    backoff = 0.0
+    logged_at = -math.inf
+    while True:
+        try:
+            stream = await listener.accept()
+        except (OSError, anyio.BrokenResourceError) as exc:  # trio's backend reports EMFILE as broken
+            backoff = min(max(backoff * 2, ACCEPT_BACKOFF_MIN_S), ACCEPT_BACKOFF_MAX_S)
+            if anyio.current_time() - logged_at >= REFUSAL_LOG_EVERY_S:
+                logged_at = anyio.current_time()
+                log.warning("%s: accept failed (%r); backing off %.2f s", name, exc.__cause__ or exc, backoff)
+            await anyio.sleep(backoff)
+            continue
+        backoff = 0.0
+        tg.start_soon(handler, stream)
+
 
 async def serve_tcp(
     host: str,
@@ -206,15 +281,23 @@ async def serve_tcp(
     *,
     name: str,
     max_frame_len: int = DEFAULT_MAX_FRAME_LEN,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    gate: ConnectionGate | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on ``host:port`` and run ``handle`` for each connection until cancelled."""
+    """Listen on ``host:port`` and run ``handle`` for each connection until cancelled; ``task_status`` gets the
+    bound port (bind port 0 for any). At most ``max_connections`` are served at once (or ``gate``'s cap, when
+    the caller wants to watch the gate); one more is closed at once and counted."""
+    gate = gate or ConnectionGate(name, max_connections)
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False)
     bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-    log.info("%s listening on %s:%d", name, host, bound)
+    log.info("%s listening on %s:%d (at most %d connections)", name, host, bound, gate.max_connections)
 
-    async def guarded(stream: anyio.abc.ByteStream) -> None:
+    async def guarded(stream: anyio.abc.SocketStream) -> None:
         conn = FramedConnection(stream, max_frame_len=max_frame_len, peer=peer_name(stream))
+        if not gate.admit(conn.peer):
+            await conn.aclose()
+            return
         try:
             await handle(conn)
         except FramingError as exc:
@@ -226,11 +309,13 @@ async def serve_tcp(
         except Exception:
             log.exception("%s: handler failed for %s; closing that connection only", name, conn.peer)
         finally:
+            gate.release()
             await conn.aclose()
 
     task_status.started(bound)
-    async with listener:
-        await listener.serve(guarded)
+    async with listener, anyio.create_task_group() as tg:
+        for one in listener.listeners:  # one per address family the host resolves to
+            tg.start_soon(functools.partial(accept_forever, one, guarded, tg, name=name))
 
 
 async def relay_frames(

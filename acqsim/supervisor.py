@@ -92,7 +92,18 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
     hsm, ledger, frontend = config.hsm, config.ledger, config.frontend
     return [
         ServiceSpec(
-            name="hsm", endpoint=hsm.listen, argv=(*python, "hsm", *_listen(hsm.listen), "--lmk", hsm.lmk, *traces)
+            name="hsm",
+            endpoint=hsm.listen,
+            argv=(
+                *python,
+                "hsm",
+                *_listen(hsm.listen),
+                "--lmk",
+                hsm.lmk,
+                "--max-connections",
+                str(hsm.max_connections),
+                *traces,
+            ),
         ),
         ServiceSpec(
             name="ledger",

@@ -140,7 +140,11 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "ledger")
-            bound = await tg.start(functools.partial(serve, host, port, service=service, trace=trace))
+            bound = await tg.start(
+                functools.partial(
+                    serve, host, port, service=service, trace=trace, max_connections=config.ledger.max_connections
+                )
+            )
             announce("ledger", host, bound)
 
     try:

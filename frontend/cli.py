@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         async with hsm, ledger, anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "frontend")
             frontend = Frontend(ctx, journal, hsm, ledger, trace=trace)
-            bound = await tg.start(functools.partial(serve, host, port, frontend=frontend))
+            bound = await tg.start(
+                functools.partial(serve, host, port, frontend=frontend, max_connections=config.frontend.max_connections)
+            )
             announce("frontend", host, bound)
 
     try:

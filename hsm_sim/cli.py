@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 
+from acqkit.netio import DEFAULT_MAX_CONNECTIONS
 from acqkit.runner import announce, run_service
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyParityError, KeyType, Lmk, encrypt_under_lmk
 from wire.paycrypto import CryptoInputError, key_check_value
@@ -21,6 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=1500)
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/hsm.jsonl")
+    parser.add_argument(
+        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, help="client connections open at once"
+    )
     parser.add_argument("--type", choices=[t.value for t in KeyType], help="encrypt-key: the key's type")
     parser.add_argument("--clear", help="encrypt-key: the clear TEST key, 32 hex characters")
 
@@ -53,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "hsm")
-            port = await tg.start(functools.partial(serve, args.host, args.port, lmk=lmk, trace=trace))
+            port = await tg.start(
+                functools.partial(
+                    serve, args.host, args.port, lmk=lmk, trace=trace, max_connections=args.max_connections
+                )
+            )
             print(f"HSM simulator, LMK check value {lmk.check_value}", flush=True)
             announce("hsm", args.host, port)
 

@@ -9,7 +9,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqkit.netio import FramedConnection, serve_tcp
+from acqkit.netio import DEFAULT_MAX_CONNECTIONS, FramedConnection, serve_tcp
 from hsm_sim.keys import Lmk
 from hsm_sim.processor import HsmProcessor
 from wire.trace import TraceWriter
@@ -31,6 +31,7 @@ async def serve(
     *,
     lmk: Lmk,
     trace: TraceWriter | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``trace`` (optional) records header, command and error code of each message —
@@ -50,4 +51,12 @@ async def serve(
             with anyio.fail_after(SEND_TIMEOUT_S):
                 await conn.send_many(answers)
 
-    await serve_tcp(host, port, handle, name="hsm", max_frame_len=MAX_FRAME_LEN, task_status=task_status)
+    await serve_tcp(
+        host,
+        port,
+        handle,
+        name="hsm",
+        max_frame_len=MAX_FRAME_LEN,
+        max_connections=max_connections,
+        task_status=task_status,
+    )

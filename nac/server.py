@@ -17,15 +17,15 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import anyio
 import anyio.abc
 
-from acqkit.netio import FramedConnection, connect, peer_name
+from acqkit.netio import FramedConnection, accept_forever, connect, peer_name
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
 from nac.limits import MAX_LINK_BUFFER_BYTES, NacLimits
 from nac.router import Router
@@ -37,8 +37,6 @@ log = logging.getLogger("acqsim.nac")
 
 #: Longest wait between two runs of the answer-timeout sweep (shorter when the answer timeout is short).
 EXPIRY_TICK_S: Final = 0.5
-#: After a failed accept (e.g. no file descriptor left) the listener waits this long before accepting again.
-ACCEPT_RETRY_S: Final = 0.5
 #: A status client gets its JSON document within this time or is dropped.
 STATUS_SEND_TIMEOUT_S: Final = 2.0
 
@@ -140,32 +138,12 @@ class NacServer:
             if status_listener is not None:
                 bound_status = status_listener.extra(anyio.abc.SocketAttribute.local_port)
                 for one in status_listener.listeners:
-                    tg.start_soon(self._accept_forever, one, self._answer_status, tg)
+                    tg.start_soon(functools.partial(accept_forever, one, self._answer_status, tg, name="nac status"))
             bound = listener.extra(anyio.abc.SocketAttribute.local_port)
             log.info("NAC listening on %s:%d (status port %s)", host, bound, bound_status)
             task_status.started(NacPorts(listen=bound, status=bound_status))
             for one in listener.listeners:  # one per address family the host resolves to
-                tg.start_soon(self._accept_forever, one, self._handle_terminal, tg)
-
-    async def _accept_forever(
-        self,
-        listener: anyio.abc.Listener[anyio.abc.SocketStream],
-        handler: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
-        tg: anyio.abc.TaskGroup,
-    ) -> None:
-        """Like ``Listener.serve``, but an accept error (out of file descriptors, say) pauses accepting
-        instead of ending the service."""
-        if not isinstance(listener, anyio.abc.SocketListener):
-            await listener.serve(handler, tg)  # not a TCP socket listener: no accept() to guard
-            return
-        while True:
-            try:
-                stream = await listener.accept()
-            except (OSError, anyio.BrokenResourceError) as exc:  # trio's backend reports EMFILE as broken
-                log.warning("accept failed (%r); retrying in %.1f s", exc.__cause__ or exc, ACCEPT_RETRY_S)
-                await anyio.sleep(ACCEPT_RETRY_S)
-                continue
-            tg.start_soon(handler, stream)
+                tg.start_soon(functools.partial(accept_forever, one, self._handle_terminal, tg, name="nac"))
 
     # -- terminals -----------------------------------------------------------------------------------------
 

@@ -58,3 +58,19 @@ def test_a_configuration_written_as_toml_reads_back_the_same(tmp_path: Path) -> 
         path = tmp_path / "written.toml"
         path.write_text(config_to_toml(config))
         assert load_config(path) == config
+
+
+def test_max_connections_per_service_round_trip_and_refuse_nonsense(tmp_path: Path) -> None:
+    from acqkit.config import config_from_mapping
+
+    config = config_from_mapping({"hsm": {"max_connections": 8}, "frontend": {"max_connections": 300}})
+    assert (config.hsm.max_connections, config.frontend.max_connections, config.ledger.max_connections) == (
+        8,
+        300,
+        1024,
+    )
+    path = tmp_path / "acqsim.toml"
+    path.write_text(config_to_toml(config), encoding="utf-8")
+    assert load_config(path).frontend.max_connections == 300
+    with pytest.raises(ConfigError, match=r"\[ledger\] max_connections"):
+        config_from_mapping({"ledger": {"max_connections": 0}})
