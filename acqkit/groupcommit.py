@@ -29,6 +29,17 @@ class CommitFailed(RuntimeError):
         self.cause = cause
 
 
+class CommitTimeout(TimeoutError):
+    """The batch holding this item was not durable within :data:`COMMIT_TIMEOUT_S`. Its write goes on (it may
+    still commit or fail): the item's outcome is *unknown*, and the caller must not guess it.
+
+    A ``TimeoutError``, so callers that already treat a hung commit as a timeout keep doing so.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}: commit not durable within {COMMIT_TIMEOUT_S:g} s: outcome unknown")
+
+
 class _Batch(Generic[Item, Result]):
     def __init__(self) -> None:
         self.items: list[Item] = []
@@ -69,8 +80,11 @@ class GroupCommit(Generic[Item, Result]):
         batch.items.append(item)
         index = len(batch.items) - 1
         self._wakeup.set()
-        with anyio.fail_after(COMMIT_TIMEOUT_S):
-            await batch.done.wait()
+        try:
+            with anyio.fail_after(COMMIT_TIMEOUT_S):
+                await batch.done.wait()
+        except TimeoutError:
+            raise CommitTimeout(self.what) from None
         result = batch.results[index]
         if isinstance(result, BaseException):
             raise result
