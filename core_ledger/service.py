@@ -23,7 +23,7 @@ import logging
 import anyio
 import anyio.abc
 
-from acqkit.groupcommit import CommitFailed, CommitTimeout, GroupCommit
+from acqkit.groupcommit import COMMIT_TIMEOUT_S, CommitFailed, CommitTimeout, GroupCommit
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.state import LedgerState
@@ -47,10 +47,12 @@ class OutcomeUnknown(RuntimeError):
 
 
 class LedgerService:
-    def __init__(self, store: LedgerStore, engine: LedgerEngine) -> None:
+    def __init__(self, store: LedgerStore, engine: LedgerEngine, *, commit_timeout: float = COMMIT_TIMEOUT_S) -> None:
         self.store = store
         self.engine = engine
-        self._commits: GroupCommit[Posting, None] = GroupCommit("ledger", self._commit, fail_stop=True)
+        self._commits: GroupCommit[Posting, None] = GroupCommit(
+            "ledger", self._commit, fail_stop=True, timeout=commit_timeout
+        )
         self.failure: BaseException | None = None
         self._stopped: anyio.Event | None = None  # made by run_flusher, on the event loop
 
