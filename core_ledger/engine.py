@@ -13,8 +13,10 @@ Rules (PROTOCOL.md §2, §3a; docs/ledger.md explains each):
   not match). Missing → 25, another card or terminal → 22, original in the wrong state → 12; a refund may be
   partial but the refunds never exceed the original (13); a completion may exceed its hold by at most
   ``completion_tolerance`` (13 beyond that).
-- Reversal: a transaction of its own (its own RRN) that applies the inverses of the original's effects and marks
-  it reversed. A reversal of an original never seen answers 00 and leaves a *tombstone* under the original's key
+- Reversal: a transaction of its own, keyed in its own space (``REV|`` + acquirer | RRN, since a reversal may
+  carry its original's RRN in 37 or one of its own), that applies the inverses of the original's effects and
+  marks it reversed; without field 56, a reversal whose 37 is a transaction of the same terminal, STAN and date
+  reverses that one. A reversal of an original never seen answers 00 and leaves a *tombstone* under the original's key
   (``acquirer|RRN``; without the RRN, under ``T|`` + its field-90 reference): if the original arrives later it
   is declined with 12 and posts nothing. Reversing twice is harmless (00, nothing more). A reversal of an
   original that was since voided, refunded (even partly), completed or cancelled answers 12: undo those first.
@@ -80,6 +82,9 @@ class Decision:
     repeat: bool = False
 
 
+#: Prefix of a reversal's key. A reversal may carry its original's RRN in 37 (common ISO 8583 practice, and what
+#: the front-end's timeout reversals do) or an RRN of its own; either way it must not collide with its original.
+REVERSAL_KEY_PREFIX: Final = "REV|"
 #: Prefix of a tombstone's key when the reversal did not name its original's RRN (an older client).
 TOMBSTONE_REF_PREFIX: Final = "T|"
 #: What a fingerprint holds, in order; a conflict names the parts that differ.
@@ -87,8 +92,9 @@ FINGERPRINT_PARTS: Final = ("op", "pan", "amount", "terminal", "target", "origin
 
 
 def request_key(request: LedgerRequest) -> str:
-    """The transaction key of ``request``: acquirer | RRN. A reversal has its own RRN, so its own key."""
-    return key_text(request.key)
+    """The transaction key of ``request``: acquirer | RRN, in the reversal key space for reversals."""
+    base = key_text(request.key)
+    return REVERSAL_KEY_PREFIX + base if request.op is LedgerOp.REVERSAL else base
 
 
 def request_ref(request: LedgerRequest) -> str:
@@ -233,6 +239,10 @@ class LedgerEngine:
         if original.rrn.strip():
             return self.state.txns.get(key_text((request.acquirer_id, original.rrn)))
         ref = original_ref(request, original)
+        if request.op is LedgerOp.REVERSAL:  # a reversal that carries its original's RRN in 37
+            same = self.state.txns.get(key_text(request.key))
+            if same is not None and same.ref and ref_day(same.ref) == ref_day(ref):
+                return same
         keys = self.state.by_ref.get(ref_day(ref), [])
         candidates = [self.state.txns[k] for k in keys if self.state.txns[k].op is not LedgerOp.REVERSAL]
         exact = [txn for txn in candidates if txn.ref == ref]

@@ -110,7 +110,23 @@ def test_a_reversal_has_its_own_key_and_repeats_safely() -> None:
     assert run(eng, reversal) is RC.APPROVED  # repeated: the first answer, nothing more
     assert balance(eng, GOOD) == start
     assert eng.state.txns[key_of(buy)].status is TxnStatus.REVERSED
-    assert eng.state.txns[key_of(reversal)].original == key_of(buy)
+    assert eng.state.txns["REV|" + key_of(reversal)].original == key_of(buy)
+
+
+def test_a_reversal_carrying_its_originals_rrn_reverses_that_one() -> None:
+    """ISO 8583 practice (and the front-end's timeout reversal): the 0400 echoes the original's 37; with no
+    field 56 it still finds the original of the right batch, and never collides with it."""
+    eng = engine()
+    start = balance(eng, GOOD)
+    older = request(Op.PURCHASE, GOOD, 300, stan="000009")
+    newer = request(Op.PURCHASE, GOOD, 500, stan="000009")
+    run(eng, older)
+    run(eng, newer)
+    reversal = request(Op.REVERSAL, GOOD, 300, stan=older.stan, rrn=older.rrn, original=older, by_rrn=False)
+    assert run(eng, reversal) is RC.APPROVED
+    assert eng.state.txns[key_of(older)].status is TxnStatus.REVERSED
+    assert eng.state.txns[key_of(newer)].status is TxnStatus.POSTED
+    assert balance(eng, GOOD) == start - 500
 
 
 @pytest.mark.parametrize("by_rrn", [True, False], ids=["by-rrn-56", "by-field-90"])
