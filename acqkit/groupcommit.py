@@ -29,6 +29,17 @@ class CommitFailed(RuntimeError):
         self.cause = cause
 
 
+class CommitTimeout(TimeoutError):
+    """The batch holding this item was not durable in time (:data:`COMMIT_TIMEOUT_S` by default). Its write goes
+    on (it may still commit or fail): the item's outcome is *unknown*, and the caller must not guess it.
+
+    A ``TimeoutError``, so callers that already treat a hung commit as a timeout keep doing so.
+    """
+
+    def __init__(self, what: str, timeout: float) -> None:
+        super().__init__(f"{what}: commit not durable within {timeout:g} s: outcome unknown")
+
+
 class _Batch(Generic[Item, Result]):
     def __init__(self) -> None:
         self.items: list[Item] = []
@@ -52,8 +63,10 @@ class GroupCommit(Generic[Item, Result]):
         commit: Callable[[list[Item]], Sequence[Result | BaseException]],
         *,
         fail_stop: bool = False,
+        timeout: float = COMMIT_TIMEOUT_S,
     ) -> None:
         self.what = what
+        self.timeout = timeout
         self._commit = commit
         self._fail_stop = fail_stop
         self._batch: _Batch[Item, Result] = _Batch()
@@ -69,8 +82,11 @@ class GroupCommit(Generic[Item, Result]):
         batch.items.append(item)
         index = len(batch.items) - 1
         self._wakeup.set()
-        with anyio.fail_after(COMMIT_TIMEOUT_S):
-            await batch.done.wait()
+        try:
+            with anyio.fail_after(self.timeout):
+                await batch.done.wait()
+        except TimeoutError:
+            raise CommitTimeout(self.what, self.timeout) from None
         result = batch.results[index]
         if isinstance(result, BaseException):
             raise result

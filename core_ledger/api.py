@@ -4,8 +4,10 @@ The front-end speaks to the ledger only through :class:`LedgerRequest` / :class:
 ``core_ledger.client.LedgerClient``); ``core_ledger.hostlink`` maps them to and from ISO 8583:1987 ASCII host
 link messages (PROTOCOL.md §2), so neither side repeats the field layout.
 
-The ledger's idempotency key is (acquirer id 32, terminal id 41, STAN 11, local date 13): a repeat of a key
-gets the first answer back and never posts twice.
+The ledger's idempotency key is (acquirer id 32, RRN 37): the RRN is the front-end's own transaction id, unique
+across its restarts, so the key names the transaction itself. A repeat of a key with the same content gets the
+first answer back and never posts twice; the same key with other content is refused (94). A STAN reused in a new
+batch (a reset terminal) comes with a new RRN, so it is a new transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class LedgerOp(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class OriginalRef:
-    """Names an earlier transaction of the same terminal by its ledger key (host field 90)."""
+    """Names an earlier transaction of the same terminal: by its RRN (host field 56) when known, else by its
+    STAN, local date and time (host field 90, the fallback for clients that do not send the RRN)."""
 
     mti: str  # the original's host-link MTI, e.g. "0200"
     stan: str  # 6 digits
@@ -60,13 +63,13 @@ class LedgerRequest:
     pos_entry_mode: str | None = None  # 22
     condition_code: str = "00"  # 25
     auth_code: str | None = None  # 38: the pre-authorisation's code for cancel / completion
-    original: OriginalRef | None = None  # 90: void, refund, cancel, completion (void), reversal
+    original: OriginalRef | None = None  # 56 (its RRN) and 90: void, refund, cancel, completion (void), reversal
     target_pan: str | None = None  # 48: transfer target
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        """The idempotency key (32, 41, 11, 13)."""
-        return (self.acquirer_id, self.terminal_id, self.stan, self.local_date)
+    def key(self) -> tuple[str, str]:
+        """The idempotency key (32, 37): the acquirer and the front-end's transaction id."""
+        return (self.acquirer_id, self.rrn)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

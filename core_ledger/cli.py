@@ -7,7 +7,9 @@ acqsim ledger statement PAN --db …
 acqsim ledger check --db …                               every invariant over the whole store; exit 1 if any fails
 acqsim ledger settle --db … --date YYYYMMDD --out FILE   close the business day, write the clearing report CSV
 
-Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used.
+Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used, 74 (EXIT_FAIL_STOP,
+sysexits' EX_IOERR) serve stopped because a commit failed or hung: restart it (the supervisor does), it reloads
+exactly the committed state from the store.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import functools
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Final
 
 import anyio
 
@@ -24,11 +27,15 @@ from acqkit.config import AcqsimConfig, load_config
 from acqkit.runner import announce, run_service
 from core_ledger.check import check_store
 from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE
+from core_ledger.service import LedgerFailStop
 from core_ledger.settlement import plan_settlement, report_csv
 from core_ledger.setup import open_service, open_store
 from core_ledger.store import LedgerStore, StoreError
 from wire.masking import mask_pan
 from wire.trace import TraceWriter
+
+#: ``acqsim ledger serve`` stopped on a failed or hung commit (sysexits EX_IOERR): restart it from the store.
+EXIT_FAIL_STOP: Final = 74
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -137,17 +144,25 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
     host = args.host or config.ledger.listen.host
     port = config.ledger.listen.port if args.port is None else args.port
 
+    stopped: list[LedgerFailStop] = []
+
     async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            trace = TraceWriter(args.trace_dir, "ledger")
-            bound = await tg.start(
-                functools.partial(
+        try:
+            async with anyio.create_task_group() as tg:
+                trace = TraceWriter(args.trace_dir, "ledger")
+                serving = functools.partial(
                     serve, host, port, service=service, trace=trace, max_connections=config.ledger.max_connections
                 )
-            )
-            announce("ledger", host, bound)
+                bound = await tg.start(serving)
+                announce("ledger", host, bound)
+        except* LedgerFailStop as group:
+            stopped.extend(e for e in group.exceptions if isinstance(e, LedgerFailStop))
 
     try:
-        return run_service(main)
+        code = run_service(main)
     finally:
         service.store.close()
+    if stopped:
+        print(f"acqsim ledger: {stopped[0]}; exiting for a restart from the store", file=sys.stderr)
+        return EXIT_FAIL_STOP
+    return code

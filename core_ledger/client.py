@@ -1,7 +1,7 @@
 """anyio client of the core ledger for the front-end: ``submit(LedgerRequest) -> LedgerAnswer``.
 
 One TCP connection carries many requests at once (:class:`acqkit.multiplex.MultiplexedLink`): each answer is
-matched to its request by the host-link match key (MTI class, 32, 41, 11, 13; see
+matched to its request by the host-link match key (MTI class, 32, 37: the transaction itself; see
 :func:`core_ledger.hostlink.match_key`).
 
 Errors (both ``LedgerError``):
@@ -31,7 +31,7 @@ from wire.errors import FramingError, MessageDecodeError
 #: Default time for one request, connecting included.
 LEDGER_TIMEOUT_S: Final = 5.0
 
-MatchKey = tuple[str, str, str, str, str]
+MatchKey = tuple[str, str, str]
 
 
 class LedgerError(Exception):
@@ -52,15 +52,7 @@ def _decode_answer(payload: bytes) -> tuple[MatchKey, LedgerAnswer]:
         answer = answer_from_fields(fields)
     except MessageDecodeError as exc:
         raise FramingError(f"undecodable answer from the ledger: {exc}", kind="undecodable") from None
-    return _answer_key(fields), answer
-
-
-def _request_key(fields: dict[str, str]) -> MatchKey:
-    return (fields["t"][:2], *match_key(fields))
-
-
-def _answer_key(fields: dict[str, str]) -> MatchKey:
-    return (fields.get("t", "")[:2], *match_key(fields))
+    return match_key(fields), answer
 
 
 class LedgerClient:
@@ -91,7 +83,7 @@ class LedgerClient:
         that is safe because the ledger answers a repeated key with its first answer and never posts twice.
         """
         fields = request_fields(request)
-        key = _request_key(fields)
+        key = match_key(fields)
         try:
             with anyio.fail_after(self.timeout if timeout is None else timeout):
                 [answer] = await self._peer.exchange_many([(key, encode_host(fields))])

@@ -1,20 +1,25 @@
 """The ledger's decisions: one request in, an answer and the effects to apply out. No I/O.
 
 Rules (PROTOCOL.md §2, §3a; docs/ledger.md explains each):
-- Idempotency key (32, 41, 11, 13). A repeat of a key with the same content gets the first answer back and
-  posts nothing; the same key with other content (PAN, amount, operation) answers 94.
+- Idempotency key (32, 37): the acquirer and the RRN, the front-end's own transaction id. A repeat of a key with
+  the same content (operation, PAN, amount, terminal, target, original) gets the first answer back and posts
+  nothing; the same key with other content answers 94, logs a WARNING naming what differs and counts it in
+  ``LedgerEngine.conflicts``. A STAN reused in a new batch comes with a new RRN: a new transaction.
 - Card checks, in order: unknown PAN 14, lost 41, stolen 43, blocked/restricted 62, expired 54 (card expiry
   before the current month, or field 14 present and not the card's expiry).
 - Amounts must be positive (13); debits beyond the available balance 51; beyond the card's daily limit 61.
-- Void, refund, cancel, completion and completion void name their original (field 90); missing → 25,
-  another card or terminal → 22, original in the wrong state → 12; a refund may be partial but the refunds
-  never exceed the original (13); a completion may exceed its hold by at most ``completion_tolerance``
-  (13 beyond that).
-- Reversal: applies the inverses of the original's effects and marks it reversed. A reversal of an original
-  never seen answers 00 and leaves a *tombstone* under the original's key: if the original arrives later it
+- Void, refund, cancel, completion and completion void name their original: by its RRN (host field 56) when
+  given, else by field 90 (STAN, local date, time; the latest such transaction of the terminal if its time does
+  not match). Missing → 25, another card or terminal → 22, original in the wrong state → 12; a refund may be
+  partial but the refunds never exceed the original (13); a completion may exceed its hold by at most
+  ``completion_tolerance`` (13 beyond that).
+- Reversal: a transaction of its own, keyed in its own space (``REV|`` + acquirer | RRN, since a reversal may
+  carry its original's RRN in 37 or one of its own), that applies the inverses of the original's effects and
+  marks it reversed; without field 56, a reversal whose 37 is a transaction of the same terminal, STAN and date
+  reverses that one. A reversal of an original never seen answers 00 and leaves a *tombstone* under the original's key
+  (``acquirer|RRN``; without the RRN, under ``T|`` + its field-90 reference): if the original arrives later it
   is declined with 12 and posts nothing. Reversing twice is harmless (00, nothing more). A reversal of an
   original that was since voided, refunded (even partly), completed or cancelled answers 12: undo those first.
-  Reversals live in their own key space (``REV|`` + key), because a POS reversal carries its original's STAN.
 - Business date: the request's MMDD (field 13) in the year that puts it closest to the clock's date, so a
   request dated 1231 that arrives on 1 January belongs to the old year.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
@@ -41,9 +47,14 @@ from core_ledger.model import (
     Txn,
     TxnStatus,
     key_text,
+    ref_day,
+    ref_text,
 )
 from core_ledger.state import LedgerState
 from wire.constants import ResponseCode
+from wire.masking import mask_pan
+
+log = logging.getLogger("acqsim.ledger")
 
 RC = ResponseCode
 #: A completion may exceed its pre-authorisation by this fraction (15 %).
@@ -71,14 +82,24 @@ class Decision:
     repeat: bool = False
 
 
-#: Prefix of a reversal's own transaction key (its STAN may be its original's).
+#: Prefix of a reversal's key. A reversal may carry its original's RRN in 37 (common ISO 8583 practice, and what
+#: the front-end's timeout reversals do) or an RRN of its own; either way it must not collide with its original.
 REVERSAL_KEY_PREFIX: Final = "REV|"
+#: Prefix of a tombstone's key when the reversal did not name its original's RRN (an older client).
+TOMBSTONE_REF_PREFIX: Final = "T|"
+#: What a fingerprint holds, in order; a conflict names the parts that differ.
+FINGERPRINT_PARTS: Final = ("op", "pan", "amount", "terminal", "target", "original")
 
 
 def request_key(request: LedgerRequest) -> str:
-    """The transaction key of ``request``: its idempotency key, in the reversal key space for reversals."""
+    """The transaction key of ``request``: acquirer | RRN, in the reversal key space for reversals."""
     base = key_text(request.key)
     return REVERSAL_KEY_PREFIX + base if request.op is LedgerOp.REVERSAL else base
+
+
+def request_ref(request: LedgerRequest) -> str:
+    """The field-90 reference a later request may name ``request`` by."""
+    return ref_text((request.acquirer_id, request.terminal_id, request.stan, request.local_date, request.local_time))
 
 
 def business_date(local_date: str, now: dt.datetime) -> str:
@@ -100,18 +121,27 @@ def _business_date_on(local_date: str, today: dt.date) -> str:
     return min(candidates)[1].strftime("%Y%m%d")
 
 
-def original_key(request: LedgerRequest, original: OriginalRef) -> str:
-    """The original's key: same terminal; field 90 carries the acquirer as n11, so leading zeros may differ."""
-    acquirer = original.acquirer_id
-    if acquirer.lstrip("0") == request.acquirer_id.lstrip("0"):
-        acquirer = request.acquirer_id
-    return key_text((acquirer, request.terminal_id, original.stan, original.local_date))
+def original_ref(request: LedgerRequest, original: OriginalRef) -> str:
+    """The field-90 reference of ``original`` (same terminal as ``request``)."""
+    return ref_text(
+        (original.acquirer_id, request.terminal_id, original.stan, original.local_date, original.local_time)
+    )
 
 
 def fingerprint(request: LedgerRequest) -> str:
+    """The content a repeat of the key must match (the parts of :data:`FINGERPRINT_PARTS`, ``;``-separated)."""
     original = request.original
-    ref = f"{original.stan}/{original.local_date}" if original else ""
-    return f"{request.op}:{request.pan}:{request.amount}:{request.target_pan or ''}:{ref}"
+    ref = (original.rrn or f"{original.stan}/{original.local_date}") if original else ""
+    parts = (request.op, request.pan, str(request.amount), request.terminal_id, request.target_pan or "", ref)
+    return ";".join(parts)
+
+
+def fingerprint_diff(first: str, repeat: str) -> list[str]:
+    """The names of the parts in which two fingerprints differ."""
+    a, b = first.split(";"), repeat.split(";")
+    if len(a) != len(FINGERPRINT_PARTS) or len(b) != len(FINGERPRINT_PARTS):
+        return ["content"]
+    return [name for name, x, y in zip(FINGERPRINT_PARTS, a, b, strict=True) if x != y]
 
 
 def _valid_date(local_date: str) -> bool:
@@ -130,6 +160,8 @@ class LedgerEngine:
         self.clock = clock
         self.completion_tolerance = completion_tolerance
         self._auth_counter = len(state.txns)
+        #: Requests refused with 94: a known key with other content.
+        self.conflicts = 0
 
     # --- entry point -------------------------------------------------------------------------------------
 
@@ -138,13 +170,15 @@ class LedgerEngine:
         :meth:`commit`) before deciding the next request. Never raises for bad input."""
         if not _valid_date(request.local_date):
             return self._declined(request, RC.FORMAT_ERROR, record=False)
+        if not request.rrn.strip():
+            return self._declined(request, RC.FORMAT_ERROR, record=False)  # no key, no exactly-once
         key = request_key(request)
         known = self.state.txns.get(key)
         if known is not None and known.status is not TxnStatus.TOMBSTONE:
             if known.fingerprint == fingerprint(request):
                 return Decision(answer=known.answer, records=(), effects=(), repeat=True)
-            return self._declined(request, RC.DUPLICATE, record=False)
-        if known is not None:
+            return self._conflict(request, known)
+        if known is not None or TOMBSTONE_REF_PREFIX + request_ref(request) in self.state.txns:
             return self._declined(request, RC.INVALID_TRANSACTION, record=False)  # reversed before it arrived
         try:
             return self._decide(request, key)
@@ -153,8 +187,23 @@ class LedgerEngine:
 
     def commit(self, decision: Decision) -> None:
         for record in decision.records:
-            self.state.txns[record.key] = record
+            self.state.add_txn(record)
         self.state.apply(decision.effects)
+
+    def _conflict(self, request: LedgerRequest, known: Txn) -> Decision:
+        """A known key with other content: refused loudly (94), never answered from the first."""
+        self.conflicts += 1
+        differs = ", ".join(fingerprint_diff(known.fingerprint, fingerprint(request)))
+        log.warning(
+            "key conflict: acquirer %s RRN %s already used by %s on %s; this %s differs in %s; refused 94",
+            request.acquirer_id,
+            request.rrn,
+            known.op,
+            mask_pan(known.pan),
+            request.op,
+            differs,
+        )
+        return self._declined(request, RC.DUPLICATE, record=False)
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -184,10 +233,25 @@ class LedgerEngine:
         if limit is not None and used + amount > limit:
             raise Decline(RC.EXCEEDS_AMOUNT_LIMIT)
 
+    def _find_original(self, request: LedgerRequest, original: OriginalRef) -> Txn | None:
+        """The original by its RRN (host field 56); without it, by field 90 (older clients): the transaction of
+        that terminal, STAN and date whose time matches, else the latest of them."""
+        if original.rrn.strip():
+            return self.state.txns.get(key_text((request.acquirer_id, original.rrn)))
+        ref = original_ref(request, original)
+        if request.op is LedgerOp.REVERSAL:  # a reversal that carries its original's RRN in 37
+            same = self.state.txns.get(key_text(request.key))
+            if same is not None and same.ref and ref_day(same.ref) == ref_day(ref):
+                return same
+        keys = self.state.by_ref.get(ref_day(ref), [])
+        candidates = [self.state.txns[k] for k in keys if self.state.txns[k].op is not LedgerOp.REVERSAL]
+        exact = [txn for txn in candidates if txn.ref == ref]
+        return (exact or candidates)[-1] if candidates else None
+
     def _original(self, request: LedgerRequest, *, ops: tuple[LedgerOp, ...]) -> Txn:
         if request.original is None:
             raise Decline(RC.FORMAT_ERROR)
-        txn = self.state.txns.get(original_key(request, request.original))
+        txn = self._find_original(request, request.original)
         if txn is None or txn.status in (TxnStatus.DECLINED, TxnStatus.TOMBSTONE) or txn.op not in ops:
             raise Decline(RC.ORIGINAL_NOT_FOUND)
         if txn.pan != request.pan or txn.terminal_id != request.terminal_id:
@@ -248,6 +312,7 @@ class LedgerEngine:
             business_date=self._business_date(request),
             rrn=request.rrn,
             fingerprint=fingerprint(request),
+            ref=request_ref(request),
             answer=answer,
             status=status,
             original=original,
@@ -413,24 +478,28 @@ class LedgerEngine:
     def _reversal(self, request: LedgerRequest, key: str) -> Decision:
         if request.original is None:
             raise Decline(RC.FORMAT_ERROR)
-        target_key = original_key(request, request.original)
-        original = self.state.txns.get(target_key)
+        original = self._find_original(request, request.original)
         account_id = self.state.cards[request.pan].account_id if request.pan in self.state.cards else None
         if original is None:
             # Never seen: remember it so that a late original is refused (a tombstone).
+            if request.original.rrn.strip():
+                target_key = key_text((request.acquirer_id, request.original.rrn))
+            else:
+                target_key = TOMBSTONE_REF_PREFIX + original_ref(request, request.original)
             answer = LedgerAnswer(response_code=RC.APPROVED, rrn=request.rrn, currency=request.currency)
             tombstone = dataclasses.replace(
                 self._record(request, target_key, answer, TxnStatus.TOMBSTONE, ()),
                 fingerprint="tombstone",
+                ref="",
             )
             reversal = self._record(request, key, answer, TxnStatus.POSTED, (), original=target_key)
             return Decision(answer=answer, records=(tombstone, reversal), effects=())
         if original.status in (TxnStatus.REVERSED, TxnStatus.DECLINED, TxnStatus.TOMBSTONE):
-            return self._approved(request, key, account_id, (), original=target_key, auth=False)
-        if original.pan != request.pan:
+            return self._approved(request, key, account_id, (), original=original.key, auth=False)
+        if original.pan != request.pan or original.terminal_id != request.terminal_id:
             raise Decline(RC.ORIGINAL_MISMATCH)
         if original.status not in (TxnStatus.POSTED, TxnStatus.HELD) or original.refunded:
             raise Decline(RC.INVALID_TRANSACTION)  # voided / refunded / completed / cancelled: undo those first
         inverse = tuple(e.inverse() for e in reversed(original.effects))
         effects = (*inverse, StatusChange(original.key, original.status, TxnStatus.REVERSED))
-        return self._approved(request, key, account_id, effects, original=target_key, auth=False)
+        return self._approved(request, key, account_id, effects, original=original.key, auth=False)

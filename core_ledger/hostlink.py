@@ -9,14 +9,19 @@ Requests — MTI / 3 / 25 per operation (the ledger reads the operation back fro
     transfer                 0200 400000 00      reversal            0400 000000 00
 
 Fields: 2 PAN, 3, 4 amount (n12), 7 transmission MMDDhhmmss, 11 STAN, 12 hhmmss, 13 MMDD, 14 expiry, 22, 25,
-32 acquirer, 37 RRN, 38 pre-auth code (cancel / completion), 41, 42, 48 target PAN (transfer), 49, and 90 on
-requests that name an original: original MTI n4 ‖ STAN n6 ‖ MMDDhhmmss n10 ‖ acquirer n11 ‖ forwarding n11
-(zeros). Answers: MTI + 10, the request's 2/3/4/11/12/13/32/41 echoed, 37, 38 when authorised, 39, and 54
-with the ledger balance (amount type 01) and the available balance (02) in ISO additional-amount format.
+32 acquirer, 37 RRN (the front-end's transaction id: with 32, the ledger's idempotency key), 38 pre-auth code
+(cancel / completion), 41, 42, 48 target PAN (transfer), 49, and on requests that name an original: 56 the
+original's RRN (an12, LLLVAR; ISO 8583:1993 puts "original data elements" in 56, and the ledger finds the
+original by it) and 90 for information and for older clients that do not send 56: original MTI n4 ‖ STAN n6 ‖
+MMDDhhmmss n10 ‖ acquirer n11 ‖ forwarding n11 (zeros). Answers: MTI + 10, the request's
+2/3/4/11/12/13/32/37/41 echoed (37 as the ledger's answer), 38 when authorised, 39, and 54 with the ledger
+balance (amount type 01) and the available balance (02) in ISO additional-amount format. An answer is matched
+to its request by MTI class, 32 and 37 (:func:`match_key`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final
 
 from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
@@ -41,6 +46,10 @@ ROUTES: Final[dict[LedgerOp, tuple[str, str, str]]] = {
     LedgerOp.REVERSAL: (Mti.REVERSAL, PC.PURCHASE, CC.NORMAL),
 }
 _OPS_BY_ROUTE: Final = {route: op for op, route in ROUTES.items()}
+#: The host field carrying the original's RRN on requests that name an original.
+ORIGINAL_RRN_FIELD: Final = "56"
+#: An RRN is an12 (field 37).
+RRN_LEN: Final = 12
 #: A completion advice (offline completion, 0220 000000 06) posts like a completion.
 _OPS_BY_ROUTE[(Mti.ADVICE, PC.PURCHASE, CC.PREAUTH)] = LedgerOp.PREAUTH_COMPLETION
 
@@ -87,6 +96,8 @@ def request_fields(request: LedgerRequest) -> Fields:
     fields.update({k: v for k, v in optional.items() if v})
     if request.original is not None:
         fields["90"] = _encode_original(request.original)
+        if request.original.rrn.strip():
+            fields[ORIGINAL_RRN_FIELD] = request.original.rrn
     return fields
 
 
@@ -94,6 +105,18 @@ def _need(fields: Fields, key: str) -> str:
     if key not in fields:
         raise MessageDecodeError("mandatory field missing", field=key)
     return fields[key]
+
+
+def _decode_original_ref(fields: Fields) -> OriginalRef | None:
+    if "90" not in fields:
+        if ORIGINAL_RRN_FIELD in fields:
+            raise MessageDecodeError("field 56 (original RRN) without field 90", field=ORIGINAL_RRN_FIELD)
+        return None
+    original = _decode_original(fields["90"])
+    rrn = fields.get(ORIGINAL_RRN_FIELD, "")
+    if rrn and len(rrn) != RRN_LEN:
+        raise MessageDecodeError(f"original RRN must be {RRN_LEN} characters", field=ORIGINAL_RRN_FIELD)
+    return dataclasses.replace(original, rrn=rrn)
 
 
 def request_from_fields(fields: Fields) -> LedgerRequest:
@@ -117,14 +140,14 @@ def request_from_fields(fields: Fields) -> LedgerRequest:
         local_date=_need(fields, "13"),
         transmission=fields.get("7", ""),
         pan=_need(fields, "2"),
-        rrn=fields.get("37", " " * 12),
+        rrn=_need(fields, "37"),
         amount=int(amount),
         currency=fields.get("49", "156"),
         expiry=fields.get("14"),
         pos_entry_mode=fields.get("22"),
         condition_code=fields.get("25", CC.NORMAL),
         auth_code=fields.get("38"),
-        original=_decode_original(fields["90"]) if "90" in fields else None,
+        original=_decode_original_ref(fields),
         target_pan=fields.get("48"),
     )
 
@@ -176,6 +199,6 @@ def answer_from_fields(fields: Fields) -> LedgerAnswer:
     )
 
 
-def match_key(fields: Fields) -> tuple[str, str, str, str]:
-    """What pairs an answer with its request on a shared connection: 32, 41, 11, 13."""
-    return (fields.get("32", ""), fields.get("41", ""), fields.get("11", ""), fields.get("13", ""))
+def match_key(fields: Fields) -> tuple[str, str, str]:
+    """What pairs an answer with its request on a shared connection: MTI class, 32, 37 — the transaction."""
+    return (fields.get("t", "")[:2], fields.get("32", ""), fields.get("37", ""))

@@ -57,16 +57,24 @@ CLEARING_ACCOUNT: Final = "ACQ-CLEARING"
 FEE_ACCOUNT: Final = "ACQ-FEES"
 EQUITY_ACCOUNT: Final = "BANK-EQUITY"
 
-TxnKey = tuple[str, str, str, str]  # (acquirer 32, terminal 41, STAN 11, local date 13)
+TxnKey = tuple[str, str]  # (acquirer 32, RRN 37): the idempotency key
+#: (acquirer 32, terminal 41, STAN 11, local date 13, local time 12): what field 90 can name an original by.
+TxnRef = tuple[str, str, str, str, str]
 
 
 def key_text(key: TxnKey) -> str:
     return "|".join(key)
 
 
-def key_from_text(text: str) -> TxnKey:
-    a, t, s, d = text.split("|")
-    return (a, t, s, d)
+def ref_text(ref: TxnRef) -> str:
+    """A transaction's field-90 reference as stored; the acquirer without leading zeros (90 carries it as n11)."""
+    acquirer, *rest = ref
+    return "|".join((acquirer.lstrip("0") or "0", *rest))
+
+
+def ref_day(ref: str) -> str:
+    """A field-90 reference without its time: what the fallback index is keyed by."""
+    return ref.rsplit("|", 1)[0]
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -180,3 +188,6 @@ class Txn:
     refunded: int = 0
     effects: tuple[Effect, ...] = ()
     settled: bool = False
+    #: The field-90 reference (:func:`ref_text`): how an older client, which does not send the original's RRN,
+    #: names this transaction. Empty for the bank's own bookings.
+    ref: str = ""

@@ -1,9 +1,10 @@
 """PostgreSQL backend (psycopg 3): the same interface and tables as the SQLite store.
 
-A ``commit`` is one PostgreSQL transaction; with the server's default ``synchronous_commit=on`` it returns
-only once the WAL record is flushed, so the group commit of :mod:`core_ledger.service` shares one flush
-among all requests of a batch. One connection, guarded by a lock: the ledger has a single writer by design.
-Calls are blocking: the server runs them in a worker thread.
+A ``commit`` is one PostgreSQL transaction; every session sets ``synchronous_commit = on`` itself
+(:data:`SESSION_OPTIONS`, whatever the server's default), so a commit returns only once its WAL record is
+flushed to disk (:meth:`PostgresStore.setting` shows it); the group commit of :mod:`core_ledger.service`
+shares one flush among all requests of a batch. One connection, guarded by a lock: the ledger has a single
+writer by design. Calls are blocking: the server runs them in a worker thread.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from core_ledger.model import (
 )
 from core_ledger.state import LedgerState
 from core_ledger.store import (
+    TXN_COLUMN_COUNT,
     TXN_COLUMNS,
     Posting,
     StoredEntry,
     StoreError,
     account_deltas,
+    check_schema,
     entry_owner,
     rebuild_daily_usage,
     txn_from_row,
@@ -41,6 +44,8 @@ from core_ledger.store import (
 
 #: Longest a connection attempt may take.
 CONNECT_TIMEOUT_S: Final = 10
+#: Set on every ledger session: a commit is durable (WAL flushed) before the ledger answers.
+SESSION_OPTIONS: Final = "-c synchronous_commit=on"
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -54,7 +59,7 @@ SCHEMA: Final = (
     pan TEXT NOT NULL, amount BIGINT NOT NULL, terminal_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
     business_date TEXT NOT NULL, rrn TEXT NOT NULL, fingerprint TEXT NOT NULL, answer TEXT NOT NULL,
     status TEXT NOT NULL, original TEXT, auth_code TEXT, refunded BIGINT NOT NULL, effects TEXT NOT NULL,
-    settled INTEGER NOT NULL)""",
+    settled INTEGER NOT NULL, ref TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS entries (seq BIGSERIAL PRIMARY KEY, txn_key TEXT NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts, amount BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id)",
@@ -66,18 +71,33 @@ class PostgresStore:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self._db = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+            self._db = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS)
             with self._db.transaction():
                 # Two ledgers creating the schema at once must not collide: serialise on an advisory lock.
                 self._db.execute("SELECT pg_advisory_xact_lock(8583)")
+                columns = self._rows(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = 'txns'"
+                )
+                check_schema(_safe(url), [str(row[0]) for row in columns])
                 for statement in SCHEMA:
                     self._db.execute(statement)
+        except StoreError:
+            self._db.close()
+            raise
         except psycopg.Error as exc:
             raise StoreError(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._db.close()
+
+    def setting(self, name: str) -> str:
+        """A run-time setting of the ledger's session (``SHOW``), e.g. ``synchronous_commit``."""
+        with self._lock:
+            row = self._db.execute("SELECT current_setting(%s)", (name,)).fetchone()
+            self._db.commit()
+        return str(row[0]) if row else ""
 
     def load(self) -> LedgerState:
         with self._lock:
@@ -122,7 +142,7 @@ class PostgresStore:
             )
         for row in self._rows(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608 - constant columns
             txn = txn_from_row(row)
-            state.txns[txn.key] = txn
+            state.add_txn(txn)
         for owner, account_id, amount in self._rows("SELECT owner, account_id, amount FROM holds"):
             state.holds[owner] = (account_id, int(amount))
         rebuild_daily_usage(state)
@@ -151,7 +171,7 @@ class PostgresStore:
             )
 
     def commit(self, batch: Sequence[Posting], *, settled: Sequence[str] = ()) -> None:
-        placeholders = ", ".join(["%s"] * 16)
+        placeholders = ", ".join(["%s"] * TXN_COLUMN_COUNT)
         with self._lock:
             try:
                 # Pipeline mode: the batch's statements go out without waiting for each reply (one round trip

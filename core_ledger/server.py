@@ -2,15 +2,21 @@
 
 Each connection is served in its own task, and each request on it in its own task too (up to
 ``MAX_IN_FLIGHT_PER_CONNECTION`` at once), so requests pipelined on one connection share a group commit;
-answers go back as they become durable, not in request order (the client matches them by MTI class, 32, 41,
-11, 13). A frame that does not decode as ISO 8583 closes that connection once its requests in flight are
-answered (the stream cannot be trusted); a message that decodes but lacks what the operation needs is
-answered 30 (format error).
+answers go back as they become durable, not in request order (the client matches them by MTI class, 32, 37).
+
+A bad message costs only itself: one that decodes but lacks what the operation needs is answered 30 (format
+error); one that does not decode is answered 30 too when its MTI, 32 and 37 could be read (they come before
+the bad field), else dropped with a WARNING naming the field and offset. Either way the connection and every
+other request on it carry on. Only a framing error (the length prefix: the stream is out of step) closes it.
+
+Fail-stop: once the service fails (:class:`core_ledger.service.LedgerFailStop`), requests in flight get their
+96 for up to ``FAIL_STOP_DRAIN_S``, then :func:`serve` raises ``LedgerFailStop`` and the process exits.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import Final
 
@@ -18,12 +24,12 @@ import anyio
 import anyio.abc
 
 from acqkit.netio import DEFAULT_MAX_CONNECTIONS, FramedConnection, acquire_slot, serve_tcp
-from core_ledger.api import LedgerAnswer
+from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
-from core_ledger.service import LedgerService
+from core_ledger.service import LedgerFailStop, LedgerService, OutcomeUnknown
 from core_ledger.store import LedgerStore
-from wire.codec import Fields, decode_host, encode_host
+from wire.codec import Fields, decode_host_partial, encode_host
 from wire.constants import ResponseCode
 from wire.errors import MessageDecodeError, MessageEncodeError
 from wire.trace import TraceWriter, correlation_id
@@ -36,6 +42,32 @@ IDLE_TIMEOUT_S: Final = 600.0
 SEND_TIMEOUT_S: Final = 10.0
 #: Requests one connection may have in flight; the reader waits for a free slot before reading more.
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
+#: After a fail-stop, how long requests in flight may take to get their 96 before the server ends.
+FAIL_STOP_DRAIN_S: Final = 2.0
+#: What a bad message needs for a 30 answer the client can match: its MTI, 32 and 37.
+_MATCH_FIELDS: Final = ("t", "32", "37")
+
+
+class _InFlight:
+    """Counts requests being answered, so that a fail-stop can wait for their answers to go out."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        if self.count == 0:
+            self._idle = anyio.Event()
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
 
 
 def _encode_answer(fields: Fields, answer: LedgerAnswer) -> bytes:
@@ -46,6 +78,14 @@ def _encode_answer(fields: Fields, answer: LedgerAnswer) -> bytes:
     except (MessageEncodeError, MessageDecodeError) as exc:
         log.warning("answer without field 54: %s", exc)
         return encode_host(answer_fields(fields, dataclasses.replace(answer, balance=None, available=None)))
+
+
+def _request_or_none(conn: FramedConnection, fields: Fields) -> LedgerRequest | None:
+    try:
+        return request_from_fields(fields)
+    except (MessageDecodeError, ValueError) as exc:
+        log.info("format error from %s: %s", conn.peer, exc)
+        return None
 
 
 async def serve(
@@ -60,7 +100,8 @@ async def serve(
 ) -> None:
     """Serve the host link on ``host:port`` until cancelled; ``task_status.started(port)`` gives the bound port.
 
-    Pass a ready ``service``, or a ``store`` (the service is then built over what the store holds).
+    Pass a ready ``service``, or a ``store`` (the service is then built over what the store holds). Raises
+    :class:`LedgerFailStop` once the service has failed (a commit failed or hung) and its answers are out.
     """
     if (service is None) == (store is None):
         raise TypeError("serve() needs exactly one of service= or store=")
@@ -70,16 +111,22 @@ async def serve(
         service = LedgerService(store, LedgerEngine(loaded))
     ledger = service
     tracer = trace if trace is not None and trace.enabled else None
+    in_flight = _InFlight()
 
-    async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore) -> None:
+    async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore, bad: bool) -> None:
+        in_flight.enter()
         try:
-            try:
-                request = request_from_fields(fields)
-            except (MessageDecodeError, ValueError) as exc:
-                log.info("format error from %s: %s", conn.peer, exc)
+            request = None if bad else _request_or_none(conn, fields)  # a bad one was logged with field, offset
+            if request is None:
                 answer = LedgerAnswer(response_code=ResponseCode.FORMAT_ERROR, rrn=fields.get("37", " " * 12))
             else:
-                answer = await ledger.submit(request)
+                try:
+                    answer = await ledger.submit(request)
+                except OutcomeUnknown:
+                    log.error(  # noqa: TRY400 - no payload
+                        "no answer to %s: its commit did not finish in time (outcome unknown)", conn.peer
+                    )
+                    return
             encoded = _encode_answer(fields, answer)
             if tracer is not None:
                 cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
@@ -94,6 +141,7 @@ async def serve(
             with anyio.fail_after(SEND_TIMEOUT_S):
                 await conn.send(encoded)
         finally:
+            in_flight.leave()
             slot.release()
 
     async def handle(conn: FramedConnection) -> None:
@@ -104,16 +152,25 @@ async def serve(
                 payload = await conn.receive(IDLE_TIMEOUT_S)
                 if payload is None:
                     return
-                try:
-                    fields = decode_host(payload)
-                except MessageDecodeError as exc:
-                    log.warning("closing %s: undecodable host message: %s", conn.peer, exc)
-                    return
+                fields, error = decode_host_partial(payload)
+                if error is not None:
+                    if not all(fields.get(name, "").strip() for name in _MATCH_FIELDS):
+                        log.warning("dropped an undecodable host message from %s: %s", conn.peer, error)
+                        slot.release()
+                        continue
+                    log.warning("answering 30 to an undecodable host message from %s: %s", conn.peer, error)
                 if tracer is not None:
                     cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
                     tracer.record(direction="in", link="host", peer=conn.peer, payload=payload, correlation_id=cid)
-                requests.start_soon(answer, conn, fields, slot)
+                requests.start_soon(answer, conn, fields, slot, error is not None)
 
     async with anyio.create_task_group() as tg:
         await tg.start(ledger.run_flusher)
-        await serve_tcp(host, port, handle, name="ledger", max_connections=max_connections, task_status=task_status)
+        serving = functools.partial(serve_tcp, host, port, handle, name="ledger", max_connections=max_connections)
+        bound = await tg.start(serving)
+        task_status.started(bound)
+        cause = await ledger.wait_stopped()
+        with anyio.move_on_after(FAIL_STOP_DRAIN_S):
+            await in_flight.wait_idle()
+        tg.cancel_scope.cancel()
+    raise LedgerFailStop(cause)

@@ -7,9 +7,12 @@ request is answered only once its batch is durable. A repeat waits for the batch
 never be answered before its original.
 
 If a commit fails the memory state is ahead of the store: the service stops deciding (fail-stop) and answers
-96 to everyone waiting and to every later request, until it is restarted; on restart the state is loaded from
-the store, which holds exactly the committed batches. The server keeps its connections, so callers get a
-clear 96 rather than a broken connection.
+96 to everyone waiting and to every later request; :meth:`LedgerService.wait_stopped` then returns the failure
+and the server ends with :class:`LedgerFailStop`, so the process exits (``acqsim ledger serve`` with
+``EXIT_FAIL_STOP``) and its supervisor restarts it; on restart the state is loaded from the store, which holds
+exactly the committed batches. A commit that does not finish in time (``CommitTimeout``) is fail-stop too,
+but its requests get no answer at all (:class:`OutcomeUnknown`): the batch may still commit, so 96 could be a
+lie; the front-end times out and reverses, which the restarted ledger applies or turns into a tombstone.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import logging
 import anyio
 import anyio.abc
 
-from acqkit.groupcommit import CommitFailed, GroupCommit
+from acqkit.groupcommit import COMMIT_TIMEOUT_S, CommitFailed, CommitTimeout, GroupCommit
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.state import LedgerState
@@ -30,17 +33,48 @@ from wire.constants import ResponseCode
 log = logging.getLogger("acqsim.ledger")
 
 
+class LedgerFailStop(RuntimeError):
+    """A commit failed or hung: the ledger's memory may be ahead of its store, so the process must stop and be
+    restarted from the store. Ends :func:`core_ledger.server.serve`."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"ledger fail-stop: {cause}")
+        self.cause = cause
+
+
+class OutcomeUnknown(RuntimeError):
+    """The request's batch did not become durable in time and may still commit: it must not be answered."""
+
+
 class LedgerService:
-    def __init__(self, store: LedgerStore, engine: LedgerEngine) -> None:
+    def __init__(self, store: LedgerStore, engine: LedgerEngine, *, commit_timeout: float = COMMIT_TIMEOUT_S) -> None:
         self.store = store
         self.engine = engine
-        self._commits: GroupCommit[Posting, None] = GroupCommit("ledger", self._commit, fail_stop=True)
-        self._failure_logged = False
+        self._commits: GroupCommit[Posting, None] = GroupCommit(
+            "ledger", self._commit, fail_stop=True, timeout=commit_timeout
+        )
+        self.failure: BaseException | None = None
+        self._stopped: anyio.Event | None = None  # made by run_flusher, on the event loop
 
     @property
     def failed(self) -> bool:
-        """A commit failed: every request is answered 96 until the service is restarted."""
-        return self._commits.failed is not None
+        """A commit failed or hung: every request is answered 96 until the service is restarted."""
+        return self.failure is not None or self._commits.failed is not None
+
+    def _stop(self, cause: BaseException) -> None:
+        if self.failure is None:
+            self.failure = cause
+            log.error("ledger fail-stop, answering 96 until restarted: %s", cause)
+            if self._stopped is not None:
+                self._stopped.set()
+
+    async def wait_stopped(self) -> BaseException:
+        """Wait until the service has failed (needs :meth:`run_flusher` running); returns the cause."""
+        if self._stopped is None:
+            raise RuntimeError("wait_stopped() before run_flusher() started")
+        await self._stopped.wait()
+        assert self.failure is not None
+        return self.failure
 
     @property
     def batches(self) -> int:
@@ -68,12 +102,16 @@ class LedgerService:
         self.engine.commit(decision)
         try:
             await self._commits.submit((records, decision.effects))
-        except CommitFailed as exc:
-            if not self._failure_logged:
-                self._failure_logged = True
-                log.error("ledger commit failed, answering 96 until restarted: %s", exc)  # noqa: TRY400 - no payload
+        except CommitFailed as exc:  # rolled back: nothing of this batch is in the store
+            self._stop(exc)
             return LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn)
+        except CommitTimeout as exc:  # still being written: may commit yet
+            self._stop(exc)
+            raise OutcomeUnknown(str(exc)) from None
         return decision.answer
 
     async def run_flusher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._stopped = anyio.Event()
+        if self.failure is not None:
+            self._stopped.set()
         await self._commits.run_flusher(task_status=task_status)

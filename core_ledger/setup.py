@@ -38,7 +38,7 @@ def seed(
     openings = add_cards(state, cards)
     store.save_static(state)
     for txn in openings:
-        state.txns[txn.key] = txn
+        state.add_txn(txn)
         state.apply(txn.effects)
     store.commit([((t,), t.effects) for t in openings])
     return len(state.cards) - before

@@ -28,11 +28,13 @@ from core_ledger.model import (
 )
 from core_ledger.state import LedgerState
 from core_ledger.store import (
+    TXN_COLUMN_COUNT,
     TXN_COLUMNS,
     Posting,
     StoredEntry,
     StoreError,
     account_deltas,
+    check_schema,
     entry_owner,
     rebuild_daily_usage,
     txn_from_row,
@@ -54,7 +56,8 @@ CREATE TABLE IF NOT EXISTS txns (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT
     pan TEXT NOT NULL, amount INTEGER NOT NULL, terminal_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
     business_date TEXT NOT NULL, rrn TEXT NOT NULL, fingerprint TEXT NOT NULL, answer TEXT NOT NULL,
     status TEXT NOT NULL, original TEXT, auth_code TEXT, refunded INTEGER NOT NULL, effects TEXT NOT NULL,
-    settled INTEGER NOT NULL);
+    settled INTEGER NOT NULL, ref TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS txns_by_rrn ON txns (rrn);
 CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_key TEXT NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts, amount INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id);
@@ -73,6 +76,12 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            columns = [str(row[0]) for row in self._db.execute("SELECT name FROM pragma_table_info('txns')")]
+            try:
+                check_schema(self.path, columns)
+            except StoreError:
+                self._db.close()
+                raise
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open ledger store {self.path}: {exc}") from None
@@ -114,7 +123,7 @@ class SqliteStore:
             )
         for row in db.execute(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608 - constant columns
             txn = txn_from_row(row)
-            state.txns[txn.key] = txn
+            state.add_txn(txn)
         for owner, account_id, amount in db.execute("SELECT * FROM holds"):
             state.holds[owner] = (account_id, amount)
         rebuild_daily_usage(state)
@@ -155,7 +164,7 @@ class SqliteStore:
                 for records, effects in batch:
                     for txn in records:
                         db.execute(
-                            f"INSERT INTO txns ({TXN_COLUMNS}) VALUES ({','.join('?' * 16)})",  # noqa: S608
+                            f"INSERT INTO txns ({TXN_COLUMNS}) VALUES ({','.join('?' * TXN_COLUMN_COUNT)})",  # noqa: S608
                             txn_row(txn),
                         )
                     owner = entry_owner(records)

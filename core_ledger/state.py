@@ -15,6 +15,7 @@ from core_ledger.model import (
     RefundChange,
     StatusChange,
     Txn,
+    ref_day,
 )
 
 
@@ -32,6 +33,16 @@ class LedgerState:
     holds: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
     #: (PAN, business date) → debits so far, for daily limits
     daily: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    #: field-90 reference without the time (acquirer|terminal|STAN|MMDD) → keys of the transactions carrying
+    #: it, oldest first (a STAN reused in a new batch the same day gives several): the fallback lookup for
+    #: clients that do not send the original's RRN
+    by_ref: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def add_txn(self, txn: Txn) -> None:
+        """Record ``txn`` under its key (and its field-90 reference, if it has one)."""
+        self.txns[txn.key] = txn
+        if txn.ref:
+            self.by_ref.setdefault(ref_day(txn.ref), []).append(txn.key)
 
     def apply(self, effects: tuple[Effect, ...] | list[Effect]) -> None:
         total = sum(e.amount for e in effects if isinstance(e, Entry))

@@ -173,13 +173,28 @@ def txn_row(txn: Txn) -> tuple[Any, ...]:
         txn.refunded,
         effects_to_text(txn.effects),
         int(txn.settled),
+        txn.ref,
     )
 
 
 TXN_COLUMNS = (
     "key, op, pan, amount, terminal_id, merchant_id, business_date, rrn, fingerprint, answer, status, "
-    "original, auth_code, refunded, effects, settled"
+    "original, auth_code, refunded, effects, settled, ref"
 )
+TXN_COLUMN_COUNT = len(TXN_COLUMNS.split(","))
+
+
+def check_schema(where: str, txn_columns: Sequence[str]) -> None:
+    """Refuse a store written by the old key schema (``txn_columns`` of an existing txns table, or none).
+
+    Its keys were (32, 41, 11, 13): a new transaction that reused a STAN looked like a repeat, and its keys
+    cannot be turned into (32, 37) ones, so reading it would misbehave silently.
+    """
+    if txn_columns and "ref" not in txn_columns:
+        raise StoreError(
+            f"ledger store {where} uses the old idempotency key (32, 41, 11, 13) and cannot be used by this "
+            "version: settle it, keep it as an archive, and start the ledger on a new --db"
+        )
 
 
 def txn_from_row(row: Sequence[Any]) -> Txn:
@@ -200,6 +215,7 @@ def txn_from_row(row: Sequence[Any]) -> Txn:
         refunded=int(row[13]),
         effects=effects_from_text(row[14]),
         settled=bool(row[15]),
+        ref=row[16],
     )
 
 

@@ -164,6 +164,23 @@ def decode_host(data: bytes) -> Fields:
     return _decode(data, HOST_SPEC)
 
 
+def decode_host_partial(data: bytes) -> tuple[Fields, MessageDecodeError | None]:
+    """Decode a host-link message as far as it goes: the fields before the first bad one, and the error (with
+    field and offset), or every field and ``None``. Lets a server answer a bad message when what identifies it
+    (MTI, and fields before the bad one) could be read."""
+    try:
+        return decode_host(data), None
+    except MessageDecodeError as error:
+        try:
+            iso8583.decode(data, HOST_SPEC)
+        except iso8583.DecodeError as exc:
+            partial = {k: v for k, v in exc.doc_dec.items() if k not in _BITMAP_KEYS and k != exc.field}
+            return partial, error
+        except (ValueError, TypeError, KeyError, IndexError):
+            pass
+        return {}, error
+
+
 def pos_mac_block(body: bytes) -> bytes:
     """The MAC input of a POS body: MTI through the last field before 64 (PROTOCOL.md §1).
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import anyio
 import pytest
 
-from acqkit.groupcommit import CommitFailed, GroupCommit
+from acqkit.groupcommit import CommitFailed, CommitTimeout, GroupCommit
 
 pytestmark = pytest.mark.anyio
 
@@ -87,3 +89,28 @@ async def test_fail_stop_writes_nothing_after_a_failed_commit() -> None:
         tg.cancel_scope.cancel()
     assert store.batches == [["a"], ["boom"]]  # "later" never reached the store
     assert commits.batches == 1 and commits.items == 1  # only what was committed counts
+
+
+async def test_a_hung_commit_is_a_commit_timeout_whose_write_goes_on() -> None:
+    """A caller whose batch is not durable in time gets CommitTimeout (a TimeoutError: the outcome is unknown),
+    and the write it was part of still finishes: the flusher neither drops nor repeats it."""
+    release = threading.Event()
+    written: list[list[str]] = []
+
+    def slow_commit(items: list[str]) -> list[str]:
+        release.wait(10)
+        written.append(list(items))
+        return items
+
+    commits: GroupCommit[str, str] = GroupCommit("test", slow_commit, fail_stop=True, timeout=0.2)
+    async with anyio.create_task_group() as tg:
+        await tg.start(commits.run_flusher)
+        with pytest.raises(CommitTimeout) as caught:
+            await commits.submit("late")
+        assert isinstance(caught.value, TimeoutError)
+        assert "outcome unknown" in str(caught.value)
+        release.set()
+        with anyio.fail_after(10):
+            assert await commits.submit("next") == "next"  # batches are written in turn: "late" went first
+        tg.cancel_scope.cancel()
+    assert written == [["late"], ["next"]]

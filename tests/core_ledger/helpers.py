@@ -32,14 +32,19 @@ CARDS = (
     CardSeed(pan=LIMITED, expiry="3012", balance=100_000, daily_limit=5_000),
 )
 
-_stan = itertools.count(1)
+_rrn = itertools.count(1)  # the front-end's transaction ids: never reused, whatever the STAN
+
+
+def key_of(request: LedgerRequest) -> str:
+    """The ledger's transaction key of ``request``: acquirer | RRN."""
+    return f"{request.acquirer_id}|{request.rrn}"
 
 
 def seeded_state() -> LedgerState:
     state = base_state()
     add_merchants(state, [MerchantSeed(merchant_id=MID, name="TEST", fee_bp=50)])
     for txn in add_cards(state, CARDS):
-        state.txns[txn.key] = txn
+        state.add_txn(txn)
         state.apply(txn.effects)
     return state
 
@@ -57,8 +62,13 @@ def request(
     original: LedgerRequest | None = None,
     auth_code: str | None = None,
     target_pan: str | None = None,
+    rrn: str | None = None,
+    by_rrn: bool = True,
 ) -> LedgerRequest:
-    stan = stan or f"{next(_stan) % 1_000_000:06d}"
+    """A request with a fresh STAN and RRN (unless given); ``original`` is named by its RRN (field 56), or
+    only by field 90 (an older client) with ``by_rrn=False``."""
+    number = next(_rrn)
+    stan = stan or f"{number % 1_000_000:06d}"
     ref = None
     if original is not None:
         ref = OriginalRef(
@@ -67,6 +77,7 @@ def request(
             local_date=original.local_date,
             local_time=original.local_time,
             acquirer_id=original.acquirer_id,
+            rrn=original.rrn if by_rrn else "",
         )
     return LedgerRequest(
         op=op,
@@ -78,7 +89,7 @@ def request(
         local_date="1124",
         transmission="1124120000",
         pan=pan,
-        rrn=f"{stan:0>12}",
+        rrn=rrn or f"{number:012d}",
         amount=amount,
         original=ref,
         auth_code=auth_code,

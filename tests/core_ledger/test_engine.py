@@ -19,6 +19,7 @@ from tests.core_ledger.helpers import (
     OTHER,
     STOLEN,
     engine,
+    key_of,
     request,
 )
 from wire.constants import ResponseCode as RC
@@ -62,7 +63,7 @@ def test_purchase_posts_double_entry_and_repeat_returns_first_answer() -> None:
     assert balance_of(eng, GOOD) == (97_500, 97_500)
     again = eng.decide(req)
     assert again.repeat and again.answer == first.answer and not again.effects
-    changed = request(Op.PURCHASE, GOOD, 9999, stan=req.stan)
+    changed = request(Op.PURCHASE, GOOD, 9999, stan=req.stan, rrn=req.rrn)
     assert eng.decide(changed).answer.response_code is RC.DUPLICATE
     assert sum(a.balance for a in eng.state.accounts.values()) == 0
 
@@ -97,7 +98,7 @@ def test_void_refund_rules() -> None:
     buy2 = request(Op.PURCHASE, GOOD, 500)
     run(eng, buy2)
     assert run(eng, request(Op.VOID, GOOD, 500, original=buy2)) is RC.APPROVED
-    assert eng.state.txns[f"48009999|10000001|{buy2.stan}|1124"].status is TxnStatus.VOIDED
+    assert eng.state.txns[key_of(buy2)].status is TxnStatus.VOIDED
     assert balance_of(eng, GOOD) == (100_000 - 3000 + 2000, 100_000 - 1000)
 
 

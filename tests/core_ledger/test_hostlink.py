@@ -115,6 +115,7 @@ def test_answer_round_trips_and_echoes_the_match_key(
                 "12": "1",
                 "13": "1",
                 "2": "1",
+                "37": "000000000001",
                 "90": "12",
             },
             "90",

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 
 from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest
 from core_ledger.check import check_store
+from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.engine import LedgerEngine
-from core_ledger.service import LedgerService
+from core_ledger.server import serve
+from core_ledger.service import LedgerFailStop, LedgerService
+from core_ledger.store import LedgerStore, Posting
 from tests.core_ledger.conftest import StoreFactory
 from tests.core_ledger.helpers import GOOD, NOW, OTHER, request, seeded_state
 from wire.constants import ResponseCode
@@ -58,3 +65,51 @@ async def test_follow_ups_decided_while_their_original_is_being_written(store_fa
     }
     assert check_store(reopened) == []
     reopened.close()
+
+
+class _HangingStore:
+    """A store whose commits block until released: a database that stopped answering."""
+
+    def __init__(self, inner: LedgerStore) -> None:
+        self.inner = inner
+        self.release = threading.Event()
+
+    def commit(self, batch: Sequence[Posting], *, settled: Sequence[str] = ()) -> None:
+        self.release.wait(30)
+        self.inner.commit(batch, settled=settled)
+
+
+async def test_a_hung_commit_gets_no_answer_and_stops_the_server(store_factory: StoreFactory) -> None:
+    """Issue #14.6: a group-commit timeout no longer escapes; the request's outcome is unknown, so it gets no
+    answer (the front-end reverses), and serve ends with LedgerFailStop for a restart from the store."""
+    store = store_factory()()
+    state = seeded_state()
+    store.save_static(state)
+    store.commit([((t,), t.effects) for t in state.txns.values()])
+    hanging = _HangingStore(store)
+    service = LedgerService(store, LedgerEngine(store.load(), clock=lambda: NOW), commit_timeout=0.2)
+    service.store = hanging  # type: ignore[assignment]  # only commit is used while serving
+    stopped: list[BaseException] = []
+    ended = anyio.Event()
+
+    async def serve_until_fail_stop(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        try:
+            await serve("127.0.0.1", 0, service=service, task_status=task_status)
+        except LedgerFailStop as exc:
+            stopped.append(exc)
+        finally:
+            ended.set()
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve_until_fail_stop)
+        async with await LedgerClient.connect("127.0.0.1", port, timeout=2) as client:
+            with pytest.raises((LedgerTimeout, LedgerUnavailable)):  # no answer: never a guessed 96 or 00
+                await client.submit(request(LedgerOp.PURCHASE, GOOD, 100))
+        assert service.failed
+        hanging.release.set()  # serve can end only once the write it started returns (it is shielded)
+        with anyio.fail_after(10):
+            await ended.wait()
+    assert len(stopped) == 1
+    assert "outcome unknown" in str(stopped[0])
+    assert service.failed
+    store.close()

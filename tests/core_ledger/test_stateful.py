@@ -120,7 +120,7 @@ class LedgerMachine(RuleBasedStateMachine):
         req = request(LedgerOp.REFUND, buy.pan, amount, original=buy)
         if self._submit(req).answer.response_code is ResponseCode.APPROVED:
             assert self._balance(buy.pan) == before + amount
-            key = f"{buy.acquirer_id}|{buy.terminal_id}|{buy.stan}|{buy.local_date}"
+            key = f"{buy.acquirer_id}|{buy.rrn}"
             assert self.engine.state.txns[key].refunded <= buy.amount
         return req
 
