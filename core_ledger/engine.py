@@ -181,9 +181,16 @@ class LedgerEngine:
         if known is not None or TOMBSTONE_REF_PREFIX + request_ref(request) in self.state.txns:
             return self._declined(request, RC.INVALID_TRANSACTION, record=False)  # reversed before it arrived
         try:
-            return self._decide(request, key)
+            decision = self._decide(request, key)
         except Decline as decline:
             return self._declined(request, decline.code, record=True)
+        misfit = self.state.misfit(decision.effects)
+        if misfit is not None:
+            # Checked before anything is stored: e.g. the reversal of a completion void whose pre-authorisation
+            # was cancelled since (its hold is gone). Declined, nothing recorded but the decline.
+            log.info("%s RRN %s cannot apply (%s): declined 12", request.op, request.rrn, misfit)
+            return self._declined(request, RC.INVALID_TRANSACTION, record=True)
+        return decision
 
     def commit(self, decision: Decision) -> None:
         for record in decision.records:

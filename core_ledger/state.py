@@ -44,6 +44,29 @@ class LedgerState:
         if txn.ref:
             self.by_ref.setdefault(ref_day(txn.ref), []).append(txn.key)
 
+    def misfit(self, effects: tuple[Effect, ...] | list[Effect]) -> str | None:
+        """Why ``effects`` would not apply to the state as it is now (a hold released that is not open, a
+        status changed from one the transaction no longer has, entries that do not balance), or ``None`` if
+        they all apply. Changes nothing: the engine asks before it records anything."""
+        if sum(e.amount for e in effects if isinstance(e, Entry)) != 0:
+            return "entries do not sum to 0"
+        holds = set(self.holds)
+        statuses: dict[str, object] = {}
+        for effect in effects:
+            if isinstance(effect, HoldChange):
+                if effect.placed == (effect.owner in holds):
+                    return f"hold of {effect.owner} is {'already open' if effect.placed else 'not open'}"
+                (holds.add if effect.placed else holds.discard)(effect.owner)
+            elif isinstance(effect, StatusChange):
+                txn = self.txns.get(effect.txn)
+                current = statuses.get(effect.txn, txn.status if txn is not None else None)
+                if current is not effect.old:
+                    return f"{effect.txn} is {current}, not {effect.old}"
+                statuses[effect.txn] = effect.new
+            elif isinstance(effect, RefundChange) and effect.txn not in self.txns:
+                return f"{effect.txn} is not known"
+        return None
+
     def apply(self, effects: tuple[Effect, ...] | list[Effect]) -> None:
         total = sum(e.amount for e in effects if isinstance(e, Entry))
         if total != 0:

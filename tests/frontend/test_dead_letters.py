@@ -16,6 +16,7 @@ from acqkit.config import AcqsimConfig, Endpoint
 from acqsim.cli import main
 from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
 from core_ledger.client import LedgerClient
+from core_ledger.model import TxnStatus
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service
 from frontend.core import Context
@@ -28,7 +29,7 @@ from hsm_sim.client import HsmClient
 from hsm_sim.keys import DEFAULT_TEST_LMK
 from hsm_sim.server import serve as serve_hsm
 from terminal.pos import PosTerminal
-from terminal.session import Original
+from terminal.session import Original, ReversalReason
 from terminal.state import PendingReversal
 from tests.frontend.harness import Harness
 from wire.codec import decode_pos_body
@@ -173,3 +174,36 @@ def test_requests_that_name_an_original_carry_its_rrn(tmp_path: Path) -> None:
     )
     assert void.approved
     assert asked[-1].original is not None and asked[-1].original.rrn == buy.fields["37"] != asked[-1].rrn
+
+
+def test_an_impossible_reversal_gets_12_stores_nothing_and_its_retry_gets_12(tmp_path: Path) -> None:
+    """#14.4: the reversal of a completion void whose pre-authorisation was cancelled since cannot apply (its
+    hold is gone). Every transition is checked before anything is stored: 12, and again 12 on the retry."""
+    fe = Harness(tmp_path).signed_on()
+    card = fe.card()
+    pre = fe.exchange("preauth", fe.terminal.financial("preauth", card, amount=1_000, pin=card.pin))
+    preauth = Original(stan=pre.fields["11"], auth_code=pre.fields["38"])
+    completion = fe.terminal.financial("preauth_completion", card, amount=1_000, pin=card.pin, original=preauth)
+    done = fe.exchange("preauth_completion", completion)
+    void = fe.terminal.financial(
+        "preauth_completion_void", card, amount=1_000, pin=card.pin, original=Original(stan=done.fields["11"])
+    )
+    fe.send(void)  # approved at the host; the answer is lost, so the terminal will reverse the void
+    fe.terminal.mark_reversal_reason(ReversalReason.NO_ANSWER)
+    reversal = fe.terminal.reversal_due()
+    fe.terminal.state.pending_reversal = None  # set aside while the cancel goes first
+    assert reversal is not None
+    cancel = fe.terminal.financial("preauth_cancel", card, amount=1_000, pin=card.pin, original=preauth)
+    assert fe.exchange("preauth_cancel", cancel).approved
+    account = fe.ledger.state.accounts[fe.ledger.state.cards[card.pan].account_id]
+    before = (account.balance, account.held)
+    statuses = {key: txn.status for key, txn in fe.ledger.state.txns.items()}
+    for _ in range(2):  # the terminal's try, and its retry
+        _, answer = fe.send(reversal)
+        assert decode_pos_body(PosFrame.parse(answer).body)["39"] == "12"
+    assert (account.balance, account.held) == before
+    after = fe.ledger.state.txns
+    assert {key: after[key].status for key in statuses} == statuses  # nothing changed state
+    assert all(txn.status is TxnStatus.DECLINED for key, txn in after.items() if key not in statuses)
+    row = fe.journal.find("10000001", fe.terminal.state.batch, decode_pos_body(PosFrame.parse(void).body)["11"])
+    assert row is not None and row.status == "approved"
