@@ -29,11 +29,11 @@ from hsm_sim.client import HsmClient
 from hsm_sim.keys import DEFAULT_TEST_LMK
 from hsm_sim.server import serve as serve_hsm
 from terminal.pos import PosTerminal
-from terminal.session import Original, ReversalReason
+from terminal.session import Original
 from terminal.state import PendingReversal
 from tests.frontend.harness import Harness
 from wire.codec import decode_pos_body
-from wire.constants import ResponseCode
+from wire.constants import ResponseCode, ReversalReason
 from wire.posframe import PosFrame
 
 pytestmark = pytest.mark.anyio
