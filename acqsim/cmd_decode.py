@@ -19,7 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("hex", help="the frame as hex, or - to read it from standard input")
     parser.add_argument("--link", choices=("pos", "host"), default="pos", help="which link's format (default pos)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--unmask", action="store_true", help="show PANs and tracks in full (never the PIN block)")
+    parser.add_argument(
+        "--unmask", action="store_true", help="show everything: cards, tracks, ICC data, keys, the encrypted PIN block"
+    )
 
 
 def read_frame(text: str) -> tuple[bytes, int]:

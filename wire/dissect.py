@@ -1,8 +1,11 @@
 """Dissection of frames for people and traces: every field with its number, name, format, raw hex and value.
 
-PANs and tracks are masked (first 6 / last 4) unless ``unmask`` is asked for; the PIN block (52) is never
-shown, and neither is any other field value in the ``SECRET_FIELDS`` set. Used by ``acqsim decode``, the
-trace writer and the demo's timelines.
+Without ``unmask`` card data is masked (first 6 / last 4) wherever it travels: 2, 35, 36, the transfer target
+and the batch-upload details in 48, the card number and tracks inside 55 (ICC data, read as TLV); the PIN block
+(52) and the sign-on keys (62) are hidden, and so is a 48 or 55 that cannot be read (it might hold a PAN).
+``unmask`` is the engineer's explicit request to see everything, the encrypted PIN block included (it is
+what one compares when chasing a 55 or 99). A masked field's raw hex is hidden too. Used by ``acqsim
+decode``, the trace writer and the demo's timelines (which never unmask).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from typing import Any, Final
 
 import iso8583
 
-from wire.codec import decode_host, decode_pos_body
-from wire.constants import ProcessingCode
+from wire.codec import Fields, decode_host, decode_pos_body
+from wire.constants import Mti, ProcessingCode
 from wire.errors import MessageDecodeError
+from wire.fields import BatchUploadDetails
 from wire.masking import mask_pan, mask_track
 from wire.posframe import BODY_OFFSET, PosFrame
 from wire.specs import (
@@ -26,11 +30,17 @@ from wire.specs import (
     POS_TRACK_FIELDS,
     SpecDict,
 )
+from wire.tlv import ICC_FIELD, shown_tlv
 
 HIDDEN: Final = "[hidden]"
 #: Raw hex column width of the text dissection; longer raw values end in "…" (the value column is whole).
 RAW_HEX_WIDTH: Final = 40
-SECRET_FIELDS: Final = POS_SECRET_FIELDS
+#: Hidden without ``unmask``: the PIN block, and the working keys of a sign-on answer.
+SECRET_FIELDS: Final = POS_SECRET_FIELDS | {"62"}
+ADDITIONAL_DATA_FIELD: Final = "48"
+BATCH_UPLOAD_MTIS: Final = frozenset({Mti.BATCH_UPLOAD, Mti.BATCH_UPLOAD_RESPONSE})
+#: End of batch upload (60.3 202) carries only an n4 count in 48.
+UPLOAD_COUNT_DIGITS: Final = 4
 #: On transfers (processing code 400000) field 48 is the target PAN: masked like field 2.
 TRANSFER_TARGET_FIELD: Final = "48"
 
@@ -53,12 +63,32 @@ def field_format(spec: dict[str, Any]) -> str:
     return size + var + enc
 
 
-def _shown(number: str, value: str, card_fields: frozenset[str], unmask: bool) -> str:
+def _shown(number: str, value: str, decoded: Fields, card_fields: frozenset[str], unmask: bool) -> str:
+    if unmask:
+        return value
     if number in SECRET_FIELDS:
         return HIDDEN
-    if number in card_fields and not unmask:
+    if number in card_fields:
         return mask_track(value) if "=" in value else mask_pan(value)
+    if number == ADDITIONAL_DATA_FIELD and decoded.get("t") in BATCH_UPLOAD_MTIS:
+        return _shown_upload(value)
+    if number == ICC_FIELD:
+        try:
+            return shown_tlv(bytes.fromhex(value))
+        except (ValueError, MessageDecodeError):
+            return HIDDEN  # unreadable: it might hold card data
     return value
+
+
+def _shown_upload(value: str) -> str:
+    """Batch-upload details (0320/201) with each PAN masked; the end-of-upload count (202) as it is."""
+    if len(value) <= UPLOAD_COUNT_DIGITS:
+        return value
+    try:
+        details = BatchUploadDetails.parse(value).details
+    except MessageDecodeError:
+        return HIDDEN
+    return "; ".join(f"{d.card_org} STAN {d.stan} {mask_pan(d.pan)} {d.amount:012d}" for d in details)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,7 +109,7 @@ def _fields(
     if decoded.get("3") == ProcessingCode.TRANSFER:
         card_fields = card_fields | {TRANSFER_TARGET_FIELD}  # 48 carries the target card number
     if not with_views:
-        masked = {k: _shown(k, v, card_fields, unmask) for k, v in decoded.items() if k != "t"}
+        masked = {k: _shown(k, v, decoded, card_fields, unmask) for k, v in decoded.items() if k != "t"}
         return decoded, [], masked
     _, encoded = iso8583.decode(body, spec)
     views = []
@@ -87,8 +117,8 @@ def _fields(
         if number == "t":
             continue
         raw = encoded[number]["len"] + encoded[number]["data"]
-        shown = _shown(number, value, card_fields, unmask)
-        raw_hex = HIDDEN if shown != value and number in SECRET_FIELDS | card_fields else raw.hex().upper()
+        shown = _shown(number, value, decoded, card_fields, unmask)
+        raw_hex = HIDDEN if shown != value else raw.hex().upper()  # masked or hidden: its bytes too
         fmt = field_format(spec[number])
         if pos and number in POS_TRACK_FIELDS:
             fmt = "z" + fmt[1:]  # track data: digits and the separator (nibble D)

@@ -112,7 +112,7 @@ EVERY_FIELD = [
     (44, "04" + _ascii("OK 1"), "OK 1"),
     (48, "0005" + "123450", "12345"),  # odd digits padded right with 0
     (49, _ascii("156"), "156"),
-    (52, "AB7374D801F4A390", "[hidden]"),  # never shown
+    (52, "AB7374D801F4A390", "AB7374D801F4A390"),  # shown only with --unmask
     (53, "2600000000000000", "2600000000000000"),
     (54, "0020" + _ascii("0002156C000000001000"), "0002156C000000001000"),
     (55, "0003" + "9F2701", "9F2701"),  # length counts bytes

@@ -78,11 +78,14 @@ def test_pos_dissection_masks_cards_and_hides_the_pin_block() -> None:
     assert "000000012800" in text  # raw hex of field 4 is its BCD digits
 
 
-def test_unmask_shows_cards_but_never_the_pin_block() -> None:
+def test_unmask_shows_everything_the_encrypted_pin_block_included() -> None:
+    """#15.6: --unmask is the engineer's explicit request: cards, and the PIN block as it travels (encrypted)."""
     dissection = dissect_pos(payload(PURCHASE), unmask=True)
     assert dissection["fields"]["2"] == PAN and dissection["fields"]["35"] == TRACK2
     text = as_text(dissection)
-    assert PAN in text and PIN_BLOCK not in text and dissection["fields"]["52"] == HIDDEN
+    assert PAN in text and PIN_BLOCK in text and dissection["fields"]["52"] == PIN_BLOCK
+    masked = dissect_pos(payload(PURCHASE))
+    assert masked["fields"]["52"] == HIDDEN and PIN_BLOCK not in as_text(masked)
 
 
 def test_transfer_target_in_field_48_is_masked() -> None:
@@ -155,10 +158,11 @@ def test_describe_hsm_short_payload() -> None:
 
 def test_long_raw_hex_is_cut_in_text_but_whole_in_json() -> None:
     keys = "AB" * 40
-    dissection = dissect_pos(payload({"t": "0810", "62": keys}))
+    dissection = dissect_pos(payload({"t": "0810", "62": keys}), unmask=True)
     line = next(line for line in as_text(dissection).splitlines() if line.startswith(" 62"))
     assert "…" in line and line.endswith(keys)
     assert dissection["fields"]["62"] == keys
+    assert dissect_pos(payload({"t": "0810", "62": keys}))["fields"]["62"] == HIDDEN  # key material: hidden
 
 
 @pytest.mark.parametrize("unmask", [False, True])
