@@ -29,6 +29,9 @@ from core_ledger.model import (
 )
 from core_ledger.state import LedgerState
 from core_ledger.store import (
+    CARD_COLUMNS,
+    HOLD_COLUMNS,
+    MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
     TXN_COLUMNS,
     Posting,
@@ -155,13 +158,14 @@ class PostgresStore:
                 [(a.account_id, a.kind.value, a.name) for a in state.accounts.values()],
             )
             cur.executemany(
-                "INSERT INTO cards VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pan) DO UPDATE SET "
+                f"INSERT INTO cards ({CARD_COLUMNS}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pan) DO UPDATE SET "  # noqa: S608
                 "account_id = EXCLUDED.account_id, expiry = EXCLUDED.expiry, status = EXCLUDED.status, "
                 "daily_limit = EXCLUDED.daily_limit",
                 [(c.pan, c.account_id, c.expiry, c.status.value, c.daily_limit) for c in state.cards.values()],
             )
             cur.executemany(
-                "INSERT INTO merchants VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (merchant_id) DO UPDATE SET "
+                f"INSERT INTO merchants ({MERCHANT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "  # noqa: S608
+                "ON CONFLICT (merchant_id) DO UPDATE SET "
                 "name = EXCLUDED.name, account_id = EXCLUDED.account_id, settlement = EXCLUDED.settlement, "
                 "aggregator_account_id = EXCLUDED.aggregator_account_id, fee_bp = EXCLUDED.fee_bp",
                 [
@@ -213,7 +217,10 @@ def _write_effect(cur: psycopg.Cursor[Any], owner: str, effect: Effect) -> None:
         )
     elif isinstance(effect, HoldChange):
         if effect.placed:
-            cur.execute("INSERT INTO holds VALUES (%s, %s, %s)", (effect.owner, effect.account_id, effect.amount))
+            cur.execute(
+                f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES (%s, %s, %s)",  # noqa: S608
+                (effect.owner, effect.account_id, effect.amount),
+            )
         else:
             cur.execute("DELETE FROM holds WHERE owner = %s", (effect.owner,))
     elif isinstance(effect, StatusChange):

@@ -28,6 +28,10 @@ from core_ledger.model import (
 )
 from core_ledger.state import LedgerState
 from core_ledger.store import (
+    ACCOUNT_COLUMNS,
+    CARD_COLUMNS,
+    HOLD_COLUMNS,
+    MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
     TXN_COLUMNS,
     Posting,
@@ -104,15 +108,17 @@ class SqliteStore:
     def _load(self) -> LedgerState:
         db = self._db
         state = LedgerState()
-        for account_id, kind, name, balance, held in db.execute("SELECT * FROM accounts"):
+        for account_id, kind, name, balance, held in db.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts"):  # noqa: S608
             state.accounts[account_id] = Account(
                 account_id=account_id, kind=AccountKind(kind), name=name, balance=balance, held=held
             )
-        for pan, account_id, expiry, status, limit in db.execute("SELECT * FROM cards"):
+        for pan, account_id, expiry, status, limit in db.execute(f"SELECT {CARD_COLUMNS} FROM cards"):  # noqa: S608
             state.cards[pan] = Card(
                 pan=pan, account_id=account_id, expiry=expiry, status=CardStatus(status), daily_limit=limit
             )
-        for mid, name, account_id, settlement, aggregator, fee_bp in db.execute("SELECT * FROM merchants"):
+        for mid, name, account_id, settlement, aggregator, fee_bp in db.execute(
+            f"SELECT {MERCHANT_COLUMNS} FROM merchants"  # noqa: S608
+        ):
             state.merchants[mid] = Merchant(
                 merchant_id=mid,
                 name=name,
@@ -124,7 +130,7 @@ class SqliteStore:
         for row in db.execute(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608 - constant columns
             txn = txn_from_row(row)
             state.add_txn(txn)
-        for owner, account_id, amount in db.execute("SELECT * FROM holds"):
+        for owner, account_id, amount in db.execute(f"SELECT {HOLD_COLUMNS} FROM holds"):  # noqa: S608
             state.holds[owner] = (account_id, amount)
         rebuild_daily_usage(state)
         return state
@@ -135,15 +141,15 @@ class SqliteStore:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany(
-                    "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, 0, 0)",
+                    "INSERT OR IGNORE INTO accounts (account_id, kind, name) VALUES (?, ?, ?)",
                     [(a.account_id, a.kind.value, a.name) for a in state.accounts.values()],
                 )
                 db.executemany(
-                    "INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO cards ({CARD_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608
                     [(c.pan, c.account_id, c.expiry, c.status.value, c.daily_limit) for c in state.cards.values()],
                 )
                 db.executemany(
-                    "INSERT OR REPLACE INTO merchants VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO merchants ({MERCHANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
                     [
                         (m.merchant_id, m.name, m.account_id, m.settlement, m.aggregator_account_id, m.fee_bp)
                         for m in state.merchants.values()
@@ -191,7 +197,10 @@ class SqliteStore:
             )
         elif isinstance(effect, HoldChange):
             if effect.placed:
-                db.execute("INSERT INTO holds VALUES (?, ?, ?)", (effect.owner, effect.account_id, effect.amount))
+                db.execute(
+                    f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES (?, ?, ?)",  # noqa: S608
+                    (effect.owner, effect.account_id, effect.amount),
+                )
             else:
                 db.execute("DELETE FROM holds WHERE owner = ?", (effect.owner,))
         elif isinstance(effect, StatusChange):
