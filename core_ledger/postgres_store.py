@@ -16,21 +16,12 @@ from typing import Any, Final
 import psycopg
 
 from core_ledger.model import (
-    Account,
-    AccountKind,
-    Card,
-    CardStatus,
     Effect,
-    Entry,
-    HoldChange,
-    Merchant,
-    RefundChange,
-    StatusChange,
 )
+from core_ledger.sql import effect_statement, format_params, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
     CARD_COLUMNS,
-    HOLD_COLUMNS,
     MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
     TXN_COLUMNS,
@@ -40,8 +31,6 @@ from core_ledger.store import (
     account_deltas,
     check_schema,
     entry_owner,
-    rebuild_daily_usage,
-    txn_from_row,
     txn_row,
 )
 
@@ -115,41 +104,7 @@ class PostgresStore:
         return self._db.execute(sql, params).fetchall()
 
     def _load(self) -> LedgerState:
-        state = LedgerState()
-        for account_id, kind, name, balance, held in self._rows(
-            "SELECT account_id, kind, name, balance, held FROM accounts"
-        ):
-            state.accounts[account_id] = Account(
-                account_id=account_id, kind=AccountKind(kind), name=name, balance=int(balance), held=int(held)
-            )
-        for pan, account_id, expiry, status, limit in self._rows(
-            "SELECT pan, account_id, expiry, status, daily_limit FROM cards"
-        ):
-            state.cards[pan] = Card(
-                pan=pan,
-                account_id=account_id,
-                expiry=expiry,
-                status=CardStatus(status),
-                daily_limit=None if limit is None else int(limit),
-            )
-        for mid, name, account_id, settlement, aggregator, fee_bp in self._rows(
-            "SELECT merchant_id, name, account_id, settlement, aggregator_account_id, fee_bp FROM merchants"
-        ):
-            state.merchants[mid] = Merchant(
-                merchant_id=mid,
-                name=name,
-                account_id=account_id,
-                settlement=settlement,
-                aggregator_account_id=aggregator,
-                fee_bp=int(fee_bp),
-            )
-        for row in self._rows(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608 - constant columns
-            txn = txn_from_row(row)
-            state.add_txn(txn)
-        for owner, account_id, amount in self._rows("SELECT owner, account_id, amount FROM holds"):
-            state.holds[owner] = (account_id, int(amount))
-        rebuild_daily_usage(state)
-        return state
+        return load_state(self._rows)
 
     def save_static(self, state: LedgerState) -> None:
         with self._lock, self._db.transaction(), self._db.cursor() as cur:
@@ -210,23 +165,10 @@ class PostgresStore:
 
 
 def _write_effect(cur: psycopg.Cursor[Any], owner: str, effect: Effect) -> None:
-    if isinstance(effect, Entry):
-        cur.execute(
-            "INSERT INTO entries (txn_key, account_id, amount) VALUES (%s, %s, %s)",
-            (owner, effect.account_id, effect.amount),
-        )
-    elif isinstance(effect, HoldChange):
-        if effect.placed:
-            cur.execute(
-                f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES (%s, %s, %s)",  # noqa: S608
-                (effect.owner, effect.account_id, effect.amount),
-            )
-        else:
-            cur.execute("DELETE FROM holds WHERE owner = %s", (effect.owner,))
-    elif isinstance(effect, StatusChange):
-        cur.execute("UPDATE txns SET status = %s WHERE key = %s", (effect.new.value, effect.txn))
-    elif isinstance(effect, RefundChange):
-        cur.execute("UPDATE txns SET refunded = refunded + %s WHERE key = %s", (effect.delta, effect.txn))
+    statement = effect_statement(owner, effect)
+    if statement is not None:
+        sql, params = statement
+        cur.execute(format_params(sql), params)
 
 
 def _safe(url: str) -> str:

@@ -15,22 +15,12 @@ from pathlib import Path
 from typing import Final
 
 from core_ledger.model import (
-    Account,
-    AccountKind,
-    Card,
-    CardStatus,
     Effect,
-    Entry,
-    HoldChange,
-    Merchant,
-    RefundChange,
-    StatusChange,
 )
+from core_ledger.sql import effect_statement, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
-    ACCOUNT_COLUMNS,
     CARD_COLUMNS,
-    HOLD_COLUMNS,
     MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
     TXN_COLUMNS,
@@ -40,8 +30,6 @@ from core_ledger.store import (
     account_deltas,
     check_schema,
     entry_owner,
-    rebuild_daily_usage,
-    txn_from_row,
     txn_row,
 )
 
@@ -106,34 +94,7 @@ class SqliteStore:
                 raise StoreError(f"cannot read ledger store {self.path}: {exc}") from None
 
     def _load(self) -> LedgerState:
-        db = self._db
-        state = LedgerState()
-        for account_id, kind, name, balance, held in db.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts"):  # noqa: S608
-            state.accounts[account_id] = Account(
-                account_id=account_id, kind=AccountKind(kind), name=name, balance=balance, held=held
-            )
-        for pan, account_id, expiry, status, limit in db.execute(f"SELECT {CARD_COLUMNS} FROM cards"):  # noqa: S608
-            state.cards[pan] = Card(
-                pan=pan, account_id=account_id, expiry=expiry, status=CardStatus(status), daily_limit=limit
-            )
-        for mid, name, account_id, settlement, aggregator, fee_bp in db.execute(
-            f"SELECT {MERCHANT_COLUMNS} FROM merchants"  # noqa: S608
-        ):
-            state.merchants[mid] = Merchant(
-                merchant_id=mid,
-                name=name,
-                account_id=account_id,
-                settlement=settlement,
-                aggregator_account_id=aggregator,
-                fee_bp=fee_bp,
-            )
-        for row in db.execute(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608 - constant columns
-            txn = txn_from_row(row)
-            state.add_txn(txn)
-        for owner, account_id, amount in db.execute(f"SELECT {HOLD_COLUMNS} FROM holds"):  # noqa: S608
-            state.holds[owner] = (account_id, amount)
-        rebuild_daily_usage(state)
-        return state
+        return load_state(self._db.execute)
 
     def save_static(self, state: LedgerState) -> None:
         with self._lock:
@@ -189,24 +150,9 @@ class SqliteStore:
                 raise StoreError(f"ledger commit failed: {exc}") from None
 
     def _write_effect(self, owner: str, effect: Effect) -> None:
-        db = self._db
-        if isinstance(effect, Entry):
-            db.execute(
-                "INSERT INTO entries (txn_key, account_id, amount) VALUES (?, ?, ?)",
-                (owner, effect.account_id, effect.amount),
-            )
-        elif isinstance(effect, HoldChange):
-            if effect.placed:
-                db.execute(
-                    f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES (?, ?, ?)",  # noqa: S608
-                    (effect.owner, effect.account_id, effect.amount),
-                )
-            else:
-                db.execute("DELETE FROM holds WHERE owner = ?", (effect.owner,))
-        elif isinstance(effect, StatusChange):
-            db.execute("UPDATE txns SET status = ? WHERE key = ?", (effect.new.value, effect.txn))
-        elif isinstance(effect, RefundChange):
-            db.execute("UPDATE txns SET refunded = refunded + ? WHERE key = ?", (effect.delta, effect.txn))
+        statement = effect_statement(owner, effect)
+        if statement is not None:
+            self._db.execute(*statement)
 
     def entries(self, account_id: str | None = None) -> list[StoredEntry]:
         sql = "SELECT seq, txn_key, account_id, amount FROM entries"
