@@ -15,9 +15,7 @@ from typing import Any, Final
 
 import psycopg
 
-from core_ledger.model import (
-    Effect,
-)
+from core_ledger.model import Effect
 from core_ledger.sql import effect_statement, format_params, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from core_ledger.model import (
-    Effect,
-)
+from core_ledger.model import Effect
 from core_ledger.sql import effect_statement, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
