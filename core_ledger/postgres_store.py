@@ -15,20 +15,12 @@ from typing import Any, Final
 
 import psycopg
 
-from core_ledger.model import (
-    Account,
-    AccountKind,
-    Card,
-    CardStatus,
-    Effect,
-    Entry,
-    HoldChange,
-    Merchant,
-    RefundChange,
-    StatusChange,
-)
+from core_ledger.model import Effect
+from core_ledger.sql import effect_statement, format_params, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
+    CARD_COLUMNS,
+    MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
     TXN_COLUMNS,
     Posting,
@@ -37,8 +29,6 @@ from core_ledger.store import (
     account_deltas,
     check_schema,
     entry_owner,
-    rebuild_daily_usage,
-    txn_from_row,
     txn_row,
 )
 
@@ -112,41 +102,7 @@ class PostgresStore:
         return self._db.execute(sql, params).fetchall()
 
     def _load(self) -> LedgerState:
-        state = LedgerState()
-        for account_id, kind, name, balance, held in self._rows(
-            "SELECT account_id, kind, name, balance, held FROM accounts"
-        ):
-            state.accounts[account_id] = Account(
-                account_id=account_id, kind=AccountKind(kind), name=name, balance=int(balance), held=int(held)
-            )
-        for pan, account_id, expiry, status, limit in self._rows(
-            "SELECT pan, account_id, expiry, status, daily_limit FROM cards"
-        ):
-            state.cards[pan] = Card(
-                pan=pan,
-                account_id=account_id,
-                expiry=expiry,
-                status=CardStatus(status),
-                daily_limit=None if limit is None else int(limit),
-            )
-        for mid, name, account_id, settlement, aggregator, fee_bp in self._rows(
-            "SELECT merchant_id, name, account_id, settlement, aggregator_account_id, fee_bp FROM merchants"
-        ):
-            state.merchants[mid] = Merchant(
-                merchant_id=mid,
-                name=name,
-                account_id=account_id,
-                settlement=settlement,
-                aggregator_account_id=aggregator,
-                fee_bp=int(fee_bp),
-            )
-        for row in self._rows(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608 - constant columns
-            txn = txn_from_row(row)
-            state.add_txn(txn)
-        for owner, account_id, amount in self._rows("SELECT owner, account_id, amount FROM holds"):
-            state.holds[owner] = (account_id, int(amount))
-        rebuild_daily_usage(state)
-        return state
+        return load_state(self._rows)
 
     def save_static(self, state: LedgerState) -> None:
         with self._lock, self._db.transaction(), self._db.cursor() as cur:
@@ -155,13 +111,14 @@ class PostgresStore:
                 [(a.account_id, a.kind.value, a.name) for a in state.accounts.values()],
             )
             cur.executemany(
-                "INSERT INTO cards VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pan) DO UPDATE SET "
+                f"INSERT INTO cards ({CARD_COLUMNS}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pan) DO UPDATE SET "  # noqa: S608
                 "account_id = EXCLUDED.account_id, expiry = EXCLUDED.expiry, status = EXCLUDED.status, "
                 "daily_limit = EXCLUDED.daily_limit",
                 [(c.pan, c.account_id, c.expiry, c.status.value, c.daily_limit) for c in state.cards.values()],
             )
             cur.executemany(
-                "INSERT INTO merchants VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (merchant_id) DO UPDATE SET "
+                f"INSERT INTO merchants ({MERCHANT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "  # noqa: S608
+                "ON CONFLICT (merchant_id) DO UPDATE SET "
                 "name = EXCLUDED.name, account_id = EXCLUDED.account_id, settlement = EXCLUDED.settlement, "
                 "aggregator_account_id = EXCLUDED.aggregator_account_id, fee_bp = EXCLUDED.fee_bp",
                 [
@@ -206,20 +163,10 @@ class PostgresStore:
 
 
 def _write_effect(cur: psycopg.Cursor[Any], owner: str, effect: Effect) -> None:
-    if isinstance(effect, Entry):
-        cur.execute(
-            "INSERT INTO entries (txn_key, account_id, amount) VALUES (%s, %s, %s)",
-            (owner, effect.account_id, effect.amount),
-        )
-    elif isinstance(effect, HoldChange):
-        if effect.placed:
-            cur.execute("INSERT INTO holds VALUES (%s, %s, %s)", (effect.owner, effect.account_id, effect.amount))
-        else:
-            cur.execute("DELETE FROM holds WHERE owner = %s", (effect.owner,))
-    elif isinstance(effect, StatusChange):
-        cur.execute("UPDATE txns SET status = %s WHERE key = %s", (effect.new.value, effect.txn))
-    elif isinstance(effect, RefundChange):
-        cur.execute("UPDATE txns SET refunded = refunded + %s WHERE key = %s", (effect.delta, effect.txn))
+    statement = effect_statement(owner, effect)
+    if statement is not None:
+        sql, params = statement
+        cur.execute(format_params(sql), params)
 
 
 def _safe(url: str) -> str:

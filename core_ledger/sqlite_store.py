@@ -14,20 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from core_ledger.model import (
-    Account,
-    AccountKind,
-    Card,
-    CardStatus,
-    Effect,
-    Entry,
-    HoldChange,
-    Merchant,
-    RefundChange,
-    StatusChange,
-)
+from core_ledger.model import Effect
+from core_ledger.sql import effect_statement, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
+    CARD_COLUMNS,
+    MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
     TXN_COLUMNS,
     Posting,
@@ -36,8 +28,6 @@ from core_ledger.store import (
     account_deltas,
     check_schema,
     entry_owner,
-    rebuild_daily_usage,
-    txn_from_row,
     txn_row,
 )
 
@@ -102,32 +92,7 @@ class SqliteStore:
                 raise StoreError(f"cannot read ledger store {self.path}: {exc}") from None
 
     def _load(self) -> LedgerState:
-        db = self._db
-        state = LedgerState()
-        for account_id, kind, name, balance, held in db.execute("SELECT * FROM accounts"):
-            state.accounts[account_id] = Account(
-                account_id=account_id, kind=AccountKind(kind), name=name, balance=balance, held=held
-            )
-        for pan, account_id, expiry, status, limit in db.execute("SELECT * FROM cards"):
-            state.cards[pan] = Card(
-                pan=pan, account_id=account_id, expiry=expiry, status=CardStatus(status), daily_limit=limit
-            )
-        for mid, name, account_id, settlement, aggregator, fee_bp in db.execute("SELECT * FROM merchants"):
-            state.merchants[mid] = Merchant(
-                merchant_id=mid,
-                name=name,
-                account_id=account_id,
-                settlement=settlement,
-                aggregator_account_id=aggregator,
-                fee_bp=fee_bp,
-            )
-        for row in db.execute(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608 - constant columns
-            txn = txn_from_row(row)
-            state.add_txn(txn)
-        for owner, account_id, amount in db.execute("SELECT * FROM holds"):
-            state.holds[owner] = (account_id, amount)
-        rebuild_daily_usage(state)
-        return state
+        return load_state(self._db.execute)
 
     def save_static(self, state: LedgerState) -> None:
         with self._lock:
@@ -135,15 +100,15 @@ class SqliteStore:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany(
-                    "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, 0, 0)",
+                    "INSERT OR IGNORE INTO accounts (account_id, kind, name) VALUES (?, ?, ?)",
                     [(a.account_id, a.kind.value, a.name) for a in state.accounts.values()],
                 )
                 db.executemany(
-                    "INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO cards ({CARD_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608
                     [(c.pan, c.account_id, c.expiry, c.status.value, c.daily_limit) for c in state.cards.values()],
                 )
                 db.executemany(
-                    "INSERT OR REPLACE INTO merchants VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO merchants ({MERCHANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
                     [
                         (m.merchant_id, m.name, m.account_id, m.settlement, m.aggregator_account_id, m.fee_bp)
                         for m in state.merchants.values()
@@ -183,21 +148,9 @@ class SqliteStore:
                 raise StoreError(f"ledger commit failed: {exc}") from None
 
     def _write_effect(self, owner: str, effect: Effect) -> None:
-        db = self._db
-        if isinstance(effect, Entry):
-            db.execute(
-                "INSERT INTO entries (txn_key, account_id, amount) VALUES (?, ?, ?)",
-                (owner, effect.account_id, effect.amount),
-            )
-        elif isinstance(effect, HoldChange):
-            if effect.placed:
-                db.execute("INSERT INTO holds VALUES (?, ?, ?)", (effect.owner, effect.account_id, effect.amount))
-            else:
-                db.execute("DELETE FROM holds WHERE owner = ?", (effect.owner,))
-        elif isinstance(effect, StatusChange):
-            db.execute("UPDATE txns SET status = ? WHERE key = ?", (effect.new.value, effect.txn))
-        elif isinstance(effect, RefundChange):
-            db.execute("UPDATE txns SET refunded = refunded + ? WHERE key = ?", (effect.delta, effect.txn))
+        statement = effect_statement(owner, effect)
+        if statement is not None:
+            self._db.execute(*statement)
 
     def entries(self, account_id: str | None = None) -> list[StoredEntry]:
         sql = "SELECT seq, txn_key, account_id, amount FROM entries"

@@ -182,6 +182,11 @@ TXN_COLUMNS = (
     "original, auth_code, refunded, effects, settled, ref"
 )
 TXN_COLUMN_COUNT = len(TXN_COLUMNS.split(","))
+#: Every statement names its columns (never ``SELECT *`` read by position): both backends use these lists.
+ACCOUNT_COLUMNS = "account_id, kind, name, balance, held"
+CARD_COLUMNS = "pan, account_id, expiry, status, daily_limit"
+MERCHANT_COLUMNS = "merchant_id, name, account_id, settlement, aggregator_account_id, fee_bp"
+HOLD_COLUMNS = "owner, account_id, amount"
 
 
 def check_schema(where: str, txn_columns: Sequence[str]) -> None:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import anyio
+import anyio.abc
+
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
 from core_ledger.engine import LedgerEngine
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
+from core_ledger.server import serve
+from core_ledger.service import LedgerFailStop, LedgerService
 from core_ledger.state import LedgerState
 
 ACQ = "48009999"
@@ -95,3 +100,21 @@ def request(
         auth_code=auth_code,
         target_pan=target_pan,
     )
+
+
+class FailStopWatch:
+    """Serves ``service`` on a free loopback port until :func:`serve` ends; keeps the ``LedgerFailStop`` it ended
+    with (``stopped``) and sets ``ended`` then."""
+
+    def __init__(self, service: LedgerService) -> None:
+        self.service = service
+        self.stopped: list[LedgerFailStop] = []
+        self.ended = anyio.Event()
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[int]) -> None:
+        try:
+            await serve("127.0.0.1", 0, service=self.service, task_status=task_status)
+        except LedgerFailStop as exc:
+            self.stopped.append(exc)
+        finally:
+            self.ended.set()

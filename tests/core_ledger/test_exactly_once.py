@@ -65,13 +65,17 @@ def test_two_runs_reusing_stans_all_post_then_repeat_and_conflict(caplog: pytest
     assert balance(eng, GOOD) == start - 2 * RUN_SIZE * 100
 
 
-def test_a_conflict_names_every_part_that_differs() -> None:
+def test_a_conflict_names_every_part_that_differs(caplog: pytest.LogCaptureFixture) -> None:
     eng = engine()
     buy = request(Op.PURCHASE, GOOD, 100)
     run(eng, buy)
     other = request(Op.REFUND, OTHER, 100, rrn=buy.rrn, original=buy)
-    assert run(eng, other) is RC.DUPLICATE
+    with caplog.at_level(logging.WARNING, logger="acqsim.ledger"):
+        assert run(eng, other) is RC.DUPLICATE
     assert eng.conflicts == 1
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "differs in op, pan, original;" in line  # amount, terminal and target are the same
+    assert OTHER not in line
 
 
 @pytest.mark.parametrize("by_rrn", [True, False], ids=["by-rrn-56", "by-field-90"])

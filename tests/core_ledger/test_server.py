@@ -24,7 +24,7 @@ from core_ledger.service import LedgerFailStop, LedgerService
 from core_ledger.setup import open_service, seed
 from core_ledger.store import LedgerStore
 from tests.core_ledger.conftest import StoreFactory
-from tests.core_ledger.helpers import NOW, request, seeded_state
+from tests.core_ledger.helpers import NOW, FailStopWatch, request, seeded_state
 from wire.codec import decode_host, encode_host
 from wire.constants import ResponseCode
 from wire.framing import frame
@@ -248,19 +248,9 @@ async def test_store_failure_answers_96_then_serve_stops_and_restart_has_only_co
     service = LedgerService(store, LedgerEngine(store.load(), clock=lambda: NOW))
     kept = request(LedgerOp.PURCHASE, GOOD, 300)
     lost_request = request(LedgerOp.PURCHASE, GOOD, 400)
-    stopped: list[BaseException] = []
-    ended = anyio.Event()
-
-    async def serve_until_fail_stop(*, task_status: TaskStatus[int]) -> None:
-        try:
-            await serve("127.0.0.1", 0, service=service, task_status=task_status)
-        except LedgerFailStop as exc:
-            stopped.append(exc)
-        finally:
-            ended.set()
-
+    watch = FailStopWatch(service)
     async with anyio.create_task_group() as tg:
-        port = await tg.start(serve_until_fail_stop)
+        port = await tg.start(watch.serve)
         async with await LedgerClient.connect("127.0.0.1", port) as client:
             assert (await client.submit(kept)).response_code is ResponseCode.APPROVED
             _break(store, request_backend)  # the database goes away under the running ledger
@@ -268,9 +258,9 @@ async def test_store_failure_answers_96_then_serve_stops_and_restart_has_only_co
             assert lost.response_code is ResponseCode.SYSTEM_MALFUNCTION
             assert service.failed
             with anyio.fail_after(10):
-                await ended.wait()  # serve ends by itself: the process exits and is restarted
-            assert len(stopped) == 1
-            assert isinstance(stopped[0], LedgerFailStop)
+                await watch.ended.wait()  # serve ends by itself: the process exits and is restarted
+            assert len(watch.stopped) == 1
+            assert isinstance(watch.stopped[0], LedgerFailStop)
             with pytest.raises(LedgerUnavailable):
                 await client.submit(request(LedgerOp.BALANCE, GOOD))
     store.close()

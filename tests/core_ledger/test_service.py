@@ -14,11 +14,10 @@ from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest
 from core_ledger.check import check_store
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.engine import LedgerEngine
-from core_ledger.server import serve
-from core_ledger.service import LedgerFailStop, LedgerService
+from core_ledger.service import LedgerService
 from core_ledger.store import LedgerStore, Posting
 from tests.core_ledger.conftest import StoreFactory
-from tests.core_ledger.helpers import GOOD, NOW, OTHER, request, seeded_state
+from tests.core_ledger.helpers import GOOD, NOW, OTHER, FailStopWatch, request, seeded_state
 from wire.constants import ResponseCode
 
 pytestmark = pytest.mark.anyio
@@ -89,27 +88,17 @@ async def test_a_hung_commit_gets_no_answer_and_stops_the_server(store_factory: 
     hanging = _HangingStore(store)
     service = LedgerService(store, LedgerEngine(store.load(), clock=lambda: NOW), commit_timeout=0.2)
     service.store = hanging  # type: ignore[assignment]  # only commit is used while serving
-    stopped: list[BaseException] = []
-    ended = anyio.Event()
-
-    async def serve_until_fail_stop(*, task_status: anyio.abc.TaskStatus[int]) -> None:
-        try:
-            await serve("127.0.0.1", 0, service=service, task_status=task_status)
-        except LedgerFailStop as exc:
-            stopped.append(exc)
-        finally:
-            ended.set()
-
+    watch = FailStopWatch(service)
     async with anyio.create_task_group() as tg:
-        port = await tg.start(serve_until_fail_stop)
+        port = await tg.start(watch.serve)
         async with await LedgerClient.connect("127.0.0.1", port, timeout=2) as client:
             with pytest.raises((LedgerTimeout, LedgerUnavailable)):  # no answer: never a guessed 96 or 00
                 await client.submit(request(LedgerOp.PURCHASE, GOOD, 100))
         assert service.failed
         hanging.release.set()  # serve can end only once the write it started returns (it is shielded)
         with anyio.fail_after(10):
-            await ended.wait()
-    assert len(stopped) == 1
-    assert "outcome unknown" in str(stopped[0])
+            await watch.ended.wait()
+    assert len(watch.stopped) == 1
+    assert "outcome unknown" in str(watch.stopped[0])
     assert service.failed
     store.close()

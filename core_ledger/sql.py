@@ -1,0 +1,97 @@
+"""The SQL both ledger stores share: reading the whole state and writing one effect, by named columns.
+
+Statements are written with ``?`` placeholders (SQLite's); :func:`format_params` turns them into psycopg's
+``%s``. Each backend keeps only what really differs: connecting, transactions and its own errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from core_ledger.model import (
+    Account,
+    AccountKind,
+    Card,
+    CardStatus,
+    Effect,
+    Entry,
+    HoldChange,
+    Merchant,
+    RefundChange,
+    StatusChange,
+)
+from core_ledger.state import LedgerState
+from core_ledger.store import (
+    ACCOUNT_COLUMNS,
+    CARD_COLUMNS,
+    HOLD_COLUMNS,
+    MERCHANT_COLUMNS,
+    TXN_COLUMNS,
+    rebuild_daily_usage,
+    txn_from_row,
+)
+
+#: Runs a read-only statement (no parameters) and returns its rows.
+Rows = Callable[[str], Iterable[Sequence[Any]]]
+#: One statement to run: SQL with ``?`` placeholders, and its parameters.
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def format_params(sql: str) -> str:
+    """``sql`` with psycopg's ``%s`` placeholders (our statements hold no literal ``?``)."""
+    return sql.replace("?", "%s")
+
+
+def load_state(rows: Rows) -> LedgerState:
+    """Everything committed, read through ``rows`` inside one snapshot the caller holds."""
+    state = LedgerState()
+    for account_id, kind, name, balance, held in rows(f"SELECT {ACCOUNT_COLUMNS} FROM accounts"):  # noqa: S608
+        state.accounts[account_id] = Account(
+            account_id=account_id, kind=AccountKind(kind), name=name, balance=int(balance), held=int(held)
+        )
+    for pan, account_id, expiry, status, limit in rows(f"SELECT {CARD_COLUMNS} FROM cards"):  # noqa: S608
+        state.cards[pan] = Card(
+            pan=pan,
+            account_id=account_id,
+            expiry=expiry,
+            status=CardStatus(status),
+            daily_limit=None if limit is None else int(limit),
+        )
+    for mid, name, account_id, settlement, aggregator, fee_bp in rows(
+        f"SELECT {MERCHANT_COLUMNS} FROM merchants"  # noqa: S608
+    ):
+        state.merchants[mid] = Merchant(
+            merchant_id=mid,
+            name=name,
+            account_id=account_id,
+            settlement=settlement,
+            aggregator_account_id=aggregator,
+            fee_bp=int(fee_bp),
+        )
+    for row in rows(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608
+        state.add_txn(txn_from_row(row))
+    for owner, account_id, amount in rows(f"SELECT {HOLD_COLUMNS} FROM holds"):  # noqa: S608
+        state.holds[owner] = (account_id, int(amount))
+    rebuild_daily_usage(state)
+    return state
+
+
+def effect_statement(owner: str, effect: Effect) -> Statement | None:
+    """The statement that stores ``effect`` of the transaction ``owner`` (daily usage is derived: none)."""
+    if isinstance(effect, Entry):
+        return "INSERT INTO entries (txn_key, account_id, amount) VALUES (?, ?, ?)", (
+            owner,
+            effect.account_id,
+            effect.amount,
+        )
+    if isinstance(effect, HoldChange):
+        if effect.placed:
+            sql = f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES (?, ?, ?)"  # noqa: S608
+            return sql, (effect.owner, effect.account_id, effect.amount)
+        return "DELETE FROM holds WHERE owner = ?", (effect.owner,)
+    if isinstance(effect, StatusChange):
+        return "UPDATE txns SET status = ? WHERE key = ?", (effect.new.value, effect.txn)
+    if isinstance(effect, RefundChange):
+        return "UPDATE txns SET refunded = refunded + ? WHERE key = ?", (effect.delta, effect.txn)
+    return None
