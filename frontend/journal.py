@@ -6,15 +6,16 @@ card's PIN failures today — is also held in memory (written through, loaded at
 neither the disk nor a thread. RRNs are handed out from a block of ``RRN_BLOCK`` reserved durably at a time,
 as a database sequence with a cache does: unique across restarts, with a gap after one.
 
-The journal keeps PANs masked, except in the pending-reversal queue, which needs the card number to reverse
-at the ledger and forgets it once the ledger acknowledges. PIN-try counters are keyed by a SHA-256 of the PAN.
+The journal keeps PANs masked. Where it must hold a card number a while — a row's ledger request until its
+answer is journaled, a store-and-forward reversal until the ledger takes it — the request is sealed under the
+data key (AES-GCM, ``acqkit/datakey.py``) and dropped when done. PIN-try counters are keyed by a keyed
+fingerprint of the PAN (HMAC-SHA-256 under the data key), which cannot be reversed without the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from acqkit.datakey import DataKey
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
 from wire.fields import CardTotals, SettlementTotals
 from wire.masking import mask_pan
@@ -103,10 +105,6 @@ _TXN_COLUMNS: Final = (
 )
 
 
-def card_ref(pan: str) -> str:
-    return hashlib.sha256(pan.encode()).hexdigest()
-
-
 def request_to_json(request: LedgerRequest) -> str:
     raw = dataclasses.asdict(request)
     raw["op"] = request.op.value
@@ -122,9 +120,15 @@ def request_from_json(text: str) -> LedgerRequest:
 
 
 class Journal:
-    def __init__(self, path: str | Path) -> None:
-        if str(path) != ":memory:":
+    def __init__(self, path: str | Path, *, data_key: DataKey | None = None) -> None:
+        """Open (or create) the journal at ``path``; ``data_key`` defaults to the one kept beside it
+        (``keys/data.key`` in the journal's folder), or a key of this process alone for ``:memory:``."""
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if data_key is None:
+            data_key = DataKey.ephemeral() if in_memory else DataKey.load_or_create(Path(path).parent / "keys")
+        self._data_key = data_key
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -153,6 +157,13 @@ class Journal:
             self._db.execute("ALTER TABLE pending_reversals ADD COLUMN state TEXT NOT NULL DEFAULT 'pending'")
         if "last_code" not in columns:
             self._db.execute("ALTER TABLE pending_reversals ADD COLUMN last_code TEXT")
+
+    def _seal(self, request: LedgerRequest) -> str:
+        return self._data_key.seal(request_to_json(request))
+
+    def _unseal(self, text: str) -> LedgerRequest:
+        """A sealed request (or, from a journal written before sealing, a plain JSON one)."""
+        return request_from_json(text if text.startswith("{") else self._data_key.open(text))
 
     def run_batch(self, calls: list[Callable[[Journal], Any]]) -> Sequence[Any]:
         """Run ``calls`` in order in ONE transaction (one fsync); each one's result, or the exception it raised.
@@ -284,7 +295,7 @@ class Journal:
                     rrn,
                     original_stan,
                     time.time(),
-                    request_to_json(request),
+                    self._seal(request),
                 ),
             )
         except sqlite3.IntegrityError:
@@ -301,7 +312,7 @@ class Journal:
         return [
             (
                 JournalTxn(**dict(zip(JournalTxn.__dataclass_fields__, row[:-1], strict=True))),
-                request_from_json(row[-1]) if row[-1] else None,
+                self._unseal(row[-1]) if row[-1] else None,
             )
             for row in rows
         ]
@@ -354,13 +365,13 @@ class Journal:
     # PIN tries
     def pin_failures(self, pan: str, day: str) -> int:
         """From memory: no disk, no thread."""
-        return self._pin_failures.get((card_ref(pan), day), 0)
+        return self._pin_failures.get((self._data_key.fingerprint(pan), day), 0)
 
     def reserve_pin_try(self, pan: str, day: str, limit: int) -> bool:
         """Take one of the card's ``limit`` PIN tries for a verification about to go to the HSM, unless the
         failures so far and the tries already in flight use them all up. In memory, no disk, no thread: called
         inline on the event loop, the check and the take are one step."""
-        key = (card_ref(pan), day)
+        key = (self._data_key.fingerprint(pan), day)
         in_flight = self._pin_in_flight.get(key, 0)
         if self._pin_failures.get(key, 0) + in_flight >= limit:
             return False
@@ -369,7 +380,7 @@ class Journal:
 
     def release_pin_try(self, pan: str, day: str) -> None:
         """Give back a reserved try: the PIN was right, or was not verified."""
-        key = (card_ref(pan), day)
+        key = (self._data_key.fingerprint(pan), day)
         left = self._pin_in_flight.get(key, 0) - 1
         if left > 0:
             self._pin_in_flight[key] = left
@@ -379,7 +390,7 @@ class Journal:
     def add_pin_failure(self, pan: str, day: str, *, reserved: bool = False) -> int:
         """Count a wrong PIN durably; with ``reserved``, the try reserved for it becomes this failure in the
         same step, once the batch has committed (never counted twice, never dropped in between)."""
-        key = (card_ref(pan), day)
+        key = (self._data_key.fingerprint(pan), day)
         with self._lock:
             self._exec(
                 "INSERT INTO pin_tries VALUES (?, ?, 1) ON CONFLICT(card, day) DO UPDATE SET failures = failures + 1",
@@ -399,7 +410,7 @@ class Journal:
     # store-and-forward reversals to the ledger
     def queue_reversal(self, request: LedgerRequest) -> None:
         self._exec(
-            "INSERT INTO pending_reversals (request, created_at) VALUES (?, ?)", (request_to_json(request), time.time())
+            "INSERT INTO pending_reversals (request, created_at) VALUES (?, ?)", (self._seal(request), time.time())
         )
 
     def pending_reversals(self) -> list[tuple[int, LedgerRequest]]:
@@ -408,7 +419,7 @@ class Journal:
             rows = self._db.execute(
                 "SELECT id, request FROM pending_reversals WHERE state = ? ORDER BY id", (REVERSAL_PENDING,)
             ).fetchall()
-        return [(int(i), request_from_json(text)) for i, text in rows]
+        return [(int(i), self._unseal(text)) for i, text in rows]
 
     def reversal_done(self, reversal_id: int) -> None:
         self._exec("DELETE FROM pending_reversals WHERE id = ?", (reversal_id,))
@@ -443,7 +454,7 @@ class Journal:
             ).fetchall()
         out = []
         for reversal_id, text, tries, last_code, created_at in rows:
-            request = request_from_json(text)
+            request = self._unseal(text)
             original = request.original
             out.append(
                 ReversalRow(
