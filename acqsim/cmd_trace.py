@@ -17,6 +17,8 @@ from acqkit.config import load_config
 from acqsim.traceview import journey, last_transaction, load_records
 from terminal.replay.pcap import CapturedFrame, write_pcap
 from wire.codec import encode_pos_body
+from wire.dissect import HIDDEN
+from wire.errors import MessageEncodeError
 from wire.header import PosHeader
 from wire.posframe import PosFrame
 from wire.specs import POS_CARD_FIELDS, POS_SECRET_FIELDS
@@ -24,18 +26,30 @@ from wire.tpdu import TERMINAL_SRC, Tpdu
 
 
 def _safe_frame(message: dict[str, Any]) -> bytes:
-    """Re-encode a traced (masked) POS message: masked digits become 0, hidden fields become zero bytes."""
+    """Re-encode a traced (masked) POS message: masked digits become 0, the PIN block becomes zero bytes, and a
+    field the trace holds only as hidden or as masked text (62's keys, 55's data objects, 48's upload
+    details) is left out of the frame — a capture shows what the trace knows, never a guess."""
     fields = {"t": message["mti"]}
     for number, value in message["fields"].items():
         if number in POS_SECRET_FIELDS:
             fields[number] = "00" * 8
+        elif value == HIDDEN:
+            continue
         elif number in POS_CARD_FIELDS or "*" in value:
             fields[number] = value.replace("*", "0")
         else:
             fields[number] = value
     tpdu = Tpdu(id=int(message["tpdu"]["id"], 16), dst=message["tpdu"]["dst"], src=message["tpdu"]["src"])
     header = PosHeader(**message["header"])
-    return PosFrame(tpdu=tpdu, header=header, body=encode_pos_body(fields)).to_bytes()
+    for _ in range(len(fields)):
+        try:
+            body = encode_pos_body(fields)
+            break
+        except MessageEncodeError as exc:
+            if exc.field is None or exc.field not in fields or exc.field == "t":
+                raise
+            del fields[exc.field]  # masked text that is no longer the field's format
+    return PosFrame(tpdu=tpdu, header=header, body=body).to_bytes()
 
 
 def export_pcap(nac_trace: Path, out: Path) -> int:
