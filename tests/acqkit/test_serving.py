@@ -204,5 +204,3 @@ async def test_queued_senders_return_once_their_write_succeeds() -> None:
         stream.gate.set()
     assert sorted(done) == ["a", "b", "writer"]
     assert len(stream.writes) == 2
-
-
