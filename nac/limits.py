@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
+from acqkit.config import NAC_MAX_CONNECTIONS
 from wire.framing import DEFAULT_MAX_FRAME_LEN
 
 #: Largest frame (bytes after the length prefix) accepted from a terminal or a front-end.
 MAX_FRAME_LEN: Final = DEFAULT_MAX_FRAME_LEN
 #: Terminal connections open at once; one more is accepted and closed at once (counted as rejected).
-MAX_CONNECTIONS: Final = 10_000
+MAX_CONNECTIONS: Final = NAC_MAX_CONNECTIONS
 #: Requests one terminal connection may have waiting for an answer; a further request is dropped.
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 4
 #: A terminal connection that sends nothing for this long is closed.
