@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Final, Generic, TypeVar
@@ -192,9 +193,19 @@ class PeerLink(Generic[Key, Answer]):
     ATTEMPTS: Final = 2
 
     def __init__(
-        self, host: str, port: int, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str, timeout: float
+        self,
+        host: str,
+        port: int,
+        decode: Callable[[bytes], tuple[Key, Answer]],
+        *,
+        what: str,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
     ) -> None:
+        """With ``tls``, the peer must prove it is ``server_name`` (a service name of :mod:`acqkit.tls`)."""
         self.host, self.port, self.what, self.timeout = host, port, what, timeout
+        self.tls, self.server_name = tls, server_name
         self._decode = decode
         self._link: MultiplexedLink[Key, Answer] | None = None
         self._connecting = anyio.Lock()
@@ -219,9 +230,11 @@ class PeerLink(Generic[Key, Answer]):
             if self._link is not None:
                 await self._link.conn.aclose()
             try:
-                conn = await connect(self.host, self.port, timeout=self.timeout)
-            except OSError as exc:
-                raise LinkLost(self.peer, type(exc).__name__) from None
+                conn = await connect(
+                    self.host, self.port, timeout=self.timeout, tls=self.tls, server_name=self.server_name
+                )
+            except OSError as exc:  # a refused TLS handshake (TlsRefused) too
+                raise LinkLost(self.peer, f"{type(exc).__name__}: {exc}") from None
             self._link = MultiplexedLink(conn, self._decode, what=self.what)
             self.generation += 1
             return self._link

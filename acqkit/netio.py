@@ -302,7 +302,14 @@ async def serve_tcp(
         raise ValueError(f"{name}: max_connections must be at least 1, not {max_connections}")
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False)
     bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-    log.info("%s listening on %s:%d (at most %d connections)", name, host, bound, max_connections)
+    log.info(
+        "%s listening on %s:%d (%s, at most %d connections)",
+        name,
+        host,
+        bound,
+        "mutual TLS" if tls is not None else "plain TCP",
+        max_connections,
+    )
     server = _Server(name, handle, max_frame_len=max_frame_len, max_connections=max_connections, tls=tls)
     async with listener, anyio.create_task_group() as tg:
         for one in listener.listeners:  # one per address family the host resolves to
@@ -373,7 +380,7 @@ class _Server:
             conn.peer_identity = identity
             await self.handle(conn)
         except TlsRefused as exc:
-            log.warning("%s: refused %s: %s", self.name, peer, exc)
+            log.log(logging.INFO if exc.before_hello else logging.WARNING, "%s: refused %s: %s", self.name, peer, exc)
         except FramingError as exc:
             log.warning("%s: closing %s: %s", self.name, peer, exc)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):

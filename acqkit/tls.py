@@ -12,6 +12,7 @@ Layout of ``data_dir/tls/``: ``ca.pem`` (the CA certificate), ``ca.key``, and ``
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import ipaddress
@@ -47,9 +48,11 @@ class TlsRefused(ConnectionError):
     """A TLS handshake failed (no certificate, one from another CA, wrong name, timeout); ``reason`` says why.
     A ``ConnectionError``, so every caller that handles a refused connection handles this one too."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, before_hello: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        #: The peer closed without a single handshake byte: a port probe (the supervisor's), not an attack.
+        self.before_hello = before_hello
 
 
 class TlsMaterialMissing(FileNotFoundError):
@@ -258,6 +261,8 @@ async def tls_accept(stream: anyio.abc.ByteStream, context: ssl.SSLContext) -> t
             )
     except TimeoutError:
         raise TlsRefused("TLS handshake timed out") from None
+    except anyio.EndOfStream:
+        raise TlsRefused("closed before the TLS handshake", before_hello=True) from None
     except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
         raise TlsRefused(f"TLS handshake failed: {_reason(exc)}") from None
     return wrapped, peer_common_name(wrapped)
@@ -297,3 +302,35 @@ def peer_common_name(stream: anyio.abc.ByteStream) -> str | None:
             if key == "commonName":
                 return value
     return None
+
+
+# -- services' command lines -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServiceTls:
+    """One service's two contexts: ``server`` for what it serves, ``client`` for the hops it dials."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+
+def service_tls(directory: Path | None, service: str) -> ServiceTls | None:
+    """The contexts of ``service`` from the certificates in ``directory``; ``None`` (plain TCP) without one.
+    Raises :class:`TlsMaterialMissing` when a file is missing."""
+    if directory is None:
+        return None
+    return ServiceTls(server=server_context(directory, service), client=client_context(directory, service))
+
+
+def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tls-dir`` and ``--max-connections``, which every service's command line takes."""
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="mutual TLS on every hop with the certificates in DIR (`acqsim certs create`); default: plain TCP,"
+        " or DATA_DIR/tls when the configuration says tls = true",
+    )
+    parser.add_argument(
+        "--max-connections", type=int, metavar="N", help="connections served at once (default: the configuration's)"
+    )

@@ -22,6 +22,8 @@ import anyio
 
 from acqkit.config import AcqsimConfig, load_config
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
+from acqkit.tls import add_serving_arguments
 from core_ledger.check import check_store
 from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE
 from core_ledger.settlement import plan_settlement, report_csv
@@ -43,6 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config", type=Path, help="acqsim TOML configuration (default: built-in)")
     parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/ledger.jsonl")
+    add_serving_arguments(parser)
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument(
         "--seed-demo", action="store_true", help="add the configuration's demo cards and merchants (the default)"
@@ -136,11 +139,24 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
     service = open_service(db, None if args.no_seed else config, completion_tolerance=tolerance / 100)
     host = args.host or config.ledger.listen.host
     port = config.ledger.listen.port if args.port is None else args.port
+    try:
+        serving = serving_for(
+            "ledger",
+            tls_dir=args.tls_dir,
+            max_connections=args.max_connections,
+            config=config,
+            configured_max=config.ledger.max_connections,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"acqsim ledger: {exc}", file=sys.stderr)
+        service.store.close()
+        return 2
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "ledger")
-            bound = await tg.start(functools.partial(serve, host, port, service=service, trace=trace))
+            bound = await tg.start(functools.partial(serve, host, port, service=service, trace=trace, serving=serving))
+            print(serving.summary, flush=True)
             announce("ledger", host, bound)
 
     try:

@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.serving import PLAIN, Serving
 from core_ledger.api import LedgerAnswer
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
@@ -55,6 +56,7 @@ async def serve(
     service: LedgerService | None = None,
     store: LedgerStore | None = None,
     trace: TraceWriter | None = None,
+    serving: Serving = PLAIN,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the host link on ``host:port`` until cancelled; ``task_status.started(port)`` gives the bound port.
@@ -115,4 +117,12 @@ async def serve(
 
     async with anyio.create_task_group() as tg:
         await tg.start(ledger.run_flusher)
-        await serve_tcp(host, port, handle, name="ledger", task_status=task_status)
+        await serve_tcp(
+            host,
+            port,
+            handle,
+            name="ledger",
+            max_connections=serving.max_connections,
+            tls=serving.server_tls,
+            task_status=task_status,
+        )

@@ -14,6 +14,8 @@ import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
+from acqkit.tls import add_serving_arguments
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from frontend.core import Context
 from frontend.journal import Journal
@@ -31,6 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
+    add_serving_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +41,14 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         hsm_at = Endpoint.parse(args.hsm) if args.hsm else config.hsm.listen
         ledger_at = Endpoint.parse(args.ledger) if args.ledger else config.ledger.listen
-    except ConfigError as exc:
+        serving = serving_for(
+            "frontend",
+            tls_dir=args.tls_dir,
+            max_connections=args.max_connections,
+            config=config,
+            configured_max=config.frontend.max_connections,
+        )
+    except (ConfigError, ValueError, OSError) as exc:
         print(f"acqsim frontend: {exc}", file=sys.stderr)
         return 2
     host = args.host or config.frontend.listen.host
@@ -48,15 +58,16 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         try:
-            hsm = await HsmClient.connect(hsm_at.host, hsm_at.port)
-            ledger = await LedgerClient.connect(ledger_at.host, ledger_at.port)
+            hsm = await HsmClient.connect(hsm_at.host, hsm_at.port, tls=serving.client_tls)
+            ledger = await LedgerClient.connect(ledger_at.host, ledger_at.port, tls=serving.client_tls)
         except (HsmUnavailable, LedgerUnavailable) as exc:
             print(f"acqsim frontend: {exc}", file=sys.stderr)
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "frontend")
             frontend = Frontend(ctx, journal, hsm, ledger, trace=trace)
-            bound = await tg.start(functools.partial(serve, host, port, frontend=frontend))
+            bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
+            print(serving.summary, flush=True)
             announce("frontend", host, bound)
 
     try:

@@ -19,6 +19,7 @@ import anyio.abc
 
 from acqkit.groupcommit import CommitFailed, GroupCommit
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.serving import PLAIN, Serving
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.hostlink import request_fields
 from frontend.core import Context, Reply, answer_header, malfunction_reply, process
@@ -274,10 +275,21 @@ async def serve(
     port: int,
     *,
     frontend: Frontend,
+    serving: Serving = PLAIN,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
         tg.start_soon(frontend.forward_reversals)
-        bound = await tg.start(functools.partial(serve_tcp, host, port, frontend.handle, name="frontend"))
+        bound = await tg.start(
+            functools.partial(
+                serve_tcp,
+                host,
+                port,
+                frontend.handle,
+                name="frontend",
+                max_connections=serving.max_connections,
+                tls=serving.server_tls,
+            )
+        )
         task_status.started(bound)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ssl
 from types import TracebackType
 from typing import Final, Self
 
@@ -23,6 +24,8 @@ from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
 from wire.paycrypto import MacAlgorithm
 
 HSM_TIMEOUT_S: Final = 2.0
+#: The name the HSM's TLS certificate must carry.
+HSM_SERVICE_NAME: Final = "hsm"
 #: Headers are handed out in turn from 0000 to 9999, skipping any an answer may still come to (in flight or
 #: timed out on the current connection), so at most this many commands can be in flight at once.
 HEADERS: Final = 10_000
@@ -73,15 +76,22 @@ def _decode_answer(payload: bytes) -> tuple[str, bytes]:
 
 
 class HsmClient:
-    def __init__(self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """With ``tls`` (a client context of :mod:`acqkit.tls`), the HSM must prove it is ``hsm``."""
         self.host, self.port = host, port
         self.timeout = timeout
-        self._peer: PeerLink[str, bytes] = PeerLink(host, port, _decode_answer, what="HSM", timeout=timeout)
+        self._peer: PeerLink[str, bytes] = PeerLink(
+            host, port, _decode_answer, what="HSM", timeout=timeout, tls=tls, server_name=HSM_SERVICE_NAME
+        )
         self._headers = TagAllocator(HEADERS)
 
     @classmethod
-    async def connect(cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> HsmClient:
-        client = cls(host, port, timeout=timeout)
+    async def connect(
+        cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
+    ) -> HsmClient:
+        client = cls(host, port, timeout=timeout, tls=tls)
         try:
             with anyio.fail_after(timeout):
                 await client._peer.open()

@@ -10,6 +10,7 @@ import anyio
 import anyio.abc
 
 from acqkit.netio import FramedConnection, serve_tcp
+from acqkit.serving import PLAIN, Serving
 from hsm_sim.keys import Lmk
 from hsm_sim.processor import HsmProcessor
 from wire.trace import TraceWriter
@@ -31,6 +32,7 @@ async def serve(
     *,
     lmk: Lmk,
     trace: TraceWriter | None = None,
+    serving: Serving = PLAIN,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``trace`` (optional) records header, command and error code of each message —
@@ -50,4 +52,13 @@ async def serve(
             with anyio.fail_after(SEND_TIMEOUT_S):
                 await conn.send_many(answers)
 
-    await serve_tcp(host, port, handle, name="hsm", max_frame_len=MAX_FRAME_LEN, task_status=task_status)
+    await serve_tcp(
+        host,
+        port,
+        handle,
+        name="hsm",
+        max_frame_len=MAX_FRAME_LEN,
+        max_connections=serving.max_connections,
+        tls=serving.server_tls,
+        task_status=task_status,
+    )

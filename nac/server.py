@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Literal, Protocol
 
@@ -39,6 +40,8 @@ log = logging.getLogger("acqsim.nac")
 EXPIRY_TICK_S: Final = 0.5
 #: After a failed accept (e.g. no file descriptor left) the listener waits this long before accepting again.
 ACCEPT_RETRY_S: Final = 0.5
+#: The name a front-end's TLS certificate must carry (every member of every route is a front-end).
+FRONTEND_SERVICE_NAME: Final = "frontend"
 #: A status client gets its JSON document within this time or is dropped.
 STATUS_SEND_TIMEOUT_S: Final = 2.0
 
@@ -103,8 +106,18 @@ class _LinkOutbox:
 
 
 class NacServer:
-    def __init__(self, table: RouteTable, limits: NacLimits | None = None, *, trace: FrameTracer | None = None) -> None:
+    def __init__(
+        self,
+        table: RouteTable,
+        limits: NacLimits | None = None,
+        *,
+        trace: FrameTracer | None = None,
+        upstream_tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``upstream_tls``: a client context of :mod:`acqkit.tls`; each front-end must then prove it is
+        ``frontend`` (terminals stay on plain TCP, as most POS links are)."""
         self.table = table
+        self._upstream_tls = upstream_tls
         self.limits = limits or NacLimits()
         self.router = Router(table, self.limits)
         self.stats = self.router.stats
@@ -264,6 +277,8 @@ class NacServer:
                     member.port,
                     timeout=self.limits.connect_timeout_s,
                     max_frame_len=self.limits.max_frame_len,
+                    tls=self._upstream_tls,
+                    server_name=FRONTEND_SERVICE_NAME,
                 )
             except (OSError, TimeoutError) as exc:
                 self.stats.members[name].connect_failures += 1
