@@ -263,7 +263,7 @@ async def tls_accept(stream: anyio.abc.ByteStream, context: ssl.SSLContext) -> t
         raise TlsRefused("TLS handshake timed out") from None
     except anyio.EndOfStream:
         raise TlsRefused("closed before the TLS handshake", before_hello=True) from None
-    except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+    except (ssl.SSLError, anyio.BrokenResourceError, OSError) as exc:
         raise TlsRefused(f"TLS handshake failed: {_reason(exc)}") from None
     return wrapped, peer_common_name(wrapped)
 
