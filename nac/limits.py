@@ -29,8 +29,6 @@ RECONNECT_BACKOFF_MAX_S: Final = 5.0
 MAX_STALE_PER_LINK: Final = 1024
 #: Return addresses 0001..FFFF (0000 is the terminal's own SRC and never assigned).
 ADDRESS_POOL_SIZE: Final = 0xFFFF
-#: Bytes queued for one upstream connection above which terminal readers wait for its writer (backpressure).
-MAX_LINK_BUFFER_BYTES: Final = 256 * 1024
 #: How long the shell may wait to write one frame to a peer before giving that peer up.
 SEND_TIMEOUT_S: Final = 10.0
 
