@@ -10,15 +10,16 @@ TOML layout (every table optional; omitted values take the defaults below)::
     acquirer_id = "48009999"      # field 32
     currency = "156"              # field 49
     pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
+    tls = false                   # mutual TLS on every service hop (certificates: `acqsim certs create`)
 
-    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"                max_connections = 1024
-    [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"       max_connections = 1024
-    [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"     max_connections = 1024
-                (ledger db: a path, or a postgresql:// URL; max_connections: open at once, one more is
-                 closed as it arrives and counted; accept errors such as EMFILE back off and retry)
+    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"
+    [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"   # or postgresql://…
+    [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"
     [nac]       host = "127.0.0.1"  port = 5800   status_port = 5801
     [nac.routes]
     "0003" = ["frontend"]         # TPDU DST → upstream members: a service name or "host:port"
+
+    # each service table also takes max_connections = 1024 (served at once; more are closed at once)
 
     [[merchants]]  merchant_id = "898100000000001"  name = "…"  mcc = "5812"  settlement = "direct"  fee_bp = 38
     [[terminals]]  terminal_id = "10000001"  merchant_id = "…"  tmk = "…32 hex…"  app_type = "61"  route = "0003"
@@ -40,6 +41,7 @@ from typing import Any, Final, TypeVar
 import tomli_w
 
 from acqkit.netio import DEFAULT_MAX_CONNECTIONS
+from acqkit.tls import TLS_DIR_NAME
 from wire.constants import CURRENCY_CNY
 from wire.tpdu import DEFAULT_ROUTE
 
@@ -63,6 +65,9 @@ TEST_TMK_2: Final = "3B6D1A8F5D2F7049E0B3D5A7C8F12568"
 SETTLEMENT_DIRECT: Final = "direct"  # 一清: the acquirer pays the merchant's own account
 SETTLEMENT_SECONDARY: Final = "secondary"  # 二清: an aggregator is paid and pays its sub-merchants
 
+
+#: Terminal connections one NAC serves at once (terminals connect per transaction: many more than services).
+NAC_MAX_CONNECTIONS: Final = 10_000
 
 _T = TypeVar("_T")
 
@@ -99,22 +104,22 @@ def split_host_port(text: str) -> tuple[str, int]:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HsmConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_HSM_PORT)
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
     lmk: str = "TEST"  # "TEST" = the documented test LMK, or its clear components as hex
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # served at once; more are accepted and closed at once
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class LedgerConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_LEDGER_PORT)
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
     db: str = "ledger.sqlite3"  # a path (relative to data_dir) or a postgresql:// URL
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class FrontendConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_FRONTEND_PORT)
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
     db: str = "frontend.sqlite3"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +128,7 @@ class NacConfig:
     status: Endpoint | None = Endpoint(host=LOOPBACK, port=DEFAULT_NAC_STATUS_PORT)
     #: TPDU DST → members, each a service name ("frontend") or "host:port".
     routes: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=lambda: {DEFAULT_ROUTE: ("frontend",)})
+    max_connections: int = NAC_MAX_CONNECTIONS  # terminal connections served at once
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,6 +266,8 @@ class AcqsimConfig:
     pvk: str = TEST_PVK
     #: Whether the services write trace records; each one dissects and masks a message, which costs CPU.
     trace: bool = True
+    #: Mutual TLS on every service-to-service hop, with the certificates of ``acqsim certs create``.
+    tls: bool = False
     hsm: HsmConfig = HsmConfig()
     ledger: LedgerConfig = LedgerConfig()
     frontend: FrontendConfig = FrontendConfig()
@@ -277,6 +285,11 @@ class AcqsimConfig:
     def store_path(self, db: str) -> str:
         """A store setting as given (URL) or as a path under data_dir."""
         return db if "://" in db else str(self.data_dir / db)
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where ``acqsim certs create`` writes the CA and the service certificates."""
+        return self.data_dir / TLS_DIR_NAME
 
     @property
     def trace_dir(self) -> Path:
@@ -343,10 +356,10 @@ def _endpoint(table: Mapping[str, Any], name: str, default: Endpoint) -> Endpoin
     return Endpoint(host=host, port=port)
 
 
-def _max_connections(table: Mapping[str, Any], name: str) -> int:
-    value = table.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+def _max_connections(table: Mapping[str, Any], name: str, default: int = DEFAULT_MAX_CONNECTIONS) -> int:
+    value = table.get("max_connections", default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"[{name}] max_connections must be a whole number of at least 1")
+        raise ConfigError(f"[{name}] max_connections must be a positive integer")
     return value
 
 
@@ -376,12 +389,16 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
     trace = raw.get("trace", defaults.trace)
     if not isinstance(trace, bool):
         raise ConfigError("trace must be true or false")
+    tls = raw.get("tls", defaults.tls)
+    if not isinstance(tls, bool):
+        raise ConfigError("tls must be true or false")
     return AcqsimConfig(
         data_dir=data_dir if data_dir.is_absolute() else base_dir / data_dir,
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
         currency=str(raw.get("currency", defaults.currency)),
         pvk=str(raw.get("pvk", defaults.pvk)),
         trace=trace,
+        tls=tls,
         hsm=HsmConfig(
             listen=_endpoint(hsm_t, "hsm", defaults.hsm.listen),
             lmk=str(hsm_t.get("lmk", "TEST")),
@@ -401,6 +418,7 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
             listen=nac_listen,
             status=None if status_port is None else Endpoint(host=nac_listen.host, port=int(status_port)),
             routes=routes,
+            max_connections=_max_connections(nac_t, "nac", NAC_MAX_CONNECTIONS),
         ),
         merchants=_records(raw, "merchants", MerchantFixture, DEFAULT_MERCHANTS),
         terminals=_records(raw, "terminals", TerminalFixture, DEFAULT_TERMINALS),
@@ -416,7 +434,11 @@ def config_to_toml(config: AcqsimConfig) -> str:
     """The configuration as a TOML file that :func:`load_config` reads back as the same configuration (to
     start services as processes with a configuration built in code). ``data_dir`` is written absolute; a NAC
     without a status port comes back with the default one (the TOML layout cannot say "none")."""
-    nac: dict[str, Any] = {"host": config.nac.listen.host, "port": config.nac.listen.port}
+    nac: dict[str, Any] = {
+        "host": config.nac.listen.host,
+        "port": config.nac.listen.port,
+        "max_connections": config.nac.max_connections,
+    }
     if config.nac.status is not None:
         nac["status_port"] = config.nac.status.port
     nac["routes"] = {dst: list(members) for dst, members in config.nac.routes.items()}
@@ -426,6 +448,7 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "currency": config.currency,
         "pvk": config.pvk,
         "trace": config.trace,
+        "tls": config.tls,
         "hsm": {
             "host": config.hsm.listen.host,
             "port": config.hsm.listen.port,

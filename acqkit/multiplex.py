@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Final, Generic, TypeVar
@@ -135,6 +136,51 @@ class MultiplexedLink(Generic[Key, Answer]):
                 del self._pending[key]
 
 
+class TagsExhausted(Exception):
+    """Every tag awaits an answer (or a late answer) on the current connection."""
+
+
+class TagAllocator:
+    """Numbered tags (``0 .. size-1``, handed out in turn) for requests whose answer echoes the tag — the HSM's
+    4-character header. A tag is not handed out again while an answer to it may still arrive on the same
+    connection: neither while its request is in flight nor after it timed out (the late answer would be
+    paired with the next request under that tag). Those are freed when the connection is replaced
+    (``generation`` changes), since no answer crosses connections. Sans-IO."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._cursor = 0
+        self._busy: set[int] = set()
+        self._stale: set[int] = set()  # timed out on generation ``_stale_generation``
+        self._stale_generation = 0
+
+    def take(self, generation: int) -> int:
+        if self._stale and generation != self._stale_generation:
+            self._stale.clear()
+        for _ in range(self.size):
+            tag = self._cursor
+            self._cursor = (self._cursor + 1) % self.size
+            if tag not in self._busy and tag not in self._stale:
+                self._busy.add(tag)
+                return tag
+        raise TagsExhausted(f"all {self.size} tags await an answer")
+
+    def answered(self, tag: int) -> None:
+        self._busy.discard(tag)
+
+    def abandoned(self, tag: int, generation: int) -> None:
+        """The request's answer did not come in time; it may still come on connection ``generation``."""
+        self._busy.discard(tag)
+        if self._stale and generation != self._stale_generation:
+            self._stale.clear()
+        self._stale_generation = generation
+        self._stale.add(tag)
+
+    @property
+    def in_use(self) -> int:
+        return len(self._busy) + len(self._stale)
+
+
 class PeerLink(Generic[Key, Answer]):
     """The multiplexed link to one peer: opened when first needed, and again after it failed.
 
@@ -147,12 +193,24 @@ class PeerLink(Generic[Key, Answer]):
     ATTEMPTS: Final = 2
 
     def __init__(
-        self, host: str, port: int, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str, timeout: float
+        self,
+        host: str,
+        port: int,
+        decode: Callable[[bytes], tuple[Key, Answer]],
+        *,
+        what: str,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
     ) -> None:
+        """With ``tls``, the peer must prove it is ``server_name`` (a service name of :mod:`acqkit.tls`)."""
         self.host, self.port, self.what, self.timeout = host, port, what, timeout
+        self.tls, self.server_name = tls, server_name
         self._decode = decode
         self._link: MultiplexedLink[Key, Answer] | None = None
         self._connecting = anyio.Lock()
+        #: Counts the connections opened: an answer never crosses from one to the next.
+        self.generation = 0
 
     @property
     def peer(self) -> str:
@@ -172,10 +230,13 @@ class PeerLink(Generic[Key, Answer]):
             if self._link is not None:
                 await self._link.conn.aclose()
             try:
-                conn = await connect(self.host, self.port, timeout=self.timeout)
-            except OSError as exc:
-                raise LinkLost(self.peer, type(exc).__name__) from None
+                conn = await connect(
+                    self.host, self.port, timeout=self.timeout, tls=self.tls, server_name=self.server_name
+                )
+            except OSError as exc:  # a refused TLS handshake (TlsRefused) too
+                raise LinkLost(self.peer, f"{type(exc).__name__}: {exc}") from None
             self._link = MultiplexedLink(conn, self._decode, what=self.what)
+            self.generation += 1
             return self._link
 
     async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:

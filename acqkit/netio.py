@@ -1,4 +1,4 @@
-"""The anyio I/O shell shared by every acqsim service: length-prefixed frames over TCP.
+"""The anyio I/O shell shared by every acqsim service: length-prefixed frames over TCP (optionally TLS).
 
 Sans-IO cores live in the service packages; this module only moves frames. ``serve_tcp`` runs a listener in
 the caller's task group and reports the bound port through ``task_status`` (so tests bind port 0); each
@@ -8,28 +8,44 @@ only — anyio's ``Listener.serve`` would otherwise let it take the whole server
 
 from __future__ import annotations
 
-import functools
+import errno
 import ipaddress
 import logging
 import math
 import os
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
+from anyio.abc import TaskGroup
 
+from acqkit.tls import TlsRefused, tls_accept, tls_connect
 from wire.errors import FramingError
 from wire.framing import DEFAULT_MAX_FRAME_LEN, END_OF_STREAM, NEED_DATA, LengthPrefixFramer, frame
 
 log = logging.getLogger("acqsim.net")
 
 READ_CHUNK: Final = 65536
-#: Bytes that senders may leave for the write in progress before they too wait for the peer to read.
-MAX_QUEUED_BYTES: Final = 1 << 20
 #: How long a shutdown may spend closing a connection.
 CLOSE_TIMEOUT_S: Final = 1.0
+
+
+class _Batch:
+    """Frames that senders left for the next write, and how that write went."""
+
+    __slots__ = ("error", "parts", "written")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.written = anyio.Event()
+        self.error: str | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = repr(exc) if not isinstance(exc, anyio.get_cancelled_exc_class()) else "the write was cancelled"
 
 
 class FramedConnection:
@@ -45,9 +61,7 @@ class FramedConnection:
         #: ``None`` on a plain TCP connection (the runtime's TLS support sets it).
         self.peer_identity: str | None = None
         self._writing = False
-        self._queued: list[bytes] = []
-        self._queued_bytes = 0
-        self._drained: anyio.Event | None = None
+        self._next: _Batch | None = None  # frames left for the write in progress by other senders
 
     @property
     def peer(self) -> str:
@@ -86,10 +100,10 @@ class FramedConnection:
 
     async def send(self, payload: bytes) -> None:
         """Frame and write ``payload``. A send that finds another task's write in progress leaves its frame
-        for that task, which writes every frame left meanwhile in one more write (one system call) before it
-        returns; so under load, answers to many requests share a write. The writing task meets any error (a
-        peer that is gone shows in every task's next read). Frames left for a write wait, as a blocked write
-        would, once ``MAX_QUEUED_BYTES`` are queued."""
+        for that task, which writes every frame left meanwhile in one more write (one system call); so under
+        load, answers to many requests share a write. Each sender returns only once the write carrying its
+        frame is done, and meets that write's error (a broken-resource error) if it failed: no frame is lost
+        without its sender knowing."""
         await self._write(frame(payload, max_frame_len=self.framer.max_frame_len))
 
     async def send_many(self, payloads: list[bytes]) -> None:
@@ -104,35 +118,35 @@ class FramedConnection:
         return frames
 
     async def _write(self, data: bytes) -> None:
-        if self._writing:
-            self._queued.append(data)
-            self._queued_bytes += len(data)
-            if self._queued_bytes > MAX_QUEUED_BYTES:  # the peer is not reading: wait as a blocked write would
-                if self._drained is None:
-                    self._drained = anyio.Event()
-                await self._drained.wait()
+        if self._writing:  # leave the frame for the write in progress, then wait for the write that carries it
+            batch = self._next
+            if batch is None:
+                batch = self._next = _Batch()
+            batch.parts.append(data)
+            await batch.written.wait()
+            if batch.error is not None:
+                raise anyio.BrokenResourceError(f"write failed: {batch.error}") from None
             return
         self._writing = True
         try:
             await self.stream.send(data)
-            while self._queued:
-                batch = b"".join(self._queued)
-                self._queued.clear()
-                self._queued_bytes = 0
-                self._release_waiters()
-                await self.stream.send(batch)
-        except BaseException:
-            self._queued.clear()  # the stream failed or the write was cancelled: what was left is lost
-            self._queued_bytes = 0
+            while (batch := self._next) is not None:
+                self._next = None
+                try:
+                    await self.stream.send(b"".join(batch.parts))
+                except BaseException as exc:
+                    batch.fail(exc)
+                    raise
+                finally:
+                    batch.written.set()
+        except BaseException as exc:
+            if (left := self._next) is not None:  # never written: their senders must hear so
+                self._next = None
+                left.fail(exc)
+                left.written.set()
             raise
         finally:
             self._writing = False
-            self._release_waiters()
-
-    def _release_waiters(self) -> None:
-        if self._drained is not None:
-            self._drained.set()
-            self._drained = None
 
     async def aclose(self) -> None:
         with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
@@ -160,10 +174,29 @@ def peer_name(stream: anyio.abc.ByteStream) -> str:
 
 
 async def connect(
-    host: str, port: int, *, timeout: float, max_frame_len: int = DEFAULT_MAX_FRAME_LEN
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    max_frame_len: int = DEFAULT_MAX_FRAME_LEN,
+    tls: ssl.SSLContext | None = None,
+    server_name: str | None = None,
 ) -> FramedConnection:
+    """A framed connection to ``host:port`` within ``timeout``. With ``tls`` (a client context from
+    :mod:`acqkit.tls`) the server must then prove, within ``TLS_HANDSHAKE_TIMEOUT_S``, that its certificate
+    names ``server_name`` (default: ``host``); :class:`~acqkit.tls.TlsRefused` (an ``OSError``-free error of
+    its own) when it cannot."""
     with anyio.fail_after(timeout):
-        stream = await _connect_address(host, port) if _is_ip_address(host) else await anyio.connect_tcp(host, port)
+        stream: anyio.abc.ByteStream = (
+            await _connect_address(host, port) if _is_ip_address(host) else await anyio.connect_tcp(host, port)
+        )
+    if tls is not None:
+        try:
+            stream = await tls_connect(stream, tls, server_name or host)
+        except BaseException:
+            with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+                await stream.aclose()
+            raise
     return FramedConnection(stream, max_frame_len=max_frame_len, peer=f"{host}:{port}")
 
 
@@ -199,79 +232,50 @@ async def _connect_address(host: str, port: int) -> anyio.abc.SocketStream:
 
 ConnectionHandler = Callable[[FramedConnection], Awaitable[None]]
 
-#: Connections a service holds open at once unless configured otherwise; one more is closed as it arrives.
+#: Connections one service serves at once unless its config says otherwise (``max_connections``); a
+#: connection beyond it is accepted and closed at once, so its client sees EOF instead of a silent queue.
 DEFAULT_MAX_CONNECTIONS: Final = 1024
-#: After a failed accept (no file descriptor left, say) the listener waits, doubling from the least to the most.
-ACCEPT_BACKOFF_MIN_S: Final = 0.05
-ACCEPT_BACKOFF_MAX_S: Final = 2.0
-#: Refusals (over the cap) and accept failures are logged at most once per this many seconds, with a count.
-REFUSAL_LOG_EVERY_S: Final = 10.0
+#: First pause after an accept that failed for want of a resource (file descriptors, buffers, memory) ...
+ACCEPT_BACKOFF_MIN_S: Final = 0.01
+#: ... doubled on each failure in a row, up to this.
+ACCEPT_BACKOFF_MAX_S: Final = 1.0
+#: At most one log line per this interval about refused connections (a flood must not flood the log).
+REFUSAL_LOG_INTERVAL_S: Final = 10.0
+#: accept() errors that mean "out of a resource now": wait for connections to close, then accept again.
+RESOURCE_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-class ConnectionGate:
-    """How many connections a service holds, against its cap; refusals are counted and logged sparingly (a
-    flood of connections must not become a flood of log lines)."""
+def _accept_errno(exc: BaseException) -> int | None:
+    """The errno behind an accept error (trio's backend wraps the ``OSError`` in a broken-resource error)."""
+    for candidate in (exc, exc.__cause__):
+        if isinstance(candidate, OSError):
+            return candidate.errno
+    return None
 
-    def __init__(self, name: str, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        self.name = name
-        self.max_connections = max_connections
-        self.open = 0
-        self.refused = 0
+
+class _Refusals:
+    """Counts connections refused at the cap and logs them at most once per ``REFUSAL_LOG_INTERVAL_S``."""
+
+    def __init__(self, name: str, cap: int) -> None:
+        self.name, self.cap = name, cap
+        self.total = 0
         self._unlogged = 0
-        self._logged_at = -math.inf
+        self._last_log = -math.inf
 
-    def admit(self, peer: str) -> bool:
-        """Take a place for a new connection, or count it refused (and log, at most every interval)."""
-        if self.open < self.max_connections:
-            self.open += 1
-            return True
-        self.refused += 1
+    def refuse(self, peer: str) -> None:
+        self.total += 1
         self._unlogged += 1
         now = anyio.current_time()
-        if now - self._logged_at >= REFUSAL_LOG_EVERY_S:
+        if now - self._last_log >= REFUSAL_LOG_INTERVAL_S:
             log.warning(
                 "%s: refused %d connection(s) (latest from %s): %d open, the cap (max_connections)",
                 self.name,
                 self._unlogged,
                 peer,
-                self.max_connections,
+                self.cap,
             )
-            self._unlogged, self._logged_at = 0, now
-        return False
-
-    def release(self) -> None:
-        self.open -= 1
-
-
-async def accept_forever(
-    listener: anyio.abc.Listener[anyio.abc.SocketStream],
-    handler: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
-    tg: anyio.abc.TaskGroup,
-    *,
-    name: str,
-) -> None:
-    """Accept connections and run ``handler`` for each in ``tg``, until cancelled. Unlike anyio's
-    ``Listener.serve``, a failed accept (EMFILE, ENFILE, ENOBUFS, ENOMEM …) does not end the listener: it backs
-    off, doubling from ``ACCEPT_BACKOFF_MIN_S`` to ``ACCEPT_BACKOFF_MAX_S``, and accepts again."""
-    if not isinstance(listener, anyio.abc.SocketListener):
-        await listener.serve(handler, tg)  # not a TCP socket listener: no accept() to guard
-        return
-    backoff = 0.0
-    logged_at = -math.inf
-    while True:
-        try:
-            stream = await listener.accept()
-        except (OSError, anyio.BrokenResourceError) as exc:  # trio's backend reports EMFILE as broken
-            backoff = min(max(backoff * 2, ACCEPT_BACKOFF_MIN_S), ACCEPT_BACKOFF_MAX_S)
-            if anyio.current_time() - logged_at >= REFUSAL_LOG_EVERY_S:
-                logged_at = anyio.current_time()
-                log.warning("%s: accept failed (%r); backing off %.2f s", name, exc.__cause__ or exc, backoff)
-            await anyio.sleep(backoff)
-            continue
-        backoff = 0.0
-        tg.start_soon(handler, stream)
+            self._unlogged = 0
+            self._last_log = now
 
 
 async def serve_tcp(
@@ -282,40 +286,118 @@ async def serve_tcp(
     name: str,
     max_frame_len: int = DEFAULT_MAX_FRAME_LEN,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    gate: ConnectionGate | None = None,
+    tls: ssl.SSLContext | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on ``host:port`` and run ``handle`` for each connection until cancelled; ``task_status`` gets the
-    bound port (bind port 0 for any). At most ``max_connections`` are served at once (or ``gate``'s cap, when
-    the caller wants to watch the gate); one more is closed at once and counted."""
-    gate = gate or ConnectionGate(name, max_connections)
+    """Listen on ``host:port`` and run ``handle`` for each connection until cancelled.
+
+    Every connection's handler runs in this server's task group, so cancelling the server ends them all
+    (each connection is closed under ``CLOSE_TIMEOUT_S``). At most ``max_connections`` are served at once;
+    an accept that fails for want of a resource backs off and accepts again instead of ending the server.
+    With ``tls`` (a server context from :mod:`acqkit.tls`) each connection first completes a TLS handshake
+    within ``TLS_HANDSHAKE_TIMEOUT_S``, and the verified client certificate's common name becomes
+    ``conn.peer_identity``.
+    """
+    if max_connections < 1:
+        raise ValueError(f"{name}: max_connections must be at least 1, not {max_connections}")
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False)
     bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-    log.info("%s listening on %s:%d (at most %d connections)", name, host, bound, gate.max_connections)
-
-    async def guarded(stream: anyio.abc.SocketStream) -> None:
-        conn = FramedConnection(stream, max_frame_len=max_frame_len, peer=peer_name(stream))
-        if not gate.admit(conn.peer):
-            await conn.aclose()
-            return
-        try:
-            await handle(conn)
-        except FramingError as exc:
-            log.warning("%s: closing %s: %s", name, conn.peer, exc)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
-            log.info("%s: %s went away", name, conn.peer)
-        except TimeoutError:
-            log.info("%s: %s idle too long, closing", name, conn.peer)
-        except Exception:
-            log.exception("%s: handler failed for %s; closing that connection only", name, conn.peer)
-        finally:
-            gate.release()
-            await conn.aclose()
-
-    task_status.started(bound)
+    log.info(
+        "%s listening on %s:%d (%s, at most %d connections)",
+        name,
+        host,
+        bound,
+        "mutual TLS" if tls is not None else "plain TCP",
+        max_connections,
+    )
+    server = _Server(name, handle, max_frame_len=max_frame_len, max_connections=max_connections, tls=tls)
     async with listener, anyio.create_task_group() as tg:
         for one in listener.listeners:  # one per address family the host resolves to
-            tg.start_soon(functools.partial(accept_forever, one, guarded, tg, name=name))
+            assert isinstance(one, anyio.abc.SocketListener)
+            tg.start_soon(server.accept_forever, one, tg)
+        task_status.started(bound)
+
+
+class _Server:
+    """One listening service's accept loops and connection count (see :func:`serve_tcp`)."""
+
+    def __init__(
+        self,
+        name: str,
+        handle: ConnectionHandler,
+        *,
+        max_frame_len: int,
+        max_connections: int,
+        tls: ssl.SSLContext | None,
+    ) -> None:
+        self.name = name
+        self.handle = handle
+        self.max_frame_len = max_frame_len
+        self.max_connections = max_connections
+        self.tls = tls
+        self.open = 0
+        self.refusals = _Refusals(name, max_connections)
+
+    async def accept_forever(self, listener: anyio.abc.SocketListener, tg: TaskGroup) -> None:
+        backoff = ACCEPT_BACKOFF_MIN_S
+        while True:
+            try:
+                stream = await listener.accept()
+            except anyio.ClosedResourceError:
+                return
+            except (OSError, anyio.BrokenResourceError) as exc:
+                code = _accept_errno(exc)
+                if code in RESOURCE_ERRNOS:
+                    log.warning(
+                        "%s: accept failed (%s, %d open); accepting again in %.2f s",
+                        self.name,
+                        errno.errorcode.get(code or 0, code),
+                        self.open,
+                        backoff,
+                    )
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, ACCEPT_BACKOFF_MAX_S)
+                else:  # e.g. ECONNABORTED: that client gave up while queued; the listener is fine
+                    log.info("%s: accept failed (%r); accepting the next one", self.name, exc.__cause__ or exc)
+                    await anyio.lowlevel.checkpoint()
+                continue
+            backoff = ACCEPT_BACKOFF_MIN_S
+            if self.open >= self.max_connections:
+                self.refusals.refuse(peer_name(stream))
+                await _close_now(stream)
+                continue
+            self.open += 1
+            tg.start_soon(self.guarded, stream)
+
+    async def guarded(self, stream: anyio.abc.ByteStream) -> None:
+        peer = peer_name(stream)
+        conn: FramedConnection | None = None
+        try:
+            identity = None
+            if self.tls is not None:
+                stream, identity = await tls_accept(stream, self.tls)
+            conn = FramedConnection(stream, max_frame_len=self.max_frame_len, peer=peer)
+            conn.peer_identity = identity
+            await self.handle(conn)
+        except TlsRefused as exc:
+            log.log(logging.INFO if exc.before_hello else logging.WARNING, "%s: refused %s: %s", self.name, peer, exc)
+        except FramingError as exc:
+            log.warning("%s: closing %s: %s", self.name, peer, exc)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+            log.info("%s: %s went away", self.name, peer)
+        except TimeoutError:
+            log.info("%s: %s idle too long, closing", self.name, peer)
+        except Exception:
+            log.exception("%s: handler failed for %s; closing that connection only", self.name, peer)
+        finally:
+            self.open -= 1
+            with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+                await (conn.stream if conn is not None else stream).aclose()
+
+
+async def _close_now(stream: anyio.abc.ByteStream) -> None:
+    with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+        await stream.aclose()
 
 
 async def relay_frames(

@@ -27,6 +27,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "config": ("acqsim.cmd_config", "show the effective configuration, test terminals and cards"),
     "decode": ("acqsim.cmd_decode", "dissect a POS-link or host-link frame given as hex"),
     "trace": ("acqsim.cmd_trace", "show a transaction's journey across the hops"),
+    "certs": ("acqsim.cmd_certs", "create or show the local CA and service certificates for TLS"),
     "hsm": ("hsm_sim.cli", "run the payShield-style HSM simulator"),
     "ledger": ("core_ledger.cli", "run the core ledger, or query its store"),
     "nac": ("nac.cli", "run the network access controller (TPDU router)"),

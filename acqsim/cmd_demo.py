@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import functools
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import AcqsimConfig
+from acqkit.config import AcqsimConfig, config_to_toml
+from acqkit.exitcodes import EXIT_USAGE
 from acqkit.runner import backend_options
+from acqkit.tls import create_all
 from acqsim.demo import run_demo
 from acqsim.processes import StartupError, running_processes
 
@@ -23,6 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="run the services as separate processes (acqsim up) instead of in this process",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="with --processes: mutual TLS on every service hop (certificates created in DATA_DIR/tls if missing)",
+    )
+    parser.add_argument(
         "--data-dir", type=Path, help="where stores and traces go (default: a fresh .acqsim/demo-<time> folder)"
     )
 
@@ -31,11 +39,14 @@ def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or Path(".acqsim") / f"demo-{dt.datetime.now():%Y%m%d-%H%M%S}"
     config = AcqsimConfig.default(data_dir=data_dir)
     backend, options = backend_options()
+    if args.tls and not args.processes:
+        print("acqsim demo: --tls needs --processes", file=sys.stderr)
+        return EXIT_USAGE
     if not args.processes:
         ok: bool = anyio.run(run_demo, config, print, backend=backend, backend_options=options)
         return 0 if ok else 1
     try:
-        with running_processes(data_dir=data_dir) as nac:
+        with running_processes(**_process_options(config, tls=args.tls)) as nac:
             ok = anyio.run(
                 functools.partial(run_demo, config, print, nac=nac), backend=backend, backend_options=options
             )
@@ -43,3 +54,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"acqsim demo: {exc}", file=sys.stderr)
         return 1
     return 0 if ok else 1
+
+
+def _process_options(config: AcqsimConfig, *, tls: bool) -> dict[str, Path]:
+    """Plain: the services' own defaults in ``data_dir``. TLS: a configuration file saying ``tls = true``,
+    with certificates created first unless they are there."""
+    if not tls:
+        return {"data_dir": config.data_dir}
+    config = dataclasses.replace(config, tls=True)
+    if not (config.tls_dir / "ca.pem").exists():
+        create_all(config.tls_dir)
+    path = config.data_dir / "acqsim-tls.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_to_toml(config), encoding="utf-8")
+    return {"config_file": path}

@@ -82,6 +82,12 @@ def _listen(endpoint: Endpoint) -> tuple[str, ...]:
     return ("--host", endpoint.host, "--port", str(endpoint.port))
 
 
+def _serving(config: AcqsimConfig, max_connections: int | None = None) -> tuple[str, ...]:
+    tls = ("--tls-dir", str(config.tls_dir)) if config.tls else ()
+    cap = ("--max-connections", str(max_connections)) if max_connections is not None else ()
+    return (*tls, *cap)
+
+
 def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[ServiceSpec]:
     """How to start each service, in dependency order (HSM and ledger, front-end, NAC)."""
     python = (sys.executable, "-m", "acqsim")
@@ -100,9 +106,8 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
                 *_listen(hsm.listen),
                 "--lmk",
                 hsm.lmk,
-                "--max-connections",
-                str(hsm.max_connections),
                 *traces,
+                *_serving(config, hsm.max_connections),
             ),
         ),
         ServiceSpec(
@@ -117,6 +122,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
                 config.store_path(ledger.db),
                 *_listen(ledger.listen),
                 *traces,
+                *_serving(config, ledger.max_connections),
             ),
         ),
         ServiceSpec(
@@ -134,6 +140,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
                 "--db",
                 config.store_path(frontend.db),
                 *traces,
+                *_serving(config, frontend.max_connections),
             ),
         ),
         ServiceSpec(
@@ -148,6 +155,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
                 *routes,
                 *status,
                 *(("--trace", str(config.trace_dir / "nac.jsonl")) if config.trace else ()),
+                *_serving(config, config.nac.max_connections),
             ),
         ),
     ]

@@ -25,6 +25,8 @@ import anyio
 
 from acqkit.config import AcqsimConfig, load_config
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
+from acqkit.tls import add_serving_arguments
 from core_ledger.check import check_store
 from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE
 from core_ledger.service import LedgerFailStop
@@ -50,6 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config", type=Path, help="acqsim TOML configuration (default: built-in)")
     parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/ledger.jsonl")
+    add_serving_arguments(parser)
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument(
         "--seed-demo", action="store_true", help="add the configuration's demo cards and merchants (the default)"
@@ -143,6 +146,18 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
     service = open_service(db, None if args.no_seed else config, completion_tolerance=tolerance / 100)
     host = args.host or config.ledger.listen.host
     port = config.ledger.listen.port if args.port is None else args.port
+    try:
+        serving = serving_for(
+            "ledger",
+            tls_dir=args.tls_dir,
+            max_connections=args.max_connections,
+            config=config,
+            configured_max=config.ledger.max_connections,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"acqsim ledger: {exc}", file=sys.stderr)
+        service.store.close()
+        return 2
 
     stopped: list[LedgerFailStop] = []
 
@@ -150,10 +165,9 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
         try:
             async with anyio.create_task_group() as tg:
                 trace = TraceWriter(args.trace_dir, "ledger")
-                serving = functools.partial(
-                    serve, host, port, service=service, trace=trace, max_connections=config.ledger.max_connections
-                )
-                bound = await tg.start(serving)
+                serving_ledger = functools.partial(serve, host, port, service=service, trace=trace, serving=serving)
+                bound = await tg.start(serving_ledger)
+                print(serving.summary, flush=True)
                 announce("ledger", host, bound)
         except* LedgerFailStop as group:
             stopped.extend(e for e in group.exceptions if isinstance(e, LedgerFailStop))

@@ -17,6 +17,7 @@ gets ``LedgerUnavailable``.
 
 from __future__ import annotations
 
+import ssl
 from types import TracebackType
 from typing import Final, Self
 
@@ -30,6 +31,8 @@ from wire.errors import FramingError, MessageDecodeError
 
 #: Default time for one request, connecting included.
 LEDGER_TIMEOUT_S: Final = 5.0
+#: The name the ledger's TLS certificate must carry.
+LEDGER_SERVICE_NAME: Final = "ledger"
 
 MatchKey = tuple[str, str, str]
 
@@ -56,17 +59,22 @@ def _decode_answer(payload: bytes) -> tuple[MatchKey, LedgerAnswer]:
 
 
 class LedgerClient:
-    def __init__(self, host: str, port: int, *, timeout: float = LEDGER_TIMEOUT_S) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout: float = LEDGER_TIMEOUT_S, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """With ``tls`` (a client context of :mod:`acqkit.tls`), the ledger must prove it is ``ledger``."""
         self.host, self.port = host, port
         self.timeout = timeout
         self._peer: PeerLink[MatchKey, LedgerAnswer] = PeerLink(
-            host, port, _decode_answer, what="ledger", timeout=timeout
+            host, port, _decode_answer, what="ledger", timeout=timeout, tls=tls, server_name=LEDGER_SERVICE_NAME
         )
 
     @classmethod
-    async def connect(cls, host: str, port: int, *, timeout: float = LEDGER_TIMEOUT_S) -> LedgerClient:
+    async def connect(
+        cls, host: str, port: int, *, timeout: float = LEDGER_TIMEOUT_S, tls: ssl.SSLContext | None = None
+    ) -> LedgerClient:
         """A client with its connection open (raises :class:`LedgerUnavailable` if the ledger is down)."""
-        client = cls(host, port, timeout=timeout)
+        client = cls(host, port, timeout=timeout, tls=tls)
         try:
             with anyio.fail_after(timeout):
                 await client._peer.open()

@@ -23,7 +23,8 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqkit.netio import DEFAULT_MAX_CONNECTIONS, FramedConnection, acquire_slot, serve_tcp
+from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.serving import PLAIN, Serving
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
@@ -95,7 +96,7 @@ async def serve(
     service: LedgerService | None = None,
     store: LedgerStore | None = None,
     trace: TraceWriter | None = None,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    serving: Serving = PLAIN,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the host link on ``host:port`` until cancelled; ``task_status.started(port)`` gives the bound port.
@@ -166,8 +167,16 @@ async def serve(
 
     async with anyio.create_task_group() as tg:
         await tg.start(ledger.run_flusher)
-        serving = functools.partial(serve_tcp, host, port, handle, name="ledger", max_connections=max_connections)
-        bound = await tg.start(serving)
+        listening = functools.partial(
+            serve_tcp,
+            host,
+            port,
+            handle,
+            name="ledger",
+            max_connections=serving.max_connections,
+            tls=serving.server_tls,
+        )
+        bound = await tg.start(listening)
         task_status.started(bound)
         cause = await ledger.wait_stopped()
         with anyio.move_on_after(FAIL_STOP_DRAIN_S):

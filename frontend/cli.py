@@ -20,6 +20,8 @@ import anyio
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
+from acqkit.tls import add_serving_arguments
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from frontend.core import Context
 from frontend.journal import REVERSAL_DEAD, REVERSAL_PENDING, Journal
@@ -40,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
+    add_serving_arguments(parser)
 
 
 def show_journal(args: argparse.Namespace) -> int:
@@ -79,7 +82,14 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         hsm_at = Endpoint.parse(args.hsm) if args.hsm else config.hsm.listen
         ledger_at = Endpoint.parse(args.ledger) if args.ledger else config.ledger.listen
-    except ConfigError as exc:
+        serving = serving_for(
+            "frontend",
+            tls_dir=args.tls_dir,
+            max_connections=args.max_connections,
+            config=config,
+            configured_max=config.frontend.max_connections,
+        )
+    except (ConfigError, ValueError, OSError) as exc:
         print(f"acqsim frontend: {exc}", file=sys.stderr)
         return EXIT_USAGE
     host = args.host or config.frontend.listen.host
@@ -91,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         try:
-            hsm = await HsmClient.connect(hsm_at.host, hsm_at.port)
-            ledger = await LedgerClient.connect(ledger_at.host, ledger_at.port)
+            hsm = await HsmClient.connect(hsm_at.host, hsm_at.port, tls=serving.client_tls)
+            ledger = await LedgerClient.connect(ledger_at.host, ledger_at.port, tls=serving.client_tls)
         except (HsmUnavailable, LedgerUnavailable) as exc:
             print(f"acqsim frontend: {exc}", file=sys.stderr)
             unreachable.append(str(exc))
@@ -100,9 +110,8 @@ def run(args: argparse.Namespace) -> int:
         async with hsm, ledger, anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "frontend")
             frontend = Frontend(ctx, journal, hsm, ledger, trace=trace)
-            bound = await tg.start(
-                functools.partial(serve, host, port, frontend=frontend, max_connections=config.frontend.max_connections)
-            )
+            bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
+            print(serving.summary, flush=True)
             announce("frontend", host, bound)
 
     try:

@@ -18,7 +18,8 @@ import anyio
 import anyio.abc
 
 from acqkit.groupcommit import CommitFailed, GroupCommit
-from acqkit.netio import DEFAULT_MAX_CONNECTIONS, FramedConnection, acquire_slot, serve_tcp
+from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.serving import PLAIN, Serving
 from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.hostlink import request_fields
@@ -298,15 +299,22 @@ async def serve(
     port: int,
     *,
     frontend: Frontend,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    serving: Serving = PLAIN,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
         await settle_unsettled(frontend)  # what a crash left pending, before any new traffic
         tg.start_soon(frontend.forward_reversals)
-        serving = functools.partial(
-            serve_tcp, host, port, frontend.handle, name="frontend", max_connections=max_connections
+        bound = await tg.start(
+            functools.partial(
+                serve_tcp,
+                host,
+                port,
+                frontend.handle,
+                name="frontend",
+                max_connections=serving.max_connections,
+                tls=serving.server_tls,
+            )
         )
-        bound = await tg.start(serving)
         task_status.started(bound)

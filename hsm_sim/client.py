@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import itertools
+import ssl
 from types import TracebackType
 from typing import Final, Self
 
 import anyio
 
-from acqkit.multiplex import LinkLost, PeerLink
+from acqkit.multiplex import LinkLost, PeerLink, TagAllocator, TagsExhausted
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType
@@ -24,7 +24,10 @@ from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
 from wire.paycrypto import MacAlgorithm
 
 HSM_TIMEOUT_S: Final = 2.0
-#: Headers are handed out in turn from 0000 to 9999, so at most this many commands can be in flight at once.
+#: The name the HSM's TLS certificate must carry.
+HSM_SERVICE_NAME: Final = "hsm"
+#: Headers are handed out in turn from 0000 to 9999, skipping any an answer may still come to (in flight or
+#: timed out on the current connection), so at most this many commands can be in flight at once.
 HEADERS: Final = 10_000
 
 __all__ = [
@@ -73,15 +76,22 @@ def _decode_answer(payload: bytes) -> tuple[str, bytes]:
 
 
 class HsmClient:
-    def __init__(self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """With ``tls`` (a client context of :mod:`acqkit.tls`), the HSM must prove it is ``hsm``."""
         self.host, self.port = host, port
         self.timeout = timeout
-        self._peer: PeerLink[str, bytes] = PeerLink(host, port, _decode_answer, what="HSM", timeout=timeout)
-        self._headers = itertools.cycle(range(HEADERS))
+        self._peer: PeerLink[str, bytes] = PeerLink(
+            host, port, _decode_answer, what="HSM", timeout=timeout, tls=tls, server_name=HSM_SERVICE_NAME
+        )
+        self._headers = TagAllocator(HEADERS)
 
     @classmethod
-    async def connect(cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S) -> HsmClient:
-        client = cls(host, port, timeout=timeout)
+    async def connect(
+        cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
+    ) -> HsmClient:
+        client = cls(host, port, timeout=timeout, tls=tls)
         try:
             with anyio.fail_after(timeout):
                 await client._peer.open()
@@ -108,19 +118,36 @@ class HsmClient:
 
     async def _call_many(self, commands: list[tuple[str, bytes, tuple[str, ...]]]) -> list[tuple[str, bytes]]:
         """Send the commands together (one write) and return each one's (error code, fields after it)."""
-        headers = [f"{next(self._headers):04d}" for _ in commands]
+        what = "+".join(command for command, _, _ in commands)
+        generation = self._peer.generation
+        tags: list[int] = []
+        try:
+            tags += [self._headers.take(generation) for _ in commands]
+        except TagsExhausted as exc:
+            for tag in tags:
+                self._headers.answered(tag)
+            raise HsmUnavailable(what, str(exc)) from None
+        headers = [f"{tag:04d}" for tag in tags]
         requests = [
             (header, (header + command).encode("ascii") + fields)
             for header, (command, fields, _) in zip(headers, commands, strict=True)
         ]
-        what = "+".join(command for command, _, _ in commands)
+        answered = False
         try:
             with anyio.fail_after(self.timeout):
                 answers = await self._peer.exchange_many(requests)
+            answered = True
         except TimeoutError:
             raise HsmUnavailable(what, "timed out") from None
         except LinkLost as exc:
+            answered = True  # that connection is gone: no answer to these headers can come any more
             raise HsmUnavailable(what, exc.reason) from None
+        finally:
+            for tag in tags:
+                if answered:
+                    self._headers.answered(tag)
+                else:  # timed out or cancelled: the answer may still come on this connection
+                    self._headers.abandoned(tag, self._peer.generation)
         results = []
         for (command, _, ok_codes), answer in zip(commands, answers, strict=True):
             head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")

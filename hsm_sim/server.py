@@ -9,7 +9,8 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqkit.netio import DEFAULT_MAX_CONNECTIONS, FramedConnection, serve_tcp
+from acqkit.netio import FramedConnection, serve_tcp
+from acqkit.serving import PLAIN, Serving
 from hsm_sim.keys import Lmk
 from hsm_sim.processor import HsmProcessor
 from wire.trace import TraceWriter
@@ -31,7 +32,7 @@ async def serve(
     *,
     lmk: Lmk,
     trace: TraceWriter | None = None,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    serving: Serving = PLAIN,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``trace`` (optional) records header, command and error code of each message —
@@ -57,6 +58,7 @@ async def serve(
         handle,
         name="hsm",
         max_frame_len=MAX_FRAME_LEN,
-        max_connections=max_connections,
+        max_connections=serving.max_connections,
+        tls=serving.server_tls,
         task_status=task_status,
     )

@@ -21,6 +21,7 @@ import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
 from nac.limits import NacLimits
 from nac.routes import Member, RouteSpecError, RouteTable
 
@@ -38,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="mutual TLS to the front-ends with the certificates in DIR (`acqsim certs create`); default: plain"
+        " TCP, or DATA_DIR/tls when the configuration says tls = true. Terminals always connect in plain TCP",
+    )
     limits = parser.add_argument_group("limits (nac/limits.py)")
     limits.add_argument(
         "--max-frame-len", type=int, default=defaults.max_frame_len, metavar="N", help="%(default)s bytes"
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         if args.status_port is not None:
             status_port = args.status_port
         limits = limits_from_args(args)
+        upstream = serving_for("nac", tls_dir=args.tls_dir, max_connections=None, config=load_config(args.config))
     except (ConfigError, RouteSpecError, ValueError, OSError, TimeoutError) as exc:
         print(f"acqsim nac: {exc}", file=sys.stderr)
         return 2
@@ -134,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     except (ImportError, OSError) as exc:
         print(f"acqsim nac: --trace: {exc}", file=sys.stderr)
         return 2
-    server = NacServer(table, limits, trace=trace)
+    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"route {dst} → {', '.join(str(m) for m in table.groups[group])}", flush=True)
             if ports.status is not None:
                 print(f"NAC statistics on {listen.host}:{ports.status}", flush=True)
+            print(upstream.summary, flush=True)
             announce("nac", listen.host, ports.listen)
 
     try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
+from acqkit.config import NAC_MAX_CONNECTIONS
 from wire.framing import DEFAULT_MAX_FRAME_LEN
 
 #: Largest frame (bytes after the length prefix) accepted from a terminal or a front-end.
 MAX_FRAME_LEN: Final = DEFAULT_MAX_FRAME_LEN
 #: Terminal connections open at once; one more is accepted and closed at once (counted as rejected).
-MAX_CONNECTIONS: Final = 10_000
+MAX_CONNECTIONS: Final = NAC_MAX_CONNECTIONS
 #: Requests one terminal connection may have waiting for an answer; a further request is dropped.
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 4
 #: A terminal connection that sends nothing for this long is closed.
@@ -28,8 +29,6 @@ RECONNECT_BACKOFF_MAX_S: Final = 5.0
 MAX_STALE_PER_LINK: Final = 1024
 #: Return addresses 0001..FFFF (0000 is the terminal's own SRC and never assigned).
 ADDRESS_POOL_SIZE: Final = 0xFFFF
-#: Bytes queued for one upstream connection above which terminal readers wait for its writer (backpressure).
-MAX_LINK_BUFFER_BYTES: Final = 256 * 1024
 #: How long the shell may wait to write one frame to a peer before giving that peer up.
 SEND_TIMEOUT_S: Final = 10.0
 

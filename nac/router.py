@@ -256,6 +256,11 @@ class Router:
 
     # -- inspection (tests, stats) -------------------------------------------------------------------------
 
+    def live_requests(self, link_id: int) -> int:
+        """Requests on ``link_id`` whose answer timeout still runs (0 for a link that is gone)."""
+        link = self._links.get(link_id)
+        return 0 if link is None else len(link.addresses) - link.stale
+
     @property
     def addresses_in_use(self) -> int:
         return self._pool.in_use

@@ -1,42 +1,51 @@
-"""The NAC service: a thin anyio shell around :class:`nac.router.Router`.
+"""The NAC service: a thin anyio shell around :class:`nac.router.Router`, on the runtime's serving.
 
-Terminal side: one listener and one reader task per terminal connection; answers go into the terminal's
-outbox (at most ``max_in_flight``), drained by a writer task started with the terminal's first answer and
-ended with the connection, so a terminal that does not read can never stall an upstream connection and a
-terminal that never transacts costs one task.
-Upstream side:
-each member of each route group keeps one persistent connection carrying many requests at once; a reader
-task per connection hands answers to the router, which finds their terminal by return address. A member
-that is down or dies is reconnected with exponential backoff and skipped meanwhile (the router round-robins
-over connected members only); requests in flight on it are dropped and counted (the terminal's own timeout
-and reversal take over). A status listener, when enabled, answers every connection with one JSON document.
+Terminal side: the terminal listener is :func:`acqkit.netio.serve_tcp` (accept back-off on EMFILE, a
+connection cap, a task per connection in the server's task group); answers go into the terminal's outbox (at
+most ``max_in_flight``), drained by a writer task started with the terminal's first answer and ended with the
+connection, so a terminal that does not read can never stall an upstream connection and a terminal that
+never transacts costs one task.
+Upstream side: each member of each route group keeps one persistent connection carrying many requests at
+once; requests are written with :meth:`FramedConnection.send`, whose concurrent senders share one write (the
+runtime's one write-coalescing path); a reader task per connection hands answers to the router, which finds
+their terminal by return address. A member that is down or dies is reconnected with exponential backoff and
+skipped meanwhile (the router round-robins over connected members only); requests in flight on it are
+dropped and counted (the terminal's own timeout and reversal take over). A connection holding too many
+timed-out requests is drained, not cut: a replacement opens at once, and the old one closes when no live
+request is left on it. Answer timeouts are swept at :meth:`Router.next_deadline`, not by polling. A status
+listener, when enabled, answers every connection with one JSON document and reads nothing.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import functools
 import json
 import logging
+import ssl
 from typing import Final, Literal, Protocol
 
 import anyio
 import anyio.abc
 
-from acqkit.netio import FramedConnection, accept_forever, connect, peer_name
+from acqkit.netio import FramedConnection, connect, serve_tcp
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
-from nac.limits import MAX_LINK_BUFFER_BYTES, NacLimits
+from nac.limits import NacLimits
 from nac.router import Router
 from nac.routes import Member, RouteTable
 from wire.errors import FramingError
-from wire.framing import LENGTH_PREFIX_LEN, OVERSIZED, TRUNCATED, frame
+from wire.framing import OVERSIZED, TRUNCATED
 
 log = logging.getLogger("acqsim.nac")
 
-#: Longest wait between two runs of the answer-timeout sweep (shorter when the answer timeout is short).
-EXPIRY_TICK_S: Final = 0.5
+#: Terminal connections beyond ``max_connections`` that still get a handler, so the router counts and logs
+#: the refusal; past this headroom the runtime's serving closes them without one.
+REFUSAL_HEADROOM: Final = 64
+#: Status connections served at once.
+MAX_STATUS_CONNECTIONS: Final = 16
+#: The name a front-end's TLS certificate must carry (every member of every route is a front-end).
+FRONTEND_SERVICE_NAME: Final = "frontend"
 #: A status client gets its JSON document within this time or is dropped.
 STATUS_SEND_TIMEOUT_S: Final = 2.0
 
@@ -87,29 +96,38 @@ class _Outbox:
         self.writer_scope: anyio.CancelScope | None = None  # the writer task, once started
 
 
-class _LinkOutbox:
-    """Framed requests waiting to be written to one upstream connection (several go out in one write)."""
+@dataclasses.dataclass(slots=True, eq=False)
+class _UpLink:
+    """One upstream connection and what the shell knows of it beyond the router."""
 
-    __slots__ = ("conn", "pending", "pending_bytes", "room", "wakeup")
-
-    def __init__(self, conn: FramedConnection) -> None:
-        self.conn = conn
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
-        self.wakeup: anyio.Event | None = None  # set when a request is queued while the writer waits
-        self.room: anyio.Event | None = None  # set when the writer has taken a full queue
+    conn: FramedConnection
+    group: str
+    member: Member
+    #: Recycled for timed-out requests: a replacement is open; this one closes once no live request is left.
+    draining: bool = False
 
 
 class NacServer:
-    def __init__(self, table: RouteTable, limits: NacLimits | None = None, *, trace: FrameTracer | None = None) -> None:
+    def __init__(
+        self,
+        table: RouteTable,
+        limits: NacLimits | None = None,
+        *,
+        trace: FrameTracer | None = None,
+        upstream_tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``upstream_tls``: a client context of :mod:`acqkit.tls`; each front-end must then prove it is
+        ``frontend`` (terminals stay on plain TCP, as most POS links are)."""
         self.table = table
+        self._upstream_tls = upstream_tls
         self.limits = limits or NacLimits()
         self.router = Router(table, self.limits)
         self.stats = self.router.stats
         self._trace = trace
         self._outboxes: dict[int, _Outbox] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._links: dict[int, _LinkOutbox] = {}
+        self._links: dict[int, _UpLink] = {}
+        self._first_deadline: anyio.Event | None = None  # set when a request is forwarded while none waited
 
     async def serve(
         self,
@@ -120,40 +138,45 @@ class NacServer:
         task_status: anyio.abc.TaskStatus[NacPorts] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen for terminals on ``host:port`` (and for status queries on ``status_port``) until cancelled."""
-        async with contextlib.AsyncExitStack() as stack:
-            listener = await stack.enter_async_context(
-                await anyio.create_tcp_listener(local_host=host, local_port=port)
-            )
-            status_listener = None
+        async with anyio.create_task_group() as tg:
+            self._task_group = tg
+            bound_status = None
             if status_port is not None:
-                status_listener = await stack.enter_async_context(
-                    await anyio.create_tcp_listener(local_host=host, local_port=status_port)
+                bound_status = await tg.start(
+                    functools.partial(
+                        serve_tcp,
+                        host,
+                        status_port,
+                        self._answer_status,
+                        name="NAC status",
+                        max_connections=MAX_STATUS_CONNECTIONS,
+                    )
                 )
-            tg = self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            bound = await tg.start(
+                functools.partial(
+                    serve_tcp,
+                    host,
+                    port,
+                    self._handle_terminal,
+                    name="NAC",
+                    max_frame_len=self.limits.max_frame_len,
+                    max_connections=self.limits.max_connections + REFUSAL_HEADROOM,
+                )
+            )
             for group, members in self.table.groups.items():
                 for member in members:
                     tg.start_soon(self._keep_upstream, group, member)
             tg.start_soon(self._expire_forever)
-            bound_status = None
-            if status_listener is not None:
-                bound_status = status_listener.extra(anyio.abc.SocketAttribute.local_port)
-                for one in status_listener.listeners:
-                    tg.start_soon(functools.partial(accept_forever, one, self._answer_status, tg, name="nac status"))
-            bound = listener.extra(anyio.abc.SocketAttribute.local_port)
             log.info("NAC listening on %s:%d (status port %s)", host, bound, bound_status)
             task_status.started(NacPorts(listen=bound, status=bound_status))
-            for one in listener.listeners:  # one per address family the host resolves to
-                tg.start_soon(functools.partial(accept_forever, one, self._handle_terminal, tg, name="nac"))
 
     # -- terminals -----------------------------------------------------------------------------------------
 
-    async def _handle_terminal(self, stream: anyio.abc.SocketStream) -> None:
-        conn = FramedConnection(stream, max_frame_len=self.limits.max_frame_len, peer=peer_name(stream))
+    async def _handle_terminal(self, conn: FramedConnection) -> None:
         terminal_id = self.router.open_terminal()
         if terminal_id is None:
             log.warning("terminal %s: refused, %d connections open", conn.peer, self.limits.max_connections)
-            await conn.aclose()
-            return
+            return  # serve_tcp closes the connection
         self._outboxes[terminal_id] = _Outbox(conn)
         reason: CloseReason | None = None
         try:
@@ -165,7 +188,6 @@ class NacServer:
             if outbox.writer_scope is not None:
                 outbox.writer_scope.cancel()
             self.router.close_terminal(terminal_id, reason)
-            await conn.aclose()
 
     async def _read_terminal(self, terminal_id: int, conn: FramedConnection) -> CloseReason | None:
         """Route the terminal's frames until it closes; a reason when the NAC closes it."""
@@ -213,26 +235,29 @@ class NacServer:
                 await outbox.conn.aclose()  # its reader sees the end and closes the terminal in the router
 
     async def _forward(self, forward: Forward) -> None:
-        """Queue the request on its upstream connection; wait (bounded) only when that queue is full."""
-        outbox = self._links.get(forward.link_id)
-        if outbox is None:
+        """Write the request on its upstream connection; requests forwarded meanwhile by other terminals'
+        readers share that write. A write that fails or takes over ``send_timeout_s`` closes the connection
+        (its reader then tells the router, which counts the requests in flight on it as dropped)."""
+        if self._first_deadline is not None:
+            self._first_deadline.set()  # the expiry sweep had nothing to wait for
+            self._first_deadline = None
+        link = self._links.get(forward.link_id)
+        if link is None:
             return  # the link died an instant ago; link_down has counted this request as dropped
-        outbox.pending.append(frame(forward.payload, max_frame_len=self.limits.max_frame_len))
-        outbox.pending_bytes += LENGTH_PREFIX_LEN + len(forward.payload)
-        if outbox.wakeup is not None:
-            outbox.wakeup.set()
         if self._trace is not None:
-            self._trace.record(direction="out", link="pos", peer=outbox.conn.peer, payload=forward.payload)
-        if outbox.pending_bytes > MAX_LINK_BUFFER_BYTES:
-            if outbox.room is None:
-                outbox.room = anyio.Event()
-            with anyio.move_on_after(self.limits.send_timeout_s):
-                await outbox.room.wait()  # backpressure: this terminal's next frame waits for the writer
+            self._trace.record(direction="out", link="pos", peer=link.conn.peer, payload=forward.payload)
+        try:
+            with anyio.fail_after(self.limits.send_timeout_s):
+                await link.conn.send(forward.payload)
+        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            log.warning("upstream %s: send failed, closing that connection", link.conn.peer)
+            await link.conn.aclose()
 
     # -- upstream ------------------------------------------------------------------------------------------
 
     async def _keep_upstream(self, group: str, member: Member) -> None:
-        """Keep one connection to ``member`` open for ever, reconnecting with exponential backoff."""
+        """Keep one connection to ``member`` open for ever, reconnecting with exponential backoff; hand the
+        duty to a fresh task when the connection is being drained (see :meth:`_recycle`)."""
         name = str(member)
         backoff = self.limits.backoff_min_s
         while True:
@@ -242,69 +267,74 @@ class NacServer:
                     member.port,
                     timeout=self.limits.connect_timeout_s,
                     max_frame_len=self.limits.max_frame_len,
+                    tls=self._upstream_tls,
+                    server_name=FRONTEND_SERVICE_NAME,
                 )
             except (OSError, TimeoutError) as exc:
                 self.stats.members[name].connect_failures += 1
                 log.debug("route %s: cannot connect to %s (%s)", group, name, type(exc).__name__)
             else:
                 backoff = self.limits.backoff_min_s
+                link = _UpLink(conn=conn, group=group, member=member)
                 try:
-                    await self._run_link(group, name, conn)
+                    await self._run_link(link)
                 except Exception:  # a bug must cost this connection, not the NAC
                     log.exception("route %s: connection to %s failed", group, name)
+                if link.draining:
+                    return  # its replacement keeps the member connected
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, self.limits.backoff_max_s)
 
-    async def _run_link(self, group: str, name: str, conn: FramedConnection) -> None:
-        link_id = self.router.link_up(group, name)
-        outbox = self._links[link_id] = _LinkOutbox(conn)
-        log.info("route %s: connected to %s (link %d)", group, name, link_id)
+    async def _run_link(self, link: _UpLink) -> None:
+        name = str(link.member)
+        link_id = self.router.link_up(link.group, name)
+        self._links[link_id] = link
+        log.info("route %s: connected to %s (link %d)", link.group, name, link_id)
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._write_link, outbox)
-                await self._read_link(link_id, group, name, conn)
-                tg.cancel_scope.cancel()
+            await self._read_link(link_id, link)
         finally:
             del self._links[link_id]
-            if outbox.room is not None:
-                outbox.room.set()
             dropped = self.router.link_down(link_id)
-            await conn.aclose()
-        log.warning("route %s: lost %s, %d request(s) in flight dropped", group, name, dropped)
+            await link.conn.aclose()
+        if link.draining:
+            log.info("route %s: drained connection to %s closed (link %d)", link.group, name, link_id)
+        else:
+            log.warning("route %s: lost %s, %d request(s) in flight dropped", link.group, name, dropped)
 
-    async def _read_link(self, link_id: int, group: str, name: str, conn: FramedConnection) -> None:
+    async def _read_link(self, link_id: int, link: _UpLink) -> None:
         """Hand the front-end's answers to the router until the connection ends or gets out of step."""
+        name = str(link.member)
         try:
-            while (payload := await conn.receive()) is not None:
+            while (payload := await link.conn.receive()) is not None:
                 if self._trace is not None:
                     self._trace.record(direction="in", link="pos", peer=name, payload=payload)
                 decision = self.router.from_upstream(link_id, payload)
                 if isinstance(decision, Deliver):
                     self._deliver(decision)
                 else:
-                    log.info("route %s: answer from %s dropped: %s", group, name, decision.reason)
+                    log.info("route %s: answer from %s dropped: %s", link.group, name, decision.reason)
+                if link.draining:
+                    await self._close_if_drained(link_id, link)
         except FramingError as exc:
-            log.warning("route %s: %s sent a bad frame (%s), reconnecting", group, name, exc)
+            log.warning("route %s: %s sent a bad frame (%s), reconnecting", link.group, name, exc)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            log.info("route %s: connection to %s ended (%s)", link.group, name, type(exc).__name__)
 
-    async def _write_link(self, outbox: _LinkOutbox) -> None:
-        """Write queued requests to the upstream connection, all that are waiting in one write."""
-        try:
-            while True:
-                if not outbox.pending:
-                    outbox.wakeup = anyio.Event()
-                    await outbox.wakeup.wait()
-                    continue
-                batch = b"".join(outbox.pending)
-                outbox.pending.clear()
-                outbox.pending_bytes = 0
-                if outbox.room is not None:
-                    outbox.room.set()
-                    outbox.room = None
-                with anyio.fail_after(self.limits.send_timeout_s):
-                    await outbox.conn.stream.send(batch)
-        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            log.warning("upstream %s: send failed, closing that connection", outbox.conn.peer)
-            await outbox.conn.aclose()  # its reader sees the end and tells the router, which counts the drops
+    async def _recycle(self, link_id: int, reason: CloseReason) -> None:
+        """The router took ``link_id`` out of rotation (too many timed-out requests hold their addresses):
+        open a replacement now and close this one once its live requests are answered or timed out, so the
+        terminals whose requests are on it lose nothing (closing frees the quarantined addresses)."""
+        link = self._links.get(link_id)
+        if link is None or link.draining or self._task_group is None:
+            return
+        link.draining = True
+        log.warning("upstream %s: recycling (%s): draining, a new connection opens now", link.conn.peer, reason)
+        self._task_group.start_soon(self._keep_upstream, link.group, link.member)
+        await self._close_if_drained(link_id, link)
+
+    async def _close_if_drained(self, link_id: int, link: _UpLink) -> None:
+        if self.router.live_requests(link_id) == 0:
+            await link.conn.aclose()  # its reader sees the end; link_down frees the quarantined addresses
 
     def _deliver(self, deliver: Deliver) -> None:
         outbox = self._outboxes.get(deliver.terminal_id)
@@ -319,28 +349,32 @@ class NacServer:
             outbox.wakeup.set()
 
     async def _expire_forever(self) -> None:
-        tick = min(EXPIRY_TICK_S, self.limits.answer_timeout_s / 4)
+        """Time out overdue requests at the router's next deadline (every request gets the same answer
+        timeout, so a later request never has an earlier deadline); with none waiting, wait for one."""
         while True:
-            await anyio.sleep(tick)
+            deadline = self.router.next_deadline()
+            if deadline is None:
+                self._first_deadline = anyio.Event()
+                await self._first_deadline.wait()
+                continue
+            await anyio.sleep_until(deadline)
             for close in self.router.expire(anyio.current_time()):
-                outbox = self._links.get(close.link_id)
-                if outbox is not None:
-                    conn = outbox.conn
-                    log.warning("upstream %s: closing: %s", conn.peer, close.reason)
-                    await conn.aclose()
+                await self._recycle(close.link_id, close.reason)
+            for link_id, link in list(self._links.items()):
+                if link.draining:  # its last live request may just have timed out
+                    await self._close_if_drained(link_id, link)
 
     # -- status --------------------------------------------------------------------------------------------
 
-    async def _answer_status(self, stream: anyio.abc.SocketStream) -> None:
+    async def _answer_status(self, conn: FramedConnection) -> None:
+        """One JSON document (not a frame) and close; what the client sends is never read, so no input can
+        upset the status port (serve_tcp closes the connection and keeps listening)."""
         document = json.dumps(self.stats.snapshot(), sort_keys=True).encode() + b"\n"
         try:
             with anyio.fail_after(STATUS_SEND_TIMEOUT_S):
-                await stream.send(document)
+                await conn.stream.send(document)
         except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            log.info("status client went away")
-        finally:
-            with anyio.move_on_after(STATUS_SEND_TIMEOUT_S, shield=True):
-                await stream.aclose()
+            log.info("status client %s went away", conn.peer)
 
 
 async def fetch_stats(host: str, port: int, *, timeout: float = STATUS_SEND_TIMEOUT_S) -> dict[str, object]:

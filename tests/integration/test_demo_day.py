@@ -41,3 +41,12 @@ def test_demo_day_over_real_processes(tmp_path: Path, capsys: pytest.CaptureFixt
     traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
     for card in AcqsimConfig.default().cards:
         assert card.pan not in logs and card.pan not in traces
+
+
+def test_demo_day_over_real_processes_with_tls_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--processes", "--tls", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "13 of 13 steps ended as expected" in out
+    assert (tmp_path / "tls" / "ca.pem").exists()
+    for service in ("hsm", "ledger", "frontend", "nac"):  # every service started with TLS between services
+        assert "mutual TLS between services" in (tmp_path / "logs" / f"{service}.log").read_text()
