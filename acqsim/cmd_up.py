@@ -15,7 +15,7 @@ import anyio
 
 from acqkit.config import ConfigError, load_config
 from acqkit.runner import backend_options
-from acqsim.supervisor import ServiceSpec, supervise, with_ephemeral_ports
+from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -54,4 +54,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         pass
+    except BaseExceptionGroup as group:  # raised out of the supervisor's task groups
+        failed, _ = group.split(StartupFailed)
+        if failed is None:
+            raise
+        for failure in _leaves(failed):
+            print(f"acqsim up: {failure}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found

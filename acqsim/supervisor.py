@@ -1,5 +1,10 @@
 """Starting the services as separate processes, watching them, restarting the ones that die.
 
+A service is ready when it says so: its ``READY <service> <host>:<port>`` line (``acqkit.runner.announce``),
+read from its own output — never a probe of its port, which another stack holding that port would answer. A
+first start that fails (port taken, bad setting) fails ``acqsim up`` with the service, its address and its
+last words; a later death is restarted by the policy.
+
 The decisions are plain: :func:`service_commands` says how each service is started for a configuration, and
 :class:`RestartPolicy` says whether (and after what pause) a dead service is started again. The anyio shell
 in :func:`supervise` carries them out.
@@ -7,13 +12,15 @@ in :func:`supervise` carries them out.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import anyio
 import anyio.abc
@@ -23,6 +30,10 @@ from acqkit.config import AcqsimConfig, Endpoint
 log = logging.getLogger("acqsim.supervisor")
 
 READY_TIMEOUT_S: Final = 20.0
+#: What a service prints, on its own line, once it listens: ``READY <service> <host>:<port>``.
+READY_PREFIX: Final = "READY "
+#: Lines of a service's output kept to explain a failed start.
+TAIL_LINES: Final = 8
 STOP_TIMEOUT_S: Final = 5.0
 RESTART_MIN_S: Final = 0.5
 RESTART_MAX_S: Final = 10.0
@@ -161,16 +172,55 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
     ]
 
 
-async def wait_until_listening(endpoint: Endpoint, timeout: float = READY_TIMEOUT_S) -> None:
-    with anyio.fail_after(timeout):
-        while True:
-            try:
-                stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
-            except OSError:
-                await anyio.sleep(0.05)
-                continue
-            await stream.aclose()
-            return
+class StartupFailed(RuntimeError):
+    """A service did not announce itself ready on its first start: it exited (a port already taken, a bad
+    setting, a peer missing) or stayed silent. ``reason`` is the end of what it printed."""
+
+    def __init__(self, spec: ServiceSpec, reason: str) -> None:
+        super().__init__(f"{spec.name} did not start on {spec.endpoint}: {reason}")
+        self.spec = spec
+        self.reason = reason
+
+
+async def _pump(process: anyio.abc.Process, output: BinaryIO, spec: ServiceSpec, seen: _Seen) -> None:
+    """Copy the service's output to its log, watching for its READY line (``acqkit.runner.announce``)."""
+    assert process.stdout is not None
+    pending = b""
+    async for chunk in process.stdout:
+        output.write(chunk)
+        output.flush()
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip()
+            seen.tail.append(line)
+            if line.startswith(f"{READY_PREFIX}{spec.name} "):
+                seen.address = line.rsplit(" ", 1)[1]
+                seen.ready.set()
+
+
+@dataclasses.dataclass
+class _Seen:
+    ready: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    address: str = ""
+    tail: collections.deque[str] = dataclasses.field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
+
+
+async def _until_ready_or_exit(process: anyio.abc.Process, seen: _Seen) -> None:
+    """Return once the service announced READY or exited, or after ``READY_TIMEOUT_S``."""
+    with anyio.move_on_after(READY_TIMEOUT_S):
+        async with anyio.create_task_group() as race:
+
+            async def announced() -> None:
+                await seen.ready.wait()
+                race.cancel_scope.cancel()
+
+            async def exited() -> None:
+                await process.wait()
+                race.cancel_scope.cancel()
+
+            race.start_soon(announced)
+            race.start_soon(exited)
 
 
 async def _stop(process: anyio.abc.Process) -> None:
@@ -197,14 +247,29 @@ async def run_service(
     await anyio.Path(log_dir).mkdir(parents=True, exist_ok=True)
     while True:
         with (log_dir / f"{spec.name}.log").open("ab") as output:
-            process = await anyio.open_process(list(spec.argv), stdout=output, stderr=output)
+            process = await anyio.open_process(list(spec.argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             try:
-                await wait_until_listening(spec.endpoint)
-                ready(spec)
-                if not started:
-                    started = True
-                    task_status.started()
-                code = await process.wait()
+                async with anyio.create_task_group() as pumping:
+                    seen = _Seen()
+                    pumping.start_soon(_pump, process, output, spec, seen)
+                    await _until_ready_or_exit(process, seen)
+                    if not seen.ready.is_set() or seen.address != str(spec.endpoint):
+                        why = (
+                            f"it announced {seen.address}"
+                            if seen.ready.is_set()
+                            else "it exited"
+                            if process.returncode is not None
+                            else "it never announced READY"
+                        )
+                        if not started:  # a first start that fails fails `acqsim up`, with the reason
+                            raise StartupFailed(spec, f"{why}; its last words: " + " | ".join(seen.tail))
+                        log.warning("%s did not come back ready (%s)", spec.name, why)
+                    else:
+                        ready(spec)
+                        if not started:
+                            started = True
+                            task_status.started()
+                    code = await process.wait()
             finally:
                 await _stop(process)
         pause = policy.after_death(anyio.current_time())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from acqkit.config import AcqsimConfig
+from acqkit.config import AcqsimConfig, config_to_toml
 from acqsim.cli import main
 from acqsim.supervisor import MAX_RESTARTS, RestartPolicy, service_commands, with_ephemeral_ports
 
@@ -100,3 +100,23 @@ def test_trace_show_reads_a_demo_day(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["trace", "show", "T10000001-000002", "--trace-dir", str(tmp_path / "traces")]) == 0
     assert "front-end → ledger 0200" in capsys.readouterr().out
     assert main(["trace", "show", "T10000001-999999", "--trace-dir", str(tmp_path / "traces")]) == 1
+
+
+def test_up_fails_naming_the_service_whose_port_another_process_holds(tmp_path: Path) -> None:
+    """#16: readiness is the service's own READY line, not a probe another stack could answer: a port taken
+    fails `acqsim up` with the service, its address and the reason, and no 'all services up'."""
+    import socket
+
+    config = with_ephemeral_ports(AcqsimConfig.default(data_dir=tmp_path))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", config.hsm.listen.port))
+        squatter.listen()  # it would answer a TCP probe
+        path = tmp_path / "acqsim.toml"
+        path.write_text(config_to_toml(config), encoding="utf-8")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        argv = [sys.executable, "-m", "acqsim", "up", "--config", str(path)]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "all services up" not in done.stdout
+    assert f"hsm did not start on 127.0.0.1:{config.hsm.listen.port}" in done.stderr
+    assert "address already in use" in done.stderr.lower() or "errno 98" in done.stderr.lower()
