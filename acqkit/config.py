@@ -32,6 +32,7 @@ services never log them, and the supervisor hands keys to the HSM to be held und
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -378,7 +379,50 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
     return tuple(out)
 
 
+#: Every key each table may hold; anything else is refused, naming the nearest valid key (a typo must not
+#: silently leave a setting at its default). The fixture tables' keys are their dataclasses' fields.
+KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
+    "": frozenset(
+        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "hsm", "ledger", "frontend", "nac"}
+        | {"merchants", "terminals", "cards"}
+    ),
+    "hsm": frozenset({"host", "port", "lmk", "max_connections"}),
+    "ledger": frozenset({"host", "port", "db", "max_connections"}),
+    "frontend": frozenset({"host", "port", "db", "max_connections"}),
+    "nac": frozenset({"host", "port", "status_port", "routes", "max_connections"}),
+}
+
+
+def unknown_keys(raw: Mapping[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(table, key, nearest valid key) for every key the configuration does not know."""
+    found = []
+    for table, known in KNOWN_KEYS.items():
+        section = raw if not table else raw.get(table, {})
+        if not isinstance(section, Mapping):
+            continue
+        for key in section:
+            if key not in known:
+                near = difflib.get_close_matches(key, sorted(known), n=1)
+                found.append((table, key, near[0] if near else None))
+    return found
+
+
+def _refuse_unknown(raw: Mapping[str, Any], path: Path | None = None, text: str = "") -> None:
+    problems = unknown_keys(raw)
+    if not problems:
+        return
+    table, key, near = problems[0]
+    where = f"[{table}] " if table else ""
+    hint = f" (did you mean {near!r}?)" if near else f" (valid: {', '.join(sorted(KNOWN_KEYS[table]))})"
+    line = next(
+        (n for n, row in enumerate(text.splitlines(), 1) if row.strip().split("=")[0].strip().strip('"') == key), None
+    )
+    at = f"{path}:{line}: " if path is not None and line else f"{path}: " if path is not None else ""
+    raise ConfigError(f"{at}{where}unknown key {key!r}{hint}")
+
+
 def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> AcqsimConfig:
+    _refuse_unknown(raw)
     defaults = AcqsimConfig.default()
     hsm_t, ledger_t, fe_t, nac_t = (_table(raw, n) for n in ("hsm", "ledger", "frontend", "nac"))
     status_port = nac_t.get("status_port", defaults.nac.status.port if defaults.nac.status else None)
@@ -480,8 +524,9 @@ def load_config(path: Path | None) -> AcqsimConfig:
     if path is None:
         return AcqsimConfig.default()
     try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # TOML errors name line and column
         raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+    _refuse_unknown(raw, path, text)
     return config_from_mapping(raw, base_dir=path.parent)

@@ -74,3 +74,19 @@ def test_max_connections_per_service_round_trip_and_refuse_nonsense(tmp_path: Pa
     assert load_config(path).frontend.max_connections == 300
     with pytest.raises(ConfigError, match=r"\[ledger\] max_connections"):
         config_from_mapping({"ledger": {"max_connections": 0}})
+
+
+def test_an_unknown_key_is_refused_with_file_line_and_the_nearest_valid_key(tmp_path: Path) -> None:
+    path = tmp_path / "acqsim.toml"
+    path.write_text("trace = false\n\n[frontend]\nport = 6000\nmax_conections = 10\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:5: [frontend] unknown key 'max_conections'")
+    assert "did you mean 'max_connections'" in message
+    path.write_text("tarce = true\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r":1: unknown key 'tarce' \(did you mean 'trace'\?\)"):
+        load_config(path)
+    path.write_text("[hsm]\nport = \n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"line 2"):  # a TOML error names its line
+        load_config(path)
