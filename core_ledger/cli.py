@@ -24,6 +24,7 @@ from typing import Final
 import anyio
 
 from acqkit.config import AcqsimConfig, load_config
+from acqkit.exitcodes import EXIT_USAGE
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "serve":
             return _serve(args, db, config)
+        if "://" not in db and not Path(db).is_file():  # looking must never create a store
+            print(f"acqsim ledger {args.action}: no ledger store at {db}", file=sys.stderr)
+            return EXIT_USAGE
         store = open_store(db)
         try:
             return _inspect(args, store)

@@ -195,3 +195,13 @@ def test_cli_tools_on_a_postgresql_url(
     assert "4321" in report.read_text(encoding="utf-8")
     assert main(["ledger", "check", "--db", url]) == 0
     assert main(["ledger", "check", "--db", url.rsplit("/", 1)[0] + "/no_such_database"]) == 2
+
+
+def test_looking_into_a_missing_store_is_an_error_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no" / "ledger.sqlite3"
+    for action in (["check"], ["balance", "6200001000000003"], ["statement", "6200001000000003"]):
+        assert main(["ledger", *action, "--db", str(missing)]) == 2
+        assert f"no ledger store at {missing}" in capsys.readouterr().err
+    assert not missing.exists() and not missing.parent.exists()
