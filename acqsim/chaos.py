@@ -135,6 +135,9 @@ class _Stack:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._reader.join(timeout=STOP_TIMEOUT_S)  # the pipe ends with the process
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def card_balances(ledger_db: str) -> int:
