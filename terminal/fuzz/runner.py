@@ -171,8 +171,11 @@ async def _good_terminal(
         while True:
             try:
                 outcome = await pos.financial("purchase", card, amount=GOOD_AMOUNT, pin=card.pin)
-            except TerminalError as exc:
+            except TerminalError as exc:  # the host refused a new sign-on: that purchase is lost
                 report.good.append(GoodPurchase(stan="", answered=False, approved=False, response_code=str(exc)))
+                if done.is_set():
+                    return
+                await anyio.sleep(GOOD_PURCHASE_EVERY_S)  # pacing
                 continue
             stan = f"{pos.session.state.stan:06d}"
             report.good.append(
