@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Exact versions of the test toolchain (regenerate with `make lock` after changing pyproject.toml).
 LOCK   := requirements/constraints.txt
 
-.PHONY: all install demo test lint typecheck unit bench clean lock
+.PHONY: all install demo test lint typecheck unit bench chaos clean lock
 
 all: install
 
@@ -38,6 +38,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The long chaos run (60 s of purchases, every service killed -9 in turn); exit 0 only on a clean verdict.
+chaos: $(STAMP)
+	$(BIN)/acqsim chaos --duration 60 --rate 20 --kill hsm,ledger,frontend,nac
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -36,6 +36,13 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "cards": ("acqsim.cmd_cards", "list or issue virtual test cards"),
     "load": ("acqsim.cmd_load", "many-terminal load generator"),
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
+    "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
+    "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
+}
+#: (subcommand, action) pairs served by a top-layer module rather than the service's own CLI, because they
+#: read more than one service's store (a service must not import another).
+ACTIONS: Final[dict[tuple[str, str], tuple[str, str]]] = {
+    ("ledger", "reconcile"): ("acqsim.reconcile", "front-end journal vs ledger, matched by RRN; exit 1 on differences"),
 }
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -82,9 +89,28 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
 
 
+def _action_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, list[str]] | None:
+    """The parser for an ``ACTIONS`` pair named by ``argv``, and the arguments left for it."""
+    positional = [i for i, token in enumerate(argv) if not token.startswith("-")]
+    if len(positional) < 2 or (argv[positional[0]], argv[positional[1]]) not in ACTIONS:
+        return None
+    first, second = positional[0], positional[1]
+    module, help_text = ACTIONS[(argv[first], argv[second])]
+    parser = argparse.ArgumentParser(prog=f"acqsim {argv[first]} {argv[second]}", description=help_text)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    command: _Command = importlib.import_module(module)
+    command.configure(parser)
+    parser.set_defaults(_run=command.run, command=f"{argv[first]} {argv[second]}")
+    return parser, [*argv[:first], *argv[first + 1 : second], *argv[second + 1 :]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(args_list)
+    action = _action_parser(args_list)
+    if action is not None:
+        parser, args_list = action
+    else:
+        parser = build_parser(args_list)
     args = parser.parse_args(args_list)
     if getattr(args, "_run", None) is None:
         parser.print_help()

@@ -1,0 +1,241 @@
+"""``acqsim ledger reconcile``: the front-end journal and the ledger agree, row by row, matched by RRN.
+
+The front-end hands out the RRN (field 37) and the ledger stores it with the transaction, so it names one
+business transaction in both stores (before and after the ledger keys on (acquirer, RRN)). Read-only.
+
+Rules (each broken one is a :class:`Difference`):
+
+- an ``approved`` (or ``voided``) journal row has exactly one ledger transaction with its RRN, and it took
+  effect (posted, held, completed, cancelled or voided);
+- a ``declined`` row has nothing in effect at the ledger;
+- a ``reversed`` row's ledger transaction is reversed (or tombstoned), or never took effect; a reversal still
+  queued at the front-end is reported as ``reversal pending`` (the ledger has not seen it yet);
+- a ``pending`` row (the front-end died before the answer) has nothing in effect at the ledger;
+- every ledger transaction that took effect (other than reversals, which name their original) has a journal
+  row with its RRN, and no RRN took effect twice;
+- every open hold belongs to a transaction whose journal row is an approved pre-authorisation.
+
+    acqsim ledger reconcile [--config FILE | --journal DB --ledger DB|URL] [--json]
+
+Exit codes: 0 clean, 1 differences (listed), 2 bad usage or a store that cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sqlite3
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Final
+
+from acqkit.config import load_config
+from acqkit.exitcodes import EXIT_USAGE
+from core_ledger.api import LedgerOp
+from core_ledger.model import Txn, TxnStatus
+from core_ledger.setup import open_store
+
+#: Ledger states in which a transaction has moved money or holds.
+IN_EFFECT: Final = frozenset(
+    {TxnStatus.POSTED, TxnStatus.HELD, TxnStatus.COMPLETED, TxnStatus.CANCELLED, TxnStatus.VOIDED}
+)
+#: Ledger states of a transaction that was undone or must never post.
+UNDONE: Final = frozenset({TxnStatus.REVERSED, TxnStatus.TOMBSTONE})
+#: Ledger operations that move nothing (a balance inquiry "posts" without entries).
+NON_POSTING: Final = frozenset({LedgerOp.BALANCE})
+
+
+class ReconcileError(Exception):
+    """A store cannot be read (missing file, not a journal, unreachable database)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Difference:
+    rrn: str
+    problem: str
+    journal: str  # the journal row, summarised ("" if none)
+    ledger: str  # the ledger transaction(s), summarised ("" if none)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JournalRow:
+    terminal_id: str
+    batch: str
+    stan: str
+    kind: str
+    amount: int
+    rrn: str
+    status: str
+    response_code: str | None
+
+    def summary(self) -> str:
+        return (
+            f"{self.kind} term={self.terminal_id} batch={self.batch} stan={self.stan} amount={self.amount} "
+            f"status={self.status} rc={self.response_code}"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Reconciliation:
+    journal_rows: int
+    ledger_txns: int
+    matched: int
+    pending_reversals: int
+    differences: tuple[Difference, ...]
+
+    @property
+    def clean(self) -> bool:
+        return not self.differences
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "journal_rows": self.journal_rows,
+            "ledger_txns": self.ledger_txns,
+            "matched": self.matched,
+            "pending_reversals": self.pending_reversals,
+            "clean": self.clean,
+            "differences": [dataclasses.asdict(d) for d in self.differences],
+        }
+
+
+def _summary(txn: Txn) -> str:
+    return f"{txn.op.value} key={txn.key} amount={txn.amount} status={txn.status.value}"
+
+
+def read_journal(path: Path) -> tuple[list[JournalRow], set[str]]:
+    """The journal's transaction rows, and the RRNs whose reversal is still queued; read-only."""
+    if not path.is_file():
+        raise ReconcileError(f"no front-end journal at {path}")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = [
+                JournalRow(
+                    terminal_id=r[0],
+                    batch=r[1],
+                    stan=r[2],
+                    kind=r[3],
+                    amount=r[4],
+                    rrn=r[5],
+                    status=r[6],
+                    response_code=r[7],
+                )
+                for r in db.execute(
+                    "SELECT terminal_id, batch, stan, kind, amount, rrn, status, response_code FROM txns"
+                )
+            ]
+            queued = {str(json.loads(r[0]).get("rrn", "")) for r in db.execute("SELECT request FROM pending_reversals")}
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise ReconcileError(f"cannot read the front-end journal {path}: {exc}") from None
+    return rows, queued
+
+
+def reconcile(journal: list[JournalRow], queued: set[str], ledger: list[Txn], holds: set[str]) -> Reconciliation:
+    """Compare ``journal`` rows with ``ledger`` transactions (``holds``: keys owning an open hold)."""
+    by_rrn: dict[str, list[Txn]] = defaultdict(list)
+    for txn in ledger:
+        if isinstance(txn.op, LedgerOp) and txn.op is not LedgerOp.REVERSAL:
+            by_rrn[txn.rrn].append(txn)
+    rows = {row.rrn: row for row in journal}
+    diffs: list[Difference] = []
+    matched = 0
+
+    def differ(rrn: str, problem: str, row: JournalRow | None, txns: list[Txn]) -> None:
+        diffs.append(Difference(rrn, problem, row.summary() if row else "", "; ".join(_summary(t) for t in txns)))
+
+    for row in journal:
+        txns = by_rrn.get(row.rrn, [])
+        effective = [t for t in txns if t.status in IN_EFFECT]
+        if len(effective) > 1:
+            differ(row.rrn, "posted more than once", row, txns)
+        elif row.status in ("approved", "voided"):
+            if len(effective) == 1:
+                matched += 1
+            else:
+                differ(row.rrn, "approved in the journal, no posting at the ledger", row, txns)
+        elif row.status == "reversed":
+            if effective and row.rrn in queued:
+                differ(row.rrn, "reversal pending: queued at the front-end, still posted at the ledger", row, txns)
+            elif effective:
+                differ(row.rrn, "reversed in the journal, still posted at the ledger", row, txns)
+            else:
+                matched += 1
+        elif effective:  # declined or pending
+            differ(row.rrn, f"{row.status} in the journal, posted at the ledger", row, txns)
+        else:
+            matched += 1
+    for rrn, txns in sorted(by_rrn.items()):
+        effective = [t for t in txns if t.status in IN_EFFECT and t.op not in NON_POSTING]
+        if effective and rrn not in rows:
+            differ(rrn, "posted at the ledger, no journal row", None, txns)
+    for txn in ledger:
+        if txn.key in holds:
+            owner = rows.get(txn.rrn)
+            if owner is None or owner.kind != "preauth" or owner.status != "approved":
+                differ(txn.rrn, "open hold not backed by an approved pre-authorisation in the journal", owner, [txn])
+    return Reconciliation(
+        journal_rows=len(journal),
+        ledger_txns=len(ledger),
+        matched=matched,
+        pending_reversals=len(queued),
+        differences=tuple(diffs),
+    )
+
+
+def reconcile_stores(journal_path: Path, ledger_db: str) -> Reconciliation:
+    rows, queued = read_journal(journal_path)
+    if "://" not in ledger_db and not Path(ledger_db).is_file():
+        raise ReconcileError(f"no ledger store at {ledger_db}")
+    try:
+        store = open_store(ledger_db)
+    except Exception as exc:  # any backend's failure to open is one line for the user
+        raise ReconcileError(f"cannot open the ledger store {ledger_db}: {exc}") from None
+    try:
+        state = store.load()
+    finally:
+        store.close()
+    return reconcile(rows, queued, list(state.txns.values()), set(state.holds))
+
+
+def render(result: Reconciliation) -> str:
+    lines = [
+        f"journal rows {result.journal_rows}, ledger transactions {result.ledger_txns}, matched {result.matched}, "
+        f"reversals queued {result.pending_reversals}"
+    ]
+    for d in result.differences:
+        lines.append(f"DIFFERS rrn={d.rrn}: {d.problem}")
+        if d.journal:
+            lines.append(f"    journal: {d.journal}")
+        if d.ledger:
+            lines.append(f"    ledger:  {d.ledger}")
+    lines.append("reconcile: clean" if result.clean else f"reconcile: {len(result.differences)} differences")
+    return "\n".join(lines)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="acqsim TOML configuration naming both stores (default: built-in)")
+    parser.add_argument("--journal", type=Path, help="the front-end journal (SQLite file)")
+    parser.add_argument("--ledger", help="the ledger store: SQLite file or postgresql:// URL")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.journal is None) != (args.ledger is None):
+        print("acqsim ledger reconcile: give both --journal and --ledger, or neither (--config)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.journal is None:
+        config = load_config(args.config)
+        journal, ledger = Path(config.store_path(config.frontend.db)), str(config.store_path(config.ledger.db))
+    else:
+        journal, ledger = args.journal, args.ledger
+    try:
+        result = reconcile_stores(journal, ledger)
+    except ReconcileError as exc:
+        print(f"acqsim ledger reconcile: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result.to_json()) if args.json else render(result))
+    return 0 if result.clean else 1
