@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import Final
 
 from acqkit.config import load_config
+from acqkit.datakey import DataKeyError
 from acqkit.exitcodes import EXIT_USAGE
 from core_ledger.api import LedgerOp
 from core_ledger.model import Txn, TxnStatus
 from core_ledger.setup import open_store
+from frontend.journal import journal_data_key, stored_request
 
 #: Ledger states in which a transaction has moved money or holds.
 IN_EFFECT: Final = frozenset(
@@ -126,10 +128,15 @@ def read_journal(path: Path) -> tuple[list[JournalRow], set[str]]:
                     "SELECT terminal_id, batch, stan, kind, amount, rrn, status, response_code FROM txns"
                 )
             ]
-            queued = {str(json.loads(r[0]).get("rrn", "")) for r in db.execute("SELECT request FROM pending_reversals")}
+            key = journal_data_key(path)
+            queued = set()
+            for (text,) in db.execute("SELECT request FROM pending_reversals"):
+                request = stored_request(text, key)
+                # a reversal names the row it undoes by that row's RRN (its own RRN is new)
+                queued.add(request.original.rrn if request.original and request.original.rrn else request.rrn)
         finally:
             db.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, DataKeyError) as exc:
         raise ReconcileError(f"cannot read the front-end journal {path}: {exc}") from None
     return rows, queued
 

@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from acqkit.datakey import DataKey
+from acqkit.datakey import KEY_FILE as DATA_KEY_FILE
+from acqkit.datakey import DataKey, DataKeyError
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
 from wire.fields import CardTotals, SettlementTotals
 from wire.masking import mask_pan
@@ -119,6 +120,22 @@ def request_from_json(text: str) -> LedgerRequest:
     return LedgerRequest(**raw)
 
 
+def stored_request(text: str, data_key: DataKey | None) -> LedgerRequest:
+    """A request as the journal stores it: sealed under the data key (or, written by an acqsim before
+    sealing, plain JSON). Raises ``DataKeyError`` for a sealed one without the key that sealed it."""
+    if text.startswith("{"):
+        return request_from_json(text)
+    if data_key is None:
+        raise DataKeyError("the journal's requests are sealed: its data key is needed")
+    return request_from_json(data_key.open(text))
+
+
+def journal_data_key(path: Path) -> DataKey | None:
+    """The data key kept beside the journal at ``path``, if there is one (never created: for readers)."""
+    folder = path.parent / "keys"
+    return DataKey.load_or_create(folder) if (folder / DATA_KEY_FILE).is_file() else None
+
+
 class Journal:
     def __init__(self, path: str | Path, *, data_key: DataKey | None = None) -> None:
         """Open (or create) the journal at ``path``; ``data_key`` defaults to the one kept beside it
@@ -162,8 +179,7 @@ class Journal:
         return self._data_key.seal(request_to_json(request))
 
     def _unseal(self, text: str) -> LedgerRequest:
-        """A sealed request (or, from a journal written before sealing, a plain JSON one)."""
-        return request_from_json(text if text.startswith("{") else self._data_key.open(text))
+        return stored_request(text, self._data_key)
 
     def run_batch(self, calls: list[Callable[[Journal], Any]]) -> Sequence[Any]:
         """Run ``calls`` in order in ONE transaction (one fsync); each one's result, or the exception it raised.

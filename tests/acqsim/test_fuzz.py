@@ -20,16 +20,8 @@ FRAMES = {"nac": 300, "frontend": 1500}
 #: A mutant the host neither answers nor closes on is counted after this (the host is right to wait).
 ANSWER_TIMEOUT_S = 0.3
 
-FRONTEND_BAD_FRAME_BUG = (
-    "frontend: a bad frame from one terminal fails the whole NAC upstream connection (handler raises on "
-    "MessageDecodeError / response MTIs), dropping every request in flight on it, the good terminal's included; "
-    "being fixed on the frontend branch"
-)
 
-
-@pytest.mark.parametrize(
-    "at", [pytest.param("nac", marks=pytest.mark.xfail(strict=True, reason=FRONTEND_BAD_FRAME_BUG)), "frontend"]
-)
+@pytest.mark.parametrize("at", ["nac", "frontend"])
 async def test_short_fuzz_run_loses_nothing(tmp_path: Path, at: str) -> None:
     config = AcqsimConfig.default(data_dir=tmp_path)
     async with running_pipeline(config) as pipeline:
