@@ -201,15 +201,27 @@ def test_stores_round_trip_the_reference_and_find_originals_after_restart(store_
     reopened.close()
 
 
-@pytest.mark.postgres
-def test_postgres_sessions_report_synchronous_commit_on(store_factory: StoreFactory) -> None:
+def test_every_store_session_states_its_durability(store_factory: StoreFactory) -> None:
+    """A commit is on disk before the ledger answers: PostgreSQL sessions set synchronous_commit = on whatever
+    the server's default; SQLite runs WAL with synchronous = FULL (2)."""
+    import psycopg
+
     from core_ledger.postgres_store import PostgresStore
 
-    store = store_factory()()
-    if not isinstance(store, PostgresStore):
-        store.close()
-        pytest.skip("PostgreSQL only")
+    opener = store_factory()
+    store = opener()
     try:
-        assert store.setting("synchronous_commit") == "on"
+        if isinstance(store, PostgresStore):
+            store.close()
+            with psycopg.connect(store.url, autocommit=True) as admin:  # a server whose default is off
+                admin.execute("ALTER DATABASE " + store.url.rsplit("/", 1)[1] + " SET synchronous_commit = off")
+            with psycopg.connect(store.url) as plain:
+                assert plain.execute("SHOW synchronous_commit").fetchone() == ("off",)
+            store = opener()
+            assert store.setting("synchronous_commit") == "on"
+        else:
+            assert (store.setting("journal_mode"), store.setting("synchronous")) == ("wal", "2")
+            with pytest.raises(ValueError, match="not a ledger durability setting"):
+                store.setting("cache_size; DROP TABLE txns")
     finally:
         store.close()
