@@ -7,9 +7,9 @@ acqsim ledger statement PAN --db …
 acqsim ledger check --db …                               every invariant over the whole store; exit 1 if any fails
 acqsim ledger settle --db … --date YYYYMMDD --out FILE   close the business day, write the clearing report CSV
 
-Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used, 74 (EXIT_FAIL_STOP,
-sysexits' EX_IOERR) serve stopped because a commit failed or hung: restart it (the supervisor does), it reloads
-exactly the committed state from the store.
+Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used, 74 (EXIT_FAIL_STOP in
+acqkit/exitcodes.py, sysexits' EX_IOERR) serve stopped because a commit failed or hung: restart it (the supervisor
+does), it reloads exactly the committed state from the store.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import functools
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Final
 
 import anyio
 
 from acqkit.config import AcqsimConfig, load_config
-from acqkit.exitcodes import EXIT_USAGE
+from acqkit.exitcodes import EXIT_FAIL_STOP, EXIT_USAGE
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -36,9 +35,6 @@ from core_ledger.setup import open_service, open_store
 from core_ledger.store import LedgerStore, StoreError
 from wire.masking import mask_pan
 from wire.trace import TraceWriter
-
-#: ``acqsim ledger serve`` stopped on a failed or hung commit (sysexits EX_IOERR): restart it from the store.
-EXIT_FAIL_STOP: Final = 74
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -33,6 +33,8 @@ from core_ledger.store import (
 
 #: How long a writer waits for another process's write transaction to end.
 BUSY_TIMEOUT_MS: Final = 10_000
+#: The settings :meth:`SqliteStore.setting` may be asked for.
+STATED_PRAGMAS: Final = frozenset({"journal_mode", "synchronous", "foreign_keys", "busy_timeout"})
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -79,6 +81,15 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def setting(self, name: str) -> str:
+        """A durability setting of the ledger's connection (``PRAGMA name``): ``journal_mode`` is ``wal``,
+        ``synchronous`` is ``2`` (FULL)."""
+        if name not in STATED_PRAGMAS:
+            raise ValueError(f"not a ledger durability setting: {name!r}")
+        with self._lock:
+            row = self._db.execute(f"PRAGMA {name}").fetchone()  # name is from the allow-list above
+        return str(row[0]) if row else ""
 
     def load(self) -> LedgerState:
         with self._lock:

@@ -72,6 +72,10 @@ class LedgerStore(Protocol):
         """Every entry in posting order (of one account, if given)."""
         ...
 
+    def setting(self, name: str) -> str:
+        """A durability setting of the store's session, as the database reports it (see each backend)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -7,20 +7,26 @@ content) gets the first answer and posts nothing; the same RRN with other conten
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from pathlib import Path
 
+import anyio
 import pytest
 
-from core_ledger.api import LedgerOp
+from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest
+from core_ledger.check import check_store
+from core_ledger.client import LedgerClient
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import ORIGINAL_RRN_FIELD, match_key, request_fields, request_from_fields
 from core_ledger.model import TxnStatus
+from core_ledger.server import serve
+from core_ledger.service import LedgerService
 from core_ledger.sqlite_store import SqliteStore
 from core_ledger.store import StoreError
 from tests.core_ledger.conftest import StoreFactory
-from tests.core_ledger.helpers import GOOD, OTHER, engine, key_of, request
+from tests.core_ledger.helpers import GOOD, NOW, OTHER, engine, key_of, request, seeded_state
 from wire.constants import ResponseCode as RC
 
 Op = LedgerOp
@@ -201,15 +207,78 @@ def test_stores_round_trip_the_reference_and_find_originals_after_restart(store_
     reopened.close()
 
 
-@pytest.mark.postgres
-def test_postgres_sessions_report_synchronous_commit_on(store_factory: StoreFactory) -> None:
+def test_every_store_session_states_its_durability(store_factory: StoreFactory) -> None:
+    """A commit is on disk before the ledger answers: PostgreSQL sessions set synchronous_commit = on whatever
+    the server's default; SQLite runs WAL with synchronous = FULL (2)."""
+    import psycopg
+
     from core_ledger.postgres_store import PostgresStore
 
-    store = store_factory()()
-    if not isinstance(store, PostgresStore):
-        store.close()
-        pytest.skip("PostgreSQL only")
+    opener = store_factory()
+    store = opener()
     try:
-        assert store.setting("synchronous_commit") == "on"
+        if isinstance(store, PostgresStore):
+            store.close()
+            with psycopg.connect(store.url, autocommit=True) as admin:  # a server whose default is off
+                admin.execute("ALTER DATABASE " + store.url.rsplit("/", 1)[1] + " SET synchronous_commit = off")
+            with psycopg.connect(store.url) as plain:
+                assert plain.execute("SHOW synchronous_commit").fetchone() == ("off",)
+            store = opener()
+            assert store.setting("synchronous_commit") == "on"
+        else:
+            assert (store.setting("journal_mode"), store.setting("synchronous")) == ("wal", "2")
+            with pytest.raises(ValueError, match="not a ledger durability setting"):
+                store.setting("cache_size; DROP TABLE txns")
     finally:
         store.close()
+
+
+@pytest.mark.anyio
+async def test_two_runs_reusing_stans_over_tcp_on_one_link_then_repeat_and_conflict_after_restart(
+    store_factory: StoreFactory,
+) -> None:
+    """The reported scenario end to end: both runs' purchases (STANs 000001.. twice, new RRNs) in flight at once
+    on ONE connection, so the client must match answers by (MTI class, 32, 37); every one approved and debited.
+    After a ledger restart a retransmission gets the first answer and the same RRN with another amount gets 94;
+    neither posts."""
+    opener = store_factory()
+    store = opener()
+    state = seeded_state()
+    store.save_static(state)
+    store.commit([((t,), t.effects) for t in state.txns.values()])
+    start = state.accounts[state.cards[GOOD].account_id].balance
+    runs = [[request(Op.PURCHASE, GOOD, 100, stan=f"{i:06d}") for i in range(1, RUN_SIZE + 1)] for _ in range(2)]
+    answers: dict[str, LedgerAnswer] = {}
+
+    async with anyio.create_task_group() as tg:
+        service = LedgerService(store, LedgerEngine(store.load(), clock=lambda: NOW))
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, service=service))
+        async with await LedgerClient.connect("127.0.0.1", port) as client:
+
+            async def submit(req: LedgerRequest) -> None:
+                answers[req.rrn] = await client.submit(req)
+
+            async with anyio.create_task_group() as senders:
+                for req in runs[0] + runs[1]:
+                    senders.start_soon(submit, req)
+        tg.cancel_scope.cancel()
+    store.close()
+    assert {a.response_code for a in answers.values()} == {RC.APPROVED}
+    assert len(answers) == 2 * RUN_SIZE
+    assert len({a.auth_code for a in answers.values()}) == 2 * RUN_SIZE  # each answer is its own request's
+
+    store = opener()  # restart
+    assert check_store(store) == []
+    async with anyio.create_task_group() as tg:
+        service = LedgerService(store, LedgerEngine(store.load(), clock=lambda: NOW))
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, service=service))
+        async with await LedgerClient.connect("127.0.0.1", port) as client:
+            first = runs[1][0]
+            assert await client.submit(first) == answers[first.rrn]  # a retransmission: the first answer
+            changed = request(Op.PURCHASE, GOOD, 999, stan=first.stan, rrn=first.rrn)
+            assert (await client.submit(changed)).response_code is RC.DUPLICATE
+            balance = await client.submit(request(Op.BALANCE, GOOD))
+        tg.cancel_scope.cancel()
+    assert balance.balance == start - 2 * RUN_SIZE * 100  # every approval debited once, nothing more
+    assert service.engine.conflicts == 1
+    store.close()
