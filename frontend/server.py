@@ -279,8 +279,9 @@ class Frontend:
             try:
                 answer = await self.ledger.submit(request)
             except (LedgerTimeout, LedgerUnavailable):
-                await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id)
-                return  # the ledger is not answering: try again later
+                # Not a refusal: store-and-forward waits out an unreachable ledger however long it takes (each
+                # failure is logged by the client); only the ledger's own answers count towards a dead letter.
+                return
             code = answer.response_code
             if code is ResponseCode.APPROVED:  # only 00 means undone (or never posted: the ledger tombstones it)
                 await anyio.to_thread.run_sync(self.journal.reversal_done, reversal_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import socket
 from pathlib import Path
 
 import anyio
@@ -207,3 +208,27 @@ def test_an_impossible_reversal_gets_12_stores_nothing_and_its_retry_gets_12(tmp
     assert all(txn.status is TxnStatus.DECLINED for key, txn in after.items() if key not in statuses)
     row = fe.journal.find("10000001", fe.terminal.state.batch, decode_pos_body(PosFrame.parse(void).body)["11"])
     assert row is not None and row.status == "approved"
+
+
+async def test_an_unreachable_ledger_never_turns_a_reversal_into_a_dead_letter(tmp_path: Path) -> None:
+    """Store-and-forward waits out a ledger that is down (a restart): found by `acqsim chaos`, where a reversal
+    queued while the ledger restarted was given up after ten refused connections."""
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    async with anyio.create_task_group() as tg:
+        hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
+        hsm = await HsmClient.connect(HOST, hsm_port)
+        with socket.socket() as closed:  # a port nobody listens on: the ledger is down
+            closed.bind((HOST, 0))
+            down = closed.getsockname()[1]
+        ledger = LedgerClient(HOST, down, timeout=0.5)
+        journal = Journal(tmp_path / "journal.sqlite3")
+        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        await tg.start(frontend.journal_writes.run_flusher)
+        owed = reversal("000007", "1124", "100000", "263280000001")
+        await frontend.journal_writes.submit(lambda j: j.queue_reversal(owed))
+        for _ in range(MAX_REVERSAL_TRIES + 2):
+            await frontend._forward_pending_reversals()
+        assert len(journal.pending_reversals()) == 1 and journal.reversals(REVERSAL_DEAD) == []
+        await hsm.aclose()
+        tg.cancel_scope.cancel()
+    journal.close()
