@@ -21,6 +21,7 @@ from hsm_sim.commands.common import PIN_FORMAT_CODES, account_pan, clear_key, pi
 from hsm_sim.errors import CommandError, ErrorCode
 from hsm_sim.keys import KeyType, Lmk
 from hsm_sim.reader import FieldReader
+from hsm_sim.usage import KeyUse
 from wire.paycrypto import (
     CryptoInputError,
     PinBlockError,
@@ -41,8 +42,8 @@ def _clear_pin(key: bytes, block_hex: str, fmt: PinBlockFormat, account: str) ->
 
 
 def ca_translate_pin(lmk: Lmk, reader: FieldReader) -> str:
-    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"))
-    zpk = clear_key(lmk, KeyType.ZPK, reader.key("ZPK"), destination=True)
+    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"), use=KeyUse.PIN_DECRYPT)
+    zpk = clear_key(lmk, KeyType.ZPK, reader.key("ZPK"), destination=True, use=KeyUse.PIN_ENCRYPT)
     max_len = int(reader.digits(2, "maximum PIN length"))
     block = reader.hex(16, "PIN block")
     source = pin_format_field(reader, "source PIN block format")
@@ -59,8 +60,8 @@ def ca_translate_pin(lmk: Lmk, reader: FieldReader) -> str:
 
 
 def dc_verify_pin_pvv(lmk: Lmk, reader: FieldReader) -> str:
-    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"))
-    pvk = clear_key(lmk, KeyType.PVK, reader.key("PVK"), destination=True)
+    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"), use=KeyUse.PIN_DECRYPT)
+    pvk = clear_key(lmk, KeyType.PVK, reader.key("PVK"), destination=True, use=KeyUse.PIN_VERIFY)
     block = reader.hex(16, "PIN block")
     fmt = pin_format_field(reader, "PIN block format")
     account = reader.digits(12, "account number")
