@@ -12,7 +12,8 @@ TOML layout (every table optional; omitted values take the defaults below)::
     pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
     tls = false                   # mutual TLS on every service hop (certificates: `acqsim certs create`)
 
-    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"
+    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"   audit = "hsm-audit.jsonl"
+                allowed_clients = ["frontend"]   # or [hsm.allowed_clients] frontend = ["M8", "DC", …]
     [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"   # or postgresql://…
     [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"
     [nac]       host = "127.0.0.1"  port = 5800   status_port = 5801
@@ -107,6 +108,10 @@ class HsmConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_HSM_PORT)
     lmk: str = "TEST"  # "TEST" = the documented test LMK, or its clear components as hex
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # served at once; more are accepted and closed at once
+    #: Verified client identities (TLS certificate CN) → the commands each may send (empty = all). Enforced
+    #: only with ``tls = true``; on plain TCP every client is anonymous.
+    allowed_clients: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=lambda: {"frontend": ()})
+    audit: str = "hsm-audit.jsonl"  # the HSM audit log: a path, relative to data_dir
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -357,6 +362,19 @@ def _endpoint(table: Mapping[str, Any], name: str, default: Endpoint) -> Endpoin
     return Endpoint(host=host, port=port)
 
 
+def _allowed_clients(table: Mapping[str, Any], default: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """``allowed_clients = ["frontend"]`` (all commands) or ``[hsm.allowed_clients] frontend = ["M8", "DC"]``."""
+    value = table.get("allowed_clients", default)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return {name: () for name in value}
+    if isinstance(value, Mapping) and all(
+        isinstance(cmds, list | tuple) and all(isinstance(c, str) and len(c) == 2 for c in cmds)
+        for cmds in value.values()
+    ):
+        return {str(name): tuple(cmds) for name, cmds in value.items()}
+    raise ConfigError("[hsm] allowed_clients must be a list of names or a table of name = [command codes]")
+
+
 def _max_connections(table: Mapping[str, Any], name: str, default: int = DEFAULT_MAX_CONNECTIONS) -> int:
     value = table.get("max_connections", default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -447,6 +465,8 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
             listen=_endpoint(hsm_t, "hsm", defaults.hsm.listen),
             lmk=str(hsm_t.get("lmk", "TEST")),
             max_connections=_max_connections(hsm_t, "hsm"),
+            allowed_clients=_allowed_clients(hsm_t, defaults.hsm.allowed_clients),
+            audit=str(hsm_t.get("audit", defaults.hsm.audit)),
         ),
         ledger=LedgerConfig(
             listen=_endpoint(ledger_t, "ledger", defaults.ledger.listen),
@@ -498,6 +518,8 @@ def config_to_toml(config: AcqsimConfig) -> str:
             "port": config.hsm.listen.port,
             "lmk": config.hsm.lmk,
             "max_connections": config.hsm.max_connections,
+            "allowed_clients": {name: list(cmds) for name, cmds in config.hsm.allowed_clients.items()},
+            "audit": config.hsm.audit,
         },
         "ledger": {
             "host": config.ledger.listen.host,

@@ -534,8 +534,8 @@ def _settle_pin(
     yield JournalRead(lambda j: j.release_pin_try(pan, day))
     if isinstance(outcome, PeerFailure) or outcome is None:
         return RC.SYSTEM_MALFUNCTION
-    if outcome is PinVerification.FORMAT_ERROR:
-        return RC.PIN_FORMAT_ERROR
+    if outcome is PinVerification.TRIES_EXCEEDED:  # the HSM's own limit; a bad PIN block is a wrong PIN
+        return RC.PIN_TRIES_EXCEEDED
     return None
 
 

@@ -1,31 +1,73 @@
-"""``acqsim hsm``: run the HSM simulator, or put a clear TEST key under the LMK for a configuration file."""
+"""``acqsim hsm``: run the HSM simulator, put a clear TEST key under the LMK for a configuration file, or read
+the HSM audit log (``acqsim hsm audit [--last N] [--json]``)."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import signal
 import sys
 from pathlib import Path
 
 import anyio
 
+from acqkit.config import DEFAULT_DATA_DIR
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
+from hsm_sim.audit import AUDIT_FILE_NAME, AuditLog, format_entry, read_audit
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyParityError, KeyType, Lmk, encrypt_under_lmk
+from hsm_sim.policy import ClientPolicy
 from wire.paycrypto import CryptoInputError, key_check_value
 from wire.trace import TraceWriter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("serve", "encrypt-key"), default="serve")
+    parser.add_argument("action", nargs="?", choices=("serve", "encrypt-key", "audit"), default="serve")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1500)
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/hsm.jsonl")
     parser.add_argument("--type", choices=[t.value for t in KeyType], help="encrypt-key: the key's type")
     parser.add_argument("--clear", help="encrypt-key: the clear TEST key, 32 hex characters")
+    parser.add_argument(
+        "--audit",
+        type=Path,
+        default=DEFAULT_DATA_DIR / AUDIT_FILE_NAME,
+        help="the HSM audit log (JSON lines): appended by serve, read by audit",
+    )
+    parser.add_argument(
+        "--allowed-client",
+        action="append",
+        metavar="NAME[:CMD,CMD]",
+        help="a client identity (TLS certificate CN) allowed to use the HSM, optionally only for the listed "
+        "commands; repeat for more (default: frontend, all commands)",
+    )
+    parser.add_argument("--last", type=int, metavar="N", help="audit: only the last N entries")
+    parser.add_argument("--json", action="store_true", help="audit: the entries as JSON lines")
     add_serving_arguments(parser)
+
+
+def policy_from_args(values: list[str] | None) -> ClientPolicy:
+    if not values:
+        return ClientPolicy()
+    allowed: dict[str, frozenset[str] | None] = {}
+    for value in values:
+        name, _, commands = value.partition(":")
+        allowed[name] = frozenset(c for c in commands.split(",") if c) or None
+    return ClientPolicy(allowed=allowed)
+
+
+def show_audit(path: Path, last: int | None, as_json: bool) -> int:
+    try:
+        entries = read_audit(path, last)
+    except OSError as exc:
+        print(f"acqsim hsm audit: {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    for entry in entries:
+        print(json.dumps(entry) if as_json else format_entry(entry))
+    return 0
 
 
 def lmk_from_arg(text: str) -> Lmk:
@@ -33,6 +75,8 @@ def lmk_from_arg(text: str) -> Lmk:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "audit":
+        return show_audit(args.audit, args.last, args.json)
     try:
         lmk = lmk_from_arg(args.lmk)
     except CryptoInputError as exc:
@@ -59,10 +103,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"acqsim hsm: {exc}", file=sys.stderr)
         return 2
 
+    policy = policy_from_args(args.allowed_client)
+    audit = AuditLog(args.audit)
+
+    async def stop_on_signal(scope: anyio.CancelScope) -> None:
+        # SIGTERM (the supervisor's stop) ends the service like Ctrl-C, so the audit log is flushed.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                scope.cancel()
+                return
+
     async def main() -> None:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_on_signal, tg.cancel_scope)
             trace = TraceWriter(args.trace_dir, "hsm")
-            port = await tg.start(functools.partial(serve, args.host, args.port, lmk=lmk, trace=trace, serving=serving))
+            port = await tg.start(
+                functools.partial(
+                    serve,
+                    args.host,
+                    args.port,
+                    lmk=lmk,
+                    trace=trace,
+                    serving=serving,
+                    allowed_clients=policy,
+                    audit=audit,
+                )
+            )
             print(f"HSM simulator, LMK check value {lmk.check_value}", flush=True)
             print(serving.summary, flush=True)
             announce("hsm", args.host, port)

@@ -59,9 +59,12 @@ class HsmUnavailable(HsmError):
 
 
 class PinVerification(enum.Enum):
+    """DC's verdict. The HSM answers a malformed PIN block as a wrong PIN (no PIN oracle), so there is no
+    "format error" verdict; ``TRIES_EXCEEDED`` is the HSM's own per-account failure limit (error 29)."""
+
     OK = "ok"
     WRONG_PIN = "wrong_pin"
-    FORMAT_ERROR = "format_error"
+    TRIES_EXCEEDED = "tries_exceeded"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -247,11 +250,11 @@ MacCheck = tuple[KeyType, str, bytes, bytes, MacAlgorithm]
 PinCheck = tuple[str, str, bytes, str, str, str]
 
 _M8_OK: Final = (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED)
-_DC_OK: Final = (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED, ErrorCode.PIN_BLOCK_INVALID)
+_DC_OK: Final = (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED, ErrorCode.KEY_FUNCTION_NOT_PERMITTED)
 _PIN_RESULTS: Final[dict[str, PinVerification]] = {
     ErrorCode.OK: PinVerification.OK,
     ErrorCode.VERIFICATION_FAILED: PinVerification.WRONG_PIN,
-    ErrorCode.PIN_BLOCK_INVALID: PinVerification.FORMAT_ERROR,
+    ErrorCode.KEY_FUNCTION_NOT_PERMITTED: PinVerification.TRIES_EXCEEDED,
 }
 
 

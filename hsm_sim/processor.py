@@ -1,19 +1,28 @@
 """The sans-IO HSM: one command payload in, one answer payload out.
 
 ``HsmProcessor.handle(payload)`` takes a frame's payload (header ‖ command ‖ fields) and returns the answer
-payload (header ‖ response code ‖ error code ‖ fields). It never raises for bad input: a payload too short to
-hold a header and command answers ``ZZ15`` (the caller may instead close the connection), an unknown command
-answers its response code with error 68. Log lines name the command and error, never field values.
+payload (header ‖ response code ‖ error code ‖ fields); :meth:`HsmProcessor.process` also returns the
+:class:`Outcome` the audit log records. It never raises for bad input: a payload too short to hold a header
+and command answers ``ZZ15`` (the caller may instead close the connection), an unknown command answers its
+response code with error 68. Key usage is checked by the handlers (:mod:`hsm_sim.usage`); PIN verification
+(DC) passes the limits of :mod:`hsm_sim.pin_guard` first. Log lines name the command and error, never field
+values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
+from collections.abc import Callable
 from typing import Final
 
 from hsm_sim.commands import COMMANDS
+from hsm_sim.commands.common import KEY_TYPES_NAMED
+from hsm_sim.commands.pin_commands import dc_account
 from hsm_sim.errors import CommandError, ErrorCode
-from hsm_sim.keys import Lmk
+from hsm_sim.keys import KeyType, Lmk
+from hsm_sim.pin_guard import PinGuard
 from hsm_sim.reader import FieldReader
 from wire.paycrypto import CryptoInputError
 
@@ -23,6 +32,10 @@ HEADER_LEN: Final = 4
 COMMAND_LEN: Final = 2
 #: Response code used when the request is too short to name a command.
 UNREADABLE_RESPONSE: Final = "ZZ"
+#: The command field of an :class:`Outcome` for a request that names none.
+UNREADABLE_COMMAND: Final = "??"
+#: PIN verification commands, which the :class:`PinGuard` limits.
+PIN_VERIFY_COMMANDS: Final = frozenset({"DC"})
 
 
 def response_code(command: str) -> str:
@@ -30,12 +43,30 @@ def response_code(command: str) -> str:
     return command[0] + chr(ord(command[1]) + 1)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the audit log keeps of one command: never a field value."""
+
+    command: str
+    answered: ErrorCode
+    #: The code the HSM would have answered without hiding it (DC's 20 behind 01); usually ``answered``.
+    true_code: ErrorCode
+    key_types: tuple[KeyType, ...] = ()
+    reason: str = ""
+
+
 class HsmProcessor:
-    def __init__(self, lmk: Lmk) -> None:
+    def __init__(self, lmk: Lmk, *, pin_guard: PinGuard | None = None, clock: Callable[[], float] = time.monotonic):
         self._lmk = lmk
+        self._pin_guard = pin_guard if pin_guard is not None else PinGuard()
+        self._clock = clock
         self.counts: dict[str, int] = {}
 
-    def handle(self, payload: bytes) -> bytes:
+    def handle(self, payload: bytes, client: str = "") -> bytes:
+        return self.process(payload, client)[0]
+
+    def process(self, payload: bytes, client: str = "") -> tuple[bytes, Outcome]:
+        """The answer to ``payload`` from ``client`` (its identity or address; the PIN limits count per client)."""
         try:
             text_head = payload[: HEADER_LEN + COMMAND_LEN].decode("ascii")
         except UnicodeDecodeError:
@@ -43,23 +74,51 @@ class HsmProcessor:
         if len(text_head) < HEADER_LEN + COMMAND_LEN or not text_head[HEADER_LEN:].isalnum():
             log.warning("unreadable HSM request (%d bytes)", len(payload))
             header = text_head[:HEADER_LEN].ljust(HEADER_LEN, "0") if text_head.isprintable() else "0000"
-            return (header + UNREADABLE_RESPONSE + ErrorCode.INVALID_INPUT).encode("ascii")
+            code = ErrorCode.INVALID_INPUT
+            outcome = Outcome(UNREADABLE_COMMAND, code, code, reason="unreadable request")
+            return (header + UNREADABLE_RESPONSE + code).encode("ascii"), outcome
         header, command = text_head[:HEADER_LEN], text_head[HEADER_LEN:]
         reply = response_code(command)
         handler = COMMANDS.get(command)
         if handler is None:
             log.warning("unknown HSM command %s", command)
-            return (header + reply + ErrorCode.COMMAND_DISABLED).encode("ascii")
-        reader = FieldReader(payload[HEADER_LEN + COMMAND_LEN :], base_offset=HEADER_LEN + COMMAND_LEN)
+            code = ErrorCode.COMMAND_DISABLED
+            return (header + reply + code).encode("ascii"), Outcome(command, code, code, reason="unknown command")
+        body = payload[HEADER_LEN + COMMAND_LEN :]
+        account = dc_account(body) if command in PIN_VERIFY_COMMANDS else None
+        now = self._clock()
+        named: list[KeyType] = []
+        token = KEY_TYPES_NAMED.set(named)
         try:
-            fields = handler(self._lmk, reader)
-            code = ErrorCode.OK
-        except CommandError as exc:
-            fields, code = "", exc.code
-            if code is not ErrorCode.VERIFICATION_FAILED:
-                log.info("%s answered %s: %s", command, code.value, exc.reason)
-        except CryptoInputError as exc:
-            fields, code = "", ErrorCode.INVALID_INPUT
-            log.info("%s answered %s: %s", command, code.value, exc)
+            fields, outcome = self._run(command, handler, body, client, account, now)
+        finally:
+            KEY_TYPES_NAMED.reset(token)
+        outcome = dataclasses.replace(outcome, key_types=tuple(named))
+        if command in PIN_VERIFY_COMMANDS and outcome.answered in (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED):
+            self._pin_guard.record(account, failed=outcome.answered is not ErrorCode.OK, now=now)
         self.counts[command] = self.counts.get(command, 0) + 1
-        return (header + reply + code.value + fields).encode("ascii")
+        return (header + reply + outcome.answered.value + fields).encode("ascii"), outcome
+
+    def _run(
+        self,
+        command: str,
+        handler: Callable[[Lmk, FieldReader], str],
+        body: bytes,
+        client: str,
+        account: str | None,
+        now: float,
+    ) -> tuple[str, Outcome]:
+        if command in PIN_VERIFY_COMMANDS and (refused := self._pin_guard.admit(client, account, now)) is not None:
+            log.warning("%s answered %s: PIN verification limit reached", command, refused.value)
+            return "", Outcome(command, refused, refused, reason="PIN verification limit reached")
+        reader = FieldReader(body, base_offset=HEADER_LEN + COMMAND_LEN)
+        try:
+            return handler(self._lmk, reader), Outcome(command, ErrorCode.OK, ErrorCode.OK)
+        except CommandError as exc:
+            if exc.code is not ErrorCode.VERIFICATION_FAILED:
+                log.info("%s answered %s: %s", command, exc.code.value, exc.reason)
+            return "", Outcome(command, exc.code, exc.true_code, reason=exc.reason)
+        except CryptoInputError as exc:
+            code = ErrorCode.INVALID_INPUT
+            log.info("%s answered %s: %s", command, code.value, exc)
+            return "", Outcome(command, code, code, reason=str(exc))

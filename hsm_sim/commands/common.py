@@ -7,11 +7,13 @@ clear value lacks odd parity (corrupt, or of another type) answers 10 (source ke
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Final
 
 from hsm_sim.errors import CommandError, ErrorCode
 from hsm_sim.keys import KeyParityError, KeyType, Lmk, decrypt_under_lmk
 from hsm_sim.reader import FieldReader
+from hsm_sim.usage import KeyUse, require_use
 from wire.paycrypto import MacAlgorithm, PinBlockFormat
 
 #: payShield PIN block format codes: 01 = ISO 9564 format 0, 05 = format 1, 47 = format 3.
@@ -26,15 +28,36 @@ PIN_FORMAT_BY_ENUM: Final = {v: k for k, v in PIN_FORMAT_CODES.items()}
 Handler = Callable[[Lmk, FieldReader], str]
 
 
-def key_type_field(reader: FieldReader, what: str) -> KeyType:
+#: The key types the running command named, in order, for the audit log (the processor sets a fresh list).
+KEY_TYPES_NAMED: ContextVar[list[KeyType] | None] = ContextVar("KEY_TYPES_NAMED", default=None)
+
+
+def note_key_type(key_type: KeyType) -> None:
+    named = KEY_TYPES_NAMED.get()
+    if named is not None and key_type not in named:
+        named.append(key_type)
+
+
+def key_type_field(reader: FieldReader, what: str, use: KeyUse | None = None) -> KeyType:
+    """A 3-digit key type code (04 if acqsim knows no such type), checked against ``use`` (28)."""
     code = reader.digits(3, what)
     try:
-        return KeyType.from_code(code)
+        key_type = KeyType.from_code(code)
     except KeyError:
-        raise CommandError(ErrorCode.INVALID_INPUT, f"{what}: unknown key type code {code}") from None
+        raise CommandError(ErrorCode.INVALID_KEY_TYPE_CODE, f"{what}: unknown key type code {code}") from None
+    note_key_type(key_type)
+    if use is not None:
+        require_use(key_type, use, what)
+    return key_type
 
 
-def clear_key(lmk: Lmk, key_type: KeyType, under_lmk: str, *, destination: bool = False) -> bytes:
+def clear_key(
+    lmk: Lmk, key_type: KeyType, under_lmk: str, *, destination: bool = False, use: KeyUse | None = None
+) -> bytes:
+    """The clear key for use inside the HSM; ``use`` (when given) is checked first, before any decryption."""
+    note_key_type(key_type)
+    if use is not None:
+        require_use(key_type, use, str(key_type))
     try:
         return decrypt_under_lmk(lmk, key_type, under_lmk)
     except KeyParityError:

@@ -9,7 +9,8 @@ M6  generate MAC                request: mode flag 1N (0 only block) ‖ input f
                                          field 64)
 M8  verify MAC                  request: as M6 ‖ MAC 16H                 answer: — (error 01: mismatch)
 
-Only a TAK (key type 003) may MAC; the message is at most what one frame holds (server ``MAX_FRAME_LEN``).
+Only a MAC key (TAK, key type 003; hsm_sim.usage.KEY_USES) may MAC — another type answers 28; the
+message is at most what one frame holds (server ``MAX_FRAME_LEN``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import hmac
 
 from hsm_sim.commands.common import MAC_ALGORITHM_CODES, clear_key, key_type_field
 from hsm_sim.errors import CommandError, ErrorCode
-from hsm_sim.keys import KeyType, Lmk
+from hsm_sim.keys import Lmk
 from hsm_sim.reader import FieldReader
+from hsm_sim.usage import KeyUse
 from wire.paycrypto import MacAlgorithm, compute_mac
 
 
@@ -29,9 +31,7 @@ def _mac_request(lmk: Lmk, reader: FieldReader) -> tuple[MacAlgorithm, bytes, by
     reader.choice("1", "MAC size")
     algorithm = MAC_ALGORITHM_CODES[reader.choice("".join(MAC_ALGORITHM_CODES), "MAC algorithm")]
     reader.choice("1", "padding method")
-    key_type = key_type_field(reader, "key type")
-    if key_type is not KeyType.TAK:
-        raise CommandError(ErrorCode.INVALID_INPUT, f"a {key_type} cannot generate or verify MACs")
+    key_type = key_type_field(reader, "key type", KeyUse.MAC)
     key = clear_key(lmk, key_type, reader.key("MAC key"))
     length = int(reader.hex(4, "message length"), 16)
     message = reader.raw(length, "message")

@@ -11,16 +11,23 @@ PIN block format codes (payShield): 01 ISO 9564 format 0, 05 format 1, 47 format
 the 12 rightmost PAN digits excluding the check digit.
 
 The clear PIN exists only inside these functions; errors say what was wrong with the block, never its digits.
+
+No PIN oracle: DC answers 01 both for a wrong PIN and for a PIN block that does not decrypt to a valid block
+(payShield would answer 20), so a client cannot learn which block decrypts to a well-formed PIN; the true code
+(20) goes only to the audit log. CA, a translation, keeps 20. Failures per account and verifications per client
+are limited by :mod:`hsm_sim.pin_guard` (the processor applies it around DC, using :func:`dc_account`).
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Final
 
 from hsm_sim.commands.common import PIN_FORMAT_CODES, account_pan, clear_key, pin_format_field
 from hsm_sim.errors import CommandError, ErrorCode
 from hsm_sim.keys import KeyType, Lmk
 from hsm_sim.reader import FieldReader
+from hsm_sim.usage import KeyUse
 from wire.paycrypto import (
     CryptoInputError,
     PinBlockError,
@@ -40,9 +47,20 @@ def _clear_pin(key: bytes, block_hex: str, fmt: PinBlockFormat, account: str) ->
         raise CommandError(ErrorCode.PIN_BLOCK_INVALID, str(exc)) from None
 
 
+#: Where DC's account number field starts: after TPK (33), PVK (33), PIN block (16) and format (2).
+DC_ACCOUNT_OFFSET: Final = 33 + 33 + 16 + 2
+DC_ACCOUNT_LEN: Final = 12
+
+
+def dc_account(fields: bytes) -> str | None:
+    """The account number of a DC request's fields (after the command code), or ``None`` if it has none."""
+    account = fields[DC_ACCOUNT_OFFSET : DC_ACCOUNT_OFFSET + DC_ACCOUNT_LEN]
+    return account.decode("ascii") if len(account) == DC_ACCOUNT_LEN and account.isdigit() else None
+
+
 def ca_translate_pin(lmk: Lmk, reader: FieldReader) -> str:
-    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"))
-    zpk = clear_key(lmk, KeyType.ZPK, reader.key("ZPK"), destination=True)
+    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"), use=KeyUse.PIN_DECRYPT)
+    zpk = clear_key(lmk, KeyType.ZPK, reader.key("ZPK"), destination=True, use=KeyUse.PIN_ENCRYPT)
     max_len = int(reader.digits(2, "maximum PIN length"))
     block = reader.hex(16, "PIN block")
     source = pin_format_field(reader, "source PIN block format")
@@ -59,19 +77,21 @@ def ca_translate_pin(lmk: Lmk, reader: FieldReader) -> str:
 
 
 def dc_verify_pin_pvv(lmk: Lmk, reader: FieldReader) -> str:
-    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"))
-    pvk = clear_key(lmk, KeyType.PVK, reader.key("PVK"), destination=True)
+    tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"), use=KeyUse.PIN_DECRYPT)
+    pvk = clear_key(lmk, KeyType.PVK, reader.key("PVK"), destination=True, use=KeyUse.PIN_VERIFY)
     block = reader.hex(16, "PIN block")
     fmt = pin_format_field(reader, "PIN block format")
     account = reader.digits(12, "account number")
     pvki = reader.digits(1, "PVKI")
     pvv = reader.digits(4, "PVV")
     reader.end()
-    pin = _clear_pin(tpk, block, fmt, account)
     try:
+        pin = _clear_pin(tpk, block, fmt, account)
         expected = visa_pvv(pvk, account_pan(account), pvki, pin)
-    except CryptoInputError as exc:
-        raise CommandError(ErrorCode.INVALID_INPUT, str(exc)) from None
+    except CommandError as exc:  # the block's contents: answered as a wrong PIN
+        raise CommandError(ErrorCode.VERIFICATION_FAILED, exc.reason, true_code=exc.code) from None
+    except CryptoInputError as exc:  # e.g. a PIN too short or long for the PVV: the block's contents too
+        raise CommandError(ErrorCode.VERIFICATION_FAILED, str(exc), true_code=ErrorCode.PIN_BLOCK_INVALID) from None
     if not hmac.compare_digest(expected, pvv):
         raise CommandError(ErrorCode.VERIFICATION_FAILED, "PIN does not verify")
     return ""

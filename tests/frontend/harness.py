@@ -60,6 +60,8 @@ class Harness:
         self.ledger = LedgerEngine(state, clock=lambda: NOW.replace(tzinfo=dt.UTC))
         self.reversals: list[Any] = []
         self.last_request = b""  # the body of the last request sent
+        #: When set, the HSM's answer to every PIN verification (e.g. its own per-account limit).
+        self.pin_answer: PinVerification | None = None
         self.overrides: dict[type, Callable[[Effect], Any]] = {}
         fixture = self.config.terminals[0]
         self.terminal = TerminalSession(
@@ -107,6 +109,8 @@ class Harness:
             return mac_cup_ecb(mak, effect.data) == effect.mac
         if isinstance(effect, GenerateMac):
             return mac_cup_ecb(decrypt_under_lmk(lmk, KeyType.TAK, effect.mak_under_lmk), effect.data)
+        if isinstance(effect, VerifyPin) and self.pin_answer is not None:
+            return self.pin_answer
         if isinstance(effect, VerifyPin):
             tpk = decrypt_under_lmk(lmk, KeyType.TPK, effect.tpk_under_lmk)
             pvk = decrypt_under_lmk(lmk, KeyType.PVK, effect.pvk_under_lmk)

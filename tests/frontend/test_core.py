@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from frontend.effects import AskLedger, FailureKind, PeerFailure
+from hsm_sim.client import PinVerification
 from terminal.session import Original
 from tests.frontend.harness import Harness
 from wire.codec import decode_pos_body, encode_pos_body_with_mac
@@ -71,6 +72,13 @@ def test_third_wrong_pin_of_the_day_is_75(fe: Harness) -> None:
     assert codes == ["55", "55", "75", "75"]
     right = fe.exchange("purchase", fe.terminal.financial("purchase", card, amount=10, pin=card.pin))
     assert right.response_code == "75"  # locked for the day
+
+
+def test_hsm_pin_limit_is_75_even_for_the_right_pin(fe: Harness) -> None:
+    card = fe.card()
+    fe.pin_answer = PinVerification.TRIES_EXCEEDED  # the HSM's own per-account limit (DC error 29)
+    right = fe.exchange("purchase", fe.terminal.financial("purchase", card, amount=10, pin=card.pin))
+    assert right.response_code == "75"
 
 
 def test_bad_mac_is_a0_and_asks_to_sign_on(fe: Harness) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
 
 from acqsim.cli import main
+from hsm_sim.audit import read_audit
 from hsm_sim.client import HsmClient
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, decrypt_under_lmk
 
@@ -39,8 +41,9 @@ def test_bad_arguments_exit_2_without_echoing_key_material(argv: list[str], caps
 
 
 @pytest.mark.anyio
-async def test_acqsim_hsm_serves_and_prints_its_lmk_check_value() -> None:
-    process = await anyio.open_process([sys.executable, "-m", "acqsim", "hsm", "--port", "0"])
+async def test_acqsim_hsm_serves_and_prints_its_lmk_check_value(tmp_path: Path) -> None:
+    audit = tmp_path / "hsm-audit.jsonl"
+    process = await anyio.open_process([sys.executable, "-m", "acqsim", "hsm", "--port", "0", "--audit", str(audit)])
     try:
         assert process.stdout is not None
         output = b""
@@ -57,3 +60,5 @@ async def test_acqsim_hsm_serves_and_prints_its_lmk_check_value() -> None:
         with anyio.fail_after(10):
             await process.wait()
         await process.aclose()
+    # SIGTERM stops the HSM cleanly: the audit log is flushed.
+    assert [(e["client"], e["command"], e["outcome"]) for e in read_audit(audit)] == [("anonymous", "NC", "00")]

@@ -102,9 +102,7 @@ def test_a0_mode1_under_zmk() -> None:
         ("CA", under(KeyType.TPK, PIK) + under(KeyType.TPK, ZPK) + "12" + "0" * 16 + "0101" + "0" * 12, "11"),
         ("DC", under(KeyType.TPK, PIK) + under(KeyType.ZPK, PSEC_PVK) + "0" * 16 + "01" + "0" * 12 + "10000", "11"),
         # 15: invalid input.
-        ("A0", "1" + KeyType.TPK.code + "U" + KeyType.TPK.code + under(KeyType.TPK, PIK), "15"),  # not a KEK
         ("A0", "0" + KeyType.TPK.code + "X", "15"),  # key scheme
-        ("M6", f"00111{KeyType.TPK.code}{under(KeyType.TPK, PIK)}0001x", "15"),  # a TPK cannot MAC
         ("M6", f"00112{KeyType.TAK.code}{under(KeyType.TAK, MAK)}0001x", "15"),  # padding method
         ("M6", f"00111{KeyType.TAK.code}{under(KeyType.TAK, MAK)}0009x", "15"),  # message shorter than its length
         ("M6", f"01111{KeyType.TAK.code}{under(KeyType.TAK, MAK)}0001x", "15"),  # hex input that is not hex
@@ -115,6 +113,21 @@ def test_a0_mode1_under_zmk() -> None:
         ("CA", under(KeyType.TPK, PIK) + under(KeyType.ZPK, ZPK) + "12" + "0" * 16 + "0101" + "0" * 12, "20"),
         ("CA", under(KeyType.TPK, PIK) + under(KeyType.ZPK, ZPK) + "12" + "0" * 16 + "0199" + "0" * 12, "23"),
         ("DC", under(KeyType.TPK, PIK) + under(KeyType.PVK, PSEC_PVK) + "0" * 16 + "02" + "0" * 12 + "10000", "23"),
+        # 04: a key type code acqsim does not know.
+        ("BU", "999" + under(KeyType.TAK, MAK), "04"),
+        ("A0", "0" + "008" + "U", "04"),
+        # 28: the key's type does not permit the command's use of it (checked before any cryptography).
+        ("A0", "1" + KeyType.TPK.code + "U" + KeyType.TPK.code + under(KeyType.TPK, PIK), "28"),  # not a KEK
+        ("A0", "1" + KeyType.TPK.code + "U" + KeyType.TAK.code + under(KeyType.TAK, MAK), "28"),  # not a KEK
+        ("M6", f"00111{KeyType.TPK.code}{under(KeyType.TPK, PIK)}0001x", "28"),  # a PIN key cannot MAC
+        ("M8", f"00111{KeyType.PVK.code}{under(KeyType.PVK, PSEC_PVK)}0001x" + "0" * 16, "28"),
+        ("M6", f"00111{KeyType.ZMK.code}{under(KeyType.ZMK, ZMK)}0001x", "28"),
+        # 29: an export the key type table forbids.
+        ("A0", "1" + KeyType.PVK.code + "U" + KeyType.TMK.code + under(KeyType.TMK, TMK), "29"),
+        ("A0", "1" + KeyType.PVK.code + "U" + KeyType.ZMK.code + under(KeyType.ZMK, ZMK), "29"),
+        ("A0", "1" + KeyType.ZMK.code + "U" + KeyType.ZMK.code + under(KeyType.ZMK, ZMK), "29"),
+        ("A0", "1" + KeyType.TMK.code + "U" + KeyType.TMK.code + under(KeyType.TMK, TMK), "29"),
+        ("A0", "1" + KeyType.ZPK.code + "U" + KeyType.TMK.code + under(KeyType.TMK, TMK), "29"),
         # 68: unknown command.
         ("ZY", "", "68"),
     ],

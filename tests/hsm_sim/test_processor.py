@@ -95,10 +95,12 @@ def test_dc_verifies_pvv_and_rejects_wrong_pin() -> None:
         assert call("DC", fields) == f"0001DD{expected}"
 
 
-def test_dc_garbage_pin_block_is_error_20() -> None:
+def test_dc_garbage_pin_block_answers_01_like_a_wrong_pin_and_audits_20() -> None:
     block = tdes_ecb_encrypt(PIK, bytes.fromhex("FFFFFFFFFFFFFFFF")).hex().upper()
     fields = under(KeyType.TPK, PIK) + under(KeyType.PVK, PVK) + block + "01" + "000100000000" + "1" + "6308"
-    assert call("DC", fields) == "0001DD20"
+    assert call("DC", fields) == "0001DD01"
+    _, outcome = HsmProcessor(LMK).process(b"0001DC" + fields.encode("ascii"))
+    assert (outcome.answered, outcome.true_code) == ("01", "20")
 
 
 def test_ca_translates_format0_to_format3() -> None:
@@ -123,7 +125,7 @@ def test_ca_unknown_format_is_error_23() -> None:
     [
         ("XY", "", "0001XZ68"),
         ("BU", "002", "0001BV15"),
-        ("BU", "999U" + "0" * 32, "0001BV15"),
+        ("BU", "999U" + "0" * 32, "0001BV04"),
         ("NC", "trailing", "0001ND15"),
         ("A0", "2002U", "0001A115"),
     ],

@@ -1,0 +1,121 @@
+"""The HSM audit log: one JSON line per command, appended to a file (default ``data_dir/hsm-audit.jsonl``).
+
+Each entry: ``ts`` (UTC, ISO 8601, milliseconds), ``client`` (verified identity, or ``anonymous``), ``peer``
+(address), ``command``, ``key_types`` (the types the command named), ``outcome`` (the error code answered),
+``true_outcome`` (only where the answer hid it: DC's 20 behind 01) and ``reason`` (why it was refused; the
+handlers' reasons never hold key, PIN or PAN material). Never: PINs, PIN blocks, keys in any form, MAC data,
+account numbers. A refused connection is one entry with command ``--`` and outcome ``refused``.
+
+Entries are buffered and written together: at most every ``AUDIT_FLUSH_INTERVAL_S``, as soon as
+``MAX_AUDIT_BUFFERED`` are waiting, and when the server stops — not a write per command under load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+
+from hsm_sim.processor import Outcome
+
+log = logging.getLogger("acqsim.hsm.audit")
+
+AUDIT_FILE_NAME: Final = "hsm-audit.jsonl"
+AUDIT_FLUSH_INTERVAL_S: Final = 1.0
+MAX_AUDIT_BUFFERED: Final = 4096
+#: ``command`` and ``outcome`` of the entry for a connection refused before any command.
+CONNECTION_COMMAND: Final = "--"
+REFUSED: Final = "refused"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class AuditLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pending: list[str] = []
+
+    def record(self, client: str, peer: str, outcome: Outcome) -> None:
+        entry: dict[str, Any] = {
+            "ts": _now(),
+            "client": client,
+            "peer": peer,
+            "command": outcome.command,
+            "key_types": [str(t) for t in outcome.key_types],
+            "outcome": outcome.answered.value,
+        }
+        if outcome.true_code is not outcome.answered:
+            entry["true_outcome"] = outcome.true_code.value
+        if outcome.reason:
+            entry["reason"] = outcome.reason
+        self._append(entry)
+
+    def refused(self, client: str, peer: str, reason: str) -> None:
+        self._append(
+            {
+                "ts": _now(),
+                "client": client,
+                "peer": peer,
+                "command": CONNECTION_COMMAND,
+                "key_types": [],
+                "outcome": REFUSED,
+                "reason": reason,
+            }
+        )
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(entry, separators=(",", ":")))
+        if len(self._pending) >= MAX_AUDIT_BUFFERED:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        lines, self._pending = self._pending, []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
+        except OSError:
+            log.exception("HSM audit log %s: %d entries lost", self.path, len(lines))
+
+    async def run_flusher(self) -> None:
+        """Flush every ``AUDIT_FLUSH_INTERVAL_S`` until cancelled, and once more then."""
+        try:
+            while True:
+                await anyio.sleep(AUDIT_FLUSH_INTERVAL_S)
+                self.flush()
+        finally:
+            self.flush()
+
+
+def read_audit(path: Path, last: int | None = None) -> list[dict[str, Any]]:
+    """The log's entries (the ``last`` N only, if given); a line that is not JSON is skipped."""
+    lines: Iterable[str]
+    with path.open(encoding="utf-8") as f:
+        lines = deque(f, maxlen=last) if last is not None else list(f)
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def format_entry(entry: dict[str, Any]) -> str:
+    types = ",".join(entry.get("key_types", [])) or "-"
+    extra = f" (true {entry['true_outcome']})" if "true_outcome" in entry else ""
+    reason = f"  {entry['reason']}" if "reason" in entry else ""
+    return (
+        f"{entry.get('ts', '?')}  {entry.get('client', '?'):<12} {entry.get('peer', '?'):<22} "
+        f"{entry.get('command', '?')}  {types:<9} {entry.get('outcome', '?')}{extra}{reason}"
+    )

@@ -1,0 +1,69 @@
+"""Key usage: what each key type may do, and what each command does with the keys it names.
+
+One table, checked before any cryptography: a command names (or implies) a key type for each key it takes,
+and the type must permit the command's use of it. The variant LMK would make a key of another type fail
+parity (10/11) anyway; this check is on the declared type, so a MAC key cannot even be *asked* to verify a
+PIN, and answers payShield's code for it (28 invalid key type, 29 export not permitted; docs/hsm.md).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Final
+
+from hsm_sim.errors import CommandError, ErrorCode
+from hsm_sim.keys import KeyType
+
+
+class KeyUse(enum.StrEnum):
+    GENERATE = "generate"  # A0: created under the LMK
+    CHECK_VALUE = "check-value"  # BU
+    MAC = "mac"  # M6 generate, M8 verify
+    PIN_DECRYPT = "pin-decrypt"  # source key of CA / DC: the PIN block arrives under it
+    PIN_ENCRYPT = "pin-encrypt"  # destination key of CA
+    PIN_VERIFY = "pin-verify"  # DC: the PVV is derived under it
+    KEY_ENCRYPT = "key-encrypt"  # A0 mode 1: other keys are exported under it
+
+
+_WORKING: Final = frozenset({KeyUse.GENERATE, KeyUse.CHECK_VALUE})
+
+#: Key type → the uses it permits.
+KEY_USES: Final[Mapping[KeyType, frozenset[KeyUse]]] = {
+    KeyType.ZMK: _WORKING | {KeyUse.KEY_ENCRYPT},
+    KeyType.TMK: _WORKING | {KeyUse.KEY_ENCRYPT},
+    KeyType.ZPK: _WORKING | {KeyUse.PIN_DECRYPT, KeyUse.PIN_ENCRYPT},
+    KeyType.TPK: _WORKING | {KeyUse.PIN_DECRYPT},
+    KeyType.TAK: _WORKING | {KeyUse.MAC},
+    KeyType.PVK: _WORKING | {KeyUse.PIN_VERIFY},
+}
+
+#: Key-encrypting key type → the key types A0 may export under it. A PVK never leaves the HSM; a ZMK or TMK
+#: is never exported under a working key (nor a ZMK under anything: it arrives as components).
+EXPORTABLE_UNDER: Final[Mapping[KeyType, frozenset[KeyType]]] = {
+    KeyType.TMK: frozenset({KeyType.TPK, KeyType.TAK}),
+    KeyType.ZMK: frozenset({KeyType.ZPK, KeyType.TMK}),
+}
+
+#: Command → the use it makes of each key it takes, in field order.
+COMMAND_KEY_USES: Final[Mapping[str, tuple[KeyUse, ...]]] = {
+    "A0": (KeyUse.GENERATE, KeyUse.KEY_ENCRYPT),
+    "BU": (KeyUse.CHECK_VALUE,),
+    "M6": (KeyUse.MAC,),
+    "M8": (KeyUse.MAC,),
+    "CA": (KeyUse.PIN_DECRYPT, KeyUse.PIN_ENCRYPT),
+    "DC": (KeyUse.PIN_DECRYPT, KeyUse.PIN_VERIFY),
+}
+
+
+def require_use(key_type: KeyType, use: KeyUse, what: str) -> None:
+    """Raise :class:`CommandError` 28 unless ``key_type`` permits ``use``."""
+    if use not in KEY_USES[key_type]:
+        raise CommandError(ErrorCode.INVALID_KEY_TYPE, f"{what}: a {key_type} may not be used for {use}")
+
+
+def require_export(key_type: KeyType, kek_type: KeyType) -> None:
+    """Raise :class:`CommandError` 28 unless ``kek_type`` encrypts keys, 29 unless it may carry ``key_type``."""
+    require_use(kek_type, KeyUse.KEY_ENCRYPT, "export key")
+    if key_type not in EXPORTABLE_UNDER.get(kek_type, frozenset()):
+        raise CommandError(ErrorCode.KEY_FUNCTION_NOT_PERMITTED, f"a {key_type} may not be exported under a {kek_type}")
