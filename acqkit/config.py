@@ -404,7 +404,7 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
         {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "hsm", "ledger", "frontend", "nac"}
         | {"merchants", "terminals", "cards"}
     ),
-    "hsm": frozenset({"host", "port", "lmk", "max_connections"}),
+    "hsm": frozenset({"host", "port", "lmk", "max_connections", "allowed_clients", "audit"}),
     "ledger": frozenset({"host", "port", "db", "max_connections"}),
     "frontend": frozenset({"host", "port", "db", "max_connections"}),
     "nac": frozenset({"host", "port", "status_port", "routes", "max_connections"}),
