@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from acqkit.datakey import KEY_FILE, DataKey, DataKeyError
-from core_ledger.api import LedgerOp, LedgerRequest
 from frontend.journal import Journal
+from tests.frontend.test_journal import purchase_request
 
 PAN = "6200001000000003"
 
@@ -45,19 +45,7 @@ def test_fingerprints_are_keyed_and_sealed_data_opens_only_under_its_key() -> No
 
 def test_the_journal_keeps_no_clear_card_number_on_disk(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.sqlite3", data_key=DataKey.ephemeral())
-    request = LedgerRequest(
-        op=LedgerOp.PURCHASE,
-        acquirer_id="48009999",
-        terminal_id="10000001",
-        merchant_id="898100000000001",
-        stan="000001",
-        local_time="101010",
-        local_date="1203",
-        transmission="1203101010",
-        pan=PAN,
-        rrn="",
-        amount=100,
-    )
+    request = purchase_request("000001", PAN)
     calls = [
         lambda j: j.record_request(
             terminal_id="10000001",

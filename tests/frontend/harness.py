@@ -119,7 +119,8 @@ class Harness:
             return PinVerification.OK if ok else PinVerification.WRONG_PIN
         raise AssertionError(effect)
 
-    def send(self, payload: bytes) -> tuple[Reply, bytes]:
+    def drive(self, payload: bytes) -> Reply:
+        """Run the core on ``payload`` to its reply, answering its effects as the shell would."""
         frame = PosFrame.parse(payload)
         self.last_request = frame.body
         flow = process(frame, self.ctx)
@@ -129,6 +130,11 @@ class Harness:
                 effect = flow.send(self.answer(effect))
         except StopIteration as stop:
             reply: Reply = stop.value
+        return reply
+
+    def send(self, payload: bytes) -> tuple[Reply, bytes]:
+        reply = self.drive(payload)
+        frame = PosFrame.parse(payload)
         assert reply.body is not None
         answer = frame.answer(reply.body, header=frame.header.with_processing_request(reply.header_request))
         return reply, answer.to_bytes()

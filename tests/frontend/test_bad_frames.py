@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from frontend.core import Reply, process
+from frontend.core import Reply
 from tests.frontend.harness import Harness
 from wire.codec import decode_pos_body, encode_pos_body
 from wire.constants import ResponseCode as RC
@@ -20,15 +20,7 @@ from wire.posframe import BODY_OFFSET, PosFrame
 
 
 def drive(harness: Harness, payload: bytes) -> Reply:
-    """Run the core on ``payload`` to its reply, answering its effects as the shell would."""
-    flow = process(PosFrame.parse(payload), harness.ctx)
-    try:
-        effect = next(flow)
-        while True:
-            effect = flow.send(harness.answer(effect))
-    except StopIteration as stop:
-        reply: Reply = stop.value
-    return reply
+    return harness.drive(payload)
 
 
 def with_body(payload: bytes, fields: dict[str, str]) -> bytes:

@@ -14,8 +14,9 @@ PAN = "6200001000000003"
 DAY = "20261203"
 
 
-def _request(journal: Journal, stan: str) -> str | None:
-    template = LedgerRequest(
+def purchase_request(stan: str, pan: str = PAN) -> LedgerRequest:
+    """A TEST purchase as the front-end asks the ledger for it (no RRN yet: the journal gives one)."""
+    return LedgerRequest(
         op=LedgerOp.PURCHASE,
         acquirer_id="48009999",
         terminal_id="10000001",
@@ -24,10 +25,14 @@ def _request(journal: Journal, stan: str) -> str | None:
         local_time="101010",
         local_date="1203",
         transmission="1203101010",
-        pan=PAN,
+        pan=pan,
         rrn="",
         amount=100,
     )
+
+
+def _request(journal: Journal, stan: str) -> str | None:
+    template = purchase_request(stan)
     request = journal.record_request(
         terminal_id="10000001",
         batch="000001",
