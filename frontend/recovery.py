@@ -14,19 +14,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 import anyio
 
+from acqkit.groupcommit import GroupCommit
 from core_ledger.api import LedgerRequest
-from core_ledger.client import LedgerTimeout, LedgerUnavailable
+from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.core import reversal_of
 from frontend.journal import Journal, JournalTxn
 from frontend.lifecycle import TxnEvent, TxnState, advance
 from wire.constants import ResponseCode
-
-if TYPE_CHECKING:
-    from frontend.server import Frontend
 
 log = logging.getLogger("acqsim.frontend")
 
@@ -65,9 +63,12 @@ def _journal_reversed(row: JournalTxn, reversal: LedgerRequest | None) -> Callab
     return write
 
 
-async def settle_unsettled(frontend: Frontend) -> RecoveryReport:
+async def settle_unsettled(
+    journal: Journal, journal_writes: GroupCommit[Callable[[Journal], Any], Any], ledger: LedgerClient
+) -> RecoveryReport:
+    """Reverse every row of ``journal`` a crash left pending (writes through ``journal_writes``, the front-end's
+    group commit, whose flusher must be running), before the front-end takes traffic."""
     report = RecoveryReport()
-    journal: Journal = frontend.journal
     for row, request in await anyio.to_thread.run_sync(journal.unsettled):
         if request is None:
             report.without_request += 1
@@ -75,15 +76,15 @@ async def settle_unsettled(frontend: Frontend) -> RecoveryReport:
                 "pending row terminal %s STAN %s has no ledger request: settle it by hand", row.terminal_id, row.stan
             )
             continue
-        rrn: str = await frontend.journal_writes.submit(lambda j: j.next_rrn())
+        rrn: str = await journal_writes.submit(lambda j: j.next_rrn())
         reversal = reversal_of(request, row.mti, rrn)
         try:
             with anyio.fail_after(RECOVERY_TRY_TIMEOUT_S):
-                answer = await frontend.ledger.submit(reversal)
+                answer = await ledger.submit(reversal)
             done = answer.response_code is ResponseCode.APPROVED
         except (LedgerTimeout, LedgerUnavailable, TimeoutError):
             done = False
-        await frontend.journal_writes.submit(_journal_reversed(row, None if done else reversal))
+        await journal_writes.submit(_journal_reversed(row, None if done else reversal))
         if done:
             report.reversed_at_ledger += 1
         else:

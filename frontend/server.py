@@ -305,7 +305,8 @@ async def serve(
 ) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
-        await settle_unsettled(frontend)  # what a crash left pending, before any new traffic
+        # what a crash left pending, before any new traffic
+        await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger)
         tg.start_soon(frontend.forward_reversals)
         bound = await tg.start(
             functools.partial(

@@ -12,7 +12,7 @@ import pytest
 
 from acqkit.datakey import KEY_FILE, DataKey, DataKeyError
 from frontend.journal import Journal
-from tests.frontend.test_journal import purchase_request
+from tests.frontend.test_journal import _request, purchase_request
 
 PAN = "6200001000000003"
 
@@ -47,19 +47,7 @@ def test_the_journal_keeps_no_clear_card_number_on_disk(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.sqlite3", data_key=DataKey.ephemeral())
     request = purchase_request("000001", PAN)
     calls = [
-        lambda j: j.record_request(
-            terminal_id="10000001",
-            batch="000001",
-            stan="000001",
-            mti="0200",
-            kind="purchase",
-            pan_masked="620000******0003",
-            amount=100,
-            local_date="1203",
-            local_time="101010",
-            original_stan=None,
-            ledger_request=request,
-        ),
+        lambda j: _request(j, "000001"),
         lambda j: j.queue_reversal(request),
         lambda j: j.add_pin_failure(PAN, "20261203"),
     ]
