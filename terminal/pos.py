@@ -18,7 +18,7 @@ import anyio
 from acqkit.config import AcqsimConfig, CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
 from terminal.session import Original, Outcome, TerminalError, TerminalSession
-from terminal.state import load_state, save_state
+from terminal.state import load_state, save_state, storage_key
 from wire.constants import NetworkCode, ResponseCode
 from wire.errors import FramingError
 from wire.fields import SettlementTotals
@@ -51,7 +51,8 @@ class PosTerminal:
         self._conn: FramedConnection | None = None  # kept open between exchanges with keep_alive
         #: TCP connections this terminal has opened to the NAC.
         self.connections_opened = 0
-        state = load_state(self.state_dir, terminal_id, fixture.merchant_id)
+        self._storage_key = storage_key(bytes.fromhex(fixture.tmk))
+        state = load_state(self.state_dir, terminal_id, fixture.merchant_id, key=self._storage_key)
         self.session = TerminalSession(
             state, bytes.fromhex(fixture.tmk), app_type=fixture.app_type, route=fixture.route
         )
@@ -73,7 +74,7 @@ class PosTerminal:
 
     def save(self) -> None:
         if self.persist:
-            save_state(self.state_dir, self.session.state)
+            save_state(self.state_dir, self.session.state, key=self._storage_key)
 
     async def _send(self, payload: bytes) -> bytes | None:
         if self.keep_alive:

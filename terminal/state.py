@@ -7,11 +7,15 @@ exist only in memory while a command runs. The batch keeps what settlement and b
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Final
+
+from acqkit.datakey import DataKey
 
 MAX_STAN: Final = 999_999
 #: How many times a reversal is sent before it is kept for settlement (PROTOCOL.md §1).
@@ -66,23 +70,39 @@ class TerminalState:
         return state
 
 
+#: The parts of the state that hold card data, sealed together in the file.
+SEALED_PARTS: Final = ("pending_reversal", "kept_reversals", "batch_txns")
+STORAGE_KEY_LABEL: Final = b"acqsim terminal state v1"
+
+
+def storage_key(tmk: bytes) -> DataKey:
+    """The key that seals a terminal's stored card data, derived from its TMK (never the TMK itself)."""
+    return DataKey(hmac.new(tmk, STORAGE_KEY_LABEL, hashlib.sha256).digest())
+
+
 def state_path(state_dir: Path, terminal_id: str) -> Path:
     return state_dir / f"terminal-{terminal_id}.json"
 
 
-def load_state(state_dir: Path, terminal_id: str, merchant_id: str) -> TerminalState:
+def load_state(state_dir: Path, terminal_id: str, merchant_id: str, *, key: DataKey) -> TerminalState:
     path = state_path(state_dir, terminal_id)
     if not path.exists():
         return TerminalState(terminal_id=terminal_id, merchant_id=merchant_id)
-    return TerminalState.from_json(json.loads(path.read_text()))
+    raw = json.loads(path.read_text())
+    sealed = raw.pop("sealed", None)
+    if sealed is not None:  # (a file written before sealing holds the parts in clear)
+        raw.update(json.loads(key.open(sealed)))
+    return TerminalState.from_json(raw)
 
 
-def save_state(state_dir: Path, state: TerminalState) -> None:
+def save_state(state_dir: Path, state: TerminalState, *, key: DataKey) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_path(state_dir, state.terminal_id)
+    raw = state.to_json()
+    raw["sealed"] = key.seal(json.dumps({part: raw.pop(part) for part in SEALED_PARTS}))
     fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".terminal-", suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
-        json.dump(state.to_json(), handle, indent=1)
+        json.dump(raw, handle, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from acqkit.config import AcqsimConfig
+from acqkit.datakey import DataKeyError
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import TerminalSession
-from terminal.state import MAX_REVERSAL_TRIES, TerminalState, load_state, save_state
+from terminal.state import MAX_REVERSAL_TRIES, TerminalState, load_state, save_state, storage_key
 from wire.codec import decode_pos_body, encode_pos_body_with_mac, pos_mac_block
 from wire.constants import Mti
 from wire.paycrypto import decrypt_pin, mac_cup_ecb
@@ -20,6 +23,8 @@ PIK_UNDER_TMK = "1A4D672DCA6CB33501E9D8DA9182FC1F"  # PROTOCOL.md §6
 MAK_UNDER_TMK = "01E9D8DA9182FC1F1FD1B02B237AF9AE"
 PIK = bytes.fromhex("0123456789ABCDEF1C587F1C13924FEF")
 MAK = bytes.fromhex("1C587F1C13924FEFFEDCBA9876543210")
+
+KEY = storage_key(TMK)
 
 
 def session() -> TerminalSession:
@@ -119,15 +124,21 @@ def test_settlement_totals_and_batch_upload() -> None:
     assert fields_of(uploads[0])["48"][:2] == "02" and fields_of(uploads[-1])["48"] == "0002"
 
 
-def test_state_round_trip_holds_no_clear_key(tmp_path: Path) -> None:
+def test_state_round_trip_holds_no_clear_key_nor_card_data(tmp_path: Path) -> None:
     pos = session()
-    pos.financial("purchase", CONFIG.cards[0], amount=10, pin="123456")
-    save_state(tmp_path, pos.state)
+    card = CONFIG.cards[0]
+    pos.receive("purchase", answer_to(pos.financial("purchase", card, amount=10, pin="123456")))
+    pos.financial("purchase", card, amount=20, pin="123456")  # unanswered yet: a reversal is pending
+    assert pos.state.pending_reversal is not None and pos.state.batch_txns
+    save_state(tmp_path, pos.state, key=KEY)
     text = next(tmp_path.glob("*.json")).read_text()
-    for secret in (PIK.hex().upper(), MAK.hex().upper(), TMK.hex().upper(), "123456"):
+    for secret in (PIK.hex().upper(), MAK.hex().upper(), TMK.hex().upper(), "123456", card.pan, card.track2[17:]):
         assert secret not in text.upper()
-    again = load_state(tmp_path, "10000001", "898100000000001")
+    again = load_state(tmp_path, "10000001", "898100000000001", key=KEY)
     assert again.pending_reversal == pos.state.pending_reversal and again.stan == pos.state.stan
+    assert again.batch_txns == pos.state.batch_txns
+    with pytest.raises(DataKeyError):  # another terminal's key cannot open it
+        load_state(tmp_path, "10000001", "898100000000001", key=storage_key(bytes(16)))
 
 
 def test_receipts_mask_the_pan_and_escape_html() -> None:
