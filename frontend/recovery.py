@@ -5,7 +5,8 @@ to the terminal only after they are journaled, so a row still pending at start-u
 heard an answer: the terminal will (or did) reverse it, and the ledger may or may not have posted it. The
 settlement is therefore always a reversal — idempotent at the ledger, which undoes a posting or leaves a
 tombstone so that a late original is refused — never a guess. Each is tried once against the ledger (under
-``RECOVERY_TRY_TIMEOUT_S``); one the ledger does not take now goes to the store-and-forward queue. Either way
+``RECOVERY_TRY_TIMEOUT_S``); one the ledger does not take now goes to the store-and-forward queue, and once
+the ledger has failed to answer, so do all the rest (a start-up never waits on a dead ledger row by row). Either way
 the row is journaled reversed and forgets its card number.
 """
 
@@ -69,6 +70,7 @@ async def settle_unsettled(
     """Reverse every row of ``journal`` a crash left pending (writes through ``journal_writes``, the front-end's
     group commit, whose flusher must be running), before the front-end takes traffic."""
     report = RecoveryReport()
+    ledger_answers = True
     for row, request in await anyio.to_thread.run_sync(journal.unsettled):
         if request is None:
             report.without_request += 1
@@ -78,12 +80,14 @@ async def settle_unsettled(
             continue
         rrn: str = await journal_writes.submit(lambda j: j.next_rrn())
         reversal = reversal_of(request, row.mti, rrn)
-        try:
-            with anyio.fail_after(RECOVERY_TRY_TIMEOUT_S):
-                answer = await ledger.submit(reversal)
-            done = answer.response_code is ResponseCode.APPROVED
-        except (LedgerTimeout, LedgerUnavailable, TimeoutError):
-            done = False
+        done = False
+        if ledger_answers:  # once the ledger failed to answer, the rest go straight to the queue
+            try:
+                with anyio.fail_after(RECOVERY_TRY_TIMEOUT_S):
+                    answer = await ledger.submit(reversal)
+                done = answer.response_code is ResponseCode.APPROVED
+            except (LedgerTimeout, LedgerUnavailable, TimeoutError):
+                ledger_answers = False
         await journal_writes.submit(_journal_reversed(row, None if done else reversal))
         if done:
             report.reversed_at_ledger += 1

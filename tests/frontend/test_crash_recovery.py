@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -131,3 +132,38 @@ async def test_a_frontend_killed_between_posting_and_journaling_reverses_on_rest
             assert balance(service) == before - 1_000
         tg.cancel_scope.cancel()
     service.store.close()
+
+
+async def test_recovery_asks_a_silent_ledger_once_then_queues_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows left pending by a crash under load, and a ledger that accepts but never answers: start-up must not
+    wait on it row by row; the first row's try times out, every row goes to the queue, journaled reversed."""
+    import frontend.recovery
+    from acqkit.groupcommit import GroupCommit
+    from core_ledger.client import LedgerClient
+    from frontend.journal import Journal
+    from frontend.recovery import settle_unsettled
+    from tests.frontend.test_journal import _request
+
+    monkeypatch.setattr(frontend.recovery, "RECOVERY_TRY_TIMEOUT_S", 0.3)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.run_batch([functools.partial(_request, stan=stan) for stan in ("000001", "000002", "000003")])
+    asked: list[bytes] = []
+
+    async def silent(conn: FramedConnection) -> None:
+        while (payload := await conn.receive(30)) is not None:
+            asked.append(payload)  # and never answered
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve_tcp, HOST, 0, silent, name="silent ledger"))
+        ledger = LedgerClient(HOST, port, timeout=10.0)
+        writes: GroupCommit[Any, Any] = GroupCommit("journal", journal.run_batch)
+        await tg.start(writes.run_flusher)
+        report = await settle_unsettled(journal, writes, ledger)
+        await ledger.aclose()
+        tg.cancel_scope.cancel()
+    assert (report.reversed_at_ledger, report.queued) == (0, 3)
+    assert len(asked) == 1  # asked once, not once per row
+    assert journal.unsettled() == [] and len(journal.pending_reversals()) == 3
+    journal.close()
