@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import Final
 
 import anyio
 
@@ -18,13 +20,25 @@ from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from hsm_sim.audit import AUDIT_FILE_NAME, AuditLog, format_entry, read_audit
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyParityError, KeyType, Lmk, encrypt_under_lmk
+from hsm_sim.lmk_store import LmkFileError, load_lmk_file, random_lmk, read_lmk_check_value, write_lmk_file
 from hsm_sim.policy import ClientPolicy
 from wire.paycrypto import CryptoInputError, key_check_value
 from wire.trace import TraceWriter
 
+#: Environment variable holding the LMK file's passphrase unless --passphrase-env names another.
+DEFAULT_PASSPHRASE_ENV: Final = "ACQSIM_LMK_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("serve", "encrypt-key", "audit"), default="serve")
+    parser.add_argument("action", nargs="?", choices=("serve", "encrypt-key", "audit", "lmk"), default="serve")
+    parser.add_argument("lmk_action", nargs="?", choices=("create", "show"), help="lmk: create or show the LMK file")
+    parser.add_argument("--lmk-file", type=Path, help="the LMK file sealed under a passphrase (see docs/hsm.md)")
+    parser.add_argument(
+        "--passphrase-env",
+        default=DEFAULT_PASSPHRASE_ENV,
+        help=f"environment variable holding the LMK file's passphrase (default {DEFAULT_PASSPHRASE_ENV})",
+    )
+    parser.add_argument("--test", action="store_true", help="lmk create: seal the documented TEST LMK (test material)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1500)
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
@@ -74,13 +88,52 @@ def lmk_from_arg(text: str) -> Lmk:
     return DEFAULT_TEST_LMK if text.upper() == "TEST" else Lmk.from_hex(text)
 
 
+def _passphrase(args: argparse.Namespace) -> str | None:
+    passphrase = os.environ.get(args.passphrase_env)
+    if not passphrase:
+        print(f"acqsim hsm: set the LMK file's passphrase in ${args.passphrase_env}", file=sys.stderr)
+    return passphrase
+
+
+def run_lmk(args: argparse.Namespace) -> int:
+    if args.lmk_file is None or args.lmk_action is None:
+        print("acqsim hsm lmk: give create|show and --lmk-file PATH", file=sys.stderr)
+        return 2
+    try:
+        if args.lmk_action == "show":
+            print(f"LMK check value {read_lmk_check_value(args.lmk_file)}")
+            return 0
+        if args.lmk_file.exists():
+            print(f"acqsim hsm lmk create: {args.lmk_file} exists; refusing to overwrite it", file=sys.stderr)
+            return 2
+        passphrase = _passphrase(args)
+        if passphrase is None:
+            return 2
+        lmk = DEFAULT_TEST_LMK if args.test else random_lmk()
+        write_lmk_file(args.lmk_file, lmk, passphrase, test=args.test)
+    except LmkFileError as exc:
+        print(f"acqsim hsm lmk: {exc}", file=sys.stderr)
+        return 2
+    label = " (TEST LMK - test material only)" if args.test else ""
+    print(f"LMK check value {lmk.check_value}{label} written to {args.lmk_file}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "audit":
         return show_audit(args.audit, args.last, args.json)
+    if args.action == "lmk":
+        return run_lmk(args)
     try:
-        lmk = lmk_from_arg(args.lmk)
-    except CryptoInputError as exc:
-        print(f"acqsim hsm: --lmk: {exc}", file=sys.stderr)
+        if args.lmk_file is not None:
+            passphrase = _passphrase(args)
+            if passphrase is None:
+                return 2
+            lmk = load_lmk_file(args.lmk_file, passphrase)
+        else:
+            lmk = lmk_from_arg(args.lmk)
+    except (CryptoInputError, LmkFileError) as exc:
+        print(f"acqsim hsm: {exc}", file=sys.stderr)
         return 2
     if args.action == "encrypt-key":
         if not args.type or not args.clear:

@@ -180,6 +180,13 @@ class HsmClient:
             exported, rest = rest[1:33], rest[33:]
         return GeneratedKey(under_lmk=under_lmk, under_tmk=exported, kcv=rest)
 
+    async def import_key(self, key_type: KeyType, zmk_under_lmk: str, key_under_zmk: str) -> GeneratedKey:
+        """A6: a key under a ZMK (32H) → the key under the LMK and its check value."""
+        fields = f"{key_type.code}{zmk_under_lmk}X{key_under_zmk}U"
+        _, answer = await self._call("A6", fields.encode("ascii"))
+        text = answer.decode("ascii")
+        return GeneratedKey(under_lmk=text[:33], under_tmk=None, kcv=text[33:])
+
     async def key_check_value(self, key_type: KeyType, key_under_lmk: str) -> str:
         _, answer = await self._call("BU", (key_type.code + key_under_lmk).encode("ascii"))
         return answer.decode("ascii")
