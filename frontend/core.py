@@ -69,7 +69,8 @@ from wire.posframe import PosFrame
 RC = ResponseCode
 MAX_PIN_FAILURES_PER_DAY: Final = 3
 KCV_HEX: Final = 8  # PROTOCOL.md §1: KCV = first 4 bytes
-#: Ledger answers after which a posting may or may not have landed (its commit failed or was cut short).
+#: Ledger answers after which a posting may or may not have landed (its commit failed or was cut short); to a
+#: store-and-forward reversal, the answers worth trying again (any other refusal is final: a dead letter).
 UNKNOWN_OUTCOME_CODES: Final = frozenset({ResponseCode.SYSTEM_MALFUNCTION, ResponseCode.CORE_TIMEOUT})
 #: What a malformed field or sub-field raises (the sub-field parsers raise MessageDecodeError, a WireError).
 BAD_FIELD: Final = (WireError, ValueError)
@@ -197,7 +198,7 @@ def malfunction_reply(frame: PosFrame, ctx: Context, why: str) -> Reply:
             return Reply(body=None, note=f"not a request ({why})")
         answer = _Answer(fields, ctx.clock(), ctx.registry.acquirer_id).code(RC.SYSTEM_MALFUNCTION)
         body = encode_pos_body(answer.fields)
-    except (WireError, ValueError):
+    except BAD_FIELD:
         return Reply(body=None, note=f"no answer can be built ({why})")
     note = f"terminal {fields.get('41', '?')} STAN {fields.get('11', '')} → 96: {why}"
     return Reply(body=body, note=note)

@@ -23,7 +23,15 @@ from acqkit.serving import PLAIN, Serving
 from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from core_ledger.hostlink import request_fields
-from frontend.core import Context, Reply, answer_header, malfunction_reply, process, reversal_of
+from frontend.core import (
+    UNKNOWN_OUTCOME_CODES,
+    Context,
+    Reply,
+    answer_header,
+    malfunction_reply,
+    process,
+    reversal_of,
+)
 from frontend.effects import (
     AskLedger,
     Effect,
@@ -53,8 +61,6 @@ log = logging.getLogger("acqsim.frontend")
 
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 IDLE_TIMEOUT_S: Final = 600.0
-#: Ledger answers to a reversal that may succeed when tried again; any other refusal is final (a dead letter).
-RETRYABLE_LEDGER_CODES: Final = frozenset({ResponseCode.SYSTEM_MALFUNCTION, ResponseCode.CORE_TIMEOUT})
 #: How often pending reversals are retried when nothing wakes the forwarder sooner.
 REVERSAL_RETRY_S: Final = 1.0
 
@@ -286,7 +292,7 @@ class Frontend:
             if code is ResponseCode.APPROVED:  # only 00 means undone (or never posted: the ledger tombstones it)
                 await anyio.to_thread.run_sync(self.journal.reversal_done, reversal_id)
                 log.info("reversal of STAN %s acknowledged by the ledger", stan)
-            elif code in RETRYABLE_LEDGER_CODES:
+            elif code in UNKNOWN_OUTCOME_CODES:  # the ledger's own failure: may succeed when tried again
                 dead = await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id, code.value)
                 if dead:
                     log.error("reversal of STAN %s given up after %d tries: a dead letter", stan, MAX_REVERSAL_TRIES)
