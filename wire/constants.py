@@ -66,6 +66,10 @@ class TxnType(enum.StrEnum):
     PREAUTH_COMPLETION_ADVICE = "24"
     REFUND = "25"
     TRANSFER = "49"
+    # acqsim's own, for the consumer-scans-merchant QR flow (主扫, docs/qr.md): PROTOCOL.md §9 names none.
+    QR_ORDER = "70"  # 0200 / 000000: create an order QR for field 4
+    QR_QUERY = "71"  # 0200 / 310000: how did a QR payment (A4) or order (QO) end?
+    QR_ORDER_CANCEL = "72"  # 0200 / 200000: close an unpaid order (QO)
 
 
 class NetworkCode(enum.StrEnum):

@@ -126,6 +126,7 @@ POS_SPEC: Final[SpecDict] = {
     "53": _fixed_bcd(16, "Security Related Control Information"),
     "54": _var_ascii(2, 20, "Additional Amounts"),
     "55": _var_binary(2, 255, "ICC Data"),
+    "59": _var_ascii(2, 999, "Reserved National (QR payments: ASCII TLV, PROTOCOL.md §9)"),
     "60": _var_bcd(2, 17, "Reserved Private (60.1 type, 60.2 batch, 60.3 network code)", "0"),
     "61": _var_bcd(2, 29, "Original Message (batch, STAN, date)", "0"),
     "62": _var_binary(2, 512, "Reserved Private (working keys)"),
