@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from wire.tlvlink import COMMON_TAGS, KindSpec, LinkSpec, TagSpec
+from wire.tlvlink import COMMON_TAGS, ERROR_KIND, KIND_ERROR, KindSpec, LinkSpec, TagSpec
 
 ECR_LINK_NAME: Final = "ECR link"
 NO_ANSWER: Final = "98"
@@ -29,7 +29,7 @@ class EcrKind:
     SALE = "SALE"
     VOID = "VOID"
     STATUS = "STAT"
-    ERROR = "ERRR"
+    ERROR = KIND_ERROR
 
 
 class TerminalState:
@@ -59,6 +59,6 @@ ECR_LINK: Final = LinkSpec(
         EcrKind.SALE: KindSpec("card sale for an amount", frozenset({"AM", "ER"}), _RESULT),
         EcrKind.VOID: KindSpec("cancel a sale by its reference", frozenset({"ER"}), _RESULT),
         EcrKind.STATUS: KindSpec("terminal state, or one sale's result", frozenset(), _RESULT),
-        EcrKind.ERROR: KindSpec("answer to an unreadable frame", frozenset({"RC"}), _RESULT),
+        EcrKind.ERROR: ERROR_KIND,
     },
 )

@@ -21,6 +21,12 @@ TAG_KIND: Final = "MT"
 TAG_RESULT: Final = "RC"
 TAG_TEXT: Final = "TX"
 KIND_LEN: Final = 4
+#: The answer to a frame a server could not read: ``RC`` 30 (format error) and ``TX`` naming tag and offset.
+KIND_ERROR: Final = "ERRR"
+FORMAT_ERROR: Final = "30"
+#: Results after which an answer carries all its kind's answer tags (approved; in progress). A refusal
+#: carries ``RC`` and, if it likes, ``TX``.
+SUCCESS_RESULTS: Final = frozenset({"00", "09"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,6 +41,7 @@ class TagSpec:
 class KindSpec:
     meaning: str
     request: frozenset[str]
+    #: What an answer with a result in ``SUCCESS_RESULTS`` must carry besides ``RC``.
     answer: frozenset[str] = frozenset()
 
 
@@ -51,6 +58,10 @@ COMMON_TAGS: Final[dict[str, TagSpec]] = {
     TAG_RESULT: TagSpec("result: a response code", 2, min_len=2),
     TAG_TEXT: TagSpec("result in words", 120),
 }
+
+
+#: Every link has it: ``ERRR`` exists only as an answer.
+ERROR_KIND: Final = KindSpec("answer to an unreadable frame", frozenset({TAG_RESULT}), frozenset({TAG_RESULT}))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -111,11 +122,20 @@ def _check(link: LinkSpec, kind: str, values: TlvItems, error: type[MessageDecod
         if (problem := _check_value(link, tag, value)) is not None:
             raise error(problem, field=tag)
     present = {tag for tag, _ in values}
-    required = kind_spec.answer if TAG_RESULT in present else kind_spec.request
+    result = next((value for tag, value in values if tag == TAG_RESULT), None)
+    if result is None:
+        required = kind_spec.request
+    else:
+        required = kind_spec.answer if result in SUCCESS_RESULTS else frozenset({TAG_RESULT})
     missing = sorted(required - present)
     if missing:
         side = "answer" if TAG_RESULT in present else "request"
         raise error(f"{kind} {side} lacks {', '.join(missing)}", field=missing[0])
+
+
+def error_answer(error: MessageDecodeError) -> LinkMessage:
+    """``ERRR`` for a frame that did not decode; the text names tag and offset, never a value."""
+    return LinkMessage.of(KIND_ERROR, RC=FORMAT_ERROR, TX=str(error)[: COMMON_TAGS[TAG_TEXT].max_len])
 
 
 def encode_message(message: LinkMessage, link: LinkSpec) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from wire.tlvlink import COMMON_TAGS, KindSpec, LinkSpec, TagSpec
+from wire.tlvlink import COMMON_TAGS, ERROR_KIND, KIND_ERROR, KindSpec, LinkSpec, TagSpec
 
 WALLET_LINK_NAME: Final = "wallet link"
 #: ``RC``: the payment waits for the consumer (password), or the order waits to be paid.
@@ -38,6 +38,7 @@ class Kind:
     REFUND = "RFND"  # merchant: give back part or all of a payment (named by A4)
     ORDER = "ORDR"  # merchant: create an order QR (主扫)
     CANCEL = "CNCL"  # merchant: close an unpaid order
+    ERROR = KIND_ERROR  # answer only: the host could not read the request
 
 
 _MERCHANT_KEY: Final = frozenset({"TI", "MI", "ST", "DT"})
@@ -77,5 +78,6 @@ WALLET_LINK: Final = LinkSpec(
         Kind.REFUND: KindSpec("refund a payment", _MERCHANT_KEY | {"A4", "AM"}),
         Kind.ORDER: KindSpec("create an order QR", _MERCHANT_KEY | {"AM"}, frozenset({"QO"})),
         Kind.CANCEL: KindSpec("close an unpaid order", frozenset({"TI", "QO"})),
+        Kind.ERROR: ERROR_KIND,
     },
 )
