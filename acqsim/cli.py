@@ -33,6 +33,10 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "nac": ("nac.cli", "run the network access controller (TPDU router)"),
     "frontend": ("frontend.cli", "run the acquirer front-end processor (POSP)"),
     "pos": ("terminal.cli", "act as a POS terminal: sign-on, purchase, settle ..."),
+    "merchant": (
+        "merchant.cli",
+        "run the merchant platform (coupons, vouchers, bookings, notices, members); sales report",
+    ),
     "wallet": ("wallet.cli", "run the QR wallet host, or act as the consumer's wallet app (code, pay, confirm)"),
     "cards": ("acqsim.cmd_cards", "list or issue virtual test cards"),
     "load": ("acqsim.cmd_load", "many-terminal load generator"),

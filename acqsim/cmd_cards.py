@@ -13,11 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from acqkit.amounts import parse_amount
 from acqkit.config import load_config
 from core_ledger.seed import CardSeed
 from core_ledger.setup import open_store, seed
 from terminal.cards import issue_cards, luhn_valid
-from terminal.cli import parse_amount
 from wire.masking import mask_pan
 
 

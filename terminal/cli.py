@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import anyio
 
+from acqkit.amounts import parse_amount
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from terminal.pos import PosTerminal
@@ -75,16 +75,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
     parser.add_argument("--to", help="transfer target PAN")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
-
-
-def parse_amount(text: str | None) -> int:
-    try:
-        value = Decimal(text or "")
-    except InvalidOperation:
-        raise ValueError(f"amount {text!r} is not a number of yuan like 12.34") from None
-    if value <= 0 or value != value.quantize(Decimal("0.01")):
-        raise ValueError("amount must be positive with at most 2 decimals")
-    return int(value * 100)
 
 
 def exit_code(outcome: Outcome | None) -> int:

@@ -25,7 +25,7 @@ import anyio
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.runner import announce, run_service
-from wallet.client import WalletClient, WalletError
+from wallet.client import DEFAULT_WALLET, WalletClient, WalletError
 from wallet.core import QR_CONTENT_PREFIX, order_of_qr
 from wallet.seed import DEFAULT_ACCOUNT, TEST_PASSWORD
 from wallet.server import WalletHost, serve
@@ -35,9 +35,6 @@ from wire.field59 import mask_code
 from wire.tlvlink import LinkMessage
 from wire.walletlink import Kind
 
-#: Where the wallet host listens unless told otherwise.
-DEFAULT_WALLET_PORT: Final = 5820
-DEFAULT_WALLET: Final = Endpoint(host="127.0.0.1", port=DEFAULT_WALLET_PORT)
 WALLET_DB: Final = "wallet.sqlite3"
 ACTIONS: Final = ("serve", "code", "pay", "confirm", "balance")
 

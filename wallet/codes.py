@@ -11,6 +11,7 @@ import hmac
 import secrets
 from typing import Final
 
+from acqkit.numbers import new_number
 from wire.field59 import PAYMENT_CODE_DIGITS, WALLET_PREFIXES, Wallet
 
 CODE_LIFETIME_S: Final = 60.0
@@ -29,12 +30,7 @@ SALT_BYTES: Final = 16
 
 def new_code(wallet: Wallet) -> str:
     prefix = secrets.choice(WALLET_PREFIXES[wallet])
-    body = "".join(secrets.choice("0123456789") for _ in range(PAYMENT_CODE_DIGITS - len(prefix)))
-    return prefix + body
-
-
-def new_number(digits: int) -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(digits))
+    return prefix + new_number(PAYMENT_CODE_DIGITS - len(prefix))
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:

@@ -12,9 +12,10 @@ the book's total never changes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
+from acqkit.numbers import new_number
 from wallet.codes import (
     CODE_LIFETIME_S,
     MAX_ORDER_LIFETIME_S,
@@ -24,7 +25,6 @@ from wallet.codes import (
     PENDING_LIFETIME_S,
     VOUCHER_DIGITS,
     new_code,
-    new_number,
     password_matches,
 )
 from wallet.model import (
@@ -98,6 +98,10 @@ class WalletCore:
             Kind.ORDER: self._order,
             Kind.CANCEL: self._cancel,
         }
+
+    def apply(self, records: Sequence[Record]) -> None:
+        """Take in a decision's records once they are durable."""
+        self.book.apply(tuple(records))
 
     def decide(self, message: LinkMessage, now: float) -> Decision:
         """The answer to a request (already checked against the wallet link's spec), and what it changes."""

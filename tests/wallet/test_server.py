@@ -51,7 +51,7 @@ async def test_pay_by_code_over_tcp_and_a_bad_frame_costs_only_itself(tmp_path: 
                 left = await client.request(LinkMessage.of(Kind.BALANCE, CA=ACCOUNT))
                 assert left["BL"] == str(OPENING_BALANCE - 1234)
             tg.cancel_scope.cancel()
-    host.store.close()
+    host.wallet_store.close()
 
 
 async def test_a_host_that_is_down_is_unavailable() -> None:

@@ -1,0 +1,122 @@
+"""The I/O shell of a TLV-link host (the wallet host, the merchant platform): one decision at a time.
+
+A host's core is sans-IO: ``decide(message, now)`` returns the answer and the records it changes. This shell
+reads a frame, decodes it against the link's spec (a frame that does not decode is answered ``ERRR`` — 30,
+naming tag and offset — and the connection carries on), then, under a lock: decides, commits the records in
+one store transaction (in a worker thread, shielded: a cancel cannot split a commit from its answer), applies
+them to the core's memory, answers. If the store fails the host stops deciding: every later request is
+answered 96, so nothing is done that is not durable. Only a framing error closes a connection.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol
+
+import anyio
+import anyio.abc
+
+from acqkit.netio import FramedConnection, serve_tcp
+from acqkit.serving import PLAIN, Serving
+from wire.errors import MessageDecodeError
+from wire.tlvlink import LinkMessage, LinkSpec, decode_message, encode_message, error_answer
+
+log = logging.getLogger("acqsim.tlvhost")
+
+#: A connection silent this long is closed.
+IDLE_TIMEOUT_S: Final = 600.0
+#: Longest an answer may wait for the peer to take it.
+SEND_TIMEOUT_S: Final = 10.0
+SYSTEM_MALFUNCTION: Final = "96"
+
+
+class Decided(Protocol):
+    @property
+    def answer(self) -> LinkMessage: ...
+    @property
+    def records(self) -> Sequence[Any]: ...
+
+
+class Core(Protocol):
+    def decide(self, message: LinkMessage, now: float) -> Decided: ...
+    def apply(self, records: Sequence[Any]) -> None: ...
+
+
+class Store(Protocol):
+    def commit(self, records: Any) -> None: ...
+
+
+class TlvHost:
+    def __init__(
+        self,
+        link: LinkSpec,
+        core: Core,
+        store: Store,
+        *,
+        store_errors: tuple[type[Exception], ...],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.link, self.core, self.store = link, core, store
+        self.store_errors = store_errors
+        self.clock = clock
+        self.failed = False
+        self._lock = anyio.Lock()
+
+    async def respond(self, payload: bytes) -> LinkMessage:
+        try:
+            message = decode_message(payload, self.link)
+        except MessageDecodeError as exc:
+            log.info("unreadable %s request: %s", self.link.name, exc)
+            return error_answer(exc)
+        if message.is_answer:
+            return error_answer(MessageDecodeError("an answer sent as a request", field="RC"))
+        async with self._lock:
+            if self.failed:
+                return message.answer(SYSTEM_MALFUNCTION, TX="store failed: not deciding")
+            decision = self.core.decide(message, self.clock())
+            records = tuple(decision.records)
+            try:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self.store.commit, records)
+            except self.store_errors:
+                self.failed = True
+                log.exception("%s store failed: no more decisions", self.link.name)
+                return message.answer(SYSTEM_MALFUNCTION, TX="store failed: not deciding")
+            self.core.apply(records)
+        return decision.answer
+
+    async def handle(self, conn: FramedConnection) -> None:
+        while True:
+            try:
+                payload = await conn.receive(IDLE_TIMEOUT_S)
+            except TimeoutError:
+                return
+            if payload is None:
+                return
+            answer = await self.respond(payload)
+            with anyio.fail_after(SEND_TIMEOUT_S):
+                await conn.send(encode_message(answer, self.link))
+
+
+async def serve_tlv(
+    host: str,
+    port: int,
+    *,
+    tlv_host: TlvHost,
+    name: str,
+    serving: Serving = PLAIN,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``tlv_host`` on ``host:port`` until cancelled; ``task_status.started(port)``."""
+    await serve_tcp(
+        host,
+        port,
+        functools.partial(TlvHost.handle, tlv_host),
+        name=name,
+        max_connections=serving.max_connections,
+        tls=serving.server_tls,
+        task_status=task_status,
+    )

@@ -1,0 +1,74 @@
+"""The merchant platform's SQLite store: one table per record type, each record as JSON under its ident;
+WAL, ``synchronous=FULL``; a decision's records commit in one transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Final
+
+from merchant.model import RECORD_TYPES, MerchantBook, Record, from_json, to_json
+
+BUSY_TIMEOUT_MS: Final = 10_000
+SCHEMA: Final = "".join(
+    f"CREATE TABLE IF NOT EXISTS {cls.table} (ident TEXT PRIMARY KEY, body TEXT NOT NULL);\n" for cls in RECORD_TYPES
+)
+
+
+class MerchantStoreError(Exception):
+    """The merchant store cannot be opened, read or written."""
+
+
+class MerchantStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise MerchantStoreError(f"cannot open merchant store {self.path}: {exc}") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def commit(self, records: tuple[Record, ...]) -> None:
+        if not records:
+            return
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for record in records:
+                        self._db.execute(
+                            f"INSERT OR REPLACE INTO {record.table} VALUES (?, ?)",  # noqa: S608 - table from code
+                            (record.ident, json.dumps(to_json(record))),
+                        )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise MerchantStoreError(f"cannot write merchant store {self.path}: {exc}") from None
+
+    def load(self) -> MerchantBook:
+        book = MerchantBook()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                try:
+                    for cls in RECORD_TYPES:
+                        for (body,) in self._db.execute(f"SELECT body FROM {cls.table}"):  # noqa: S608
+                            book.apply((from_json(cls, json.loads(body)),))
+                finally:
+                    self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise MerchantStoreError(f"cannot read merchant store {self.path}: {exc}") from None
+        return book

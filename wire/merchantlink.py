@@ -1,0 +1,102 @@
+"""The merchant-platform link: smart POS, cash register and back office ↔ the merchant platform (docs/smartpos.md).
+
+Frames as on every acqsim link; each payload is one TLV message (:mod:`wire.tlvlink`). Amounts are minor
+units. Lists (the message centre) come back as up to ``MAX_LISTED`` tags ``N1``…``N9``, newest first, each
+``id|kind|text``. Card members are found by the card's fingerprint (``FP``: HMAC-SHA-256 under the data key,
+64 hex digits), never by a card number.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from wire.tlvlink import COMMON_TAGS, ERROR_KIND, KIND_ERROR, KindSpec, LinkSpec, TagSpec
+
+MERCHANT_LINK_NAME: Final = "merchant link"
+MAX_LISTED: Final = 9
+LIST_TAGS: Final = tuple(f"N{n}" for n in range(1, MAX_LISTED + 1))
+#: ``PY`` values of a recorded sale.
+METHODS: Final = ("CARD", "QR", "CASH")
+#: ``MK`` values of a notice.
+NOTICE_KINDS: Final = ("SETTLEMENT", "PARAMETERS", "CHARGEBACK", "BOOKING", "OTHER")
+
+
+class MerchantKind:
+    COUPON_ISSUE = "CPIS"
+    COUPON_REDEEM = "CPRD"
+    VOUCHER_SELL = "GBSL"
+    VOUCHER_VERIFY = "GBVF"
+    VOUCHER_SETTLE = "GBST"
+    BOOKING_NEW = "BKNW"
+    BOOKING_PAID = "BKPA"
+    BOOKING_DONE = "BKDN"
+    BOOKING_CANCEL = "BKCN"
+    NOTICE_PUSH = "MSPU"
+    NOTICE_LIST = "MSLS"
+    MEMBER_JOIN = "MBNW"
+    MEMBER_FIND = "MBFD"
+    MEMBER_POINTS = "MBPT"
+    SALE = "SALE"
+    ERROR = KIND_ERROR
+
+
+_K = MerchantKind
+MERCHANT_LINK: Final = LinkSpec(
+    MERCHANT_LINK_NAME,
+    tags={
+        **COMMON_TAGS,
+        **{tag: TagSpec("a listed notice: id|kind|text", 160) for tag in LIST_TAGS},
+        "MI": TagSpec("merchant id", 15, min_len=15),
+        "TI": TagSpec("terminal id", 8, min_len=8),
+        "AM": TagSpec("amount in minor units", 12, digits=True),
+        "DA": TagSpec("discount in minor units", 12, digits=True),
+        "MS": TagSpec("minimum spend in minor units", 12, digits=True),
+        "QE": TagSpec("lifetime in seconds", 8, digits=True),
+        "CP": TagSpec("coupon code", 16),
+        "GV": TagSpec("group-buy voucher code", 16),
+        "ER": TagSpec("the till's or terminal's reference", 20),
+        "NM": TagSpec("name (deal, guest, item)", 40),
+        "CN": TagSpec("count", 6, digits=True),
+        "BK": TagSpec("booking number", 16),
+        "SL": TagSpec("booked slot, YYYY-MM-DDTHH:MM", 16, min_len=16),
+        "AC": TagSpec("authorisation code of the pre-authorisation", 6, min_len=6),
+        "ST": TagSpec("terminal's STAN", 6, digits=True, min_len=6),
+        "MK": TagSpec("notice kind", 12),
+        "ID": TagSpec("notice number", 10, digits=True),
+        "PH": TagSpec("member's phone number", 15, digits=True, min_len=6),
+        "FP": TagSpec("card fingerprint (HMAC-SHA-256, hex)", 64, min_len=64),
+        "MB": TagSpec("member number", 16),
+        "PT": TagSpec("points", 9, digits=True),
+        "PR": TagSpec("points to redeem", 9, digits=True),
+        "PY": TagSpec("method: CARD, QR or CASH", 4, min_len=2),
+        "IT": TagSpec("items: name*qty*unit price;…", 900),
+        "AT": TagSpec("when, Unix seconds", 10, digits=True),
+        "ON": TagSpec("state", 12),
+    },
+    kinds={
+        _K.COUPON_ISSUE: KindSpec("issue a coupon", frozenset({"MI", "DA"}), frozenset({"CP"})),
+        _K.COUPON_REDEEM: KindSpec(
+            "redeem a coupon on a basket", frozenset({"MI", "CP", "AM", "ER"}), frozenset({"DA", "AM"})
+        ),
+        _K.VOUCHER_SELL: KindSpec(
+            "the platform sells a voucher to a consumer", frozenset({"MI", "NM", "AM"}), frozenset({"GV"})
+        ),
+        _K.VOUCHER_VERIFY: KindSpec(
+            "verify and use a group-buy voucher", frozenset({"MI", "GV", "ER"}), frozenset({"NM", "AM"})
+        ),
+        _K.VOUCHER_SETTLE: KindSpec("settle verified vouchers", frozenset({"MI"}), frozenset({"AM", "CN"})),
+        _K.BOOKING_NEW: KindSpec("book a slot", frozenset({"MI", "SL", "NM", "AM"}), frozenset({"BK"})),
+        _K.BOOKING_PAID: KindSpec("the deposit's pre-authorisation", frozenset({"BK", "AC", "ST"})),
+        _K.BOOKING_DONE: KindSpec("the guest came: completion", frozenset({"BK", "AM"})),
+        _K.BOOKING_CANCEL: KindSpec("cancel a booking", frozenset({"BK"})),
+        _K.NOTICE_PUSH: KindSpec(
+            "push a notice to a merchant's terminals", frozenset({"MI", "MK", "TX"}), frozenset({"ID"})
+        ),
+        _K.NOTICE_LIST: KindSpec("a terminal's notices, newest first", frozenset({"MI"}), frozenset({"CN"})),
+        _K.MEMBER_JOIN: KindSpec("enrol a member", frozenset({"MI", "PH"}), frozenset({"MB"})),
+        _K.MEMBER_FIND: KindSpec("find a member by PH or FP", frozenset({"MI"}), frozenset({"MB", "PT"})),
+        _K.MEMBER_POINTS: KindSpec("earn (AM) or redeem (PR) points", frozenset({"MI", "MB"}), frozenset({"PT"})),
+        _K.SALE: KindSpec("record a sale for analytics", frozenset({"MI", "TI", "ER", "AM", "PY"})),
+        _K.ERROR: ERROR_KIND,
+    },
+)
