@@ -37,6 +37,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
         "merchant.cli",
         "run the merchant platform (coupons, vouchers, bookings, notices, members); sales report",
     ),
+    "ecr": ("ecr.cli", "a cash register: ring up items, charge them on the terminal's ECR link, or take cash"),
     "wallet": ("wallet.cli", "run the QR wallet host, or act as the consumer's wallet app (code, pay, confirm)"),
     "cards": ("acqsim.cmd_cards", "list or issue virtual test cards"),
     "load": ("acqsim.cmd_load", "many-terminal load generator"),

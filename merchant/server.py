@@ -18,10 +18,9 @@ from wire.merchantlink import MERCHANT_LINK
 
 class MerchantHost(TlvHost):
     def __init__(self, store: MerchantStore, *, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(
-            MERCHANT_LINK, MerchantCore(store.load()), store, store_errors=(MerchantStoreError,), clock=clock
-        )
+        self.merchant_core = MerchantCore(store.load())
         self.merchant_store = store
+        super().__init__(MERCHANT_LINK, self.merchant_core, store, store_errors=(MerchantStoreError,), clock=clock)
 
 
 async def serve(

@@ -7,6 +7,7 @@
       void --stan N [--rrn R] AMOUNT            refund AMOUNT --stan N --rrn R --date MMDD
       preauth AMOUNT                            preauth-cancel AMOUNT --stan N --auth-code C
       complete AMOUNT --stan N --auth-code C    transfer AMOUNT --to PAN
+      ecr-link [--listen HOST:PORT]             serve cash registers (docs/ecr.md) until stopped
 
 AMOUNT is in yuan with up to 2 decimals ("12.34"); the card defaults to the first good test card and the
 PIN to that card's test PIN. Approvals print the receipt (an HTML e-receipt file for MPOS terminals).
@@ -19,6 +20,7 @@ configuration error, 3 no answer (NAC unreachable or silent: a reversal is queue
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -28,10 +30,13 @@ import anyio
 from acqkit.amounts import parse_amount
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from acqkit.runner import announce
+from terminal.ecr_link import EcrLink, serve_ecr
 from terminal.pos import PosTerminal
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import Original, Outcome, TerminalError
 from wire.constants import RESPONSE_MEANINGS, ResponseCode
+from wire.ecrlink import DEFAULT_ECR_LINK_PORT
 from wire.header import APP_MPOS
 
 COMMANDS = (
@@ -48,6 +53,7 @@ COMMANDS = (
     "transfer",
     "settle",
     "reversal-status",
+    "ecr-link",
 )
 KINDS = {
     "balance": "balance",
@@ -75,6 +81,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
     parser.add_argument("--to", help="transfer target PAN")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    parser.add_argument(
+        "--listen", help=f"ecr-link: HOST:PORT to serve tills on (default 127.0.0.1:{DEFAULT_ECR_LINK_PORT})"
+    )
 
 
 def exit_code(outcome: Outcome | None) -> int:
@@ -132,6 +141,15 @@ async def _run(args: argparse.Namespace) -> int:
     nac = Endpoint.parse(args.nac) if args.nac else config.nac.listen
     card = config.card(args.card) if args.card else config.cards[0]
     async with PosTerminal(config, terminal_id, nac=nac) as pos:
+        if args.command == "ecr-link":
+            listen = (
+                Endpoint.parse(args.listen) if args.listen else Endpoint(host="127.0.0.1", port=DEFAULT_ECR_LINK_PORT)
+            )
+            link = EcrLink(pos, card, pin=args.pin)
+            async with anyio.create_task_group() as tg:
+                port = await tg.start(functools.partial(serve_ecr, listen.host, listen.port, link=link))
+                announce("ecr-link", listen.host, port)
+            return EXIT_OK
         state = pos.session.state
         if args.command == "reversal-status":
             pending = state.pending_reversal

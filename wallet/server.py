@@ -27,8 +27,9 @@ class WalletHost(TlvHost):
             opening = seed_accounts(book)
             store.commit(opening)
             book.apply(opening)
-        super().__init__(WALLET_LINK, WalletCore(book), store, store_errors=(WalletStoreError,), clock=clock)
+        self.wallet_core = WalletCore(book)
         self.wallet_store = store
+        super().__init__(WALLET_LINK, self.wallet_core, store, store_errors=(WalletStoreError,), clock=clock)
 
 
 async def serve(

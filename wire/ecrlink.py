@@ -22,6 +22,8 @@ from typing import Final
 from wire.tlvlink import COMMON_TAGS, ERROR_KIND, KIND_ERROR, KindSpec, LinkSpec, TagSpec
 
 ECR_LINK_NAME: Final = "ECR link"
+#: The port a terminal serves its ECR link on unless told otherwise.
+DEFAULT_ECR_LINK_PORT: Final = 5830
 NO_ANSWER: Final = "98"
 
 
@@ -52,7 +54,7 @@ ECR_LINK: Final = LinkSpec(
         "RR": TagSpec("retrieval reference number", 12, min_len=12),
         "AC": TagSpec("authorisation code", 6, min_len=6),
         "ST": TagSpec("terminal's STAN", 6, digits=True, min_len=6),
-        "ON": TagSpec("terminal state", 12),
+        "ON": TagSpec("terminal state", 16),
         "TI": TagSpec("terminal id", 8, min_len=8),
     },
     kinds={

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from wire.errors import MessageDecodeError
 from wire.tlvlink import COMMON_TAGS, ERROR_KIND, KIND_ERROR, KindSpec, LinkSpec, TagSpec
 
 MERCHANT_LINK_NAME: Final = "merchant link"
@@ -17,6 +18,34 @@ MAX_LISTED: Final = 9
 LIST_TAGS: Final = tuple(f"N{n}" for n in range(1, MAX_LISTED + 1))
 #: ``PY`` values of a recorded sale.
 METHODS: Final = ("CARD", "QR", "CASH")
+ITEM_SEPARATOR: Final = ";"
+PART_SEPARATOR: Final = "*"
+
+#: ``IT``: items as (name, quantity, unit price in minor units).
+Items = tuple[tuple[str, int, int], ...]
+
+
+def encode_items(items: Items) -> str:
+    """``(("coffee", 2, 1200),)`` → ``"coffee*2*1200"``. Names may not hold ``;`` or ``*``."""
+    for name, _, _ in items:
+        if ITEM_SEPARATOR in name or PART_SEPARATOR in name:
+            raise ValueError(f"an item name may not contain {ITEM_SEPARATOR!r} or {PART_SEPARATOR!r}")
+    return ITEM_SEPARATOR.join(f"{name}{PART_SEPARATOR}{qty}{PART_SEPARATOR}{price}" for name, qty, price in items)
+
+
+def parse_items(text: str) -> Items:
+    """Raises :class:`MessageDecodeError` (field ``IT``, character offset of the bad item)."""
+    items = []
+    at = 0
+    for part in text.split(ITEM_SEPARATOR) if text else []:
+        pieces = part.split(PART_SEPARATOR)
+        if len(pieces) != 3 or not pieces[0] or not pieces[1].isdigit() or not pieces[2].isdigit():
+            raise MessageDecodeError("an item is name*quantity*unit price", field="IT", offset=at)
+        items.append((pieces[0], int(pieces[1]), int(pieces[2])))
+        at += len(part) + 1
+    return tuple(items)
+
+
 #: ``MK`` values of a notice.
 NOTICE_KINDS: Final = ("SETTLEMENT", "PARAMETERS", "CHARGEBACK", "BOOKING", "OTHER")
 

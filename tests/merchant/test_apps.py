@@ -19,11 +19,11 @@ from merchant.client import MerchantClient
 from merchant.core import MerchantCore
 from merchant.coupons import COUPON_LIFETIME_S
 from merchant.model import BookingState, VoucherState
-from merchant.sales import encode_items, parse_items
 from merchant.server import MerchantHost, serve
 from merchant.store import MerchantStore
 from wire.errors import MessageDecodeError
 from wire.merchantlink import MerchantKind as K
+from wire.merchantlink import encode_items, parse_items
 from wire.tlvlink import LinkMessage
 
 MID = "100000000000001"
