@@ -12,7 +12,7 @@
 - ``dissect``   the field-by-field dissection behind ``acqsim decode`` and traces
 - ``trace``     JSON-lines trace records
 - ``paycrypto`` TDES, PIN blocks, MACs, KCVs, PVV
-- ``asciitlv``  ASCII TLV (tag 2, length 3, value): field 59 and the TLV links
+- ``ascii_tlv``  ASCII TLV (tag 2, length 3, value): field 59 and the TLV links
 - ``field59``   field 59 for QR payments (A2, A3, A4; acqsim's QO, QR, QE), payment-code prefixes
 - ``tlvlink``   one TLV message per frame, checked against a link spec (kinds, tags)
 - ``walletlink`` the wallet link (front-end and wallet app ↔ wallet host)

@@ -15,11 +15,11 @@ from typing import Any, Final
 
 import iso8583
 
-from wire.asciitlv import parse_tlv_text
+from wire.ascii_tlv import QR_FIELD, parse_ascii_tlv
 from wire.codec import Fields, decode_host, decode_pos_body
 from wire.constants import Mti, ProcessingCode
 from wire.errors import MessageDecodeError
-from wire.field59 import QR_FIELD, TAG_PAYMENT_CODE, mask_code
+from wire.field59 import TAG_PAYMENT_CODE, mask_code
 from wire.fields import BatchUploadDetails
 from wire.masking import mask_pan, mask_track
 from wire.posframe import BODY_OFFSET, PosFrame
@@ -87,7 +87,7 @@ def _shown(number: str, value: str, decoded: Fields, card_fields: frozenset[str]
 def _shown_qr(value: str) -> str:
     """Field 59 as ``A3=6212****…3456; A4=…``: the payment code masked (a live code is a bearer token)."""
     try:
-        items = parse_tlv_text(value, where=QR_FIELD)
+        items = parse_ascii_tlv(value, field=QR_FIELD)
     except MessageDecodeError:
         return HIDDEN  # unreadable: it might hold a payment code
     return "; ".join(f"{tag}={mask_code(v) if tag == TAG_PAYMENT_CODE else v}" for tag, v in items)

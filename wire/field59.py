@@ -1,6 +1,6 @@
 """Field 59 of the POS link for QR payments (PROTOCOL.md §9), and the payment codes it carries.
 
-Field 59 is ``ans..999 LLLVAR`` holding ASCII TLV (:mod:`wire.asciitlv`). The contract's tags:
+Field 59 is ``ans..999 LLLVAR`` holding ASCII TLV (:mod:`wire.ascii_tlv`). The contract's tags:
 
 - ``A2`` terminal hardware serial number;
 - ``A3`` the consumer's payment code (被扫: 19 digits, the wallet told by its prefix);
@@ -17,10 +17,9 @@ import dataclasses
 import enum
 from typing import Final
 
-from wire.asciitlv import TlvItems, encode_tlv, parse_tlv_text
+from wire.ascii_tlv import QR_FIELD, TlvItems, encode_ascii_tlv, parse_ascii_tlv
 from wire.errors import MessageDecodeError, WireError
 
-QR_FIELD: Final = "59"
 TAG_SERIAL: Final = "A2"
 TAG_PAYMENT_CODE: Final = "A3"
 TAG_VOUCHER: Final = "A4"
@@ -89,14 +88,14 @@ class Field59:
             (TAG_ORDER_LIFETIME, None if self.order_lifetime_s is None else str(self.order_lifetime_s)),
         ]
         present = [(tag, value) for tag, value in named if value is not None]
-        return encode_tlv(present + list(self.other), where=QR_FIELD)
+        return encode_ascii_tlv(present + list(self.other), field=QR_FIELD)
 
     @classmethod
     def parse(cls, text: str) -> Field59:
         """Raises :class:`MessageDecodeError` (field 59, character offset)."""
         values: dict[str, str] = {}
         other: list[tuple[str, str]] = []
-        for tag, value in parse_tlv_text(text, where=QR_FIELD):
+        for tag, value in parse_ascii_tlv(text, field=QR_FIELD):
             if tag in _KNOWN:
                 values[tag] = value
             else:

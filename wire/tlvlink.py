@@ -1,4 +1,4 @@
-"""Messages of acqsim's TLV links: one length-prefixed frame carries one ASCII TLV message (:mod:`wire.asciitlv`).
+"""Messages of acqsim's TLV links: one length-prefixed frame carries one ASCII TLV message (:mod:`wire.ascii_tlv`).
 
 A message names its kind in tag ``MT`` (4 letters); an answer is the request's kind with a result in ``RC``
 (an ISO 8583 response code, PROTOCOL.md §3a, or one the link documents). Each link is data — a
@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
-from wire.asciitlv import TlvItems, encode_tlv, parse_tlv_bytes
+from wire.ascii_tlv import TlvItems, encode_ascii_tlv, parse_ascii_tlv_bytes
 from wire.errors import MessageDecodeError, MessageEncodeError
 
 TAG_KIND: Final = "MT"
@@ -141,13 +141,13 @@ def error_answer(error: MessageDecodeError) -> LinkMessage:
 def encode_message(message: LinkMessage, link: LinkSpec) -> bytes:
     """The frame payload for ``message``; raises :class:`MessageEncodeError` if it breaks ``link``'s spec."""
     _check(link, message.kind, message.values, MessageEncodeError)
-    return encode_tlv(((TAG_KIND, message.kind), *message.values), where=link.name).encode("ascii")
+    return encode_ascii_tlv(((TAG_KIND, message.kind), *message.values), field=link.name).encode("ascii")
 
 
 def decode_message(payload: bytes, link: LinkSpec) -> LinkMessage:
     """The message in a frame's payload; raises :class:`MessageDecodeError` (tag as ``field``, or the link's
     name with a character offset when the TLV itself is malformed)."""
-    items = parse_tlv_bytes(payload, where=link.name)
+    items = parse_ascii_tlv_bytes(payload, field=link.name)
     if not items or items[0][0] != TAG_KIND:
         raise MessageDecodeError("a message starts with its kind (MT)", field=TAG_KIND, offset=0)
     kind = items[0][1]

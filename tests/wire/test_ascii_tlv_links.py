@@ -6,27 +6,29 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from wire.asciitlv import MAX_VALUE_LEN, encode_tlv, parse_tlv_bytes, parse_tlv_text
+from wire.ascii_tlv import MAX_VALUE_LEN, encode_ascii_tlv, parse_ascii_tlv, parse_ascii_tlv_bytes
 from wire.codec import decode_pos_body, encode_pos_body
 from wire.dissect import dissect_pos
 from wire.ecrlink import ECR_LINK, EcrKind
 from wire.errors import MessageDecodeError, MessageEncodeError
 from wire.field59 import Field59, PaymentCodeError, Wallet, mask_code, wallet_of
+from wire.merchantlink import encode_items, parse_items
 from wire.tlvlink import LinkMessage, LinkSpec, decode_message, encode_message
 from wire.walletlink import WALLET_LINK, Kind
 
-TAGS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=2, max_size=2)
+TAGS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz0123456789", min_size=2, max_size=2)
 VALUES = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 UNIONPAY_CODE = "6212345678901234567"
+ITEM_NAME_CHARS = st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters=";*")
 
 
 @given(st.dictionaries(TAGS, VALUES, max_size=6))
 def test_tlv_round_trip(items: dict[str, str]) -> None:
-    text = encode_tlv(items.items(), where="59")
-    assert parse_tlv_text(text, where="59") == tuple(items.items())
+    text = encode_ascii_tlv(items.items(), field="59")
+    assert parse_ascii_tlv(text, field="59") == tuple(items.items())
     # read again after trailing garbage: the error points past the good part
     with pytest.raises(MessageDecodeError) as caught:
-        parse_tlv_text(text + "A", where="59")
+        parse_ascii_tlv(text + "A", field="59")
     assert caught.value.offset == len(text)
 
 
@@ -36,20 +38,20 @@ def test_tlv_round_trip(items: dict[str, str]) -> None:
 @example(b"A3001xA3001y")
 def test_any_bytes_decode_or_raise_a_decode_error_with_an_offset(data: bytes) -> None:
     try:
-        items = parse_tlv_bytes(data, where="59")
+        items = parse_ascii_tlv_bytes(data, field="59")
     except MessageDecodeError as exc:
         assert exc.field == "59"
         assert exc.offset is not None
         assert 0 <= exc.offset <= len(data)
     else:
-        assert encode_tlv(items, where="59").encode() == data
+        assert encode_ascii_tlv(items, field="59").encode() == data
 
 
 @pytest.mark.parametrize(
     ("text", "offset", "words"),
     [
         ("A3019" + "1" * 18, 2, "runs past the end"),
-        ("a3001x", 0, "tag"),
+        ("a-001x", 0, "tag"),
         ("A30x1x", 2, "length"),
         ("A3001xA3001x", 6, "twice"),
         ("A3002x\t", 6, "non-printable"),
@@ -57,18 +59,18 @@ def test_any_bytes_decode_or_raise_a_decode_error_with_an_offset(data: bytes) ->
 )
 def test_precise_errors(text: str, offset: int, words: str) -> None:
     with pytest.raises(MessageDecodeError, match=words) as caught:
-        parse_tlv_text(text, where="59")
+        parse_ascii_tlv(text, field="59")
     assert caught.value.offset == offset
     assert "1" * 18 not in str(caught.value)  # the value never appears in the error
 
 
 def test_encode_refuses_what_the_format_cannot_carry() -> None:
     with pytest.raises(MessageEncodeError, match="longer"):
-        encode_tlv([("A3", "1" * (MAX_VALUE_LEN + 1))], where="59")
+        encode_ascii_tlv([("A3", "1" * (MAX_VALUE_LEN + 1))], field="59")
     with pytest.raises(MessageEncodeError, match="tag"):
-        encode_tlv([("a3", "1")], where="59")
+        encode_ascii_tlv([("a-", "1")], field="59")
     with pytest.raises(MessageEncodeError, match="twice"):
-        encode_tlv([("A3", "1"), ("A3", "2")], where="59")
+        encode_ascii_tlv([("A3", "1"), ("A3", "2")], field="59")
 
 
 @given(
@@ -175,3 +177,19 @@ def test_link_message_helpers() -> None:
     assert answer.result == "00"
     decoded = decode_message(encode_message(answer, WALLET_LINK), WALLET_LINK)
     assert decoded.as_dict() == {"MT": "PAYC", "RC": "00", "A4": "V1"}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(
+                alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters=";*"), min_size=1
+            ),
+            st.integers(0, 999),
+            st.integers(0, 10**6),
+        ),
+        max_size=5,
+    )
+)
+def test_items_round_trip(items: list[tuple[str, int, int]]) -> None:
+    assert parse_items(encode_items(tuple(items))) == tuple(items)
