@@ -117,6 +117,12 @@ class PosTerminal:
         self.save()
         return outcome
 
+    async def exchange(self, kind: str, frame: bytes) -> Outcome | None:
+        """Send a request the session has just built (``terminal.qrpay``): saved first, so a reversal it stored
+        is durable before the request leaves; then the answer is checked."""
+        self.save()
+        return await self._exchange(kind, frame)
+
     async def send_pending_reversal(self) -> Outcome | None:
         frame = self.session.reversal_due()
         if frame is None:

@@ -31,6 +31,7 @@ from wire.constants import (
     TxnType,
 )
 from wire.errors import WireError
+from wire.field59 import ENTRY_QR, QR_PENDING, Field59
 from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, SettlementTotals, SignOnKeys, UploadDetail
 from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
 from wire.paycrypto import decrypt_key_under, encrypt_pin_block, key_check_value, mac_cup_ecb
@@ -63,10 +64,32 @@ FINANCIAL: Final[dict[str, tuple[str, str, str, str, bool]]] = {
     ),
     "transfer": (Mti.FINANCIAL_REQUEST, ProcessingCode.TRANSFER, ConditionCode.NORMAL, TxnType.TRANSFER, True),
 }
-DEBIT_KINDS: Final = ("purchase", "preauth_completion")
-CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void")
+#: QR kind → (MTI, processing code, 60.1): 被扫 sale, void, refund (PROTOCOL.md §9) and acqsim's 主扫 order,
+#: query and cancel (docs/qr.md). No card data travels: 22 = 032, the QR data in field 59.
+QR_FINANCIAL: Final[dict[str, tuple[str, str, str]]] = {
+    "qr_sale": (Mti.FINANCIAL_REQUEST, ProcessingCode.PURCHASE, TxnType.PURCHASE),
+    "qr_void": (Mti.FINANCIAL_REQUEST, ProcessingCode.VOID, TxnType.VOID),
+    "qr_refund": (Mti.ADVICE, ProcessingCode.VOID, TxnType.REFUND),
+    "qr_order": (Mti.FINANCIAL_REQUEST, ProcessingCode.PURCHASE, TxnType.QR_ORDER),
+    "qr_query": (Mti.FINANCIAL_REQUEST, ProcessingCode.BALANCE, TxnType.QR_QUERY),
+    "qr_cancel": (Mti.FINANCIAL_REQUEST, ProcessingCode.VOID, TxnType.QR_ORDER_CANCEL),
+}
+#: QR kinds that move money: their reversal is stored before they are sent.
+QR_MONEY_KINDS: Final = ("qr_sale", "qr_void", "qr_refund")
+DEBIT_KINDS: Final = ("purchase", "preauth_completion", "qr_sale")
+CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void", "qr_void", "qr_refund")
 #: Kinds whose approval posts money (they are remembered in the batch).
 BATCH_KINDS: Final = DEBIT_KINDS + CREDIT_KINDS + ("preauth", "preauth_cancel", "transfer")
+
+
+def _voucher(fields: dict[str, str]) -> str:
+    """The QR payment voucher (59 ``A4``) of an answer, or ``""``."""
+    if "59" not in fields:
+        return ""
+    try:
+        return Field59.parse(fields["59"]).voucher or ""
+    except WireError:
+        return ""
 
 
 class TerminalError(Exception):
@@ -210,8 +233,42 @@ class TerminalSession:
             self._store_reversal(fields)
         return self._frame(fields, mac=True)
 
+    def qr(self, kind: str, *, amount: int = 0, qr_data: Field59, original: Original | None = None) -> bytes:
+        """Build a QR request (``QR_FINANCIAL``); the reversal of a money-moving one is stored first."""
+        mti, processing, txn_type = QR_FINANCIAL[kind]
+        if not self.state.signed_on:
+            raise TerminalError("terminal is not signed on")
+        fields = self._base(mti, self.state.next_stan())
+        fields.update({"3": processing, "22": ENTRY_QR, "25": ConditionCode.NORMAL, "49": CURRENCY_CNY})
+        if amount:
+            fields["4"] = f"{amount:012d}"
+        fields["59"] = qr_data.encode()
+        if original is not None:
+            fields["61"] = Field61(
+                batch=original.batch or self.state.batch,
+                stan=original.stan,
+                date=original.local_date or None if kind == "qr_refund" else None,
+            ).encode()
+            if original.rrn:
+                fields["37"] = original.rrn
+        fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
+        if kind in QR_MONEY_KINDS:
+            self._store_reversal(fields)
+        return self._frame(fields, mac=True)
+
+    def qr_settled(self, sale: Outcome, final: Outcome) -> None:
+        """A pending 被扫 sale (``09``) ended: ``final`` is the query's answer. Paid: the sale joins the batch
+        and its reversal is dropped; refused for good: nothing was charged, the reversal is dropped too. (Still
+        pending: the caller reverses.)"""
+        if final.response_code == QR_PENDING or not final.trusted:
+            return
+        self.state.pending_reversal = None
+        if final.approved:
+            fields = {**sale.fields, "39": final.response_code, "59": final.fields.get("59", sale.fields.get("59", ""))}
+            self._remember("qr_sale", fields)
+
     def _store_reversal(self, request: dict[str, str]) -> None:
-        keep = ("2", "3", "4", "11", "14", "22", "25", "35", "41", "42", "49", "60")
+        keep = ("2", "3", "4", "11", "14", "22", "25", "35", "41", "42", "49", "59", "60")
         fields = {k: request[k] for k in keep if k in request}
         fields["t"] = Mti.REVERSAL
         fields["39"] = ReversalReason.NO_ANSWER.value
@@ -291,33 +348,37 @@ class TerminalSession:
         mac = pos_body_mac(frame.body)
         if mac is not None and self.state.mak_under_tmk is not None:
             trusted = mac_cup_ecb(self._mak, pos_mac_block(frame.body)) == mac
-        elif kind in FINANCIAL or kind in ("reversal", "settlement"):
+        elif kind in FINANCIAL or kind in QR_FINANCIAL or kind in ("reversal", "settlement"):
             trusted = fields.get("39") != ResponseCode.APPROVED  # an approval must carry a MAC
         if sign_on_again:
             self.state.signed_on = False
         outcome = Outcome(
             kind=kind, response_code=fields.get("39", ""), fields=fields, trusted=trusted, sign_on_again=sign_on_again
         )
-        if kind in FINANCIAL and kind != "balance":
-            if trusted:
-                self.state.pending_reversal = None
-            else:
+        if (kind in FINANCIAL and kind != "balance") or kind in QR_MONEY_KINDS:
+            if not trusted:
                 self.mark_reversal_reason(ReversalReason.ANSWER_MAC_FAILED)
+            elif outcome.response_code != QR_PENDING or kind not in QR_MONEY_KINDS:
+                self.state.pending_reversal = None  # a pending QR sale keeps it until the sale ends
         if kind == "reversal" and trusted and outcome.response_code in REVERSAL_DONE_CODES:
             self.state.pending_reversal = None
         if outcome.approved and kind in BATCH_KINDS:
-            self.state.batch_txns.append(
-                BatchTxn(
-                    kind=kind,
-                    stan=fields.get("11", ""),
-                    pan=fields.get("2", ""),
-                    amount=int(fields.get("4", "0")),
-                    rrn=fields.get("37", ""),
-                    auth_code=fields.get("38", ""),
-                    local_date=fields.get("13", ""),
-                )
-            )
+            self._remember(kind, fields)
         return outcome
+
+    def _remember(self, kind: str, fields: dict[str, str]) -> None:
+        self.state.batch_txns.append(
+            BatchTxn(
+                kind=kind,
+                stan=fields.get("11", ""),
+                pan=fields.get("2", ""),
+                amount=int(fields.get("4", "0")),
+                rrn=fields.get("37", ""),
+                auth_code=fields.get("38", ""),
+                local_date=fields.get("13", ""),
+                voucher=_voucher(fields),
+            )
+        )
 
     def reversal_failed(self) -> None:
         pending = self.state.pending_reversal

@@ -32,6 +32,7 @@ class BatchTxn:
     auth_code: str = ""
     local_date: str = ""
     voided: bool = False
+    voucher: str = ""  # QR payments: the voucher number (59 A4) that void and refund quote
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)

@@ -30,6 +30,9 @@ TAG_ORDER_LIFETIME: Final = "QE"
 #: Field 22 for a QR payment: the merchant scanned the consumer's code; no 35, 52 or 55 travels.
 ENTRY_QR: Final = "032"
 PAYMENT_CODE_DIGITS: Final = 19
+#: Field 39 of a QR answer that is not final (ISO 8583:1987 "request in progress"): the payment waits for
+#: the consumer's wallet password, or the order is not paid yet. Poll with the query, or reverse (docs/qr.md).
+QR_PENDING: Final = "09"
 
 
 class Wallet(enum.StrEnum):

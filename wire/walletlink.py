@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from wire.field59 import QR_PENDING
 from wire.tlvlink import COMMON_TAGS, ERROR_KIND, KIND_ERROR, KindSpec, LinkSpec, TagSpec
 
 WALLET_LINK_NAME: Final = "wallet link"
-#: ``RC``: the payment waits for the consumer (password), or the order waits to be paid.
-PENDING: Final = "09"
+#: ``RC``: the payment waits for the consumer (password), or the order waits to be paid (as on the POS link).
+PENDING: Final = QR_PENDING
 #: ``RC``: the payment code or order has expired (acqsim uses the card code "expired card").
 EXPIRED: Final = "54"
 #: ``RC``: the payment code was used already, or the order was paid or closed (acqsim: "duplicate").
