@@ -36,8 +36,8 @@ class VerifyMac:
     """→ ``bool`` (M8, CUP ECB algorithm)."""
 
     mak_under_lmk: str
-    data: bytes
-    mac: bytes
+    data: bytes = dataclasses.field(repr=False)  # the request body: it holds the card number
+    mac: bytes = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class GenerateMac:
     """→ ``bytes`` (M6, CUP ECB algorithm)."""
 
     mak_under_lmk: str
-    data: bytes
+    data: bytes = dataclasses.field(repr=False)  # the answer body: it holds the card number
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ class VerifyMacAndPin:
 class AskLedger:
     """→ ``LedgerAnswer`` or :class:`PeerFailure`."""
 
-    request: LedgerRequest
+    request: LedgerRequest = dataclasses.field(repr=False)
 
 
 # --- journal: sessions -----------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.flows.ledger import reversal_of
 from frontend.journal import Journal
-from frontend.records import JournalTxn
 from frontend.lifecycle import TxnEvent, TxnState, advance
+from frontend.records import JournalTxn
 from wire.constants import ResponseCode
 
 log = logging.getLogger("acqsim.frontend")
