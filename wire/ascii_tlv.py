@@ -57,12 +57,15 @@ def encode_ascii_tlv(items: Iterable[tuple[str, str]], *, field: str = QR_FIELD)
 
 
 def parse_ascii_tlv(text: str, *, field: str = QR_FIELD) -> TlvItems:
-    """The (tag, value) pairs of ``text`` in order. Raises :class:`MessageDecodeError` naming ``field`` and the
-    character offset of the first bad tag, length or value."""
+    """The (tag, value) pairs of ``text`` in order. Raises :class:`MessageDecodeError` naming ``field`` and a
+    character offset: of the data object that is cut short or runs past the end, of a bad tag or length, of
+    a bad character in a value."""
     items: list[tuple[str, str]] = []
     seen: set[str] = set()
     at = 0
     while at < len(text):
+        if len(text) - at < TAG_LEN + LENGTH_DIGITS:
+            raise MessageDecodeError("ASCII TLV ends inside a tag or its length", field=field, offset=at)
         tag = text[at : at + TAG_LEN]
         if not _good_tag(tag):
             raise MessageDecodeError("ASCII TLV tag must be 2 letters or digits", field=field, offset=at)
@@ -70,12 +73,12 @@ def parse_ascii_tlv(text: str, *, field: str = QR_FIELD) -> TlvItems:
             raise MessageDecodeError(f"ASCII TLV tag {tag} appears twice", field=field, offset=at)
         length_at = at + TAG_LEN
         length = text[length_at : length_at + LENGTH_DIGITS]
-        if len(length) < LENGTH_DIGITS or not length.isascii() or not length.isdigit():
+        if not length.isascii() or not length.isdigit():
             raise MessageDecodeError("ASCII TLV length must be 3 digits", field=field, offset=length_at)
         value_at = length_at + LENGTH_DIGITS
         end = value_at + int(length)
         if end > len(text):
-            raise MessageDecodeError("ASCII TLV value runs past the end of the field", field=field, offset=length_at)
+            raise MessageDecodeError("ASCII TLV value runs past the end of the field", field=field, offset=at)
         value = text[value_at:end]
         if (bad := _bad_value_at(value)) is not None:
             raise MessageDecodeError(

@@ -50,7 +50,8 @@ def test_any_bytes_decode_or_raise_a_decode_error_with_an_offset(data: bytes) ->
 @pytest.mark.parametrize(
     ("text", "offset", "words"),
     [
-        ("A3019" + "1" * 18, 2, "runs past the end"),
+        ("A3019" + "1" * 18, 0, "runs past the end"),
+        ("A3001xA2", 6, "ends inside"),
         ("a-001x", 0, "tag"),
         ("A30x1x", 2, "length"),
         ("A3001xA3001x", 6, "twice"),
