@@ -26,6 +26,10 @@ from hsm_sim.client import HsmClient
 from hsm_sim.server import serve as serve_hsm
 from nac.routes import RouteTable
 from nac.server import NacServer
+from wallet.client import WalletClient
+from wallet.server import WalletHost
+from wallet.server import serve as serve_wallet
+from wallet.store import WALLET_DB, WalletStore
 from wire.trace import TraceWriter
 
 LOOPBACK = "127.0.0.1"
@@ -38,12 +42,13 @@ class Pipeline:
     ledger: Endpoint
     frontend: Endpoint
     nac: Endpoint
+    wallet: Endpoint
     cancel: anyio.CancelScope
 
 
 @asynccontextmanager
 async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> AsyncIterator[Pipeline]:
-    """Start HSM, ledger, front-end and NAC on free loopback ports; stop them all on exit.
+    """Start HSM, ledger, wallet host, front-end and NAC on free loopback ports; stop them all on exit.
 
     With ``trace`` every service appends trace records under ``config.trace_dir``.
     """
@@ -53,6 +58,7 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
     }
     service = open_service(config.store_path(config.ledger.db), config)
     journal = Journal(config.store_path(config.frontend.db))
+    wallet_store = WalletStore(config.data_dir / WALLET_DB)
     try:
         async with anyio.create_task_group() as tg:
             hsm_port = await tg.start(
@@ -61,10 +67,17 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
             ledger_port = await tg.start(
                 functools.partial(serve_ledger, LOOPBACK, 0, service=service, trace=traces["ledger"])
             )
+            wallet_port = await tg.start(functools.partial(serve_wallet, LOOPBACK, 0, wallet=WalletHost(wallet_store)))
             hsm = await HsmClient.connect(LOOPBACK, hsm_port)
             ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
+            wallet = WalletClient(LOOPBACK, wallet_port)
             frontend = Frontend(
-                Context(registry=Registry.from_config(config)), journal, hsm, ledger, trace=traces["frontend"]
+                Context(registry=Registry.from_config(config)),
+                journal,
+                hsm,
+                ledger,
+                trace=traces["frontend"],
+                wallet=wallet,
             )
             fe_port = await tg.start(functools.partial(serve_frontend, LOOPBACK, 0, frontend=frontend))
             nac = NacServer(
@@ -78,13 +91,16 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
                 ledger=Endpoint(host=LOOPBACK, port=ledger_port),
                 frontend=Endpoint(host=LOOPBACK, port=fe_port),
                 nac=Endpoint(host=LOOPBACK, port=ports.listen),
+                wallet=Endpoint(host=LOOPBACK, port=wallet_port),
                 cancel=tg.cancel_scope,
             )
             await hsm.aclose()
             await ledger.aclose()
+            await wallet.aclose()
             tg.cancel_scope.cancel()
     finally:
         for writer in traces.values():
             writer.close()
         journal.close()
         service.store.close()
+        wallet_store.close()

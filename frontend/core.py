@@ -19,6 +19,9 @@ value is the :class:`Reply`. The checks, in order, each with its response code (
 9. PIN (field 52) verified by the HSM against the PVV in track 2 — 55, the third failure of the day for a
    card and every try after it — 75; a PIN block the HSM cannot read — 99;
 10. the ledger decides; no answer in time — 98, and a reversal goes to the ledger by store-and-forward.
+
+QR payments (22 = 032, field 59; :mod:`frontend.flows.qr`) take steps 1–7 the same way, then the wallet host
+decides instead of the ledger (no answer in time — 98, and a reversal goes to the wallet by store-and-forward).
 """
 
 from __future__ import annotations
@@ -32,15 +35,17 @@ from frontend.flows.faults import UNKNOWN_OUTCOME_CODES
 from frontend.flows.financial import financial
 from frontend.flows.ledger import reversal_of
 from frontend.flows.pin import MAX_PIN_FAILURES_PER_DAY, pin_verification, settle_pin
+from frontend.flows.qr import qr, qr_reversal
 from frontend.flows.reversal import reversal
 from frontend.flows.settlement import batch_upload, settlement
 from frontend.flows.sign_on import sign_off_or_echo, sign_on
-from frontend.messages import Kind
+from frontend.messages import QR_KINDS, Kind
 from frontend.records import Session
 from hsm_sim.client import PinVerification
 from wire.codec import pos_body_mac, pos_mac_block
 from wire.constants import ResponseCode
 from wire.errors import WireError
+from wire.field59 import ENTRY_QR
 from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
 from wire.posframe import PosFrame
 from wire.posmessage import PosMessage
@@ -115,6 +120,10 @@ def process(request: PosMessage, ctx: Context) -> Flow:
         return (yield from settlement(answer, session))
     if kind in (Kind.BATCH_UPLOAD, Kind.BATCH_UPLOAD_END):
         return (yield from batch_upload(answer, session, kind))
+    if kind in QR_KINDS:
+        return (yield from qr(answer, session, kind, now))
+    if kind is Kind.REVERSAL and request.get("22") == ENTRY_QR:
+        return (yield from qr_reversal(answer, session))
     if kind is Kind.REVERSAL:
         return (yield from reversal(answer, session, ctx, now))
     return (yield from financial(answer, session, kind, ctx, now, pin_code))

@@ -7,7 +7,8 @@ frozen dataclasses compared by value, so a core test can assert the exact sequen
 Card numbers in effects are left out of their ``repr``.
 
 HSM effects: :class:`GenerateWorkingKeys`, :class:`VerifyMac`, :class:`GenerateMac`, :class:`VerifyPin`,
-:class:`VerifyMacAndPin`. Ledger: :class:`AskLedger`. Journal: every other effect; those in
+:class:`VerifyMacAndPin`. Ledger: :class:`AskLedger`. Wallet host (QR payments): :class:`AskWallet`.
+Journal: every other effect; those in
 :data:`INLINE_JOURNAL_EFFECTS` are answered from the journal's memory (no thread, no disk), the rest are written
 durably (group commit) before their answer comes back.
 """
@@ -20,6 +21,7 @@ from typing import Final
 
 from core_ledger.api import LedgerRequest
 from frontend.records import Session
+from wire.tlvlink import LinkMessage
 
 # --- HSM -------------------------------------------------------------------------------------------------
 
@@ -77,6 +79,17 @@ class AskLedger:
     """→ ``LedgerAnswer`` or :class:`PeerFailure`."""
 
     request: LedgerRequest = dataclasses.field(repr=False)
+
+
+# --- wallet host (QR payments) --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AskWallet:
+    """→ the wallet host's answer (a wire.tlvlink ``LinkMessage``) or :class:`PeerFailure`. The request may
+    hold a payment code: left out of the ``repr``."""
+
+    request: LinkMessage = dataclasses.field(repr=False)
 
 
 # --- journal: sessions -----------------------------------------------------------------------------------
@@ -148,6 +161,23 @@ class RecordRequest:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RecordQrRequest:
+    """Journal a QR request before the wallet is asked. → its RRN, or ``None`` when (terminal, batch, STAN,
+    MTI) is already journaled."""
+
+    terminal_id: str
+    batch: str
+    stan: str
+    mti: str
+    kind: str
+    code_masked: str
+    amount: int
+    local_date: str
+    local_time: str
+    original_stan: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RecordAnswer:
     """The answer of a journaled request, and its new state. → ``None``."""
 
@@ -184,6 +214,14 @@ class QueueReversal:
     """Store a reversal for the ledger (store-and-forward) and wake the forwarder. → ``None``."""
 
     request: LedgerRequest = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueWalletReversal:
+    """Store a wallet-link reversal (``REVS``) for the wallet host (store-and-forward) and wake the forwarder.
+    → ``None``."""
+
+    request: LinkMessage
 
 
 # --- journal: PIN tries ----------------------------------------------------------------------------------
@@ -224,15 +262,17 @@ JournalEffect = (
     | NextRrn
     | FindTxn
     | RecordRequest
+    | RecordQrRequest
     | RecordAnswer
     | SetStatus
     | BatchTotals
     | QueueReversal
+    | QueueWalletReversal
     | ReservePinTry
     | ReleasePinTry
     | AddPinFailure
 )
-Effect = HsmEffect | AskLedger | JournalEffect
+Effect = HsmEffect | AskLedger | AskWallet | JournalEffect
 
 #: Journal effects answered from memory on the event loop (no thread, no disk).
 INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry)

@@ -12,7 +12,11 @@ import anyio
 
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.flows.faults import ForwardVerdict, forward_verdict
+from frontend.flows.qr import REVERSAL_DONE as WALLET_REVERSAL_DONE
 from frontend.journal import MAX_REVERSAL_TRIES, Journal
+from wallet.client import WalletClient, WalletError
+from wire.tlvlink import decode_message
+from wire.walletlink import WALLET_LINK
 
 log = logging.getLogger("acqsim.frontend")
 
@@ -21,8 +25,8 @@ REVERSAL_RETRY_S: Final = 1.0
 
 
 class ReversalForwarder:
-    def __init__(self, journal: Journal, ledger: LedgerClient) -> None:
-        self.journal, self.ledger = journal, ledger
+    def __init__(self, journal: Journal, ledger: LedgerClient, *, wallet: WalletClient | None = None) -> None:
+        self.journal, self.ledger, self.wallet = journal, ledger, wallet
         self._wakeup = anyio.Event()
 
     def wake(self) -> None:
@@ -36,8 +40,26 @@ class ReversalForwarder:
             self._wakeup = anyio.Event()
             try:
                 await self.forward_pending()
+                await self.forward_wallet_reversals()
             except sqlite3.Error as exc:  # the queue stays in the journal: tried again on the next round
                 log.error("cannot read or update the pending reversals: %s", exc)  # noqa: TRY400 - no payload
+
+    async def forward_wallet_reversals(self) -> None:
+        """QR reversals owed to the wallet host: until it answers 00 (undone) or 25 (never charged; the wallet
+        then refuses the payment should it arrive late), however long the wallet host is down."""
+        if self.wallet is None:
+            return
+        for reversal_id, text in await anyio.to_thread.run_sync(self.journal.pending_wallet_reversals):
+            try:
+                answer = await self.wallet.request(decode_message(text.encode("ascii"), WALLET_LINK))
+            except WalletError:
+                return
+            if answer.result in WALLET_REVERSAL_DONE:
+                await anyio.to_thread.run_sync(self.journal.wallet_reversal_done, reversal_id)
+                log.info("QR reversal %d acknowledged by the wallet host", reversal_id)
+            else:
+                await anyio.to_thread.run_sync(self.journal.wallet_reversal_failed, reversal_id)
+                log.warning("QR reversal %d answered %s by the wallet host: tried again", reversal_id, answer.result)
 
     async def forward_pending(self) -> None:
         for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):

@@ -14,10 +14,12 @@ from frontend.effects import (
     HSM_EFFECTS,
     INLINE_JOURNAL_EFFECTS,
     AskLedger,
+    AskWallet,
     Effect,
     FailureKind,
     PeerFailure,
     QueueReversal,
+    QueueWalletReversal,
     VerifyMacAndPin,
 )
 from frontend.hsm_effects import hsm_commands, hsm_result
@@ -25,6 +27,7 @@ from frontend.journal import Journal
 from frontend.journal_ops import JournalCall, journal_call
 from frontend.tracing import TRACED, EffectTrace
 from hsm_sim.client import HsmClient, HsmError, HsmUnavailable
+from wallet.client import WalletClient, WalletTimeout, WalletUnavailable
 from wire.trace import TraceWriter
 
 log = logging.getLogger("acqsim.frontend")
@@ -39,8 +42,11 @@ class Interpreter:
         *,
         trace: TraceWriter | None,
         reversal_queued: Callable[[], None],
+        wallet: WalletClient | None = None,
     ) -> None:
         self.journal, self.hsm, self.ledger, self.trace = journal, hsm, ledger, trace
+        #: The wallet host, for QR payments (``None``: QR requests are answered as the wallet unavailable).
+        self.wallet = wallet
         #: Journal writes of all transactions in flight share one commit (``serve`` runs its flusher).
         self.journal_writes: GroupCommit[JournalCall, Any] = GroupCommit("journal", journal.run_batch)
         self._reversal_queued = reversal_queued
@@ -66,6 +72,16 @@ class Interpreter:
                 return hsm_result(effect, await self.hsm.call_many(hsm_commands(effect)))
             if isinstance(effect, AskLedger):
                 return await self.ledger.submit(effect.request)
+            if isinstance(effect, AskWallet):
+                if self.wallet is None:
+                    return PeerFailure("wallet", FailureKind.UNAVAILABLE, "no wallet host configured")
+                return await self.wallet.request(effect.request)
+        except WalletTimeout as exc:
+            log.warning("wallet host timed out: %s", exc)
+            return PeerFailure("wallet", FailureKind.TIMEOUT, str(exc))
+        except WalletUnavailable as exc:
+            log.warning("wallet host unavailable: %s", exc)
+            return PeerFailure("wallet", FailureKind.UNAVAILABLE, str(exc))
         except LedgerTimeout as exc:
             log.warning("ledger timed out: %s", exc)
             return PeerFailure("ledger", FailureKind.TIMEOUT, str(exc))
@@ -79,6 +95,6 @@ class Interpreter:
             log.warning("HSM error: %s", exc)
             return PeerFailure("hsm", FailureKind.ERROR, str(exc))
         result = await self.journal_writes.submit(journal_call(effect))
-        if isinstance(effect, QueueReversal):
+        if isinstance(effect, QueueReversal | QueueWalletReversal):
             self._reversal_queued()
         return result

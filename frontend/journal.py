@@ -45,12 +45,14 @@ CREATE TABLE IF NOT EXISTS pending_reversals (id INTEGER PRIMARY KEY AUTOINCREME
     tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
     last_code TEXT);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS wallet_reversals (id INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
 """
 
 #: Transaction kinds that count as debits / credits in settlement totals (PROTOCOL.md §3). A voided purchase
 #: still counts as a debit, and its void as a credit; reversed transactions count nowhere.
-DEBIT_KINDS: Final = ("purchase", "preauth_completion", "preauth_completion_advice")
-CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void")
+DEBIT_KINDS: Final = ("purchase", "preauth_completion", "preauth_completion_advice", "qr_sale")
+CREDIT_KINDS: Final = ("void", "refund", "preauth_completion_void", "qr_void", "qr_refund")
 #: A store-and-forward reversal is given up (a dead letter, for an operator) after this many refused tries.
 MAX_REVERSAL_TRIES: Final = 10
 #: States of a store-and-forward reversal: still owed to the ledger, or given up and waiting for an operator.
@@ -399,6 +401,63 @@ class Journal:
 
         self._remember(remember)
         return failures
+
+    def record_qr_request(
+        self,
+        *,
+        terminal_id: str,
+        batch: str,
+        stan: str,
+        mti: str,
+        kind: str,
+        code_masked: str,
+        amount: int,
+        local_date: str,
+        local_time: str,
+        original_stan: str | None,
+    ) -> str | None:
+        """Journal a QR request before the wallet is asked: its RRN, or ``None`` if (terminal, batch, STAN, MTI)
+        is already journaled. No ledger request is kept (the wallet, not the ledger, holds the money; a crash
+        before the answer is settled by the terminal's reversal, which goes to the wallet)."""
+        rrn = self.next_rrn()
+        try:
+            self._exec(
+                "INSERT INTO txns (terminal_id, batch, stan, mti, kind, pan_masked, amount, local_date, local_time, "
+                "rrn, status, original_stan, created_at, pending_request) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, NULL)",
+                (
+                    terminal_id,
+                    batch,
+                    stan,
+                    mti,
+                    kind,
+                    code_masked,
+                    amount,
+                    local_date,
+                    local_time,
+                    rrn,
+                    original_stan,
+                    time.time(),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            return None
+        return rrn
+
+    # store-and-forward reversals to the wallet host (the encoded wallet-link REVS: no card data)
+    def queue_wallet_reversal(self, message: str) -> None:
+        self._exec("INSERT INTO wallet_reversals (message, created_at) VALUES (?, ?)", (message, time.time()))
+
+    def pending_wallet_reversals(self) -> list[tuple[int, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, message FROM wallet_reversals ORDER BY id").fetchall()
+        return [(int(i), str(text)) for i, text in rows]
+
+    def wallet_reversal_done(self, reversal_id: int) -> None:
+        self._exec("DELETE FROM wallet_reversals WHERE id = ?", (reversal_id,))
+
+    def wallet_reversal_failed(self, reversal_id: int) -> None:
+        self._exec("UPDATE wallet_reversals SET tries = tries + 1 WHERE id = ?", (reversal_id,))
 
     # store-and-forward reversals to the ledger
     def queue_reversal(self, request: LedgerRequest) -> None:

@@ -16,7 +16,9 @@ from frontend.effects import (
     NextRrn,
     OpenSession,
     QueueReversal,
+    QueueWalletReversal,
     RecordAnswer,
+    RecordQrRequest,
     RecordRequest,
     ReleasePinTry,
     ReservePinTry,
@@ -25,6 +27,8 @@ from frontend.effects import (
 )
 from frontend.journal import Journal
 from frontend.records import Session
+from wire.tlvlink import encode_message
+from wire.walletlink import WALLET_LINK
 
 JournalCall = Callable[[Journal], Any]
 
@@ -70,6 +74,22 @@ def journal_call(effect: JournalEffect) -> JournalCall:
                 original_stan=effect.original_stan,
                 ledger_request=effect.ledger_request,
             )
+        case RecordQrRequest():
+            return lambda j: j.record_qr_request(
+                terminal_id=effect.terminal_id,
+                batch=effect.batch,
+                stan=effect.stan,
+                mti=effect.mti,
+                kind=effect.kind,
+                code_masked=effect.code_masked,
+                amount=effect.amount,
+                local_date=effect.local_date,
+                local_time=effect.local_time,
+                original_stan=effect.original_stan,
+            )
+        case QueueWalletReversal(request=message):
+            text = encode_message(message, WALLET_LINK).decode("ascii")
+            return lambda j: j.queue_wallet_reversal(text)
         case RecordAnswer():
             return lambda j: j.record_answer(
                 effect.terminal_id,

@@ -27,6 +27,13 @@ class Kind(enum.StrEnum):
     SETTLEMENT = "settlement"
     BATCH_UPLOAD = "batch_upload"
     BATCH_UPLOAD_END = "batch_upload_end"
+    # QR payments (PROTOCOL.md §9, docs/qr.md): 22 = 032, field 59; served by the wallet host
+    QR_SALE = "qr_sale"
+    QR_VOID = "qr_void"
+    QR_REFUND = "qr_refund"
+    QR_ORDER = "qr_order"
+    QR_QUERY = "qr_query"
+    QR_CANCEL = "qr_cancel"
 
 
 #: (MTI, processing code, 60.1) → kind, for the financial messages.
@@ -41,7 +48,14 @@ FINANCIAL: Final[dict[tuple[str, str, str], Kind]] = {
     (Mti.ADVICE, ProcessingCode.PURCHASE, TxnType.PREAUTH_COMPLETION_ADVICE): Kind.PREAUTH_COMPLETION_ADVICE,
     (Mti.FINANCIAL_REQUEST, ProcessingCode.VOID, TxnType.PREAUTH_COMPLETION_VOID): Kind.PREAUTH_COMPLETION_VOID,
     (Mti.FINANCIAL_REQUEST, ProcessingCode.TRANSFER, TxnType.TRANSFER): Kind.TRANSFER,
+    (Mti.FINANCIAL_REQUEST, ProcessingCode.PURCHASE, TxnType.QR_ORDER): Kind.QR_ORDER,
+    (Mti.FINANCIAL_REQUEST, ProcessingCode.BALANCE, TxnType.QR_QUERY): Kind.QR_QUERY,
+    (Mti.FINANCIAL_REQUEST, ProcessingCode.VOID, TxnType.QR_ORDER_CANCEL): Kind.QR_CANCEL,
 }
+
+#: A card kind made with 22 = 032 (the merchant scanned the consumer's code) is its QR twin.
+QR_TWINS: Final[dict[Kind, Kind]] = {Kind.PURCHASE: Kind.QR_SALE, Kind.VOID: Kind.QR_VOID, Kind.REFUND: Kind.QR_REFUND}
+QR_KINDS: Final = frozenset({*QR_TWINS.values(), Kind.QR_ORDER, Kind.QR_QUERY, Kind.QR_CANCEL})
 
 #: (MTI, 60.3) → kind, for network management, settlement and batch upload.
 MANAGEMENT: Final[dict[tuple[str, str], Kind]] = {

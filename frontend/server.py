@@ -30,6 +30,7 @@ from frontend.journal import Journal
 from frontend.journal_ops import JournalCall
 from frontend.recovery import settle_unsettled
 from hsm_sim.client import HsmClient
+from wallet.client import WalletClient
 from wire.errors import WireError
 from wire.posframe import PosFrame
 from wire.posmessage import PosMessage
@@ -45,12 +46,22 @@ JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
 
 class Frontend:
     def __init__(
-        self, ctx: Context, journal: Journal, hsm: HsmClient, ledger: LedgerClient, *, trace: TraceWriter | None = None
+        self,
+        ctx: Context,
+        journal: Journal,
+        hsm: HsmClient,
+        ledger: LedgerClient,
+        *,
+        trace: TraceWriter | None = None,
+        wallet: WalletClient | None = None,
     ) -> None:
+        """``wallet``: the wallet host for QR payments (without one, QR requests are answered 98)."""
         self.ctx, self.journal, self.ledger = ctx, journal, ledger
         self.trace = trace if trace is not None and trace.enabled else None
-        self.forwarder = ReversalForwarder(journal, ledger)
-        self.effects = Interpreter(journal, hsm, ledger, trace=self.trace, reversal_queued=self.forwarder.wake)
+        self.forwarder = ReversalForwarder(journal, ledger, wallet=wallet)
+        self.effects = Interpreter(
+            journal, hsm, ledger, trace=self.trace, reversal_queued=self.forwarder.wake, wallet=wallet
+        )
         self.answered = 0
 
     @property

@@ -50,10 +50,13 @@ async def qr_order(pos: PosTerminal, amount: int, *, lifetime_s: int | None = No
     return await _exchange_qr(pos, "qr_order", Field59(order_lifetime_s=lifetime_s), amount=amount)
 
 
-async def qr_query(pos: PosTerminal, *, voucher: str | None = None, order: str | None = None) -> Outcome | None:
-    """The result of a payment (voucher) or an order; no pending reversal is sent first (it may be the very
-    sale being asked about)."""
-    return await _exchange_qr(pos, "qr_query", Field59(voucher=voucher, order=order))
+async def qr_query(
+    pos: PosTerminal, *, voucher: str | None = None, order: str | None = None, original_stan: str | None = None
+) -> Outcome | None:
+    """The result of a payment (voucher) or an order (``original_stan``: the sale's or the order's STAN, so the
+    host can end its journal row); no pending reversal is sent first (it may be the very sale asked about)."""
+    original = Original(stan=original_stan) if original_stan else None
+    return await _exchange_qr(pos, "qr_query", Field59(voucher=voucher, order=order), original=original)
 
 
 async def qr_cancel(pos: PosTerminal, order: str) -> Outcome | None:
@@ -98,18 +101,17 @@ async def wait_for_payment(
     last: Outcome | None = pending
     with anyio.move_on_after(deadline):
         while True:
+            stan = pending.fields.get("11")
             if by_order:
-                last = await qr_query(pos, order=qr_data.order)
+                last = await qr_query(pos, order=qr_data.order, original_stan=stan)
             else:
-                last = await qr_query(pos, voucher=qr_data.voucher)
+                last = await qr_query(pos, voucher=qr_data.voucher, original_stan=stan)
             if last is not None and last.response_code != QR_PENDING:
                 break
             await anyio.sleep(interval)  # the consumer is typing a password or scanning: ask again later
-    if by_order:
-        return last
     if last is not None:
-        pos.session.qr_settled(pending, last)
+        pos.session.qr_settled(pending, last)  # paid: the sale (or the paid order) joins the batch
         pos.save()
-    if pos.session.state.pending_reversal is not None:
+    if not by_order and pos.session.state.pending_reversal is not None:
         await pos.send_pending_reversal()  # still pending at the deadline, or no answer: undo the sale
     return last

@@ -262,7 +262,8 @@ class TerminalSession:
         pending: the caller reverses.)"""
         if final.response_code == QR_PENDING or not final.trusted:
             return
-        self.state.pending_reversal = None
+        if sale.kind == "qr_sale":
+            self.state.pending_reversal = None
         if final.approved:
             fields = {**sale.fields, "39": final.response_code, "59": final.fields.get("59", sale.fields.get("59", ""))}
             self._remember("qr_sale", fields)

@@ -29,13 +29,12 @@ from wallet.client import DEFAULT_WALLET, WalletClient, WalletError
 from wallet.core import QR_CONTENT_PREFIX, order_of_qr
 from wallet.seed import DEFAULT_ACCOUNT, TEST_PASSWORD
 from wallet.server import WalletHost, serve
-from wallet.store import WalletStore
+from wallet.store import WALLET_DB, WalletStore
 from wire.errors import MessageDecodeError
 from wire.field59 import mask_code
 from wire.tlvlink import LinkMessage
 from wire.walletlink import Kind
 
-WALLET_DB: Final = "wallet.sqlite3"
 ACTIONS: Final = ("serve", "code", "pay", "confirm", "balance")
 
 

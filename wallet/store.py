@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS orders (order_no TEXT PRIMARY KEY, key TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS answered (key TEXT PRIMARY KEY, answer TEXT NOT NULL);
 """
 BUSY_TIMEOUT_MS: Final = 10_000
+#: The store's file name in the data directory.
+WALLET_DB: Final = "wallet.sqlite3"
 
 
 class WalletStoreError(Exception):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from frontend.messages import EXTRA_REQUIRED, FINANCIAL, FINANCIAL_REQUIRED, MANAGEMENT, Kind
+from frontend.messages import EXTRA_REQUIRED, FINANCIAL, FINANCIAL_REQUIRED, MANAGEMENT, QR_TWINS, Kind
 from wire.constants import Mti, ResponseCode
+from wire.field59 import ENTRY_QR
 from wire.posmessage import PosMessage
 
 #: A PAN is 12 to 19 digits (ISO/IEC 7812); anything else in field 2 or track 2 is a format error.
@@ -42,7 +43,10 @@ def classify(request: PosMessage) -> Kind | ResponseCode:
     if mti in _MANAGEMENT_MTIS:
         return MANAGEMENT.get((mti, f60.network_code), ResponseCode.INVALID_TRANSACTION)
     if mti in _FINANCIAL_MTIS:
-        return FINANCIAL.get((mti, request.get("3"), f60.txn_type), ResponseCode.INVALID_TRANSACTION)
+        kind = FINANCIAL.get((mti, request.get("3"), f60.txn_type), ResponseCode.INVALID_TRANSACTION)
+        if request.get("22") == ENTRY_QR and isinstance(kind, Kind):
+            return QR_TWINS.get(kind, kind)
+        return kind
     return ResponseCode.FUNCTION_NOT_SUPPORTED
 
 

@@ -18,8 +18,10 @@ from frontend.core import Context, Reply, inbound, process
 from frontend.effects import (
     HSM_EFFECTS,
     AskLedger,
+    AskWallet,
     Effect,
     QueueReversal,
+    QueueWalletReversal,
     VerifyMacAndPin,
     VerifyPin,
 )
@@ -32,6 +34,9 @@ from hsm_sim.client import PinVerification, read_answer
 from hsm_sim.processor import HsmProcessor
 from terminal.session import TerminalSession
 from terminal.state import TerminalState
+from wallet.core import WalletCore
+from wallet.seed import seed_accounts
+from wallet.store import WalletStore
 from wire.posframe import PosFrame
 
 #: The header every in-process HSM command is sent under (the processor echoes it).
@@ -56,6 +61,15 @@ class Harness:
             state.apply(txn.effects)
         self.ledger = LedgerEngine(state, clock=lambda: NOW.replace(tzinfo=dt.UTC))
         self.reversals: list[Any] = []
+        #: The real wallet host's core on a real SQLite store, for QR payments; its clock is settable.
+        self.wallet_store = WalletStore(tmp / "wallet.sqlite3")
+        book = self.wallet_store.load()
+        opening = seed_accounts(book)
+        self.wallet_store.commit(opening)
+        book.apply(opening)
+        self.wallet = WalletCore(book)
+        self.wallet_now = NOW.timestamp()
+        self.wallet_reversals: list[Any] = []
         self.last_request = b""  # the body of the last request sent
         #: When set, the HSM's answer to every PIN verification (e.g. its own per-account limit).
         self.pin_answer: PinVerification | None = None
@@ -85,6 +99,14 @@ class Harness:
         if isinstance(effect, QueueReversal):
             self.reversals.append(effect.request)
             return None
+        if isinstance(effect, AskWallet):
+            wallet_decision = self.wallet.decide(effect.request, self.wallet_now)
+            self.wallet_store.commit(wallet_decision.records)
+            self.wallet.apply(wallet_decision.records)
+            return wallet_decision.answer
+        if isinstance(effect, QueueWalletReversal):
+            self.wallet_reversals.append(effect.request)
+        assert not isinstance(effect, AskWallet)
         result = self.journal.run_batch([journal_call(effect)])[0]  # as the server runs it: in a batch of its own
         if isinstance(result, BaseException):
             raise result
