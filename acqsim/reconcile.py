@@ -13,9 +13,10 @@ Rules (each broken one is a :class:`Difference`):
 - a ``pending`` row (the front-end died before the answer) has nothing in effect at the ledger;
 - every ledger transaction that took effect (other than reversals, which name their original) has a journal
   row with its RRN, and no RRN took effect twice;
-- every open hold belongs to a transaction whose journal row is an approved pre-authorisation.
+- every open hold belongs to a transaction whose journal row is an approved pre-authorisation;
+- QR rows are matched against the wallet host's store instead (``--wallet``; :mod:`acqsim.reconcile_qr`).
 
-    acqsim ledger reconcile [--config FILE | --journal DB --ledger DB|URL] [--json]
+    acqsim ledger reconcile [--config FILE | --journal DB --ledger DB|URL] [--wallet DB] [--json]
 
 Exit codes: 0 clean, 1 differences (listed), 2 bad usage or a store that cannot be read.
 """
@@ -34,10 +35,12 @@ from typing import Final
 from acqkit.config import load_config
 from acqkit.datakey import DataKeyError
 from acqkit.exitcodes import EXIT_USAGE
+from acqsim.reconcile_qr import QR_KINDS, queued_wallet_reversals, read_wallet, reconcile_qr
 from core_ledger.api import LedgerOp
 from core_ledger.model import Txn, TxnStatus
 from core_ledger.setup import open_store
 from frontend.journal import journal_data_key, stored_request
+from wallet.store import WALLET_DB, WalletStoreError
 
 #: Ledger states in which a transaction has moved money or holds.
 IN_EFFECT: Final = frozenset(
@@ -71,6 +74,7 @@ class JournalRow:
     rrn: str
     status: str
     response_code: str | None
+    local_date: str = ""
 
     def summary(self) -> str:
         return (
@@ -123,9 +127,10 @@ def read_journal(path: Path) -> tuple[list[JournalRow], set[str]]:
                     rrn=r[5],
                     status=r[6],
                     response_code=r[7],
+                    local_date=r[8],
                 )
                 for r in db.execute(
-                    "SELECT terminal_id, batch, stan, kind, amount, rrn, status, response_code FROM txns"
+                    "SELECT terminal_id, batch, stan, kind, amount, rrn, status, response_code, local_date FROM txns"
                 )
             ]
             key = journal_data_key(path)
@@ -155,6 +160,8 @@ def reconcile(journal: list[JournalRow], queued: set[str], ledger: list[Txn], ho
         diffs.append(Difference(rrn, problem, row.summary() if row else "", "; ".join(_summary(t) for t in txns)))
 
     for row in journal:
+        if row.kind in QR_KINDS:
+            continue  # matched against the wallet host (acqsim/reconcile_qr.py)
         txns = by_rrn.get(row.rrn, [])
         effective = [t for t in txns if t.status in IN_EFFECT]
         if len(effective) > 1:
@@ -193,7 +200,8 @@ def reconcile(journal: list[JournalRow], queued: set[str], ledger: list[Txn], ho
     )
 
 
-def reconcile_stores(journal_path: Path, ledger_db: str) -> Reconciliation:
+def reconcile_stores(journal_path: Path, ledger_db: str, wallet_db: Path | None = None) -> Reconciliation:
+    """Journal vs ledger; with ``wallet_db``, the journal's QR rows vs the wallet host's store too."""
     rows, queued = read_journal(journal_path)
     if "://" not in ledger_db and not Path(ledger_db).is_file():
         raise ReconcileError(f"no ledger store at {ledger_db}")
@@ -205,7 +213,19 @@ def reconcile_stores(journal_path: Path, ledger_db: str) -> Reconciliation:
         state = store.load()
     finally:
         store.close()
-    return reconcile(rows, queued, list(state.txns.values()), set(state.holds))
+    result = reconcile(rows, queued, list(state.txns.values()), set(state.holds))
+    if wallet_db is None:
+        return result
+    try:
+        book = read_wallet(wallet_db)
+        matched, problems = reconcile_qr(rows, book, queued_wallet_reversals(journal_path))
+    except (WalletStoreError, sqlite3.Error) as exc:
+        raise ReconcileError(f"cannot read the wallet store {wallet_db}: {exc}") from None
+    found = tuple(
+        Difference(rrn, problem, row.summary() if isinstance(row, JournalRow) else "", "")
+        for rrn, problem, row in problems
+    )
+    return dataclasses.replace(result, matched=result.matched + matched, differences=result.differences + found)
 
 
 def render(result: Reconciliation) -> str:
@@ -227,6 +247,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="acqsim TOML configuration naming both stores (default: built-in)")
     parser.add_argument("--journal", type=Path, help="the front-end journal (SQLite file)")
     parser.add_argument("--ledger", help="the ledger store: SQLite file or postgresql:// URL")
+    parser.add_argument(
+        "--wallet",
+        type=Path,
+        help="the wallet host's store: check the QR rows too (default: "
+        "the data directory's wallet.sqlite3 when it exists, with --config)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -237,10 +263,12 @@ def run(args: argparse.Namespace) -> int:
     if args.journal is None:
         config = load_config(args.config)
         journal, ledger = Path(config.store_path(config.frontend.db)), str(config.store_path(config.ledger.db))
+        default_wallet = config.data_dir / WALLET_DB
+        wallet = args.wallet or (default_wallet if default_wallet.is_file() else None)
     else:
-        journal, ledger = args.journal, args.ledger
+        journal, ledger, wallet = args.journal, args.ledger, args.wallet
     try:
-        result = reconcile_stores(journal, ledger)
+        result = reconcile_stores(journal, ledger, wallet)
     except ReconcileError as exc:
         print(f"acqsim ledger reconcile: {exc}", file=sys.stderr)
         return EXIT_USAGE

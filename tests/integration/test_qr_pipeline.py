@@ -1,0 +1,84 @@
+"""QR payments over the whole path on loopback — terminal → NAC → front-end → wallet host — with the consumer's
+wallet app beside it: a scanned code, a payment waiting for the password then polled, an order QR paid by the
+app, a void by voucher; the terminal's settlement balances and reconciliation (journal vs ledger and wallet)
+is clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from acqkit.config import AcqsimConfig
+from acqsim.pipeline import running_pipeline
+from acqsim.reconcile import reconcile_stores
+from terminal.pos import PosTerminal
+from terminal.qrpay import order_of, qr_order, qr_sale, qr_void, voucher_of, wait_for_payment
+from wallet.client import WalletClient
+from wallet.codes import NO_PASSWORD_LIMIT
+from wallet.seed import TEST_PASSWORD
+from wallet.store import WALLET_DB
+from wire.fields import SettlementTotals
+from wire.tlvlink import LinkMessage
+from wire.walletlink import Kind
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = "TEST-WECHAT-1"
+POLL_S = 0.05
+
+
+async def test_qr_payments_end_to_end(tmp_path: Path) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    with anyio.fail_after(60):
+        async with running_pipeline(config) as pipeline:
+            app = WalletClient(pipeline.wallet.host, pipeline.wallet.port)
+            async with PosTerminal(config, "10000001", nac=pipeline.nac) as pos:
+                code = (await app.request(LinkMessage.of(Kind.CODE, CA=ACCOUNT)))["A3"]
+                sale = await qr_sale(pos, code, 1234, serial="SN-TEST-1")
+                assert sale is not None
+                assert sale.approved
+                assert voucher_of(sale)
+
+                big = (await app.request(LinkMessage.of(Kind.CODE, CA=ACCOUNT)))["A3"]
+                pending = await qr_sale(pos, big, NO_PASSWORD_LIMIT + 1)
+                assert pending is not None
+                assert pending.response_code == "09"
+                confirmed = await app.request(
+                    LinkMessage.of(Kind.CONFIRM, CA=ACCOUNT, A4=voucher_of(pending), PW=TEST_PASSWORD)
+                )
+                assert confirmed.result == "00"
+                paid = await wait_for_payment(pos, pending, interval=POLL_S, deadline=10)
+                assert paid is not None
+                assert paid.approved
+                assert pos.session.state.pending_reversal is None
+
+                order = await qr_order(pos, 2500)
+                assert order is not None
+                assert order.response_code == "09"
+                shown = order_of(order)
+                assert shown.qr_content
+                assert (await app.request(LinkMessage.of(Kind.PAY_ORDER, CA=ACCOUNT, QO=shown.order))).result == "00"
+                order_paid = await wait_for_payment(pos, order, interval=POLL_S, deadline=10)
+                assert order_paid is not None
+                assert order_paid.approved
+
+                void = await qr_void(pos, sale)
+                assert void is not None
+                assert void.approved
+
+                outcome, totals = await pos.settle()
+                assert outcome is not None
+                assert outcome.approved
+                assert totals.domestic.debit_count == 3
+                assert totals.domestic.debit_amount == 1234 + NO_PASSWORD_LIMIT + 1 + 2500
+                assert totals.domestic.credit_amount == 1234
+                assert SettlementTotals.parse(outcome.fields["48"]).domestic.flag == "1"
+            balance = await app.request(LinkMessage.of(Kind.BALANCE, CA=ACCOUNT))
+            assert int(balance["BL"]) == 500_000 - (NO_PASSWORD_LIMIT + 1) - 2500
+            await app.aclose()
+    result = reconcile_stores(
+        Path(config.store_path(config.frontend.db)), config.store_path(config.ledger.db), tmp_path / WALLET_DB
+    )
+    assert result.clean, result.differences
+    assert (result.journal_rows, result.matched) == (4, 4)  # two sales, the order, the void
