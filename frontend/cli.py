@@ -1,6 +1,7 @@
 """``acqsim frontend``: run the acquirer front-end processor, or look into its journal.
 
 acqsim frontend [serve] [--config FILE] [--host H] [--port P] [--hsm HOST:PORT] [--ledger HOST:PORT] [--db PATH]
+                [--wallet HOST:PORT]
 acqsim frontend journal pending|dead-letters [--config FILE] [--db PATH] [--json]
     the store-and-forward reversals still owed to the ledger, or given up on (dead letters: refused for good,
     or MAX_REVERSAL_TRIES tries): an operator settles those by hand. Cards masked. Exit 1 if any dead letter.
@@ -28,6 +29,7 @@ from frontend.journal import REVERSAL_DEAD, REVERSAL_PENDING, Journal
 from frontend.registry import Registry
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
+from wallet.client import WalletClient
 from wire.trace import TraceWriter
 
 
@@ -36,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("queue", nargs="?", choices=("pending", "dead-letters"), help="journal: which reversals")
     parser.add_argument("--json", action="store_true", help="journal: print JSON lines")
     parser.add_argument("--config", type=Path)
+    parser.add_argument("--wallet", help="HOST:PORT of the wallet host for QR payments (default: none, QR answers 98)")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
@@ -109,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "frontend")
-            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace)
+            wallet = None
+            if args.wallet:
+                wallet_at = Endpoint.parse(args.wallet)
+                wallet = WalletClient(wallet_at.host, wallet_at.port, tls=serving.client_tls)
+            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, wallet=wallet)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
             print(serving.summary, flush=True)
             announce("frontend", host, bound)

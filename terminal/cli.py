@@ -8,6 +8,9 @@
       preauth AMOUNT                            preauth-cancel AMOUNT --stan N --auth-code C
       complete AMOUNT --stan N --auth-code C    transfer AMOUNT --to PAN
       ecr-link [--listen HOST:PORT]             serve cash registers (docs/ecr.md) until stopped
+      qr-pay AMOUNT --code CODE [--wait S]      charge a scanned payment code (被扫; polls if pending)
+      qr-order AMOUNT [--wait S]                show an order QR and poll until it is paid (主扫)
+      qr-void AMOUNT --stan N --voucher V       qr-refund AMOUNT --stan N --voucher V --date MMDD
 
 AMOUNT is in yuan with up to 2 decimals ("12.34"); the card defaults to the first good test card and the
 PIN to that card's test PIN. Approvals print the receipt (an HTML e-receipt file for MPOS terminals).
@@ -33,7 +36,8 @@ from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAG
 from acqkit.runner import announce
 from terminal.ecr_link import EcrLink, serve_ecr
 from terminal.pos import PosTerminal
-from terminal.receipt import ReceiptData, html_receipt, text_receipt
+from terminal.qr_cli import QR_COMMANDS, run_qr
+from terminal.receipt import ReceiptData, deliver
 from terminal.session import Original, Outcome, TerminalError
 from wire.constants import RESPONSE_MEANINGS, ResponseCode
 from wire.ecrlink import DEFAULT_ECR_LINK_PORT
@@ -54,6 +58,7 @@ COMMANDS = (
     "settle",
     "reversal-status",
     "ecr-link",
+    *QR_COMMANDS,
 )
 KINDS = {
     "balance": "balance",
@@ -81,6 +86,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
     parser.add_argument("--to", help="transfer target PAN")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    parser.add_argument("--code", help="qr-pay: the consumer's payment code (19 digits)")
+    parser.add_argument("--voucher", help="qr-void, qr-refund: the sale's voucher number (59 A4)")
+    parser.add_argument("--wait", type=float, default=60.0, help="qr-pay, qr-order: seconds to poll (default 60)")
     parser.add_argument(
         "--listen", help=f"ecr-link: HOST:PORT to serve tills on (default 127.0.0.1:{DEFAULT_ECR_LINK_PORT})"
     )
@@ -150,6 +158,8 @@ async def _run(args: argparse.Namespace) -> int:
                 port = await tg.start(functools.partial(serve_ecr, listen.host, listen.port, link=link))
                 announce("ecr-link", listen.host, port)
             return EXIT_OK
+        if args.command in QR_COMMANDS:
+            return await run_qr(args, pos, config, terminal_id)
         state = pos.session.state
         if args.command == "reversal-status":
             pending = state.pending_reversal
@@ -209,13 +219,7 @@ async def _run(args: argparse.Namespace) -> int:
                 time=outcome.fields.get("12", ""),
                 amount=amount,
             )
-            if fixture.app_type == APP_MPOS:
-                path = config.data_dir / "receipts" / f"{terminal_id}-{data.stan}.html"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(html_receipt(data), encoding="utf-8")
-                print(f"e-receipt written to {path}")
-            else:
-                print(text_receipt(data))
+            print(deliver(data, mpos=fixture.app_type == APP_MPOS, receipts_dir=config.data_dir / "receipts"))
         return exit_code(outcome)
 
 

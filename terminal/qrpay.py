@@ -64,19 +64,21 @@ async def qr_cancel(pos: PosTerminal, order: str) -> Outcome | None:
     return await _exchange_qr(pos, "qr_cancel", Field59(order=order))
 
 
-async def qr_void(pos: PosTerminal, sale: Outcome) -> Outcome | None:
+async def give_back(pos: PosTerminal, kind: str, amount: int, *, voucher: str, original: Original) -> Outcome | None:
+    """``qr_void`` or ``qr_refund`` of the sale ``original`` names, quoting its ``voucher``."""
     await _signed_on(pos)
-    voucher = Field59.parse(sale.fields.get("59", "")).voucher
+    return await _exchange_qr(pos, kind, Field59(voucher=voucher), amount=amount, original=original)
+
+
+async def qr_void(pos: PosTerminal, sale: Outcome) -> Outcome | None:
     original = Original(stan=sale.fields["11"], rrn=sale.fields.get("37", ""))
     amount = int(sale.fields.get("4", "0"))
-    return await _exchange_qr(pos, "qr_void", Field59(voucher=voucher), amount=amount, original=original)
+    return await give_back(pos, "qr_void", amount, voucher=voucher_of(sale) or "", original=original)
 
 
 async def qr_refund(pos: PosTerminal, sale: Outcome, amount: int) -> Outcome | None:
-    await _signed_on(pos)
-    voucher = Field59.parse(sale.fields.get("59", "")).voucher
     original = Original(stan=sale.fields["11"], rrn=sale.fields.get("37", ""), local_date=sale.fields.get("13", ""))
-    return await _exchange_qr(pos, "qr_refund", Field59(voucher=voucher), amount=amount, original=original)
+    return await give_back(pos, "qr_refund", amount, voucher=voucher_of(sale) or "", original=original)
 
 
 def voucher_of(outcome: Outcome) -> str | None:

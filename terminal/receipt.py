@@ -1,14 +1,17 @@
 """Receipts (签购单): a printed text slip with merchant and cardholder copies, or an HTML e-receipt for MPOS.
 
-The card number is always masked (first 6 / last 4). Everything in the HTML is escaped.
+The card number is always masked (first 6 / last 4); a QR payment shows its wallet, the payment code masked
+(first 4 / last 4) and the voucher number. Everything in the HTML is escaped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
+from pathlib import Path
 from typing import Final
 
+from wire.field59 import mask_code
 from wire.masking import mask_pan
 
 WIDTH: Final = 40
@@ -22,6 +25,9 @@ KIND_NAMES: Final = {
     "preauth_completion_void": "COMPLETION VOID 完成撤销",
     "transfer": "TRANSFER 转账",
     "balance": "BALANCE 余额查询",
+    "qr_sale": "QR SALE 扫码消费",
+    "qr_void": "QR VOID 扫码撤销",
+    "qr_refund": "QR REFUND 扫码退货",
 }
 
 
@@ -40,6 +46,20 @@ class ReceiptData:
     date: str  # MMDD
     time: str  # hhmmss
     amount: int  # minor units
+    #: QR payments: the consumer's payment code (printed masked: first 4 / last 4), its wallet and the voucher.
+    payment_code: str = ""
+    wallet: str = ""
+    voucher: str = ""
+
+    @property
+    def payer(self) -> list[tuple[str, str]]:
+        if self.kind.startswith("qr_"):
+            return [
+                ("PAID BY 支付方式", f"QR {self.wallet.upper() or 'WALLET'}"),
+                ("CODE 付款码", mask_code(self.payment_code) if self.payment_code else "-"),
+                ("VOUCHER NO. 付款凭证号", self.voucher or "-"),
+            ]
+        return [("CARD NO. 卡号", mask_pan(self.pan)), ("ISSUER 发卡机构", "CUP")]
 
     @property
     def lines(self) -> list[tuple[str, str]]:
@@ -48,8 +68,7 @@ class ReceiptData:
             ("MERCHANT NO. 商户编号", self.merchant_id),
             ("TERMINAL NO. 终端编号", self.terminal_id),
             ("OPERATOR 操作员", self.operator),
-            ("CARD NO. 卡号", mask_pan(self.pan)),
-            ("ISSUER 发卡机构", "CUP"),
+            *self.payer,
             ("TRANS TYPE 交易类型", KIND_NAMES.get(self.kind, self.kind)),
             ("BATCH NO. 批次号", self.batch),
             ("TRACE NO. 凭证号", self.stan),
@@ -85,3 +104,14 @@ def html_receipt(data: ReceiptData) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>acqsim e-receipt</title></head><body>"
         f"<h1>电子签购单 e-receipt (acqsim TEST)</h1><table>{rows}</table></body></html>"
     )
+
+
+def deliver(data: ReceiptData, *, mpos: bool, receipts_dir: Path) -> str:
+    """The slip's text to print, or, for an MPOS terminal (application type 67), the line saying where its
+    escaped HTML e-receipt was written."""
+    if not mpos:
+        return text_receipt(data)
+    path = receipts_dir / f"{data.terminal_id}-{data.stan}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html_receipt(data), encoding="utf-8")
+    return f"e-receipt written to {path}"
