@@ -3,8 +3,9 @@
 Starts HSM, ledger, front-end and NAC (in this process, on free loopback ports, in a fresh data folder),
 puts a loss-injecting relay in front of the NAC (so one answer can be lost on purpose), and walks a day at
 terminal 10000001 with the documented test cards. Each step prints one line, then the per-hop timeline read
-back from the traces. The day ends with settlement, a receipt and the ledger's balances. Exit status 0 only
-if every step ended as expected.
+back from the traces. The day ends with settlement, a receipt and the ledger's balances. Then a smart-POS day
+(:mod:`acqsim.demo_smartpos`: the cash register, QR payments and the merchant apps). Exit status 0 only if
+every step of both ended as expected.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import anyio.abc
 
 from acqkit.config import AcqsimConfig, Endpoint
 from acqkit.netio import FramedConnection, connect, relay_frames, serve_tcp
+from acqsim.demo_smartpos import smartpos_day
 from acqsim.pipeline import running_pipeline
 from acqsim.traceview import journey
 from core_ledger.setup import open_store
@@ -233,22 +235,24 @@ def print_balances(config: AcqsimConfig, write: Callable[[str], None]) -> None:
 
 
 @asynccontextmanager
-async def _pipeline(config: AcqsimConfig, nac: Endpoint | None) -> AsyncIterator[tuple[Endpoint, str]]:
-    """The NAC to use: the given one (services already running as processes) or an in-process pipeline."""
+async def _pipeline(config: AcqsimConfig, nac: Endpoint | None) -> AsyncIterator[tuple[Endpoint, str, Endpoint | None]]:
+    """The NAC to use: the given one (services already running as processes) or an in-process pipeline; and
+    the wallet host, when the pipeline runs one (the smart-POS day needs it)."""
     if nac is not None:
-        yield nac, f"services running as separate processes; NAC {nac}"
+        yield nac, f"services running as separate processes; NAC {nac}", None
         return
     async with running_pipeline(config, trace=True) as pipeline:
         yield (
             pipeline.nac,
             (f"HSM {pipeline.hsm}  ledger {pipeline.ledger}  front-end {pipeline.frontend}  NAC {pipeline.nac}"),
+            pipeline.wallet,
         )
 
 
 async def run_demo(config: AcqsimConfig, write: Callable[[str], None], *, nac: Endpoint | None = None) -> bool:
     """Walk the day; ``nac`` given: against services already running (``acqsim up``) with this data folder."""
     write(f"acqsim demo — data in {config.data_dir}")
-    async with _pipeline(config, nac) as (target, where):
+    async with _pipeline(config, nac) as (target, where, wallet):
         relay = LossyRelay(target)
         async with anyio.create_task_group() as tg:
             relay_port = await tg.start(functools.partial(serve_tcp, "127.0.0.1", 0, relay.handle, name="relay"))
@@ -266,7 +270,12 @@ async def run_demo(config: AcqsimConfig, write: Callable[[str], None], *, nac: E
             ) as pos:
                 steps, memory = await walk_day(config, pos, relay, report)
             tg.cancel_scope.cancel()
-    return _finish(config, write, steps, memory)
+        card_day = _finish(config, write, steps, memory)
+        if wallet is None:
+            write("(the smart-POS day needs the in-process wallet host: run acqsim demo without --processes)")
+            return card_day
+        smart_day = await smartpos_day(config, write, nac=target, wallet=wallet)
+    return card_day and smart_day
 
 
 def _finish(config: AcqsimConfig, write: Callable[[str], None], steps: list[Step], memory: dict[str, Outcome]) -> bool:

@@ -22,6 +22,8 @@ def test_demo_day_passes_and_traces_hold_no_secrets(
     assert main(["demo", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out + caplog.text
     assert "13 of 13 steps ended as expected" in out
+    assert "smart-POS day: 15 of 15 steps ended as expected" in out
+    assert (tmp_path / "merchant-report.png").read_bytes().startswith(b"\x89PNG")
     assert "terminal ← answer" in out and "front-end → HSM DC" in out and "front-end → ledger 0200" in out
     config = AcqsimConfig.default(data_dir=tmp_path)
     traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
@@ -92,6 +94,7 @@ def test_demo_day_over_real_processes_with_tls_on(tmp_path: Path, capsys: pytest
     assert main(["demo", "--processes", "--tls", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "13 of 13 steps ended as expected" in out
+    assert "the smart-POS day needs the in-process wallet host" in out
     assert (tmp_path / "tls" / "ca.pem").exists()
     for service in ("hsm", "ledger", "frontend", "nac"):  # every service started with TLS between services
         assert "mutual TLS between services" in (tmp_path / "logs" / f"{service}.log").read_text()
