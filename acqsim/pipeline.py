@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import anyio.abc
 
 from acqkit.config import AcqsimConfig, Endpoint
 from core_ledger.client import LedgerClient
@@ -43,6 +44,8 @@ class Pipeline:
     frontend: Endpoint
     nac: Endpoint
     wallet: Endpoint
+    #: Cancelling it stops the wallet host alone (tests: the wallet host down).
+    wallet_stop: anyio.CancelScope
     cancel: anyio.CancelScope
 
 
@@ -67,7 +70,13 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
             ledger_port = await tg.start(
                 functools.partial(serve_ledger, LOOPBACK, 0, service=service, trace=traces["ledger"])
             )
-            wallet_port = await tg.start(functools.partial(serve_wallet, LOOPBACK, 0, wallet=WalletHost(wallet_store)))
+            wallet_stop = anyio.CancelScope()
+
+            async def run_wallet(*, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+                with wallet_stop:
+                    await serve_wallet(LOOPBACK, 0, wallet=WalletHost(wallet_store), task_status=task_status)
+
+            wallet_port = await tg.start(run_wallet)
             hsm = await HsmClient.connect(LOOPBACK, hsm_port)
             ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
             wallet = WalletClient(LOOPBACK, wallet_port)
@@ -92,6 +101,7 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
                 frontend=Endpoint(host=LOOPBACK, port=fe_port),
                 nac=Endpoint(host=LOOPBACK, port=ports.listen),
                 wallet=Endpoint(host=LOOPBACK, port=wallet_port),
+                wallet_stop=wallet_stop,
                 cancel=tg.cancel_scope,
             )
             await hsm.aclose()

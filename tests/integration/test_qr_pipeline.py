@@ -5,6 +5,7 @@ is clean."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import anyio
@@ -13,12 +14,17 @@ import pytest
 from acqkit.config import AcqsimConfig
 from acqsim.pipeline import running_pipeline
 from acqsim.reconcile import reconcile_stores
+from core_ledger.client import LedgerClient
+from frontend.forwarder import ReversalForwarder
+from frontend.journal import Journal
 from terminal.pos import PosTerminal
 from terminal.qrpay import order_of, qr_order, qr_sale, qr_void, voucher_of, wait_for_payment
 from wallet.client import WalletClient
 from wallet.codes import NO_PASSWORD_LIMIT
 from wallet.seed import TEST_PASSWORD
-from wallet.store import WALLET_DB
+from wallet.server import WalletHost
+from wallet.server import serve as serve_wallet
+from wallet.store import WALLET_DB, WalletStore
 from wire.fields import SettlementTotals
 from wire.tlvlink import LinkMessage
 from wire.walletlink import Kind
@@ -82,3 +88,39 @@ async def test_qr_payments_end_to_end(tmp_path: Path) -> None:
     )
     assert result.clean, result.differences
     assert (result.journal_rows, result.matched) == (4, 4)  # two sales, the order, the void
+
+
+async def test_the_wallet_host_down_answers_98_and_the_reversal_is_forwarded_when_it_is_back(tmp_path: Path) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    store = WalletStore(tmp_path / WALLET_DB)
+    with anyio.fail_after(60):
+        async with running_pipeline(config) as pipeline, anyio.create_task_group() as tg:
+            app = WalletClient(pipeline.wallet.host, pipeline.wallet.port)
+            code = (await app.request(LinkMessage.of(Kind.CODE, CA=ACCOUNT)))["A3"]
+            await app.aclose()
+            pipeline.wallet_stop.cancel()  # the wallet host goes down
+            async with PosTerminal(config, "10000001", nac=pipeline.nac) as pos:
+                sale = await qr_sale(pos, code, 700)
+            assert sale is not None
+            assert sale.response_code == "98"  # no answer from the wallet: the front-end owns a reversal
+            journal = Journal(Path(config.store_path(config.frontend.db)))
+            port = pipeline.wallet.port
+            try:
+                assert len(journal.pending_wallet_reversals()) == 1  # durable in the journal
+                # The wallet host comes back on its port, over the same store; the queue is forwarded to it.
+                await tg.start(functools.partial(serve_wallet, "127.0.0.1", port, wallet=WalletHost(store)))
+                async with (
+                    WalletClient("127.0.0.1", port) as back,
+                    LedgerClient(pipeline.ledger.host, pipeline.ledger.port) as ledger,
+                ):
+                    await ReversalForwarder(journal, ledger, wallet=back).forward_wallet_reversals()
+                    assert journal.pending_wallet_reversals() == []
+                    balance = await back.request(LinkMessage.of(Kind.BALANCE, CA=ACCOUNT))
+                    assert int(balance["BL"]) == 500_000  # never charged
+                    key = {"TI": "10000001", "MI": sale.fields["42"], "ST": sale.fields["11"], "DT": sale.fields["13"]}
+                    late = await back.request(LinkMessage.of(Kind.PAY, **key, AM=700, A3=code))
+                    assert late.result == "12"  # the reversal's tombstone refuses the payment arriving late
+            finally:
+                journal.close()
+            tg.cancel_scope.cancel()
+    store.close()
