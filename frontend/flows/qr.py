@@ -14,6 +14,7 @@ message (one effect, :class:`~frontend.effects.AskWallet`), the wallet's answer 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Generator
 from typing import Any, Final
 
@@ -57,8 +58,9 @@ def _code(answer: Answer, code: str) -> Answer:
     return answer
 
 
-def _merchant_key(request: Answer, *, stan: str | None = None, local_date: str | None = None) -> dict[str, str]:
-    fields = request.request.fields
+def _merchant_key(answer: Answer, *, stan: str | None = None, local_date: str | None = None) -> dict[str, str]:
+    """What names the request at the wallet (its retry is answered from the wallet's memory): TI MI ST DT."""
+    fields = answer.request.fields
     return {"TI": fields["41"], "MI": fields["42"], "ST": stan or fields["11"], "DT": local_date or fields["13"]}
 
 
@@ -77,7 +79,7 @@ def _record(
     )
 
 
-def qr(answer: Answer, session: Session, kind: Kind, now: Any) -> Flow:
+def qr(answer: Answer, session: Session, kind: Kind, now: dt.datetime) -> Flow:
     request = answer.request
     if (
         any(f not in request for f in QR_REQUIRED + EXTRA.get(kind, ()))
@@ -110,7 +112,7 @@ def _original(answer: Answer, session: Session) -> _Step:
 
 
 def _journal(
-    answer: Answer, session: Session, kind: Kind, code_masked: str, now: Any, original: str | None = None
+    answer: Answer, session: Session, kind: Kind, code_masked: str, now: dt.datetime, original: str | None = None
 ) -> _Step:
     request = answer.request
     local_date, local_time = local_date_time(request, now)
@@ -130,7 +132,7 @@ def _journal(
     )
 
 
-def _sale(answer: Answer, session: Session, qr_data: Field59, now: Any) -> Flow:
+def _sale(answer: Answer, session: Session, qr_data: Field59, now: dt.datetime) -> Flow:
     code = qr_data.payment_code or ""
     try:
         wallet_of(code)
@@ -164,7 +166,7 @@ def _sale(answer: Answer, session: Session, qr_data: Field59, now: Any) -> Flow:
     return (yield from done(_code(answer, rc), session, Kind.QR_SALE))
 
 
-def _order(answer: Answer, session: Session, qr_data: Field59, now: Any) -> Flow:
+def _order(answer: Answer, session: Session, qr_data: Field59, now: dt.datetime) -> Flow:
     rrn = yield from _journal(answer, session, ORDER_ROW_KIND, "QR ORDER", now)
     if rrn is None:
         return (yield from refuse(answer, ResponseCode.DUPLICATE, session, Kind.QR_ORDER))
@@ -216,7 +218,7 @@ def _cancel(answer: Answer, session: Session, qr_data: Field59, original: Journa
 
 
 def _give_back(
-    answer: Answer, session: Session, kind: Kind, qr_data: Field59, original: JournalTxn | None, now: Any
+    answer: Answer, session: Session, kind: Kind, qr_data: Field59, original: JournalTxn | None, now: dt.datetime
 ) -> Flow:
     """A void or a refund of the approved QR sale 61 names, quoting its voucher."""
     if original is None or original.status != TxnState.APPROVED or not qr_data.voucher:
