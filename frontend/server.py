@@ -48,8 +48,7 @@ from frontend.effects import (
 )
 from frontend.journal import MAX_REVERSAL_TRIES, Journal
 from frontend.recovery import settle_unsettled
-from hsm_sim.client import HsmClient, HsmError, HsmUnavailable, PinVerification
-from hsm_sim.keys import KeyType
+from hsm_sim.client import HsmClient, HsmError, HsmUnavailable, KeyType, PinVerification
 from wire.codec import decode_pos_body, encode_host
 from wire.constants import ResponseCode
 from wire.errors import WireError

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ssl
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Final, Self
 
@@ -184,6 +185,14 @@ class HsmClient:
         """A6: a key under a ZMK (32H) → the key under the LMK and its check value."""
         fields = f"{key_type.code}{zmk_under_lmk}X{key_under_zmk}U"
         _, answer = await self._call("A6", fields.encode("ascii"))
+        text = answer.decode("ascii")
+        return GeneratedKey(under_lmk=text[:33], under_tmk=None, kcv=text[33:])
+
+    async def form_key_from_components(self, key_type: KeyType, components: Sequence[str]) -> GeneratedKey:
+        """A4: clear components (each 32H, odd parity) → the key under the LMK and its check value. The HSM
+        answers 68 unless its configuration allows clear import (TEST key ceremonies only)."""
+        fields = f"{len(components)}{key_type.code}U" + "".join(component.upper() for component in components)
+        _, answer = await self._call("A4", fields.encode("ascii"))
         text = answer.decode("ascii")
         return GeneratedKey(under_lmk=text[:33], under_tmk=None, kcv=text[33:])
 

@@ -26,11 +26,11 @@ from frontend.effects import (
     VerifyPin,
 )
 from frontend.journal import Journal
-from frontend.registry import Registry
 from hsm_sim.client import GeneratedKey, PinVerification
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, decrypt_under_lmk, encrypt_under_lmk
 from terminal.session import TerminalSession
 from terminal.state import TerminalState
+from tests.keyring import registry_for
 from wire.paycrypto import (
     PinBlockError,
     decrypt_pin,
@@ -48,7 +48,7 @@ NOW = dt.datetime(2026, 11, 24, 10, 0, 0)
 class Harness:
     def __init__(self, tmp: Path) -> None:
         self.config = AcqsimConfig.default(data_dir=tmp)
-        self.registry = Registry.from_config(self.config)
+        self.registry = registry_for(self.config)
         self.ctx = Context(registry=self.registry, clock=lambda: NOW)
         self.journal = Journal(tmp / "journal.sqlite3")
         state = base_state()
