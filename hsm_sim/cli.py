@@ -133,10 +133,10 @@ def run_rotate(args: argparse.Namespace) -> int:
     if args.key_store is None:
         print("acqsim hsm lmk rotate: give --key-store PATH (the keys to move to the new LMK)", file=sys.stderr)
         return 2
-    passphrase = _passphrase(args)
-    if passphrase is None:
-        return 2
     try:
+        passphrase = _passphrase(args)
+        if passphrase is None:
+            return 2
         result = rotate_lmk(args.lmk_file, args.key_store, passphrase)
     except RotationError as exc:
         print(f"acqsim hsm lmk rotate: {exc} (nothing changed: the old LMK and key store stay in use)", file=sys.stderr)
@@ -151,7 +151,7 @@ def run_rotate(args: argparse.Namespace) -> int:
 
 def run_lmk(args: argparse.Namespace) -> int:
     if args.lmk_file is None or args.lmk_action is None:
-        print("acqsim hsm lmk: give create|show and --lmk-file PATH", file=sys.stderr)
+        print("acqsim hsm lmk: give create|show|rotate and --lmk-file PATH", file=sys.stderr)
         return 2
     if args.lmk_action == "rotate":
         return run_rotate(args)
