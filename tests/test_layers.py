@@ -21,11 +21,7 @@ LAYER: Final[dict[str, int]] = {"wire": 0, "acqkit": 1, **dict.fromkeys(SERVICES
 PUBLIC_FACE: Final = ("client", "api")
 #: Imports that break the contract today, each to be untied (issue #16). The test fails when one of these is
 #: gone (so the list only shrinks) and when any other breaking import appears.
-KNOWN_KNOTS: Final[frozenset[tuple[str, str]]] = frozenset(
-    {
-        ("frontend/server.py", "core_ledger.hostlink"),
-    }
-)
+KNOWN_KNOTS: Final[frozenset[tuple[str, str]]] = frozenset()
 
 
 #: Key custody (issue #15): the modules that hold or open the LMK, and the names that reach it. No module
