@@ -13,13 +13,13 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, load_config
 from acqkit.runner import backend_options
 from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML configuration (default: built-in, data in .acqsim/)")
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--ephemeral-ports", action="store_true", help="listen on free loopback ports instead")
     parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config, port_number
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
@@ -32,12 +32,20 @@ from wire.trace import TraceWriter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("serve", "journal"), default="serve")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("serve", "journal"),
+        default="serve",
+        help="serve the front-end, or list the journal's reversals still owed or given up",
+    )
     parser.add_argument("queue", nargs="?", choices=("pending", "dead-letters"), help="journal: which reversals")
     parser.add_argument("--json", action="store_true", help="journal: print JSON lines")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
+    parser.add_argument("--host", help="serve: the address to listen on (default: the configuration's)")
+    parser.add_argument(
+        "--port", type=port_number, help="serve: the port to listen on (default: the configuration's; 0: any)"
+    )
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from nac.limits import NacLimits
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     defaults = NacLimits()
-    parser.add_argument("--config", type=Path, help="TOML configuration (default: the built-in one)")
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--listen", metavar="HOST:PORT", help="where terminals connect")
     parser.add_argument(
         "--route", action="append", default=[], metavar="DST=HOST:PORT[,HOST:PORT]", help="repeat per route"
