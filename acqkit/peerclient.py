@@ -21,9 +21,9 @@ Exceptions::
 from __future__ import annotations
 
 import ssl
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from types import TracebackType
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import ClassVar, Final, Generic, Self, TypeVar
 
 import anyio
 
@@ -31,6 +31,14 @@ from acqkit.multiplex import LinkLost, PeerLink
 
 Key = TypeVar("Key", bound=Hashable)
 Answer = TypeVar("Answer")
+Client = TypeVar("Client")
+
+#: How long a service started on its own keeps trying to reach a peer it needs before it gives up and exits
+#: with EXIT_UNREACHABLE (``--peer-wait``): long enough for peers started at the same moment to come up.
+PEER_RETRY_WINDOW_S: Final = 10.0
+#: First pause between tries within the window, doubled after each failure up to ``RETRY_PAUSE_MAX_S``.
+RETRY_PAUSE_MIN_S: Final = 0.05
+RETRY_PAUSE_MAX_S: Final = 1.0
 
 
 class PeerError(Exception):
@@ -139,3 +147,18 @@ class PeerClient(Generic[Key, Answer]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+async def connect_within(connect: Callable[[], Awaitable[Client]], window: float) -> Client:
+    """``connect()`` until it succeeds or ``window`` seconds have passed, pausing between tries; then the
+    last :class:`PeerError` (which names the peer and its address) is raised."""
+    deadline = anyio.current_time() + window
+    pause = RETRY_PAUSE_MIN_S
+    while True:
+        try:
+            return await connect()
+        except PeerError:
+            if anyio.current_time() + pause >= deadline:
+                raise
+        await anyio.sleep(pause)
+        pause = min(pause * 2, RETRY_PAUSE_MAX_S)

@@ -25,7 +25,7 @@ import anyio
 
 from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_USAGE
-from acqkit.runner import announce, run_service
+from acqkit.runner import announce, leaves, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from core_ledger.check import check_store
@@ -208,7 +208,7 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
                 print(serving.summary, flush=True)
                 announce("ledger", host, bound)
         except* LedgerFailStop as group:
-            stopped.extend(e for e in group.exceptions if isinstance(e, LedgerFailStop))
+            stopped.extend(leaves(group, LedgerFailStop))
 
     try:
         code = run_service(main)

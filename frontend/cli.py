@@ -19,6 +19,7 @@ import anyio
 
 from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config, port_number
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from acqkit.peerclient import PEER_RETRY_WINDOW_S, connect_within
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -49,6 +50,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
+    parser.add_argument(
+        "--peer-wait",
+        type=float,
+        default=PEER_RETRY_WINDOW_S,
+        metavar="S",
+        help="serve: keep trying to reach the HSM and the ledger for S seconds, then exit 3",
+    )
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
     add_serving_arguments(parser)
 
@@ -108,12 +116,20 @@ def run(args: argparse.Namespace) -> int:
     unreachable: list[str] = []
 
     async def main() -> None:
+        hsm: HsmClient | None = None
         try:
-            hsm = await HsmClient.connect(hsm_at.host, hsm_at.port, tls=serving.client_tls)
-            ledger = await LedgerClient.connect(ledger_at.host, ledger_at.port, tls=serving.client_tls)
+            hsm = await connect_within(
+                functools.partial(HsmClient.connect, hsm_at.host, hsm_at.port, tls=serving.client_tls), args.peer_wait
+            )
+            ledger = await connect_within(
+                functools.partial(LedgerClient.connect, ledger_at.host, ledger_at.port, tls=serving.client_tls),
+                args.peer_wait,
+            )
         except (HsmUnavailable, LedgerUnavailable) as exc:
-            print(f"acqsim frontend: {exc}", file=sys.stderr)
+            print(f"acqsim frontend: {exc} (still so after {args.peer_wait:g} s)", file=sys.stderr)
             unreachable.append(str(exc))
+            if hsm is not None:
+                await hsm.aclose()
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "frontend")

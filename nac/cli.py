@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 import anyio
 
 from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
-from acqkit.runner import announce, run_service
+from acqkit.exitcodes import EXIT_UNREACHABLE
+from acqkit.peerclient import PEER_RETRY_WINDOW_S
+from acqkit.runner import announce, leaves, run_service
 from acqkit.serving import serving_for
 from nac.limits import NacLimits
 from nac.routes import Member, RouteSpecError, RouteTable
@@ -39,6 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
+    parser.add_argument(
+        "--peer-wait",
+        type=float,
+        default=PEER_RETRY_WINDOW_S,
+        metavar="S",
+        help="exit 3 if a route has had no front-end connected S seconds after the start (later losses: reconnect)",
+    )
     parser.add_argument(
         "--tls-dir",
         type=Path,
@@ -135,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"acqsim nac: {exc}", file=sys.stderr)
         return 2
 
-    from nac.server import NacServer
+    from nac.server import NacServer, RoutesUnreachable
 
     try:
         trace = _open_trace(args.trace)
@@ -144,18 +153,30 @@ def run(args: argparse.Namespace) -> int:
         return 2
     server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls)
 
+    unreachable: list[RoutesUnreachable] = []
+
     async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            ports = await tg.start(functools.partial(server.serve, listen.host, listen.port, status_port=status_port))
-            for dst, group in sorted(table.routes.items()):
-                print(f"route {dst} → {', '.join(str(m) for m in table.groups[group])}", flush=True)
-            if ports.status is not None:
-                print(f"NAC statistics on {listen.host}:{ports.status}", flush=True)
-            print(upstream.summary, flush=True)
-            announce("nac", listen.host, ports.listen)
+        try:
+            async with anyio.create_task_group() as tg:
+                serving = functools.partial(
+                    server.serve, listen.host, listen.port, status_port=status_port, peer_wait=args.peer_wait
+                )
+                ports = await tg.start(serving)
+                for dst, group in sorted(table.routes.items()):
+                    print(f"route {dst} → {', '.join(str(m) for m in table.groups[group])}", flush=True)
+                if ports.status is not None:
+                    print(f"NAC statistics on {listen.host}:{ports.status}", flush=True)
+                print(upstream.summary, flush=True)
+                announce("nac", listen.host, ports.listen)
+        except* RoutesUnreachable as group:  # a NAC started alone, pointed at no front-end
+            unreachable.extend(leaves(group, RoutesUnreachable))
 
     try:
-        return run_service(main)
+        code = run_service(main)
     finally:
         if trace is not None:
             trace.close()
+    if unreachable:
+        print(f"acqsim nac: {unreachable[0]}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return code

@@ -30,6 +30,7 @@ import anyio
 import anyio.abc
 
 from acqkit.netio import FramedConnection, connect, serve_tcp
+from acqkit.peerclient import PeerUnavailable
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
 from nac.limits import NacLimits
 from nac.router import Router
@@ -48,6 +49,10 @@ MAX_STATUS_CONNECTIONS: Final = 16
 FRONTEND_SERVICE_NAME: Final = "frontend"
 #: A status client gets its JSON document within this time or is dropped.
 STATUS_SEND_TIMEOUT_S: Final = 2.0
+
+
+class RoutesUnreachable(PeerUnavailable):
+    """A route group had no member connected within the NAC's ``peer_wait`` after it started."""
 
 
 class FrameTracer(Protocol):
@@ -128,6 +133,8 @@ class NacServer:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._links: dict[int, _UpLink] = {}
         self._first_deadline: anyio.Event | None = None  # set when a request is forwarded while none waited
+        self._groups_up: set[str] = set()  # route groups that have had a member connected
+        self._all_groups_up: anyio.Event | None = None  # set when every group has (see :meth:`_require_routes`)
 
     async def serve(
         self,
@@ -135,11 +142,17 @@ class NacServer:
         port: int,
         *,
         status_port: int | None = None,
+        peer_wait: float | None = None,
         task_status: anyio.abc.TaskStatus[NacPorts] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen for terminals on ``host:port`` (and for status queries on ``status_port``) until cancelled."""
+        """Listen for terminals on ``host:port`` (and for status queries on ``status_port``) until cancelled.
+        With ``peer_wait``, raise :class:`RoutesUnreachable` if some route has no member connected that many
+        seconds after the start (a NAC started alone, pointed at no front-end); later losses only reconnect."""
         async with anyio.create_task_group() as tg:
             self._task_group = tg
+            self._all_groups_up = anyio.Event()
+            if peer_wait is not None:
+                tg.start_soon(self._require_routes, peer_wait)
             bound_status = None
             if status_port is not None:
                 bound_status = await tg.start(
@@ -289,6 +302,9 @@ class NacServer:
         name = str(link.member)
         link_id = self.router.link_up(link.group, name)
         self._links[link_id] = link
+        self._groups_up.add(link.group)
+        if self._all_groups_up is not None and self._groups_up >= set(self.table.groups):
+            self._all_groups_up.set()
         log.info("route %s: connected to %s (link %d)", link.group, name, link_id)
         try:
             await self._read_link(link_id, link)
@@ -363,6 +379,17 @@ class NacServer:
             for link_id, link in list(self._links.items()):
                 if link.draining:  # its last live request may just have timed out
                     await self._close_if_drained(link_id, link)
+
+    async def _require_routes(self, window: float) -> None:
+        assert self._all_groups_up is not None
+        with anyio.move_on_after(window):
+            await self._all_groups_up.wait()
+        missing = sorted(set(self.table.groups) - self._groups_up)
+        if missing:
+            members = ", ".join(str(m) for group in missing for m in self.table.groups[group])
+            raise RoutesUnreachable(
+                "front-end", members, "connect", f"no member of route group {', '.join(missing)} within {window:g} s"
+            )
 
     # -- status --------------------------------------------------------------------------------------------
 
