@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from acqkit.config import CONFIG_HELP, ConfigError, load_config
-from acqkit.runner import backend_options
+from acqkit.runner import backend_options, leaves
 from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
 
 
@@ -58,14 +58,7 @@ def run(args: argparse.Namespace) -> int:
         failed, _ = group.split(StartupFailed)
         if failed is None:
             raise
-        for failure in _leaves(failed):
+        for failure in leaves(failed, BaseException):
             print(f"acqsim up: {failure}", file=sys.stderr)
         return 1
     return 0
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
-    return found
