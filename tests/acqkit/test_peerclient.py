@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import socket
 
 import anyio
 import pytest
@@ -12,6 +11,7 @@ from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.peerclient import PeerClient, PeerTimeout, PeerUnavailable
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from hsm_sim.client import HsmClient, HsmTimeout, HsmUnavailable
+from tests.cli_helpers import closed_port
 
 pytestmark = pytest.mark.anyio
 
@@ -26,14 +26,6 @@ class EchoClient(PeerClient[bytes, bytes]):
 
     def decode_answer(self, payload: bytes) -> tuple[bytes, bytes]:
         return payload[:1], payload
-
-
-def closed_port() -> int:
-    """A port nothing listens on: bound, read back, closed."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_a_refused_connect_is_peer_unavailable_naming_peer_address_and_action() -> None:

@@ -5,9 +5,7 @@ stderr with the documented exit code, from the real ``acqsim`` process (no trace
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +22,7 @@ from acqsim.cli import (
     build_parser,
     command_parsers,
 )
-
-#: A CLI run here is one short-lived process; far above what any of them takes.
-RUN_TIMEOUT_S = 60.0
+from tests.cli_helpers import closed_port, run_acqsim
 
 
 def every_command() -> Iterator[CommandParser]:
@@ -87,24 +83,6 @@ def test_the_list_of_commands_without_json_names_real_commands() -> None:
 # -- user errors: one line, the right exit code -------------------------------------------------------------
 
 
-def acqsim(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "acqsim", *argv],
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        cwd=cwd,
-        check=False,
-    )
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
@@ -130,7 +108,7 @@ CONFIG_CASES = {
 def test_a_bad_configuration_names_file_key_and_line(case: str, tmp_path: Path) -> None:
     name, text, expected = CONFIG_CASES[case]
     (tmp_path / name).write_text(text, encoding="utf-8")
-    result = acqsim("config", "show", "--config", name, cwd=tmp_path)
+    result = run_acqsim("config", "show", "--config", name, cwd=tmp_path)
     assert result.returncode == EXIT_USAGE
     assert expected in one_line(result)
 
@@ -157,12 +135,12 @@ def test_a_bad_configuration_names_file_key_and_line(case: str, tmp_path: Path) 
     ],
 )
 def test_a_user_error_is_one_line_and_exit_2(argv: tuple[str, ...], expected: str, tmp_path: Path) -> None:
-    result = acqsim(*argv, cwd=tmp_path)
+    result = run_acqsim(*argv, cwd=tmp_path)
     assert result.returncode == EXIT_USAGE, result.stderr
     assert expected in one_line(result)
 
 
 def test_a_terminal_with_no_nac_to_answer_exits_3(tmp_path: Path) -> None:
-    result = acqsim("pos", "echo", "--nac", f"127.0.0.1:{closed_port()}", "--json", cwd=tmp_path)
+    result = run_acqsim("pos", "echo", "--nac", f"127.0.0.1:{closed_port()}", "--json", cwd=tmp_path)
     assert result.returncode == EXIT_UNREACHABLE
     assert "Traceback" not in result.stderr

@@ -5,37 +5,20 @@ closed, so nothing listens there."""
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqkit.peerclient import PeerUnavailable, connect_within
+from tests.cli_helpers import closed_port, run_acqsim
 
 #: The retry window given to the services here: short, the peer never comes.
 PEER_WAIT_S = "0.3"
-RUN_TIMEOUT_S = 60.0
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def run(*argv: str, cwd: Path) -> tuple[int, list[str]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "acqsim", *argv],
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        cwd=cwd,
-        check=False,
-    )
+    result = run_acqsim(*argv, cwd=cwd)
     assert "Traceback" not in result.stderr
     return result.returncode, [line for line in result.stderr.splitlines() if line.startswith("acqsim ")]
 
