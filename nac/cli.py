@@ -28,7 +28,7 @@ from nac.limits import NacLimits
 from nac.routes import Member, RouteSpecError, RouteTable
 
 if TYPE_CHECKING:
-    from nac.server import FrameTracer
+    from nac.tracing import FrameTracer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--connect-timeout", type=float, default=defaults.connect_timeout_s, metavar="S", help="%(default)s"
     )
     limits.add_argument(
-        "--send-timeout", type=float, default=defaults.send_timeout_s, metavar="S", help="per frame, %(default)s"
+        "--send-timeout", type=float, default=defaults.send_timeout_s, metavar="S", help="per write, %(default)s"
     )
     limits.add_argument(
         "--backoff-max", type=float, default=defaults.backoff_max_s, metavar="S", help="reconnect, %(default)s"
@@ -121,7 +121,7 @@ def _open_trace(path: Path | None) -> FrameTracer | None:
 
 
 async def _print_stats(endpoint: Endpoint) -> None:
-    from nac.server import fetch_stats
+    from nac.status import fetch_stats
 
     print(json.dumps(await fetch_stats(endpoint.host, endpoint.port), indent=2, sort_keys=True))
 

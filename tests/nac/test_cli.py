@@ -13,7 +13,7 @@ import pytest
 
 from acqsim.cli import main as acqsim_main
 from nac.cli import table_from_config
-from nac.server import fetch_stats
+from nac.status import fetch_stats
 from tests.nac.helpers import request
 from tests.nac.netkit import STEP_TIMEOUT_S, EchoFrontEnd, answer_body, round_trip, start_member, terminal
 

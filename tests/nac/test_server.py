@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from acqkit.netio import FramedConnection
 from acqsim.cli import main as acqsim_main
 from nac.events import CloseReason, DropReason
-from nac.server import NacServer, fetch_stats
+from nac.server import NacServer
+from nac.status import fetch_stats
 from tests.nac.helpers import ECHO_MARKER, request, table
 from tests.nac.netkit import (
     NEVER,
