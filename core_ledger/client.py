@@ -46,6 +46,11 @@ class LedgerTimeout(LedgerError, PeerTimeout):
     """No answer in time: the request may or may not have been posted."""
 
 
+def host_message(request: LedgerRequest) -> bytes:
+    """``request`` as the host-link message the client sends (PROTOCOL.md §2): for a caller's trace."""
+    return encode_host(request_fields(request))
+
+
 class LedgerClient(PeerClient[MatchKey, LedgerAnswer]):
     """With ``tls`` (a client context of :mod:`acqkit.tls`), the ledger must prove it is ``ledger``."""
 
