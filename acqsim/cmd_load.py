@@ -23,7 +23,7 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
 from acqkit.runner import backend_options
 from acqsim.pipeline import running_pipeline
 from acqsim.processes import StartupError, pipeline_processes
@@ -36,15 +36,17 @@ MAX_DURATION_S = 3600.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--terminals", type=int, default=10)
+    parser.add_argument("--terminals", type=int, default=10, help="virtual terminals transacting at once")
     parser.add_argument("--rate", type=float, default=100.0, help="offered requests per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds")
-    parser.add_argument("--mix", default="purchase=80,balance=10,preauth=10")
+    parser.add_argument(
+        "--mix", default="purchase=80,balance=10,preauth=10", help="kinds of request and their weights, KIND=N,…"
+    )
     parser.add_argument("--against", help="HOST:PORT of a running NAC (default: start a pipeline here)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--plot", type=Path, help="write latency-over-time and histogram PNG here")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same sequence of requests")
     parser.add_argument(
         "--in-process",
         action="store_true",
