@@ -342,10 +342,6 @@ def _bit(number: int, first: int) -> int:
     return 1 << (64 + first - number) if first < number <= first + 64 else 0
 
 
-def _field_number(item: tuple[str, str]) -> int:
-    return int(item[0]) if item[0].isdigit() else 0
-
-
 def compile_spec(
     spec: SpecDict, *, digit_fields: frozenset[str] = frozenset(), track_fields: frozenset[str] = frozenset()
 ) -> CompiledSpec:
@@ -373,41 +369,39 @@ def compile_spec(
 
     def encode(fields: Mapping[str, str]) -> bytes:
         mti = fields.get("t")
-        if type(mti) is not str or len(mti) != _MTI_CHARS or (mti_digits and not (mti.isascii() and mti.isdigit())):
+        if not isinstance(mti, str) or len(mti) != _MTI_CHARS or (mti_digits and not (mti.isascii() and mti.isdigit())):
             raise Unsupported("t")
         try:
             head = binascii.a2b_hex(mti) if mti_binary else mti.encode(_SUPPORTED_TEXT)
         except ValueError:
             raise Unsupported("t") from None
-        parts: list[bytes] = []
+        parts: list[tuple[int, bytes]] = []
         primary = secondary = last = 0
-        in_order = True  # our own messages are built in field order: no sort needed then
+        in_order = True  # a message built in field order needs no sort
         for key, value in fields.items():
             entry = encoders.get(key)
             if entry is None:
                 if key == "t" or key in _BITMAP_KEYS:
                     continue
                 raise Unsupported(key)
-            if type(value) is not str:
+            if not isinstance(value, str):  # str subclasses too (StrEnum constants)
                 raise Unsupported(key)
             number, primary_bit, secondary_bit, encode_field = entry
             if number < last:
                 in_order = False
             last = number
-            parts.append(encode_field(value))
+            parts.append((number, encode_field(value)))
             primary |= primary_bit
             secondary |= secondary_bit
         if not in_order:
-            parts = [
-                encoders[key][3](value) for key, value in sorted(fields.items(), key=_field_number) if key in encoders
-            ]
+            parts.sort()  # by field number: keys are unique, so the bytes are never compared
         if secondary:
             if not has_secondary:
                 raise Unsupported("1")
             head += write_primary(primary | 1 << 63) + write_secondary(secondary)
         else:
             head += write_primary(primary)
-        return head + b"".join(parts)
+        return head + b"".join([data for _, data in parts])
 
     groups = _decoder_groups(decoders)
 

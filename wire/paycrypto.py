@@ -77,6 +77,35 @@ def tdes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
     return decryptor.update(data) + decryptor.finalize()
 
 
+class EcbKey:
+    """One TDES key's ECB encryptor and decryptor, built once and reused for every message.
+
+    For a holder that uses one key for many messages — a terminal session's MAK and PIK — this saves building
+    a cipher context per call. ECB carries no state from one block to the next, so a context fed whole blocks
+    can be fed again; not to be shared between threads. Wherever a key is taken as ``bytes | EcbKey`` below,
+    both give the same result.
+    """
+
+    __slots__ = ("_decryptor", "_encryptor")
+
+    def __init__(self, key: bytes) -> None:
+        cipher = _ecb(key)
+        self._encryptor = cipher.encryptor()
+        self._decryptor = cipher.decryptor()
+
+    def encrypt(self, data: bytes) -> bytes:
+        _check_blocks(data)
+        return self._encryptor.update(data)
+
+    def decrypt(self, data: bytes) -> bytes:
+        _check_blocks(data)
+        return self._decryptor.update(data)
+
+
+def _encrypt(key: bytes | EcbKey, data: bytes) -> bytes:
+    return key.encrypt(data) if isinstance(key, EcbKey) else tdes_ecb_encrypt(key, data)
+
+
 def tdes_cbc_encrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
     _check_blocks(data)
     encryptor = Cipher(TripleDES(_expand(key)), modes.CBC(iv)).encryptor()
@@ -188,8 +217,8 @@ def extract_pin(block: bytes, pan: str | None, fmt: PinBlockFormat = PinBlockFor
     return pin
 
 
-def encrypt_pin_block(pik: bytes, pin: str, pan: str, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> bytes:
-    return tdes_ecb_encrypt(pik, build_pin_block(pin, pan, fmt))
+def encrypt_pin_block(pik: bytes | EcbKey, pin: str, pan: str, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> bytes:
+    return _encrypt(pik, build_pin_block(pin, pan, fmt))
 
 
 def decrypt_pin(pik: bytes, encrypted_block: bytes, pan: str, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> str:
@@ -223,7 +252,7 @@ def mac_x919(key: bytes, data: bytes) -> bytes:
     return tdes_ecb_encrypt(k1, tdes_ecb_decrypt(k2, chained))
 
 
-def mac_cup_ecb(key: bytes, data: bytes) -> bytes:
+def mac_cup_ecb(key: bytes | EcbKey, data: bytes) -> bytes:
     """The CUP POS "ECB" MAC of PROTOCOL.md §1; returns the 8 ASCII bytes that go into field 64.
 
     XOR all zero-padded 8-byte blocks; write the result as 16 upper-case hex characters; encrypt the first 8
@@ -234,8 +263,8 @@ def mac_cup_ecb(key: bytes, data: bytes) -> bytes:
     for offset in range(0, len(padded), BLOCK):
         folded ^= int.from_bytes(padded[offset : offset + BLOCK])
     hex_text = folded.to_bytes(BLOCK).hex().upper().encode("ascii")
-    first = tdes_ecb_encrypt(key, hex_text[:BLOCK])
-    second = tdes_ecb_encrypt(key, xor(first, hex_text[BLOCK:]))
+    first = _encrypt(key, hex_text[:BLOCK])
+    second = _encrypt(key, xor(first, hex_text[BLOCK:]))
     return second.hex().upper().encode("ascii")[:BLOCK]
 
 

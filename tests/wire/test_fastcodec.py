@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from wire import codec, refcodec
 from wire.codec import _HOST, _POS
+from wire.constants import ConditionCode, Mti, ProcessingCode
 from wire.errors import WireError
 from wire.fastcodec import Unsupported, compile_spec
 from wire.specs import HOST_SPEC, POS_SPEC, POS_TRACK_FIELDS
@@ -208,3 +209,10 @@ def test_a_spec_the_compiler_cannot_specialise_is_refused_at_compile_time() -> N
         compile_spec({**POS_SPEC, "h": {**POS_SPEC["h"], "max_len": 2}})
     with pytest.raises(ValueError, match="encoding"):
         compile_spec({**POS_SPEC, "41": {**POS_SPEC["41"], "data_enc": "cp500"}})
+
+
+def test_named_constants_take_the_fast_path() -> None:
+    """Our messages carry ``StrEnum`` constants (MTIs, processing codes): the fast path takes them as strings."""
+    fields = {"t": Mti.FINANCIAL_REQUEST, "3": ProcessingCode.PURCHASE, "25": ConditionCode.NORMAL, "39": "00"}
+    assert _POS.encode(fields) == refcodec.encode_pos_body(fields)
+    assert _HOST.encode(fields) == refcodec.encode_host(fields)

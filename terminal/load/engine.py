@@ -1,0 +1,307 @@
+"""The pipelined load engine: many terminals' sessions over a few kept-open connections, no task per terminal.
+
+``acqsim load --keep-alive`` (and ``--connections C``) runs here. Each load terminal is a sans-IO
+:class:`~terminal.session.TerminalSession` — the same rules as ``acqsim pos``: STAN, sign-on with KCV check,
+PIN block under the PIK, MAC under the MAK, the reversal stored before the request leaves and sent before the
+terminal's next request, the answer's MAC verified — and does one exchange at a time, as a real POS. What is
+different from one task per terminal is the I/O:
+
+- terminal *t* uses connection ``t % C``; a connection carries its terminals' requests interleaved, and
+  answers find their terminal by field 41 and are checked against the request (STAN and MTI + 10);
+- one scheduler task hands request *i* to terminal ``i % T`` at its due time (open loop: latency counts from
+  the due time, queueing at a busy terminal included) and writes every frame that came due in the same turn
+  in one write per connection;
+- one reader task per connection answers a whole read's worth of frames, then writes the terminals' next
+  requests (their backlog, or a pending reversal) in one write;
+- one watchdog task ends exchanges unanswered after ``answer_timeout`` (``no answer``; the reversal stays
+  pending and goes first, as on a real POS).
+
+Nothing grows with the duration: terminals keep no batch (``keep_batch=False``), the mix is drawn as it
+goes, and statistics are an HDR histogram plus a bounded sample for the plot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import anyio
+
+from acqkit.config import CardFixture, Endpoint
+from acqkit.netio import FramedConnection, connect
+from terminal.load.schedule import Mix, OpenLoopSchedule
+from terminal.load.stats import NO_ANSWER, LoadStats
+from terminal.session import TerminalError, TerminalSession, parse_answer
+from wire.errors import FramingError
+
+#: How often the watchdog looks for unanswered exchanges.
+WATCHDOG_EVERY_S: Final = 0.1
+#: Sign-on attempts before a terminal gives up; its requests are then counted under ``NOT_SIGNED_ON``.
+MAX_SIGN_ON_TRIES: Final = 2
+#: Outcome codes of the engine itself (beside field 39 values and ``no answer``).
+NOT_SIGNED_ON: Final = "not signed on"
+UNTRUSTED: Final = "answer MAC failed"
+#: How a request picks its card: the next card each request ("request"), or one card per terminal.
+SPREADS: Final = ("request", "terminal")
+_CONNECTION_ERRORS: Final = (OSError, TimeoutError, FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+@dataclasses.dataclass(slots=True)
+class _Exchange:
+    kind: str
+    stan: str
+    due: float | None  # a scheduled request's due time; None for sign-ons and reversals
+    deadline: float
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Link:
+    conn: FramedConnection
+    outbox: list[bytes] = dataclasses.field(default_factory=list)
+    alive: bool = True
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Terminal:
+    session: TerminalSession
+    link: _Link
+    backlog: deque[tuple[float, str, CardFixture]] = dataclasses.field(default_factory=deque)
+    exchange: _Exchange | None = None
+    sign_on_tries: int = 0
+
+    @property
+    def dead(self) -> bool:
+        return self.sign_on_tries >= MAX_SIGN_ON_TRIES and not self.session.state.signed_on
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EngineOptions:
+    schedule: OpenLoopSchedule
+    mix: Mix
+    cards: Sequence[CardFixture]
+    spread: str = "request"
+    connections: int = 1
+    answer_timeout: float = 5.0
+    seed: int = 0
+    amount: int = 100  # fen, of every request but balance inquiries
+
+
+class LoadEngine:
+    """One run. ``sessions`` are fresh (not signed on); they sign on over the engine's connections first."""
+
+    def __init__(self, sessions: Sequence[TerminalSession], options: EngineOptions) -> None:
+        if not sessions or options.connections < 1 or not options.cards or options.spread not in SPREADS:
+            raise ValueError("a load needs terminals, cards, a known spread and at least one connection")
+        self.options = options
+        self.stats = LoadStats()
+        self._sessions = sessions
+        self._terminals: list[_Terminal] = []
+        self._by_id: dict[str, _Terminal] = {}
+        self._in_flight = 0
+        self._idle = anyio.Event()
+        self._accepting = True
+        #: Answers that named no terminal waiting for them, or did not match its request; bad frames.
+        self.stray_answers = 0
+        self.bad_answers = 0
+
+    # --- the sans-IO part: what a terminal sends next, what an answer does ---------------------------
+
+    def _next_frame(self, terminal: _Terminal, now: float) -> bytes | None:
+        session = terminal.session
+        deadline = now + self.options.answer_timeout
+        frame: bytes | None
+        if not session.state.signed_on:
+            if terminal.dead:
+                self._drop_backlog(terminal, now)
+                return None
+            terminal.sign_on_tries += 1
+            frame = session.sign_on()
+            terminal.exchange = _Exchange("sign_on", _stan(session), None, deadline)
+        elif session.state.pending_reversal is not None:
+            frame = session.reversal_due()  # not None: a reversal is pending
+            terminal.exchange = _Exchange("reversal", _stan_of_reversal(session), None, deadline)
+        elif terminal.backlog and self._accepting:
+            due, kind, card = terminal.backlog.popleft()
+            amount = 0 if kind == "balance" else self.options.amount
+            frame = session.financial(kind, card, amount=amount, pin=card.pin)
+            terminal.exchange = _Exchange(kind, _stan(session), due, deadline)
+            self.stats.sent += 1
+        else:
+            return None
+        if frame is not None:
+            self._in_flight += 1
+        return frame
+
+    def _drop_backlog(self, terminal: _Terminal, now: float) -> None:
+        while terminal.backlog:
+            due, _, _ = terminal.backlog.popleft()
+            self.stats.sent += 1
+            self.stats.record(due - self._start, now - due, NOT_SIGNED_ON)
+
+    def _finish(self, terminal: _Terminal, now: float, code: str) -> None:
+        exchange = terminal.exchange
+        assert exchange is not None
+        terminal.exchange = None
+        self._in_flight -= 1
+        if exchange.due is not None:
+            self.stats.record(exchange.due - self._start, now - exchange.due, code)
+        frame = self._next_frame(terminal, now)
+        if frame is not None:
+            terminal.link.outbox.append(frame)
+        elif self._in_flight == 0:
+            self._idle.set()
+
+    def _answer(self, payload: bytes, now: float) -> None:
+        try:
+            frame, fields = parse_answer(payload)
+        except TerminalError:
+            self.bad_answers += 1
+            return
+        terminal = self._by_id.get(fields.get("41", ""))
+        exchange = terminal.exchange if terminal is not None else None
+        if terminal is None or exchange is None or fields.get("11") != exchange.stan:
+            self.stray_answers += 1  # late (already counted as no answer), or not ours
+            return
+        try:
+            outcome = terminal.session.receive_decoded(exchange.kind, frame, fields)
+        except TerminalError:  # a sign-on whose keys do not check
+            self._finish(terminal, now, NO_ANSWER)
+            return
+        self._finish(terminal, now, outcome.response_code if outcome.trusted else UNTRUSTED)
+
+    def _expire(self, now: float) -> None:
+        for terminal in self._terminals:
+            exchange = terminal.exchange
+            if exchange is not None and exchange.deadline <= now:
+                if exchange.kind == "reversal":
+                    terminal.session.reversal_failed()
+                self._finish(terminal, now, NO_ANSWER)
+
+    # --- the I/O shell --------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        against: Endpoint,
+        progress: Callable[[LoadStats, float], None] | None = None,
+        *,
+        signed_on: Callable[[], Awaitable[None]] | None = None,
+    ) -> float:
+        """Sign on, run the schedule, wait for the answers still due; the elapsed seconds of the schedule.
+        ``signed_on`` is awaited once every terminal has signed on, connections open and idle (a benchmark
+        measures the memory of idle terminals there)."""
+        options = self.options
+        links = []
+        try:
+            for _ in range(min(options.connections, len(self._sessions))):
+                links.append(_Link(await connect(against.host, against.port, timeout=options.answer_timeout)))
+            self._terminals = [_Terminal(s, links[i % len(links)]) for i, s in enumerate(self._sessions)]
+            self._by_id = {t.session.state.terminal_id: t for t in self._terminals}
+            self._start = anyio.current_time()
+            async with anyio.create_task_group() as tg:
+                for link in links:
+                    tg.start_soon(self._read, link)
+                tg.start_soon(self._watchdog)
+                with anyio.fail_after(options.answer_timeout * (MAX_SIGN_ON_TRIES + 1)):
+                    await self._sign_on_all(links)
+                if signed_on is not None:
+                    await signed_on()
+                elapsed = await self._schedule(links, progress)
+                tg.cancel_scope.cancel()
+            return elapsed
+        finally:
+            for link in links:
+                await link.conn.aclose()
+
+    async def _sign_on_all(self, links: list[_Link]) -> None:
+        now = anyio.current_time()
+        for terminal in self._terminals:
+            frame = self._next_frame(terminal, now)
+            if frame is not None:
+                terminal.link.outbox.append(frame)
+        await self._flush(links)
+        if self._in_flight:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+    async def _schedule(self, links: list[_Link], progress: Callable[[LoadStats, float], None] | None) -> float:
+        options = self.options
+        schedule, terminals, cards = options.schedule, self._terminals, options.cards
+        kinds = options.mix.kinds(options.seed)
+        self._start = start = anyio.current_time() + 0.05
+        end = start + schedule.duration
+        next_progress = start + 1.0
+        index = 0
+        while index < schedule.count:
+            await anyio.sleep_until(start + schedule.due(index))
+            now = anyio.current_time()
+            if now > end:
+                break
+            while index < schedule.count and (due := start + schedule.due(index)) <= now:
+                terminal = terminals[index % len(terminals)]
+                spread_key = index if options.spread == "request" else index % len(terminals)
+                terminal.backlog.append((due, next(kinds), cards[spread_key % len(cards)]))
+                if terminal.exchange is None:
+                    frame = self._next_frame(terminal, now)
+                    if frame is not None:
+                        terminal.link.outbox.append(frame)
+                index += 1
+            await self._flush(links)
+            if progress is not None and now >= next_progress:
+                progress(self.stats, now - start)
+                next_progress = now + 1.0
+        self._accepting = False  # what is still queued at a terminal now stays unsent
+        if self._in_flight:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(options.answer_timeout + 1.0):
+                await self._idle.wait()
+        elapsed = anyio.current_time() - start
+        self.stats.not_sent += sum(len(t.backlog) for t in terminals) + (schedule.count - index)
+        return elapsed
+
+    async def _flush(self, links: list[_Link]) -> None:
+        for link in links:
+            if link.outbox:
+                frames, link.outbox = link.outbox, []
+                await self._send(link, frames)
+
+    async def _send(self, link: _Link, frames: list[bytes]) -> None:
+        if not link.alive:
+            return  # its terminals' exchanges end as no answer at their deadline
+        try:
+            await link.conn.send_many(frames)
+        except _CONNECTION_ERRORS:
+            link.alive = False
+
+    async def _read(self, link: _Link) -> None:
+        conn = link.conn
+        try:
+            while (payload := await conn.receive()) is not None:
+                now = anyio.current_time()
+                self._answer(payload, now)
+                for more in conn.buffered_frames():
+                    self._answer(more, now)
+                if link.outbox:
+                    frames, link.outbox = link.outbox, []
+                    await self._send(link, frames)
+        except _CONNECTION_ERRORS:
+            pass
+        link.alive = False
+
+    async def _watchdog(self) -> None:
+        while True:
+            await anyio.sleep(WATCHDOG_EVERY_S)
+            self._expire(anyio.current_time())
+            for link in {t.link for t in self._terminals if t.link.outbox}:
+                frames, link.outbox = link.outbox, []
+                await self._send(link, frames)
+
+
+def _stan(session: TerminalSession) -> str:
+    return f"{session.state.stan:06d}"
+
+
+def _stan_of_reversal(session: TerminalSession) -> str:
+    pending = session.state.pending_reversal
+    return pending.fields.get("11", "") if pending is not None else ""
