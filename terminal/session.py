@@ -128,6 +128,8 @@ class TerminalSession:
         self.keep_batch = keep_batch
         self.header = PosHeader(app_type=app_type)
         self.tpdu = Tpdu(dst=route, src=TERMINAL_SRC)
+        #: TPDU ‖ header: the same for every request of this terminal, so written once.
+        self._frame_prefix = PosFrame(tpdu=self.tpdu, header=self.header, body=b"").to_bytes()
         self.clock = clock
 
     # --- keys ------------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ class TerminalSession:
             if mac
             else (encode_pos_body(fields))
         )
-        return PosFrame(tpdu=self.tpdu, header=self.header, body=body).to_bytes()
+        return self._frame_prefix + body
 
     def _base(self, mti: str, stan: str) -> dict[str, str]:
         now = self.clock()

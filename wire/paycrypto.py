@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 import secrets
+import sys
 from typing import Final
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -258,11 +260,10 @@ def mac_cup_ecb(key: bytes | EcbKey, data: bytes) -> bytes:
     XOR all zero-padded 8-byte blocks; write the result as 16 upper-case hex characters; encrypt the first 8
     characters, XOR with the last 8, encrypt again; the MAC is the first 8 hex characters of that, as ASCII.
     """
-    folded = 0
-    padded = _pad_zero(data)
-    for offset in range(0, len(padded), BLOCK):
-        folded ^= int.from_bytes(padded[offset : offset + BLOCK])
-    hex_text = folded.to_bytes(BLOCK).hex().upper().encode("ascii")
+    # XOR of the 8-byte blocks, as machine words: XOR works byte by byte, so the byte order does not matter
+    # as long as the words are read and written back in the same one.
+    folded = functools.reduce(operator.xor, memoryview(_pad_zero(data)).cast("Q"))
+    hex_text = folded.to_bytes(BLOCK, sys.byteorder).hex().upper().encode("ascii")
     first = _encrypt(key, hex_text[:BLOCK])
     second = _encrypt(key, xor(first, hex_text[BLOCK:]))
     return second.hex().upper().encode("ascii")[:BLOCK]

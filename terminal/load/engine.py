@@ -38,6 +38,8 @@ from wire.errors import FramingError
 
 #: How often the watchdog looks for unanswered exchanges.
 WATCHDOG_EVERY_S: Final = 0.1
+#: Sign-ons in flight at once when a run starts.
+SIGN_ON_WINDOW: Final = 256
 #: Sign-on attempts before a terminal gives up; its requests are then counted under ``NOT_SIGNED_ON``.
 MAX_SIGN_ON_TRIES: Final = 2
 #: Outcome codes of the engine itself (beside field 39 values and ``no answer``).
@@ -67,7 +69,8 @@ class _Link:
 class _Terminal:
     session: TerminalSession
     link: _Link
-    backlog: deque[tuple[float, str, CardFixture]] = dataclasses.field(default_factory=deque)
+    backlog: deque[tuple[float, str, CardFixture]] | None = None  # made when first needed: 10,000 idle
+    # terminals would otherwise hold 6 MB of empty deques
     exchange: _Exchange | None = None
     sign_on_tries: int = 0
 
@@ -102,6 +105,9 @@ class LoadEngine:
         self._in_flight = 0
         self._idle = anyio.Event()
         self._accepting = True
+        self._dirty: set[_Link] = set()  # connections with frames waiting in their outbox
+        self._sign_on_queue: deque[_Terminal] = deque()
+        self._start = 0.0
         #: Answers that named no terminal waiting for them, or did not match its request; bad frames.
         self.stray_answers = 0
         self.bad_answers = 0
@@ -147,11 +153,18 @@ class LoadEngine:
         self._in_flight -= 1
         if exchange.due is not None:
             self.stats.record(exchange.due - self._start, now - exchange.due, code)
-        frame = self._next_frame(terminal, now)
+        self._post(terminal, self._next_frame(terminal, now))
+        if exchange.kind == "sign_on" and self._sign_on_queue:  # the next terminal in line signs on
+            waiting = self._sign_on_queue.popleft()
+            self._post(waiting, self._next_frame(waiting, now))
+        if self._in_flight == 0:
+            self._idle.set()
+
+    def _post(self, terminal: _Terminal, frame: bytes | None) -> None:
+        """Leave ``frame`` for the next write on the terminal's connection."""
         if frame is not None:
             terminal.link.outbox.append(frame)
-        elif self._in_flight == 0:
-            self._idle.set()
+            self._dirty.add(terminal.link)
 
     def _answer(self, payload: bytes, now: float) -> None:
         try:
@@ -203,29 +216,31 @@ class LoadEngine:
                 for link in links:
                     tg.start_soon(self._read, link)
                 tg.start_soon(self._watchdog)
-                with anyio.fail_after(options.answer_timeout * (MAX_SIGN_ON_TRIES + 1)):
-                    await self._sign_on_all(links)
+                sign_on_rounds = MAX_SIGN_ON_TRIES * (1 + len(self._terminals) // SIGN_ON_WINDOW)
+                with anyio.fail_after(options.answer_timeout * sign_on_rounds):
+                    await self._sign_on_all()
                 if signed_on is not None:
                     await signed_on()
-                elapsed = await self._schedule(links, progress)
+                elapsed = await self._schedule(progress)
                 tg.cancel_scope.cancel()
             return elapsed
         finally:
             for link in links:
                 await link.conn.aclose()
 
-    async def _sign_on_all(self, links: list[_Link]) -> None:
+    async def _sign_on_all(self) -> None:
+        """Sign every terminal on, ``SIGN_ON_WINDOW`` at a time (as terminals would over a morning, not all
+        in one instant: a host answers 10,000 sign-ons in the same second only with timeouts)."""
         now = anyio.current_time()
-        for terminal in self._terminals:
-            frame = self._next_frame(terminal, now)
-            if frame is not None:
-                terminal.link.outbox.append(frame)
-        await self._flush(links)
+        self._sign_on_queue.extend(self._terminals[SIGN_ON_WINDOW:])
+        for terminal in self._terminals[:SIGN_ON_WINDOW]:
+            self._post(terminal, self._next_frame(terminal, now))
+        await self._flush()
         if self._in_flight:
             self._idle = anyio.Event()
             await self._idle.wait()
 
-    async def _schedule(self, links: list[_Link], progress: Callable[[LoadStats, float], None] | None) -> float:
+    async def _schedule(self, progress: Callable[[LoadStats, float], None] | None) -> float:
         options = self.options
         schedule, terminals, cards = options.schedule, self._terminals, options.cards
         kinds = options.mix.kinds(options.seed)
@@ -241,13 +256,13 @@ class LoadEngine:
             while index < schedule.count and (due := start + schedule.due(index)) <= now:
                 terminal = terminals[index % len(terminals)]
                 spread_key = index if options.spread == "request" else index % len(terminals)
+                if terminal.backlog is None:
+                    terminal.backlog = deque()
                 terminal.backlog.append((due, next(kinds), cards[spread_key % len(cards)]))
                 if terminal.exchange is None:
-                    frame = self._next_frame(terminal, now)
-                    if frame is not None:
-                        terminal.link.outbox.append(frame)
+                    self._post(terminal, self._next_frame(terminal, now))
                 index += 1
-            await self._flush(links)
+            await self._flush()
             if progress is not None and now >= next_progress:
                 progress(self.stats, now - start)
                 next_progress = now + 1.0
@@ -257,13 +272,15 @@ class LoadEngine:
             with anyio.move_on_after(options.answer_timeout + 1.0):
                 await self._idle.wait()
         elapsed = anyio.current_time() - start
-        self.stats.not_sent += sum(len(t.backlog) for t in terminals) + (schedule.count - index)
+        self.stats.not_sent += sum(len(t.backlog or ()) for t in terminals) + (schedule.count - index)
         return elapsed
 
-    async def _flush(self, links: list[_Link]) -> None:
-        for link in links:
-            if link.outbox:
-                frames, link.outbox = link.outbox, []
+    async def _flush(self) -> None:
+        """Write what each connection has waiting, one write per connection."""
+        dirty, self._dirty = self._dirty, set()
+        for link in dirty:
+            frames, link.outbox = link.outbox, []
+            if frames:
                 await self._send(link, frames)
 
     async def _send(self, link: _Link, frames: list[bytes]) -> None:
@@ -282,9 +299,7 @@ class LoadEngine:
                 self._answer(payload, now)
                 for more in conn.buffered_frames():
                     self._answer(more, now)
-                if link.outbox:
-                    frames, link.outbox = link.outbox, []
-                    await self._send(link, frames)
+                await self._flush()
         except _CONNECTION_ERRORS:
             pass
         link.alive = False
@@ -293,9 +308,7 @@ class LoadEngine:
         while True:
             await anyio.sleep(WATCHDOG_EVERY_S)
             self._expire(anyio.current_time())
-            for link in {t.link for t in self._terminals if t.link.outbox}:
-                frames, link.outbox = link.outbox, []
-                await self._send(link, frames)
+            await self._flush()
 
 
 def _stan(session: TerminalSession) -> str:
