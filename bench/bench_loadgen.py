@@ -37,10 +37,8 @@ from acqkit.netio import FramedConnection, connect, serve_tcp
 from bench.report import emit
 from terminal.echohost.server import echo_host_for, serve_echo_host
 from terminal.load.engine import EngineOptions, LoadEngine
-from terminal.load.runner import LOAD_ANSWER_TIMEOUT_S, load_cards, run_load, with_load_terminals
+from terminal.load.runner import LOAD_ANSWER_TIMEOUT_S, load_cards, load_sessions, run_load, with_load_terminals
 from terminal.load.schedule import Mix, OpenLoopSchedule
-from terminal.session import TerminalSession
-from terminal.state import TerminalState
 from wire.tpdu import Tpdu
 
 TERMINALS: Final = 200
@@ -80,6 +78,15 @@ def _config() -> AcqsimConfig:
     return with_load_terminals(AcqsimConfig.default(), max(TERMINALS, IDLE_TERMINALS))
 
 
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -92,7 +99,9 @@ def _rss_mb() -> float:
 
 async def _echo_host(ready: Queue[Any]) -> None:
     async with anyio.create_task_group() as tg:
-        ready.put(await tg.start(functools.partial(serve_echo_host, echo_host_for(_config()), "127.0.0.1", 0)))
+        ready.put(
+            await tg.start(functools.partial(serve_echo_host, echo_host_for(AcqsimConfig.default()), "127.0.0.1", 0))
+        )
 
 
 async def _raw_echo(ready: Queue[Any]) -> None:
@@ -106,7 +115,7 @@ async def _raw_echo(ready: Queue[Any]) -> None:
 
 
 async def _load(port: int, result: Queue[Any]) -> None:
-    config = _config()
+    config = with_load_terminals(AcqsimConfig.default(), TERMINALS)
     cpu, wall = time.process_time(), time.perf_counter()
     stats, elapsed = await run_load(
         config,
@@ -158,11 +167,7 @@ async def _floor(port: int, result: Queue[Any]) -> None:
 async def _idle_terminals(port: int, result: Queue[Any]) -> None:
     config = _config()
     before = _rss_mb()
-    sessions = []
-    for i in range(1, IDLE_TERMINALS + 1):
-        fixture = config.terminal(f"2{i:07d}")
-        state = TerminalState(terminal_id=fixture.terminal_id, merchant_id=fixture.merchant_id)
-        sessions.append(TerminalSession(state, bytes.fromhex(fixture.tmk), keep_batch=False))
+    sessions = load_sessions(config, IDLE_TERMINALS)
     engine = LoadEngine(
         sessions,
         EngineOptions(
@@ -194,13 +199,15 @@ def _pair(server: Callable[..., Coroutine[Any, Any, None]], client: Callable[...
     server_process.start()
     try:
         port = ready.get(timeout=START_TIMEOUT_S)
+        server_cpu = _cpu_s(server_process.pid)
         client_process = _process(LOAD_CORE, client, port, result)
         client_process.start()
         try:
             give_up = time.monotonic() + START_TIMEOUT_S + SECONDS * 4
             while time.monotonic() < give_up:
                 with contextlib.suppress(queue.Empty):
-                    return result.get(timeout=1.0)
+                    figures: dict[str, Any] = result.get(timeout=1.0)
+                    return {**figures, "server_cpu": _cpu_s(server_process.pid) - server_cpu}
                 if not client_process.is_alive():
                     raise RuntimeError(f"{client.__name__} ended without a result (exit {client_process.exitcode})")
             raise TimeoutError(f"{client.__name__} gave no result in time")
@@ -223,6 +230,10 @@ def main() -> None:
         f"{load['cpu']:.2f} CPU-s: {capacity:,.0f} purchases per CPU-second (target {TARGET_PER_S:,})"
     )
     print(
+        f"echo host: {load['server_cpu']:.2f} CPU-s for those answers: "
+        f"{load['approved'] / load['server_cpu']:,.0f} answers per CPU-second"
+    )
+    print(
         f"floor (raw frames, same connections and frames in flight): {floor['completed'] / floor['wall']:,.0f}/s "
         f"wall, {floor_capacity:,.0f} per CPU-second; load generator / floor {capacity / floor_capacity:.2f}"
     )
@@ -234,6 +245,7 @@ def main() -> None:
         {
             "purchases_per_s": load["approved"] / load["elapsed"],
             "purchases_per_cpu_s": capacity,
+            "echo_host_answers_per_cpu_s": load["approved"] / load["server_cpu"],
             "target_per_cpu_s": TARGET_PER_S,
             "floor_per_s": floor["completed"] / floor["wall"],
             "floor_per_cpu_s": floor_capacity,

@@ -25,7 +25,7 @@ from wire.codec import decode_pos_body, encode_pos_body, encode_pos_body_with_ma
 from wire.constants import NetworkCode, ResponseCode
 from wire.errors import WireError
 from wire.fields import Field60, SignOnKeys
-from wire.paycrypto import encrypt_key_under, key_check_value, mac_cup_ecb
+from wire.paycrypto import EcbKey, encrypt_key_under, key_check_value, mac_cup_ecb
 from wire.posframe import PosFrame
 
 #: The working keys the echo host hands out (TEST material, odd parity): PIN key and MAC key.
@@ -55,6 +55,7 @@ class EchoHost:
         self._tmks = dict(tmks)
         self._default_tmk = next(iter(self._tmks.values()))
         self._rrn = 0
+        self._mak = EcbKey(ECHO_TEST_MAK)  # one cipher context for every answer's MAC
         #: Requests answered, and requests dropped because they did not decode.
         self.answered = 0
         self.dropped = 0
@@ -93,7 +94,7 @@ class EchoHost:
         ordered = dict(sorted(answer.items(), key=lambda item: -1 if item[0] == "t" else int(item[0])))
         try:
             body = (
-                encode_pos_body_with_mac(ordered, lambda block: mac_cup_ecb(ECHO_TEST_MAK, block))
+                encode_pos_body_with_mac(ordered, lambda block: mac_cup_ecb(self._mak, block))
                 if "64" in fields
                 else encode_pos_body(ordered)
             )

@@ -181,6 +181,22 @@ async def run_load(
     return stats, elapsed
 
 
+def load_sessions(config: AcqsimConfig, terminals: int) -> list[TerminalSession]:
+    """Fresh in-memory sessions of load terminals ``2000001``… (configured by :func:`with_load_terminals`),
+    keeping no batch."""
+    fixtures = {fixture.terminal_id: fixture for fixture in config.terminals}  # one pass, not one per terminal
+    sessions = []
+    for i in range(1, terminals + 1):
+        fixture = fixtures[f"{LOAD_TERMINAL_PREFIX}{i:07d}"]
+        state = TerminalState(terminal_id=fixture.terminal_id, merchant_id=fixture.merchant_id)
+        sessions.append(
+            TerminalSession(
+                state, bytes.fromhex(fixture.tmk), app_type=fixture.app_type, route=fixture.route, keep_batch=False
+            )
+        )
+    return sessions
+
+
 async def _run_pipelined(
     config: AcqsimConfig,
     terminals: int,
@@ -193,17 +209,8 @@ async def _run_pipelined(
     cards: tuple[CardFixture, ...],
     spread: str,
 ) -> tuple[LoadStats, float]:
-    sessions = []
-    for i in range(1, terminals + 1):
-        fixture = config.terminal(f"{LOAD_TERMINAL_PREFIX}{i:07d}")
-        state = TerminalState(terminal_id=fixture.terminal_id, merchant_id=fixture.merchant_id)
-        sessions.append(
-            TerminalSession(
-                state, bytes.fromhex(fixture.tmk), app_type=fixture.app_type, route=fixture.route, keep_batch=False
-            )
-        )
     engine = LoadEngine(
-        sessions,
+        load_sessions(config, terminals),
         EngineOptions(
             schedule=schedule,
             mix=mix,
