@@ -12,7 +12,7 @@ different from one task per terminal is the I/O:
   the due time, queueing at a busy terminal included) and writes every frame that came due in the same turn
   in one write per connection;
 - one reader task per connection answers a whole read's worth of frames, then writes the terminals' next
-  requests (their backlog, or a pending reversal) in one write;
+  requests (the next one already due, or a pending reversal) in one write;
 - one watchdog task ends exchanges unanswered after ``answer_timeout`` (``no answer``; the reversal stays
   pending and goes first, as on a real POS).
 
@@ -38,6 +38,8 @@ from wire.errors import FramingError
 
 #: How often the watchdog looks for unanswered exchanges.
 WATCHDOG_EVERY_S: Final = 0.1
+#: Kinds drawn for a run; request *i* has kind ``i % KIND_TABLE`` of them.
+KIND_TABLE: Final = 4096
 #: Sign-ons in flight at once when a run starts.
 SIGN_ON_WINDOW: Final = 256
 #: Sign-on attempts before a terminal gives up; its requests are then counted under ``NOT_SIGNED_ON``.
@@ -69,8 +71,9 @@ class _Link:
 class _Terminal:
     session: TerminalSession
     link: _Link
-    backlog: deque[tuple[float, str, CardFixture]] | None = None  # made when first needed: 10,000 idle
-    # terminals would otherwise hold 6 MB of empty deques
+    #: The index of this terminal's next request (request *i* is terminal ``i % T``'s): what is queued at a
+    #: terminal is every index from here up to what is due, so an overloaded run holds nothing per request.
+    next_index: int = 0
     exchange: _Exchange | None = None
     sign_on_tries: int = 0
 
@@ -108,6 +111,10 @@ class LoadEngine:
         self._dirty: set[_Link] = set()  # connections with frames waiting in their outbox
         self._sign_on_queue: deque[_Terminal] = deque()
         self._start = 0.0
+        self._due = 0  # requests 0 .. _due - 1 have come due
+        #: Each request's kind, by index modulo its length: drawn once with the mix's weights (a run of any
+        #: length holds no per-request plan).
+        self._kinds = options.mix.plan(KIND_TABLE, options.seed)
         #: Answers that named no terminal waiting for them, or did not match its request; bad frames.
         self.stray_answers = 0
         self.bad_answers = 0
@@ -128,8 +135,9 @@ class LoadEngine:
         elif session.state.pending_reversal is not None:
             frame = session.reversal_due()  # not None: a reversal is pending
             terminal.exchange = _Exchange("reversal", _stan_of_reversal(session), None, deadline)
-        elif terminal.backlog and self._accepting:
-            due, kind, card = terminal.backlog.popleft()
+        elif terminal.next_index < self._due and self._accepting:
+            due, kind, card = self._request(terminal.next_index)
+            terminal.next_index += len(self._terminals)
             amount = 0 if kind == "balance" else self.options.amount
             frame = session.financial(kind, card, amount=amount, pin=card.pin)
             terminal.exchange = _Exchange(kind, _stan(session), due, deadline)
@@ -140,9 +148,17 @@ class LoadEngine:
             self._in_flight += 1
         return frame
 
+    def _request(self, index: int) -> tuple[float, str, CardFixture]:
+        """Request ``index``: its due time, kind and card — all functions of the index."""
+        cards = self.options.cards
+        spread_key = index if self.options.spread == "request" else index % len(self._terminals)
+        due = self._start + self.options.schedule.due(index)
+        return due, self._kinds[index % len(self._kinds)], cards[spread_key % len(cards)]
+
     def _drop_backlog(self, terminal: _Terminal, now: float) -> None:
-        while terminal.backlog:
-            due, _, _ = terminal.backlog.popleft()
+        while terminal.next_index < self._due:
+            due, _, _ = self._request(terminal.next_index)
+            terminal.next_index += len(self._terminals)
             self.stats.sent += 1
             self.stats.record(due - self._start, now - due, NOT_SIGNED_ON)
 
@@ -209,7 +225,7 @@ class LoadEngine:
         try:
             for _ in range(min(options.connections, len(self._sessions))):
                 links.append(_Link(await connect(against.host, against.port, timeout=options.answer_timeout)))
-            self._terminals = [_Terminal(s, links[i % len(links)]) for i, s in enumerate(self._sessions)]
+            self._terminals = [_Terminal(s, links[i % len(links)], next_index=i) for i, s in enumerate(self._sessions)]
             self._by_id = {t.session.state.terminal_id: t for t in self._terminals}
             self._start = anyio.current_time()
             async with anyio.create_task_group() as tg:
@@ -242,26 +258,22 @@ class LoadEngine:
 
     async def _schedule(self, progress: Callable[[LoadStats, float], None] | None) -> float:
         options = self.options
-        schedule, terminals, cards = options.schedule, self._terminals, options.cards
-        kinds = options.mix.kinds(options.seed)
+        schedule, terminals = options.schedule, self._terminals
         self._start = start = anyio.current_time() + 0.05
         end = start + schedule.duration
         next_progress = start + 1.0
-        index = 0
-        while index < schedule.count:
-            await anyio.sleep_until(start + schedule.due(index))
+        while self._due < schedule.count:
+            await anyio.sleep_until(start + schedule.due(self._due))
             now = anyio.current_time()
             if now > end:
                 break
-            while index < schedule.count and (due := start + schedule.due(index)) <= now:
+            first = self._due
+            while self._due < schedule.count and start + schedule.due(self._due) <= now:
+                self._due += 1
+            for index in range(first, self._due):  # an idle terminal whose next request just came due starts it
                 terminal = terminals[index % len(terminals)]
-                spread_key = index if options.spread == "request" else index % len(terminals)
-                if terminal.backlog is None:
-                    terminal.backlog = deque()
-                terminal.backlog.append((due, next(kinds), cards[spread_key % len(cards)]))
-                if terminal.exchange is None:
+                if terminal.exchange is None and terminal.next_index == index:
                     self._post(terminal, self._next_frame(terminal, now))
-                index += 1
             await self._flush()
             if progress is not None and now >= next_progress:
                 progress(self.stats, now - start)
@@ -272,7 +284,8 @@ class LoadEngine:
             with anyio.move_on_after(options.answer_timeout + 1.0):
                 await self._idle.wait()
         elapsed = anyio.current_time() - start
-        self.stats.not_sent += sum(len(t.backlog or ()) for t in terminals) + (schedule.count - index)
+        queued = sum(max(0, -(-(self._due - t.next_index) // len(terminals))) for t in terminals)
+        self.stats.not_sent += queued + (schedule.count - self._due)
         return elapsed
 
     async def _flush(self) -> None:

@@ -135,6 +135,8 @@ async def run_load(
             )
             for i in range(1, terminals + 1)
         ]
+        for pos in poses:
+            pos.session.keep_batch = False  # a long run would otherwise remember every approval
         async with anyio.create_task_group() as tg:
             for pos in poses:
                 tg.start_soon(pos.sign_on)

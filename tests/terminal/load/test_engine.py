@@ -134,3 +134,17 @@ def test_statistics_stay_bounded_however_long_the_run() -> None:
     assert stats.percentile_ms(50) == pytest.approx(500, rel=0.01)
     late = sum(1 for due, _ in stats.samples if due >= 2 * PLOT_SAMPLES / 1000)
     assert PLOT_SAMPLES / 4 < late < PLOT_SAMPLES / 2.4  # the last third of the run has about a third of the sample
+
+
+@pytest.mark.anyio
+async def test_an_overloaded_run_counts_every_request_and_queues_none_in_memory() -> None:
+    """Offered far more than one terminal can do: every request is either sent (and answered) or counted as
+    not sent; what is queued is only each terminal's next index, not a list of requests."""
+    options = EngineOptions(
+        schedule=OpenLoopSchedule(4000, 0.5), mix=Mix.parse("purchase=1"), cards=load_cards(CONFIG, 3)
+    )
+    engine = await _run(RecordingEchoHost(), _sessions(2), options)
+    assert engine.stats.sent + engine.stats.not_sent == 2000
+    assert engine.stats.completed == engine.stats.sent == engine.stats.codes["00"] > 0
+    assert engine.stats.not_sent > 0
+    assert all(not hasattr(t, "backlog") for t in engine._terminals)
