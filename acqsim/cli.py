@@ -36,6 +36,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "pos": ("terminal.cli", "act as a POS terminal: sign-on, purchase, settle ..."),
     "cards": ("acqsim.cmd_cards", "list or issue virtual test cards"),
     "load": ("acqsim.cmd_load", "many-terminal load generator"),
+    "echo-host": ("terminal.echohost.cli", "a canned-answer POS host to measure the load generator against"),
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
     "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
     "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
