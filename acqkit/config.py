@@ -9,10 +9,12 @@ TOML layout (every table optional; omitted values take the defaults below)::
     trace = true                  # every service writes JSON-lines trace records (off for load runs)
     acquirer_id = "48009999"      # field 32
     currency = "156"              # field 49
-    pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
+    pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported through the HSM at start-up
     tls = false                   # mutual TLS on every service hop (certificates: `acqsim certs create`)
 
-    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"   audit = "hsm-audit.jsonl"
+    [hsm]       host = "127.0.0.1"  port = 1500   audit = "hsm-audit.jsonl"
+                lmk_file = "hsm/lmk.json"        # the LMK sealed at rest; read by the HSM only
+                allow_clear_import = true        # TEST: the key ceremony loads the clear TEST keys (A4)
                 allowed_clients = ["frontend"]   # or [hsm.allowed_clients] frontend = ["M8", "DC", …]
     [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"   # or postgresql://…
     [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"
@@ -27,11 +29,14 @@ TOML layout (every table optional; omitted values take the defaults below)::
     [[cards]]      pan = "…"  expiry = "3012"  pin = "123456"  pvki = "1"  pvv = "6308"  balance = 50000000
 
 Clear keys and PINs in this file are TEST material only (they are documented so any client can transact);
-services never log them, and the supervisor hands keys to the HSM to be held under the LMK.
+services never log them. The LMK is not in this file: only the HSM opens its LMK file. The key ceremony
+(``acqsim/provision.py``) hands the TEST keys to the HSM as clear components — allowed only because this TEST
+configuration says ``allow_clear_import = true`` — and keeps only the cryptograms, in the key store.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import os
@@ -42,6 +47,7 @@ from typing import Any, Final, TypeVar
 
 import tomli_w
 
+from acqkit.keystore import key_store_path
 from acqkit.netio import DEFAULT_MAX_CONNECTIONS
 from acqkit.tls import TLS_DIR_NAME
 from wire.constants import CURRENCY_CNY
@@ -57,6 +63,7 @@ DEFAULT_FRONTEND_PORT: Final = 5803
 DEFAULT_NAC_PORT: Final = 5800
 DEFAULT_NAC_STATUS_PORT: Final = 5801
 DEFAULT_ACQUIRER_ID: Final = "48009999"
+DEFAULT_LMK_FILE: Final = "hsm/lmk.json"
 
 #: TEST PVK pair (odd parity) for Visa PVV; the cards' PVVs below were computed with it and PVKI 1.
 TEST_PVK: Final = "7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E"
@@ -75,7 +82,12 @@ _T = TypeVar("_T")
 
 
 class ConfigError(ValueError):
-    """The configuration is not valid; the message names the table and key."""
+    """The configuration is not valid; the message names the table and key (``table``, ``key``: where it is,
+    so that :func:`load_config` can add the file and line)."""
+
+    def __init__(self, message: str, *, table: str = "", key: str = "") -> None:
+        super().__init__(message)
+        self.table, self.key = table, key
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,10 +107,23 @@ class Endpoint:
         return cls(host=host, port=port)
 
 
+#: ``--config``'s help, the same for every command that reads the configuration.
+CONFIG_HELP: Final = "acqsim TOML configuration file (default: the built-in one, data in .acqsim/)"
+#: The highest TCP port number.
+MAX_PORT: Final = 0xFFFF
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type`` for ``--port``: 0..65535 (0: any free port), or a usage error naming the value."""
+    if not text.isdigit() or not 0 <= int(text) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to {MAX_PORT})")
+    return int(text)
+
+
 def split_host_port(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (an IPv6 host in brackets) → (host, port 0..65535); ``ValueError`` otherwise."""
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= MAX_PORT:
         raise ValueError(text)
     return host.strip("[]"), int(port)
 
@@ -106,7 +131,12 @@ def split_host_port(text: str) -> tuple[str, int]:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HsmConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_HSM_PORT)
-    lmk: str = "TEST"  # "TEST" = the documented test LMK, or its clear components as hex
+    #: The LMK sealed under a passphrase (hsm_sim/lmk_store.py), relative to data_dir; created at the first
+    #: start with a random LMK. Only the HSM process is told where it is.
+    lmk_file: str = DEFAULT_LMK_FILE
+    #: Whether the HSM takes clear key components (A4). The built-in configuration is TEST material and
+    #: enables it so that its key ceremony can load the clear TEST keys; a real estate sets false.
+    allow_clear_import: bool = True
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # served at once; more are accepted and closed at once
     #: Verified client identities (TLS certificate CN) → the commands each may send (empty = all). Enforced
     #: only with ``tls = true``; on plain TCP every client is anonymous.
@@ -298,6 +328,11 @@ class AcqsimConfig:
         return self.data_dir / TLS_DIR_NAME
 
     @property
+    def key_store_path(self) -> Path:
+        """The key store of cryptograms under the LMK (acqkit/keystore.py)."""
+        return key_store_path(self.data_dir)
+
+    @property
     def trace_dir(self) -> Path:
         return self.data_dir / "traces"
 
@@ -350,15 +385,17 @@ class AcqsimConfig:
 def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = raw.get(name, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(f"[{name}] must be a table")
+        raise ConfigError(f"[{name}] must be a table", table=name)
     return value
 
 
 def _endpoint(table: Mapping[str, Any], name: str, default: Endpoint) -> Endpoint:
     host = table.get("host", default.host)
     port = table.get("port", default.port)
-    if not isinstance(host, str) or not isinstance(port, int):
-        raise ConfigError(f"[{name}] host must be a string and port an integer")
+    if not isinstance(host, str):
+        raise ConfigError(f"[{name}] host must be a string", table=name, key="host")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= MAX_PORT:
+        raise ConfigError(f"[{name}] port must be an integer from 0 to {MAX_PORT}", table=name, key="port")
     return Endpoint(host=host, port=port)
 
 
@@ -372,13 +409,17 @@ def _allowed_clients(table: Mapping[str, Any], default: Mapping[str, tuple[str, 
         for cmds in value.values()
     ):
         return {str(name): tuple(cmds) for name, cmds in value.items()}
-    raise ConfigError("[hsm] allowed_clients must be a list of names or a table of name = [command codes]")
+    raise ConfigError(
+        "[hsm] allowed_clients must be a list of names or a table of name = [command codes]",
+        table="hsm",
+        key="allowed_clients",
+    )
 
 
 def _max_connections(table: Mapping[str, Any], name: str, default: int = DEFAULT_MAX_CONNECTIONS) -> int:
     value = table.get("max_connections", default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"[{name}] max_connections must be a positive integer")
+        raise ConfigError(f"[{name}] max_connections must be a positive integer", table=name, key="max_connections")
     return value
 
 
@@ -387,13 +428,13 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
         return default
     items = raw[name]
     if not isinstance(items, list):
-        raise ConfigError(f"[[{name}]] must be an array of tables")
+        raise ConfigError(f"[[{name}]] must be an array of tables", table=name)
     out = []
     for index, item in enumerate(items):
         try:
             out.append(cls(**item))
         except TypeError as exc:
-            raise ConfigError(f"[[{name}]] entry {index}: {exc}") from None
+            raise ConfigError(f"[[{name}]] entry {index}: {exc}", table=name) from None
     return tuple(out)
 
 
@@ -404,7 +445,7 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
         {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "hsm", "ledger", "frontend", "nac"}
         | {"merchants", "terminals", "cards"}
     ),
-    "hsm": frozenset({"host", "port", "lmk", "max_connections", "allowed_clients", "audit"}),
+    "hsm": frozenset({"host", "port", "lmk_file", "allow_clear_import", "max_connections", "allowed_clients", "audit"}),
     "ledger": frozenset({"host", "port", "db", "max_connections"}),
     "frontend": frozenset({"host", "port", "db", "max_connections"}),
     "nac": frozenset({"host", "port", "status_port", "routes", "max_connections"}),
@@ -450,10 +491,13 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
     data_dir = Path(raw.get("data_dir", str(defaults.data_dir)))
     trace = raw.get("trace", defaults.trace)
     if not isinstance(trace, bool):
-        raise ConfigError("trace must be true or false")
+        raise ConfigError("trace must be true or false", key="trace")
     tls = raw.get("tls", defaults.tls)
     if not isinstance(tls, bool):
-        raise ConfigError("tls must be true or false")
+        raise ConfigError("tls must be true or false", key="tls")
+    allow_clear_import = hsm_t.get("allow_clear_import", defaults.hsm.allow_clear_import)
+    if not isinstance(allow_clear_import, bool):
+        raise ConfigError("[hsm] allow_clear_import must be true or false", table="hsm", key="allow_clear_import")
     return AcqsimConfig(
         data_dir=data_dir if data_dir.is_absolute() else base_dir / data_dir,
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
@@ -463,7 +507,8 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
         tls=tls,
         hsm=HsmConfig(
             listen=_endpoint(hsm_t, "hsm", defaults.hsm.listen),
-            lmk=str(hsm_t.get("lmk", "TEST")),
+            lmk_file=str(hsm_t.get("lmk_file", defaults.hsm.lmk_file)),
+            allow_clear_import=allow_clear_import,
             max_connections=_max_connections(hsm_t, "hsm"),
             allowed_clients=_allowed_clients(hsm_t, defaults.hsm.allowed_clients),
             audit=str(hsm_t.get("audit", defaults.hsm.audit)),
@@ -516,7 +561,8 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "hsm": {
             "host": config.hsm.listen.host,
             "port": config.hsm.listen.port,
-            "lmk": config.hsm.lmk,
+            "lmk_file": config.hsm.lmk_file,
+            "allow_clear_import": config.hsm.allow_clear_import,
             "max_connections": config.hsm.max_connections,
             "allowed_clients": {name: list(cmds) for name, cmds in config.hsm.allowed_clients.items()},
             "audit": config.hsm.audit,
@@ -551,4 +597,24 @@ def load_config(path: Path | None) -> AcqsimConfig:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # TOML errors name line and column
         raise ConfigError(f"cannot read configuration {path}: {exc}") from None
     _refuse_unknown(raw, path, text)
-    return config_from_mapping(raw, base_dir=path.parent)
+    try:
+        return config_from_mapping(raw, base_dir=path.parent)
+    except ConfigError as exc:
+        line = line_of(text, exc.table, exc.key)
+        raise ConfigError(f"{path}:{line}: {exc}" if line else f"{path}: {exc}", table=exc.table, key=exc.key) from None
+
+
+def line_of(text: str, table: str, key: str) -> int | None:
+    """The line of ``key`` in ``[table]`` (top level when ``table`` is empty; the table's header when ``key``
+    is), by a plain scan of the TOML text (tomllib keeps no positions)."""
+    current = ""
+    for number, row in enumerate(text.splitlines(), 1):
+        stripped = row.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+            if current == table and not key:
+                return number
+            continue
+        if current == table and key and stripped.split("=")[0].strip().strip('"') == key:
+            return number
+    return None

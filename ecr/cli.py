@@ -35,7 +35,7 @@ ACTIONS: Final = ("sale", "void", "status")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("action", choices=ACTIONS, help="sell a basket, void a sale, or ask the terminal's state")
     parser.add_argument("value", nargs="?", help="sale: open amount in yuan; void, status: the sale's reference")
     parser.add_argument("--item", action="append", default=[], help="NAME:PRICE or NAME:PRICExQTY (repeatable)")
     parser.add_argument("--coupon", help="sale: a coupon code to redeem on the basket (needs --platform)")

@@ -54,7 +54,7 @@ ACTIONS: Final = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("action", choices=ACTIONS, help="serve the platform, report on sales, or use one of its apps")
     parser.add_argument("values", nargs="*", help="the action's arguments (see acqsim merchant --help)")
     parser.add_argument("--config", type=Path, help="configuration file (default: built-in TEST configuration)")
     parser.add_argument("--listen", help=f"serve: HOST:PORT to listen on (default {DEFAULT_MERCHANT})")

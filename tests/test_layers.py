@@ -4,15 +4,19 @@
 
 A module may import its own package and any lower layer. A service may import another service only through
 that service's ``client`` (how to talk to it) or ``api`` (the typed contract) module. Every import counts,
-including those inside functions. This is read from the source with ``ast``: nothing is imported to check.
+including those inside functions. This is read from the source with ``ast`` by :mod:`acqsim.archmap`, the
+checker ``acqsim arch`` uses too: nothing is imported to check.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
+
+from acqsim import archmap
+from acqsim.archmap import breaks_contract, discover_layers
+from acqsim.archmap import contract_breaks as archmap_breaks
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 SERVICES: Final = ("hsm_sim", "core_ledger", "frontend", "nac", "terminal", "wallet", "merchant", "ecr")
@@ -21,44 +25,42 @@ LAYER: Final[dict[str, int]] = {"wire": 0, "acqkit": 1, **dict.fromkeys(SERVICES
 PUBLIC_FACE: Final = ("client", "api")
 #: Imports that break the contract today, each to be untied (issue #16). The test fails when one of these is
 #: gone (so the list only shrinks) and when any other breaking import appears.
-KNOWN_KNOTS: Final[frozenset[tuple[str, str]]] = frozenset(
+KNOWN_KNOTS: Final[frozenset[tuple[str, str]]] = frozenset()
+
+
+#: Key custody (issue #15): the modules that hold or open the LMK, and the names that reach it. No module
+#: outside ``hsm_sim/`` imports either, in any layer (tests of the HSM itself may).
+LMK_MODULES: Final = frozenset({"hsm_sim.keys", "hsm_sim.lmk_store", "hsm_sim.rotation"})
+LMK_NAMES: Final = frozenset(
     {
-        ("frontend/registry.py", "hsm_sim.keys"),
-        ("frontend/registry.py", "hsm_sim.cli"),
+        "Lmk",
+        "encrypt_under_lmk",
+        "decrypt_under_lmk",
+        "DEFAULT_TEST_LMK",
+        "TEST_LMK_HEX",
+        "lmk_from_arg",
+        "lmk_store",
+        "load_lmk_file",
+        "open_or_create_lmk",
+        "open_sealed_lmk",
+        "random_lmk",
+        "write_lmk_file",
     }
 )
 
 
-def _imports(path: Path) -> Iterator[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-
-
 def _breaks_contract(importer: str, module: str) -> bool:
-    package = module.split(".", maxsplit=1)[0]
-    if package not in LAYER or package == importer:
-        return False
-    if LAYER[package] > LAYER[importer]:
-        return True  # an import that runs back up
-    if LAYER[package] == LAYER[importer] == LAYER["frontend"]:
-        parts = module.split(".")
-        return len(parts) < 2 or parts[1] not in PUBLIC_FACE
-    return False
+    return breaks_contract(importer, module, LAYER)
 
 
 def contract_breaks() -> set[tuple[str, str]]:
-    found = set()
-    for package in LAYER:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            relative = path.relative_to(ROOT).as_posix()
-            for module in _imports(path):
-                if _breaks_contract(package, module):
-                    found.add((relative, module))
-    return found
+    return archmap_breaks(LAYER, ROOT)
+
+
+def test_every_package_is_registered_in_its_layer() -> None:
+    """A new top-level package must be entered in SERVICES (or LAYER) here, so that the contract covers it."""
+    assert discover_layers(ROOT) == LAYER
+    assert PUBLIC_FACE == archmap.PUBLIC_FACE
 
 
 def test_no_import_runs_back_up_and_services_meet_only_through_client_or_api() -> None:
@@ -80,3 +82,44 @@ def test_the_checker_sees_a_wrong_way_import() -> None:
     assert not _breaks_contract("frontend", "core_ledger.client")
     assert not _breaks_contract("acqsim", "frontend.core")
     assert not _breaks_contract("hsm_sim", "hsm_sim.keys")
+
+
+def lmk_reaches(path: Path) -> set[str]:
+    """What ``path`` imports that reaches the LMK: an LMK module, or an LMK name from anywhere in hsm_sim."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in LMK_MODULES}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "hsm_sim":
+            if node.module in LMK_MODULES:
+                found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in LMK_MODULES}
+            found |= {f"{node.module}.{alias.name}" for alias in node.names if alias.name in LMK_NAMES}
+    return found
+
+
+def test_no_module_outside_the_hsm_can_reach_the_lmk() -> None:
+    reaching = {
+        f"{path.relative_to(ROOT).as_posix()} imports {name}"
+        for package in LAYER
+        if package != "hsm_sim"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in lmk_reaches(path)
+    }
+    assert not reaching, "only hsm_sim/ may hold the LMK:\n  " + "\n  ".join(sorted(reaching))
+
+
+def test_the_lmk_checker_sees_a_reaching_import(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("from hsm_sim.cli import lmk_from_arg\nimport hsm_sim.lmk_store\nfrom hsm_sim import keys\n")
+    assert lmk_reaches(source) == {"hsm_sim.cli.lmk_from_arg", "hsm_sim.lmk_store", "hsm_sim.keys"}
+    source.write_text("from hsm_sim.client import HsmClient, KeyType\n")
+    assert lmk_reaches(source) == set()
+
+
+def test_the_map_in_docs_architecture_is_the_one_the_code_gives() -> None:
+    document = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    generated = archmap.doc_block(archmap.render(LAYER, archmap.package_graph(LAYER, ROOT)))
+    assert archmap.map_in_doc(document) == generated, (
+        "docs/architecture.md shows another map than the code: run `acqsim arch --update-doc docs/architecture.md`"
+    )

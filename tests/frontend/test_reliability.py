@@ -17,13 +17,13 @@ from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service
 from frontend.core import Context
 from frontend.journal import Journal
-from frontend.registry import Registry
 from frontend.server import Frontend
 from frontend.server import serve as serve_frontend
 from hsm_sim.client import HsmClient
 from hsm_sim.keys import DEFAULT_TEST_LMK
 from hsm_sim.server import serve as serve_hsm
 from terminal.pos import PosTerminal
+from tests.keyring import registry_for
 
 pytestmark = pytest.mark.anyio
 HOST = "127.0.0.1"
@@ -66,17 +66,20 @@ async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_resta
     async with anyio.create_task_group() as tg:
         hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
         service = open_service(db, config)
-        ledger_scope = anyio.CancelScope()
+        ledger_scope, ledger_stopped = anyio.CancelScope(), anyio.Event()
 
         async def ledger(port: int, *, task_status: anyio.abc.TaskStatus[int]) -> None:
-            with ledger_scope:
-                await serve_ledger(HOST, port, service=service, task_status=task_status)
+            try:
+                with ledger_scope:
+                    await serve_ledger(HOST, port, service=service, task_status=task_status)
+            finally:
+                ledger_stopped.set()  # its listener and connections are closed
 
         ledger_port = await tg.start(ledger, 0)
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger_client = await LedgerClient.connect(HOST, ledger_port, timeout=1.0)
         journal = Journal(journal_path)
-        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger_client)
+        frontend = Frontend(Context(registry=registry_for(config)), journal, hsm, ledger_client)
         fe_scope = anyio.CancelScope()
 
         async def run_frontend(*, task_status: anyio.abc.TaskStatus[int]) -> None:
@@ -91,7 +94,8 @@ async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_resta
             assert ok is not None and ok.approved
 
             ledger_scope.cancel()  # the ledger dies
-            await anyio.sleep(0.1)
+            with anyio.fail_after(5):
+                await ledger_stopped.wait()
             down = await pos.financial("purchase", card, amount=2_000, pin=card.pin)
             assert down is not None and down.response_code == "98" and down.trusted
             assert len(journal.pending_reversals()) == 1
@@ -103,7 +107,7 @@ async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_resta
             service2 = open_service(db, None)
             port2 = await tg.start(functools.partial(serve_ledger, HOST, ledger_port, service=service2))
             ledger2 = await LedgerClient.connect(HOST, port2, timeout=2.0)
-            restarted = Frontend(Context(registry=Registry.from_config(config)), Journal(journal_path), hsm, ledger2)
+            restarted = Frontend(Context(registry=registry_for(config)), Journal(journal_path), hsm, ledger2)
             await tg.start(functools.partial(serve_frontend, HOST, fe_port, frontend=restarted))
             await _until(lambda: not restarted.journal.pending_reversals())
             after = await pos.financial("balance", card, pin=card.pin)
@@ -118,11 +122,14 @@ async def test_hsm_gone_gives_96_and_the_front_end_keeps_serving(tmp_path: Path)
     config = AcqsimConfig.default(data_dir=tmp_path)
     card = config.card("6200001000000003")
     async with anyio.create_task_group() as tg:
-        hsm_scope = anyio.CancelScope()
+        hsm_scope, hsm_stopped = anyio.CancelScope(), anyio.Event()
 
         async def hsm_service(*, task_status: anyio.abc.TaskStatus[int]) -> None:
-            with hsm_scope:
-                await serve_hsm(HOST, 0, lmk=DEFAULT_TEST_LMK, task_status=task_status)
+            try:
+                with hsm_scope:
+                    await serve_hsm(HOST, 0, lmk=DEFAULT_TEST_LMK, task_status=task_status)
+            finally:
+                hsm_stopped.set()  # its listener and connections are closed
 
         hsm_port = await tg.start(hsm_service)
         service = open_service(config.store_path(config.ledger.db), config)
@@ -130,13 +137,14 @@ async def test_hsm_gone_gives_96_and_the_front_end_keeps_serving(tmp_path: Path)
         hsm = await HsmClient.connect(HOST, hsm_port, timeout=1.0)
         ledger = await LedgerClient.connect(HOST, ledger_port)
         frontend = Frontend(
-            Context(registry=Registry.from_config(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
+            Context(registry=registry_for(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
         )
         fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
         async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
             assert (await pos.sign_on()) is not None
             hsm_scope.cancel()
-            await anyio.sleep(0.1)
+            with anyio.fail_after(5):
+                await hsm_stopped.wait()
             outcome = await pos.financial("purchase", card, amount=100, pin=card.pin)
             assert outcome is not None and outcome.response_code == "96"
             echo = await pos.echo()
@@ -164,7 +172,7 @@ async def test_slow_ledger_posts_late_and_the_reversal_undoes_it(tmp_path: Path)
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger = await LedgerClient.connect(HOST, proxy_port, timeout=0.5)
         frontend = Frontend(
-            Context(registry=Registry.from_config(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
+            Context(registry=registry_for(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
         )
         fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
         account = service.state.accounts[service.state.cards[card.pan].account_id]
@@ -196,7 +204,7 @@ async def test_a_failed_journal_answers_96_and_the_front_end_keeps_serving(tmp_p
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger = await LedgerClient.connect(HOST, ledger_port)
         journal = Journal(config.store_path(config.frontend.db))
-        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        frontend = Frontend(Context(registry=registry_for(config)), journal, hsm, ledger)
         fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
         account = service.state.accounts[service.state.cards[card.pan].account_id]
         async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
@@ -240,7 +248,7 @@ async def test_a_journal_failing_after_the_ledger_posted_leaves_it_to_the_termin
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger = await LedgerClient.connect(HOST, proxy_port)
         journal = Journal(journal_path)
-        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        frontend = Frontend(Context(registry=registry_for(config)), journal, hsm, ledger)
         fe_scope = anyio.CancelScope()
 
         async def run_frontend(*, task_status: anyio.abc.TaskStatus[int]) -> None:
@@ -256,7 +264,7 @@ async def test_a_journal_failing_after_the_ledger_posted_leaves_it_to_the_termin
             assert lost is None  # no answer: the terminal keeps a reversal due
             assert account.balance == card.balance - 7_000  # the ledger did post
             fe_scope.cancel()  # the front-end is restarted with its journal back
-            restarted = Frontend(Context(registry=Registry.from_config(config)), Journal(journal_path), hsm, ledger)
+            restarted = Frontend(Context(registry=registry_for(config)), Journal(journal_path), hsm, ledger)
             new_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=restarted))
             pos.nac = Endpoint(host=HOST, port=new_port)
             balance = await pos.financial("balance", card, pin=card.pin)  # sends the due reversal first
