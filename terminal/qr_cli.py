@@ -31,7 +31,7 @@ from terminal.qrpay import (
 from terminal.receipt import ReceiptData, deliver
 from terminal.session import Original, Outcome
 from wire.constants import RESPONSE_MEANINGS, ResponseCode
-from wire.field59 import QR_PENDING, wallet_of
+from wire.field59 import QR_PENDING, PaymentCodeError, wallet_of
 from wire.header import APP_MPOS
 
 QR_COMMANDS: Final = ("qr-pay", "qr-order", "qr-void", "qr-refund")
@@ -84,7 +84,10 @@ async def run_qr(args: argparse.Namespace, pos: PosTerminal, config: AcqsimConfi
         if not args.code:
             raise ValueError("qr-pay needs --code (the consumer's payment code)")
         code = args.code
-        wallet_of(code)  # a code that names no wallet is refused before anything is sent
+        try:
+            wallet_of(code)  # a code that names no wallet is refused before anything is sent
+        except PaymentCodeError as exc:
+            raise ValueError(f"--code: {exc}") from None
         outcome = await qr_sale(pos, code, amount)
         if outcome is not None and outcome.response_code == QR_PENDING:
             print(_line(outcome) + ": waiting for the consumer's wallet password")

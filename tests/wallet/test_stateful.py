@@ -93,5 +93,5 @@ class WalletMachine(RuleBasedStateMachine):
             assert (merchant.balance if merchant else 0) == given
 
 
-WalletMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
+WalletMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=20, deadline=None)
 TestWallet = WalletMachine.TestCase
