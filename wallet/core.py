@@ -118,11 +118,11 @@ class WalletCore:
 
     # -- money ------------------------------------------------------------------------------------------------
 
-    def _move(self, debit: str, credit: str, amount: int, extra: dict[str, Account]) -> tuple[Account, Account]:
+    def _move(self, debit: str, credit: str, amount: int) -> tuple[Account, Account]:
         """The two accounts after ``amount`` moves from ``debit`` to ``credit`` (a merchant account is opened on
-        first use). ``extra`` holds accounts already changed by this decision."""
-        source = extra.get(debit) or self.book.accounts[debit]
-        target = extra.get(credit) or self.book.accounts.get(credit)
+        first use)."""
+        source = self.book.accounts[debit]
+        target = self.book.accounts.get(credit)
         if target is None:
             target = Account(account_id=credit, wallet=source.wallet, balance=0)
         return (
@@ -132,11 +132,11 @@ class WalletCore:
 
     def _charge(self, payment: Payment) -> tuple[Record, ...]:
         """The records of a payment going through: consumer debited, merchant credited, payment PAID."""
-        consumer, merchant = self._move(payment.account_id, _merchant_account(payment.merchant_id), payment.amount, {})
+        consumer, merchant = self._move(payment.account_id, _merchant_account(payment.merchant_id), payment.amount)
         return consumer, merchant, dataclasses.replace(payment, state=PaymentState.PAID)
 
     def _give_back(self, payment: Payment, amount: int, state: PaymentState) -> tuple[Record, ...]:
-        merchant, consumer = self._move(_merchant_account(payment.merchant_id), payment.account_id, amount, {})
+        merchant, consumer = self._move(_merchant_account(payment.merchant_id), payment.account_id, amount)
         refunded = payment.refunded + amount if state is PaymentState.PAID else payment.refunded
         return merchant, consumer, dataclasses.replace(payment, state=state, refunded=refunded)
 
