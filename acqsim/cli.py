@@ -53,6 +53,7 @@ ACTIONS: Final[dict[tuple[str, str], tuple[str, str]]] = {
 WITHOUT_JSON: Final[dict[str, str]] = {
     "demo": "a narrated walk-through for people; its figures come from ledger, trace and reconcile, which have --json",
     "up": "runs the services until stopped; it prints one READY line per service, which scripts read",
+    "echo-host": "runs a canned-answer host until stopped; the load generator's --json reports what it measured",
     "nac": "runs a service; its statistics are already one JSON document on the status port (--status-port)",
 }
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

@@ -107,6 +107,12 @@ def field_offsets(encoded: Mapping[str, Mapping[str, bytes]]) -> dict[str, int]:
     return offsets
 
 
+def pos_field_offsets(body: bytes) -> dict[str, int]:
+    """Where each field of a decodable POS body starts (its length prefix, if any)."""
+    _, encoded = _decode_raw(body, POS_SPEC)
+    return field_offsets(encoded)
+
+
 def _decode(data: bytes, spec: SpecDict) -> Fields:
     decoded, _ = _decode_raw(data, spec)
     return {k: v for k, v in decoded.items() if k not in _BITMAP_KEYS}  # pyiso8583 decodes in field order
