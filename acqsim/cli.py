@@ -38,6 +38,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
     "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
     "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
+    "web": ("acqsim.cmd_web", "the web view: live sequence diagram, dissected messages, try-it panel, ledger"),
     "wireshark": ("acqsim.cmd_wireshark", "install or regenerate acqsim's Wireshark Lua dissector"),
 }
 #: (subcommand, action) pairs served by a top-layer module rather than the service's own CLI, because they
