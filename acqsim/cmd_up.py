@@ -1,19 +1,23 @@
 """``acqsim up``: start HSM, ledger, front-end and NAC as separate processes and keep them running.
 
 Ctrl-C (or SIGTERM) stops them all: terminate, wait up to 5 s, then kill. Logs go to ``<data_dir>/logs``.
+``--web`` also serves the web view (``acqsim web``) on ``--web-port``, following the services' traces; the
+supervisor then runs on asyncio (uvicorn's loop), the services keep the backend ``ACQSIM_BACKEND`` names.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import signal
 import sys
 from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, load_config
+from acqkit.config import LOOPBACK, ConfigError, load_config
+from acqkit.extras import require
 from acqkit.runner import backend_options
 from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
 
@@ -22,6 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML configuration (default: built-in, data in .acqsim/)")
     parser.add_argument("--ephemeral-ports", action="store_true", help="listen on free loopback ports instead")
     parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
+    parser.add_argument("--web", action="store_true", help="also serve the web view (needs the web extra)")
+    parser.add_argument("--web-port", type=int, default=8080, help="port of the web view (default 8080; 0: any)")
 
 
 async def _up(args: argparse.Namespace) -> None:
@@ -37,6 +43,11 @@ async def _up(args: argparse.Namespace) -> None:
 
     async with anyio.create_task_group() as tg:
         await tg.start(supervise, config, args.config, ready)
+        if args.web:
+            from acqsim.web.server import serve_web
+
+            web_port = await tg.start(functools.partial(serve_web, config, config.nac.listen, LOOPBACK, args.web_port))
+            print(f"web       on http://{LOOPBACK}:{web_port}/", flush=True)
         print(f"all services up; data in {config.data_dir}; Ctrl-C stops them", flush=True)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
@@ -47,6 +58,10 @@ async def _up(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     backend, options = backend_options()
+    if args.web:
+        require("starlette", "web", "acqsim up --web")
+        require("uvicorn", "web", "acqsim up --web")
+        backend, options = "asyncio", {}
     try:
         anyio.run(_up, args, backend=backend, backend_options=options)
     except ConfigError as exc:

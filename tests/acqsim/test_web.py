@@ -160,6 +160,13 @@ def test_a_purchase_run_from_the_page_shows_five_hops_and_an_approval(web_url: s
             answer = group.locator('.hop[data-source="nac"][data-target="terminal"]')
             expect(answer).to_have_attribute("data-label", "0210 39=00")
 
+            # each step explained in one line, in English, then in Chinese
+            expect(page.locator("#steps li")).to_have_count(group.locator(".hop").count())  # one line per hop
+            expect(page.locator("#steps li").first).to_contain_text("The terminal sends 0200")
+            page.locator("#lang").click()
+            expect(page.locator("#steps li").first).to_contain_text("终端发出0200请求")
+            page.locator("#lang").click()
+
             answer.click()
             expect(page.locator("#message")).to_contain_text("Response Code")
             expect(page.locator("#message")).to_contain_text("approved")

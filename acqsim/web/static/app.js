@@ -6,6 +6,8 @@ let lang = "en";
 let setup = null;
 let diagram = null;
 let lastSelected = null;
+let following = []; // the transactions of the last example: their hops are explained step by step
+const hopsByTransaction = new Map();
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,6 +32,7 @@ function applyLanguage() {
     button.textContent = button.dataset[lang === "zh" ? "titleZh" : "titleEn"];
   }
   if (lastSelected) showMessage(lastSelected);
+  renderSteps();
 }
 
 function showMessage(hop) {
@@ -77,6 +80,29 @@ function showResult(result) {
   box.append(verdict);
   diagram.highlight(result.transactions);
   box.dataset.transactions = result.transactions.join(" ");
+  following = result.transactions;
+  renderSteps();
+}
+
+function stepLine(hop) {
+  const item = el("li", lang === "zh" ? hop.explain_zh : hop.explain_en);
+  item.dataset.seq = hop.seq;
+  return item;
+}
+
+function renderSteps() {
+  const list = $("steps");
+  list.replaceChildren();
+  for (const transaction of following) {
+    for (const hop of hopsByTransaction.get(transaction) ?? []) list.append(stepLine(hop));
+  }
+}
+
+function onHop(hop) {
+  diagram.add(hop);
+  if (!hopsByTransaction.has(hop.transaction)) hopsByTransaction.set(hop.transaction, []);
+  hopsByTransaction.get(hop.transaction).push(hop);
+  if (following.includes(hop.transaction)) $("steps").append(stepLine(hop));
 }
 
 async function runScenario(name) {
@@ -136,7 +162,7 @@ async function refreshLedger() {
 function follow() {
   const status = $("stream-status");
   const source = new EventSource("/api/events");
-  source.addEventListener("hop", (event) => diagram.add(JSON.parse(event.data)));
+  source.addEventListener("hop", (event) => onHop(JSON.parse(event.data)));
   source.addEventListener("ready", () => {
     status.textContent = "live";
     status.dataset.state = "live";
