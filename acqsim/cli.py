@@ -36,6 +36,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "cards": ("acqsim.cmd_cards", "list or issue virtual test cards"),
     "load": ("acqsim.cmd_load", "many-terminal load generator"),
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
+    "send": ("terminal.send_cli", "compose one message as a terminal would, edit it, send it, check the answer"),
     "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
     "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
     "web": ("acqsim.cmd_web", "the web view: live sequence diagram, dissected messages, try-it panel, ledger"),
