@@ -17,8 +17,9 @@ drops or mangles — what engineers use to test a terminal's reversal and timeou
 
 Every condition is optional; a rule matches when all of its conditions hold; the first matching rule wins.
 What each action does at a service is the service's business (:class:`Action` is data); the hit is counted
-and traced there. :class:`RuleBook` reloads the file when it changes (checked at most every
-``RELOAD_CHECK_S``, on the next message) and keeps the rules it had if the new file is broken.
+and traced there. :class:`RuleBook` reloads the file when it changes (its modification time or size, looked
+at before each message is matched: one ``stat``, a few microseconds) and keeps the rules it had if the new
+file is broken.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from typing import Any, Final
 
 log = logging.getLogger("acqsim.rules")
 
-#: How often a rule book looks at its file's modification time (on the next message after that).
-RELOAD_CHECK_S: Final = 0.5
 #: The longest delay a rule may ask for.
 MAX_DELAY_S: Final = 120.0
 SERVICES: Final = frozenset({"nac", "frontend"})
@@ -216,8 +215,7 @@ class RuleBook:
             raise RuleError(f"rules apply at {', '.join(sorted(SERVICES))}, not {service!r}")
         self.path = path
         self.service = service
-        self._mtime_ns = -1
-        self._next_check = float("-inf")
+        self._version: tuple[int, int] | None = None  # (modification time ns, size) of the file last read
         self.rules: list[Rule] = []
         self.reload()
 
@@ -227,28 +225,25 @@ class RuleBook:
             stat = self.path.stat()
         except OSError as exc:
             raise RuleError(f"{self.path}: cannot read ({exc.strerror})") from None
-        if stat.st_mtime_ns == self._mtime_ns:
+        version = (stat.st_mtime_ns, stat.st_size)
+        if version == self._version:
             return False
         rules = parse_rules(self.path.read_text(encoding="utf-8"), source=str(self.path))
         self.rules = [r for r in rules if r.at == self.service]
-        self._mtime_ns = stat.st_mtime_ns
+        self._version = version
         log.info("%s: %d rule(s) for %s from %s", self.service, len(self.rules), self.service, self.path)
         return True
 
-    def maybe_reload(self, now: float) -> None:
-        """Reload if the file changed, looking at most every ``RELOAD_CHECK_S``; a broken file is logged and
-        the rules in force stay."""
-        if now < self._next_check:
-            return
-        self._next_check = now + RELOAD_CHECK_S
+    def maybe_reload(self) -> None:
+        """Reload if the file changed; a broken (or vanished) file is logged and the rules in force stay."""
         try:
             self.reload()
         except RuleError as exc:
             log.warning("rules not reloaded, the previous ones stay: %s", exc)
 
-    def match(self, message: Mapping[str, str], *, now: float) -> Hit | None:
+    def match(self, message: Mapping[str, str]) -> Hit | None:
         """The first rule that matches ``message`` (counted as a hit), or ``None``."""
-        self.maybe_reload(now)
+        self.maybe_reload()
         for rule in self.rules:
             if rule.matches(self.service, message):
                 rule.hits += 1

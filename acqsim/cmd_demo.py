@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
             _serve_web_until_stopped(config, None, args.web_port)
         return 0 if ok else 1
     try:
-        with running_processes(**_process_options(config, tls=args.tls)) as nac:
+        options_for_up = _process_options(config, tls=args.tls)
+        with running_processes(
+            config_file=options_for_up.get("config_file"), data_dir=options_for_up.get("data_dir")
+        ) as nac:
             ok = anyio.run(
                 functools.partial(run_demo, config, print, nac=nac), backend=backend, backend_options=options
             )

@@ -18,6 +18,7 @@ import anyio
 
 from acqkit.config import LOOPBACK, ConfigError, load_config
 from acqkit.extras import require
+from acqkit.rules import RuleError, parse_rules
 from acqkit.runner import backend_options
 from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
 
@@ -26,6 +27,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML configuration (default: built-in, data in .acqsim/)")
     parser.add_argument("--ephemeral-ports", action="store_true", help="listen on free loopback ports instead")
     parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        help="scripted answers and faults (TOML) for the NAC and the front-end; reloaded when it changes",
+    )
     parser.add_argument("--web", action="store_true", help="also serve the web view (needs the web extra)")
     parser.add_argument("--web-port", type=int, default=8080, help="port of the web view (default 8080; 0: any)")
 
@@ -42,7 +48,8 @@ async def _up(args: argparse.Namespace) -> None:
         print(f"{spec.name:<9} listening on {spec.endpoint}", flush=True)
 
     async with anyio.create_task_group() as tg:
-        await tg.start(supervise, config, args.config, ready)
+        extra = {name: ("--rules", str(args.rules.resolve())) for name in RULES_AT} if args.rules else {}
+        await tg.start(functools.partial(supervise, config, args.config, ready, extra_args=extra))
         if args.web:
             from acqsim.web.server import serve_web
 
@@ -56,7 +63,17 @@ async def _up(args: argparse.Namespace) -> None:
                 break
 
 
+#: The services that read ``--rules`` (acqkit/rules.py: SERVICES).
+RULES_AT = ("nac",)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.rules is not None:
+        try:
+            parse_rules(args.rules.read_text(encoding="utf-8"), source=str(args.rules))
+        except (OSError, RuleError) as exc:
+            print(f"acqsim up: --rules: {exc}", file=sys.stderr)
+            return 2
     backend, options = backend_options()
     if args.web:
         require("starlette", "web", "acqsim up --web")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from nac.limits import NacLimits
@@ -39,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
+    parser.add_argument(
+        "--rules", type=Path, help="scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
     parser.add_argument(
         "--tls-dir",
         type=Path,
@@ -142,7 +146,12 @@ def run(args: argparse.Namespace) -> int:
     except (ImportError, OSError) as exc:
         print(f"acqsim nac: --trace: {exc}", file=sys.stderr)
         return 2
-    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls)
+    try:
+        rules = RuleBook(args.rules, "nac") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim nac: --rules: {exc}", file=sys.stderr)
+        return 2
+    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls, rules=rules)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:

@@ -30,10 +30,12 @@ import anyio
 import anyio.abc
 
 from acqkit.netio import FramedConnection, connect, serve_tcp
+from acqkit.rules import ActionKind, Hit, RuleBook
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
 from nac.limits import NacLimits
 from nac.router import Router
 from nac.routes import Member, RouteTable
+from nac.scripted import ScriptedNac, scripted_answer
 from wire.errors import FramingError
 from wire.framing import OVERSIZED, TRUNCATED
 
@@ -115,9 +117,11 @@ class NacServer:
         *,
         trace: FrameTracer | None = None,
         upstream_tls: ssl.SSLContext | None = None,
+        rules: RuleBook | None = None,
     ) -> None:
         """``upstream_tls``: a client context of :mod:`acqkit.tls`; each front-end must then prove it is
-        ``frontend`` (terminals stay on plain TCP, as most POS links are)."""
+        ``frontend`` (terminals stay on plain TCP, as most POS links are). ``rules``: scripted answers and
+        faults (:mod:`nac.scripted`)."""
         self.table = table
         self._upstream_tls = upstream_tls
         self.limits = limits or NacLimits()
@@ -128,6 +132,7 @@ class NacServer:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._links: dict[int, _UpLink] = {}
         self._first_deadline: anyio.Event | None = None  # set when a request is forwarded while none waited
+        self._scripted = ScriptedNac(rules) if rules is not None else None
 
     async def serve(
         self,
@@ -187,14 +192,26 @@ class NacServer:
             outbox = self._outboxes.pop(terminal_id)
             if outbox.writer_scope is not None:
                 outbox.writer_scope.cancel()
+            if self._scripted is not None:
+                self._scripted.forget(terminal_id)
             self.router.close_terminal(terminal_id, reason)
 
     async def _read_terminal(self, terminal_id: int, conn: FramedConnection) -> CloseReason | None:
         """Route the terminal's frames until it closes; a reason when the NAC closes it."""
         try:
             while (payload := await conn.receive(self.limits.idle_timeout_s)) is not None:
+                hit = None
+                if self._scripted is not None:
+                    hit = self._scripted.on_request(terminal_id, payload)
                 if self._trace is not None:
-                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload)
+                    note = None if hit is None else f"rule {hit.number} ({hit.rule}): {hit.action.kind}"
+                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload, note=note)
+                if hit is not None:
+                    done = await self._act(terminal_id, conn, payload, hit)
+                    if isinstance(done, CloseReason):
+                        return done
+                    if done:
+                        continue
                 decision = self.router.from_terminal(terminal_id, payload, anyio.current_time())
                 if isinstance(decision, Forward):
                     await self._forward(decision)
@@ -211,6 +228,25 @@ class NacServer:
             log.info("terminal %s: idle for %.0f s, closing", conn.peer, self.limits.idle_timeout_s)
             return CloseReason.IDLE
         return None
+
+    async def _act(self, terminal_id: int, conn: FramedConnection, payload: bytes, hit: Hit) -> bool | CloseReason:
+        """Carry out a rule's action on a terminal request: ``True`` if it is dealt with (not to be routed), a
+        reason to close the connection, or ``False`` to route it as usual."""
+        action = hit.action
+        log.info("terminal %s: rule %d (%s): %s", conn.peer, hit.number, hit.rule, action.kind)
+        if action.kind is ActionKind.ANSWER:
+            answer = scripted_answer(payload, action.code or "")
+            if answer is not None:
+                self._deliver(Deliver(terminal_id=terminal_id, payload=answer))
+            return True
+        if action.kind is ActionKind.DELAY:
+            await anyio.sleep(action.delay_s)
+            return False
+        if action.kind is ActionKind.DROP:
+            return True
+        if action.kind is ActionKind.CLOSE:
+            return CloseReason.BY_RULE
+        return False  # corrupt_mac, answer_twice: routed; ScriptedNac changes the answer
 
     async def _drain(self, outbox: _Outbox, scope: anyio.CancelScope) -> None:
         """Write the terminal's answers as they are queued, until its connection ends (``scope`` cancelled)."""
@@ -341,7 +377,10 @@ class NacServer:
         if outbox is None or len(outbox.pending) >= self.limits.max_in_flight or self._task_group is None:
             self.stats.dropped[DropReason.TERMINAL_NOT_READING] += 1
             return
-        outbox.pending.append(deliver.payload)
+        if self._scripted is None:
+            outbox.pending.append(deliver.payload)
+        else:
+            outbox.pending.extend(self._scripted.on_answer(deliver.terminal_id, deliver.payload))
         if outbox.writer_scope is None:
             outbox.writer_scope = anyio.CancelScope()
             self._task_group.start_soon(self._drain, outbox, outbox.writer_scope)
