@@ -14,6 +14,8 @@ from typing import Final, Generic, TypeVar
 import anyio
 import anyio.abc
 
+from acqkit.metrics import COMMIT_SIZE, COMMITS
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -114,4 +116,6 @@ class GroupCommit(Generic[Item, Result]):
             else:
                 self.batches += 1
                 self.items += len(batch.items)
+                COMMITS.labels(committer=self.what).inc()
+                COMMIT_SIZE.labels(committer=self.what).observe(len(batch.items))
             batch.done.set()

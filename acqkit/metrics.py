@@ -9,8 +9,8 @@ in-process pipeline of ``acqsim demo`` and the tests) share one registry without
     acqsim_queue_depth{service,queue}                gauge      items waiting in a named queue
     acqsim_reversals_pending{service}                gauge      store-and-forward reversals still owed
     acqsim_hsm_commands_total{service,command,error} counter    HSM commands answered, by command and error code
-    acqsim_ledger_commits_total{service}             counter    group commits written
-    acqsim_ledger_commit_size{service}               histogram  transactions per group commit
+    acqsim_commits_total{committer}                  counter    group commits written (ledger, hsm-audit)
+    acqsim_commit_size{committer}                    histogram  items per group commit
 
 ``serve_metrics`` answers ``GET /metrics`` in Prometheus' text format (any other path: 404), one request per
 connection, each under ``REQUEST_TIMEOUT_S``; a client that misbehaves is dropped and the others are served.
@@ -18,16 +18,28 @@ connection, each under ``REQUEST_TIMEOUT_S``; a client that misbehaves is droppe
 
 from __future__ import annotations
 
+import argparse
+import functools
 import logging
 from typing import Final
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 log = logging.getLogger("acqsim.metrics")
 
+# No ``*_created`` series: a dashboard needs none, and they would double a scrape's size.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 #: The registry every service's metrics live in (one per process).
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 #: Latency buckets, seconds: a hop on loopback takes tens of microseconds to a few milliseconds; timeouts ~5 s.
@@ -58,16 +70,18 @@ HSM_COMMANDS: Final = Counter(
     ["service", "command", "error"],
     registry=REGISTRY,
 )
-LEDGER_COMMITS: Final = Counter("acqsim_ledger_commits", "Group commits written", ["service"], registry=REGISTRY)
-LEDGER_COMMIT_SIZE: Final = Histogram(
-    "acqsim_ledger_commit_size",
-    "Transactions per group commit",
-    ["service"],
-    buckets=COMMIT_SIZE_BUCKETS,
-    registry=REGISTRY,
+COMMITS: Final = Counter(
+    "acqsim_commits", "Group commits written, by committer (ledger, hsm audit)", ["committer"], registry=REGISTRY
+)
+COMMIT_SIZE: Final = Histogram(
+    "acqsim_commit_size", "Items per group commit", ["committer"], buckets=COMMIT_SIZE_BUCKETS, registry=REGISTRY
 )
 
 METRICS_PATH: Final = "/metrics"
+#: ``acqsim up --metrics`` serves each service's metrics on these ports (``--ephemeral-ports``: free ones).
+DEFAULT_METRICS_PORTS: Final = {"hsm": 9150, "ledger": 9151, "frontend": 9152, "nac": 9153}
+#: What a service prints once its metrics endpoint listens: ``METRICS <service> <host>:<port>``.
+METRICS_PREFIX: Final = "METRICS "
 REQUEST_TIMEOUT_S: Final = 5.0
 #: The longest request head read: a scrape's is a few hundred bytes.
 MAX_REQUEST_HEAD: Final = 8192
@@ -131,3 +145,22 @@ async def serve_metrics(
     async with listener:
         task_status.started(listener.extra(SocketAttribute.local_port))
         await listener.serve(handle)
+
+
+def add_metrics_option(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-port PORT`` for a service's command line."""
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: a free port; default: none)",
+    )
+
+
+async def start_metrics(tg: anyio.abc.TaskGroup, service: str, host: str, port: int | None) -> int | None:
+    """Start the metrics endpoint in ``tg`` if ``port`` is given; print ``METRICS <service> <host>:<port>``."""
+    if port is None:
+        return None
+    bound: int = await tg.start(functools.partial(serve_metrics, host, port))
+    print(f"{METRICS_PREFIX}{service} {host}:{bound}", flush=True)
+    return bound

@@ -18,9 +18,10 @@ import anyio
 
 from acqkit.config import LOOPBACK, ConfigError, load_config
 from acqkit.extras import require
+from acqkit.metrics import DEFAULT_METRICS_PORTS
 from acqkit.rules import RuleError, parse_rules
 from acqkit.runner import backend_options
-from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
+from acqsim.supervisor import ServiceSpec, StartupFailed, free_port, supervise, with_ephemeral_ports
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--rules",
         type=Path,
         help="scripted answers and faults (TOML) for the NAC and the front-end; reloaded when it changes",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="each service serves Prometheus metrics on /metrics (ports 9150 hsm, 9151 ledger, 9152 front-end,"
+        " 9153 NAC; free ports with --ephemeral-ports)",
     )
     parser.add_argument("--web", action="store_true", help="also serve the web view (needs the web extra)")
     parser.add_argument("--web-port", type=int, default=8080, help="port of the web view (default 8080; 0: any)")
@@ -48,8 +55,12 @@ async def _up(args: argparse.Namespace) -> None:
         print(f"{spec.name:<9} listening on {spec.endpoint}", flush=True)
 
     async with anyio.create_task_group() as tg:
-        extra = {name: ("--rules", str(args.rules.resolve())) for name in RULES_AT} if args.rules else {}
+        extra = _extra_args(args)
         await tg.start(functools.partial(supervise, config, args.config, ready, extra_args=extra))
+        for name, argv in sorted(extra.items()):
+            if "--metrics-port" in argv:
+                port = argv[argv.index("--metrics-port") + 1]
+                print(f"metrics   {name:<9} http://{LOOPBACK}:{port}/metrics", flush=True)
         if args.web:
             from acqsim.web.server import serve_web
 
@@ -65,6 +76,21 @@ async def _up(args: argparse.Namespace) -> None:
 
 #: The services that read ``--rules`` (acqkit/rules.py: SERVICES).
 RULES_AT = ("nac",)
+#: The services that serve ``--metrics-port``.
+METRICS_AT = ("hsm", "ledger", "nac")
+
+
+def _extra_args(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    """More command-line arguments per service: the rules file, the metrics port."""
+    extra: dict[str, tuple[str, ...]] = {}
+    if args.rules:
+        for name in RULES_AT:
+            extra[name] = (*extra.get(name, ()), "--rules", str(args.rules.resolve()))
+    if args.metrics:
+        for name in METRICS_AT:
+            port = free_port(LOOPBACK) if args.ephemeral_ports else DEFAULT_METRICS_PORTS[name]
+            extra[name] = (*extra.get(name, ()), "--metrics-port", str(port))
+    return extra
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import anyio
 
 from acqkit.config import AcqsimConfig, load_config
 from acqkit.exitcodes import EXIT_FAIL_STOP, EXIT_USAGE
+from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -49,6 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config", type=Path, help="acqsim TOML configuration (default: built-in)")
     parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/ledger.jsonl")
+    add_metrics_option(parser)
     add_serving_arguments(parser)
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument(
@@ -167,6 +169,7 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
                 trace = TraceWriter(args.trace_dir, "ledger")
                 serving_ledger = functools.partial(serve, host, port, service=service, trace=trace, serving=serving)
                 bound = await tg.start(serving_ledger)
+                await start_metrics(tg, "ledger", host, args.metrics_port)
                 print(serving.summary, flush=True)
                 announce("ledger", host, bound)
         except* LedgerFailStop as group:

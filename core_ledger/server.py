@@ -23,6 +23,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.serving import PLAIN, Serving
 from core_ledger.api import LedgerAnswer, LedgerRequest
@@ -116,19 +117,22 @@ async def serve(
 
     async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore, bad: bool) -> None:
         in_flight.enter()
+        IN_FLIGHT.labels(service="ledger").inc()
         try:
             request = None if bad else _request_or_none(conn, fields)  # a bad one was logged with field, offset
             if request is None:
                 answer = LedgerAnswer(response_code=ResponseCode.FORMAT_ERROR, rrn=fields.get("37", " " * 12))
             else:
                 try:
-                    answer = await ledger.submit(request)
+                    with HOP_SECONDS.labels(service="ledger", hop="commit").time():
+                        answer = await ledger.submit(request)
                 except OutcomeUnknown:
                     log.error(  # noqa: TRY400 - no payload
                         "no answer to %s: its commit did not finish in time (outcome unknown)", conn.peer
                     )
                     return
             encoded = _encode_answer(fields, answer)
+            TRANSACTIONS.labels(service="ledger", mti=fields.get("t", "?"), code=answer.response_code.value).inc()
             if tracer is not None:
                 cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
                 tracer.record(
@@ -143,6 +147,7 @@ async def serve(
                 await conn.send(encoded)
         finally:
             in_flight.leave()
+            IN_FLIGHT.labels(service="ledger").dec()
             slot.release()
 
     async def handle(conn: FramedConnection) -> None:

@@ -15,6 +15,7 @@ from typing import Final
 import anyio
 
 from acqkit.config import DEFAULT_DATA_DIR
+from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -43,6 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=1500)
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/hsm.jsonl")
+    add_metrics_option(parser)
     parser.add_argument("--type", choices=[t.value for t in KeyType], help="encrypt-key: the key's type")
     parser.add_argument("--clear", help="encrypt-key: the clear TEST key, 32 hex characters")
     parser.add_argument(
@@ -182,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
                     audit=audit,
                 )
             )
+            await start_metrics(tg, "hsm", args.host, args.metrics_port)
             print(f"HSM simulator, LMK check value {lmk.check_value}", flush=True)
             print(serving.summary, flush=True)
             announce("hsm", args.host, port)

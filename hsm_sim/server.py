@@ -11,6 +11,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit.metrics import HSM_COMMANDS
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.serving import PLAIN, Serving
 from hsm_sim.audit import AuditLog
@@ -65,6 +66,7 @@ async def serve(
             reply, outcome = processor.process(request, client)
         if audit is not None:
             audit.record(client, peer, outcome)
+        HSM_COMMANDS.labels(service="hsm", command=outcome.command, error=outcome.answered.value).inc()
         return reply
 
     async def handle(conn: FramedConnection) -> None:

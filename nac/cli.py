@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
@@ -40,6 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
+    add_metrics_option(parser)
     parser.add_argument(
         "--rules", type=Path, help="scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
     )
@@ -156,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             ports = await tg.start(functools.partial(server.serve, listen.host, listen.port, status_port=status_port))
+            await start_metrics(tg, "nac", listen.host, args.metrics_port)
             for dst, group in sorted(table.routes.items()):
                 print(f"route {dst} → {', '.join(str(m) for m in table.groups[group])}", flush=True)
             if ports.status is not None:

@@ -29,6 +29,7 @@ from typing import Final, Literal, Protocol
 import anyio
 import anyio.abc
 
+from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH
 from acqkit.netio import FramedConnection, connect, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
@@ -172,6 +173,11 @@ class NacServer:
                 for member in members:
                     tg.start_soon(self._keep_upstream, group, member)
             tg.start_soon(self._expire_forever)
+            # read when scraped: nothing is counted twice and the hot path pays nothing
+            IN_FLIGHT.labels(service="nac").set_function(lambda: self.router.requests_waiting)
+            QUEUE_DEPTH.labels(service="nac", queue="answers_to_terminals").set_function(
+                lambda: sum(len(outbox.pending) for outbox in self._outboxes.values())
+            )
             log.info("NAC listening on %s:%d (status port %s)", host, bound, bound_status)
             task_status.started(NacPorts(listen=bound, status=bound_status))
 
