@@ -25,8 +25,6 @@ KNOWN_KNOTS: Final[frozenset[tuple[str, str]]] = frozenset(
     {
         ("frontend/registry.py", "hsm_sim.keys"),
         ("frontend/registry.py", "hsm_sim.cli"),
-        ("frontend/server.py", "core_ledger.hostlink"),
-        ("frontend/server.py", "hsm_sim.keys"),
     }
 )
 

@@ -101,7 +101,7 @@ async def test_a_reversal_the_ledger_refuses_is_a_dead_letter_not_done(
             owed = reversal(buy.fields["11"], buy.fields["13"], buy.fields["12"], buy.fields["37"])
             await frontend.journal_writes.submit(lambda j: j.queue_reversal(owed))
             with caplog.at_level(logging.ERROR, logger="acqsim.frontend"):
-                await frontend._forward_pending_reversals()
+                await frontend.forwarder.forward_pending()
             assert journal.pending_reversals() == []
             (dead,) = journal.reversals(REVERSAL_DEAD)
             assert dead.last_code == "12" and dead.tries == 0
@@ -227,7 +227,7 @@ async def test_an_unreachable_ledger_never_turns_a_reversal_into_a_dead_letter(t
         owed = reversal("000007", "1124", "100000", "263280000001")
         await frontend.journal_writes.submit(lambda j: j.queue_reversal(owed))
         for _ in range(MAX_REVERSAL_TRIES + 2):
-            await frontend._forward_pending_reversals()
+            await frontend.forwarder.forward_pending()
         assert len(journal.pending_reversals()) == 1 and journal.reversals(REVERSAL_DEAD) == []
         await hsm.aclose()
         tg.cancel_scope.cancel()
