@@ -77,6 +77,11 @@ class GroupCommit(Generic[Item, Result]):
         self.items = 0
         self.failed: CommitFailed | None = None
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for the next commit."""
+        return len(self._batch.items)
+
     async def submit(self, item: Item) -> Result:
         if self.failed is not None:
             raise self.failed

@@ -9,7 +9,7 @@ in-process pipeline of ``acqsim demo`` and the tests) share one registry without
     acqsim_queue_depth{service,queue}                gauge      items waiting in a named queue
     acqsim_reversals_pending{service}                gauge      store-and-forward reversals still owed
     acqsim_hsm_commands_total{service,command,error} counter    HSM commands answered, by command and error code
-    acqsim_commits_total{committer}                  counter    group commits written (ledger, hsm-audit)
+    acqsim_commits_total{committer}                  counter    group commits written (ledger, journal)
     acqsim_commit_size{committer}                    histogram  items per group commit
 
 ``serve_metrics`` answers ``GET /metrics`` in Prometheus' text format (any other path: 404), one request per
@@ -71,7 +71,10 @@ HSM_COMMANDS: Final = Counter(
     registry=REGISTRY,
 )
 COMMITS: Final = Counter(
-    "acqsim_commits", "Group commits written, by committer (ledger, hsm audit)", ["committer"], registry=REGISTRY
+    "acqsim_commits",
+    "Group commits written, by committer (ledger, front-end journal)",
+    ["committer"],
+    registry=REGISTRY,
 )
 COMMIT_SIZE: Final = Histogram(
     "acqsim_commit_size", "Items per group commit", ["committer"], buckets=COMMIT_SIZE_BUCKETS, registry=REGISTRY

@@ -32,6 +32,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from wire.errors import WireError
+from wire.posframe import PosFrame
+
 log = logging.getLogger("acqsim.rules")
 
 #: The longest delay a rule may ask for.
@@ -249,3 +252,24 @@ class RuleBook:
                 rule.hits += 1
                 return Hit(rule=rule.name, number=rule.number, action=rule.action)
         return None
+
+
+#: Bit 64 (the MAC) is the last bit of the primary bitmap, whose last byte follows the 2-byte MTI.
+_MAC_BIT: Final = 0x01
+_BITMAP_LAST_BYTE: Final = 2 + 8 - 1
+
+
+def corrupt_mac(payload: bytes) -> bytes:
+    """A POS frame with the last byte of its MAC flipped (a frame without a MAC is returned as it is)."""
+    try:
+        frame = PosFrame.parse(payload)
+    except WireError:
+        return payload
+    if len(frame.body) <= _BITMAP_LAST_BYTE or not frame.body[_BITMAP_LAST_BYTE] & _MAC_BIT:
+        return payload
+    return payload[:-1] + bytes([payload[-1] ^ 0xFF])
+
+
+def hit_note(hit: Hit | None) -> str | None:
+    """The trace note of a rule hit: ``rule N (name): action``."""
+    return None if hit is None else f"rule {hit.number} ({hit.rule}): {hit.action.kind}"

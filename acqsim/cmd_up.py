@@ -75,9 +75,9 @@ async def _up(args: argparse.Namespace) -> None:
 
 
 #: The services that read ``--rules`` (acqkit/rules.py: SERVICES).
-RULES_AT = ("nac",)
+RULES_AT = ("nac", "frontend")
 #: The services that serve ``--metrics-port``.
-METRICS_AT = ("hsm", "ledger", "nac")
+METRICS_AT = ("hsm", "ledger", "frontend", "nac")
 
 
 def _extra_args(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:

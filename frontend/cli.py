@@ -19,6 +19,8 @@ import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from acqkit.metrics import add_metrics_option, start_metrics
+from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -42,6 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
+    parser.add_argument(
+        "--rules", type=Path, help="scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
+    add_metrics_option(parser)
     add_serving_arguments(parser)
 
 
@@ -97,6 +103,12 @@ def run(args: argparse.Namespace) -> int:
     journal = Journal(args.db or config.store_path(config.frontend.db))
     ctx = Context(registry=Registry.from_config(config))
 
+    try:
+        rules = RuleBook(args.rules, "frontend") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim frontend: --rules: {exc}", file=sys.stderr)
+        journal.close()
+        return 2
     unreachable: list[str] = []
 
     async def main() -> None:
@@ -109,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
             trace = TraceWriter(args.trace_dir, "frontend")
-            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace)
+            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
+            await start_metrics(tg, "frontend", host, args.metrics_port)
             print(serving.summary, flush=True)
             announce("frontend", host, bound)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 from typing import Final
 
-from acqkit.rules import ActionKind, Hit, RuleBook
+from acqkit.rules import ActionKind, Hit, RuleBook, corrupt_mac
 from wire.codec import decode_pos_body, encode_pos_body
 from wire.constants import ANSWER_ECHOED_FIELDS, response_mti
 from wire.errors import WireError
@@ -26,8 +26,6 @@ from wire.posframe import PosFrame
 
 #: Actions that change the terminal's next answer rather than the request.
 ANSWER_EFFECTS: Final = frozenset({ActionKind.CORRUPT_MAC, ActionKind.ANSWER_TWICE})
-MAC_FIELD_BIT: Final = 0x01  # bit 64: the last bit of the primary bitmap
-BITMAP_LAST_BYTE: Final = 2 + 8 - 1  # MTI (2) + bitmap (8), last byte
 
 
 class ScriptedNac:
@@ -61,17 +59,6 @@ class ScriptedNac:
     def forget(self, terminal_id: int) -> None:
         """The terminal's connection closed: effects waiting for its answers go with it."""
         self._answer_effects.pop(terminal_id, None)
-
-
-def corrupt_mac(payload: bytes) -> bytes:
-    """The frame with the last byte of its MAC flipped (a frame without a MAC is returned as it is)."""
-    try:
-        frame = PosFrame.parse(payload)
-    except WireError:
-        return payload
-    if len(frame.body) <= BITMAP_LAST_BYTE or not frame.body[BITMAP_LAST_BYTE] & MAC_FIELD_BIT:
-        return payload
-    return payload[:-1] + bytes([payload[-1] ^ 0xFF])
 
 
 def scripted_answer(payload: bytes, code: str) -> bytes | None:

@@ -31,7 +31,7 @@ import anyio.abc
 
 from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH
 from acqkit.netio import FramedConnection, connect, serve_tcp
-from acqkit.rules import ActionKind, Hit, RuleBook
+from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
 from nac.limits import NacLimits
 from nac.router import Router
@@ -210,8 +210,7 @@ class NacServer:
                 if self._scripted is not None:
                     hit = self._scripted.on_request(terminal_id, payload)
                 if self._trace is not None:
-                    note = None if hit is None else f"rule {hit.number} ({hit.rule}): {hit.action.kind}"
-                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload, note=note)
+                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload, note=hit_note(hit))
                 if hit is not None:
                     done = await self._act(terminal_id, conn, payload, hit)
                     if isinstance(done, CloseReason):

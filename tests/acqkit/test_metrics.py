@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import json
+import re
+from pathlib import Path
 
 import anyio
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
-from acqkit.metrics import HOP_SECONDS, TRANSACTIONS, answer, render, serve_metrics
+from acqkit.metrics import HOP_SECONDS, REGISTRY, TRANSACTIONS, answer, render, serve_metrics
 
 
 async def _get(port: int, request: bytes) -> bytes:
@@ -54,3 +57,23 @@ def test_the_shared_metrics_render_in_the_text_format() -> None:
     assert any(s.labels["le"] == "0.0005" and s.value >= 1 for s in buckets)
     assert answer(b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405")
     assert answer(b"HEAD /metrics HTTP/1.1\r\n\r\n").endswith(b"\r\n\r\n")
+
+
+def test_the_grafana_dashboard_uses_only_metrics_that_exist() -> None:
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana" / "acqsim-dashboard.json").read_text())
+    known = {sample for metric in REGISTRY.collect() for sample in _sample_names(metric.name, metric.type)}
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bacqsim_[a-z_]+", target["expr"])
+    }
+    assert used and used <= known, sorted(used - known)
+
+
+def _sample_names(name: str, kind: str) -> list[str]:
+    if kind == "counter":
+        return [f"{name}_total"]
+    if kind == "histogram":
+        return [f"{name}_bucket", f"{name}_sum", f"{name}_count"]
+    return [name]
