@@ -115,11 +115,21 @@ def run(args: argparse.Namespace) -> int:
     except BaseExceptionGroup as group:  # raised out of the supervisor's task groups
         failed, _ = group.split(StartupFailed)
         if failed is None:
-            raise
+            web_failure = _web_bind_failure(group) if args.web else None
+            if web_failure is None:
+                raise
+            print(f"acqsim up: {web_failure}", file=sys.stderr)
+            return 1
         for failure in _leaves(failed):
             print(f"acqsim up: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def _web_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | None:
+    from acqsim.web.server import bind_failure
+
+    return bind_failure(group)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -66,11 +67,16 @@ def run(args: argparse.Namespace) -> int:
     require("starlette", "web", "acqsim web")
     require("uvicorn", "web", "acqsim web")
     config = _config(args)
+    from acqsim.web.server import bind_failure
+
     try:
         anyio.run(_main, args, config, backend="asyncio")
     except KeyboardInterrupt:
         return EXIT_OK
-    except OSError as exc:
-        print(f"acqsim web: cannot listen on {args.host}:{args.port}: {exc.strerror}")
+    except BaseException as exc:
+        failure = bind_failure(exc)
+        if failure is None:
+            raise
+        print(f"acqsim web: {failure.strerror}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK

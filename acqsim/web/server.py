@@ -36,10 +36,28 @@ class _EmbeddedServer(uvicorn.Server):
         yield  # Ctrl-C and SIGTERM belong to the acqsim command that embeds the server
 
 
+class WebBindError(OSError):
+    """The web view cannot listen where it was asked to (the port is taken, the address is not ours)."""
+
+
+def bind_failure(exc: BaseException) -> WebBindError | None:
+    """The :class:`WebBindError` inside ``exc`` (task groups wrap what their tasks raise), if there is one."""
+    if isinstance(exc, WebBindError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := bind_failure(inner)) is not None:
+                return found
+    return None
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket (port 0: one the OS picks); ``OSError`` if the address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family)
+    try:
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise WebBindError(exc.errno, f"the web view cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
 
@@ -53,12 +71,13 @@ async def serve_web(
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the web view for services whose NAC is ``nac`` and whose traces are in ``config.trace_dir``.
-    Reports the port it listens on through ``task_status``; runs until cancelled."""
+    Reports the port it listens on through ``task_status``; runs until cancelled. :class:`WebBindError` if it
+    cannot listen."""
+    sock = bind(host, port)
     relay = LossyRelay(nac)
     async with anyio.create_task_group() as tg:
         relay_port = await tg.start(functools.partial(serve_tcp, "127.0.0.1", 0, relay.handle, name="web-relay"))
         context = WebContext(config=config, tryit=TryIt(config, relay, relay_port))
-        sock = bind(host, port)
         server = _EmbeddedServer(
             uvicorn.Config(
                 create_app(context),

@@ -8,6 +8,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from acqsim.web.hops import TraceFollower, lanes_of, transaction_of
+from acqsim.web.server import WebBindError, bind, bind_failure
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -78,6 +80,19 @@ def test_follower_reads_whole_lines_only(tmp_path: Path) -> None:
     ]
     assert "verify the request's MAC" in hops[0].explain_en and "MAC" in hops[0].explain_zh
     assert follower.poll() == []
+
+
+def test_a_taken_port_is_one_clear_error_even_inside_task_groups() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(WebBindError) as caught:
+            bind("127.0.0.1", port)
+    assert f"cannot listen on 127.0.0.1:{port}" in str(caught.value)
+    wrapped = BaseExceptionGroup("task group", [ValueError("other"), ExceptionGroup("inner", [caught.value])])
+    assert bind_failure(wrapped) is caught.value
+    assert bind_failure(ValueError("unrelated")) is None
 
 
 def _read_ready(process: subprocess.Popen[str]) -> int:
