@@ -3,7 +3,7 @@ drops or mangles — what engineers use to test a terminal's reversal and timeou
 
     [[rule]]
     name = "big purchases are declined"      # shown in traces and logs
-    at = "frontend"                          # nac | frontend (the services that consult rules)
+    at = "frontend"                          # nac | frontend | ledger (the services that consult rules)
     mti = "0200"                             # request MTI
     processing_code = "000000"               # field 3
     terminal = "10000001"                    # field 41
@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from wire.constants import ResponseCode
 from wire.errors import WireError
 from wire.posframe import PosFrame
 
@@ -39,7 +40,7 @@ log = logging.getLogger("acqsim.rules")
 
 #: The longest delay a rule may ask for.
 MAX_DELAY_S: Final = 120.0
-SERVICES: Final = frozenset({"nac", "frontend"})
+SERVICES: Final = frozenset({"nac", "frontend", "ledger"})
 _RULE_KEYS: Final = frozenset(
     {
         "name",
@@ -120,6 +121,10 @@ class Rule:
         return all(message.get(number) == value for number, value in self.fields.items())
 
 
+#: What the ledger can do: the host link carries no MAC, and a closed link would cut every terminal's traffic.
+LEDGER_ACTIONS: Final = frozenset({ActionKind.ANSWER, ActionKind.DELAY, ActionKind.DROP, ActionKind.ANSWER_TWICE})
+
+
 def _where(number: int, raw: Mapping[str, Any]) -> str:
     name = raw.get("name")
     return f"rule {number}" + (f" ({name!r})" if isinstance(name, str) else "")
@@ -168,6 +173,12 @@ def parse_rule(number: int, raw: Mapping[str, Any]) -> Rule:
     at = raw.get("at")
     if at not in SERVICES:
         raise RuleError(f"{where}: at must be one of {', '.join(sorted(SERVICES))}, not {at!r}")
+    action = _action(raw, where)
+    if at == "ledger" and action.kind not in LEDGER_ACTIONS:
+        allowed = ", ".join(sorted(k.value for k in LEDGER_ACTIONS))
+        raise RuleError(f"{where}: at the ledger the action is one of {allowed}, not {action.kind}")
+    if at == "ledger" and action.code is not None and action.code not in set(ResponseCode):
+        raise RuleError(f"{where}: at the ledger code is one of acqsim's response codes (wire/constants.py)")
     fields = raw.get("fields", {})
     if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
         raise RuleError(f'{where}: fields must be a table of strings, e.g. fields = {{ "22" = "051" }}')
@@ -177,7 +188,7 @@ def parse_rule(number: int, raw: Mapping[str, Any]) -> Rule:
         number=number,
         name=_text(raw, "name", where) or f"rule {number}",
         at=str(at),
-        action=_action(raw, where),
+        action=action,
         mti=_text(raw, "mti", where),
         processing_code=_text(raw, "processing_code", where),
         terminal=_text(raw, "terminal", where),

@@ -92,7 +92,7 @@ def test_hot_reload_and_a_broken_file_keeps_the_rules_in_force(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[[rule]]\nat = 'hsm'\naction = 'drop'", "rule 1: at must be one of frontend, nac, not 'hsm'"),
+        ("[[rule]]\nat = 'hsm'\naction = 'drop'", "rule 1: at must be one of frontend, ledger, nac, not 'hsm'"),
         ("[[rule]]\nname='x'\nat = 'nac'\naction = 'answer'", "rule 1 ('x'): action answer needs code"),
         ("[[rule]]\nat = 'nac'\naction = 'delay'", "action delay needs delay_s > 0"),
         ("[[rule]]\nat = 'nac'\naction = 'drop'\ncolour = 1", "unknown key(s) colour"),
@@ -100,6 +100,8 @@ def test_hot_reload_and_a_broken_file_keeps_the_rules_in_force(tmp_path: Path) -
         ("[[rule]]\nat = 'nac'\naction = 'drop'\namount_min = -1", "amount_min must be a whole number"),
         ("[[rule]]\nat = 'nac'\naction = 'delay'\ndelay_s = 1000", "delay_s must be 0..120 seconds"),
         ("[rule]\nat = 'nac'", "rules are [[rule]] tables"),
+        ("[[rule]]\nat = 'ledger'\naction = 'corrupt_mac'", "at the ledger the action is one of answer, answer_twice"),
+        ("[[rule]]\nat = 'ledger'\naction = 'answer'\ncode = 'ZZ'", "at the ledger code is one of acqsim's"),
         ("[[rule]\n", "not TOML"),
     ],
 )

@@ -49,6 +49,15 @@ def _send(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str
 
 AT_FRONTEND = """
 [[rule]]
+name = "issuer says no"
+at = "ledger"
+processing_code = "000000"
+amount_min = 20000
+amount_max = 30000
+action = "answer"
+code = "05"
+
+[[rule]]
 name = "low limit"
 at = "frontend"
 mti = "0200"
@@ -91,6 +100,10 @@ def test_rules_at_the_nac_and_the_front_end_with_send(tmp_path: Path, capsys: py
         assert limited["response_code"] == "61" and limited["answer_mac"] == "verifies"
         code, chip = _send(capsys, *common, "--amount", "600.00", "--set", "22=051", "purchase")
         assert code == 0 and chip["response_code"] == "00"  # field 22 differs: no match
+        # at the ledger: its answer, carried back by the front-end and MACed as usual; nothing posted
+        code, refused = _send(capsys, *common, "--amount", "250.00", "purchase")
+        assert code == 1 and refused["response_code"] == "05" and refused["answer_mac"] == "verifies"
+
         code, twice = _send(capsys, *common, "balance")
         assert code == 0 and twice["response_code"] == "00"  # the terminal reads the first of the two
         code, slow = _send(capsys, *common, "--timeout", "0.5", "preauth")
@@ -113,9 +126,11 @@ def test_rules_at_the_nac_and_the_front_end_with_send(tmp_path: Path, capsys: py
     assert "rule 1 (mangle the MAC): corrupt_mac" in nac_notes
     assert "rule 1 (lose everything): drop" in nac_notes
     fe_notes = [json.loads(line).get("note") for line in (traces / "frontend.jsonl").read_text().splitlines()]
-    assert "rule 2 (low limit): answer" in fe_notes
-    assert "rule 3 (say it twice): answer_twice" in fe_notes
-    assert "rule 4 (slow preauth): delay" in fe_notes
+    assert "rule 3 (low limit): answer" in fe_notes
+    assert "rule 4 (say it twice): answer_twice" in fe_notes
+    assert "rule 5 (slow preauth): delay" in fe_notes
+    ledger_notes = [json.loads(line).get("note") for line in (traces / "ledger.jsonl").read_text().splitlines()]
+    assert "rule 2 (issuer says no): answer" in ledger_notes
     balance_answers = [
         r
         for r in nac_records
