@@ -97,6 +97,9 @@ def to_hop(seq: int, record: dict[str, Any]) -> Hop | None:
     if record.get("link") in ("pos", "host") and "fields" in message:
         message["views"] = field_views(str(record["link"]), message)
     en, zh = explain_hop(lanes, record)
+    note = record.get("note")
+    if isinstance(note, str) and note.startswith("rule "):  # a rules file acted here: say so on the hop
+        en, zh = f"{en} Scripted: {note}.", f"{zh}（规则：{note}）"
     return Hop(
         seq=seq,
         time=dt.datetime.fromisoformat(record["time"]).timestamp(),

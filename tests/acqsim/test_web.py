@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from acqsim.web.hops import TraceFollower, lanes_of, transaction_of
+from acqsim.web.hops import TraceFollower, lanes_of, to_hop, transaction_of
 from acqsim.web.server import WebBindError, bind, bind_failure
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -61,6 +61,15 @@ def test_each_message_is_drawn_once_from_its_sender() -> None:
     assert lanes_of(_record("frontend", "in", "host")) is None  # the ledger's own record draws the answer
     assert lanes_of(_record("ledger", "out", "host")) == ("ledger", "frontend")
     assert lanes_of(_record("hsm", "in", "hsm")) is None
+
+
+def test_a_rule_hit_is_named_on_its_hop() -> None:
+    record = _record("nac", "in", "pos", tpdu={"dst": "0003", "src": "0000"}, mti="0200", fields={"41": "1"})
+    record["note"] = "rule 1 (big purchases declined): answer"
+    hop = to_hop(1, record)
+    assert hop is not None
+    assert hop.explain_en.endswith("Scripted: rule 1 (big purchases declined): answer.")
+    assert "规则" in hop.explain_zh
 
 
 def test_follower_reads_whole_lines_only(tmp_path: Path) -> None:
