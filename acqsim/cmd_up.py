@@ -21,7 +21,9 @@ from acqkit.extras import require
 from acqkit.metrics import DEFAULT_METRICS_PORTS
 from acqkit.rules import RuleError, parse_rules
 from acqkit.runner import backend_options
+from acqsim.provision import CeremonyError
 from acqsim.supervisor import ServiceSpec, StartupFailed, free_port, supervise, with_ephemeral_ports
+from hsm_sim.client import HsmUnavailable
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except BaseExceptionGroup as group:  # raised out of the supervisor's task groups
-        failed, _ = group.split(StartupFailed)
+        failed, _ = group.split((StartupFailed, CeremonyError, HsmUnavailable))
         if failed is None:
             web_failure = _web_bind_failure(group) if args.web else None
             if web_failure is None:
