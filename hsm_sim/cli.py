@@ -17,6 +17,7 @@ import anyio
 
 from acqkit.config import DEFAULT_DATA_DIR, port_number
 from acqkit.keystore import KeyStoreError
+from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -76,6 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=port_number, default=1500, help="serve: the port to listen on (0: any free one)")
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/hsm.jsonl")
+    add_metrics_option(parser)
     parser.add_argument("--type", choices=[t.value for t in KeyType], help="encrypt-key: the key's type")
     parser.add_argument("--clear", help="encrypt-key: the clear TEST key, 32 hex characters")
     parser.add_argument(
@@ -249,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
                     allow_clear_import=args.allow_clear_import,
                 )
             )
+            await start_metrics(tg, "hsm", args.host, args.metrics_port)
             print(f"HSM simulator, LMK check value {lmk.check_value}", flush=True)
             if args.allow_clear_import:
                 print("clear key components accepted (A4): TEST configuration", flush=True)

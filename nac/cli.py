@@ -21,7 +21,9 @@ import anyio
 
 from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_UNREACHABLE
+from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.peerclient import PEER_RETRY_WINDOW_S
+from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, leaves, run_service
 from acqkit.serving import serving_for
 from nac.limits import NacLimits
@@ -41,6 +43,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
+    add_metrics_option(parser)
+    parser.add_argument(
+        "--rules", type=Path, help="scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
     parser.add_argument(
         "--peer-wait",
         type=float,
@@ -151,7 +157,12 @@ def run(args: argparse.Namespace) -> int:
     except (ImportError, OSError) as exc:
         print(f"acqsim nac: --trace: {exc}", file=sys.stderr)
         return 2
-    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls)
+    try:
+        rules = RuleBook(args.rules, "nac") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim nac: --rules: {exc}", file=sys.stderr)
+        return 2
+    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls, rules=rules)
 
     unreachable: list[RoutesUnreachable] = []
 
@@ -162,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
                     server.serve, listen.host, listen.port, status_port=status_port, peer_wait=args.peer_wait
                 )
                 ports = await tg.start(serving)
+                await start_metrics(tg, "nac", listen.host, args.metrics_port)
                 for dst, group in sorted(table.routes.items()):
                     print(f"route {dst} → {', '.join(str(m) for m in table.groups[group])}", flush=True)
                 if ports.status is not None:

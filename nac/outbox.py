@@ -55,6 +55,10 @@ class TerminalOutbox:
             self._wakeup.set()
         return True
 
+    def __len__(self) -> int:
+        """Answers queued and not yet written (a gauge of the metrics)."""
+        return len(self._pending)
+
     def close(self) -> None:
         """The connection has ended: stop the writer (answers still queued are not written)."""
         if self._writer is not None:
