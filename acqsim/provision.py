@@ -90,7 +90,8 @@ async def key_ceremony(config: AcqsimConfig, hsm: HsmClient, store_path: Path | 
         if store.entries and store.lmk_kcv != lmk_kcv:
             raise CeremonyError(
                 f"the key store {path} holds keys under LMK {store.lmk_kcv}, but the HSM's LMK is {lmk_kcv}: "
-                "use the data folder they belong to, finish a rotation (acqsim hsm lmk rotate), or import the keys"
+                "use the data folder they belong to or the LMK file they were made under (an lmk.json.*.bak backup), "
+                "or import the keys again"
             )
         formed: dict[tuple[KeyType, bytes], str] = {}
         added: list[KeyEntry] = []
