@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
-from acqkit.exitcodes import EXIT_UNREACHABLE
+from acqkit.exitcodes import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.peerclient import PEER_RETRY_WINDOW_S
 from acqkit.runner import announce, leaves, run_service
 from acqkit.serving import serving_for
@@ -126,11 +126,25 @@ async def _print_stats(endpoint: Endpoint) -> None:
     print(json.dumps(await fetch_stats(endpoint.host, endpoint.port), indent=2, sort_keys=True))
 
 
-def run(args: argparse.Namespace) -> int:
+def _stats(address: str) -> int:
+    """``--stats HOST:PORT``: print a running NAC's statistics; exit 3 when nothing answers there."""
     try:
-        if args.stats:
-            anyio.run(_print_stats, Endpoint.parse(args.stats))
-            return 0
+        endpoint = Endpoint.parse(address)
+    except ConfigError as exc:
+        print(f"acqsim nac: --stats: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        anyio.run(_print_stats, endpoint)
+    except (OSError, TimeoutError) as exc:
+        print(f"acqsim nac: no NAC status port answers at {endpoint}: {exc or 'timed out'}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stats:
+        return _stats(args.stats)
+    try:
         table, listen, status_port = table_from_config(args.config)
         if args.route:
             table = RouteTable.parse(args.route)
