@@ -43,14 +43,6 @@ def test_a_nac_with_no_front_end_on_a_route_exits_3_naming_it(tmp_path: Path) ->
     ]
 
 
-def test_nac_stats_from_a_port_where_nothing_listens_exits_3_naming_it(tmp_path: Path) -> None:
-    status = closed_port()
-    code, lines = run("nac", "--stats", f"127.0.0.1:{status}", cwd=tmp_path)
-    assert code == EXIT_UNREACHABLE
-    [line] = lines
-    assert line.startswith(f"acqsim nac: no NAC status port answers at 127.0.0.1:{status}: ")
-
-
 def test_a_load_against_nothing_exits_3_naming_the_address(tmp_path: Path) -> None:
     nac = closed_port()
     argv = ["load", "--against", f"127.0.0.1:{nac}", "--terminals", "1", "--rate", "1", "--duration", "1"]
