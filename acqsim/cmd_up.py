@@ -21,7 +21,9 @@ from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_epheme
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--ephemeral-ports", action="store_true", help="listen on free loopback ports instead")
-    parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
+    parser.add_argument(
+        "--data-dir", type=Path, help="where stores, traces and logs go (default: the configuration's data folder)"
+    )
 
 
 async def _up(args: argparse.Namespace) -> None:

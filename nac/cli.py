@@ -34,11 +34,19 @@ if TYPE_CHECKING:
 def configure(parser: argparse.ArgumentParser) -> None:
     defaults = NacLimits()
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
-    parser.add_argument("--listen", metavar="HOST:PORT", help="where terminals connect")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="where terminals connect (default: the configuration's)")
     parser.add_argument(
-        "--route", action="append", default=[], metavar="DST=HOST:PORT[,HOST:PORT]", help="repeat per route"
+        "--route",
+        action="append",
+        default=[],
+        metavar="DST=HOST:PORT[,HOST:PORT]",
+        help="repeat per route (default: the configuration's routes)",
     )
-    parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
+    parser.add_argument(
+        "--status-port",
+        type=int,
+        help="serve statistics as one JSON document on this port (default: the configuration's)",
+    )
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
     parser.add_argument(

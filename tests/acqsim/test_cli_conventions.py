@@ -55,7 +55,7 @@ def test_every_argument_has_help_and_every_default_is_shown(
         name = "/".join(action.option_strings) or action.dest
         assert action.help and action.help.strip(), f"acqsim {' '.join(path)}: {name} has no help"
         takes_value = action.nargs != 0
-        if takes_value and action.default not in (None, argparse.SUPPRESS):
+        if takes_value and action.default not in (None, argparse.SUPPRESS, "", []):
             shown = formatter._expand_help(action)
             assert str(action.default) in shown, f"acqsim {' '.join(path)}: {name} hides its default"
 
