@@ -36,6 +36,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "pos": ("terminal.cli", "act as a POS terminal: sign-on, purchase, settle ..."),
     "cards": ("acqsim.cmd_cards", "list or issue virtual test cards"),
     "load": ("acqsim.cmd_load", "many-terminal load generator"),
+    "echo-host": ("terminal.echohost.cli", "a canned-answer POS host to measure the load generator against"),
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
     "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
     "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
@@ -52,6 +53,7 @@ ACTIONS: Final[dict[tuple[str, str], tuple[str, str]]] = {
 WITHOUT_JSON: Final[dict[str, str]] = {
     "demo": "a narrated walk-through for people; its figures come from ledger, trace and reconcile, which have --json",
     "up": "runs the services until stopped; it prints one READY line per service, which scripts read",
+    "echo-host": "runs a canned-answer host until stopped; the load generator's --json reports what it measured",
     "nac": "runs a service; its statistics are already one JSON document on the status port (--status-port)",
 }
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

@@ -58,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
         choices=("import", "generate", "list"),
-        help="import a key (under a ZMK, or from clear TEST components), generate one in the HSM, or list the store",
+        help="import a key through the HSM, have the HSM generate one, or list the key store (never a clear key)",
     )
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument(

@@ -54,6 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
+    parser.add_argument("--key-store", type=Path, help="the key store (default: <data_dir>/keys/keystore.json)")
     parser.add_argument(
         "--peer-wait",
         type=float,
@@ -61,7 +62,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="serve: keep trying to reach the HSM and the ledger for S seconds, then exit 3",
     )
-    parser.add_argument("--key-store", type=Path, help="the key store (default: <data_dir>/keys/keystore.json)")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
     add_serving_arguments(parser)
 

@@ -84,14 +84,6 @@ def test_the_checker_sees_a_wrong_way_import() -> None:
     assert not _breaks_contract("hsm_sim", "hsm_sim.keys")
 
 
-def test_the_map_in_docs_architecture_is_the_one_the_code_gives() -> None:
-    document = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    generated = archmap.doc_block(archmap.render(LAYER, archmap.package_graph(LAYER, ROOT)))
-    assert archmap.map_in_doc(document) == generated, (
-        "docs/architecture.md shows another map than the code: run `acqsim arch --update-doc docs/architecture.md`"
-    )
-
-
 def lmk_reaches(path: Path) -> set[str]:
     """What ``path`` imports that reaches the LMK: an LMK module, or an LMK name from anywhere in hsm_sim."""
     found = set()
@@ -123,3 +115,11 @@ def test_the_lmk_checker_sees_a_reaching_import(tmp_path: Path) -> None:
     assert lmk_reaches(source) == {"hsm_sim.cli.lmk_from_arg", "hsm_sim.lmk_store", "hsm_sim.keys"}
     source.write_text("from hsm_sim.client import HsmClient, KeyType\n")
     assert lmk_reaches(source) == set()
+
+
+def test_the_map_in_docs_architecture_is_the_one_the_code_gives() -> None:
+    document = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    generated = archmap.doc_block(archmap.render(LAYER, archmap.package_graph(LAYER, ROOT)))
+    assert archmap.map_in_doc(document) == generated, (
+        "docs/architecture.md shows another map than the code: run `acqsim arch --update-doc docs/architecture.md`"
+    )

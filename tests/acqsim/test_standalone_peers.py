@@ -28,11 +28,11 @@ def run(*argv: str, cwd: Path) -> tuple[int, list[str]]:
 
 def test_a_frontend_whose_hsm_never_answers_exits_3_naming_it(tmp_path: Path) -> None:
     hsm, ledger = closed_port(), closed_port()
-    key_store = tmp_path / "keystore.json"
-    write_key_store(key_store, key_store_for(AcqsimConfig.default()))  # as the key ceremony leaves it
+    key_store = tmp_path / "keystore.json"  # the front-end's keys, as the key ceremony left them
+    write_key_store(key_store, key_store_for(AcqsimConfig.default(data_dir=tmp_path)))
     argv = ["frontend", "--port", "0", "--hsm", f"127.0.0.1:{hsm}", "--ledger", f"127.0.0.1:{ledger}"]
-    argv += ["--key-store", str(key_store), "--db", str(tmp_path / "journal.db")]
-    code, lines = run(*argv, "--peer-wait", PEER_WAIT_S, cwd=tmp_path)
+    argv += ["--key-store", str(key_store)]
+    code, lines = run(*argv, "--db", str(tmp_path / "journal.db"), "--peer-wait", PEER_WAIT_S, cwd=tmp_path)
     assert code == EXIT_UNREACHABLE
     [line] = lines
     assert line.startswith(f"acqsim frontend: HSM at 127.0.0.1:{hsm}: connect: ")
