@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import anyio
 
 from acqkit.config import CONFIG_HELP, AcqsimConfig, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_UNREACHABLE, EXIT_USAGE
-from acqkit.netio import connect
+from acqkit.peerclient import accepts_connection
 from acqkit.runner import backend_options
 from acqsim.pipeline import running_pipeline
 from acqsim.reconcile import IN_EFFECT, ReconcileError
@@ -33,8 +34,6 @@ from terminal.fuzz.runner import FuzzReport, run_fuzz
 #: Most frames one run sends (a million at ~1,000 frames/s is under 20 minutes).
 MAX_FRAMES: Final = 10_000_000
 MAX_CONNECTIONS: Final = 64
-#: How long the target may take to accept the first connection before it counts as unreachable.
-CONNECT_PROBE_TIMEOUT_S: Final = 5.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -93,17 +92,6 @@ async def _fuzz_own_pipeline(config: AcqsimConfig, args: argparse.Namespace) -> 
     return report
 
 
-async def _answers_a_connect(target: Endpoint) -> bool:
-    """Whether ``target`` accepts a connection at all: a host that never did is unreachable (exit 3), not a
-    finding; one that stops accepting during the run is."""
-    try:
-        conn = await connect(target.host, target.port, timeout=CONNECT_PROBE_TIMEOUT_S)
-    except (OSError, TimeoutError):
-        return False
-    await conn.aclose()
-    return True
-
-
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.frames <= MAX_FRAMES or not 1 <= args.connections <= MAX_CONNECTIONS:
         print(f"acqsim fuzz: --frames 1..{MAX_FRAMES}, --connections 1..{MAX_CONNECTIONS}", file=sys.stderr)
@@ -121,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 own = dataclasses.replace(config, data_dir=Path(folder))
                 report = anyio.run(_fuzz_own_pipeline, own, args, backend=backend, backend_options=options)
             else:
-                if not anyio.run(_answers_a_connect, against, backend=backend, backend_options=options):
+                probe = functools.partial(accepts_connection, against.host, against.port)
+                if not anyio.run(probe, backend=backend, backend_options=options):
                     print(f"acqsim fuzz: nothing accepts a connection at {against}", file=sys.stderr)
                     return EXIT_UNREACHABLE
                 report = anyio.run(
