@@ -72,13 +72,13 @@ EXIT_CODES_EPILOG: Final = (
 
 class HelpFormatter(argparse.HelpFormatter):
     """Every option that takes a value shows its default, unless its help already does (``%(default)s``) or
-    it has none (``None``: the help says what happens without it)."""
+    it has none (``None``, ``""``, ``[]``: the help says what happens without it)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
         if (
             "%(default)" in help_text
-            or action.default in (None, argparse.SUPPRESS)
+            or action.default in (None, argparse.SUPPRESS, "", [])
             or action.nargs == 0  # a flag: off unless given
             or not (action.option_strings or action.nargs in ("?", "*"))
         ):

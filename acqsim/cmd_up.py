@@ -29,7 +29,9 @@ from hsm_sim.client import HsmUnavailable
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--ephemeral-ports", action="store_true", help="listen on free loopback ports instead")
-    parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
+    parser.add_argument(
+        "--data-dir", type=Path, help="where stores, traces and logs go (default: the configuration's data folder)"
+    )
     parser.add_argument(
         "--rules",
         type=Path,

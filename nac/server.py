@@ -158,13 +158,7 @@ class NacServer:
         if terminal_id is None:
             log.warning("terminal %s: refused, %d connections open", conn.peer, self.limits.max_connections)
             return  # serve_tcp closes the connection
-        self._outboxes[terminal_id] = TerminalOutbox(
-            conn,
-            max_pending=self.limits.max_in_flight,
-            send_timeout_s=self.limits.send_timeout_s,
-            on_written=functools.partial(self._answered, conn.peer),
-            on_failed=self._terminal_send_failed,
-        )
+        self._outboxes[terminal_id] = TerminalOutbox(conn, self.limits, self)
         reason: CloseReason | None = None
         try:
             reason = await self._read_terminal(terminal_id, conn)
@@ -208,11 +202,13 @@ class NacServer:
             return CloseReason.IDLE
         return None
 
-    def _answered(self, peer: str, payload: bytes) -> None:
+    def answer_written(self, peer: str, payload: bytes) -> None:
+        """An answer left for its terminal (:class:`~nac.outbox.OutboxOwner`)."""
         if self._trace is not None:
             self._trace.record(direction="out", link="pos", peer=peer, payload=payload)
 
-    def _terminal_send_failed(self, lost: int) -> None:
+    def terminal_send_failed(self, lost: int) -> None:
+        """A terminal took no answer for ``send_timeout_s`` (:class:`~nac.outbox.OutboxOwner`)."""
         self.stats.closed[CloseReason.SEND_FAILED] += 1
         self.stats.dropped[DropReason.TERMINAL_NOT_READING] += lost
 

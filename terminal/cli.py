@@ -70,9 +70,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--card", help="card PAN (default: the first good test card)")
     parser.add_argument("--pin", help="PIN (default: the card's test PIN)")
     parser.add_argument("--stan", help="the original's STAN (void, refund, cancel, complete)")
-    parser.add_argument("--rrn", default="", help="the original's RRN")
-    parser.add_argument("--date", default="", help="the original's date MMDD (refund)")
-    parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
+    parser.add_argument("--rrn", default="", help="the original's RRN (default: none sent)")
+    parser.add_argument("--date", default="", help="the original's date MMDD (refund; default: none sent)")
+    parser.add_argument("--auth-code", default="", help="the pre-authorisation's code (default: none sent)")
     parser.add_argument("--to", help="transfer target PAN")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
 
