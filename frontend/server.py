@@ -39,6 +39,8 @@ log = logging.getLogger("acqsim.frontend")
 
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 IDLE_TIMEOUT_S: Final = 600.0
+#: How stale the idle deadline may get before a frame moves it on (an idle link may close this much sooner).
+IDLE_CHECK_S: Final = 1.0
 #: What a failing or hung journal raises to a flow.
 JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
 
@@ -112,6 +114,9 @@ class Frontend:
             log.exception("could not queue the reversal of STAN %s; the terminal's reversal must undo it", asked.stan)
 
     async def handle(self, conn: FramedConnection) -> None:
+        """Each frame in a task of its own; the link is closed after ``IDLE_TIMEOUT_S`` without a frame. The
+        idle deadline is one cancel scope for the link, moved on at most every ``IDLE_CHECK_S`` (not a scope
+        per frame)."""
         slots = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
 
         async def one(payload: bytes) -> None:
@@ -122,10 +127,18 @@ class Frontend:
             finally:
                 slots.release()
 
+        idle = anyio.CancelScope()
         async with anyio.create_task_group() as tg:
-            while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-                await acquire_slot(slots)
-                tg.start_soon(one, payload)
+            with idle:
+                last_frame_at = anyio.current_time()
+                idle.deadline = last_frame_at + IDLE_TIMEOUT_S
+                while (payload := await conn.receive()) is not None:
+                    if (now := anyio.current_time()) - last_frame_at >= IDLE_CHECK_S:
+                        last_frame_at, idle.deadline = now, now + IDLE_TIMEOUT_S
+                    await acquire_slot(slots)
+                    tg.start_soon(one, payload)
+        if idle.cancelled_caught:  # after the frames in flight were answered
+            raise TimeoutError(f"no frame for {IDLE_TIMEOUT_S:.0f} s")
 
 
 async def serve(
