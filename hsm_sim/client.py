@@ -253,6 +253,14 @@ class HsmClient:
         text = answer.decode("ascii")
         return GeneratedKey(under_lmk=text[:33], under_tmk=None, kcv=text[33:])
 
+    async def form_key_from_components(self, key_type: KeyType, components: Sequence[str]) -> GeneratedKey:
+        """A4: clear components (each 32H, odd parity) → the key under the LMK and its check value. The HSM
+        answers 68 unless its configuration allows clear import (TEST key ceremonies only)."""
+        fields = f"{len(components)}{key_type.code}U" + "".join(component.upper() for component in components)
+        _, answer = await self._call("A4", fields.encode("ascii"))
+        text = answer.decode("ascii")
+        return GeneratedKey(under_lmk=text[:33], under_tmk=None, kcv=text[33:])
+
     async def key_check_value(self, key_type: KeyType, key_under_lmk: str) -> str:
         _, answer = await self._call("BU", (key_type.code + key_under_lmk).encode("ascii"))
         return answer.decode("ascii")

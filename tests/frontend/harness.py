@@ -26,12 +26,12 @@ from frontend.effects import (
 from frontend.hsm_effects import hsm_commands, hsm_result
 from frontend.journal import Journal
 from frontend.journal_ops import journal_call
-from frontend.registry import Registry
-from hsm_sim.cli import lmk_from_arg
 from hsm_sim.client import PinVerification, read_answer
+from hsm_sim.keys import DEFAULT_TEST_LMK
 from hsm_sim.processor import HsmProcessor
 from terminal.session import TerminalSession
 from terminal.state import TerminalState
+from tests.keyring import registry_for
 from wire.posframe import PosFrame
 
 #: The header every in-process HSM command is sent under (the processor echoes it).
@@ -43,10 +43,10 @@ NOW = dt.datetime(2026, 11, 24, 10, 0, 0)
 class Harness:
     def __init__(self, tmp: Path) -> None:
         self.config = AcqsimConfig.default(data_dir=tmp)
-        self.registry = Registry.from_config(self.config)
+        self.registry = registry_for(self.config)
         self.ctx = Context(registry=self.registry, clock=lambda: NOW)
         self.journal = Journal(tmp / "journal.sqlite3")
-        self.hsm = HsmProcessor(lmk_from_arg(self.config.hsm.lmk))
+        self.hsm = HsmProcessor(DEFAULT_TEST_LMK)
         state = base_state()
         add_merchants(state, [MerchantSeed(merchant_id=m.merchant_id, name=m.name) for m in self.config.merchants])
         for txn in add_cards(
