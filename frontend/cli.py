@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             unreachable.append(str(exc))
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
-            trace = TraceWriter(args.trace_dir, "frontend")
+            trace = TraceWriter(args.trace_dir, "frontend", batched=True)
             frontend = Frontend(ctx, journal, hsm, ledger, trace=trace)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
             print(serving.summary, flush=True)

@@ -19,6 +19,7 @@ import anyio.abc
 from acqkit.groupcommit import CommitFailed, GroupCommit
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.serving import PLAIN, Serving
+from acqkit.traceflush import flush_traces
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
@@ -151,6 +152,8 @@ async def serve(
 ) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
+        if frontend.trace is not None and frontend.trace.batched:
+            await tg.start(flush_traces, frontend.trace)
         # what a crash left pending, before any new traffic
         await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger)
         tg.start_soon(frontend.forwarder.run)
