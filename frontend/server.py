@@ -93,7 +93,8 @@ class Frontend:
                     asked = effect.request
                 effect = flow.send(await self.effects.carry_out(effect, correlation))
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            reply: Reply = stop.value
+            return reply
         except JOURNAL_FAILURES as exc:
             why, plan = "journal failed", plan_for_fault(asked, journal_failed=True)
             log.error("journal failed (%s): %s", plan.value, exc)  # noqa: TRY400 - the cause, no payload
