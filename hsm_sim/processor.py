@@ -39,10 +39,6 @@ UNREADABLE_RESPONSE: Final = "ZZ"
 UNREADABLE_COMMAND: Final = "??"
 #: PIN verification commands, which the :class:`PinGuard` limits.
 PIN_VERIFY_COMMANDS: Final = frozenset({"DC"})
-#: Commands that take clear key components: answered 68 (disabled) unless the HSM allows clear import.
-CLEAR_COMPONENT_COMMANDS: Final = frozenset({"A4"})
-#: The command that translates a key from the old LMK (key change storage) to the live one.
-LMK_CHANGE_COMMAND: Final = "BW"
 
 
 def response_code(command: str) -> str:
@@ -60,6 +56,12 @@ class Outcome:
     true_code: ErrorCode
     key_types: tuple[KeyType, ...] = ()
     reason: str = ""
+
+
+#: Commands that take clear key components: answered 68 (disabled) unless the HSM allows clear import.
+CLEAR_COMPONENT_COMMANDS: Final = frozenset({"A4"})
+#: The command that translates a key from the old LMK (key change storage) to the live one.
+LMK_CHANGE_COMMAND: Final = "BW"
 
 
 class HsmProcessor:
