@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 await hsm.aclose()
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
-            trace = TraceWriter(args.trace_dir, "frontend")
+            trace = TraceWriter(args.trace_dir, "frontend", batched=True)
             frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
             await start_metrics(tg, "frontend", host, args.metrics_port)

@@ -23,6 +23,7 @@ from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, RuleBook, corrupt_mac, hit_note
 from acqkit.serving import PLAIN, Serving
+from acqkit.traceflush import flush_traces
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
@@ -46,6 +47,8 @@ SERVICE: Final = "frontend"
 
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 IDLE_TIMEOUT_S: Final = 600.0
+#: How stale the idle deadline may get before a frame moves it on (an idle link may close this much sooner).
+IDLE_CHECK_S: Final = 1.0
 #: What a failing or hung journal raises to a flow.
 JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
 
@@ -144,7 +147,8 @@ class Frontend:
                     asked = effect.request
                 effect = flow.send(await self.effects.carry_out(effect, correlation))
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            reply: Reply = stop.value
+            return reply
         except JOURNAL_FAILURES as exc:
             why, plan = "journal failed", plan_for_fault(asked, journal_failed=True)
             log.error("journal failed (%s): %s", plan.value, exc)  # noqa: TRY400 - the cause, no payload
@@ -166,6 +170,9 @@ class Frontend:
             log.exception("could not queue the reversal of STAN %s; the terminal's reversal must undo it", asked.stan)
 
     async def handle(self, conn: FramedConnection) -> None:
+        """Each frame in a task of its own; the link is closed after ``IDLE_TIMEOUT_S`` without a frame. The
+        idle deadline is one cancel scope for the link, moved on at most every ``IDLE_CHECK_S`` (not a scope
+        per frame)."""
         slots = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
 
         async def one(payload: bytes) -> None:
@@ -178,10 +185,18 @@ class Frontend:
             finally:
                 slots.release()
 
+        idle = anyio.CancelScope()
         async with anyio.create_task_group() as tg:
-            while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-                await acquire_slot(slots)
-                tg.start_soon(one, payload)
+            with idle:
+                last_frame_at = anyio.current_time()
+                idle.deadline = last_frame_at + IDLE_TIMEOUT_S
+                while (payload := await conn.receive()) is not None:
+                    if (now := anyio.current_time()) - last_frame_at >= IDLE_CHECK_S:
+                        last_frame_at, idle.deadline = now, now + IDLE_TIMEOUT_S
+                    await acquire_slot(slots)
+                    tg.start_soon(one, payload)
+        if idle.cancelled_caught:  # after the frames in flight were answered
+            raise TimeoutError(f"no frame for {IDLE_TIMEOUT_S:.0f} s")
 
 
 async def serve(
@@ -195,6 +210,8 @@ async def serve(
     QUEUE_DEPTH.labels(service=SERVICE, queue="journal_writes").set_function(lambda: frontend.journal_writes.queued)
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
+        if frontend.trace is not None and frontend.trace.batched:
+            await tg.start(flush_traces, frontend.trace)
         # what a crash left pending, before any new traffic
         await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger)
         tg.start_soon(frontend.forwarder.run)
