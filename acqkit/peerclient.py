@@ -28,6 +28,7 @@ from typing import ClassVar, Final, Generic, Self, TypeVar
 import anyio
 
 from acqkit.multiplex import LinkLost, PeerLink
+from acqkit.netio import connect
 
 Key = TypeVar("Key", bound=Hashable)
 Answer = TypeVar("Answer")
@@ -39,6 +40,8 @@ PEER_RETRY_WINDOW_S: Final = 10.0
 #: First pause between tries within the window, doubled after each failure up to ``RETRY_PAUSE_MAX_S``.
 RETRY_PAUSE_MIN_S: Final = 0.05
 RETRY_PAUSE_MAX_S: Final = 1.0
+#: How long a target may take to accept one connection before a tool calls it unreachable.
+CONNECT_PROBE_TIMEOUT_S: Final = 5.0
 
 
 class PeerError(Exception):
@@ -162,3 +165,15 @@ async def connect_within(connect: Callable[[], Awaitable[Client]], window: float
                 raise
         await anyio.sleep(pause)
         pause = min(pause * 2, RETRY_PAUSE_MAX_S)
+
+
+async def accepts_connection(host: str, port: int, *, timeout: float = CONNECT_PROBE_TIMEOUT_S) -> bool:
+    """Whether anything accepts a TCP connection at ``host:port`` within ``timeout`` (closed again at once): a
+    tool pointed at a host that never answered says "unreachable" (exit 3) instead of reporting each request
+    as lost."""
+    try:
+        conn = await connect(host, port, timeout=timeout)
+    except (OSError, TimeoutError):
+        return False
+    await conn.aclose()
+    return True

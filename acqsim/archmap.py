@@ -14,6 +14,7 @@ registered services and of the knots still to untie), and ``acqsim arch`` prints
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
@@ -40,13 +41,17 @@ Import = tuple[str, str]
 
 
 def discover_layers(root: Path = SOURCE_ROOT) -> dict[str, int]:
-    """Every top-level package under ``root`` and its layer (a package not in FIXED_LAYERS is a service)."""
-    found = {}
-    for init in sorted(root.glob("*/__init__.py")):
-        name = init.parent.name
-        if name not in NOT_LAYERED:
-            found[name] = FIXED_LAYERS.get(name, SERVICE_LAYER)
-    return found
+    """Every top-level package of acqsim under ``root`` and its layer (one not in FIXED_LAYERS is a service).
+
+    In a checkout (``root`` holds pyproject.toml) that is every folder with an ``__init__.py`` (so a new one is
+    seen before it is installed); in an installation, the packages the distribution names (``root`` is then
+    site-packages, beside other distributions' packages)."""
+    if (root / "pyproject.toml").is_file():
+        names = [init.parent.name for init in root.glob("*/__init__.py")]
+    else:
+        listed = importlib.metadata.distribution("acqsim").read_text("top_level.txt") or ""
+        names = [name for name in listed.split() if (root / name / "__init__.py").is_file()]
+    return {name: FIXED_LAYERS.get(name, SERVICE_LAYER) for name in sorted(names) if name not in NOT_LAYERED}
 
 
 def module_imports(path: Path) -> Iterator[str]:

@@ -44,9 +44,12 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "load": ("acqsim.cmd_load", "many-terminal load generator"),
     "echo-host": ("terminal.echohost.cli", "a canned-answer POS host to measure the load generator against"),
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
+    "send": ("terminal.send_cli", "compose one message as a terminal would, edit it, send it, check the answer"),
     "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
     "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
     "arch": ("acqsim.cmd_arch", "the package map read from the source: layers and what each package uses"),
+    "web": ("acqsim.cmd_web", "the web view: live sequence diagram, dissected messages, try-it panel, ledger"),
+    "wireshark": ("acqsim.cmd_wireshark", "install or regenerate acqsim's Wireshark Lua dissector"),
 }
 #: (subcommand, action) pairs served by a top-layer module rather than the service's own CLI, because they
 #: read more than one service's store (a service must not import another).
@@ -60,6 +63,8 @@ WITHOUT_JSON: Final[dict[str, str]] = {
     "demo": "a narrated walk-through for people; its figures come from ledger, trace and reconcile, which have --json",
     "up": "runs the services until stopped; it prints one READY line per service, which scripts read",
     "echo-host": "runs a canned-answer host until stopped; the load generator's --json reports what it measured",
+    "web": "serves the web view until stopped; the page and its event stream are the report",
+    "wireshark": "installs or regenerates a file and prints its path; nothing to report as data",
     "nac": "runs a service; its statistics are already one JSON document on the status port (--status-port)",
 }
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -73,13 +78,13 @@ EXIT_CODES_EPILOG: Final = (
 
 class HelpFormatter(argparse.HelpFormatter):
     """Every option that takes a value shows its default, unless its help already does (``%(default)s``) or
-    it has none (``None``: the help says what happens without it)."""
+    it has none (``None``, ``""``, ``[]``: the help says what happens without it)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
         if (
             "%(default)" in help_text
-            or action.default in (None, argparse.SUPPRESS)
+            or action.default in (None, argparse.SUPPRESS, "", [])
             or action.nargs == 0  # a flag: off unless given
             or not (action.option_strings or action.nargs in ("?", "*"))
         ):

@@ -28,13 +28,15 @@ from pathlib import Path
 import anyio
 
 from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
-from acqkit.runner import backend_options
+from acqkit.exitcodes import EXIT_UNREACHABLE
+from acqkit.runner import backend_options, leaves
 from acqsim.pipeline import running_pipeline
 from acqsim.processes import StartupError, pipeline_processes
 from terminal.load.engine import SPREADS
 from terminal.load.runner import load_cards, progress_line, run_load, with_load_cards, with_load_terminals
 from terminal.load.schedule import Mix, OpenLoopSchedule
 from terminal.load.stats import LoadStats, plot, table
+from terminal.session import TerminalError
 
 MAX_TERMINALS = 20_000
 MAX_DURATION_S = 3600.0
@@ -126,7 +128,14 @@ def run(args: argparse.Namespace) -> int:
                 return await load(pipeline.nac)
 
         main = load_in_process if against is None else functools.partial(load, against)
-        stats, elapsed = anyio.run(main, backend=backend, backend_options=options)
+        try:
+            stats, elapsed = anyio.run(main, backend=backend, backend_options=options)
+        except BaseExceptionGroup as group:  # raised out of the terminals' task group
+            refused = leaves(group, TerminalError)  # the terminals could not sign on: nobody answers there
+            if not refused:
+                raise
+            print(f"acqsim load: {against or 'the pipeline'}: {refused[0]}", file=sys.stderr)
+            return EXIT_UNREACHABLE
     summary = stats.summary(elapsed)
     if sys.stderr.isatty():
         sys.stderr.write("\n")

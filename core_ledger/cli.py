@@ -25,6 +25,8 @@ import anyio
 
 from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_USAGE
+from acqkit.metrics import add_metrics_option, start_metrics
+from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, leaves, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -57,6 +59,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/ledger.jsonl")
+    add_metrics_option(parser)
+    parser.add_argument(
+        "--rules", type=Path, help="serve: scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
     add_serving_arguments(parser)
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument(
@@ -197,14 +203,23 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
         service.store.close()
         return 2
 
+    try:
+        rules = RuleBook(args.rules, "ledger") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim ledger: --rules: {exc}", file=sys.stderr)
+        service.store.close()
+        return 2
     stopped: list[LedgerFailStop] = []
 
     async def main() -> None:
         try:
             async with anyio.create_task_group() as tg:
                 trace = TraceWriter(args.trace_dir, "ledger")
-                serving_ledger = functools.partial(serve, host, port, service=service, trace=trace, serving=serving)
+                serving_ledger = functools.partial(
+                    serve, host, port, service=service, trace=trace, serving=serving, rules=rules
+                )
                 bound = await tg.start(serving_ledger)
+                await start_metrics(tg, "ledger", host, args.metrics_port)
                 print(serving.summary, flush=True)
                 announce("ledger", host, bound)
         except* LedgerFailStop as group:

@@ -23,7 +23,9 @@ import anyio
 from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config, port_number
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.keystore import KeyStoreError, read_key_store
+from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.peerclient import PEER_RETRY_WINDOW_S, connect_within
+from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -65,6 +67,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="serve: keep trying to reach the HSM and the ledger for S seconds, then exit 3",
     )
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
+    parser.add_argument(
+        "--rules", type=Path, help="scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
+    add_metrics_option(parser)
     add_serving_arguments(parser)
 
 
@@ -126,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
     journal = Journal(args.db or config.store_path(config.frontend.db))
     ctx = Context(registry=registry)
 
+    try:
+        rules = RuleBook(args.rules, "frontend") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim frontend: --rules: {exc}", file=sys.stderr)
+        journal.close()
+        return 2
     unreachable: list[str] = []
 
     async def main() -> None:
@@ -145,13 +157,14 @@ def run(args: argparse.Namespace) -> int:
                 await hsm.aclose()
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
-            trace = TraceWriter(args.trace_dir, "frontend")
+            trace = TraceWriter(args.trace_dir, "frontend", batched=True)
             wallet = None
             if args.wallet:
                 wallet_at = Endpoint.parse(args.wallet)
                 wallet = WalletClient(wallet_at.host, wallet_at.port, tls=serving.client_tls)
-            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, wallet=wallet)
+            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules, wallet=wallet)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
+            await start_metrics(tg, "frontend", host, args.metrics_port)
             print(serving.summary, flush=True)
             announce("frontend", host, bound)
 

@@ -10,6 +10,7 @@ from typing import Final
 
 import anyio
 
+from acqkit.metrics import REVERSALS_PENDING
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.flows.faults import ForwardVerdict, forward_verdict
 from frontend.flows.qr import REVERSAL_DONE as WALLET_REVERSAL_DONE
@@ -62,7 +63,9 @@ class ReversalForwarder:
                 log.warning("QR reversal %d answered %s by the wallet host: tried again", reversal_id, answer.result)
 
     async def forward_pending(self) -> None:
-        for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):
+        pending = await anyio.to_thread.run_sync(self.journal.pending_reversals)
+        REVERSALS_PENDING.labels(service="frontend").set(len(pending))
+        for reversal_id, request in pending:
             stan = request.original.stan if request.original else request.stan
             try:
                 answer = await self.ledger.submit(request)

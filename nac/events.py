@@ -35,6 +35,7 @@ class CloseReason(enum.StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"  # over max_connections
     STALE_ADDRESSES = "stale_addresses"  # an upstream connection holds too many timed-out requests
     SEND_FAILED = "send_failed"  # the peer does not take our frames
+    BY_RULE = "by_rule"  # a rules file said so (acqsim up --rules)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

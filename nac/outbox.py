@@ -10,42 +10,42 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable
+from typing import Protocol
 
 import anyio
 import anyio.abc
 
 from acqkit.netio import FramedConnection
+from nac.limits import NacLimits
 
 log = logging.getLogger("acqsim.nac")
 
 
+class OutboxOwner(Protocol):
+    """Who is told what became of the answers (the NAC server: one object shared by every outbox, so that an
+    idle terminal costs no callbacks of its own)."""
+
+    def answer_written(self, peer: str, payload: bytes) -> None: ...
+
+    def terminal_send_failed(self, lost: int) -> None:
+        """A write failed or took over ``send_timeout_s``: ``lost`` answers were not written (the connection
+        is then closed, and its reader ends the terminal in the router)."""
+
+
 class TerminalOutbox:
-    """``on_written(payload)`` is told of each answer written; ``on_failed(lost)`` once, when a write fails or
-    takes over ``send_timeout_s`` (``lost`` answers were not written; the connection is then closed, and its
-    reader ends the terminal in the router)."""
+    """At most ``limits.max_in_flight`` answers; each write within ``limits.send_timeout_s``."""
 
-    __slots__ = ("_on_failed", "_on_written", "_pending", "_wakeup", "_writer", "conn", "max_pending", "send_timeout_s")
+    __slots__ = ("_pending", "_wakeup", "_writer", "conn", "limits", "owner")
 
-    def __init__(
-        self,
-        conn: FramedConnection,
-        *,
-        max_pending: int,
-        send_timeout_s: float,
-        on_written: Callable[[bytes], None],
-        on_failed: Callable[[int], None],
-    ) -> None:
-        self.conn = conn
-        self.max_pending, self.send_timeout_s = max_pending, send_timeout_s
-        self._on_written, self._on_failed = on_written, on_failed
+    def __init__(self, conn: FramedConnection, limits: NacLimits, owner: OutboxOwner) -> None:
+        self.conn, self.limits, self.owner = conn, limits, owner
         self._pending: collections.deque[bytes] = collections.deque()
         self._wakeup: anyio.Event | None = None  # set when an answer is queued while the writer waits
         self._writer: anyio.CancelScope | None = None  # the writer task's scope, once started
 
     def put(self, payload: bytes, tg: anyio.abc.TaskGroup) -> bool:
         """Queue an answer (starting the writer in ``tg`` with the first); ``False`` if the queue is full."""
-        if len(self._pending) >= self.max_pending:
+        if len(self._pending) >= self.limits.max_in_flight:
             return False
         self._pending.append(payload)
         if self._writer is None:
@@ -54,6 +54,10 @@ class TerminalOutbox:
         elif self._wakeup is not None:
             self._wakeup.set()
         return True
+
+    def __len__(self) -> int:
+        """Answers queued and not yet written (a gauge of the metrics)."""
+        return len(self._pending)
 
     def close(self) -> None:
         """The connection has ended: stop the writer (answers still queued are not written)."""
@@ -69,13 +73,13 @@ class TerminalOutbox:
                         await self._wakeup.wait()
                         continue
                     batch = list(self._pending)  # left queued until written, so a failed write counts as lost
-                    with anyio.fail_after(self.send_timeout_s):
+                    with anyio.fail_after(self.limits.send_timeout_s):
                         await self.conn.send_many(batch)
                     for _ in batch:
-                        self._on_written(self._pending.popleft())
+                        self.owner.answer_written(self.conn.peer, self._pending.popleft())
             except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 log.info("terminal %s: cannot send, closing", self.conn.peer)
                 lost = len(self._pending)
                 self._pending.clear()
-                self._on_failed(lost)
+                self.owner.terminal_send_failed(lost)
                 await self.conn.aclose()

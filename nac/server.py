@@ -26,13 +26,16 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH
 from acqkit.netio import FramedConnection, connect, serve_tcp
 from acqkit.peerclient import PeerUnavailable
+from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward, framing_close_reason
 from nac.limits import NacLimits
 from nac.outbox import TerminalOutbox
 from nac.router import Router
 from nac.routes import Member, RouteTable
+from nac.scripted import ScriptedNac, scripted_answer
 from nac.status import MAX_STATUS_CONNECTIONS, answer_status
 from nac.tracing import FrameTracer
 from wire.errors import FramingError
@@ -77,9 +80,11 @@ class NacServer:
         *,
         trace: FrameTracer | None = None,
         upstream_tls: ssl.SSLContext | None = None,
+        rules: RuleBook | None = None,
     ) -> None:
         """``upstream_tls``: a client context of :mod:`acqkit.tls`; each front-end must then prove it is
-        ``frontend`` (terminals stay on plain TCP, as most POS links are)."""
+        ``frontend`` (terminals stay on plain TCP, as most POS links are). ``rules``: scripted answers and
+        faults (:mod:`nac.scripted`)."""
         self.table = table
         self._upstream_tls = upstream_tls
         self.limits = limits or NacLimits()
@@ -92,6 +97,7 @@ class NacServer:
         self._first_deadline: anyio.Event | None = None  # set when a request is forwarded while none waited
         self._groups_up: set[str] = set()  # route groups that have had a member connected
         self._all_groups_up: anyio.Event | None = None  # set when every group has (see :meth:`_require_routes`)
+        self._scripted = ScriptedNac(rules) if rules is not None else None
 
     async def serve(
         self,
@@ -137,6 +143,11 @@ class NacServer:
                 for member in members:
                     tg.start_soon(self._keep_upstream, group, member)
             tg.start_soon(self._expire_forever)
+            # read when scraped: nothing is counted twice and the hot path pays nothing
+            IN_FLIGHT.labels(service="nac").set_function(lambda: self.router.requests_waiting)
+            QUEUE_DEPTH.labels(service="nac", queue="answers_to_terminals").set_function(
+                lambda: sum(len(outbox) for outbox in self._outboxes.values())
+            )
             log.info("NAC listening on %s:%d (status port %s)", host, bound, bound_status)
             task_status.started(NacPorts(listen=bound, status=bound_status))
 
@@ -147,13 +158,7 @@ class NacServer:
         if terminal_id is None:
             log.warning("terminal %s: refused, %d connections open", conn.peer, self.limits.max_connections)
             return  # serve_tcp closes the connection
-        self._outboxes[terminal_id] = TerminalOutbox(
-            conn,
-            max_pending=self.limits.max_in_flight,
-            send_timeout_s=self.limits.send_timeout_s,
-            on_written=functools.partial(self._answered, conn.peer),
-            on_failed=self._terminal_send_failed,
-        )
+        self._outboxes[terminal_id] = TerminalOutbox(conn, self.limits, self)
         reason: CloseReason | None = None
         try:
             reason = await self._read_terminal(terminal_id, conn)
@@ -161,14 +166,25 @@ class NacServer:
             log.exception("terminal %s: handler failed; closing that connection only", conn.peer)
         finally:
             self._outboxes.pop(terminal_id).close()
+            if self._scripted is not None:
+                self._scripted.forget(terminal_id)
             self.router.close_terminal(terminal_id, reason)
 
     async def _read_terminal(self, terminal_id: int, conn: FramedConnection) -> CloseReason | None:
         """Route the terminal's frames until it closes; a reason when the NAC closes it."""
         try:
             while (payload := await conn.receive(self.limits.idle_timeout_s)) is not None:
+                hit = None
+                if self._scripted is not None:
+                    hit = self._scripted.on_request(terminal_id, payload)
                 if self._trace is not None:
-                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload)
+                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload, note=hit_note(hit))
+                if hit is not None:
+                    done = await self._act(terminal_id, conn, payload, hit)
+                    if isinstance(done, CloseReason):
+                        return done
+                    if done:
+                        continue
                 decision = self.router.from_terminal(terminal_id, payload, anyio.current_time())
                 if isinstance(decision, Forward):
                     await self._forward(decision)
@@ -186,13 +202,34 @@ class NacServer:
             return CloseReason.IDLE
         return None
 
-    def _answered(self, peer: str, payload: bytes) -> None:
+    def answer_written(self, peer: str, payload: bytes) -> None:
+        """An answer left for its terminal (:class:`~nac.outbox.OutboxOwner`)."""
         if self._trace is not None:
             self._trace.record(direction="out", link="pos", peer=peer, payload=payload)
 
-    def _terminal_send_failed(self, lost: int) -> None:
+    def terminal_send_failed(self, lost: int) -> None:
+        """A terminal took no answer for ``send_timeout_s`` (:class:`~nac.outbox.OutboxOwner`)."""
         self.stats.closed[CloseReason.SEND_FAILED] += 1
         self.stats.dropped[DropReason.TERMINAL_NOT_READING] += lost
+
+    async def _act(self, terminal_id: int, conn: FramedConnection, payload: bytes, hit: Hit) -> bool | CloseReason:
+        """Carry out a rule's action on a terminal request: ``True`` if it is dealt with (not to be routed), a
+        reason to close the connection, or ``False`` to route it as usual."""
+        action = hit.action
+        log.info("terminal %s: rule %d (%s): %s", conn.peer, hit.number, hit.rule, action.kind)
+        if action.kind is ActionKind.ANSWER:
+            answer = scripted_answer(payload, action.code or "")
+            if answer is not None:
+                self._deliver(Deliver(terminal_id=terminal_id, payload=answer))
+            return True
+        if action.kind is ActionKind.DELAY:
+            await anyio.sleep(action.delay_s)
+            return False
+        if action.kind is ActionKind.DROP:
+            return True
+        if action.kind is ActionKind.CLOSE:
+            return CloseReason.BY_RULE
+        return False  # corrupt_mac, answer_twice: routed; ScriptedNac changes the answer
 
     async def _forward(self, forward: Forward) -> None:
         """Write the request on its upstream connection; requests forwarded meanwhile by other terminals'
@@ -301,8 +338,12 @@ class NacServer:
 
     def _deliver(self, deliver: Deliver) -> None:
         outbox = self._outboxes.get(deliver.terminal_id)
-        if outbox is None or self._task_group is None or not outbox.put(deliver.payload, self._task_group):
-            self.stats.dropped[DropReason.TERMINAL_NOT_READING] += 1
+        scripted = self._scripted
+        # a rule may mangle an answer or deliver it twice (nac.scripted); otherwise it goes as it came
+        payloads = [deliver.payload] if scripted is None else scripted.on_answer(deliver.terminal_id, deliver.payload)
+        for payload in payloads:
+            if outbox is None or self._task_group is None or not outbox.put(payload, self._task_group):
+                self.stats.dropped[DropReason.TERMINAL_NOT_READING] += 1
 
     async def _expire_forever(self) -> None:
         """Time out overdue requests at the router's next deadline (every request gets the same answer

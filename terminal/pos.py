@@ -179,3 +179,11 @@ class PosTerminal:
         self.session.close_batch()
         self.save()
         return outcome, totals
+
+    async def send_raw(self, payload: bytes) -> bytes | None:
+        """Send one frame payload exactly as given and return the answer's payload (``None``: no answer in time).
+
+        No reversal is stored or sent, and the answer is not applied to the terminal's state: this is the
+        message composer's way out (``acqsim send``, the web view's bad-MAC example).
+        """
+        return await self._send(payload)

@@ -12,6 +12,7 @@ unexpected difference or missing answer.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from pathlib import Path
 import anyio
 
 from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
-from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK
+from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE
+from acqkit.peerclient import accepts_connection
 from terminal.replay.diff import parse_ignore
 from terminal.replay.runner import ReplayResult, replay
 from terminal.replay.sources import from_hex, from_pcap, from_trace
@@ -59,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"acqsim replay: {exc}", file=sys.stderr)
         return 2
     ignored = parse_ignore(args.ignore, keep_defaults=not args.no_default_ignore)
+    if not anyio.run(functools.partial(accepts_connection, against.host, against.port)):
+        print(f"acqsim replay: nothing accepts a connection at {against}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     results = anyio.run(lambda: replay(config, exchanges, against, raw=args.raw, ignored=ignored))
     bad = 0
     for number, result in enumerate(results, start=1):

@@ -176,6 +176,10 @@ class TerminalSession:
     def _pik(self) -> EcbKey:
         return self._key(self.state.pik_under_tmk)
 
+    def mac(self, block: bytes) -> bytes:
+        """The CUP ECB MAC of ``block`` under this terminal's working MAK (the key never leaves the session)."""
+        return mac_cup_ecb(self._mak, block)
+
     # --- frames ----------------------------------------------------------------------------------------
 
     def _frame(self, fields: dict[str, str], *, mac: bool) -> bytes:

@@ -159,6 +159,9 @@ class ReversalReason(enum.StrEnum):
     OTHER = "06"
 
 
+#: Fields an answer echoes from its request (the front-end's answers, and any scripted answer of a rules file).
+ANSWER_ECHOED_FIELDS: Final = ("2", "3", "4", "11", "14", "22", "23", "25", "41", "42", "48", "49", "60", "61")
+
 #: Answers to a reversal that end it (PROTOCOL.md §1 "Reversals").
 REVERSAL_DONE_CODES: Final = frozenset(
     {ResponseCode.APPROVED, ResponseCode.INVALID_TRANSACTION, ResponseCode.ORIGINAL_NOT_FOUND}

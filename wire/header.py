@@ -67,6 +67,9 @@ class PosHeader:
         )
 
     def with_processing_request(self, request: int) -> PosHeader:
+        """This header asking for ``request``: itself when it already does (most answers: no copy made)."""
+        if request == self.processing_request:
+            return self
         return dataclasses.replace(self, processing_request=request)
 
 

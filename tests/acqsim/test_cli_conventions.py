@@ -55,7 +55,7 @@ def test_every_argument_has_help_and_every_default_is_shown(
         name = "/".join(action.option_strings) or action.dest
         assert action.help and action.help.strip(), f"acqsim {' '.join(path)}: {name} has no help"
         takes_value = action.nargs != 0
-        if takes_value and action.default not in (None, argparse.SUPPRESS):
+        if takes_value and action.default not in (None, argparse.SUPPRESS, "", []):
             shown = formatter._expand_help(action)
             assert str(action.default) in shown, f"acqsim {' '.join(path)}: {name} hides its default"
 
@@ -144,3 +144,10 @@ def test_a_terminal_with_no_nac_to_answer_exits_3(tmp_path: Path) -> None:
     result = run_acqsim("pos", "echo", "--nac", f"127.0.0.1:{closed_port()}", "--json", cwd=tmp_path)
     assert result.returncode == EXIT_UNREACHABLE
     assert "Traceback" not in result.stderr
+
+
+def test_docs_cli_has_an_exit_code_row_for_every_command() -> None:
+    document = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    rows = [line for line in document.splitlines() if line.startswith("| `")]
+    documented = {line.split("`")[1].split()[0] for line in rows}
+    assert set(SUBCOMMANDS) - documented == set(), "commands without a row in docs/cli.md's exit-code table"

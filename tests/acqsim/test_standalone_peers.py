@@ -49,6 +49,15 @@ def test_a_nac_with_no_front_end_on_a_route_exits_3_naming_it(tmp_path: Path) ->
     ]
 
 
+def test_a_load_against_nothing_exits_3_naming_the_address(tmp_path: Path) -> None:
+    nac = closed_port()
+    argv = ["load", "--against", f"127.0.0.1:{nac}", "--terminals", "1", "--rate", "1", "--duration", "1"]
+    code, lines = run(*argv, cwd=tmp_path)
+    assert code == EXIT_UNREACHABLE
+    [line] = lines
+    assert line.startswith(f"acqsim load: 127.0.0.1:{nac}: ")
+
+
 @pytest.mark.anyio
 async def test_connect_within_tries_again_until_the_peer_answers() -> None:
     tries: list[int] = []

@@ -11,6 +11,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqsim.cli import main as acqsim_main
 from nac.cli import table_from_config
 from nac.status import fetch_stats
@@ -72,8 +73,8 @@ async def test_nac_process_routes_and_reports(capsys: pytest.CaptureFixture[str]
 
 
 def test_stats_of_a_nac_that_is_not_running(capsys: pytest.CaptureFixture[str]) -> None:
-    assert acqsim_main(["nac", "--stats", "127.0.0.1:1"]) == 2
-    assert "acqsim nac" in capsys.readouterr().err
+    assert acqsim_main(["nac", "--stats", "127.0.0.1:1"]) == EXIT_UNREACHABLE  # a peer that does not answer
+    assert capsys.readouterr().err.startswith("acqsim nac: no NAC status port answers at 127.0.0.1:1: ")
 
 
 def test_routes_listen_and_status_port_from_a_configuration(tmp_path: Path) -> None:
