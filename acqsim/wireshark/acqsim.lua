@@ -36,6 +36,7 @@ local POS_FIELDS = {
     [53] = { name = "Security Related Control Information", len_type = 0, len_enc = "bcd", enc = "b", max = 16, nibbles = true, pad = "right" },
     [54] = { name = "Additional Amounts", len_type = 2, len_enc = "bcd", enc = "ascii", max = 20, nibbles = false },
     [55] = { name = "ICC Data", len_type = 2, len_enc = "bcd", enc = "b", max = 255, nibbles = false },
+    [59] = { name = "Reserved National (QR payments: ASCII TLV, PROTOCOL.md §9)", len_type = 2, len_enc = "bcd", enc = "ascii", max = 999, nibbles = false },
     [60] = { name = "Reserved Private (60.1 type, 60.2 batch, 60.3 network code)", len_type = 2, len_enc = "bcd", enc = "b", max = 17, nibbles = true, pad = "right" },
     [61] = { name = "Original Message (batch, STAN, date)", len_type = 2, len_enc = "bcd", enc = "b", max = 29, nibbles = true, pad = "right" },
     [62] = { name = "Reserved Private (working keys)", len_type = 2, len_enc = "bcd", enc = "b", max = 512, nibbles = false },
