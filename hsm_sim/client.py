@@ -32,6 +32,7 @@ HEADERS: Final = 10_000
 
 __all__ = [
     "HSM_TIMEOUT_S",
+    "ArqcCheck",
     "GeneratedKey",
     "HsmClient",
     "HsmError",
@@ -249,6 +250,45 @@ class HsmClient:
             ]
         )
         return mac_error == ErrorCode.OK, _PIN_RESULTS[pin_error]
+
+    async def verify_arqc(self, check: ArqcCheck) -> bytes | None:
+        """KQ mode 1: the ARPC (method 1) when the ARQC verifies, ``None`` when it does not (error 01)."""
+        method = "P" if check.pboc else "E"
+        fields = (
+            f"1{method}1{check.imk_under_lmk}{len(check.pan):02d}{check.pan}{check.psn}{check.atc.hex().upper()}"
+            f"{len(check.data):03d}{check.data.hex().upper()}{check.arqc.hex().upper()}{check.arc.encode().hex()}"
+        )
+        error, answer = await self._call("KQ", fields.encode("ascii"), ok_codes=_M8_OK)
+        return bytes.fromhex(answer.decode("ascii")) if error == ErrorCode.OK else None
+
+    async def verify_dukpt_pin_pvv(
+        self, bdk_under_lmk: str, pvk_under_lmk: str, ksn: bytes, pin_block: bytes, pan: str, *, pvki: str, pvv: str
+    ) -> PinVerification:
+        """GQ: a PIN block under a TDES DUKPT PIN key, verified against the card's PVV."""
+        fields = f"{bdk_under_lmk}{pvk_under_lmk}{ksn.hex().upper()}{pin_block.hex().upper()}01{pan[-13:-1]}{pvki}{pvv}"
+        error, _ = await self._call("GQ", fields.encode("ascii"), ok_codes=_DC_OK)
+        return _PIN_RESULTS[error]
+
+    async def decrypt_data(self, kind: str, key_under_lmk: str, data: bytes, *, ksn: bytes = b"", cbc: bool) -> bytes:
+        """M2: ``kind`` T (TDES DUKPT BDK + ``ksn``), A (AES DUKPT BDK + ``ksn``) or D (TDK); clear data back."""
+        fields = f"{kind}{key_under_lmk}{ksn.hex().upper()}{int(cbc)}{len(data):04d}{data.hex().upper()}"
+        _, answer = await self._call("M2", fields.encode("ascii"))
+        return bytes.fromhex(answer[4:].decode("ascii"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ArqcCheck:
+    """What :meth:`HsmClient.verify_arqc` sends: the issuer key, the card, the ATC, the data the ARQC covers,
+    the ARQC and the answer code the ARPC carries. ``repr`` hides the PAN."""
+
+    imk_under_lmk: str
+    pan: str = dataclasses.field(repr=False)
+    psn: str
+    atc: bytes
+    data: bytes
+    arqc: bytes
+    arc: str
+    pboc: bool = True
 
 
 #: (key type, MAK under LMK, data, MAC, algorithm) for :meth:`HsmClient.verify_mac_and_pin_pvv`.

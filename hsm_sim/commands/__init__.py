@@ -9,7 +9,8 @@ digits, ``H`` = hex characters, ``A`` = ASCII.
 
 Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.commands.import_commands` (A6),
 :mod:`hsm_sim.commands.mac_commands` (M6, M8),
-:mod:`hsm_sim.commands.pin_commands` (CA, DC).
+:mod:`hsm_sim.commands.pin_commands` (CA, DC), :mod:`hsm_sim.commands.emv_commands` (KQ),
+:mod:`hsm_sim.commands.dukpt_commands` (G0, GQ, M2).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from hsm_sim.commands.common import (
     PIN_FORMAT_CODES,
     Handler,
 )
+from hsm_sim.commands.dukpt_commands import g0_translate_dukpt_pin, gq_verify_dukpt_pin_pvv, m2_decrypt_data
+from hsm_sim.commands.emv_commands import kq_arqc_arpc
 from hsm_sim.commands.import_commands import a6_import_key
 from hsm_sim.commands.key_commands import a0_generate_key, bu_check_value, nc_diagnostics
 from hsm_sim.commands.mac_commands import m6_generate_mac, m8_verify_mac
@@ -46,4 +49,8 @@ COMMANDS: Final[dict[str, Handler]] = {
     "M8": m8_verify_mac,
     "CA": ca_translate_pin,
     "DC": dc_verify_pin_pvv,
+    "KQ": kq_arqc_arpc,
+    "G0": g0_translate_dukpt_pin,
+    "GQ": gq_verify_dukpt_pin_pvv,
+    "M2": m2_decrypt_data,
 }
