@@ -1,6 +1,6 @@
 """CUP track data encryption under the track data key (TDK), PROTOCOL.md §8.
 
-A terminal that encrypts tracks sets field 53 to :data:`SECURITY_CONTROL_TDK` (``2610000000000000``). The
+A terminal that encrypts tracks sets field 53 to ``2610000000000000`` (``SECURITY_CONTROL_FORMAT0_TDES_TDK``). The
 track is written as hex digits (``=`` → ``D``); the 16 digits that end one digit before the end (odd digit
 count) or two digits before the end (even count) are TDES-ECB encrypted under the TDK and put back in place,
 so the PAN's head, the length and the last digit or two stay clear. acqsim refuses a track too short to hold
@@ -14,7 +14,6 @@ from typing import Final
 
 from wire.paycrypto import CryptoInputError, tdes_ecb_decrypt, tdes_ecb_encrypt
 
-SECURITY_CONTROL_TDK: Final = "2610000000000000"
 BLOCK_DIGITS: Final = 16
 MIN_TRACK_DIGITS: Final = BLOCK_DIGITS + 1
 SEPARATOR: Final = "="
