@@ -10,6 +10,8 @@ TOML layout (every table optional; omitted values take the defaults below)::
     acquirer_id = "48009999"      # field 32
     currency = "156"              # field 49
     pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
+    imk_ac = "…32 hex…"           # clear TEST IMK-AC: chip cards' AC master keys derive from it (option A)
+    bdk = "…32 hex…"              # clear TEST DUKPT BDK of the MPOS readers (ANSI X9.24-1 test BDK)
     tls = false                   # mutual TLS on every service hop (certificates: `acqsim certs create`)
 
     [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"   audit = "hsm-audit.jsonl"
@@ -25,6 +27,7 @@ TOML layout (every table optional; omitted values take the defaults below)::
     [[merchants]]  merchant_id = "898100000000001"  name = "…"  mcc = "5812"  settlement = "direct"  fee_bp = 38
     [[terminals]]  terminal_id = "10000001"  merchant_id = "…"  tmk = "…32 hex…"  app_type = "61"  route = "0003"
     [[cards]]      pan = "…"  expiry = "3012"  pin = "123456"  pvki = "1"  pvv = "6308"  balance = 50000000
+                   psn = "01"  chip = "ok"   # chip: ok | fails (fallback to stripe) | declines | none
 
 Clear keys and PINs in this file are TEST material only (they are documented so any client can transact);
 services never log them, and the supervisor hands keys to the HSM to be held under the LMK.
@@ -63,6 +66,11 @@ TEST_PVK: Final = "7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E"
 #: TEST TMK of terminal 10000001: the sign-on vector key of PROTOCOL.md §6.
 TEST_TMK_1: Final = "0123456789ABCDEFFEDCBA9876543210"
 TEST_TMK_2: Final = "3B6D1A8F5D2F7049E0B3D5A7C8F12568"
+#: TEST IMK-AC: the IMK of the published PBOC example (PROTOCOL.md §7) with odd parity set (DES ignores those
+#: bits, so the example's card keys and cryptograms come out the same).
+TEST_IMK_AC: Final = "F1C24A8025CEE0A81A0B024AA87C6EAD"
+#: TEST DUKPT BDK: the ANSI X9.24-1 test BDK of PROTOCOL.md §8.
+TEST_BDK: Final = "0123456789ABCDEFFEDCBA9876543210"
 
 SETTLEMENT_DIRECT: Final = "direct"  # 一清: the acquirer pays the merchant's own account
 SETTLEMENT_SECONDARY: Final = "secondary"  # 二清: an aggregator is paid and pays its sub-merchants
@@ -170,6 +178,8 @@ class CardFixture:
     daily_limit: int | None = None  # minor units; None = no limit
     holder: str = "TEST CARDHOLDER"
     note: str = ""
+    psn: str = "01"  # PAN sequence number (tag 5F34, field 23)
+    chip: str = "ok"  # ok | fails (the terminal falls back to the stripe) | declines (after approval) | none
 
     @property
     def track2(self) -> str:
@@ -212,7 +222,8 @@ DEFAULT_CARDS: Final = (
         balance=100_000,
         daily_limit=2_000_000,
         holder="LI SI",
-        note="good, daily limit 20000.00 (transfer target)",
+        note="good, daily limit 20000.00 (transfer target); its chip fails (fallback to the stripe)",
+        chip="fails",
     ),
     CardFixture(
         pan="6200002000000027",
@@ -259,7 +270,8 @@ DEFAULT_CARDS: Final = (
         pvv="6297",
         balance=2_000_000,
         holder="WU JIU",
-        note="good, 17-digit PAN",
+        note="good, 17-digit PAN; its chip declines after the host approves (the terminal reverses)",
+        chip="declines",
     ),
 )
 
@@ -270,6 +282,8 @@ class AcqsimConfig:
     acquirer_id: str = DEFAULT_ACQUIRER_ID
     currency: str = CURRENCY_CNY
     pvk: str = TEST_PVK
+    imk_ac: str = TEST_IMK_AC
+    bdk: str = TEST_BDK
     #: Whether the services write trace records; each one dissects and masks a message, which costs CPU.
     trace: bool = True
     #: Mutual TLS on every service-to-service hop, with the certificates of ``acqsim certs create``.
@@ -401,7 +415,8 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
 #: silently leave a setting at its default). The fixture tables' keys are their dataclasses' fields.
 KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "": frozenset(
-        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "hsm", "ledger", "frontend", "nac"}
+        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "imk_ac", "bdk", "hsm", "ledger"}
+        | {"frontend", "nac"}
         | {"merchants", "terminals", "cards"}
     ),
     "hsm": frozenset({"host", "port", "lmk", "max_connections", "allowed_clients", "audit"}),
@@ -459,6 +474,8 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
         currency=str(raw.get("currency", defaults.currency)),
         pvk=str(raw.get("pvk", defaults.pvk)),
+        imk_ac=str(raw.get("imk_ac", defaults.imk_ac)),
+        bdk=str(raw.get("bdk", defaults.bdk)),
         trace=trace,
         tls=tls,
         hsm=HsmConfig(
@@ -511,6 +528,8 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "acquirer_id": config.acquirer_id,
         "currency": config.currency,
         "pvk": config.pvk,
+        "imk_ac": config.imk_ac,
+        "bdk": config.bdk,
         "trace": config.trace,
         "tls": config.tls,
         "hsm": {
