@@ -3,7 +3,7 @@
     acqsim pos [--config FILE] [--terminal ID] [--nac HOST:PORT] COMMAND [ARGS]
       sign-on | sign-off | echo | settle | reversal-status
       balance                                   [--card PAN] [--pin PIN]
-      purchase AMOUNT                           [--card PAN] [--pin PIN]
+      purchase AMOUNT                           [--card PAN] [--pin PIN] [--chip | --contactless | --fallback]
       void --stan N [--rrn R] AMOUNT            refund AMOUNT --stan N --rrn R --date MMDD
       preauth AMOUNT                            preauth-cancel AMOUNT --stan N --auth-code C
       complete AMOUNT --stan N --auth-code C    transfer AMOUNT --to PAN
@@ -28,6 +28,7 @@ import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from terminal.chipflow import ReadMode
 from terminal.pos import PosTerminal
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import Original, Outcome, TerminalError
@@ -49,6 +50,8 @@ COMMANDS = (
     "settle",
     "reversal-status",
 )
+#: The transactions a chip card can start (its ARQC goes with them).
+CHIP_KINDS = ("purchase", "preauth")
 KINDS = {
     "balance": "balance",
     "purchase": "purchase",
@@ -75,6 +78,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
     parser.add_argument("--to", help="transfer target PAN")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    read = parser.add_mutually_exclusive_group()
+    read.add_argument(
+        "--chip", action="store_const", dest="read", const=ReadMode.CONTACT,
+        help="purchase/preauth: insert the card (contact chip, 22 = 05x, field 55 with the card's ARQC)",
+    )  # fmt: skip
+    read.add_argument(
+        "--contactless", action="store_const", dest="read", const=ReadMode.CONTACTLESS,
+        help="purchase/preauth: tap the card (22 = 07x; no PIN unless --pin is given)",
+    )  # fmt: skip
+    read.add_argument(
+        "--fallback", action="store_const", dest="read", const=ReadMode.FALLBACK,
+        help="purchase/preauth: the chip fails and the stripe is read (22 = 80x, 60.5 = 2)",
+    )  # fmt: skip
 
 
 def parse_amount(text: str | None) -> int:
@@ -109,6 +125,9 @@ def outcome_json(command: str, terminal_id: str, outcome: Outcome | None, **extr
         "approved": outcome.approved,
         "mac_verified": outcome.trusted,
         "sign_on_again": outcome.sign_on_again,
+        "card_declined": outcome.card_declined,
+        "issuer_authenticated": outcome.issuer_authenticated,
+        "scripts_ran": outcome.scripts_ran,
     }
     for field, name in (("11", "stan"), ("37", "rrn"), ("38", "auth_code")):
         if fields.get(field):
@@ -133,6 +152,12 @@ def _line(outcome: Outcome | None) -> str:
         parts.append(f"available {int(outcome.fields['54'][8:]) / 100:,.2f}")
     if outcome.sign_on_again:
         parts.append("host asks: sign on again")
+    if outcome.card_declined:
+        parts.append("THE CARD DECLINED after the host approved (reversed)")
+    if outcome.issuer_authenticated is not None:
+        parts.append("ARPC verified" if outcome.issuer_authenticated else "ARPC FAILED")
+    if outcome.scripts_ran:
+        parts.append("issuer scripts run (0620 advice sent)")
     return ", ".join(parts)
 
 
@@ -178,7 +203,17 @@ async def _run(args: argparse.Namespace) -> int:
             else None
         )
         pin = args.pin or card.pin
-        outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
+        read: ReadMode | None = getattr(args, "read", None)
+        if read is not None and kind in CHIP_KINDS:
+            tapped = read is ReadMode.CONTACTLESS and not args.pin  # a small contactless payment: no PIN
+            outcome = await pos.card_financial(
+                kind, card, mode=read, amount=amount, pin=None if tapped else pin,
+                force_chip_failure=read is ReadMode.FALLBACK,
+            )  # fmt: skip
+        elif read is not None:
+            raise ValueError("--chip, --contactless and --fallback apply to purchase and preauth")
+        else:
+            outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
         if args.json:
             print(outcome_json(args.command, terminal_id, outcome))
         else:
