@@ -131,8 +131,8 @@ class PosTerminal:
             self.save()
         return outcome
 
-    async def sign_on(self) -> Outcome | None:
-        return await self._exchange("sign_on", self.session.sign_on())
+    async def sign_on(self, *, with_tdk: bool = False) -> Outcome | None:
+        return await self._exchange("sign_on", self.session.sign_on(with_tdk=with_tdk))
 
     async def echo(self) -> Outcome | None:
         return await self._exchange("echo", self.session.network(NetworkCode.ECHO))

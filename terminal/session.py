@@ -160,11 +160,11 @@ class TerminalSession:
             "42": self.state.merchant_id,
         }
 
-    def sign_on(self) -> bytes:
+    def sign_on(self, *, with_tdk: bool = False) -> bytes:
+        """0800 sign-on: 60.3 003 (PIK and MAK) or, ``with_tdk``, 004 (also the track data key)."""
         fields = self._base(Mti.NETWORK_REQUEST, self.state.next_stan())
-        fields["60"] = Field60(
-            txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.SIGN_ON_DOUBLE_KEYS
-        ).encode()
+        code = NetworkCode.SIGN_ON_WITH_TDK if with_tdk else NetworkCode.SIGN_ON_DOUBLE_KEYS
+        fields["60"] = Field60(txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=code).encode()
         fields["63"] = "001"  # operator number
         return self._frame(fields, mac=False)
 
@@ -406,11 +406,15 @@ class TerminalSession:
         if code != ResponseCode.APPROVED:
             return Outcome(kind="sign_on", response_code=code, fields=fields, trusted=True)
         keys = SignOnKeys.parse(fields.get("62", ""))
-        for under, kcv in ((keys.pik_under_tmk, keys.pik_kcv), (keys.mak_under_tmk, keys.mak_kcv)):
+        checks = [(keys.pik_under_tmk, keys.pik_kcv), (keys.mak_under_tmk, keys.mak_kcv)]
+        if keys.tdk_under_tmk is not None and keys.tdk_kcv is not None:
+            checks.append((keys.tdk_under_tmk, keys.tdk_kcv))
+        for under, kcv in checks:
             clear = decrypt_key_under(self._tmk, bytes.fromhex(under))
             if key_check_value(clear, KCV_LEN).hex().upper() != kcv.upper():
                 raise TerminalError("a working key's check value does not match: sign on again")
         self.state.pik_under_tmk, self.state.mak_under_tmk = keys.pik_under_tmk, keys.mak_under_tmk
+        self.state.tdk_under_tmk = keys.tdk_under_tmk
         self.state.batch = Field60.parse(fields.get("60", "00000001")).batch
         self.state.signed_on = True
         return Outcome(kind="sign_on", response_code=code, fields=fields, trusted=True)

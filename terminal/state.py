@@ -53,6 +53,7 @@ class TerminalState:
     batch: str = "000001"
     pik_under_tmk: str | None = None
     mak_under_tmk: str | None = None
+    tdk_under_tmk: str | None = None  # track data key, from a 004 sign-on (PROTOCOL.md §8)
     signed_on: bool = False
     pending_reversal: PendingReversal | None = None
     kept_reversals: list[dict[str, str]] = dataclasses.field(default_factory=list)

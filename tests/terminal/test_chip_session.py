@@ -3,19 +3,22 @@ and the chip batch upload (0320 / 205 with 55)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+
+import pytest
 
 from acqkit.config import AcqsimConfig
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.processor import HsmProcessor
 from terminal.chipflow import ReadMode, read_card
-from terminal.session import TerminalSession
+from terminal.session import TerminalError, TerminalSession
 from terminal.state import TerminalState
-from wire.codec import decode_pos_body, encode_pos_body_with_mac
+from wire.codec import decode_pos_body, encode_pos_body, encode_pos_body_with_mac
 from wire.constants import Mti
-from wire.fields import Field60, Field61
+from wire.fields import Field60, Field61, SignOnKeys
 from wire.icc import SCRIPT_ADVICE_TAGS, IssuerAnswer, IssuerScript, arqc_input, parse_icc
-from wire.paycrypto import mac_cup_ecb
+from wire.paycrypto import encrypt_key_under, key_check_value, mac_cup_ecb
 from wire.posframe import PosFrame
 from wire.tlv import parse_tlv
 
@@ -96,3 +99,27 @@ def test_a_failing_chip_falls_back_to_the_stripe() -> None:
     assert chip is None and read.mode is ReadMode.FALLBACK
     fields = decode_pos_body(PosFrame.parse(session().financial("purchase", CARD, amount=1, read=read)).body)
     assert fields["22"] == "802" and Field60.parse(fields["60"]).extra == "62" and "55" not in fields
+
+
+def test_a_004_sign_on_keeps_the_tdk_after_checking_its_kcv() -> None:
+    pos = session()
+    request = pos.sign_on(with_tdk=True)
+    assert Field60.parse(decode_pos_body(PosFrame.parse(request).body)["60"]).network_code == "004"
+    tdk = bytes.fromhex("0123456789ABCDEF1C587F1C13924FEF")
+    keys = SignOnKeys(
+        pik_under_tmk="1A4D672DCA6CB33501E9D8DA9182FC1F", pik_kcv="164D70B9",
+        mak_under_tmk="01E9D8DA9182FC1F1FD1B02B237AF9AE", mak_kcv="76FE1391",
+        tdk_under_tmk=encrypt_key_under(TMK, tdk).hex().upper(), tdk_kcv=key_check_value(tdk, 4).hex().upper(),
+    )  # fmt: skip
+
+    def answer(with_keys: SignOnKeys) -> bytes:
+        frame = PosFrame.parse(request)
+        reply = {"t": "0810", "11": "000001", "39": "00", "41": "10000001", "60": "00000001004"}
+        reply["62"] = with_keys.encode()
+        return frame.answer(encode_pos_body(reply)).to_bytes()
+
+    assert pos.receive("sign_on", answer(keys)).approved
+    assert pos.state.tdk_under_tmk == keys.tdk_under_tmk
+    bad = dataclasses.replace(keys, tdk_kcv="00000000")
+    with pytest.raises(TerminalError, match="check value"):
+        session().receive("sign_on", answer(bad))
