@@ -23,6 +23,7 @@ import anyio.abc
 
 from acqkit.config import AcqsimConfig, Endpoint
 from acqkit.netio import FramedConnection, connect, relay_frames, serve_tcp
+from acqsim.demo_chip import chip_detail, chip_steps
 from acqsim.pipeline import running_pipeline
 from acqsim.traceview import journey
 from core_ledger.setup import open_store
@@ -117,6 +118,7 @@ async def walk_day(
                 extra.append(f"auth {outcome.fields['38']}")
             if outcome.fields.get("54"):
                 extra.append(f"available {_money(int(outcome.fields['54'][8:]))}")
+            extra += chip_detail(outcome)
             record.detail = f"{meaning}" + (f" ({', '.join(extra)})" if extra else "")
             if key:
                 memory[key] = outcome
@@ -199,6 +201,9 @@ async def walk_day(
         return reversal
 
     await step("automatic reversal of the lost purchase, sent before anything else", "00", echo_after_reversal)
+
+    for title, expected, action in chip_steps(config, pos):
+        await step(title, expected, action)
 
     async def settle() -> Outcome | None:
         outcome, _ = await pos.settle()
