@@ -12,6 +12,7 @@ TOML layout (every table optional; omitted values take the defaults below)::
     pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
     imk_ac = "…32 hex…"           # clear TEST IMK-AC: chip cards' AC master keys derive from it (option A)
     bdk = "…32 hex…"              # clear TEST DUKPT BDK of the MPOS readers (ANSI X9.24-1 test BDK)
+    bdk_ksi = "FFFF987654"        # its key set id: the first 5 bytes of every KSN under it
     tls = false                   # mutual TLS on every service hop (certificates: `acqsim certs create`)
 
     [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"   audit = "hsm-audit.jsonl"
@@ -69,8 +70,10 @@ TEST_TMK_2: Final = "3B6D1A8F5D2F7049E0B3D5A7C8F12568"
 #: TEST IMK-AC: the IMK of the published PBOC example (PROTOCOL.md §7) with odd parity set (DES ignores those
 #: bits, so the example's card keys and cryptograms come out the same).
 TEST_IMK_AC: Final = "F1C24A8025CEE0A81A0B024AA87C6EAD"
-#: TEST DUKPT BDK: the ANSI X9.24-1 test BDK of PROTOCOL.md §8.
+#: TEST DUKPT BDK: the ANSI X9.24-1 test BDK of PROTOCOL.md §8, and the key set id (the KSN's first 5 bytes)
+#: that names it: MPOS readers are injected with KSNs that start with it.
 TEST_BDK: Final = "0123456789ABCDEFFEDCBA9876543210"
+TEST_BDK_KSI: Final = "FFFF987654"
 
 SETTLEMENT_DIRECT: Final = "direct"  # 一清: the acquirer pays the merchant's own account
 SETTLEMENT_SECONDARY: Final = "secondary"  # 二清: an aggregator is paid and pays its sub-merchants
@@ -284,6 +287,7 @@ class AcqsimConfig:
     pvk: str = TEST_PVK
     imk_ac: str = TEST_IMK_AC
     bdk: str = TEST_BDK
+    bdk_ksi: str = TEST_BDK_KSI
     #: Whether the services write trace records; each one dissects and masks a message, which costs CPU.
     trace: bool = True
     #: Mutual TLS on every service-to-service hop, with the certificates of ``acqsim certs create``.
@@ -415,8 +419,8 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
 #: silently leave a setting at its default). The fixture tables' keys are their dataclasses' fields.
 KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "": frozenset(
-        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "imk_ac", "bdk", "hsm", "ledger"}
-        | {"frontend", "nac"}
+        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "imk_ac", "bdk", "bdk_ksi", "hsm"}
+        | {"ledger", "frontend", "nac"}
         | {"merchants", "terminals", "cards"}
     ),
     "hsm": frozenset({"host", "port", "lmk", "max_connections", "allowed_clients", "audit"}),
@@ -476,6 +480,7 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
         pvk=str(raw.get("pvk", defaults.pvk)),
         imk_ac=str(raw.get("imk_ac", defaults.imk_ac)),
         bdk=str(raw.get("bdk", defaults.bdk)),
+        bdk_ksi=str(raw.get("bdk_ksi", defaults.bdk_ksi)),
         trace=trace,
         tls=tls,
         hsm=HsmConfig(
@@ -530,6 +535,7 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "pvk": config.pvk,
         "imk_ac": config.imk_ac,
         "bdk": config.bdk,
+        "bdk_ksi": config.bdk_ksi,
         "trace": config.trace,
         "tls": config.tls,
         "hsm": {

@@ -19,9 +19,11 @@ import anyio
 from acqkit.config import AcqsimConfig, CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
 from terminal.chipflow import ReadMode, read_card
+from terminal.reader import DukptReader, inject
 from terminal.session import Original, Outcome, TerminalError, TerminalSession
 from terminal.state import load_state, save_state, storage_key
 from wire.constants import NetworkCode, ResponseCode
+from wire.dukpt import SCHEME_TDES
 from wire.errors import FramingError, MessageDecodeError
 from wire.fields import SettlementTotals
 from wire.icc import ARPC_LEN, IssuerAnswer
@@ -29,6 +31,8 @@ from wire.icc import ARPC_LEN, IssuerAnswer
 log = logging.getLogger("acqsim.terminal")
 
 ANSWER_TIMEOUT_S: Final = 10.0
+#: The TDES KSN's device id field: 19 bits between the 40-bit key set id and the 21-bit counter.
+READER_DEVICE_BITS: Final = 19
 
 
 class PosTerminal:
@@ -221,6 +225,27 @@ class PosTerminal:
             issuer_authenticated=completion.issuer_authenticated,
             scripts_ran=completion.scripts_ran,
         )
+
+    def _reader(self) -> DukptReader:
+        """The MPOS terminal's card reader, as the key injection facility loaded it (TEST BDK of the
+        configuration; KSN = key set id ‖ a device id from the terminal id ‖ counter), at its last counter."""
+        state = self.session.state
+        device = int(state.terminal_id) % (1 << READER_DEVICE_BITS) if state.terminal_id.isdigit() else 0
+        ksn = (int(self.config.bdk_ksi, 16) << 40 | device << 21).to_bytes(10, "big")
+        reader = inject(bytes.fromhex(self.config.bdk), ksn)
+        reader.counter = state.reader_counter
+        return reader
+
+    async def mpos_financial(self, kind: str, card: CardFixture, *, amount: int, pin: str | None) -> Outcome | None:
+        """An MPOS purchase: the reader reads ``card`` and encrypts PIN and track under its DUKPT keys; the
+        phone (the session) builds the request from the reader's KSN and ciphertexts alone."""
+        await self._ready()
+        reader = self._reader()
+        output = reader.encrypt(pan=card.pan, track2=card.track2, pin=pin)
+        self.session.state.reader_counter = reader.counter  # saved before the request leaves: never reused
+        frame = self.session.dukpt_financial(kind, output, scheme=SCHEME_TDES, amount=amount)
+        self.save()
+        return await self._exchange(kind, frame)
 
     async def settle(self) -> tuple[Outcome | None, SettlementTotals]:
         await self.send_pending_reversal()

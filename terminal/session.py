@@ -15,6 +15,7 @@ from typing import Final
 from acqkit.config import CardFixture
 from terminal.chipcard import Completion
 from terminal.chipflow import CardRead, ReadMode, reversal_icc, script_advice_icc
+from terminal.reader import ReaderOutput
 from terminal.state import MAX_REVERSAL_TRIES, BatchTxn, PendingReversal, TerminalState
 from wire.codec import decode_pos_body, encode_pos_body, encode_pos_body_with_mac, pos_body_mac, pos_mac_block
 from wire.constants import (
@@ -23,6 +24,7 @@ from wire.constants import (
     ENTRY_SWIPE_WITH_PIN,
     PIN_CAPTURE_6,
     REVERSAL_DONE_CODES,
+    SECURITY_CONTROL_DUKPT,
     SECURITY_CONTROL_FORMAT0_TDES,
     ConditionCode,
     Mti,
@@ -32,6 +34,7 @@ from wire.constants import (
     ReversalReason,
     TxnType,
 )
+from wire.dukpt import DukptTrackData
 from wire.errors import WireError
 from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, SettlementTotals, SignOnKeys, UploadDetail
 from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
@@ -231,8 +234,29 @@ class TerminalSession:
             self._store_reversal(fields, read)
         return self._frame(fields, mac=True)
 
+    def dukpt_financial(self, kind: str, reader: ReaderOutput, *, scheme: int, amount: int) -> bytes:
+        """An MPOS request built by the phone from what the card reader returned: no PAN, track or clear PIN —
+        52 = the PIN block under the DUKPT PIN key, 53 = :data:`SECURITY_CONTROL_DUKPT`, 62 = scheme ‖ KSN ‖
+        track 2 under the DUKPT data key (docs/chip.md). Its reversal is stored first, as for any request."""
+        mti, processing, condition, txn_type, _ = FINANCIAL[kind]
+        if not self.state.signed_on:
+            raise TerminalError("terminal is not signed on")
+        fields = self._base(mti, self.state.next_stan())
+        fields |= {"3": processing, "4": f"{amount:012d}", "25": condition, "49": CURRENCY_CNY}
+        fields["22"] = ENTRY_SWIPE_WITH_PIN if reader.pin_block is not None else ENTRY_SWIPE_NO_PIN
+        if reader.pin_block is not None:
+            fields |= {"26": PIN_CAPTURE_6, "52": reader.pin_block.hex().upper()}
+        fields["53"] = SECURITY_CONTROL_DUKPT
+        fields["62"] = DukptTrackData(scheme=scheme, ksn=reader.ksn, track_ciphertext=reader.track_data).encode()
+        fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
+        self._chip_request = None
+        self._store_reversal(fields)
+        return self._frame(fields, mac=True)
+
     def _store_reversal(self, request: dict[str, str], read: CardRead | None = None) -> None:
-        keep = ("2", "3", "4", "11", "14", "22", "23", "25", "35", "41", "42", "49", "60")
+        keep: tuple[str, ...] = ("2", "3", "4", "11", "14", "22", "23", "25", "35", "41", "42", "49", "60")
+        if request.get("53") == SECURITY_CONTROL_DUKPT:
+            keep += ("53", "62")  # MPOS: the card is named only by the reader's KSN and encrypted track
         fields = {k: request[k] for k in keep if k in request}
         fields["t"] = Mti.REVERSAL
         fields["39"] = ReversalReason.NO_ANSWER.value

@@ -61,6 +61,8 @@ class TerminalState:
     #: The last ATC each chip card used at this terminal (the simulated cards' counters live here, so a card
     #: never repeats an ATC across runs). Keyed by PAN: sealed with the other card data.
     card_atcs: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: MPOS: the last DUKPT counter the terminal's card reader used (never used again).
+    reader_counter: int = 0
 
     def next_stan(self) -> str:
         self.stan = self.stan % MAX_STAN + 1

@@ -187,5 +187,8 @@ CHIP_CONDITION_NORMAL: Final = "0"
 CHIP_CONDITION_FALLBACK: Final = "2"
 #: Field 53 for a terminal that also encrypts tracks under the TDK (PROTOCOL.md §8).
 SECURITY_CONTROL_FORMAT0_TDES_TDK: Final = "2610000000000000"
+#: Field 53 of an MPOS request whose PIN block is under a DUKPT PIN key and whose track 2 travels in 62 under the
+#: DUKPT data key (acqsim's own value: format 0, double-length TDES, third digit 2 = DUKPT data in 62).
+SECURITY_CONTROL_DUKPT: Final = "2620000000000000"
 #: Field 26 PIN capture code: at most 6 PIN digits.
 PIN_CAPTURE_6: Final = "06"

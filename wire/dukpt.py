@@ -21,11 +21,13 @@ Errors are :class:`DukptError` and never carry key material.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from wire.errors import MessageDecodeError
 from wire.paycrypto import CryptoInputError, tdes_ecb_encrypt, xor
 
 
@@ -186,3 +188,44 @@ def aes_derive(bdk: bytes, ksn: bytes, usage: KeyUsage) -> bytes:
     key_id, counter = aes_split_ksn(ksn)
     intermediate = aes_intermediate_key(aes_initial_key(bdk, key_id), key_id, counter)
     return aes_usage_key(intermediate, key_id, counter, usage)
+
+
+# --- field 62 of an MPOS DUKPT request (acqsim's layout) ------------------------------------------------------
+
+SCHEME_TDES: Final = 0x01
+SCHEME_AES: Final = 0x02
+_KSN_LEN_BY_SCHEME: Final = {SCHEME_TDES: TDES_KSN_LEN, SCHEME_AES: AES_KSN_LEN}
+#: Track 2 ciphertext: at least one block, at most 48 bytes (a 37-character track, padded).
+MAX_TRACK_CIPHERTEXT: Final = 48
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DukptTrackData:
+    """Field 62 of an MPOS DUKPT request: scheme (1 byte: 01 TDES, 02 AES-128) ‖ KSN (10 / 12) ‖ track 2
+    encrypted under the KSN's data key (CBC, zero IV, ASCII padded with zero bytes)."""
+
+    scheme: int
+    ksn: bytes
+    track_ciphertext: bytes
+
+    def __post_init__(self) -> None:
+        block = 16 if self.scheme == SCHEME_AES else 8
+        if self.scheme not in _KSN_LEN_BY_SCHEME or len(self.ksn) != _KSN_LEN_BY_SCHEME[self.scheme]:
+            raise MessageDecodeError("62: unknown DUKPT scheme or a KSN of the wrong length", field="62", offset=0)
+        ciphertext = self.track_ciphertext
+        if not ciphertext or len(ciphertext) % block or len(ciphertext) > MAX_TRACK_CIPHERTEXT:
+            raise MessageDecodeError("62: track ciphertext is not whole blocks", field="62", offset=1 + len(self.ksn))
+
+    def encode(self) -> str:
+        return (bytes([self.scheme]) + self.ksn + self.track_ciphertext).hex().upper()
+
+    @classmethod
+    def parse(cls, value: str) -> DukptTrackData:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise MessageDecodeError("62 is not hex", field="62", offset=0) from None
+        if not raw:
+            raise MessageDecodeError("62 is empty", field="62", offset=0)
+        ksn_len = _KSN_LEN_BY_SCHEME.get(raw[0], 0)
+        return cls(scheme=raw[0], ksn=raw[1 : 1 + ksn_len], track_ciphertext=raw[1 + ksn_len :])

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from acqkit.config import AcqsimConfig
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.processor import HsmProcessor
 from terminal.reader import CounterReused, DukptReader, DukptScheme, ReaderError, ReaderExhausted, inject
-from wire.dukpt import TDES_COUNTER_MASK
+from terminal.session import TerminalSession
+from terminal.state import TerminalState
+from wire.codec import decode_pos_body
+from wire.constants import SECURITY_CONTROL_DUKPT
+from wire.dukpt import SCHEME_TDES, TDES_COUNTER_MASK, DukptTrackData
+from wire.errors import MessageDecodeError
+from wire.posframe import PosFrame
 
 BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 AES_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
@@ -59,3 +66,39 @@ def test_counters_with_more_than_ten_bits_are_skipped_and_the_end_is_refused() -
     )
     with pytest.raises(ReaderExhausted):
         end.next_counter()
+
+
+def test_the_phone_builds_an_mpos_request_from_ciphertexts_the_hsm_alone_can_open() -> None:
+    config = AcqsimConfig.default()
+    card = config.card("6200001000000003")
+    state = TerminalState(
+        terminal_id="10000002",
+        merchant_id="898100000000002",
+        pik_under_tmk="1A4D672DCA6CB33501E9D8DA9182FC1F",
+        mak_under_tmk="01E9D8DA9182FC1F1FD1B02B237AF9AE",
+        signed_on=True,
+    )
+    phone = TerminalSession(state, bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"), app_type="67")
+    reader = inject(BDK, bytes.fromhex("FFFF9876543210E00000"))
+    frame = phone.dukpt_financial(
+        "purchase", reader.encrypt(pan=card.pan, track2=card.track2, pin=card.pin), scheme=SCHEME_TDES, amount=4200
+    )
+    fields = decode_pos_body(PosFrame.parse(frame).body)
+    assert "2" not in fields and "35" not in fields and fields["53"] == SECURITY_CONTROL_DUKPT
+    assert card.pan not in frame.hex() and card.pan.encode() not in frame
+    data = DukptTrackData.parse(fields["62"])
+    bdk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.BDK, BDK)
+    clear = hsm("M2", f"T{bdk}{data.ksn.hex()}1{len(data.track_ciphertext):04d}{data.track_ciphertext.hex()}")
+    track = bytes.fromhex(clear[12:]).rstrip(b"\0").decode()
+    assert track == card.track2
+    pvk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.PVK, bytes.fromhex(config.pvk))
+    gq = f"{bdk}{pvk}{data.ksn.hex()}{fields['52']}01{card.pan[-13:-1]}{card.pvki}{card.pvv}"
+    assert hsm("GQ", gq) == "0001GR00"  # the PIN verifies against the PVV read from the decrypted track
+    assert state.pending_reversal is not None and state.pending_reversal.fields["62"] == fields["62"]
+
+
+@pytest.mark.parametrize("value", ["", "ZZ", "03" + "00" * 18, "01" + "00" * 10 + "00" * 7, "01" + "00" * 9])
+def test_a_malformed_field_62_names_the_field(value: str) -> None:
+    with pytest.raises(MessageDecodeError) as caught:
+        DukptTrackData.parse(value)
+    assert caught.value.field == "62"
