@@ -29,6 +29,7 @@ import anyio
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from terminal.chipflow import ReadMode
+from terminal.eslip import Signature, SignatureError, eslip_html, eslip_json
 from terminal.pos import PosTerminal
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import Original, Outcome, TerminalError
@@ -50,6 +51,8 @@ COMMANDS = (
     "settle",
     "reversal-status",
 )
+#: Where the e-slips are published (the QR code links there): acqsim's TEST address.
+ESLIP_BASE_URL = "https://receipts.acqsim.test"
 #: The transactions a chip card can start (its ARQC goes with them).
 CHIP_KINDS = ("purchase", "preauth")
 KINDS = {
@@ -78,6 +81,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
     parser.add_argument("--to", help="transfer target PAN")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    parser.add_argument(
+        "--signature", type=Path,
+        help="MPOS: the cardholder's signature drawn on the phone (JSON strokes of [x, y] points); the approval "
+        "writes an e-slip with it (HTML with a QR link, and the JSON the phone sends)",
+    )  # fmt: skip
     read = parser.add_mutually_exclusive_group()
     read.add_argument(
         "--chip", action="store_const", dest="read", const=ReadMode.CONTACT,
@@ -239,7 +247,13 @@ async def _run(args: argparse.Namespace) -> int:
             if fixture.app_type == APP_MPOS:
                 path = config.data_dir / "receipts" / f"{terminal_id}-{data.stan}.html"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(html_receipt(data), encoding="utf-8")
+                if args.signature is not None:
+                    signature = Signature.from_json(json.loads(args.signature.read_text(encoding="utf-8")))
+                    url = f"{ESLIP_BASE_URL}/{terminal_id}/{data.stan}"
+                    path.write_text(eslip_html(data, signature, url), encoding="utf-8")
+                    path.with_suffix(".json").write_text(eslip_json(data, signature, url), encoding="utf-8")
+                else:
+                    path.write_text(html_receipt(data), encoding="utf-8")
                 print(f"e-receipt written to {path}")
             else:
                 print(text_receipt(data))
@@ -249,7 +263,7 @@ async def _run(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return anyio.run(_run, args)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, SignatureError, OSError) as exc:
         print(f"acqsim pos: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TerminalError as exc:

@@ -79,6 +79,13 @@ def _pos_exit_codes(nac: str, config: Path, capsys: pytest.CaptureFixture[str]) 
     declined = json.loads(capsys.readouterr().out)
     assert declined["response_code"] == "00" and declined["card_declined"] and not declined["approved"]
     assert main([*pos, "balance", "--chip"]) == 2
+    signature = config.parent / "signature.json"
+    signature.write_text("[[[10, 100], [60, 40], [120, 110]]]")
+    mpos = ["pos", "--nac", nac, "--config", str(config), "--terminal", "10000002"]
+    assert main([*mpos, "purchase", "4.20", "--signature", str(signature)]) == 0
+    slips = list((config.parent / "pos" / "receipts").glob("10000002-*.html"))
+    assert len(slips) == 1 and "M10 100 L60 40" in slips[0].read_text() and slips[0].with_suffix(".json").exists()
+    assert "e-receipt written" in capsys.readouterr().out
     unreachable = ["pos", "--nac", "127.0.0.1:9", "--config", str(config), "--json", "echo"]
     assert main(unreachable) == 3
     assert json.loads(capsys.readouterr().out)["answered"] is False
