@@ -194,6 +194,7 @@ class CardFixture:
     note: str = ""
     psn: str = "01"  # PAN sequence number (tag 5F34, field 23)
     chip: str = "ok"  # ok | fails (the terminal falls back to the stripe) | declines (after approval) | none
+    script: str = ""  # TEST issuer script command (APDU hex) the front-end sends this chip card on approvals
 
     @property
     def track2(self) -> str:
@@ -265,7 +266,8 @@ DEFAULT_CARDS: Final = (
         pvv="4203",
         balance=1_000,
         holder="SUN QI",
-        note="low balance (10.00)",
+        note="low balance (10.00); its approvals carry an issuer script (PUT DATA) for its chip",
+        script="04DA9F580103",
     ),
     CardFixture(
         pan="6200005000000053",

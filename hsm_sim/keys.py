@@ -43,7 +43,7 @@ class KeyType(enum.StrEnum):
     TAK = "TAK"  # terminal MAC key, the POS "MAK"
     TMK = "TMK"
     PVK = "PVK"
-    MK_AC = "MK-AC"  # the issuer's IMK-AC: card master keys derive from it (EMV option A)
+    MK_AC = "IMK"  # the issuer's IMK-AC (payShield type MK-AC): card master keys derive from it (option A)
     BDK = "BDK"  # DUKPT base derivation key
     TDK = "TDK"  # track data key (PROTOCOL.md §8)
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from hsm_sim.client import ArqcCheck, HsmClient, PinVerification
+from hsm_sim.client import ArqcCheck, DukptPinCheck, HsmClient, PinVerification
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.processor import HsmProcessor
 from hsm_sim.server import serve
@@ -152,13 +152,15 @@ async def test_the_client_methods_over_tcp() -> None:
             assert await hsm.verify_arqc(dataclasses.replace(check, arqc=bytes(8))) is None
             pvv = visa_pvv(PVK, DUKPT_PAN, "1", "1234")
             verdict = await hsm.verify_dukpt_pin_pvv(
-                under(KeyType.BDK, BDK),
-                under(KeyType.PVK, PVK),
-                bytes.fromhex(KSN_1),
-                bytes.fromhex(DUKPT_BLOCK),
-                DUKPT_PAN,
-                pvki="1",
-                pvv=pvv,
+                DukptPinCheck(
+                    bdk_under_lmk=under(KeyType.BDK, BDK),
+                    pvk_under_lmk=under(KeyType.PVK, PVK),
+                    ksn=bytes.fromhex(KSN_1),
+                    pin_block=bytes.fromhex(DUKPT_BLOCK),
+                    pan=DUKPT_PAN,
+                    pvki="1",
+                    pvv=pvv,
+                )
             )
             assert verdict is PinVerification.OK
             ksn = bytes.fromhex("FFFF9876543210E00008")

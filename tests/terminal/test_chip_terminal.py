@@ -39,6 +39,7 @@ async def test_chip_purchases_through_the_pipeline(tmp_path: Path) -> None:
             pos._send = recording_send  # type: ignore[method-assign]
             contact = await pos.card_financial("purchase", good, mode=ReadMode.CONTACT, amount=1234, pin=good.pin)
             assert contact is not None and contact.approved and not contact.card_declined
+            assert contact.issuer_authenticated  # the front-end's 91 (ARPC from the HSM) satisfied the card
             request = sent[-1]
             assert request["22"] == "051" and request["23"] == "001" and Field60.parse(request["60"]).extra == "60"
             values = parse_icc(bytes.fromhex(request["55"]), REQUEST_REQUIRED)
@@ -54,6 +55,7 @@ async def test_chip_purchases_through_the_pipeline(tmp_path: Path) -> None:
 
             refused = await pos.card_financial("purchase", declining, mode=ReadMode.CONTACT, amount=300, pin="888888")
             assert refused is not None and refused.response_code == "00" and refused.card_declined
+            assert refused.issuer_authenticated  # the issuer was genuine: the card declined by itself
             assert not refused.approved
             reversal = sent[-1]
             assert reversal["t"] == "0400" and reversal["39"] == "06" and reversal["11"] == sent[-2]["11"]
