@@ -66,6 +66,7 @@ class Step:
     ok: bool = False
     detail: str = ""
     stan: str = ""
+    terminal: str = TERMINAL
     started: float = 0.0
     ended: float = 0.0
 
@@ -80,9 +81,9 @@ def _load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def timeline(trace_dir: Path, stan: str, started: float, ended: float) -> list[str]:
+def timeline(trace_dir: Path, stan: str, started: float, ended: float, terminal: str = TERMINAL) -> list[str]:
     """The hops of one exchange (a reversal shares its original's STAN: only this exchange's records)."""
-    lines = ["    " + line for line in journey(trace_dir, TERMINAL, stan, since=started, until=ended)]
+    lines = ["    " + line for line in journey(trace_dir, terminal, stan, since=started, until=ended)]
     lines.append(f"    {(ended - started) * 1000:9.2f} ms  terminal ← answer")
     return lines
 
@@ -106,6 +107,7 @@ async def walk_day(
         else:
             record.outcome = outcome.response_code
             record.stan = outcome.fields.get("11", record.stan)
+            record.terminal = outcome.fields.get("41", TERMINAL)
             meaning = (
                 RESPONSE_MEANINGS.get(ResponseCode(outcome.response_code))
                 if outcome.response_code in set(ResponseCode)
@@ -263,7 +265,7 @@ async def run_demo(config: AcqsimConfig, write: Callable[[str], None], *, nac: E
             def report(step: Step) -> None:
                 mark = "ok  " if step.ok else "FAIL"
                 write(f"[{mark}] {step.title}: {step.outcome} {step.detail}".rstrip())
-                for line in timeline(config.trace_dir, step.stan, step.started, step.ended):
+                for line in timeline(config.trace_dir, step.stan, step.started, step.ended, step.terminal):
                     write(line)
 
             async with PosTerminal(

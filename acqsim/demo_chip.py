@@ -1,5 +1,6 @@
-"""The demo's chip steps (issue #18): a contact chip purchase with its ARQC, a contactless one, a fallback to the
-stripe, and a card that declines after the host approved (the terminal reverses at once).
+"""The demo's chip and MPOS steps (issue #18): a contact chip purchase with its ARQC and the issuer's ARPC, a
+contactless one, a fallback to the stripe, a card that declines after the host approved (the terminal reverses
+at once), an issuer script run (0620 advice), and an MPOS purchase through a DUKPT reader.
 
 ``chip_steps`` hands the demo (title, expected response code, action) triples; the demo runs them as its own
 steps, so each prints its line and per-hop timeline like the rest of the day.
@@ -19,12 +20,15 @@ from wire.masking import mask_pan
 ChipStep = tuple[str, str, Callable[[], Awaitable[Outcome | None]]]
 
 GOOD_CHIP = "6200001000000003"
+SCRIPTED_CHIP = "6200004000000049"
+MPOS_TERMINAL = "10000002"
 FAILING_CHIP = "6200001000000011"
 DECLINING_CHIP = "62000060000000061"
 
 
 def chip_steps(config: AcqsimConfig, pos: PosTerminal) -> list[ChipStep]:
     good, failing, declining = config.card(GOOD_CHIP), config.card(FAILING_CHIP), config.card(DECLINING_CHIP)
+    scripted = config.card(SCRIPTED_CHIP)
 
     async def contact() -> Outcome | None:
         return await pos.card_financial("purchase", good, mode=ReadMode.CONTACT, amount=3_500, pin=good.pin)
@@ -45,6 +49,17 @@ def chip_steps(config: AcqsimConfig, pos: PosTerminal) -> list[ChipStep]:
             return None
         return outcome
 
+    async def script_run() -> Outcome | None:
+        outcome = await pos.card_financial("purchase", scripted, mode=ReadMode.CONTACT, amount=500, pin=scripted.pin)
+        return outcome if outcome is None or outcome.scripts_ran else None
+
+    async def mpos_purchase() -> Outcome | None:
+        # The MPOS terminal: its reader encrypts PIN and track under DUKPT keys; the phone sends only those.
+        async with PosTerminal(
+            config, MPOS_TERMINAL, nac=pos.nac, state_dir=pos.state_dir, timeout=pos.timeout
+        ) as mpos:
+            return await mpos.mpos_financial("purchase", good, amount=4_200, pin=good.pin)
+
     return [
         (f"chip purchase 35.00, card {mask_pan(good.pan)} inserted (22 = 051, ARQC in 55)", "00", contact),
         ("contactless purchase 9.00, no PIN (22 = 072)", "00", contactless),
@@ -54,6 +69,18 @@ def chip_steps(config: AcqsimConfig, pos: PosTerminal) -> list[ChipStep]:
             "at its second GENERATE AC, the terminal reverses at once",
             "00",
             card_declines,
+        ),
+        (
+            f"chip purchase 5.00, card {mask_pan(scripted.pan)}: the issuer sends a script (72), the card runs it, "
+            "the terminal reports it in a 0620 advice",
+            "00",
+            script_run,
+        ),
+        (
+            f"MPOS purchase 42.00 at terminal {MPOS_TERMINAL}: the DUKPT reader encrypts PIN and track, the HSM "
+            "decrypts the track (M2) and verifies the PIN (GQ)",
+            "00",
+            mpos_purchase,
         ),
     ]
 

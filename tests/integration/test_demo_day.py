@@ -19,7 +19,7 @@ def test_demo_day_passes_and_traces_hold_no_secrets(
     caplog.set_level(logging.DEBUG)
     assert main(["demo", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out + caplog.text
-    assert "17 of 17 steps ended as expected" in out
+    assert "19 of 19 steps ended as expected" in out
     assert "terminal ← answer" in out and "front-end → HSM DC" in out and "front-end → ledger 0200" in out
     config = AcqsimConfig.default(data_dir=tmp_path)
     traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
@@ -41,7 +41,7 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
     capture, keys — nor anything it printed holds a test PAN, PIN, clear PIN block or clear key."""
     assert main(["demo", "--processes", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "services running as separate processes" in out and "17 of 17 steps ended as expected" in out
+    assert "services running as separate processes" in out and "19 of 19 steps ended as expected" in out
     assert "ledger ← front-end 0200" in out  # the ledger process traced its own hop
     assert main(["trace", "export", "--pcap", str(tmp_path / "day.pcap"), "--trace-dir", str(tmp_path / "traces")]) == 0
     hits = secrets_in(tmp_path, out)
@@ -52,7 +52,7 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
 def test_demo_day_over_real_processes_with_tls_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--processes", "--tls", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "17 of 17 steps ended as expected" in out
+    assert "19 of 19 steps ended as expected" in out
     assert (tmp_path / "tls" / "ca.pem").exists()
     for service in ("hsm", "ledger", "frontend", "nac"):  # every service started with TLS between services
         assert "mutual TLS between services" in (tmp_path / "logs" / f"{service}.log").read_text()
