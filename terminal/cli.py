@@ -3,7 +3,8 @@
     acqsim pos [--config FILE] [--terminal ID] [--nac HOST:PORT] COMMAND [ARGS]
       sign-on | sign-off | echo | settle | reversal-status
       balance                                   [--card PAN] [--pin PIN]
-      purchase AMOUNT                           [--card PAN] [--pin PIN] [--chip | --contactless | --fallback]
+      purchase AMOUNT                           [--card PAN] [--pin PIN] [--chip | --contactless | --fallback |
+                                                 --reader (MPOS: DUKPT card reader)] [--signature FILE (MPOS)]
       void --stan N [--rrn R] AMOUNT            refund AMOUNT --stan N --rrn R --date MMDD
       preauth AMOUNT                            preauth-cancel AMOUNT --stan N --auth-code C
       complete AMOUNT --stan N --auth-code C    transfer AMOUNT --to PAN
@@ -94,6 +95,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     read.add_argument(
         "--contactless", action="store_const", dest="read", const=ReadMode.CONTACTLESS,
         help="purchase/preauth: tap the card (22 = 07x; no PIN unless --pin is given)",
+    )  # fmt: skip
+    read.add_argument(
+        "--reader", action="store_const", dest="read", const="reader",
+        help="MPOS purchase/preauth: the card reader encrypts PIN and track under DUKPT keys; the request carries "
+        "only the KSN and ciphertexts (53 = 2620000000000000, 62)",
     )  # fmt: skip
     read.add_argument(
         "--fallback", action="store_const", dest="read", const=ReadMode.FALLBACK,
@@ -211,15 +217,17 @@ async def _run(args: argparse.Namespace) -> int:
             else None
         )
         pin = args.pin or card.pin
-        read: ReadMode | None = getattr(args, "read", None)
-        if read is not None and kind in CHIP_KINDS:
+        read: ReadMode | str | None = getattr(args, "read", None)
+        if read == "reader" and kind in CHIP_KINDS:
+            outcome = await pos.mpos_financial(kind, card, amount=amount, pin=pin)
+        elif isinstance(read, ReadMode) and kind in CHIP_KINDS:
             tapped = read is ReadMode.CONTACTLESS and not args.pin  # a small contactless payment: no PIN
             outcome = await pos.card_financial(
                 kind, card, mode=read, amount=amount, pin=None if tapped else pin,
                 force_chip_failure=read is ReadMode.FALLBACK,
             )  # fmt: skip
         elif read is not None:
-            raise ValueError("--chip, --contactless and --fallback apply to purchase and preauth")
+            raise ValueError("--chip, --contactless, --fallback and --reader apply to purchase and preauth")
         else:
             outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
         if args.json:

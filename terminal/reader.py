@@ -10,8 +10,8 @@ message never sees a clear PIN or track, nor any key. The HSM derives the same k
 A counter is used once: :meth:`DukptReader.encrypt` refuses a counter at or below the last one used
 (:class:`CounterReused`, e.g. a reader restored from an old state) and a reader past its last usable counter
 (:class:`ReaderExhausted`). TDES readers skip counters with more than 10 bits set, as X9.24-1 requires.
-The PIN block is TDES only: an AES reader encrypts the track, and acqsim does not build the AES PIN block
-(ISO 9564 format 4) yet.
+An AES reader's PIN block is ISO 9564 format 4 (16 bytes, :mod:`wire.pinblock4`) under its AES PIN key; the
+HSM's G0 / GQ take TDES DUKPT PIN blocks only so far, so AES readers' PINs are not verified yet.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from wire.dukpt import (
 )
 from wire.errors import AcqsimError
 from wire.paycrypto import BLOCK, encrypt_pin_block, tdes_cbc_encrypt
+from wire.pinblock4 import encipher as format4_encipher
 
 AES_BLOCK: Final = 16
 
@@ -114,14 +115,13 @@ class DukptReader:
             pin_block = encrypt_pin_block(tdes_usage_key(key, KeyUsage.PIN), pin, pan) if pin is not None else None
             data = tdes_cbc_encrypt(tdes_usage_key(key, KeyUsage.DATA), track + bytes(-len(track) % BLOCK))
         else:
-            if pin is not None:
-                raise ReaderError("an AES DUKPT reader's PIN block (ISO 9564 format 4) is not built yet")
             key_id = self.initial_ksn[:AES_KEY_ID_LEN]
             intermediate = aes_intermediate_key(self._initial_key, key_id, counter)
             data_key = aes_usage_key(intermediate, key_id, counter, KeyUsage.DATA)
             encryptor = Cipher(algorithms.AES(data_key), modes.CBC(bytes(AES_BLOCK))).encryptor()
             data = encryptor.update(track + bytes(-len(track) % AES_BLOCK)) + encryptor.finalize()
-            pin_block = None
+            pin_key = aes_usage_key(intermediate, key_id, counter, KeyUsage.PIN)
+            pin_block = format4_encipher(pin_key, pin, pan) if pin is not None else None
         self.counter = counter
         return ReaderOutput(ksn=ksn, pin_block=pin_block, track_data=data)
 

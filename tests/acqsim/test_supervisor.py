@@ -82,7 +82,7 @@ def _pos_exit_codes(nac: str, config: Path, capsys: pytest.CaptureFixture[str]) 
     signature = config.parent / "signature.json"
     signature.write_text("[[[10, 100], [60, 40], [120, 110]]]")
     mpos = ["pos", "--nac", nac, "--config", str(config), "--terminal", "10000002"]
-    assert main([*mpos, "purchase", "4.20", "--signature", str(signature)]) == 0
+    assert main([*mpos, "purchase", "4.20", "--reader", "--signature", str(signature)]) == 0
     slips = list((config.parent / "pos" / "receipts").glob("10000002-*.html"))
     assert len(slips) == 1 and "M10 100 L60 40" in slips[0].read_text() and slips[0].with_suffix(".json").exists()
     assert "e-receipt written" in capsys.readouterr().out

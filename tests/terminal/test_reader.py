@@ -8,13 +8,14 @@ import pytest
 from acqkit.config import AcqsimConfig
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.processor import HsmProcessor
-from terminal.reader import CounterReused, DukptReader, DukptScheme, ReaderError, ReaderExhausted, inject
+from terminal.reader import CounterReused, DukptReader, DukptScheme, ReaderExhausted, inject
 from terminal.session import TerminalSession
 from terminal.state import TerminalState
 from wire.codec import decode_pos_body
 from wire.constants import SECURITY_CONTROL_DUKPT
-from wire.dukpt import SCHEME_TDES, TDES_COUNTER_MASK, DukptTrackData
+from wire.dukpt import SCHEME_TDES, TDES_COUNTER_MASK, DukptTrackData, KeyUsage, aes_derive
 from wire.errors import MessageDecodeError
+from wire.pinblock4 import decipher
 from wire.posframe import PosFrame
 
 BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
@@ -45,8 +46,9 @@ def test_an_aes_reader_encrypts_the_track_the_hsm_opens() -> None:
     bdk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.BDK, AES_BDK)
     answer = hsm("M2", f"A{bdk}{out.ksn.hex()}1{len(out.track_data):04d}{out.track_data.hex()}")
     assert bytes.fromhex(answer[12:]).rstrip(b"\0").decode() == TRACK
-    with pytest.raises(ReaderError):
-        reader.encrypt(pan=PAN, track2=TRACK, pin="1234")
+    with_pin = reader.encrypt(pan=PAN, track2=TRACK, pin="1234")
+    assert with_pin.pin_block is not None and len(with_pin.pin_block) == 16  # ISO 9564 format 4
+    assert decipher(aes_derive(AES_BDK, with_pin.ksn, KeyUsage.PIN), with_pin.pin_block, PAN) == "1234"
 
 
 def test_a_counter_is_never_used_twice() -> None:
