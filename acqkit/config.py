@@ -266,7 +266,7 @@ DEFAULT_CARDS: Final = (
         pvv="4203",
         balance=1_000,
         holder="SUN QI",
-        note="low balance (10.00); its approvals carry an issuer script (PUT DATA) for its chip",
+        note="low balance (10.00), its chip approvals carry an issuer script (PUT DATA)",
         script="04DA9F580103",
     ),
     CardFixture(

@@ -21,6 +21,10 @@ def test_demo_day_passes_and_traces_hold_no_secrets(
     out = capsys.readouterr().out + caplog.text
     assert "19 of 19 steps ended as expected" in out
     assert "terminal ← answer" in out and "front-end → HSM DC" in out and "front-end → ledger 0200" in out
+    # issue #18: where each cryptogram is checked shows in the timelines
+    assert "front-end ← HSM KQ (ARQC verified)" in out and "front-end ← HSM KQ (ARPC generated)" in out
+    assert "front-end ← HSM M2 (track decrypted)" in out and "front-end → HSM GQ" in out
+    assert "19 of 19 steps ended as expected" in out
     config = AcqsimConfig.default(data_dir=tmp_path)
     traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
     assert traces.count("\n") > 50
