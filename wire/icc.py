@@ -89,6 +89,9 @@ def _check_length(tag: str, value: bytes, offset: int, *, error: type[MessageDec
     want = FIXED_LENGTHS.get(tag)
     if want is not None and len(value) != want:
         raise error(f"tag {tag} is {len(value)} bytes, not {want}", field=ICC_FIELD, offset=offset)
+    if tag == SCRIPT_RESULTS_TAG and (not value or len(value) % SCRIPT_RESULT_LEN):
+        raise error(f"tag {tag} is {len(value)} bytes, not whole {SCRIPT_RESULT_LEN}-byte results", field=ICC_FIELD,
+                    offset=offset)  # fmt: skip
     if tag == IAD_TAG and not IAD_MIN_LEN <= len(value) <= IAD_MAX_LEN:
         raise error(f"tag {tag} is {len(value)} bytes, not {IAD_MIN_LEN}–{IAD_MAX_LEN}", field=ICC_FIELD, offset=offset)
 

@@ -22,8 +22,9 @@ from terminal.session import Outcome
 from tests.frontend.harness import NOW, Harness
 from wire.codec import decode_pos_body
 from wire.dukpt import SCHEME_TDES
-from wire.icc import REQUEST_TAGS, IssuerAnswer, build_icc
+from wire.icc import REQUEST_TAGS, SCRIPT_ADVICE_TAGS, IssuerAnswer, build_icc
 from wire.posframe import PosFrame
+from wire.tlv import parse_tlv
 
 GOOD, SCRIPTED = "6200001000000003", "6200004000000049"
 
@@ -166,3 +167,22 @@ def test_logs_name_no_card(fe: Harness, caplog: pytest.LogCaptureFixture) -> Non
     read, _ = chip_read(fe, GOOD)
     chip_purchase(fe, GOOD, dataclasses.replace(read, icc=read.icc[:-1]))
     assert GOOD not in caplog.text
+
+
+def test_a_chip_batch_upload_is_acknowledged_and_a_bad_script_advice_is_a_format_error(fe: Harness) -> None:
+    read, chip = chip_read(fe, GOOD)
+    card = fe.config.card(GOOD)
+    _, answer = fe.send(fe.terminal.financial("purchase", card, amount=500, pin=card.pin, read=read))
+    outcome = fe.terminal.receive("purchase", answer)  # the approval joins the terminal's batch, with its 55
+    assert outcome.approved
+    chip_upload = fe.terminal.batch_uploads()[0]
+    assert decode_pos_body(PosFrame.parse(chip_upload).body)["60"][8:11] == "205"
+    assert decode_pos_body(PosFrame.parse(fe.send(chip_upload)[1]).body)["39"] == "00"
+    done = chip.complete(host_approved=True, answer=IssuerAnswer.parse(bytes.fromhex(outcome.fields["55"])))
+    ran = dataclasses.replace(done, script_results=bytes.fromhex("2000000001"))
+    good = decode_pos_body(PosFrame.parse(fe.terminal.script_advice(outcome, read, ran)).body)
+    without_results = {tag: value for tag, value in parse_tlv(bytes.fromhex(good["55"])) if tag != "DF31"}
+    good["55"] = build_icc(without_results, SCRIPT_ADVICE_TAGS).hex().upper()
+    good.pop("64")
+    bad = fe.terminal._frame(good, mac=True)  # a well-MACed advice whose 55 lacks the script results
+    assert decode_pos_body(PosFrame.parse(fe.send(bad)[1]).body)["39"] == "30"
