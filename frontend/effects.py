@@ -68,7 +68,9 @@ class VerifyPin:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class VerifyArqc:
-    """→ ``bool`` or :class:`PeerFailure` (KQ mode 0): the card's ARQC verifies under its key from the IMK-AC."""
+    """→ the ARPC for ``check.arc`` (``bytes``) when the card's ARQC verifies under its key from the IMK-AC,
+    ``None`` when it does not, or :class:`PeerFailure` (KQ mode 1: the approval's ARPC comes in the same round
+    trip)."""
 
     check: ArqcCheck
 

@@ -23,7 +23,7 @@ from frontend.effects import (
 )
 from hsm_sim.client import (
     KQ_ARPC_ONLY,
-    KQ_VERIFY,
+    KQ_VERIFY_AND_ARPC,
     DukptPinCheck,
     HsmCommand,
     KeyType,
@@ -90,7 +90,7 @@ def hsm_commands(effect: HsmEffect) -> list[HsmCommand]:
         case VerifyMacAndPin(mac=mac, pin=pin):
             return [_verify_mac(mac), _verify_pin(pin)]
         case VerifyArqc(check=check):
-            return [arqc_command(check, KQ_VERIFY)]
+            return [arqc_command(check, KQ_VERIFY_AND_ARPC)]
         case GenerateArpc(check=check):
             return [arqc_command(check, KQ_ARPC_ONLY)]
         case DecryptTrack(bdk_under_lmk=bdk, ksn=ksn, ciphertext=data):
@@ -111,7 +111,8 @@ def hsm_result(effect: HsmEffect, answers: Sequence[tuple[str, bytes]]) -> Any:
         case VerifyMacAndPin():
             return mac_verified(answers[0][0]), pin_verdict(answers[1][0])
         case VerifyArqc():
-            return arqc_verified(answers[0][0])
+            error, fields = answers[0]
+            return arpc_of(fields) if arqc_verified(error) else None
         case GenerateArpc():
             return arpc_of(answers[0][1])
         case DecryptTrack():

@@ -45,7 +45,6 @@ _HSM_CODES: Final = {
 }
 #: Notes for the chip and MPOS commands, by (effect, whether the result is ``True``): never a value.
 _NOTES: Final[dict[tuple[type, bool], str]] = {
-    (VerifyArqc, True): "ARQC verified",
     (VerifyArqc, False): "ARQC NOT verified",
     (GenerateArpc, False): "ARPC generated",
     (DecryptTrack, False): "track decrypted",
@@ -86,6 +85,8 @@ def result_note(result: Any) -> str:
 def _note(effect: Effect, result: Any) -> str:
     if isinstance(result, PeerFailure):
         return result_note(result)
+    if isinstance(effect, VerifyArqc):
+        return "ARQC verified, ARPC generated" if result is not None else "ARQC NOT verified"
     return _NOTES.get((type(effect), result is True)) or result_note(result)
 
 

@@ -86,13 +86,14 @@ def _check(chip: ChipData, pan: str, registry: Registry, arc: str) -> ArqcCheck:
 
 def verify_chip(
     request: PosMessage, chip: ChipData, pan: str, registry: Registry
-) -> Generator[Effect, Any, ResponseCode | None]:
-    """The ARQC verified at the HSM, then the ATC recorded unless replayed: ``None`` to go on, else the code."""
-    verified = yield VerifyArqc(_check(chip, pan, registry, ResponseCode.APPROVED.value))
-    if isinstance(verified, PeerFailure):
+) -> Generator[Effect, Any, ResponseCode | bytes]:
+    """The ARQC verified at the HSM, then the ATC recorded unless replayed: the ARPC an approval will carry (KQ
+    answers it in the same round trip), else the code to refuse with."""
+    arpc = yield VerifyArqc(_check(chip, pan, registry, ResponseCode.APPROVED.value))
+    if isinstance(arpc, PeerFailure):
         return ResponseCode.SYSTEM_MALFUNCTION
     atc = int.from_bytes(chip.values[ATC_TAG], "big")
-    if not verified:
+    if arpc is None:
         log.warning("%s: ARQC does not verify (ATC %d): answered %s, nothing posted", _where(request, pan), atc,
                     ARQC_FAILED.value)  # fmt: skip
         return ARQC_FAILED
@@ -101,16 +102,20 @@ def verify_chip(
         log.warning("%s: ATC %d %s: answered %s, nothing posted", _where(request, pan), atc, verdict.value,
                     ATC_REPLAYED.value)  # fmt: skip
         return ATC_REPLAYED
-    return None
+    assert isinstance(arpc, bytes)
+    return arpc
 
 
 def answer_chip(
-    answer: Answer, chip: ChipData, pan: str, registry: Registry, script: bytes | None
+    answer: Answer, chip: ChipData, pan: str, registry: Registry, script: bytes | None, approval_arpc: bytes
 ) -> Generator[Effect, Any, None]:
-    """Field 55 of the answer: 91 = ARPC ‖ ARC (the answer's code), and on an approval the card's issuer script
-    (72). Without an ARPC (the HSM failed) the answer goes without 55: the card then decides by itself."""
+    """Field 55 of the answer: 91 = ARPC ‖ ARC (the answer's code: an approval's ARPC came with the ARQC check,
+    a decline's is asked for now), and on an approval the card's issuer script (72). Without an ARPC (the HSM
+    failed) the answer goes without 55: the card then decides by itself."""
     arc = answer.response_code or ResponseCode.SYSTEM_MALFUNCTION.value
-    arpc = yield GenerateArpc(_check(chip, pan, registry, arc))
+    arpc: bytes | PeerFailure = approval_arpc
+    if arc != ResponseCode.APPROVED.value or not approval_arpc:
+        arpc = yield GenerateArpc(_check(chip, pan, registry, arc))
     if isinstance(arpc, PeerFailure):
         log.warning("%s: no ARPC (%s): answered without 55", _where(answer.request, pan), arpc.kind.value)
         return

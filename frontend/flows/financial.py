@@ -49,10 +49,12 @@ def financial(
     chip = chip_data(request, pan)
     if isinstance(chip, ResponseCode):
         return (yield from refuse(answer, chip, session, kind))
+    approval_arpc = b""
     if chip is not None and pin_code is None:
-        refused = yield from verify_chip(request, chip, pan, ctx.registry)
-        if refused is not None:
-            return (yield from refuse(answer, refused, session, kind))
+        checked = yield from verify_chip(request, chip, pan, ctx.registry)
+        if isinstance(checked, ResponseCode):
+            return (yield from refuse(answer, checked, session, kind))
+        approval_arpc = checked
     original = yield from _find_original(request, session, kind)
     if isinstance(original, ResponseCode):
         return (yield from refuse(answer, original, session, kind))
@@ -71,7 +73,8 @@ def financial(
     yield from _record_ledger_answer(request, session, kind, result, original)
     apply_ledger_answer(answer, result)
     if chip is not None:
-        yield from answer_chip(answer, chip, pan, ctx.registry, ctx.registry.scripts.get(pan))
+        script = ctx.registry.scripts.get(pan)
+        yield from answer_chip(answer, chip, pan, ctx.registry, script, approval_arpc)
     return (yield from done(answer, session, kind))
 
 

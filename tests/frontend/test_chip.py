@@ -186,3 +186,12 @@ def test_a_chip_batch_upload_is_acknowledged_and_a_bad_script_advice_is_a_format
     good.pop("64")
     bad = fe.terminal._frame(good, mac=True)  # a well-MACed advice whose 55 lacks the script results
     assert decode_pos_body(PosFrame.parse(fe.send(bad)[1]).body)["39"] == "30"
+
+
+def test_a_ledger_decline_carries_an_arpc_for_its_own_code_and_no_script(fe: Harness) -> None:
+    read, chip = chip_read(fe, SCRIPTED, amount=5_000)  # balance 10.00: the ledger declines 51
+    code, fields = chip_purchase(fe, SCRIPTED, read, amount=5_000)
+    answer = IssuerAnswer.parse(bytes.fromhex(fields["55"]))
+    assert code == "51" and answer.arc == "51" and not answer.after
+    done = chip.complete(host_approved=False, answer=answer)
+    assert done.issuer_authenticated and not done.approves
