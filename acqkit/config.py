@@ -40,6 +40,7 @@ configuration says ``allow_clear_import = true`` — and keeps only the cryptogr
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import os
@@ -92,7 +93,12 @@ _T = TypeVar("_T")
 
 
 class ConfigError(ValueError):
-    """The configuration is not valid; the message names the table and key."""
+    """The configuration is not valid; the message names the table and key (``table``, ``key``: where it is,
+    so that :func:`load_config` can add the file and line)."""
+
+    def __init__(self, message: str, *, table: str = "", key: str = "") -> None:
+        super().__init__(message)
+        self.table, self.key = table, key
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,10 +118,23 @@ class Endpoint:
         return cls(host=host, port=port)
 
 
+#: ``--config``'s help, the same for every command that reads the configuration.
+CONFIG_HELP: Final = "acqsim TOML configuration file (default: the built-in one, data in .acqsim/)"
+#: The highest TCP port number.
+MAX_PORT: Final = 0xFFFF
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type`` for ``--port``: 0..65535 (0: any free port), or a usage error naming the value."""
+    if not text.isdigit() or not 0 <= int(text) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to {MAX_PORT})")
+    return int(text)
+
+
 def split_host_port(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (an IPv6 host in brackets) → (host, port 0..65535); ``ValueError`` otherwise."""
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= MAX_PORT:
         raise ValueError(text)
     return host.strip("[]"), int(port)
 
@@ -386,15 +405,17 @@ class AcqsimConfig:
 def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = raw.get(name, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(f"[{name}] must be a table")
+        raise ConfigError(f"[{name}] must be a table", table=name)
     return value
 
 
 def _endpoint(table: Mapping[str, Any], name: str, default: Endpoint) -> Endpoint:
     host = table.get("host", default.host)
     port = table.get("port", default.port)
-    if not isinstance(host, str) or not isinstance(port, int):
-        raise ConfigError(f"[{name}] host must be a string and port an integer")
+    if not isinstance(host, str):
+        raise ConfigError(f"[{name}] host must be a string", table=name, key="host")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= MAX_PORT:
+        raise ConfigError(f"[{name}] port must be an integer from 0 to {MAX_PORT}", table=name, key="port")
     return Endpoint(host=host, port=port)
 
 
@@ -408,13 +429,17 @@ def _allowed_clients(table: Mapping[str, Any], default: Mapping[str, tuple[str, 
         for cmds in value.values()
     ):
         return {str(name): tuple(cmds) for name, cmds in value.items()}
-    raise ConfigError("[hsm] allowed_clients must be a list of names or a table of name = [command codes]")
+    raise ConfigError(
+        "[hsm] allowed_clients must be a list of names or a table of name = [command codes]",
+        table="hsm",
+        key="allowed_clients",
+    )
 
 
 def _max_connections(table: Mapping[str, Any], name: str, default: int = DEFAULT_MAX_CONNECTIONS) -> int:
     value = table.get("max_connections", default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"[{name}] max_connections must be a positive integer")
+        raise ConfigError(f"[{name}] max_connections must be a positive integer", table=name, key="max_connections")
     return value
 
 
@@ -423,13 +448,13 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
         return default
     items = raw[name]
     if not isinstance(items, list):
-        raise ConfigError(f"[[{name}]] must be an array of tables")
+        raise ConfigError(f"[[{name}]] must be an array of tables", table=name)
     out = []
     for index, item in enumerate(items):
         try:
             out.append(cls(**item))
         except TypeError as exc:
-            raise ConfigError(f"[[{name}]] entry {index}: {exc}") from None
+            raise ConfigError(f"[[{name}]] entry {index}: {exc}", table=name) from None
     return tuple(out)
 
 
@@ -487,13 +512,13 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
     data_dir = Path(raw.get("data_dir", str(defaults.data_dir)))
     trace = raw.get("trace", defaults.trace)
     if not isinstance(trace, bool):
-        raise ConfigError("trace must be true or false")
+        raise ConfigError("trace must be true or false", key="trace")
     tls = raw.get("tls", defaults.tls)
     if not isinstance(tls, bool):
-        raise ConfigError("tls must be true or false")
+        raise ConfigError("tls must be true or false", key="tls")
     allow_clear_import = hsm_t.get("allow_clear_import", defaults.hsm.allow_clear_import)
     if not isinstance(allow_clear_import, bool):
-        raise ConfigError("[hsm] allow_clear_import must be true or false")
+        raise ConfigError("[hsm] allow_clear_import must be true or false", table="hsm", key="allow_clear_import")
     return AcqsimConfig(
         data_dir=data_dir if data_dir.is_absolute() else base_dir / data_dir,
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
@@ -599,4 +624,24 @@ def load_config(path: Path | None) -> AcqsimConfig:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # TOML errors name line and column
         raise ConfigError(f"cannot read configuration {path}: {exc}") from None
     _refuse_unknown(raw, path, text)
-    return config_from_mapping(raw, base_dir=path.parent)
+    try:
+        return config_from_mapping(raw, base_dir=path.parent)
+    except ConfigError as exc:
+        line = line_of(text, exc.table, exc.key)
+        raise ConfigError(f"{path}:{line}: {exc}" if line else f"{path}: {exc}", table=exc.table, key=exc.key) from None
+
+
+def line_of(text: str, table: str, key: str) -> int | None:
+    """The line of ``key`` in ``[table]`` (top level when ``table`` is empty; the table's header when ``key``
+    is), by a plain scan of the TOML text (tomllib keeps no positions)."""
+    current = ""
+    for number, row in enumerate(text.splitlines(), 1):
+        stripped = row.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+            if current == table and not key:
+                return number
+            continue
+        if current == table and key and stripped.split("=")[0].strip().strip('"') == key:
+            return number
+    return None

@@ -21,7 +21,7 @@ from typing import Final
 
 import anyio
 
-from acqkit.config import AcqsimConfig, ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, AcqsimConfig, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_USAGE
 from acqkit.runner import backend_options
 from acqsim.pipeline import running_pipeline
@@ -41,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same frames")
     parser.add_argument("--connections", type=int, default=4, help="concurrent fuzz connections")
     parser.add_argument("--ledger", help="the target's ledger store, for the exactly-once check of good postings")
-    parser.add_argument("--config", type=Path)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 

@@ -55,7 +55,11 @@ class KeysUsageError(Exception):
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("import", "generate", "list"))
+    parser.add_argument(
+        "action",
+        choices=("import", "generate", "list"),
+        help="import a key through the HSM, have the HSM generate one, or list the key store (never a clear key)",
+    )
     parser.add_argument("--config", type=Path, help="TOML configuration (default: the built-in one)")
     parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
     parser.add_argument("--key-store", type=Path, help="default: <data_dir>/keys/keystore.json")

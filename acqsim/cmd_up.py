@@ -13,15 +13,15 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, load_config
-from acqkit.runner import backend_options
+from acqkit.config import CONFIG_HELP, ConfigError, load_config
+from acqkit.runner import backend_options, leaves
 from acqsim.provision import CeremonyError
 from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
 from hsm_sim.client import HsmUnavailable
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML configuration (default: built-in, data in .acqsim/)")
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--ephemeral-ports", action="store_true", help="listen on free loopback ports instead")
     parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
 
@@ -60,14 +60,7 @@ def run(args: argparse.Namespace) -> int:
         failed, _ = group.split((StartupFailed, CeremonyError, HsmUnavailable))
         if failed is None:
             raise
-        for failure in _leaves(failed):
+        for failure in leaves(failed, BaseException):
             print(f"acqsim up: {failure}", file=sys.stderr)
         return 1
     return 0
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
-    return found

@@ -15,7 +15,7 @@ from typing import Final
 
 import anyio
 
-from acqkit.config import DEFAULT_DATA_DIR
+from acqkit.config import DEFAULT_DATA_DIR, port_number
 from acqkit.keystore import KeyStoreError
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
@@ -41,7 +41,13 @@ DEFAULT_PASSPHRASE_ENV: Final = PASSPHRASE_ENV
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("serve", "encrypt-key", "audit", "lmk"), default="serve")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("serve", "encrypt-key", "audit", "lmk"),
+        default="serve",
+        help="serve the HSM, encrypt a clear TEST key under the LMK, show the audit log, or manage the LMK file",
+    )
     parser.add_argument(
         "lmk_action", nargs="?", choices=("create", "show", "rotate"), help="lmk: create, show or rotate the LMK file"
     )
@@ -66,8 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"environment variable holding the LMK file's passphrase (default {DEFAULT_PASSPHRASE_ENV})",
     )
     parser.add_argument("--test", action="store_true", help="lmk create: seal the documented TEST LMK (test material)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=1500)
+    parser.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on")
+    parser.add_argument("--port", type=port_number, default=1500, help="serve: the port to listen on (0: any free one)")
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/hsm.jsonl")
     parser.add_argument("--type", choices=[t.value for t in KeyType], help="encrypt-key: the key's type")

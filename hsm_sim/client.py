@@ -12,12 +12,10 @@ import dataclasses
 import enum
 import ssl
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
-import anyio
-
-from acqkit.multiplex import LinkLost, PeerLink, TagAllocator, TagsExhausted
+from acqkit.multiplex import TagAllocator, TagsExhausted
+from acqkit.peerclient import PeerClient, PeerTimeout, PeerUnavailable
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType
@@ -39,6 +37,7 @@ __all__ = [
     "HsmClient",
     "HsmCommand",
     "HsmError",
+    "HsmTimeout",
     "HsmUnavailable",
     "KeyType",
     "MacAlgorithm",
@@ -55,11 +54,16 @@ class HsmError(Exception):
         self.error_code = error_code
 
 
-class HsmUnavailable(HsmError):
-    """No answer: connection refused, lost, or timed out."""
+class HsmUnavailable(HsmError, PeerUnavailable):
+    """No answer: connection refused, lost, or timed out (:class:`HsmTimeout`)."""
 
-    def __init__(self, command: str, reason: str) -> None:
-        super().__init__(command, "--", reason)
+    def __init__(self, command: str, reason: str, *, address: str = "?") -> None:
+        PeerUnavailable.__init__(self, "HSM", address, command, reason)
+        self.command, self.error_code = command, "--"
+
+
+class HsmTimeout(HsmUnavailable, PeerTimeout):
+    """No answer in time (the command may still be answered, late, on the same connection)."""
 
 
 class PinVerification(enum.Enum):
@@ -76,10 +80,6 @@ class GeneratedKey:
     under_lmk: str
     under_tmk: str | None
     kcv: str = dataclasses.field(repr=False)
-
-
-def _decode_answer(payload: bytes) -> tuple[str, bytes]:
-    return payload[:HEADER_LEN].decode("ascii", "replace"), payload
 
 
 # --- sans-IO: commands as data, answers read back (the client sends them; a test may hand them to the
@@ -167,42 +167,27 @@ def pin_verdict(error: str) -> PinVerification:
     return _PIN_RESULTS[error]
 
 
-class HsmClient:
+class HsmClient(PeerClient[str, bytes]):
+    """With ``tls`` (a client context of :mod:`acqkit.tls`), the HSM must prove it is ``hsm``."""
+
+    PEER = "HSM"
+    SERVICE_NAME = HSM_SERVICE_NAME
+    DEFAULT_TIMEOUT_S = HSM_TIMEOUT_S
+
     def __init__(
-        self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
+        self, host: str, port: int, *, timeout: float | None = None, tls: ssl.SSLContext | None = None
     ) -> None:
-        """With ``tls`` (a client context of :mod:`acqkit.tls`), the HSM must prove it is ``hsm``."""
-        self.host, self.port = host, port
-        self.timeout = timeout
-        self._peer: PeerLink[str, bytes] = PeerLink(
-            host, port, _decode_answer, what="HSM", timeout=timeout, tls=tls, server_name=HSM_SERVICE_NAME
-        )
+        super().__init__(host, port, timeout=timeout, tls=tls)
         self._headers = TagAllocator(HEADERS)
 
-    @classmethod
-    async def connect(
-        cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
-    ) -> HsmClient:
-        client = cls(host, port, timeout=timeout, tls=tls)
-        try:
-            with anyio.fail_after(timeout):
-                await client._peer.open()
-        except TimeoutError:
-            raise HsmUnavailable("connect", "timed out") from None
-        except LinkLost as exc:
-            raise HsmUnavailable("connect", exc.reason) from None
-        return client
+    def decode_answer(self, payload: bytes) -> tuple[str, bytes]:
+        return payload[:HEADER_LEN].decode("ascii", "replace"), payload
 
-    async def aclose(self) -> None:
-        await self._peer.aclose()
+    def unavailable(self, action: str, reason: str) -> HsmUnavailable:
+        return HsmUnavailable(action, reason, address=self.address)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+    def timed_out(self, action: str) -> HsmTimeout:
+        return HsmTimeout(action, "timed out", address=self.address)
 
     async def _call(self, command: str, fields: bytes, *, ok_codes: tuple[str, ...] = ("00",)) -> tuple[str, bytes]:
         answers = await self.call_many([HsmCommand(command, fields, ok_codes)])
@@ -211,32 +196,31 @@ class HsmClient:
     async def call_many(self, commands: Sequence[HsmCommand]) -> list[tuple[str, bytes]]:
         """Send the commands together (one write) and return each one's (error code, fields after it)."""
         what = "+".join(command.code for command in commands)
-        generation = self._peer.generation
+        generation = self.generation
         tags: list[int] = []
         try:
             tags += [self._headers.take(generation) for _ in commands]
         except TagsExhausted as exc:
             for tag in tags:
                 self._headers.answered(tag)
-            raise HsmUnavailable(what, str(exc)) from None
+            raise self.unavailable(what, str(exc)) from None
         headers = [f"{tag:04d}" for tag in tags]
         requests = [(header, command.payload(header)) for header, command in zip(headers, commands, strict=True)]
         answered = False
         try:
-            with anyio.fail_after(self.timeout):
-                answers = await self._peer.exchange_many(requests)
+            answers = await self.exchange(requests, action=what)
             answered = True
-        except TimeoutError:
-            raise HsmUnavailable(what, "timed out") from None
-        except LinkLost as exc:
+        except HsmTimeout:
+            raise
+        except HsmUnavailable:
             answered = True  # that connection is gone: no answer to these headers can come any more
-            raise HsmUnavailable(what, exc.reason) from None
+            raise
         finally:
             for tag in tags:
                 if answered:
                     self._headers.answered(tag)
                 else:  # timed out or cancelled: the answer may still come on this connection
-                    self._headers.abandoned(tag, self._peer.generation)
+                    self._headers.abandoned(tag, self.generation)
         return [read_answer(command, answer) for command, answer in zip(commands, answers, strict=True)]
 
     async def diagnostics(self) -> str:

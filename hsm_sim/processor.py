@@ -41,10 +41,6 @@ UNREADABLE_COMMAND: Final = "??"
 #: PIN verification commands, which the :class:`PinGuard` limits, each with how to find its account number.
 PIN_VERIFY_ACCOUNTS: Final[dict[str, Callable[[bytes], str | None]]] = {"DC": dc_account, "GQ": gq_account}
 PIN_VERIFY_COMMANDS: Final = frozenset(PIN_VERIFY_ACCOUNTS)
-#: Commands that take clear key components: answered 68 (disabled) unless the HSM allows clear import.
-CLEAR_COMPONENT_COMMANDS: Final = frozenset({"A4"})
-#: The command that translates a key from the old LMK (key change storage) to the live one.
-LMK_CHANGE_COMMAND: Final = "BW"
 
 
 def response_code(command: str) -> str:
@@ -62,6 +58,12 @@ class Outcome:
     true_code: ErrorCode
     key_types: tuple[KeyType, ...] = ()
     reason: str = ""
+
+
+#: Commands that take clear key components: answered 68 (disabled) unless the HSM allows clear import.
+CLEAR_COMPONENT_COMMANDS: Final = frozenset({"A4"})
+#: The command that translates a key from the old LMK (key change storage) to the live one.
+LMK_CHANGE_COMMAND: Final = "BW"
 
 
 class HsmProcessor:

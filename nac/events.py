@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from wire.errors import FramingError
+from wire.framing import OVERSIZED, TRUNCATED
+
 
 class DropReason(enum.StrEnum):
     """Why a frame was dropped while its connection stays open."""
@@ -74,3 +77,12 @@ class CloseLink:
 
 UpDecision = Forward | Drop | CloseTerminal
 DownDecision = Deliver | Drop
+
+
+def framing_close_reason(exc: FramingError) -> CloseReason:
+    """Which bad-length case a :class:`FramingError` from ``wire.framing`` is."""
+    if exc.kind == OVERSIZED:
+        return CloseReason.OVERSIZED_FRAME
+    if exc.kind == TRUNCATED:
+        return CloseReason.TRUNCATED_FRAME
+    return CloseReason.BAD_LENGTH

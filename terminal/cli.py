@@ -27,7 +27,7 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from terminal.chipflow import ReadMode
 from terminal.eslip import Signature, SignatureError, eslip_html, eslip_json
@@ -69,9 +69,9 @@ KINDS = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("command", choices=COMMANDS, help="what the terminal does (one message exchange each)")
     parser.add_argument("amount", nargs="?", help="amount in yuan, e.g. 12.34")
-    parser.add_argument("--config", type=Path)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--terminal", help="terminal id (default: the first configured)")
     parser.add_argument("--nac", help="HOST:PORT of the NAC (default: the configuration's)")
     parser.add_argument("--card", help="card PAN (default: the first good test card)")

@@ -38,11 +38,13 @@ from wire.dukpt import DukptTrackData
 from wire.errors import WireError
 from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, SettlementTotals, SignOnKeys, UploadDetail
 from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
-from wire.paycrypto import decrypt_key_under, encrypt_pin_block, key_check_value, mac_cup_ecb
+from wire.paycrypto import EcbKey, decrypt_key_under, encrypt_pin_block, key_check_value, mac_cup_ecb
 from wire.posframe import PosFrame
 from wire.tpdu import DEFAULT_ROUTE, TERMINAL_SRC, Tpdu
 
 KCV_LEN: Final = 4
+#: Working keys a session keeps unwrapped: one sign-on's PIK and MAK (and, briefly, the previous pair's).
+_MAX_CACHED_KEYS: Final = 4
 
 #: kind → (MTI, processing code, condition code, 60.1, PIN entered)
 FINANCIAL: Final[dict[str, tuple[str, str, str, str, bool]]] = {
@@ -108,6 +110,15 @@ class Original:
     batch: str = ""
 
 
+def parse_answer(payload: bytes) -> tuple[PosFrame, dict[str, str]]:
+    """An answer payload's frame and decoded fields; raises :class:`TerminalError` if it does not decode."""
+    try:
+        frame = PosFrame.parse(payload)
+        return frame, decode_pos_body(frame.body)
+    except WireError as exc:
+        raise TerminalError(f"answer does not decode: {exc}") from None
+
+
 class TerminalSession:
     def __init__(
         self,
@@ -117,29 +128,43 @@ class TerminalSession:
         app_type: str = "61",
         route: str = DEFAULT_ROUTE,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
+        keep_batch: bool = True,
     ) -> None:
         self.state = state
         self._tmk = tmk
+        #: Working keys unwrapped once per sign-on, as reusable ciphers: under-TMK hex → cipher.
+        self._ciphers: dict[str, EcbKey] = {}
+        #: ``False``: approvals are not remembered for settlement (load terminals: an hour of purchases would
+        #: otherwise fill memory); their settlement then reports empty totals.
+        self.keep_batch = keep_batch
         self.header = PosHeader(app_type=app_type)
         #: The chip request in flight (22, 23, 55) and the last reversal stored, for what follows the answer.
         self._chip_request: tuple[str, str, str] | None = None
         self._last_reversal: dict[str, str] | None = None
         self.tpdu = Tpdu(dst=route, src=TERMINAL_SRC)
+        #: TPDU ‖ header: the same for every request of this terminal, so written once.
+        self._frame_prefix = PosFrame(tpdu=self.tpdu, header=self.header, body=b"").to_bytes()
         self.clock = clock
 
     # --- keys ------------------------------------------------------------------------------------------
 
-    def _key(self, under_tmk: str | None) -> bytes:
+    def _key(self, under_tmk: str | None) -> EcbKey:
+        """The working key ``under_tmk``, unwrapped under the TMK the first time it is used (not per message)."""
         if under_tmk is None:
             raise TerminalError("terminal is not signed on: no working keys")
-        return decrypt_key_under(self._tmk, bytes.fromhex(under_tmk))
+        cipher = self._ciphers.get(under_tmk)
+        if cipher is None:
+            if len(self._ciphers) >= _MAX_CACHED_KEYS:  # keys of an earlier sign-on: drop them
+                self._ciphers.clear()
+            cipher = self._ciphers[under_tmk] = EcbKey(decrypt_key_under(self._tmk, bytes.fromhex(under_tmk)))
+        return cipher
 
     @property
-    def _mak(self) -> bytes:
+    def _mak(self) -> EcbKey:
         return self._key(self.state.mak_under_tmk)
 
     @property
-    def _pik(self) -> bytes:
+    def _pik(self) -> EcbKey:
         return self._key(self.state.pik_under_tmk)
 
     # --- frames ----------------------------------------------------------------------------------------
@@ -150,15 +175,15 @@ class TerminalSession:
             if mac
             else (encode_pos_body(fields))
         )
-        return PosFrame(tpdu=self.tpdu, header=self.header, body=body).to_bytes()
+        return self._frame_prefix + body
 
     def _base(self, mti: str, stan: str) -> dict[str, str]:
         now = self.clock()
         return {
             "t": mti,
             "11": stan,
-            "12": now.strftime("%H%M%S"),
-            "13": now.strftime("%m%d"),
+            "12": f"{now.hour:02d}{now.minute:02d}{now.second:02d}",
+            "13": f"{now.month:02d}{now.day:02d}",
             "41": self.state.terminal_id,
             "42": self.state.merchant_id,
         }
@@ -375,11 +400,12 @@ class TerminalSession:
 
     def receive(self, kind: str, payload: bytes) -> Outcome:
         """Check an answer: decode, verify its MAC, apply what it says to the state."""
-        try:
-            frame = PosFrame.parse(payload)
-            fields = decode_pos_body(frame.body)
-        except WireError as exc:
-            raise TerminalError(f"answer does not decode: {exc}") from None
+        frame, fields = parse_answer(payload)
+        return self.receive_decoded(kind, frame, fields)
+
+    def receive_decoded(self, kind: str, frame: PosFrame, fields: dict[str, str]) -> Outcome:
+        """:meth:`receive` for an answer already decoded by :func:`parse_answer` (a load generator decodes
+        first to learn which terminal an answer is for)."""
         sign_on_again = frame.header.processing_request == PROCESSING_SIGN_ON_AGAIN
         if kind == "sign_on":
             return self._signed_on(fields)
@@ -401,7 +427,7 @@ class TerminalSession:
                 self.mark_reversal_reason(ReversalReason.ANSWER_MAC_FAILED)
         if kind == "reversal" and trusted and outcome.response_code in REVERSAL_DONE_CODES:
             self.state.pending_reversal = None
-        if outcome.approved and kind in BATCH_KINDS:
+        if outcome.approved and kind in BATCH_KINDS and self.keep_batch:
             entry, psn, icc = self._chip_request or ("", "", "")
             self.state.batch_txns.append(
                 BatchTxn(

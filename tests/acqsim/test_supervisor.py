@@ -107,17 +107,6 @@ def test_config_show_prints_test_material(capsys: pytest.CaptureFixture[str]) ->
     assert "PIN 123456" in capsys.readouterr().out
 
 
-def test_trace_show_reads_a_demo_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--data-dir", str(tmp_path)]) == 0
-    capsys.readouterr()
-    assert main(["trace", "show", "--last", "--trace-dir", str(tmp_path / "traces")]) == 0
-    out = capsys.readouterr().out
-    assert "NAC ← terminal" in out and "front-end → HSM M8" in out
-    assert main(["trace", "show", "T10000001-000002", "--trace-dir", str(tmp_path / "traces")]) == 0
-    assert "front-end → ledger 0200" in capsys.readouterr().out
-    assert main(["trace", "show", "T10000001-999999", "--trace-dir", str(tmp_path / "traces")]) == 1
-
-
 def test_up_fails_naming_the_service_whose_port_another_process_holds(tmp_path: Path) -> None:
     """#16: readiness is the service's own READY line, not a probe another stack could answer: a port taken
     fails `acqsim up` with the service, its address and the reason, and no 'all services up'."""

@@ -13,7 +13,7 @@ import pytest
 
 from acqsim.cli import main as acqsim_main
 from nac.cli import table_from_config
-from nac.server import fetch_stats
+from nac.status import fetch_stats
 from tests.nac.helpers import request
 from tests.nac.netkit import STEP_TIMEOUT_S, EchoFrontEnd, answer_body, round_trip, start_member, terminal
 
@@ -55,7 +55,8 @@ async def test_nac_process_routes_and_reports(capsys: pytest.CaptureFixture[str]
                 conn = await terminal(listen)
                 answer = await round_trip(conn, request(b"hello"))
                 assert answer == bytes.fromhex("6000000003") + answer_body(request(b"hello"), "A")
-                assert await round_trip(conn, request(b"again")) is not None
+                again = await round_trip(conn, request(b"again"))
+                assert again == bytes.fromhex("6000000003") + answer_body(request(b"again"), "A")
                 await conn.aclose()
 
                 code = await anyio.to_thread.run_sync(acqsim_main, ["nac", "--stats", status])
