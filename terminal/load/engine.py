@@ -260,13 +260,10 @@ class LoadEngine:
         options = self.options
         schedule, terminals = options.schedule, self._terminals
         self._start = start = anyio.current_time() + 0.05
-        end = start + schedule.duration
         next_progress = start + 1.0
-        while self._due < schedule.count:
+        while self._due < schedule.count:  # every request is due before the end, even if this wakes late
             await anyio.sleep_until(start + schedule.due(self._due))
             now = anyio.current_time()
-            if now > end:
-                break
             first = self._due
             while self._due < schedule.count and start + schedule.due(self._due) <= now:
                 self._due += 1
