@@ -10,6 +10,9 @@ TOML layout (every table optional; omitted values take the defaults below)::
     acquirer_id = "48009999"      # field 32
     currency = "156"              # field 49
     pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported through the HSM at start-up
+    imk_ac = "…32 hex…"           # clear TEST IMK-AC: chip cards' AC master keys derive from it (option A)
+    bdk = "…32 hex…"              # clear TEST DUKPT BDK of the MPOS readers (ANSI X9.24-1 test BDK)
+    bdk_ksi = "FFFF987654"        # its key set id: the first 5 bytes of every KSN under it
     tls = false                   # mutual TLS on every service hop (certificates: `acqsim certs create`)
 
     [hsm]       host = "127.0.0.1"  port = 1500   audit = "hsm-audit.jsonl"
@@ -27,6 +30,7 @@ TOML layout (every table optional; omitted values take the defaults below)::
     [[merchants]]  merchant_id = "898100000000001"  name = "…"  mcc = "5812"  settlement = "direct"  fee_bp = 38
     [[terminals]]  terminal_id = "10000001"  merchant_id = "…"  tmk = "…32 hex…"  app_type = "61"  route = "0003"
     [[cards]]      pan = "…"  expiry = "3012"  pin = "123456"  pvki = "1"  pvv = "6308"  balance = 50000000
+                   psn = "01"  chip = "ok"   # chip: ok | fails (fallback to stripe) | declines | none
 
 Clear keys and PINs in this file are TEST material only (they are documented so any client can transact);
 services never log them. The LMK is not in this file: only the HSM opens its LMK file. The key ceremony
@@ -70,6 +74,13 @@ TEST_PVK: Final = "7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E"
 #: TEST TMK of terminal 10000001: the sign-on vector key of PROTOCOL.md §6.
 TEST_TMK_1: Final = "0123456789ABCDEFFEDCBA9876543210"
 TEST_TMK_2: Final = "3B6D1A8F5D2F7049E0B3D5A7C8F12568"
+#: TEST IMK-AC: the IMK of the published PBOC example (PROTOCOL.md §7) with odd parity set (DES ignores those
+#: bits, so the example's card keys and cryptograms come out the same).
+TEST_IMK_AC: Final = "F1C24A8025CEE0A81A0B024AA87C6EAD"
+#: TEST DUKPT BDK: the ANSI X9.24-1 test BDK of PROTOCOL.md §8, and the key set id (the KSN's first 5 bytes)
+#: that names it: MPOS readers are injected with KSNs that start with it.
+TEST_BDK: Final = "0123456789ABCDEFFEDCBA9876543210"
+TEST_BDK_KSI: Final = "FFFF987654"
 
 SETTLEMENT_DIRECT: Final = "direct"  # 一清: the acquirer pays the merchant's own account
 SETTLEMENT_SECONDARY: Final = "secondary"  # 二清: an aggregator is paid and pays its sub-merchants
@@ -200,6 +211,9 @@ class CardFixture:
     daily_limit: int | None = None  # minor units; None = no limit
     holder: str = "TEST CARDHOLDER"
     note: str = ""
+    psn: str = "01"  # PAN sequence number (tag 5F34, field 23)
+    chip: str = "ok"  # ok | fails (the terminal falls back to the stripe) | declines (after approval) | none
+    script: str = ""  # TEST issuer script command (APDU hex) the front-end sends this chip card on approvals
 
     @property
     def track2(self) -> str:
@@ -242,7 +256,8 @@ DEFAULT_CARDS: Final = (
         balance=100_000,
         daily_limit=2_000_000,
         holder="LI SI",
-        note="good, daily limit 20000.00 (transfer target)",
+        note="good, daily limit 20000.00 (transfer target); its chip fails (fallback to the stripe)",
+        chip="fails",
     ),
     CardFixture(
         pan="6200002000000027",
@@ -270,7 +285,8 @@ DEFAULT_CARDS: Final = (
         pvv="4203",
         balance=1_000,
         holder="SUN QI",
-        note="low balance (10.00)",
+        note="low balance (10.00), its chip approvals carry an issuer script (PUT DATA)",
+        script="04DA9F580103",
     ),
     CardFixture(
         pan="6200005000000053",
@@ -289,7 +305,8 @@ DEFAULT_CARDS: Final = (
         pvv="6297",
         balance=2_000_000,
         holder="WU JIU",
-        note="good, 17-digit PAN",
+        note="good, 17-digit PAN; its chip declines after the host approves (the terminal reverses)",
+        chip="declines",
     ),
 )
 
@@ -300,6 +317,9 @@ class AcqsimConfig:
     acquirer_id: str = DEFAULT_ACQUIRER_ID
     currency: str = CURRENCY_CNY
     pvk: str = TEST_PVK
+    imk_ac: str = TEST_IMK_AC
+    bdk: str = TEST_BDK
+    bdk_ksi: str = TEST_BDK_KSI
     #: Whether the services write trace records; each one dissects and masks a message, which costs CPU.
     trace: bool = True
     #: Mutual TLS on every service-to-service hop, with the certificates of ``acqsim certs create``.
@@ -442,7 +462,8 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
 #: silently leave a setting at its default). The fixture tables' keys are their dataclasses' fields.
 KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "": frozenset(
-        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "hsm", "ledger", "frontend", "nac"}
+        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "imk_ac", "bdk", "bdk_ksi", "hsm"}
+        | {"ledger", "frontend", "nac"}
         | {"merchants", "terminals", "cards"}
     ),
     "hsm": frozenset({"host", "port", "lmk_file", "allow_clear_import", "max_connections", "allowed_clients", "audit"}),
@@ -503,6 +524,9 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
         currency=str(raw.get("currency", defaults.currency)),
         pvk=str(raw.get("pvk", defaults.pvk)),
+        imk_ac=str(raw.get("imk_ac", defaults.imk_ac)),
+        bdk=str(raw.get("bdk", defaults.bdk)),
+        bdk_ksi=str(raw.get("bdk_ksi", defaults.bdk_ksi)),
         trace=trace,
         tls=tls,
         hsm=HsmConfig(
@@ -556,6 +580,9 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "acquirer_id": config.acquirer_id,
         "currency": config.currency,
         "pvk": config.pvk,
+        "imk_ac": config.imk_ac,
+        "bdk": config.bdk,
+        "bdk_ksi": config.bdk_ksi,
         "trace": config.trace,
         "tls": config.tls,
         "hsm": {

@@ -38,7 +38,7 @@ from acqkit.keystore import (
     utc_now,
     write_key_store,
 )
-from frontend.registry import PVK_LABEL, tmk_label
+from frontend.registry import IMK_AC_LABEL, PVK_LABEL, bdk_label, tmk_label
 from hsm_sim.client import HsmClient, HsmError, KeyType
 from wire.paycrypto import key_check_value, with_odd_parity, xor
 
@@ -68,6 +68,8 @@ def ceremony_keys(config: AcqsimConfig) -> Iterator[CeremonyKey]:
     for terminal in config.terminals:
         yield CeremonyKey(tmk_label(terminal.terminal_id), KeyType.TMK, bytes.fromhex(terminal.tmk))
     yield CeremonyKey(PVK_LABEL, KeyType.PVK, bytes.fromhex(config.pvk))
+    yield CeremonyKey(IMK_AC_LABEL, KeyType.MK_AC, bytes.fromhex(config.imk_ac))
+    yield CeremonyKey(bdk_label(config.bdk_ksi), KeyType.BDK, bytes.fromhex(config.bdk))
 
 
 def split_into_components(key: bytes) -> tuple[str, str]:

@@ -8,10 +8,13 @@ from typing import Any, Final, Literal
 from core_ledger.client import host_message
 from frontend.effects import (
     AskLedger,
+    DecryptTrack,
     Effect,
+    GenerateArpc,
     GenerateMac,
     GenerateWorkingKeys,
     PeerFailure,
+    VerifyArqc,
     VerifyMac,
     VerifyMacAndPin,
     VerifyPin,
@@ -20,8 +23,32 @@ from hsm_sim.client import PinVerification
 from wire.trace import TraceWriter
 
 Link = Literal["hsm", "host"]
-TRACED: Final = (AskLedger, GenerateWorkingKeys, VerifyMac, GenerateMac, VerifyPin, VerifyMacAndPin)
-_HSM_CODES: Final = {GenerateWorkingKeys: "A0", VerifyMac: "M8", GenerateMac: "M6", VerifyPin: "DC"}
+TRACED: Final = (
+    AskLedger,
+    GenerateWorkingKeys,
+    VerifyMac,
+    GenerateMac,
+    VerifyPin,
+    VerifyMacAndPin,
+    VerifyArqc,
+    GenerateArpc,
+    DecryptTrack,
+)
+_HSM_CODES: Final = {
+    GenerateWorkingKeys: "A0",
+    VerifyMac: "M8",
+    GenerateMac: "M6",
+    VerifyPin: "DC",
+    VerifyArqc: "KQ",
+    GenerateArpc: "KQ",
+    DecryptTrack: "M2",
+}
+#: Notes for the chip and MPOS commands, by (effect, whether the result is ``True``): never a value.
+_NOTES: Final[dict[tuple[type, bool], str]] = {
+    (VerifyArqc, False): "ARQC NOT verified",
+    (GenerateArpc, False): "ARPC generated",
+    (DecryptTrack, False): "track decrypted",
+}
 #: The 4-character header placeholder a traced HSM command is shown with, and the error code of its answer.
 _HSM_HEADER: Final = "----"
 _ANSWER_SHOWN: Final = b"00"
@@ -30,6 +57,8 @@ _ANSWER_SHOWN: Final = b"00"
 def _view(effect: Effect) -> tuple[Link, bytes]:
     if isinstance(effect, AskLedger):
         return "host", host_message(effect.request)
+    if isinstance(effect, VerifyPin) and effect.ksn is not None:
+        return "hsm", f"{_HSM_HEADER}GQ".encode("ascii")  # the DUKPT PIN: verified from the BDK and the KSN
     return "hsm", f"{_HSM_HEADER}{_HSM_CODES[type(effect)]}".encode("ascii")
 
 
@@ -46,11 +75,19 @@ def result_note(result: Any) -> str:
     if isinstance(result, PinVerification):
         return f"PIN {result.value}"
     if isinstance(result, tuple):
-        return "PIK and MAK generated"
+        return "PIK, MAK and TDK generated" if len(result) == 3 else "PIK and MAK generated"
     if isinstance(result, bytes):
         return "MAC generated"
     code = getattr(result, "response_code", None)
     return str(getattr(code, "value", code))
+
+
+def _note(effect: Effect, result: Any) -> str:
+    if isinstance(result, PeerFailure):
+        return result_note(result)
+    if isinstance(effect, VerifyArqc):
+        return "ARQC verified, ARPC generated" if result is not None else "ARQC NOT verified"
+    return _NOTES.get((type(effect), result is True)) or result_note(result)
 
 
 class EffectTrace:
@@ -73,12 +110,12 @@ class EffectTrace:
 
     def answered(self, result: Any) -> None:
         results = result if len(self.parts) > 1 else (result,)
-        for (link, payload), part_result in zip(self.views, results, strict=True):
+        for part, (link, payload), part_result in zip(self.parts, self.views, results, strict=True):
             self.trace.record(
                 direction="in",
                 link=link,
                 peer=_peer(link),
                 payload=payload[:6] + _ANSWER_SHOWN if link == "hsm" else b"",
                 correlation_id=self.correlation,
-                note=result_note(part_result),
+                note=_note(part, part_result),
             )

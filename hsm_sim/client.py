@@ -31,6 +31,8 @@ HEADERS: Final = 10_000
 
 __all__ = [
     "HSM_TIMEOUT_S",
+    "ArqcCheck",
+    "DukptPinCheck",
     "GeneratedKey",
     "HsmClient",
     "HsmCommand",
@@ -292,6 +294,93 @@ class HsmClient(PeerClient[str, bytes]):
         """M8 and DC sent together, answered in one round trip (a request's MAC and its PIN)."""
         (mac_error, _), (pin_error, _) = await self.call_many([verify_mac_command(*mac), verify_pin_pvv_command(pin)])
         return mac_verified(mac_error), pin_verdict(pin_error)
+
+    async def verify_arqc(self, check: ArqcCheck) -> bytes | None:
+        """KQ mode 1: the ARPC (method 1) when the ARQC verifies, ``None`` when it does not (error 01)."""
+        ((error, fields),) = await self.call_many([arqc_command(check, KQ_VERIFY_AND_ARPC)])
+        return arpc_of(fields) if error == ErrorCode.OK else None
+
+    async def verify_dukpt_pin_pvv(self, check: DukptPinCheck) -> PinVerification:
+        """GQ: a PIN block under a TDES DUKPT PIN key, verified against the card's PVV."""
+        ((error, _),) = await self.call_many([dukpt_pin_command(check)])
+        return pin_verdict(error)
+
+    async def decrypt_data(self, kind: str, key_under_lmk: str, data: bytes, *, ksn: bytes = b"", cbc: bool) -> bytes:
+        """M2: ``kind`` T (TDES DUKPT BDK + ``ksn``), A (AES DUKPT BDK + ``ksn``) or D (TDK); clear data back."""
+        ((_, fields),) = await self.call_many([decrypt_data_command(kind, key_under_lmk, data, ksn=ksn, cbc=cbc)])
+        return decrypted_data(fields)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ArqcCheck:
+    """What :meth:`HsmClient.verify_arqc` sends: the issuer key, the card, the ATC, the data the ARQC covers,
+    the ARQC and the answer code the ARPC carries. ``repr`` hides the PAN."""
+
+    imk_under_lmk: str
+    pan: str = dataclasses.field(repr=False)
+    psn: str
+    atc: bytes
+    data: bytes
+    arqc: bytes
+    arc: str
+    pboc: bool = True
+
+
+#: KQ modes: verify the ARQC; verify it and answer the ARPC; answer the ARPC only (hsm_sim/commands/emv_commands.py).
+KQ_VERIFY: Final = "0"
+KQ_VERIFY_AND_ARPC: Final = "1"
+KQ_ARPC_ONLY: Final = "2"
+
+
+def arqc_command(check: ArqcCheck, mode: str) -> HsmCommand:
+    """KQ (ARPC method 1); error 01 means the ARQC did not verify (:func:`arqc_verified`, :func:`arpc_of`)."""
+    method = "P" if check.pboc else "E"
+    fields = (
+        f"{mode}{method}1{check.imk_under_lmk}{len(check.pan):02d}{check.pan}{check.psn}{check.atc.hex().upper()}"
+        f"{len(check.data):03d}{check.data.hex().upper()}{check.arqc.hex().upper()}{check.arc.encode().hex()}"
+    )
+    return HsmCommand("KQ", fields.encode("ascii"), _M8_OK)
+
+
+def arqc_verified(error: str) -> bool:
+    return error == ErrorCode.OK
+
+
+def arpc_of(fields: bytes) -> bytes:
+    return bytes.fromhex(fields.decode("ascii"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DukptPinCheck:
+    """What GQ verifies: a PIN block under the DUKPT PIN key of ``ksn`` (BDK under the LMK), against the PVV.
+    ``repr`` hides the card's data."""
+
+    bdk_under_lmk: str
+    pvk_under_lmk: str
+    ksn: bytes
+    pin_block: bytes = dataclasses.field(repr=False)
+    pan: str = dataclasses.field(repr=False)
+    pvki: str = dataclasses.field(repr=False)
+    pvv: str = dataclasses.field(repr=False)
+
+
+def dukpt_pin_command(check: DukptPinCheck) -> HsmCommand:
+    """GQ; its error code is the verdict (:func:`pin_verdict`), as DC's."""
+    fields = (
+        f"{check.bdk_under_lmk}{check.pvk_under_lmk}{check.ksn.hex().upper()}{check.pin_block.hex().upper()}01"
+        f"{check.pan[-13:-1]}{check.pvki}{check.pvv}"
+    )
+    return HsmCommand("GQ", fields.encode("ascii"), _DC_OK)
+
+
+def decrypt_data_command(kind: str, key_under_lmk: str, data: bytes, *, ksn: bytes = b"", cbc: bool) -> HsmCommand:
+    """M2: ``kind`` T / A (a DUKPT BDK and the ``ksn``) or D (a TDK); the clear data: :func:`decrypted_data`."""
+    fields = f"{kind}{key_under_lmk}{ksn.hex().upper()}{int(cbc)}{len(data):04d}{data.hex().upper()}"
+    return HsmCommand("M2", fields.encode("ascii"))
+
+
+def decrypted_data(fields: bytes) -> bytes:
+    return bytes.fromhex(fields[4:].decode("ascii"))
 
 
 #: (key type, MAK under LMK, data, MAC, algorithm) for :meth:`HsmClient.verify_mac_and_pin_pvv`.

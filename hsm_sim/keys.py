@@ -9,6 +9,8 @@ acqsim key type codes and variants (payShield shares code 002 between TMK, TPK a
 its own variant so confusing them is always refused):
 
     ZMK 000 A6 | ZPK 001 5A | TPK 002 6A | TAK 003 DE | TMK 102 2B | PVK 202 50
+    MK-AC 109 3C (issuer master key for application cryptograms, "IMK-AC") | BDK 009 9C (DUKPT base
+    derivation key, TDES or AES-128) | TDK 011 C6 (CUP track data key; acqsim's own code)
 
 The default TEST LMK is ``TEST_LMK_HEX`` below (test material only); its check value is printed by
 ``acqsim hsm`` and answered by the NC command.
@@ -41,6 +43,9 @@ class KeyType(enum.StrEnum):
     TAK = "TAK"  # terminal MAC key, the POS "MAK"
     TMK = "TMK"
     PVK = "PVK"
+    MK_AC = "IMK"  # the issuer's IMK-AC (payShield type MK-AC): card master keys derive from it (option A)
+    BDK = "BDK"  # DUKPT base derivation key
+    TDK = "TDK"  # track data key (PROTOCOL.md §8)
 
     @property
     def code(self) -> str:
@@ -65,6 +70,9 @@ _CODES: Final = {
     KeyType.TAK: "003",
     KeyType.TMK: "102",
     KeyType.PVK: "202",
+    KeyType.MK_AC: "109",
+    KeyType.BDK: "009",
+    KeyType.TDK: "011",
 }
 _VARIANTS: Final = {
     KeyType.ZMK: 0xA6,
@@ -73,6 +81,9 @@ _VARIANTS: Final = {
     KeyType.TAK: 0xDE,
     KeyType.TMK: 0x2B,
     KeyType.PVK: 0x50,
+    KeyType.MK_AC: 0x3C,
+    KeyType.BDK: 0x9C,
+    KeyType.TDK: 0xC6,
 }
 
 

@@ -3,7 +3,8 @@
     acqsim pos [--config FILE] [--terminal ID] [--nac HOST:PORT] COMMAND [ARGS]
       sign-on | sign-off | echo | settle | reversal-status
       balance                                   [--card PAN] [--pin PIN]
-      purchase AMOUNT                           [--card PAN] [--pin PIN]
+      purchase AMOUNT                           [--card PAN] [--pin PIN] [--chip | --contactless | --fallback |
+                                                 --reader (MPOS: DUKPT card reader)] [--signature FILE (MPOS)]
       void --stan N [--rrn R] AMOUNT            refund AMOUNT --stan N --rrn R --date MMDD
       preauth AMOUNT                            preauth-cancel AMOUNT --stan N --auth-code C
       complete AMOUNT --stan N --auth-code C    transfer AMOUNT --to PAN
@@ -34,10 +35,12 @@ from acqkit.amounts import parse_amount
 from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.runner import announce
+from terminal.chipflow import ReadMode
 from terminal.ecr_link import EcrLink, serve_ecr
+from terminal.eslip import Signature, SignatureError, eslip_html, eslip_json
 from terminal.pos import PosTerminal
 from terminal.qr_cli import QR_COMMANDS, run_qr
-from terminal.receipt import ReceiptData, deliver
+from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import Original, Outcome, TerminalError
 from wire.constants import RESPONSE_MEANINGS, ResponseCode
 from wire.ecrlink import DEFAULT_ECR_LINK_PORT
@@ -60,6 +63,10 @@ COMMANDS = (
     "ecr-link",
     *QR_COMMANDS,
 )
+#: Where the e-slips are published (the QR code links there): acqsim's TEST address.
+ESLIP_BASE_URL = "https://receipts.acqsim.test"
+#: The transactions a chip card can start (its ARQC goes with them).
+CHIP_KINDS = ("purchase", "preauth")
 KINDS = {
     "balance": "balance",
     "purchase": "purchase",
@@ -92,6 +99,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen", help=f"ecr-link: HOST:PORT to serve tills on (default 127.0.0.1:{DEFAULT_ECR_LINK_PORT})"
     )
+    parser.add_argument(
+        "--signature", type=Path,
+        help="MPOS: the cardholder's signature drawn on the phone (JSON strokes of [x, y] points); the approval "
+        "writes an e-slip with it (HTML with a QR link, and the JSON the phone sends)",
+    )  # fmt: skip
+    read = parser.add_mutually_exclusive_group()
+    read.add_argument(
+        "--chip", action="store_const", dest="read", const=ReadMode.CONTACT,
+        help="purchase/preauth: insert the card (contact chip, 22 = 05x, field 55 with the card's ARQC)",
+    )  # fmt: skip
+    read.add_argument(
+        "--contactless", action="store_const", dest="read", const=ReadMode.CONTACTLESS,
+        help="purchase/preauth: tap the card (22 = 07x; no PIN unless --pin is given)",
+    )  # fmt: skip
+    read.add_argument(
+        "--reader", action="store_const", dest="read", const="reader",
+        help="MPOS purchase/preauth: the card reader encrypts PIN and track under DUKPT keys; the request carries "
+        "only the KSN and ciphertexts (53 = 2620000000000000, 62)",
+    )  # fmt: skip
+    read.add_argument(
+        "--fallback", action="store_const", dest="read", const=ReadMode.FALLBACK,
+        help="purchase/preauth: the chip fails and the stripe is read (22 = 80x, 60.5 = 2)",
+    )  # fmt: skip
 
 
 def exit_code(outcome: Outcome | None) -> int:
@@ -116,6 +146,9 @@ def outcome_json(command: str, terminal_id: str, outcome: Outcome | None, **extr
         "approved": outcome.approved,
         "mac_verified": outcome.trusted,
         "sign_on_again": outcome.sign_on_again,
+        "card_declined": outcome.card_declined,
+        "issuer_authenticated": outcome.issuer_authenticated,
+        "scripts_ran": outcome.scripts_ran,
     }
     for field, name in (("11", "stan"), ("37", "rrn"), ("38", "auth_code")):
         if fields.get(field):
@@ -140,6 +173,12 @@ def _line(outcome: Outcome | None) -> str:
         parts.append(f"available {int(outcome.fields['54'][8:]) / 100:,.2f}")
     if outcome.sign_on_again:
         parts.append("host asks: sign on again")
+    if outcome.card_declined:
+        parts.append("THE CARD DECLINED after the host approved (reversed)")
+    if outcome.issuer_authenticated is not None:
+        parts.append("ARPC verified" if outcome.issuer_authenticated else "ARPC FAILED")
+    if outcome.scripts_ran:
+        parts.append("issuer scripts run (0620 advice sent)")
     return ", ".join(parts)
 
 
@@ -196,7 +235,19 @@ async def _run(args: argparse.Namespace) -> int:
             else None
         )
         pin = args.pin or card.pin
-        outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
+        read: ReadMode | str | None = getattr(args, "read", None)
+        if read == "reader" and kind in CHIP_KINDS:
+            outcome = await pos.mpos_financial(kind, card, amount=amount, pin=pin)
+        elif isinstance(read, ReadMode) and kind in CHIP_KINDS:
+            tapped = read is ReadMode.CONTACTLESS and not args.pin  # a small contactless payment: no PIN
+            outcome = await pos.card_financial(
+                kind, card, mode=read, amount=amount, pin=None if tapped else pin,
+                force_chip_failure=read is ReadMode.FALLBACK,
+            )  # fmt: skip
+        elif read is not None:
+            raise ValueError("--chip, --contactless, --fallback and --reader apply to purchase and preauth")
+        else:
+            outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
         if args.json:
             print(outcome_json(args.command, terminal_id, outcome))
         else:
@@ -219,14 +270,26 @@ async def _run(args: argparse.Namespace) -> int:
                 time=outcome.fields.get("12", ""),
                 amount=amount,
             )
-            print(deliver(data, mpos=fixture.app_type == APP_MPOS, receipts_dir=config.data_dir / "receipts"))
+            if fixture.app_type == APP_MPOS:
+                path = config.data_dir / "receipts" / f"{terminal_id}-{data.stan}.html"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if args.signature is not None:
+                    signature = Signature.from_json(json.loads(args.signature.read_text(encoding="utf-8")))
+                    url = f"{ESLIP_BASE_URL}/{terminal_id}/{data.stan}"
+                    path.write_text(eslip_html(data, signature, url), encoding="utf-8")
+                    path.with_suffix(".json").write_text(eslip_json(data, signature, url), encoding="utf-8")
+                else:
+                    path.write_text(html_receipt(data), encoding="utf-8")
+                print(f"e-receipt written to {path}")
+            else:
+                print(text_receipt(data))
         return exit_code(outcome)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         return anyio.run(_run, args)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, SignatureError, OSError) as exc:
         print(f"acqsim pos: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TerminalError as exc:

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from typing import Final
 
 from acqkit.config import CardFixture
+from terminal.chipcard import Completion
+from terminal.chipflow import CardRead, ReadMode, reversal_icc, script_advice_icc
+from terminal.reader import ReaderOutput
 from terminal.state import MAX_REVERSAL_TRIES, BatchTxn, PendingReversal, TerminalState
 from wire.codec import decode_pos_body, encode_pos_body, encode_pos_body_with_mac, pos_body_mac, pos_mac_block
 from wire.constants import (
@@ -21,6 +24,7 @@ from wire.constants import (
     ENTRY_SWIPE_WITH_PIN,
     PIN_CAPTURE_6,
     REVERSAL_DONE_CODES,
+    SECURITY_CONTROL_DUKPT,
     SECURITY_CONTROL_FORMAT0_TDES,
     ConditionCode,
     Mti,
@@ -30,6 +34,7 @@ from wire.constants import (
     ReversalReason,
     TxnType,
 )
+from wire.dukpt import DukptTrackData
 from wire.errors import WireError
 from wire.field59 import ENTRY_QR, QR_PENDING, Field59
 from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, SettlementTotals, SignOnKeys, UploadDetail
@@ -105,10 +110,16 @@ class Outcome:
     fields: dict[str, str]
     trusted: bool  # the answer's MAC verified (or the message carries none by design)
     sign_on_again: bool = False
+    #: Chip: the card refused at its second GENERATE AC after the host approved (the terminal reversed it).
+    card_declined: bool = False
+    #: Chip: the issuer's ARPC verified (True), did not (False), or the answer carried none (None).
+    issuer_authenticated: bool | None = None
+    #: Chip: issuer scripts ran (their results went in a 0620 advice).
+    scripts_ran: bool = False
 
     @property
     def approved(self) -> bool:
-        return self.response_code == ResponseCode.APPROVED and self.trusted
+        return self.response_code == ResponseCode.APPROVED and self.trusted and not self.card_declined
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,6 +161,9 @@ class TerminalSession:
         #: otherwise fill memory); their settlement then reports empty totals.
         self.keep_batch = keep_batch
         self.header = PosHeader(app_type=app_type)
+        #: The chip request in flight (22, 23, 55) and the last reversal stored, for what follows the answer.
+        self._chip_request: tuple[str, str, str] | None = None
+        self._last_reversal: dict[str, str] | None = None
         self.tpdu = Tpdu(dst=route, src=TERMINAL_SRC)
         #: TPDU ‖ header: the same for every request of this terminal, so written once.
         self._frame_prefix = PosFrame(tpdu=self.tpdu, header=self.header, body=b"").to_bytes()
@@ -201,11 +215,11 @@ class TerminalSession:
             "42": self.state.merchant_id,
         }
 
-    def sign_on(self) -> bytes:
+    def sign_on(self, *, with_tdk: bool = False) -> bytes:
+        """0800 sign-on: 60.3 003 (PIK and MAK) or, ``with_tdk``, 004 (also the track data key)."""
         fields = self._base(Mti.NETWORK_REQUEST, self.state.next_stan())
-        fields["60"] = Field60(
-            txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.SIGN_ON_DOUBLE_KEYS
-        ).encode()
+        code = NetworkCode.SIGN_ON_WITH_TDK if with_tdk else NetworkCode.SIGN_ON_DOUBLE_KEYS
+        fields["60"] = Field60(txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=code).encode()
         fields["63"] = "001"  # operator number
         return self._frame(fields, mac=False)
 
@@ -223,8 +237,10 @@ class TerminalSession:
         pin: str | None = None,
         original: Original | None = None,
         target_pan: str | None = None,
+        read: CardRead | None = None,
     ) -> bytes:
-        """Build a financial request; its reversal is stored first (except balance inquiries)."""
+        """Build a financial request; its reversal is stored first (except balance inquiries). ``read`` says
+        how the card was read (chip: 22 = 05x/07x with 23 and 55; fallback 80x; 60.4/60.5), default a swipe."""
         mti, processing, condition, txn_type, wants_pin = FINANCIAL[kind]
         if not self.state.signed_on:
             raise TerminalError("terminal is not signed on")
@@ -258,8 +274,16 @@ class TerminalSession:
         if target_pan:
             fields["48"] = target_pan
         fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
+        self._chip_request = None
+        if read is not None and read.mode is not ReadMode.SWIPE:
+            fields["22"] = read.mode.value + fields["22"][2]
+            fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch, extra=read.field_60_extra).encode()
+        if read is not None and read.is_chip:
+            fields["23"] = read.psn.zfill(3)
+            fields["55"] = read.icc.hex().upper()
+            self._chip_request = (fields["22"], fields["23"], fields["55"])
         if kind != "balance":
-            self._store_reversal(fields)
+            self._store_reversal(fields, read)
         return self._frame(fields, mac=True)
 
     def qr(self, kind: str, *, amount: int = 0, qr_data: Field59, original: Original | None = None) -> bytes:
@@ -267,6 +291,7 @@ class TerminalSession:
         mti, processing, txn_type = QR_FINANCIAL[kind]
         if not self.state.signed_on:
             raise TerminalError("terminal is not signed on")
+        self._chip_request = None  # no card was read
         fields = self._base(mti, self.state.next_stan())
         fields.update({"3": processing, "22": ENTRY_QR, "25": ConditionCode.NORMAL, "49": CURRENCY_CNY})
         if amount:
@@ -297,13 +322,68 @@ class TerminalSession:
             fields = {**sale.fields, "39": final.response_code, "59": final.fields.get("59", sale.fields.get("59", ""))}
             self._remember("qr_sale", fields)
 
-    def _store_reversal(self, request: dict[str, str]) -> None:
-        keep = ("2", "3", "4", "11", "14", "22", "25", "35", "41", "42", "49", "59", "60")
+    def dukpt_financial(self, kind: str, reader: ReaderOutput, *, scheme: int, amount: int) -> bytes:
+        """An MPOS request built by the phone from what the card reader returned: no PAN, track or clear PIN —
+        52 = the PIN block under the DUKPT PIN key, 53 = :data:`SECURITY_CONTROL_DUKPT`, 62 = scheme ‖ KSN ‖
+        track 2 under the DUKPT data key (docs/chip.md). Its reversal is stored first, as for any request."""
+        mti, processing, condition, txn_type, _ = FINANCIAL[kind]
+        if not self.state.signed_on:
+            raise TerminalError("terminal is not signed on")
+        fields = self._base(mti, self.state.next_stan())
+        fields |= {"3": processing, "4": f"{amount:012d}", "25": condition, "49": CURRENCY_CNY}
+        fields["22"] = ENTRY_SWIPE_WITH_PIN if reader.pin_block is not None else ENTRY_SWIPE_NO_PIN
+        if reader.pin_block is not None:
+            fields |= {"26": PIN_CAPTURE_6, "52": reader.pin_block.hex().upper()}
+        fields["53"] = SECURITY_CONTROL_DUKPT
+        fields["62"] = DukptTrackData(scheme=scheme, ksn=reader.ksn, track_ciphertext=reader.track_data).encode()
+        fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
+        self._chip_request = None
+        self._store_reversal(fields)
+        return self._frame(fields, mac=True)
+
+    def _store_reversal(self, request: dict[str, str], read: CardRead | None = None) -> None:
+        keep: tuple[str, ...] = ("2", "3", "4", "11", "14", "22", "23", "25", "35", "41", "42", "49", "59", "60")
+        if request.get("53") == SECURITY_CONTROL_DUKPT:
+            keep += ("53", "62")  # MPOS: the card is named only by the reader's KSN and encrypted track
         fields = {k: request[k] for k in keep if k in request}
         fields["t"] = Mti.REVERSAL
         fields["39"] = ReversalReason.NO_ANSWER.value
         fields["61"] = Field61(batch=self.state.batch, stan=request["11"]).encode()
+        if read is not None and read.is_chip:
+            fields["55"] = reversal_icc(read.values).hex().upper()
         self.state.pending_reversal = PendingReversal(fields=fields)
+        self._last_reversal = dict(fields)
+
+    # --- chip: after the host's answer ------------------------------------------------------------------
+
+    def card_declined(self, outcome: Outcome, read: CardRead, completion: Completion) -> None:
+        """The host approved but the card said no at its second GENERATE AC (a wrong ARPC, or the card's own
+        decision): undo the approval — drop it from the batch and queue its reversal, with the card's 55."""
+        if self._last_reversal is None:
+            raise TerminalError("no chip request to reverse")
+        fields = dict(self._last_reversal)
+        fields["39"] = ReversalReason.OTHER.value
+        fields["55"] = reversal_icc(read.values, completion).hex().upper()
+        self.state.pending_reversal = PendingReversal(fields=fields)
+        stan = outcome.fields.get("11", "")
+        self.state.batch_txns = [t for t in self.state.batch_txns if t.stan != stan]
+
+    def script_advice(self, outcome: Outcome, read: CardRead, completion: Completion) -> bytes:
+        """0620 / 951: the issuer scripts' results (DF31), naming the original transaction in 61."""
+        if self._last_reversal is None:
+            raise TerminalError("no chip request to advise about")
+        request = self._last_reversal
+        fields = self._base(Mti.SCRIPT_ADVICE, self.state.next_stan())
+        fields |= {n: request[n] for n in ("2", "3", "4", "22", "23", "49") if n in request}
+        fields["55"] = script_advice_icc(read.values, completion).hex().upper()
+        fields["60"] = Field60(
+            txn_type=Field60.parse(request["60"]).txn_type,
+            batch=self.state.batch,
+            network_code=NetworkCode.SCRIPT_RESULT_ADVICE,
+        ).encode()
+        original_stan = Field61.parse(request["61"]).stan
+        fields["61"] = Field61(batch=self.state.batch, stan=original_stan, date=outcome.fields.get("13")).encode()
+        return self._frame(fields, mac=True)
 
     def mark_reversal_reason(self, reason: ReversalReason) -> None:
         if self.state.pending_reversal is not None:
@@ -328,11 +408,9 @@ class TerminalSession:
 
     def batch_uploads(self) -> list[bytes]:
         """0320/201 frames with the batch's details (8 a frame), then the 0320/202 end of upload."""
-        details = [
-            UploadDetail(stan=t.stan, pan=t.pan, amount=t.amount)
-            for t in self.state.batch_txns
-            if t.kind in DEBIT_KINDS + CREDIT_KINDS
-        ]
+        uploaded = [t for t in self.state.batch_txns if t.kind in DEBIT_KINDS + CREDIT_KINDS]
+        details = [UploadDetail(stan=t.stan, pan=t.pan, amount=t.amount) for t in uploaded if not t.icc]
+        chip_frames = [self._chip_upload(t) for t in uploaded if t.icc]
         frames = []
         for start in range(0, len(details), 8):
             fields = self._base(Mti.BATCH_UPLOAD, self.state.next_stan())
@@ -341,13 +419,32 @@ class TerminalSession:
                 txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.BATCH_UPLOAD
             ).encode()
             frames.append(self._frame(fields, mac=True))
+        frames += chip_frames
         end = self._base(Mti.BATCH_UPLOAD, self.state.next_stan())
-        end["48"] = f"{len(details):04d}"
+        end["48"] = f"{len(details) + len(chip_frames):04d}"
         end["60"] = Field60(
             txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.END_OF_BATCH_UPLOAD
         ).encode()
         frames.append(self._frame(end, mac=True))
         return frames
+
+    def _chip_upload(self, txn: BatchTxn) -> bytes:
+        """0320 / 205: one chip transaction with its 55, after an unbalanced settlement (PROTOCOL.md §7)."""
+        fields = {
+            "t": Mti.BATCH_UPLOAD,
+            "2": txn.pan,
+            "4": f"{txn.amount:012d}",
+            "11": txn.stan,
+            "22": txn.entry,
+            "23": txn.psn,
+            "41": self.state.terminal_id,
+            "42": self.state.merchant_id,
+            "55": txn.icc,
+            "60": Field60(
+                txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.CHIP_BATCH_UPLOAD_UNBALANCED
+            ).encode(),
+        }
+        return self._frame(fields, mac=True)
 
     def totals(self) -> SettlementTotals:
         debits = [t.amount for t in self.state.batch_txns if t.kind in DEBIT_KINDS]
@@ -398,6 +495,7 @@ class TerminalSession:
         return outcome
 
     def _remember(self, kind: str, fields: dict[str, str]) -> None:
+        entry, psn, icc = self._chip_request or ("", "", "")
         self.state.batch_txns.append(
             BatchTxn(
                 kind=kind,
@@ -408,6 +506,9 @@ class TerminalSession:
                 auth_code=fields.get("38", ""),
                 local_date=fields.get("13", ""),
                 voucher=_voucher(fields),
+                entry=entry,
+                psn=psn,
+                icc=icc,
             )
         )
 
@@ -422,11 +523,15 @@ class TerminalSession:
         if code != ResponseCode.APPROVED:
             return Outcome(kind="sign_on", response_code=code, fields=fields, trusted=True)
         keys = SignOnKeys.parse(fields.get("62", ""))
-        for under, kcv in ((keys.pik_under_tmk, keys.pik_kcv), (keys.mak_under_tmk, keys.mak_kcv)):
+        checks = [(keys.pik_under_tmk, keys.pik_kcv), (keys.mak_under_tmk, keys.mak_kcv)]
+        if keys.tdk_under_tmk is not None and keys.tdk_kcv is not None:
+            checks.append((keys.tdk_under_tmk, keys.tdk_kcv))
+        for under, kcv in checks:
             clear = decrypt_key_under(self._tmk, bytes.fromhex(under))
             if key_check_value(clear, KCV_LEN).hex().upper() != kcv.upper():
                 raise TerminalError("a working key's check value does not match: sign on again")
         self.state.pik_under_tmk, self.state.mak_under_tmk = keys.pik_under_tmk, keys.mak_under_tmk
+        self.state.tdk_under_tmk = keys.tdk_under_tmk
         self.state.batch = Field60.parse(fields.get("60", "00000001")).batch
         self.state.signed_on = True
         return Outcome(kind="sign_on", response_code=code, fields=fields, trusted=True)

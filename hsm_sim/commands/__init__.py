@@ -11,7 +11,8 @@ Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.comman
 :mod:`hsm_sim.commands.component_commands` (A4),
 :mod:`hsm_sim.commands.lmk_commands` (BW, only while an old LMK is loaded for a rotation),
 :mod:`hsm_sim.commands.mac_commands` (M6, M8),
-:mod:`hsm_sim.commands.pin_commands` (CA, DC).
+:mod:`hsm_sim.commands.pin_commands` (CA, DC), :mod:`hsm_sim.commands.emv_commands` (KQ),
+:mod:`hsm_sim.commands.dukpt_commands` (G0, GQ, M2).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from hsm_sim.commands.common import (
     Handler,
 )
 from hsm_sim.commands.component_commands import a4_form_key_from_components
+from hsm_sim.commands.dukpt_commands import g0_translate_dukpt_pin, gq_verify_dukpt_pin_pvv, m2_decrypt_data
+from hsm_sim.commands.emv_commands import kq_arqc_arpc
 from hsm_sim.commands.import_commands import a6_import_key
 from hsm_sim.commands.key_commands import a0_generate_key, bu_check_value, nc_diagnostics
 from hsm_sim.commands.mac_commands import m6_generate_mac, m8_verify_mac
@@ -50,4 +53,8 @@ COMMANDS: Final[dict[str, Handler]] = {
     "M8": m8_verify_mac,
     "CA": ca_translate_pin,
     "DC": dc_verify_pin_pvv,
+    "KQ": kq_arqc_arpc,
+    "G0": g0_translate_dukpt_pin,
+    "GQ": gq_verify_dukpt_pin_pvv,
+    "M2": m2_decrypt_data,
 }

@@ -24,7 +24,8 @@ from hsm_sim.reader import FieldReader
 from wire.paycrypto import has_odd_parity, key_check_value, with_odd_parity, xor
 
 #: Key types A4 may form: the key-encrypting keys a ceremony loads, and the PVK.
-COMPONENT_TYPES: Final = frozenset({KeyType.ZMK, KeyType.TMK, KeyType.PVK})
+#: (the IMK-AC and the DUKPT BDK too: base keys that never travel under another key, issue #18)
+COMPONENT_TYPES: Final = frozenset({KeyType.ZMK, KeyType.TMK, KeyType.PVK, KeyType.MK_AC, KeyType.BDK})
 MIN_COMPONENTS: Final = 2
 MAX_COMPONENTS: Final = 9
 

@@ -85,8 +85,18 @@ def dc_verify_pin_pvv(lmk: Lmk, reader: FieldReader) -> str:
     pvki = reader.digits(1, "PVKI")
     pvv = reader.digits(4, "PVV")
     reader.end()
+    verify_pin_block_pvv(tpk, pvk, block, fmt, (account, pvki, pvv))
+    return ""
+
+
+def verify_pin_block_pvv(
+    pin_key: bytes, pvk: bytes, block: str, fmt: PinBlockFormat, account_pvki_pvv: tuple[str, str, str]
+) -> None:
+    """Answer 01 unless ``block`` (hex, under ``pin_key``) holds the PIN whose Visa PVV is the one given; a
+    malformed block is answered 01 too (its true code, 20, goes to the audit log only). DC and GQ share it."""
+    account, pvki, pvv = account_pvki_pvv
     try:
-        pin = _clear_pin(tpk, block, fmt, account)
+        pin = _clear_pin(pin_key, block, fmt, account)
         expected = visa_pvv(pvk, account_pan(account), pvki, pin)
     except CommandError as exc:  # the block's contents: answered as a wrong PIN
         raise CommandError(ErrorCode.VERIFICATION_FAILED, exc.reason, true_code=exc.code) from None
@@ -94,4 +104,3 @@ def dc_verify_pin_pvv(lmk: Lmk, reader: FieldReader) -> str:
         raise CommandError(ErrorCode.VERIFICATION_FAILED, str(exc), true_code=ErrorCode.PIN_BLOCK_INVALID) from None
     if not hmac.compare_digest(expected, pvv):
         raise CommandError(ErrorCode.VERIFICATION_FAILED, "PIN does not verify")
-    return ""

@@ -40,13 +40,13 @@ async def test_the_ceremony_loads_once_and_reuses_the_store(tmp_path: Path) -> N
     processor = HsmProcessor.with_random_lmk(allow_clear_import=True)
     async with hsm_at(processor) as hsm:
         first = await key_ceremony(config, hsm)
-        assert set(first.entries) == {"tmk/10000001", "tmk/10000002", "pvk"}
+        assert set(first.entries) == {"tmk/10000001", "tmk/10000002", "pvk", "imk/ac", "bdk/FFFF987654"}
         assert first.lmk_kcv == processor.lmk_check_value
         assert {e.source for e in first.entries.values()} == {"components"}
-        assert processor.counts["A4"] == 3
+        assert processor.counts["A4"] == 5
         assert read_key_store(config.key_store_path) == first
         assert await key_ceremony(config, hsm) == first  # restart: nothing imported again
-        assert processor.counts["A4"] == 3
+        assert processor.counts["A4"] == 5
         rekeyed = dataclasses.replace(
             config, terminals=(config.terminals[0], dataclasses.replace(config.terminals[1], tmk=TEST_TMK_1))
         )
@@ -54,7 +54,7 @@ async def test_the_ceremony_loads_once_and_reuses_the_store(tmp_path: Path) -> N
         assert again.entries["tmk/10000002"].kcv == again.entries["tmk/10000001"].kcv  # replaced …
         assert again.entries["pvk"] == first.entries["pvk"]  # … and only it
     text = config.key_store_path.read_text().upper()
-    for clear in [t.tmk for t in config.terminals] + [config.pvk]:
+    for clear in [t.tmk for t in config.terminals] + [config.pvk, config.imk_ac, config.bdk]:
         assert clear[:16] not in text and clear[16:] not in text
 
 

@@ -22,9 +22,12 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
     with ``acqsim trace``; the in-process pipeline is tests/integration/test_pipeline.py's."""
     assert main(["demo", "--processes", "--tls", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "services running as separate processes" in out and "13 of 13 steps ended as expected" in out
+    assert "services running as separate processes" in out and "19 of 19 steps ended as expected" in out
     assert "the smart-POS day needs the in-process wallet host" in out  # tests/integration/test_demo_smartpos.py
     assert "terminal ← answer" in out and "front-end → HSM DC" in out and "front-end → ledger 0200" in out
+    # issue #18: where each cryptogram is checked shows in the timelines
+    assert "front-end ← HSM KQ (ARQC verified, ARPC generated)" in out
+    assert "front-end ← HSM M2 (track decrypted)" in out and "front-end → HSM GQ" in out
     assert "ledger ← front-end 0200" in out  # the ledger process traced its own hop
     assert (tmp_path / "tls" / "ca.pem").exists()
     for service in ("hsm", "ledger", "frontend", "nac"):  # every service started with TLS between services

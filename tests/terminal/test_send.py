@@ -32,10 +32,14 @@ def test_send_against_acqsim_up(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert plain["request"]["fields"]["2"] == "620000******0003"  # masked in what is printed
         stan = plain["request"]["fields"]["11"]
 
-        code, edited = _send(capsys, *common, "--set", "4=000000001000", "--set", "22=051", "purchase")
+        code, edited = _send(capsys, *common, "--set", "4=000000001000", "--set", "22=022", "purchase")
         assert code == 0 and edited["response_code"] == "00"
         assert edited["request"]["fields"]["4"] == "000000001000"
-        assert edited["request"]["fields"]["22"] == "051"
+        assert edited["request"]["fields"]["22"] == "022"
+
+        # read by chip, says 22, but no field 55: the front-end refuses it as a format error
+        code, chip_without_55 = _send(capsys, *common, "--set", "22=051", "purchase")
+        assert code == 1 and chip_without_55["response_code"] == "30"
 
         code, bad_mac = _send(capsys, *common, "--raw-mac", "0000000000000000", "purchase")
         assert code == 1
