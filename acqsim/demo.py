@@ -38,6 +38,11 @@ from wire.masking import mask_pan
 TERMINAL: Final = "10000001"
 #: How long the demo terminal waits for an answer (the lost one costs this much).
 DEMO_ANSWER_TIMEOUT_S: Final = 1.5
+#: How long a step's timeline may wait for its trace records: the front-end writes its traces in batches off
+#: the event loop (acqkit/traceflush.py), so its records can reach the file a little after its answer did.
+TRACES_WRITTEN_WAIT_S: Final = 2.0
+#: How often the trace files are read again while waiting (the front-end's flush interval).
+TRACES_REREAD_S: Final = 0.05
 
 
 class LossyRelay:
@@ -81,6 +86,18 @@ def _load(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+async def traces_written(trace_dir: Path, step: Step) -> None:
+    """Wait until the front-end's answer record of ``step`` is on disk (its records are written in order, so
+    every earlier hop of the exchange is too), at most :data:`TRACES_WRITTEN_WAIT_S`; a step the front-end never
+    answered shows what was written by then."""
+    # another process writes the file: it is read again at the flush interval, up to the deadline
+    for _ in range(round(TRACES_WRITTEN_WAIT_S / TRACES_REREAD_S)):
+        hops = journey(trace_dir, step.terminal, step.stan, since=step.started, until=step.ended)
+        if any("front-end → NAC" in hop for hop in hops):
+            return
+        await anyio.sleep(TRACES_REREAD_S)
 
 
 def timeline(trace_dir: Path, stan: str, started: float, ended: float, terminal: str = TERMINAL) -> list[str]:
@@ -128,6 +145,7 @@ async def walk_day(
                 memory[key] = outcome
         record.ok = record.outcome == expected
         steps.append(record)
+        await traces_written(config.trace_dir, record)
         report(record)
         return outcome
 
