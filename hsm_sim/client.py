@@ -170,7 +170,7 @@ class HsmClient:
         fields = ("0" if under_tmk is None else "1") + key_type.code + "U"
         if under_tmk is not None:
             # A ZPK travels under a ZMK (zone); terminal keys under the terminal's TMK.
-            export_type = KeyType.ZMK if key_type in (KeyType.ZPK, KeyType.ZMK) else KeyType.TMK
+            export_type = KeyType.ZMK if key_type in (KeyType.ZPK, KeyType.ZAK, KeyType.ZMK) else KeyType.TMK
             fields += export_type.code + under_tmk
         _, answer = await self._call("A0", fields.encode("ascii"))
         text = answer.decode("ascii")
@@ -249,6 +249,23 @@ class HsmClient:
             ]
         )
         return mac_error == ErrorCode.OK, _PIN_RESULTS[pin_error]
+
+    async def translate_pin_zone(
+        self, source_zpk_under_lmk: str, destination_zpk_under_lmk: str, pin_block: bytes, pan: str
+    ) -> bytes:
+        """CC: a format-0 PIN block under one zone's ZPK → under another's (the scheme switch's step)."""
+        keys = f"{source_zpk_under_lmk}{destination_zpk_under_lmk}"
+        fields = f"{keys}12{pin_block.hex().upper()}0101{pan[-13:-1]}"
+        _, answer = await self._call("CC", fields.encode("ascii"))
+        return bytes.fromhex(answer[2:18].decode("ascii"))
+
+    async def verify_interchange_pin_pvv(
+        self, zpk_under_lmk: str, pvk_under_lmk: str, pin_block: bytes, pan: str, *, pvki: str, pvv: str
+    ) -> PinVerification:
+        """EC: a format-0 PIN block under a ZPK (arrived from the switch) against a Visa PVV (the issuer's step)."""
+        fields = _dc_fields((zpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv), "01")
+        error, _ = await self._call("EC", fields, ok_codes=_DC_OK)
+        return _PIN_RESULTS[error]
 
 
 #: (key type, MAK under LMK, data, MAC, algorithm) for :meth:`HsmClient.verify_mac_and_pin_pvv`.

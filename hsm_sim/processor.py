@@ -34,8 +34,8 @@ COMMAND_LEN: Final = 2
 UNREADABLE_RESPONSE: Final = "ZZ"
 #: The command field of an :class:`Outcome` for a request that names none.
 UNREADABLE_COMMAND: Final = "??"
-#: PIN verification commands, which the :class:`PinGuard` limits.
-PIN_VERIFY_COMMANDS: Final = frozenset({"DC"})
+#: PIN verification commands, which the :class:`PinGuard` limits (EC shares DC's layout, account included).
+PIN_VERIFY_COMMANDS: Final = frozenset({"DC", "EC"})
 
 
 def response_code(command: str) -> str:

@@ -9,7 +9,7 @@ digits, ``H`` = hex characters, ``A`` = ASCII.
 
 Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.commands.import_commands` (A6),
 :mod:`hsm_sim.commands.mac_commands` (M6, M8),
-:mod:`hsm_sim.commands.pin_commands` (CA, DC).
+:mod:`hsm_sim.commands.pin_commands` (CA, CC, DC, EC).
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ from hsm_sim.commands.common import (
 from hsm_sim.commands.import_commands import a6_import_key
 from hsm_sim.commands.key_commands import a0_generate_key, bu_check_value, nc_diagnostics
 from hsm_sim.commands.mac_commands import m6_generate_mac, m8_verify_mac
-from hsm_sim.commands.pin_commands import ca_translate_pin, dc_verify_pin_pvv
+from hsm_sim.commands.pin_commands import (
+    ca_translate_pin,
+    cc_translate_pin_zone,
+    dc_verify_pin_pvv,
+    ec_verify_interchange_pin_pvv,
+)
 
 __all__ = [
     "COMMANDS",
@@ -45,5 +50,7 @@ COMMANDS: Final[dict[str, Handler]] = {
     "M6": m6_generate_mac,
     "M8": m8_verify_mac,
     "CA": ca_translate_pin,
+    "CC": cc_translate_pin_zone,
     "DC": dc_verify_pin_pvv,
+    "EC": ec_verify_interchange_pin_pvv,
 }

@@ -17,7 +17,7 @@ from hsm_sim.keys import KeyType, Lmk, encrypt_under_lmk
 from hsm_sim.reader import FieldReader
 from wire.paycrypto import decrypt_key_under, has_odd_parity, key_check_value
 
-IMPORTABLE_TYPES = frozenset({KeyType.TMK, KeyType.TPK, KeyType.TAK, KeyType.ZPK, KeyType.PVK})
+IMPORTABLE_TYPES = frozenset({KeyType.TMK, KeyType.TPK, KeyType.TAK, KeyType.ZPK, KeyType.ZAK, KeyType.PVK})
 
 
 def a6_import_key(lmk: Lmk, reader: FieldReader) -> str:
