@@ -16,10 +16,11 @@ One frame = ``LEN`` (2 bytes, big-endian, :mod:`wire.framing`) + header (46) + b
 
 The body uses pyiso8583's ``default_ascii`` layout (as the host link, §2) restricted to the switch fields
 (:data:`SWITCH_FIELDS`; a bitmap bit for any other field is a :class:`SwitchMessageError` naming it). 32
-acquiring, 33 forwarding and 100 receiving institution are exactly 8 digits (institution 4 ‖ region 4). 52 is
-the PIN block under the sending zone's ZPK as 16 hex characters. 128 is the MAC: ANSI X9.19 (ISO 9797-1
-algorithm 3, zero padding) under the zone's ZAK over the body from the MTI up to field 128, written as 16
-upper-case hex characters; every request and answer carries one. A rejected message goes back with the reject
+acquiring, 33 forwarding and 100 receiving institution are exactly 8 digits (institution 4 ‖ region 4). 35 is
+track 2 as on the POS link (``=`` separator; the issuer reads its PVV there). 52 is the PIN block under the
+sending zone's ZPK as 16 hex characters. 128 is the MAC: ANSI X9.19 (ISO 9797-1 algorithm 3, zero padding)
+under the zone's ZAK over the body from the MTI up to field 128, written as 16 upper-case hex characters;
+every request and answer carries one. A rejected message goes back with the reject
 code set, source and destination swapped, and the body as received (so the sender can match it).
 """
 
@@ -48,11 +49,11 @@ SWITCH_MAC_HEX_LEN: Final = 16
 #: Institution-id fields: acquiring, forwarding, receiving.
 INSTITUTION_FIELDS: Final = ("32", "33", "100")
 SWITCH_FIELDS: Final = frozenset(
-    {"2", "3", "4", "7", "11", "12", "13", "14", "15", "18", "22", "25", "32", "33", "37", "38", "39", "41", "42"}
+    {"2", "3", "4", "7", "11", "12", "13", "14", "15", "18", "22", "25", "32", "33", "35", "37", "38", "39", "41", "42"}
     | {"49", "52", "53", "90", "100", "128"}
 )
 #: Card data: masked by every printer.
-SWITCH_CARD_FIELDS: Final = frozenset({"2"})
+SWITCH_CARD_FIELDS: Final = frozenset({"2", "35"})
 #: Secret material: never printed.
 SWITCH_SECRET_FIELDS: Final = frozenset({"52"})
 
@@ -262,3 +263,27 @@ def reject_frame(frame: bytes, code: RejectCode, *, switch_id: str) -> bytes:
         body = frame[SWITCH_HEADER_LEN:] if len(frame) > SWITCH_HEADER_LEN else b""
     header = SwitchHeader(destination_id=back_to, source_id=switch_id, transaction_info=info, reject_code=code)
     return header.to_bytes(len(body)) + body
+
+
+def describe_switch(frame: bytes) -> dict[str, object]:
+    """The traced form of a switch frame: header fields and the body with card data masked, no PIN block."""
+    from wire.masking import mask_pan, mask_track
+
+    message = decode_switch_message(frame)
+    fields: dict[str, str] = {}
+    for key, value in message.fields.items():
+        if key in SWITCH_SECRET_FIELDS:
+            fields[key] = "[PIN block]"
+        elif key == "2":
+            fields[key] = mask_pan(value)
+        elif key in SWITCH_CARD_FIELDS:
+            fields[key] = mask_track(value)
+        else:
+            fields[key] = value
+    header = message.header
+    return {
+        "destination": header.destination_id,
+        "source": header.source_id,
+        "reject_code": header.reject_code.value,
+        "fields": fields,
+    }
