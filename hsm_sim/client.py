@@ -19,7 +19,7 @@ import anyio
 from acqkit.multiplex import LinkLost, PeerLink, TagAllocator, TagsExhausted
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
-from hsm_sim.keys import KeyType
+from hsm_sim.keys import KeyType, is_key_under_lmk
 from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
 from wire.paycrypto import MacAlgorithm
 
@@ -39,6 +39,7 @@ __all__ = [
     "KeyType",
     "MacAlgorithm",
     "PinVerification",
+    "is_key_under_lmk",
 ]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-SERVICES: Final = ("hsm_sim", "core_ledger", "frontend", "nac", "terminal")
+SERVICES: Final = ("hsm_sim", "core_ledger", "frontend", "nac", "terminal", "scheme", "issuer_host")
 LAYER: Final[dict[str, int]] = {"wire": 0, "acqkit": 1, **dict.fromkeys(SERVICES, 2), "acqsim": 3, "bench": 4}
 #: The modules through which one service may use another.
 PUBLIC_FACE: Final = ("client", "api")

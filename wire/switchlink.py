@@ -178,8 +178,9 @@ def _check_institutions(fields: Mapping[str, str], error: type[WireError]) -> No
             raise error(f"institution id must be {INSTITUTION_ID_LEN} digits (institution 4, region 4)", field=key)
 
 
-def encode_switch_body(fields: Mapping[str, str], compute_mac: Callable[[bytes], bytes]) -> bytes:
-    """The body with field 128 set to ``compute_mac(block)`` (8 bytes) over the rest of the body."""
+def switch_mac_block(fields: Mapping[str, str]) -> bytes:
+    """The body of ``fields`` up to field 128: the MAC input. Append :func:`mac_field` of its MAC for the body
+    (two steps, so that the MAC can come from an HSM over the network)."""
     unknown = sorted((set(fields) - SWITCH_FIELDS - {"t"}), key=lambda k: int(k) if k.isdigit() else 0)
     if unknown:
         raise MessageEncodeError("field is not part of the switch link", field=unknown[0])
@@ -191,11 +192,20 @@ def encode_switch_body(fields: Mapping[str, str], compute_mac: Callable[[bytes],
         raw, _ = iso8583.encode(doc, SWITCH_SPEC)  # ``doc`` is our own copy: pyiso8583 writes into it
     except iso8583.EncodeError as exc:
         raise MessageEncodeError(exc.msg, field=exc.field) from None
-    block = bytes(raw[:-SWITCH_MAC_HEX_LEN])
-    mac = compute_mac(block)
+    return bytes(raw[:-SWITCH_MAC_HEX_LEN])
+
+
+def mac_field(mac: bytes) -> bytes:
+    """Field 128's bytes for an 8-byte MAC: 16 upper-case hex characters."""
     if len(mac) != 8:
         raise MessageEncodeError(f"MAC must be 8 bytes, got {len(mac)}", field=SWITCH_MAC_FIELD)
-    return block + mac.hex().upper().encode("ascii")
+    return mac.hex().upper().encode("ascii")
+
+
+def encode_switch_body(fields: Mapping[str, str], compute_mac: Callable[[bytes], bytes]) -> bytes:
+    """The body with field 128 set to ``compute_mac(block)`` (8 bytes) over the rest of the body."""
+    block = switch_mac_block(fields)
+    return block + mac_field(compute_mac(block))
 
 
 def encode_switch_message(

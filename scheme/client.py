@@ -1,0 +1,148 @@
+"""The switch link client: an acquirer's way into the switch, and the switch's way to an issuer.
+
+One connection carries many requests at once (:class:`acqkit.multiplex.PeerLink`); an answer is matched to its
+request by MTI class, 32 and 37 (the transaction). Every request is MAC'd and every answer's MAC verified under
+the zone's ZAK at the sender's own HSM (:class:`ZoneMac`): no clear key outside an HSM.
+
+Errors (all :class:`SwitchLinkError`): :class:`SwitchUnavailable` (refused, lost), :class:`SwitchTimeout` (no
+answer in time: the request may or may not have been carried out — an acquirer reverses),
+:class:`SwitchRejected` (the peer sent the frame back with a reject code in its header),
+:class:`AnswerMacFailed` (the answer's MAC does not verify: it cannot be trusted, treat it as no answer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from types import TracebackType
+from typing import Final, Self
+
+import anyio
+
+from acqkit.multiplex import LinkLost, PeerLink
+from hsm_sim.client import HsmClient, KeyType, MacAlgorithm
+from wire.errors import FramingError, WireError
+from wire.switchlink import (
+    RejectCode,
+    SwitchHeader,
+    SwitchMessage,
+    decode_switch_message,
+    mac_field,
+    switch_mac_block,
+)
+
+#: Default time for one exchange with the switch (an issuer leg, PIN translation and MACs included).
+SWITCH_TIMEOUT_S: Final = 8.0
+#: The algorithm of the switch link's MAC (PROTOCOL.md §10, docs/scheme.md).
+SWITCH_MAC_ALGORITHM: Final = MacAlgorithm.X9_19
+
+MatchKey = tuple[str, str, str]
+
+
+class SwitchLinkError(Exception):
+    """Base of the switch link client's errors."""
+
+
+class SwitchUnavailable(SwitchLinkError):
+    """Could not reach the peer, or the connection was lost before the answer."""
+
+
+class SwitchTimeout(SwitchLinkError):
+    """No answer in time: the request may or may not have been carried out."""
+
+
+class SwitchRejected(SwitchLinkError):
+    def __init__(self, code: RejectCode) -> None:
+        super().__init__(f"the peer rejected the message: reject code {code.value} ({code.name.lower()})")
+        self.code = code
+
+
+class AnswerMacFailed(SwitchLinkError):
+    """The answer's field 128 does not verify under the zone's ZAK."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ZoneMac:
+    """MACs under one zone's ZAK, computed and checked by the holder's own HSM."""
+
+    hsm: HsmClient
+    zak_under_lmk: str = dataclasses.field(repr=False)
+
+    async def mac(self, block: bytes) -> bytes:
+        return await self.hsm.generate_mac(KeyType.ZAK, self.zak_under_lmk, block, SWITCH_MAC_ALGORITHM)
+
+    async def verify(self, message: SwitchMessage) -> bool:
+        if message.mac is None:
+            return False
+        return await self.hsm.verify_mac(
+            KeyType.ZAK, self.zak_under_lmk, message.mac_block, message.mac, SWITCH_MAC_ALGORITHM
+        )
+
+
+def match_key(fields: dict[str, str]) -> MatchKey:
+    return (fields.get("t", "")[:2], fields.get("32", ""), fields.get("37", ""))
+
+
+async def encode_with_mac(header: SwitchHeader, fields: dict[str, str], zone: ZoneMac) -> bytes:
+    """A whole switch frame payload for ``fields``, MAC'd under the zone's ZAK at the HSM."""
+    block = switch_mac_block(fields)
+    body = block + mac_field(await zone.mac(block))
+    return header.to_bytes(len(body)) + body
+
+
+def _decode_answer(payload: bytes) -> tuple[MatchKey, SwitchMessage]:
+    try:
+        message = decode_switch_message(payload)
+    except WireError as exc:
+        raise FramingError(f"undecodable switch link answer: {exc}", kind="undecodable") from None
+    return match_key(message.fields), message
+
+
+class SwitchLinkClient:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        own_id: str,
+        peer_id: str,
+        zone: ZoneMac,
+        timeout: float = SWITCH_TIMEOUT_S,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.own_id, self.peer_id = own_id, peer_id
+        self.zone = zone
+        self.timeout = timeout
+        self._peer: PeerLink[MatchKey, SwitchMessage] = PeerLink(
+            host, port, _decode_answer, what=f"switch link {peer_id}", timeout=timeout, tls=tls, server_name=server_name
+        )
+
+    async def exchange(self, fields: dict[str, str], *, timeout: float | None = None) -> SwitchMessage:
+        """Send ``fields`` (without 128) and return the peer's verified answer."""
+        header = SwitchHeader(destination_id=self.peer_id, source_id=self.own_id, transaction_info=fields.get("11", ""))
+        frame = await encode_with_mac(header, fields, self.zone)
+        try:
+            with anyio.fail_after(self.timeout if timeout is None else timeout):
+                [answer] = await self._peer.exchange_many([(match_key(fields), frame)])
+        except TimeoutError:
+            raise SwitchTimeout(f"no answer from {self.peer_id} at {self.host}:{self.port} in time") from None
+        except LinkLost as exc:
+            raise SwitchUnavailable(str(exc)) from None
+        if answer.header.reject_code is not RejectCode.NONE:
+            raise SwitchRejected(answer.header.reject_code)
+        if not await self.zone.verify(answer):
+            raise AnswerMacFailed(f"the answer from {self.peer_id} fails its MAC")
+        return answer
+
+    async def aclose(self) -> None:
+        await self._peer.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

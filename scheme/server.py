@@ -1,0 +1,202 @@
+"""Thin anyio shell around :class:`scheme.core.SwitchCore`: acquirers in, issuers out (docs/scheme.md).
+
+Requests are answered each in its own task (:mod:`acqkit.requestserver`), matched by MTI class, 32, 37. For one
+request: decode (a bad header or body is sent back with a reject code), find the sender by the header's
+source id (unknown: rejected), verify its MAC under the sender's ZAK at the switch's HSM (failed: rejected), a
+repeat of a journalled key gets its first answer; else the core routes it; a forwarded request has its PIN block
+translated (CC) and goes to the issuer under the issuer's ZAK; the issuer's verified answer, or the stand-in
+decision when the issuer is silent for ``issuer_timeout`` or unreachable, is journalled and then answered.
+Every leg is logged (masked) and traced (``link="switch"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from acqkit.requestserver import serve_requests
+from acqkit.serving import PLAIN, Serving
+from hsm_sim.client import HsmClient, HsmError
+from scheme.client import SwitchLinkClient, SwitchLinkError, ZoneMac, encode_with_mac
+from scheme.core import UNDOING, Forward, Reply, SwitchCore
+from scheme.journal import SwitchJournal
+from wire.constants import ResponseCode
+from wire.errors import WireError
+from wire.masking import mask_pan
+from wire.switchlink import (
+    RejectCode,
+    SwitchHeader,
+    SwitchHeaderError,
+    SwitchMessage,
+    decode_switch_message,
+    reject_frame,
+)
+from wire.trace import TraceWriter, correlation_id
+
+log = logging.getLogger("acqsim.scheme")
+
+#: How long the switch waits for an issuer before it stands in (the acquirer's own timeout must be longer).
+ISSUER_TIMEOUT_S: Final = 3.0
+#: HSM error 20: the PIN block does not decrypt to a PIN under the sender's ZPK.
+_HSM_PIN_BLOCK_INVALID: Final = "20"
+
+
+class SwitchShell:
+    """The switch's I/O: the HSM, the journal, and one link per issuer."""
+
+    def __init__(
+        self,
+        core: SwitchCore,
+        journal: SwitchJournal,
+        hsm: HsmClient,
+        *,
+        issuer_timeout: float = ISSUER_TIMEOUT_S,
+        trace: TraceWriter | None = None,
+    ) -> None:
+        self.core = core
+        self.journal = journal
+        self.hsm = hsm
+        self.issuer_timeout = issuer_timeout
+        self.tracer = trace if trace is not None and trace.enabled else None
+        self._issuers: dict[str, SwitchLinkClient] = {}
+
+    def _issuer_link(self, forward: Forward) -> SwitchLinkClient:
+        issuer = forward.issuer
+        link = self._issuers.get(issuer.institution_id)
+        if link is None:
+            assert issuer.issuer_host is not None and issuer.issuer_port is not None
+            link = SwitchLinkClient(
+                issuer.issuer_host,
+                issuer.issuer_port,
+                own_id=self.core.switch_id,
+                peer_id=issuer.institution_id,
+                zone=ZoneMac(self.hsm, issuer.zak),
+                timeout=self.issuer_timeout,
+            )
+            self._issuers[issuer.institution_id] = link
+        return link
+
+    async def aclose(self) -> None:
+        for link in self._issuers.values():
+            await link.aclose()
+
+    def _trace(self, direction: str, peer: str, payload: bytes, fields: dict[str, str], note: str = "") -> None:
+        if self.tracer is not None:
+            cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"), fields.get("13"))
+            self.tracer.record(
+                direction="in" if direction == "in" else "out",
+                link="switch",
+                peer=peer,
+                payload=payload,
+                correlation_id=cid,
+                note=note or None,
+            )
+
+    async def answer(self, frame: bytes, peer: str) -> bytes:
+        """The frame to send back for one request frame from an acquirer (never raises for bad input)."""
+        try:
+            message = decode_switch_message(frame)
+        except SwitchHeaderError as exc:
+            log.warning("rejected a frame from %s: %s", peer, exc)
+            return reject_frame(frame, RejectCode.HEADER_FORMAT, switch_id=self.core.switch_id)
+        except WireError as exc:
+            log.warning("rejected a frame from %s: %s", peer, exc)
+            return reject_frame(frame, RejectCode.BODY_FORMAT, switch_id=self.core.switch_id)
+        self._trace("in", peer, frame, message.fields)
+        acquirer = self.core.member(message.header.source_id)
+        if acquirer is None:
+            log.warning("rejected a frame from %s: source %s is no member", peer, message.header.source_id)
+            return reject_frame(frame, RejectCode.UNKNOWN_SOURCE, switch_id=self.core.switch_id)
+        zone = ZoneMac(self.hsm, acquirer.zak)
+        if not await zone.verify(message):
+            log.warning("rejected a frame from %s (member %s): MAC failed", peer, acquirer.institution_id)
+            return reject_frame(frame, RejectCode.MAC_FAILED, switch_id=self.core.switch_id)
+        fields = await self._answer_fields(message)
+        header = SwitchHeader(
+            destination_id=acquirer.institution_id,
+            source_id=self.core.switch_id,
+            transaction_info=message.header.transaction_info,
+        )
+        out = await encode_with_mac(header, fields, zone)
+        self._trace("out", peer, out, fields, fields.get("39", ""))
+        return out
+
+    async def _answer_fields(self, message: SwitchMessage) -> dict[str, str]:
+        fields = message.fields
+        known = await anyio.to_thread.run_sync(
+            self.journal.find, fields.get("32", ""), fields.get("37", ""), fields.get("t", "")[:2]
+        )
+        if known is not None:
+            log.info("repeat of acquirer %s RRN %s: first answer %s", known.acquirer_id, known.rrn, known.response_code)
+            return self.core.replay(fields, known)
+        started = time.perf_counter()
+        outcome = self.core.route(message)
+        reply = outcome if isinstance(outcome, Reply) else await self._forward(outcome)
+        with anyio.CancelScope(shield=True):  # journalled before answered, whatever happens to the caller
+            await anyio.to_thread.run_sync(self.journal.record, reply.record)
+        record = reply.record
+        log.info(
+            "%s %s acq %s → iss %s RRN %s %s: %s%s (%.1f ms)",
+            record.mti,
+            record.op,
+            record.acquirer_id,
+            record.issuer_id or "-",
+            record.rrn,
+            mask_pan(fields.get("2", "")),
+            record.response_code.value,
+            " stand-in" if record.stand_in else "",
+            (time.perf_counter() - started) * 1000,
+        )
+        return reply.fields
+
+    async def _forward(self, forward: Forward) -> Reply:
+        fields = dict(forward.fields)
+        if forward.translate_pin:
+            try:
+                block = await self.hsm.translate_pin_zone(
+                    forward.acquirer.zpk, forward.issuer.zpk, bytes.fromhex(fields["52"]), fields["2"]
+                )
+            except (HsmError, ValueError) as exc:
+                code = getattr(exc, "error_code", "")
+                log.warning("PIN translation for RRN %s failed: %s", fields.get("37"), exc)
+                rc = (
+                    ResponseCode.PIN_FORMAT_ERROR if code == _HSM_PIN_BLOCK_INVALID else ResponseCode.SYSTEM_MALFUNCTION
+                )
+                return self.core.decline(forward, rc)
+            fields["52"] = block.hex().upper()
+        link = self._issuer_link(forward)
+        try:
+            answer = await link.exchange(fields)
+        except (SwitchLinkError, HsmError) as exc:
+            log.warning(
+                "issuer %s silent for RRN %s (%s): standing in", forward.issuer.institution_id, fields["37"], exc
+            )
+            stood_in = False
+            if forward.op in UNDOING:
+                provisional = self.core.decline(forward, ResponseCode.ISSUER_UNAVAILABLE).record
+                stood_in = await anyio.to_thread.run_sync(self.journal.original_stood_in, provisional)
+            return self.core.stand_in(forward, original_stood_in=stood_in)
+        return self.core.relay(forward, answer.fields)
+
+
+async def serve(
+    host: str,
+    port: int,
+    *,
+    shell: SwitchShell,
+    serving: Serving = PLAIN,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the switch link on ``host:port`` until cancelled; ``task_status.started(port)``."""
+    try:
+        async with anyio.create_task_group() as tg:
+            listening = functools.partial(serve_requests, host, port, shell.answer, name="scheme", serving=serving)
+            task_status.started(await tg.start(listening))
+    finally:
+        with anyio.CancelScope(shield=True):
+            await shell.aclose()
