@@ -20,7 +20,9 @@ from typing import Final, Self
 import anyio
 
 from acqkit.multiplex import LinkLost, PeerLink
+from core_ledger.api import ROUTES, LedgerOp
 from hsm_sim.client import HsmClient, KeyType, MacAlgorithm
+from wire.constants import SECURITY_CONTROL_FORMAT0_TDES
 from wire.errors import FramingError, WireError
 from wire.switchlink import (
     RejectCode,
@@ -77,6 +79,71 @@ class ZoneMac:
         return await self.hsm.verify_mac(
             KeyType.ZAK, self.zak_under_lmk, message.mac_block, message.mac, SWITCH_MAC_ALGORITHM
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OriginalData:
+    """Field 90 of a request that names an earlier transaction (reversal, void, refund, completion)."""
+
+    mti: str
+    stan: str
+    local_date: str  # MMDD
+    local_time: str  # hhmmss
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SwitchRequest:
+    """An acquirer's request on the switch link, typed; :meth:`fields` lays it out (PROTOCOL.md §10)."""
+
+    op: LedgerOp
+    acquirer_id: str  # 32 and 33: 8 digits
+    pan: str = dataclasses.field(repr=False)
+    amount: int
+    stan: str
+    rrn: str  # the acquirer's transaction id: with 32, what every party keys the transaction by
+    terminal_id: str
+    merchant_id: str
+    local_time: str  # hhmmss
+    local_date: str  # MMDD
+    transmission: str  # MMDDhhmmss
+    mcc: str = "5999"
+    expiry: str | None = None
+    entry_mode: str | None = None
+    track2: str | None = dataclasses.field(default=None, repr=False)
+    pin_block: bytes | None = dataclasses.field(default=None, repr=False)  # under the acquirer zone's ZPK
+    auth_code: str | None = None
+    original: OriginalData | None = None
+    currency: str = "156"
+
+    def fields(self) -> dict[str, str]:
+        mti, processing, condition = ROUTES[self.op]
+        fields = {
+            "t": mti,
+            "2": self.pan,
+            "3": processing,
+            "4": f"{self.amount:012d}",
+            "7": self.transmission,
+            "11": self.stan,
+            "12": self.local_time,
+            "13": self.local_date,
+            "18": self.mcc,
+            "25": condition,
+            "32": self.acquirer_id,
+            "33": self.acquirer_id,
+            "37": self.rrn,
+            "41": self.terminal_id,
+            "42": self.merchant_id,
+            "49": self.currency,
+        }
+        optional = {"14": self.expiry, "22": self.entry_mode, "35": self.track2, "38": self.auth_code}
+        fields.update({k: v for k, v in optional.items() if v})
+        if self.pin_block is not None:
+            fields["52"] = self.pin_block.hex().upper()
+            fields["53"] = SECURITY_CONTROL_FORMAT0_TDES
+        if self.original is not None:
+            o = self.original
+            fields["90"] = f"{o.mti}{o.stan}{o.local_date}{o.local_time}{self.acquirer_id:0>11}{self.acquirer_id:0>11}"
+        return fields
 
 
 def match_key(fields: dict[str, str]) -> MatchKey:

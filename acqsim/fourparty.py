@@ -1,0 +1,293 @@
+"""The four-party TEST world (docs/scheme.md): an acquirer, the scheme switch, and issuers behind it.
+
+Parties and their TEST material (test keys and test cards only):
+
+    acquirer  48021000  ACQSIM TEST ACQUIRER   its own HSM (the default TEST LMK); issues the on-us BIN 620000
+    switch    00010000  ACQSIM TEST SWITCH     its own HSM and LMK, the BIN table, the journal
+    issuer B  63050000  ACQSIM TEST BANK B     its own HSM and LMK, its own core ledger: BINs 623050 (debit),
+                                              625050 (credit)
+    issuer C  64100000  ACQSIM TEST BANK C     BIN 621700 (debit); its host is down
+
+Zone keys (clear TEST values, double length, odd parity): the acquirer zone's ZPK is PROTOCOL.md §10's
+``FEDCBA98765432100123456789ABCDEF`` and issuer B's zone ZPK is §10's ``1C587F1C13924FEF0123456789ABCDEF``, so a
+PIN travelling this world follows the §10 vector. Each party holds its keys under its own LMK only; the clear
+values below exist to put them there, as a key ceremony would.
+
+:func:`running_world` starts every service in-process on ephemeral loopback ports (the acquirer HSM, the
+switch's HSM, issuer B's HSM, ledger and host; issuer C is a port nothing listens on, or a host that never
+answers) and yields a :class:`World` whose :meth:`World.send` plays the acquirer's front-end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from core_ledger.api import LedgerOp
+from core_ledger.client import LedgerClient
+from core_ledger.seed import CardSeed
+from core_ledger.server import serve as serve_ledger
+from core_ledger.setup import open_service, seed
+from hsm_sim.client import HsmClient, KeyType
+from hsm_sim.keys import DEFAULT_TEST_LMK, Lmk, encrypt_under_lmk
+from hsm_sim.server import serve as serve_hsm
+from issuer_host.server import IssuerKeys, IssuerShell
+from issuer_host.server import serve as serve_issuer
+from scheme.bins import BinRange, BinTable
+from scheme.client import OriginalData, SwitchLinkClient, SwitchRequest, ZoneMac
+from scheme.core import StandInPolicy, SwitchCore
+from scheme.journal import SwitchJournal
+from scheme.members import Member
+from scheme.server import SwitchShell
+from scheme.server import serve as serve_switch
+from wire.clearingfile import CardType
+from wire.paycrypto import build_pin_block, tdes_ecb_encrypt, visa_pvv
+from wire.switchlink import SwitchMessage
+
+SWITCH_ID: Final = "00010000"
+ACQUIRER_ID: Final = "48021000"
+ISSUER_B_ID: Final = "63050000"
+ISSUER_C_ID: Final = "64100000"
+HOST: Final = "127.0.0.1"
+
+#: Each party's TEST LMK (odd parity): the acquirer's is the default TEST LMK.
+SWITCH_LMK: Final = Lmk.from_hex("C1C1C1C1C1C1C1C1E0E0E0E0E0E0E0E0")
+ISSUER_B_LMK: Final = Lmk.from_hex("D5D5D5D5D5D5D5D5F1F1F1F1F1F1F1F1")
+ACQUIRER_LMK: Final = DEFAULT_TEST_LMK
+
+#: Clear TEST zone keys (ZPKs from PROTOCOL.md §10).
+ZPK_ACQUIRER: Final = bytes.fromhex("FEDCBA98765432100123456789ABCDEF")
+ZAK_ACQUIRER: Final = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+ZPK_ISSUER_B: Final = bytes.fromhex("1C587F1C13924FEF0123456789ABCDEF")
+ZAK_ISSUER_B: Final = bytes.fromhex("89B07A34A1B3F47F4A5B6879E9D9C7B6")
+ZPK_ISSUER_C: Final = bytes.fromhex("4CA2161637D0133E5E151AEA45DA2A16")
+ZAK_ISSUER_C: Final = bytes.fromhex("7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E")
+#: The acquirer's terminal PIN key (the §6 TPK) and issuer B's PVK.
+TPK: Final = bytes.fromhex("0123456789ABCDEF1C587F1C13924FEF")
+PVK_ISSUER_B: Final = bytes.fromhex("7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E")
+
+BINS: Final = (
+    BinRange(prefix="620000", issuer_id=ACQUIRER_ID, card_type=CardType.DEBIT),
+    BinRange(prefix="623050", issuer_id=ISSUER_B_ID, card_type=CardType.DEBIT),
+    BinRange(prefix="625050", issuer_id=ISSUER_B_ID, card_type=CardType.CREDIT),
+    BinRange(prefix="621700", issuer_id=ISSUER_C_ID, card_type=CardType.DEBIT),
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SchemeCard:
+    pan: str
+    pin: str
+    expiry: str = "3012"
+    balance: int = 0
+
+    @property
+    def pvv(self) -> str:
+        return visa_pvv(PVK_ISSUER_B, self.pan, "1", self.pin)
+
+    @property
+    def track2(self) -> str:
+        return f"{self.pan}={self.expiry}2011{self.pvv}00000"
+
+
+#: Issuer B's TEST cards; C's card (its issuer is down).
+DEBIT_B: Final = SchemeCard(pan="6230501000000014", pin="123456", balance=10_000_000)
+CREDIT_B: Final = SchemeCard(pan="6250501000000019", pin="246810", balance=5_000_000)
+CARD_C: Final = SchemeCard(pan="6217001000000011", pin="135790", balance=1_000_000)
+TERMINAL_ID: Final = "10000001"
+MERCHANT_ID: Final = "898100000000001"
+
+
+@dataclasses.dataclass(slots=True)
+class World:
+    switch_port: int
+    acquirer: SwitchLinkClient
+    acquirer_hsm: HsmClient
+    journal: SwitchJournal
+    ledger_b: LedgerClient
+    ledger_b_db: Path
+    clock: dt.datetime
+    _stan: itertools.count[int] = dataclasses.field(default_factory=lambda: itertools.count(1))
+
+    def next_stan(self) -> str:
+        return f"{next(self._stan):06d}"
+
+    async def pin_block(self, card: SchemeCard) -> bytes:
+        """The terminal's PIN block (under the TPK) translated by the acquirer's HSM to its zone ZPK (CA)."""
+        under_tpk = tdes_ecb_encrypt(TPK, build_pin_block(card.pin, card.pan))
+        return await self.acquirer_hsm.translate_pin(
+            encrypt_under_lmk(ACQUIRER_LMK, KeyType.TPK, TPK),
+            encrypt_under_lmk(ACQUIRER_LMK, KeyType.ZPK, ZPK_ACQUIRER),
+            under_tpk,
+            card.pan,
+        )
+
+    def request(
+        self,
+        op: LedgerOp,
+        card: SchemeCard,
+        amount: int,
+        *,
+        stan: str | None = None,
+        rrn: str | None = None,
+        pin_block: bytes | None = None,
+        original: OriginalData | None = None,
+        auth_code: str | None = None,
+    ) -> SwitchRequest:
+        stan = stan or self.next_stan()
+        return SwitchRequest(
+            op=op,
+            acquirer_id=ACQUIRER_ID,
+            pan=card.pan,
+            amount=amount,
+            stan=stan,
+            rrn=rrn or f"{self.clock:%m%d}{stan}00"[:12].rjust(12, "0"),
+            terminal_id=TERMINAL_ID,
+            merchant_id=MERCHANT_ID,
+            local_time=f"{self.clock:%H%M%S}",
+            local_date=f"{self.clock:%m%d}",
+            transmission=f"{self.clock:%m%d%H%M%S}",
+            mcc="5812",
+            expiry=card.expiry,
+            entry_mode="021",
+            track2=card.track2,
+            pin_block=pin_block,
+            original=original,
+            auth_code=auth_code,
+        )
+
+    async def send(self, request: SwitchRequest) -> SwitchMessage:
+        return await self.acquirer.exchange(request.fields())
+
+
+async def _silent(stream: anyio.abc.ByteStream) -> None:
+    """An issuer host that takes requests and never answers (a hung issuer)."""
+    async with stream:
+        while await stream.receive():
+            pass
+
+
+async def _serve_silently(listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+    async with listener:  # Listener.serve() does not close the listener when cancelled
+        await listener.serve(_silent)
+
+
+@asynccontextmanager
+async def running_world(
+    data_dir: Path,
+    *,
+    stand_in_limit: int | None = 10_000,
+    issuer_c: str = "down",
+    issuer_timeout: float = 1.0,
+    clock: dt.datetime | None = None,
+) -> AsyncIterator[World]:
+    """Every party, in-process. ``issuer_c``: ``"down"`` (nothing listens) or ``"silent"`` (never answers)."""
+    now = clock or dt.datetime.now(dt.UTC)
+    async with anyio.create_task_group() as tg:
+        hsm_port = {
+            name: await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=lmk))
+            for name, lmk in (("acq", ACQUIRER_LMK), ("sw", SWITCH_LMK), ("b", ISSUER_B_LMK))
+        }
+        # issuer B: its own ledger with its cards, its own HSM, its host on the switch link
+        db = data_dir / "issuer-b.sqlite3"
+        service = open_service(str(db))
+        seed(
+            service.store,
+            service.state,
+            cards=[CardSeed(pan=c.pan, expiry=c.expiry, balance=c.balance) for c in (DEBIT_B, CREDIT_B)],
+        )
+        ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
+        hsm_b = await HsmClient.connect(HOST, hsm_port["b"])
+        ledger_b = await LedgerClient.connect(HOST, ledger_port)
+        issuer_shell = IssuerShell(
+            issuer_id=ISSUER_B_ID,
+            switch_id=SWITCH_ID,
+            keys=IssuerKeys(
+                zak=encrypt_under_lmk(ISSUER_B_LMK, KeyType.ZAK, ZAK_ISSUER_B),
+                zpk=encrypt_under_lmk(ISSUER_B_LMK, KeyType.ZPK, ZPK_ISSUER_B),
+                pvk=encrypt_under_lmk(ISSUER_B_LMK, KeyType.PVK, PVK_ISSUER_B),
+            ),
+            hsm=hsm_b,
+            ledger=ledger_b,
+        )
+        issuer_b_port = await tg.start(functools.partial(serve_issuer, HOST, 0, shell=issuer_shell))
+        # issuer C: a port nothing listens on, or a host that never answers
+        listener = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
+        issuer_c_port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        if issuer_c == "down":
+            await listener.aclose()
+        else:
+            tg.start_soon(_serve_silently, listener)
+        # the switch
+        sw = SWITCH_LMK
+        members = {
+            ACQUIRER_ID: Member(
+                institution_id=ACQUIRER_ID,
+                name="ACQSIM TEST ACQUIRER",
+                zak=encrypt_under_lmk(sw, KeyType.ZAK, ZAK_ACQUIRER),
+                zpk=encrypt_under_lmk(sw, KeyType.ZPK, ZPK_ACQUIRER),
+            ),
+            ISSUER_B_ID: Member(
+                institution_id=ISSUER_B_ID,
+                name="ACQSIM TEST BANK B",
+                zak=encrypt_under_lmk(sw, KeyType.ZAK, ZAK_ISSUER_B),
+                zpk=encrypt_under_lmk(sw, KeyType.ZPK, ZPK_ISSUER_B),
+                issuer_host=HOST,
+                issuer_port=issuer_b_port,
+            ),
+            ISSUER_C_ID: Member(
+                institution_id=ISSUER_C_ID,
+                name="ACQSIM TEST BANK C",
+                zak=encrypt_under_lmk(sw, KeyType.ZAK, ZAK_ISSUER_C),
+                zpk=encrypt_under_lmk(sw, KeyType.ZPK, ZPK_ISSUER_C),
+                issuer_host=HOST,
+                issuer_port=issuer_c_port,
+            ),
+        }
+        core = SwitchCore(
+            switch_id=SWITCH_ID,
+            members=members,
+            bins=BinTable(BINS),
+            stand_in=StandInPolicy(approve_limit=stand_in_limit),
+            clock=lambda: now,
+        )
+        journal = SwitchJournal(data_dir / "switch-journal.sqlite3")
+        hsm_sw = await HsmClient.connect(HOST, hsm_port["sw"])
+        switch_shell = SwitchShell(core, journal, hsm_sw, issuer_timeout=issuer_timeout)
+        switch_port = await tg.start(functools.partial(serve_switch, HOST, 0, shell=switch_shell))
+        hsm_acq = await HsmClient.connect(HOST, hsm_port["acq"])
+        acquirer = SwitchLinkClient(
+            HOST,
+            switch_port,
+            own_id=ACQUIRER_ID,
+            peer_id=SWITCH_ID,
+            zone=ZoneMac(hsm_acq, encrypt_under_lmk(ACQUIRER_LMK, KeyType.ZAK, ZAK_ACQUIRER)),
+            timeout=issuer_timeout + 4.0,
+        )
+        world = World(
+            switch_port=switch_port,
+            acquirer=acquirer,
+            acquirer_hsm=hsm_acq,
+            journal=journal,
+            ledger_b=ledger_b,
+            ledger_b_db=db,
+            clock=now,
+        )
+        try:
+            yield world
+        finally:
+            with anyio.CancelScope(shield=True):
+                for client in (acquirer, hsm_acq, hsm_sw, hsm_b, ledger_b):
+                    await client.aclose()
+                journal.close()
+            tg.cancel_scope.cancel()
+    service.store.close()
