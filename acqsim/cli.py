@@ -38,6 +38,9 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
     "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
     "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
+    "scheme": ("acqsim.cmd_scheme", "the four-party TEST world: an off-us day through the scheme switch"),
+    "clearing": ("acqsim.cmd_clearing", "the scheme's end of day: clearing files per member, load and reconcile"),
+    "scenario": ("acqsim.cmd_scenario", "what-if scenarios: aggregator-failure (一清 vs 二清)"),
 }
 #: (subcommand, action) pairs served by a top-layer module rather than the service's own CLI, because they
 #: read more than one service's store (a service must not import another).

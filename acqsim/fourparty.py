@@ -2,7 +2,7 @@
 
 Parties and their TEST material (test keys and test cards only):
 
-    acquirer  48021000  ACQSIM TEST ACQUIRER   its own HSM (the default TEST LMK); issues the on-us BIN 620000
+    acquirer  48009999  ACQSIM TEST ACQUIRER   its own HSM (the default TEST LMK); issues the on-us BIN 620000
     switch    00010000  ACQSIM TEST SWITCH     its own HSM and LMK, the BIN table, the journal
     issuer B  63050000  ACQSIM TEST BANK B     its own HSM and LMK, its own core ledger: BINs 623050 (debit),
                                               625050 (credit)
@@ -32,6 +32,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit.config import DEFAULT_ACQUIRER_ID
 from core_ledger.api import LedgerOp
 from core_ledger.client import LedgerClient
 from core_ledger.seed import CardSeed
@@ -54,7 +55,7 @@ from wire.paycrypto import build_pin_block, tdes_ecb_encrypt, visa_pvv
 from wire.switchlink import SwitchMessage
 
 SWITCH_ID: Final = "00010000"
-ACQUIRER_ID: Final = "48021000"
+ACQUIRER_ID: Final = DEFAULT_ACQUIRER_ID  # the default configuration's field 32
 ISSUER_B_ID: Final = "63050000"
 ISSUER_C_ID: Final = "64100000"
 HOST: Final = "127.0.0.1"
