@@ -174,7 +174,10 @@ class SwitchShell:
             answer = await link.exchange(fields)
         except (SwitchLinkError, HsmError) as exc:
             log.warning(
-                "issuer %s silent for RRN %s (%s): standing in", forward.issuer.institution_id, fields["37"], exc
+                "issuer %s unreachable or silent for RRN %s (%s): standing in",
+                forward.issuer.institution_id,
+                fields["37"],
+                exc,
             )
             stood_in = False
             if forward.op in UNDOING:
