@@ -111,6 +111,7 @@ MERCHANT_ID: Final = "898100000000001"
 @dataclasses.dataclass(slots=True)
 class World:
     switch_port: int
+    switch: SwitchShell
     acquirer: SwitchLinkClient
     acquirer_hsm: HsmClient
     journal: SwitchJournal
@@ -177,6 +178,29 @@ async def _silent(stream: anyio.abc.ByteStream) -> None:
             pass
 
 
+async def _gated_proxy(target_port: int, gate: anyio.Event, client: anyio.abc.SocketStream) -> None:
+    """Relay one connection to ``target_port``; answers wait until ``gate`` is set (an issuer whose answers are
+    late: it has carried the request out, but the switch hears nothing in time)."""
+
+    async def pipe(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream, *, gated: bool) -> None:
+        async for chunk in source:
+            if gated:
+                await gate.wait()
+            await sink.send(chunk)
+        tg.cancel_scope.cancel()
+
+    async with client, await anyio.connect_tcp(HOST, target_port) as upstream, anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(pipe, client, upstream, gated=False))
+        tg.start_soon(functools.partial(pipe, upstream, client, gated=True))
+
+
+async def _serve_gated(
+    listener: anyio.abc.Listener[anyio.abc.SocketStream], target_port: int, gate: anyio.Event
+) -> None:
+    async with listener:
+        await listener.serve(functools.partial(_gated_proxy, target_port, gate))
+
+
 async def _serve_silently(listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
     async with listener:  # Listener.serve() does not close the listener when cancelled
         await listener.serve(_silent)
@@ -190,8 +214,10 @@ async def running_world(
     issuer_c: str = "down",
     issuer_timeout: float = 1.0,
     clock: dt.datetime | None = None,
+    issuer_b_gate: anyio.Event | None = None,
 ) -> AsyncIterator[World]:
-    """Every party, in-process. ``issuer_c``: ``"down"`` (nothing listens) or ``"silent"`` (never answers)."""
+    """Every party, in-process. ``issuer_c``: ``"down"`` (nothing listens) or ``"silent"`` (never answers).
+    ``issuer_b_gate``: issuer B's answers are held until it is set."""
     now = clock or dt.datetime.now(dt.UTC)
     async with anyio.create_task_group() as tg:
         hsm_port = {
@@ -221,6 +247,10 @@ async def running_world(
             ledger=ledger_b,
         )
         issuer_b_port = await tg.start(functools.partial(serve_issuer, HOST, 0, shell=issuer_shell))
+        if issuer_b_gate is not None:
+            proxy = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
+            tg.start_soon(_serve_gated, proxy, issuer_b_port, issuer_b_gate)
+            issuer_b_port = proxy.extra(anyio.abc.SocketAttribute.local_port)
         # issuer C: a port nothing listens on, or a host that never answers
         listener = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
         issuer_c_port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -276,6 +306,7 @@ async def running_world(
         )
         world = World(
             switch_port=switch_port,
+            switch=switch_shell,
             acquirer=acquirer,
             acquirer_hsm=hsm_acq,
             journal=journal,

@@ -4,7 +4,8 @@ One connection carries many requests at once (:class:`acqkit.multiplex.PeerLink`
 request by MTI class, 32 and 37 (the transaction). Every request is MAC'd and every answer's MAC verified under
 the zone's ZAK at the sender's own HSM (:class:`ZoneMac`): no clear key outside an HSM.
 
-Errors (all :class:`SwitchLinkError`): :class:`SwitchUnavailable` (refused, lost), :class:`SwitchTimeout` (no
+Errors (all :class:`SwitchLinkError`): :class:`SwitchUnavailable` (lost; :class:`SwitchUnreachable`: could not
+connect, so nothing was sent), :class:`SwitchTimeout` (no
 answer in time: the request may or may not have been carried out — an acquirer reverses),
 :class:`SwitchRejected` (the peer sent the frame back with a reject code in its header),
 :class:`AnswerMacFailed` (the answer's MAC does not verify: it cannot be trusted, treat it as no answer).
@@ -47,6 +48,10 @@ class SwitchLinkError(Exception):
 
 class SwitchUnavailable(SwitchLinkError):
     """Could not reach the peer, or the connection was lost before the answer."""
+
+
+class SwitchUnreachable(SwitchUnavailable):
+    """Could not connect: the request was certainly not sent."""
 
 
 class SwitchTimeout(SwitchLinkError):
@@ -192,6 +197,10 @@ class SwitchLinkClient:
         frame = await encode_with_mac(header, fields, self.zone)
         try:
             with anyio.fail_after(self.timeout if timeout is None else timeout):
+                try:
+                    await self._peer.open()
+                except LinkLost as exc:
+                    raise SwitchUnreachable(str(exc)) from None
                 [answer] = await self._peer.exchange_many([(match_key(fields), frame)])
         except TimeoutError:
             raise SwitchTimeout(f"no answer from {self.peer_id} at {self.host}:{self.port} in time") from None

@@ -47,6 +47,11 @@ STAND_IN_DEBITS: Final = frozenset({LedgerOp.PURCHASE, LedgerOp.PREAUTH, LedgerO
 #: Operations that undo an earlier transaction: approved in stand-in when the switch stood in for the original.
 UNDOING: Final = frozenset({LedgerOp.REVERSAL, LedgerOp.VOID, LedgerOp.PREAUTH_COMPLETION_VOID})
 STAND_IN_AUTH_PREFIX: Final = "S"
+#: Operations that change the card holder's money or holds: when the issuer's answer is lost and the switch did
+#: not approve, the issuer is sent a reversal (it may have carried the request out).
+MONEY_MOVING: Final = frozenset(LedgerOp) - {LedgerOp.BALANCE, LedgerOp.REVERSAL}
+#: The fields of the request an issuer reversal repeats (no PIN block, no track).
+_REVERSAL_FIELDS: Final = ("2", "3", "4", "7", "11", "12", "13", "14", "25", "32", "33", "37", "41", "42", "49", "100")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,6 +209,16 @@ class SwitchCore:
             auth_code=auth_code,
             stand_in=True,
         )
+
+    def issuer_reversal(self, forward: Forward, reply: Reply) -> Fields | None:
+        """The 0400 the switch owes the issuer when the issuer's answer was lost and the switch did not approve
+        (``None`` when none is owed). It carries the original's RRN in 37 and the original in 90."""
+        if reply.record.approved or forward.op not in MONEY_MOVING:
+            return None
+        fields: Fields = {k: forward.fields[k] for k in _REVERSAL_FIELDS if k in forward.fields}
+        acquirer = fields["32"]
+        original = f"{forward.fields['t']}{fields['11']}{fields['13']}{fields['12']}{acquirer:0>11}{acquirer:0>11}"
+        return {**fields, "t": Mti.REVERSAL, "90": original}
 
     # --- answers -------------------------------------------------------------------------------------------
 

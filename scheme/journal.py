@@ -38,7 +38,16 @@ CREATE TABLE IF NOT EXISTS legs (
 );
 CREATE INDEX IF NOT EXISTS legs_by_ref ON legs (acquirer_id, terminal_id, stan, local_date);
 CREATE INDEX IF NOT EXISTS legs_by_day ON legs (business_date);
+CREATE TABLE IF NOT EXISTS issuer_reversals (
+    acquirer_id TEXT NOT NULL, rrn TEXT NOT NULL, msg_class TEXT NOT NULL, issuer_id TEXT NOT NULL,
+    sealed TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'pending',
+    PRIMARY KEY (acquirer_id, rrn, msg_class)
+);
 """
+#: States of a reversal the switch owes an issuer.
+REVERSAL_PENDING: Final = "pending"
+REVERSAL_DONE: Final = "done"
+REVERSAL_GIVEN_UP: Final = "given-up"
 _COLUMNS: Final = (
     "acquirer_id, rrn, msg_class, mti, op, issuer_id, masked_pan, card_type, amount, currency, stan, local_date, "
     "terminal_id, merchant_id, response_code, auth_code, stand_in, business_date, original_stan, original_date"
@@ -140,8 +149,11 @@ class SwitchJournal:
             original = self._original(record)
         return original is not None and bool(original["stand_in"]) and original["response_code"] == "00"
 
-    def record(self, record: LegRecord) -> bool:
-        """Keep ``record`` (and mark the original it undoes); ``False`` if its key was already there."""
+    def record(self, record: LegRecord, *, reversal: tuple[str, str] | None = None) -> bool:
+        """Keep ``record`` (and mark the original it undoes); ``False`` if its key was already there.
+
+        ``reversal`` (issuer id, sealed request) queues, in the same transaction, the reversal the switch owes
+        the issuer because the issuer may have carried out a request whose answer never came."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -159,6 +171,12 @@ class SwitchJournal:
                             "UPDATE legs SET status = ? WHERE acquirer_id = ? AND rrn = ? AND msg_class = ?",
                             (status, original["acquirer_id"], original["rrn"], original["msg_class"]),
                         )
+                if inserted and reversal is not None:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO issuer_reversals (acquirer_id, rrn, msg_class, issuer_id, sealed) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (record.acquirer_id, record.rrn, record.msg_class, *reversal),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -195,3 +213,33 @@ class SwitchJournal:
                     "SELECT * FROM legs WHERE business_date = ? ORDER BY rowid", (business_date,)
                 ).fetchall()
         return [_record(row) for row in rows]
+
+    def pending_reversals(self) -> list[tuple[tuple[str, str, str], str, str, int]]:
+        """((acquirer, RRN, class), issuer id, sealed request, tries) of every reversal still owed, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM issuer_reversals WHERE state = ? ORDER BY rowid", (REVERSAL_PENDING,)
+            ).fetchall()
+        return [((r["acquirer_id"], r["rrn"], r["msg_class"]), r["issuer_id"], r["sealed"], r["tries"]) for r in rows]
+
+    def reversal_outcome(self, key: tuple[str, str, str], *, done: bool, max_tries: int) -> None:
+        """Record a try: ``done`` ends it (and drops the sealed request); else it is tried again until
+        ``max_tries``, then kept as given up (for people to look at), its sealed request dropped too."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE issuer_reversals SET tries = tries + 1 WHERE acquirer_id = ? AND rrn = ? AND msg_class = ?",
+                key,
+            )
+            self._db.execute(
+                "UPDATE issuer_reversals SET state = CASE WHEN ? THEN ? WHEN tries >= ? THEN ? ELSE state END, "
+                "sealed = CASE WHEN ? OR tries >= ? THEN '' ELSE sealed END "
+                "WHERE acquirer_id = ? AND rrn = ? AND msg_class = ?",
+                (done, REVERSAL_DONE, max_tries, REVERSAL_GIVEN_UP, done, max_tries, *key),
+            )
+            self._db.execute("COMMIT")
+
+    def reversal_states(self) -> dict[tuple[str, str, str], str]:
+        with self._lock:
+            rows = self._db.execute("SELECT acquirer_id, rrn, msg_class, state FROM issuer_reversals").fetchall()
+        return {(r["acquirer_id"], r["rrn"], r["msg_class"]): r["state"] for r in rows}

@@ -12,6 +12,7 @@ Every leg is logged (masked) and traced (``link="switch"``).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from typing import Final
@@ -19,13 +20,22 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit.datakey import DataKey, DataKeyError
 from acqkit.requestserver import serve_requests
 from acqkit.serving import PLAIN, Serving
 from hsm_sim.client import HsmClient, HsmError
-from scheme.client import SwitchLinkClient, SwitchLinkError, ZoneMac, encode_with_mac
+from scheme.client import (
+    SwitchLinkClient,
+    SwitchLinkError,
+    SwitchUnavailable,
+    SwitchUnreachable,
+    ZoneMac,
+    encode_with_mac,
+)
 from scheme.core import UNDOING, Forward, Reply, SwitchCore
 from scheme.journal import SwitchJournal
-from wire.constants import ResponseCode
+from scheme.members import Member
+from wire.constants import REVERSAL_DONE_CODES, ResponseCode
 from wire.errors import WireError
 from wire.masking import mask_pan
 from wire.switchlink import (
@@ -42,6 +52,9 @@ log = logging.getLogger("acqsim.scheme")
 
 #: How long the switch waits for an issuer before it stands in (the acquirer's own timeout must be longer).
 ISSUER_TIMEOUT_S: Final = 3.0
+#: How often the switch sends again the reversals it owes issuers, and how many tries before it gives up.
+REVERSAL_RETRY_S: Final = 5.0
+REVERSAL_MAX_TRIES: Final = 20
 #: HSM error 20: the PIN block does not decrypt to a PIN under the sender's ZPK.
 _HSM_PIN_BLOCK_INVALID: Final = "20"
 
@@ -57,16 +70,19 @@ class SwitchShell:
         *,
         issuer_timeout: float = ISSUER_TIMEOUT_S,
         trace: TraceWriter | None = None,
+        data_key: DataKey | None = None,
     ) -> None:
+        """``data_key`` seals the reversals owed to issuers in the journal (they hold a PAN); without one, a key
+        that lives only in this process (owed reversals then do not survive a restart)."""
         self.core = core
+        self.data_key = data_key if data_key is not None else DataKey.ephemeral()
         self.journal = journal
         self.hsm = hsm
         self.issuer_timeout = issuer_timeout
         self.tracer = trace if trace is not None and trace.enabled else None
         self._issuers: dict[str, SwitchLinkClient] = {}
 
-    def _issuer_link(self, forward: Forward) -> SwitchLinkClient:
-        issuer = forward.issuer
+    def _issuer_link(self, issuer: Member) -> SwitchLinkClient:
         link = self._issuers.get(issuer.institution_id)
         if link is None:
             assert issuer.issuer_host is not None and issuer.issuer_port is not None
@@ -136,9 +152,15 @@ class SwitchShell:
             return self.core.replay(fields, known)
         started = time.perf_counter()
         outcome = self.core.route(message)
-        reply = outcome if isinstance(outcome, Reply) else await self._forward(outcome)
+        reversal: tuple[str, str] | None = None
+        if isinstance(outcome, Reply):
+            reply = outcome
+        else:
+            reply, owed = await self._forward(outcome)
+            if owed is not None:
+                reversal = (outcome.issuer.institution_id, self.data_key.seal(json.dumps(owed)))
         with anyio.CancelScope(shield=True):  # journalled before answered, whatever happens to the caller
-            await anyio.to_thread.run_sync(self.journal.record, reply.record)
+            await anyio.to_thread.run_sync(functools.partial(self.journal.record, reply.record, reversal=reversal))
         record = reply.record
         log.info(
             "%s %s acq %s → iss %s RRN %s %s: %s%s (%.1f ms)",
@@ -154,7 +176,8 @@ class SwitchShell:
         )
         return reply.fields
 
-    async def _forward(self, forward: Forward) -> Reply:
+    async def _forward(self, forward: Forward) -> tuple[Reply, dict[str, str] | None]:
+        """The reply, and the reversal owed to the issuer if its answer was lost and the switch did not approve."""
         fields = dict(forward.fields)
         if forward.translate_pin:
             try:
@@ -167,9 +190,9 @@ class SwitchShell:
                 rc = (
                     ResponseCode.PIN_FORMAT_ERROR if code == _HSM_PIN_BLOCK_INVALID else ResponseCode.SYSTEM_MALFUNCTION
                 )
-                return self.core.decline(forward, rc)
+                return self.core.decline(forward, rc), None
             fields["52"] = block.hex().upper()
-        link = self._issuer_link(forward)
+        link = self._issuer_link(forward.issuer)
         try:
             answer = await link.exchange(fields)
         except (SwitchLinkError, HsmError) as exc:
@@ -183,8 +206,38 @@ class SwitchShell:
             if forward.op in UNDOING:
                 provisional = self.core.decline(forward, ResponseCode.ISSUER_UNAVAILABLE).record
                 stood_in = await anyio.to_thread.run_sync(self.journal.original_stood_in, provisional)
-            return self.core.stand_in(forward, original_stood_in=stood_in)
-        return self.core.relay(forward, answer.fields)
+            reply = self.core.stand_in(forward, original_stood_in=stood_in)
+            never_sent = isinstance(exc, SwitchUnreachable)
+            return reply, None if never_sent else self.core.issuer_reversal(forward, reply)
+        return self.core.relay(forward, answer.fields), None
+
+    async def retry_reversals(self) -> int:
+        """Send every reversal owed to an issuer once; returns how many the issuers took (00, 12 or 25)."""
+        taken = 0
+        for key, issuer_id, sealed, _ in await anyio.to_thread.run_sync(self.journal.pending_reversals):
+            issuer = self.core.member(issuer_id)
+            done = False
+            try:
+                if issuer is None or not issuer.issues:
+                    raise SwitchUnavailable(f"{issuer_id} is no issuer any more")
+                fields = json.loads(self.data_key.open(sealed))
+                answer = await self._issuer_link(issuer).exchange(fields)
+                done = answer.fields.get("39") in REVERSAL_DONE_CODES
+            except (SwitchLinkError, HsmError, DataKeyError) as exc:
+                log.info(
+                    "reversal of acquirer %s RRN %s to issuer %s not taken yet: %s", key[0], key[1], issuer_id, exc
+                )
+            await anyio.to_thread.run_sync(
+                functools.partial(self.journal.reversal_outcome, key, done=done, max_tries=REVERSAL_MAX_TRIES)
+            )
+            taken += done
+        return taken
+
+    async def run_reversals(self, *, interval: float = REVERSAL_RETRY_S) -> None:
+        """Until cancelled: send the owed reversals again every ``interval`` seconds."""
+        while True:
+            await self.retry_reversals()
+            await anyio.sleep(interval)
 
 
 async def serve(
@@ -200,6 +253,7 @@ async def serve(
         async with anyio.create_task_group() as tg:
             listening = functools.partial(serve_requests, host, port, shell.answer, name="scheme", serving=serving)
             task_status.started(await tg.start(listening))
+            tg.start_soon(shell.run_reversals)
     finally:
         with anyio.CancelScope(shield=True):
             await shell.aclose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import anyio
 import pytest
 
 from acqsim.fourparty import (
@@ -150,6 +151,27 @@ async def test_issuer_down_stands_in_up_to_the_limit_else_91(tmp_path: Path, iss
             (ISSUER_C_ID, True, "00"),
         ]
         assert world.journal.to_clear("20261204") == []  # reversed: nothing to clear
+        # the 91: a down issuer never got it (nothing owed); a silent one may have carried it out (a reversal owed)
+        owed = list(world.journal.reversal_states().values())
+        assert owed == ([] if issuer_c == "down" else ["pending"])
+
+
+async def test_a_late_issuer_answer_leaves_a_reversal_that_the_switch_sends_until_taken(tmp_path: Path) -> None:
+    gate = anyio.Event()
+    async with running_world(
+        tmp_path, clock=CLOCK, stand_in_limit=None, issuer_timeout=0.5, issuer_b_gate=gate
+    ) as world:
+        opening = balance(world, DEBIT_B)
+        request, code, _ = await purchase(world, DEBIT_B, 3_000)
+        assert code == ResponseCode.ISSUER_UNAVAILABLE  # the switch heard nothing in time
+        assert balance(world, DEBIT_B) == opening - 3_000  # but the issuer did post
+        key = (ACQUIRER_ID, request.rrn, "02")
+        assert world.journal.reversal_states() == {key: "pending"}
+        gate.set()
+        assert await world.switch.retry_reversals() == 1
+        assert balance(world, DEBIT_B) == opening
+        assert world.journal.reversal_states() == {key: "done"}
+        assert await world.switch.retry_reversals() == 0  # sent once it was taken, never again
 
 
 async def test_without_stand_in_a_down_issuer_declines_91(tmp_path: Path) -> None:
