@@ -53,6 +53,7 @@ from scheme.server import serve as serve_switch
 from wire.clearingfile import CardType
 from wire.paycrypto import build_pin_block, tdes_ecb_encrypt, visa_pvv
 from wire.switchlink import SwitchMessage
+from wire.trace import TraceWriter
 
 SWITCH_ID: Final = "00010000"
 ACQUIRER_ID: Final = DEFAULT_ACQUIRER_ID  # the default configuration's field 32
@@ -215,10 +216,12 @@ async def running_world(
     issuer_timeout: float = 1.0,
     clock: dt.datetime | None = None,
     issuer_b_gate: anyio.Event | None = None,
+    trace_dir: Path | None = None,
 ) -> AsyncIterator[World]:
     """Every party, in-process. ``issuer_c``: ``"down"`` (nothing listens) or ``"silent"`` (never answers).
     ``issuer_b_gate``: issuer B's answers are held until it is set."""
     now = clock or dt.datetime.now(dt.UTC)
+    traces = (TraceWriter(trace_dir, "issuer-b"), TraceWriter(trace_dir, "scheme"))
     async with anyio.create_task_group() as tg:
         hsm_port = {
             name: await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=lmk))
@@ -245,6 +248,7 @@ async def running_world(
             ),
             hsm=hsm_b,
             ledger=ledger_b,
+            trace=traces[0],
         )
         issuer_b_port = await tg.start(functools.partial(serve_issuer, HOST, 0, shell=issuer_shell))
         if issuer_b_gate is not None:
@@ -293,7 +297,7 @@ async def running_world(
         )
         journal = SwitchJournal(data_dir / "switch-journal.sqlite3")
         hsm_sw = await HsmClient.connect(HOST, hsm_port["sw"])
-        switch_shell = SwitchShell(core, journal, hsm_sw, issuer_timeout=issuer_timeout)
+        switch_shell = SwitchShell(core, journal, hsm_sw, issuer_timeout=issuer_timeout, trace=traces[1])
         switch_port = await tg.start(functools.partial(serve_switch, HOST, 0, shell=switch_shell))
         hsm_acq = await HsmClient.connect(HOST, hsm_port["acq"])
         acquirer = SwitchLinkClient(
@@ -323,3 +327,5 @@ async def running_world(
                 journal.close()
             tg.cancel_scope.cancel()
     service.store.close()
+    for trace in traces:
+        trace.close()

@@ -5,6 +5,7 @@ a down and a silent issuer (stand-in or 91); an unknown BIN; bad MACs; repeats. 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import anyio
@@ -210,3 +211,19 @@ async def test_a_bad_mac_is_rejected_and_a_wrong_sender_too(tmp_path: Path) -> N
                 await stranger.exchange(world.request(LedgerOp.PURCHASE, DEBIT_B, 100).fields())
             assert info.value.code is RejectCode.UNKNOWN_SOURCE
         assert world.journal.all() == []
+
+
+async def test_every_leg_is_traced_masked_without_the_pin_block(tmp_path: Path) -> None:
+    traces = tmp_path / "traces"
+    async with running_world(tmp_path, clock=CLOCK, trace_dir=traces) as world:
+        request, code, _ = await purchase(world, DEBIT_B, 1_000)
+        assert code == ResponseCode.APPROVED
+    switch_records = [json.loads(line) for line in (traces / "scheme.jsonl").read_text().splitlines()]
+    issuer_records = [json.loads(line) for line in (traces / "issuer-b.jsonl").read_text().splitlines()]
+    assert [r["direction"] for r in switch_records] == ["in", "out"]  # the acquirer leg, in and out
+    assert [r["direction"] for r in issuer_records] == ["in", "out"]  # the issuer leg
+    assert issuer_records[-1]["note"] == "00"
+    assert switch_records[0]["message"]["fields"]["52"] == "[PIN block]"
+    text = (traces / "scheme.jsonl").read_text() + (traces / "issuer-b.jsonl").read_text()
+    assert DEBIT_B.pan not in text and "623050******0014" in text
+    assert request.fields()["52"] not in text
