@@ -1,23 +1,40 @@
-"""``acqsim scheme day [--data-dir DIR]``: a day in the four-party TEST world (docs/scheme.md)."""
+"""``acqsim scheme day [--data-dir DIR]``: a day in the four-party TEST world; ``acqsim scheme serve --config
+FILE [--trace-dir DIR]``: the switch as its own process (docs/scheme.md)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import anyio
 
-from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK
+from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_USAGE
 from acqsim.demo_scheme import SchemeDay, scheme_day
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("day",), help="day: run the four-party TEST day")
-    parser.add_argument("--data-dir", type=Path, help="keep every party's stores here (default: a temporary folder)")
+    parser.add_argument(
+        "action", choices=("day", "serve"), help="day: run the four-party TEST day; serve: run the switch"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="day: keep every party's stores here (default: a temporary folder)"
+    )
+    parser.add_argument("--config", type=Path, help="serve: the switch's configuration file (TOML, docs/scheme.md)")
+    parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/scheme.jsonl")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "serve":
+        if args.config is None:
+            print("acqsim scheme serve: --config FILE is required", file=sys.stderr)
+            return EXIT_USAGE
+        from scheme.cli import serve_switch
+        from scheme.config import load_switch_config
+
+        return serve_switch(load_switch_config(args.config), trace_dir=args.trace_dir)
+
     async def main(folder: Path) -> SchemeDay:
         return await scheme_day(folder)
 
