@@ -65,19 +65,19 @@ class IssuerShell:
             message = decode_switch_message(frame)
         except SwitchHeaderError as exc:
             log.warning("rejected a frame from %s: %s", peer, exc)
-            return reject_frame(frame, RejectCode.HEADER_FORMAT, switch_id=self.issuer_id)
+            return reject_frame(frame, RejectCode.HEADER_FORMAT, own_id=self.issuer_id)
         except WireError as exc:
             log.warning("rejected a frame from %s: %s", peer, exc)
-            return reject_frame(frame, RejectCode.BODY_FORMAT, switch_id=self.issuer_id)
+            return reject_frame(frame, RejectCode.BODY_FORMAT, own_id=self.issuer_id)
         fields = message.fields
         cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"), fields.get("13"))
         if self.tracer is not None:
             self.tracer.record(direction="in", link="switch", peer=peer, payload=frame, correlation_id=cid)
         if message.header.source_id != self.switch_id:
-            return reject_frame(frame, RejectCode.UNKNOWN_SOURCE, switch_id=self.issuer_id)
+            return reject_frame(frame, RejectCode.UNKNOWN_SOURCE, own_id=self.issuer_id)
         if not await self.zone.verify(message):
             log.warning("rejected a frame from %s: MAC failed", peer)
-            return reject_frame(frame, RejectCode.MAC_FAILED, switch_id=self.issuer_id)
+            return reject_frame(frame, RejectCode.MAC_FAILED, own_id=self.issuer_id)
         code, ledger_answer = await self._decide(fields)
         out_fields = answer_fields(fields, code, ledger_answer)
         header = SwitchHeader(

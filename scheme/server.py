@@ -119,19 +119,19 @@ class SwitchShell:
             message = decode_switch_message(frame)
         except SwitchHeaderError as exc:
             log.warning("rejected a frame from %s: %s", peer, exc)
-            return reject_frame(frame, RejectCode.HEADER_FORMAT, switch_id=self.core.switch_id)
+            return reject_frame(frame, RejectCode.HEADER_FORMAT, own_id=self.core.switch_id)
         except WireError as exc:
             log.warning("rejected a frame from %s: %s", peer, exc)
-            return reject_frame(frame, RejectCode.BODY_FORMAT, switch_id=self.core.switch_id)
+            return reject_frame(frame, RejectCode.BODY_FORMAT, own_id=self.core.switch_id)
         self._trace("in", peer, frame, message.fields)
         acquirer = self.core.member(message.header.source_id)
         if acquirer is None:
             log.warning("rejected a frame from %s: source %s is no member", peer, message.header.source_id)
-            return reject_frame(frame, RejectCode.UNKNOWN_SOURCE, switch_id=self.core.switch_id)
+            return reject_frame(frame, RejectCode.UNKNOWN_SOURCE, own_id=self.core.switch_id)
         zone = ZoneMac(self.hsm, acquirer.zak)
         if not await zone.verify(message):
             log.warning("rejected a frame from %s (member %s): MAC failed", peer, acquirer.institution_id)
-            return reject_frame(frame, RejectCode.MAC_FAILED, switch_id=self.core.switch_id)
+            return reject_frame(frame, RejectCode.MAC_FAILED, own_id=self.core.switch_id)
         fields = await self._answer_fields(message)
         header = SwitchHeader(
             destination_id=acquirer.institution_id,

@@ -260,7 +260,7 @@ def decode_switch_message(frame: bytes) -> SwitchMessage:
     return SwitchMessage(header=header, fields=fields, mac_block=block, mac=mac)
 
 
-def reject_frame(frame: bytes, code: RejectCode, *, switch_id: str) -> bytes:
+def reject_frame(frame: bytes, code: RejectCode, *, own_id: str) -> bytes:
     """The answer to a frame the switch cannot take: its body as received behind a header whose reject code is
     set, addressed back to the sender (the sender's source id when the header parsed, else unknown zeros)."""
     try:
@@ -271,7 +271,7 @@ def reject_frame(frame: bytes, code: RejectCode, *, switch_id: str) -> bytes:
     except SwitchHeaderError:
         back_to, info = "0" * INSTITUTION_ID_LEN, ""
         body = frame[SWITCH_HEADER_LEN:] if len(frame) > SWITCH_HEADER_LEN else b""
-    header = SwitchHeader(destination_id=back_to, source_id=switch_id, transaction_info=info, reject_code=code)
+    header = SwitchHeader(destination_id=back_to, source_id=own_id, transaction_info=info, reject_code=code)
     return header.to_bytes(len(body)) + body
 
 

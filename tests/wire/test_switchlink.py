@@ -156,12 +156,12 @@ def test_no_pan_in_errors() -> None:
 
 def test_reject_goes_back_to_the_sender_with_the_body_as_received() -> None:
     frame = encode_switch_message(HEADER, REQUEST, MAC)
-    rejected = decode_switch_message(reject_frame(frame, RejectCode.MAC_FAILED, switch_id=SWITCH))
+    rejected = decode_switch_message(reject_frame(frame, RejectCode.MAC_FAILED, own_id=SWITCH))
     assert rejected.header.reject_code is RejectCode.MAC_FAILED
     assert (rejected.header.destination_id, rejected.header.source_id) == (ACQUIRER, SWITCH)
     assert rejected.header.transaction_info == "123456"
     assert rejected.fields["37"] == REQUEST["37"]
-    garbage = reject_frame(b"\x00" * 10, RejectCode.HEADER_FORMAT, switch_id=SWITCH)
+    garbage = reject_frame(b"\x00" * 10, RejectCode.HEADER_FORMAT, own_id=SWITCH)
     assert SwitchHeader.parse(garbage).reject_code is RejectCode.HEADER_FORMAT
 
 
