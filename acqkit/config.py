@@ -9,10 +9,12 @@ TOML layout (every table optional; omitted values take the defaults below)::
     trace = true                  # every service writes JSON-lines trace records (off for load runs)
     acquirer_id = "48009999"      # field 32
     currency = "156"              # field 49
-    pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported under the LMK at start-up
+    pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported through the HSM at start-up
     tls = false                   # mutual TLS on every service hop (certificates: `acqsim certs create`)
 
-    [hsm]       host = "127.0.0.1"  port = 1500   lmk = "TEST"   audit = "hsm-audit.jsonl"
+    [hsm]       host = "127.0.0.1"  port = 1500   audit = "hsm-audit.jsonl"
+                lmk_file = "hsm/lmk.json"        # the LMK sealed at rest; read by the HSM only
+                allow_clear_import = true        # TEST: the key ceremony loads the clear TEST keys (A4)
                 allowed_clients = ["frontend"]   # or [hsm.allowed_clients] frontend = ["M8", "DC", …]
     [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"   # or postgresql://…
     [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"
@@ -27,7 +29,9 @@ TOML layout (every table optional; omitted values take the defaults below)::
     [[cards]]      pan = "…"  expiry = "3012"  pin = "123456"  pvki = "1"  pvv = "6308"  balance = 50000000
 
 Clear keys and PINs in this file are TEST material only (they are documented so any client can transact);
-services never log them, and the supervisor hands keys to the HSM to be held under the LMK.
+services never log them. The LMK is not in this file: only the HSM opens its LMK file. The key ceremony
+(``acqsim/provision.py``) hands the TEST keys to the HSM as clear components — allowed only because this TEST
+configuration says ``allow_clear_import = true`` — and keeps only the cryptograms, in the key store.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any, Final, TypeVar
 
 import tomli_w
 
+from acqkit.keystore import key_store_path
 from acqkit.netio import DEFAULT_MAX_CONNECTIONS
 from acqkit.tls import TLS_DIR_NAME
 from wire.constants import CURRENCY_CNY
@@ -57,6 +62,7 @@ DEFAULT_FRONTEND_PORT: Final = 5803
 DEFAULT_NAC_PORT: Final = 5800
 DEFAULT_NAC_STATUS_PORT: Final = 5801
 DEFAULT_ACQUIRER_ID: Final = "48009999"
+DEFAULT_LMK_FILE: Final = "hsm/lmk.json"
 
 #: TEST PVK pair (odd parity) for Visa PVV; the cards' PVVs below were computed with it and PVKI 1.
 TEST_PVK: Final = "7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E"
@@ -106,7 +112,12 @@ def split_host_port(text: str) -> tuple[str, int]:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HsmConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_HSM_PORT)
-    lmk: str = "TEST"  # "TEST" = the documented test LMK, or its clear components as hex
+    #: The LMK sealed under a passphrase (hsm_sim/lmk_store.py), relative to data_dir; created at the first
+    #: start with a random LMK. Only the HSM process is told where it is.
+    lmk_file: str = DEFAULT_LMK_FILE
+    #: Whether the HSM takes clear key components (A4). The built-in configuration is TEST material and
+    #: enables it so that its key ceremony can load the clear TEST keys; a real estate sets false.
+    allow_clear_import: bool = True
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # served at once; more are accepted and closed at once
     #: Verified client identities (TLS certificate CN) → the commands each may send (empty = all). Enforced
     #: only with ``tls = true``; on plain TCP every client is anonymous.
@@ -298,6 +309,11 @@ class AcqsimConfig:
         return self.data_dir / TLS_DIR_NAME
 
     @property
+    def key_store_path(self) -> Path:
+        """The key store of cryptograms under the LMK (acqkit/keystore.py)."""
+        return key_store_path(self.data_dir)
+
+    @property
     def trace_dir(self) -> Path:
         return self.data_dir / "traces"
 
@@ -404,7 +420,7 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
         {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "hsm", "ledger", "frontend", "nac"}
         | {"merchants", "terminals", "cards"}
     ),
-    "hsm": frozenset({"host", "port", "lmk", "max_connections", "allowed_clients", "audit"}),
+    "hsm": frozenset({"host", "port", "lmk_file", "allow_clear_import", "max_connections", "allowed_clients", "audit"}),
     "ledger": frozenset({"host", "port", "db", "max_connections"}),
     "frontend": frozenset({"host", "port", "db", "max_connections"}),
     "nac": frozenset({"host", "port", "status_port", "routes", "max_connections"}),
@@ -454,6 +470,9 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
     tls = raw.get("tls", defaults.tls)
     if not isinstance(tls, bool):
         raise ConfigError("tls must be true or false")
+    allow_clear_import = hsm_t.get("allow_clear_import", defaults.hsm.allow_clear_import)
+    if not isinstance(allow_clear_import, bool):
+        raise ConfigError("[hsm] allow_clear_import must be true or false")
     return AcqsimConfig(
         data_dir=data_dir if data_dir.is_absolute() else base_dir / data_dir,
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
@@ -463,7 +482,8 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
         tls=tls,
         hsm=HsmConfig(
             listen=_endpoint(hsm_t, "hsm", defaults.hsm.listen),
-            lmk=str(hsm_t.get("lmk", "TEST")),
+            lmk_file=str(hsm_t.get("lmk_file", defaults.hsm.lmk_file)),
+            allow_clear_import=allow_clear_import,
             max_connections=_max_connections(hsm_t, "hsm"),
             allowed_clients=_allowed_clients(hsm_t, defaults.hsm.allowed_clients),
             audit=str(hsm_t.get("audit", defaults.hsm.audit)),
@@ -516,7 +536,8 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "hsm": {
             "host": config.hsm.listen.host,
             "port": config.hsm.listen.port,
-            "lmk": config.hsm.lmk,
+            "lmk_file": config.hsm.lmk_file,
+            "allow_clear_import": config.hsm.allow_clear_import,
             "max_connections": config.hsm.max_connections,
             "allowed_clients": {name: list(cmds) for name, cmds in config.hsm.allowed_clients.items()},
             "audit": config.hsm.audit,

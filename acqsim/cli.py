@@ -28,6 +28,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "decode": ("acqsim.cmd_decode", "dissect a POS-link or host-link frame given as hex"),
     "trace": ("acqsim.cmd_trace", "show a transaction's journey across the hops"),
     "certs": ("acqsim.cmd_certs", "create or show the local CA and service certificates for TLS"),
+    "keys": ("acqsim.cmd_keys", "import, generate (through the HSM) or list the key store's keys"),
     "hsm": ("hsm_sim.cli", "run the payShield-style HSM simulator"),
     "ledger": ("core_ledger.cli", "run the core ledger, or query its store"),
     "nac": ("nac.cli", "run the network access controller (TPDU router)"),

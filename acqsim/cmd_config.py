@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
     print(BANNER)
     print(f"data folder  {config.data_dir}")
     print(f"acquirer id  {config.acquirer_id}   currency {config.currency}")
-    print(f"HSM          {config.hsm.listen}  LMK {config.hsm.lmk}")
+    clear_import = "ENABLED (TEST configuration)" if config.hsm.allow_clear_import else "disabled"
+    print(f"HSM          {config.hsm.listen}  LMK file {config.store_path(config.hsm.lmk_file)} (HSM only)")
+    print(f"             clear-component key import {clear_import}; key store {config.key_store_path}")
     print(f"ledger       {config.ledger.listen}  store {config.store_path(config.ledger.db)}")
     print(f"front-end    {config.frontend.listen}  journal {config.store_path(config.frontend.db)}")
     print(f"NAC          {config.nac.listen}  status {config.nac.status}")

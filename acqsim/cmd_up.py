@@ -15,7 +15,9 @@ import anyio
 
 from acqkit.config import ConfigError, load_config
 from acqkit.runner import backend_options
+from acqsim.provision import CeremonyError
 from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
+from hsm_sim.client import HsmUnavailable
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except BaseExceptionGroup as group:  # raised out of the supervisor's task groups
-        failed, _ = group.split(StartupFailed)
+        failed, _ = group.split((StartupFailed, CeremonyError, HsmUnavailable))
         if failed is None:
             raise
         for failure in _leaves(failed):

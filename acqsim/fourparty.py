@@ -2,7 +2,7 @@
 
 Parties and their TEST material (test keys and test cards only):
 
-    acquirer  48009999  ACQSIM TEST ACQUIRER   its own HSM (the default TEST LMK); issues the on-us BIN 620000
+    acquirer  48009999  ACQSIM TEST ACQUIRER   its own HSM and LMK; issues the on-us BIN 620000
     switch    00010000  ACQSIM TEST SWITCH     its own HSM and LMK, the BIN table, the journal
     issuer B  63050000  ACQSIM TEST BANK B     its own HSM and LMK, its own core ledger: BINs 623050 (debit),
                                               625050 (credit)
@@ -10,8 +10,10 @@ Parties and their TEST material (test keys and test cards only):
 
 Zone keys (clear TEST values, double length, odd parity): the acquirer zone's ZPK is PROTOCOL.md §10's
 ``FEDCBA98765432100123456789ABCDEF`` and issuer B's zone ZPK is §10's ``1C587F1C13924FEF0123456789ABCDEF``, so a
-PIN travelling this world follows the §10 vector. Each party holds its keys under its own LMK only; the clear
-values below exist to put them there, as a key ceremony would.
+PIN travelling this world follows the §10 vector. Each party's HSM has its own LMK, random, sealed in a file of
+the data folder and never seen outside the HSM; the key ceremony (:func:`_ceremony`) forms each zone's ZMK there
+from two clear TEST components (A4: these HSMs allow clear import, as TEST configurations do) and imports the
+zone keys under it (A6), so each party holds only cryptograms under its own LMK.
 
 :func:`running_world` starts every service in-process on ephemeral loopback ports (the acquirer HSM, the
 switch's HSM, issuer B's HSM, ledger and host; issuer C is a port nothing listens on, or a host that never
@@ -33,14 +35,14 @@ import anyio
 import anyio.abc
 
 from acqkit.config import DEFAULT_ACQUIRER_ID
+from acqsim.provision import split_into_components
 from core_ledger.api import LedgerOp
 from core_ledger.client import LedgerClient
 from core_ledger.seed import CardSeed
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service, seed
 from hsm_sim.client import HsmClient, KeyType
-from hsm_sim.keys import DEFAULT_TEST_LMK, Lmk, encrypt_under_lmk
-from hsm_sim.server import serve as serve_hsm
+from hsm_sim.server import serve_sealed as serve_hsm
 from issuer_host.server import IssuerKeys, IssuerShell
 from issuer_host.server import serve as serve_issuer
 from scheme.bins import BinRange, BinTable
@@ -61,10 +63,10 @@ ISSUER_B_ID: Final = "63050000"
 ISSUER_C_ID: Final = "64100000"
 HOST: Final = "127.0.0.1"
 
-#: Each party's TEST LMK (odd parity): the acquirer's is the default TEST LMK.
-SWITCH_LMK: Final = Lmk.from_hex("C1C1C1C1C1C1C1C1E0E0E0E0E0E0E0E0")
-ISSUER_B_LMK: Final = Lmk.from_hex("D5D5D5D5D5D5D5D5F1F1F1F1F1F1F1F1")
-ACQUIRER_LMK: Final = DEFAULT_TEST_LMK
+#: Clear TEST zone master keys (odd parity), one per zone: the zone keys travel under them.
+ZMK_ACQUIRER: Final = bytes.fromhex("4CA2161637D0133E5E151AEA45DA2A16")
+ZMK_ISSUER_B: Final = bytes.fromhex("0E1F2C3D4A5B6879E9D9C7B6A4948373")
+ZMK_ISSUER_C: Final = bytes.fromhex("C1C1C1C1C1C1C1C1E0E0E0E0E0E0E0E0")
 
 #: Clear TEST zone keys (ZPKs from PROTOCOL.md §10).
 ZPK_ACQUIRER: Final = bytes.fromhex("FEDCBA98765432100123456789ABCDEF")
@@ -115,6 +117,8 @@ class World:
     switch: SwitchShell
     acquirer: SwitchLinkClient
     acquirer_hsm: HsmClient
+    #: The acquirer's keys under its own LMK: its terminal's TPK, its zone's ZPK and ZMK.
+    acquirer_keys: dict[str, str]
     journal: SwitchJournal
     ledger_b: LedgerClient
     ledger_b_db: Path
@@ -127,12 +131,12 @@ class World:
     async def pin_block(self, card: SchemeCard) -> bytes:
         """The terminal's PIN block (under the TPK) translated by the acquirer's HSM to its zone ZPK (CA)."""
         under_tpk = tdes_ecb_encrypt(TPK, build_pin_block(card.pin, card.pan))
-        return await self.acquirer_hsm.translate_pin(
-            encrypt_under_lmk(ACQUIRER_LMK, KeyType.TPK, TPK),
-            encrypt_under_lmk(ACQUIRER_LMK, KeyType.ZPK, ZPK_ACQUIRER),
-            under_tpk,
-            card.pan,
-        )
+        keys = self.acquirer_keys
+        return await self.acquirer_hsm.translate_pin(keys["tpk"], keys["zpk"], under_tpk, card.pan)
+
+    async def acquirer_key(self, key_type: KeyType, clear: bytes) -> str:
+        """A clear TEST key imported into the acquirer's HSM under its zone's ZMK (for tests of wrong keys)."""
+        return await _import(self.acquirer_hsm, self.acquirer_keys["zmk"], ZMK_ACQUIRER, key_type, clear)
 
     def request(
         self,
@@ -177,6 +181,25 @@ async def _silent(stream: anyio.abc.ByteStream) -> None:
     async with stream:
         while await stream.receive():
             pass
+
+
+async def _import(hsm: HsmClient, zmk_under_lmk: str, zmk: bytes, key_type: KeyType, clear: bytes) -> str:
+    """A6: ``clear`` travels under the zone's ZMK and comes back under the HSM's LMK."""
+    imported = await hsm.import_key(key_type, zmk_under_lmk, tdes_ecb_encrypt(zmk, clear).hex().upper())
+    return imported.under_lmk
+
+
+async def _ceremony(hsm: HsmClient, zmk: bytes, keys: dict[str, tuple[KeyType, bytes]]) -> dict[str, str]:
+    """Form the zone's ZMK from two clear components (A4), then import each key under it (A6); the PVK, a key
+    formed from components itself, by A4. Returns the name → the key under this HSM's LMK (and ``zmk``)."""
+    formed = await hsm.form_key_from_components(KeyType.ZMK, split_into_components(zmk))
+    out = {"zmk": formed.under_lmk}
+    for name, (key_type, clear) in keys.items():
+        if key_type is KeyType.PVK:
+            out[name] = (await hsm.form_key_from_components(key_type, split_into_components(clear))).under_lmk
+        else:
+            out[name] = await _import(hsm, formed.under_lmk, zmk, key_type, clear)
+    return out
 
 
 async def _gated_proxy(target_port: int, gate: anyio.Event, client: anyio.abc.SocketStream) -> None:
@@ -224,8 +247,10 @@ async def running_world(
     traces = (TraceWriter(trace_dir, "issuer-b"), TraceWriter(trace_dir, "scheme"))
     async with anyio.create_task_group() as tg:
         hsm_port = {
-            name: await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=lmk))
-            for name, lmk in (("acq", ACQUIRER_LMK), ("sw", SWITCH_LMK), ("b", ISSUER_B_LMK))
+            name: await tg.start(
+                functools.partial(serve_hsm, HOST, 0, lmk_file=data_dir / f"hsm-{name}.lmk", allow_clear_import=True)
+            )
+            for name in ("acq", "sw", "b")
         }
         # issuer B: its own ledger with its cards, its own HSM, its host on the switch link
         db = data_dir / "issuer-b.sqlite3"
@@ -237,14 +262,23 @@ async def running_world(
         )
         ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
         hsm_b = await HsmClient.connect(HOST, hsm_port["b"])
+        b_keys = await _ceremony(
+            hsm_b,
+            ZMK_ISSUER_B,
+            {
+                "zak": (KeyType.ZAK, ZAK_ISSUER_B),
+                "zpk": (KeyType.ZPK, ZPK_ISSUER_B),
+                "pvk": (KeyType.PVK, PVK_ISSUER_B),
+            },
+        )
         ledger_b = await LedgerClient.connect(HOST, ledger_port)
         issuer_shell = IssuerShell(
             issuer_id=ISSUER_B_ID,
             switch_id=SWITCH_ID,
             keys=IssuerKeys(
-                zak=encrypt_under_lmk(ISSUER_B_LMK, KeyType.ZAK, ZAK_ISSUER_B),
-                zpk=encrypt_under_lmk(ISSUER_B_LMK, KeyType.ZPK, ZPK_ISSUER_B),
-                pvk=encrypt_under_lmk(ISSUER_B_LMK, KeyType.PVK, PVK_ISSUER_B),
+                zak=b_keys["zak"],
+                zpk=b_keys["zpk"],
+                pvk=b_keys["pvk"],
             ),
             hsm=hsm_b,
             ledger=ledger_b,
@@ -263,27 +297,35 @@ async def running_world(
         else:
             tg.start_soon(_serve_silently, listener)
         # the switch
-        sw = SWITCH_LMK
+        hsm_sw = await HsmClient.connect(HOST, hsm_port["sw"])
+        sw = {
+            member: await _ceremony(hsm_sw, zmk, {"zak": (KeyType.ZAK, zak), "zpk": (KeyType.ZPK, zpk)})
+            for member, zmk, zak, zpk in (
+                (ACQUIRER_ID, ZMK_ACQUIRER, ZAK_ACQUIRER, ZPK_ACQUIRER),
+                (ISSUER_B_ID, ZMK_ISSUER_B, ZAK_ISSUER_B, ZPK_ISSUER_B),
+                (ISSUER_C_ID, ZMK_ISSUER_C, ZAK_ISSUER_C, ZPK_ISSUER_C),
+            )
+        }
         members = {
             ACQUIRER_ID: Member(
                 institution_id=ACQUIRER_ID,
                 name="ACQSIM TEST ACQUIRER",
-                zak=encrypt_under_lmk(sw, KeyType.ZAK, ZAK_ACQUIRER),
-                zpk=encrypt_under_lmk(sw, KeyType.ZPK, ZPK_ACQUIRER),
+                zak=sw[ACQUIRER_ID]["zak"],
+                zpk=sw[ACQUIRER_ID]["zpk"],
             ),
             ISSUER_B_ID: Member(
                 institution_id=ISSUER_B_ID,
                 name="ACQSIM TEST BANK B",
-                zak=encrypt_under_lmk(sw, KeyType.ZAK, ZAK_ISSUER_B),
-                zpk=encrypt_under_lmk(sw, KeyType.ZPK, ZPK_ISSUER_B),
+                zak=sw[ISSUER_B_ID]["zak"],
+                zpk=sw[ISSUER_B_ID]["zpk"],
                 issuer_host=HOST,
                 issuer_port=issuer_b_port,
             ),
             ISSUER_C_ID: Member(
                 institution_id=ISSUER_C_ID,
                 name="ACQSIM TEST BANK C",
-                zak=encrypt_under_lmk(sw, KeyType.ZAK, ZAK_ISSUER_C),
-                zpk=encrypt_under_lmk(sw, KeyType.ZPK, ZPK_ISSUER_C),
+                zak=sw[ISSUER_C_ID]["zak"],
+                zpk=sw[ISSUER_C_ID]["zpk"],
                 issuer_host=HOST,
                 issuer_port=issuer_c_port,
             ),
@@ -296,16 +338,20 @@ async def running_world(
             clock=lambda: now,
         )
         journal = SwitchJournal(data_dir / "switch-journal.sqlite3")
-        hsm_sw = await HsmClient.connect(HOST, hsm_port["sw"])
         switch_shell = SwitchShell(core, journal, hsm_sw, issuer_timeout=issuer_timeout, trace=traces[1])
         switch_port = await tg.start(functools.partial(serve_switch, HOST, 0, shell=switch_shell))
         hsm_acq = await HsmClient.connect(HOST, hsm_port["acq"])
+        acq_keys = await _ceremony(
+            hsm_acq,
+            ZMK_ACQUIRER,
+            {"zak": (KeyType.ZAK, ZAK_ACQUIRER), "zpk": (KeyType.ZPK, ZPK_ACQUIRER), "tpk": (KeyType.TPK, TPK)},
+        )
         acquirer = SwitchLinkClient(
             HOST,
             switch_port,
             own_id=ACQUIRER_ID,
             peer_id=SWITCH_ID,
-            zone=ZoneMac(hsm_acq, encrypt_under_lmk(ACQUIRER_LMK, KeyType.ZAK, ZAK_ACQUIRER)),
+            zone=ZoneMac(hsm_acq, acq_keys["zak"]),
             timeout=issuer_timeout + 4.0,
         )
         world = World(
@@ -313,6 +359,7 @@ async def running_world(
             switch=switch_shell,
             acquirer=acquirer,
             acquirer_hsm=hsm_acq,
+            acquirer_keys=acq_keys,
             journal=journal,
             ledger_b=ledger_b,
             ledger_b_db=db,

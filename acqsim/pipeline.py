@@ -1,6 +1,8 @@
 """The four services started in one process, in one task group, on loopback ports chosen by the OS.
 
 For tests, benchmarks and ``acqsim demo``'s in-process mode; ``acqsim up`` runs them as separate processes.
+The HSM opens (or, the first time, creates) the data folder's sealed LMK file itself; the key ceremony
+(:mod:`acqsim.provision`) loads the TEST keys through it before the front-end is built from the key store.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ import dataclasses
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 
 from acqkit.config import AcqsimConfig, Endpoint
+from acqsim.provision import key_ceremony
 from core_ledger.client import LedgerClient
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service
@@ -21,9 +25,8 @@ from frontend.journal import Journal
 from frontend.registry import Registry
 from frontend.server import Frontend
 from frontend.server import serve as serve_frontend
-from hsm_sim.cli import lmk_from_arg
 from hsm_sim.client import HsmClient
-from hsm_sim.server import serve as serve_hsm
+from hsm_sim.server import serve_sealed as serve_hsm
 from nac.routes import RouteTable
 from nac.server import NacServer
 from wire.trace import TraceWriter
@@ -56,16 +59,23 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
     try:
         async with anyio.create_task_group() as tg:
             hsm_port = await tg.start(
-                functools.partial(serve_hsm, LOOPBACK, 0, lmk=lmk_from_arg(config.hsm.lmk), trace=traces["hsm"])
+                functools.partial(
+                    serve_hsm,
+                    LOOPBACK,
+                    0,
+                    lmk_file=Path(config.store_path(config.hsm.lmk_file)),
+                    allow_clear_import=config.hsm.allow_clear_import,
+                    trace=traces["hsm"],
+                )
             )
             ledger_port = await tg.start(
                 functools.partial(serve_ledger, LOOPBACK, 0, service=service, trace=traces["ledger"])
             )
             hsm = await HsmClient.connect(LOOPBACK, hsm_port)
             ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
-            frontend = Frontend(
-                Context(registry=Registry.from_config(config)), journal, hsm, ledger, trace=traces["frontend"]
-            )
+            keys = await key_ceremony(config, hsm)
+            registry = Registry.from_key_store(config, keys, config.key_store_path)
+            frontend = Frontend(Context(registry=registry), journal, hsm, ledger, trace=traces["frontend"])
             fe_port = await tg.start(functools.partial(serve_frontend, LOOPBACK, 0, frontend=frontend))
             nac = NacServer(
                 RouteTable.parse([f"{route}={LOOPBACK}:{fe_port}" for route in config.nac.routes]),

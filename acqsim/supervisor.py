@@ -8,6 +8,11 @@ last words; a later death is restarted by the policy.
 The decisions are plain: :func:`service_commands` says how each service is started for a configuration, and
 :class:`RestartPolicy` says whether (and after what pause) a dead service is started again. The anyio shell
 in :func:`supervise` carries them out.
+
+Key custody: only the HSM is told where the LMK file is, and only the HSM's environment keeps
+``ACQSIM_LMK_PASSPHRASE`` (every other service starts without it). Between the HSM and the front-end the key
+ceremony (:mod:`acqsim.provision`) loads the configuration's TEST keys through the HSM into the key store,
+from which the front-end reads its cryptograms.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -26,6 +32,10 @@ import anyio
 import anyio.abc
 
 from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.serving import serving_for
+from acqsim.provision import key_ceremony
+from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
+from hsm_sim.client import HsmClient
 
 log = logging.getLogger("acqsim.supervisor")
 
@@ -47,6 +57,11 @@ class ServiceSpec:
     name: str
     argv: tuple[str, ...]
     endpoint: Endpoint
+    #: Environment variables the service is started without (the LMK passphrase, for all but the HSM).
+    withheld_env: frozenset[str] = frozenset({PASSPHRASE_ENV})
+
+    def environment(self) -> dict[str, str]:
+        return {name: value for name, value in os.environ.items() if name not in self.withheld_env}
 
 
 @dataclasses.dataclass(slots=True)
@@ -107,16 +122,22 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
     routes = [f"--route={dst}=" + ",".join(str(e) for e in config.route_members(dst)) for dst in config.nac.routes]
     status = ("--status-port", str(config.nac.status.port)) if config.nac.status else ()
     hsm, ledger, frontend = config.hsm, config.ledger, config.frontend
+    lmk_file = Path(config.store_path(hsm.lmk_file))
     return [
         ServiceSpec(
             name="hsm",
             endpoint=hsm.listen,
+            withheld_env=frozenset(),
             argv=(
                 *python,
                 "hsm",
                 *_listen(hsm.listen),
-                "--lmk",
-                hsm.lmk,
+                "--lmk-file",
+                str(lmk_file),
+                "--create-lmk",
+                "--passphrase-file",
+                str(passphrase_file_for(lmk_file)),
+                *(("--allow-clear-import",) if hsm.allow_clear_import else ()),
                 "--audit",
                 config.store_path(hsm.audit),
                 *(f"--allowed-client={name}:{','.join(cmds)}" for name, cmds in hsm.allowed_clients.items()),
@@ -153,6 +174,8 @@ def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[Ser
                 str(ledger.listen),
                 "--db",
                 config.store_path(frontend.db),
+                "--key-store",
+                str(config.key_store_path),
                 *traces,
                 *_serving(config, frontend.max_connections),
             ),
@@ -250,7 +273,9 @@ async def run_service(
     await anyio.Path(log_dir).mkdir(parents=True, exist_ok=True)
     while True:
         with (log_dir / f"{spec.name}.log").open("ab") as output:
-            process = await anyio.open_process(list(spec.argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            process = await anyio.open_process(
+                list(spec.argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=spec.environment()
+            )
             try:
                 async with anyio.create_task_group() as pumping:
                     seen = _Seen()
@@ -294,8 +319,18 @@ async def supervise(
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Start every service in order, each after the ones it depends on are listening; run until cancelled."""
+    """Start every service in order, each after the ones it depends on are listening, with the key ceremony
+    right after the HSM; run until cancelled. A failed ceremony raises ``CeremonyError``."""
     async with anyio.create_task_group() as tg:
         for spec in service_commands(config, config_file):
             await tg.start(run_service, spec, config.log_dir, ready)
+            if spec.name == "hsm":
+                await provision_keys(config)
         task_status.started()
+
+
+async def provision_keys(config: AcqsimConfig) -> None:
+    """The key ceremony against the configured HSM, as the front-end (its TLS identity when ``tls = true``)."""
+    tls = serving_for("frontend", tls_dir=None, max_connections=None, config=config).client_tls
+    async with await HsmClient.connect(config.hsm.listen.host, config.hsm.listen.port, tls=tls) as hsm:
+        await key_ceremony(config, hsm)

@@ -49,6 +49,11 @@ class LedgerTimeout(LedgerError):
     """No answer in time: the request may or may not have been posted."""
 
 
+def host_message(request: LedgerRequest) -> bytes:
+    """``request`` as the host-link message the client sends (PROTOCOL.md §2): for a caller's trace."""
+    return encode_host(request_fields(request))
+
+
 def _decode_answer(payload: bytes) -> tuple[MatchKey, LedgerAnswer]:
     try:
         fields = decode_host(payload)

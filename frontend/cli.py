@@ -1,6 +1,9 @@
 """``acqsim frontend``: run the acquirer front-end processor, or look into its journal.
 
 acqsim frontend [serve] [--config FILE] [--host H] [--port P] [--hsm HOST:PORT] [--ledger HOST:PORT] [--db PATH]
+                [--key-store PATH]
+    serves with the TMKs and PVK of the key store (cryptograms under the HSM's LMK; default
+    <data_dir>/keys/keystore.json); a configured terminal without a TMK there stops it at start-up (exit 2).
 acqsim frontend journal pending|dead-letters [--config FILE] [--db PATH] [--json]
     the store-and-forward reversals still owed to the ledger, or given up on (dead letters: refused for good,
     or MAX_REVERSAL_TRIES tries): an operator settles those by hand. Cards masked. Exit 1 if any dead letter.
@@ -19,13 +22,14 @@ import anyio
 
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from acqkit.keystore import KeyStoreError, read_key_store
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from frontend.core import Context
 from frontend.journal import REVERSAL_DEAD, REVERSAL_PENDING, Journal
-from frontend.registry import Registry
+from frontend.registry import Registry, RegistryError
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
 from wire.trace import TraceWriter
@@ -41,6 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
+    parser.add_argument("--key-store", type=Path, help="the key store (default: <data_dir>/keys/keystore.json)")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
     add_serving_arguments(parser)
 
@@ -94,8 +99,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     host = args.host or config.frontend.listen.host
     port = config.frontend.listen.port if args.port is None else args.port
+    key_store = args.key_store or config.key_store_path
+    try:
+        registry = Registry.from_key_store(config, read_key_store(key_store), key_store)
+    except (KeyStoreError, RegistryError) as exc:
+        print(f"acqsim frontend: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     journal = Journal(args.db or config.store_path(config.frontend.db))
-    ctx = Context(registry=Registry.from_config(config))
+    ctx = Context(registry=registry)
 
     unreachable: list[str] = []
 

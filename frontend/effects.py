@@ -1,18 +1,27 @@
-"""What the front-end core asks its shell to do. Each effect is answered by the value the shell sends back.
+"""What the front-end core asks its shell to do, as plain data. Each effect is answered by the value the shell
+sends back.
 
 The core is a generator per transaction: it ``yield``s an effect, the shell carries it out (HSM, ledger,
-journal, each under its own timeout) and sends the result back in. Tests drive the same generators with
-results they choose, so every rule is testable without a network.
+journal, each under its own timeout: :mod:`frontend.interpreter`) and sends the result back in. Effects are
+frozen dataclasses compared by value, so a core test can assert the exact sequence a transaction yields.
+Card numbers in effects are left out of their ``repr``.
+
+HSM effects: :class:`GenerateWorkingKeys`, :class:`VerifyMac`, :class:`GenerateMac`, :class:`VerifyPin`,
+:class:`VerifyMacAndPin`. Ledger: :class:`AskLedger`. Journal: every other effect; those in
+:data:`INLINE_JOURNAL_EFFECTS` are answered from the journal's memory (no thread, no disk), the rest are written
+durably (group commit) before their answer comes back.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
-from typing import Any
+from typing import Final
 
 from core_ledger.api import LedgerRequest
+from frontend.records import Session
+
+# --- HSM -------------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,8 +36,8 @@ class VerifyMac:
     """→ ``bool`` (M8, CUP ECB algorithm)."""
 
     mak_under_lmk: str
-    data: bytes
-    mac: bytes
+    data: bytes = dataclasses.field(repr=False)  # the request body: it holds the card number
+    mac: bytes = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,7 +45,7 @@ class GenerateMac:
     """→ ``bytes`` (M6, CUP ECB algorithm)."""
 
     mak_under_lmk: str
-    data: bytes
+    data: bytes = dataclasses.field(repr=False)  # the answer body: it holds the card number
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,10 +54,10 @@ class VerifyPin:
 
     tpk_under_lmk: str
     pvk_under_lmk: str
-    pin_block: bytes
-    pan: str
-    pvki: str
-    pvv: str
+    pin_block: bytes = dataclasses.field(repr=False)
+    pan: str = dataclasses.field(repr=False)
+    pvki: str = dataclasses.field(repr=False)
+    pvv: str = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,45 +69,174 @@ class VerifyMacAndPin:
     pin: VerifyPin
 
 
+# --- ledger ----------------------------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AskLedger:
     """→ ``LedgerAnswer`` or :class:`PeerFailure`."""
 
-    request: LedgerRequest
+    request: LedgerRequest = dataclasses.field(repr=False)
+
+
+# --- journal: sessions -----------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class JournalCall:
-    """→ whatever ``call(journal)`` returns: run in a worker thread, durable (group commit) when it returns."""
+class LoadSession:
+    """→ the terminal's :class:`~frontend.records.Session`, or ``None`` (inline, from memory)."""
 
-    call: Callable[[Any], Any]
+    terminal_id: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class JournalRead:
-    """→ whatever ``call(journal)`` returns: a read the journal answers from memory, run inline (no thread)."""
+class OpenSession:
+    """A sign-on: the terminal's next batch number, saved with its new working keys. → the batch (``str``)."""
 
-    call: Callable[[Any], Any]
+    terminal_id: str
+    pik_under_lmk: str
+    mak_under_lmk: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SaveSession:
+    """→ ``None``."""
+
+    session: Session
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DropSession:
+    """A sign-off. → ``None``."""
+
+    terminal_id: str
+
+
+# --- journal: transactions -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NextRrn:
+    """→ a fresh RRN (``str``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FindTxn:
+    """→ the first journaled :class:`~frontend.records.JournalTxn` with this key, or ``None``."""
+
+    terminal_id: str
+    batch: str
+    stan: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RecordRequest:
+    """Journal a request before the ledger is asked, with ``ledger_request`` (given the next RRN there). → the
+    numbered ``LedgerRequest``, or ``None`` when (terminal, batch, STAN, MTI) is already journaled."""
+
+    terminal_id: str
+    batch: str
+    stan: str
+    mti: str
+    kind: str
+    pan_masked: str
+    amount: int
+    local_date: str
+    local_time: str
+    original_stan: str | None
+    ledger_request: LedgerRequest = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RecordAnswer:
+    """The answer of a journaled request, and its new state. → ``None``."""
+
+    terminal_id: str
+    batch: str
+    stan: str
+    mti: str
+    response_code: str
+    auth_code: str | None
+    status: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SetStatus:
+    """Move a journaled transaction to ``status`` (voided, reversed). → ``None``."""
+
+    terminal_id: str
+    batch: str
+    stan: str
+    mti: str
+    status: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchTotals:
+    """→ the ``wire.fields.SettlementTotals`` of the batch, as the journal counts them."""
+
+    terminal_id: str
+    batch: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueueReversal:
     """Store a reversal for the ledger (store-and-forward) and wake the forwarder. → ``None``."""
 
-    request: LedgerRequest
+    request: LedgerRequest = dataclasses.field(repr=False)
 
 
-Effect = (
-    GenerateWorkingKeys
-    | VerifyMac
-    | GenerateMac
-    | VerifyPin
-    | VerifyMacAndPin
-    | AskLedger
-    | JournalCall
-    | JournalRead
+# --- journal: PIN tries ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReservePinTry:
+    """Take one of the card's ``limit`` tries today for a DC about to go to the HSM (inline: the check and the
+    take are one step on the event loop). → ``bool``, whether a try was left."""
+
+    pan: str = dataclasses.field(repr=False)
+    day: str
+    limit: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReleasePinTry:
+    """Give back a reserved try: the PIN was right, or was not verified (inline). → ``None``."""
+
+    pan: str = dataclasses.field(repr=False)
+    day: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AddPinFailure:
+    """Turn a reserved try into a durable failure. → the card's failures today (``int``)."""
+
+    pan: str = dataclasses.field(repr=False)
+    day: str
+
+
+HsmEffect = GenerateWorkingKeys | VerifyMac | GenerateMac | VerifyPin | VerifyMacAndPin
+JournalEffect = (
+    LoadSession
+    | OpenSession
+    | SaveSession
+    | DropSession
+    | NextRrn
+    | FindTxn
+    | RecordRequest
+    | RecordAnswer
+    | SetStatus
+    | BatchTotals
     | QueueReversal
+    | ReservePinTry
+    | ReleasePinTry
+    | AddPinFailure
 )
+Effect = HsmEffect | AskLedger | JournalEffect
+
+#: Journal effects answered from memory on the event loop (no thread, no disk).
+INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry)
+HSM_EFFECTS: Final = (GenerateWorkingKeys, VerifyMac, GenerateMac, VerifyPin, VerifyMacAndPin)
 
 
 class FailureKind(enum.Enum):

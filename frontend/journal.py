@@ -27,6 +27,7 @@ from typing import Any, Final
 from acqkit.datakey import KEY_FILE as DATA_KEY_FILE
 from acqkit.datakey import DataKey, DataKeyError
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
+from frontend.records import FIRST_BATCH, JournalTxn, Session, next_batch_number
 from wire.fields import CardTotals, SettlementTotals
 from wire.masking import mask_pan
 
@@ -59,30 +60,6 @@ REVERSAL_DEAD: Final = "dead"
 RRN_BLOCK: Final = 1000
 #: RRN serial digits after the YYDDD prefix (field 37 is 12 characters).
 RRN_SERIAL_MODULUS: Final = 10_000_000
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Session:
-    terminal_id: str
-    pik: str  # under LMK
-    mak: str  # under LMK
-    batch: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class JournalTxn:
-    terminal_id: str
-    batch: str
-    stan: str
-    mti: str
-    kind: str
-    amount: int
-    local_date: str
-    local_time: str
-    rrn: str
-    auth_code: str | None
-    response_code: str | None
-    status: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,7 +224,7 @@ class Journal:
 
     def next_batch(self, terminal_id: str) -> str:
         session = self._sessions.get(terminal_id)
-        return f"{(int(session.batch) % 999999) + 1:06d}" if session else "000001"
+        return next_batch_number(session.batch) if session else FIRST_BATCH
 
     def next_rrn(self) -> str:
         with self._lock:

@@ -22,9 +22,10 @@ import anyio
 from acqkit.groupcommit import GroupCommit
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
-from frontend.core import reversal_of
-from frontend.journal import Journal, JournalTxn
+from frontend.flows.ledger import reversal_of
+from frontend.journal import Journal
 from frontend.lifecycle import TxnEvent, TxnState, advance
+from frontend.records import JournalTxn
 from wire.constants import ResponseCode
 
 log = logging.getLogger("acqsim.frontend")

@@ -1,17 +1,37 @@
 """The terminal registry: which terminals and merchants may transact, and their keys under the LMK.
 
-A real front-end stores only the under-LMK form of each TMK, loaded at a key ceremony. acqsim's
-configuration ships clear TEST keys so that any client can transact; this module performs the simulated
-ceremony once at start-up (clear TEST key → key under the configured test LMK) and keeps nothing else.
+The front-end never holds the LMK nor a clear key: each terminal's TMK and the PVK come from the key store
+(:mod:`acqkit.keystore`) as cryptograms under the HSM's LMK, put there by the key ceremony through the HSM
+(``acqsim up``, ``acqsim keys import``). The terminal and merchant tables come from the configuration. A
+configured terminal without a TMK in the store stops the front-end at start-up (:class:`RegistryError`
+names the terminals), rather than answering its every request 03 later.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import Final
 
 from acqkit.config import AcqsimConfig
-from hsm_sim.cli import lmk_from_arg
-from hsm_sim.keys import KeyType, encrypt_under_lmk
+from acqkit.keystore import KeyStore
+
+#: Labels of the keys the front-end needs in the key store.
+TMK_LABEL_PREFIX: Final = "tmk/"
+PVK_LABEL: Final = "pvk"
+#: Key types those labels must carry.
+TMK_TYPE: Final = "TMK"
+PVK_TYPE: Final = "PVK"
+#: How many missing terminals an error names before it says "and N more".
+MAX_NAMED: Final = 5
+
+
+def tmk_label(terminal_id: str) -> str:
+    return TMK_LABEL_PREFIX + terminal_id
+
+
+class RegistryError(Exception):
+    """The key store lacks a key the configuration needs (or holds it under another type)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,20 +50,32 @@ class Registry:
     pvk_under_lmk: str
 
     @classmethod
-    def from_config(cls, config: AcqsimConfig) -> Registry:
-        lmk = lmk_from_arg(config.hsm.lmk)
-        terminals = {
-            t.terminal_id: TerminalEntry(
-                terminal_id=t.terminal_id,
-                merchant_id=t.merchant_id,
-                tmk_under_lmk=encrypt_under_lmk(lmk, KeyType.TMK, bytes.fromhex(t.tmk)),
-                route=t.route,
+    def from_key_store(cls, config: AcqsimConfig, store: KeyStore, where: Path | None = None) -> Registry:
+        """The configured terminals with their TMKs from ``store``; raises :class:`RegistryError`."""
+        source = f"the key store {where}" if where is not None else "the key store"
+        missing, terminals = [], {}
+        for t in config.terminals:
+            entry = store.get(tmk_label(t.terminal_id))
+            if entry is None or entry.key_type != TMK_TYPE:
+                missing.append(t.terminal_id)
+                continue
+            terminals[t.terminal_id] = TerminalEntry(
+                terminal_id=t.terminal_id, merchant_id=t.merchant_id, tmk_under_lmk=entry.cryptogram, route=t.route
             )
-            for t in config.terminals
-        }
+        if missing:
+            named = ", ".join(missing[:MAX_NAMED]) + (
+                f" and {len(missing) - MAX_NAMED} more" if len(missing) > MAX_NAMED else ""
+            )
+            raise RegistryError(
+                f"terminal {named} has no TMK ({tmk_label('<terminal id>')}) in {source}: run the key ceremony "
+                "(acqsim up does) or `acqsim keys import --label tmk/<terminal id> --type TMK …`"
+            )
+        pvk = store.get(PVK_LABEL)
+        if pvk is None or pvk.key_type != PVK_TYPE:
+            raise RegistryError(f"no PVK (label {PVK_LABEL!r}, type {PVK_TYPE}) in {source}")
         return cls(
             acquirer_id=config.acquirer_id,
             terminals=terminals,
             merchants=frozenset(m.merchant_id for m in config.merchants),
-            pvk_under_lmk=encrypt_under_lmk(lmk, KeyType.PVK, bytes.fromhex(config.pvk)),
+            pvk_under_lmk=pvk.cryptogram,
         )

@@ -1,5 +1,6 @@
-"""``acqsim hsm``: run the HSM simulator, put a clear TEST key under the LMK for a configuration file, or read
-the HSM audit log (``acqsim hsm audit [--last N] [--json]``)."""
+"""``acqsim hsm``: run the HSM simulator, put a clear TEST key under the LMK for a configuration file, read
+the HSM audit log (``acqsim hsm audit [--last N] [--json]``), or create, show and rotate the LMK file
+(``acqsim hsm lmk create|show|rotate``)."""
 
 from __future__ import annotations
 
@@ -15,24 +16,50 @@ from typing import Final
 import anyio
 
 from acqkit.config import DEFAULT_DATA_DIR
+from acqkit.keystore import KeyStoreError
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
+from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.audit import AUDIT_FILE_NAME, AuditLog, format_entry, read_audit
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyParityError, KeyType, Lmk, encrypt_under_lmk
-from hsm_sim.lmk_store import LmkFileError, load_lmk_file, random_lmk, read_lmk_check_value, write_lmk_file
+from hsm_sim.lmk_store import (
+    LmkFileError,
+    open_or_create_lmk,
+    random_lmk,
+    read_lmk_check_value,
+    read_passphrase_file,
+    write_lmk_file,
+)
 from hsm_sim.policy import ClientPolicy
+from hsm_sim.rotation import RotationError, rotate_lmk
 from wire.paycrypto import CryptoInputError, key_check_value
 from wire.trace import TraceWriter
 
 #: Environment variable holding the LMK file's passphrase unless --passphrase-env names another.
-DEFAULT_PASSPHRASE_ENV: Final = "ACQSIM_LMK_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+DEFAULT_PASSPHRASE_ENV: Final = PASSPHRASE_ENV
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=("serve", "encrypt-key", "audit", "lmk"), default="serve")
-    parser.add_argument("lmk_action", nargs="?", choices=("create", "show"), help="lmk: create or show the LMK file")
+    parser.add_argument(
+        "lmk_action", nargs="?", choices=("create", "show", "rotate"), help="lmk: create, show or rotate the LMK file"
+    )
     parser.add_argument("--lmk-file", type=Path, help="the LMK file sealed under a passphrase (see docs/hsm.md)")
+    parser.add_argument(
+        "--passphrase-file",
+        type=Path,
+        help="read the LMK file's passphrase from this file when the environment variable is unset",
+    )
+    parser.add_argument(
+        "--create-lmk", action="store_true", help="serve: create the LMK file (random LMK) if it does not exist"
+    )
+    parser.add_argument(
+        "--allow-clear-import",
+        action="store_true",
+        help="serve: accept clear key components (A4) - TEST key ceremonies only",
+    )
+    parser.add_argument("--key-store", type=Path, help="lmk rotate: the key store whose keys move to the new LMK")
     parser.add_argument(
         "--passphrase-env",
         default=DEFAULT_PASSPHRASE_ENV,
@@ -88,17 +115,46 @@ def lmk_from_arg(text: str) -> Lmk:
     return DEFAULT_TEST_LMK if text.upper() == "TEST" else Lmk.from_hex(text)
 
 
-def _passphrase(args: argparse.Namespace) -> str | None:
+def _passphrase(args: argparse.Namespace, *, create_file: bool = False) -> str | None:
+    """From ``$ACQSIM_LMK_PASSPHRASE`` (or --passphrase-env), else from --passphrase-file (made if asked)."""
     passphrase = os.environ.get(args.passphrase_env)
-    if not passphrase:
-        print(f"acqsim hsm: set the LMK file's passphrase in ${args.passphrase_env}", file=sys.stderr)
-    return passphrase
+    if passphrase:
+        return passphrase
+    if args.passphrase_file is not None:
+        return read_passphrase_file(args.passphrase_file, create=create_file)
+    print(
+        f"acqsim hsm: set the LMK file's passphrase in ${args.passphrase_env} (or give --passphrase-file)",
+        file=sys.stderr,
+    )
+    return None
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    if args.key_store is None:
+        print("acqsim hsm lmk rotate: give --key-store PATH (the keys to move to the new LMK)", file=sys.stderr)
+        return 2
+    try:
+        passphrase = _passphrase(args)
+        if passphrase is None:
+            return 2
+        result = rotate_lmk(args.lmk_file, args.key_store, passphrase)
+    except RotationError as exc:
+        print(f"acqsim hsm lmk rotate: {exc} (nothing changed: the old LMK and key store stay in use)", file=sys.stderr)
+        return 1
+    except (LmkFileError, KeyStoreError) as exc:
+        print(f"acqsim hsm lmk rotate: {exc}", file=sys.stderr)
+        return 2
+    print(f"LMK rotated: check value {result.old_kcv} → {result.new_kcv}; {result.keys} keys translated (BW),")
+    print(f"key check values unchanged; the old LMK file is kept as {result.backup}")
+    return 0
 
 
 def run_lmk(args: argparse.Namespace) -> int:
     if args.lmk_file is None or args.lmk_action is None:
-        print("acqsim hsm lmk: give create|show and --lmk-file PATH", file=sys.stderr)
+        print("acqsim hsm lmk: give create|show|rotate and --lmk-file PATH", file=sys.stderr)
         return 2
+    if args.lmk_action == "rotate":
+        return run_rotate(args)
     try:
         if args.lmk_action == "show":
             print(f"LMK check value {read_lmk_check_value(args.lmk_file)}")
@@ -106,7 +162,7 @@ def run_lmk(args: argparse.Namespace) -> int:
         if args.lmk_file.exists():
             print(f"acqsim hsm lmk create: {args.lmk_file} exists; refusing to overwrite it", file=sys.stderr)
             return 2
-        passphrase = _passphrase(args)
+        passphrase = _passphrase(args, create_file=True)
         if passphrase is None:
             return 2
         lmk = DEFAULT_TEST_LMK if args.test else random_lmk()
@@ -126,10 +182,14 @@ def run(args: argparse.Namespace) -> int:
         return run_lmk(args)
     try:
         if args.lmk_file is not None:
-            passphrase = _passphrase(args)
+            if args.passphrase_file is None and args.create_lmk:
+                args.passphrase_file = passphrase_file_for(args.lmk_file)
+            passphrase = _passphrase(args, create_file=args.create_lmk and not args.lmk_file.exists())
             if passphrase is None:
                 return 2
-            lmk = load_lmk_file(args.lmk_file, passphrase)
+            lmk, created = open_or_create_lmk(args.lmk_file, passphrase, create=args.create_lmk)
+            if created:
+                print(f"created the LMK file {args.lmk_file} (a new random LMK)", flush=True)
         else:
             lmk = lmk_from_arg(args.lmk)
     except (CryptoInputError, LmkFileError) as exc:
@@ -180,9 +240,12 @@ def run(args: argparse.Namespace) -> int:
                     serving=serving,
                     allowed_clients=policy,
                     audit=audit,
+                    allow_clear_import=args.allow_clear_import,
                 )
             )
             print(f"HSM simulator, LMK check value {lmk.check_value}", flush=True)
+            if args.allow_clear_import:
+                print("clear key components accepted (A4): TEST configuration", flush=True)
             print(serving.summary, flush=True)
             announce("hsm", args.host, port)
 

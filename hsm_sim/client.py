@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ssl
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Final, Self
 
@@ -34,6 +35,7 @@ __all__ = [
     "HSM_TIMEOUT_S",
     "GeneratedKey",
     "HsmClient",
+    "HsmCommand",
     "HsmError",
     "HsmUnavailable",
     "KeyType",
@@ -79,6 +81,91 @@ def _decode_answer(payload: bytes) -> tuple[str, bytes]:
     return payload[:HEADER_LEN].decode("ascii", "replace"), payload
 
 
+# --- sans-IO: commands as data, answers read back (the client sends them; a test may hand them to the
+# --- HSM's own processor in-process, hsm_sim/processor.py) --------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HsmCommand:
+    """One host command: its code, its fields (never shown: they may hold a PIN block), and the error codes
+    that are answers rather than failures."""
+
+    code: str
+    fields: bytes = dataclasses.field(repr=False)
+    ok_codes: tuple[str, ...] = (ErrorCode.OK,)
+
+    def payload(self, header: str) -> bytes:
+        """The frame payload under the 4-character ``header``."""
+        return (header + self.code).encode("ascii") + self.fields
+
+
+def read_answer(command: HsmCommand, answer: bytes) -> tuple[str, bytes]:
+    """The (error code, fields after it) of ``command``'s answer payload; :class:`HsmError` when the answer does
+    not fit the command or its error code is a failure."""
+    head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
+    if head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command.code):
+        raise HsmError(command.code, "??", "answer does not match the request")
+    error = head[HEADER_LEN + COMMAND_LEN :]
+    if error not in command.ok_codes:
+        raise HsmError(command.code, error)
+    return error, answer[HEADER_LEN + COMMAND_LEN + 2 :]
+
+
+def generate_key_command(key_type: KeyType, *, under_tmk: str | None = None) -> HsmCommand:
+    """A0: a new key under the LMK (mode 0), also under a TMK or ZMK (mode 1)."""
+    fields = ("0" if under_tmk is None else "1") + key_type.code + "U"
+    if under_tmk is not None:
+        # Zone keys (ZPK, ZAK) travel under a ZMK; terminal keys under the terminal's TMK.
+        export_type = KeyType.ZMK if key_type in (KeyType.ZPK, KeyType.ZAK, KeyType.ZMK) else KeyType.TMK
+        fields += export_type.code + under_tmk
+    return HsmCommand("A0", fields.encode("ascii"))
+
+
+def generated_key(fields: bytes, *, exported: bool) -> GeneratedKey:
+    """A0's answer fields: the key under the LMK, under the TMK/ZMK (``exported``), and its check value."""
+    text = fields.decode("ascii")
+    under_lmk, rest = text[:33], text[33:]
+    under_tmk = None
+    if exported:
+        under_tmk, rest = rest[1:33], rest[33:]
+    return GeneratedKey(under_lmk=under_lmk, under_tmk=under_tmk, kcv=rest)
+
+
+def _mac_fields(key_type: KeyType, key_under_lmk: str, data: bytes, algorithm: MacAlgorithm) -> bytes:
+    head = f"001{MAC_ALGORITHM_BY_NAME[algorithm]}1{key_type.code}{key_under_lmk}{len(data):04X}"
+    return head.encode("ascii") + data
+
+
+def generate_mac_command(key_type: KeyType, key_under_lmk: str, data: bytes, algorithm: MacAlgorithm) -> HsmCommand:
+    """M6; its answer fields are the MAC in hex (:func:`generated_mac`)."""
+    return HsmCommand("M6", _mac_fields(key_type, key_under_lmk, data, algorithm))
+
+
+def generated_mac(fields: bytes) -> bytes:
+    return bytes.fromhex(fields.decode("ascii"))
+
+
+def verify_mac_command(
+    key_type: KeyType, key_under_lmk: str, data: bytes, mac: bytes, algorithm: MacAlgorithm
+) -> HsmCommand:
+    """M8; its error code says whether the MAC verified (:func:`mac_verified`)."""
+    fields = _mac_fields(key_type, key_under_lmk, data, algorithm) + mac.hex().upper().encode("ascii")
+    return HsmCommand("M8", fields, _M8_OK)
+
+
+def mac_verified(error: str) -> bool:
+    return error == ErrorCode.OK
+
+
+def verify_pin_pvv_command(pin: PinCheck, pin_block_format: str = "01") -> HsmCommand:
+    """DC (Visa PVV); its error code is the verdict (:func:`pin_verdict`)."""
+    return HsmCommand("DC", _dc_fields(pin, pin_block_format), _DC_OK)
+
+
+def pin_verdict(error: str) -> PinVerification:
+    return _PIN_RESULTS[error]
+
+
 class HsmClient:
     def __init__(
         self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
@@ -117,12 +204,12 @@ class HsmClient:
         await self.aclose()
 
     async def _call(self, command: str, fields: bytes, *, ok_codes: tuple[str, ...] = ("00",)) -> tuple[str, bytes]:
-        answers = await self._call_many([(command, fields, ok_codes)])
+        answers = await self.call_many([HsmCommand(command, fields, ok_codes)])
         return answers[0]
 
-    async def _call_many(self, commands: list[tuple[str, bytes, tuple[str, ...]]]) -> list[tuple[str, bytes]]:
+    async def call_many(self, commands: Sequence[HsmCommand]) -> list[tuple[str, bytes]]:
         """Send the commands together (one write) and return each one's (error code, fields after it)."""
-        what = "+".join(command for command, _, _ in commands)
+        what = "+".join(command.code for command in commands)
         generation = self._peer.generation
         tags: list[int] = []
         try:
@@ -132,10 +219,7 @@ class HsmClient:
                 self._headers.answered(tag)
             raise HsmUnavailable(what, str(exc)) from None
         headers = [f"{tag:04d}" for tag in tags]
-        requests = [
-            (header, (header + command).encode("ascii") + fields)
-            for header, (command, fields, _) in zip(headers, commands, strict=True)
-        ]
+        requests = [(header, command.payload(header)) for header, command in zip(headers, commands, strict=True)]
         answered = False
         try:
             with anyio.fail_after(self.timeout):
@@ -152,34 +236,16 @@ class HsmClient:
                     self._headers.answered(tag)
                 else:  # timed out or cancelled: the answer may still come on this connection
                     self._headers.abandoned(tag, self._peer.generation)
-        results = []
-        for (command, _, ok_codes), answer in zip(commands, answers, strict=True):
-            head = answer[: HEADER_LEN + COMMAND_LEN + 2].decode("ascii", "replace")
-            if head[HEADER_LEN : HEADER_LEN + COMMAND_LEN] != response_code(command):
-                raise HsmError(command, "??", "answer does not match the request")
-            error = head[HEADER_LEN + COMMAND_LEN :]
-            if error not in ok_codes:
-                raise HsmError(command, error)
-            results.append((error, answer[HEADER_LEN + COMMAND_LEN + 2 :]))
-        return results
+        return [read_answer(command, answer) for command, answer in zip(commands, answers, strict=True)]
 
     async def diagnostics(self) -> str:
         _, fields = await self._call("NC", b"")
         return fields[:16].decode("ascii")
 
     async def generate_key(self, key_type: KeyType, *, under_tmk: str | None = None) -> GeneratedKey:
-        fields = ("0" if under_tmk is None else "1") + key_type.code + "U"
-        if under_tmk is not None:
-            # A ZPK travels under a ZMK (zone); terminal keys under the terminal's TMK.
-            export_type = KeyType.ZMK if key_type in (KeyType.ZPK, KeyType.ZAK, KeyType.ZMK) else KeyType.TMK
-            fields += export_type.code + under_tmk
-        _, answer = await self._call("A0", fields.encode("ascii"))
-        text = answer.decode("ascii")
-        under_lmk, rest = text[:33], text[33:]
-        exported = None
-        if under_tmk is not None:
-            exported, rest = rest[1:33], rest[33:]
-        return GeneratedKey(under_lmk=under_lmk, under_tmk=exported, kcv=rest)
+        command = generate_key_command(key_type, under_tmk=under_tmk)
+        ((_, answer),) = await self.call_many([command])
+        return generated_key(answer, exported=under_tmk is not None)
 
     async def import_key(self, key_type: KeyType, zmk_under_lmk: str, key_under_zmk: str) -> GeneratedKey:
         """A6: a key under a ZMK (32H) → the key under the LMK and its check value."""
@@ -188,29 +254,27 @@ class HsmClient:
         text = answer.decode("ascii")
         return GeneratedKey(under_lmk=text[:33], under_tmk=None, kcv=text[33:])
 
+    async def form_key_from_components(self, key_type: KeyType, components: Sequence[str]) -> GeneratedKey:
+        """A4: clear components (each 32H, odd parity) → the key under the LMK and its check value. The HSM
+        answers 68 unless its configuration allows clear import (TEST key ceremonies only)."""
+        fields = f"{len(components)}{key_type.code}U" + "".join(component.upper() for component in components)
+        _, answer = await self._call("A4", fields.encode("ascii"))
+        text = answer.decode("ascii")
+        return GeneratedKey(under_lmk=text[:33], under_tmk=None, kcv=text[33:])
+
     async def key_check_value(self, key_type: KeyType, key_under_lmk: str) -> str:
         _, answer = await self._call("BU", (key_type.code + key_under_lmk).encode("ascii"))
         return answer.decode("ascii")
 
-    def _mac_fields(self, key_type: KeyType, key_under_lmk: str, data: bytes, algorithm: MacAlgorithm) -> bytes:
-        head = f"001{MAC_ALGORITHM_BY_NAME[algorithm]}1{key_type.code}{key_under_lmk}{len(data):04X}"
-        return head.encode("ascii") + data
-
     async def generate_mac(self, key_type: KeyType, key_under_lmk: str, data: bytes, algorithm: MacAlgorithm) -> bytes:
-        _, answer = await self._call("M6", self._mac_fields(key_type, key_under_lmk, data, algorithm))
-        return bytes.fromhex(answer.decode("ascii"))
-
-    def _verify_mac_fields(
-        self, key_type: KeyType, key_under_lmk: str, data: bytes, mac: bytes, algorithm: MacAlgorithm
-    ) -> bytes:
-        return self._mac_fields(key_type, key_under_lmk, data, algorithm) + mac.hex().upper().encode("ascii")
+        ((_, answer),) = await self.call_many([generate_mac_command(key_type, key_under_lmk, data, algorithm)])
+        return generated_mac(answer)
 
     async def verify_mac(
         self, key_type: KeyType, key_under_lmk: str, data: bytes, mac: bytes, algorithm: MacAlgorithm
     ) -> bool:
-        fields = self._verify_mac_fields(key_type, key_under_lmk, data, mac, algorithm)
-        error, _ = await self._call("M8", fields, ok_codes=_M8_OK)
-        return error == ErrorCode.OK
+        ((error, _),) = await self.call_many([verify_mac_command(key_type, key_under_lmk, data, mac, algorithm)])
+        return mac_verified(error)
 
     async def translate_pin(
         self,
@@ -237,19 +301,14 @@ class HsmClient:
         pvv: str,
         pin_block_format: str = "01",
     ) -> PinVerification:
-        fields = _dc_fields((tpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv), pin_block_format)
-        error, _ = await self._call("DC", fields, ok_codes=_DC_OK)
-        return _PIN_RESULTS[error]
+        command = verify_pin_pvv_command((tpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv), pin_block_format)
+        ((error, _),) = await self.call_many([command])
+        return pin_verdict(error)
 
     async def verify_mac_and_pin_pvv(self, mac: MacCheck, pin: PinCheck) -> tuple[bool, PinVerification]:
         """M8 and DC sent together, answered in one round trip (a request's MAC and its PIN)."""
-        (mac_error, _), (pin_error, _) = await self._call_many(
-            [
-                ("M8", self._verify_mac_fields(*mac), _M8_OK),
-                ("DC", _dc_fields(pin, "01"), _DC_OK),
-            ]
-        )
-        return mac_error == ErrorCode.OK, _PIN_RESULTS[pin_error]
+        (mac_error, _), (pin_error, _) = await self.call_many([verify_mac_command(*mac), verify_pin_pvv_command(pin)])
+        return mac_verified(mac_error), pin_verdict(pin_error)
 
     async def translate_pin_zone(
         self, source_zpk_under_lmk: str, destination_zpk_under_lmk: str, pin_block: bytes, pan: str
@@ -266,7 +325,7 @@ class HsmClient:
         """EC: a format-0 PIN block under a ZPK (arrived from the switch) against a Visa PVV (the issuer's step)."""
         fields = _dc_fields((zpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv), "01")
         error, _ = await self._call("EC", fields, ok_codes=_DC_OK)
-        return _PIN_RESULTS[error]
+        return pin_verdict(error)
 
 
 #: (key type, MAK under LMK, data, MAC, algorithm) for :meth:`HsmClient.verify_mac_and_pin_pvv`.

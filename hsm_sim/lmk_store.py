@@ -28,6 +28,8 @@ SCRYPT_R: Final = 8
 SCRYPT_P: Final = 1
 SALT_LEN: Final = 16
 NONCE_LEN: Final = 12
+#: Random bytes in a generated passphrase (``read_passphrase_file(create=True)``).
+PASSPHRASE_BYTES: Final = 32
 
 
 class LmkFileError(Exception):
@@ -83,6 +85,36 @@ def write_lmk_file(path: Path, lmk: Lmk, passphrase: str, *, test: bool = False)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def read_passphrase_file(path: Path, *, create: bool = False) -> str:
+    """The passphrase kept in ``path`` (first line); with ``create``, a missing file gets a random one (0600)."""
+    try:
+        passphrase = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        if not create:
+            raise LmkFileError(path, "passphrase file not found") from None
+        passphrase = secrets.token_urlsafe(PASSPHRASE_BYTES)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(passphrase + "\n")
+        return passphrase
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LmkFileError(path, f"passphrase file unreadable: {exc}") from None
+    if not passphrase:
+        raise LmkFileError(path, "the passphrase file is empty")
+    return passphrase
+
+
+def open_or_create_lmk(path: Path, passphrase: str, *, create: bool) -> tuple[Lmk, bool]:
+    """The LMK sealed in ``path``; with ``create``, a missing file is made with a fresh random LMK first.
+    Returns the LMK and whether it was created now."""
+    if create and not path.exists():
+        lmk = random_lmk()
+        write_lmk_file(path, lmk, passphrase)
+        return lmk, True
+    return load_lmk_file(path, passphrase), False
 
 
 def read_lmk_check_value(path: Path) -> str:

@@ -12,16 +12,19 @@ values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Final
 
-from hsm_sim.commands import COMMANDS
+from hsm_sim.commands import COMMANDS, Handler
 from hsm_sim.commands.common import KEY_TYPES_NAMED
+from hsm_sim.commands.lmk_commands import bw_translate_to_new_lmk
 from hsm_sim.commands.pin_commands import dc_account
 from hsm_sim.errors import CommandError, ErrorCode
 from hsm_sim.keys import KeyType, Lmk
+from hsm_sim.lmk_store import random_lmk
 from hsm_sim.pin_guard import PinGuard
 from hsm_sim.reader import FieldReader
 from wire.paycrypto import CryptoInputError
@@ -36,6 +39,10 @@ UNREADABLE_RESPONSE: Final = "ZZ"
 UNREADABLE_COMMAND: Final = "??"
 #: PIN verification commands, which the :class:`PinGuard` limits (EC shares DC's layout, account included).
 PIN_VERIFY_COMMANDS: Final = frozenset({"DC", "EC"})
+#: Commands that take clear key components: answered 68 (disabled) unless the HSM allows clear import.
+CLEAR_COMPONENT_COMMANDS: Final = frozenset({"A4"})
+#: The command that translates a key from the old LMK (key change storage) to the live one.
+LMK_CHANGE_COMMAND: Final = "BW"
 
 
 def response_code(command: str) -> str:
@@ -56,11 +63,39 @@ class Outcome:
 
 
 class HsmProcessor:
-    def __init__(self, lmk: Lmk, *, pin_guard: PinGuard | None = None, clock: Callable[[], float] = time.monotonic):
+    """``allow_clear_import`` enables A4 (clear components; the TEST configuration's key ceremony needs it).
+    ``old_lmk`` loads an old LMK into key change storage, which enables BW (used only by an LMK rotation)."""
+
+    def __init__(
+        self,
+        lmk: Lmk,
+        *,
+        pin_guard: PinGuard | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        allow_clear_import: bool = False,
+        old_lmk: Lmk | None = None,
+    ):
         self._lmk = lmk
+        self._commands: dict[str, Handler] = {
+            command: handler
+            for command, handler in COMMANDS.items()
+            if allow_clear_import or command not in CLEAR_COMPONENT_COMMANDS
+        }
+        if old_lmk is not None:
+            self._commands[LMK_CHANGE_COMMAND] = functools.partial(bw_translate_to_new_lmk, old_lmk)
         self._pin_guard = pin_guard if pin_guard is not None else PinGuard()
         self._clock = clock
         self.counts: dict[str, int] = {}
+
+    @classmethod
+    def with_random_lmk(cls, *, allow_clear_import: bool = False) -> HsmProcessor:
+        """An HSM under a fresh random LMK that exists only inside this object (benchmarks, throw-away runs):
+        keys enter it through its commands (A4, A6, A0) like any HSM's."""
+        return cls(random_lmk(), allow_clear_import=allow_clear_import)
+
+    @property
+    def lmk_check_value(self) -> str:
+        return self._lmk.check_value
 
     def handle(self, payload: bytes, client: str = "") -> bytes:
         return self.process(payload, client)[0]
@@ -79,11 +114,12 @@ class HsmProcessor:
             return (header + UNREADABLE_RESPONSE + code).encode("ascii"), outcome
         header, command = text_head[:HEADER_LEN], text_head[HEADER_LEN:]
         reply = response_code(command)
-        handler = COMMANDS.get(command)
+        handler = self._commands.get(command)
         if handler is None:
-            log.warning("unknown HSM command %s", command)
+            why = _disabled_reason(command)
+            log.warning("HSM command %s refused: %s", command, why)
             code = ErrorCode.COMMAND_DISABLED
-            return (header + reply + code).encode("ascii"), Outcome(command, code, code, reason="unknown command")
+            return (header + reply + code).encode("ascii"), Outcome(command, code, code, reason=why)
         body = payload[HEADER_LEN + COMMAND_LEN :]
         account = dc_account(body) if command in PIN_VERIFY_COMMANDS else None
         now = self._clock()
@@ -122,3 +158,11 @@ class HsmProcessor:
             code = ErrorCode.INVALID_INPUT
             log.info("%s answered %s: %s", command, code.value, exc)
             return "", Outcome(command, code, code, reason=str(exc))
+
+
+def _disabled_reason(command: str) -> str:
+    if command in CLEAR_COMPONENT_COMMANDS:
+        return "clear key components are disabled ([hsm] allow_clear_import = false)"
+    if command == LMK_CHANGE_COMMAND:
+        return "no old LMK in key change storage"
+    return "unknown command"

@@ -6,15 +6,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
+from pathlib import Path
 from typing import Final
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.serving import PLAIN, Serving
+from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.audit import AuditLog
 from hsm_sim.keys import Lmk
+from hsm_sim.lmk_store import open_or_create_lmk, read_passphrase_file
 from hsm_sim.policy import ANONYMOUS, ClientPolicy
 from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, HsmProcessor, Outcome, response_code
 from wire.trace import TraceWriter
@@ -34,18 +39,23 @@ async def serve(
     host: str,
     port: int,
     *,
-    lmk: Lmk,
+    lmk: Lmk | None = None,
     trace: TraceWriter | None = None,
     serving: Serving = PLAIN,
     allowed_clients: ClientPolicy | None = None,
     audit: AuditLog | None = None,
     processor: HsmProcessor | None = None,
+    allow_clear_import: bool = False,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``trace`` (optional) records header, command and error code of each message —
     never a field value. ``allowed_clients`` (default: the front-end only) is enforced on verified identities;
-    with TLS on, an identity is required. ``audit`` (optional) records every command and refused connection."""
-    processor = processor if processor is not None else HsmProcessor(lmk)
+    with TLS on, an identity is required. ``audit`` (optional) records every command and refused connection.
+    ``allow_clear_import`` enables A4 (clear key components; TEST key ceremonies only)."""
+    if processor is None:
+        if lmk is None:
+            raise ValueError("serve needs an lmk or a processor")
+        processor = HsmProcessor(lmk, allow_clear_import=allow_clear_import)
     tracer = trace if trace is not None and trace.enabled else None
     policy = allowed_clients if allowed_clients is not None else ClientPolicy()
     if serving.server_tls is not None:
@@ -102,3 +112,28 @@ async def serve(
             )
         )
         task_status.started(bound)
+
+
+def open_sealed_lmk(lmk_file: Path, *, create: bool) -> tuple[Lmk, bool]:
+    """The LMK of ``lmk_file`` under the passphrase of ``$ACQSIM_LMK_PASSPHRASE`` or, when that is unset, of
+    the passphrase file beside it (made with a random passphrase along with a new LMK file when ``create``).
+    Raises ``LmkFileError``."""
+    passphrase = os.environ.get(PASSPHRASE_ENV) or read_passphrase_file(
+        passphrase_file_for(lmk_file), create=create and not lmk_file.exists()
+    )
+    return open_or_create_lmk(lmk_file, passphrase, create=create)
+
+
+async def serve_sealed(
+    host: str,
+    port: int,
+    *,
+    lmk_file: Path,
+    allow_clear_import: bool,
+    trace: TraceWriter | None = None,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """:func:`serve` with the LMK opened from its sealed file (created with a random LMK at the first start)
+    here, inside the HSM: for an in-process pipeline, whose caller never sees the LMK."""
+    lmk, _ = await anyio.to_thread.run_sync(functools.partial(open_sealed_lmk, lmk_file, create=True))
+    await serve(host, port, lmk=lmk, trace=trace, allow_clear_import=allow_clear_import, task_status=task_status)

@@ -21,12 +21,26 @@ LAYER: Final[dict[str, int]] = {"wire": 0, "acqkit": 1, **dict.fromkeys(SERVICES
 PUBLIC_FACE: Final = ("client", "api")
 #: Imports that break the contract today, each to be untied (issue #16). The test fails when one of these is
 #: gone (so the list only shrinks) and when any other breaking import appears.
-KNOWN_KNOTS: Final[frozenset[tuple[str, str]]] = frozenset(
+KNOWN_KNOTS: Final[frozenset[tuple[str, str]]] = frozenset()
+
+
+#: Key custody (issue #15): the modules that hold or open the LMK, and the names that reach it. No module
+#: outside ``hsm_sim/`` imports either, in any layer (tests of the HSM itself may).
+LMK_MODULES: Final = frozenset({"hsm_sim.keys", "hsm_sim.lmk_store", "hsm_sim.rotation"})
+LMK_NAMES: Final = frozenset(
     {
-        ("frontend/registry.py", "hsm_sim.keys"),
-        ("frontend/registry.py", "hsm_sim.cli"),
-        ("frontend/server.py", "core_ledger.hostlink"),
-        ("frontend/server.py", "hsm_sim.keys"),
+        "Lmk",
+        "encrypt_under_lmk",
+        "decrypt_under_lmk",
+        "DEFAULT_TEST_LMK",
+        "TEST_LMK_HEX",
+        "lmk_from_arg",
+        "lmk_store",
+        "load_lmk_file",
+        "open_or_create_lmk",
+        "open_sealed_lmk",
+        "random_lmk",
+        "write_lmk_file",
     }
 )
 
@@ -82,3 +96,36 @@ def test_the_checker_sees_a_wrong_way_import() -> None:
     assert not _breaks_contract("frontend", "core_ledger.client")
     assert not _breaks_contract("acqsim", "frontend.core")
     assert not _breaks_contract("hsm_sim", "hsm_sim.keys")
+
+
+def lmk_reaches(path: Path) -> set[str]:
+    """What ``path`` imports that reaches the LMK: an LMK module, or an LMK name from anywhere in hsm_sim."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in LMK_MODULES}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "hsm_sim":
+            if node.module in LMK_MODULES:
+                found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in LMK_MODULES}
+            found |= {f"{node.module}.{alias.name}" for alias in node.names if alias.name in LMK_NAMES}
+    return found
+
+
+def test_no_module_outside_the_hsm_can_reach_the_lmk() -> None:
+    reaching = {
+        f"{path.relative_to(ROOT).as_posix()} imports {name}"
+        for package in LAYER
+        if package != "hsm_sim"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in lmk_reaches(path)
+    }
+    assert not reaching, "only hsm_sim/ may hold the LMK:\n  " + "\n  ".join(sorted(reaching))
+
+
+def test_the_lmk_checker_sees_a_reaching_import(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("from hsm_sim.cli import lmk_from_arg\nimport hsm_sim.lmk_store\nfrom hsm_sim import keys\n")
+    assert lmk_reaches(source) == {"hsm_sim.cli.lmk_from_arg", "hsm_sim.lmk_store", "hsm_sim.keys"}
+    source.write_text("from hsm_sim.client import HsmClient, KeyType\n")
+    assert lmk_reaches(source) == set()

@@ -212,3 +212,10 @@ def pos_body_mac(body: bytes) -> bytes | None:
     if len(body) < POS_BITMAP_OFFSET + 8 or not body[POS_BITMAP_OFFSET + 7] & 0x01:
         return None
     return body[-MAC_LEN:]
+
+
+def pos_field_offsets(body: bytes) -> dict[str, int]:
+    """Where each field of a decodable POS body starts (its length prefix, if any): for errors found in a field's
+    value after decoding (a malformed sub-field), which name the field's offset."""
+    _, encoded = _decode_raw(body, POS_SPEC)
+    return field_offsets(encoded)

@@ -7,7 +7,8 @@ An unknown command answers error 68; a field that is short, not of its character
 data answers 15 (the log line names the field and its offset, never its value). ``N`` = decimal
 digits, ``H`` = hex characters, ``A`` = ASCII.
 
-Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.commands.import_commands` (A6),
+Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.commands.import_commands` (A6, A4),
+:mod:`hsm_sim.commands.lmk_commands` (BW, only while an old LMK is loaded for a rotation),
 :mod:`hsm_sim.commands.mac_commands` (M6, M8),
 :mod:`hsm_sim.commands.pin_commands` (CA, CC, DC, EC).
 """
@@ -23,7 +24,7 @@ from hsm_sim.commands.common import (
     PIN_FORMAT_CODES,
     Handler,
 )
-from hsm_sim.commands.import_commands import a6_import_key
+from hsm_sim.commands.import_commands import a4_form_key_from_components, a6_import_key
 from hsm_sim.commands.key_commands import a0_generate_key, bu_check_value, nc_diagnostics
 from hsm_sim.commands.mac_commands import m6_generate_mac, m8_verify_mac
 from hsm_sim.commands.pin_commands import (
@@ -47,6 +48,7 @@ COMMANDS: Final[dict[str, Handler]] = {
     "A0": a0_generate_key,
     "BU": bu_check_value,
     "A6": a6_import_key,
+    "A4": a4_form_key_from_components,
     "M6": m6_generate_mac,
     "M8": m8_verify_mac,
     "CA": ca_translate_pin,

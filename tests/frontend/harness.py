@@ -1,5 +1,7 @@
-"""Drives the front-end core without a network: the real HSM processor (sans-IO), the real ledger engine
-and a real SQLite journal answer its effects; a test may replace any one answer with a failure."""
+"""Drives the front-end core without a network: the real HSM command processor (sans-IO, in-process, keys as
+cryptograms under the configured TEST LMK), the real ledger engine and a real SQLite journal answer its
+effects, through the same effect-to-command and effect-to-journal mappings the shell uses; a test may replace
+any one answer with a failure."""
 
 from __future__ import annotations
 
@@ -12,35 +14,28 @@ from typing import Any
 from acqkit.config import AcqsimConfig
 from core_ledger.engine import LedgerEngine
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
-from frontend.core import Context, Reply, process
+from frontend.core import Context, Reply, inbound, process
 from frontend.effects import (
+    HSM_EFFECTS,
     AskLedger,
     Effect,
-    GenerateMac,
-    GenerateWorkingKeys,
-    JournalCall,
-    JournalRead,
     QueueReversal,
-    VerifyMac,
     VerifyMacAndPin,
     VerifyPin,
 )
+from frontend.hsm_effects import hsm_commands, hsm_result
 from frontend.journal import Journal
-from frontend.registry import Registry
-from hsm_sim.client import GeneratedKey, PinVerification
-from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, decrypt_under_lmk, encrypt_under_lmk
+from frontend.journal_ops import journal_call
+from hsm_sim.client import PinVerification, read_answer
+from hsm_sim.keys import DEFAULT_TEST_LMK
+from hsm_sim.processor import HsmProcessor
 from terminal.session import TerminalSession
 from terminal.state import TerminalState
-from wire.paycrypto import (
-    PinBlockError,
-    decrypt_pin,
-    encrypt_key_under,
-    generate_key,
-    key_check_value,
-    mac_cup_ecb,
-    visa_pvv,
-)
+from tests.keyring import registry_for
 from wire.posframe import PosFrame
+
+#: The header every in-process HSM command is sent under (the processor echoes it).
+HSM_HEADER = "0000"
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, 0)
 
@@ -48,9 +43,10 @@ NOW = dt.datetime(2026, 11, 24, 10, 0, 0)
 class Harness:
     def __init__(self, tmp: Path) -> None:
         self.config = AcqsimConfig.default(data_dir=tmp)
-        self.registry = Registry.from_config(self.config)
+        self.registry = registry_for(self.config)
         self.ctx = Context(registry=self.registry, clock=lambda: NOW)
         self.journal = Journal(tmp / "journal.sqlite3")
+        self.hsm = HsmProcessor(DEFAULT_TEST_LMK)
         state = base_state()
         add_merchants(state, [MerchantSeed(merchant_id=m.merchant_id, name=m.name) for m in self.config.merchants])
         for txn in add_cards(
@@ -77,57 +73,31 @@ class Harness:
             return override(effect)
         if isinstance(effect, VerifyMacAndPin):  # each answered as if sent alone (overrides included)
             return self.answer(effect.mac), self.answer(effect.pin)
-        lmk = DEFAULT_TEST_LMK
-        if isinstance(effect, JournalCall):
-            result = self.journal.run_batch([effect.call])[0]  # as the server runs it: in a batch of its own
-            if isinstance(result, BaseException):
-                raise result
-            return result
-        if isinstance(effect, JournalRead):
-            return effect.call(self.journal)
-        if isinstance(effect, QueueReversal):
-            self.reversals.append(effect.request)
-            return None
+        if isinstance(effect, VerifyPin) and self.pin_answer is not None:
+            return self.pin_answer
+        if isinstance(effect, HSM_EFFECTS):  # the HSM's own command processor, as its server runs it
+            commands = hsm_commands(effect)
+            return hsm_result(effect, [read_answer(c, self.hsm.handle(c.payload(HSM_HEADER))) for c in commands])
         if isinstance(effect, AskLedger):
             decision = self.ledger.decide(effect.request)
             self.ledger.commit(decision)
             return decision.answer
-        if isinstance(effect, GenerateWorkingKeys):
-            tmk = decrypt_under_lmk(lmk, KeyType.TMK, effect.tmk_under_lmk)
-            out = []
-            for key_type in (KeyType.TPK, KeyType.TAK):
-                clear = generate_key()
-                out.append(
-                    GeneratedKey(
-                        encrypt_under_lmk(lmk, key_type, clear),
-                        encrypt_key_under(tmk, clear).hex().upper(),
-                        key_check_value(clear).hex().upper(),
-                    )
-                )
-            return tuple(out)
-        if isinstance(effect, VerifyMac):
-            mak = decrypt_under_lmk(lmk, KeyType.TAK, effect.mak_under_lmk)
-            return mac_cup_ecb(mak, effect.data) == effect.mac
-        if isinstance(effect, GenerateMac):
-            return mac_cup_ecb(decrypt_under_lmk(lmk, KeyType.TAK, effect.mak_under_lmk), effect.data)
-        if isinstance(effect, VerifyPin) and self.pin_answer is not None:
-            return self.pin_answer
-        if isinstance(effect, VerifyPin):
-            tpk = decrypt_under_lmk(lmk, KeyType.TPK, effect.tpk_under_lmk)
-            pvk = decrypt_under_lmk(lmk, KeyType.PVK, effect.pvk_under_lmk)
-            try:
-                pin = decrypt_pin(tpk, effect.pin_block, effect.pan)
-            except PinBlockError:  # as the HSM's DC: a malformed block is a wrong PIN (no PIN oracle)
-                return PinVerification.WRONG_PIN
-            ok = visa_pvv(pvk, effect.pan, effect.pvki, pin) == effect.pvv
-            return PinVerification.OK if ok else PinVerification.WRONG_PIN
-        raise AssertionError(effect)
+        if isinstance(effect, QueueReversal):
+            self.reversals.append(effect.request)
+            return None
+        result = self.journal.run_batch([journal_call(effect)])[0]  # as the server runs it: in a batch of its own
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def drive(self, payload: bytes) -> Reply:
         """Run the core on ``payload`` to its reply, answering its effects as the shell would."""
         frame = PosFrame.parse(payload)
         self.last_request = frame.body
-        flow = process(frame, self.ctx)
+        request = inbound(frame)  # decoded once, at the edge, as the shell does
+        if isinstance(request, Reply):
+            return request
+        flow = process(request, self.ctx)
         try:
             effect = next(flow)
             while True:

@@ -24,12 +24,14 @@ import pytest
 from anyio.streams.text import TextReceiveStream
 
 from acqkit.config import AcqsimConfig, Endpoint, config_to_toml
+from acqkit.keystore import write_key_store
 from acqkit.netio import FramedConnection, connect, serve_tcp
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service
 from hsm_sim.keys import DEFAULT_TEST_LMK
 from hsm_sim.server import serve as serve_hsm
 from terminal.pos import PosTerminal
+from tests.keyring import key_store_for
 
 pytestmark = pytest.mark.anyio
 HOST = "127.0.0.1"
@@ -79,6 +81,7 @@ async def test_a_frontend_killed_between_posting_and_journaling_reverses_on_rest
     config = AcqsimConfig.default(data_dir=tmp_path)
     config_file = tmp_path / "acqsim.toml"
     config_file.write_text(config_to_toml(config), encoding="utf-8")
+    write_key_store(config.key_store_path, key_store_for(config))  # as the key ceremony leaves it
     journal = tmp_path / "journal.sqlite3"
     card = config.card(PAN)
     posted = anyio.Event()

@@ -23,7 +23,6 @@ from core_ledger.setup import open_service
 from frontend.core import Context
 from frontend.effects import AskLedger
 from frontend.journal import MAX_REVERSAL_TRIES, REVERSAL_DEAD, Journal
-from frontend.registry import Registry
 from frontend.server import Frontend
 from frontend.server import serve as serve_frontend
 from hsm_sim.client import HsmClient
@@ -33,6 +32,7 @@ from terminal.pos import PosTerminal
 from terminal.session import Original
 from terminal.state import PendingReversal
 from tests.frontend.harness import Harness
+from tests.keyring import registry_for
 from wire.codec import decode_pos_body
 from wire.constants import ResponseCode, ReversalReason
 from wire.posframe import PosFrame
@@ -86,7 +86,7 @@ async def test_a_reversal_the_ledger_refuses_is_a_dead_letter_not_done(
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger = await LedgerClient.connect(HOST, ledger_port, timeout=2.0)
         journal = Journal(journal_path)
-        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        frontend = Frontend(Context(registry=registry_for(config)), journal, hsm, ledger)
         fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
         async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
             assert (await pos.sign_on()) is not None
@@ -101,7 +101,7 @@ async def test_a_reversal_the_ledger_refuses_is_a_dead_letter_not_done(
             owed = reversal(buy.fields["11"], buy.fields["13"], buy.fields["12"], buy.fields["37"])
             await frontend.journal_writes.submit(lambda j: j.queue_reversal(owed))
             with caplog.at_level(logging.ERROR, logger="acqsim.frontend"):
-                await frontend._forward_pending_reversals()
+                await frontend.forwarder.forward_pending()
             assert journal.pending_reversals() == []
             (dead,) = journal.reversals(REVERSAL_DEAD)
             assert dead.last_code == "12" and dead.tries == 0
@@ -222,12 +222,12 @@ async def test_an_unreachable_ledger_never_turns_a_reversal_into_a_dead_letter(t
             down = closed.getsockname()[1]
         ledger = LedgerClient(HOST, down, timeout=0.5)
         journal = Journal(tmp_path / "journal.sqlite3")
-        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        frontend = Frontend(Context(registry=registry_for(config)), journal, hsm, ledger)
         await tg.start(frontend.journal_writes.run_flusher)
         owed = reversal("000007", "1124", "100000", "263280000001")
         await frontend.journal_writes.submit(lambda j: j.queue_reversal(owed))
         for _ in range(MAX_REVERSAL_TRIES + 2):
-            await frontend._forward_pending_reversals()
+            await frontend.forwarder.forward_pending()
         assert len(journal.pending_reversals()) == 1 and journal.reversals(REVERSAL_DEAD) == []
         await hsm.aclose()
         tg.cancel_scope.cancel()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from core_ledger.api import LedgerOp, LedgerRequest
-from frontend.journal import RRN_BLOCK, Journal, Session
+from frontend.journal import RRN_BLOCK, Journal
+from frontend.records import Session
 
 PAN = "6200001000000003"
 DAY = "20261203"

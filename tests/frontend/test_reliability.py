@@ -17,13 +17,13 @@ from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service
 from frontend.core import Context
 from frontend.journal import Journal
-from frontend.registry import Registry
 from frontend.server import Frontend
 from frontend.server import serve as serve_frontend
 from hsm_sim.client import HsmClient
 from hsm_sim.keys import DEFAULT_TEST_LMK
 from hsm_sim.server import serve as serve_hsm
 from terminal.pos import PosTerminal
+from tests.keyring import registry_for
 
 pytestmark = pytest.mark.anyio
 HOST = "127.0.0.1"
@@ -76,7 +76,7 @@ async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_resta
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger_client = await LedgerClient.connect(HOST, ledger_port, timeout=1.0)
         journal = Journal(journal_path)
-        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger_client)
+        frontend = Frontend(Context(registry=registry_for(config)), journal, hsm, ledger_client)
         fe_scope = anyio.CancelScope()
 
         async def run_frontend(*, task_status: anyio.abc.TaskStatus[int]) -> None:
@@ -103,7 +103,7 @@ async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_resta
             service2 = open_service(db, None)
             port2 = await tg.start(functools.partial(serve_ledger, HOST, ledger_port, service=service2))
             ledger2 = await LedgerClient.connect(HOST, port2, timeout=2.0)
-            restarted = Frontend(Context(registry=Registry.from_config(config)), Journal(journal_path), hsm, ledger2)
+            restarted = Frontend(Context(registry=registry_for(config)), Journal(journal_path), hsm, ledger2)
             await tg.start(functools.partial(serve_frontend, HOST, fe_port, frontend=restarted))
             await _until(lambda: not restarted.journal.pending_reversals())
             after = await pos.financial("balance", card, pin=card.pin)
@@ -130,7 +130,7 @@ async def test_hsm_gone_gives_96_and_the_front_end_keeps_serving(tmp_path: Path)
         hsm = await HsmClient.connect(HOST, hsm_port, timeout=1.0)
         ledger = await LedgerClient.connect(HOST, ledger_port)
         frontend = Frontend(
-            Context(registry=Registry.from_config(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
+            Context(registry=registry_for(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
         )
         fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
         async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
@@ -164,7 +164,7 @@ async def test_slow_ledger_posts_late_and_the_reversal_undoes_it(tmp_path: Path)
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger = await LedgerClient.connect(HOST, proxy_port, timeout=0.5)
         frontend = Frontend(
-            Context(registry=Registry.from_config(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
+            Context(registry=registry_for(config)), Journal(config.store_path(config.frontend.db)), hsm, ledger
         )
         fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
         account = service.state.accounts[service.state.cards[card.pan].account_id]
@@ -196,7 +196,7 @@ async def test_a_failed_journal_answers_96_and_the_front_end_keeps_serving(tmp_p
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger = await LedgerClient.connect(HOST, ledger_port)
         journal = Journal(config.store_path(config.frontend.db))
-        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        frontend = Frontend(Context(registry=registry_for(config)), journal, hsm, ledger)
         fe_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=frontend))
         account = service.state.accounts[service.state.cards[card.pan].account_id]
         async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
@@ -240,7 +240,7 @@ async def test_a_journal_failing_after_the_ledger_posted_leaves_it_to_the_termin
         hsm = await HsmClient.connect(HOST, hsm_port)
         ledger = await LedgerClient.connect(HOST, proxy_port)
         journal = Journal(journal_path)
-        frontend = Frontend(Context(registry=Registry.from_config(config)), journal, hsm, ledger)
+        frontend = Frontend(Context(registry=registry_for(config)), journal, hsm, ledger)
         fe_scope = anyio.CancelScope()
 
         async def run_frontend(*, task_status: anyio.abc.TaskStatus[int]) -> None:
@@ -256,7 +256,7 @@ async def test_a_journal_failing_after_the_ledger_posted_leaves_it_to_the_termin
             assert lost is None  # no answer: the terminal keeps a reversal due
             assert account.balance == card.balance - 7_000  # the ledger did post
             fe_scope.cancel()  # the front-end is restarted with its journal back
-            restarted = Frontend(Context(registry=Registry.from_config(config)), Journal(journal_path), hsm, ledger)
+            restarted = Frontend(Context(registry=registry_for(config)), Journal(journal_path), hsm, ledger)
             new_port = await tg.start(functools.partial(serve_frontend, HOST, 0, frontend=restarted))
             pos.nac = Endpoint(host=HOST, port=new_port)
             balance = await pos.financial("balance", card, pin=card.pin)  # sends the due reversal first

@@ -9,7 +9,7 @@ import pytest
 
 from acqkit.multiplex import TagAllocator, TagsExhausted
 from acqkit.netio import FramedConnection, serve_tcp
-from hsm_sim.client import HEADERS, HsmClient, HsmUnavailable
+from hsm_sim.client import HEADERS, HsmClient, HsmCommand, HsmUnavailable
 from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +52,7 @@ async def test_a_late_answer_after_the_header_wrapped_does_not_answer_a_newer_co
         with pytest.raises(HsmUnavailable, match="timed out"):
             await client._call("NC", b"")  # header 0000; its answer is held back
         client.timeout = 30.0  # the batch below is large
-        batch = await client._call_many([("NC", b"", ("00",))] * (HEADERS - 1))  # headers 0001 .. 9999
+        batch = await client.call_many([HsmCommand("NC", b"")] * (HEADERS - 1))  # headers 0001 .. 9999
         assert [fields for _, fields in batch] == [str(n).encode() for n in range(2, HEADERS + 1)]
         # the next header would be 0000 again, whose late answer arrives just before this command's own
         _, fields = await client._call("NC", b"")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Final
 
 import pytest
 
 from acqkit.config import TEST_PVK, AcqsimConfig
 from acqsim.cli import main
-from wire.masking import mask_pan
-from wire.paycrypto import build_pin_block
+from tests.secrets_scan import secrets_in
 
 
 def test_demo_day_passes_and_traces_hold_no_secrets(
@@ -49,43 +47,6 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
     hits = secrets_in(tmp_path, out)
     assert hits == [], hits
     assert secrets_in(tmp_path, "planted: 6200001000000003") == ["<printed>: PAN 620000******0003"]  # it sees
-
-
-#: The ledger's store is the card issuer's own book: its accounts are keyed by the card number (the one place
-#: a PAN is the data itself, as in an issuer's card database). Everything else a run writes is scanned.
-ISSUER_BOOK: Final = re.compile(r"ledger\.sqlite3(-wal|-shm|-journal)?$")
-
-
-def _needles() -> dict[str, list[bytes]]:
-    """Every TEST secret, in each form it could be written in: PANs (ASCII digits, also inside longer digit runs,
-    and packed BCD), clear ISO-0 PIN blocks (hex and bytes), PINs after a 'PIN' label, clear keys (each half, hex
-    in either case and raw bytes)."""
-    config = AcqsimConfig.default()
-    needles: dict[str, list[bytes]] = {}
-    for card in config.cards:
-        name = mask_pan(card.pan)
-        bcd = bytes.fromhex(card.pan + ("F" if len(card.pan) % 2 else ""))
-        needles[f"PAN {name}"] = [card.pan.encode(), bcd]
-        block = build_pin_block(card.pin, card.pan)
-        needles[f"clear PIN block of {name}"] = [block, block.hex().encode(), block.hex().upper().encode()]
-        needles[f"PIN of {name}"] = [f"PIN {card.pin}".encode(), f'"pin": "{card.pin}"'.encode()]
-    keys = [t.tmk for t in config.terminals] + [TEST_PVK]
-    for key in keys:
-        for half in (key[:16], key[16:]):
-            needles[f"key half {half}"] = [half.upper().encode(), half.lower().encode(), bytes.fromhex(half)]
-    return needles
-
-
-def secrets_in(folder: Path, printed: str) -> list[str]:
-    """Every (file, secret) found in what a run wrote under ``folder`` and printed, the issuer's book aside."""
-    found = []
-    needles = _needles()
-    sources = [(path, path.read_bytes()) for path in folder.rglob("*") if path.is_file()]
-    for path, data in [*sources, (Path("<printed>"), printed.encode())]:
-        if ISSUER_BOOK.search(path.name):
-            continue
-        found += [f"{path}: {name}" for name, forms in needles.items() if any(form in data for form in forms)]
-    return found
 
 
 def test_demo_day_over_real_processes_with_tls_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

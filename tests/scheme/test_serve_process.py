@@ -14,10 +14,10 @@ import pytest
 
 from acqkit.config import ConfigError
 from acqsim.cli import main
-from acqsim.fourparty import ACQUIRER_ID, SWITCH_ID, SWITCH_LMK, ZAK_ACQUIRER, ZPK_ACQUIRER
+from acqsim.fourparty import ACQUIRER_ID, SWITCH_ID, ZAK_ACQUIRER, ZPK_ACQUIRER
 from core_ledger.api import LedgerOp
 from hsm_sim.client import HsmClient, KeyType
-from hsm_sim.keys import encrypt_under_lmk
+from hsm_sim.keys import Lmk, encrypt_under_lmk
 from hsm_sim.server import serve as serve_hsm
 from scheme.client import SwitchLinkClient, SwitchRequest, ZoneMac
 from scheme.config import load_switch_config
@@ -25,6 +25,8 @@ from wire.constants import ResponseCode
 
 pytestmark = pytest.mark.anyio
 STARTUP_S = 60.0
+#: The switch HSM's TEST LMK in this test (a test of the HSM's neighbours may hold one; services may not).
+SWITCH_LMK = Lmk.from_hex("C1C1C1C1C1C1C1C1E0E0E0E0E0E0E0E0")
 
 
 def _config(tmp_path: Path, hsm_port: int) -> Path:

@@ -185,15 +185,15 @@ async def test_a_bad_mac_is_rejected_and_a_wrong_sender_too(tmp_path: Path) -> N
     async with running_world(tmp_path, clock=CLOCK) as world:
         from acqsim.fourparty import ZAK_ISSUER_B
         from hsm_sim.client import KeyType
-        from hsm_sim.keys import DEFAULT_TEST_LMK, encrypt_under_lmk
         from scheme.client import SwitchLinkClient, ZoneMac
 
+        wrong_zak = await world.acquirer_key(KeyType.ZAK, ZAK_ISSUER_B)
         forged = SwitchLinkClient(
             "127.0.0.1",
             world.switch_port,
             own_id=ACQUIRER_ID,
             peer_id="00010000",
-            zone=ZoneMac(world.acquirer_hsm, encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.ZAK, ZAK_ISSUER_B)),
+            zone=ZoneMac(world.acquirer_hsm, wrong_zak),
         )
         async with forged:
             with pytest.raises(SwitchRejected) as info:

@@ -1,0 +1,133 @@
+"""The key ceremony: the configuration's TEST keys go into the HSM, and only their cryptograms come back.
+
+Run after the HSM is up and before the front-end starts (``acqsim up``'s supervisor, the in-process pipeline
+of ``acqsim demo``/``acqsim load``/tests, and so chaos and bench, which start ``acqsim up``). For every
+configured terminal (label ``tmk/<terminal id>``, type TMK) and the PVK (label ``pvk``):
+
+- the key store already holds it with the same key check value → kept as it is (a restart re-imports nothing);
+- otherwise the clear TEST key is split into two clear components and formed inside the HSM (A4), which the
+  HSM accepts only because the TEST configuration says ``[hsm] allow_clear_import = true``; the HSM's check
+  value must match the TEST key's, and the cryptogram goes into the store.
+
+A store whose keys are under another LMK than the HSM's is refused, naming both check values (a store from
+another data folder, or a rotation not finished): never silently replaced. The clear TEST keys are terminal-side
+material from the configuration; the LMK is never here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import anyio
+import anyio.to_thread
+
+from acqkit.config import AcqsimConfig
+from acqkit.keystore import (
+    SOURCE_COMPONENTS,
+    KeyEntry,
+    KeyStore,
+    KeyStoreError,
+    read_key_store,
+    short_kcv,
+    utc_now,
+    write_key_store,
+)
+from frontend.registry import PVK_LABEL, tmk_label
+from hsm_sim.client import HsmClient, HsmError, KeyType
+from wire.paycrypto import key_check_value, with_odd_parity, xor
+
+#: The whole ceremony's deadline (each HSM command also has the client's own timeout).
+CEREMONY_TIMEOUT_S: Final = 60.0
+#: payShield's answer to a disabled command: here, A4 on an HSM without allow_clear_import.
+COMMAND_DISABLED: Final = "68"
+
+
+class CeremonyError(Exception):
+    """The keys could not be loaded: the HSM refused, a check value differs, or the store is under another LMK."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CeremonyKey:
+    label: str
+    key_type: KeyType
+    clear: bytes = dataclasses.field(repr=False)
+
+    @property
+    def kcv(self) -> str:
+        return short_kcv(key_check_value(self.clear).hex())
+
+
+def ceremony_keys(config: AcqsimConfig) -> Iterator[CeremonyKey]:
+    """The keys the front-end needs, from the TEST configuration."""
+    for terminal in config.terminals:
+        yield CeremonyKey(tmk_label(terminal.terminal_id), KeyType.TMK, bytes.fromhex(terminal.tmk))
+    yield CeremonyKey(PVK_LABEL, KeyType.PVK, bytes.fromhex(config.pvk))
+
+
+def split_into_components(key: bytes) -> tuple[str, str]:
+    """Two clear components with odd parity whose XOR, parity forced odd (as A4 forms a key), is ``key``."""
+    first = with_odd_parity(secrets.token_bytes(len(key)))
+    second = with_odd_parity(xor(key, first))
+    return first.hex().upper(), second.hex().upper()
+
+
+async def key_ceremony(config: AcqsimConfig, hsm: HsmClient, store_path: Path | None = None) -> KeyStore:
+    """Load the configuration's TEST keys through ``hsm`` into the key store; return the store."""
+    path = store_path if store_path is not None else config.key_store_path
+    with anyio.fail_after(CEREMONY_TIMEOUT_S):
+        lmk_kcv = await hsm.diagnostics()
+        try:
+            store = read_key_store(path, missing_ok=True)
+        except KeyStoreError as exc:
+            raise CeremonyError(str(exc)) from None
+        if store.entries and store.lmk_kcv != lmk_kcv:
+            raise CeremonyError(
+                f"the key store {path} holds keys under LMK {store.lmk_kcv}, but the HSM's LMK is {lmk_kcv}: "
+                "use the data folder they belong to, finish a rotation (acqsim hsm lmk rotate), or import the keys"
+            )
+        formed: dict[tuple[KeyType, bytes], str] = {}
+        added: list[KeyEntry] = []
+        for key in ceremony_keys(config):
+            held = store.get(key.label)
+            if held is not None and held.key_type == key.key_type and held.kcv == key.kcv:
+                continue
+            cryptogram = formed.get((key.key_type, key.clear))
+            if cryptogram is None:  # the same key (load terminals share one TMK) is formed once
+                cryptogram = await _form(hsm, key)
+                formed[(key.key_type, key.clear)] = cryptogram
+            added.append(
+                KeyEntry(
+                    label=key.label,
+                    key_type=key.key_type.value,
+                    cryptogram=cryptogram,
+                    kcv=key.kcv,
+                    source=SOURCE_COMPONENTS,
+                    created=utc_now(),
+                )
+            )
+    if not added:
+        return store
+    store = store.with_entries(added, lmk_kcv=lmk_kcv)
+    await anyio.to_thread.run_sync(write_key_store, path, store)
+    return store
+
+
+async def _form(hsm: HsmClient, key: CeremonyKey) -> str:
+    try:
+        formed = await hsm.form_key_from_components(key.key_type, split_into_components(key.clear))
+    except HsmError as exc:
+        if exc.error_code == COMMAND_DISABLED:
+            raise CeremonyError(
+                f"{key.label}: the HSM refuses clear components ([hsm] allow_clear_import = false); import the "
+                "key under a ZMK instead: acqsim keys import --under-zmk …"
+            ) from None
+        raise CeremonyError(f"{key.label}: {exc}") from None
+    if short_kcv(formed.kcv) != key.kcv:
+        raise CeremonyError(
+            f"{key.label}: the HSM formed a key with check value {short_kcv(formed.kcv)}, not {key.kcv}"
+        )
+    return formed.under_lmk

@@ -1,0 +1,78 @@
+"""What a request is (PROTOCOL.md §1: MTI / 3 / 60.1 / 60.3) and what it carries: its kind, its card number,
+its PVV, whether a PIN was entered, and whether it has every field its kind needs."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from frontend.messages import EXTRA_REQUIRED, FINANCIAL, FINANCIAL_REQUIRED, MANAGEMENT, Kind
+from wire.constants import Mti, ResponseCode
+from wire.posmessage import PosMessage
+
+#: A PAN is 12 to 19 digits (ISO/IEC 7812); anything else in field 2 or track 2 is a format error.
+PAN_DIGITS: Final = range(12, 20)
+#: Track 2 after the separator: expiry YYMM n4, service code n3, PVKI n1, PVV n4 (PROTOCOL.md §1).
+TRACK_PVKI_AT: Final = 7
+TRACK_PVV_AT: Final = slice(8, 12)
+TRACK_DISCRETIONARY_MIN: Final = 12
+TRACK_SEPARATOR: Final = "="
+#: Field 22's third digit: 1 PIN entered (PROTOCOL.md §7).
+PIN_ENTERED: Final = "1"
+_REQUEST_MTIS: Final = frozenset(Mti)
+_MANAGEMENT_MTIS: Final = frozenset({Mti.NETWORK_REQUEST, Mti.NETWORK_ADVICE, Mti.SETTLEMENT, Mti.BATCH_UPLOAD})
+_FINANCIAL_MTIS: Final = frozenset({Mti.FINANCIAL_REQUEST, Mti.AUTH_REQUEST, Mti.ADVICE})
+
+
+def is_request_mti(mti: str) -> bool:
+    """A request or advice MTI (third digit even); answers (0210, 0410, …) are never requests."""
+    return len(mti) == 4 and mti.isdigit() and int(mti[2]) % 2 == 0
+
+
+def classify(request: PosMessage) -> Kind | ResponseCode:
+    """The request's kind; else 40 for an MTI we do not serve, 30 for a missing or malformed field 60, 12 for
+    a known MTI whose type (field 3, 60.1, 60.3) we do not know."""
+    mti = request.mti
+    if mti not in _REQUEST_MTIS:
+        return ResponseCode.FUNCTION_NOT_SUPPORTED
+    f60 = request.field60
+    if f60 is None:
+        return ResponseCode.FORMAT_ERROR
+    if mti == Mti.REVERSAL:
+        return Kind.REVERSAL
+    if mti in _MANAGEMENT_MTIS:
+        return MANAGEMENT.get((mti, f60.network_code), ResponseCode.INVALID_TRANSACTION)
+    if mti in _FINANCIAL_MTIS:
+        return FINANCIAL.get((mti, request.get("3"), f60.txn_type), ResponseCode.INVALID_TRANSACTION)
+    return ResponseCode.FUNCTION_NOT_SUPPORTED
+
+
+def card_number(request: PosMessage) -> str | None:
+    """The PAN from field 2, else from track 2; ``None`` when neither holds a well-formed one."""
+    if "2" in request:
+        pan = request.fields["2"]
+    elif "35" in request:
+        pan = request.fields["35"].split(TRACK_SEPARATOR)[0]
+    else:
+        return None
+    return pan if pan.isdigit() and len(pan) in PAN_DIGITS else None
+
+
+def track_pvv(request: PosMessage) -> tuple[str, str] | None:
+    """PVKI and PVV from track 2: ``PAN=YYMM SSS K VVVV …`` (PROTOCOL.md §1)."""
+    _, sep, rest = request.get("35").partition(TRACK_SEPARATOR)
+    if not sep or len(rest) < TRACK_DISCRETIONARY_MIN or not rest[:TRACK_DISCRETIONARY_MIN].isdigit():
+        return None
+    return rest[TRACK_PVKI_AT], rest[TRACK_PVV_AT]
+
+
+def pin_entered(request: PosMessage) -> bool:
+    """Field 22 says the cardholder entered a PIN."""
+    return request.get("22")[-1:] == PIN_ENTERED
+
+
+def well_formed_financial(request: PosMessage, kind: Kind) -> bool:
+    """A card number, every field the kind requires, and a PIN block when field 22 says a PIN was entered."""
+    required = FINANCIAL_REQUIRED + EXTRA_REQUIRED.get(kind, ())
+    if card_number(request) is None or any(field not in request for field in required):
+        return False
+    return not (pin_entered(request) and "52" not in request)

@@ -1,0 +1,89 @@
+"""PIN checks: whether the entered PIN goes to the HSM (one of the card's tries reserved for it), and what the
+HSM's verdict means (PROTOCOL.md §1; 55 wrong PIN, 75 the third failure of the day and every try after it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Generator
+from typing import Any, Final
+
+from frontend.effects import AddPinFailure, Effect, PeerFailure, ReleasePinTry, ReservePinTry, VerifyPin
+from frontend.flows.checks import card_number, pin_entered, track_pvv
+from frontend.messages import FINANCIAL, Kind
+from frontend.records import Session
+from hsm_sim.client import PinVerification
+from wire.constants import ResponseCode
+from wire.posmessage import PosMessage
+
+MAX_PIN_FAILURES_PER_DAY: Final = 3
+#: The kinds that go through the financial flow (and so may carry a PIN to verify).
+FINANCIAL_KINDS: Final = frozenset(FINANCIAL.values())
+#: PIN tries are counted per card per calendar day.
+DAY_FORMAT: Final = "%Y%m%d"
+
+
+class PinState(enum.Enum):
+    NOT_ENTERED = "no PIN to check"
+    NO_PVV = "a PIN, but no PVV on track 2 to check it against"
+    EXHAUSTED = "the card has no tries left today"
+    RESERVED = "a try reserved: the DC goes to the HSM"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PinCheck:
+    state: PinState
+    pan: str = dataclasses.field(default="", repr=False)
+    day: str = ""
+    command: VerifyPin | None = None
+
+
+def pin_verification(
+    kind: Kind, session: Session, request: PosMessage, pvk_under_lmk: str, now: dt.datetime
+) -> Generator[Effect, Any, PinCheck]:
+    """Decide whether the entered PIN goes to the HSM, and if so reserve one of the card's tries for it.
+
+    The reservation is checked and taken in one step, in memory (``ReservePinTry`` is answered inline on the
+    event loop, so no other transaction runs between the check and the take): concurrent wrong PINs for one
+    card can never put more than ``MAX_PIN_FAILURES_PER_DAY`` DCs in front of the HSM. :func:`settle_pin`
+    gives the try back, or turns it into a durable failure."""
+    pan = card_number(request)
+    if kind not in FINANCIAL_KINDS or not pin_entered(request) or "52" not in request or pan is None:
+        return PinCheck(PinState.NOT_ENTERED)
+    pvv = track_pvv(request)
+    day = now.strftime(DAY_FORMAT)
+    if pvv is None:
+        return PinCheck(PinState.NO_PVV, pan, day)
+    try:
+        pin_block = bytes.fromhex(request.fields["52"])
+    except ValueError:
+        return PinCheck(PinState.NOT_ENTERED)  # the format check answers 30
+    reserved: bool = yield ReservePinTry(pan, day, MAX_PIN_FAILURES_PER_DAY)
+    if not reserved:
+        return PinCheck(PinState.EXHAUSTED, pan, day)
+    command = VerifyPin(session.pik, pvk_under_lmk, pin_block, pan, *pvv)
+    return PinCheck(PinState.RESERVED, pan, day, command)
+
+
+def settle_pin(
+    check: PinCheck, mac_verified: bool, outcome: PinVerification | PeerFailure | None
+) -> Generator[Effect, Any, ResponseCode | None]:
+    """The PIN decision, taken as soon as the HSM has answered (before any other check, so the reserved try is
+    settled on every path): ``None`` to go on, else the code to answer once the request is journaled. A wrong
+    PIN is a failure only if the message's MAC verified (an untrusted message spends no try)."""
+    if check.state is PinState.NOT_ENTERED:
+        return None
+    if check.state is PinState.NO_PVV:
+        return ResponseCode.FORMAT_ERROR
+    if check.state is PinState.EXHAUSTED:
+        return ResponseCode.PIN_TRIES_EXCEEDED
+    if outcome is PinVerification.WRONG_PIN and mac_verified:
+        failures: int = yield AddPinFailure(check.pan, check.day)
+        return ResponseCode.PIN_TRIES_EXCEEDED if failures >= MAX_PIN_FAILURES_PER_DAY else ResponseCode.INCORRECT_PIN
+    yield ReleasePinTry(check.pan, check.day)
+    if isinstance(outcome, PeerFailure) or outcome is None:
+        return ResponseCode.SYSTEM_MALFUNCTION
+    if outcome is PinVerification.TRIES_EXCEEDED:  # the HSM's own limit; a bad PIN block is a wrong PIN
+        return ResponseCode.PIN_TRIES_EXCEEDED
+    return None

@@ -1,0 +1,62 @@
+"""Store-and-forward: the journal's pending reversals go to the ledger until each is acknowledged (the queue
+lives in the journal, so it survives restarts). What each ledger answer means is decided by
+:func:`frontend.flows.faults.forward_verdict`; this loop only does the I/O."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Final
+
+import anyio
+
+from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
+from frontend.flows.faults import ForwardVerdict, forward_verdict
+from frontend.journal import MAX_REVERSAL_TRIES, Journal
+
+log = logging.getLogger("acqsim.frontend")
+
+#: How often pending reversals are retried when nothing wakes the forwarder sooner.
+REVERSAL_RETRY_S: Final = 1.0
+
+
+class ReversalForwarder:
+    def __init__(self, journal: Journal, ledger: LedgerClient) -> None:
+        self.journal, self.ledger = journal, ledger
+        self._wakeup = anyio.Event()
+
+    def wake(self) -> None:
+        """A reversal was queued: forward it now rather than at the next retry."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            with anyio.move_on_after(REVERSAL_RETRY_S):
+                await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            try:
+                await self.forward_pending()
+            except sqlite3.Error as exc:  # the queue stays in the journal: tried again on the next round
+                log.error("cannot read or update the pending reversals: %s", exc)  # noqa: TRY400 - no payload
+
+    async def forward_pending(self) -> None:
+        for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):
+            stan = request.original.stan if request.original else request.stan
+            try:
+                answer = await self.ledger.submit(request)
+            except (LedgerTimeout, LedgerUnavailable):
+                # Not a refusal: store-and-forward waits out an unreachable ledger however long it takes (each
+                # failure is logged by the client); only the ledger's own answers count towards a dead letter.
+                return
+            code = answer.response_code
+            verdict = forward_verdict(code)
+            if verdict is ForwardVerdict.DONE:
+                await anyio.to_thread.run_sync(self.journal.reversal_done, reversal_id)
+                log.info("reversal of STAN %s acknowledged by the ledger", stan)
+            elif verdict is ForwardVerdict.TRY_AGAIN:
+                dead = await anyio.to_thread.run_sync(self.journal.reversal_failed, reversal_id, code.value)
+                if dead:
+                    log.error("reversal of STAN %s given up after %d tries: a dead letter", stan, MAX_REVERSAL_TRIES)
+            else:
+                await anyio.to_thread.run_sync(self.journal.reversal_dead, reversal_id, code.value)
+                log.error("reversal of STAN %s refused by the ledger with %s: a dead letter", stan, code.value)

@@ -1,0 +1,84 @@
+"""What the front-end's trace shows of its HSM and ledger calls: the host-link message, or the HSM command
+code only (never a key, PIN block or MAC), and one note per result, never a value."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from core_ledger.client import host_message
+from frontend.effects import (
+    AskLedger,
+    Effect,
+    GenerateMac,
+    GenerateWorkingKeys,
+    PeerFailure,
+    VerifyMac,
+    VerifyMacAndPin,
+    VerifyPin,
+)
+from hsm_sim.client import PinVerification
+from wire.trace import TraceWriter
+
+Link = Literal["hsm", "host"]
+TRACED: Final = (AskLedger, GenerateWorkingKeys, VerifyMac, GenerateMac, VerifyPin, VerifyMacAndPin)
+_HSM_CODES: Final = {GenerateWorkingKeys: "A0", VerifyMac: "M8", GenerateMac: "M6", VerifyPin: "DC"}
+#: The 4-character header placeholder a traced HSM command is shown with, and the error code of its answer.
+_HSM_HEADER: Final = "----"
+_ANSWER_SHOWN: Final = b"00"
+
+
+def _view(effect: Effect) -> tuple[Link, bytes]:
+    if isinstance(effect, AskLedger):
+        return "host", host_message(effect.request)
+    return "hsm", f"{_HSM_HEADER}{_HSM_CODES[type(effect)]}".encode("ascii")
+
+
+def _peer(link: Link) -> str:
+    return "ledger" if link == "host" else "hsm"
+
+
+def result_note(result: Any) -> str:
+    """A trace note for an HSM or ledger result: what it said, never a value."""
+    if isinstance(result, PeerFailure):
+        return f"{result.peer} {result.kind.value}"
+    if isinstance(result, bool):
+        return "verified" if result else "NOT verified"
+    if isinstance(result, PinVerification):
+        return f"PIN {result.value}"
+    if isinstance(result, tuple):
+        return "PIK and MAK generated"
+    if isinstance(result, bytes):
+        return "MAC generated"
+    code = getattr(result, "response_code", None)
+    return str(getattr(code, "value", code))
+
+
+class EffectTrace:
+    """Records one traced effect: each part on the way out, then each part's result on the way in (M8 and DC
+    sent together are traced as the two commands they are)."""
+
+    def __init__(self, trace: TraceWriter, effect: Effect, correlation: str | None) -> None:
+        self.trace, self.correlation = trace, correlation
+        self.parts: tuple[Effect, ...] = (effect.mac, effect.pin) if isinstance(effect, VerifyMacAndPin) else (effect,)
+        self.views = [_view(part) for part in self.parts]
+        for part, (link, payload) in zip(self.parts, self.views, strict=True):
+            trace.record(
+                direction="out",
+                link=link,
+                peer=_peer(link),
+                payload=payload,
+                correlation_id=correlation,
+                note=type(part).__name__,
+            )
+
+    def answered(self, result: Any) -> None:
+        results = result if len(self.parts) > 1 else (result,)
+        for (link, payload), part_result in zip(self.views, results, strict=True):
+            self.trace.record(
+                direction="in",
+                link=link,
+                peer=_peer(link),
+                payload=payload[:6] + _ANSWER_SHOWN if link == "hsm" else b"",
+                correlation_id=self.correlation,
+                note=result_note(part_result),
+            )
