@@ -34,13 +34,15 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqkit.config import DEFAULT_ACQUIRER_ID
+from acqkit.config import DEFAULT_ACQUIRER_ID, CardFixture
+from acqsim.pipeline import SchemeAccess
 from acqsim.provision import split_into_components
 from core_ledger.api import LedgerOp
 from core_ledger.client import LedgerClient
 from core_ledger.seed import CardSeed
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service, seed
+from frontend.routing import SchemeRoute
 from hsm_sim.client import HsmClient, KeyType
 from hsm_sim.server import serve_sealed as serve_hsm
 from issuer_host.server import IssuerKeys, IssuerShell
@@ -200,6 +202,30 @@ async def _ceremony(hsm: HsmClient, zmk: bytes, keys: dict[str, tuple[KeyType, b
         else:
             out[name] = await _import(hsm, formed.under_lmk, zmk, key_type, clear)
     return out
+
+
+def acquirer_access(switch_port: int, *, timeout: float = 5.0) -> SchemeAccess:
+    """The acquirer front-end's way to this world's switch (``running_pipeline(scheme=…)``): its zone keys put
+    into the acquirer's HSM by the ceremony, the switch link, and the BIN table (620000 on-us; B's and C's BINs
+    to the switch; any other BIN unknown)."""
+
+    async def access(hsm: HsmClient) -> tuple[SwitchLinkClient, SchemeRoute]:
+        keys = await _ceremony(
+            hsm, ZMK_ACQUIRER, {"zak": (KeyType.ZAK, ZAK_ACQUIRER), "zpk": (KeyType.ZPK, ZPK_ACQUIRER)}
+        )
+        link = SwitchLinkClient(
+            HOST, switch_port, own_id=ACQUIRER_ID, peer_id=SWITCH_ID, zone=ZoneMac(hsm, keys["zak"]), timeout=timeout
+        )
+        on_us = tuple(b.prefix for b in BINS if b.issuer_id == ACQUIRER_ID)
+        off_us = tuple(b.prefix for b in BINS if b.issuer_id != ACQUIRER_ID)
+        return link, SchemeRoute(on_us=on_us, scheme=off_us, zpk_under_lmk=keys["zpk"], mcc="5812")
+
+    return access
+
+
+def card_fixture(card: SchemeCard) -> CardFixture:
+    """An off-us TEST card as a terminal presents it (track 2 with issuer B's PVV)."""
+    return CardFixture(pan=card.pan, expiry=card.expiry, pin=card.pin, pvv=card.pvv, service_code="201", pvki="1")
 
 
 async def _gated_proxy(target_port: int, gate: anyio.Event, client: anyio.abc.SocketStream) -> None:

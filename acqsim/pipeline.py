@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,15 +23,21 @@ from core_ledger.setup import open_service
 from frontend.core import Context
 from frontend.journal import Journal
 from frontend.registry import Registry
+from frontend.routing import SchemeRoute
 from frontend.server import Frontend
 from frontend.server import serve as serve_frontend
 from hsm_sim.client import HsmClient
 from hsm_sim.server import serve_sealed as serve_hsm
 from nac.routes import RouteTable
 from nac.server import NacServer
+from scheme.client import SwitchLinkClient
 from wire.trace import TraceWriter
 
 LOOPBACK = "127.0.0.1"
+
+#: Given the acquirer's HSM, the link to a scheme switch and the front-end's BIN table (its zone keys put into
+#: that HSM first): how off-us cards reach their issuers (``acqsim.fourparty.acquirer_access``).
+SchemeAccess = Callable[[HsmClient], Awaitable[tuple[SwitchLinkClient, SchemeRoute]]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,10 +51,13 @@ class Pipeline:
 
 
 @asynccontextmanager
-async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> AsyncIterator[Pipeline]:
+async def running_pipeline(
+    config: AcqsimConfig, *, trace: bool = False, scheme: SchemeAccess | None = None
+) -> AsyncIterator[Pipeline]:
     """Start HSM, ledger, front-end and NAC on free loopback ports; stop them all on exit.
 
-    With ``trace`` every service appends trace records under ``config.trace_dir``.
+    With ``trace`` every service appends trace records under ``config.trace_dir``. With ``scheme`` the front-end
+    sends off-us cards to a scheme switch (docs/scheme.md).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     traces = {
@@ -75,7 +84,10 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
             ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
             keys = await key_ceremony(config, hsm)
             registry = Registry.from_key_store(config, keys, config.key_store_path)
-            frontend = Frontend(Context(registry=registry), journal, hsm, ledger, trace=traces["frontend"])
+            link, route = await scheme(hsm) if scheme is not None else (None, None)
+            frontend = Frontend(
+                Context(registry=registry, scheme=route), journal, hsm, ledger, trace=traces["frontend"], scheme=link
+            )
             fe_port = await tg.start(functools.partial(serve_frontend, LOOPBACK, 0, frontend=frontend))
             nac = NacServer(
                 RouteTable.parse([f"{route}={LOOPBACK}:{fe_port}" for route in config.nac.routes]),
@@ -92,6 +104,8 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
             )
             await hsm.aclose()
             await ledger.aclose()
+            if link is not None:
+                await link.aclose()
             tg.cancel_scope.cancel()
     finally:
         for writer in traces.values():

@@ -1,5 +1,6 @@
-"""Store-and-forward: the journal's pending reversals go to the ledger until each is acknowledged (the queue
-lives in the journal, so it survives restarts). What each ledger answer means is decided by
+"""Store-and-forward: the journal's pending reversals go to their host until each is acknowledged (the queue
+lives in the journal, so it survives restarts): the ledger for an on-us card, the scheme switch for an off-us
+one (the route of :mod:`frontend.routing`, by the reversal's card). What each ledger answer means is decided by
 :func:`frontend.flows.faults.forward_verdict`; this loop only does the I/O."""
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from typing import Final
 
 import anyio
 
+from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.flows.faults import ForwardVerdict, forward_verdict
 from frontend.journal import MAX_REVERSAL_TRIES, Journal
+from frontend.routing import Route, SchemeRoute, route_of
+from scheme.client import SwitchLinkClient, SwitchLinkError, ledger_answer, switch_request
 
 log = logging.getLogger("acqsim.frontend")
 
@@ -21,8 +25,16 @@ REVERSAL_RETRY_S: Final = 1.0
 
 
 class ReversalForwarder:
-    def __init__(self, journal: Journal, ledger: LedgerClient) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        ledger: LedgerClient,
+        *,
+        scheme: SwitchLinkClient | None = None,
+        route: SchemeRoute | None = None,
+    ) -> None:
         self.journal, self.ledger = journal, ledger
+        self.scheme, self.route = scheme, route
         self._wakeup = anyio.Event()
 
     def wake(self) -> None:
@@ -43,8 +55,8 @@ class ReversalForwarder:
         for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):
             stan = request.original.stan if request.original else request.stan
             try:
-                answer = await self.ledger.submit(request)
-            except (LedgerTimeout, LedgerUnavailable):
+                answer = await self._send(request)
+            except (LedgerTimeout, LedgerUnavailable, SwitchLinkError):
                 # Not a refusal: store-and-forward waits out an unreachable ledger however long it takes (each
                 # failure is logged by the client); only the ledger's own answers count towards a dead letter.
                 return
@@ -60,3 +72,8 @@ class ReversalForwarder:
             else:
                 await anyio.to_thread.run_sync(self.journal.reversal_dead, reversal_id, code.value)
                 log.error("reversal of STAN %s refused by the ledger with %s: a dead letter", stan, code.value)
+
+    async def _send(self, request: LedgerRequest) -> LedgerAnswer:
+        if self.scheme is not None and route_of(self.route, request.pan) is Route.SCHEME:
+            return ledger_answer(await self.scheme.exchange(switch_request(request).fields()), request.rrn)
+        return await self.ledger.submit(request)

@@ -22,7 +22,7 @@ from acqkit.serving import PLAIN, Serving
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
-from frontend.effects import AskLedger, NextRrn, QueueReversal
+from frontend.effects import AskLedger, AskScheme, NextRrn, QueueReversal
 from frontend.flows.faults import FaultPlan, plan_for_fault
 from frontend.forwarder import ReversalForwarder
 from frontend.interpreter import Interpreter
@@ -30,6 +30,7 @@ from frontend.journal import Journal
 from frontend.journal_ops import JournalCall
 from frontend.recovery import settle_unsettled
 from hsm_sim.client import HsmClient
+from scheme.client import SwitchLinkClient
 from wire.errors import WireError
 from wire.posframe import PosFrame
 from wire.posmessage import PosMessage
@@ -45,12 +46,22 @@ JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
 
 class Frontend:
     def __init__(
-        self, ctx: Context, journal: Journal, hsm: HsmClient, ledger: LedgerClient, *, trace: TraceWriter | None = None
+        self,
+        ctx: Context,
+        journal: Journal,
+        hsm: HsmClient,
+        ledger: LedgerClient,
+        *,
+        trace: TraceWriter | None = None,
+        scheme: SwitchLinkClient | None = None,
     ) -> None:
+        """``scheme``: the link to the scheme switch for off-us cards (with ``ctx.scheme``, the BIN table)."""
         self.ctx, self.journal, self.ledger = ctx, journal, ledger
         self.trace = trace if trace is not None and trace.enabled else None
-        self.forwarder = ReversalForwarder(journal, ledger)
-        self.effects = Interpreter(journal, hsm, ledger, trace=self.trace, reversal_queued=self.forwarder.wake)
+        self.forwarder = ReversalForwarder(journal, ledger, scheme=scheme, route=ctx.scheme)
+        self.effects = Interpreter(
+            journal, hsm, ledger, trace=self.trace, reversal_queued=self.forwarder.wake, scheme=scheme
+        )
         self.answered = 0
 
     @property
@@ -86,7 +97,7 @@ class Frontend:
         try:
             effect = next(flow)
             while True:
-                if isinstance(effect, AskLedger):
+                if isinstance(effect, AskLedger | AskScheme):
                     asked = effect.request
                 effect = flow.send(await self.effects.carry_out(effect, correlation))
         except StopIteration as stop:

@@ -21,9 +21,9 @@ from typing import Final, Self
 import anyio
 
 from acqkit.multiplex import LinkLost, PeerLink
-from core_ledger.api import ROUTES, LedgerOp
+from core_ledger.api import ROUTES, LedgerAnswer, LedgerOp, LedgerRequest
 from hsm_sim.client import HsmClient, KeyType, MacAlgorithm
-from wire.constants import SECURITY_CONTROL_FORMAT0_TDES
+from wire.constants import SECURITY_CONTROL_FORMAT0_TDES, ResponseCode
 from wire.errors import FramingError, WireError
 from wire.switchlink import (
     RejectCode,
@@ -149,6 +149,50 @@ class SwitchRequest:
             o = self.original
             fields["90"] = f"{o.mti}{o.stan}{o.local_date}{o.local_time}{self.acquirer_id:0>11}{self.acquirer_id:0>11}"
         return fields
+
+
+def switch_request(
+    request: LedgerRequest, *, pin_block: bytes | None = None, track2: str | None = None, mcc: str = "5999"
+) -> SwitchRequest:
+    """An acquirer's ledger request as a switch-link request. A reversal carries its original's RRN in 37 (as
+    CUP reversals repeat the original's 37): the switch and the issuer find the original by it."""
+    original = request.original
+    rrn = original.rrn if request.op is LedgerOp.REVERSAL and original is not None and original.rrn else request.rrn
+    return SwitchRequest(
+        op=request.op,
+        acquirer_id=request.acquirer_id,
+        pan=request.pan,
+        amount=request.amount,
+        stan=request.stan,
+        rrn=rrn,
+        terminal_id=request.terminal_id,
+        merchant_id=request.merchant_id,
+        local_time=request.local_time,
+        local_date=request.local_date,
+        transmission=request.transmission,
+        mcc=mcc,
+        expiry=request.expiry,
+        entry_mode=request.pos_entry_mode,
+        track2=track2,
+        pin_block=pin_block,
+        auth_code=request.auth_code,
+        original=None
+        if original is None
+        else OriginalData(
+            mti=original.mti, stan=original.stan, local_date=original.local_date, local_time=original.local_time
+        ),
+        currency=request.currency,
+    )
+
+
+def ledger_answer(answer: SwitchMessage, rrn: str) -> LedgerAnswer:
+    """The switch's answer in the ledger's terms (39, 38; ``rrn``: the acquirer's own); a 39 outside the contract
+    is a 96."""
+    try:
+        code = ResponseCode(answer.fields.get("39", ""))
+    except ValueError:
+        code = ResponseCode.SYSTEM_MALFUNCTION
+    return LedgerAnswer(response_code=code, rrn=rrn, auth_code=answer.fields.get("38"))
 
 
 def match_key(fields: dict[str, str]) -> MatchKey:

@@ -18,6 +18,7 @@ from frontend.core import Context, Reply, inbound, process
 from frontend.effects import (
     HSM_EFFECTS,
     AskLedger,
+    AskScheme,
     Effect,
     QueueReversal,
     VerifyMacAndPin,
@@ -85,6 +86,8 @@ class Harness:
         if isinstance(effect, QueueReversal):
             self.reversals.append(effect.request)
             return None
+        if isinstance(effect, AskScheme):
+            raise TypeError("the harness has no scheme switch (tests/scheme drive the off-us path)")
         result = self.journal.run_batch([journal_call(effect)])[0]  # as the server runs it: in a batch of its own
         if isinstance(result, BaseException):
             raise result

@@ -1,0 +1,96 @@
+"""Phase 2 of the four-party flow, end to end over real loopback TCP: a POS terminal → NAC → the acquirer's
+front-end, which routes by BIN — on-us to its own ledger, off-us to the scheme switch (the PIN translated TPK →
+acquirer ZPK by CA at the acquirer's HSM, then → issuer ZPK by CC at the switch's, verified by EC at the issuer's)
+— an unknown BIN declined, an issuer down answered in stand-in or 91."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from acqkit.config import AcqsimConfig, CardFixture
+from acqsim.fourparty import CARD_C, DEBIT_B, acquirer_access, card_fixture, running_world
+from acqsim.pipeline import running_pipeline
+from core_ledger.api import LedgerOp
+from core_ledger.sqlite_store import SqliteStore
+from terminal.pos import PosTerminal
+from terminal.session import Original
+
+pytestmark = pytest.mark.anyio
+
+
+def balance_b(path: Path, pan: str) -> int:
+    store = SqliteStore(path)
+    try:
+        state = store.load()
+        return state.accounts[state.cards[pan].account_id].balance
+    finally:
+        store.close()
+
+
+async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path: Path) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path / "acquirer")
+    good = config.card("6200001000000003")
+    debit_b, card_c = card_fixture(DEBIT_B), card_fixture(CARD_C)
+    unknown = CardFixture(pan="4111111111111111", expiry="3012", pin="1234", pvv="0000")
+    today = dt.datetime.now(dt.UTC)
+    async with running_world(tmp_path / "world", clock=today, stand_in_limit=10_000, issuer_timeout=0.5) as world:
+        opening = balance_b(world.ledger_b_db, DEBIT_B.pan)
+        async with (
+            running_pipeline(config, scheme=acquirer_access(world.switch_port)) as pipeline,
+            PosTerminal(config, "10000001", nac=pipeline.nac) as pos,
+        ):
+            buy = await pos.financial("purchase", debit_b, amount=12_345, pin=debit_b.pin)
+            assert buy is not None and buy.approved and buy.trusted
+            assert balance_b(world.ledger_b_db, DEBIT_B.pan) == opening - 12_345  # the issuer's own books
+
+            wrong = await pos.financial("purchase", debit_b, amount=100, pin="999999")
+            assert wrong is not None and wrong.response_code == "55"  # verified at the issuer, not here
+
+            void = await pos.financial(
+                "void", debit_b, amount=12_345, original=Original(stan=buy.fields["11"], rrn=buy.fields["37"])
+            )
+            assert void is not None and void.approved
+            assert balance_b(world.ledger_b_db, DEBIT_B.pan) == opening
+
+            second = await pos.financial("purchase", debit_b, amount=5_000, pin=debit_b.pin)
+            assert second is not None and second.approved
+            refund = await pos.financial(
+                "refund",
+                debit_b,
+                amount=1_000,
+                original=Original(stan=second.fields["11"], rrn=second.fields["37"], local_date=second.fields["13"]),
+            )
+            assert refund is not None and refund.approved
+            assert balance_b(world.ledger_b_db, DEBIT_B.pan) == opening - 4_000
+
+            stranger = await pos.financial("purchase", unknown, amount=100, pin=unknown.pin)
+            assert stranger is not None and stranger.response_code == "14"
+
+            stand_in = await pos.financial("purchase", card_c, amount=8_000, pin=card_c.pin)
+            assert stand_in is not None and stand_in.approved and stand_in.fields["38"].startswith("S")
+            too_much = await pos.financial("purchase", card_c, amount=20_000, pin=card_c.pin)
+            assert too_much is not None and too_much.response_code == "91"
+
+            home = await pos.financial("purchase", good, amount=700, pin=good.pin)
+            assert home is not None and home.approved
+
+        legs = world.journal.all()
+        ops = [(leg.op, leg.response_code.value, leg.stand_in) for leg in legs]
+        assert ops == [
+            (LedgerOp.PURCHASE, "00", False),
+            (LedgerOp.PURCHASE, "55", False),
+            (LedgerOp.VOID, "00", False),
+            (LedgerOp.PURCHASE, "00", False),
+            (LedgerOp.REFUND, "00", False),
+            (LedgerOp.PURCHASE, "00", True),
+            (LedgerOp.PURCHASE, "91", True),
+        ]  # the on-us purchase and the unknown BIN never reached the switch
+        cleared = world.journal.to_clear(today.strftime("%Y%m%d"))
+        assert [(c.op, c.amount) for c in cleared] == [
+            (LedgerOp.PURCHASE, 5_000),
+            (LedgerOp.REFUND, 1_000),
+            (LedgerOp.PURCHASE, 8_000),
+        ]
