@@ -48,6 +48,8 @@ class Pipeline:
     frontend: Endpoint
     nac: Endpoint
     cancel: anyio.CancelScope
+    #: The front-end itself (tests drive its store-and-forward of reversals directly).
+    frontend_service: Frontend
 
 
 @asynccontextmanager
@@ -101,6 +103,7 @@ async def running_pipeline(
                 frontend=Endpoint(host=LOOPBACK, port=fe_port),
                 nac=Endpoint(host=LOOPBACK, port=ports.listen),
                 cancel=tg.cancel_scope,
+                frontend_service=frontend,
             )
             await hsm.aclose()
             await ledger.aclose()

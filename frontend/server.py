@@ -150,7 +150,7 @@ async def serve(
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
         # what a crash left pending, before any new traffic
-        await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger)
+        await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger, route=frontend.ctx.scheme)
         tg.start_soon(frontend.forwarder.run)
         bound = await tg.start(
             functools.partial(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import anyio
 import pytest
 
 from acqkit.config import AcqsimConfig, CardFixture
@@ -94,3 +95,29 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
             (LedgerOp.REFUND, 1_000),
             (LedgerOp.PURCHASE, 8_000),
         ]
+
+
+async def test_a_silent_switch_gets_the_reversal_by_store_and_forward(tmp_path: Path) -> None:
+    """The front-end hears nothing from the switch in time (the issuer's answer is held): 98 to the terminal and a
+    reversal queued; the store-and-forward takes the reversal to the switch, which carries it to the issuer: the
+    issuer undoes the purchase (or, if the reversal overtook it, refuses the late purchase), so the card holder's
+    money is where it was."""
+    config = AcqsimConfig.default(data_dir=tmp_path / "acquirer")
+    debit_b = card_fixture(DEBIT_B)
+    gate = anyio.Event()
+    async with running_world(tmp_path / "world", issuer_timeout=10.0, issuer_b_gate=gate) as world:
+        opening = balance_b(world.ledger_b_db, DEBIT_B.pan)
+        async with (
+            running_pipeline(config, scheme=acquirer_access(world.switch_port, timeout=2.0)) as pipeline,
+            PosTerminal(config, "10000001", nac=pipeline.nac) as pos,
+        ):
+            late = await pos.financial("purchase", debit_b, amount=3_000, pin=debit_b.pin)
+            assert late is not None and late.response_code == "98"
+            frontend = pipeline.frontend_service
+            assert len(frontend.journal.pending_reversals()) == 1
+            gate.set()
+            await frontend.forwarder.forward_pending()
+            assert frontend.journal.pending_reversals() == []
+            assert balance_b(world.ledger_b_db, DEBIT_B.pan) == opening
+        reversal = [leg for leg in world.journal.all() if leg.op is LedgerOp.REVERSAL]
+        assert [leg.response_code.value for leg in reversal] == ["00"]
