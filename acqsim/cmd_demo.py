@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -33,6 +34,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, help="where stores and traces go (default: a fresh .acqsim/demo-<time> folder)"
     )
+    parser.add_argument(
+        "--scheme",
+        action="store_true",
+        help="then the four-party day: other banks' cards through the scheme switch, clearing, 一清 vs 二清",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if not args.processes:
         ok: bool = anyio.run(run_demo, config, print, backend=backend, backend_options=options)
+        if args.scheme:
+            ok = _scheme_day(data_dir / "scheme", backend, options) and ok
         return 0 if ok else 1
     try:
         with running_processes(**_process_options(config, tls=args.tls)) as nac:
@@ -68,3 +76,14 @@ def _process_options(config: AcqsimConfig, *, tls: bool) -> dict[str, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(config_to_toml(config), encoding="utf-8")
     return {"config_file": path}
+
+
+def _scheme_day(folder: Path, backend: str, options: dict[str, Any]) -> bool:
+    """The four-party day after the acquirer's own (``--scheme``; acqsim/demo_scheme.py)."""
+    from acqsim.demo_scheme import EXPECTED_CODES, scheme_day
+
+    print("")
+    print(f"the four-party day — data in {folder}")
+    day = anyio.run(scheme_day, folder, print, backend=backend, backend_options=options)
+    as_expected = dict(day.codes) == dict(EXPECTED_CODES)
+    return as_expected and day.balanced and day.books_sound

@@ -37,7 +37,7 @@ def test_scheme_day_then_clearing_show_and_a_corrupt_file(tmp_path: Path, capsys
 
     # the journal was cleared by the day: a second run clears nothing, but still writes every member's file
     out_dir = tmp_path / "again"
-    journal = tmp_path / "switch-journal.sqlite3"
+    journal = tmp_path / "world" / "switch-journal.sqlite3"
     assert main(["clearing", "run", "--journal", str(journal), "--date", day, "--out", str(out_dir)]) == 0
     assert "positions balance: True" in capsys.readouterr().out
     assert (out_dir / f"CLR_{ACQUIRER_ID}_{day}.csv").read_text().splitlines()[-1] == "T,0,0,0,0,0,0,0,0"
