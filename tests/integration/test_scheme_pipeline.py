@@ -67,6 +67,18 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
             assert refund is not None and refund.approved
             assert balance_b(world.ledger_b_db, DEBIT_B.pan) == opening - 4_000
 
+            hold = await pos.financial("preauth", debit_b, amount=20_000, pin=debit_b.pin)
+            assert hold is not None and hold.approved
+            completion = await pos.financial(
+                "preauth_completion",
+                debit_b,
+                amount=18_000,
+                pin=debit_b.pin,
+                original=Original(stan=hold.fields["11"], auth_code=hold.fields["38"]),
+            )
+            assert completion is not None and completion.approved
+            assert balance_b(world.ledger_b_db, DEBIT_B.pan) == opening - 4_000 - 18_000
+
             stranger = await pos.financial("purchase", unknown, amount=100, pin=unknown.pin)
             assert stranger is not None and stranger.response_code == "14"
 
@@ -86,6 +98,8 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
             (LedgerOp.VOID, "00", False),
             (LedgerOp.PURCHASE, "00", False),
             (LedgerOp.REFUND, "00", False),
+            (LedgerOp.PREAUTH, "00", False),
+            (LedgerOp.PREAUTH_COMPLETION, "00", False),
             (LedgerOp.PURCHASE, "00", True),
             (LedgerOp.PURCHASE, "91", True),
         ]  # the on-us purchase and the unknown BIN never reached the switch
@@ -93,6 +107,7 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
         assert [(c.op, c.amount) for c in cleared] == [
             (LedgerOp.PURCHASE, 5_000),
             (LedgerOp.REFUND, 1_000),
+            (LedgerOp.PREAUTH_COMPLETION, 18_000),
             (LedgerOp.PURCHASE, 8_000),
         ]
 
