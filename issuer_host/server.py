@@ -61,6 +61,14 @@ class IssuerShell:
         self.tracer = trace if trace is not None and trace.enabled else None
 
     async def answer(self, frame: bytes, peer: str) -> bytes:
+        """The frame to send back (never raises for bad input); without its HSM, the frame rejected (10005)."""
+        try:
+            return await self._answer(frame, peer)
+        except HsmError as exc:
+            log.error("cannot process a frame from %s without the HSM: %s", peer, exc)  # noqa: TRY400 - no payload
+            return reject_frame(frame, RejectCode.CANNOT_PROCESS, own_id=self.issuer_id)
+
+    async def _answer(self, frame: bytes, peer: str) -> bytes:
         try:
             message = decode_switch_message(frame)
         except SwitchHeaderError as exc:

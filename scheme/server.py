@@ -114,7 +114,16 @@ class SwitchShell:
             )
 
     async def answer(self, frame: bytes, peer: str) -> bytes:
-        """The frame to send back for one request frame from an acquirer (never raises for bad input)."""
+        """The frame to send back for one request frame from an acquirer (never raises for bad input). Without
+        its HSM the switch can neither check nor make a MAC: the frame goes back rejected (10005), and the
+        acquirer treats that as no answer."""
+        try:
+            return await self._answer(frame, peer)
+        except HsmError as exc:
+            log.error("cannot process a frame from %s without the HSM: %s", peer, exc)  # noqa: TRY400 - no payload
+            return reject_frame(frame, RejectCode.CANNOT_PROCESS, own_id=self.core.switch_id)
+
+    async def _answer(self, frame: bytes, peer: str) -> bytes:
         try:
             message = decode_switch_message(frame)
         except SwitchHeaderError as exc:

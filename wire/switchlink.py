@@ -73,6 +73,7 @@ class RejectCode(enum.StrEnum):
     BODY_FORMAT = "10002"  # the ISO 8583 body does not decode, or a mandatory field is missing
     MAC_FAILED = "10003"  # field 128 does not verify under the zone's ZAK
     UNKNOWN_SOURCE = "10004"  # the source id (or field 33) is no member of the switch
+    CANNOT_PROCESS = "10005"  # the receiver cannot take it now (its HSM is down): send it again later
 
 
 class SwitchHeaderError(WireError):

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
 from acqsim.fourparty import (
@@ -18,15 +19,18 @@ from acqsim.fourparty import (
     DEBIT_B,
     ISSUER_B_ID,
     ISSUER_C_ID,
+    ZAK_ISSUER_B,
     SchemeCard,
     World,
     running_world,
 )
 from core_ledger.api import LedgerOp
 from core_ledger.sqlite_store import SqliteStore
-from scheme.client import OriginalData, SwitchRejected, SwitchRequest
+from hsm_sim.client import HsmClient, KeyType
+from scheme.client import OriginalData, SwitchLinkClient, SwitchRejected, SwitchRequest, ZoneMac, encode_with_mac
+from scheme.server import SwitchShell
 from wire.constants import Mti, ResponseCode
-from wire.switchlink import RejectCode
+from wire.switchlink import RejectCode, SwitchHeader, decode_switch_message
 
 pytestmark = pytest.mark.anyio
 CLOCK = dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.UTC)
@@ -183,10 +187,6 @@ async def test_without_stand_in_a_down_issuer_declines_91(tmp_path: Path) -> Non
 
 async def test_a_bad_mac_is_rejected_and_a_wrong_sender_too(tmp_path: Path) -> None:
     async with running_world(tmp_path, clock=CLOCK) as world:
-        from acqsim.fourparty import ZAK_ISSUER_B
-        from hsm_sim.client import KeyType
-        from scheme.client import SwitchLinkClient, ZoneMac
-
         wrong_zak = await world.acquirer_key(KeyType.ZAK, ZAK_ISSUER_B)
         forged = SwitchLinkClient(
             "127.0.0.1",
@@ -227,3 +227,21 @@ async def test_every_leg_is_traced_masked_without_the_pin_block(tmp_path: Path) 
     text = (traces / "scheme.jsonl").read_text() + (traces / "issuer-b.jsonl").read_text()
     assert DEBIT_B.pan not in text and "623050******0014" in text
     assert request.fields()["52"] not in text
+
+
+async def test_without_its_hsm_the_switch_rejects_and_serves_on(tmp_path: Path) -> None:
+    """The switch's HSM unreachable: each frame goes back rejected 10005 (never a dropped connection)."""
+    async with running_world(tmp_path, clock=CLOCK) as world:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        closed = listener.extra(anyio.abc.SocketAttribute.local_port)
+        await listener.aclose()
+        async with HsmClient("127.0.0.1", closed, timeout=0.5) as no_hsm:
+            shell = SwitchShell(world.switch.core, world.journal, no_hsm)
+            request = world.request(LedgerOp.PURCHASE, DEBIT_B, 100)
+            header = SwitchHeader(destination_id="00010000", source_id=ACQUIRER_ID)
+            frame = await encode_with_mac(header, request.fields(), world.acquirer.zone)
+            rejected = decode_switch_message(await shell.answer(frame, "test"))
+            assert rejected.header.reject_code is RejectCode.CANNOT_PROCESS
+            assert rejected.fields["37"] == request.rrn
+        _, code, _ = await purchase(world, DEBIT_B, 100)  # the real switch, with its HSM, serves on
+        assert code == ResponseCode.APPROVED
