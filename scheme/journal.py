@@ -1,8 +1,9 @@
 """The switch's journal (SQLite): one row per request and its answer — what clearing is made from.
 
 A row's key is (acquirer id 32, RRN 37, MTI class): a repeated request finds its first answer and is never
-forwarded or cleared twice. An approved reversal, void or completion void marks its original (the row with
-the same RRN in another class, else the row of that terminal, STAN and local date that field 90 names)
+forwarded or cleared twice. The server writes legs by group commit (:meth:`SwitchJournal.record_many`: the legs
+that arrive during one fsync share it). An approved reversal, void or completion void marks its original (the row
+with the same RRN in another class, else the row of that terminal, STAN and local date that field 90 names)
 ``reversed`` / ``voided``, in the same transaction as its own row; a marked row is not cleared. Rows hold the
 masked PAN only. Every method blocks: the shell runs them in a worker thread.
 """
@@ -154,33 +155,41 @@ class SwitchJournal:
 
         ``reversal`` (issuer id, sealed request) queues, in the same transaction, the reversal the switch owes
         the issuer because the issuer may have carried out a request whose answer never came."""
+        return self.record_many([(record, reversal)])[0]
+
+    def record_many(self, items: list[tuple[LegRecord, tuple[str, str] | None]]) -> list[bool]:
+        """:meth:`record` for many legs in ONE transaction (one fsync): the server's group commit."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
-                cursor = self._db.execute(
-                    f"INSERT OR IGNORE INTO legs ({_COLUMNS}) VALUES ({placeholders})",  # noqa: S608 - constants
-                    _row(record),
-                )
-                inserted = cursor.rowcount == 1
-                status = _UNDO_STATUS.get(record.op)
-                if inserted and record.approved and status is not None:
-                    original = self._original(record)
-                    if original is not None:
-                        self._db.execute(
-                            "UPDATE legs SET status = ? WHERE acquirer_id = ? AND rrn = ? AND msg_class = ?",
-                            (status, original["acquirer_id"], original["rrn"], original["msg_class"]),
-                        )
-                if inserted and reversal is not None:
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO issuer_reversals (acquirer_id, rrn, msg_class, issuer_id, sealed) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (record.acquirer_id, record.rrn, record.msg_class, *reversal),
-                    )
+                inserted = [self._record(record, reversal) for record, reversal in items]
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        return inserted
+
+    def _record(self, record: LegRecord, reversal: tuple[str, str] | None) -> bool:
+        placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
+        cursor = self._db.execute(
+            f"INSERT OR IGNORE INTO legs ({_COLUMNS}) VALUES ({placeholders})",  # noqa: S608 - constants
+            _row(record),
+        )
+        inserted = cursor.rowcount == 1
+        status = _UNDO_STATUS.get(record.op)
+        if inserted and record.approved and status is not None:
+            original = self._original(record)
+            if original is not None:
+                self._db.execute(
+                    "UPDATE legs SET status = ? WHERE acquirer_id = ? AND rrn = ? AND msg_class = ?",
+                    (status, original["acquirer_id"], original["rrn"], original["msg_class"]),
+                )
+        if inserted and reversal is not None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO issuer_reversals (acquirer_id, rrn, msg_class, issuer_id, sealed) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (record.acquirer_id, record.rrn, record.msg_class, *reversal),
+            )
         return inserted
 
     def to_clear(self, business_date: str) -> list[LegRecord]:

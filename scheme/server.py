@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 
 from acqkit.datakey import DataKey, DataKeyError
+from acqkit.groupcommit import CommitFailed, CommitTimeout, GroupCommit
 from acqkit.requestserver import serve_requests
 from acqkit.serving import PLAIN, Serving
 from hsm_sim.client import HsmClient, HsmError
@@ -32,7 +33,7 @@ from scheme.client import (
     ZoneMac,
     encode_with_mac,
 )
-from scheme.core import UNDOING, Forward, Reply, SwitchCore
+from scheme.core import UNDOING, Forward, LegRecord, Reply, SwitchCore
 from scheme.journal import SwitchJournal
 from scheme.members import Member
 from wire.constants import REVERSAL_DONE_CODES, ResponseCode
@@ -81,6 +82,10 @@ class SwitchShell:
         self.issuer_timeout = issuer_timeout
         self.tracer = trace if trace is not None and trace.enabled else None
         self._issuers: dict[str, SwitchLinkClient] = {}
+        #: Legs that finish together share one journal transaction (``serve`` runs the flusher).
+        self.journal_writes: GroupCommit[tuple[LegRecord, tuple[str, str] | None], bool] = GroupCommit(
+            "switch journal", self.journal.record_many
+        )
 
     def _issuer_link(self, issuer: Member) -> SwitchLinkClient:
         link = self._issuers.get(issuer.institution_id)
@@ -121,7 +126,9 @@ class SwitchShell:
             return await self._answer(frame, peer)
         except HsmError as exc:
             log.error("cannot process a frame from %s without the HSM: %s", peer, exc)  # noqa: TRY400 - no payload
-            return reject_frame(frame, RejectCode.CANNOT_PROCESS, own_id=self.core.switch_id)
+        except (CommitFailed, CommitTimeout) as exc:
+            log.error("cannot journal a leg from %s: %s", peer, exc)  # noqa: TRY400 - no payload
+        return reject_frame(frame, RejectCode.CANNOT_PROCESS, own_id=self.core.switch_id)
 
     async def _answer(self, frame: bytes, peer: str) -> bytes:
         try:
@@ -169,7 +176,7 @@ class SwitchShell:
             if owed is not None:
                 reversal = (outcome.issuer.institution_id, self.data_key.seal(json.dumps(owed)))
         with anyio.CancelScope(shield=True):  # journalled before answered, whatever happens to the caller
-            await anyio.to_thread.run_sync(functools.partial(self.journal.record, reply.record, reversal=reversal))
+            await self.journal_writes.submit((reply.record, reversal))
         record = reply.record
         log.info(
             "%s %s acq %s → iss %s RRN %s %s: %s%s (%.1f ms)",
@@ -260,6 +267,7 @@ async def serve(
     """Serve the switch link on ``host:port`` until cancelled; ``task_status.started(port)``."""
     try:
         async with anyio.create_task_group() as tg:
+            await tg.start(shell.journal_writes.run_flusher)
             listening = functools.partial(serve_requests, host, port, shell.answer, name="scheme", serving=serving)
             task_status.started(await tg.start(listening))
             tg.start_soon(shell.run_reversals)
