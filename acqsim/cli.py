@@ -40,6 +40,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
     "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
     "scheme": ("acqsim.cmd_scheme", "the four-party TEST world: an off-us day through the scheme switch"),
+    "issuer": ("acqsim.cmd_issuer", "run an issuer host: another bank behind the scheme switch"),
     "clearing": ("acqsim.cmd_clearing", "the scheme's end of day: clearing files per member, load and reconcile"),
     "scenario": ("acqsim.cmd_scenario", "what-if scenarios: aggregator-failure (一清 vs 二清)"),
 }
