@@ -6,6 +6,7 @@ acquirer ZPK by CA at the acquirer's HSM, then → issuer ZPK by CC at the switc
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import anyio
@@ -40,7 +41,7 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
     async with running_world(tmp_path / "world", clock=today, stand_in_limit=10_000, issuer_timeout=0.5) as world:
         opening = balance_b(world.ledger_b_db, DEBIT_B.pan)
         async with (
-            running_pipeline(config, scheme=acquirer_access(world.switch_port)) as pipeline,
+            running_pipeline(config, trace=True, scheme=acquirer_access(world.switch_port)) as pipeline,
             PosTerminal(config, "10000001", nac=pipeline.nac) as pos,
         ):
             buy = await pos.financial("purchase", debit_b, amount=12_345, pin=debit_b.pin)
@@ -90,6 +91,13 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
             home = await pos.financial("purchase", good, amount=700, pin=good.pin)
             assert home is not None and home.approved
 
+        # the front-end's trace shows the switch hop, masked, without a PIN block, with its timing and answer
+        records = [json.loads(line) for line in (config.trace_dir / "frontend.jsonl").read_text().splitlines()]
+        hops = [r for r in records if r["link"] == "switch"]
+        assert hops[0]["direction"] == "out" and hops[0]["peer"] == "scheme"
+        assert hops[0]["message"]["fields"]["2"] == "623050******0014" and "52" not in hops[0]["message"]["fields"]
+        assert hops[1]["direction"] == "in" and hops[1]["note"] == "00"
+        assert DEBIT_B.pan not in (config.trace_dir / "frontend.jsonl").read_text()
         legs = world.journal.all()
         ops = [(leg.op, leg.response_code.value, leg.stand_in) for leg in legs]
         assert ops == [
