@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_USAGE
-from acqsim.fourparty import ACQUIRER_ID, ISSUER_B_ID, ISSUER_C_ID, SWITCH_ID
+from acqsim.clearing_reconcile import JournalUnreadable, read_journal_entries, reconcile_acquirer
+from acqsim.fourparty import ACQUIRER_ID, BINS, ISSUER_B_ID, ISSUER_C_ID, SWITCH_ID
 from core_ledger.clearing import ClearingLoadError, load_clearing_file
 from core_ledger.setup import open_store
 from scheme.clearing import build_run, write_run
@@ -24,12 +25,21 @@ from wire.clearingfile import ClearingFileError, parse_clearing_file
 
 #: The members of the four-party TEST world (acqsim/fourparty.py): every one gets a file, empty or not.
 TEST_MEMBERS = (ACQUIRER_ID, ISSUER_B_ID, ISSUER_C_ID)
+#: The TEST acquirer's own BINs.
+ON_US = tuple(b.prefix for b in BINS if b.issuer_id == ACQUIRER_ID)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("run", "show", "load"))
+    parser.add_argument("action", choices=("run", "show", "load", "reconcile"))
     parser.add_argument("file", nargs="?", type=Path, help="show/load: the clearing file")
-    parser.add_argument("--journal", type=Path, help="run: the switch's journal (SQLite)")
+    parser.add_argument(
+        "--journal", type=Path, help="run: the switch's journal; reconcile: the acquirer front-end's (SQLite)"
+    )
+    parser.add_argument(
+        "--on-us",
+        action="append",
+        help=f"reconcile: a BIN prefix of the acquirer's own cards (default: the TEST world's, {' '.join(ON_US)})",
+    )
     parser.add_argument("--date", help="run: the business date YYYYMMDD to clear (and what is left from before)")
     parser.add_argument("--out", type=Path, help="run: the folder the member files are written to")
     parser.add_argument(
@@ -42,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--db", help="load: the member's ledger store (SQLite path or postgresql:// URL)")
     parser.add_argument("--member-id", help="load: the member the ledger belongs to (8 digits)")
-    parser.add_argument("--json", action="store_true", help="show/load: JSON output")
+    parser.add_argument("--json", action="store_true", help="show/load/reconcile: JSON output")
 
 
 def _money(fen: int) -> str:
@@ -154,10 +164,43 @@ def _load(args: argparse.Namespace) -> int:
     return EXIT_OK if rec.clean else EXIT_DECLINED
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    if args.journal is None:
+        print("acqsim clearing reconcile: FILE and --journal are required", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        clearing = parse_clearing_file(args.file.read_text(encoding="utf-8"))
+        entries = read_journal_entries(args.journal)
+    except (OSError, JournalUnreadable) as exc:
+        print(f"acqsim clearing reconcile: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ClearingFileError as exc:
+        print(f"acqsim clearing reconcile: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_DECLINED
+    result = reconcile_acquirer(clearing, entries, on_us=args.on_us or ON_US)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result)))
+    else:
+        print(
+            f"{len(result.matched)} matched, {len(result.amount_diffs)} amount difference(s), "
+            f"{len(result.without_authorisation)} cleared without an authorisation, "
+            f"{len(result.not_cleared)} authorised off-us not cleared"
+        )
+        for rrn, cleared, authorised in result.amount_diffs:
+            print(f"  RRN {rrn}: cleared {_money(cleared)}, authorised {_money(authorised)}")
+        for rrn in result.without_authorisation:
+            print(f"  RRN {rrn}: cleared, no approved authorisation in the journal")
+        for rrn in result.not_cleared:
+            print(f"  RRN {rrn}: approved, not in the clearing file")
+    return EXIT_OK if result.clean else EXIT_DECLINED
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "run":
         return _run(args)
     if args.file is None:
         print(f"acqsim clearing {args.action}: FILE is required", file=sys.stderr)
         return EXIT_USAGE
+    if args.action == "reconcile":
+        return _reconcile(args)
     return _show(args) if args.action == "show" else _load(args)

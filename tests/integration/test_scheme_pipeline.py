@@ -5,6 +5,7 @@ acquirer ZPK by CA at the acquirer's HSM, then → issuer ZPK by CC at the switc
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,10 +14,13 @@ import anyio
 import pytest
 
 from acqkit.config import AcqsimConfig, CardFixture
-from acqsim.fourparty import CARD_C, DEBIT_B, acquirer_access, card_fixture, running_world
+from acqsim.clearing_reconcile import read_journal_entries, reconcile_acquirer
+from acqsim.fourparty import ACQUIRER_ID, CARD_C, DEBIT_B, SWITCH_ID, acquirer_access, card_fixture, running_world
 from acqsim.pipeline import running_pipeline
 from core_ledger.api import LedgerOp
 from core_ledger.sqlite_store import SqliteStore
+from scheme.clearing import build_run
+from scheme.fees import FeeTable
 from terminal.pos import PosTerminal
 from terminal.session import Original
 
@@ -111,13 +115,21 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
             (LedgerOp.PURCHASE, "00", True),
             (LedgerOp.PURCHASE, "91", True),
         ]  # the on-us purchase and the unknown BIN never reached the switch
-        cleared = world.journal.to_clear(today.strftime("%Y%m%d"))
+        day = today.strftime("%Y%m%d")
+        cleared = world.journal.to_clear(day)
         assert [(c.op, c.amount) for c in cleared] == [
             (LedgerOp.PURCHASE, 5_000),
             (LedgerOp.REFUND, 1_000),
             (LedgerOp.PREAUTH_COMPLETION, 18_000),
             (LedgerOp.PURCHASE, 8_000),
         ]
+        # the acquirer reconciles its clearing lines against its front-end journal: every one matched
+        run = build_run(cleared, business_date=day, switch_id=SWITCH_ID, members=[ACQUIRER_ID], fees=FeeTable())
+        journal = read_journal_entries(Path(config.store_path(config.frontend.db)))
+        result = reconcile_acquirer(run.files[ACQUIRER_ID], journal, on_us=("620000",))
+        assert result.clean and len(result.matched) == 4
+        partial = dataclasses.replace(run.files[ACQUIRER_ID], records=run.files[ACQUIRER_ID].records[:3])
+        assert reconcile_acquirer(partial, journal, on_us=("620000",)).not_cleared == (cleared[3].rrn,)
 
 
 async def test_a_silent_switch_gets_the_reversal_by_store_and_forward(tmp_path: Path) -> None:
