@@ -47,7 +47,7 @@ from wire.switchlink import (
     decode_switch_message,
     reject_frame,
 )
-from wire.trace import TraceWriter, correlation_id
+from wire.trace import Direction, TraceWriter, correlation_id
 
 log = logging.getLogger("acqsim.scheme")
 
@@ -106,11 +106,11 @@ class SwitchShell:
         for link in self._issuers.values():
             await link.aclose()
 
-    def _trace(self, direction: str, peer: str, payload: bytes, fields: dict[str, str], note: str = "") -> None:
+    def _trace(self, direction: Direction, peer: str, payload: bytes, fields: dict[str, str], note: str = "") -> None:
         if self.tracer is not None:
             cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"), fields.get("13"))
             self.tracer.record(
-                direction="in" if direction == "in" else "out",
+                direction=direction,
                 link="switch",
                 peer=peer,
                 payload=payload,
