@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Final
 
-#: Merchant category code sent to the switch (field 18) when the registry names none.
-DEFAULT_MCC: Final = "5999"
+from wire.switchlink import DEFAULT_MCC
 
 
 class Route(enum.Enum):

@@ -21,7 +21,7 @@ from frontend.effects import (
 from hsm_sim.client import PinVerification
 from scheme.client import switch_request
 from wire.errors import WireError
-from wire.switchlink import SWITCH_MAC_HEX_LEN, SwitchHeader, switch_mac_block
+from wire.switchlink import DEFAULT_MCC, SWITCH_MAC_HEX_LEN, SwitchHeader, switch_mac_block
 from wire.trace import TraceWriter
 
 Link = Literal["hsm", "host", "switch"]
@@ -39,7 +39,7 @@ def _view(effect: Effect) -> tuple[Link, bytes]:
         return "host", host_message(effect.request)
     if isinstance(effect, AskScheme):
         try:
-            request = switch_request(effect.request, track2=effect.track2, mcc=effect.mcc or "5999")
+            request = switch_request(effect.request, track2=effect.track2, mcc=effect.mcc or DEFAULT_MCC)
             body = switch_mac_block(request.fields()) + b"0" * SWITCH_MAC_HEX_LEN  # the MAC is the HSM's, later
             header = SwitchHeader(destination_id=_TRACE_IDS, source_id=effect.request.acquirer_id)
         except (WireError, ValueError):  # a request the switch link cannot carry: the trace shows none

@@ -16,6 +16,7 @@ from typing import Final
 from core_ledger.api import LedgerAnswer, LedgerRequest, OriginalRef, op_for_route
 from hsm_sim.client import PinVerification
 from wire.constants import ConditionCode, Mti, ResponseCode, response_mti
+from wire.fields import track2_pvv
 
 Fields = dict[str, str]
 RC = ResponseCode
@@ -45,14 +46,6 @@ class PinCheck:
 class Accepted:
     request: LedgerRequest
     pin: PinCheck | None
-
-
-def track_pvv(track2: str) -> tuple[str, str] | None:
-    """PVKI and PVV from track 2: ``PAN=YYMM SSS K VVVV …`` (PROTOCOL.md §1)."""
-    _, sep, rest = track2.partition("=")
-    if not sep or len(rest) < 12 or not rest[:12].isdigit():
-        return None
-    return rest[7], rest[8:12]
 
 
 def _original(fields: Fields) -> OriginalRef | None:
@@ -100,7 +93,7 @@ def accept(fields: Fields, *, issuer_id: str) -> Accepted | ResponseCode:
     )
     pin = None
     if "52" in fields:
-        pvv = track_pvv(fields.get("35", ""))
+        pvv = track2_pvv(fields.get("35", ""))
         try:
             block = bytes.fromhex(fields["52"])
         except ValueError:

@@ -26,6 +26,7 @@ from hsm_sim.client import HsmClient, KeyType, MacAlgorithm
 from wire.constants import SECURITY_CONTROL_FORMAT0_TDES, ResponseCode
 from wire.errors import FramingError, WireError
 from wire.switchlink import (
+    DEFAULT_MCC,
     RejectCode,
     SwitchHeader,
     SwitchMessage,
@@ -111,7 +112,7 @@ class SwitchRequest:
     local_time: str  # hhmmss
     local_date: str  # MMDD
     transmission: str  # MMDDhhmmss
-    mcc: str = "5999"
+    mcc: str = DEFAULT_MCC
     expiry: str | None = None
     entry_mode: str | None = None
     track2: str | None = dataclasses.field(default=None, repr=False)
@@ -152,7 +153,7 @@ class SwitchRequest:
 
 
 def switch_request(
-    request: LedgerRequest, *, pin_block: bytes | None = None, track2: str | None = None, mcc: str = "5999"
+    request: LedgerRequest, *, pin_block: bytes | None = None, track2: str | None = None, mcc: str = DEFAULT_MCC
 ) -> SwitchRequest:
     """An acquirer's ledger request as a switch-link request. A reversal carries its original's RRN in 37 (as
     CUP reversals repeat the original's 37): the switch and the issuer find the original by it."""

@@ -52,6 +52,8 @@ SWITCH_FIELDS: Final = frozenset(
     {"2", "3", "4", "7", "11", "12", "13", "14", "15", "18", "22", "25", "32", "33", "35", "37", "38", "39", "41", "42"}
     | {"49", "52", "53", "90", "100", "128"}
 )
+#: Field 18 (merchant category code) when the acquirer names none: 5999, miscellaneous retail.
+DEFAULT_MCC: Final = "5999"
 #: Card data: masked by every printer.
 SWITCH_CARD_FIELDS: Final = frozenset({"2", "35"})
 #: Secret material: never printed.

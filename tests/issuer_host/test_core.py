@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core_ledger.api import LedgerAnswer, LedgerOp
-from issuer_host.core import Accepted, accept, answer_fields, track_pvv
+from issuer_host.core import Accepted, accept, answer_fields
 from wire.constants import ResponseCode
+from wire.fields import track2_pvv
 
 ISSUER = "63050000"
 REQUEST = {
@@ -86,4 +87,4 @@ def test_answer_fields_echo_the_request_and_carry_the_auth_code_only_when_approv
     )
     assert "52" not in fields and "35" not in fields
     assert "38" not in answer_fields(REQUEST, ResponseCode.INCORRECT_PIN)
-    assert track_pvv("6230501000000014=3012") is None
+    assert track2_pvv("6230501000000014=3012") is None
