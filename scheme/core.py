@@ -4,9 +4,10 @@ The shell (:mod:`scheme.server`) has already parsed the frame, found the sending
 id and verified the MAC under that member's ZAK. Then:
 
 - :meth:`SwitchCore.route` — a request the switch cannot forward is answered here: MTI outside the message set
-  40, a mandatory field missing or field 33 not the sender 30, a BIN in no issuer's range 14 (a decline, never a
-  crash); otherwise :class:`Forward` to the card's issuer with field 100 set to the issuer's id and the PIN
-  block (if any) still to be translated from the acquirer's ZPK to the issuer's (CC at the switch's HSM);
+  40 (:class:`NotInMessageSet`, not journalled: it names no operation), a mandatory field missing or field 33
+  not the sender 30, a BIN in no issuer's range 14 (a decline, never a crash); otherwise :class:`Forward` to
+  the card's issuer with field 100 set to the issuer's id and the PIN block (if any) still to be translated
+  from the acquirer's ZPK to the issuer's (CC at the switch's HSM);
 - :meth:`SwitchCore.relay` — the issuer's answer goes back to the acquirer with the request's identifying
   fields and the issuer's 38 and 39;
 - :meth:`SwitchCore.stand_in` — no answer from the issuer in time (or it cannot be reached): the switch
@@ -104,6 +105,13 @@ class Reply:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NotInMessageSet:
+    """Answer the acquirer with ``fields`` (40) and journal nothing: the request names no operation."""
+
+    fields: Fields
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Forward:
     """Send ``fields`` to ``issuer``; translate field 52 from ``acquirer``'s ZPK to the issuer's first if set."""
 
@@ -140,13 +148,14 @@ class SwitchCore:
 
     # --- requests ------------------------------------------------------------------------------------------
 
-    def route(self, message: SwitchMessage) -> Forward | Reply:
+    def route(self, message: SwitchMessage) -> Forward | Reply | NotInMessageSet:
         fields = message.fields
         acquirer = self.members[message.header.source_id]  # the shell found it before checking the MAC
         mti = fields.get("t", "")
         op = op_for_route(mti, fields.get("3", ""), fields.get("25", ConditionCode.NORMAL))
         if mti not in REQUEST_MTIS or op is None:
-            return self._reply(fields, op or LedgerOp.BALANCE, RC.FUNCTION_NOT_SUPPORTED, issuer_id="", card=None)
+            unsupported = self._reply(fields, LedgerOp.BALANCE, RC.FUNCTION_NOT_SUPPORTED, issuer_id="", card=None)
+            return NotInMessageSet(fields=unsupported.fields)
         if any(not fields.get(key, "").strip() for key in MANDATORY) or fields["33"] != acquirer.institution_id:
             return self._reply(fields, op, RC.FORMAT_ERROR, issuer_id="", card=None)
         if not fields["4"].isdigit():

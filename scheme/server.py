@@ -33,7 +33,7 @@ from scheme.client import (
     ZoneMac,
     encode_with_mac,
 )
-from scheme.core import UNDOING, Forward, LegRecord, Reply, SwitchCore
+from scheme.core import UNDOING, Forward, LegRecord, NotInMessageSet, Reply, SwitchCore
 from scheme.journal import SwitchJournal
 from scheme.members import Member
 from wire.constants import REVERSAL_DONE_CODES, ResponseCode
@@ -168,6 +168,14 @@ class SwitchShell:
             return self.core.replay(fields, known)
         started = time.perf_counter()
         outcome = self.core.route(message)
+        if isinstance(outcome, NotInMessageSet):
+            log.info(
+                "MTI %s / 3 %s from acquirer %s is not in the message set: 40",
+                fields.get("t"),
+                fields.get("3"),
+                fields.get("32"),
+            )
+            return outcome.fields
         reversal: tuple[str, str] | None = None
         if isinstance(outcome, Reply):
             reply = outcome

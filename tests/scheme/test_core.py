@@ -11,7 +11,7 @@ from hsm_sim.client import KeyType
 from hsm_sim.keys import DEFAULT_TEST_LMK, encrypt_under_lmk
 from scheme.bins import BinRange, BinTable
 from scheme.client import OriginalData, SwitchRequest
-from scheme.core import Forward, Reply, StandInPolicy, SwitchCore
+from scheme.core import Forward, NotInMessageSet, Reply, StandInPolicy, SwitchCore
 from scheme.members import Member
 from wire.clearingfile import CardType
 from wire.constants import Mti, ResponseCode
@@ -82,7 +82,6 @@ def test_bin_table_takes_the_longest_prefix() -> None:
 @pytest.mark.parametrize(
     ("changes", "pan", "code"),
     [
-        ({"3": "990000"}, "6230501000000014", ResponseCode.FUNCTION_NOT_SUPPORTED),
         ({"41": ""}, "6230501000000014", ResponseCode.FORMAT_ERROR),
         ({"33": ISS}, "6230501000000014", ResponseCode.FORMAT_ERROR),  # forwarding institution is not the sender
         ({}, "4111111111111111", ResponseCode.INVALID_CARD),  # unknown BIN
@@ -95,6 +94,12 @@ def test_requests_the_switch_answers_itself(changes: dict[str, str], pan: str, c
     assert outcome.fields["39"] == code and outcome.record.response_code is code
     assert outcome.fields["t"] == Mti.FINANCIAL_RESPONSE and outcome.fields["37"] == "120400000700"
     assert outcome.record.masked_pan.startswith(pan[:6]) and "******" in outcome.record.masked_pan
+
+
+def test_a_request_outside_the_message_set_is_answered_40_and_not_journalled() -> None:
+    outcome = core().route(message(changes={"3": "990000"}))
+    assert isinstance(outcome, NotInMessageSet)
+    assert outcome.fields["39"] == ResponseCode.FUNCTION_NOT_SUPPORTED and outcome.fields["37"] == "120400000700"
 
 
 def test_forward_sets_field_100_and_keeps_the_pin_block_for_translation() -> None:
