@@ -22,7 +22,7 @@ lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^acqsim' > $(LOCK)
 
 demo: $(STAMP)
-	$(BIN)/acqsim demo --processes
+	$(BIN)/acqsim demo --processes --web
 
 test: lint typecheck unit
 

@@ -10,6 +10,9 @@ TOML layout (every table optional; omitted values take the defaults below)::
     acquirer_id = "48009999"      # field 32
     currency = "156"              # field 49
     pvk = "…32 hex…"              # clear TEST PVK pair (Visa PVV); imported through the HSM at start-up
+    imk_ac = "…32 hex…"           # clear TEST IMK-AC: chip cards' AC master keys derive from it (option A)
+    bdk = "…32 hex…"              # clear TEST DUKPT BDK of the MPOS readers (ANSI X9.24-1 test BDK)
+    bdk_ksi = "FFFF987654"        # its key set id: the first 5 bytes of every KSN under it
     tls = false                   # mutual TLS on every service hop (certificates: `acqsim certs create`)
 
     [hsm]       host = "127.0.0.1"  port = 1500   audit = "hsm-audit.jsonl"
@@ -27,6 +30,7 @@ TOML layout (every table optional; omitted values take the defaults below)::
     [[merchants]]  merchant_id = "898100000000001"  name = "…"  mcc = "5812"  settlement = "direct"  fee_bp = 38
     [[terminals]]  terminal_id = "10000001"  merchant_id = "…"  tmk = "…32 hex…"  app_type = "61"  route = "0003"
     [[cards]]      pan = "…"  expiry = "3012"  pin = "123456"  pvki = "1"  pvv = "6308"  balance = 50000000
+                   psn = "01"  chip = "ok"   # chip: ok | fails (fallback to stripe) | declines | none
 
 Clear keys and PINs in this file are TEST material only (they are documented so any client can transact);
 services never log them. The LMK is not in this file: only the HSM opens its LMK file. The key ceremony
@@ -36,6 +40,7 @@ configuration says ``allow_clear_import = true`` — and keeps only the cryptogr
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import os
@@ -69,6 +74,13 @@ TEST_PVK: Final = "7A3D5E1F2A4C6B8C9E0E1A2A3D4C5E6E"
 #: TEST TMK of terminal 10000001: the sign-on vector key of PROTOCOL.md §6.
 TEST_TMK_1: Final = "0123456789ABCDEFFEDCBA9876543210"
 TEST_TMK_2: Final = "3B6D1A8F5D2F7049E0B3D5A7C8F12568"
+#: TEST IMK-AC: the IMK of the published PBOC example (PROTOCOL.md §7) with odd parity set (DES ignores those
+#: bits, so the example's card keys and cryptograms come out the same).
+TEST_IMK_AC: Final = "F1C24A8025CEE0A81A0B024AA87C6EAD"
+#: TEST DUKPT BDK: the ANSI X9.24-1 test BDK of PROTOCOL.md §8, and the key set id (the KSN's first 5 bytes)
+#: that names it: MPOS readers are injected with KSNs that start with it.
+TEST_BDK: Final = "0123456789ABCDEFFEDCBA9876543210"
+TEST_BDK_KSI: Final = "FFFF987654"
 
 SETTLEMENT_DIRECT: Final = "direct"  # 一清: the acquirer pays the merchant's own account
 SETTLEMENT_SECONDARY: Final = "secondary"  # 二清: an aggregator is paid and pays its sub-merchants
@@ -81,7 +93,12 @@ _T = TypeVar("_T")
 
 
 class ConfigError(ValueError):
-    """The configuration is not valid; the message names the table and key."""
+    """The configuration is not valid; the message names the table and key (``table``, ``key``: where it is,
+    so that :func:`load_config` can add the file and line)."""
+
+    def __init__(self, message: str, *, table: str = "", key: str = "") -> None:
+        super().__init__(message)
+        self.table, self.key = table, key
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,10 +118,23 @@ class Endpoint:
         return cls(host=host, port=port)
 
 
+#: ``--config``'s help, the same for every command that reads the configuration.
+CONFIG_HELP: Final = "acqsim TOML configuration file (default: the built-in one, data in .acqsim/)"
+#: The highest TCP port number.
+MAX_PORT: Final = 0xFFFF
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type`` for ``--port``: 0..65535 (0: any free port), or a usage error naming the value."""
+    if not text.isdigit() or not 0 <= int(text) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to {MAX_PORT})")
+    return int(text)
+
+
 def split_host_port(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (an IPv6 host in brackets) → (host, port 0..65535); ``ValueError`` otherwise."""
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= MAX_PORT:
         raise ValueError(text)
     return host.strip("[]"), int(port)
 
@@ -181,6 +211,9 @@ class CardFixture:
     daily_limit: int | None = None  # minor units; None = no limit
     holder: str = "TEST CARDHOLDER"
     note: str = ""
+    psn: str = "01"  # PAN sequence number (tag 5F34, field 23)
+    chip: str = "ok"  # ok | fails (the terminal falls back to the stripe) | declines (after approval) | none
+    script: str = ""  # TEST issuer script command (APDU hex) the front-end sends this chip card on approvals
 
     @property
     def track2(self) -> str:
@@ -223,7 +256,8 @@ DEFAULT_CARDS: Final = (
         balance=100_000,
         daily_limit=2_000_000,
         holder="LI SI",
-        note="good, daily limit 20000.00 (transfer target)",
+        note="good, daily limit 20000.00 (transfer target); its chip fails (fallback to the stripe)",
+        chip="fails",
     ),
     CardFixture(
         pan="6200002000000027",
@@ -251,7 +285,8 @@ DEFAULT_CARDS: Final = (
         pvv="4203",
         balance=1_000,
         holder="SUN QI",
-        note="low balance (10.00)",
+        note="low balance (10.00), its chip approvals carry an issuer script (PUT DATA)",
+        script="04DA9F580103",
     ),
     CardFixture(
         pan="6200005000000053",
@@ -270,7 +305,8 @@ DEFAULT_CARDS: Final = (
         pvv="6297",
         balance=2_000_000,
         holder="WU JIU",
-        note="good, 17-digit PAN",
+        note="good, 17-digit PAN; its chip declines after the host approves (the terminal reverses)",
+        chip="declines",
     ),
 )
 
@@ -281,6 +317,9 @@ class AcqsimConfig:
     acquirer_id: str = DEFAULT_ACQUIRER_ID
     currency: str = CURRENCY_CNY
     pvk: str = TEST_PVK
+    imk_ac: str = TEST_IMK_AC
+    bdk: str = TEST_BDK
+    bdk_ksi: str = TEST_BDK_KSI
     #: Whether the services write trace records; each one dissects and masks a message, which costs CPU.
     trace: bool = True
     #: Mutual TLS on every service-to-service hop, with the certificates of ``acqsim certs create``.
@@ -366,15 +405,17 @@ class AcqsimConfig:
 def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = raw.get(name, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(f"[{name}] must be a table")
+        raise ConfigError(f"[{name}] must be a table", table=name)
     return value
 
 
 def _endpoint(table: Mapping[str, Any], name: str, default: Endpoint) -> Endpoint:
     host = table.get("host", default.host)
     port = table.get("port", default.port)
-    if not isinstance(host, str) or not isinstance(port, int):
-        raise ConfigError(f"[{name}] host must be a string and port an integer")
+    if not isinstance(host, str):
+        raise ConfigError(f"[{name}] host must be a string", table=name, key="host")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= MAX_PORT:
+        raise ConfigError(f"[{name}] port must be an integer from 0 to {MAX_PORT}", table=name, key="port")
     return Endpoint(host=host, port=port)
 
 
@@ -388,13 +429,17 @@ def _allowed_clients(table: Mapping[str, Any], default: Mapping[str, tuple[str, 
         for cmds in value.values()
     ):
         return {str(name): tuple(cmds) for name, cmds in value.items()}
-    raise ConfigError("[hsm] allowed_clients must be a list of names or a table of name = [command codes]")
+    raise ConfigError(
+        "[hsm] allowed_clients must be a list of names or a table of name = [command codes]",
+        table="hsm",
+        key="allowed_clients",
+    )
 
 
 def _max_connections(table: Mapping[str, Any], name: str, default: int = DEFAULT_MAX_CONNECTIONS) -> int:
     value = table.get("max_connections", default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"[{name}] max_connections must be a positive integer")
+        raise ConfigError(f"[{name}] max_connections must be a positive integer", table=name, key="max_connections")
     return value
 
 
@@ -403,13 +448,13 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
         return default
     items = raw[name]
     if not isinstance(items, list):
-        raise ConfigError(f"[[{name}]] must be an array of tables")
+        raise ConfigError(f"[[{name}]] must be an array of tables", table=name)
     out = []
     for index, item in enumerate(items):
         try:
             out.append(cls(**item))
         except TypeError as exc:
-            raise ConfigError(f"[[{name}]] entry {index}: {exc}") from None
+            raise ConfigError(f"[[{name}]] entry {index}: {exc}", table=name) from None
     return tuple(out)
 
 
@@ -417,7 +462,8 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
 #: silently leave a setting at its default). The fixture tables' keys are their dataclasses' fields.
 KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "": frozenset(
-        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "hsm", "ledger", "frontend", "nac"}
+        {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "imk_ac", "bdk", "bdk_ksi", "hsm"}
+        | {"ledger", "frontend", "nac"}
         | {"merchants", "terminals", "cards"}
     ),
     "hsm": frozenset({"host", "port", "lmk_file", "allow_clear_import", "max_connections", "allowed_clients", "audit"}),
@@ -466,18 +512,21 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
     data_dir = Path(raw.get("data_dir", str(defaults.data_dir)))
     trace = raw.get("trace", defaults.trace)
     if not isinstance(trace, bool):
-        raise ConfigError("trace must be true or false")
+        raise ConfigError("trace must be true or false", key="trace")
     tls = raw.get("tls", defaults.tls)
     if not isinstance(tls, bool):
-        raise ConfigError("tls must be true or false")
+        raise ConfigError("tls must be true or false", key="tls")
     allow_clear_import = hsm_t.get("allow_clear_import", defaults.hsm.allow_clear_import)
     if not isinstance(allow_clear_import, bool):
-        raise ConfigError("[hsm] allow_clear_import must be true or false")
+        raise ConfigError("[hsm] allow_clear_import must be true or false", table="hsm", key="allow_clear_import")
     return AcqsimConfig(
         data_dir=data_dir if data_dir.is_absolute() else base_dir / data_dir,
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
         currency=str(raw.get("currency", defaults.currency)),
         pvk=str(raw.get("pvk", defaults.pvk)),
+        imk_ac=str(raw.get("imk_ac", defaults.imk_ac)),
+        bdk=str(raw.get("bdk", defaults.bdk)),
+        bdk_ksi=str(raw.get("bdk_ksi", defaults.bdk_ksi)),
         trace=trace,
         tls=tls,
         hsm=HsmConfig(
@@ -531,6 +580,9 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "acquirer_id": config.acquirer_id,
         "currency": config.currency,
         "pvk": config.pvk,
+        "imk_ac": config.imk_ac,
+        "bdk": config.bdk,
+        "bdk_ksi": config.bdk_ksi,
         "trace": config.trace,
         "tls": config.tls,
         "hsm": {
@@ -572,4 +624,24 @@ def load_config(path: Path | None) -> AcqsimConfig:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # TOML errors name line and column
         raise ConfigError(f"cannot read configuration {path}: {exc}") from None
     _refuse_unknown(raw, path, text)
-    return config_from_mapping(raw, base_dir=path.parent)
+    try:
+        return config_from_mapping(raw, base_dir=path.parent)
+    except ConfigError as exc:
+        line = line_of(text, exc.table, exc.key)
+        raise ConfigError(f"{path}:{line}: {exc}" if line else f"{path}: {exc}", table=exc.table, key=exc.key) from None
+
+
+def line_of(text: str, table: str, key: str) -> int | None:
+    """The line of ``key`` in ``[table]`` (top level when ``table`` is empty; the table's header when ``key``
+    is), by a plain scan of the TOML text (tomllib keeps no positions)."""
+    current = ""
+    for number, row in enumerate(text.splitlines(), 1):
+        stripped = row.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+            if current == table and not key:
+                return number
+            continue
+        if current == table and key and stripped.split("=")[0].strip().strip('"') == key:
+            return number
+    return None

@@ -14,6 +14,8 @@ from typing import Final, Generic, TypeVar
 import anyio
 import anyio.abc
 
+from acqkit.metrics import COMMIT_SIZE, COMMITS
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -75,6 +77,11 @@ class GroupCommit(Generic[Item, Result]):
         self.items = 0
         self.failed: CommitFailed | None = None
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for the next commit."""
+        return len(self._batch.items)
+
     async def submit(self, item: Item) -> Result:
         if self.failed is not None:
             raise self.failed
@@ -114,4 +121,6 @@ class GroupCommit(Generic[Item, Result]):
             else:
                 self.batches += 1
                 self.items += len(batch.items)
+                COMMITS.labels(committer=self.what).inc()
+                COMMIT_SIZE.labels(committer=self.what).observe(len(batch.items))
             batch.done.set()

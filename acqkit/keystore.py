@@ -29,6 +29,8 @@ from typing import Any, Final
 KEY_STORE_FORMAT: Final = "acqsim-keystore"
 KEY_STORE_VERSION: Final = 1
 KEY_STORE_FILE: Final = Path("keys") / "keystore.json"
+#: Suffix of the translated store an LMK rotation writes before it commits (``hsm_sim/rotation.py``).
+PENDING_SUFFIX: Final = ".rotating"
 
 #: A key under the LMK: scheme ``U`` (double length) + 32 hex characters.
 CRYPTOGRAM_RE: Final = re.compile(r"^U[0-9A-F]{32}$")
@@ -197,3 +199,21 @@ def write_key_store(path: Path, store: KeyStore) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def pending_store_path(store_path: Path) -> Path:
+    """Where an LMK rotation writes the translated store before renaming it over ``store_path``."""
+    return store_path.with_name(store_path.name + PENDING_SUFFIX)
+
+
+def finish_interrupted_rotation(store_path: Path, live_lmk_kcv: str) -> bool:
+    """Complete an LMK rotation that stopped between its LMK and store writes (the pending store is under the
+    live LMK: put it in place), or discard one that stopped before (under no live LMK). True if completed."""
+    pending = pending_store_path(store_path)
+    if not pending.exists():
+        return False
+    if read_key_store(pending).lmk_kcv == live_lmk_kcv:
+        pending.replace(store_path)
+        return True
+    pending.unlink()
+    return False

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 
 from acqkit.config import ConfigError
 from acqkit.extras import require
+
+_E = TypeVar("_E", bound=BaseException)
 
 #: ``ACQSIM_BACKEND=trio`` runs services on trio; the default is asyncio (with uvloop when installed).
 BACKEND_ENV: Final = "ACQSIM_BACKEND"
@@ -40,6 +42,17 @@ def run_service(main: Callable[[], Awaitable[None]]) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def leaves(group: BaseExceptionGroup[BaseException], kind: type[_E]) -> list[_E]:
+    """The exceptions of type ``kind`` in ``group``, however deeply task groups nested them."""
+    found: list[_E] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found += leaves(exc, kind)
+        elif isinstance(exc, kind):
+            found.append(exc)
+    return found
 
 
 def announce(service: str, host: str, port: int) -> None:

@@ -193,9 +193,9 @@ def create_all(directory: Path, *, force: bool = False) -> list[Path]:
     return written
 
 
-def describe(directory: Path) -> list[str]:
-    """One line per certificate in ``directory``: file, subject CN, issuer CN, SAN, expiry (no key material)."""
-    lines = []
+def certificate_facts(directory: Path) -> list[dict[str, str]]:
+    """Per certificate in ``directory``: file, subject CN, issuer CN, SAN, expiry date (no key material)."""
+    facts = []
     for path in sorted(directory.glob("*.pem")):
         cert = x509.load_pem_x509_certificate(path.read_bytes())
         try:
@@ -203,11 +203,24 @@ def describe(directory: Path) -> list[str]:
             alt = ",".join([*san.get_values_for_type(x509.DNSName), *map(str, san.get_values_for_type(x509.IPAddress))])
         except x509.ExtensionNotFound:
             alt = "-"
-        lines.append(
-            f"{path.name}: subject CN={_cn(cert.subject)} issuer CN={_cn(cert.issuer)} SAN={alt} "
-            f"expires {cert.not_valid_after_utc:%Y-%m-%d}"
+        facts.append(
+            {
+                "file": path.name,
+                "subject": _cn(cert.subject),
+                "issuer": _cn(cert.issuer),
+                "san": alt,
+                "expires": f"{cert.not_valid_after_utc:%Y-%m-%d}",
+            }
         )
-    return lines
+    return facts
+
+
+def describe(directory: Path) -> list[str]:
+    """One line per certificate in ``directory`` (see :func:`certificate_facts`)."""
+    return [
+        f"{f['file']}: subject CN={f['subject']} issuer CN={f['issuer']} SAN={f['san']} expires {f['expires']}"
+        for f in certificate_facts(directory)
+    ]
 
 
 def _cn(name: x509.Name) -> str:

@@ -8,19 +8,21 @@ Turn TLS on with ``tls = true`` at the top of the configuration file.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from acqkit.config import load_config
-from acqkit.exitcodes import EXIT_USAGE
-from acqkit.tls import create_all, describe
+from acqkit.config import CONFIG_HELP, load_config
+from acqkit.exitcodes import EXIT_OK, EXIT_USAGE
+from acqkit.tls import certificate_facts, create_all, describe
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("create", "show"))
-    parser.add_argument("--config", type=Path, help="TOML configuration (its data_dir; default: the built-in one)")
+    parser.add_argument("action", choices=("create", "show"), help="create the TEST CA and certificates, or show them")
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--dir", type=Path, help="write/read here instead of DATA_DIR/tls")
     parser.add_argument("--force", action="store_true", help="create: replace existing certificates")
+    parser.add_argument("--json", action="store_true", help="print the files written, or each certificate, as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
         except FileExistsError as exc:
             print(f"acqsim certs: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        if args.json:
+            print(json.dumps({"directory": str(directory), "written": [path.name for path in written]}))
+            return EXIT_OK
         print(f"TEST certificates (EC P-256, local CA) written to {directory}:")
         for path in written:
             print(f"  {path.name}")
@@ -39,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"acqsim certs: {directory} does not exist: run `acqsim certs create`", file=sys.stderr)
         return EXIT_USAGE
+    if args.json:
+        print(json.dumps({"directory": str(directory), "certificates": certificate_facts(directory)}))
+        return EXIT_OK
     for line in describe(directory):
         print(line)
     return 0

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-from acqkit.config import load_config
+from acqkit.config import CONFIG_HELP, load_config
 from acqkit.exitcodes import EXIT_USAGE
 from acqsim.chaos import SERVICES, ChaosError, render, run_chaos
 
@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--rate", type=float, default=20.0, help="purchases per second offered")
     parser.add_argument("--kill", default=",".join(SERVICES), help="services to kill -9, in order")
-    parser.add_argument("--config", type=Path)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from acqkit.config import load_config
+from acqkit.config import CONFIG_HELP, load_config
 
 BANNER = (
     "TEST MATERIAL — clear test keys and PINs are printed on purpose so that any client can transact "
@@ -15,9 +15,9 @@ BANNER = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("show",))
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("action", choices=("show",), help="show the effective configuration")
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
+    parser.add_argument("--json", action="store_true", help="print it as one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import tomli_w
 
-from acqkit.config import AcqsimConfig, config_to_toml
+from acqkit.config import LOOPBACK, AcqsimConfig, Endpoint
 from acqkit.exitcodes import EXIT_USAGE
+from acqkit.extras import require
 from acqkit.runner import backend_options
 from acqkit.tls import create_all
 from acqsim.demo import run_demo
@@ -39,6 +42,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="then the four-party day: other banks' cards through the scheme switch, clearing, 一清 vs 二清",
     )
+    parser.add_argument(
+        "--web", action="store_true", help="after the day, keep the services up and serve the web view (Ctrl-C stops)"
+    )
+    parser.add_argument("--web-port", type=int, default=8080, help="port of the web view (default 8080; 0: any)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,20 +55,48 @@ def run(args: argparse.Namespace) -> int:
     if args.tls and not args.processes:
         print("acqsim demo: --tls needs --processes", file=sys.stderr)
         return EXIT_USAGE
+    if args.web:
+        require("starlette", "web", "acqsim demo --web")
+        require("uvicorn", "web", "acqsim demo --web")
     if not args.processes:
         ok: bool = anyio.run(run_demo, config, print, backend=backend, backend_options=options)
         if args.scheme:
             ok = _scheme_day(data_dir / "scheme", backend, options) and ok
+        if args.web:
+            _serve_web_until_stopped(config, None, args.web_port)
         return 0 if ok else 1
     try:
-        with running_processes(**_process_options(config, tls=args.tls)) as nac:
+        options_for_up = _process_options(config, tls=args.tls)
+        with running_processes(
+            config_file=options_for_up.get("config_file"), data_dir=options_for_up.get("data_dir")
+        ) as nac:
             ok = anyio.run(
                 functools.partial(run_demo, config, print, nac=nac), backend=backend, backend_options=options
             )
+            if args.web:
+                _serve_web_until_stopped(config, nac, args.web_port)
     except StartupError as exc:
         print(f"acqsim demo: {exc}", file=sys.stderr)
         return 1
     return 0 if ok else 1
+
+
+def _serve_web_until_stopped(config: AcqsimConfig, nac: Endpoint | None, port: int) -> None:
+    """The web view over the demo's services (``nac``), or over the demo's stores in this process; Ctrl-C stops."""
+    from acqsim.pipeline import running_pipeline
+    from acqsim.web.server import serve_web
+
+    async def serve() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            target = nac
+            if target is None:
+                target = (await stack.enter_async_context(running_pipeline(config, trace=True))).nac
+            async with anyio.create_task_group() as tg:
+                bound = await tg.start(functools.partial(serve_web, config, target, LOOPBACK, port))
+                print(f"\nweb view on http://{LOOPBACK}:{bound}/  — watch and try it; Ctrl-C stops", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve, backend="asyncio")
 
 
 def _process_options(config: AcqsimConfig, *, tls: bool) -> dict[str, Path]:
@@ -74,7 +109,9 @@ def _process_options(config: AcqsimConfig, *, tls: bool) -> dict[str, Path]:
         create_all(config.tls_dir)
     path = config.data_dir / "acqsim-tls.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(config_to_toml(config), encoding="utf-8")
+    # Only what differs from the built-in configuration: the TEST cards and keys stay out of the file (the
+    # demo day's secrets scan holds every file a run writes to that).
+    path.write_text(tomli_w.dumps({"data_dir": str(config.data_dir.resolve()), "tls": True}), encoding="utf-8")
     return {"config_file": path}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import tempfile
@@ -21,8 +22,9 @@ from typing import Final
 
 import anyio
 
-from acqkit.config import AcqsimConfig, ConfigError, Endpoint, load_config
-from acqkit.exitcodes import EXIT_USAGE
+from acqkit.config import CONFIG_HELP, AcqsimConfig, ConfigError, Endpoint, load_config
+from acqkit.exitcodes import EXIT_UNREACHABLE, EXIT_USAGE
+from acqkit.peerclient import accepts_connection
 from acqkit.runner import backend_options
 from acqsim.pipeline import running_pipeline
 from acqsim.reconcile import IN_EFFECT, ReconcileError
@@ -41,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same frames")
     parser.add_argument("--connections", type=int, default=4, help="concurrent fuzz connections")
     parser.add_argument("--ledger", help="the target's ledger store, for the exactly-once check of good postings")
-    parser.add_argument("--config", type=Path)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
@@ -107,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
                 own = dataclasses.replace(config, data_dir=Path(folder))
                 report = anyio.run(_fuzz_own_pipeline, own, args, backend=backend, backend_options=options)
             else:
+                probe = functools.partial(accepts_connection, against.host, against.port)
+                if not anyio.run(probe, backend=backend, backend_options=options):
+                    print(f"acqsim fuzz: nothing accepts a connection at {against}", file=sys.stderr)
+                    return EXIT_UNREACHABLE
                 report = anyio.run(
                     lambda: run_fuzz(config, against, frames=args.frames, seed=args.seed, connections=args.connections),
                     backend=backend,

@@ -27,7 +27,7 @@ from typing import Final
 
 import anyio
 
-from acqkit.config import AcqsimConfig, ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, AcqsimConfig, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.keystore import (
     LABEL_RE,
@@ -55,10 +55,16 @@ class KeysUsageError(Exception):
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("import", "generate", "list"))
-    parser.add_argument("--config", type=Path, help="TOML configuration (default: the built-in one)")
-    parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
-    parser.add_argument("--key-store", type=Path, help="default: <data_dir>/keys/keystore.json")
+    parser.add_argument(
+        "action",
+        choices=("import", "generate", "list"),
+        help="import a key through the HSM, have the HSM generate one, or list the key store (never a clear key)",
+    )
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
+    parser.add_argument(
+        "--data-dir", type=Path, help="where the key store lives (default: the configuration's data folder)"
+    )
+    parser.add_argument("--key-store", type=Path, help="the key store file (default: <data_dir>/keys/keystore.json)")
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--label", help="import/generate: kind/name, e.g. tmk/10000001, zmk/bank, pvk")
     parser.add_argument("--type", choices=[t.value for t in KeyType], help="import/generate: the key type")

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from acqkit.config import load_config
+from acqkit.config import CONFIG_HELP, load_config
+from acqkit.exitcodes import EXIT_OK, EXIT_USAGE
 from acqsim.traceview import journey, last_transaction, load_records
 from terminal.replay.pcap import CapturedFrame, write_pcap
 from wire.codec import encode_pos_body
@@ -67,12 +68,15 @@ def export_pcap(nac_trace: Path, out: Path) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("show", "export"))
+    parser.add_argument(
+        "action", choices=("show", "export"), help="show one transaction's journey, or export the NAC's trace"
+    )
     parser.add_argument("id", nargs="?", help="T<terminal>-<STAN>")
     parser.add_argument("--last", action="store_true", help="the most recent transaction")
-    parser.add_argument("--config", type=Path)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--trace-dir", type=Path, help="default: the configuration's data folder/traces")
     parser.add_argument("--pcap", type=Path, help="export: write the POS link as a pcap capture here")
+    parser.add_argument("--json", action="store_true", help="print the journey, or the export's count, as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,9 +85,16 @@ def run(args: argparse.Namespace) -> int:
         if args.pcap is None:
             print("acqsim trace export: --pcap FILE is required", file=sys.stderr)
             return 2
-        count = export_pcap(trace_dir / "nac.jsonl", args.pcap)
-        print(f"{count} frame(s) written to {args.pcap} (card digits masked as 0, PIN blocks zeroed)")
-        return 0
+        nac_trace = trace_dir / "nac.jsonl"
+        if not nac_trace.is_file():
+            print(f"acqsim trace export: no NAC trace at {nac_trace} (start the NAC with tracing on)", file=sys.stderr)
+            return EXIT_USAGE
+        count = export_pcap(nac_trace, args.pcap)
+        if args.json:
+            print(json.dumps({"frames": count, "pcap": str(args.pcap)}))
+        else:
+            print(f"{count} frame(s) written to {args.pcap} (card digits masked as 0, PIN blocks zeroed)")
+        return EXIT_OK
     if args.last:
         found = last_transaction(load_records(trace_dir))
         if found is None:
@@ -99,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     if not lines:
         print(f"acqsim trace: nothing traced for terminal {terminal} STAN {stan} in {trace_dir}", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps({"terminal": terminal, "stan": stan, "hops": lines}))
+        return EXIT_OK
     print(f"terminal {terminal}  STAN {stan}")
     print("\n".join(lines))
-    return 0
+    return EXIT_OK

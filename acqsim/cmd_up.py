@@ -1,29 +1,50 @@
 """``acqsim up``: start HSM, ledger, front-end and NAC as separate processes and keep them running.
 
 Ctrl-C (or SIGTERM) stops them all: terminate, wait up to 5 s, then kill. Logs go to ``<data_dir>/logs``.
+``--web`` also serves the web view (``acqsim web``) on ``--web-port``, following the services' traces; the
+supervisor then runs on asyncio (uvicorn's loop), the services keep the backend ``ACQSIM_BACKEND`` names.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import signal
 import sys
 from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, load_config
-from acqkit.runner import backend_options
+from acqkit.config import CONFIG_HELP, LOOPBACK, ConfigError, load_config
+from acqkit.extras import require
+from acqkit.metrics import DEFAULT_METRICS_PORTS
+from acqkit.rules import RuleError, parse_rules
+from acqkit.runner import backend_options, leaves
 from acqsim.provision import CeremonyError
-from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
+from acqsim.supervisor import ServiceSpec, StartupFailed, free_port, supervise, with_ephemeral_ports
 from hsm_sim.client import HsmUnavailable
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML configuration (default: built-in, data in .acqsim/)")
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--ephemeral-ports", action="store_true", help="listen on free loopback ports instead")
-    parser.add_argument("--data-dir", type=Path, help="override the configuration's data folder")
+    parser.add_argument(
+        "--data-dir", type=Path, help="where stores, traces and logs go (default: the configuration's data folder)"
+    )
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        help="scripted answers and faults (TOML) for the NAC and the front-end; reloaded when it changes",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="each service serves Prometheus metrics on /metrics (ports 9150 hsm, 9151 ledger, 9152 front-end,"
+        " 9153 NAC; free ports with --ephemeral-ports)",
+    )
+    parser.add_argument("--web", action="store_true", help="also serve the web view (needs the web extra)")
+    parser.add_argument("--web-port", type=int, default=8080, help="port of the web view (default 8080; 0: any)")
 
 
 async def _up(args: argparse.Namespace) -> None:
@@ -38,7 +59,17 @@ async def _up(args: argparse.Namespace) -> None:
         print(f"{spec.name:<9} listening on {spec.endpoint}", flush=True)
 
     async with anyio.create_task_group() as tg:
-        await tg.start(supervise, config, args.config, ready)
+        extra = _extra_args(args)
+        await tg.start(functools.partial(supervise, config, args.config, ready, extra_args=extra))
+        for name, argv in sorted(extra.items()):
+            if "--metrics-port" in argv:
+                port = argv[argv.index("--metrics-port") + 1]
+                print(f"metrics   {name:<9} http://{LOOPBACK}:{port}/metrics", flush=True)
+        if args.web:
+            from acqsim.web.server import serve_web
+
+            web_port = await tg.start(functools.partial(serve_web, config, config.nac.listen, LOOPBACK, args.web_port))
+            print(f"web       on http://{LOOPBACK}:{web_port}/", flush=True)
         print(f"all services up; data in {config.data_dir}; Ctrl-C stops them", flush=True)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
@@ -47,8 +78,37 @@ async def _up(args: argparse.Namespace) -> None:
                 break
 
 
+#: The services that read ``--rules`` (acqkit/rules.py: SERVICES).
+RULES_AT = ("nac", "frontend", "ledger")
+#: The services that serve ``--metrics-port``.
+METRICS_AT = ("hsm", "ledger", "frontend", "nac")
+
+
+def _extra_args(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    """More command-line arguments per service: the rules file, the metrics port."""
+    extra: dict[str, tuple[str, ...]] = {}
+    if args.rules:
+        for name in RULES_AT:
+            extra[name] = (*extra.get(name, ()), "--rules", str(args.rules.resolve()))
+    if args.metrics:
+        for name in METRICS_AT:
+            port = free_port(LOOPBACK) if args.ephemeral_ports else DEFAULT_METRICS_PORTS[name]
+            extra[name] = (*extra.get(name, ()), "--metrics-port", str(port))
+    return extra
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.rules is not None:
+        try:
+            parse_rules(args.rules.read_text(encoding="utf-8"), source=str(args.rules))
+        except (OSError, RuleError) as exc:
+            print(f"acqsim up: --rules: {exc}", file=sys.stderr)
+            return 2
     backend, options = backend_options()
+    if args.web:
+        require("starlette", "web", "acqsim up --web")
+        require("uvicorn", "web", "acqsim up --web")
+        backend, options = "asyncio", {}
     try:
         anyio.run(_up, args, backend=backend, backend_options=options)
     except ConfigError as exc:
@@ -59,15 +119,18 @@ def run(args: argparse.Namespace) -> int:
     except BaseExceptionGroup as group:  # raised out of the supervisor's task groups
         failed, _ = group.split((StartupFailed, CeremonyError, HsmUnavailable))
         if failed is None:
-            raise
-        for failure in _leaves(failed):
+            web_failure = _web_bind_failure(group) if args.web else None
+            if web_failure is None:
+                raise
+            print(f"acqsim up: {web_failure}", file=sys.stderr)
+            return 1
+        for failure in leaves(failed, BaseException):
             print(f"acqsim up: {failure}", file=sys.stderr)
         return 1
     return 0
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
-    return found
+def _web_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | None:
+    from acqsim.web.server import bind_failure
+
+    return bind_failure(group)

@@ -23,6 +23,7 @@ import anyio.abc
 
 from acqkit.config import AcqsimConfig, Endpoint
 from acqkit.netio import FramedConnection, connect, relay_frames, serve_tcp
+from acqsim.demo_chip import chip_detail, chip_steps
 from acqsim.pipeline import running_pipeline
 from acqsim.traceview import journey
 from core_ledger.setup import open_store
@@ -65,6 +66,7 @@ class Step:
     ok: bool = False
     detail: str = ""
     stan: str = ""
+    terminal: str = TERMINAL
     started: float = 0.0
     ended: float = 0.0
 
@@ -79,9 +81,9 @@ def _load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def timeline(trace_dir: Path, stan: str, started: float, ended: float) -> list[str]:
+def timeline(trace_dir: Path, stan: str, started: float, ended: float, terminal: str = TERMINAL) -> list[str]:
     """The hops of one exchange (a reversal shares its original's STAN: only this exchange's records)."""
-    lines = ["    " + line for line in journey(trace_dir, TERMINAL, stan, since=started, until=ended)]
+    lines = ["    " + line for line in journey(trace_dir, terminal, stan, since=started, until=ended)]
     lines.append(f"    {(ended - started) * 1000:9.2f} ms  terminal ← answer")
     return lines
 
@@ -105,6 +107,7 @@ async def walk_day(
         else:
             record.outcome = outcome.response_code
             record.stan = outcome.fields.get("11", record.stan)
+            record.terminal = outcome.fields.get("41", TERMINAL)
             meaning = (
                 RESPONSE_MEANINGS.get(ResponseCode(outcome.response_code))
                 if outcome.response_code in set(ResponseCode)
@@ -117,6 +120,7 @@ async def walk_day(
                 extra.append(f"auth {outcome.fields['38']}")
             if outcome.fields.get("54"):
                 extra.append(f"available {_money(int(outcome.fields['54'][8:]))}")
+            extra += chip_detail(outcome)
             record.detail = f"{meaning}" + (f" ({', '.join(extra)})" if extra else "")
             if key:
                 memory[key] = outcome
@@ -200,6 +204,9 @@ async def walk_day(
 
     await step("automatic reversal of the lost purchase, sent before anything else", "00", echo_after_reversal)
 
+    for title, expected, action in chip_steps(config, pos):
+        await step(title, expected, action)
+
     async def settle() -> Outcome | None:
         outcome, _ = await pos.settle()
         return outcome
@@ -258,7 +265,7 @@ async def run_demo(config: AcqsimConfig, write: Callable[[str], None], *, nac: E
             def report(step: Step) -> None:
                 mark = "ok  " if step.ok else "FAIL"
                 write(f"[{mark}] {step.title}: {step.outcome} {step.detail}".rstrip())
-                for line in timeline(config.trace_dir, step.stan, step.started, step.ended):
+                for line in timeline(config.trace_dir, step.stan, step.started, step.ended, step.terminal):
                     write(line)
 
             async with PosTerminal(

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -28,9 +28,12 @@ class StartupError(RuntimeError):
 
 
 @contextlib.contextmanager
-def running_processes(*, config_file: Path | None = None, data_dir: Path | None = None) -> Iterator[Endpoint]:
-    """Start the four services on free ports as separate processes; yield the NAC; stop them all on exit."""
-    argv = [sys.executable, "-m", "acqsim", "up", "--ephemeral-ports"]
+def running_processes(
+    *, config_file: Path | None = None, data_dir: Path | None = None, up_args: Sequence[str] = ()
+) -> Iterator[Endpoint]:
+    """Start the four services on free ports as separate processes; yield the NAC; stop them all on exit.
+    ``up_args``: more options for ``acqsim up`` (``--rules FILE``)."""
+    argv = [sys.executable, "-m", "acqsim", "up", "--ephemeral-ports", *up_args]
     if config_file is not None:
         argv += ["--config", str(config_file)]
     if data_dir is not None:

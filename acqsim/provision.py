@@ -10,7 +10,8 @@ configured terminal (label ``tmk/<terminal id>``, type TMK) and the PVK (label `
   value must match the TEST key's, and the cryptogram goes into the store.
 
 A store whose keys are under another LMK than the HSM's is refused, naming both check values (a store from
-another data folder, or a rotation not finished): never silently replaced. The clear TEST keys are terminal-side
+another data folder, say): never silently replaced. A rotation interrupted after its new LMK went live is
+completed first (the translated store is put in place). The clear TEST keys are terminal-side
 material from the configuration; the LMK is never here.
 """
 
@@ -31,12 +32,13 @@ from acqkit.keystore import (
     KeyEntry,
     KeyStore,
     KeyStoreError,
+    finish_interrupted_rotation,
     read_key_store,
     short_kcv,
     utc_now,
     write_key_store,
 )
-from frontend.registry import PVK_LABEL, tmk_label
+from frontend.registry import IMK_AC_LABEL, PVK_LABEL, bdk_label, tmk_label
 from hsm_sim.client import HsmClient, HsmError, KeyType
 from wire.paycrypto import key_check_value, with_odd_parity, xor
 
@@ -66,6 +68,8 @@ def ceremony_keys(config: AcqsimConfig) -> Iterator[CeremonyKey]:
     for terminal in config.terminals:
         yield CeremonyKey(tmk_label(terminal.terminal_id), KeyType.TMK, bytes.fromhex(terminal.tmk))
     yield CeremonyKey(PVK_LABEL, KeyType.PVK, bytes.fromhex(config.pvk))
+    yield CeremonyKey(IMK_AC_LABEL, KeyType.MK_AC, bytes.fromhex(config.imk_ac))
+    yield CeremonyKey(bdk_label(config.bdk_ksi), KeyType.BDK, bytes.fromhex(config.bdk))
 
 
 def split_into_components(key: bytes) -> tuple[str, str]:
@@ -81,13 +85,15 @@ async def key_ceremony(config: AcqsimConfig, hsm: HsmClient, store_path: Path | 
     with anyio.fail_after(CEREMONY_TIMEOUT_S):
         lmk_kcv = await hsm.diagnostics()
         try:
+            await anyio.to_thread.run_sync(finish_interrupted_rotation, path, lmk_kcv)
             store = read_key_store(path, missing_ok=True)
         except KeyStoreError as exc:
             raise CeremonyError(str(exc)) from None
         if store.entries and store.lmk_kcv != lmk_kcv:
             raise CeremonyError(
                 f"the key store {path} holds keys under LMK {store.lmk_kcv}, but the HSM's LMK is {lmk_kcv}: "
-                "use the data folder they belong to, finish a rotation (acqsim hsm lmk rotate), or import the keys"
+                "use the data folder they belong to or the LMK file they were made under (an lmk.json.*.bak backup), "
+                "or import the keys again"
             )
         formed: dict[tuple[KeyType, bytes], str] = {}
         added: list[KeyEntry] = []

@@ -225,8 +225,12 @@ def render(result: Reconciliation) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="acqsim TOML configuration naming both stores (default: built-in)")
-    parser.add_argument("--journal", type=Path, help="the front-end journal (SQLite file)")
-    parser.add_argument("--ledger", help="the ledger store: SQLite file or postgresql:// URL")
+    parser.add_argument(
+        "--journal", type=Path, help="the front-end journal, a SQLite file (default: the configuration's)"
+    )
+    parser.add_argument(
+        "--ledger", help="the ledger store, a SQLite file or postgresql:// URL (default: the configuration's)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 

@@ -24,7 +24,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -317,13 +317,17 @@ async def supervise(
     config_file: Path | None,
     ready: Callable[[ServiceSpec], None],
     *,
+    extra_args: Mapping[str, Sequence[str]] | None = None,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Start every service in order, each after the ones it depends on are listening, with the key ceremony
-    right after the HSM; run until cancelled. A failed ceremony raises ``CeremonyError``."""
+    right after the HSM; run until cancelled. A failed ceremony raises ``CeremonyError``. ``extra_args``: more
+    arguments for a service's command line, by service name (``acqsim up --rules``, ``--metrics``)."""
     async with anyio.create_task_group() as tg:
         for spec in service_commands(config, config_file):
-            await tg.start(run_service, spec, config.log_dir, ready)
+            more = tuple((extra_args or {}).get(spec.name, ()))
+            started = dataclasses.replace(spec, argv=(*spec.argv, *more)) if more else spec
+            await tg.start(run_service, started, config.log_dir, ready)
             if spec.name == "hsm":
                 await provision_keys(config)
         task_status.started()

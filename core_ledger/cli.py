@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
 from decimal import Decimal
 from pathlib import Path
 
 import anyio
 
-from acqkit.config import AcqsimConfig, load_config
-from acqkit.exitcodes import EXIT_FAIL_STOP, EXIT_USAGE
-from acqkit.runner import announce, run_service
+from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number
+from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_USAGE
+from acqkit.metrics import add_metrics_option, start_metrics
+from acqkit.rules import RuleBook, RuleError
+from acqkit.runner import announce, leaves, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from core_ledger.check import check_store
@@ -39,16 +42,27 @@ from wire.trace import TraceWriter
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "action", nargs="?", choices=("serve", "balance", "statement", "check", "settle"), default="serve"
+        "action",
+        nargs="?",
+        choices=("serve", "balance", "statement", "check", "settle"),
+        default="serve",
+        help="serve the ledger; or look into its store: a card's balance or statement, an integrity check,"
+        " or close a business day (settle)",
     )
     parser.add_argument("pan", nargs="?", help="balance/statement: the card number")
     parser.add_argument(
         "--db", help="SQLite file path or postgresql:// URL (default: the configuration's ledger store)"
     )
-    parser.add_argument("--host", default=None)
-    parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--config", type=Path, help="acqsim TOML configuration (default: built-in)")
+    parser.add_argument("--host", help="serve: the address to listen on (default: the configuration's)")
+    parser.add_argument(
+        "--port", type=port_number, help="serve: the port to listen on (default: the configuration's; 0: any)"
+    )
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/ledger.jsonl")
+    add_metrics_option(parser)
+    parser.add_argument(
+        "--rules", type=Path, help="serve: scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
     add_serving_arguments(parser)
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument(
@@ -64,6 +78,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--date", help="settle: the business date to close, YYYYMMDD")
     parser.add_argument("--out", type=Path, help="settle: where to write the clearing report (CSV)")
+    parser.add_argument(
+        "--json", action="store_true", help="balance/statement/check/settle: print the result as one JSON object"
+    )
 
 
 def _money(minor: int) -> str:
@@ -94,24 +111,36 @@ def _inspect(args: argparse.Namespace, store: LedgerStore) -> int:
         return _settle(args, store)
     if args.action == "check":
         problems = check_store(store)
-        for problem in problems:
-            print(f"FAIL {problem}")
-        print("ledger check: ok" if not problems else f"ledger check: {len(problems)} problem(s)")
-        return 0 if not problems else 1
+        if args.json:
+            print(json.dumps({"ok": not problems, "problems": [str(p) for p in problems]}))
+        else:
+            for problem in problems:
+                print(f"FAIL {problem}")
+            print("ledger check: ok" if not problems else f"ledger check: {len(problems)} problem(s)")
+        return EXIT_OK if not problems else EXIT_DECLINED
     state = store.load()
     if not args.pan or args.pan not in state.cards:
         print("acqsim ledger: unknown card", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     card = state.cards[args.pan]
     account = state.accounts[card.account_id]
-    print(f"card {mask_pan(card.pan)} account {account.account_id} ({card.status})")
-    print(f"balance {_money(account.balance)}  held {_money(account.held)}  available {_money(account.available)}")
+    lines: list[tuple[int, int, str]] = []  # (seq, amount in minor units, what)
     if args.action == "statement":
         for entry in store.entries(card.account_id):
             txn = state.txns.get(entry.txn_key)
             what = f"{txn.op} {txn.business_date} rrn {txn.rrn.strip()}" if txn else entry.txn_key
-            print(f"{entry.seq:>8}  {_money(entry.amount):>14}  {what}")
-    return 0
+            lines.append((entry.seq, entry.amount, what))
+    if args.json:
+        summary = {"card": mask_pan(card.pan), "account": account.account_id, "status": str(card.status)}
+        money = {"balance": account.balance, "held": account.held, "available": account.available}
+        entries = [{"seq": seq, "amount": amount, "what": what} for seq, amount, what in lines]
+        print(json.dumps({**summary, **money, **({"entries": entries} if args.action == "statement" else {})}))
+        return EXIT_OK
+    print(f"card {mask_pan(card.pan)} account {account.account_id} ({card.status})")
+    print(f"balance {_money(account.balance)}  held {_money(account.held)}  available {_money(account.available)}")
+    for seq, amount, what in lines:
+        print(f"{seq:>8}  {_money(amount):>14}  {what}")
+    return EXIT_OK
 
 
 def _settle(args: argparse.Namespace, store: LedgerStore) -> int:
@@ -125,6 +154,21 @@ def _settle(args: argparse.Namespace, store: LedgerStore) -> int:
         return 2
     store.commit(run.postings, settled=run.settled_keys)
     args.out.write_text(report_csv(run), encoding="utf-8")
+    if args.json:
+        merchants = [
+            {
+                "merchant": line.merchant.merchant_id,
+                "settlement": str(line.merchant.settlement),
+                "net": line.net,
+                "fee": line.fee,
+                "payout": line.payout,
+                "paid_to": line.paid_to,
+            }
+            for line in run.lines
+        ]
+        report = {"date": args.date, "run": run.run, "transactions": len(run.settled_keys), "report": str(args.out)}
+        print(json.dumps({**report, "merchants": merchants, "unknown_merchants": list(run.unknown_merchants)}))
+        return EXIT_OK
     for line in run.lines:
         print(
             f"{line.merchant.merchant_id} {line.merchant.settlement:<9} net {_money(line.net):>14} "
@@ -159,18 +203,27 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
         service.store.close()
         return 2
 
+    try:
+        rules = RuleBook(args.rules, "ledger") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim ledger: --rules: {exc}", file=sys.stderr)
+        service.store.close()
+        return 2
     stopped: list[LedgerFailStop] = []
 
     async def main() -> None:
         try:
             async with anyio.create_task_group() as tg:
                 trace = TraceWriter(args.trace_dir, "ledger")
-                serving_ledger = functools.partial(serve, host, port, service=service, trace=trace, serving=serving)
+                serving_ledger = functools.partial(
+                    serve, host, port, service=service, trace=trace, serving=serving, rules=rules
+                )
                 bound = await tg.start(serving_ledger)
+                await start_metrics(tg, "ledger", host, args.metrics_port)
                 print(serving.summary, flush=True)
                 announce("ledger", host, bound)
         except* LedgerFailStop as group:
-            stopped.extend(e for e in group.exceptions if isinstance(e, LedgerFailStop))
+            stopped.extend(leaves(group, LedgerFailStop))
 
     try:
         code = run_service(main)

@@ -4,7 +4,8 @@ One TCP connection carries many requests at once (:class:`acqkit.multiplex.Multi
 matched to its request by the host-link match key (MTI class, 32, 37: the transaction itself; see
 :func:`core_ledger.hostlink.match_key`).
 
-Errors (both ``LedgerError``):
+Connecting, deadlines and error translation are :class:`acqkit.peerclient.PeerClient`'s. Errors (both
+``LedgerError``, and the runtime's ``PeerUnavailable`` / ``PeerTimeout``, naming the ledger's address):
 
 - :class:`LedgerUnavailable`: connect refused, or the connection was lost before the answer came. The
   next call opens a fresh connection (a restarted ledger is picked up again).
@@ -17,13 +18,9 @@ gets ``LedgerUnavailable``.
 
 from __future__ import annotations
 
-import ssl
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
-import anyio
-
-from acqkit.multiplex import LinkLost, PeerLink
+from acqkit.peerclient import PeerClient, PeerTimeout, PeerUnavailable
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.hostlink import answer_from_fields, match_key, request_fields
 from wire.codec import decode_host, encode_host
@@ -41,11 +38,11 @@ class LedgerError(Exception):
     """Base of the ledger client's errors."""
 
 
-class LedgerUnavailable(LedgerError):
+class LedgerUnavailable(LedgerError, PeerUnavailable):
     """Could not reach the ledger (refused, connection lost)."""
 
 
-class LedgerTimeout(LedgerError):
+class LedgerTimeout(LedgerError, PeerTimeout):
     """No answer in time: the request may or may not have been posted."""
 
 
@@ -54,40 +51,20 @@ def host_message(request: LedgerRequest) -> bytes:
     return encode_host(request_fields(request))
 
 
-def _decode_answer(payload: bytes) -> tuple[MatchKey, LedgerAnswer]:
-    try:
-        fields = decode_host(payload)
-        answer = answer_from_fields(fields)
-    except MessageDecodeError as exc:
-        raise FramingError(f"undecodable answer from the ledger: {exc}", kind="undecodable") from None
-    return match_key(fields), answer
+class LedgerClient(PeerClient[MatchKey, LedgerAnswer]):
+    """With ``tls`` (a client context of :mod:`acqkit.tls`), the ledger must prove it is ``ledger``."""
 
+    PEER = "ledger"
+    SERVICE_NAME = LEDGER_SERVICE_NAME
+    DEFAULT_TIMEOUT_S = LEDGER_TIMEOUT_S
 
-class LedgerClient:
-    def __init__(
-        self, host: str, port: int, *, timeout: float = LEDGER_TIMEOUT_S, tls: ssl.SSLContext | None = None
-    ) -> None:
-        """With ``tls`` (a client context of :mod:`acqkit.tls`), the ledger must prove it is ``ledger``."""
-        self.host, self.port = host, port
-        self.timeout = timeout
-        self._peer: PeerLink[MatchKey, LedgerAnswer] = PeerLink(
-            host, port, _decode_answer, what="ledger", timeout=timeout, tls=tls, server_name=LEDGER_SERVICE_NAME
-        )
-
-    @classmethod
-    async def connect(
-        cls, host: str, port: int, *, timeout: float = LEDGER_TIMEOUT_S, tls: ssl.SSLContext | None = None
-    ) -> LedgerClient:
-        """A client with its connection open (raises :class:`LedgerUnavailable` if the ledger is down)."""
-        client = cls(host, port, timeout=timeout, tls=tls)
+    def decode_answer(self, payload: bytes) -> tuple[MatchKey, LedgerAnswer]:
         try:
-            with anyio.fail_after(timeout):
-                await client._peer.open()
-        except TimeoutError:
-            raise LedgerUnavailable(f"{host}:{port}: connect timed out") from None
-        except LinkLost as exc:
-            raise LedgerUnavailable(str(exc)) from None
-        return client
+            fields = decode_host(payload)
+            answer = answer_from_fields(fields)
+        except MessageDecodeError as exc:
+            raise FramingError(f"undecodable answer from the ledger: {exc}", kind="undecodable") from None
+        return match_key(fields), answer
 
     async def submit(self, request: LedgerRequest, *, timeout: float | None = None) -> LedgerAnswer:
         """Send ``request`` and wait for its answer (``timeout`` defaults to the client's).
@@ -96,23 +73,11 @@ class LedgerClient:
         that is safe because the ledger answers a repeated key with its first answer and never posts twice.
         """
         fields = request_fields(request)
-        key = match_key(fields)
-        try:
-            with anyio.fail_after(self.timeout if timeout is None else timeout):
-                [answer] = await self._peer.exchange_many([(key, encode_host(fields))])
-        except TimeoutError:
-            raise LedgerTimeout(f"no answer from the ledger at {self.host}:{self.port} in time") from None
-        except LinkLost as exc:
-            raise LedgerUnavailable(str(exc)) from None
+        [answer] = await self.exchange([(match_key(fields), encode_host(fields))], action="submit", timeout=timeout)
         return answer
 
-    async def aclose(self) -> None:
-        await self._peer.aclose()
+    def unavailable(self, action: str, reason: str) -> LedgerUnavailable:
+        return LedgerUnavailable(self.PEER, self.address, action, reason)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+    def timed_out(self, action: str) -> LedgerTimeout:
+        return LedgerTimeout(self.PEER, self.address, action, "no answer in time")

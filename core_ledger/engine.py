@@ -388,13 +388,19 @@ class LedgerEngine:
         effects: tuple[Effect, ...] = (HoldChange(key, account_id, amount, placed=True),)
         return self._approved(request, key, account_id, effects, status=TxnStatus.HELD)
 
-    def _preauth_cancel(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+    def _held_preauth(self, request: LedgerRequest) -> tuple[Txn, int]:
+        """The pre-authorisation a cancel or completion refers to, still held, and the amount it holds.
+        Declines one that is not held any more (cancelled, completed) or whose approval code differs."""
         original = self._original(request, ops=(LedgerOp.PREAUTH,))
         if original.status is not TxnStatus.HELD:
             raise Decline(RC.INVALID_TRANSACTION)
         if request.auth_code and request.auth_code != original.auth_code:
             raise Decline(RC.ORIGINAL_MISMATCH)
         _, held = self.state.holds[original.key]
+        return original, held
+
+    def _preauth_cancel(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
+        original, held = self._held_preauth(request)
         effects: tuple[Effect, ...] = (
             HoldChange(original.key, account_id, held, placed=False),
             StatusChange(original.key, TxnStatus.HELD, TxnStatus.CANCELLED),
@@ -403,12 +409,7 @@ class LedgerEngine:
 
     def _completion(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
         amount = self._positive(request)
-        original = self._original(request, ops=(LedgerOp.PREAUTH,))
-        if original.status is not TxnStatus.HELD:
-            raise Decline(RC.INVALID_TRANSACTION)
-        if request.auth_code and request.auth_code != original.auth_code:
-            raise Decline(RC.ORIGINAL_MISMATCH)
-        _, held = self.state.holds[original.key]
+        original, held = self._held_preauth(request)
         if Decimal(amount) > Decimal(held) * (1 + self.completion_tolerance):
             raise Decline(RC.INVALID_AMOUNT)
         self._check_debit(request, account_id, amount, hold_credit=held)

@@ -23,7 +23,9 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from acqkit.serving import PLAIN, Serving
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
@@ -97,12 +99,15 @@ async def serve(
     store: LedgerStore | None = None,
     trace: TraceWriter | None = None,
     serving: Serving = PLAIN,
+    rules: RuleBook | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the host link on ``host:port`` until cancelled; ``task_status.started(port)`` gives the bound port.
 
     Pass a ready ``service``, or a ``store`` (the service is then built over what the store holds). Raises
     :class:`LedgerFailStop` once the service has failed (a commit failed or hung) and its answers are out.
+    ``rules``: scripted answers and faults (:mod:`acqkit.rules`): a matching request is answered with the
+    rule's code without being posted, delayed, dropped, or answered twice.
     """
     if (service is None) == (store is None):
         raise TypeError("serve() needs exactly one of service= or store=")
@@ -114,21 +119,31 @@ async def serve(
     tracer = trace if trace is not None and trace.enabled else None
     in_flight = _InFlight()
 
-    async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore, bad: bool) -> None:
+    async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore, bad: bool, hit: Hit | None) -> None:
         in_flight.enter()
+        IN_FLIGHT.labels(service="ledger").inc()
+        action = hit.action if hit is not None else None
         try:
+            if action is not None and action.kind is ActionKind.DROP:
+                return
+            if action is not None and action.kind is ActionKind.DELAY:
+                await anyio.sleep(action.delay_s)
             request = None if bad else _request_or_none(conn, fields)  # a bad one was logged with field, offset
-            if request is None:
+            if action is not None and action.kind is ActionKind.ANSWER:  # scripted: nothing is posted
+                answer = LedgerAnswer(response_code=ResponseCode(action.code or ""), rrn=fields.get("37", " " * 12))
+            elif request is None:
                 answer = LedgerAnswer(response_code=ResponseCode.FORMAT_ERROR, rrn=fields.get("37", " " * 12))
             else:
                 try:
-                    answer = await ledger.submit(request)
+                    with HOP_SECONDS.labels(service="ledger", hop="commit").time():
+                        answer = await ledger.submit(request)
                 except OutcomeUnknown:
                     log.error(  # noqa: TRY400 - no payload
                         "no answer to %s: its commit did not finish in time (outcome unknown)", conn.peer
                     )
                     return
             encoded = _encode_answer(fields, answer)
+            TRANSACTIONS.labels(service="ledger", mti=fields.get("t", "?"), code=answer.response_code.value).inc()
             if tracer is not None:
                 cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
                 tracer.record(
@@ -141,8 +156,11 @@ async def serve(
                 )
             with anyio.fail_after(SEND_TIMEOUT_S):
                 await conn.send(encoded)
+                if action is not None and action.kind is ActionKind.ANSWER_TWICE:
+                    await conn.send(encoded)
         finally:
             in_flight.leave()
+            IN_FLIGHT.labels(service="ledger").dec()
             slot.release()
 
     async def handle(conn: FramedConnection) -> None:
@@ -160,10 +178,20 @@ async def serve(
                         slot.release()
                         continue
                     log.warning("answering 30 to an undecodable host message from %s: %s", conn.peer, error)
+                hit = rules.match(fields) if rules is not None and error is None else None
+                if hit is not None:
+                    log.info("rule %d (%s): %s", hit.number, hit.rule, hit.action.kind)
                 if tracer is not None:
                     cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
-                    tracer.record(direction="in", link="host", peer=conn.peer, payload=payload, correlation_id=cid)
-                requests.start_soon(answer, conn, fields, slot, error is not None)
+                    tracer.record(
+                        direction="in",
+                        link="host",
+                        peer=conn.peer,
+                        payload=payload,
+                        correlation_id=cid,
+                        note=hit_note(hit),
+                    )
+                requests.start_soon(answer, conn, fields, slot, error is not None, hit)
 
     async with anyio.create_task_group() as tg:
         await tg.start(ledger.run_flusher)

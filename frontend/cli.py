@@ -20,9 +20,12 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config, port_number
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.keystore import KeyStoreError, read_key_store
+from acqkit.metrics import add_metrics_option, start_metrics
+from acqkit.peerclient import PEER_RETRY_WINDOW_S, connect_within
+from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -36,17 +39,36 @@ from wire.trace import TraceWriter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("serve", "journal"), default="serve")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("serve", "journal"),
+        default="serve",
+        help="serve the front-end, or list the journal's reversals still owed or given up",
+    )
     parser.add_argument("queue", nargs="?", choices=("pending", "dead-letters"), help="journal: which reversals")
     parser.add_argument("--json", action="store_true", help="journal: print JSON lines")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
+    parser.add_argument("--host", help="serve: the address to listen on (default: the configuration's)")
+    parser.add_argument(
+        "--port", type=port_number, help="serve: the port to listen on (default: the configuration's; 0: any)"
+    )
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
     parser.add_argument("--key-store", type=Path, help="the key store (default: <data_dir>/keys/keystore.json)")
+    parser.add_argument(
+        "--peer-wait",
+        type=float,
+        default=PEER_RETRY_WINDOW_S,
+        metavar="S",
+        help="serve: keep trying to reach the HSM and the ledger for S seconds, then exit 3",
+    )
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
+    parser.add_argument(
+        "--rules", type=Path, help="scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
+    add_metrics_option(parser)
     add_serving_arguments(parser)
 
 
@@ -108,20 +130,35 @@ def run(args: argparse.Namespace) -> int:
     journal = Journal(args.db or config.store_path(config.frontend.db))
     ctx = Context(registry=registry)
 
+    try:
+        rules = RuleBook(args.rules, "frontend") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim frontend: --rules: {exc}", file=sys.stderr)
+        journal.close()
+        return 2
     unreachable: list[str] = []
 
     async def main() -> None:
+        hsm: HsmClient | None = None
         try:
-            hsm = await HsmClient.connect(hsm_at.host, hsm_at.port, tls=serving.client_tls)
-            ledger = await LedgerClient.connect(ledger_at.host, ledger_at.port, tls=serving.client_tls)
+            hsm = await connect_within(
+                functools.partial(HsmClient.connect, hsm_at.host, hsm_at.port, tls=serving.client_tls), args.peer_wait
+            )
+            ledger = await connect_within(
+                functools.partial(LedgerClient.connect, ledger_at.host, ledger_at.port, tls=serving.client_tls),
+                args.peer_wait,
+            )
         except (HsmUnavailable, LedgerUnavailable) as exc:
-            print(f"acqsim frontend: {exc}", file=sys.stderr)
+            print(f"acqsim frontend: {exc} (still so after {args.peer_wait:g} s)", file=sys.stderr)
             unreachable.append(str(exc))
+            if hsm is not None:
+                await hsm.aclose()
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
-            trace = TraceWriter(args.trace_dir, "frontend")
-            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace)
+            trace = TraceWriter(args.trace_dir, "frontend", batched=True)
+            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
+            await start_metrics(tg, "frontend", host, args.metrics_port)
             print(serving.summary, flush=True)
             announce("frontend", host, bound)
 

@@ -26,15 +26,25 @@ value is the :class:`Reply`. The checks, in order, each with its response code (
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from frontend.effects import LoadSession, PeerFailure, VerifyMac, VerifyMacAndPin
 from frontend.flows.answer import UNKNOWN_KIND, Answer, Context, Flow, Reply, done, malfunction_reply, refuse
 from frontend.flows.checks import card_number, classify, is_request_mti
+from frontend.flows.chip import script_results
 from frontend.flows.faults import UNKNOWN_OUTCOME_CODES
 from frontend.flows.financial import financial
 from frontend.flows.ledger import reversal_of
-from frontend.flows.pin import MAX_PIN_FAILURES_PER_DAY, PinCheck, PinState, pin_verification, settle_pin
+from frontend.flows.mpos import MposRead, is_mpos, open_mpos, use_ksn
+from frontend.flows.pin import (
+    FINANCIAL_KINDS,
+    MAX_PIN_FAILURES_PER_DAY,
+    PinCheck,
+    PinState,
+    pin_verification,
+    settle_pin,
+)
 from frontend.flows.reversal import reversal
 from frontend.flows.settlement import batch_upload, settlement
 from frontend.flows.sign_on import sign_off_or_echo, sign_on
@@ -49,6 +59,8 @@ from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
 from wire.posframe import PosFrame
 from wire.posmessage import PosMessage
 
+log = logging.getLogger("acqsim.frontend")
+
 __all__ = [
     "MAX_PIN_FAILURES_PER_DAY",
     "UNKNOWN_OUTCOME_CODES",
@@ -61,6 +73,8 @@ __all__ = [
     "reversal_of",
 ]
 
+#: Kinds an MPOS DUKPT request may be: its card is read from the HSM-decrypted track.
+_MPOS_KINDS: Final = frozenset({*FINANCIAL_KINDS, Kind.REVERSAL})
 #: Kinds that need no session (nor a MAC): they start, end or test one.
 _SESSIONLESS: Final = (Kind.SIGN_OFF, Kind.ECHO)
 
@@ -99,14 +113,22 @@ def process(request: PosMessage, ctx: Context) -> Flow:
     mac = pos_body_mac(request.body)
     if mac is None:
         return (yield from refuse(answer, ResponseCode.MAC_FAILED, session, kind))
+    mpos: MposRead | None = None
+    if is_mpos(request) and kind in _MPOS_KINDS:
+        opened = yield from open_mpos(request, ctx.registry)
+        if isinstance(opened, ResponseCode):
+            return (yield from refuse(answer, opened, session, kind))
+        request, mpos = opened
+        answer.request = request  # its track 2 in clear, in memory only; the answer carries no card number
     verify_mac = VerifyMac(session.mak, pos_mac_block(request.body), mac)
     # A financial request's PIN is verified in the same HSM round trip as its MAC; the result is used only
     # where the PIN check comes in the flow (after the MAC, the format checks and the journal).
+    dukpt = (mpos.bdk_under_lmk, mpos.ksn) if mpos is not None else None
     pan = card_number(request)
     if pan is not None and route_of(ctx.scheme, pan) is not Route.ON_US:
         pin_check = PinCheck(PinState.NOT_ENTERED)  # off-us: the issuer verifies it (or an unknown BIN: 14)
     else:
-        pin_check = yield from pin_verification(kind, session, request, ctx.registry.pvk_under_lmk, now)
+        pin_check = yield from pin_verification(kind, session, request, ctx.registry.pvk_under_lmk, now, dukpt)
     pin_outcome: PinVerification | PeerFailure | None = None
     if pin_check.command is None:
         verified = yield verify_mac
@@ -125,7 +147,23 @@ def process(request: PosMessage, ctx: Context) -> Flow:
         return (yield from batch_upload(answer, session, kind))
     if kind is Kind.REVERSAL:
         return (yield from reversal(answer, session, ctx, now))
+    if kind is Kind.SCRIPT_ADVICE:
+        return (yield from script_advice(answer, session))
+    if mpos is not None:
+        replayed = yield from use_ksn(request, mpos)
+        if replayed is not None:
+            return (yield from refuse(answer, replayed, session, kind))
     return (yield from financial(answer, session, kind, ctx, now, pin_code))
+
+
+def script_advice(answer: Answer, session: Session) -> Flow:
+    """0620 / 951: the card's issuer-script results, logged (never a card value) and acknowledged."""
+    results = script_results(answer.request)
+    if isinstance(results, ResponseCode):
+        return (yield from refuse(answer, results, session, Kind.SCRIPT_ADVICE))
+    request = answer.request
+    log.info("terminal %s STAN %s: issuer script results %s", request.terminal_id, request.stan, results)
+    return (yield from done(answer.code(ResponseCode.APPROVED), session, Kind.SCRIPT_ADVICE))
 
 
 def answer_header(frame: PosFrame, reply: Reply) -> PosHeader:

@@ -20,15 +20,18 @@ from typing import Final
 
 from core_ledger.api import LedgerRequest
 from frontend.records import Session
+from hsm_sim.client import ArqcCheck
 
 # --- HSM -------------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GenerateWorkingKeys:
-    """→ ``(pik, mak)`` as ``hsm_sim.client.GeneratedKey`` (A0 mode 1 under the TMK)."""
+    """→ ``(pik, mak)`` — and with ``with_tdk`` ``(pik, mak, tdk)`` — as ``hsm_sim.client.GeneratedKey`` (A0
+    mode 1 under the TMK)."""
 
     tmk_under_lmk: str
+    with_tdk: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,6 +61,34 @@ class VerifyPin:
     pan: str = dataclasses.field(repr=False)
     pvki: str = dataclasses.field(repr=False)
     pvv: str = dataclasses.field(repr=False)
+    #: MPOS: the PIN block is under the DUKPT PIN key of this KSN, and ``tpk_under_lmk`` is then the BDK
+    #: (GQ instead of DC).
+    ksn: bytes | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerifyArqc:
+    """→ the ARPC for ``check.arc`` (``bytes``) when the card's ARQC verifies under its key from the IMK-AC,
+    ``None`` when it does not, or :class:`PeerFailure` (KQ mode 1: the approval's ARPC comes in the same round
+    trip)."""
+
+    check: ArqcCheck
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GenerateArpc:
+    """→ the 8-byte ARPC (method 1) for ``check.arc``, or :class:`PeerFailure` (KQ mode 2)."""
+
+    check: ArqcCheck
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DecryptTrack:
+    """→ the clear track data (``bytes``) or :class:`PeerFailure` (M2 under the DUKPT data key of ``ksn``)."""
+
+    bdk_under_lmk: str
+    ksn: bytes
+    ciphertext: bytes = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -200,6 +231,27 @@ class QueueReversal:
     request: LedgerRequest = dataclasses.field(repr=False)
 
 
+# --- journal: counters that must never repeat (a chip card's ATC, a DUKPT reader's KSN counter) -----------
+
+
+class CounterVerdict(enum.Enum):
+    FRESH = "fresh"  # never seen: now recorded
+    REPEATED = "repeated"  # seen before (a replay)
+    TOO_OLD = "too old"  # further behind the highest seen than the window remembers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UseCounter:
+    """Record ``value`` for (``scope``, ``owner``) unless it was seen before or is too far behind the highest
+    seen (``window`` values remembered below it). → :class:`CounterVerdict`. ``owner`` (a card number, a
+    reader's KSN) is kept only as the journal's keyed fingerprint."""
+
+    scope: str
+    owner: str = dataclasses.field(repr=False)
+    value: int
+    window: int
+
+
 # --- journal: PIN tries ----------------------------------------------------------------------------------
 
 
@@ -229,7 +281,16 @@ class AddPinFailure:
     day: str
 
 
-HsmEffect = GenerateWorkingKeys | VerifyMac | GenerateMac | VerifyPin | VerifyMacAndPin
+HsmEffect = (
+    GenerateWorkingKeys
+    | VerifyMac
+    | GenerateMac
+    | VerifyPin
+    | VerifyMacAndPin
+    | VerifyArqc
+    | GenerateArpc
+    | DecryptTrack
+)
 JournalEffect = (
     LoadSession
     | OpenSession
@@ -245,12 +306,22 @@ JournalEffect = (
     | ReservePinTry
     | ReleasePinTry
     | AddPinFailure
+    | UseCounter
 )
 Effect = HsmEffect | AskLedger | AskScheme | JournalEffect
 
 #: Journal effects answered from memory on the event loop (no thread, no disk).
 INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry)
-HSM_EFFECTS: Final = (GenerateWorkingKeys, VerifyMac, GenerateMac, VerifyPin, VerifyMacAndPin)
+HSM_EFFECTS: Final = (
+    GenerateWorkingKeys,
+    VerifyMac,
+    GenerateMac,
+    VerifyPin,
+    VerifyMacAndPin,
+    VerifyArqc,
+    GenerateArpc,
+    DecryptTrack,
+)
 
 
 class FailureKind(enum.Enum):

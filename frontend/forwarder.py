@@ -11,6 +11,7 @@ from typing import Final
 
 import anyio
 
+from acqkit.metrics import REVERSALS_PENDING
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.flows.faults import ForwardVerdict, forward_verdict
@@ -52,7 +53,9 @@ class ReversalForwarder:
                 log.error("cannot read or update the pending reversals: %s", exc)  # noqa: TRY400 - no payload
 
     async def forward_pending(self) -> None:
-        for reversal_id, request in await anyio.to_thread.run_sync(self.journal.pending_reversals):
+        pending = await anyio.to_thread.run_sync(self.journal.pending_reversals)
+        REVERSALS_PENDING.labels(service="frontend").set(len(pending))
+        for reversal_id, request in pending:
             stan = request.original.stan if request.original else request.stan
             try:
                 answer = await self._send(request)

@@ -10,11 +10,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from frontend.effects import GenerateMac, GenerateWorkingKeys, HsmEffect, VerifyMac, VerifyMacAndPin, VerifyPin
+from frontend.effects import (
+    DecryptTrack,
+    GenerateArpc,
+    GenerateMac,
+    GenerateWorkingKeys,
+    HsmEffect,
+    VerifyArqc,
+    VerifyMac,
+    VerifyMacAndPin,
+    VerifyPin,
+)
 from hsm_sim.client import (
+    KQ_ARPC_ONLY,
+    KQ_VERIFY_AND_ARPC,
+    DukptPinCheck,
     HsmCommand,
     KeyType,
     MacAlgorithm,
+    arpc_of,
+    arqc_command,
+    arqc_verified,
+    decrypt_data_command,
+    decrypted_data,
+    dukpt_pin_command,
     generate_key_command,
     generate_mac_command,
     generated_key,
@@ -29,6 +48,10 @@ from hsm_sim.client import (
 POS_MAC: Final = MacAlgorithm.CUP_ECB
 #: The working keys a sign-on generates, in the order field 62 carries them.
 WORKING_KEYS: Final = (KeyType.TPK, KeyType.TAK)
+#: A 004 sign-on also sends a track data key (PROTOCOL.md §8).
+WORKING_KEYS_WITH_TDK: Final = (*WORKING_KEYS, KeyType.TDK)
+#: M2 kind of a TDES DUKPT BDK, and track data in CBC mode (terminal/reader.py).
+DUKPT_TDES_KIND: Final = "T"
 
 
 def _verify_mac(effect: VerifyMac) -> HsmCommand:
@@ -36,6 +59,18 @@ def _verify_mac(effect: VerifyMac) -> HsmCommand:
 
 
 def _verify_pin(effect: VerifyPin) -> HsmCommand:
+    if effect.ksn is not None:
+        return dukpt_pin_command(
+            DukptPinCheck(
+                bdk_under_lmk=effect.tpk_under_lmk,
+                pvk_under_lmk=effect.pvk_under_lmk,
+                ksn=effect.ksn,
+                pin_block=effect.pin_block,
+                pan=effect.pan,
+                pvki=effect.pvki,
+                pvv=effect.pvv,
+            )
+        )
     pin = (effect.tpk_under_lmk, effect.pvk_under_lmk, effect.pin_block, effect.pan, effect.pvki, effect.pvv)
     return verify_pin_pvv_command(pin)
 
@@ -43,8 +78,9 @@ def _verify_pin(effect: VerifyPin) -> HsmCommand:
 def hsm_commands(effect: HsmEffect) -> list[HsmCommand]:
     """The host commands that carry out ``effect``, to be sent together."""
     match effect:
-        case GenerateWorkingKeys(tmk_under_lmk=tmk):
-            return [generate_key_command(key_type, under_tmk=tmk) for key_type in WORKING_KEYS]
+        case GenerateWorkingKeys(tmk_under_lmk=tmk, with_tdk=with_tdk):
+            keys = WORKING_KEYS_WITH_TDK if with_tdk else WORKING_KEYS
+            return [generate_key_command(key_type, under_tmk=tmk) for key_type in keys]
         case VerifyMac():
             return [_verify_mac(effect)]
         case GenerateMac(mak_under_lmk=mak, data=data):
@@ -53,6 +89,12 @@ def hsm_commands(effect: HsmEffect) -> list[HsmCommand]:
             return [_verify_pin(effect)]
         case VerifyMacAndPin(mac=mac, pin=pin):
             return [_verify_mac(mac), _verify_pin(pin)]
+        case VerifyArqc(check=check):
+            return [arqc_command(check, KQ_VERIFY_AND_ARPC)]
+        case GenerateArpc(check=check):
+            return [arqc_command(check, KQ_ARPC_ONLY)]
+        case DecryptTrack(bdk_under_lmk=bdk, ksn=ksn, ciphertext=data):
+            return [decrypt_data_command(DUKPT_TDES_KIND, bdk, data, ksn=ksn, cbc=True)]
 
 
 def hsm_result(effect: HsmEffect, answers: Sequence[tuple[str, bytes]]) -> Any:
@@ -68,3 +110,10 @@ def hsm_result(effect: HsmEffect, answers: Sequence[tuple[str, bytes]]) -> Any:
             return pin_verdict(answers[0][0])
         case VerifyMacAndPin():
             return mac_verified(answers[0][0]), pin_verdict(answers[1][0])
+        case VerifyArqc():
+            error, fields = answers[0]
+            return arpc_of(fields) if arqc_verified(error) else None
+        case GenerateArpc():
+            return arpc_of(answers[0][1])
+        case DecryptTrack():
+            return decrypted_data(answers[0][1])

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from acqkit.groupcommit import GroupCommit
+from acqkit.metrics import HOP_SECONDS
 from core_ledger.api import LedgerAnswer
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.effects import (
@@ -69,11 +70,15 @@ class Interpreter:
             return journal_call(effect)(self.journal)
         try:
             if isinstance(effect, HSM_EFFECTS):
-                return hsm_result(effect, await self.hsm.call_many(hsm_commands(effect)))
+                with HOP_SECONDS.labels(service="frontend", hop="hsm").time():
+                    answers = await self.hsm.call_many(hsm_commands(effect))
+                return hsm_result(effect, answers)
             if isinstance(effect, AskLedger):
-                return await self.ledger.submit(effect.request)
+                with HOP_SECONDS.labels(service="frontend", hop="ledger").time():
+                    return await self.ledger.submit(effect.request)
             if isinstance(effect, AskScheme):
-                return await self._ask_scheme(effect)
+                with HOP_SECONDS.labels(service="frontend", hop="scheme").time():
+                    return await self._ask_scheme(effect)
         except LedgerTimeout as exc:
             log.warning("ledger timed out: %s", exc)
             return PeerFailure("ledger", FailureKind.TIMEOUT, str(exc))

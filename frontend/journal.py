@@ -27,6 +27,7 @@ from typing import Any, Final
 from acqkit.datakey import KEY_FILE as DATA_KEY_FILE
 from acqkit.datakey import DataKey, DataKeyError
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
+from frontend.effects import CounterVerdict
 from frontend.records import FIRST_BATCH, JournalTxn, Session, next_batch_number
 from wire.fields import CardTotals, SettlementTotals
 from wire.masking import mask_pan
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS pending_reversals (id INTEGER PRIMARY KEY AUTOINCREME
     tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
     last_code TEXT);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS replay_windows (name TEXT PRIMARY KEY, high INTEGER NOT NULL, seen INTEGER NOT NULL);
 """
 
 #: Transaction kinds that count as debits / credits in settlement totals (PROTOCOL.md §3). A voided purchase
@@ -399,6 +401,34 @@ class Journal:
 
         self._remember(remember)
         return failures
+
+    # counters that must never repeat: a chip card's ATC, a DUKPT reader's counter (a sliding window)
+    def use_counter(self, scope: str, owner: str, value: int, window: int) -> CounterVerdict:
+        """Record ``value`` unless seen before or ``window`` or more below the highest seen. The row keeps the
+        highest value and a bit mask of the ``window`` values below it that were seen (as an IPsec anti-replay
+        window): repeats are refused, values a little out of order are not. Runs in the group commit, so the
+        check and the record are one step; ``owner`` is stored as its keyed fingerprint only."""
+        name = f"{scope}:{self._data_key.fingerprint(owner)}"
+        with self._lock:
+            row = self._one("SELECT high, seen FROM replay_windows WHERE name = ?", (name,))
+            high, seen = (int(row[0]), int(row[1])) if row else (-1, 0)
+            mask = (1 << window) - 1
+            if value > high:
+                shift = value - high
+                seen = ((seen << shift) | (1 << (shift - 1))) & mask if high >= 0 and shift <= window else 0
+                high = value
+            elif value == high or value <= high - window - 1:
+                return CounterVerdict.REPEATED if value == high else CounterVerdict.TOO_OLD
+            else:
+                bit = 1 << (high - value - 1)
+                if seen & bit:
+                    return CounterVerdict.REPEATED
+                seen |= bit
+            self._exec(
+                "INSERT INTO replay_windows VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET high = ?, seen = ?",
+                (name, high, seen, high, seen),
+            )
+        return CounterVerdict.FRESH
 
     # store-and-forward reversals to the ledger
     def queue_reversal(self, request: LedgerRequest) -> None:

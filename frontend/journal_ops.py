@@ -22,6 +22,7 @@ from frontend.effects import (
     ReservePinTry,
     SaveSession,
     SetStatus,
+    UseCounter,
 )
 from frontend.journal import Journal
 from frontend.records import Session
@@ -92,3 +93,5 @@ def journal_call(effect: JournalEffect) -> JournalCall:
             return lambda j: j.release_pin_try(pan, day)
         case AddPinFailure(pan=pan, day=day):
             return lambda j: j.add_pin_failure(pan, day, reserved=True)
+        case UseCounter(scope=scope, owner=owner, value=value, window=window):
+            return lambda j: j.use_counter(scope, owner, value, window)

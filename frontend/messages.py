@@ -27,6 +27,7 @@ class Kind(enum.StrEnum):
     SETTLEMENT = "settlement"
     BATCH_UPLOAD = "batch_upload"
     BATCH_UPLOAD_END = "batch_upload_end"
+    SCRIPT_ADVICE = "script_advice"
 
 
 #: (MTI, processing code, 60.1) → kind, for the financial messages.
@@ -52,6 +53,9 @@ MANAGEMENT: Final[dict[tuple[str, str], Kind]] = {
     (Mti.SETTLEMENT, NetworkCode.SETTLEMENT): Kind.SETTLEMENT,
     (Mti.BATCH_UPLOAD, NetworkCode.BATCH_UPLOAD): Kind.BATCH_UPLOAD,
     (Mti.BATCH_UPLOAD, NetworkCode.END_OF_BATCH_UPLOAD): Kind.BATCH_UPLOAD_END,
+    (Mti.BATCH_UPLOAD, NetworkCode.CHIP_BATCH_UPLOAD_BALANCED): Kind.BATCH_UPLOAD,
+    (Mti.BATCH_UPLOAD, NetworkCode.CHIP_BATCH_UPLOAD_UNBALANCED): Kind.BATCH_UPLOAD,
+    (Mti.SCRIPT_ADVICE, NetworkCode.SCRIPT_RESULT_ADVICE): Kind.SCRIPT_ADVICE,
 }
 
 LEDGER_OPS: Final[dict[Kind, LedgerOp]] = {

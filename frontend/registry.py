@@ -19,15 +19,24 @@ from acqkit.keystore import KeyStore
 #: Labels of the keys the front-end needs in the key store.
 TMK_LABEL_PREFIX: Final = "tmk/"
 PVK_LABEL: Final = "pvk"
+#: The issuer's IMK-AC (chip cryptograms, KQ) and the MPOS readers' BDK, one label per key set id.
+IMK_AC_LABEL: Final = "imk/ac"
+BDK_LABEL_PREFIX: Final = "bdk/"
 #: Key types those labels must carry.
 TMK_TYPE: Final = "TMK"
 PVK_TYPE: Final = "PVK"
+IMK_AC_TYPE: Final = "IMK"
+BDK_TYPE: Final = "BDK"
 #: How many missing terminals an error names before it says "and N more".
 MAX_NAMED: Final = 5
 
 
 def tmk_label(terminal_id: str) -> str:
     return TMK_LABEL_PREFIX + terminal_id
+
+
+def bdk_label(key_set_id: str) -> str:
+    return BDK_LABEL_PREFIX + key_set_id.upper()
 
 
 class RegistryError(Exception):
@@ -48,6 +57,11 @@ class Registry:
     terminals: dict[str, TerminalEntry]
     merchants: frozenset[str]
     pvk_under_lmk: str
+    #: Chip cards' issuer key (KQ), and the DUKPT BDKs by key set id (the KSN's first 5 bytes, hex).
+    imk_ac_under_lmk: str
+    bdks: dict[str, str]
+    #: TEST issuer scripts (one APDU each) by card number, sent in the 72 of a chip card's approvals.
+    scripts: dict[str, bytes] = dataclasses.field(default_factory=dict, repr=False)
 
     @classmethod
     def from_key_store(cls, config: AcqsimConfig, store: KeyStore, where: Path | None = None) -> Registry:
@@ -73,9 +87,18 @@ class Registry:
         pvk = store.get(PVK_LABEL)
         if pvk is None or pvk.key_type != PVK_TYPE:
             raise RegistryError(f"no PVK (label {PVK_LABEL!r}, type {PVK_TYPE}) in {source}")
+        imk = store.get(IMK_AC_LABEL)
+        if imk is None or imk.key_type != IMK_AC_TYPE:
+            raise RegistryError(f"no IMK-AC (label {IMK_AC_LABEL!r}, type {IMK_AC_TYPE}) in {source}")
+        bdk = store.get(bdk_label(config.bdk_ksi))
+        if bdk is None or bdk.key_type != BDK_TYPE:
+            raise RegistryError(f"no BDK (label {bdk_label(config.bdk_ksi)!r}, type {BDK_TYPE}) in {source}")
         return cls(
             acquirer_id=config.acquirer_id,
             terminals=terminals,
             merchants=frozenset(m.merchant_id for m in config.merchants),
             pvk_under_lmk=pvk.cryptogram,
+            imk_ac_under_lmk=imk.cryptogram,
+            bdks={config.bdk_ksi.upper(): bdk.cryptogram},
+            scripts={card.pan: bytes.fromhex(card.script) for card in config.cards if card.script},
         )

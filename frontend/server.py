@@ -3,7 +3,9 @@ effects carried out by :mod:`frontend.interpreter`, and sends the answer.
 
 Frames on one connection are processed concurrently (the NAC multiplexes many terminals on one link), up to
 ``MAX_IN_FLIGHT_PER_CONNECTION``; each answer goes back as soon as it is ready. The reversal forwarder
-(:mod:`frontend.forwarder`) runs beside the connections.
+(:mod:`frontend.forwarder`) runs beside the connections. With a rules file (``--rules``, :mod:`acqkit.rules`)
+a matching request is answered by the rule's code (:mod:`frontend.flows.scripted`), delayed, dropped, its
+connection closed, or its answer sent with a broken MAC or twice; the hit is noted in the trace.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import anyio
 import anyio.abc
 
 from acqkit.groupcommit import CommitFailed, GroupCommit
+from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.rules import ActionKind, RuleBook, corrupt_mac, hit_note
 from acqkit.serving import PLAIN, Serving
+from acqkit.traceflush import flush_traces
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
 from frontend.effects import AskLedger, AskScheme, NextRrn, QueueReversal
+from frontend.flows.answer import Flow
 from frontend.flows.faults import FaultPlan, plan_for_fault
+from frontend.flows.scripted import scripted
 from frontend.forwarder import ReversalForwarder
 from frontend.interpreter import Interpreter
 from frontend.journal import Journal
@@ -37,11 +44,18 @@ from wire.posmessage import PosMessage
 from wire.trace import TraceWriter
 
 log = logging.getLogger("acqsim.frontend")
+SERVICE: Final = "frontend"
 
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 IDLE_TIMEOUT_S: Final = 600.0
+#: How stale the idle deadline may get before a frame moves it on (an idle link may close this much sooner).
+IDLE_CHECK_S: Final = 1.0
 #: What a failing or hung journal raises to a flow.
 JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
+
+
+class ClosedByRule(Exception):
+    """A rules file said to close the connection this request came on."""
 
 
 class Frontend:
@@ -53,10 +67,11 @@ class Frontend:
         ledger: LedgerClient,
         *,
         trace: TraceWriter | None = None,
+        rules: RuleBook | None = None,
         scheme: SwitchLinkClient | None = None,
     ) -> None:
         """``scheme``: the link to the scheme switch for off-us cards (with ``ctx.scheme``, the BIN table)."""
-        self.ctx, self.journal, self.ledger = ctx, journal, ledger
+        self.ctx, self.journal, self.ledger, self.rules = ctx, journal, ledger, rules
         self.trace = trace if trace is not None and trace.enabled else None
         self.forwarder = ReversalForwarder(journal, ledger, scheme=scheme, route=ctx.scheme)
         self.effects = Interpreter(
@@ -69,30 +84,66 @@ class Frontend:
         return self.effects.journal_writes
 
     async def answer(self, payload: bytes) -> bytes | None:
+        """The answer to one frame (``None``: nothing to answer)."""
+        answers = await self.respond(payload)
+        return answers[0] if answers else None
+
+    async def respond(self, payload: bytes) -> list[bytes]:
+        """What to send back for one frame: usually one answer; none, or two, when a rule says so.
+        Raises :class:`ClosedByRule` when a rule closes the connection."""
+        IN_FLIGHT.labels(service=SERVICE).inc()
+        try:
+            return await self._respond(payload)
+        finally:
+            IN_FLIGHT.labels(service=SERVICE).dec()
+
+    async def _respond(self, payload: bytes) -> list[bytes]:
         try:
             frame = PosFrame.parse(payload)
         except WireError as exc:
             log.warning("dropping a frame: %s", exc)
-            return None
+            return []
         request = inbound(frame)
         correlation = request.correlation_id if isinstance(request, PosMessage) else None
+        hit = self.rules.match(request.fields) if self.rules is not None and isinstance(request, PosMessage) else None
         if self.trace is not None:
-            self.trace.record(direction="in", link="pos", peer="nac", payload=payload, correlation_id=correlation)
-        reply = request if isinstance(request, Reply) else await self._run(request, correlation)
+            self.trace.record(
+                direction="in", link="pos", peer="nac", payload=payload, correlation_id=correlation, note=hit_note(hit)
+            )
+        action = hit.action.kind if hit is not None else None
+        if hit is not None:
+            log.info("rule %d (%s): %s", hit.number, hit.rule, action)
+            if action is ActionKind.DROP:
+                return []
+            if action is ActionKind.CLOSE:
+                raise ClosedByRule(hit.rule)
+            if action is ActionKind.DELAY:
+                await anyio.sleep(hit.action.delay_s)
+        if isinstance(request, Reply):
+            reply = request
+        elif hit is not None and action is ActionKind.ANSWER:
+            reply = await self._run(request, correlation, scripted(request, self.ctx, hit.action.code or "", hit.rule))
+        else:
+            reply = await self._run(request, correlation)
         log.info("%s", reply.note)
         if reply.body is None:
-            return None
+            return []
         self.answered += 1
+        if isinstance(request, PosMessage):
+            TRANSACTIONS.labels(service=SERVICE, mti=request.mti, code=reply.response_code or "none").inc()
         answer = frame.answer(reply.body, header=answer_header(frame, reply)).to_bytes()
+        if action is ActionKind.CORRUPT_MAC:
+            answer = corrupt_mac(answer)
         if self.trace is not None:
             self.trace.record(
                 direction="out", link="pos", peer="nac", payload=answer, correlation_id=correlation, note=reply.note
             )
-        return answer
+        return [answer, answer] if action is ActionKind.ANSWER_TWICE else [answer]
 
-    async def _run(self, request: PosMessage, correlation: str | None) -> Reply:
-        """The core's flow for ``request``, each effect carried out; a fault of our own costs this request only."""
-        flow = process(request, self.ctx)
+    async def _run(self, request: PosMessage, correlation: str | None, flow: Flow | None = None) -> Reply:
+        """The core's flow for ``request`` (or the given one), each effect carried out; a fault of our own costs
+        this request only."""
+        flow = process(request, self.ctx) if flow is None else flow
         asked: LedgerRequest | None = None  # the request the ledger was asked, if it was
         try:
             effect = next(flow)
@@ -101,7 +152,8 @@ class Frontend:
                     asked = effect.request
                 effect = flow.send(await self.effects.carry_out(effect, correlation))
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            reply: Reply = stop.value
+            return reply
         except JOURNAL_FAILURES as exc:
             why, plan = "journal failed", plan_for_fault(asked, journal_failed=True)
             log.error("journal failed (%s): %s", plan.value, exc)  # noqa: TRY400 - the cause, no payload
@@ -123,20 +175,33 @@ class Frontend:
             log.exception("could not queue the reversal of STAN %s; the terminal's reversal must undo it", asked.stan)
 
     async def handle(self, conn: FramedConnection) -> None:
+        """Each frame in a task of its own; the link is closed after ``IDLE_TIMEOUT_S`` without a frame. The
+        idle deadline is one cancel scope for the link, moved on at most every ``IDLE_CHECK_S`` (not a scope
+        per frame)."""
         slots = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
 
         async def one(payload: bytes) -> None:
             try:
-                answer = await self.answer(payload)
-                if answer is not None:
+                for answer in await self.respond(payload):
                     await conn.send(answer)
+            except ClosedByRule as closed:
+                log.warning("closing the connection from %s: rule %s", conn.peer, closed)
+                await conn.aclose()
             finally:
                 slots.release()
 
+        idle = anyio.CancelScope()
         async with anyio.create_task_group() as tg:
-            while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-                await acquire_slot(slots)
-                tg.start_soon(one, payload)
+            with idle:
+                last_frame_at = anyio.current_time()
+                idle.deadline = last_frame_at + IDLE_TIMEOUT_S
+                while (payload := await conn.receive()) is not None:
+                    if (now := anyio.current_time()) - last_frame_at >= IDLE_CHECK_S:
+                        last_frame_at, idle.deadline = now, now + IDLE_TIMEOUT_S
+                    await acquire_slot(slots)
+                    tg.start_soon(one, payload)
+        if idle.cancelled_caught:  # after the frames in flight were answered
+            raise TimeoutError(f"no frame for {IDLE_TIMEOUT_S:.0f} s")
 
 
 async def serve(
@@ -147,8 +212,11 @@ async def serve(
     serving: Serving = PLAIN,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
+    QUEUE_DEPTH.labels(service=SERVICE, queue="journal_writes").set_function(lambda: frontend.journal_writes.queued)
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
+        if frontend.trace is not None and frontend.trace.batched:
+            await tg.start(flush_traces, frontend.trace)
         # what a crash left pending, before any new traffic
         await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger, route=frontend.ctx.scheme)
         tg.start_soon(frontend.forwarder.run)

@@ -10,10 +10,13 @@ from core_ledger.client import host_message
 from frontend.effects import (
     AskLedger,
     AskScheme,
+    DecryptTrack,
     Effect,
+    GenerateArpc,
     GenerateMac,
     GenerateWorkingKeys,
     PeerFailure,
+    VerifyArqc,
     VerifyMac,
     VerifyMacAndPin,
     VerifyPin,
@@ -25,10 +28,35 @@ from wire.switchlink import DEFAULT_MCC, SWITCH_MAC_HEX_LEN, SwitchHeader, switc
 from wire.trace import TraceWriter
 
 Link = Literal["hsm", "host", "switch"]
-TRACED: Final = (AskLedger, AskScheme, GenerateWorkingKeys, VerifyMac, GenerateMac, VerifyPin, VerifyMacAndPin)
+TRACED: Final = (
+    AskLedger,
+    AskScheme,
+    GenerateWorkingKeys,
+    VerifyMac,
+    GenerateMac,
+    VerifyPin,
+    VerifyMacAndPin,
+    VerifyArqc,
+    GenerateArpc,
+    DecryptTrack,
+)
 #: The institution ids a traced switch-link request is shown between (the trace shows the message, not the route).
 _TRACE_IDS: Final = "00000000"
-_HSM_CODES: Final = {GenerateWorkingKeys: "A0", VerifyMac: "M8", GenerateMac: "M6", VerifyPin: "DC"}
+_HSM_CODES: Final = {
+    GenerateWorkingKeys: "A0",
+    VerifyMac: "M8",
+    GenerateMac: "M6",
+    VerifyPin: "DC",
+    VerifyArqc: "KQ",
+    GenerateArpc: "KQ",
+    DecryptTrack: "M2",
+}
+#: Notes for the chip and MPOS commands, by (effect, whether the result is ``True``): never a value.
+_NOTES: Final[dict[tuple[type, bool], str]] = {
+    (VerifyArqc, False): "ARQC NOT verified",
+    (GenerateArpc, False): "ARPC generated",
+    (DecryptTrack, False): "track decrypted",
+}
 #: The 4-character header placeholder a traced HSM command is shown with, and the error code of its answer.
 _HSM_HEADER: Final = "----"
 _ANSWER_SHOWN: Final = b"00"
@@ -45,6 +73,8 @@ def _view(effect: Effect) -> tuple[Link, bytes]:
         except (WireError, ValueError):  # a request the switch link cannot carry: the trace shows none
             return "switch", b""
         return "switch", header.to_bytes(len(body)) + body
+    if isinstance(effect, VerifyPin) and effect.ksn is not None:
+        return "hsm", f"{_HSM_HEADER}GQ".encode("ascii")  # the DUKPT PIN: verified from the BDK and the KSN
     return "hsm", f"{_HSM_HEADER}{_HSM_CODES[type(effect)]}".encode("ascii")
 
 
@@ -61,11 +91,19 @@ def result_note(result: Any) -> str:
     if isinstance(result, PinVerification):
         return f"PIN {result.value}"
     if isinstance(result, tuple):
-        return "PIK and MAK generated"
+        return "PIK, MAK and TDK generated" if len(result) == 3 else "PIK and MAK generated"
     if isinstance(result, bytes):
         return "MAC generated"
     code = getattr(result, "response_code", None)
     return str(getattr(code, "value", code))
+
+
+def _note(effect: Effect, result: Any) -> str:
+    if isinstance(result, PeerFailure):
+        return result_note(result)
+    if isinstance(effect, VerifyArqc):
+        return "ARQC verified, ARPC generated" if result is not None else "ARQC NOT verified"
+    return _NOTES.get((type(effect), result is True)) or result_note(result)
 
 
 class EffectTrace:
@@ -88,12 +126,12 @@ class EffectTrace:
 
     def answered(self, result: Any) -> None:
         results = result if len(self.parts) > 1 else (result,)
-        for (link, payload), part_result in zip(self.views, results, strict=True):
+        for part, (link, payload), part_result in zip(self.parts, self.views, results, strict=True):
             self.trace.record(
                 direction="in",
                 link=link,
                 peer=_peer(link),
                 payload=payload[:6] + _ANSWER_SHOWN if link == "hsm" else b"",  # an answer's note says what it was
                 correlation_id=self.correlation,
-                note=result_note(part_result),
+                note=_note(part, part_result),
             )

@@ -1,6 +1,9 @@
-"""``acqsim hsm``: run the HSM simulator, put a clear TEST key under the LMK for a configuration file, read
-the HSM audit log (``acqsim hsm audit [--last N] [--json]``), or create, show and rotate the LMK file
-(``acqsim hsm lmk create|show|rotate``)."""
+"""``acqsim hsm``: run the HSM simulator, read its audit log (``acqsim hsm audit [--last N] [--json]``), or
+create, show and rotate its LMK file (``acqsim hsm lmk create|show|rotate``).
+
+Keys enter the HSM only through its commands while it runs (``acqsim keys import``, the key ceremony): there
+is no offline "wrap this clear key" tool, which would open the LMK outside the serving HSM and take a clear key
+on its command line."""
 
 from __future__ import annotations
 
@@ -15,14 +18,15 @@ from typing import Final
 
 import anyio
 
-from acqkit.config import DEFAULT_DATA_DIR
+from acqkit.config import DEFAULT_DATA_DIR, port_number
 from acqkit.keystore import KeyStoreError
+from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.audit import AUDIT_FILE_NAME, AuditLog, format_entry, read_audit
-from hsm_sim.keys import DEFAULT_TEST_LMK, KeyParityError, KeyType, Lmk, encrypt_under_lmk
+from hsm_sim.keys import DEFAULT_TEST_LMK, Lmk
 from hsm_sim.lmk_store import (
     LmkFileError,
     open_or_create_lmk,
@@ -33,7 +37,7 @@ from hsm_sim.lmk_store import (
 )
 from hsm_sim.policy import ClientPolicy
 from hsm_sim.rotation import RotationError, rotate_lmk
-from wire.paycrypto import CryptoInputError, key_check_value
+from wire.paycrypto import CryptoInputError
 from wire.trace import TraceWriter
 
 #: Environment variable holding the LMK file's passphrase unless --passphrase-env names another.
@@ -41,7 +45,13 @@ DEFAULT_PASSPHRASE_ENV: Final = PASSPHRASE_ENV
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("serve", "encrypt-key", "audit", "lmk"), default="serve")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("serve", "audit", "lmk"),
+        default="serve",
+        help="serve the HSM, show the audit log, or manage the LMK file (create, show, rotate)",
+    )
     parser.add_argument(
         "lmk_action", nargs="?", choices=("create", "show", "rotate"), help="lmk: create, show or rotate the LMK file"
     )
@@ -66,12 +76,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"environment variable holding the LMK file's passphrase (default {DEFAULT_PASSPHRASE_ENV})",
     )
     parser.add_argument("--test", action="store_true", help="lmk create: seal the documented TEST LMK (test material)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=1500)
+    parser.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on")
+    parser.add_argument("--port", type=port_number, default=1500, help="serve: the port to listen on (0: any free one)")
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/hsm.jsonl")
-    parser.add_argument("--type", choices=[t.value for t in KeyType], help="encrypt-key: the key's type")
-    parser.add_argument("--clear", help="encrypt-key: the clear TEST key, 32 hex characters")
+    add_metrics_option(parser)
     parser.add_argument(
         "--audit",
         type=Path,
@@ -195,19 +204,6 @@ def run(args: argparse.Namespace) -> int:
     except (CryptoInputError, LmkFileError) as exc:
         print(f"acqsim hsm: {exc}", file=sys.stderr)
         return 2
-    if args.action == "encrypt-key":
-        if not args.type or not args.clear:
-            print("acqsim hsm encrypt-key: --type and --clear are required", file=sys.stderr)
-            return 2
-        try:
-            clear = bytes.fromhex(args.clear)
-            under = encrypt_under_lmk(lmk, KeyType(args.type), clear)
-        except (ValueError, CryptoInputError, KeyParityError) as exc:
-            print(f"acqsim hsm encrypt-key: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 2
-        print(f"{under}  KCV {key_check_value(clear).hex().upper()[:6]}")
-        return 0
-
     from hsm_sim.server import serve
 
     try:
@@ -243,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
                     allow_clear_import=args.allow_clear_import,
                 )
             )
+            await start_metrics(tg, "hsm", args.host, args.metrics_port)
             print(f"HSM simulator, LMK check value {lmk.check_value}", flush=True)
             if args.allow_clear_import:
                 print("clear key components accepted (A4): TEST configuration", flush=True)

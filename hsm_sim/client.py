@@ -12,12 +12,10 @@ import dataclasses
 import enum
 import ssl
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
-import anyio
-
-from acqkit.multiplex import LinkLost, PeerLink, TagAllocator, TagsExhausted
+from acqkit.multiplex import TagAllocator, TagsExhausted
+from acqkit.peerclient import PeerClient, PeerTimeout, PeerUnavailable
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType, is_key_under_lmk
@@ -33,10 +31,13 @@ HEADERS: Final = 10_000
 
 __all__ = [
     "HSM_TIMEOUT_S",
+    "ArqcCheck",
+    "DukptPinCheck",
     "GeneratedKey",
     "HsmClient",
     "HsmCommand",
     "HsmError",
+    "HsmTimeout",
     "HsmUnavailable",
     "KeyType",
     "MacAlgorithm",
@@ -54,11 +55,16 @@ class HsmError(Exception):
         self.error_code = error_code
 
 
-class HsmUnavailable(HsmError):
-    """No answer: connection refused, lost, or timed out."""
+class HsmUnavailable(HsmError, PeerUnavailable):
+    """No answer: connection refused, lost, or timed out (:class:`HsmTimeout`)."""
 
-    def __init__(self, command: str, reason: str) -> None:
-        super().__init__(command, "--", reason)
+    def __init__(self, command: str, reason: str, *, address: str = "?") -> None:
+        PeerUnavailable.__init__(self, "HSM", address, command, reason)
+        self.command, self.error_code = command, "--"
+
+
+class HsmTimeout(HsmUnavailable, PeerTimeout):
+    """No answer in time (the command may still be answered, late, on the same connection)."""
 
 
 class PinVerification(enum.Enum):
@@ -75,10 +81,6 @@ class GeneratedKey:
     under_lmk: str
     under_tmk: str | None
     kcv: str = dataclasses.field(repr=False)
-
-
-def _decode_answer(payload: bytes) -> tuple[str, bytes]:
-    return payload[:HEADER_LEN].decode("ascii", "replace"), payload
 
 
 # --- sans-IO: commands as data, answers read back (the client sends them; a test may hand them to the
@@ -166,42 +168,27 @@ def pin_verdict(error: str) -> PinVerification:
     return _PIN_RESULTS[error]
 
 
-class HsmClient:
+class HsmClient(PeerClient[str, bytes]):
+    """With ``tls`` (a client context of :mod:`acqkit.tls`), the HSM must prove it is ``hsm``."""
+
+    PEER = "HSM"
+    SERVICE_NAME = HSM_SERVICE_NAME
+    DEFAULT_TIMEOUT_S = HSM_TIMEOUT_S
+
     def __init__(
-        self, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
+        self, host: str, port: int, *, timeout: float | None = None, tls: ssl.SSLContext | None = None
     ) -> None:
-        """With ``tls`` (a client context of :mod:`acqkit.tls`), the HSM must prove it is ``hsm``."""
-        self.host, self.port = host, port
-        self.timeout = timeout
-        self._peer: PeerLink[str, bytes] = PeerLink(
-            host, port, _decode_answer, what="HSM", timeout=timeout, tls=tls, server_name=HSM_SERVICE_NAME
-        )
+        super().__init__(host, port, timeout=timeout, tls=tls)
         self._headers = TagAllocator(HEADERS)
 
-    @classmethod
-    async def connect(
-        cls, host: str, port: int, *, timeout: float = HSM_TIMEOUT_S, tls: ssl.SSLContext | None = None
-    ) -> HsmClient:
-        client = cls(host, port, timeout=timeout, tls=tls)
-        try:
-            with anyio.fail_after(timeout):
-                await client._peer.open()
-        except TimeoutError:
-            raise HsmUnavailable("connect", "timed out") from None
-        except LinkLost as exc:
-            raise HsmUnavailable("connect", exc.reason) from None
-        return client
+    def decode_answer(self, payload: bytes) -> tuple[str, bytes]:
+        return payload[:HEADER_LEN].decode("ascii", "replace"), payload
 
-    async def aclose(self) -> None:
-        await self._peer.aclose()
+    def unavailable(self, action: str, reason: str) -> HsmUnavailable:
+        return HsmUnavailable(action, reason, address=self.address)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+    def timed_out(self, action: str) -> HsmTimeout:
+        return HsmTimeout(action, "timed out", address=self.address)
 
     async def _call(self, command: str, fields: bytes, *, ok_codes: tuple[str, ...] = ("00",)) -> tuple[str, bytes]:
         answers = await self.call_many([HsmCommand(command, fields, ok_codes)])
@@ -210,32 +197,31 @@ class HsmClient:
     async def call_many(self, commands: Sequence[HsmCommand]) -> list[tuple[str, bytes]]:
         """Send the commands together (one write) and return each one's (error code, fields after it)."""
         what = "+".join(command.code for command in commands)
-        generation = self._peer.generation
+        generation = self.generation
         tags: list[int] = []
         try:
             tags += [self._headers.take(generation) for _ in commands]
         except TagsExhausted as exc:
             for tag in tags:
                 self._headers.answered(tag)
-            raise HsmUnavailable(what, str(exc)) from None
+            raise self.unavailable(what, str(exc)) from None
         headers = [f"{tag:04d}" for tag in tags]
         requests = [(header, command.payload(header)) for header, command in zip(headers, commands, strict=True)]
         answered = False
         try:
-            with anyio.fail_after(self.timeout):
-                answers = await self._peer.exchange_many(requests)
+            answers = await self.exchange(requests, action=what)
             answered = True
-        except TimeoutError:
-            raise HsmUnavailable(what, "timed out") from None
-        except LinkLost as exc:
+        except HsmTimeout:
+            raise
+        except HsmUnavailable:
             answered = True  # that connection is gone: no answer to these headers can come any more
-            raise HsmUnavailable(what, exc.reason) from None
+            raise
         finally:
             for tag in tags:
                 if answered:
                     self._headers.answered(tag)
                 else:  # timed out or cancelled: the answer may still come on this connection
-                    self._headers.abandoned(tag, self._peer.generation)
+                    self._headers.abandoned(tag, self.generation)
         return [read_answer(command, answer) for command, answer in zip(commands, answers, strict=True)]
 
     async def diagnostics(self) -> str:
@@ -326,6 +312,93 @@ class HsmClient:
         fields = _dc_fields((zpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv), "01")
         error, _ = await self._call("EC", fields, ok_codes=_DC_OK)
         return pin_verdict(error)
+
+    async def verify_arqc(self, check: ArqcCheck) -> bytes | None:
+        """KQ mode 1: the ARPC (method 1) when the ARQC verifies, ``None`` when it does not (error 01)."""
+        ((error, fields),) = await self.call_many([arqc_command(check, KQ_VERIFY_AND_ARPC)])
+        return arpc_of(fields) if error == ErrorCode.OK else None
+
+    async def verify_dukpt_pin_pvv(self, check: DukptPinCheck) -> PinVerification:
+        """GQ: a PIN block under a TDES DUKPT PIN key, verified against the card's PVV."""
+        ((error, _),) = await self.call_many([dukpt_pin_command(check)])
+        return pin_verdict(error)
+
+    async def decrypt_data(self, kind: str, key_under_lmk: str, data: bytes, *, ksn: bytes = b"", cbc: bool) -> bytes:
+        """M2: ``kind`` T (TDES DUKPT BDK + ``ksn``), A (AES DUKPT BDK + ``ksn``) or D (TDK); clear data back."""
+        ((_, fields),) = await self.call_many([decrypt_data_command(kind, key_under_lmk, data, ksn=ksn, cbc=cbc)])
+        return decrypted_data(fields)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ArqcCheck:
+    """What :meth:`HsmClient.verify_arqc` sends: the issuer key, the card, the ATC, the data the ARQC covers,
+    the ARQC and the answer code the ARPC carries. ``repr`` hides the PAN."""
+
+    imk_under_lmk: str
+    pan: str = dataclasses.field(repr=False)
+    psn: str
+    atc: bytes
+    data: bytes
+    arqc: bytes
+    arc: str
+    pboc: bool = True
+
+
+#: KQ modes: verify the ARQC; verify it and answer the ARPC; answer the ARPC only (hsm_sim/commands/emv_commands.py).
+KQ_VERIFY: Final = "0"
+KQ_VERIFY_AND_ARPC: Final = "1"
+KQ_ARPC_ONLY: Final = "2"
+
+
+def arqc_command(check: ArqcCheck, mode: str) -> HsmCommand:
+    """KQ (ARPC method 1); error 01 means the ARQC did not verify (:func:`arqc_verified`, :func:`arpc_of`)."""
+    method = "P" if check.pboc else "E"
+    fields = (
+        f"{mode}{method}1{check.imk_under_lmk}{len(check.pan):02d}{check.pan}{check.psn}{check.atc.hex().upper()}"
+        f"{len(check.data):03d}{check.data.hex().upper()}{check.arqc.hex().upper()}{check.arc.encode().hex()}"
+    )
+    return HsmCommand("KQ", fields.encode("ascii"), _M8_OK)
+
+
+def arqc_verified(error: str) -> bool:
+    return error == ErrorCode.OK
+
+
+def arpc_of(fields: bytes) -> bytes:
+    return bytes.fromhex(fields.decode("ascii"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DukptPinCheck:
+    """What GQ verifies: a PIN block under the DUKPT PIN key of ``ksn`` (BDK under the LMK), against the PVV.
+    ``repr`` hides the card's data."""
+
+    bdk_under_lmk: str
+    pvk_under_lmk: str
+    ksn: bytes
+    pin_block: bytes = dataclasses.field(repr=False)
+    pan: str = dataclasses.field(repr=False)
+    pvki: str = dataclasses.field(repr=False)
+    pvv: str = dataclasses.field(repr=False)
+
+
+def dukpt_pin_command(check: DukptPinCheck) -> HsmCommand:
+    """GQ; its error code is the verdict (:func:`pin_verdict`), as DC's."""
+    fields = (
+        f"{check.bdk_under_lmk}{check.pvk_under_lmk}{check.ksn.hex().upper()}{check.pin_block.hex().upper()}01"
+        f"{check.pan[-13:-1]}{check.pvki}{check.pvv}"
+    )
+    return HsmCommand("GQ", fields.encode("ascii"), _DC_OK)
+
+
+def decrypt_data_command(kind: str, key_under_lmk: str, data: bytes, *, ksn: bytes = b"", cbc: bool) -> HsmCommand:
+    """M2: ``kind`` T / A (a DUKPT BDK and the ``ksn``) or D (a TDK); the clear data: :func:`decrypted_data`."""
+    fields = f"{kind}{key_under_lmk}{ksn.hex().upper()}{int(cbc)}{len(data):04d}{data.hex().upper()}"
+    return HsmCommand("M2", fields.encode("ascii"))
+
+
+def decrypted_data(fields: bytes) -> bytes:
+    return bytes.fromhex(fields[4:].decode("ascii"))
 
 
 #: (key type, MAK under LMK, data, MAC, algorithm) for :meth:`HsmClient.verify_mac_and_pin_pvv`.

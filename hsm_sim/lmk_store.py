@@ -93,7 +93,9 @@ def read_passphrase_file(path: Path, *, create: bool = False) -> str:
         passphrase = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         if not create:
-            raise LmkFileError(path, "passphrase file not found") from None
+            raise LmkFileError(
+                path, "passphrase file not found (set $ACQSIM_LMK_PASSPHRASE to the one the LMK file is sealed under)"
+            ) from None
         passphrase = secrets.token_urlsafe(PASSPHRASE_BYTES)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

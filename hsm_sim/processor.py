@@ -20,6 +20,7 @@ from typing import Final
 
 from hsm_sim.commands import COMMANDS, Handler
 from hsm_sim.commands.common import KEY_TYPES_NAMED
+from hsm_sim.commands.dukpt_commands import gq_account
 from hsm_sim.commands.lmk_commands import bw_translate_to_new_lmk
 from hsm_sim.commands.pin_commands import dc_account
 from hsm_sim.errors import CommandError, ErrorCode
@@ -37,12 +38,14 @@ COMMAND_LEN: Final = 2
 UNREADABLE_RESPONSE: Final = "ZZ"
 #: The command field of an :class:`Outcome` for a request that names none.
 UNREADABLE_COMMAND: Final = "??"
-#: PIN verification commands, which the :class:`PinGuard` limits (EC shares DC's layout, account included).
-PIN_VERIFY_COMMANDS: Final = frozenset({"DC", "EC"})
-#: Commands that take clear key components: answered 68 (disabled) unless the HSM allows clear import.
-CLEAR_COMPONENT_COMMANDS: Final = frozenset({"A4"})
-#: The command that translates a key from the old LMK (key change storage) to the live one.
-LMK_CHANGE_COMMAND: Final = "BW"
+#: PIN verification commands, which the :class:`PinGuard` limits, each with how to find its account number
+#: (EC shares DC's layout, account included).
+PIN_VERIFY_ACCOUNTS: Final[dict[str, Callable[[bytes], str | None]]] = {
+    "DC": dc_account,
+    "EC": dc_account,
+    "GQ": gq_account,
+}
+PIN_VERIFY_COMMANDS: Final = frozenset(PIN_VERIFY_ACCOUNTS)
 
 
 def response_code(command: str) -> str:
@@ -60,6 +63,12 @@ class Outcome:
     true_code: ErrorCode
     key_types: tuple[KeyType, ...] = ()
     reason: str = ""
+
+
+#: Commands that take clear key components: answered 68 (disabled) unless the HSM allows clear import.
+CLEAR_COMPONENT_COMMANDS: Final = frozenset({"A4"})
+#: The command that translates a key from the old LMK (key change storage) to the live one.
+LMK_CHANGE_COMMAND: Final = "BW"
 
 
 class HsmProcessor:
@@ -121,7 +130,7 @@ class HsmProcessor:
             code = ErrorCode.COMMAND_DISABLED
             return (header + reply + code).encode("ascii"), Outcome(command, code, code, reason=why)
         body = payload[HEADER_LEN + COMMAND_LEN :]
-        account = dc_account(body) if command in PIN_VERIFY_COMMANDS else None
+        account = PIN_VERIFY_ACCOUNTS[command](body) if command in PIN_VERIFY_ACCOUNTS else None
         now = self._clock()
         named: list[KeyType] = []
         token = KEY_TYPES_NAMED.set(named)

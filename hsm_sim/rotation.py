@@ -14,9 +14,9 @@ Atomic in steps, each leaving a usable pair (LMK file, key store):
 4. Replace the LMK file with the new LMK (write to a temporary file, fsync, rename) — the commit point.
 5. Rename ``<store>.rotating`` over the store.
 
-A crash between 4 and 5 leaves the new LMK and a ``.rotating`` store under it: the next rotation (or
-:func:`finish_interrupted_rotation`) completes step 5 first. A crash before 4 leaves a ``.rotating`` store
-under no live LMK: it is discarded.
+A crash between 4 and 5 leaves the new LMK and a ``.rotating`` store under it: the next start (the key
+ceremony) or rotation completes step 5 first (:func:`acqkit.keystore.finish_interrupted_rotation`). A crash
+before 4 leaves a ``.rotating`` store under no live LMK: it is discarded.
 """
 
 from __future__ import annotations
@@ -27,13 +27,19 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-from acqkit.keystore import KeyStore, read_key_store, short_kcv, write_key_store
+from acqkit.keystore import (
+    KeyStore,
+    finish_interrupted_rotation,
+    pending_store_path,
+    read_key_store,
+    short_kcv,
+    write_key_store,
+)
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType
 from hsm_sim.lmk_store import load_lmk_file, random_lmk, write_lmk_file
 from hsm_sim.processor import HsmProcessor
 
-PENDING_SUFFIX: Final = ".rotating"
 BACKUP_SUFFIX: Final = ".bak"
 
 
@@ -47,22 +53,6 @@ class RotationResult:
     new_kcv: str
     keys: int
     backup: Path
-
-
-def pending_store_path(store_path: Path) -> Path:
-    return store_path.with_name(store_path.name + PENDING_SUFFIX)
-
-
-def finish_interrupted_rotation(store_path: Path, live_lmk_kcv: str) -> bool:
-    """Complete (or discard) a rotation that stopped between its LMK and store writes; True if completed."""
-    pending = pending_store_path(store_path)
-    if not pending.exists():
-        return False
-    if read_key_store(pending).lmk_kcv == live_lmk_kcv:
-        pending.replace(store_path)
-        return True
-    pending.unlink()
-    return False
 
 
 def translate_store(store: KeyStore, processor: HsmProcessor, new_kcv: str) -> KeyStore:

@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from acqkit.metrics import HSM_COMMANDS
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.serving import PLAIN, Serving
 from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
@@ -75,6 +76,7 @@ async def serve(
             reply, outcome = processor.process(request, client)
         if audit is not None:
             audit.record(client, peer, outcome)
+        HSM_COMMANDS.labels(service="hsm", command=outcome.command, error=outcome.answered.value).inc()
         return reply
 
     async def handle(conn: FramedConnection) -> None:

@@ -24,6 +24,9 @@ class KeyUse(enum.StrEnum):
     PIN_ENCRYPT = "pin-encrypt"  # destination key of CA / CC
     PIN_VERIFY = "pin-verify"  # DC: the PVV is derived under it
     KEY_ENCRYPT = "key-encrypt"  # A0 mode 1: other keys are exported under it
+    CRYPTOGRAM = "cryptogram"  # KQ: card keys derive from it to verify an ARQC and answer an ARPC
+    DUKPT_DERIVE = "dukpt-derive"  # G0 / GQ / M2: transaction keys derive from it and the KSN
+    DATA_DECRYPT = "data-decrypt"  # M2: data (track 2) arrives under it
 
 
 _WORKING: Final = frozenset({KeyUse.GENERATE, KeyUse.CHECK_VALUE})
@@ -37,12 +40,16 @@ KEY_USES: Final[Mapping[KeyType, frozenset[KeyUse]]] = {
     KeyType.TAK: _WORKING | {KeyUse.MAC},
     KeyType.ZAK: _WORKING | {KeyUse.MAC},
     KeyType.PVK: _WORKING | {KeyUse.PIN_VERIFY},
+    KeyType.MK_AC: _WORKING | {KeyUse.CRYPTOGRAM},
+    KeyType.BDK: _WORKING | {KeyUse.DUKPT_DERIVE},
+    KeyType.TDK: _WORKING | {KeyUse.DATA_DECRYPT},
 }
 
 #: Key-encrypting key type → the key types A0 may export under it. A PVK never leaves the HSM; a ZMK or TMK
-#: is never exported under a working key (nor a ZMK under anything: it arrives as components).
+#: is never exported under a working key (nor a ZMK under anything: it arrives as components). A BDK or MK-AC
+#: never leaves the HSM; a TDK goes to its terminal at a 004 sign-on.
 EXPORTABLE_UNDER: Final[Mapping[KeyType, frozenset[KeyType]]] = {
-    KeyType.TMK: frozenset({KeyType.TPK, KeyType.TAK}),
+    KeyType.TMK: frozenset({KeyType.TPK, KeyType.TAK, KeyType.TDK}),
     KeyType.ZMK: frozenset({KeyType.ZPK, KeyType.ZAK, KeyType.TMK}),
 }
 
@@ -56,6 +63,10 @@ COMMAND_KEY_USES: Final[Mapping[str, tuple[KeyUse, ...]]] = {
     "CC": (KeyUse.PIN_DECRYPT, KeyUse.PIN_ENCRYPT),
     "DC": (KeyUse.PIN_DECRYPT, KeyUse.PIN_VERIFY),
     "EC": (KeyUse.PIN_DECRYPT, KeyUse.PIN_VERIFY),
+    "KQ": (KeyUse.CRYPTOGRAM,),
+    "G0": (KeyUse.DUKPT_DERIVE, KeyUse.PIN_ENCRYPT),
+    "GQ": (KeyUse.DUKPT_DERIVE, KeyUse.PIN_VERIFY),
+    "M2": (KeyUse.DUKPT_DERIVE,),  # or DATA_DECRYPT, when the key is a TDK
 }
 
 

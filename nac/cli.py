@@ -19,26 +19,49 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from acqkit.config import ConfigError, Endpoint, load_config
-from acqkit.runner import announce, run_service
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
+from acqkit.exitcodes import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from acqkit.metrics import add_metrics_option, start_metrics
+from acqkit.peerclient import PEER_RETRY_WINDOW_S
+from acqkit.rules import RuleBook, RuleError
+from acqkit.runner import announce, leaves, run_service
 from acqkit.serving import serving_for
 from nac.limits import NacLimits
 from nac.routes import Member, RouteSpecError, RouteTable
 
 if TYPE_CHECKING:
-    from nac.server import FrameTracer
+    from nac.tracing import FrameTracer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     defaults = NacLimits()
-    parser.add_argument("--config", type=Path, help="TOML configuration (default: the built-in one)")
-    parser.add_argument("--listen", metavar="HOST:PORT", help="where terminals connect")
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
+    parser.add_argument("--listen", metavar="HOST:PORT", help="where terminals connect (default: the configuration's)")
     parser.add_argument(
-        "--route", action="append", default=[], metavar="DST=HOST:PORT[,HOST:PORT]", help="repeat per route"
+        "--route",
+        action="append",
+        default=[],
+        metavar="DST=HOST:PORT[,HOST:PORT]",
+        help="repeat per route (default: the configuration's routes)",
     )
-    parser.add_argument("--status-port", type=int, help="serve statistics as one JSON document on this port")
+    parser.add_argument(
+        "--status-port",
+        type=int,
+        help="serve statistics as one JSON document on this port (default: the configuration's)",
+    )
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
+    add_metrics_option(parser)
+    parser.add_argument(
+        "--rules", type=Path, help="scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
+    parser.add_argument(
+        "--peer-wait",
+        type=float,
+        default=PEER_RETRY_WINDOW_S,
+        metavar="S",
+        help="exit 3 if a route has had no front-end connected S seconds after the start (later losses: reconnect)",
+    )
     parser.add_argument(
         "--tls-dir",
         type=Path,
@@ -63,7 +86,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--connect-timeout", type=float, default=defaults.connect_timeout_s, metavar="S", help="%(default)s"
     )
     limits.add_argument(
-        "--send-timeout", type=float, default=defaults.send_timeout_s, metavar="S", help="per frame, %(default)s"
+        "--send-timeout", type=float, default=defaults.send_timeout_s, metavar="S", help="per write, %(default)s"
     )
     limits.add_argument(
         "--backoff-max", type=float, default=defaults.backoff_max_s, metavar="S", help="reconnect, %(default)s"
@@ -112,16 +135,30 @@ def _open_trace(path: Path | None) -> FrameTracer | None:
 
 
 async def _print_stats(endpoint: Endpoint) -> None:
-    from nac.server import fetch_stats
+    from nac.status import fetch_stats
 
     print(json.dumps(await fetch_stats(endpoint.host, endpoint.port), indent=2, sort_keys=True))
 
 
-def run(args: argparse.Namespace) -> int:
+def _stats(address: str) -> int:
+    """``--stats HOST:PORT``: print a running NAC's statistics; exit 3 when nothing answers there."""
     try:
-        if args.stats:
-            anyio.run(_print_stats, Endpoint.parse(args.stats))
-            return 0
+        endpoint = Endpoint.parse(address)
+    except ConfigError as exc:
+        print(f"acqsim nac: --stats: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        anyio.run(_print_stats, endpoint)
+    except (OSError, TimeoutError) as exc:
+        print(f"acqsim nac: no NAC status port answers at {endpoint}: {exc or 'timed out'}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stats:
+        return _stats(args.stats)
+    try:
         table, listen, status_port = table_from_config(args.config)
         if args.route:
             table = RouteTable.parse(args.route)
@@ -135,27 +172,45 @@ def run(args: argparse.Namespace) -> int:
         print(f"acqsim nac: {exc}", file=sys.stderr)
         return 2
 
-    from nac.server import NacServer
+    from nac.server import NacServer, RoutesUnreachable
 
     try:
         trace = _open_trace(args.trace)
     except (ImportError, OSError) as exc:
         print(f"acqsim nac: --trace: {exc}", file=sys.stderr)
         return 2
-    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls)
+    try:
+        rules = RuleBook(args.rules, "nac") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim nac: --rules: {exc}", file=sys.stderr)
+        return 2
+    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls, rules=rules)
+
+    unreachable: list[RoutesUnreachable] = []
 
     async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            ports = await tg.start(functools.partial(server.serve, listen.host, listen.port, status_port=status_port))
-            for dst, group in sorted(table.routes.items()):
-                print(f"route {dst} → {', '.join(str(m) for m in table.groups[group])}", flush=True)
-            if ports.status is not None:
-                print(f"NAC statistics on {listen.host}:{ports.status}", flush=True)
-            print(upstream.summary, flush=True)
-            announce("nac", listen.host, ports.listen)
+        try:
+            async with anyio.create_task_group() as tg:
+                serving = functools.partial(
+                    server.serve, listen.host, listen.port, status_port=status_port, peer_wait=args.peer_wait
+                )
+                ports = await tg.start(serving)
+                await start_metrics(tg, "nac", listen.host, args.metrics_port)
+                for dst, group in sorted(table.routes.items()):
+                    print(f"route {dst} → {', '.join(str(m) for m in table.groups[group])}", flush=True)
+                if ports.status is not None:
+                    print(f"NAC statistics on {listen.host}:{ports.status}", flush=True)
+                print(upstream.summary, flush=True)
+                announce("nac", listen.host, ports.listen)
+        except* RoutesUnreachable as group:  # a NAC started alone, pointed at no front-end
+            unreachable.extend(leaves(group, RoutesUnreachable))
 
     try:
-        return run_service(main)
+        code = run_service(main)
     finally:
         if trace is not None:
             trace.close()
+    if unreachable:
+        print(f"acqsim nac: {unreachable[0]}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return code

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from wire.errors import FramingError
+from wire.framing import OVERSIZED, TRUNCATED
+
 
 class DropReason(enum.StrEnum):
     """Why a frame was dropped while its connection stays open."""
@@ -32,6 +35,7 @@ class CloseReason(enum.StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"  # over max_connections
     STALE_ADDRESSES = "stale_addresses"  # an upstream connection holds too many timed-out requests
     SEND_FAILED = "send_failed"  # the peer does not take our frames
+    BY_RULE = "by_rule"  # a rules file said so (acqsim up --rules)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,3 +78,12 @@ class CloseLink:
 
 UpDecision = Forward | Drop | CloseTerminal
 DownDecision = Deliver | Drop
+
+
+def framing_close_reason(exc: FramingError) -> CloseReason:
+    """Which bad-length case a :class:`FramingError` from ``wire.framing`` is."""
+    if exc.kind == OVERSIZED:
+        return CloseReason.OVERSIZED_FRAME
+    if exc.kind == TRUNCATED:
+        return CloseReason.TRUNCATED_FRAME
+    return CloseReason.BAD_LENGTH

@@ -29,7 +29,8 @@ RECONNECT_BACKOFF_MAX_S: Final = 5.0
 MAX_STALE_PER_LINK: Final = 1024
 #: Return addresses 0001..FFFF (0000 is the terminal's own SRC and never assigned).
 ADDRESS_POOL_SIZE: Final = 0xFFFF
-#: How long the shell may wait to write one frame to a peer before giving that peer up.
+#: How long the shell may wait for one write to a peer (a frame, or the answers queued for a terminal) before
+#: giving that peer up.
 SEND_TIMEOUT_S: Final = 10.0
 
 

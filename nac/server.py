@@ -1,70 +1,56 @@
 """The NAC service: a thin anyio shell around :class:`nac.router.Router`, on the runtime's serving.
 
 Terminal side: the terminal listener is :func:`acqkit.netio.serve_tcp` (accept back-off on EMFILE, a
-connection cap, a task per connection in the server's task group); answers go into the terminal's outbox (at
-most ``max_in_flight``), drained by a writer task started with the terminal's first answer and ended with the
-connection, so a terminal that does not read can never stall an upstream connection and a terminal that
-never transacts costs one task.
+connection cap, a task per connection in the server's task group); answers go into the terminal's
+:class:`nac.outbox.TerminalOutbox` (at most ``max_in_flight``), whose writer is started with the first answer.
 Upstream side: each member of each route group keeps one persistent connection carrying many requests at
 once; requests are written with :meth:`FramedConnection.send`, whose concurrent senders share one write (the
-runtime's one write-coalescing path); a reader task per connection hands answers to the router, which finds
-their terminal by return address. A member that is down or dies is reconnected with exponential backoff and
-skipped meanwhile (the router round-robins over connected members only); requests in flight on it are
-dropped and counted (the terminal's own timeout and reversal take over). A connection holding too many
-timed-out requests is drained, not cut: a replacement opens at once, and the old one closes when no live
-request is left on it. Answer timeouts are swept at :meth:`Router.next_deadline`, not by polling. A status
-listener, when enabled, answers every connection with one JSON document and reads nothing.
+runtime's one write path, which the outboxes use too); a reader task per connection hands answers to the
+router, which finds their terminal by return address. A member that is down or dies is reconnected with
+exponential backoff and skipped meanwhile (the router round-robins over connected members only); requests in
+flight on it are dropped and counted (the terminal's own timeout and reversal take over). A connection
+holding too many timed-out requests is drained, not cut: a replacement opens at once, and the old one closes
+when no live request is left on it. Answer timeouts are swept at :meth:`Router.next_deadline`, not by
+polling. With ``peer_wait``, a route that has had no member connected that long after the start ends the
+NAC (:class:`RoutesUnreachable`). The status port is :mod:`nac.status`.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
-import json
 import logging
 import ssl
-from typing import Final, Literal, Protocol
+from typing import Final
 
 import anyio
 import anyio.abc
 
+from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH
 from acqkit.netio import FramedConnection, connect, serve_tcp
-from nac.events import CloseReason, Deliver, Drop, DropReason, Forward
+from acqkit.peerclient import PeerUnavailable
+from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
+from nac.events import CloseReason, Deliver, Drop, DropReason, Forward, framing_close_reason
 from nac.limits import NacLimits
+from nac.outbox import TerminalOutbox
 from nac.router import Router
 from nac.routes import Member, RouteTable
+from nac.scripted import ScriptedNac, scripted_answer
+from nac.status import MAX_STATUS_CONNECTIONS, answer_status
+from nac.tracing import FrameTracer
 from wire.errors import FramingError
-from wire.framing import OVERSIZED, TRUNCATED
 
 log = logging.getLogger("acqsim.nac")
 
 #: Terminal connections beyond ``max_connections`` that still get a handler, so the router counts and logs
 #: the refusal; past this headroom the runtime's serving closes them without one.
 REFUSAL_HEADROOM: Final = 64
-#: Status connections served at once.
-MAX_STATUS_CONNECTIONS: Final = 16
 #: The name a front-end's TLS certificate must carry (every member of every route is a front-end).
 FRONTEND_SERVICE_NAME: Final = "frontend"
-#: A status client gets its JSON document within this time or is dropped.
-STATUS_SEND_TIMEOUT_S: Final = 2.0
 
 
-class FrameTracer(Protocol):
-    """What the NAC needs of ``wire.trace.TraceWriter`` (structural, so tracing stays optional)."""
-
-    def record(
-        self,
-        *,
-        direction: Literal["in", "out"],
-        link: Literal["pos", "host", "hsm"],
-        peer: str,
-        payload: bytes,
-        correlation_id: str | None = None,
-        note: str | None = None,
-    ) -> None: ...
-
-    def close(self) -> None: ...
+class RoutesUnreachable(PeerUnavailable):
+    """A route group had no member connected within the NAC's ``peer_wait`` after it started."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,27 +59,6 @@ class NacPorts:
 
     listen: int
     status: int | None
-
-
-def framing_close_reason(exc: FramingError) -> CloseReason:
-    """Which bad-length case a :class:`FramingError` from ``wire.framing`` is."""
-    if exc.kind == OVERSIZED:
-        return CloseReason.OVERSIZED_FRAME
-    if exc.kind == TRUNCATED:
-        return CloseReason.TRUNCATED_FRAME
-    return CloseReason.BAD_LENGTH
-
-
-class _Outbox:
-    """Answers waiting to be written to one terminal connection."""
-
-    __slots__ = ("conn", "pending", "wakeup", "writer_scope")
-
-    def __init__(self, conn: FramedConnection) -> None:
-        self.conn = conn
-        self.pending: collections.deque[bytes] = collections.deque()
-        self.wakeup: anyio.Event | None = None  # set when an answer is queued while the writer waits
-        self.writer_scope: anyio.CancelScope | None = None  # the writer task, once started
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -115,19 +80,24 @@ class NacServer:
         *,
         trace: FrameTracer | None = None,
         upstream_tls: ssl.SSLContext | None = None,
+        rules: RuleBook | None = None,
     ) -> None:
         """``upstream_tls``: a client context of :mod:`acqkit.tls`; each front-end must then prove it is
-        ``frontend`` (terminals stay on plain TCP, as most POS links are)."""
+        ``frontend`` (terminals stay on plain TCP, as most POS links are). ``rules``: scripted answers and
+        faults (:mod:`nac.scripted`)."""
         self.table = table
         self._upstream_tls = upstream_tls
         self.limits = limits or NacLimits()
         self.router = Router(table, self.limits)
         self.stats = self.router.stats
         self._trace = trace
-        self._outboxes: dict[int, _Outbox] = {}
+        self._outboxes: dict[int, TerminalOutbox] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
         self._links: dict[int, _UpLink] = {}
         self._first_deadline: anyio.Event | None = None  # set when a request is forwarded while none waited
+        self._groups_up: set[str] = set()  # route groups that have had a member connected
+        self._all_groups_up: anyio.Event | None = None  # set when every group has (see :meth:`_require_routes`)
+        self._scripted = ScriptedNac(rules) if rules is not None else None
 
     async def serve(
         self,
@@ -135,11 +105,17 @@ class NacServer:
         port: int,
         *,
         status_port: int | None = None,
+        peer_wait: float | None = None,
         task_status: anyio.abc.TaskStatus[NacPorts] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen for terminals on ``host:port`` (and for status queries on ``status_port``) until cancelled."""
+        """Listen for terminals on ``host:port`` (and for status queries on ``status_port``) until cancelled.
+        With ``peer_wait``, raise :class:`RoutesUnreachable` if some route has no member connected that many
+        seconds after the start (a NAC started alone, pointed at no front-end); later losses only reconnect."""
         async with anyio.create_task_group() as tg:
             self._task_group = tg
+            self._all_groups_up = anyio.Event()
+            if peer_wait is not None:
+                tg.start_soon(self._require_routes, peer_wait)
             bound_status = None
             if status_port is not None:
                 bound_status = await tg.start(
@@ -147,7 +123,7 @@ class NacServer:
                         serve_tcp,
                         host,
                         status_port,
-                        self._answer_status,
+                        functools.partial(answer_status, self.stats),
                         name="NAC status",
                         max_connections=MAX_STATUS_CONNECTIONS,
                     )
@@ -167,6 +143,11 @@ class NacServer:
                 for member in members:
                     tg.start_soon(self._keep_upstream, group, member)
             tg.start_soon(self._expire_forever)
+            # read when scraped: nothing is counted twice and the hot path pays nothing
+            IN_FLIGHT.labels(service="nac").set_function(lambda: self.router.requests_waiting)
+            QUEUE_DEPTH.labels(service="nac", queue="answers_to_terminals").set_function(
+                lambda: sum(len(outbox) for outbox in self._outboxes.values())
+            )
             log.info("NAC listening on %s:%d (status port %s)", host, bound, bound_status)
             task_status.started(NacPorts(listen=bound, status=bound_status))
 
@@ -177,24 +158,33 @@ class NacServer:
         if terminal_id is None:
             log.warning("terminal %s: refused, %d connections open", conn.peer, self.limits.max_connections)
             return  # serve_tcp closes the connection
-        self._outboxes[terminal_id] = _Outbox(conn)
+        self._outboxes[terminal_id] = TerminalOutbox(conn, self.limits, self)
         reason: CloseReason | None = None
         try:
             reason = await self._read_terminal(terminal_id, conn)
         except Exception:
             log.exception("terminal %s: handler failed; closing that connection only", conn.peer)
         finally:
-            outbox = self._outboxes.pop(terminal_id)
-            if outbox.writer_scope is not None:
-                outbox.writer_scope.cancel()
+            self._outboxes.pop(terminal_id).close()
+            if self._scripted is not None:
+                self._scripted.forget(terminal_id)
             self.router.close_terminal(terminal_id, reason)
 
     async def _read_terminal(self, terminal_id: int, conn: FramedConnection) -> CloseReason | None:
         """Route the terminal's frames until it closes; a reason when the NAC closes it."""
         try:
             while (payload := await conn.receive(self.limits.idle_timeout_s)) is not None:
+                hit = None
+                if self._scripted is not None:
+                    hit = self._scripted.on_request(terminal_id, payload)
                 if self._trace is not None:
-                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload)
+                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload, note=hit_note(hit))
+                if hit is not None:
+                    done = await self._act(terminal_id, conn, payload, hit)
+                    if isinstance(done, CloseReason):
+                        return done
+                    if done:
+                        continue
                 decision = self.router.from_terminal(terminal_id, payload, anyio.current_time())
                 if isinstance(decision, Forward):
                     await self._forward(decision)
@@ -212,27 +202,34 @@ class NacServer:
             return CloseReason.IDLE
         return None
 
-    async def _drain(self, outbox: _Outbox, scope: anyio.CancelScope) -> None:
-        """Write the terminal's answers as they are queued, until its connection ends (``scope`` cancelled)."""
-        with scope:
-            try:
-                while True:
-                    if not outbox.pending:
-                        outbox.wakeup = anyio.Event()
-                        await outbox.wakeup.wait()
-                        continue
-                    payload = outbox.pending[0]  # left queued until written, so a failed write counts as a drop
-                    with anyio.fail_after(self.limits.send_timeout_s):
-                        await outbox.conn.send(payload)
-                    outbox.pending.popleft()
-                    if self._trace is not None:
-                        self._trace.record(direction="out", link="pos", peer=outbox.conn.peer, payload=payload)
-            except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                log.info("terminal %s: cannot send, closing", outbox.conn.peer)
-                self.stats.closed[CloseReason.SEND_FAILED] += 1
-                self.stats.dropped[DropReason.TERMINAL_NOT_READING] += len(outbox.pending)
-                outbox.pending.clear()
-                await outbox.conn.aclose()  # its reader sees the end and closes the terminal in the router
+    def answer_written(self, peer: str, payload: bytes) -> None:
+        """An answer left for its terminal (:class:`~nac.outbox.OutboxOwner`)."""
+        if self._trace is not None:
+            self._trace.record(direction="out", link="pos", peer=peer, payload=payload)
+
+    def terminal_send_failed(self, lost: int) -> None:
+        """A terminal took no answer for ``send_timeout_s`` (:class:`~nac.outbox.OutboxOwner`)."""
+        self.stats.closed[CloseReason.SEND_FAILED] += 1
+        self.stats.dropped[DropReason.TERMINAL_NOT_READING] += lost
+
+    async def _act(self, terminal_id: int, conn: FramedConnection, payload: bytes, hit: Hit) -> bool | CloseReason:
+        """Carry out a rule's action on a terminal request: ``True`` if it is dealt with (not to be routed), a
+        reason to close the connection, or ``False`` to route it as usual."""
+        action = hit.action
+        log.info("terminal %s: rule %d (%s): %s", conn.peer, hit.number, hit.rule, action.kind)
+        if action.kind is ActionKind.ANSWER:
+            answer = scripted_answer(payload, action.code or "")
+            if answer is not None:
+                self._deliver(Deliver(terminal_id=terminal_id, payload=answer))
+            return True
+        if action.kind is ActionKind.DELAY:
+            await anyio.sleep(action.delay_s)
+            return False
+        if action.kind is ActionKind.DROP:
+            return True
+        if action.kind is ActionKind.CLOSE:
+            return CloseReason.BY_RULE
+        return False  # corrupt_mac, answer_twice: routed; ScriptedNac changes the answer
 
     async def _forward(self, forward: Forward) -> None:
         """Write the request on its upstream connection; requests forwarded meanwhile by other terminals'
@@ -289,6 +286,9 @@ class NacServer:
         name = str(link.member)
         link_id = self.router.link_up(link.group, name)
         self._links[link_id] = link
+        self._groups_up.add(link.group)
+        if self._all_groups_up is not None and self._groups_up >= set(self.table.groups):
+            self._all_groups_up.set()
         log.info("route %s: connected to %s (link %d)", link.group, name, link_id)
         try:
             await self._read_link(link_id, link)
@@ -338,15 +338,12 @@ class NacServer:
 
     def _deliver(self, deliver: Deliver) -> None:
         outbox = self._outboxes.get(deliver.terminal_id)
-        if outbox is None or len(outbox.pending) >= self.limits.max_in_flight or self._task_group is None:
-            self.stats.dropped[DropReason.TERMINAL_NOT_READING] += 1
-            return
-        outbox.pending.append(deliver.payload)
-        if outbox.writer_scope is None:
-            outbox.writer_scope = anyio.CancelScope()
-            self._task_group.start_soon(self._drain, outbox, outbox.writer_scope)
-        elif outbox.wakeup is not None:
-            outbox.wakeup.set()
+        scripted = self._scripted
+        # a rule may mangle an answer or deliver it twice (nac.scripted); otherwise it goes as it came
+        payloads = [deliver.payload] if scripted is None else scripted.on_answer(deliver.terminal_id, deliver.payload)
+        for payload in payloads:
+            if outbox is None or self._task_group is None or not outbox.put(payload, self._task_group):
+                self.stats.dropped[DropReason.TERMINAL_NOT_READING] += 1
 
     async def _expire_forever(self) -> None:
         """Time out overdue requests at the router's next deadline (every request gets the same answer
@@ -364,28 +361,13 @@ class NacServer:
                 if link.draining:  # its last live request may just have timed out
                     await self._close_if_drained(link_id, link)
 
-    # -- status --------------------------------------------------------------------------------------------
-
-    async def _answer_status(self, conn: FramedConnection) -> None:
-        """One JSON document (not a frame) and close; what the client sends is never read, so no input can
-        upset the status port (serve_tcp closes the connection and keeps listening)."""
-        document = json.dumps(self.stats.snapshot(), sort_keys=True).encode() + b"\n"
-        try:
-            with anyio.fail_after(STATUS_SEND_TIMEOUT_S):
-                await conn.stream.send(document)
-        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            log.info("status client %s went away", conn.peer)
-
-
-async def fetch_stats(host: str, port: int, *, timeout: float = STATUS_SEND_TIMEOUT_S) -> dict[str, object]:
-    """Read the JSON statistics document of a running NAC's status port."""
-    chunks: list[bytes] = []
-    with anyio.fail_after(timeout):
-        async with await anyio.connect_tcp(host, port) as stream:
-            while True:
-                try:
-                    chunks.append(await stream.receive())
-                except anyio.EndOfStream:
-                    break
-    document: dict[str, object] = json.loads(b"".join(chunks))
-    return document
+    async def _require_routes(self, window: float) -> None:
+        assert self._all_groups_up is not None
+        with anyio.move_on_after(window):
+            await self._all_groups_up.wait()
+        missing = sorted(set(self.table.groups) - self._groups_up)
+        if missing:
+            members = ", ".join(str(m) for group in missing for m in self.table.groups[group])
+            raise RoutesUnreachable(
+                "front-end", members, "connect", f"no member of route group {', '.join(missing)} within {window:g} s"
+            )

@@ -3,7 +3,8 @@
     acqsim pos [--config FILE] [--terminal ID] [--nac HOST:PORT] COMMAND [ARGS]
       sign-on | sign-off | echo | settle | reversal-status
       balance                                   [--card PAN] [--pin PIN]
-      purchase AMOUNT                           [--card PAN] [--pin PIN]
+      purchase AMOUNT                           [--card PAN] [--pin PIN] [--chip | --contactless | --fallback |
+                                                 --reader (MPOS: DUKPT card reader)] [--signature FILE (MPOS)]
       void --stan N [--rrn R] AMOUNT            refund AMOUNT --stan N --rrn R --date MMDD
       preauth AMOUNT                            preauth-cancel AMOUNT --stan N --auth-code C
       complete AMOUNT --stan N --auth-code C    transfer AMOUNT --to PAN
@@ -26,8 +27,10 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from terminal.chipflow import ReadMode
+from terminal.eslip import Signature, SignatureError, eslip_html, eslip_json
 from terminal.pos import PosTerminal
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import Original, Outcome, TerminalError
@@ -49,6 +52,10 @@ COMMANDS = (
     "settle",
     "reversal-status",
 )
+#: Where the e-slips are published (the QR code links there): acqsim's TEST address.
+ESLIP_BASE_URL = "https://receipts.acqsim.test"
+#: The transactions a chip card can start (its ARQC goes with them).
+CHIP_KINDS = ("purchase", "preauth")
 KINDS = {
     "balance": "balance",
     "purchase": "purchase",
@@ -62,19 +69,42 @@ KINDS = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("command", choices=COMMANDS, help="what the terminal does (one message exchange each)")
     parser.add_argument("amount", nargs="?", help="amount in yuan, e.g. 12.34")
-    parser.add_argument("--config", type=Path)
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--terminal", help="terminal id (default: the first configured)")
     parser.add_argument("--nac", help="HOST:PORT of the NAC (default: the configuration's)")
     parser.add_argument("--card", help="card PAN (default: the first good test card)")
     parser.add_argument("--pin", help="PIN (default: the card's test PIN)")
     parser.add_argument("--stan", help="the original's STAN (void, refund, cancel, complete)")
-    parser.add_argument("--rrn", default="", help="the original's RRN")
-    parser.add_argument("--date", default="", help="the original's date MMDD (refund)")
-    parser.add_argument("--auth-code", default="", help="the pre-authorisation's code")
+    parser.add_argument("--rrn", default="", help="the original's RRN (default: none sent)")
+    parser.add_argument("--date", default="", help="the original's date MMDD (refund; default: none sent)")
+    parser.add_argument("--auth-code", default="", help="the pre-authorisation's code (default: none sent)")
     parser.add_argument("--to", help="transfer target PAN")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    parser.add_argument(
+        "--signature", type=Path,
+        help="MPOS: the cardholder's signature drawn on the phone (JSON strokes of [x, y] points); the approval "
+        "writes an e-slip with it (HTML with a QR link, and the JSON the phone sends)",
+    )  # fmt: skip
+    read = parser.add_mutually_exclusive_group()
+    read.add_argument(
+        "--chip", action="store_const", dest="read", const=ReadMode.CONTACT,
+        help="purchase/preauth: insert the card (contact chip, 22 = 05x, field 55 with the card's ARQC)",
+    )  # fmt: skip
+    read.add_argument(
+        "--contactless", action="store_const", dest="read", const=ReadMode.CONTACTLESS,
+        help="purchase/preauth: tap the card (22 = 07x; no PIN unless --pin is given)",
+    )  # fmt: skip
+    read.add_argument(
+        "--reader", action="store_const", dest="read", const="reader",
+        help="MPOS purchase/preauth: the card reader encrypts PIN and track under DUKPT keys; the request carries "
+        "only the KSN and ciphertexts (53 = 2620000000000000, 62)",
+    )  # fmt: skip
+    read.add_argument(
+        "--fallback", action="store_const", dest="read", const=ReadMode.FALLBACK,
+        help="purchase/preauth: the chip fails and the stripe is read (22 = 80x, 60.5 = 2)",
+    )  # fmt: skip
 
 
 def parse_amount(text: str | None) -> int:
@@ -109,6 +139,9 @@ def outcome_json(command: str, terminal_id: str, outcome: Outcome | None, **extr
         "approved": outcome.approved,
         "mac_verified": outcome.trusted,
         "sign_on_again": outcome.sign_on_again,
+        "card_declined": outcome.card_declined,
+        "issuer_authenticated": outcome.issuer_authenticated,
+        "scripts_ran": outcome.scripts_ran,
     }
     for field, name in (("11", "stan"), ("37", "rrn"), ("38", "auth_code")):
         if fields.get(field):
@@ -133,6 +166,12 @@ def _line(outcome: Outcome | None) -> str:
         parts.append(f"available {int(outcome.fields['54'][8:]) / 100:,.2f}")
     if outcome.sign_on_again:
         parts.append("host asks: sign on again")
+    if outcome.card_declined:
+        parts.append("THE CARD DECLINED after the host approved (reversed)")
+    if outcome.issuer_authenticated is not None:
+        parts.append("ARPC verified" if outcome.issuer_authenticated else "ARPC FAILED")
+    if outcome.scripts_ran:
+        parts.append("issuer scripts run (0620 advice sent)")
     return ", ".join(parts)
 
 
@@ -178,7 +217,19 @@ async def _run(args: argparse.Namespace) -> int:
             else None
         )
         pin = args.pin or card.pin
-        outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
+        read: ReadMode | str | None = getattr(args, "read", None)
+        if read == "reader" and kind in CHIP_KINDS:
+            outcome = await pos.mpos_financial(kind, card, amount=amount, pin=pin)
+        elif isinstance(read, ReadMode) and kind in CHIP_KINDS:
+            tapped = read is ReadMode.CONTACTLESS and not args.pin  # a small contactless payment: no PIN
+            outcome = await pos.card_financial(
+                kind, card, mode=read, amount=amount, pin=None if tapped else pin,
+                force_chip_failure=read is ReadMode.FALLBACK,
+            )  # fmt: skip
+        elif read is not None:
+            raise ValueError("--chip, --contactless, --fallback and --reader apply to purchase and preauth")
+        else:
+            outcome = await pos.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=args.to)
         if args.json:
             print(outcome_json(args.command, terminal_id, outcome))
         else:
@@ -204,7 +255,13 @@ async def _run(args: argparse.Namespace) -> int:
             if fixture.app_type == APP_MPOS:
                 path = config.data_dir / "receipts" / f"{terminal_id}-{data.stan}.html"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(html_receipt(data), encoding="utf-8")
+                if args.signature is not None:
+                    signature = Signature.from_json(json.loads(args.signature.read_text(encoding="utf-8")))
+                    url = f"{ESLIP_BASE_URL}/{terminal_id}/{data.stan}"
+                    path.write_text(eslip_html(data, signature, url), encoding="utf-8")
+                    path.with_suffix(".json").write_text(eslip_json(data, signature, url), encoding="utf-8")
+                else:
+                    path.write_text(html_receipt(data), encoding="utf-8")
                 print(f"e-receipt written to {path}")
             else:
                 print(text_receipt(data))
@@ -214,7 +271,7 @@ async def _run(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return anyio.run(_run, args)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, SignatureError, OSError) as exc:
         print(f"acqsim pos: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TerminalError as exc:

@@ -8,6 +8,7 @@ answer, or an answer whose MAC fails, leaves the reversal queued.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from types import TracebackType
@@ -17,15 +18,21 @@ import anyio
 
 from acqkit.config import AcqsimConfig, CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
+from terminal.chipflow import ReadMode, read_card
+from terminal.reader import DukptReader, inject
 from terminal.session import Original, Outcome, TerminalError, TerminalSession
 from terminal.state import load_state, save_state, storage_key
 from wire.constants import NetworkCode, ResponseCode
-from wire.errors import FramingError
+from wire.dukpt import SCHEME_TDES
+from wire.errors import FramingError, MessageDecodeError
 from wire.fields import SettlementTotals
+from wire.icc import ARPC_LEN, IssuerAnswer
 
 log = logging.getLogger("acqsim.terminal")
 
 ANSWER_TIMEOUT_S: Final = 10.0
+#: The TDES KSN's device id field: 19 bits between the 40-bit key set id and the 21-bit counter.
+READER_DEVICE_BITS: Final = 19
 
 
 class PosTerminal:
@@ -128,8 +135,8 @@ class PosTerminal:
             self.save()
         return outcome
 
-    async def sign_on(self) -> Outcome | None:
-        return await self._exchange("sign_on", self.session.sign_on())
+    async def sign_on(self, *, with_tdk: bool = False) -> Outcome | None:
+        return await self._exchange("sign_on", self.session.sign_on(with_tdk=with_tdk))
 
     async def echo(self) -> Outcome | None:
         return await self._exchange("echo", self.session.network(NetworkCode.ECHO))
@@ -150,14 +157,94 @@ class PosTerminal:
         original: Original | None = None,
         target_pan: str | None = None,
     ) -> Outcome | None:
+        await self._ready()
+        frame = self.session.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=target_pan)
+        self.save()  # the reversal is durable before the request leaves
+        return await self._exchange(kind, frame)
+
+    async def _ready(self) -> None:
         await self.send_pending_reversal()
         if not self.session.state.signed_on:
             # Never signed on, or the host asked for a new sign-on (header processing request 3): do it now.
             signed = await self.sign_on()
             if signed is None or not signed.approved:
                 raise TerminalError("terminal is not signed on and the host refused or did not answer a sign-on")
-        frame = self.session.financial(kind, card, amount=amount, pin=pin, original=original, target_pan=target_pan)
-        self.save()  # the reversal is durable before the request leaves
+
+    async def card_financial(
+        self,
+        kind: str,
+        card: CardFixture,
+        *,
+        mode: ReadMode,
+        amount: int = 0,
+        pin: str | None = None,
+        force_chip_failure: bool = False,
+    ) -> Outcome | None:
+        """A purchase / pre-authorisation with the card read by chip (contact or contactless), or by the stripe
+        after a chip failure (fallback). After the host's answer the card checks the ARPC and runs the issuer
+        scripts; if it declines an approved transaction, the terminal reverses it at once (with the card's 55),
+        and script results go in a 0620 advice."""
+        await self._ready()
+        state = self.session.state
+        read, chip = read_card(
+            card,
+            imk=bytes.fromhex(self.config.imk_ac),
+            atc=state.card_atcs.get(card.pan, 0),
+            mode=mode,
+            amount=amount,
+            terminal_id=state.terminal_id,
+            now=self.session.clock(),
+            pin_entered=pin is not None,
+            force_chip_failure=force_chip_failure,
+        )
+        if chip is not None:
+            state.card_atcs[card.pan] = chip.atc  # before the request leaves: an ATC is never used twice
+        frame = self.session.financial(kind, card, amount=amount, pin=pin, read=read)
+        self.save()
+        outcome = await self._exchange(kind, frame)
+        if outcome is None or chip is None or not outcome.trusted:
+            return outcome
+        completion = chip.complete(host_approved=outcome.approved, answer=_issuer_answer(outcome))
+        declined = outcome.approved and not completion.approves
+        if declined:
+            log.warning(
+                "%s: the card declined after the host approved (issuer authenticated: %s): reversing",
+                kind,
+                completion.issuer_authenticated,
+            )
+            self.session.card_declined(outcome, read, completion)
+            self.save()
+            await self.send_pending_reversal()
+        if completion.scripts_ran:
+            advice = await self._exchange("script_advice", self.session.script_advice(outcome, read, completion))
+            if advice is None:
+                log.info("script advice: no answer (its results stay in the reversal or the batch upload)")
+        return dataclasses.replace(
+            outcome,
+            card_declined=declined,
+            issuer_authenticated=completion.issuer_authenticated,
+            scripts_ran=completion.scripts_ran,
+        )
+
+    def _reader(self) -> DukptReader:
+        """The MPOS terminal's card reader, as the key injection facility loaded it (TEST BDK of the
+        configuration; KSN = key set id ‖ a device id from the terminal id ‖ counter), at its last counter."""
+        state = self.session.state
+        device = int(state.terminal_id) % (1 << READER_DEVICE_BITS) if state.terminal_id.isdigit() else 0
+        ksn = (int(self.config.bdk_ksi, 16) << 40 | device << 21).to_bytes(10, "big")
+        reader = inject(bytes.fromhex(self.config.bdk), ksn)
+        reader.counter = state.reader_counter
+        return reader
+
+    async def mpos_financial(self, kind: str, card: CardFixture, *, amount: int, pin: str | None) -> Outcome | None:
+        """An MPOS purchase: the reader reads ``card`` and encrypts PIN and track under its DUKPT keys; the
+        phone (the session) builds the request from the reader's KSN and ciphertexts alone."""
+        await self._ready()
+        reader = self._reader()
+        output = reader.encrypt(pan=card.pan, track2=card.track2, pin=pin)
+        self.session.state.reader_counter = reader.counter  # saved before the request leaves: never reused
+        frame = self.session.dukpt_financial(kind, output, scheme=SCHEME_TDES, amount=amount)
+        self.save()
         return await self._exchange(kind, frame)
 
     async def settle(self) -> tuple[Outcome | None, SettlementTotals]:
@@ -173,3 +260,23 @@ class PosTerminal:
         self.session.close_batch()
         self.save()
         return outcome, totals
+
+    async def send_raw(self, payload: bytes) -> bytes | None:
+        """Send one frame payload exactly as given and return the answer's payload (``None``: no answer in time).
+
+        No reversal is stored or sent, and the answer is not applied to the terminal's state: this is the
+        message composer's way out (``acqsim send``, the web view's bad-MAC example).
+        """
+        return await self._send(payload)
+
+
+def _issuer_answer(outcome: Outcome) -> IssuerAnswer | None:
+    """The answer's 55 (91 and scripts); one that does not parse counts as a failed issuer authentication."""
+    icc = outcome.fields.get("55")
+    if not icc:
+        return None
+    try:
+        return IssuerAnswer.parse(bytes.fromhex(icc))
+    except (ValueError, MessageDecodeError) as exc:
+        log.warning("answer 55 unreadable (%s): issuer authentication fails", exc)
+        return IssuerAnswer(arpc=bytes(ARPC_LEN), arc="Z3")  # matches no ARPC: the card declines

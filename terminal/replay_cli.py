@@ -12,27 +12,36 @@ unexpected difference or missing answer.
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import sys
 from pathlib import Path
 
 import anyio
 
-from acqkit.config import ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
+from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE
+from acqkit.peerclient import accepts_connection
 from terminal.replay.diff import parse_ignore
-from terminal.replay.runner import replay
+from terminal.replay.runner import ReplayResult, replay
 from terminal.replay.sources import from_hex, from_pcap, from_trace
 from wire.errors import WireError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trace", nargs="?", type=Path, help="an acqsim trace file (nac.jsonl)")
-    parser.add_argument("--hex", type=Path)
-    parser.add_argument("--pcap", type=Path)
+    parser.add_argument("--hex", type=Path, help="replay the requests of a file of hex frames, one a line")
+    parser.add_argument("--pcap", type=Path, help="replay the POS-link requests of a pcap capture")
     parser.add_argument("--against", required=True, help="HOST:PORT of the NAC (or front-end) to replay against")
     parser.add_argument("--raw", action="store_true", help="send the recorded bytes unchanged")
     parser.add_argument("--ignore", help="more fields to ignore, comma-separated")
-    parser.add_argument("--no-default-ignore", action="store_true")
-    parser.add_argument("--config", type=Path)
+    parser.add_argument(
+        "--no-default-ignore",
+        action="store_true",
+        help="compare every field, also those that differ on each run (dates, RRN, approval code, MAC)",
+    )
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
+    parser.add_argument("--json", action="store_true", help="print one JSON object per exchange, then a summary")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,10 +61,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"acqsim replay: {exc}", file=sys.stderr)
         return 2
     ignored = parse_ignore(args.ignore, keep_defaults=not args.no_default_ignore)
+    if not anyio.run(functools.partial(accepts_connection, against.host, against.port)):
+        print(f"acqsim replay: nothing accepts a connection at {against}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     results = anyio.run(lambda: replay(config, exchanges, against, raw=args.raw, ignored=ignored))
     bad = 0
     for number, result in enumerate(results, start=1):
         fields = result.recorded.request_fields
+        bad += not result.ok
+        if args.json:
+            print(json.dumps(_as_json(number, result)))
+            continue
         head = f"#{number} {result.recorded.mti} terminal {fields.get('41', '?')} STAN {fields.get('11', '?')}"
         if result.skipped:
             print(f"{head}: skipped ({result.skipped})")
@@ -69,6 +85,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"{head}: {len(result.differences)} difference(s)")
             for diff in result.differences:
                 print(f"    field {diff.field}: recorded {diff.recorded!r}  replayed {diff.replayed!r}")
-        bad += not result.ok
-    print(f"{len(results)} exchange(s), {bad} with unexpected differences or no answer")
-    return 1 if bad else 0
+    if args.json:
+        print(json.dumps({"exchanges": len(results), "bad": bad}))
+    else:
+        print(f"{len(results)} exchange(s), {bad} with unexpected differences or no answer")
+    return EXIT_DECLINED if bad else EXIT_OK
+
+
+def _as_json(number: int, result: ReplayResult) -> dict[str, object]:
+    fields = result.recorded.request_fields
+    if result.skipped:
+        outcome = "skipped"
+    elif not result.answered:
+        outcome = "no answer"
+    elif result.recorded.answer_fields is None:
+        outcome = "answered"
+    else:
+        outcome = "different" if result.differences else "same"
+    return {
+        "exchange": number,
+        "mti": result.recorded.mti,
+        "terminal": fields.get("41"),
+        "stan": fields.get("11"),
+        "outcome": outcome,
+        "ok": result.ok,
+        "differences": [{"field": d.field, "recorded": d.recorded, "replayed": d.replayed} for d in result.differences],
+    }

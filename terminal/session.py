@@ -13,6 +13,9 @@ from collections.abc import Callable
 from typing import Final
 
 from acqkit.config import CardFixture
+from terminal.chipcard import Completion
+from terminal.chipflow import CardRead, ReadMode, reversal_icc, script_advice_icc
+from terminal.reader import ReaderOutput
 from terminal.state import MAX_REVERSAL_TRIES, BatchTxn, PendingReversal, TerminalState
 from wire.codec import decode_pos_body, encode_pos_body, encode_pos_body_with_mac, pos_body_mac, pos_mac_block
 from wire.constants import (
@@ -21,6 +24,7 @@ from wire.constants import (
     ENTRY_SWIPE_WITH_PIN,
     PIN_CAPTURE_6,
     REVERSAL_DONE_CODES,
+    SECURITY_CONTROL_DUKPT,
     SECURITY_CONTROL_FORMAT0_TDES,
     ConditionCode,
     Mti,
@@ -30,14 +34,17 @@ from wire.constants import (
     ReversalReason,
     TxnType,
 )
+from wire.dukpt import DukptTrackData
 from wire.errors import WireError
 from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, SettlementTotals, SignOnKeys, UploadDetail
 from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
-from wire.paycrypto import decrypt_key_under, encrypt_pin_block, key_check_value, mac_cup_ecb
+from wire.paycrypto import EcbKey, decrypt_key_under, encrypt_pin_block, key_check_value, mac_cup_ecb
 from wire.posframe import PosFrame
 from wire.tpdu import DEFAULT_ROUTE, TERMINAL_SRC, Tpdu
 
 KCV_LEN: Final = 4
+#: Working keys a session keeps unwrapped: one sign-on's PIK and MAK (and, briefly, the previous pair's).
+_MAX_CACHED_KEYS: Final = 4
 
 #: kind → (MTI, processing code, condition code, 60.1, PIN entered)
 FINANCIAL: Final[dict[str, tuple[str, str, str, str, bool]]] = {
@@ -80,10 +87,16 @@ class Outcome:
     fields: dict[str, str]
     trusted: bool  # the answer's MAC verified (or the message carries none by design)
     sign_on_again: bool = False
+    #: Chip: the card refused at its second GENERATE AC after the host approved (the terminal reversed it).
+    card_declined: bool = False
+    #: Chip: the issuer's ARPC verified (True), did not (False), or the answer carried none (None).
+    issuer_authenticated: bool | None = None
+    #: Chip: issuer scripts ran (their results went in a 0620 advice).
+    scripts_ran: bool = False
 
     @property
     def approved(self) -> bool:
-        return self.response_code == ResponseCode.APPROVED and self.trusted
+        return self.response_code == ResponseCode.APPROVED and self.trusted and not self.card_declined
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,6 +110,15 @@ class Original:
     batch: str = ""
 
 
+def parse_answer(payload: bytes) -> tuple[PosFrame, dict[str, str]]:
+    """An answer payload's frame and decoded fields; raises :class:`TerminalError` if it does not decode."""
+    try:
+        frame = PosFrame.parse(payload)
+        return frame, decode_pos_body(frame.body)
+    except WireError as exc:
+        raise TerminalError(f"answer does not decode: {exc}") from None
+
+
 class TerminalSession:
     def __init__(
         self,
@@ -106,27 +128,48 @@ class TerminalSession:
         app_type: str = "61",
         route: str = DEFAULT_ROUTE,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
+        keep_batch: bool = True,
     ) -> None:
         self.state = state
         self._tmk = tmk
+        #: Working keys unwrapped once per sign-on, as reusable ciphers: under-TMK hex → cipher.
+        self._ciphers: dict[str, EcbKey] = {}
+        #: ``False``: approvals are not remembered for settlement (load terminals: an hour of purchases would
+        #: otherwise fill memory); their settlement then reports empty totals.
+        self.keep_batch = keep_batch
         self.header = PosHeader(app_type=app_type)
+        #: The chip request in flight (22, 23, 55) and the last reversal stored, for what follows the answer.
+        self._chip_request: tuple[str, str, str] | None = None
+        self._last_reversal: dict[str, str] | None = None
         self.tpdu = Tpdu(dst=route, src=TERMINAL_SRC)
+        #: TPDU ‖ header: the same for every request of this terminal, so written once.
+        self._frame_prefix = PosFrame(tpdu=self.tpdu, header=self.header, body=b"").to_bytes()
         self.clock = clock
 
     # --- keys ------------------------------------------------------------------------------------------
 
-    def _key(self, under_tmk: str | None) -> bytes:
+    def _key(self, under_tmk: str | None) -> EcbKey:
+        """The working key ``under_tmk``, unwrapped under the TMK the first time it is used (not per message)."""
         if under_tmk is None:
             raise TerminalError("terminal is not signed on: no working keys")
-        return decrypt_key_under(self._tmk, bytes.fromhex(under_tmk))
+        cipher = self._ciphers.get(under_tmk)
+        if cipher is None:
+            if len(self._ciphers) >= _MAX_CACHED_KEYS:  # keys of an earlier sign-on: drop them
+                self._ciphers.clear()
+            cipher = self._ciphers[under_tmk] = EcbKey(decrypt_key_under(self._tmk, bytes.fromhex(under_tmk)))
+        return cipher
 
     @property
-    def _mak(self) -> bytes:
+    def _mak(self) -> EcbKey:
         return self._key(self.state.mak_under_tmk)
 
     @property
-    def _pik(self) -> bytes:
+    def _pik(self) -> EcbKey:
         return self._key(self.state.pik_under_tmk)
+
+    def mac(self, block: bytes) -> bytes:
+        """The CUP ECB MAC of ``block`` under this terminal's working MAK (the key never leaves the session)."""
+        return mac_cup_ecb(self._mak, block)
 
     # --- frames ----------------------------------------------------------------------------------------
 
@@ -136,24 +179,24 @@ class TerminalSession:
             if mac
             else (encode_pos_body(fields))
         )
-        return PosFrame(tpdu=self.tpdu, header=self.header, body=body).to_bytes()
+        return self._frame_prefix + body
 
     def _base(self, mti: str, stan: str) -> dict[str, str]:
         now = self.clock()
         return {
             "t": mti,
             "11": stan,
-            "12": now.strftime("%H%M%S"),
-            "13": now.strftime("%m%d"),
+            "12": f"{now.hour:02d}{now.minute:02d}{now.second:02d}",
+            "13": f"{now.month:02d}{now.day:02d}",
             "41": self.state.terminal_id,
             "42": self.state.merchant_id,
         }
 
-    def sign_on(self) -> bytes:
+    def sign_on(self, *, with_tdk: bool = False) -> bytes:
+        """0800 sign-on: 60.3 003 (PIK and MAK) or, ``with_tdk``, 004 (also the track data key)."""
         fields = self._base(Mti.NETWORK_REQUEST, self.state.next_stan())
-        fields["60"] = Field60(
-            txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.SIGN_ON_DOUBLE_KEYS
-        ).encode()
+        code = NetworkCode.SIGN_ON_WITH_TDK if with_tdk else NetworkCode.SIGN_ON_DOUBLE_KEYS
+        fields["60"] = Field60(txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=code).encode()
         fields["63"] = "001"  # operator number
         return self._frame(fields, mac=False)
 
@@ -171,8 +214,10 @@ class TerminalSession:
         pin: str | None = None,
         original: Original | None = None,
         target_pan: str | None = None,
+        read: CardRead | None = None,
     ) -> bytes:
-        """Build a financial request; its reversal is stored first (except balance inquiries)."""
+        """Build a financial request; its reversal is stored first (except balance inquiries). ``read`` says
+        how the card was read (chip: 22 = 05x/07x with 23 and 55; fallback 80x; 60.4/60.5), default a swipe."""
         mti, processing, condition, txn_type, wants_pin = FINANCIAL[kind]
         if not self.state.signed_on:
             raise TerminalError("terminal is not signed on")
@@ -206,17 +251,80 @@ class TerminalSession:
         if target_pan:
             fields["48"] = target_pan
         fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
+        self._chip_request = None
+        if read is not None and read.mode is not ReadMode.SWIPE:
+            fields["22"] = read.mode.value + fields["22"][2]
+            fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch, extra=read.field_60_extra).encode()
+        if read is not None and read.is_chip:
+            fields["23"] = read.psn.zfill(3)
+            fields["55"] = read.icc.hex().upper()
+            self._chip_request = (fields["22"], fields["23"], fields["55"])
         if kind != "balance":
-            self._store_reversal(fields)
+            self._store_reversal(fields, read)
         return self._frame(fields, mac=True)
 
-    def _store_reversal(self, request: dict[str, str]) -> None:
-        keep = ("2", "3", "4", "11", "14", "22", "25", "35", "41", "42", "49", "60")
+    def dukpt_financial(self, kind: str, reader: ReaderOutput, *, scheme: int, amount: int) -> bytes:
+        """An MPOS request built by the phone from what the card reader returned: no PAN, track or clear PIN —
+        52 = the PIN block under the DUKPT PIN key, 53 = :data:`SECURITY_CONTROL_DUKPT`, 62 = scheme ‖ KSN ‖
+        track 2 under the DUKPT data key (docs/chip.md). Its reversal is stored first, as for any request."""
+        mti, processing, condition, txn_type, _ = FINANCIAL[kind]
+        if not self.state.signed_on:
+            raise TerminalError("terminal is not signed on")
+        fields = self._base(mti, self.state.next_stan())
+        fields |= {"3": processing, "4": f"{amount:012d}", "25": condition, "49": CURRENCY_CNY}
+        fields["22"] = ENTRY_SWIPE_WITH_PIN if reader.pin_block is not None else ENTRY_SWIPE_NO_PIN
+        if reader.pin_block is not None:
+            fields |= {"26": PIN_CAPTURE_6, "52": reader.pin_block.hex().upper()}
+        fields["53"] = SECURITY_CONTROL_DUKPT
+        fields["62"] = DukptTrackData(scheme=scheme, ksn=reader.ksn, track_ciphertext=reader.track_data).encode()
+        fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
+        self._chip_request = None
+        self._store_reversal(fields)
+        return self._frame(fields, mac=True)
+
+    def _store_reversal(self, request: dict[str, str], read: CardRead | None = None) -> None:
+        keep: tuple[str, ...] = ("2", "3", "4", "11", "14", "22", "23", "25", "35", "41", "42", "49", "60")
+        if request.get("53") == SECURITY_CONTROL_DUKPT:
+            keep += ("53", "62")  # MPOS: the card is named only by the reader's KSN and encrypted track
         fields = {k: request[k] for k in keep if k in request}
         fields["t"] = Mti.REVERSAL
         fields["39"] = ReversalReason.NO_ANSWER.value
         fields["61"] = Field61(batch=self.state.batch, stan=request["11"]).encode()
+        if read is not None and read.is_chip:
+            fields["55"] = reversal_icc(read.values).hex().upper()
         self.state.pending_reversal = PendingReversal(fields=fields)
+        self._last_reversal = dict(fields)
+
+    # --- chip: after the host's answer ------------------------------------------------------------------
+
+    def card_declined(self, outcome: Outcome, read: CardRead, completion: Completion) -> None:
+        """The host approved but the card said no at its second GENERATE AC (a wrong ARPC, or the card's own
+        decision): undo the approval — drop it from the batch and queue its reversal, with the card's 55."""
+        if self._last_reversal is None:
+            raise TerminalError("no chip request to reverse")
+        fields = dict(self._last_reversal)
+        fields["39"] = ReversalReason.OTHER.value
+        fields["55"] = reversal_icc(read.values, completion).hex().upper()
+        self.state.pending_reversal = PendingReversal(fields=fields)
+        stan = outcome.fields.get("11", "")
+        self.state.batch_txns = [t for t in self.state.batch_txns if t.stan != stan]
+
+    def script_advice(self, outcome: Outcome, read: CardRead, completion: Completion) -> bytes:
+        """0620 / 951: the issuer scripts' results (DF31), naming the original transaction in 61."""
+        if self._last_reversal is None:
+            raise TerminalError("no chip request to advise about")
+        request = self._last_reversal
+        fields = self._base(Mti.SCRIPT_ADVICE, self.state.next_stan())
+        fields |= {n: request[n] for n in ("2", "3", "4", "22", "23", "49") if n in request}
+        fields["55"] = script_advice_icc(read.values, completion).hex().upper()
+        fields["60"] = Field60(
+            txn_type=Field60.parse(request["60"]).txn_type,
+            batch=self.state.batch,
+            network_code=NetworkCode.SCRIPT_RESULT_ADVICE,
+        ).encode()
+        original_stan = Field61.parse(request["61"]).stan
+        fields["61"] = Field61(batch=self.state.batch, stan=original_stan, date=outcome.fields.get("13")).encode()
+        return self._frame(fields, mac=True)
 
     def mark_reversal_reason(self, reason: ReversalReason) -> None:
         if self.state.pending_reversal is not None:
@@ -241,11 +349,9 @@ class TerminalSession:
 
     def batch_uploads(self) -> list[bytes]:
         """0320/201 frames with the batch's details (8 a frame), then the 0320/202 end of upload."""
-        details = [
-            UploadDetail(stan=t.stan, pan=t.pan, amount=t.amount)
-            for t in self.state.batch_txns
-            if t.kind in DEBIT_KINDS + CREDIT_KINDS
-        ]
+        uploaded = [t for t in self.state.batch_txns if t.kind in DEBIT_KINDS + CREDIT_KINDS]
+        details = [UploadDetail(stan=t.stan, pan=t.pan, amount=t.amount) for t in uploaded if not t.icc]
+        chip_frames = [self._chip_upload(t) for t in uploaded if t.icc]
         frames = []
         for start in range(0, len(details), 8):
             fields = self._base(Mti.BATCH_UPLOAD, self.state.next_stan())
@@ -254,13 +360,32 @@ class TerminalSession:
                 txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.BATCH_UPLOAD
             ).encode()
             frames.append(self._frame(fields, mac=True))
+        frames += chip_frames
         end = self._base(Mti.BATCH_UPLOAD, self.state.next_stan())
-        end["48"] = f"{len(details):04d}"
+        end["48"] = f"{len(details) + len(chip_frames):04d}"
         end["60"] = Field60(
             txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.END_OF_BATCH_UPLOAD
         ).encode()
         frames.append(self._frame(end, mac=True))
         return frames
+
+    def _chip_upload(self, txn: BatchTxn) -> bytes:
+        """0320 / 205: one chip transaction with its 55, after an unbalanced settlement (PROTOCOL.md §7)."""
+        fields = {
+            "t": Mti.BATCH_UPLOAD,
+            "2": txn.pan,
+            "4": f"{txn.amount:012d}",
+            "11": txn.stan,
+            "22": txn.entry,
+            "23": txn.psn,
+            "41": self.state.terminal_id,
+            "42": self.state.merchant_id,
+            "55": txn.icc,
+            "60": Field60(
+                txn_type=TxnType.NETWORK, batch=self.state.batch, network_code=NetworkCode.CHIP_BATCH_UPLOAD_UNBALANCED
+            ).encode(),
+        }
+        return self._frame(fields, mac=True)
 
     def totals(self) -> SettlementTotals:
         debits = [t.amount for t in self.state.batch_txns if t.kind in DEBIT_KINDS]
@@ -279,11 +404,12 @@ class TerminalSession:
 
     def receive(self, kind: str, payload: bytes) -> Outcome:
         """Check an answer: decode, verify its MAC, apply what it says to the state."""
-        try:
-            frame = PosFrame.parse(payload)
-            fields = decode_pos_body(frame.body)
-        except WireError as exc:
-            raise TerminalError(f"answer does not decode: {exc}") from None
+        frame, fields = parse_answer(payload)
+        return self.receive_decoded(kind, frame, fields)
+
+    def receive_decoded(self, kind: str, frame: PosFrame, fields: dict[str, str]) -> Outcome:
+        """:meth:`receive` for an answer already decoded by :func:`parse_answer` (a load generator decodes
+        first to learn which terminal an answer is for)."""
         sign_on_again = frame.header.processing_request == PROCESSING_SIGN_ON_AGAIN
         if kind == "sign_on":
             return self._signed_on(fields)
@@ -305,7 +431,8 @@ class TerminalSession:
                 self.mark_reversal_reason(ReversalReason.ANSWER_MAC_FAILED)
         if kind == "reversal" and trusted and outcome.response_code in REVERSAL_DONE_CODES:
             self.state.pending_reversal = None
-        if outcome.approved and kind in BATCH_KINDS:
+        if outcome.approved and kind in BATCH_KINDS and self.keep_batch:
+            entry, psn, icc = self._chip_request or ("", "", "")
             self.state.batch_txns.append(
                 BatchTxn(
                     kind=kind,
@@ -315,6 +442,9 @@ class TerminalSession:
                     rrn=fields.get("37", ""),
                     auth_code=fields.get("38", ""),
                     local_date=fields.get("13", ""),
+                    entry=entry,
+                    psn=psn,
+                    icc=icc,
                 )
             )
         return outcome
@@ -330,11 +460,15 @@ class TerminalSession:
         if code != ResponseCode.APPROVED:
             return Outcome(kind="sign_on", response_code=code, fields=fields, trusted=True)
         keys = SignOnKeys.parse(fields.get("62", ""))
-        for under, kcv in ((keys.pik_under_tmk, keys.pik_kcv), (keys.mak_under_tmk, keys.mak_kcv)):
+        checks = [(keys.pik_under_tmk, keys.pik_kcv), (keys.mak_under_tmk, keys.mak_kcv)]
+        if keys.tdk_under_tmk is not None and keys.tdk_kcv is not None:
+            checks.append((keys.tdk_under_tmk, keys.tdk_kcv))
+        for under, kcv in checks:
             clear = decrypt_key_under(self._tmk, bytes.fromhex(under))
             if key_check_value(clear, KCV_LEN).hex().upper() != kcv.upper():
                 raise TerminalError("a working key's check value does not match: sign on again")
         self.state.pik_under_tmk, self.state.mak_under_tmk = keys.pik_under_tmk, keys.mak_under_tmk
+        self.state.tdk_under_tmk = keys.tdk_under_tmk
         self.state.batch = Field60.parse(fields.get("60", "00000001")).batch
         self.state.signed_on = True
         return Outcome(kind="sign_on", response_code=code, fields=fields, trusted=True)

@@ -32,6 +32,11 @@ class BatchTxn:
     auth_code: str = ""
     local_date: str = ""
     voided: bool = False
+    #: Chip transactions: entry mode, PAN sequence number and the request's field 55 (hex), for the chip
+    #: batch upload.
+    entry: str = ""
+    psn: str = ""
+    icc: str = ""
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -48,10 +53,16 @@ class TerminalState:
     batch: str = "000001"
     pik_under_tmk: str | None = None
     mak_under_tmk: str | None = None
+    tdk_under_tmk: str | None = None  # track data key, from a 004 sign-on (PROTOCOL.md §8)
     signed_on: bool = False
     pending_reversal: PendingReversal | None = None
     kept_reversals: list[dict[str, str]] = dataclasses.field(default_factory=list)
     batch_txns: list[BatchTxn] = dataclasses.field(default_factory=list)
+    #: The last ATC each chip card used at this terminal (the simulated cards' counters live here, so a card
+    #: never repeats an ATC across runs). Keyed by PAN: sealed with the other card data.
+    card_atcs: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: MPOS: the last DUKPT counter the terminal's card reader used (never used again).
+    reader_counter: int = 0
 
     def next_stan(self) -> str:
         self.stan = self.stan % MAX_STAN + 1
@@ -71,7 +82,7 @@ class TerminalState:
 
 
 #: The parts of the state that hold card data, sealed together in the file.
-SEALED_PARTS: Final = ("pending_reversal", "kept_reversals", "batch_txns")
+SEALED_PARTS: Final = ("pending_reversal", "kept_reversals", "batch_txns", "card_atcs")
 STORAGE_KEY_LABEL: Final = b"acqsim terminal state v1"
 
 

@@ -30,7 +30,7 @@ def _needles() -> dict[str, list[bytes]]:
         block = build_pin_block(card.pin, card.pan)
         needles[f"clear PIN block of {name}"] = [block, block.hex().encode(), block.hex().upper().encode()]
         needles[f"PIN of {name}"] = [f"PIN {card.pin}".encode(), f'"pin": "{card.pin}"'.encode()]
-    keys = [t.tmk for t in config.terminals] + [TEST_PVK]
+    keys = [t.tmk for t in config.terminals] + [TEST_PVK, config.imk_ac, config.bdk]
     for key in keys:
         for half in (key[:16], key[16:]):
             needles[f"key half {half}"] = [half.upper().encode(), half.lower().encode(), bytes.fromhex(half)]

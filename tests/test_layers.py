@@ -4,15 +4,19 @@
 
 A module may import its own package and any lower layer. A service may import another service only through
 that service's ``client`` (how to talk to it) or ``api`` (the typed contract) module. Every import counts,
-including those inside functions. This is read from the source with ``ast``: nothing is imported to check.
+including those inside functions. This is read from the source with ``ast`` by :mod:`acqsim.archmap`, the
+checker ``acqsim arch`` uses too: nothing is imported to check.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
+
+from acqsim import archmap
+from acqsim.archmap import breaks_contract, discover_layers
+from acqsim.archmap import contract_breaks as archmap_breaks
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 SERVICES: Final = ("hsm_sim", "core_ledger", "frontend", "nac", "terminal", "scheme", "issuer_host")
@@ -45,36 +49,18 @@ LMK_NAMES: Final = frozenset(
 )
 
 
-def _imports(path: Path) -> Iterator[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-
-
 def _breaks_contract(importer: str, module: str) -> bool:
-    package = module.split(".", maxsplit=1)[0]
-    if package not in LAYER or package == importer:
-        return False
-    if LAYER[package] > LAYER[importer]:
-        return True  # an import that runs back up
-    if LAYER[package] == LAYER[importer] == LAYER["frontend"]:
-        parts = module.split(".")
-        return len(parts) < 2 or parts[1] not in PUBLIC_FACE
-    return False
+    return breaks_contract(importer, module, LAYER)
 
 
 def contract_breaks() -> set[tuple[str, str]]:
-    found = set()
-    for package in LAYER:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            relative = path.relative_to(ROOT).as_posix()
-            for module in _imports(path):
-                if _breaks_contract(package, module):
-                    found.add((relative, module))
-    return found
+    return archmap_breaks(LAYER, ROOT)
+
+
+def test_every_package_is_registered_in_its_layer() -> None:
+    """A new top-level package must be entered in SERVICES (or LAYER) here, so that the contract covers it."""
+    assert discover_layers(ROOT) == LAYER
+    assert PUBLIC_FACE == archmap.PUBLIC_FACE
 
 
 def test_no_import_runs_back_up_and_services_meet_only_through_client_or_api() -> None:
@@ -129,3 +115,11 @@ def test_the_lmk_checker_sees_a_reaching_import(tmp_path: Path) -> None:
     assert lmk_reaches(source) == {"hsm_sim.cli.lmk_from_arg", "hsm_sim.lmk_store", "hsm_sim.keys"}
     source.write_text("from hsm_sim.client import HsmClient, KeyType\n")
     assert lmk_reaches(source) == set()
+
+
+def test_the_map_in_docs_architecture_is_the_one_the_code_gives() -> None:
+    document = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    generated = archmap.doc_block(archmap.render(LAYER, archmap.package_graph(LAYER, ROOT)))
+    assert archmap.map_in_doc(document) == generated, (
+        "docs/architecture.md shows another map than the code: run `acqsim arch --update-doc docs/architecture.md`"
+    )

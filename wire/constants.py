@@ -26,6 +26,8 @@ class Mti(enum.StrEnum):
     NETWORK_RESPONSE = "0810"
     NETWORK_ADVICE = "0820"  # sign-off, echo test
     NETWORK_ADVICE_RESPONSE = "0830"
+    SCRIPT_ADVICE = "0620"  # issuer-script result advice (PROTOCOL.md §7)
+    SCRIPT_ADVICE_RESPONSE = "0630"
 
 
 def response_mti(request: str) -> str:
@@ -78,6 +80,9 @@ class NetworkCode(enum.StrEnum):
     SETTLEMENT = "201"
     BATCH_UPLOAD = "201"
     END_OF_BATCH_UPLOAD = "202"
+    CHIP_BATCH_UPLOAD_BALANCED = "203"  # chip batch upload (0320 with 55) after a balanced settlement
+    CHIP_BATCH_UPLOAD_UNBALANCED = "205"  # … after an unbalanced one
+    SCRIPT_RESULT_ADVICE = "951"  # 0620 issuer-script result advice
     ECHO = "301"
 
 
@@ -157,6 +162,9 @@ class ReversalReason(enum.StrEnum):
     OTHER = "06"
 
 
+#: Fields an answer echoes from its request (the front-end's answers, and any scripted answer of a rules file).
+ANSWER_ECHOED_FIELDS: Final = ("2", "3", "4", "11", "14", "22", "23", "25", "41", "42", "48", "49", "60", "61")
+
 #: Answers to a reversal that end it (PROTOCOL.md §1 "Reversals").
 REVERSAL_DONE_CODES: Final = frozenset(
     {ResponseCode.APPROVED, ResponseCode.INVALID_TRANSACTION, ResponseCode.ORIGINAL_NOT_FOUND}
@@ -174,5 +182,18 @@ ENTRY_SWIPE_WITH_PIN: Final = "021"
 ENTRY_SWIPE_NO_PIN: Final = "022"
 ENTRY_CHIP_WITH_PIN: Final = "051"
 ENTRY_CHIP_NO_PIN: Final = "052"
+ENTRY_CONTACTLESS_WITH_PIN: Final = "071"
+ENTRY_CONTACTLESS_NO_PIN: Final = "072"
+ENTRY_FALLBACK_WITH_PIN: Final = "801"  # chip failed, stripe read (60.5 = 2)
+ENTRY_FALLBACK_NO_PIN: Final = "802"
+#: Field 60.4 terminal read capability and 60.5 chip condition (PROTOCOL.md §7).
+READ_CAPABILITY_STRIPE_CONTACT_CONTACTLESS: Final = "6"
+CHIP_CONDITION_NORMAL: Final = "0"
+CHIP_CONDITION_FALLBACK: Final = "2"
+#: Field 53 for a terminal that also encrypts tracks under the TDK (PROTOCOL.md §8).
+SECURITY_CONTROL_FORMAT0_TDES_TDK: Final = "2610000000000000"
+#: Field 53 of an MPOS request whose PIN block is under a DUKPT PIN key and whose track 2 travels in 62 under the
+#: DUKPT data key (acqsim's own value: format 0, double-length TDES, third digit 2 = DUKPT data in 62).
+SECURITY_CONTROL_DUKPT: Final = "2620000000000000"
 #: Field 26 PIN capture code: at most 6 PIN digits.
 PIN_CAPTURE_6: Final = "06"

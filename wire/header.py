@@ -6,6 +6,7 @@ application type (2) ‖ software version (2) ‖ terminal status (1) ‖ proces
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Final
 
 from wire.errors import HeaderError
@@ -58,13 +59,7 @@ class PosHeader:
         if not digits.isdigit():
             bad = next(i for i, c in enumerate(digits) if not c.isdigit())
             raise HeaderError("header is not BCD", offset=offset + bad // 2)
-        return cls(
-            app_type=digits[0:2],
-            software_version=digits[2:4],
-            terminal_status=int(digits[4]),
-            processing_request=int(digits[5]),
-            reserved=digits[6:12],
-        )
+        return _parsed(digits)
 
     def to_bytes(self) -> bytes:
         return bytes.fromhex(
@@ -72,4 +67,23 @@ class PosHeader:
         )
 
     def with_processing_request(self, request: int) -> PosHeader:
+        """This header asking for ``request``: itself when it already does (most answers: no copy made)."""
+        if request == self.processing_request:
+            return self
         return dataclasses.replace(self, processing_request=request)
+
+
+#: Distinct headers kept parsed: a link sees a handful (application types × processing requests).
+PARSED_CACHE_SIZE: Final = 256
+
+
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parsed(digits: str) -> PosHeader:
+    """The (immutable) header of these 12 BCD digits: parsed once, shared after."""
+    return PosHeader(
+        app_type=digits[0:2],
+        software_version=digits[2:4],
+        terminal_status=int(digits[4]),
+        processing_request=int(digits[5]),
+        reserved=digits[6:12],
+    )

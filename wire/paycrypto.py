@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 import secrets
+import sys
 from typing import Final
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -75,6 +77,35 @@ def tdes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
     _check_blocks(data)
     decryptor = _ecb(key).decryptor()
     return decryptor.update(data) + decryptor.finalize()
+
+
+class EcbKey:
+    """One TDES key's ECB encryptor and decryptor, built once and reused for every message.
+
+    For a holder that uses one key for many messages — a terminal session's MAK and PIK — this saves building
+    a cipher context per call. ECB carries no state from one block to the next, so a context fed whole blocks
+    can be fed again; not to be shared between threads. Wherever a key is taken as ``bytes | EcbKey`` below,
+    both give the same result.
+    """
+
+    __slots__ = ("_decryptor", "_encryptor")
+
+    def __init__(self, key: bytes) -> None:
+        cipher = _ecb(key)
+        self._encryptor = cipher.encryptor()
+        self._decryptor = cipher.decryptor()
+
+    def encrypt(self, data: bytes) -> bytes:
+        _check_blocks(data)
+        return self._encryptor.update(data)
+
+    def decrypt(self, data: bytes) -> bytes:
+        _check_blocks(data)
+        return self._decryptor.update(data)
+
+
+def _encrypt(key: bytes | EcbKey, data: bytes) -> bytes:
+    return key.encrypt(data) if isinstance(key, EcbKey) else tdes_ecb_encrypt(key, data)
 
 
 def tdes_cbc_encrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
@@ -188,8 +219,8 @@ def extract_pin(block: bytes, pan: str | None, fmt: PinBlockFormat = PinBlockFor
     return pin
 
 
-def encrypt_pin_block(pik: bytes, pin: str, pan: str, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> bytes:
-    return tdes_ecb_encrypt(pik, build_pin_block(pin, pan, fmt))
+def encrypt_pin_block(pik: bytes | EcbKey, pin: str, pan: str, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> bytes:
+    return _encrypt(pik, build_pin_block(pin, pan, fmt))
 
 
 def decrypt_pin(pik: bytes, encrypted_block: bytes, pan: str, fmt: PinBlockFormat = PinBlockFormat.ISO0) -> str:
@@ -223,19 +254,18 @@ def mac_x919(key: bytes, data: bytes) -> bytes:
     return tdes_ecb_encrypt(k1, tdes_ecb_decrypt(k2, chained))
 
 
-def mac_cup_ecb(key: bytes, data: bytes) -> bytes:
+def mac_cup_ecb(key: bytes | EcbKey, data: bytes) -> bytes:
     """The CUP POS "ECB" MAC of PROTOCOL.md §1; returns the 8 ASCII bytes that go into field 64.
 
     XOR all zero-padded 8-byte blocks; write the result as 16 upper-case hex characters; encrypt the first 8
     characters, XOR with the last 8, encrypt again; the MAC is the first 8 hex characters of that, as ASCII.
     """
-    folded = 0
-    padded = _pad_zero(data)
-    for offset in range(0, len(padded), BLOCK):
-        folded ^= int.from_bytes(padded[offset : offset + BLOCK])
-    hex_text = folded.to_bytes(BLOCK).hex().upper().encode("ascii")
-    first = tdes_ecb_encrypt(key, hex_text[:BLOCK])
-    second = tdes_ecb_encrypt(key, xor(first, hex_text[BLOCK:]))
+    # XOR of the 8-byte blocks, as machine words: XOR works byte by byte, so the byte order does not matter
+    # as long as the words are read and written back in the same one.
+    folded = functools.reduce(operator.xor, memoryview(_pad_zero(data)).cast("Q"))
+    hex_text = folded.to_bytes(BLOCK, sys.byteorder).hex().upper().encode("ascii")
+    first = _encrypt(key, hex_text[:BLOCK])
+    second = _encrypt(key, xor(first, hex_text[BLOCK:]))
     return second.hex().upper().encode("ascii")[:BLOCK]
 
 

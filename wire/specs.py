@@ -139,6 +139,14 @@ POS_CARD_FIELDS: Final = frozenset({"2", "35", "36"})
 POS_SECRET_FIELDS: Final = frozenset({"52"})
 #: Fields carrying a "D" nibble for "=" (tracks).
 POS_TRACK_FIELDS: Final = frozenset({"35", "36"})
+#: BCD digit fields of the POS spec: decimal digits only (tracks also carry the separator, so are apart).
+POS_BCD_FIELDS: Final = frozenset(
+    key
+    for key, spec in POS_SPEC.items()
+    if key.isdigit() and spec["data_enc"] == "b" and spec["len_count"] == "nibbles" and key not in POS_TRACK_FIELDS
+)
+#: Offset of the primary bitmap in a POS body (after the 2-byte BCD MTI).
+POS_BITMAP_OFFSET: Final = 2
 
 HOST_SPEC: Final[SpecDict] = copy.deepcopy(default_ascii)
 #: Fields the host link uses (PROTOCOL.md §2). Others decode (it is the full 1987 layout) but are unused.

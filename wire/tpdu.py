@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Final
 
 from wire.errors import TpduError
@@ -44,11 +45,7 @@ class Tpdu:
         tpdu_id = data[offset]
         if tpdu_id != TPDU_ID:
             raise TpduError(f"TPDU ID is 0x{tpdu_id:02X}, expected 0x{TPDU_ID:02X}", offset=offset)
-        return cls(
-            id=tpdu_id,
-            dst=data[offset + 1 : offset + 3].hex().upper(),
-            src=data[offset + 3 : offset + 5].hex().upper(),
-        )
+        return _parsed(bytes(data[offset : offset + TPDU_LEN]))
 
     def to_bytes(self) -> bytes:
         return bytes([self.id]) + bytes.fromhex(self.dst) + bytes.fromhex(self.src)
@@ -62,3 +59,13 @@ class Tpdu:
 
     def with_dst(self, dst: str) -> Tpdu:
         return Tpdu(id=self.id, dst=dst, src=self.src)
+
+
+#: Distinct TPDUs kept parsed: a link sees few (one route, a source address per connection).
+PARSED_CACHE_SIZE: Final = 4096
+
+
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parsed(raw: bytes) -> Tpdu:
+    """The (immutable) TPDU of these 5 bytes, whose ID was checked: parsed once, shared after."""
+    return Tpdu(id=raw[0], dst=raw[1:3].hex().upper(), src=raw[3:5].hex().upper())

@@ -13,7 +13,7 @@ import json
 import logging
 import pathlib
 import threading
-from typing import Any, Final, Literal, TextIO
+from typing import Any, Final, Literal, NamedTuple, TextIO
 
 from wire.dissect import as_json, dissect_host, dissect_pos
 from wire.errors import WireError
@@ -58,17 +58,33 @@ def describe(link: Link, payload: bytes) -> dict[str, Any]:
     }
 
 
+class _Record(NamedTuple):
+    time: dt.datetime
+    direction: Direction
+    link: Link
+    peer: str
+    payload: bytes
+    correlation_id: str | None
+    note: str | None
+
+
 class TraceWriter:
     """Appends one JSON line per message to ``<path>/<service>.jsonl`` (or to ``path`` if it names a file).
 
     ``path=None`` turns tracing off at no cost. Thread-safe; never raises into the service.
+
+    With ``batched``, :meth:`record` only keeps the record (its time taken then); :meth:`flush_pending`
+    describes and writes every record kept so far in one write — for a service's worker thread, off its event
+    loop (``acqkit/traceflush.py``) — and :meth:`close` writes what is left.
     """
 
-    def __init__(self, path: pathlib.Path | None, service: str) -> None:
+    def __init__(self, path: pathlib.Path | None, service: str, *, batched: bool = False) -> None:
         self.service = service
+        self.batched = batched
         self._lock = threading.Lock()
         self._file: TextIO | None = None
         self._describe_failure_logged = False
+        self._pending: list[_Record] = []
         if path is not None:
             target = path / f"{service}.jsonl" if path.is_dir() or not path.suffix else path
             try:
@@ -80,6 +96,11 @@ class TraceWriter:
     @property
     def enabled(self) -> bool:
         return self._file is not None
+
+    @property
+    def pending(self) -> int:
+        """Records kept and not written yet (batched only)."""
+        return len(self._pending)
 
     def record(
         self,
@@ -93,28 +114,49 @@ class TraceWriter:
     ) -> None:
         if self._file is None:
             return
+        record = _Record(dt.datetime.now(dt.UTC), direction, link, peer, payload, correlation_id, note)
+        if self.batched:
+            with self._lock:
+                self._pending.append(record)
+            return
+        self._write([self._line(record)])
+
+    def flush_pending(self) -> int:
+        """Describe and write the records kept since the last flush, in one write; how many there were."""
+        with self._lock:
+            records, self._pending = self._pending, []
+        if records:
+            self._write([self._line(record) for record in records])
+        return len(records)
+
+    def _line(self, record: _Record) -> str:
         try:
-            message = describe(link, payload)
+            message = describe(record.link, record.payload)
         except Exception as exc:  # a bug in a printer must not reach the service: record what we can
             if not self._describe_failure_logged:  # once; the type only, a message could hold a value
-                log.warning("trace for %s cannot describe a %s payload (%s)", self.service, link, type(exc).__name__)
+                log.warning(
+                    "trace for %s cannot describe a %s payload (%s)", self.service, record.link, type(exc).__name__
+                )
                 self._describe_failure_logged = True
-            message = {"undescribed": True, "length": len(payload)}
+            message = {"undescribed": True, "length": len(record.payload)}
         entry = {
-            "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+            "time": record.time.isoformat(timespec="microseconds"),
             "service": self.service,
-            "direction": direction,
-            "link": link,
-            "peer": peer,
-            "correlation_id": correlation_id,
-            "note": note,
+            "direction": record.direction,
+            "link": record.link,
+            "peer": record.peer,
+            "correlation_id": record.correlation_id,
+            "note": record.note,
             "message": message,
         }
+        return json.dumps(entry, separators=(",", ":")) + "\n"
+
+    def _write(self, lines: list[str]) -> None:
         try:
             with self._lock:
                 if self._file is None:  # closed meanwhile
                     return
-                self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
+                self._file.write("".join(lines))
                 self._file.flush()
         except (OSError, ValueError) as exc:
             log.warning("trace for %s stopped: %s", self.service, exc)
@@ -129,5 +171,6 @@ class TraceWriter:
                 log.debug("trace file for %s did not close cleanly", self.service)
 
     def close(self) -> None:
+        self.flush_pending()
         with self._lock:
             self._close_quietly()

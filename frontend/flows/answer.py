@@ -14,13 +14,13 @@ from frontend.records import Session
 from frontend.registry import Registry
 from frontend.routing import SchemeRoute
 from wire.codec import MAC_FIELD, MAC_LEN, encode_pos_body
-from wire.constants import ResponseCode, response_mti
+from wire.constants import ANSWER_ECHOED_FIELDS, ResponseCode, response_mti
 from wire.errors import WireError
 from wire.header import PROCESSING_NONE
 from wire.posmessage import PosMessage
 
 #: Fields echoed from request to answer.
-ECHOED: Final = ("2", "3", "4", "11", "14", "22", "23", "25", "41", "42", "48", "49", "60", "61")
+ECHOED: Final = ANSWER_ECHOED_FIELDS
 #: What the answer of a request of no known kind is logged as.
 UNKNOWN_KIND: Final = "unknown"
 
@@ -33,6 +33,7 @@ class Reply:
     header_request: int = PROCESSING_NONE
     note: str = ""  # one log/trace line: kind, terminal, STAN, response code — never a PAN or key
     correlation_id: str | None = None
+    response_code: str = ""  # field 39 of the answer (metrics count answers by it)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,8 +65,9 @@ class Answer:
         if "2" not in self.fields and (pan := card_number(request)):
             self.fields["2"] = pan
 
-    def code(self, code: ResponseCode) -> Answer:
-        self.fields["39"] = code.value
+    def code(self, code: ResponseCode | str) -> Answer:
+        """Field 39: one of acqsim's codes, or (a rules file's scripted answer) any two characters."""
+        self.fields["39"] = str(code)
         return self
 
     @property
@@ -91,7 +93,13 @@ def done(answer: Answer, session: Session | None, kind: Kind | str, *, header_re
     reply = yield from _mac_answer(answer, session)
     request = answer.request
     note = f"{kind} terminal {request.terminal_id} STAN {request.stan} → {answer.response_code}"
-    return Reply(body=reply.body, header_request=header_request, note=note, correlation_id=request.correlation_id)
+    return Reply(
+        body=reply.body,
+        header_request=header_request,
+        note=note,
+        correlation_id=request.correlation_id,
+        response_code=answer.response_code,
+    )
 
 
 def refuse(answer: Answer, code: ResponseCode, session: Session | None, kind: Kind | str) -> Flow:
@@ -113,4 +121,6 @@ def malfunction_reply(request: PosMessage | None, ctx: Context, why: str) -> Rep
     except (WireError, ValueError):
         return Reply(body=None, note=f"no answer can be built ({why})")
     note = f"terminal {request.terminal_id} STAN {request.stan} → 96: {why}"
-    return Reply(body=body, note=note, correlation_id=request.correlation_id)
+    return Reply(
+        body=body, note=note, correlation_id=request.correlation_id, response_code=ResponseCode.SYSTEM_MALFUNCTION
+    )

@@ -15,7 +15,9 @@ PAN_DIGITS: Final = range(12, 20)
 #: Field 22's third digit: 1 PIN entered (PROTOCOL.md §7).
 PIN_ENTERED: Final = "1"
 _REQUEST_MTIS: Final = frozenset(Mti)
-_MANAGEMENT_MTIS: Final = frozenset({Mti.NETWORK_REQUEST, Mti.NETWORK_ADVICE, Mti.SETTLEMENT, Mti.BATCH_UPLOAD})
+_MANAGEMENT_MTIS: Final = frozenset(
+    {Mti.NETWORK_REQUEST, Mti.NETWORK_ADVICE, Mti.SETTLEMENT, Mti.BATCH_UPLOAD, Mti.SCRIPT_ADVICE}
+)
 _FINANCIAL_MTIS: Final = frozenset({Mti.FINANCIAL_REQUEST, Mti.AUTH_REQUEST, Mti.ADVICE})
 
 

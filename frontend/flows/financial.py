@@ -20,6 +20,7 @@ from frontend.effects import (
 )
 from frontend.flows.answer import Answer, Context, Flow, done, local_date_time, refuse
 from frontend.flows.checks import card_number, well_formed_financial
+from frontend.flows.chip import answer_chip, chip_data, verify_chip
 from frontend.flows.faults import UNKNOWN_OUTCOME_CODES
 from frontend.flows.ledger import NO_AMOUNT, apply_ledger_answer, ask_host, ledger_request, reversal_of
 from frontend.lifecycle import TxnEvent, TxnState, advance
@@ -39,13 +40,23 @@ _Original = Generator[Effect, Any, "JournalTxn | ResponseCode | None"]
 def financial(
     answer: Answer, session: Session, kind: Kind, ctx: Context, now: dt.datetime, pin_code: ResponseCode | None
 ) -> Flow:
-    """``pin_code``: the PIN verdict already taken (``None``: no PIN, or the right one)."""
+    """``pin_code``: the PIN verdict already taken (``None``: no PIN, or the right one). A chip request's ARQC
+    and ATC are checked before anything is journaled (frontend/flows/chip.py), and its answer carries 91."""
     request = answer.request
     pan = card_number(request)
     if pan is None or not well_formed_financial(request, kind):
         return (yield from refuse(answer, ResponseCode.FORMAT_ERROR, session, kind))
     if route_of(ctx.scheme, pan) is None:  # in no BIN range of the acquirer's nor the switch's
         return (yield from refuse(answer, ResponseCode.INVALID_CARD, session, kind))
+    chip = chip_data(request, pan)
+    if isinstance(chip, ResponseCode):
+        return (yield from refuse(answer, chip, session, kind))
+    approval_arpc = b""
+    if chip is not None and pin_code is None:
+        checked = yield from verify_chip(request, chip, pan, ctx.registry)
+        if isinstance(checked, ResponseCode):
+            return (yield from refuse(answer, checked, session, kind))
+        approval_arpc = checked
     original = yield from _find_original(request, session, kind)
     if isinstance(original, ResponseCode):
         return (yield from refuse(answer, original, session, kind))
@@ -63,6 +74,9 @@ def financial(
         return (yield from refuse(answer, code, session, kind))
     yield from _record_ledger_answer(request, session, kind, result, original)
     apply_ledger_answer(answer, result)
+    if chip is not None:
+        script = ctx.registry.scripts.get(pan)
+        yield from answer_chip(answer, chip, pan, ctx.registry, script, approval_arpc)
     return (yield from done(answer, session, kind))
 
 

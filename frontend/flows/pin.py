@@ -40,14 +40,20 @@ class PinCheck:
 
 
 def pin_verification(
-    kind: Kind, session: Session, request: PosMessage, pvk_under_lmk: str, now: dt.datetime
+    kind: Kind,
+    session: Session,
+    request: PosMessage,
+    pvk_under_lmk: str,
+    now: dt.datetime,
+    dukpt: tuple[str, bytes] | None = None,
 ) -> Generator[Effect, Any, PinCheck]:
     """Decide whether the entered PIN goes to the HSM, and if so reserve one of the card's tries for it.
 
     The reservation is checked and taken in one step, in memory (``ReservePinTry`` is answered inline on the
     event loop, so no other transaction runs between the check and the take): concurrent wrong PINs for one
     card can never put more than ``MAX_PIN_FAILURES_PER_DAY`` DCs in front of the HSM. :func:`settle_pin`
-    gives the try back, or turns it into a durable failure."""
+    gives the try back, or turns it into a durable failure. ``dukpt`` (BDK under the LMK, KSN): an MPOS PIN
+    block under the reader's DUKPT PIN key, verified with GQ instead of DC."""
     pan = card_number(request)
     if kind not in FINANCIAL_KINDS or not pin_entered(request) or "52" not in request or pan is None:
         return PinCheck(PinState.NOT_ENTERED)
@@ -62,6 +68,9 @@ def pin_verification(
     reserved: bool = yield ReservePinTry(pan, day, MAX_PIN_FAILURES_PER_DAY)
     if not reserved:
         return PinCheck(PinState.EXHAUSTED, pan, day)
+    if dukpt is not None:
+        bdk, ksn = dukpt
+        return PinCheck(PinState.RESERVED, pan, day, VerifyPin(bdk, pvk_under_lmk, pin_block, pan, *pvv, ksn=ksn))
     command = VerifyPin(session.pik, pvk_under_lmk, pin_block, pan, *pvv)
     return PinCheck(PinState.RESERVED, pan, day, command)
 

@@ -18,16 +18,24 @@ DEFAULT_SIGN_ON_60: Final = Field60(txn_type=TxnType.NETWORK, network_code=Netwo
 
 
 def sign_on(answer: Answer, terminal_id: str, tmk_under_lmk: str) -> Flow:
-    """New PIK and MAK under the terminal's TMK (field 62) and the next batch number (60.2)."""
-    keys = yield GenerateWorkingKeys(tmk_under_lmk)
+    """New PIK and MAK (and with 60.3 = 004 a TDK) under the terminal's TMK (field 62) and the next batch
+    number (60.2). The front-end keeps no TDK: no terminal sends a TDK-encrypted track yet (docs/chip.md)."""
+    f60 = answer.request.field60 or DEFAULT_SIGN_ON_60
+    with_tdk = f60.network_code == NetworkCode.SIGN_ON_WITH_TDK
+    keys = yield GenerateWorkingKeys(tmk_under_lmk, with_tdk=with_tdk)
     if isinstance(keys, PeerFailure):
         return (yield from done(answer.code(ResponseCode.SYSTEM_MALFUNCTION), None, Kind.SIGN_ON))
-    pik, mak = keys
+    pik, mak, *tdk = keys
     batch: str = yield OpenSession(terminal_id, pik.under_lmk, mak.under_lmk)
-    f60 = answer.request.field60 or DEFAULT_SIGN_ON_60
     answer.fields["60"] = dataclasses.replace(f60, batch=batch).encode()
     answer.fields["62"] = SignOnKeys(
-        pik_under_tmk=pik.under_tmk, pik_kcv=pik.kcv[:KCV_HEX], mak_under_tmk=mak.under_tmk, mak_kcv=mak.kcv[:KCV_HEX]
+        pik_under_tmk=pik.under_tmk,
+        pik_kcv=pik.kcv[:KCV_HEX],
+        mak_under_tmk=mak.under_tmk,
+        mak_kcv=mak.kcv[:KCV_HEX],
+        # 004: the track data key too (60 bytes, PROTOCOL.md §8)
+        tdk_under_tmk=tdk[0].under_tmk if tdk else None,
+        tdk_kcv=tdk[0].kcv[:KCV_HEX] if tdk else None,
     ).encode()
     return (yield from done(answer.code(ResponseCode.APPROVED), None, Kind.SIGN_ON))
 

@@ -7,10 +7,12 @@ An unknown command answers error 68; a field that is short, not of its character
 data answers 15 (the log line names the field and its offset, never its value). ``N`` = decimal
 digits, ``H`` = hex characters, ``A`` = ASCII.
 
-Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.commands.import_commands` (A6, A4),
+Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.commands.import_commands` (A6),
+:mod:`hsm_sim.commands.component_commands` (A4),
 :mod:`hsm_sim.commands.lmk_commands` (BW, only while an old LMK is loaded for a rotation),
 :mod:`hsm_sim.commands.mac_commands` (M6, M8),
-:mod:`hsm_sim.commands.pin_commands` (CA, CC, DC, EC).
+:mod:`hsm_sim.commands.pin_commands` (CA, CC, DC, EC), :mod:`hsm_sim.commands.emv_commands` (KQ),
+:mod:`hsm_sim.commands.dukpt_commands` (G0, GQ, M2).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from hsm_sim.commands.common import (
     PIN_FORMAT_CODES,
     Handler,
 )
-from hsm_sim.commands.import_commands import a4_form_key_from_components, a6_import_key
+from hsm_sim.commands.component_commands import a4_form_key_from_components
+from hsm_sim.commands.dukpt_commands import g0_translate_dukpt_pin, gq_verify_dukpt_pin_pvv, m2_decrypt_data
+from hsm_sim.commands.emv_commands import kq_arqc_arpc
+from hsm_sim.commands.import_commands import a6_import_key
 from hsm_sim.commands.key_commands import a0_generate_key, bu_check_value, nc_diagnostics
 from hsm_sim.commands.mac_commands import m6_generate_mac, m8_verify_mac
 from hsm_sim.commands.pin_commands import (
@@ -55,4 +60,8 @@ COMMANDS: Final[dict[str, Handler]] = {
     "CC": cc_translate_pin_zone,
     "DC": dc_verify_pin_pvv,
     "EC": ec_verify_interchange_pin_pvv,
+    "KQ": kq_arqc_arpc,
+    "G0": g0_translate_dukpt_pin,
+    "GQ": gq_verify_dukpt_pin_pvv,
+    "M2": m2_decrypt_data,
 }

@@ -117,6 +117,16 @@ def _verify_pvv(lmk: Lmk, pin_key: bytes, reader: FieldReader) -> str:
     pvki = reader.digits(1, "PVKI")
     pvv = reader.digits(4, "PVV")
     reader.end()
+    verify_pin_block_pvv(pin_key, pvk, block, fmt, (account, pvki, pvv))
+    return ""
+
+
+def verify_pin_block_pvv(
+    pin_key: bytes, pvk: bytes, block: str, fmt: PinBlockFormat, account_pvki_pvv: tuple[str, str, str]
+) -> None:
+    """Answer 01 unless ``block`` (hex, under ``pin_key``) holds the PIN whose Visa PVV is the one given; a
+    malformed block is answered 01 too (its true code, 20, goes to the audit log only). DC and GQ share it."""
+    account, pvki, pvv = account_pvki_pvv
     try:
         pin = _clear_pin(pin_key, block, fmt, account)
         expected = visa_pvv(pvk, account_pan(account), pvki, pin)
@@ -126,4 +136,3 @@ def _verify_pvv(lmk: Lmk, pin_key: bytes, reader: FieldReader) -> str:
         raise CommandError(ErrorCode.VERIFICATION_FAILED, str(exc), true_code=ErrorCode.PIN_BLOCK_INVALID) from None
     if not hmac.compare_digest(expected, pvv):
         raise CommandError(ErrorCode.VERIFICATION_FAILED, "PIN does not verify")
-    return ""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Iterator
 from typing import Final
 
 KINDS: Final = ("purchase", "balance", "preauth")
+#: Kinds drawn at a time by :meth:`Mix.kinds`.
+_DRAW_BATCH: Final = 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,6 +50,15 @@ class Mix:
         if not weights or sum(w for _, w in weights) == 0:
             raise ValueError("the mix needs a positive weight")
         return cls(tuple(weights))
+
+    def kinds(self, seed: int = 0) -> Iterator[str]:
+        """The kind of each request in turn, drawn with the mix's weights as they are needed (a run of any
+        length holds no plan); the same sequence as :meth:`plan` for a seed."""
+        rng = random.Random(seed)
+        kinds = [k for k, _ in self.weights]
+        weights = [w for _, w in self.weights]
+        while True:
+            yield from rng.choices(kinds, weights=weights, k=_DRAW_BATCH)
 
     def plan(self, count: int, seed: int = 0) -> list[str]:
         """The kind of each request, drawn with the mix's weights (repeatable for a seed)."""

@@ -1,9 +1,15 @@
-"""Latency and outcome statistics of a load run: an HDR histogram (microsecond resolution, up to 60 s)."""
+"""Latency and outcome statistics of a load run: an HDR histogram (microsecond resolution, up to 60 s).
+
+Memory does not grow with the run: the histogram is a fixed array (about 200 KB at 3 significant digits up to
+60 s), outcome codes are counters, and the latency-over-time plot draws from a uniform random sample of at
+most ``PLOT_SAMPLES`` requests (reservoir sampling), not from every request.
+"""
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import random
 from typing import Any, Final
 
 from hdrh.histogram import HdrHistogram
@@ -14,6 +20,8 @@ LOWEST_US: Final = 1
 HIGHEST_US: Final = 60_000_000
 SIGNIFICANT_DIGITS: Final = 3
 NO_ANSWER: Final = "no answer"
+#: Requests kept for the latency-over-time plot, whatever the run's length.
+PLOT_SAMPLES: Final = 20_000
 
 
 @dataclasses.dataclass
@@ -22,15 +30,23 @@ class LoadStats:
         default_factory=lambda: HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
     )
     codes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    #: (seconds since start of the due time, latency in ms) for the plot
+    #: (seconds since start of the due time, latency in ms) of a uniform sample of requests, for the plot
     samples: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     sent: int = 0
     not_sent: int = 0  # due before the end of the run but still queued at their terminal
+    recorded: int = 0
+    _sampler: random.Random = dataclasses.field(default_factory=lambda: random.Random(0), repr=False)
 
     def record(self, due_s: float, latency_s: float, code: str) -> None:
         self.histogram.record_value(max(LOWEST_US, min(HIGHEST_US, int(latency_s * 1_000_000))))
         self.codes[code] += 1
-        self.samples.append((due_s, latency_s * 1000))
+        self.recorded += 1
+        if len(self.samples) < PLOT_SAMPLES:
+            self.samples.append((due_s, latency_s * 1000))
+        else:  # reservoir sampling: every request so far is in the sample with the same chance
+            slot = self._sampler.randrange(self.recorded)
+            if slot < PLOT_SAMPLES:
+                self.samples[slot] = (due_s, latency_s * 1000)
 
     def percentile_ms(self, percentile: float) -> float:
         return float(self.histogram.get_value_at_percentile(percentile)) / 1000

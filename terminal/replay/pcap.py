@@ -2,8 +2,9 @@
 
 Writing synthesises Ethernet/IPv4/TCP packets (terminal 10.0.0.1:40000 ↔ host 10.0.0.2:5800 — addresses
 inside the capture file only, nothing is sent) with consistent sequence numbers, one TCP segment per frame.
-Reading parses Ethernet (or Linux cooked) / IPv4 / IPv6 / TCP, reassembles each direction's byte stream in
-sequence order and cuts it into frames with :class:`wire.framing.LengthPrefixFramer`.
+Reading (with dpkt) takes classic pcap or pcapng, Ethernet, Linux cooked (v1 and v2) or raw IP, IPv4 or IPv6,
+reassembles each direction's TCP byte stream in sequence order and cuts it into frames with
+:class:`wire.framing.LengthPrefixFramer`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import dataclasses
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, BinaryIO, Final
+
+import dpkt
 
 from wire.errors import WireError
 from wire.framing import LengthPrefixFramer, frame
@@ -20,6 +23,10 @@ from wire.framing import LengthPrefixFramer, frame
 MAGIC: Final = 0xA1B2C3D4
 LINKTYPE_ETHERNET: Final = 1
 LINKTYPE_LINUX_SLL: Final = 113
+LINKTYPE_LINUX_SLL2: Final = 276
+#: DLT_RAW is 12 on most systems and 14 on some BSDs; LINKTYPE_RAW (101) is what files carry.
+LINKTYPES_RAW_IP: Final = frozenset({12, 14, 101})
+PCAPNG_MAGIC: Final = bytes.fromhex("0A0D0D0A")
 SNAPLEN: Final = 65535
 TERMINAL_IP: Final = bytes([10, 0, 0, 1])
 HOST_IP: Final = bytes([10, 0, 0, 2])
@@ -28,7 +35,7 @@ HOST_PORT: Final = 5800
 
 
 class PcapError(WireError):
-    """The capture is not a readable classic pcap of TCP traffic."""
+    """The capture is not a readable pcap or pcapng file of TCP traffic."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,63 +83,59 @@ def write_pcap(frames: Iterable[CapturedFrame], path: Path) -> int:
     return count
 
 
-def _tcp_segment(link: int, packet: bytes) -> tuple[tuple[bytes, int, bytes, int], int, bytes] | None:
+Flow = tuple[bytes, int, bytes, int]  # source address, source port, destination address, destination port
+
+
+def _open_capture(file: BinaryIO) -> Any:
+    """dpkt's reader for a classic pcap (either byte order, micro- or nanosecond) or a pcapng file."""
+    head = file.read(4)
+    file.seek(0)
+    try:
+        if head == PCAPNG_MAGIC:
+            return dpkt.pcapng.Reader(file)
+        return dpkt.pcap.Reader(file)
+    except (ValueError, dpkt.UnpackError) as exc:
+        raise PcapError(f"not a pcap or pcapng capture ({exc})", offset=0) from None
+
+
+def _network_layer(link: int, packet: bytes) -> Any:
+    """The IPv4/IPv6 packet inside one captured link-layer frame, or ``None`` for anything else."""
     if link == LINKTYPE_ETHERNET:
-        offset, ethertype = 14, struct.unpack("!H", packet[12:14])[0]
-    elif link == LINKTYPE_LINUX_SLL:
-        offset, ethertype = 16, struct.unpack("!H", packet[14:16])[0]
-    else:
-        raise PcapError(f"unsupported link type {link}")
-    if ethertype == 0x0800:
-        ihl = (packet[offset] & 0x0F) * 4
-        if packet[offset + 9] != 6:
-            return None
-        total = struct.unpack("!H", packet[offset + 2 : offset + 4])[0]
-        src, dst = packet[offset + 12 : offset + 16], packet[offset + 16 : offset + 20]
-        tcp = packet[offset + ihl : offset + total]
-    elif ethertype == 0x86DD:
-        if packet[offset + 6] != 6:
-            return None
-        length = struct.unpack("!H", packet[offset + 4 : offset + 6])[0]
-        src, dst = packet[offset + 8 : offset + 24], packet[offset + 24 : offset + 40]
-        tcp = packet[offset + 40 : offset + 40 + length]
-    else:
+        return dpkt.ethernet.Ethernet(packet).data
+    if link == LINKTYPE_LINUX_SLL:
+        return dpkt.sll.SLL(packet).data
+    if link == LINKTYPE_LINUX_SLL2:
+        return dpkt.sll2.SLL2(packet).data
+    if link in LINKTYPES_RAW_IP:
+        version = packet[0] >> 4 if packet else 0
+        return dpkt.ip.IP(packet) if version == 4 else dpkt.ip6.IP6(packet) if version == 6 else None
+    raise PcapError(f"unsupported link type {link} (Ethernet, Linux cooked v1/v2 and raw IP are read)")
+
+
+def _tcp_segment(link: int, packet: bytes) -> tuple[Flow, int, bytes] | None:
+    ip = _network_layer(link, packet)
+    if not isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6) or not isinstance(ip.data, dpkt.tcp.TCP):
         return None
-    sport, dport, seq = struct.unpack("!HHI", tcp[:8])
-    data_offset = (tcp[12] >> 4) * 4
-    return (src, sport, dst, dport), seq, tcp[data_offset:]
+    tcp = ip.data
+    return (bytes(ip.src), tcp.sport, bytes(ip.dst), tcp.dport), tcp.seq, bytes(tcp.data)
 
 
 def read_pcap(path: Path, *, host_port: int | None = None) -> Iterator[CapturedFrame]:
-    """The POS frames in a capture, in time order. ``host_port`` says which side is the host (default: the
-    side with the lower port number)."""
-    raw = path.read_bytes()
-    if len(raw) < 24:
-        raise PcapError("file too short for a pcap header", offset=0)
-    magic = struct.unpack("<I", raw[:4])[0]
-    endian = (
-        "<"
-        if magic in (0xA1B2C3D4, 0xA1B23C4D)
-        else ">"
-        if struct.unpack(">I", raw[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D)
-        else None
-    )
-    if endian is None:
-        raise PcapError("not a classic pcap file (pcapng is not supported)", offset=0)
-    nano = struct.unpack(endian + "I", raw[:4])[0] == 0xA1B23C4D
-    link = struct.unpack(endian + "I", raw[20:24])[0]
-    position = 24
-    streams: dict[tuple[bytes, int, bytes, int], dict[int, tuple[float, bytes]]] = {}
-    while position + 16 <= len(raw):
-        seconds, fraction, captured, _ = struct.unpack(endian + "IIII", raw[position : position + 16])
-        packet = raw[position + 16 : position + 16 + captured]
-        when = seconds + fraction / (1e9 if nano else 1e6)
-        position += 16 + captured
-        segment = _tcp_segment(link, packet)
-        if segment is None or not segment[2]:
-            continue
-        flow, seq, data = segment
-        streams.setdefault(flow, {})[seq] = (when, data)
+    """The POS frames in a capture (pcap or pcapng; Ethernet, Linux cooked or raw IP), in time order.
+    ``host_port`` says which side is the host (default: the side with the lower port number)."""
+    streams: dict[Flow, dict[int, tuple[float, bytes]]] = {}
+    with path.open("rb") as file:
+        reader = _open_capture(file)
+        link = reader.datalink()
+        for number, (when, packet) in enumerate(reader, start=1):
+            try:
+                segment = _tcp_segment(link, packet)
+            except (dpkt.UnpackError, IndexError) as exc:
+                raise PcapError(f"packet {number} is truncated or malformed ({type(exc).__name__})") from None
+            if segment is None or not segment[2]:
+                continue
+            flow, seq, data = segment
+            streams.setdefault(flow, {})[seq] = (float(when), data)
     frames: list[CapturedFrame] = []
     for flow, segments in streams.items():
         framer = LengthPrefixFramer()

@@ -107,3 +107,32 @@ def test_keys_under_two_lmks_never_mix() -> None:
     store = KeyStore().with_entries([entry()], lmk_kcv=LMK_KCV)
     with pytest.raises(KeyStoreError, match="cannot be mixed"):
         store.with_entries([entry("pvk", key_type="PVK")], lmk_kcv="0" * 16)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=6,
+)
+key_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        name: st.one_of(json_values, st.just("TMK"), st.just("U" + "0" * 32), st.just("08D7B4"))
+        for name in ("label", "type", "cryptogram", "kcv", "source", "created")
+    },
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {"format": st.just("acqsim-keystore"), "version": st.just(1)},
+        optional={"lmk_kcv": st.one_of(json_values, st.just(LMK_KCV)), "keys": st.lists(key_fields, max_size=3)},
+    )
+    | json_values
+)
+def test_any_document_is_a_store_or_a_key_store_error(document: object) -> None:
+    try:
+        store = KeyStore.from_json(document)
+    except KeyStoreError:
+        return
+    assert all(entry.cryptogram.startswith("U") for entry in store.entries.values())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from acqkit.config import AcqsimConfig
+from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqsim.cli import main
 from acqsim.cmd_fuzz import check_good_postings
 from acqsim.pipeline import running_pipeline
@@ -54,7 +54,9 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fuzz", "--against", "not-an-endpoint"]) == 2
 
 
-def test_cli_json_against_a_dead_host(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_against_a_host_that_never_accepts_is_unreachable_not_a_finding(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["fuzz", "--against", "127.0.0.1:1", "--frames", "5", "--json"])
-    out = json.loads(capsys.readouterr().out)
-    assert code == 1 and out["crashes"] and out["clean"] is False
+    captured = capsys.readouterr()
+    assert code == EXIT_UNREACHABLE
+    assert captured.out == ""  # no report: nothing was fuzzed
+    assert captured.err == "acqsim fuzz: nothing accepts a connection at 127.0.0.1:1\n"

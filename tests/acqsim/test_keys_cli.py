@@ -89,3 +89,20 @@ def test_clear_components_are_refused_without_allow_clear_import_and_unreachable
     assert "error 68" in capsys.readouterr().err
     assert not (tmp_path / "keys" / "keystore.json").exists()
     assert keys(tmp_path, hsm, "generate", "--label", "pvk", "--type", "PVK") == 3  # that HSM is gone
+
+
+def test_keys_reach_an_hsm_that_serves_mutual_tls_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ``tls = true`` the command proves itself as the front-end (the HSM's allowed client)."""
+    monkeypatch.delenv("ACQSIM_LMK_PASSPHRASE", raising=False)
+    config_file = tmp_path / "acqsim.toml"
+    config_file.write_text(f'data_dir = "{tmp_path}"\ntls = true\n')
+    assert main(["certs", "create", "--config", str(config_file)]) == 0
+    with hsm_process(tmp_path, "--tls-dir", str(tmp_path / "tls")) as hsm:
+        argv = ["keys", "generate", "--label", "zmk/bank", "--type", "ZMK", "--hsm", hsm]
+        assert main([*argv, "--config", str(config_file)]) == 0
+        plain = tmp_path / "plain.toml"
+        plain.write_text(f'data_dir = "{tmp_path}"\n')
+        assert main([*argv, "--config", str(plain)]) == 3  # without a certificate the HSM does not answer
+    assert "stored zmk/bank ZMK" in capsys.readouterr().out

@@ -11,12 +11,17 @@ import anyio
 import pytest
 
 from acqkit.config import AcqsimConfig
-from acqkit.keystore import KeyStore, read_key_store, write_key_store
+from acqkit.keystore import (
+    KeyStore,
+    finish_interrupted_rotation,
+    pending_store_path,
+    read_key_store,
+    write_key_store,
+)
 from acqsim.cli import main
 from acqsim.pipeline import running_pipeline
 from hsm_sim.api import passphrase_file_for
 from hsm_sim.lmk_store import load_lmk_file, read_lmk_check_value, read_passphrase_file
-from hsm_sim.rotation import finish_interrupted_rotation, pending_store_path
 from terminal.pos import PosTerminal
 
 PAN = "6200001000000003"
@@ -61,8 +66,11 @@ def test_rotate_then_restart_and_transact(
     assert load_lmk_file(backup, passphrase).check_value == before.lmk_kcv  # the old LMK is kept
     assert str(backup) in out and before.lmk_kcv in out
 
-    assert anyio.run(purchase, config) == "00"  # restarted on the new LMK: the key ceremony reuses the store
-    assert read_key_store(config.key_store_path) == after
+    # As if the rotation had crashed between its LMK write and its store rename (steps 4 and 5):
+    write_key_store(pending_store_path(config.key_store_path), after)
+    write_key_store(config.key_store_path, before)
+    assert anyio.run(purchase, config) == "00"  # restarted on the new LMK: the ceremony finishes the rotation …
+    assert read_key_store(config.key_store_path) == after  # … and reuses every key
 
 
 def test_a_rotation_that_fails_half_way_changes_nothing(

@@ -70,6 +70,22 @@ def _pos_exit_codes(nac: str, config: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*pos, "purchase", "1.00", "--card", "6200003000000033"]) == 1  # the lost test card
     assert json.loads(capsys.readouterr().out)["response_code"] == "41"
     assert main([*pos, "purchase", "1.234"]) == 2
+    assert main([*pos, "purchase", "2.00", "--chip"]) == 0  # chip cards: issue #18
+    assert json.loads(capsys.readouterr().out)["approved"]
+    assert main([*pos, "purchase", "0.50", "--contactless"]) == 0
+    assert main([*pos, "purchase", "2.00", "--fallback"]) == 0
+    capsys.readouterr()
+    assert main([*pos, "purchase", "3.00", "--chip", "--card", "62000060000000061"]) == 1  # declines after approval
+    declined = json.loads(capsys.readouterr().out)
+    assert declined["response_code"] == "00" and declined["card_declined"] and not declined["approved"]
+    assert main([*pos, "balance", "--chip"]) == 2
+    signature = config.parent / "signature.json"
+    signature.write_text("[[[10, 100], [60, 40], [120, 110]]]")
+    mpos = ["pos", "--nac", nac, "--config", str(config), "--terminal", "10000002"]
+    assert main([*mpos, "purchase", "4.20", "--reader", "--signature", str(signature)]) == 0
+    slips = list((config.parent / "pos" / "receipts").glob("10000002-*.html"))
+    assert len(slips) == 1 and "M10 100 L60 40" in slips[0].read_text() and slips[0].with_suffix(".json").exists()
+    assert "e-receipt written" in capsys.readouterr().out
     unreachable = ["pos", "--nac", "127.0.0.1:9", "--config", str(config), "--json", "echo"]
     assert main(unreachable) == 3
     assert json.loads(capsys.readouterr().out)["answered"] is False
@@ -89,17 +105,6 @@ def test_config_show_prints_test_material(capsys: pytest.CaptureFixture[str]) ->
     assert shown["cards"][0]["track2"].startswith("6200001000000003=3012201")
     assert main(["config", "show"]) == 0
     assert "PIN 123456" in capsys.readouterr().out
-
-
-def test_trace_show_reads_a_demo_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--data-dir", str(tmp_path)]) == 0
-    capsys.readouterr()
-    assert main(["trace", "show", "--last", "--trace-dir", str(tmp_path / "traces")]) == 0
-    out = capsys.readouterr().out
-    assert "NAC ← terminal" in out and "front-end → HSM M8" in out
-    assert main(["trace", "show", "T10000001-000002", "--trace-dir", str(tmp_path / "traces")]) == 0
-    assert "front-end → ledger 0200" in capsys.readouterr().out
-    assert main(["trace", "show", "T10000001-999999", "--trace-dir", str(tmp_path / "traces")]) == 1
 
 
 def test_up_fails_naming_the_service_whose_port_another_process_holds(tmp_path: Path) -> None:

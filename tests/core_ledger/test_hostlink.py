@@ -135,4 +135,5 @@ def test_any_bytes_decode_or_raise_the_documented_error(data: bytes) -> None:
     except MessageDecodeError:
         return
     with contextlib.suppress(MessageDecodeError):
-        request_from_fields(fields)
+        request = request_from_fields(fields)
+        assert request.rrn == fields.get("37", request.rrn)  # what decodes carries the message's own RRN

@@ -77,3 +77,19 @@ async def test_bad_frames_on_a_link_cost_only_their_sender(tmp_path: Path) -> No
             assert good.receive("echo", await answer_for(conn, good.state.terminal_id)).approved
         finally:
             await conn.aclose()
+
+
+async def test_an_idle_link_is_closed_after_the_idle_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cancel scope per link bounds its idle time: a link that was used and then fell silent is closed."""
+    monkeypatch.setattr("frontend.server.IDLE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("frontend.server.IDLE_CHECK_S", 0.0)
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    terminal = session(config, 0)
+    async with running_pipeline(config) as pipeline:
+        conn = await connect(pipeline.frontend.host, pipeline.frontend.port, timeout=5)
+        try:
+            await conn.send(terminal.sign_on())
+            assert terminal.receive("sign_on", await answer_for(conn, terminal.state.terminal_id)).approved
+            assert await conn.receive(ANSWER_TIMEOUT_S) is None  # closed by the front-end, well before this
+        finally:
+            await conn.aclose()

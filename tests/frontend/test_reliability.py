@@ -66,11 +66,14 @@ async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_resta
     async with anyio.create_task_group() as tg:
         hsm_port = await tg.start(functools.partial(serve_hsm, HOST, 0, lmk=DEFAULT_TEST_LMK))
         service = open_service(db, config)
-        ledger_scope = anyio.CancelScope()
+        ledger_scope, ledger_stopped = anyio.CancelScope(), anyio.Event()
 
         async def ledger(port: int, *, task_status: anyio.abc.TaskStatus[int]) -> None:
-            with ledger_scope:
-                await serve_ledger(HOST, port, service=service, task_status=task_status)
+            try:
+                with ledger_scope:
+                    await serve_ledger(HOST, port, service=service, task_status=task_status)
+            finally:
+                ledger_stopped.set()  # its listener and connections are closed
 
         ledger_port = await tg.start(ledger, 0)
         hsm = await HsmClient.connect(HOST, hsm_port)
@@ -91,7 +94,8 @@ async def test_ledger_down_gives_98_then_the_reversal_is_forwarded_after_a_resta
             assert ok is not None and ok.approved
 
             ledger_scope.cancel()  # the ledger dies
-            await anyio.sleep(0.1)
+            with anyio.fail_after(5):
+                await ledger_stopped.wait()
             down = await pos.financial("purchase", card, amount=2_000, pin=card.pin)
             assert down is not None and down.response_code == "98" and down.trusted
             assert len(journal.pending_reversals()) == 1
@@ -118,11 +122,14 @@ async def test_hsm_gone_gives_96_and_the_front_end_keeps_serving(tmp_path: Path)
     config = AcqsimConfig.default(data_dir=tmp_path)
     card = config.card("6200001000000003")
     async with anyio.create_task_group() as tg:
-        hsm_scope = anyio.CancelScope()
+        hsm_scope, hsm_stopped = anyio.CancelScope(), anyio.Event()
 
         async def hsm_service(*, task_status: anyio.abc.TaskStatus[int]) -> None:
-            with hsm_scope:
-                await serve_hsm(HOST, 0, lmk=DEFAULT_TEST_LMK, task_status=task_status)
+            try:
+                with hsm_scope:
+                    await serve_hsm(HOST, 0, lmk=DEFAULT_TEST_LMK, task_status=task_status)
+            finally:
+                hsm_stopped.set()  # its listener and connections are closed
 
         hsm_port = await tg.start(hsm_service)
         service = open_service(config.store_path(config.ledger.db), config)
@@ -136,7 +143,8 @@ async def test_hsm_gone_gives_96_and_the_front_end_keeps_serving(tmp_path: Path)
         async with PosTerminal(config, "10000001", nac=Endpoint(host=HOST, port=fe_port), timeout=5) as pos:
             assert (await pos.sign_on()) is not None
             hsm_scope.cancel()
-            await anyio.sleep(0.1)
+            with anyio.fail_after(5):
+                await hsm_stopped.wait()
             outcome = await pos.financial("purchase", card, amount=100, pin=card.pin)
             assert outcome is not None and outcome.response_code == "96"
             echo = await pos.echo()

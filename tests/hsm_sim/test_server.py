@@ -132,22 +132,30 @@ async def test_unavailable_hsm_is_a_typed_error() -> None:
 async def test_client_survives_an_hsm_restart_and_exports_a_zpk_under_a_zmk() -> None:
     zmk = bytes.fromhex("4CA2161637D0133E5E151AEA45DA2A16")
     async with anyio.create_task_group() as tg:
+        stopped: dict[anyio.CancelScope, anyio.Event] = {}
 
         async def run_hsm(scope: anyio.CancelScope, port: int, *, task_status: anyio.abc.TaskStatus[int]) -> None:
-            with scope:
-                await serve("127.0.0.1", port, lmk=DEFAULT_TEST_LMK, task_status=task_status)
+            stopped[scope] = anyio.Event()
+            try:
+                with scope:
+                    await serve("127.0.0.1", port, lmk=DEFAULT_TEST_LMK, task_status=task_status)
+            finally:
+                stopped[scope].set()  # its listener and connections are closed
+
+        async def stop(scope: anyio.CancelScope) -> None:
+            scope.cancel()
+            with anyio.fail_after(5):
+                await stopped[scope].wait()
 
         first = anyio.CancelScope()
         port = await tg.start(run_hsm, first, 0)
         async with await HsmClient.connect("127.0.0.1", port) as hsm:
             assert await hsm.diagnostics() == DEFAULT_TEST_LMK.check_value
-            first.cancel()  # the HSM restarts: the client's pooled connection is now closed
-            await anyio.sleep(0.05)
+            await stop(first)  # the HSM restarts: the client's pooled connection is now closed
             second = anyio.CancelScope()
             await tg.start(run_hsm, second, port)
             assert await hsm.diagnostics() == DEFAULT_TEST_LMK.check_value  # retried on a fresh connection
-            second.cancel()  # down for good: a typed error, not a hang
-            await anyio.sleep(0.05)
+            await stop(second)  # down for good: a typed error, not a hang
             with pytest.raises(HsmUnavailable):
                 await hsm.diagnostics()
             await tg.start(functools.partial(serve, "127.0.0.1", port, lmk=DEFAULT_TEST_LMK))

@@ -11,9 +11,10 @@ import anyio
 import anyio.abc
 import pytest
 
+from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqsim.cli import main as acqsim_main
 from nac.cli import table_from_config
-from nac.server import fetch_stats
+from nac.status import fetch_stats
 from tests.nac.helpers import request
 from tests.nac.netkit import STEP_TIMEOUT_S, EchoFrontEnd, answer_body, round_trip, start_member, terminal
 
@@ -55,7 +56,8 @@ async def test_nac_process_routes_and_reports(capsys: pytest.CaptureFixture[str]
                 conn = await terminal(listen)
                 answer = await round_trip(conn, request(b"hello"))
                 assert answer == bytes.fromhex("6000000003") + answer_body(request(b"hello"), "A")
-                assert await round_trip(conn, request(b"again")) is not None
+                again = await round_trip(conn, request(b"again"))
+                assert again == bytes.fromhex("6000000003") + answer_body(request(b"again"), "A")
                 await conn.aclose()
 
                 code = await anyio.to_thread.run_sync(acqsim_main, ["nac", "--stats", status])
@@ -71,8 +73,8 @@ async def test_nac_process_routes_and_reports(capsys: pytest.CaptureFixture[str]
 
 
 def test_stats_of_a_nac_that_is_not_running(capsys: pytest.CaptureFixture[str]) -> None:
-    assert acqsim_main(["nac", "--stats", "127.0.0.1:1"]) == 2
-    assert "acqsim nac" in capsys.readouterr().err
+    assert acqsim_main(["nac", "--stats", "127.0.0.1:1"]) == EXIT_UNREACHABLE  # a peer that does not answer
+    assert capsys.readouterr().err.startswith("acqsim nac: no NAC status port answers at 127.0.0.1:1: ")
 
 
 def test_routes_listen_and_status_port_from_a_configuration(tmp_path: Path) -> None:

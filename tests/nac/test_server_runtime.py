@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from nac.events import CloseReason
-from nac.server import fetch_stats
+from nac.status import fetch_stats
 from tests.nac.helpers import request
 from tests.nac.netkit import (
     NEVER,

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from wire.paycrypto import (
     CryptoInputError,
+    EcbKey,
     PinBlockError,
     PinBlockFormat,
     build_pin_block,
@@ -190,3 +191,15 @@ def test_visa_pvv_input_errors_name_no_values() -> None:
     with pytest.raises(CryptoInputError) as info:
         visa_pvv(PSEC_PVK, "1122334455667788", "X", "1234")
     assert "X" not in str(info.value).replace("PVKI", "")
+
+
+@given(st.binary(min_size=0, max_size=200), st.sampled_from(["1234", "123456", "999999999999"]))
+def test_a_reused_ecb_key_gives_what_the_key_gives(data: bytes, pin: str) -> None:
+    """A session's cached :class:`EcbKey` (contexts reused across messages) MACs and encrypts PIN blocks
+    exactly as the plain key does, message after message."""
+    mak, pik = EcbKey(MAK), EcbKey(PIK)
+    for _ in range(3):  # reuse is the point
+        assert mac_cup_ecb(mak, data) == mac_cup_ecb(MAK, data)
+        assert encrypt_pin_block(pik, pin, "5544332211009966") == encrypt_pin_block(PIK, pin, "5544332211009966")
+    assert encrypt_pin_block(EcbKey(PIK), "1234", "5544332211009966").hex().upper() == "AB7374D801F4A390"
+    assert pik.decrypt(pik.encrypt(bytes(16))) == bytes(16)

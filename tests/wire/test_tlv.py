@@ -10,7 +10,7 @@ from wire.codec import encode_pos_body
 from wire.dissect import HIDDEN, as_text, dissect_pos
 from wire.errors import MessageDecodeError
 from wire.fields import BatchUploadDetails, UploadDetail
-from wire.tlv import parse_tlv, shown_tlv
+from wire.tlv import encode_tlv, parse_tlv, shown_tlv
 
 PAN = "6200001000000003"
 TRACK_BCD = "6200001000000003D30122011234500000"
@@ -32,33 +32,19 @@ def payload(fields: dict[str, str]) -> bytes:
     return bytes.fromhex("6000030000603100000000") + encode_pos_body(fields)
 
 
-def encode_tlv(items: list[tuple[str, bytes]]) -> bytes:
-    out = b""
-    for tag, value in items:
-        length = len(value)
-        size = (
-            bytes([length])
-            if length < 0x80
-            else bytes([0x81, length])
-            if length < 0x100
-            else bytes([0x82]) + length.to_bytes(2, "big")
-        )
-        out += bytes.fromhex(tag) + size + value
-    return out
-
-
 def test_icc_data_reads_as_tlv_with_card_data_masked() -> None:
     items = parse_tlv(bytes.fromhex(ICC))
     assert [tag for tag, _ in items] == ["9F26", "5A", "5F34", "57", "5F20"]
     shown = shown_tlv(bytes.fromhex(ICC))
-    assert "9F26=1122334455667788" in shown and "5A=620000******0003" in shown and "5F34=01" in shown
+    assert "9F26 (application cryptogram)=1122334455667788" in shown and "5A (PAN)=620000******0003" in shown
+    assert "5F34 (PAN sequence number)=01" in shown
     assert PAN not in shown and "ZHANG" not in shown and "5A48414E47" not in shown
     assert PAN in shown_tlv(bytes.fromhex(ICC), unmask=True)
 
 
 def test_field_55_in_a_dissection_is_masked_and_its_raw_bytes_hidden() -> None:
     dissection = dissect_pos(payload({"t": "0200", "3": "000000", "55": ICC}))
-    assert "5A=620000******0003" in dissection["fields"]["55"]
+    assert "5A (PAN)=620000******0003" in dissection["fields"]["55"]
     assert PAN not in as_text(dissection) and PAN not in str(dissection["fields"])
     assert dissect_pos(payload({"t": "0200", "55": "5A08620000"}))["fields"]["55"] == HIDDEN  # unreadable
 

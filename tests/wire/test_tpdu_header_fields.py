@@ -38,6 +38,7 @@ def test_header_parse_build_and_errors() -> None:
     header = PosHeader.parse(bytes.fromhex("613100000000"))
     assert header.app_type == "61" and header.processing_request == 0
     assert header.with_processing_request(3).to_bytes() == bytes.fromhex("613103000000")
+    assert header.with_processing_request(0) is header  # unchanged: no copy
     with pytest.raises(HeaderError) as info:
         PosHeader.parse(bytes.fromhex("6131000A0000"))
     assert info.value.offset == 3

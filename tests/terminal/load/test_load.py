@@ -48,7 +48,9 @@ def test_stats_percentiles_from_the_histogram() -> None:
 
 
 @pytest.mark.parametrize(
-    "connections", [[], ["--keep-alive", "--in-process"]], ids=["processes-short", "in-process-keep-alive"]
+    "connections",
+    [[], ["--keep-alive", "--in-process", "--connections", "2", "--cards", "4"]],
+    ids=["processes-short", "in-process-pipelined-4-cards"],
 )
 def test_a_short_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], connections: list[str]) -> None:
     plot = tmp_path / "load.png"

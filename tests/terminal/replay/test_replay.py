@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqsim.cli import main
 from acqsim.pipeline import running_pipeline
 from terminal.pos import PosTerminal
@@ -96,5 +97,5 @@ def test_trace_export_then_replay_the_capture_raw(tmp_path: Path, capsys: pytest
     assert all(e.answer_fields is not None for e in exchanges)
     assert "6200001000000003" not in capture.read_bytes().hex()
     capsys.readouterr()
-    assert main(["replay", "--pcap", str(capture), "--against", "127.0.0.1:1"]) == 1
-    assert "NO ANSWER" in capsys.readouterr().out
+    assert main(["replay", "--pcap", str(capture), "--against", "127.0.0.1:1"]) == EXIT_UNREACHABLE
+    assert capsys.readouterr().err == "acqsim replay: nothing accepts a connection at 127.0.0.1:1\n"

@@ -1,0 +1,22 @@
+"""What the NAC needs of a frame tracer (structural, so that ``wire.trace`` stays optional for the NAC)."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+
+class FrameTracer(Protocol):
+    """The part of ``wire.trace.TraceWriter`` the NAC uses."""
+
+    def record(
+        self,
+        *,
+        direction: Literal["in", "out"],
+        link: Literal["pos", "host", "hsm"],
+        peer: str,
+        payload: bytes,
+        correlation_id: str | None = None,
+        note: str | None = None,
+    ) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,333 @@
+"""The pipelined load engine: many terminals' sessions over a few kept-open connections, no task per terminal.
+
+``acqsim load --keep-alive`` (and ``--connections C``) runs here. Each load terminal is a sans-IO
+:class:`~terminal.session.TerminalSession` — the same rules as ``acqsim pos``: STAN, sign-on with KCV check,
+PIN block under the PIK, MAC under the MAK, the reversal stored before the request leaves and sent before the
+terminal's next request, the answer's MAC verified — and does one exchange at a time, as a real POS. What is
+different from one task per terminal is the I/O:
+
+- terminal *t* uses connection ``t % C``; a connection carries its terminals' requests interleaved, and
+  answers find their terminal by field 41 and are checked against the request (STAN and MTI + 10);
+- one scheduler task hands request *i* to terminal ``i % T`` at its due time (open loop: latency counts from
+  the due time, queueing at a busy terminal included) and writes every frame that came due in the same turn
+  in one write per connection;
+- one reader task per connection answers a whole read's worth of frames, then writes the terminals' next
+  requests (the next one already due, or a pending reversal) in one write;
+- one watchdog task ends exchanges unanswered after ``answer_timeout`` (``no answer``; the reversal stays
+  pending and goes first, as on a real POS).
+
+Nothing grows with the duration: terminals keep no batch (``keep_batch=False``), the mix is drawn as it
+goes, and statistics are an HDR histogram plus a bounded sample for the plot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import anyio
+
+from acqkit.config import CardFixture, Endpoint
+from acqkit.netio import FramedConnection, connect
+from terminal.load.schedule import Mix, OpenLoopSchedule
+from terminal.load.stats import NO_ANSWER, LoadStats
+from terminal.session import TerminalError, TerminalSession, parse_answer
+from wire.errors import FramingError
+
+#: How often the watchdog looks for unanswered exchanges.
+WATCHDOG_EVERY_S: Final = 0.1
+#: Kinds drawn for a run; request *i* has kind ``i % KIND_TABLE`` of them.
+KIND_TABLE: Final = 4096
+#: Sign-ons in flight at once when a run starts.
+SIGN_ON_WINDOW: Final = 256
+#: Sign-on attempts before a terminal gives up; its requests are then counted under ``NOT_SIGNED_ON``.
+MAX_SIGN_ON_TRIES: Final = 2
+#: Outcome codes of the engine itself (beside field 39 values and ``no answer``).
+NOT_SIGNED_ON: Final = "not signed on"
+UNTRUSTED: Final = "answer MAC failed"
+#: How a request picks its card: the next card each request ("request"), or one card per terminal.
+SPREADS: Final = ("request", "terminal")
+_CONNECTION_ERRORS: Final = (OSError, TimeoutError, FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+@dataclasses.dataclass(slots=True)
+class _Exchange:
+    kind: str
+    stan: str
+    due: float | None  # a scheduled request's due time; None for sign-ons and reversals
+    deadline: float
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Link:
+    conn: FramedConnection
+    outbox: list[bytes] = dataclasses.field(default_factory=list)
+    alive: bool = True
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Terminal:
+    session: TerminalSession
+    link: _Link
+    #: The index of this terminal's next request (request *i* is terminal ``i % T``'s): what is queued at a
+    #: terminal is every index from here up to what is due, so an overloaded run holds nothing per request.
+    next_index: int = 0
+    exchange: _Exchange | None = None
+    sign_on_tries: int = 0
+
+    @property
+    def dead(self) -> bool:
+        return self.sign_on_tries >= MAX_SIGN_ON_TRIES and not self.session.state.signed_on
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EngineOptions:
+    schedule: OpenLoopSchedule
+    mix: Mix
+    cards: Sequence[CardFixture]
+    spread: str = "request"
+    connections: int = 1
+    answer_timeout: float = 5.0
+    seed: int = 0
+    amount: int = 100  # fen, of every request but balance inquiries
+
+
+class LoadEngine:
+    """One run. ``sessions`` are fresh (not signed on); they sign on over the engine's connections first."""
+
+    def __init__(self, sessions: Sequence[TerminalSession], options: EngineOptions) -> None:
+        if not sessions or options.connections < 1 or not options.cards or options.spread not in SPREADS:
+            raise ValueError("a load needs terminals, cards, a known spread and at least one connection")
+        self.options = options
+        self.stats = LoadStats()
+        self._sessions = sessions
+        self._terminals: list[_Terminal] = []
+        self._by_id: dict[str, _Terminal] = {}
+        self._in_flight = 0
+        self._idle = anyio.Event()
+        self._accepting = True
+        self._dirty: set[_Link] = set()  # connections with frames waiting in their outbox
+        self._sign_on_queue: deque[_Terminal] = deque()
+        self._start = 0.0
+        self._due = 0  # requests 0 .. _due - 1 have come due
+        #: Each request's kind, by index modulo its length: drawn once with the mix's weights (a run of any
+        #: length holds no per-request plan).
+        self._kinds = options.mix.plan(KIND_TABLE, options.seed)
+        #: Answers that named no terminal waiting for them, or did not match its request; bad frames.
+        self.stray_answers = 0
+        self.bad_answers = 0
+
+    # --- the sans-IO part: what a terminal sends next, what an answer does ---------------------------
+
+    def _next_frame(self, terminal: _Terminal, now: float) -> bytes | None:
+        session = terminal.session
+        deadline = now + self.options.answer_timeout
+        frame: bytes | None
+        if not session.state.signed_on:
+            if terminal.dead:
+                self._drop_backlog(terminal, now)
+                return None
+            terminal.sign_on_tries += 1
+            frame = session.sign_on()
+            terminal.exchange = _Exchange("sign_on", _stan(session), None, deadline)
+        elif session.state.pending_reversal is not None:
+            frame = session.reversal_due()  # not None: a reversal is pending
+            terminal.exchange = _Exchange("reversal", _stan_of_reversal(session), None, deadline)
+        elif terminal.next_index < self._due and self._accepting:
+            due, kind, card = self._request(terminal.next_index)
+            terminal.next_index += len(self._terminals)
+            amount = 0 if kind == "balance" else self.options.amount
+            frame = session.financial(kind, card, amount=amount, pin=card.pin)
+            terminal.exchange = _Exchange(kind, _stan(session), due, deadline)
+            self.stats.sent += 1
+        else:
+            return None
+        if frame is not None:
+            self._in_flight += 1
+        return frame
+
+    def _request(self, index: int) -> tuple[float, str, CardFixture]:
+        """Request ``index``: its due time, kind and card — all functions of the index."""
+        cards = self.options.cards
+        spread_key = index if self.options.spread == "request" else index % len(self._terminals)
+        due = self._start + self.options.schedule.due(index)
+        return due, self._kinds[index % len(self._kinds)], cards[spread_key % len(cards)]
+
+    def _drop_backlog(self, terminal: _Terminal, now: float) -> None:
+        while terminal.next_index < self._due:
+            due, _, _ = self._request(terminal.next_index)
+            terminal.next_index += len(self._terminals)
+            self.stats.sent += 1
+            self.stats.record(due - self._start, now - due, NOT_SIGNED_ON)
+
+    def _finish(self, terminal: _Terminal, now: float, code: str) -> None:
+        exchange = terminal.exchange
+        assert exchange is not None
+        terminal.exchange = None
+        self._in_flight -= 1
+        if exchange.due is not None:
+            self.stats.record(exchange.due - self._start, now - exchange.due, code)
+        self._post(terminal, self._next_frame(terminal, now))
+        if exchange.kind == "sign_on" and self._sign_on_queue:  # the next terminal in line signs on
+            waiting = self._sign_on_queue.popleft()
+            self._post(waiting, self._next_frame(waiting, now))
+        if self._in_flight == 0:
+            self._idle.set()
+
+    def _post(self, terminal: _Terminal, frame: bytes | None) -> None:
+        """Leave ``frame`` for the next write on the terminal's connection."""
+        if frame is not None:
+            terminal.link.outbox.append(frame)
+            self._dirty.add(terminal.link)
+
+    def _answer(self, payload: bytes, now: float) -> None:
+        try:
+            frame, fields = parse_answer(payload)
+        except TerminalError:
+            self.bad_answers += 1
+            return
+        terminal = self._by_id.get(fields.get("41", ""))
+        exchange = terminal.exchange if terminal is not None else None
+        if terminal is None or exchange is None or fields.get("11") != exchange.stan:
+            self.stray_answers += 1  # late (already counted as no answer), or not ours
+            return
+        try:
+            outcome = terminal.session.receive_decoded(exchange.kind, frame, fields)
+        except TerminalError:  # a sign-on whose keys do not check
+            self._finish(terminal, now, NO_ANSWER)
+            return
+        self._finish(terminal, now, outcome.response_code if outcome.trusted else UNTRUSTED)
+
+    def _expire(self, now: float) -> None:
+        for terminal in self._terminals:
+            exchange = terminal.exchange
+            if exchange is not None and exchange.deadline <= now:
+                if exchange.kind == "reversal":
+                    terminal.session.reversal_failed()
+                self._finish(terminal, now, NO_ANSWER)
+
+    # --- the I/O shell --------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        against: Endpoint,
+        progress: Callable[[LoadStats, float], None] | None = None,
+        *,
+        signed_on: Callable[[], Awaitable[None]] | None = None,
+    ) -> float:
+        """Sign on, run the schedule, wait for the answers still due; the elapsed seconds of the schedule.
+        ``signed_on`` is awaited once every terminal has signed on, connections open and idle (a benchmark
+        measures the memory of idle terminals there)."""
+        options = self.options
+        links = []
+        try:
+            for _ in range(min(options.connections, len(self._sessions))):
+                links.append(_Link(await connect(against.host, against.port, timeout=options.answer_timeout)))
+            self._terminals = [_Terminal(s, links[i % len(links)], next_index=i) for i, s in enumerate(self._sessions)]
+            self._by_id = {t.session.state.terminal_id: t for t in self._terminals}
+            self._start = anyio.current_time()
+            async with anyio.create_task_group() as tg:
+                for link in links:
+                    tg.start_soon(self._read, link)
+                tg.start_soon(self._watchdog)
+                sign_on_rounds = MAX_SIGN_ON_TRIES * (1 + len(self._terminals) // SIGN_ON_WINDOW)
+                with anyio.fail_after(options.answer_timeout * sign_on_rounds):
+                    await self._sign_on_all()
+                if signed_on is not None:
+                    await signed_on()
+                elapsed = await self._schedule(progress)
+                tg.cancel_scope.cancel()
+            return elapsed
+        finally:
+            for link in links:
+                await link.conn.aclose()
+
+    async def _sign_on_all(self) -> None:
+        """Sign every terminal on, ``SIGN_ON_WINDOW`` at a time (as terminals would over a morning, not all
+        in one instant: a host answers 10,000 sign-ons in the same second only with timeouts)."""
+        now = anyio.current_time()
+        self._sign_on_queue.extend(self._terminals[SIGN_ON_WINDOW:])
+        for terminal in self._terminals[:SIGN_ON_WINDOW]:
+            self._post(terminal, self._next_frame(terminal, now))
+        await self._flush()
+        if self._in_flight:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+    async def _schedule(self, progress: Callable[[LoadStats, float], None] | None) -> float:
+        options = self.options
+        schedule, terminals = options.schedule, self._terminals
+        self._start = start = anyio.current_time() + 0.05
+        end = start + schedule.duration
+        next_progress = start + 1.0
+        while self._due < schedule.count:
+            await anyio.sleep_until(start + schedule.due(self._due))
+            now = anyio.current_time()
+            if now > end:
+                break
+            first = self._due
+            while self._due < schedule.count and start + schedule.due(self._due) <= now:
+                self._due += 1
+            for index in range(first, self._due):  # an idle terminal whose next request just came due starts it
+                terminal = terminals[index % len(terminals)]
+                if terminal.exchange is None and terminal.next_index == index:
+                    self._post(terminal, self._next_frame(terminal, now))
+            await self._flush()
+            if progress is not None and now >= next_progress:
+                progress(self.stats, now - start)
+                next_progress = now + 1.0
+        self._accepting = False  # what is still queued at a terminal now stays unsent
+        if self._in_flight:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(options.answer_timeout + 1.0):
+                await self._idle.wait()
+        elapsed = anyio.current_time() - start
+        queued = sum(max(0, -(-(self._due - t.next_index) // len(terminals))) for t in terminals)
+        self.stats.not_sent += queued + (schedule.count - self._due)
+        return elapsed
+
+    async def _flush(self) -> None:
+        """Write what each connection has waiting, one write per connection."""
+        dirty, self._dirty = self._dirty, set()
+        for link in dirty:
+            frames, link.outbox = link.outbox, []
+            if frames:
+                await self._send(link, frames)
+
+    async def _send(self, link: _Link, frames: list[bytes]) -> None:
+        if not link.alive:
+            return  # its terminals' exchanges end as no answer at their deadline
+        try:
+            await link.conn.send_many(frames)
+        except _CONNECTION_ERRORS:
+            link.alive = False
+
+    async def _read(self, link: _Link) -> None:
+        conn = link.conn
+        try:
+            while (payload := await conn.receive()) is not None:
+                now = anyio.current_time()
+                self._answer(payload, now)
+                for more in conn.buffered_frames():
+                    self._answer(more, now)
+                await self._flush()
+        except _CONNECTION_ERRORS:
+            pass
+        link.alive = False
+
+    async def _watchdog(self) -> None:
+        while True:
+            await anyio.sleep(WATCHDOG_EVERY_S)
+            self._expire(anyio.current_time())
+            await self._flush()
+
+
+def _stan(session: TerminalSession) -> str:
+    return f"{session.state.stan:06d}"
+
+
+def _stan_of_reversal(session: TerminalSession) -> str:
+    pending = session.state.pending_reversal
+    return pending.fields.get("11", "") if pending is not None else ""

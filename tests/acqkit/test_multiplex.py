@@ -1,0 +1,143 @@
+"""The runtime's multiplexed link, over real loopback TCP against a scripted peer: each answer reaches the
+request with its key whatever order the peer answers in, a key can be used again once answered, and a lost
+peer fails every waiter at once."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from acqkit.multiplex import LinkLost, MultiplexedLink
+from acqkit.netio import FramedConnection, connect, serve_tcp
+
+pytestmark = pytest.mark.anyio
+
+HOST = "127.0.0.1"
+#: Far longer than any step here takes; a wait that reaches it is a failure, not a timing.
+STEP_TIMEOUT_S = 5.0
+
+Handler = Callable[[FramedConnection], Awaitable[None]]
+
+
+def decode(payload: bytes) -> tuple[bytes, bytes]:
+    """The key is the frame's first byte (a one-character tag the peer echoes)."""
+    return payload[:1], payload
+
+
+def answering_in_reverse(batch: int) -> Handler:
+    """A peer that reads ``batch`` requests, then answers them last first (each request + b"!")."""
+
+    async def handle(conn: FramedConnection) -> None:
+        while True:
+            requests = []
+            for _ in range(batch):
+                payload = await conn.receive(STEP_TIMEOUT_S)
+                if payload is None:
+                    return
+                requests.append(payload)
+            for payload in reversed(requests):
+                await conn.send(payload + b"!")
+
+    return handle
+
+
+def hanging_up_after(count: int, received: anyio.Event) -> Handler:
+    """A peer that reads ``count`` requests, sets ``received``, and closes the connection unanswered."""
+
+    async def handle(conn: FramedConnection) -> None:
+        for _ in range(count):
+            await conn.receive(STEP_TIMEOUT_S)
+        received.set()
+
+    return handle
+
+
+@asynccontextmanager
+async def link_to(handler: Handler) -> AsyncIterator[MultiplexedLink[bytes, bytes]]:
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve_tcp, HOST, 0, handler, name="scripted-peer"))
+        conn = await connect(HOST, port, timeout=STEP_TIMEOUT_S)
+        try:
+            yield MultiplexedLink(conn, decode, what="scripted peer")
+        finally:
+            await conn.aclose()
+            tg.cancel_scope.cancel()
+
+
+async def test_answers_out_of_order_each_reach_the_request_with_their_key() -> None:
+    answers: dict[bytes, bytes] = {}
+    async with link_to(answering_in_reverse(3)) as link:
+
+        async def ask(tag: bytes) -> None:
+            [answers[tag]] = await link.exchange_many([(tag, tag + b"-request")])
+
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            async with anyio.create_task_group() as tg:
+                for tag in (b"a", b"b", b"c"):
+                    tg.start_soon(ask, tag)
+    assert answers == {b"a": b"a-request!", b"b": b"b-request!", b"c": b"c-request!"}
+
+
+async def test_one_pipelined_exchange_returns_its_answers_in_request_order() -> None:
+    async with link_to(answering_in_reverse(3)) as link:
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            got = await link.exchange_many([(b"x", b"x1"), (b"y", b"y2"), (b"z", b"z3")])
+    assert got == [b"x1!", b"y2!", b"z3!"]
+
+
+async def test_a_key_is_used_again_once_its_answer_came() -> None:
+    async with link_to(answering_in_reverse(1)) as link:
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            first = await link.exchange_many([(b"k", b"k-first")])
+            second = await link.exchange_many([(b"k", b"k-second")])
+    assert (first, second) == ([b"k-first!"], [b"k-second!"])
+    assert link.dead is None
+
+
+async def test_two_waiters_on_one_key_are_answered_first_come_first_served() -> None:
+    async with link_to(answering_in_reverse(1)) as link:
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            got = await link.exchange_many([(b"k", b"k1"), (b"k", b"k2")])
+    assert got == [b"k1!", b"k2!"]
+
+
+async def test_a_lost_peer_fails_every_waiter_with_link_lost() -> None:
+    received = anyio.Event()
+    outcomes: dict[bytes, str] = {}
+    async with link_to(hanging_up_after(3, received)) as link:
+
+        async def ask(tag: bytes) -> None:
+            try:
+                await link.exchange_many([(tag, tag)])
+                outcomes[tag] = "answered"
+            except LinkLost as exc:
+                outcomes[tag] = exc.reason
+
+        with anyio.fail_after(STEP_TIMEOUT_S):  # every waiter hears it at once, none waits for a timeout
+            async with anyio.create_task_group() as tg:
+                for tag in (b"a", b"b", b"c"):
+                    tg.start_soon(ask, tag)
+        assert received.is_set()
+        assert link.dead is not None
+        with pytest.raises(LinkLost):  # a dead link refuses new work at once
+            await link.exchange_many([(b"d", b"d")])
+    assert set(outcomes) == {b"a", b"b", b"c"}
+    assert all("closed by the scripted peer" in reason or "connection lost" in reason for reason in outcomes.values())
+
+
+async def test_an_answer_nobody_waits_for_is_dropped_not_misdelivered() -> None:
+    async def stray_then_echo(conn: FramedConnection) -> None:
+        payload = await conn.receive(STEP_TIMEOUT_S)
+        assert payload is not None
+        await conn.send(b"q-stray")  # a key nobody asked under (as a late answer to a timed-out request)
+        await conn.send(payload + b"!")
+
+    async with link_to(stray_then_echo) as link:
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            got = await link.exchange_many([(b"p", b"p1")])
+    assert got == [b"p1!"]
+    assert link.dead is None

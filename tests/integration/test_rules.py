@@ -1,0 +1,148 @@
+"""Scripted answers and faults at the NAC and the front-end, as an engineer uses them: ``acqsim up --rules
+FILE`` and ``acqsim send``. The rules file is rewritten while the services run (hot reload) and every hit is
+traced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acqsim.cli import main
+from acqsim.processes import running_processes
+
+DECLINE_BIG = """
+[[rule]]
+name = "big purchases declined"
+at = "nac"
+mti = "0200"
+processing_code = "000000"
+amount_min = 100000
+action = "answer"
+code = "51"
+"""
+
+CORRUPT = """
+[[rule]]
+name = "mangle the MAC"
+at = "nac"
+terminal = "10000001"
+action = "corrupt_mac"
+times = 1
+"""
+
+DROP = """
+[[rule]]
+name = "lose everything"
+at = "nac"
+action = "drop"
+"""
+
+
+def _send(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = main(["send", *args, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+AT_FRONTEND = """
+[[rule]]
+name = "issuer says no"
+at = "ledger"
+processing_code = "000000"
+amount_min = 20000
+amount_max = 30000
+action = "answer"
+code = "05"
+
+[[rule]]
+name = "low limit"
+at = "frontend"
+mti = "0200"
+amount_min = 50000
+fields = { "22" = "021" }
+action = "answer"
+code = "61"
+
+[[rule]]
+name = "say it twice"
+at = "frontend"
+processing_code = "310000"
+action = "answer_twice"
+
+[[rule]]
+name = "slow preauth"
+at = "frontend"
+mti = "0100"
+action = "delay"
+delay_s = 2.0
+"""
+
+
+def test_rules_at_the_nac_and_the_front_end_with_send(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(DECLINE_BIG + AT_FRONTEND)
+    data = tmp_path / "data"
+    with running_processes(data_dir=data, up_args=("--rules", str(rules))) as nac:
+        common = ("--data-dir", str(data), "--nac", str(nac), "--terminal", "10000001")
+
+        # at the NAC: answered there, without a MAC (the NAC holds no key)
+        code, big = _send(capsys, *common, "--amount", "1000.00", "purchase")
+        assert code == 1
+        assert big["response_code"] == "51" and big["answer_mac"] == "absent"
+        assert big["answer"]["mti"] == "0210" and big["answer"]["fields"]["4"] == "000000100000"
+
+        # at the front-end: answered there, MACed through the HSM
+        code, limited = _send(capsys, *common, "--amount", "600.00", "purchase")
+        assert code == 1
+        assert limited["response_code"] == "61" and limited["answer_mac"] == "verifies"
+        code, other = _send(capsys, *common, "--amount", "600.00", "--set", "22=022", "purchase")
+        assert code == 0 and other["response_code"] == "00"  # field 22 differs: no match
+        # at the ledger: its answer, carried back by the front-end and MACed as usual; nothing posted
+        code, refused = _send(capsys, *common, "--amount", "250.00", "purchase")
+        assert code == 1 and refused["response_code"] == "05" and refused["answer_mac"] == "verifies"
+
+        code, twice = _send(capsys, *common, "balance")
+        assert code == 0 and twice["response_code"] == "00"  # the terminal reads the first of the two
+        code, slow = _send(capsys, *common, "--timeout", "0.5", "preauth")
+        assert code == 3 and slow["answered"] is False  # held 2 s: the terminal gave up
+
+        rules.write_text(CORRUPT)  # hot reload: the next message is matched against the new file
+        code, mangled = _send(capsys, *common, "--amount", "1.00", "purchase")
+        assert code == 1 and mangled["response_code"] == "00" and mangled["answer_mac"] == "fails"
+        code, again = _send(capsys, *common, "--amount", "1.00", "purchase")  # times = 1: spent
+        assert code == 0 and again["answer_mac"] == "verifies"
+
+        rules.write_text(DROP)
+        code, dropped = _send(capsys, *common, "--timeout", "0.5", "balance")
+        assert code == 3 and dropped["answered"] is False
+
+    traces = data / "traces"
+    nac_records = [json.loads(line) for line in (traces / "nac.jsonl").read_text().splitlines()]
+    nac_notes = [record.get("note") for record in nac_records]
+    assert "rule 1 (big purchases declined): answer" in nac_notes
+    assert "rule 1 (mangle the MAC): corrupt_mac" in nac_notes
+    assert "rule 1 (lose everything): drop" in nac_notes
+    fe_notes = [json.loads(line).get("note") for line in (traces / "frontend.jsonl").read_text().splitlines()]
+    assert "rule 3 (low limit): answer" in fe_notes
+    assert "rule 4 (say it twice): answer_twice" in fe_notes
+    assert "rule 5 (slow preauth): delay" in fe_notes
+    ledger_notes = [json.loads(line).get("note") for line in (traces / "ledger.jsonl").read_text().splitlines()]
+    assert "rule 2 (issuer says no): answer" in ledger_notes
+    balance_answers = [
+        r
+        for r in nac_records
+        if r["direction"] == "in" and r["message"].get("mti") == "0210" and r["message"]["fields"].get("3") == "310000"
+    ]
+    assert len(balance_answers) == 2  # the front-end answered the balance inquiry twice
+
+
+def test_a_broken_rules_file_stops_acqsim_up_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nat = "nac"\naction = "explode"\n')
+    assert main(["up", "--ephemeral-ports", "--data-dir", str(tmp_path), "--rules", str(rules)]) == 2
+    assert "rule 1: action must be one of answer" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""The terminal's chip transactions over the real pipeline (terminal → NAC → front-end → HSM → ledger):
+contact, contactless, fallback, the card declining after approval (reversal with its 55), and the ATC kept
+across runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acqkit.config import AcqsimConfig
+from acqsim.pipeline import running_pipeline
+from terminal.chipflow import ReadMode
+from terminal.pos import PosTerminal
+from terminal.state import state_path
+from wire.codec import decode_pos_body
+from wire.fields import Field60
+from wire.icc import REQUEST_REQUIRED, REVERSAL_TAGS, parse_icc
+from wire.posframe import PosFrame
+from wire.tlv import parse_tlv
+
+pytestmark = pytest.mark.anyio
+
+GOOD, FAILS, DECLINES = "6200001000000003", "6200001000000011", "62000060000000061"
+
+
+async def test_chip_purchases_through_the_pipeline(tmp_path: Path) -> None:
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    good, failing, declining = config.card(GOOD), config.card(FAILS), config.card(DECLINES)
+    async with running_pipeline(config) as pipeline:
+        async with PosTerminal(config, "10000001", nac=pipeline.nac) as pos:
+            sent: list[dict[str, str]] = []
+            real_send = pos._send
+
+            async def recording_send(payload: bytes) -> bytes | None:
+                sent.append(decode_pos_body(PosFrame.parse(payload).body))
+                return await real_send(payload)
+
+            pos._send = recording_send  # type: ignore[method-assign]
+            contact = await pos.card_financial("purchase", good, mode=ReadMode.CONTACT, amount=1234, pin=good.pin)
+            assert contact is not None and contact.approved and not contact.card_declined
+            assert contact.issuer_authenticated  # the front-end's 91 (ARPC from the HSM) satisfied the card
+            request = sent[-1]
+            assert request["22"] == "051" and request["23"] == "001" and Field60.parse(request["60"]).extra == "60"
+            values = parse_icc(bytes.fromhex(request["55"]), REQUEST_REQUIRED)
+            assert values["9F36"] == b"\x00\x01" and values["9F02"] == bytes.fromhex("000000001234")
+
+            tap = await pos.card_financial("purchase", good, mode=ReadMode.CONTACTLESS, amount=100)
+            assert tap is not None and tap.approved
+            assert sent[-1]["22"] == "072" and parse_icc(bytes.fromhex(sent[-1]["55"]))["9F36"] == b"\x00\x02"
+
+            fallback = await pos.card_financial("purchase", failing, mode=ReadMode.CONTACT, amount=200, pin=failing.pin)
+            assert fallback is not None and fallback.approved
+            assert sent[-1]["22"] == "801" and Field60.parse(sent[-1]["60"]).extra == "62" and "55" not in sent[-1]
+
+            refused = await pos.card_financial("purchase", declining, mode=ReadMode.CONTACT, amount=300, pin="888888")
+            assert refused is not None and refused.response_code == "00" and refused.card_declined
+            assert refused.issuer_authenticated  # the issuer was genuine: the card declined by itself
+            assert not refused.approved
+            reversal = sent[-1]
+            assert reversal["t"] == "0400" and reversal["39"] == "06" and reversal["11"] == sent[-2]["11"]
+            assert [tag for tag, _ in parse_tlv(bytes.fromhex(reversal["55"]))] == [
+                t for t in REVERSAL_TAGS if t != "DF31"
+            ]
+            assert pos.session.state.pending_reversal is None  # the host took the reversal
+            assert all(t.stan != reversal["11"] for t in pos.session.state.batch_txns)
+            balance = await pos.financial("balance", declining, pin=declining.pin)
+            assert balance is not None and balance.fields["54"].endswith(f"{declining.balance:012d}")  # undone
+
+        async with PosTerminal(config, "10000001", nac=pipeline.nac) as pos:
+            assert pos.session.state.card_atcs[GOOD] == 2  # kept in the sealed state: never repeated
+            again = await pos.card_financial("purchase", good, mode=ReadMode.CONTACT, amount=1, pin=good.pin)
+            assert again is not None and again.approved
+            assert pos.session.state.card_atcs[GOOD] == 3
+    stored = state_path(config.terminal_state_dir, "10000001").read_text()
+    assert GOOD not in stored and "card_atcs" not in stored  # the ATCs are sealed with the other card data
