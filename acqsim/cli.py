@@ -64,6 +64,8 @@ WITHOUT_JSON: Final[dict[str, str]] = {
     "web": "serves the web view until stopped; the page and its event stream are the report",
     "wireshark": "installs or regenerates a file and prints its path; nothing to report as data",
     "nac": "runs a service; its statistics are already one JSON document on the status port (--status-port)",
+    "scheme": "day is a narrated walk-through (its figures: clearing show/load/reconcile --json); serve runs a service",
+    "issuer": "runs a service; it prints one READY line, which scripts read",
 }
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: Every command's ``--help`` ends with this; docs/cli.md has a table per command.

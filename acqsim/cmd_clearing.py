@@ -30,7 +30,11 @@ ON_US = tuple(b.prefix for b in BINS if b.issuer_id == ACQUIRER_ID)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("run", "show", "load", "reconcile"))
+    parser.add_argument(
+        "action",
+        choices=("run", "show", "load", "reconcile"),
+        help="run: write the day's files; show: read one; load: book one in a ledger; reconcile: against a journal",
+    )
     parser.add_argument("file", nargs="?", type=Path, help="show/load: the clearing file")
     parser.add_argument(
         "--journal", type=Path, help="run: the switch's journal; reconcile: the acquirer front-end's (SQLite)"

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_USAGE
+from acqkit.peerclient import PEER_RETRY_WINDOW_S
 from acqsim.demo_scheme import EXPECTED_CODES, SchemeDay, scheme_day
 
 
@@ -23,6 +24,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", type=Path, help="serve: the switch's configuration file (TOML, docs/scheme.md)")
     parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/scheme.jsonl")
+    parser.add_argument(
+        "--peer-wait",
+        type=float,
+        default=PEER_RETRY_WINDOW_S,
+        metavar="S",
+        help=f"serve: keep trying to reach the switch's HSM for S seconds, then exit 3 "
+        f"(default {PEER_RETRY_WINDOW_S:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         from scheme.cli import serve_switch
         from scheme.config import load_switch_config
 
-        return serve_switch(load_switch_config(args.config), trace_dir=args.trace_dir)
+        return serve_switch(load_switch_config(args.config), trace_dir=args.trace_dir, peer_wait=args.peer_wait)
 
     async def main(folder: Path) -> SchemeDay:
         return await scheme_day(folder)

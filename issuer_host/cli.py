@@ -1,6 +1,7 @@
 """``acqsim issuer serve --config FILE``: an issuer host as its own process (docs/scheme.md).
 
-It needs its HSM and its ledger: either unreachable at start, it exits 3. Prints ``READY issuer HOST:PORT`` once
+It needs its HSM and its ledger: either still unreachable after ``peer_wait`` seconds of trying, it exits 3 with one
+line naming it. Prints ``READY issuer HOST:PORT`` once
 it listens; stops on SIGTERM.
 """
 
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 from pathlib import Path
 
 import anyio
 
 from acqkit.exitcodes import EXIT_UNREACHABLE
+from acqkit.peerclient import PEER_RETRY_WINDOW_S, connect_within
 from acqkit.runner import announce, run_service
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from hsm_sim.client import HsmClient, HsmUnavailable
@@ -21,7 +24,7 @@ from issuer_host.server import IssuerShell, serve
 from wire.trace import TraceWriter
 
 
-def serve_issuer(config: IssuerConfig, *, trace_dir: Path | None = None) -> int:
+def serve_issuer(config: IssuerConfig, *, trace_dir: Path | None = None, peer_wait: float = PEER_RETRY_WINDOW_S) -> int:
     unreachable: list[str] = []
 
     async def stop_on_signal(scope: anyio.CancelScope) -> None:
@@ -32,14 +35,18 @@ def serve_issuer(config: IssuerConfig, *, trace_dir: Path | None = None) -> int:
 
     async def main() -> None:
         try:
-            hsm = await HsmClient.connect(config.hsm.host, config.hsm.port)
+            hsm = await connect_within(
+                functools.partial(HsmClient.connect, config.hsm.host, config.hsm.port), peer_wait
+            )
         except HsmUnavailable as exc:
-            unreachable.append(f"the issuer's HSM at {config.hsm}: {exc}")
+            unreachable.append(f"{exc} (still so after {peer_wait:g} s)")
             return
         try:
-            ledger = await LedgerClient.connect(config.ledger.host, config.ledger.port)
+            ledger = await connect_within(
+                functools.partial(LedgerClient.connect, config.ledger.host, config.ledger.port), peer_wait
+            )
         except LedgerUnavailable as exc:
-            unreachable.append(f"the issuer's ledger at {config.ledger}: {exc}")
+            unreachable.append(f"{exc} (still so after {peer_wait:g} s)")
             await hsm.aclose()
             return
         trace = TraceWriter(trace_dir, "issuer")
@@ -64,6 +71,6 @@ def serve_issuer(config: IssuerConfig, *, trace_dir: Path | None = None) -> int:
 
     code = run_service(main)
     if unreachable:
-        print(f"acqsim issuer serve: {unreachable[0]}", flush=True)
+        print(f"acqsim issuer serve: {unreachable[0]}", file=sys.stderr, flush=True)
         return EXIT_UNREACHABLE
     return code

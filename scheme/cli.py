@@ -1,20 +1,23 @@
 """``acqsim scheme serve --config FILE``: run the switch as its own process (docs/scheme.md).
 
-It needs its HSM (``hsm`` in the file; the HSM's LMK holds every member's zone keys): unreachable at start, it
-exits 3. The owed reversals are sealed under the data key of the journal's folder (``data.key``, created on
-first use under ``ACQSIM_DATA_KEY_PASSPHRASE``). Prints ``READY scheme HOST:PORT`` once it listens.
+It needs its HSM (``hsm`` in the file; the HSM's LMK holds every member's zone keys): still unreachable after
+``peer_wait`` seconds of trying, it exits 3 with one line naming it. The owed reversals are sealed under the data
+key of the journal's folder (``data.key``, created on first use under ``ACQSIM_DATA_KEY_PASSPHRASE``). Prints
+``READY scheme HOST:PORT`` once it listens.
 """
 
 from __future__ import annotations
 
 import functools
 import signal
+import sys
 from pathlib import Path
 
 import anyio
 
 from acqkit.datakey import DataKey
 from acqkit.exitcodes import EXIT_UNREACHABLE
+from acqkit.peerclient import PEER_RETRY_WINDOW_S, connect_within
 from acqkit.runner import announce, run_service
 from hsm_sim.client import HsmClient, HsmUnavailable
 from scheme.bins import BinTable
@@ -25,7 +28,7 @@ from scheme.server import SwitchShell, serve
 from wire.trace import TraceWriter
 
 
-def serve_switch(config: SwitchConfig, *, trace_dir: Path | None = None) -> int:
+def serve_switch(config: SwitchConfig, *, trace_dir: Path | None = None, peer_wait: float = PEER_RETRY_WINDOW_S) -> int:
     unreachable: list[str] = []
 
     async def stop_on_signal(scope: anyio.CancelScope) -> None:
@@ -36,9 +39,11 @@ def serve_switch(config: SwitchConfig, *, trace_dir: Path | None = None) -> int:
 
     async def main() -> None:
         try:
-            hsm = await HsmClient.connect(config.hsm.host, config.hsm.port)
+            hsm = await connect_within(
+                functools.partial(HsmClient.connect, config.hsm.host, config.hsm.port), peer_wait
+            )
         except HsmUnavailable as exc:
-            unreachable.append(f"the switch's HSM at {config.hsm}: {exc}")
+            unreachable.append(f"{exc} (still so after {peer_wait:g} s)")
             return
         config.journal.parent.mkdir(parents=True, exist_ok=True)
         journal = SwitchJournal(config.journal)
@@ -64,6 +69,6 @@ def serve_switch(config: SwitchConfig, *, trace_dir: Path | None = None) -> int:
 
     code = run_service(main)
     if unreachable:
-        print(f"acqsim scheme serve: {unreachable[0]}", flush=True)
+        print(f"acqsim scheme serve: {unreachable[0]}", file=sys.stderr, flush=True)
         return EXIT_UNREACHABLE
     return code

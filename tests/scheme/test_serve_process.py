@@ -109,5 +109,5 @@ def test_a_bad_config_is_named_and_an_unreachable_hsm_exits_3(
     with pytest.raises(ConfigError, match=r"bins\[0\]|'X'"):
         load_switch_config(path)
     path.write_text(text.replace('hsm = "127.0.0.1:9"', 'hsm = "127.0.0.1:1"'))
-    assert main(["scheme", "serve", "--config", str(path)]) == 3
-    assert "HSM" in capsys.readouterr().out
+    assert main(["scheme", "serve", "--config", str(path), "--peer-wait", "0"]) == 3
+    assert "HSM" in capsys.readouterr().err
