@@ -47,6 +47,10 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "send": ("terminal.send_cli", "compose one message as a terminal would, edit it, send it, check the answer"),
     "fuzz": ("acqsim.cmd_fuzz", "fuzz a POS-link host while a good terminal transacts beside it"),
     "chaos": ("acqsim.cmd_chaos", "acqsim up under load, kill -9 each service in turn, then reconcile"),
+    "scheme": ("acqsim.cmd_scheme", "the four-party TEST world: an off-us day through the scheme switch"),
+    "issuer": ("acqsim.cmd_issuer", "run an issuer host: another bank behind the scheme switch"),
+    "clearing": ("acqsim.cmd_clearing", "the scheme's end of day: clearing files per member, load and reconcile"),
+    "scenario": ("acqsim.cmd_scenario", "what-if scenarios: aggregator-failure (一清 vs 二清)"),
     "arch": ("acqsim.cmd_arch", "the package map read from the source: layers and what each package uses"),
     "web": ("acqsim.cmd_web", "the web view: live sequence diagram, dissected messages, try-it panel, ledger"),
     "wireshark": ("acqsim.cmd_wireshark", "install or regenerate acqsim's Wireshark Lua dissector"),
@@ -66,6 +70,8 @@ WITHOUT_JSON: Final[dict[str, str]] = {
     "web": "serves the web view until stopped; the page and its event stream are the report",
     "wireshark": "installs or regenerates a file and prints its path; nothing to report as data",
     "nac": "runs a service; its statistics are already one JSON document on the status port (--status-port)",
+    "scheme": "day is a narrated walk-through (its figures: clearing show/load/reconcile --json); serve runs a service",
+    "issuer": "runs a service; it prints one READY line, which scripts read",
 }
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: Every command's ``--help`` ends with this; docs/cli.md has a table per command.

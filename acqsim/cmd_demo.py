@@ -9,6 +9,7 @@ import datetime as dt
 import functools
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import tomli_w
@@ -37,6 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--data-dir", type=Path, help="where stores and traces go (default: a fresh .acqsim/demo-<time> folder)"
     )
     parser.add_argument(
+        "--scheme",
+        action="store_true",
+        help="then the four-party day: other banks' cards through the scheme switch, clearing, 一清 vs 二清",
+    )
+    parser.add_argument(
         "--web", action="store_true", help="after the day, keep the services up and serve the web view (Ctrl-C stops)"
     )
     parser.add_argument("--web-port", type=int, default=8080, help="port of the web view (default 8080; 0: any)")
@@ -54,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         require("uvicorn", "web", "acqsim demo --web")
     if not args.processes:
         ok: bool = anyio.run(run_demo, config, print, backend=backend, backend_options=options)
+        if args.scheme:
+            ok = _scheme_day(data_dir / "scheme", backend, options) and ok
         if args.web:
             _serve_web_until_stopped(config, None, args.web_port)
         return 0 if ok else 1
@@ -105,3 +113,14 @@ def _process_options(config: AcqsimConfig, *, tls: bool) -> dict[str, Path]:
     # demo day's secrets scan holds every file a run writes to that).
     path.write_text(tomli_w.dumps({"data_dir": str(config.data_dir.resolve()), "tls": True}), encoding="utf-8")
     return {"config_file": path}
+
+
+def _scheme_day(folder: Path, backend: str, options: dict[str, Any]) -> bool:
+    """The four-party day after the acquirer's own (``--scheme``; acqsim/demo_scheme.py)."""
+    from acqsim.demo_scheme import EXPECTED_CODES, scheme_day
+
+    print("")
+    print(f"the four-party day — data in {folder}")
+    day = anyio.run(scheme_day, folder, print, backend=backend, backend_options=options)
+    as_expected = dict(day.codes) == dict(EXPECTED_CODES)
+    return as_expected and day.balanced and day.books_sound

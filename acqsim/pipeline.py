@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,12 +24,14 @@ from core_ledger.setup import open_service
 from frontend.core import Context
 from frontend.journal import Journal
 from frontend.registry import Registry
+from frontend.routing import SchemeRoute
 from frontend.server import Frontend
 from frontend.server import serve as serve_frontend
 from hsm_sim.client import HsmClient
 from hsm_sim.server import serve_sealed as serve_hsm
 from nac.routes import RouteTable
 from nac.server import NacServer
+from scheme.client import SwitchLinkClient
 from wallet.client import WalletClient
 from wallet.server import WalletHost
 from wallet.server import serve as serve_wallet
@@ -37,6 +39,10 @@ from wallet.store import WALLET_DB, WalletStore
 from wire.trace import TraceWriter
 
 LOOPBACK = "127.0.0.1"
+
+#: Given the acquirer's HSM, the link to a scheme switch and the front-end's BIN table (its zone keys put into
+#: that HSM first): how off-us cards reach their issuers (``acqsim.fourparty.acquirer_access``).
+SchemeAccess = Callable[[HsmClient], Awaitable[tuple[SwitchLinkClient, SchemeRoute]]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,13 +56,18 @@ class Pipeline:
     #: Cancelling it stops the wallet host alone (tests: the wallet host down).
     wallet_stop: anyio.CancelScope
     cancel: anyio.CancelScope
+    #: The front-end itself (tests drive its store-and-forward of reversals directly).
+    frontend_service: Frontend
 
 
 @asynccontextmanager
-async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> AsyncIterator[Pipeline]:
+async def running_pipeline(
+    config: AcqsimConfig, *, trace: bool = False, scheme: SchemeAccess | None = None
+) -> AsyncIterator[Pipeline]:
     """Start HSM, ledger, wallet host, front-end and NAC on free loopback ports; stop them all on exit.
 
-    With ``trace`` every service appends trace records under ``config.trace_dir``.
+    With ``trace`` every service appends trace records under ``config.trace_dir``. With ``scheme`` the front-end
+    sends off-us cards to a scheme switch (docs/scheme.md).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     traces = {
@@ -94,8 +105,15 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
             wallet = WalletClient(LOOPBACK, wallet_port)
             keys = await key_ceremony(config, hsm)
             registry = Registry.from_key_store(config, keys, config.key_store_path)
+            link, route = await scheme(hsm) if scheme is not None else (None, None)
             frontend = Frontend(
-                Context(registry=registry), journal, hsm, ledger, trace=traces["frontend"], wallet=wallet
+                Context(registry=registry, scheme=route),
+                journal,
+                hsm,
+                ledger,
+                trace=traces["frontend"],
+                wallet=wallet,
+                scheme=link,
             )
             fe_port = await tg.start(functools.partial(serve_frontend, LOOPBACK, 0, frontend=frontend))
             nac = NacServer(
@@ -112,10 +130,13 @@ async def running_pipeline(config: AcqsimConfig, *, trace: bool = False) -> Asyn
                 wallet=Endpoint(host=LOOPBACK, port=wallet_port),
                 wallet_stop=wallet_stop,
                 cancel=tg.cancel_scope,
+                frontend_service=frontend,
             )
             await hsm.aclose()
             await ledger.aclose()
             await wallet.aclose()
+            if link is not None:
+                await link.aclose()
             tg.cancel_scope.cancel()
     finally:
         for writer in traces.values():

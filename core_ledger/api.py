@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Final
 
-from wire.constants import ResponseCode
+from wire.constants import ConditionCode, Mti, ProcessingCode, ResponseCode
 
 
 class LedgerOp(enum.StrEnum):
@@ -29,6 +30,35 @@ class LedgerOp(enum.StrEnum):
     REFUND = "refund"
     TRANSFER = "transfer"
     REVERSAL = "reversal"
+
+
+PC = ProcessingCode
+CC = ConditionCode
+
+#: MTI / processing code (3) / condition code (25) of each operation (PROTOCOL.md §1 message set, as the host
+#: link and the switch link carry it); the ledger reads the operation back from the same table.
+ROUTES: Final[dict[LedgerOp, tuple[str, str, str]]] = {
+    LedgerOp.BALANCE: (Mti.FINANCIAL_REQUEST, PC.BALANCE, CC.NORMAL),
+    LedgerOp.PURCHASE: (Mti.FINANCIAL_REQUEST, PC.PURCHASE, CC.NORMAL),
+    LedgerOp.PREAUTH: (Mti.AUTH_REQUEST, PC.PREAUTH, CC.PREAUTH),
+    LedgerOp.PREAUTH_CANCEL: (Mti.AUTH_REQUEST, PC.VOID, CC.PREAUTH),
+    LedgerOp.PREAUTH_COMPLETION: (Mti.FINANCIAL_REQUEST, PC.PURCHASE, CC.PREAUTH),
+    LedgerOp.PREAUTH_COMPLETION_VOID: (Mti.FINANCIAL_REQUEST, PC.VOID, CC.PREAUTH),
+    LedgerOp.VOID: (Mti.FINANCIAL_REQUEST, PC.VOID, CC.NORMAL),
+    LedgerOp.REFUND: (Mti.ADVICE, PC.VOID, CC.NORMAL),
+    LedgerOp.TRANSFER: (Mti.FINANCIAL_REQUEST, PC.TRANSFER, CC.NORMAL),
+    LedgerOp.REVERSAL: (Mti.REVERSAL, PC.PURCHASE, CC.NORMAL),
+}
+_OPS_BY_ROUTE: Final = {route: op for op, route in ROUTES.items()}
+#: A completion advice (offline completion, 0220 000000 06) posts like a completion.
+_OPS_BY_ROUTE[(Mti.ADVICE, PC.PURCHASE, CC.PREAUTH)] = LedgerOp.PREAUTH_COMPLETION
+
+
+def op_for_route(mti: str, processing_code: str, condition_code: str) -> LedgerOp | None:
+    """The operation a request's MTI, 3 and 25 name (any 0400 is a reversal), or ``None``."""
+    if mti == Mti.REVERSAL:
+        return LedgerOp.REVERSAL
+    return _OPS_BY_ROUTE.get((mti, processing_code, condition_code))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

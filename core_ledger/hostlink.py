@@ -24,34 +24,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
-from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
+from core_ledger.api import ROUTES, LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef, op_for_route
 from wire.codec import Fields
-from wire.constants import ConditionCode, Mti, ProcessingCode, ResponseCode, response_mti
+from wire.constants import ConditionCode, Mti, ResponseCode, response_mti
 from wire.errors import MessageDecodeError
 from wire.fields import AMOUNT_TYPE_AVAILABLE, AMOUNT_TYPE_LEDGER, AdditionalAmount
 
-PC = ProcessingCode
 CC = ConditionCode
 
-ROUTES: Final[dict[LedgerOp, tuple[str, str, str]]] = {
-    LedgerOp.BALANCE: (Mti.FINANCIAL_REQUEST, PC.BALANCE, CC.NORMAL),
-    LedgerOp.PURCHASE: (Mti.FINANCIAL_REQUEST, PC.PURCHASE, CC.NORMAL),
-    LedgerOp.PREAUTH: (Mti.AUTH_REQUEST, PC.PREAUTH, CC.PREAUTH),
-    LedgerOp.PREAUTH_CANCEL: (Mti.AUTH_REQUEST, PC.VOID, CC.PREAUTH),
-    LedgerOp.PREAUTH_COMPLETION: (Mti.FINANCIAL_REQUEST, PC.PURCHASE, CC.PREAUTH),
-    LedgerOp.PREAUTH_COMPLETION_VOID: (Mti.FINANCIAL_REQUEST, PC.VOID, CC.PREAUTH),
-    LedgerOp.VOID: (Mti.FINANCIAL_REQUEST, PC.VOID, CC.NORMAL),
-    LedgerOp.REFUND: (Mti.ADVICE, PC.VOID, CC.NORMAL),
-    LedgerOp.TRANSFER: (Mti.FINANCIAL_REQUEST, PC.TRANSFER, CC.NORMAL),
-    LedgerOp.REVERSAL: (Mti.REVERSAL, PC.PURCHASE, CC.NORMAL),
-}
-_OPS_BY_ROUTE: Final = {route: op for op, route in ROUTES.items()}
 #: The host field carrying the original's RRN on requests that name an original.
 ORIGINAL_RRN_FIELD: Final = "56"
 #: An RRN is an12 (field 37).
 RRN_LEN: Final = 12
-#: A completion advice (offline completion, 0220 000000 06) posts like a completion.
-_OPS_BY_ROUTE[(Mti.ADVICE, PC.PURCHASE, CC.PREAUTH)] = LedgerOp.PREAUTH_COMPLETION
 
 
 def _encode_original(original: OriginalRef) -> str:
@@ -120,12 +104,8 @@ def _decode_original_ref(fields: Fields) -> OriginalRef | None:
 
 
 def request_from_fields(fields: Fields) -> LedgerRequest:
-    route = (fields.get("t", ""), fields.get("3", ""), fields.get("25", CC.NORMAL))
-    if route[0] == Mti.REVERSAL:
-        op = LedgerOp.REVERSAL
-    elif route in _OPS_BY_ROUTE:
-        op = _OPS_BY_ROUTE[route]
-    else:
+    op = op_for_route(fields.get("t", ""), fields.get("3", ""), fields.get("25", CC.NORMAL))
+    if op is None:
         raise MessageDecodeError("no ledger operation for this MTI / processing code / condition code", field="3")
     amount = _need(fields, "4")
     if not amount.isdigit():

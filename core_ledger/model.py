@@ -28,6 +28,7 @@ class BookOp(enum.StrEnum):
     CUTOVER = "cutover"  # a business day closed by a settlement run (no entries)
     SETTLEMENT = "settlement"  # clearing → payee (merchant or aggregator) and fee income
     AGGREGATOR_PAYOUT = "aggregator_payout"  # 二清: the aggregator pays its sub-merchant
+    SCHEME_CLEARING = "scheme_clearing"  # a line of the scheme's clearing file (core_ledger/clearing.py)
 
 
 def parse_op(value: str) -> LedgerOp | BookOp:

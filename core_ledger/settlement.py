@@ -11,8 +11,9 @@ by the next run) and, per merchant:
 - payout = net − fee.
 
 Postings (every one sums to zero): clearing −net, fee income +fee, payee +payout. The payee is the
-merchant's own account in mode ``direct`` (一清), or its aggregator's account in mode ``secondary`` (二清), and
-then a second posting moves the payout from the aggregator to the sub-merchant's account.
+merchant's own account in mode ``direct`` (一清), or its aggregator's pooled account in mode ``secondary`` (二清):
+there the money stays, the aggregator's to hold, until the aggregator runs its own payout to its sub-merchants
+(:mod:`core_ledger.aggregator`, later and with its own fee) — or fails first.
 
 A run is recorded as a ``cutover`` transaction ``CUTOVER|D|n``; run n+1 for the same date settles only what
 arrived since. A transaction whose merchant the ledger does not know is left unsettled and reported.
@@ -175,24 +176,6 @@ def plan_settlement(state: LedgerState, business_date: str) -> SettlementRun:
                 entries,
             )
         )
-        if line.paid_to != merchant.account_id:
-            key = f"AGGPAY|{business_date}|{run}|{merchant_id}"
-            onward = (Entry(line.paid_to, -line.payout), Entry(merchant.account_id, line.payout))
-            postings.append(
-                (
-                    (
-                        _book_txn(
-                            key,
-                            BookOp.AGGREGATOR_PAYOUT,
-                            business_date=business_date,
-                            merchant_id=merchant_id,
-                            amount=line.payout,
-                            effects=onward,
-                        ),
-                    ),
-                    onward,
-                )
-            )
     cutover = _book_txn(
         f"{prefix}{run}", BookOp.CUTOVER, business_date=business_date, merchant_id="", amount=0, effects=()
     )

@@ -17,8 +17,11 @@ value is the :class:`Reply`. The checks, in order, each with its response code (
 7. duplicate (terminal, batch, STAN, MTI) — 94;
 8. original (61) found in this batch's journal for void/refund/cancel/completion — 25;
 9. PIN (field 52) verified by the HSM against the PVV in track 2 — 55, the third failure of the day for a
-   card and every try after it — 75; a PIN block the HSM cannot read — 99;
-10. the ledger decides; no answer in time — 98, and a reversal goes to the ledger by store-and-forward.
+   card and every try after it — 75; a PIN block the HSM cannot read — 99 (on-us cards only: an off-us PIN goes
+   to its issuer, translated to the acquirer zone's ZPK);
+10. the card's BIN in no range of the acquirer's nor the switch's (:mod:`frontend.routing`) — 14;
+11. the ledger (on-us) or the scheme switch (off-us) decides; no answer in time — 98, and a reversal goes the
+    same way by store-and-forward.
 
 QR payments (22 = 032, field 59; :mod:`frontend.flows.qr`) take steps 1–7 the same way, then the wallet host
 decides instead of the ledger (no answer in time — 98, and a reversal goes to the wallet by store-and-forward).
@@ -31,19 +34,27 @@ from typing import Final
 
 from frontend.effects import LoadSession, PeerFailure, VerifyMac, VerifyMacAndPin
 from frontend.flows.answer import UNKNOWN_KIND, Answer, Context, Flow, Reply, done, malfunction_reply, refuse
-from frontend.flows.checks import classify, is_request_mti
+from frontend.flows.checks import card_number, classify, is_request_mti
 from frontend.flows.chip import script_results
 from frontend.flows.faults import UNKNOWN_OUTCOME_CODES
 from frontend.flows.financial import financial
 from frontend.flows.ledger import reversal_of
 from frontend.flows.mpos import MposRead, is_mpos, open_mpos, use_ksn
-from frontend.flows.pin import FINANCIAL_KINDS, MAX_PIN_FAILURES_PER_DAY, pin_verification, settle_pin
+from frontend.flows.pin import (
+    FINANCIAL_KINDS,
+    MAX_PIN_FAILURES_PER_DAY,
+    PinCheck,
+    PinState,
+    pin_verification,
+    settle_pin,
+)
 from frontend.flows.qr import qr, qr_reversal
 from frontend.flows.reversal import reversal
 from frontend.flows.settlement import batch_upload, settlement
 from frontend.flows.sign_on import sign_off_or_echo, sign_on
 from frontend.messages import QR_KINDS, Kind
 from frontend.records import Session
+from frontend.routing import Route, route_of
 from hsm_sim.client import PinVerification
 from wire.codec import pos_body_mac, pos_mac_block
 from wire.constants import ResponseCode
@@ -118,7 +129,11 @@ def process(request: PosMessage, ctx: Context) -> Flow:
     # A financial request's PIN is verified in the same HSM round trip as its MAC; the result is used only
     # where the PIN check comes in the flow (after the MAC, the format checks and the journal).
     dukpt = (mpos.bdk_under_lmk, mpos.ksn) if mpos is not None else None
-    pin_check = yield from pin_verification(kind, session, request, ctx.registry.pvk_under_lmk, now, dukpt)
+    pan = card_number(request)
+    if pan is not None and route_of(ctx.scheme, pan) is not Route.ON_US:
+        pin_check = PinCheck(PinState.NOT_ENTERED)  # off-us: the issuer verifies it (or an unknown BIN: 14)
+    else:
+        pin_check = yield from pin_verification(kind, session, request, ctx.registry.pvk_under_lmk, now, dukpt)
     pin_outcome: PinVerification | PeerFailure | None = None
     if pin_check.command is None:
         verified = yield verify_mac

@@ -7,8 +7,8 @@ frozen dataclasses compared by value, so a core test can assert the exact sequen
 Card numbers in effects are left out of their ``repr``.
 
 HSM effects: :class:`GenerateWorkingKeys`, :class:`VerifyMac`, :class:`GenerateMac`, :class:`VerifyPin`,
-:class:`VerifyMacAndPin`. Ledger: :class:`AskLedger`. Wallet host (QR payments): :class:`AskWallet`.
-Journal: every other effect; those in
+:class:`VerifyMacAndPin`. Ledger: :class:`AskLedger`; the scheme switch (off-us cards): :class:`AskScheme`; the
+wallet host (QR payments): :class:`AskWallet`. Journal: every other effect; those in
 :data:`INLINE_JOURNAL_EFFECTS` are answered from the journal's memory (no thread, no disk), the rest are written
 durably (group commit) before their answer comes back.
 """
@@ -110,6 +110,20 @@ class AskLedger:
     """→ ``LedgerAnswer`` or :class:`PeerFailure`."""
 
     request: LedgerRequest = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AskScheme:
+    """An off-us request to the scheme switch (:mod:`frontend.routing`). With a PIN block, the shell first has the
+    HSM translate it from the terminal's TPK to the acquirer zone's ZPK (CA). → ``LedgerAnswer`` (the switch's
+    answer: its 39 and 38, the request's RRN) or :class:`PeerFailure`."""
+
+    request: LedgerRequest = dataclasses.field(repr=False)
+    tpk_under_lmk: str = ""
+    zpk_under_lmk: str = dataclasses.field(default="", repr=False)
+    pin_block: bytes | None = dataclasses.field(default=None, repr=False)
+    track2: str | None = dataclasses.field(default=None, repr=False)
+    mcc: str = ""
 
 
 # --- wallet host (QR payments) --------------------------------------------------------------------------
@@ -334,7 +348,7 @@ JournalEffect = (
     | AddPinFailure
     | UseCounter
 )
-Effect = HsmEffect | AskLedger | AskWallet | JournalEffect
+Effect = HsmEffect | AskLedger | AskScheme | AskWallet | JournalEffect
 
 #: Journal effects answered from memory on the event loop (no thread, no disk).
 INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry)

@@ -1,5 +1,6 @@
-"""Store-and-forward: the journal's pending reversals go to the ledger until each is acknowledged (the queue
-lives in the journal, so it survives restarts). What each ledger answer means is decided by
+"""Store-and-forward: the journal's pending reversals go to their host until each is acknowledged (the queue
+lives in the journal, so it survives restarts): the ledger for an on-us card, the scheme switch for an off-us
+one (the route of :mod:`frontend.routing`, by the reversal's card). What each ledger answer means is decided by
 :func:`frontend.flows.faults.forward_verdict`; this loop only does the I/O."""
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from typing import Final
 import anyio
 
 from acqkit.metrics import REVERSALS_PENDING
+from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.flows.faults import ForwardVerdict, forward_verdict
 from frontend.flows.qr import REVERSAL_DONE as WALLET_REVERSAL_DONE
 from frontend.journal import MAX_REVERSAL_TRIES, Journal
+from frontend.routing import Route, SchemeRoute, route_of
+from scheme.client import SwitchLinkClient, SwitchLinkError, ledger_answer, switch_request
 from wallet.client import WalletClient, WalletError
 from wire.tlvlink import decode_message
 from wire.walletlink import WALLET_LINK
@@ -26,8 +30,17 @@ REVERSAL_RETRY_S: Final = 1.0
 
 
 class ReversalForwarder:
-    def __init__(self, journal: Journal, ledger: LedgerClient, *, wallet: WalletClient | None = None) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        ledger: LedgerClient,
+        *,
+        scheme: SwitchLinkClient | None = None,
+        route: SchemeRoute | None = None,
+        wallet: WalletClient | None = None,
+    ) -> None:
         self.journal, self.ledger, self.wallet = journal, ledger, wallet
+        self.scheme, self.route = scheme, route
         self._wakeup = anyio.Event()
 
     def wake(self) -> None:
@@ -68,8 +81,8 @@ class ReversalForwarder:
         for reversal_id, request in pending:
             stan = request.original.stan if request.original else request.stan
             try:
-                answer = await self.ledger.submit(request)
-            except (LedgerTimeout, LedgerUnavailable):
+                answer = await self._send(request)
+            except (LedgerTimeout, LedgerUnavailable, SwitchLinkError):
                 # Not a refusal: store-and-forward waits out an unreachable ledger however long it takes (each
                 # failure is logged by the client); only the ledger's own answers count towards a dead letter.
                 return
@@ -85,3 +98,8 @@ class ReversalForwarder:
             else:
                 await anyio.to_thread.run_sync(self.journal.reversal_dead, reversal_id, code.value)
                 log.error("reversal of STAN %s refused by the ledger with %s: a dead letter", stan, code.value)
+
+    async def _send(self, request: LedgerRequest) -> LedgerAnswer:
+        if self.scheme is not None and route_of(self.route, request.pan) is Route.SCHEME:
+            return ledger_answer(await self.scheme.exchange(switch_request(request).fields()), request.rrn)
+        return await self.ledger.submit(request)

@@ -10,11 +10,13 @@ from typing import Any
 
 from acqkit.groupcommit import GroupCommit
 from acqkit.metrics import HOP_SECONDS
+from core_ledger.api import LedgerAnswer
 from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.effects import (
     HSM_EFFECTS,
     INLINE_JOURNAL_EFFECTS,
     AskLedger,
+    AskScheme,
     AskWallet,
     Effect,
     FailureKind,
@@ -28,7 +30,9 @@ from frontend.journal import Journal
 from frontend.journal_ops import JournalCall, journal_call
 from frontend.tracing import TRACED, EffectTrace
 from hsm_sim.client import HsmClient, HsmError, HsmUnavailable
+from scheme.client import SwitchLinkClient, SwitchLinkError, SwitchTimeout, ledger_answer, switch_request
 from wallet.client import WalletClient, WalletTimeout, WalletUnavailable
+from wire.constants import ResponseCode
 from wire.trace import TraceWriter
 
 log = logging.getLogger("acqsim.frontend")
@@ -44,10 +48,12 @@ class Interpreter:
         trace: TraceWriter | None,
         reversal_queued: Callable[[], None],
         wallet: WalletClient | None = None,
+        scheme: SwitchLinkClient | None = None,
     ) -> None:
         self.journal, self.hsm, self.ledger, self.trace = journal, hsm, ledger, trace
         #: The wallet host, for QR payments (``None``: QR requests are answered as the wallet unavailable).
         self.wallet = wallet
+        self.scheme = scheme
         #: Journal writes of all transactions in flight share one commit (``serve`` runs its flusher).
         self.journal_writes: GroupCommit[JournalCall, Any] = GroupCommit("journal", journal.run_batch)
         self._reversal_queued = reversal_queued
@@ -76,6 +82,9 @@ class Interpreter:
             if isinstance(effect, AskLedger):
                 with HOP_SECONDS.labels(service="frontend", hop="ledger").time():
                     return await self.ledger.submit(effect.request)
+            if isinstance(effect, AskScheme):
+                with HOP_SECONDS.labels(service="frontend", hop="scheme").time():
+                    return await self._ask_scheme(effect)
             if isinstance(effect, AskWallet):
                 if self.wallet is None:
                     return PeerFailure("wallet", FailureKind.UNAVAILABLE, "no wallet host configured")
@@ -98,7 +107,35 @@ class Interpreter:
         except HsmError as exc:
             log.warning("HSM error: %s", exc)
             return PeerFailure("hsm", FailureKind.ERROR, str(exc))
+        except SwitchTimeout as exc:
+            log.warning("scheme switch timed out: %s", exc)
+            return PeerFailure("scheme", FailureKind.TIMEOUT, str(exc))
+        except SwitchLinkError as exc:
+            log.warning("scheme switch unavailable: %s", exc)
+            return PeerFailure("scheme", FailureKind.UNAVAILABLE, str(exc))
         result = await self.journal_writes.submit(journal_call(effect))
         if isinstance(effect, QueueReversal | QueueWalletReversal):
             self._reversal_queued()
         return result
+
+    async def _ask_scheme(self, effect: AskScheme) -> LedgerAnswer | PeerFailure:
+        """CA (the terminal's PIN block to the acquirer zone's ZPK) when there is a PIN, then the switch."""
+        request = effect.request
+        if self.scheme is None:
+            return PeerFailure("scheme", FailureKind.UNAVAILABLE, "no scheme switch configured")
+        block = None
+        if effect.pin_block is not None:
+            try:
+                block = await self.hsm.translate_pin(
+                    effect.tpk_under_lmk, effect.zpk_under_lmk, effect.pin_block, request.pan
+                )
+            except HsmError as exc:
+                if exc.error_code != PIN_BLOCK_INVALID or isinstance(exc, HsmUnavailable):
+                    raise
+                return LedgerAnswer(response_code=ResponseCode.PIN_FORMAT_ERROR, rrn=request.rrn)
+        fields = switch_request(request, pin_block=block, track2=effect.track2, mcc=effect.mcc).fields()
+        return ledger_answer(await self.scheme.exchange(fields), request.rrn)
+
+
+#: HSM error 20 to CA: the terminal's PIN block does not decrypt to a PIN (answered 99, as on-us).
+PIN_BLOCK_INVALID = "20"

@@ -26,6 +26,7 @@ from frontend.flows.ledger import reversal_of
 from frontend.journal import Journal
 from frontend.lifecycle import TxnEvent, TxnState, advance
 from frontend.records import JournalTxn
+from frontend.routing import Route, SchemeRoute, route_of
 from wire.constants import ResponseCode
 
 log = logging.getLogger("acqsim.frontend")
@@ -66,10 +67,15 @@ def _journal_reversed(row: JournalTxn, reversal: LedgerRequest | None) -> Callab
 
 
 async def settle_unsettled(
-    journal: Journal, journal_writes: GroupCommit[Callable[[Journal], Any], Any], ledger: LedgerClient
+    journal: Journal,
+    journal_writes: GroupCommit[Callable[[Journal], Any], Any],
+    ledger: LedgerClient,
+    *,
+    route: SchemeRoute | None = None,
 ) -> RecoveryReport:
     """Reverse every row of ``journal`` a crash left pending (writes through ``journal_writes``, the front-end's
-    group commit, whose flusher must be running), before the front-end takes traffic."""
+    group commit, whose flusher must be running), before the front-end takes traffic. An off-us row (``route``)
+    is not tried at the ledger: its reversal is queued for the store-and-forward, which takes it to the switch."""
     report = RecoveryReport()
     ledger_answers = True
     for row, request in await anyio.to_thread.run_sync(journal.unsettled):
@@ -82,7 +88,8 @@ async def settle_unsettled(
         rrn: str = await journal_writes.submit(lambda j: j.next_rrn())
         reversal = reversal_of(request, row.mti, rrn)
         done = False
-        if ledger_answers:  # once the ledger failed to answer, the rest go straight to the queue
+        on_us = route_of(route, request.pan) is Route.ON_US
+        if ledger_answers and on_us:  # once the ledger failed to answer, the rest go straight to the queue
             try:
                 with anyio.fail_after(RECOVERY_TRY_TIMEOUT_S):
                     answer = await ledger.submit(reversal)

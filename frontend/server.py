@@ -27,7 +27,7 @@ from acqkit.traceflush import flush_traces
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
-from frontend.effects import AskLedger, NextRrn, QueueReversal
+from frontend.effects import AskLedger, AskScheme, NextRrn, QueueReversal
 from frontend.flows.answer import Flow
 from frontend.flows.faults import FaultPlan, plan_for_fault
 from frontend.flows.scripted import scripted
@@ -37,6 +37,7 @@ from frontend.journal import Journal
 from frontend.journal_ops import JournalCall
 from frontend.recovery import settle_unsettled
 from hsm_sim.client import HsmClient
+from scheme.client import SwitchLinkClient
 from wallet.client import WalletClient
 from wire.errors import WireError
 from wire.posframe import PosFrame
@@ -69,13 +70,21 @@ class Frontend:
         trace: TraceWriter | None = None,
         rules: RuleBook | None = None,
         wallet: WalletClient | None = None,
+        scheme: SwitchLinkClient | None = None,
     ) -> None:
-        """``wallet``: the wallet host for QR payments (without one, QR requests are answered 98)."""
+        """``wallet``: the wallet host for QR payments (without one, QR requests are answered 98). ``scheme``: the
+        link to the scheme switch for off-us cards (with ``ctx.scheme``, the BIN table)."""
         self.ctx, self.journal, self.ledger, self.rules = ctx, journal, ledger, rules
         self.trace = trace if trace is not None and trace.enabled else None
-        self.forwarder = ReversalForwarder(journal, ledger, wallet=wallet)
+        self.forwarder = ReversalForwarder(journal, ledger, scheme=scheme, route=ctx.scheme, wallet=wallet)
         self.effects = Interpreter(
-            journal, hsm, ledger, trace=self.trace, reversal_queued=self.forwarder.wake, wallet=wallet
+            journal,
+            hsm,
+            ledger,
+            trace=self.trace,
+            reversal_queued=self.forwarder.wake,
+            wallet=wallet,
+            scheme=scheme,
         )
         self.answered = 0
 
@@ -148,7 +157,7 @@ class Frontend:
         try:
             effect = next(flow)
             while True:
-                if isinstance(effect, AskLedger):
+                if isinstance(effect, AskLedger | AskScheme):
                     asked = effect.request
                 effect = flow.send(await self.effects.carry_out(effect, correlation))
         except StopIteration as stop:
@@ -218,7 +227,7 @@ async def serve(
         if frontend.trace is not None and frontend.trace.batched:
             await tg.start(flush_traces, frontend.trace)
         # what a crash left pending, before any new traffic
-        await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger)
+        await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger, route=frontend.ctx.scheme)
         tg.start_soon(frontend.forwarder.run)
         bound = await tg.start(
             functools.partial(

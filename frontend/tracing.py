@@ -1,5 +1,6 @@
-"""What the front-end's trace shows of its HSM and ledger calls: the host-link message, or the HSM command
-code only (never a key, PIN block or MAC), and one note per result, never a value."""
+"""What the front-end's trace shows of its HSM, ledger and scheme switch calls: the host-link message, the
+switch-link message (dissected masked, the PIN block never shown), or the HSM command code only (never a key,
+PIN block or MAC), and one note per result, never a value."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Final, Literal
 from core_ledger.client import host_message
 from frontend.effects import (
     AskLedger,
+    AskScheme,
     DecryptTrack,
     Effect,
     GenerateArpc,
@@ -20,11 +22,15 @@ from frontend.effects import (
     VerifyPin,
 )
 from hsm_sim.client import PinVerification
+from scheme.client import switch_request
+from wire.errors import WireError
+from wire.switchlink import DEFAULT_MCC, SWITCH_MAC_HEX_LEN, SwitchHeader, switch_mac_block
 from wire.trace import TraceWriter
 
-Link = Literal["hsm", "host"]
+Link = Literal["hsm", "host", "switch"]
 TRACED: Final = (
     AskLedger,
+    AskScheme,
     GenerateWorkingKeys,
     VerifyMac,
     GenerateMac,
@@ -34,6 +40,8 @@ TRACED: Final = (
     GenerateArpc,
     DecryptTrack,
 )
+#: The institution ids a traced switch-link request is shown between (the trace shows the message, not the route).
+_TRACE_IDS: Final = "00000000"
 _HSM_CODES: Final = {
     GenerateWorkingKeys: "A0",
     VerifyMac: "M8",
@@ -57,13 +65,21 @@ _ANSWER_SHOWN: Final = b"00"
 def _view(effect: Effect) -> tuple[Link, bytes]:
     if isinstance(effect, AskLedger):
         return "host", host_message(effect.request)
+    if isinstance(effect, AskScheme):
+        try:
+            request = switch_request(effect.request, track2=effect.track2, mcc=effect.mcc or DEFAULT_MCC)
+            body = switch_mac_block(request.fields()) + b"0" * SWITCH_MAC_HEX_LEN  # the MAC is the HSM's, later
+            header = SwitchHeader(destination_id=_TRACE_IDS, source_id=effect.request.acquirer_id)
+        except (WireError, ValueError):  # a request the switch link cannot carry: the trace shows none
+            return "switch", b""
+        return "switch", header.to_bytes(len(body)) + body
     if isinstance(effect, VerifyPin) and effect.ksn is not None:
         return "hsm", f"{_HSM_HEADER}GQ".encode("ascii")  # the DUKPT PIN: verified from the BDK and the KSN
     return "hsm", f"{_HSM_HEADER}{_HSM_CODES[type(effect)]}".encode("ascii")
 
 
 def _peer(link: Link) -> str:
-    return "ledger" if link == "host" else "hsm"
+    return {"host": "ledger", "switch": "scheme"}.get(link, "hsm")
 
 
 def result_note(result: Any) -> str:
@@ -115,7 +131,7 @@ class EffectTrace:
                 direction="in",
                 link=link,
                 peer=_peer(link),
-                payload=payload[:6] + _ANSWER_SHOWN if link == "hsm" else b"",
+                payload=payload[:6] + _ANSWER_SHOWN if link == "hsm" else b"",  # an answer's note says what it was
                 correlation_id=self.correlation,
                 note=_note(part, part_result),
             )

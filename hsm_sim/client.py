@@ -18,7 +18,7 @@ from acqkit.multiplex import TagAllocator, TagsExhausted
 from acqkit.peerclient import PeerClient, PeerTimeout, PeerUnavailable
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
-from hsm_sim.keys import KeyType
+from hsm_sim.keys import KeyType, is_key_under_lmk
 from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
 from wire.paycrypto import MacAlgorithm
 
@@ -42,6 +42,7 @@ __all__ = [
     "KeyType",
     "MacAlgorithm",
     "PinVerification",
+    "is_key_under_lmk",
 ]
 
 
@@ -116,8 +117,8 @@ def generate_key_command(key_type: KeyType, *, under_tmk: str | None = None) -> 
     """A0: a new key under the LMK (mode 0), also under a TMK or ZMK (mode 1)."""
     fields = ("0" if under_tmk is None else "1") + key_type.code + "U"
     if under_tmk is not None:
-        # A ZPK travels under a ZMK (zone); terminal keys under the terminal's TMK.
-        export_type = KeyType.ZMK if key_type in (KeyType.ZPK, KeyType.ZMK) else KeyType.TMK
+        # Zone keys (ZPK, ZAK) travel under a ZMK; terminal keys under the terminal's TMK.
+        export_type = KeyType.ZMK if key_type in (KeyType.ZPK, KeyType.ZAK, KeyType.ZMK) else KeyType.TMK
         fields += export_type.code + under_tmk
     return HsmCommand("A0", fields.encode("ascii"))
 
@@ -294,6 +295,23 @@ class HsmClient(PeerClient[str, bytes]):
         """M8 and DC sent together, answered in one round trip (a request's MAC and its PIN)."""
         (mac_error, _), (pin_error, _) = await self.call_many([verify_mac_command(*mac), verify_pin_pvv_command(pin)])
         return mac_verified(mac_error), pin_verdict(pin_error)
+
+    async def translate_pin_zone(
+        self, source_zpk_under_lmk: str, destination_zpk_under_lmk: str, pin_block: bytes, pan: str
+    ) -> bytes:
+        """CC: a format-0 PIN block under one zone's ZPK → under another's (the scheme switch's step)."""
+        keys = f"{source_zpk_under_lmk}{destination_zpk_under_lmk}"
+        fields = f"{keys}12{pin_block.hex().upper()}0101{pan[-13:-1]}"
+        _, answer = await self._call("CC", fields.encode("ascii"))
+        return bytes.fromhex(answer[2:18].decode("ascii"))
+
+    async def verify_interchange_pin_pvv(
+        self, zpk_under_lmk: str, pvk_under_lmk: str, pin_block: bytes, pan: str, *, pvki: str, pvv: str
+    ) -> PinVerification:
+        """EC: a format-0 PIN block under a ZPK (arrived from the switch) against a Visa PVV (the issuer's step)."""
+        fields = _dc_fields((zpk_under_lmk, pvk_under_lmk, pin_block, pan, pvki, pvv), "01")
+        error, _ = await self._call("EC", fields, ok_codes=_DC_OK)
+        return pin_verdict(error)
 
     async def verify_arqc(self, check: ArqcCheck) -> bytes | None:
         """KQ mode 1: the ARPC (method 1) when the ARQC verifies, ``None`` when it does not (error 01)."""

@@ -8,9 +8,12 @@ payShield variant LMK catches type confusion.
 acqsim key type codes and variants (payShield shares code 002 between TMK, TPK and PVK; acqsim gives each
 its own variant so confusing them is always refused):
 
-    ZMK 000 A6 | ZPK 001 5A | TPK 002 6A | TAK 003 DE | TMK 102 2B | PVK 202 50
+    ZMK 000 A6 | ZPK 001 5A | TPK 002 6A | TAK 003 DE | ZAK 008 7E | TMK 102 2B | PVK 202 50
     MK-AC 109 3C (issuer master key for application cryptograms, "IMK-AC") | BDK 009 9C (DUKPT base
     derivation key, TDES or AES-128) | TDK 011 C6 (CUP track data key; acqsim's own code)
+
+A ZAK (zone authentication key, payShield code 008) MACs a zone link such as the scheme switch link; a ZPK
+carries PIN blocks across a zone (acquirer → switch → issuer).
 
 The default TEST LMK is ``TEST_LMK_HEX`` below (test material only); its check value is printed by
 ``acqsim hsm`` and answered by the NC command.
@@ -41,6 +44,7 @@ class KeyType(enum.StrEnum):
     ZPK = "ZPK"
     TPK = "TPK"  # terminal PIN key, the POS "PIK"
     TAK = "TAK"  # terminal MAC key, the POS "MAK"
+    ZAK = "ZAK"  # zone MAC key: the scheme switch link (PROTOCOL.md §10)
     TMK = "TMK"
     PVK = "PVK"
     MK_AC = "IMK"  # the issuer's IMK-AC (payShield type MK-AC): card master keys derive from it (option A)
@@ -68,6 +72,7 @@ _CODES: Final = {
     KeyType.ZPK: "001",
     KeyType.TPK: "002",
     KeyType.TAK: "003",
+    KeyType.ZAK: "008",
     KeyType.TMK: "102",
     KeyType.PVK: "202",
     KeyType.MK_AC: "109",
@@ -79,6 +84,7 @@ _VARIANTS: Final = {
     KeyType.ZPK: 0x5A,
     KeyType.TPK: 0x6A,
     KeyType.TAK: 0xDE,
+    KeyType.ZAK: 0x7E,
     KeyType.TMK: 0x2B,
     KeyType.PVK: 0x50,
     KeyType.MK_AC: 0x3C,

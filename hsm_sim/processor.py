@@ -38,8 +38,13 @@ COMMAND_LEN: Final = 2
 UNREADABLE_RESPONSE: Final = "ZZ"
 #: The command field of an :class:`Outcome` for a request that names none.
 UNREADABLE_COMMAND: Final = "??"
-#: PIN verification commands, which the :class:`PinGuard` limits, each with how to find its account number.
-PIN_VERIFY_ACCOUNTS: Final[dict[str, Callable[[bytes], str | None]]] = {"DC": dc_account, "GQ": gq_account}
+#: PIN verification commands, which the :class:`PinGuard` limits, each with how to find its account number
+#: (EC shares DC's layout, account included).
+PIN_VERIFY_ACCOUNTS: Final[dict[str, Callable[[bytes], str | None]]] = {
+    "DC": dc_account,
+    "EC": dc_account,
+    "GQ": gq_account,
+}
 PIN_VERIFY_COMMANDS: Final = frozenset(PIN_VERIFY_ACCOUNTS)
 
 

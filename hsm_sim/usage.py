@@ -20,8 +20,8 @@ class KeyUse(enum.StrEnum):
     GENERATE = "generate"  # A0: created under the LMK
     CHECK_VALUE = "check-value"  # BU
     MAC = "mac"  # M6 generate, M8 verify
-    PIN_DECRYPT = "pin-decrypt"  # source key of CA / DC: the PIN block arrives under it
-    PIN_ENCRYPT = "pin-encrypt"  # destination key of CA
+    PIN_DECRYPT = "pin-decrypt"  # source key of CA / CC / DC: the PIN block arrives under it
+    PIN_ENCRYPT = "pin-encrypt"  # destination key of CA / CC
     PIN_VERIFY = "pin-verify"  # DC: the PVV is derived under it
     KEY_ENCRYPT = "key-encrypt"  # A0 mode 1: other keys are exported under it
     CRYPTOGRAM = "cryptogram"  # KQ: card keys derive from it to verify an ARQC and answer an ARPC
@@ -38,6 +38,7 @@ KEY_USES: Final[Mapping[KeyType, frozenset[KeyUse]]] = {
     KeyType.ZPK: _WORKING | {KeyUse.PIN_DECRYPT, KeyUse.PIN_ENCRYPT},
     KeyType.TPK: _WORKING | {KeyUse.PIN_DECRYPT},
     KeyType.TAK: _WORKING | {KeyUse.MAC},
+    KeyType.ZAK: _WORKING | {KeyUse.MAC},
     KeyType.PVK: _WORKING | {KeyUse.PIN_VERIFY},
     KeyType.MK_AC: _WORKING | {KeyUse.CRYPTOGRAM},
     KeyType.BDK: _WORKING | {KeyUse.DUKPT_DERIVE},
@@ -49,7 +50,7 @@ KEY_USES: Final[Mapping[KeyType, frozenset[KeyUse]]] = {
 #: never leaves the HSM; a TDK goes to its terminal at a 004 sign-on.
 EXPORTABLE_UNDER: Final[Mapping[KeyType, frozenset[KeyType]]] = {
     KeyType.TMK: frozenset({KeyType.TPK, KeyType.TAK, KeyType.TDK}),
-    KeyType.ZMK: frozenset({KeyType.ZPK, KeyType.TMK}),
+    KeyType.ZMK: frozenset({KeyType.ZPK, KeyType.ZAK, KeyType.TMK}),
 }
 
 #: Command → the use it makes of each key it takes, in field order.
@@ -59,7 +60,9 @@ COMMAND_KEY_USES: Final[Mapping[str, tuple[KeyUse, ...]]] = {
     "M6": (KeyUse.MAC,),
     "M8": (KeyUse.MAC,),
     "CA": (KeyUse.PIN_DECRYPT, KeyUse.PIN_ENCRYPT),
+    "CC": (KeyUse.PIN_DECRYPT, KeyUse.PIN_ENCRYPT),
     "DC": (KeyUse.PIN_DECRYPT, KeyUse.PIN_VERIFY),
+    "EC": (KeyUse.PIN_DECRYPT, KeyUse.PIN_VERIFY),
     "KQ": (KeyUse.CRYPTOGRAM,),
     "G0": (KeyUse.DUKPT_DERIVE, KeyUse.PIN_ENCRYPT),
     "GQ": (KeyUse.DUKPT_DERIVE, KeyUse.PIN_VERIFY),

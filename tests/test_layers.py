@@ -19,7 +19,18 @@ from acqsim.archmap import breaks_contract, discover_layers
 from acqsim.archmap import contract_breaks as archmap_breaks
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-SERVICES: Final = ("hsm_sim", "core_ledger", "frontend", "nac", "terminal", "wallet", "merchant", "ecr")
+SERVICES: Final = (
+    "hsm_sim",
+    "core_ledger",
+    "frontend",
+    "nac",
+    "terminal",
+    "wallet",
+    "merchant",
+    "ecr",
+    "scheme",
+    "issuer_host",
+)
 LAYER: Final[dict[str, int]] = {"wire": 0, "acqkit": 1, **dict.fromkeys(SERVICES, 2), "acqsim": 3, "bench": 4}
 #: The modules through which one service may use another.
 PUBLIC_FACE: Final = ("client", "api")

@@ -6,6 +6,7 @@
 - ``specs``     pyiso8583 specs: the CUP POS link and the ISO 8583:1987 ASCII host link
 - ``posframe``  a whole POS frame: TPDU ‖ header ‖ body
 - ``posmessage`` a POS request decoded once, at the edge: raw fields and parsed 60, 61, 48, 55, 59
+- ``switchlink`` the scheme switch link: 46-byte switch header, ISO 8583 ASCII body, MAC in 128 (§10)
 - ``codec``     encode/decode of both links' ISO 8583 bodies over pyiso8583; the MAC block
 - ``fields``    sub-fields 60, 61, 48 (settlement totals, batch upload), 62 (sign-on keys), 54
 - ``constants`` MTIs, processing codes, 60.1 / 60.3 codes and response codes, by name

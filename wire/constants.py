@@ -102,6 +102,7 @@ class ResponseCode(enum.StrEnum):
     ORIGINAL_MISMATCH = "22"
     ORIGINAL_NOT_FOUND = "25"
     FORMAT_ERROR = "30"
+    ISSUER_UNAVAILABLE = "91"  # the scheme switch: issuer or switch inoperative (no stand-in)
     FUNCTION_NOT_SUPPORTED = "40"
     LOST_CARD = "41"
     STOLEN_CARD = "43"
@@ -135,6 +136,7 @@ RESPONSE_MEANINGS: Final[dict[ResponseCode, str]] = {
     ResponseCode.ORIGINAL_MISMATCH: "original does not match",
     ResponseCode.ORIGINAL_NOT_FOUND: "original not found",
     ResponseCode.FORMAT_ERROR: "format error",
+    ResponseCode.ISSUER_UNAVAILABLE: "issuer or switch inoperative",
     ResponseCode.FUNCTION_NOT_SUPPORTED: "function not supported",
     ResponseCode.LOST_CARD: "lost card, pick up",
     ResponseCode.STOLEN_CARD: "stolen card, pick up",

@@ -317,3 +317,20 @@ class AdditionalAmount:
     @staticmethod
     def encode_many(amounts: tuple[AdditionalAmount, ...] | list[AdditionalAmount]) -> str:
         return "".join(a.encode() for a in amounts)
+
+
+# --- track 2: the PVV (PROTOCOL.md §1) ------------------------------------------------------------------
+
+TRACK_SEPARATOR: Final = "="
+#: Track 2 after the separator: expiry YYMM n4, service code n3, PVKI n1, PVV n4, discretionary data.
+TRACK_PVKI_AT: Final = 7
+TRACK_PVV_AT: Final = slice(8, 12)
+TRACK_DISCRETIONARY_MIN: Final = 12
+
+
+def track2_pvv(track: str) -> tuple[str, str] | None:
+    """PVKI and PVV from a track 2 ``PAN=YYMM SSS K VVVV …``, or ``None`` if it carries none."""
+    _, sep, rest = track.partition(TRACK_SEPARATOR)
+    if not sep or len(rest) < TRACK_DISCRETIONARY_MIN or not rest[:TRACK_DISCRETIONARY_MIN].isdigit():
+        return None
+    return rest[TRACK_PVKI_AT], rest[TRACK_PVV_AT]

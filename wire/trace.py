@@ -17,11 +17,12 @@ from typing import Any, Final, Literal, NamedTuple, TextIO
 
 from wire.dissect import as_json, dissect_host, dissect_pos
 from wire.errors import WireError
+from wire.switchlink import describe_switch
 
 log = logging.getLogger("acqsim.trace")
 
 Direction = Literal["in", "out"]
-Link = Literal["pos", "host", "hsm"]
+Link = Literal["pos", "host", "hsm", "switch"]
 
 
 def correlation_id(terminal_id: str, stan: str, local_date: str | None = None) -> str:
@@ -30,7 +31,7 @@ def correlation_id(terminal_id: str, stan: str, local_date: str | None = None) -
 
 
 #: HSM request command codes (PROTOCOL.md §4); any other code is an answer, which carries an error code.
-HSM_REQUEST_CODES: Final = frozenset({"NC", "A0", "BU", "M6", "M8", "CA", "DC"})
+HSM_REQUEST_CODES: Final = frozenset({"NC", "A0", "A6", "BU", "M6", "M8", "CA", "CC", "DC", "EC"})
 _HSM_HEADER_LEN: Final = 4
 
 
@@ -41,6 +42,8 @@ def describe(link: Link, payload: bytes) -> dict[str, Any]:
             return as_json(dissect_pos(payload, with_views=False))
         if link == "host":
             return as_json(dissect_host(payload, with_views=False))
+        if link == "switch":
+            return describe_switch(payload)
     except WireError as exc:
         return {"undecodable": str(exc), "length": len(payload)}
     text = payload[: _HSM_HEADER_LEN + 4].decode("ascii", "replace")

@@ -225,6 +225,7 @@ local RESPONSE_MEANINGS = {
     ["65"] = "exceeds frequency limit",
     ["75"] = "PIN tries exceeded",
     ["77"] = "batch number mismatch: sign on again",
+    ["91"] = "issuer or switch inoperative",
     ["94"] = "duplicate transmission",
     ["96"] = "system malfunction",
     ["98"] = "no answer from the core in time",

@@ -12,6 +12,7 @@ from frontend.flows.checks import card_number, is_request_mti
 from frontend.messages import Kind
 from frontend.records import Session
 from frontend.registry import Registry
+from frontend.routing import SchemeRoute
 from wire.codec import MAC_FIELD, MAC_LEN, encode_pos_body
 from wire.constants import ANSWER_ECHOED_FIELDS, ResponseCode, response_mti
 from wire.errors import WireError
@@ -39,6 +40,8 @@ class Reply:
 class Context:
     registry: Registry
     clock: Callable[[], dt.datetime] = dt.datetime.now  # the terminal's local time (fields 12/13)
+    #: The BIN table and zone key for off-us cards (:mod:`frontend.routing`); ``None``: every card is on-us.
+    scheme: SchemeRoute | None = None
 
 
 def local_date_time(request: PosMessage, now: dt.datetime) -> tuple[str, str]:

@@ -8,15 +8,11 @@ from typing import Final
 from frontend.messages import EXTRA_REQUIRED, FINANCIAL, FINANCIAL_REQUIRED, MANAGEMENT, QR_TWINS, Kind
 from wire.constants import Mti, ResponseCode
 from wire.field59 import ENTRY_QR
+from wire.fields import TRACK_SEPARATOR, track2_pvv
 from wire.posmessage import PosMessage
 
 #: A PAN is 12 to 19 digits (ISO/IEC 7812); anything else in field 2 or track 2 is a format error.
 PAN_DIGITS: Final = range(12, 20)
-#: Track 2 after the separator: expiry YYMM n4, service code n3, PVKI n1, PVV n4 (PROTOCOL.md §1).
-TRACK_PVKI_AT: Final = 7
-TRACK_PVV_AT: Final = slice(8, 12)
-TRACK_DISCRETIONARY_MIN: Final = 12
-TRACK_SEPARATOR: Final = "="
 #: Field 22's third digit: 1 PIN entered (PROTOCOL.md §7).
 PIN_ENTERED: Final = "1"
 _REQUEST_MTIS: Final = frozenset(Mti)
@@ -65,10 +61,7 @@ def card_number(request: PosMessage) -> str | None:
 
 def track_pvv(request: PosMessage) -> tuple[str, str] | None:
     """PVKI and PVV from track 2: ``PAN=YYMM SSS K VVVV …`` (PROTOCOL.md §1)."""
-    _, sep, rest = request.get("35").partition(TRACK_SEPARATOR)
-    if not sep or len(rest) < TRACK_DISCRETIONARY_MIN or not rest[:TRACK_DISCRETIONARY_MIN].isdigit():
-        return None
-    return rest[TRACK_PVKI_AT], rest[TRACK_PVV_AT]
+    return track2_pvv(request.get("35"))
 
 
 def pin_entered(request: PosMessage) -> bool:

@@ -9,7 +9,6 @@ from typing import Any, Final
 
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from frontend.effects import (
-    AskLedger,
     Effect,
     FindTxn,
     NextRrn,
@@ -23,10 +22,11 @@ from frontend.flows.answer import Answer, Context, Flow, done, local_date_time, 
 from frontend.flows.checks import card_number, well_formed_financial
 from frontend.flows.chip import answer_chip, chip_data, verify_chip
 from frontend.flows.faults import UNKNOWN_OUTCOME_CODES
-from frontend.flows.ledger import NO_AMOUNT, apply_ledger_answer, ledger_request, reversal_of
+from frontend.flows.ledger import NO_AMOUNT, apply_ledger_answer, ask_host, ledger_request, reversal_of
 from frontend.lifecycle import TxnEvent, TxnState, advance
 from frontend.messages import LEDGER_OPS, ORIGINALS, Kind
 from frontend.records import JournalTxn, Session
+from frontend.routing import route_of
 from wire.constants import ResponseCode
 from wire.masking import mask_pan
 from wire.posmessage import PosMessage
@@ -46,6 +46,8 @@ def financial(
     pan = card_number(request)
     if pan is None or not well_formed_financial(request, kind):
         return (yield from refuse(answer, ResponseCode.FORMAT_ERROR, session, kind))
+    if route_of(ctx.scheme, pan) is None:  # in no BIN range of the acquirer's nor the switch's
+        return (yield from refuse(answer, ResponseCode.INVALID_CARD, session, kind))
     chip = chip_data(request, pan)
     if isinstance(chip, ResponseCode):
         return (yield from refuse(answer, chip, session, kind))
@@ -64,7 +66,7 @@ def financial(
     if pin_code is not None:
         yield _record_answer(request, session, pin_code, None, TxnEvent.PIN_REJECTED)
         return (yield from refuse(answer, pin_code, session, kind))
-    result = yield AskLedger(numbered)
+    result = yield ask_host(ctx, session, request, numbered, with_pin=True)
     if isinstance(result, PeerFailure) or result.response_code in UNKNOWN_OUTCOME_CODES:
         yield from _reverse_unknown_outcome(request, session, numbered, result)
         answer.fields["37"] = numbered.rrn

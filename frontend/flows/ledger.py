@@ -8,8 +8,11 @@ import datetime as dt
 from typing import Final
 
 from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
-from frontend.flows.answer import Answer, local_date_time
-from frontend.records import JournalTxn
+from frontend.effects import AskLedger, AskScheme
+from frontend.flows.answer import Answer, Context, local_date_time
+from frontend.flows.checks import pin_entered
+from frontend.records import JournalTxn, Session
+from frontend.routing import Route, route_of
 from wire.constants import CURRENCY_CNY, ConditionCode, ProcessingCode
 from wire.fields import AMOUNT_TYPE_AVAILABLE, AdditionalAmount
 from wire.posmessage import PosMessage
@@ -60,6 +63,29 @@ def ledger_request(
         auth_code=fields.get("38"),
         original=ref,
         target_pan=fields.get("48"),
+    )
+
+
+def ask_host(
+    ctx: Context, session: Session, request: PosMessage, asked: LedgerRequest, *, with_pin: bool
+) -> AskLedger | AskScheme:
+    """The effect that puts ``asked`` to its host: the own ledger for an on-us card, the scheme switch for an
+    off-us one (with the entered PIN block, to be translated to the acquirer zone's ZPK, when ``with_pin``)."""
+    if ctx.scheme is None or route_of(ctx.scheme, asked.pan) is not Route.SCHEME:
+        return AskLedger(asked)
+    pin_block = None
+    if with_pin and pin_entered(request) and "52" in request:
+        try:
+            pin_block = bytes.fromhex(request.fields["52"])
+        except ValueError:
+            pin_block = None  # the format check has answered 30 before a request gets here
+    return AskScheme(
+        request=asked,
+        tpk_under_lmk=session.pik,
+        zpk_under_lmk=ctx.scheme.zpk_under_lmk,
+        pin_block=pin_block,
+        track2=request.get("35"),
+        mcc=ctx.scheme.mcc,
     )
 
 

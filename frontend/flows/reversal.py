@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from core_ledger.api import LedgerOp
-from frontend.effects import AskLedger, FindTxn, NextRrn, PeerFailure, QueueReversal, SetStatus
+from frontend.effects import FindTxn, NextRrn, PeerFailure, QueueReversal, SetStatus
 from frontend.flows.answer import Answer, Context, Flow, done, refuse
 from frontend.flows.checks import card_number
-from frontend.flows.ledger import ledger_request
+from frontend.flows.ledger import ask_host, ledger_request
 from frontend.lifecycle import TxnEvent, advance, can
 from frontend.messages import Kind
 from frontend.records import JournalTxn, Session
@@ -44,7 +44,7 @@ def reversal(answer: Answer, session: Session, ctx: Context, now: dt.datetime) -
     mark_reversed = SetStatus(
         terminal_id=session.terminal_id, batch=batch, stan=stan, mti=original.mti, status=reversed_status
     )
-    result = yield AskLedger(to_ledger)
+    result = yield ask_host(ctx, session, request, to_ledger, with_pin=False)
     if isinstance(result, PeerFailure):
         yield QueueReversal(to_ledger)
         yield mark_reversed

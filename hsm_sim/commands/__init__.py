@@ -11,7 +11,7 @@ Layouts: :mod:`hsm_sim.commands.key_commands` (NC, A0, BU), :mod:`hsm_sim.comman
 :mod:`hsm_sim.commands.component_commands` (A4),
 :mod:`hsm_sim.commands.lmk_commands` (BW, only while an old LMK is loaded for a rotation),
 :mod:`hsm_sim.commands.mac_commands` (M6, M8),
-:mod:`hsm_sim.commands.pin_commands` (CA, DC), :mod:`hsm_sim.commands.emv_commands` (KQ),
+:mod:`hsm_sim.commands.pin_commands` (CA, CC, DC, EC), :mod:`hsm_sim.commands.emv_commands` (KQ),
 :mod:`hsm_sim.commands.dukpt_commands` (G0, GQ, M2).
 """
 
@@ -32,7 +32,12 @@ from hsm_sim.commands.emv_commands import kq_arqc_arpc
 from hsm_sim.commands.import_commands import a6_import_key
 from hsm_sim.commands.key_commands import a0_generate_key, bu_check_value, nc_diagnostics
 from hsm_sim.commands.mac_commands import m6_generate_mac, m8_verify_mac
-from hsm_sim.commands.pin_commands import ca_translate_pin, dc_verify_pin_pvv
+from hsm_sim.commands.pin_commands import (
+    ca_translate_pin,
+    cc_translate_pin_zone,
+    dc_verify_pin_pvv,
+    ec_verify_interchange_pin_pvv,
+)
 
 __all__ = [
     "COMMANDS",
@@ -52,7 +57,9 @@ COMMANDS: Final[dict[str, Handler]] = {
     "M6": m6_generate_mac,
     "M8": m8_verify_mac,
     "CA": ca_translate_pin,
+    "CC": cc_translate_pin_zone,
     "DC": dc_verify_pin_pvv,
+    "EC": ec_verify_interchange_pin_pvv,
     "KQ": kq_arqc_arpc,
     "G0": g0_translate_dukpt_pin,
     "GQ": gq_verify_dukpt_pin_pvv,

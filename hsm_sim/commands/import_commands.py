@@ -18,7 +18,17 @@ from hsm_sim.reader import FieldReader
 from wire.paycrypto import decrypt_key_under, has_odd_parity, key_check_value
 
 IMPORTABLE_TYPES = frozenset(
-    {KeyType.TMK, KeyType.TPK, KeyType.TAK, KeyType.ZPK, KeyType.PVK, KeyType.MK_AC, KeyType.BDK, KeyType.TDK}
+    {
+        KeyType.TMK,
+        KeyType.TPK,
+        KeyType.TAK,
+        KeyType.ZPK,
+        KeyType.ZAK,
+        KeyType.PVK,
+        KeyType.MK_AC,
+        KeyType.BDK,
+        KeyType.TDK,
+    }
 )
 
 

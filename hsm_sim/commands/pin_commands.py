@@ -1,11 +1,21 @@
-"""PIN commands: CA (translate a PIN block TPK → ZPK) and DC (verify a terminal PIN against a Visa PVV).
+"""PIN commands: CA (translate a PIN block TPK → ZPK), CC (ZPK → ZPK) and DC (verify a terminal PIN against a
+Visa PVV).
 
 CA  translate PIN TPK → ZPK     request: TPK U+32H ‖ ZPK U+32H ‖ max PIN length 2N ‖ PIN block 16H ‖
                                          source format 2N ‖ destination format 2N ‖ account number 12N
                                 answer : PIN length 2N ‖ PIN block under ZPK 16H ‖ destination format 2N
+CC  translate PIN ZPK → ZPK     request: source ZPK U+32H ‖ destination ZPK U+32H ‖ max PIN length 2N ‖
+                                         PIN block 16H ‖ source format 2N ‖ destination format 2N ‖ account
+                                         number 12N
+                                answer : PIN length 2N ‖ PIN block under the destination ZPK 16H ‖
+                                         destination format 2N
 DC  verify PIN (Visa PVV)       request: TPK U+32H ‖ PVK U+32H ‖ PIN block 16H ‖ format 2N ‖ account
                                          number 12N ‖ PVKI 1N ‖ PVV 4N
                                 answer : — (error 01: wrong PIN)
+EC  verify interchange PIN      request: ZPK U+32H ‖ PVK U+32H ‖ PIN block 16H ‖ format 2N ‖ account
+    (Visa PVV)                           number 12N ‖ PVKI 1N ‖ PVV 4N
+                                answer : — (error 01: wrong PIN); DC's layout with a zone PIN key: an issuer
+                                         verifies a PIN that came to it through the switch
 
 PIN block format codes (payShield): 01 ISO 9564 format 0, 05 format 1, 47 format 3. The account number is
 the 12 rightmost PAN digits excluding the check digit.
@@ -15,7 +25,7 @@ The clear PIN exists only inside these functions; errors say what was wrong with
 No PIN oracle: DC answers 01 both for a wrong PIN and for a PIN block that does not decrypt to a valid block
 (payShield would answer 20), so a client cannot learn which block decrypts to a well-formed PIN; the true code
 (20) goes only to the audit log. CA, a translation, keeps 20. Failures per account and verifications per client
-are limited by :mod:`hsm_sim.pin_guard` (the processor applies it around DC, using :func:`dc_account`).
+are limited by :mod:`hsm_sim.pin_guard` (the processor applies it around DC and EC, using :func:`dc_account`).
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ def _clear_pin(key: bytes, block_hex: str, fmt: PinBlockFormat, account: str) ->
         raise CommandError(ErrorCode.PIN_BLOCK_INVALID, str(exc)) from None
 
 
-#: Where DC's account number field starts: after TPK (33), PVK (33), PIN block (16) and format (2).
+#: Where DC's (and EC's) account number field starts: after TPK or ZPK (33), PVK (33), PIN block (16) and format (2).
 DC_ACCOUNT_OFFSET: Final = 33 + 33 + 16 + 2
 DC_ACCOUNT_LEN: Final = 12
 
@@ -61,6 +71,18 @@ def dc_account(fields: bytes) -> str | None:
 def ca_translate_pin(lmk: Lmk, reader: FieldReader) -> str:
     tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"), use=KeyUse.PIN_DECRYPT)
     zpk = clear_key(lmk, KeyType.ZPK, reader.key("ZPK"), destination=True, use=KeyUse.PIN_ENCRYPT)
+    return _translate(tpk, zpk, reader)
+
+
+def cc_translate_pin_zone(lmk: Lmk, reader: FieldReader) -> str:
+    """A PIN block from one zone's ZPK to another's (a switch between acquirer and issuer)."""
+    source = clear_key(lmk, KeyType.ZPK, reader.key("source ZPK"), use=KeyUse.PIN_DECRYPT)
+    destination = clear_key(lmk, KeyType.ZPK, reader.key("destination ZPK"), destination=True, use=KeyUse.PIN_ENCRYPT)
+    return _translate(source, destination, reader)
+
+
+def _translate(source_key: bytes, destination_key: bytes, reader: FieldReader) -> str:
+    """The fields CA and CC share, after their two keys: decrypt under one key, re-encrypt under the other."""
     max_len = int(reader.digits(2, "maximum PIN length"))
     block = reader.hex(16, "PIN block")
     source = pin_format_field(reader, "source PIN block format")
@@ -69,15 +91,25 @@ def ca_translate_pin(lmk: Lmk, reader: FieldReader) -> str:
         raise CommandError(ErrorCode.INVALID_PIN_BLOCK_FORMAT, f"unsupported destination format {dest_code}")
     account = reader.digits(12, "account number")
     reader.end()
-    pin = _clear_pin(tpk, block, source, account)
+    pin = _clear_pin(source_key, block, source, account)
     if len(pin) > max_len:
         raise CommandError(ErrorCode.PIN_BLOCK_INVALID, "PIN longer than the maximum PIN length")
-    out = tdes_ecb_encrypt(zpk, build_pin_block(pin, account_pan(account), PIN_FORMAT_CODES[dest_code]))
+    out = tdes_ecb_encrypt(destination_key, build_pin_block(pin, account_pan(account), PIN_FORMAT_CODES[dest_code]))
     return f"{len(pin):02d}" + out.hex().upper() + dest_code
 
 
 def dc_verify_pin_pvv(lmk: Lmk, reader: FieldReader) -> str:
     tpk = clear_key(lmk, KeyType.TPK, reader.key("TPK"), use=KeyUse.PIN_DECRYPT)
+    return _verify_pvv(lmk, tpk, reader)
+
+
+def ec_verify_interchange_pin_pvv(lmk: Lmk, reader: FieldReader) -> str:
+    zpk = clear_key(lmk, KeyType.ZPK, reader.key("ZPK"), use=KeyUse.PIN_DECRYPT)
+    return _verify_pvv(lmk, zpk, reader)
+
+
+def _verify_pvv(lmk: Lmk, pin_key: bytes, reader: FieldReader) -> str:
+    """DC and EC after their PIN key: the PIN under ``pin_key`` against the PVV (no PIN oracle: see above)."""
     pvk = clear_key(lmk, KeyType.PVK, reader.key("PVK"), destination=True, use=KeyUse.PIN_VERIFY)
     block = reader.hex(16, "PIN block")
     fmt = pin_format_field(reader, "PIN block format")
@@ -85,7 +117,7 @@ def dc_verify_pin_pvv(lmk: Lmk, reader: FieldReader) -> str:
     pvki = reader.digits(1, "PVKI")
     pvv = reader.digits(4, "PVV")
     reader.end()
-    verify_pin_block_pvv(tpk, pvk, block, fmt, (account, pvki, pvv))
+    verify_pin_block_pvv(pin_key, pvk, block, fmt, (account, pvki, pvv))
     return ""
 
 

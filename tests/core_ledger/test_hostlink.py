@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
-from core_ledger.hostlink import ROUTES, answer_fields, answer_from_fields, request_fields, request_from_fields
+from core_ledger.api import ROUTES, LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
+from core_ledger.hostlink import answer_fields, answer_from_fields, request_fields, request_from_fields
 from wire.codec import decode_host, encode_host
 from wire.constants import ResponseCode
 from wire.errors import MessageDecodeError

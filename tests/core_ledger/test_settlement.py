@@ -11,6 +11,7 @@ import pytest
 
 from acqkit.config import AcqsimConfig
 from acqsim.cli import main
+from core_ledger.aggregator import PayoutPolicy, plan_payout, pool_view
 from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.check import check_store
 from core_ledger.engine import LedgerEngine
@@ -82,8 +83,22 @@ def test_settlement_nets_fees_and_pays_direct_and_secondary() -> None:
     assert state.accounts[CLEARING_ACCOUNT].balance == 0  # everything cleared
     assert state.accounts[FEE_ACCOUNT].balance == 160
     assert state.accounts[merchant_account_id(MID)].balance == 7_960
-    assert state.accounts[merchant_account_id(SUB_MID)].balance == 19_880  # the aggregator paid it on
-    assert state.accounts[secondary.paid_to].balance == 0
+    # 二清: the day sits in the aggregator's pool; the sub-merchant has nothing yet
+    assert state.accounts[merchant_account_id(SUB_MID)].balance == 0
+    assert state.accounts[secondary.paid_to].balance == 19_880
+    policy = PayoutPolicy(delay_days=1, fee_bp=30)
+    view = pool_view(state, secondary.paid_to, policy)
+    assert (view.balance, view.owed, view.aggregator_own) == (19_880, 19_820, 60)  # 0.30 % of 198.80 = 59.64 → 60
+    assert plan_payout(state, secondary.paid_to, "20261124", policy) == []  # due the day after
+    payout = plan_payout(state, secondary.paid_to, "20261125", policy)
+    for records, effects in payout:
+        for txn in records:
+            state.txns[txn.key] = txn
+        state.apply(effects)
+    assert state.accounts[merchant_account_id(SUB_MID)].balance == 19_820
+    assert state.accounts[secondary.paid_to].balance == 60  # the aggregator's fee
+    assert plan_payout(state, secondary.paid_to, "20261130", policy) == []  # paid once
+    assert pool_view(state, secondary.paid_to, policy).owed == 0
 
     rows = list(csv.DictReader(io.StringIO(report_csv(run))))
     assert [(r["merchant_id"], r["mode"], r["net_amount"], r["fee_amount"], r["payout_amount"]) for r in rows] == [

@@ -18,6 +18,7 @@ from frontend.core import Context, Reply, inbound, process
 from frontend.effects import (
     HSM_EFFECTS,
     AskLedger,
+    AskScheme,
     AskWallet,
     Effect,
     QueueReversal,
@@ -99,6 +100,8 @@ class Harness:
         if isinstance(effect, QueueReversal):
             self.reversals.append(effect.request)
             return None
+        if isinstance(effect, AskScheme):
+            raise TypeError("the harness has no scheme switch (tests/scheme drive the off-us path)")
         if isinstance(effect, AskWallet):
             wallet_decision = self.wallet.decide(effect.request, self.wallet_now)
             self.wallet_store.commit(wallet_decision.records)

@@ -115,7 +115,7 @@ def test_a0_mode1_under_zmk() -> None:
         ("DC", under(KeyType.TPK, PIK) + under(KeyType.PVK, PSEC_PVK) + "0" * 16 + "02" + "0" * 12 + "10000", "23"),
         # 04: a key type code acqsim does not know.
         ("BU", "999" + under(KeyType.TAK, MAK), "04"),
-        ("A0", "0" + "008" + "U", "04"),
+        ("A0", "0" + "007" + "U", "04"),
         # 28: the key's type does not permit the command's use of it (checked before any cryptography).
         ("A0", "1" + KeyType.TPK.code + "U" + KeyType.TPK.code + under(KeyType.TPK, PIK), "28"),  # not a KEK
         ("A0", "1" + KeyType.TPK.code + "U" + KeyType.TAK.code + under(KeyType.TAK, MAK), "28"),  # not a KEK
