@@ -36,8 +36,10 @@ FieldDecoder = Callable[[bytes, int], tuple[str, int]]
 
 #: Bitmap keys: never in a message dict (the codec writes and reads bitmaps itself).
 _BITMAP_KEYS: Final = frozenset({"p", "1"})
-_TRACK_VALUE: Final = re.compile(r"[0-9=]*")
-_TRACK_WIRE: Final = re.compile(r"[0-9D]*")
+#: A track in a dict (``=`` for nibble D) and on the wire: hex digits are a TDK-encrypted track's, allowed or not
+#: by the whole message's ``message_rule`` (field 53).
+_TRACK_VALUE: Final = re.compile(r"[0-9A-CEF=]*")
+_TRACK_WIRE: Final = re.compile(r"[0-9A-F]*")
 _SUPPORTED_TEXT: Final = "ascii"
 #: An MTI is 4 digits in a message dict (2 BCD bytes or 4 ASCII characters on the wire).
 _MTI_CHARS: Final = 4
@@ -342,11 +344,20 @@ def _bit(number: int, first: int) -> int:
     return 1 << (64 + first - number) if first < number <= first + 64 else 0
 
 
+#: A rule over a whole message (fields that depend on each other): the field it refuses, or ``None``.
+MessageRule = Callable[[Mapping[str, str]], str | None]
+
+
 def compile_spec(
-    spec: SpecDict, *, digit_fields: frozenset[str] = frozenset(), track_fields: frozenset[str] = frozenset()
+    spec: SpecDict,
+    *,
+    digit_fields: frozenset[str] = frozenset(),
+    track_fields: frozenset[str] = frozenset(),
+    message_rule: MessageRule | None = None,
 ) -> CompiledSpec:
     """Specialise ``spec``. ``digit_fields`` (which may include ``"t"``) must hold decimal digits only;
-    ``track_fields`` carry ``=`` in the dict and nibble ``D`` on the wire."""
+    ``track_fields`` carry ``=`` in the dict and nibble ``D`` on the wire; a message ``message_rule`` refuses
+    is declined (the reference names the error)."""
     if spec["h"]["max_len"] > 0:
         raise ValueError("a spec with a message header is not supported")
     mti_binary = spec["t"]["data_enc"] == "b"
@@ -393,6 +404,8 @@ def compile_spec(
             parts.append((number, encode_field(value)))
             primary |= primary_bit
             secondary |= secondary_bit
+        if message_rule is not None and message_rule(fields) is not None:
+            raise Unsupported("a rule over the whole message")
         if not in_order:
             parts.sort()  # by field number: keys are unique, so the bytes are never compared
         if secondary:
@@ -438,6 +451,8 @@ def compile_spec(
                     message[key], offset = decode_field(body, offset)
         if offset != len(body):
             raise Unsupported("extra data")
+        if message_rule is not None and message_rule(message) is not None:
+            raise Unsupported("a rule over the whole message")
         return message
 
     return CompiledSpec(encode=encode, decode=decode)
