@@ -9,6 +9,7 @@ from core_ledger.client import host_message
 from frontend.effects import (
     AskLedger,
     DecryptTrack,
+    DecryptTrackBlock,
     Effect,
     GenerateArpc,
     GenerateMac,
@@ -33,6 +34,7 @@ TRACED: Final = (
     VerifyArqc,
     GenerateArpc,
     DecryptTrack,
+    DecryptTrackBlock,
 )
 _HSM_CODES: Final = {
     GenerateWorkingKeys: "A0",
@@ -42,12 +44,14 @@ _HSM_CODES: Final = {
     VerifyArqc: "KQ",
     GenerateArpc: "KQ",
     DecryptTrack: "M2",
+    DecryptTrackBlock: "M2",
 }
 #: Notes for the chip and MPOS commands, by (effect, whether the result is ``True``): never a value.
 _NOTES: Final[dict[tuple[type, bool], str]] = {
     (VerifyArqc, False): "ARQC NOT verified",
     (GenerateArpc, False): "ARPC generated",
     (DecryptTrack, False): "track decrypted",
+    (DecryptTrackBlock, False): "track decrypted, TDK",
 }
 #: The 4-character header placeholder a traced HSM command is shown with, and the error code of its answer.
 _HSM_HEADER: Final = "----"

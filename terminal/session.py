@@ -26,6 +26,7 @@ from wire.constants import (
     REVERSAL_DONE_CODES,
     SECURITY_CONTROL_DUKPT,
     SECURITY_CONTROL_FORMAT0_TDES,
+    SECURITY_CONTROL_FORMAT0_TDES_TDK,
     ConditionCode,
     Mti,
     NetworkCode,
@@ -40,7 +41,9 @@ from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, Settle
 from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
 from wire.paycrypto import EcbKey, decrypt_key_under, encrypt_pin_block, key_check_value, mac_cup_ecb
 from wire.posframe import PosFrame
+from wire.specs import POS_TRACK_FIELDS as TRACK_FIELDS
 from wire.tpdu import DEFAULT_ROUTE, TERMINAL_SRC, Tpdu
+from wire.trackcrypt import encrypt_track_field
 
 KCV_LEN: Final = 4
 #: Working keys a session keeps unwrapped: one sign-on's PIK and MAK (and, briefly, the previous pair's).
@@ -167,6 +170,18 @@ class TerminalSession:
     def _pik(self) -> EcbKey:
         return self._key(self.state.pik_under_tmk)
 
+    def _protect_tracks(self, fields: dict[str, str]) -> dict[str, str]:
+        """With a TDK (a 004 sign-on asked for it), the tracks encrypted under it and 53 saying so (PROTOCOL.md §8);
+        without one, ``fields`` as they are. Encrypted at each send, so a reversal goes under the current TDK."""
+        if self.state.tdk_under_tmk is None or not any(key in fields for key in TRACK_FIELDS):
+            return fields
+        tdk = decrypt_key_under(self._tmk, bytes.fromhex(self.state.tdk_under_tmk))
+        protected = {
+            key: encrypt_track_field(tdk, value) if key in TRACK_FIELDS else value for key, value in fields.items()
+        }
+        protected["53"] = SECURITY_CONTROL_FORMAT0_TDES_TDK
+        return protected
+
     def mac(self, block: bytes) -> bytes:
         """The CUP ECB MAC of ``block`` under this terminal's working MAK (the key never leaves the session)."""
         return mac_cup_ecb(self._mak, block)
@@ -260,8 +275,8 @@ class TerminalSession:
             fields["55"] = read.icc.hex().upper()
             self._chip_request = (fields["22"], fields["23"], fields["55"])
         if kind != "balance":
-            self._store_reversal(fields, read)
-        return self._frame(fields, mac=True)
+            self._store_reversal(fields, read)  # with the clear track: encrypted afresh at each try
+        return self._frame(self._protect_tracks(fields), mac=True)
 
     def dukpt_financial(self, kind: str, reader: ReaderOutput, *, scheme: int, amount: int) -> bytes:
         """An MPOS request built by the phone from what the card reader returned: no PAN, track or clear PIN —
@@ -335,7 +350,7 @@ class TerminalSession:
         if pending is None:
             return None
         pending.tries += 1
-        return self._frame(pending.fields, mac=True)
+        return self._frame(self._protect_tracks(pending.fields), mac=True)
 
     def settlement(self) -> bytes:
         fields = self._base(Mti.SETTLEMENT, self.state.next_stan())
