@@ -19,11 +19,11 @@ import anyio
 from acqkit.config import AcqsimConfig, CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
 from terminal.chipflow import ReadMode, read_card
-from terminal.reader import DukptReader, inject
+from terminal.reader import DukptReader, DukptScheme, inject
 from terminal.session import Original, Outcome, TerminalError, TerminalSession
 from terminal.state import load_state, save_state, storage_key
 from wire.constants import NetworkCode, ResponseCode
-from wire.dukpt import SCHEME_TDES
+from wire.dukpt import SCHEME_AES, SCHEME_TDES
 from wire.errors import FramingError, MessageDecodeError
 from wire.fields import SettlementTotals
 from wire.icc import ARPC_LEN, IssuerAnswer
@@ -226,24 +226,31 @@ class PosTerminal:
             scripts_ran=completion.scripts_ran,
         )
 
-    def _reader(self) -> DukptReader:
+    def _reader(self, scheme: DukptScheme = DukptScheme.TDES) -> DukptReader:
         """The MPOS terminal's card reader, as the key injection facility loaded it (TEST BDK of the
-        configuration; KSN = key set id ‖ a device id from the terminal id ‖ counter), at its last counter."""
+        configuration; TDES KSN = key set id ‖ a device id from the terminal id ‖ counter; AES: initial key id =
+        key set id ‖ the device id in 3 bytes, then a 4-byte counter), at its last counter."""
         state = self.session.state
         device = int(state.terminal_id) % (1 << READER_DEVICE_BITS) if state.terminal_id.isdigit() else 0
-        ksn = (int(self.config.bdk_ksi, 16) << 40 | device << 21).to_bytes(10, "big")
-        reader = inject(bytes.fromhex(self.config.bdk), ksn)
+        if scheme is DukptScheme.AES:
+            ksn = bytes.fromhex(self.config.bdk_ksi) + device.to_bytes(3, "big") + bytes(4)
+        else:
+            ksn = (int(self.config.bdk_ksi, 16) << 40 | device << 21).to_bytes(10, "big")
+        reader = inject(bytes.fromhex(self.config.bdk), ksn, scheme)
         reader.counter = state.reader_counter
         return reader
 
-    async def mpos_financial(self, kind: str, card: CardFixture, *, amount: int, pin: str | None) -> Outcome | None:
-        """An MPOS purchase: the reader reads ``card`` and encrypts PIN and track under its DUKPT keys; the
-        phone (the session) builds the request from the reader's KSN and ciphertexts alone."""
+    async def mpos_financial(
+        self, kind: str, card: CardFixture, *, amount: int, pin: str | None, scheme: DukptScheme = DukptScheme.TDES
+    ) -> Outcome | None:
+        """An MPOS purchase: the reader reads ``card`` and encrypts PIN and track under its DUKPT keys (TDES or
+        AES DUKPT); the phone (the session) builds the request from the reader's KSN and ciphertexts alone."""
         await self._ready()
-        reader = self._reader()
+        reader = self._reader(scheme)
         output = reader.encrypt(pan=card.pan, track2=card.track2, pin=pin)
         self.session.state.reader_counter = reader.counter  # saved before the request leaves: never reused
-        frame = self.session.dukpt_financial(kind, output, scheme=SCHEME_TDES, amount=amount)
+        wire_scheme = SCHEME_AES if scheme is DukptScheme.AES else SCHEME_TDES
+        frame = self.session.dukpt_financial(kind, output, scheme=wire_scheme, amount=amount)
         self.save()
         return await self._exchange(kind, frame)
 

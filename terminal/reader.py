@@ -11,7 +11,7 @@ A counter is used once: :meth:`DukptReader.encrypt` refuses a counter at or belo
 (:class:`CounterReused`, e.g. a reader restored from an old state) and a reader past its last usable counter
 (:class:`ReaderExhausted`). TDES readers skip counters with more than 10 bits set, as X9.24-1 requires.
 An AES reader's PIN block is ISO 9564 format 4 (16 bytes, :mod:`wire.pinblock4`) under its AES PIN key; the
-HSM's G0 / GQ take TDES DUKPT PIN blocks only so far, so AES readers' PINs are not verified yet.
+HSM's G0 / GQ verify it in their AES layout (with the whole PAN); the phone sends it in 62, as 52 holds 8 bytes.
 """
 
 from __future__ import annotations

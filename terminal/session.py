@@ -35,7 +35,7 @@ from wire.constants import (
     ReversalReason,
     TxnType,
 )
-from wire.dukpt import DukptTrackData
+from wire.dukpt import SCHEME_AES, DukptTrackData
 from wire.errors import WireError
 from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, SettlementTotals, SignOnKeys, UploadDetail
 from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
@@ -288,10 +288,15 @@ class TerminalSession:
         fields = self._base(mti, self.state.next_stan())
         fields |= {"3": processing, "4": f"{amount:012d}", "25": condition, "49": CURRENCY_CNY}
         fields["22"] = ENTRY_SWIPE_WITH_PIN if reader.pin_block is not None else ENTRY_SWIPE_NO_PIN
+        aes_pin = reader.pin_block if scheme == SCHEME_AES else None  # format 4, 16 bytes: it travels in 62
         if reader.pin_block is not None:
-            fields |= {"26": PIN_CAPTURE_6, "52": reader.pin_block.hex().upper()}
+            fields["26"] = PIN_CAPTURE_6
+            if aes_pin is None:
+                fields["52"] = reader.pin_block.hex().upper()
         fields["53"] = SECURITY_CONTROL_DUKPT
-        fields["62"] = DukptTrackData(scheme=scheme, ksn=reader.ksn, track_ciphertext=reader.track_data).encode()
+        fields["62"] = DukptTrackData(
+            scheme=scheme, ksn=reader.ksn, track_ciphertext=reader.track_data, pin_block=aes_pin
+        ).encode()
         fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
         self._chip_request = None
         self._store_reversal(fields)

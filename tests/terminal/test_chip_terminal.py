@@ -12,8 +12,10 @@ from acqkit.config import AcqsimConfig
 from acqsim.pipeline import running_pipeline
 from terminal.chipflow import ReadMode
 from terminal.pos import PosTerminal
+from terminal.reader import DukptScheme
 from terminal.state import state_path
 from wire.codec import decode_pos_body
+from wire.dukpt import SCHEME_AES, DukptTrackData
 from wire.fields import Field60
 from wire.icc import REQUEST_REQUIRED, REVERSAL_TAGS, parse_icc
 from wire.posframe import PosFrame
@@ -74,3 +76,28 @@ async def test_chip_purchases_through_the_pipeline(tmp_path: Path) -> None:
             assert pos.session.state.card_atcs[GOOD] == 3
     stored = state_path(config.terminal_state_dir, "10000001").read_text()
     assert GOOD not in stored and "card_atcs" not in stored  # the ATCs are sealed with the other card data
+
+
+async def test_an_mpos_purchase_through_an_aes_dukpt_reader(tmp_path: Path) -> None:
+    """X9.24-3 end to end over the pipeline: the reader's format 4 PIN block travels in 62; the HSM's GQ (AES
+    layout) verifies it and M2 opens the AES track; a wrong PIN is 55 and nothing posts."""
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    good = config.card(GOOD)
+    async with running_pipeline(config) as pipeline, PosTerminal(config, "10000002", nac=pipeline.nac) as phone:
+        sent: list[dict[str, str]] = []
+        real_send = phone._send
+
+        async def recording_send(payload: bytes) -> bytes | None:
+            sent.append(decode_pos_body(PosFrame.parse(payload).body))
+            return await real_send(payload)
+
+        phone._send = recording_send  # type: ignore[method-assign]
+        bought = await phone.mpos_financial("purchase", good, amount=700, pin=good.pin, scheme=DukptScheme.AES)
+        assert bought is not None and bought.approved
+        request = DukptTrackData.parse(sent[-1]["62"])
+        assert request.scheme == SCHEME_AES and len(request.ksn) == 12 and request.pin_block is not None
+        assert "52" not in sent[-1] and "2" not in sent[-1] and "35" not in sent[-1]
+        wrong = await phone.mpos_financial("purchase", good, amount=700, pin="000000", scheme=DukptScheme.AES)
+        assert wrong is not None and wrong.response_code == "55"
+        balance = await phone.financial("balance", good, pin=good.pin)
+        assert balance is not None and balance.fields["54"].endswith(f"{good.balance - 700:012d}")
