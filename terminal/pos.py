@@ -19,7 +19,8 @@ import anyio
 from acqkit.config import AcqsimConfig, CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
 from terminal.chipflow import ReadMode, read_card
-from terminal.reader import DukptReader, DukptScheme, inject
+from terminal.reader import DukptReader, DukptScheme, ReaderOutput, initial_ksn_for, inject
+from terminal.readerd import client as reader_link
 from terminal.session import Original, Outcome, TerminalError, TerminalSession
 from terminal.state import load_state, save_state, storage_key
 from wire.constants import NetworkCode, ResponseCode
@@ -27,12 +28,11 @@ from wire.dukpt import SCHEME_AES, SCHEME_TDES
 from wire.errors import FramingError, MessageDecodeError
 from wire.fields import SettlementTotals
 from wire.icc import ARPC_LEN, IssuerAnswer
+from wire.readerlink import PinEntry
 
 log = logging.getLogger("acqsim.terminal")
 
 ANSWER_TIMEOUT_S: Final = 10.0
-#: The TDES KSN's device id field: 19 bits between the 40-bit key set id and the 21-bit counter.
-READER_DEVICE_BITS: Final = 19
 
 
 class PosTerminal:
@@ -231,11 +231,7 @@ class PosTerminal:
         configuration; TDES KSN = key set id ‖ a device id from the terminal id ‖ counter; AES: initial key id =
         key set id ‖ the device id in 3 bytes, then a 4-byte counter), at its last counter."""
         state = self.session.state
-        device = int(state.terminal_id) % (1 << READER_DEVICE_BITS) if state.terminal_id.isdigit() else 0
-        if scheme is DukptScheme.AES:
-            ksn = bytes.fromhex(self.config.bdk_ksi) + device.to_bytes(3, "big") + bytes(4)
-        else:
-            ksn = (int(self.config.bdk_ksi, 16) << 40 | device << 21).to_bytes(10, "big")
+        ksn = initial_ksn_for(self.config.bdk_ksi, state.terminal_id, scheme)
         reader = inject(bytes.fromhex(self.config.bdk), ksn, scheme)
         reader.counter = state.reader_counter
         return reader
@@ -250,6 +246,20 @@ class PosTerminal:
         output = reader.encrypt(pan=card.pan, track2=card.track2, pin=pin)
         self.session.state.reader_counter = reader.counter  # saved before the request leaves: never reused
         wire_scheme = SCHEME_AES if scheme is DukptScheme.AES else SCHEME_TDES
+        frame = self.session.dukpt_financial(kind, output, scheme=wire_scheme, amount=amount)
+        self.save()
+        return await self._exchange(kind, frame)
+
+    async def mpos_financial_via_reader(
+        self, kind: str, reader: tuple[str, int], card: CardFixture, *, amount: int, pin: PinEntry
+    ) -> Outcome | None:
+        """An MPOS purchase with the card reader as its own service (``acqsim reader serve``): the phone asks it
+        to read ``card`` and builds the request from the KSN and ciphertexts it answers. Raises
+        :class:`~terminal.readerd.client.ReaderUnreachable` / :class:`~wire.readerlink.ReaderLinkError`."""
+        await self._ready()
+        reading = await reader_link.read_card(*reader, card.pan, pin, timeout=self.timeout)
+        output = ReaderOutput(ksn=reading.ksn, pin_block=reading.pin_block, track_data=reading.track)
+        wire_scheme = SCHEME_AES if reading.scheme == DukptScheme.AES.value else SCHEME_TDES
         frame = self.session.dukpt_financial(kind, output, scheme=wire_scheme, amount=amount)
         self.save()
         return await self._exchange(kind, frame)

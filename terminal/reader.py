@@ -126,6 +126,19 @@ class DukptReader:
         return ReaderOutput(ksn=ksn, pin_block=pin_block, track_data=data)
 
 
+#: Bits of a TDES KSN's device id (after the 5-byte key set id, before the 21-bit counter).
+READER_DEVICE_BITS: Final = 19
+
+
+def initial_ksn_for(key_set_id: str, terminal_id: str, scheme: DukptScheme = DukptScheme.TDES) -> bytes:
+    """The TEST reader paired with ``terminal_id``: TDES initial KSN = key set id ‖ a device id (the terminal id
+    modulo 2^19) ‖ counter 0; AES initial key id = key set id ‖ that device id in 3 bytes."""
+    device = int(terminal_id) % (1 << READER_DEVICE_BITS) if terminal_id.isdigit() else 0
+    if scheme is DukptScheme.AES:
+        return bytes.fromhex(key_set_id) + device.to_bytes(3, "big")
+    return (int(key_set_id, 16) << 40 | device << 21).to_bytes(10, "big")
+
+
 def inject(bdk: bytes, initial_ksn: bytes, scheme: DukptScheme = DukptScheme.TDES) -> DukptReader:
     """The key injection facility: derive the reader's initial key from the BDK; the reader keeps only that."""
     if scheme is DukptScheme.TDES:
