@@ -162,8 +162,19 @@ class PosTerminal:
         self.save()  # the reversal is durable before the request leaves
         return await self._exchange(kind, frame)
 
+    async def send_pending_advices(self) -> None:
+        """Each stored 0620 advice, oldest first, until one goes unanswered (it is tried again before the next
+        request): script results are retried until the host acknowledges them, as reversals are."""
+        while (frame := self.session.advice_due()) is not None:
+            self.save()
+            outcome = await self._exchange("script_advice", frame)
+            if outcome is None or not outcome.trusted:
+                log.info("script advice: not acknowledged; tried again before the next request")
+                return
+
     async def _ready(self) -> None:
         await self.send_pending_reversal()
+        await self.send_pending_advices()
         if not self.session.state.signed_on:
             # Never signed on, or the host asked for a new sign-on (header processing request 3): do it now.
             signed = await self.sign_on()
@@ -216,9 +227,8 @@ class PosTerminal:
             self.save()
             await self.send_pending_reversal()
         if completion.scripts_ran:
-            advice = await self._exchange("script_advice", self.session.script_advice(outcome, read, completion))
-            if advice is None:
-                log.info("script advice: no answer (its results stay in the reversal or the batch upload)")
+            self.session.script_advice(outcome, read, completion)  # stored; sent now and retried until answered
+            await self.send_pending_advices()
         return dataclasses.replace(
             outcome,
             card_declined=declined,

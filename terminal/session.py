@@ -344,7 +344,14 @@ class TerminalSession:
         ).encode()
         original_stan = Field61.parse(request["61"]).stan
         fields["61"] = Field61(batch=self.state.batch, stan=original_stan, date=outcome.fields.get("13")).encode()
+        self.state.pending_advices.append(fields)  # stored before it leaves: retried until acknowledged
         return self._frame(fields, mac=True)
+
+    def advice_due(self) -> bytes | None:
+        """The oldest unacknowledged 0620 advice again (same STAN: the host may have it already), or ``None``."""
+        if not self.state.pending_advices:
+            return None
+        return self._frame(self.state.pending_advices[0], mac=True)
 
     def mark_reversal_reason(self, reason: ReversalReason) -> None:
         if self.state.pending_reversal is not None:
@@ -451,6 +458,9 @@ class TerminalSession:
                 self.mark_reversal_reason(ReversalReason.ANSWER_MAC_FAILED)
         if kind == "reversal" and trusted and outcome.response_code in REVERSAL_DONE_CODES:
             self.state.pending_reversal = None
+        if kind == "script_advice" and trusted:  # any trusted answer acknowledges it (an advice is not refused twice)
+            stan = fields.get("11")
+            self.state.pending_advices = [a for a in self.state.pending_advices if a.get("11") != stan]
         if outcome.approved and kind in BATCH_KINDS and self.keep_batch:
             entry, psn, icc = self._chip_request or ("", "", "")
             self.state.batch_txns.append(

@@ -24,6 +24,7 @@ from wire.tlv import parse_tlv
 pytestmark = pytest.mark.anyio
 
 GOOD, FAILS, DECLINES = "6200001000000003", "6200001000000011", "62000060000000061"
+SCRIPTED = "6200004000000049"
 
 
 async def test_chip_purchases_through_the_pipeline(tmp_path: Path) -> None:
@@ -101,3 +102,43 @@ async def test_an_mpos_purchase_through_an_aes_dukpt_reader(tmp_path: Path) -> N
         assert wrong is not None and wrong.response_code == "55"
         balance = await phone.financial("balance", good, pin=good.pin)
         assert balance is not None and balance.fields["54"].endswith(f"{good.balance - 700:012d}")
+
+
+async def test_a_lost_script_advice_is_sent_again_until_acknowledged(tmp_path: Path) -> None:
+    """The host gets the first 0620 but its answer is lost: the advice stays in the (sealed) terminal state and
+    goes again, same STAN, before the terminal's next request — also after a restart."""
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    scripted = config.card(SCRIPTED)
+    sent: list[dict[str, str]] = []
+    async with running_pipeline(config) as pipeline:
+        async with PosTerminal(config, "10000001", nac=pipeline.nac) as pos:
+            real_send = pos._send
+
+            async def first_advice_answer_lost(payload: bytes) -> bytes | None:
+                fields = decode_pos_body(PosFrame.parse(payload).body)
+                sent.append(fields)
+                answer = await real_send(payload)
+                first_advice = fields["t"] == "0620" and sum(f["t"] == "0620" for f in sent) == 1
+                return None if first_advice else answer
+
+            pos._send = first_advice_answer_lost  # type: ignore[method-assign]
+            bought = await pos.card_financial("purchase", scripted, mode=ReadMode.CONTACT, amount=500, pin=scripted.pin)
+            assert bought is not None and bought.approved and bought.scripts_ran
+            assert len(pos.session.state.pending_advices) == 1  # not acknowledged: kept
+        stored = state_path(config.terminal_state_dir, "10000001").read_text()
+        assert scripted.pan not in stored  # sealed with the other card data
+        async with PosTerminal(config, "10000001", nac=pipeline.nac) as pos:
+            assert len(pos.session.state.pending_advices) == 1
+            real_send = pos._send
+
+            async def recording_send(payload: bytes) -> bytes | None:
+                sent.append(decode_pos_body(PosFrame.parse(payload).body))
+                return await real_send(payload)
+
+            pos._send = recording_send  # type: ignore[method-assign]
+            balance = await pos.financial("balance", scripted, pin=scripted.pin)
+            assert balance is not None and balance.approved
+            advices = [f for f in sent if f["t"] == "0620"]
+            assert len(advices) == 2 and advices[0]["11"] == advices[1]["11"] and advices[0]["55"] == advices[1]["55"]
+            assert sent[-2]["t"] == "0620" and sent[-1]["t"] == "0200"  # the advice went before the request
+            assert pos.session.state.pending_advices == []
