@@ -43,6 +43,7 @@ _TRACK_WIRE: Final = re.compile(r"[0-9A-F]*")
 _SUPPORTED_TEXT: Final = "ascii"
 #: An MTI is 4 digits in a message dict (2 BCD bytes or 4 ASCII characters on the wire).
 _MTI_CHARS: Final = 4
+_LOW_64: Final = (1 << 64) - 1
 
 
 class Unsupported(Exception):
@@ -339,11 +340,6 @@ def _decoder_groups(decoders: list[tuple[str, FieldDecoder] | None]) -> list[lis
     return groups
 
 
-def _bit(number: int, first: int) -> int:
-    """The bit of field ``number`` in the bitmap of fields ``first + 1`` .. ``first + 64`` (0 if not in it)."""
-    return 1 << (64 + first - number) if first < number <= first + 64 else 0
-
-
 #: A rule over a whole message (fields that depend on each other): the field it refuses, or ``None``.
 MessageRule = Callable[[Mapping[str, str]], str | None]
 
@@ -368,14 +364,14 @@ def compile_spec(
     write_secondary, read_secondary = _bitmap_codec(spec["1"]) if "1" in spec else _bitmap_codec(spec["p"])
     has_secondary = "1" in spec
 
-    encoders: dict[str, tuple[int, int, int, FieldEncoder]] = {}  # number, primary bit, secondary bit
+    encoders: dict[str, tuple[int, int, FieldEncoder]] = {}  # number, its bit in the 128-bit field set
     decoders: list[tuple[str, FieldDecoder] | None] = [None] * 129  # indexed by field number
     for key, field_spec in spec.items():
         if not key.isdigit() or key in ("1", "65") or int(key) > 128:
             continue  # bitmaps, and tertiary fields (left to pyiso8583)
         encode_field, decode_field = _field_codec(key, field_spec, digit_fields, track_fields)
         number = int(key)
-        encoders[key] = (number, _bit(number, 0), _bit(number, 64), encode_field)
+        encoders[key] = (number, 1 << (128 - number), encode_field)
         decoders[int(key)] = (key, decode_field)
 
     def encode(fields: Mapping[str, str]) -> bytes:
@@ -386,9 +382,8 @@ def compile_spec(
             head = binascii.a2b_hex(mti) if mti_binary else mti.encode(_SUPPORTED_TEXT)
         except ValueError:
             raise Unsupported("t") from None
-        parts: list[tuple[int, bytes]] = []
-        primary = secondary = last = 0
-        in_order = True  # a message built in field order needs no sort
+        slots: list[bytes | None] = [None] * slot_count  # by field number: no sort, whatever the dict's order
+        bits = 0  # fields 1..128 as one number: bit 127 is field 1, bit 0 is field 128
         for key, value in fields.items():
             entry = encoders.get(key)
             if entry is None:
@@ -397,25 +392,21 @@ def compile_spec(
                 raise Unsupported(key)
             if not isinstance(value, str):  # str subclasses too (StrEnum constants)
                 raise Unsupported(key)
-            number, primary_bit, secondary_bit, encode_field = entry
-            if number < last:
-                in_order = False
-            last = number
-            parts.append((number, encode_field(value)))
-            primary |= primary_bit
-            secondary |= secondary_bit
+            number, bit, encode_field = entry
+            slots[number] = encode_field(value)
+            bits |= bit
         if message_rule is not None and message_rule(fields) is not None:
             raise Unsupported("a rule over the whole message")
-        if not in_order:
-            parts.sort()  # by field number: keys are unique, so the bytes are never compared
+        secondary = bits & _LOW_64
         if secondary:
             if not has_secondary:
                 raise Unsupported("1")
-            head += write_primary(primary | 1 << 63) + write_secondary(secondary)
+            head += write_primary((bits >> 64) | 1 << 63) + write_secondary(secondary)
         else:
-            head += write_primary(primary)
-        return head + b"".join([data for _, data in parts])
+            head += write_primary(bits >> 64)
+        return head + b"".join(filter(None, slots))  # every field's bytes are non-empty (data or a length)
 
+    slot_count = max((number for number, _, _ in encoders.values()), default=0) + 1
     groups = _decoder_groups(decoders)
 
     def decode(body: bytes) -> dict[str, str]:

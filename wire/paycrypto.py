@@ -264,9 +264,10 @@ def mac_cup_ecb(key: bytes | EcbKey, data: bytes) -> bytes:
     # as long as the words are read and written back in the same one.
     folded = functools.reduce(operator.xor, memoryview(_pad_zero(data)).cast("Q"))
     hex_text = folded.to_bytes(BLOCK, sys.byteorder).hex().upper().encode("ascii")
-    first = _encrypt(key, hex_text[:BLOCK])
-    second = _encrypt(key, xor(first, hex_text[BLOCK:]))
-    return second.hex().upper().encode("ascii")[:BLOCK]
+    encrypt = key.encrypt if isinstance(key, EcbKey) else functools.partial(tdes_ecb_encrypt, key)
+    first = encrypt(hex_text[:BLOCK])
+    chained = (int.from_bytes(first) ^ int.from_bytes(hex_text[BLOCK:])).to_bytes(BLOCK)  # both 8 bytes
+    return encrypt(chained)[:4].hex().upper().encode("ascii")  # 8 hex characters: the first 4 bytes
 
 
 class MacAlgorithm(enum.StrEnum):

@@ -23,6 +23,8 @@ goes, and statistics are an HDR histogram plus a bounded sample for the plot.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
@@ -107,11 +109,15 @@ class LoadEngine:
         self._by_id: dict[str, _Terminal] = {}
         self._in_flight = 0
         self._idle = anyio.Event()
-        self._accepting = True
+        self._accepting = False  # True while the schedule runs: terminals take their due requests
         self._dirty: set[_Link] = set()  # connections with frames waiting in their outbox
         self._sign_on_queue: deque[_Terminal] = deque()
         self._start = 0.0
-        self._due = 0  # requests 0 .. _due - 1 have come due
+        #: Next request indices of idle terminals (request *i* is terminal ``i % T``'s), earliest first: the
+        #: scheduler wakes for these only, so an overloaded run (no terminal idle) costs it nothing.
+        self._idle_next: list[int] = []
+        self._wake = anyio.Event()  # set when a terminal goes idle with a request due before ``_wake_at``
+        self._wake_at = math.inf
         #: Each request's kind, by index modulo its length: drawn once with the mix's weights (a run of any
         #: length holds no per-request plan).
         self._kinds = options.mix.plan(KIND_TABLE, options.seed)
@@ -135,7 +141,7 @@ class LoadEngine:
         elif session.state.pending_reversal is not None:
             frame = session.reversal_due()  # not None: a reversal is pending
             terminal.exchange = _Exchange("reversal", _stan_of_reversal(session), None, deadline)
-        elif terminal.next_index < self._due and self._accepting:
+        elif self._accepting and self._is_due(terminal.next_index, now):
             due, kind, card = self._request(terminal.next_index)
             terminal.next_index += len(self._terminals)
             amount = 0 if kind == "balance" else self.options.amount
@@ -148,6 +154,10 @@ class LoadEngine:
             self._in_flight += 1
         return frame
 
+    def _is_due(self, index: int, now: float) -> bool:
+        schedule = self.options.schedule
+        return index < schedule.count and self._start + schedule.due(index) <= now
+
     def _request(self, index: int) -> tuple[float, str, CardFixture]:
         """Request ``index``: its due time, kind and card — all functions of the index."""
         cards = self.options.cards
@@ -156,7 +166,7 @@ class LoadEngine:
         return due, self._kinds[index % len(self._kinds)], cards[spread_key % len(cards)]
 
     def _drop_backlog(self, terminal: _Terminal, now: float) -> None:
-        while terminal.next_index < self._due:
+        while self._is_due(terminal.next_index, now):
             due, _, _ = self._request(terminal.next_index)
             terminal.next_index += len(self._terminals)
             self.stats.sent += 1
@@ -169,7 +179,13 @@ class LoadEngine:
         self._in_flight -= 1
         if exchange.due is not None:
             self.stats.record(exchange.due - self._start, now - exchange.due, code)
-        self._post(terminal, self._next_frame(terminal, now))
+        frame = self._next_frame(terminal, now)
+        if frame is not None:
+            self._post(terminal, frame)
+        elif self._accepting:  # idle until its next request is due: the scheduler will hand it over
+            heapq.heappush(self._idle_next, terminal.next_index)
+            if self._start + self.options.schedule.due(terminal.next_index) < self._wake_at:
+                self._wake.set()  # due before the scheduler means to wake: wake it now
         if exchange.kind == "sign_on" and self._sign_on_queue:  # the next terminal in line signs on
             waiting = self._sign_on_queue.popleft()
             self._post(waiting, self._next_frame(waiting, now))
@@ -260,32 +276,43 @@ class LoadEngine:
         options = self.options
         schedule, terminals = options.schedule, self._terminals
         self._start = start = anyio.current_time() + 0.05
-        end = start + schedule.duration
         next_progress = start + 1.0
-        while self._due < schedule.count:
-            await anyio.sleep_until(start + schedule.due(self._due))
+        end = start + schedule.duration
+        terminal_count = len(terminals)
+        self._idle_next = [t.next_index for t in terminals if t.exchange is None]
+        heapq.heapify(self._idle_next)
+        self._accepting = True
+        while True:
             now = anyio.current_time()
-            if now > end:
-                break
-            first = self._due
-            while self._due < schedule.count and start + schedule.due(self._due) <= now:
-                self._due += 1
-            for index in range(first, self._due):  # an idle terminal whose next request just came due starts it
-                terminal = terminals[index % len(terminals)]
-                if terminal.exchange is None and terminal.next_index == index:
-                    self._post(terminal, self._next_frame(terminal, now))
+            idle = self._idle_next
+            while idle and self._is_due(idle[0], now):  # idle terminals whose next request is due start it
+                index = heapq.heappop(idle)
+                terminal = terminals[index % terminal_count]
+                if terminal.exchange is None and terminal.next_index == index:  # else a stale entry
+                    frame = self._next_frame(terminal, now)
+                    if frame is not None:
+                        self._post(terminal, frame)
+                    else:  # a terminal that cannot sign on: its due requests were counted, wait for its next
+                        heapq.heappush(idle, terminal.next_index)
             await self._flush()
             if progress is not None and now >= next_progress:
                 progress(self.stats, now - start)
                 next_progress = now + 1.0
+            if now >= end:  # every request is due by now: what is still queued at a terminal stays unsent
+                break
+            wake_at = min(end, next_progress) if progress is not None else end
+            if idle and idle[0] < schedule.count:
+                wake_at = min(wake_at, start + schedule.due(idle[0]))
+            self._wake, self._wake_at = anyio.Event(), wake_at
+            with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
+                await self._wake.wait()  # or a terminal went idle (its next request may be due sooner)
         self._accepting = False  # what is still queued at a terminal now stays unsent
         if self._in_flight:
             self._idle = anyio.Event()
             with anyio.move_on_after(options.answer_timeout + 1.0):
                 await self._idle.wait()
         elapsed = anyio.current_time() - start
-        queued = sum(max(0, -(-(self._due - t.next_index) // len(terminals))) for t in terminals)
-        self.stats.not_sent += queued + (schedule.count - self._due)
+        self.stats.not_sent += sum(max(0, -(-(schedule.count - t.next_index) // terminal_count)) for t in terminals)
         return elapsed
 
     async def _flush(self) -> None:

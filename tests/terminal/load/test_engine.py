@@ -67,7 +67,11 @@ async def test_every_request_is_answered_and_trusted_with_cards_spread_per_reque
     host = RecordingEchoHost()
     cards = load_cards(CONFIG, 5)
     options = EngineOptions(
-        schedule=OpenLoopSchedule(150, 1.0), mix=Mix.parse("purchase=80,balance=20"), cards=cards, connections=3
+        # each terminal's requests 200 ms apart: even a slow machine answers one before the next is due
+        schedule=OpenLoopSchedule(50, 3.0),
+        mix=Mix.parse("purchase=80,balance=20"),
+        cards=cards,
+        connections=3,
     )
     engine = await _run(host, _sessions(10), options)
     assert engine.stats.sent == 150 and engine.stats.not_sent == 0
@@ -101,7 +105,7 @@ async def test_spread_per_terminal_keeps_each_terminal_on_one_card() -> None:
 async def test_a_lost_answer_is_no_answer_and_its_reversal_goes_first() -> None:
     host = RecordingEchoHost(lose={("20000001", "000002")})  # its first purchase (STAN 1 was the sign-on)
     options = EngineOptions(
-        schedule=OpenLoopSchedule(20, 1.0),
+        schedule=OpenLoopSchedule(10, 2.0),  # 200 ms between a terminal's requests: it catches up after the loss
         mix=Mix.parse("purchase=1"),
         cards=load_cards(CONFIG, 1),
         answer_timeout=0.3,

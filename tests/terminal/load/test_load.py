@@ -57,6 +57,8 @@ def test_a_short_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[st
     argv = ["load", "--terminals", "3", "--rate", "30", "--duration", "1", "--json", "--plot", str(plot)]
     assert main(argv + connections) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["sent"] == 30 and summary["completed"] == 30
-    assert summary["counts"].get("00") == 30
+    # 30 due in the second; what a busy terminal still queued at the end is counted as not sent (how many
+    # depends on the machine's speed), never lost from the figures; everything sent was answered and approved
+    assert summary["sent"] + summary["not_sent"] == 30 and summary["sent"] > 0
+    assert summary["completed"] == summary["sent"] and summary["counts"] == {"00": summary["sent"]}
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
