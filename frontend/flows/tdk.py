@@ -25,14 +25,14 @@ from frontend.records import Session
 from wire.constants import SECURITY_CONTROL_FORMAT0_TDES_TDK, ResponseCode
 from wire.paycrypto import CryptoInputError
 from wire.posmessage import PosMessage
+from wire.specs import CLEAR_TRACK_CHARS, POS_TRACK_FIELDS
 from wire.trackcrypt import EncryptedTrack
 
 log = logging.getLogger("acqsim.frontend")
 
 #: The tracks a terminal encrypts, in field order: track 2 and, if it sends one, track 3.
-TRACK_FIELDS: Final = ("35", "36")
-#: What a clear track may hold: digits and separators (track 2 has exactly one separator).
-CLEAR_TRACK_CHARACTERS: Final = frozenset("0123456789=")
+TRACK_FIELDS: Final = tuple(sorted(POS_TRACK_FIELDS, key=int))
+#: Track 2 has exactly one separator.
 TRACK2: Final = "35"
 
 
@@ -47,7 +47,7 @@ def _refuse(request: PosMessage, why: str, code: ResponseCode) -> ResponseCode:
 
 
 def _is_track(field: str, track: str) -> bool:
-    if not CLEAR_TRACK_CHARACTERS.issuperset(track):
+    if not CLEAR_TRACK_CHARS.issuperset(track):
         return False
     return track.count("=") == 1 if field == TRACK2 else True
 

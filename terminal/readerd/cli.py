@@ -48,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="inject / status: print the answer as one JSON object")
 
 
-def test_keys(config: AcqsimConfig, terminal_id: str, scheme: DukptScheme) -> LoadKeys:
+def reader_test_keys(config: AcqsimConfig, terminal_id: str, scheme: DukptScheme) -> LoadKeys:
     """The TEST reader's initial key and KSN, derived from the configuration's TEST BDK as the key injection
     facility would (the clear initial key exists only in this message to the reader)."""
     bdk = bytes.fromhex(config.bdk)
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "status":
             answer = anyio.run(functools.partial(reader_status, host, port))
         else:
-            keys = test_keys(config, args.terminal or _mpos_terminal(config), DukptScheme(args.scheme))
+            keys = reader_test_keys(config, args.terminal or _mpos_terminal(config), DukptScheme(args.scheme))
             answer = anyio.run(functools.partial(load_keys, host, port, keys))
     except (ConfigError, ValueError) as exc:
         print(f"acqsim reader: {exc}", file=sys.stderr)

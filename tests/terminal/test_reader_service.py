@@ -20,7 +20,7 @@ from acqkit.netio import FramedConnection, connect
 from acqsim.pipeline import running_pipeline
 from terminal.pos import PosTerminal
 from terminal.reader import DukptScheme
-from terminal.readerd.cli import test_keys as keys_for
+from terminal.readerd.cli import reader_test_keys as keys_for
 from terminal.readerd.client import ReaderUnreachable, load_keys, read_card, reader_status
 from terminal.readerd.core import ReaderDevice, wrong_pin
 from terminal.readerd.server import serve_reader
