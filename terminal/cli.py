@@ -224,7 +224,7 @@ async def _run(args: argparse.Namespace) -> int:
         read: ReadMode | str | None = getattr(args, "read", None)
         if read == "reader" and kind in CHIP_KINDS:
             outcome = await pos.mpos_financial(kind, card, amount=amount, pin=pin)
-        elif isinstance(read, str) and kind in CHIP_KINDS:  # --reader HOST:PORT: the reader service
+        elif isinstance(read, str) and not isinstance(read, ReadMode) and kind in CHIP_KINDS:  # --reader HOST:PORT
             entry: PinEntry = "keyed" if args.pin is None or args.pin == card.pin else "wrong"
             outcome = await pos.mpos_financial_via_reader(kind, split_host_port(read), card, amount=amount, pin=entry)
         elif isinstance(read, ReadMode) and kind in CHIP_KINDS:
