@@ -42,6 +42,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "wallet": ("wallet.cli", "run the QR wallet host, or act as the consumer's wallet app (code, pay, confirm)"),
     "cards": ("acqsim.cmd_cards", "list or issue virtual test cards"),
     "load": ("acqsim.cmd_load", "many-terminal load generator"),
+    "reader": ("terminal.readerd.cli", "the MPOS card reader as its own service, and its TEST key loading"),
     "echo-host": ("terminal.echohost.cli", "a canned-answer POS host to measure the load generator against"),
     "replay": ("terminal.replay_cli", "replay recorded traffic and diff the answers"),
     "send": ("terminal.send_cli", "compose one message as a terminal would, edit it, send it, check the answer"),

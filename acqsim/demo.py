@@ -149,7 +149,11 @@ async def walk_day(
         report(record)
         return outcome
 
-    await step("sign-on (working keys under the TMK, KCVs checked)", "00", pos.sign_on)
+    await step(
+        "sign-on 004 (PIK, MAK and track data key under the TMK, KCVs checked): tracks go encrypted under the TDK",
+        "00",
+        lambda: pos.sign_on(with_tdk=True),
+    )
     await step(
         f"balance inquiry, card {mask_pan(good.pan)}", "00", lambda: pos.financial("balance", good, pin=good.pin)
     )

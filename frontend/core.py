@@ -16,6 +16,8 @@ value is the :class:`Reply`. The checks, in order, each with its response code (
 6. mandatory fields per type — 30;
 7. duplicate (terminal, batch, STAN, MTI) — 94;
 8. original (61) found in this batch's journal for void/refund/cancel/completion — 25;
+8a. tracks encrypted under the session's TDK (53 = 2610000000000000) decrypted by the HSM (M2) before the PIN
+   check reads the PVV — 30 when they do not decrypt to tracks (:mod:`frontend.flows.tdk`);
 9. PIN (field 52) verified by the HSM against the PVV in track 2 — 55, the third failure of the day for a
    card and every try after it — 75; a PIN block the HSM cannot read — 99 (on-us cards only: an off-us PIN goes
    to its issuer, translated to the acquirer zone's ZPK);
@@ -52,6 +54,7 @@ from frontend.flows.qr import qr, qr_reversal
 from frontend.flows.reversal import reversal
 from frontend.flows.settlement import batch_upload, settlement
 from frontend.flows.sign_on import sign_off_or_echo, sign_on
+from frontend.flows.tdk import has_encrypted_tracks, open_tracks
 from frontend.messages import QR_KINDS, Kind
 from frontend.records import Session
 from frontend.routing import Route, route_of
@@ -78,8 +81,8 @@ __all__ = [
     "reversal_of",
 ]
 
-#: Kinds an MPOS DUKPT request may be: its card is read from the HSM-decrypted track.
-_MPOS_KINDS: Final = frozenset({*FINANCIAL_KINDS, Kind.REVERSAL})
+#: Kinds whose card may come in an encrypted track (MPOS DUKPT, or under the TDK): the HSM decrypts it.
+_CARD_READ_KINDS: Final = frozenset({*FINANCIAL_KINDS, Kind.REVERSAL})
 #: Kinds that need no session (nor a MAC): they start, end or test one.
 _SESSIONLESS: Final = (Kind.SIGN_OFF, Kind.ECHO)
 
@@ -118,8 +121,13 @@ def process(request: PosMessage, ctx: Context) -> Flow:
     mac = pos_body_mac(request.body)
     if mac is None:
         return (yield from refuse(answer, ResponseCode.MAC_FAILED, session, kind))
+    if has_encrypted_tracks(request) and kind in _CARD_READ_KINDS:
+        opened_tracks = yield from open_tracks(request, session)
+        if isinstance(opened_tracks, ResponseCode):
+            return (yield from refuse(answer, opened_tracks, session, kind))
+        request = answer.request = opened_tracks  # tracks in clear, in memory only; the MAC covers what was sent
     mpos: MposRead | None = None
-    if is_mpos(request) and kind in _MPOS_KINDS:
+    if is_mpos(request) and kind in _CARD_READ_KINDS:
         opened = yield from open_mpos(request, ctx.registry)
         if isinstance(opened, ResponseCode):
             return (yield from refuse(answer, opened, session, kind))

@@ -94,6 +94,15 @@ class DecryptTrack:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class DecryptTrackBlock:
+    """→ the clear 8-byte block (``bytes``) or :class:`PeerFailure` (M2 kind D: the encrypted block of a track
+    under the terminal session's TDK, TDES-ECB; PROTOCOL.md §8)."""
+
+    tdk_under_lmk: str
+    block: bytes = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class VerifyMacAndPin:
     """→ ``(bool | PeerFailure, PinVerification | PeerFailure)``: both commands sent to the HSM together (one
     write, one round trip), as payShield clients pipeline commands on one connection."""
@@ -154,6 +163,7 @@ class OpenSession:
     terminal_id: str
     pik_under_lmk: str
     mak_under_lmk: str
+    tdk_under_lmk: str | None = None  # a 004 sign-on's track data key
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -328,6 +338,7 @@ HsmEffect = (
     | VerifyArqc
     | GenerateArpc
     | DecryptTrack
+    | DecryptTrackBlock
 )
 JournalEffect = (
     LoadSession
@@ -361,6 +372,7 @@ HSM_EFFECTS: Final = (
     VerifyArqc,
     GenerateArpc,
     DecryptTrack,
+    DecryptTrackBlock,
 )
 
 

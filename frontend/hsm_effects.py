@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from frontend.effects import (
     DecryptTrack,
+    DecryptTrackBlock,
     GenerateArpc,
     GenerateMac,
     GenerateWorkingKeys,
@@ -43,6 +44,7 @@ from hsm_sim.client import (
     verify_mac_command,
     verify_pin_pvv_command,
 )
+from wire.dukpt import AES_KSN_LEN
 
 #: The POS link's MAC (PROTOCOL.md §1) under the terminal's MAK (a TAK at the HSM).
 POS_MAC: Final = MacAlgorithm.CUP_ECB
@@ -52,6 +54,10 @@ WORKING_KEYS: Final = (KeyType.TPK, KeyType.TAK)
 WORKING_KEYS_WITH_TDK: Final = (*WORKING_KEYS, KeyType.TDK)
 #: M2 kind of a TDES DUKPT BDK, and track data in CBC mode (terminal/reader.py).
 DUKPT_TDES_KIND: Final = "T"
+#: M2 kind of an AES-128 DUKPT BDK (X9.24-3; a 12-byte KSN).
+DUKPT_AES_KIND: Final = "A"
+#: M2 kind of a track data key (a track's one encrypted block, ECB).
+TDK_KIND: Final = "D"
 
 
 def _verify_mac(effect: VerifyMac) -> HsmCommand:
@@ -94,7 +100,10 @@ def hsm_commands(effect: HsmEffect) -> list[HsmCommand]:
         case GenerateArpc(check=check):
             return [arqc_command(check, KQ_ARPC_ONLY)]
         case DecryptTrack(bdk_under_lmk=bdk, ksn=ksn, ciphertext=data):
-            return [decrypt_data_command(DUKPT_TDES_KIND, bdk, data, ksn=ksn, cbc=True)]
+            kind = DUKPT_AES_KIND if len(ksn) == AES_KSN_LEN else DUKPT_TDES_KIND
+            return [decrypt_data_command(kind, bdk, data, ksn=ksn, cbc=True)]
+        case DecryptTrackBlock(tdk_under_lmk=tdk, block=block):
+            return [decrypt_data_command(TDK_KIND, tdk, block, cbc=False)]
 
 
 def hsm_result(effect: HsmEffect, answers: Sequence[tuple[str, bytes]]) -> Any:
@@ -115,5 +124,5 @@ def hsm_result(effect: HsmEffect, answers: Sequence[tuple[str, bytes]]) -> Any:
             return arpc_of(fields) if arqc_verified(error) else None
         case GenerateArpc():
             return arpc_of(answers[0][1])
-        case DecryptTrack():
+        case DecryptTrack() | DecryptTrackBlock():
             return decrypted_data(answers[0][1])

@@ -34,7 +34,7 @@ from wire.masking import mask_pan
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS sessions (terminal_id TEXT PRIMARY KEY, pik TEXT NOT NULL, mak TEXT NOT NULL,
-    batch TEXT NOT NULL, signed_on_at REAL NOT NULL);
+    batch TEXT NOT NULL, signed_on_at REAL NOT NULL, tdk TEXT);
 CREATE TABLE IF NOT EXISTS txns (terminal_id TEXT NOT NULL, batch TEXT NOT NULL, stan TEXT NOT NULL,
     mti TEXT NOT NULL, kind TEXT NOT NULL, pan_masked TEXT NOT NULL, amount INTEGER NOT NULL,
     local_date TEXT NOT NULL, local_time TEXT NOT NULL, rrn TEXT NOT NULL, auth_code TEXT,
@@ -134,8 +134,8 @@ class Journal:
         self._upgrade()
         self._lock = threading.RLock()
         self._sessions = {
-            row[0]: Session(terminal_id=row[0], pik=row[1], mak=row[2], batch=row[3])
-            for row in self._db.execute("SELECT terminal_id, pik, mak, batch FROM sessions")
+            row[0]: Session(terminal_id=row[0], pik=row[1], mak=row[2], batch=row[3], tdk=row[4])
+            for row in self._db.execute("SELECT terminal_id, pik, mak, batch, tdk FROM sessions")
         }
         self._pin_failures: dict[tuple[str, str], int] = {
             (row[0], row[1]): int(row[2]) for row in self._db.execute("SELECT card, day, failures FROM pin_tries")
@@ -148,6 +148,8 @@ class Journal:
 
     def _upgrade(self) -> None:
         """Bring a journal written by an older acqsim up to this schema (columns added, nothing lost)."""
+        if "tdk" not in {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}:
+            self._db.execute("ALTER TABLE sessions ADD COLUMN tdk TEXT")
         if "pending_request" not in {row[1] for row in self._db.execute("PRAGMA table_info(txns)")}:
             self._db.execute("ALTER TABLE txns ADD COLUMN pending_request TEXT")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(pending_reversals)")}
@@ -217,8 +219,9 @@ class Journal:
 
     def save_session(self, session: Session) -> None:
         self._exec(
-            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
-            (session.terminal_id, session.pik, session.mak, session.batch, time.time()),
+            "INSERT OR REPLACE INTO sessions (terminal_id, pik, mak, batch, signed_on_at, tdk)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (session.terminal_id, session.pik, session.mak, session.batch, time.time(), session.tdk),
         )
         self._remember(functools.partial(self._sessions.__setitem__, session.terminal_id, session))
 

@@ -38,7 +38,11 @@ def _open_session(effect: OpenSession) -> JournalCall:
     def call(journal: Journal) -> str:
         batch = journal.next_batch(effect.terminal_id)
         session = Session(
-            terminal_id=effect.terminal_id, pik=effect.pik_under_lmk, mak=effect.mak_under_lmk, batch=batch
+            terminal_id=effect.terminal_id,
+            pik=effect.pik_under_lmk,
+            mak=effect.mak_under_lmk,
+            batch=batch,
+            tdk=effect.tdk_under_lmk,
         )
         journal.save_session(session)
         return batch

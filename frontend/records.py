@@ -26,6 +26,8 @@ class Session:
     pik: str  # under LMK
     mak: str  # under LMK
     batch: str
+    #: The track data key under the LMK, from a 004 sign-on (PROTOCOL.md §8); ``None`` after a 003 sign-on.
+    tdk: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

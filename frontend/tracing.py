@@ -11,6 +11,7 @@ from frontend.effects import (
     AskLedger,
     AskScheme,
     DecryptTrack,
+    DecryptTrackBlock,
     Effect,
     GenerateArpc,
     GenerateMac,
@@ -39,6 +40,7 @@ TRACED: Final = (
     VerifyArqc,
     GenerateArpc,
     DecryptTrack,
+    DecryptTrackBlock,
 )
 #: The institution ids a traced switch-link request is shown between (the trace shows the message, not the route).
 _TRACE_IDS: Final = "00000000"
@@ -50,12 +52,14 @@ _HSM_CODES: Final = {
     VerifyArqc: "KQ",
     GenerateArpc: "KQ",
     DecryptTrack: "M2",
+    DecryptTrackBlock: "M2",
 }
 #: Notes for the chip and MPOS commands, by (effect, whether the result is ``True``): never a value.
 _NOTES: Final[dict[tuple[type, bool], str]] = {
     (VerifyArqc, False): "ARQC NOT verified",
     (GenerateArpc, False): "ARPC generated",
     (DecryptTrack, False): "track decrypted",
+    (DecryptTrackBlock, False): "track decrypted, TDK",
 }
 #: The 4-character header placeholder a traced HSM command is shown with, and the error code of its answer.
 _HSM_HEADER: Final = "----"

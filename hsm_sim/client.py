@@ -20,6 +20,7 @@ from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType, is_key_under_lmk
 from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
+from wire.dukpt import AES_KSN_LEN
 from wire.paycrypto import MacAlgorithm
 
 HSM_TIMEOUT_S: Final = 2.0
@@ -383,7 +384,14 @@ class DukptPinCheck:
 
 
 def dukpt_pin_command(check: DukptPinCheck) -> HsmCommand:
-    """GQ; its error code is the verdict (:func:`pin_verdict`), as DC's."""
+    """GQ; its error code is the verdict (:func:`pin_verdict`), as DC's. A 12-byte KSN is an AES DUKPT reader's:
+    GQ's AES layout (a format 4 block, with the whole PAN)."""
+    if len(check.ksn) == AES_KSN_LEN:
+        aes = (
+            f"A{check.bdk_under_lmk}{check.pvk_under_lmk}{check.ksn.hex().upper()}{check.pin_block.hex().upper()}"
+            f"{len(check.pan):02d}{check.pan}{check.pvki}{check.pvv}"
+        )
+        return HsmCommand("GQ", aes.encode("ascii"), _DC_OK)
     fields = (
         f"{check.bdk_under_lmk}{check.pvk_under_lmk}{check.ksn.hex().upper()}{check.pin_block.hex().upper()}01"
         f"{check.pan[-13:-1]}{check.pvki}{check.pvv}"

@@ -28,6 +28,14 @@ class FieldReader:
         self._pos += length
         return out
 
+    def marker(self, marker: str) -> bool:
+        """Consume ``marker`` if the fields go on with it (an optional leading flag); say whether they did."""
+        token = marker.encode("ascii")
+        if self._data.startswith(token, self._pos):
+            self._pos += len(token)
+            return True
+        return False
+
     def text(self, length: int, what: str) -> str:
         try:
             return self.raw(length, what).decode("ascii")

@@ -4,7 +4,8 @@
       sign-on | sign-off | echo | settle | reversal-status
       balance                                   [--card PAN] [--pin PIN]
       purchase AMOUNT                           [--card PAN] [--pin PIN] [--chip | --contactless | --fallback |
-                                                 --reader (MPOS: DUKPT card reader)] [--signature FILE (MPOS)]
+                                                 --reader [HOST:PORT] (MPOS: DUKPT card reader, in-process or
+                                                 the reader service)] [--signature FILE (MPOS)]
       void --stan N [--rrn R] AMOUNT            refund AMOUNT --stan N --rrn R --date MMDD
       preauth AMOUNT                            preauth-cancel AMOUNT --stan N --auth-code C
       complete AMOUNT --stan N --auth-code C    transfer AMOUNT --to PAN
@@ -32,7 +33,7 @@ from pathlib import Path
 import anyio
 
 from acqkit.amounts import parse_amount
-from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config, split_host_port
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.runner import announce
 from terminal.chipflow import ReadMode
@@ -40,11 +41,13 @@ from terminal.ecr_link import EcrLink, serve_ecr
 from terminal.eslip import Signature, SignatureError, eslip_html, eslip_json
 from terminal.pos import PosTerminal
 from terminal.qr_cli import QR_COMMANDS, run_qr
+from terminal.readerd.client import ReaderUnreachable
 from terminal.receipt import ReceiptData, html_receipt, text_receipt
 from terminal.session import Original, Outcome, TerminalError
 from wire.constants import RESPONSE_MEANINGS, ResponseCode
 from wire.ecrlink import DEFAULT_ECR_LINK_PORT
 from wire.header import APP_MPOS
+from wire.readerlink import PinEntry, ReaderLinkError
 
 COMMANDS = (
     "sign-on",
@@ -114,9 +117,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="purchase/preauth: tap the card (22 = 07x; no PIN unless --pin is given)",
     )  # fmt: skip
     read.add_argument(
-        "--reader", action="store_const", dest="read", const="reader",
+        "--reader", nargs="?", dest="read", const="reader", metavar="HOST:PORT",
         help="MPOS purchase/preauth: the card reader encrypts PIN and track under DUKPT keys; the request carries "
-        "only the KSN and ciphertexts (53 = 2620000000000000, 62)",
+        "only the KSN and ciphertexts (53 = 2620000000000000, 62). Alone: the reader in-process; with HOST:PORT: "
+        "the reader service there (acqsim reader serve, keys loaded by acqsim reader inject)",
     )  # fmt: skip
     read.add_argument(
         "--fallback", action="store_const", dest="read", const=ReadMode.FALLBACK,
@@ -238,6 +242,9 @@ async def _run(args: argparse.Namespace) -> int:
         read: ReadMode | str | None = getattr(args, "read", None)
         if read == "reader" and kind in CHIP_KINDS:
             outcome = await pos.mpos_financial(kind, card, amount=amount, pin=pin)
+        elif isinstance(read, str) and not isinstance(read, ReadMode) and kind in CHIP_KINDS:  # --reader HOST:PORT
+            entry: PinEntry = "keyed" if args.pin is None or args.pin == card.pin else "wrong"
+            outcome = await pos.mpos_financial_via_reader(kind, split_host_port(read), card, amount=amount, pin=entry)
         elif isinstance(read, ReadMode) and kind in CHIP_KINDS:
             tapped = read is ReadMode.CONTACTLESS and not args.pin  # a small contactless payment: no PIN
             outcome = await pos.card_financial(
@@ -289,9 +296,12 @@ async def _run(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return anyio.run(_run, args)
+    except ReaderUnreachable as exc:  # before OSError-like errors: nothing answered at --reader
+        print(f"acqsim pos: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except (ConfigError, ValueError, SignatureError, OSError) as exc:
         print(f"acqsim pos: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except TerminalError as exc:
+    except (TerminalError, ReaderLinkError) as exc:  # the terminal, or the reader service, refused
         print(f"acqsim pos: {exc}", file=sys.stderr)
         return EXIT_DECLINED

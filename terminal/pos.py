@@ -19,20 +19,20 @@ import anyio
 from acqkit.config import AcqsimConfig, CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
 from terminal.chipflow import ReadMode, read_card
-from terminal.reader import DukptReader, inject
+from terminal.reader import DukptReader, DukptScheme, ReaderOutput, initial_ksn_for, inject
+from terminal.readerd import client as reader_link
 from terminal.session import Original, Outcome, TerminalError, TerminalSession
 from terminal.state import load_state, save_state, storage_key
 from wire.constants import NetworkCode, ResponseCode
-from wire.dukpt import SCHEME_TDES
+from wire.dukpt import SCHEME_AES, SCHEME_TDES
 from wire.errors import FramingError, MessageDecodeError
 from wire.fields import SettlementTotals
 from wire.icc import ARPC_LEN, IssuerAnswer
+from wire.readerlink import PinEntry
 
 log = logging.getLogger("acqsim.terminal")
 
 ANSWER_TIMEOUT_S: Final = 10.0
-#: The TDES KSN's device id field: 19 bits between the 40-bit key set id and the 21-bit counter.
-READER_DEVICE_BITS: Final = 19
 
 
 class PosTerminal:
@@ -168,8 +168,19 @@ class PosTerminal:
         self.save()  # the reversal is durable before the request leaves
         return await self._exchange(kind, frame)
 
+    async def send_pending_advices(self) -> None:
+        """Each stored 0620 advice, oldest first, until one goes unanswered (it is tried again before the next
+        request): script results are retried until the host acknowledges them, as reversals are."""
+        while (frame := self.session.advice_due()) is not None:
+            self.save()
+            outcome = await self._exchange("script_advice", frame)
+            if outcome is None or not outcome.trusted:
+                log.info("script advice: not acknowledged; tried again before the next request")
+                return
+
     async def _ready(self) -> None:
         await self.send_pending_reversal()
+        await self.send_pending_advices()
         if not self.session.state.signed_on:
             # Never signed on, or the host asked for a new sign-on (header processing request 3): do it now.
             signed = await self.sign_on()
@@ -222,9 +233,8 @@ class PosTerminal:
             self.save()
             await self.send_pending_reversal()
         if completion.scripts_ran:
-            advice = await self._exchange("script_advice", self.session.script_advice(outcome, read, completion))
-            if advice is None:
-                log.info("script advice: no answer (its results stay in the reversal or the batch upload)")
+            self.session.script_advice(outcome, read, completion)  # stored; sent now and retried until answered
+            await self.send_pending_advices()
         return dataclasses.replace(
             outcome,
             card_declined=declined,
@@ -232,24 +242,41 @@ class PosTerminal:
             scripts_ran=completion.scripts_ran,
         )
 
-    def _reader(self) -> DukptReader:
+    def _reader(self, scheme: DukptScheme = DukptScheme.TDES) -> DukptReader:
         """The MPOS terminal's card reader, as the key injection facility loaded it (TEST BDK of the
-        configuration; KSN = key set id ‖ a device id from the terminal id ‖ counter), at its last counter."""
+        configuration; TDES KSN = key set id ‖ a device id from the terminal id ‖ counter; AES: initial key id =
+        key set id ‖ the device id in 3 bytes, then a 4-byte counter), at its last counter."""
         state = self.session.state
-        device = int(state.terminal_id) % (1 << READER_DEVICE_BITS) if state.terminal_id.isdigit() else 0
-        ksn = (int(self.config.bdk_ksi, 16) << 40 | device << 21).to_bytes(10, "big")
-        reader = inject(bytes.fromhex(self.config.bdk), ksn)
+        ksn = initial_ksn_for(self.config.bdk_ksi, state.terminal_id, scheme)
+        reader = inject(bytes.fromhex(self.config.bdk), ksn, scheme)
         reader.counter = state.reader_counter
         return reader
 
-    async def mpos_financial(self, kind: str, card: CardFixture, *, amount: int, pin: str | None) -> Outcome | None:
-        """An MPOS purchase: the reader reads ``card`` and encrypts PIN and track under its DUKPT keys; the
-        phone (the session) builds the request from the reader's KSN and ciphertexts alone."""
+    async def mpos_financial(
+        self, kind: str, card: CardFixture, *, amount: int, pin: str | None, scheme: DukptScheme = DukptScheme.TDES
+    ) -> Outcome | None:
+        """An MPOS purchase: the reader reads ``card`` and encrypts PIN and track under its DUKPT keys (TDES or
+        AES DUKPT); the phone (the session) builds the request from the reader's KSN and ciphertexts alone."""
         await self._ready()
-        reader = self._reader()
+        reader = self._reader(scheme)
         output = reader.encrypt(pan=card.pan, track2=card.track2, pin=pin)
         self.session.state.reader_counter = reader.counter  # saved before the request leaves: never reused
-        frame = self.session.dukpt_financial(kind, output, scheme=SCHEME_TDES, amount=amount)
+        wire_scheme = SCHEME_AES if scheme is DukptScheme.AES else SCHEME_TDES
+        frame = self.session.dukpt_financial(kind, output, scheme=wire_scheme, amount=amount)
+        self.save()
+        return await self._exchange(kind, frame)
+
+    async def mpos_financial_via_reader(
+        self, kind: str, reader: tuple[str, int], card: CardFixture, *, amount: int, pin: PinEntry
+    ) -> Outcome | None:
+        """An MPOS purchase with the card reader as its own service (``acqsim reader serve``): the phone asks it
+        to read ``card`` and builds the request from the KSN and ciphertexts it answers. Raises
+        :class:`~terminal.readerd.client.ReaderUnreachable` / :class:`~wire.readerlink.ReaderLinkError`."""
+        await self._ready()
+        reading = await reader_link.read_card(*reader, card.pan, pin, timeout=self.timeout)
+        output = ReaderOutput(ksn=reading.ksn, pin_block=reading.pin_block, track_data=reading.track)
+        wire_scheme = SCHEME_AES if reading.scheme == DukptScheme.AES.value else SCHEME_TDES
+        frame = self.session.dukpt_financial(kind, output, scheme=wire_scheme, amount=amount)
         self.save()
         return await self._exchange(kind, frame)
 

@@ -11,7 +11,7 @@ A counter is used once: :meth:`DukptReader.encrypt` refuses a counter at or belo
 (:class:`CounterReused`, e.g. a reader restored from an old state) and a reader past its last usable counter
 (:class:`ReaderExhausted`). TDES readers skip counters with more than 10 bits set, as X9.24-1 requires.
 An AES reader's PIN block is ISO 9564 format 4 (16 bytes, :mod:`wire.pinblock4`) under its AES PIN key; the
-HSM's G0 / GQ take TDES DUKPT PIN blocks only so far, so AES readers' PINs are not verified yet.
+HSM's G0 / GQ verify it in their AES layout (with the whole PAN); the phone sends it in 62, as 52 holds 8 bytes.
 """
 
 from __future__ import annotations
@@ -124,6 +124,19 @@ class DukptReader:
             pin_block = format4_encipher(pin_key, pin, pan) if pin is not None else None
         self.counter = counter
         return ReaderOutput(ksn=ksn, pin_block=pin_block, track_data=data)
+
+
+#: Bits of a TDES KSN's device id (after the 5-byte key set id, before the 21-bit counter).
+READER_DEVICE_BITS: Final = 19
+
+
+def initial_ksn_for(key_set_id: str, terminal_id: str, scheme: DukptScheme = DukptScheme.TDES) -> bytes:
+    """The TEST reader paired with ``terminal_id``: TDES initial KSN = key set id ‖ a device id (the terminal id
+    modulo 2^19) ‖ counter 0; AES initial key id = key set id ‖ that device id in 3 bytes."""
+    device = int(terminal_id) % (1 << READER_DEVICE_BITS) if terminal_id.isdigit() else 0
+    if scheme is DukptScheme.AES:
+        return bytes.fromhex(key_set_id) + device.to_bytes(3, "big")
+    return (int(key_set_id, 16) << 40 | device << 21).to_bytes(10, "big")
 
 
 def inject(bdk: bytes, initial_ksn: bytes, scheme: DukptScheme = DukptScheme.TDES) -> DukptReader:

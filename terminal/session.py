@@ -26,6 +26,7 @@ from wire.constants import (
     REVERSAL_DONE_CODES,
     SECURITY_CONTROL_DUKPT,
     SECURITY_CONTROL_FORMAT0_TDES,
+    SECURITY_CONTROL_FORMAT0_TDES_TDK,
     ConditionCode,
     Mti,
     NetworkCode,
@@ -34,14 +35,16 @@ from wire.constants import (
     ReversalReason,
     TxnType,
 )
-from wire.dukpt import DukptTrackData
+from wire.dukpt import SCHEME_AES, DukptTrackData
 from wire.errors import WireError
 from wire.field59 import ENTRY_QR, QR_PENDING, Field59
 from wire.fields import BatchUploadDetails, CardTotals, Field60, Field61, SettlementTotals, SignOnKeys, UploadDetail
 from wire.header import PROCESSING_SIGN_ON_AGAIN, PosHeader
 from wire.paycrypto import EcbKey, decrypt_key_under, encrypt_pin_block, key_check_value, mac_cup_ecb
 from wire.posframe import PosFrame
+from wire.specs import POS_TRACK_FIELDS as TRACK_FIELDS
 from wire.tpdu import DEFAULT_ROUTE, TERMINAL_SRC, Tpdu
+from wire.trackcrypt import encrypt_track_field
 
 KCV_LEN: Final = 4
 #: Working keys a session keeps unwrapped: one sign-on's PIK and MAK (and, briefly, the previous pair's).
@@ -190,6 +193,18 @@ class TerminalSession:
     def _pik(self) -> EcbKey:
         return self._key(self.state.pik_under_tmk)
 
+    def _protect_tracks(self, fields: dict[str, str]) -> dict[str, str]:
+        """With a TDK (a 004 sign-on asked for it), the tracks encrypted under it and 53 saying so (PROTOCOL.md §8);
+        without one, ``fields`` as they are. Encrypted at each send, so a reversal goes under the current TDK."""
+        if self.state.tdk_under_tmk is None or not any(key in fields for key in TRACK_FIELDS):
+            return fields
+        tdk = decrypt_key_under(self._tmk, bytes.fromhex(self.state.tdk_under_tmk))
+        protected = {
+            key: encrypt_track_field(tdk, value) if key in TRACK_FIELDS else value for key, value in fields.items()
+        }
+        protected["53"] = SECURITY_CONTROL_FORMAT0_TDES_TDK
+        return protected
+
     def mac(self, block: bytes) -> bytes:
         """The CUP ECB MAC of ``block`` under this terminal's working MAK (the key never leaves the session)."""
         return mac_cup_ecb(self._mak, block)
@@ -283,8 +298,8 @@ class TerminalSession:
             fields["55"] = read.icc.hex().upper()
             self._chip_request = (fields["22"], fields["23"], fields["55"])
         if kind != "balance":
-            self._store_reversal(fields, read)
-        return self._frame(fields, mac=True)
+            self._store_reversal(fields, read)  # with the clear track: encrypted afresh at each try
+        return self._frame(self._protect_tracks(fields), mac=True)
 
     def qr(self, kind: str, *, amount: int = 0, qr_data: Field59, original: Original | None = None) -> bytes:
         """Build a QR request (``QR_FINANCIAL``); the reversal of a money-moving one is stored first."""
@@ -332,10 +347,15 @@ class TerminalSession:
         fields = self._base(mti, self.state.next_stan())
         fields |= {"3": processing, "4": f"{amount:012d}", "25": condition, "49": CURRENCY_CNY}
         fields["22"] = ENTRY_SWIPE_WITH_PIN if reader.pin_block is not None else ENTRY_SWIPE_NO_PIN
+        aes_pin = reader.pin_block if scheme == SCHEME_AES else None  # format 4, 16 bytes: it travels in 62
         if reader.pin_block is not None:
-            fields |= {"26": PIN_CAPTURE_6, "52": reader.pin_block.hex().upper()}
+            fields["26"] = PIN_CAPTURE_6
+            if aes_pin is None:
+                fields["52"] = reader.pin_block.hex().upper()
         fields["53"] = SECURITY_CONTROL_DUKPT
-        fields["62"] = DukptTrackData(scheme=scheme, ksn=reader.ksn, track_ciphertext=reader.track_data).encode()
+        fields["62"] = DukptTrackData(
+            scheme=scheme, ksn=reader.ksn, track_ciphertext=reader.track_data, pin_block=aes_pin
+        ).encode()
         fields["60"] = Field60(txn_type=txn_type, batch=self.state.batch).encode()
         self._chip_request = None
         self._store_reversal(fields)
@@ -383,7 +403,14 @@ class TerminalSession:
         ).encode()
         original_stan = Field61.parse(request["61"]).stan
         fields["61"] = Field61(batch=self.state.batch, stan=original_stan, date=outcome.fields.get("13")).encode()
+        self.state.pending_advices.append(fields)  # stored before it leaves: retried until acknowledged
         return self._frame(fields, mac=True)
+
+    def advice_due(self) -> bytes | None:
+        """The oldest unacknowledged 0620 advice again (same STAN: the host may have it already), or ``None``."""
+        if not self.state.pending_advices:
+            return None
+        return self._frame(self.state.pending_advices[0], mac=True)
 
     def mark_reversal_reason(self, reason: ReversalReason) -> None:
         if self.state.pending_reversal is not None:
@@ -394,7 +421,7 @@ class TerminalSession:
         if pending is None:
             return None
         pending.tries += 1
-        return self._frame(pending.fields, mac=True)
+        return self._frame(self._protect_tracks(pending.fields), mac=True)
 
     def settlement(self) -> bytes:
         fields = self._base(Mti.SETTLEMENT, self.state.next_stan())
@@ -490,6 +517,9 @@ class TerminalSession:
                 self.state.pending_reversal = None  # a pending QR sale keeps it until the sale ends
         if kind == "reversal" and trusted and outcome.response_code in REVERSAL_DONE_CODES:
             self.state.pending_reversal = None
+        if kind == "script_advice" and trusted:  # any trusted answer acknowledges it (an advice is not refused twice)
+            stan = fields.get("11")
+            self.state.pending_advices = [a for a in self.state.pending_advices if a.get("11") != stan]
         if outcome.approved and kind in BATCH_KINDS and self.keep_batch:
             self._remember(kind, fields)
         return outcome

@@ -62,6 +62,9 @@ class TerminalState:
     #: The last ATC each chip card used at this terminal (the simulated cards' counters live here, so a card
     #: never repeats an ATC across runs). Keyed by PAN: sealed with the other card data.
     card_atcs: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: 0620 script-result advices not yet acknowledged (fields without 64, re-MACed at each try), oldest first:
+    #: stored before the first try and sent again before the next request until the host answers each.
+    pending_advices: list[dict[str, str]] = dataclasses.field(default_factory=list)
     #: MPOS: the last DUKPT counter the terminal's card reader used (never used again).
     reader_counter: int = 0
 
@@ -83,7 +86,7 @@ class TerminalState:
 
 
 #: The parts of the state that hold card data, sealed together in the file.
-SEALED_PARTS: Final = ("pending_reversal", "kept_reversals", "batch_txns", "card_atcs")
+SEALED_PARTS: Final = ("pending_reversal", "kept_reversals", "batch_txns", "card_atcs", "pending_advices")
 STORAGE_KEY_LABEL: Final = b"acqsim terminal state v1"
 
 

@@ -2,7 +2,8 @@
 
 Messages are plain dicts of strings keyed like pyiso8583's (``"t"`` MTI, ``"2"``..``"128"``), without the
 bitmap keys (``"p"``, ``"1"``): the codec writes bitmaps itself. Binary fields (52, 55, 62, 64) are upper-case
-hex; BCD fields are digit strings; tracks (35, 36) use ``=`` as separator (nibble ``D`` on the wire).
+hex; BCD fields are digit strings; tracks (35, 36) use ``=`` as separator (nibble ``D`` on the wire) and hold the
+hex digits of a TDK-encrypted block only when field 53 is ``2610000000000000`` (PROTOCOL.md §8).
 
 Two paths, one behaviour:
 - the **fast path** (:mod:`wire.fastcodec`), specialised at import from the same spec dicts, answers every
@@ -21,14 +22,16 @@ from typing import Final
 from wire import refcodec
 from wire.errors import MessageDecodeError, MessageEncodeError
 from wire.fastcodec import Unsupported, compile_spec
-from wire.specs import HOST_SPEC, POS_BCD_FIELDS, POS_BITMAP_OFFSET, POS_SPEC, POS_TRACK_FIELDS
+from wire.specs import HOST_SPEC, POS_BCD_FIELDS, POS_BITMAP_OFFSET, POS_SPEC, POS_TRACK_FIELDS, pos_track_refused
 
 Fields = dict[str, str]
 
 MAC_LEN: Final = 8
 MAC_FIELD: Final = "64"
 
-_POS: Final = compile_spec(POS_SPEC, digit_fields=POS_BCD_FIELDS | {"t"}, track_fields=POS_TRACK_FIELDS)
+_POS: Final = compile_spec(
+    POS_SPEC, digit_fields=POS_BCD_FIELDS | {"t"}, track_fields=POS_TRACK_FIELDS, message_rule=pos_track_refused
+)
 _HOST: Final = compile_spec(HOST_SPEC)
 
 

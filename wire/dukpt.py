@@ -197,16 +197,20 @@ SCHEME_AES: Final = 0x02
 _KSN_LEN_BY_SCHEME: Final = {SCHEME_TDES: TDES_KSN_LEN, SCHEME_AES: AES_KSN_LEN}
 #: Track 2 ciphertext: at least one block, at most 48 bytes (a 37-character track, padded).
 MAX_TRACK_CIPHERTEXT: Final = 48
+#: An AES reader's PIN block (ISO 9564 format 4) is 16 bytes: too long for field 52 (b64), so it travels in 62.
+AES_PIN_BLOCK_LEN: Final = 16
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class DukptTrackData:
-    """Field 62 of an MPOS DUKPT request: scheme (1 byte: 01 TDES, 02 AES-128) ‖ KSN (10 / 12) ‖ track 2
-    encrypted under the KSN's data key (CBC, zero IV, ASCII padded with zero bytes)."""
+    """Field 62 of an MPOS DUKPT request: scheme (1 byte: 01 TDES, 02 AES-128) ‖ KSN (10 / 12) ‖ [AES only: PIN
+    block length (1 byte, 0 or 16) ‖ the ISO 9564 format 4 PIN block] ‖ track 2 encrypted under the KSN's data
+    key (CBC, zero IV, ASCII padded with zero bytes). A TDES reader's PIN block goes in 52 (8 bytes)."""
 
     scheme: int
     ksn: bytes
     track_ciphertext: bytes
+    pin_block: bytes | None = None  # AES readers only
 
     def __post_init__(self) -> None:
         block = 16 if self.scheme == SCHEME_AES else 8
@@ -215,9 +219,16 @@ class DukptTrackData:
         ciphertext = self.track_ciphertext
         if not ciphertext or len(ciphertext) % block or len(ciphertext) > MAX_TRACK_CIPHERTEXT:
             raise MessageDecodeError("62: track ciphertext is not whole blocks", field="62", offset=1 + len(self.ksn))
+        if self.pin_block is not None and (self.scheme != SCHEME_AES or len(self.pin_block) != AES_PIN_BLOCK_LEN):
+            raise MessageDecodeError(
+                "62: a PIN block is an AES reader's, 16 bytes", field="62", offset=1 + len(self.ksn)
+            )
 
     def encode(self) -> str:
-        return (bytes([self.scheme]) + self.ksn + self.track_ciphertext).hex().upper()
+        pin = b""
+        if self.scheme == SCHEME_AES:
+            pin = bytes([len(self.pin_block)]) + self.pin_block if self.pin_block is not None else b"\0"
+        return (bytes([self.scheme]) + self.ksn + pin + self.track_ciphertext).hex().upper()
 
     @classmethod
     def parse(cls, value: str) -> DukptTrackData:
@@ -228,4 +239,9 @@ class DukptTrackData:
         if not raw:
             raise MessageDecodeError("62 is empty", field="62", offset=0)
         ksn_len = _KSN_LEN_BY_SCHEME.get(raw[0], 0)
-        return cls(scheme=raw[0], ksn=raw[1 : 1 + ksn_len], track_ciphertext=raw[1 + ksn_len :])
+        rest, pin_block = raw[1 + ksn_len :], None
+        if raw[0] == SCHEME_AES:
+            if not rest or rest[0] not in (0, AES_PIN_BLOCK_LEN) or len(rest) < 1 + rest[0]:
+                raise MessageDecodeError("62: AES PIN block length is not 0 or 16", field="62", offset=1 + ksn_len)
+            pin_block, rest = (rest[1 : 1 + rest[0]] or None), rest[1 + rest[0] :]
+        return cls(scheme=raw[0], ksn=raw[1 : 1 + ksn_len], track_ciphertext=rest, pin_block=pin_block)

@@ -36,8 +36,10 @@ FieldDecoder = Callable[[bytes, int], tuple[str, int]]
 
 #: Bitmap keys: never in a message dict (the codec writes and reads bitmaps itself).
 _BITMAP_KEYS: Final = frozenset({"p", "1"})
-_TRACK_VALUE: Final = re.compile(r"[0-9=]*")
-_TRACK_WIRE: Final = re.compile(r"[0-9D]*")
+#: A track in a dict (``=`` for nibble D) and on the wire: hex digits are a TDK-encrypted track's, allowed or not
+#: by the whole message's ``message_rule`` (field 53).
+_TRACK_VALUE: Final = re.compile(r"[0-9A-CEF=]*")
+_TRACK_WIRE: Final = re.compile(r"[0-9A-F]*")
 _SUPPORTED_TEXT: Final = "ascii"
 #: An MTI is 4 digits in a message dict (2 BCD bytes or 4 ASCII characters on the wire).
 _MTI_CHARS: Final = 4
@@ -338,11 +340,20 @@ def _decoder_groups(decoders: list[tuple[str, FieldDecoder] | None]) -> list[lis
     return groups
 
 
+#: A rule over a whole message (fields that depend on each other): the field it refuses, or ``None``.
+MessageRule = Callable[[Mapping[str, str]], str | None]
+
+
 def compile_spec(
-    spec: SpecDict, *, digit_fields: frozenset[str] = frozenset(), track_fields: frozenset[str] = frozenset()
+    spec: SpecDict,
+    *,
+    digit_fields: frozenset[str] = frozenset(),
+    track_fields: frozenset[str] = frozenset(),
+    message_rule: MessageRule | None = None,
 ) -> CompiledSpec:
     """Specialise ``spec``. ``digit_fields`` (which may include ``"t"``) must hold decimal digits only;
-    ``track_fields`` carry ``=`` in the dict and nibble ``D`` on the wire."""
+    ``track_fields`` carry ``=`` in the dict and nibble ``D`` on the wire; a message ``message_rule`` refuses
+    is declined (the reference names the error)."""
     if spec["h"]["max_len"] > 0:
         raise ValueError("a spec with a message header is not supported")
     mti_binary = spec["t"]["data_enc"] == "b"
@@ -384,6 +395,8 @@ def compile_spec(
             number, bit, encode_field = entry
             slots[number] = encode_field(value)
             bits |= bit
+        if message_rule is not None and message_rule(fields) is not None:
+            raise Unsupported("a rule over the whole message")
         secondary = bits & _LOW_64
         if secondary:
             if not has_secondary:
@@ -429,6 +442,8 @@ def compile_spec(
                     message[key], offset = decode_field(body, offset)
         if offset != len(body):
             raise Unsupported("extra data")
+        if message_rule is not None and message_rule(message) is not None:
+            raise Unsupported("a rule over the whole message")
         return message
 
     return CompiledSpec(encode=encode, decode=decode)

@@ -25,14 +25,22 @@ from typing import Final
 import iso8583
 
 from wire.errors import MessageDecodeError, MessageEncodeError
-from wire.specs import HOST_SPEC, POS_BCD_FIELDS, POS_BITMAP_OFFSET, POS_SPEC, POS_TRACK_FIELDS, SpecDict
+from wire.specs import (
+    HOST_SPEC,
+    POS_BCD_FIELDS,
+    POS_BITMAP_OFFSET,
+    POS_SPEC,
+    POS_TRACK_FIELDS,
+    SpecDict,
+    pos_track_refused,
+)
 
 Fields = dict[str, str]
 
 _BITMAP_KEYS: Final = ("p", "1")
 _POS_FIELD_NUMBERS: Final = frozenset(int(k) for k in POS_SPEC if k.isdigit())
 _DIGITS = re.compile(r"[0-9]*")
-_TRACK = re.compile(r"[0-9=]*")
+_TRACK = re.compile(r"[0-9A-CEF=]*")  # hex digits only where 53 says encrypted: pos_track_refused
 
 
 _SPECIAL_ORDER: Final = {"h": -2, "t": -1, "p": 0}
@@ -69,6 +77,8 @@ def _encode(fields: Mapping[str, str], spec: SpecDict, link: str) -> bytes:
         doc[key] = _to_wire_track(value) if link == "POS" and key in POS_TRACK_FIELDS else value
     if "t" not in doc:
         raise MessageEncodeError("message has no MTI", field="t")
+    if link == "POS" and (refused := pos_track_refused(fields)) is not None:
+        raise MessageEncodeError(_TRACK_NOT_ENCRYPTED, field=refused)
     try:
         raw, _ = iso8583.encode(doc, spec)  # ``doc`` is our private copy: pyiso8583 may write into it
     except iso8583.EncodeError as exc:
@@ -84,7 +94,10 @@ def _check_pos_digits(key: str, value: str, error: type[MessageDecodeError | Mes
         if not _DIGITS.fullmatch(value):
             raise error("BCD field holds a non-decimal digit", field=key)
     elif key in POS_TRACK_FIELDS and not _TRACK.fullmatch(value):
-        raise error("track holds something other than digits and separators", field=key)
+        raise error("track holds something other than digits, separators and encrypted digits", field=key)
+
+
+_TRACK_NOT_ENCRYPTED: Final = "track holds encrypted (hex) digits but field 53 does not say the tracks are encrypted"
 
 
 def _decode_raw(data: bytes, spec: SpecDict) -> tuple[dict[str, str], dict[str, dict[str, bytes]]]:
@@ -151,6 +164,8 @@ def decode_pos_body(body: bytes) -> Fields:
             _check_pos_digits(key, value, MessageDecodeError)
         except MessageDecodeError as exc:
             raise MessageDecodeError(exc.reason, field=key, offset=field_offsets(encoded)[key]) from None
+    if (refused := pos_track_refused(fields)) is not None:
+        raise MessageDecodeError(_TRACK_NOT_ENCRYPTED, field=refused, offset=field_offsets(encoded)[refused])
     return fields
 
 

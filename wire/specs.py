@@ -11,7 +11,10 @@ acqsim's choices where the contract leaves one (and where pyiso8583 needs it spe
   ``F`` on the right for card data (2, 32, 35, 36), ``0`` on the right for 48, 60 and 61;
 - field 22 (n3 in 2 bytes) is padded right with ``0``; field 23 left with ``0``;
 - tracks (35, 36) travel as BCD with ``=`` written as nibble ``D``; in decoded dicts they keep the ``D``
-  (pyiso8583 treats them as hex), :mod:`wire.codec` converts.
+  (pyiso8583 treats them as hex), :mod:`wire.codec` converts;
+- a track encrypted under the TDK (PROTOCOL.md §8) also holds the hex digits ``A``–``F`` (its 16 encrypted
+  digits): allowed only in a message whose field 53 is ``2610000000000000``; in a dict every nibble ``D`` is
+  still ``=`` (the encrypted block's too), so the dict form is upper-case ``0-9 A B C E F =``.
 
 Fields values in decoded dicts are strings; binary fields (52, 55, 62, 64) and BCD fields are hex/digit
 strings, exactly as pyiso8583 gives them.
@@ -20,9 +23,12 @@ strings, exactly as pyiso8583 gives them.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any, Final
 
 from iso8583.specs import default_ascii
+
+from wire.constants import SECURITY_CONTROL_FORMAT0_TDES_TDK
 
 SpecDict = dict[str, dict[str, Any]]
 
@@ -140,6 +146,25 @@ POS_CARD_FIELDS: Final = frozenset({"2", "35", "36"})
 POS_SECRET_FIELDS: Final = frozenset({"52"})
 #: Fields carrying a "D" nibble for "=" (tracks).
 POS_TRACK_FIELDS: Final = frozenset({"35", "36"})
+_TRACK_KEYS_IN_ORDER: Final = tuple(sorted(POS_TRACK_FIELDS, key=int))
+#: A clear track in a message dict: digits and the separator.
+CLEAR_TRACK_CHARS: Final = frozenset("0123456789=")
+#: A track encrypted under the TDK in a message dict: also the hex digits (nibble ``D`` is written ``=``).
+ENCRYPTED_TRACK_CHARS: Final = frozenset("0123456789ABCEF=")
+
+
+def pos_track_refused(fields: Mapping[str, str]) -> str | None:
+    """The track field holding encrypted (hex) digits although field 53 does not say the tracks are encrypted,
+    or ``None``. Only the character set is checked here; the decrypted track is the front-end's to check."""
+    if fields.get("53") == SECURITY_CONTROL_FORMAT0_TDES_TDK:
+        return None
+    for key in _TRACK_KEYS_IN_ORDER:
+        value = fields.get(key)
+        if value and not CLEAR_TRACK_CHARS.issuperset(value):
+            return key
+    return None
+
+
 #: BCD digit fields of the POS spec: decimal digits only (tracks also carry the separator, so are apart).
 POS_BCD_FIELDS: Final = frozenset(
     key

@@ -5,8 +5,13 @@ a DUKPT key: the HSM decrypts the track (M2) and verifies the PIN (GQ) from the 
 :func:`open_mpos` turns such a request into one that carries its clear track 2 in field 35 (in memory only: the
 journal keeps the card masked, and the answer carries no card number), with the reader's KSN for the PIN check.
 Codes: a 62 that does not parse, or a track that is not one → 30; a KSN whose key set no BDK of the registry
-serves (an unknown reader) → 58; an AES DUKPT reader (its PIN block is not built) → 40; a KSN counter the
-reader already used, or one too far behind → 94 (:func:`use_ksn`). Each logs one line; nothing posts.
+serves (an unknown reader) → 58; a KSN counter DUKPT never uses → 30; a KSN counter the reader already used,
+or one too far behind → 94 (:func:`use_ksn`). Each logs one line; nothing posts.
+
+TDES (X9.24-1) and AES-128 (X9.24-3) readers both: an AES reader's KSN is 12 bytes (its first 8, the initial
+key id, name the BDK by their first 5, as a TDES KSN's key set id does) and its ISO 9564 format 4 PIN block
+comes in 62 (16 bytes do not fit 52); it is put in 52 in memory, like the clear track in 35, for GQ's AES
+layout.
 """
 
 from __future__ import annotations
@@ -19,7 +24,16 @@ from typing import Any, Final
 from frontend.effects import CounterVerdict, DecryptTrack, Effect, PeerFailure, UseCounter
 from frontend.registry import Registry
 from wire.constants import SECURITY_CONTROL_DUKPT, ResponseCode
-from wire.dukpt import SCHEME_TDES, DukptTrackData, tdes_counter, tdes_counter_usable, tdes_initial_ksn
+from wire.dukpt import (
+    AES_KSN_LEN,
+    SCHEME_AES,
+    DukptTrackData,
+    aes_counter_usable,
+    aes_split_ksn,
+    tdes_counter,
+    tdes_counter_usable,
+    tdes_initial_ksn,
+)
 from wire.errors import MessageDecodeError
 from wire.posmessage import PosMessage
 
@@ -60,15 +74,11 @@ def open_mpos(
         data = DukptTrackData.parse(request.get("62"))
     except MessageDecodeError as exc:
         return _refuse(request, f"field 62 refused ({exc})", ResponseCode.FORMAT_ERROR)
-    if data.scheme != SCHEME_TDES:
-        return _refuse(
-            request, "AES DUKPT reader (its PIN block is not supported)", ResponseCode.FUNCTION_NOT_SUPPORTED
-        )
     key_set = data.ksn[:KSI_LEN].hex().upper()
     bdk = registry.bdks.get(key_set)
     if bdk is None:
         return _refuse(request, f"unknown KSN (key set {key_set} has no BDK)", ResponseCode.NOT_PERMITTED_TO_TERMINAL)
-    if not tdes_counter_usable(tdes_counter(data.ksn)):
+    if not _counter_usable(data):
         return _refuse(request, "KSN counter DUKPT never uses", ResponseCode.FORMAT_ERROR)
     clear = yield DecryptTrack(bdk, data.ksn, data.track_ciphertext)
     if isinstance(clear, PeerFailure):
@@ -77,13 +87,29 @@ def open_mpos(
     if not track or not set(track) <= TRACK_CHARACTERS or track.count("=") != 1:
         return _refuse(request, "the decrypted track 2 is not a track (wrong key?)", ResponseCode.FORMAT_ERROR)
     fields = {**request.fields, "35": track}
+    if data.pin_block is not None:
+        fields["52"] = data.pin_block.hex().upper()  # in memory only: the AES block GQ verifies
     return dataclasses.replace(request, fields=fields), MposRead(bdk, data.ksn)
+
+
+def _counter_usable(data: DukptTrackData) -> bool:
+    if data.scheme == SCHEME_AES:
+        return aes_counter_usable(aes_split_ksn(data.ksn)[1])
+    return tdes_counter_usable(tdes_counter(data.ksn))
+
+
+def _reader_and_counter(ksn: bytes) -> tuple[str, int]:
+    """The reader (its KSN without the counter) and the counter, for either scheme (by the KSN's length)."""
+    if len(ksn) == AES_KSN_LEN:
+        key_id, counter = aes_split_ksn(ksn)
+        return key_id.hex().upper(), counter
+    return tdes_initial_ksn(ksn).hex().upper(), tdes_counter(ksn)
 
 
 def use_ksn(request: PosMessage, read: MposRead) -> Generator[Effect, Any, ResponseCode | None]:
     """Record the reader's counter unless it was used before (a replayed or re-sent reader output) → 94."""
-    reader = tdes_initial_ksn(read.ksn).hex().upper()
-    verdict = yield UseCounter(KSN_SCOPE, reader, tdes_counter(read.ksn), KSN_WINDOW)
+    reader, counter = _reader_and_counter(read.ksn)
+    verdict = yield UseCounter(KSN_SCOPE, reader, counter, KSN_WINDOW)
     if verdict is not CounterVerdict.FRESH:
         return _refuse(request, f"DUKPT counter {verdict.value}", ResponseCode.DUPLICATE)
     return None

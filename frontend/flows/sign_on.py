@@ -19,14 +19,15 @@ DEFAULT_SIGN_ON_60: Final = Field60(txn_type=TxnType.NETWORK, network_code=Netwo
 
 def sign_on(answer: Answer, terminal_id: str, tmk_under_lmk: str) -> Flow:
     """New PIK and MAK (and with 60.3 = 004 a TDK) under the terminal's TMK (field 62) and the next batch
-    number (60.2). The front-end keeps no TDK: no terminal sends a TDK-encrypted track yet (docs/chip.md)."""
+    number (60.2). The session keeps the TDK under the LMK, as it keeps PIK and MAK, for the HSM to decrypt the
+    terminal's encrypted tracks (:mod:`frontend.flows.tdk`)."""
     f60 = answer.request.field60 or DEFAULT_SIGN_ON_60
     with_tdk = f60.network_code == NetworkCode.SIGN_ON_WITH_TDK
     keys = yield GenerateWorkingKeys(tmk_under_lmk, with_tdk=with_tdk)
     if isinstance(keys, PeerFailure):
         return (yield from done(answer.code(ResponseCode.SYSTEM_MALFUNCTION), None, Kind.SIGN_ON))
     pik, mak, *tdk = keys
-    batch: str = yield OpenSession(terminal_id, pik.under_lmk, mak.under_lmk)
+    batch: str = yield OpenSession(terminal_id, pik.under_lmk, mak.under_lmk, tdk[0].under_lmk if tdk else None)
     answer.fields["60"] = dataclasses.replace(f60, batch=batch).encode()
     answer.fields["62"] = SignOnKeys(
         pik_under_tmk=pik.under_tmk,

@@ -31,6 +31,7 @@ are limited by :mod:`hsm_sim.pin_guard` (the processor applies it around DC and 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Final
 
 from hsm_sim.commands.common import PIN_FORMAT_CODES, account_pan, clear_key, pin_format_field
@@ -126,9 +127,15 @@ def verify_pin_block_pvv(
 ) -> None:
     """Answer 01 unless ``block`` (hex, under ``pin_key``) holds the PIN whose Visa PVV is the one given; a
     malformed block is answered 01 too (its true code, 20, goes to the audit log only). DC and GQ share it."""
+    verify_clear_pin_pvv(lambda: _clear_pin(pin_key, block, fmt, account_pvki_pvv[0]), pvk, account_pvki_pvv)
+
+
+def verify_clear_pin_pvv(clear_pin: Callable[[], str], pvk: bytes, account_pvki_pvv: tuple[str, str, str]) -> None:
+    """:func:`verify_pin_block_pvv` for any PIN block: ``clear_pin`` opens it (raising :class:`CommandError` for
+    a block that does not decode), inside the same answer-01 rule."""
     account, pvki, pvv = account_pvki_pvv
     try:
-        pin = _clear_pin(pin_key, block, fmt, account)
+        pin = clear_pin()
         expected = visa_pvv(pvk, account_pan(account), pvki, pin)
     except CommandError as exc:  # the block's contents: answered as a wrong PIN
         raise CommandError(ErrorCode.VERIFICATION_FAILED, exc.reason, true_code=exc.code) from None

@@ -17,11 +17,11 @@ from frontend.effects import CounterVerdict
 from frontend.journal import Journal
 from terminal.chipcard import ChipCard
 from terminal.chipflow import CardRead, ReadMode, read_card
-from terminal.reader import inject
+from terminal.reader import DukptScheme, inject
 from terminal.session import Outcome
 from tests.frontend.harness import NOW, Harness
 from wire.codec import decode_pos_body
-from wire.dukpt import SCHEME_TDES
+from wire.dukpt import SCHEME_AES, SCHEME_TDES
 from wire.icc import REQUEST_TAGS, SCRIPT_ADVICE_TAGS, IssuerAnswer, build_icc
 from wire.posframe import PosFrame
 from wire.tlv import parse_tlv
@@ -195,3 +195,19 @@ def test_a_ledger_decline_carries_an_arpc_for_its_own_code_and_no_script(fe: Har
     assert code == "51" and answer.arc == "51" and not answer.after
     done = chip.complete(host_approved=False, answer=answer)
     assert done.issuer_authenticated and not done.approves
+
+
+def test_an_aes_reader_is_verified_and_its_reused_counter_refused(fe: Harness) -> None:
+    card = fe.config.card(GOOD)
+    before = balance(fe, GOOD)
+    reader = inject(bytes.fromhex(fe.config.bdk), bytes.fromhex("FFFF987654000002"), DukptScheme.AES)
+
+    def aes_frame(pin: str, counter: int) -> bytes:
+        output = reader.encrypt(pan=card.pan, track2=card.track2, pin=pin, counter=counter)
+        return fe.terminal.dukpt_financial("purchase", output, scheme=SCHEME_AES, amount=300)
+
+    assert decode_pos_body(PosFrame.parse(fe.send(aes_frame(card.pin, 3))[1]).body)["39"] == "00"
+    reader.counter = 0  # a reader made to reuse counter 3
+    assert decode_pos_body(PosFrame.parse(fe.send(aes_frame(card.pin, 3))[1]).body)["39"] == "94"
+    assert decode_pos_body(PosFrame.parse(fe.send(aes_frame("000000", 4))[1]).body)["39"] == "55"
+    assert balance(fe, GOOD) == before - 300

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import anyio
+import psec.pinblock
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hsm_sim.client import ArqcCheck, DukptPinCheck, HsmClient, PinVerification
+from hsm_sim.commands.dukpt_commands import gq_account
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.processor import HsmProcessor
 from hsm_sim.server import serve
@@ -96,6 +99,49 @@ def test_gq_verifies_a_dukpt_pin_against_its_pvv(pin: str, code: str) -> None:
     pvv = visa_pvv(PVK, DUKPT_PAN, "1", pin)
     answer = call("GQ", f"{under(KeyType.BDK, BDK)}{under(KeyType.PVK, PVK)}{KSN_1}{DUKPT_BLOCK}01{account}1{pvv}")
     assert answer == "0001GR" + code
+
+
+AES_KSN_1 = "1234567890123456" + "00000001"
+AES_PIN_KEY_1 = bytes.fromhex("AF8CB133A78F8DC2D1359F18527593FB")  # counter 1's PIN key (PROTOCOL.md §8)
+
+
+def psec_aes_block(pin: str, pan: str) -> str:
+    """An ISO 9564 format 4 block by psec, the independent oracle, under the published AES DUKPT PIN key."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bytes(psec.pinblock.encipher_pinblock_iso_4(AES_PIN_KEY_1, pin, pan)).hex().upper()
+
+
+def test_the_hsm_derives_the_published_aes_dukpt_pin_key() -> None:
+    assert aes_derive(AES_BDK, bytes.fromhex(AES_KSN_1), KeyUsage.PIN) == AES_PIN_KEY_1
+
+
+@pytest.mark.parametrize(("pin", "code"), [("1234", "00"), ("4321", "01")])
+def test_gq_verifies_an_aes_dukpt_format_4_pin_block(pin: str, code: str) -> None:
+    pvv = visa_pvv(PVK, DUKPT_PAN, "1", pin)
+    block = psec_aes_block("1234", DUKPT_PAN)
+    fields = f"A{under(KeyType.BDK, AES_BDK)}{under(KeyType.PVK, PVK)}{AES_KSN_1}{block}"
+    assert call("GQ", f"{fields}{len(DUKPT_PAN):02d}{DUKPT_PAN}1{pvv}") == "0001GR" + code
+    other_pan = DUKPT_PAN[:-2] + "18"  # format 4 binds the whole PAN: another PAN does not decode
+    assert call("GQ", f"{fields}{len(other_pan):02d}{other_pan}1{pvv}") == "0001GR01"
+
+
+def test_g0_translates_an_aes_dukpt_pin_block_to_a_zpk_and_refuses_bad_fields() -> None:
+    block = psec_aes_block("1234", DUKPT_PAN)
+    head = f"A{under(KeyType.BDK, AES_BDK)}{under(KeyType.ZPK, ZPK)}"
+    answer = call("G0", f"{head}{AES_KSN_1}{block}01{len(DUKPT_PAN):02d}{DUKPT_PAN}")
+    assert answer[:10] == "0001G10004" and answer[-2:] == "01"
+    assert tdes_ecb_decrypt(ZPK, bytes.fromhex(answer[10:26])) == build_pin_block("1234", DUKPT_PAN)
+    assert call("G0", f"{head}{AES_KSN_1}{block}0109{DUKPT_PAN[:9]}")[:8] == "0001G115"  # a PAN of 9 digits
+    assert call("G0", f"{head}{AES_KSN_1[:-8]}00000000{block}0113{DUKPT_PAN}")[:8] == "0001G115"  # counter 0
+    assert call("G0", f"{head}{AES_KSN_1}{block}01{len(DUKPT_PAN):02d}{DUKPT_PAN}7")[:8] == "0001G115"  # extra
+
+
+def test_the_pin_limits_count_an_aes_gq_by_its_account() -> None:
+    block = psec_aes_block("1234", DUKPT_PAN)
+    fields = f"A{under(KeyType.BDK, AES_BDK)}{under(KeyType.PVK, PVK)}{AES_KSN_1}{block}13{DUKPT_PAN}10000"
+    assert gq_account(fields.encode()) == DUKPT_PAN[-13:-1]
+    assert gq_account(fields.encode()[:-10]) is None
 
 
 TRACK_1 = b"%B5452300551227189^HOGAN/PAUL      ^08043210000000725000000?" + bytes(4)

@@ -28,6 +28,7 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
     # issue #18: where each cryptogram is checked shows in the timelines
     assert "front-end ← HSM KQ (ARQC verified, ARPC generated)" in out
     assert "front-end ← HSM M2 (track decrypted)" in out and "front-end → HSM GQ" in out
+    assert "front-end ← HSM M2 (track decrypted, TDK)" in out  # the 004 terminal's tracks under its TDK
     assert "ledger ← front-end 0200" in out  # the ledger process traced its own hop
     assert (tmp_path / "tls" / "ca.pem").exists()
     for service in ("hsm", "ledger", "frontend", "nac"):  # every service started with TLS between services

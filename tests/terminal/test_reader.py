@@ -3,6 +3,8 @@ the BDK and KSN alone, and a counter used only once."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from acqkit.config import AcqsimConfig
@@ -99,8 +101,28 @@ def test_the_phone_builds_an_mpos_request_from_ciphertexts_the_hsm_alone_can_ope
     assert state.pending_reversal is not None and state.pending_reversal.fields["62"] == fields["62"]
 
 
-@pytest.mark.parametrize("value", ["", "ZZ", "03" + "00" * 18, "01" + "00" * 10 + "00" * 7, "01" + "00" * 9])
+AES_KSN_HEX = "FFFF98765400000100000001"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "", "ZZ", "03" + "00" * 18, "01" + "00" * 10 + "00" * 7, "01" + "00" * 9,
+        "02" + AES_KSN_HEX + "05" + "00" * 21,  # an AES PIN block length other than 0 or 16
+        "02" + AES_KSN_HEX + "10" + "00" * 8,  # an AES PIN block cut short
+        "02" + AES_KSN_HEX,  # no PIN block length at all
+    ],
+)  # fmt: skip
 def test_a_malformed_field_62_names_the_field(value: str) -> None:
     with pytest.raises(MessageDecodeError) as caught:
         DukptTrackData.parse(value)
     assert caught.value.field == "62"
+
+
+def test_an_aes_field_62_carries_the_pin_block_or_none() -> None:
+    with_pin = DukptTrackData(scheme=2, ksn=bytes.fromhex(AES_KSN_HEX), track_ciphertext=bytes(32), pin_block=bytes(16))
+    assert DukptTrackData.parse(with_pin.encode()) == with_pin
+    without = dataclasses.replace(with_pin, pin_block=None)
+    assert DukptTrackData.parse(without.encode()) == without and without.encode()[26:28] == "00"
+    with pytest.raises(MessageDecodeError):  # a TDES reader's PIN block goes in 52, never in 62
+        DukptTrackData(scheme=SCHEME_TDES, ksn=bytes(10), track_ciphertext=bytes(8), pin_block=bytes(16))

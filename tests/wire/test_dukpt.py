@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wire.codec import decode_pos_body, encode_pos_body
+from wire.constants import SECURITY_CONTROL_FORMAT0_TDES_TDK
 from wire.dukpt import (
     DukptError,
     KeyUsage,
@@ -19,7 +21,7 @@ from wire.dukpt import (
     tdes_transaction_key,
 )
 from wire.paycrypto import build_pin_block, tdes_cbc_encrypt, tdes_ecb_decrypt, tdes_ecb_encrypt
-from wire.trackcrypt import decrypt_track, encrypt_track
+from wire.trackcrypt import EncryptedTrack, decrypt_track, encrypt_track, encrypt_track_field
 
 TDES_BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TDES_KSN_1 = bytes.fromhex("FFFF9876543210E00001")
@@ -111,3 +113,17 @@ def test_track_encryption_keeps_head_and_tail_in_place() -> None:
 def test_any_track_round_trips(pan: str, tail: str) -> None:
     track = pan + "=" + tail
     assert decrypt_track(TDK, encrypt_track(TDK, track)) == track
+
+
+@given(st.text("0123456789", min_size=13, max_size=19), st.text("0123456789", min_size=7, max_size=17))
+def test_an_encrypted_track_field_crosses_the_codec_and_opens_block_by_block(pan: str, tail: str) -> None:
+    """What the terminal puts in 35 survives the POS codec; the front-end's split sends only the 8-byte block to
+    be decrypted (the HSM's job, played here by the TDK) and gets the clear track back."""
+    track = pan + "=" + tail
+    field = encrypt_track_field(TDK, track)
+    message = {"t": "0200", "35": field, "53": SECURITY_CONTROL_FORMAT0_TDES_TDK}
+    assert decode_pos_body(encode_pos_body(message))["35"] == field
+    encrypted = EncryptedTrack.split(field)
+    assert encrypted.with_clear_block(tdes_ecb_decrypt(TDK, encrypted.block)) == track
+    wrong_key = bytes(16)
+    assert encrypted.with_clear_block(tdes_ecb_decrypt(wrong_key, encrypted.block)) != track

@@ -17,10 +17,16 @@ from hypothesis import strategies as st
 
 from wire import codec, refcodec
 from wire.codec import _HOST, _POS
-from wire.constants import ConditionCode, Mti, ProcessingCode
-from wire.errors import WireError
+from wire.constants import (
+    SECURITY_CONTROL_FORMAT0_TDES,
+    SECURITY_CONTROL_FORMAT0_TDES_TDK,
+    ConditionCode,
+    Mti,
+    ProcessingCode,
+)
+from wire.errors import MessageDecodeError, MessageEncodeError, WireError
 from wire.fastcodec import Unsupported, compile_spec
-from wire.specs import HOST_SPEC, POS_SPEC, POS_TRACK_FIELDS
+from wire.specs import HOST_SPEC, POS_SPEC, POS_TRACK_FIELDS, pos_track_refused
 
 POS_FIELDS = sorted((k for k in POS_SPEC if k.isdigit()), key=int)
 #: Every host field pyiso8583's 1987 layout defines, but the bitmaps (1, 65: written by the codec).
@@ -34,7 +40,7 @@ def _valid(spec: Mapping[str, Any], *, track: bool, digits: bool) -> st.SearchSt
     size: int = spec["max_len"]
     small = size if fixed else min(size, 40)
     if spec.get("len_count") == "nibbles":
-        alphabet = "0123456789=" if track else "0123456789" if digits else "0123456789ABCDEFabcdef"
+        alphabet = "0123456789ABCEF=" if track else "0123456789" if digits else "0123456789ABCDEFabcdef"
         return st.text(alphabet, min_size=size if fixed else 0, max_size=small)
     if spec["data_enc"] == "b":
         return st.binary(min_size=size if fixed else 0, max_size=small).map(
@@ -58,6 +64,10 @@ def _messages(
     def build(draw: st.DrawFn) -> dict[str, str]:
         chosen = draw(st.lists(st.sampled_from(fields), unique=True, max_size=16))
         items = [(field, draw(value(field))) for field in chosen]
+        message = dict(items)
+        if pos_track_refused(message) is not None:  # encrypted (hex) track digits: 53 says so, as a terminal does
+            message["53"] = SECURITY_CONTROL_FORMAT0_TDES_TDK
+            items = list(message.items())
         if draw(st.booleans()):
             items.sort(key=lambda item: int(item[0]))  # as our own code builds them: in field order
         return {"t": draw(mti), **dict(items)}
@@ -216,3 +226,25 @@ def test_named_constants_take_the_fast_path() -> None:
     fields = {"t": Mti.FINANCIAL_REQUEST, "3": ProcessingCode.PURCHASE, "25": ConditionCode.NORMAL, "39": "00"}
     assert _POS.encode(fields) == refcodec.encode_pos_body(fields)
     assert _HOST.encode(fields) == refcodec.encode_host(fields)
+
+
+ENCRYPTED_TRACK = "6200001=A1B2C3E4F5A6B7C8=9001"  # a track 2 as a TDK-encrypting terminal sends it (dict form)
+
+
+@pytest.mark.parametrize("field", sorted(POS_TRACK_FIELDS))
+def test_an_encrypted_track_passes_only_where_field_53_says_so(field: str) -> None:
+    encrypted = {"t": "0200", field: ENCRYPTED_TRACK, "53": SECURITY_CONTROL_FORMAT0_TDES_TDK}
+    body = _POS.encode(encrypted)  # the fast path takes it
+    assert body == refcodec.encode_pos_body(encrypted)
+    assert list(_POS.decode(body).items()) == list(refcodec.decode_pos_body(body).items()) == list(encrypted.items())
+    for security in ({"53": SECURITY_CONTROL_FORMAT0_TDES}, {}):
+        with pytest.raises(MessageEncodeError) as encode_error:
+            codec.encode_pos_body({"t": "0200", field: ENCRYPTED_TRACK, **security})
+        assert encode_error.value.field == field
+    # the same bytes with 53 rewritten to "clear tracks": refused naming the track and where it starts
+    forged = body.replace(
+        bytes.fromhex(SECURITY_CONTROL_FORMAT0_TDES_TDK), bytes.fromhex(SECURITY_CONTROL_FORMAT0_TDES)
+    )
+    with pytest.raises(MessageDecodeError) as decode_error:
+        codec.decode_pos_body(forged)
+    assert (decode_error.value.field, decode_error.value.offset) == (field, refcodec.pos_field_offsets(body)[field])
