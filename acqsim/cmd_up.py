@@ -79,7 +79,7 @@ async def _up(args: argparse.Namespace) -> None:
 
 
 #: The services that read ``--rules`` (acqkit/rules.py: SERVICES).
-RULES_AT = ("nac", "frontend", "ledger")
+RULES_AT = ("nac", "frontend", "hsm", "ledger")
 #: The services that serve ``--metrics-port``.
 METRICS_AT = ("hsm", "ledger", "frontend", "nac")
 

@@ -107,7 +107,8 @@ async def serve(
     Pass a ready ``service``, or a ``store`` (the service is then built over what the store holds). Raises
     :class:`LedgerFailStop` once the service has failed (a commit failed or hung) and its answers are out.
     ``rules``: scripted answers and faults (:mod:`acqkit.rules`): a matching request is answered with the
-    rule's code without being posted, delayed, dropped, or answered twice.
+    rule's code without being posted, delayed, dropped, answered twice, or closes its connection (unposted,
+    unanswered; the other requests in flight on it are answered if they can be, before it closes).
     """
     if (service is None) == (store is None):
         raise TypeError("serve() needs exactly one of service= or store=")
@@ -191,6 +192,10 @@ async def serve(
                         correlation_id=cid,
                         note=hit_note(hit),
                     )
+                if hit is not None and hit.action.kind is ActionKind.CLOSE:
+                    slot.release()
+                    log.info("closing the host link from %s: a rule says so", conn.peer)
+                    return  # the requests already in flight on it finish first (this task group)
                 requests.start_soon(answer, conn, fields, slot, error is not None, hit)
 
     async with anyio.create_task_group() as tg:
