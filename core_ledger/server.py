@@ -23,6 +23,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit import txnlog
 from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
@@ -145,6 +146,9 @@ async def serve(
                     return
             encoded = _encode_answer(fields, answer)
             TRANSACTIONS.labels(service="ledger", mti=fields.get("t", "?"), code=answer.response_code.value).inc()
+            if txnlog.enabled():
+                shown = {**txnlog.iso_summary(fields), "code": answer.response_code.value, "note": hit_note(hit)}
+                txnlog.log_transaction("ledger", correlation_id(fields.get("41", "?"), fields.get("11", "?")), **shown)
             if tracer is not None:
                 cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
                 tracer.record(

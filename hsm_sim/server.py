@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from acqkit import txnlog
 from acqkit.metrics import HSM_COMMANDS
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note, hsm_message
@@ -28,6 +29,7 @@ from hsm_sim.keys import Lmk
 from hsm_sim.lmk_store import open_or_create_lmk, read_passphrase_file
 from hsm_sim.policy import ANONYMOUS, ClientPolicy
 from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, UNREADABLE_RESPONSE, HsmProcessor, Outcome, response_code
+from hsm_sim.trailer import split_trailer, trailer_txn
 from wire.trace import TraceWriter
 
 log = logging.getLogger("acqsim.hsm")
@@ -39,6 +41,15 @@ SEND_TIMEOUT_S: Final = 5.0
 #: Largest request payload accepted; a longer length prefix closes the connection (M6/M8 messages
 #: therefore carry at most about 4000 bytes of data).
 MAX_FRAME_LEN: Final = 4096
+
+
+#: The error code after the response code of an answer.
+ERROR_CODE_LEN: Final = 2
+
+
+def request_code(reply: str) -> str:
+    """The command an answer's response code answers: M9 → M8 (the reverse of ``response_code``)."""
+    return reply[0] + chr(ord(reply[1]) - 1) if len(reply) == COMMAND_LEN else reply
 
 
 def scripted_answer(request: bytes, code: str) -> bytes:
@@ -107,7 +118,8 @@ async def serve(
                 # Commands are answered in order; all that arrived together are answered in one write.
                 answers: list[bytes] = []
                 close = False
-                for request in [payload, *conn.buffered_frames()]:
+                for framed in [payload, *conn.buffered_frames()]:
+                    request, trailer = split_trailer(framed)
                     hit = _match(request, client)
                     if tracer is not None:
                         tracer.record(direction="in", link="hsm", peer=conn.peer, payload=request, note=hit_note(hit))
@@ -119,13 +131,14 @@ async def serve(
                         continue
                     if kind is ActionKind.DELAY:
                         assert hit is not None
-                        late.start_soon(answer_late, conn, request, client, identity, hit.action.delay_s)
+                        late.start_soon(answer_late, conn, request, trailer, (client, identity), hit.action.delay_s)
                         continue
                     if kind is ActionKind.ANSWER:
                         assert hit is not None
                         answer = scripted_answer(request, hit.action.code or "")
                     else:
                         answer = respond(request, client, identity, conn.peer)
+                    answer = _logged(answer, trailer, hit)
                     copies = 2 if kind is ActionKind.ANSWER_TWICE else 1
                     answers += [answer] * copies
                     if tracer is not None:
@@ -138,6 +151,14 @@ async def serve(
                     break
             late.cancel_scope.cancel()
 
+    def _logged(answer: bytes, trailer: bytes, hit: Hit | None) -> bytes:
+        """The answer with the request's trailer, its transaction record logged (:mod:`acqkit.txnlog`)."""
+        head = answer[HEADER_LEN : HEADER_LEN + COMMAND_LEN + ERROR_CODE_LEN].decode("ascii", "replace")
+        command = request_code(head[:COMMAND_LEN])
+        error = head[COMMAND_LEN:]
+        txnlog.log_transaction("hsm", trailer_txn(trailer), command=command, code=error, note=hit_note(hit))
+        return answer + trailer
+
     def _match(request: bytes, client: str) -> Hit | None:
         if rules is None:
             return None
@@ -148,10 +169,11 @@ async def serve(
         return hit
 
     async def answer_late(
-        conn: FramedConnection, request: bytes, client: str, identity: str | None, delay: float
+        conn: FramedConnection, request: bytes, trailer: bytes, who: tuple[str, str | None], delay: float
     ) -> None:
         await anyio.sleep(delay)
-        answer = respond(request, client, identity, conn.peer)
+        client, identity = who
+        answer = _logged(respond(request, client, identity, conn.peer), trailer, None)
         if tracer is not None:
             tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
         try:
