@@ -59,7 +59,7 @@ def configure_logging(verbosity: int, log_format: LogFormat = "text") -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=level, handlers=[handler])  # a no-op where logging is set up already (tests)
     TXN_LOGGER.setLevel(min(level, logging.INFO) if log_format == "json" else logging.NOTSET)
 
 

@@ -88,9 +88,11 @@ METRICS_AT = ("hsm", "ledger", "frontend", "nac")
 
 
 def log_args(args: argparse.Namespace) -> tuple[str, ...]:
-    """``acqsim up``'s -v and --log-format, as each service's command line gets them (before its command)."""
+    """``acqsim up``'s -v and --log-format, as each service's command line gets them (before its command);
+    nothing when they are the defaults, so that a service's command line starts with its name as before."""
     verbosity: int = args.verbose
-    return ("-v",) * verbosity + (f"--log-format={args.log_format}",)
+    log_format = () if args.log_format == "text" else (f"--log-format={args.log_format}",)
+    return ("-v",) * verbosity + log_format
 
 
 def _extra_args(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:

@@ -28,7 +28,15 @@ from hsm_sim.audit import AuditLog
 from hsm_sim.keys import Lmk
 from hsm_sim.lmk_store import open_or_create_lmk, read_passphrase_file
 from hsm_sim.policy import ANONYMOUS, ClientPolicy
-from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, UNREADABLE_RESPONSE, HsmProcessor, Outcome, response_code
+from hsm_sim.processor import (
+    COMMAND_LEN,
+    HEADER_LEN,
+    UNREADABLE_COMMAND,
+    UNREADABLE_RESPONSE,
+    HsmProcessor,
+    Outcome,
+    response_code,
+)
 from hsm_sim.trailer import split_trailer, trailer_txn
 from wire.trace import TraceWriter
 
@@ -49,7 +57,9 @@ ERROR_CODE_LEN: Final = 2
 
 def request_code(reply: str) -> str:
     """The command an answer's response code answers: M9 → M8 (the reverse of ``response_code``)."""
-    return reply[0] + chr(ord(reply[1]) - 1) if len(reply) == COMMAND_LEN else reply
+    if reply == UNREADABLE_RESPONSE or len(reply) != COMMAND_LEN:
+        return UNREADABLE_COMMAND
+    return reply[0] + chr(ord(reply[1]) - 1)
 
 
 def scripted_answer(request: bytes, code: str) -> bytes:

@@ -13,17 +13,21 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from acqkit.config import Endpoint
 from acqsim.cli import main
 from acqsim.processes import running_processes
 from terminal.replay.pcap import read_pcap
 
-CAPTURE_TIMEOUT_S = 20.0
+CAPTURE_TIMEOUT_S = 30.0
+#: How long tshark may stay silent before the NAC is nudged (see ``_nudge``).
+NUDGE_S = 0.5
 #: Sign-on, purchase, balance inquiry: three requests, three answers, one TCP segment each on loopback.
 FRAMES = 6
 
@@ -47,9 +51,17 @@ def _start_capture(port: int, out: Path) -> subprocess.Popen[bytes]:
     pytest.skip("tshark cannot capture on lo here: " + "".join(seen).strip())
 
 
-def _wait_for_data_packets(process: subprocess.Popen[bytes], count: int) -> None:
+def _nudge(nac: Endpoint) -> None:
+    """A connection opened and closed at the NAC: packets without data, which make the capture hand over any
+    packets the kernel still holds in a capture block not yet full."""
+    with socket.create_connection((nac.host, nac.port), timeout=CAPTURE_TIMEOUT_S):
+        pass
+
+
+def _wait_for_data_packets(process: subprocess.Popen[bytes], count: int, nac: Endpoint) -> None:
     """Until tshark has written ``count`` packets that carry data (within ``CAPTURE_TIMEOUT_S``). Its output
-    is read from the pipe unbuffered, so that nothing read waits in a buffer the selector cannot see."""
+    is read from the pipe unbuffered, so that nothing read waits in a buffer the selector cannot see; while
+    it is silent the NAC is nudged every ``NUDGE_S``."""
     assert process.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
@@ -57,7 +69,10 @@ def _wait_for_data_packets(process: subprocess.Popen[bytes], count: int) -> None
     output = b""
     while (carrying := sum(line.strip() not in (b"", b"0") for line in output.split(b"\n")[:-1])) < count:
         left = deadline - time.monotonic()
-        assert left > 0 and selector.select(left), f"tshark wrote {carrying} of {count} data packets"
+        assert left > 0, f"tshark wrote {carrying} of {count} data packets"
+        if not selector.select(min(left, NUDGE_S)):
+            _nudge(nac)
+            continue
         chunk = os.read(process.stdout.fileno(), 4096)
         assert chunk, f"tshark ended after {carrying} of {count} data packets"
         output += chunk
@@ -73,7 +88,7 @@ def test_a_pcapng_capture_of_a_real_run_replays_against_it(tmp_path: Path, capsy
             assert main(["send", *common, "--amount", "3.21", "purchase", "--json"]) == 0
             assert main(["send", *common, "balance", "--json"]) == 0
             capsys.readouterr()
-            _wait_for_data_packets(tshark, FRAMES)
+            _wait_for_data_packets(tshark, FRAMES, nac)
         finally:
             tshark.send_signal(signal.SIGINT)  # tshark closes the file and ends
             tshark.communicate(timeout=CAPTURE_TIMEOUT_S)
