@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,24 +59,37 @@ def _nudge(nac: Endpoint) -> None:
         pass
 
 
-def _wait_for_data_packets(process: subprocess.Popen[bytes], count: int, nac: Endpoint) -> None:
-    """Until tshark has written ``count`` packets that carry data (within ``CAPTURE_TIMEOUT_S``). Its output
-    is read from the pipe unbuffered, so that nothing read waits in a buffer the selector cannot see; while
-    it is silent the NAC is nudged every ``NUDGE_S``."""
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + CAPTURE_TIMEOUT_S
-    output = b""
-    while (carrying := sum(line.strip() not in (b"", b"0") for line in output.split(b"\n")[:-1])) < count:
-        left = deadline - time.monotonic()
-        assert left > 0, f"tshark wrote {carrying} of {count} data packets"
-        if not selector.select(min(left, NUDGE_S)):
-            _nudge(nac)
-            continue
-        chunk = os.read(process.stdout.fileno(), 4096)
-        assert chunk, f"tshark ended after {carrying} of {count} data packets"
-        output += chunk
+class _PacketLines:
+    """tshark's output, one TCP payload length a line, read from the pipe unbuffered (so that nothing read
+    waits in a buffer the selector cannot see)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self._fd = process.stdout.fileno()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(process.stdout, selectors.EVENT_READ)
+        self._output = b""
+
+    def lengths(self) -> list[bytes]:
+        return [line.strip() for line in self._output.split(b"\n")[:-1]]
+
+    def wait_until(self, done: Callable[[list[bytes]], bool], nac: Endpoint, what: str) -> None:
+        """Until ``done(lengths)`` (within ``CAPTURE_TIMEOUT_S``); while tshark is silent the NAC is nudged
+        every ``NUDGE_S``."""
+        deadline = time.monotonic() + CAPTURE_TIMEOUT_S
+        while not done(self.lengths()):
+            left = deadline - time.monotonic()
+            assert left > 0, f"tshark: {what}; seen {self.lengths()}"
+            if not self._selector.select(min(left, NUDGE_S)):
+                _nudge(nac)
+                continue
+            chunk = os.read(self._fd, 4096)
+            assert chunk, f"tshark ended: {what}; seen {self.lengths()}"
+            self._output += chunk
+
+
+def _carrying_data(lengths: list[bytes]) -> int:
+    return sum(length not in (b"", b"0") for length in lengths)
 
 
 def test_a_pcapng_capture_of_a_real_run_replays_against_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,12 +97,15 @@ def test_a_pcapng_capture_of_a_real_run_replays_against_it(tmp_path: Path, capsy
     capture = tmp_path / "run.pcapng"
     with running_processes(data_dir=data) as nac:
         tshark = _start_capture(nac.port, capture)
+        packets = _PacketLines(tshark)
         try:
+            # the capture is on once a nudge's packets come out of it (tshark may say so a little earlier)
+            packets.wait_until(bool, nac, "no packet captured")
             common = ("--data-dir", str(data), "--nac", str(nac))
             assert main(["send", *common, "--amount", "3.21", "purchase", "--json"]) == 0
             assert main(["send", *common, "balance", "--json"]) == 0
             capsys.readouterr()
-            _wait_for_data_packets(tshark, FRAMES, nac)
+            packets.wait_until(lambda seen: _carrying_data(seen) >= FRAMES, nac, f"fewer than {FRAMES} frames")
         finally:
             tshark.send_signal(signal.SIGINT)  # tshark closes the file and ends
             tshark.communicate(timeout=CAPTURE_TIMEOUT_S)
