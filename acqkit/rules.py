@@ -3,13 +3,15 @@ drops or mangles — what engineers use to test a terminal's reversal and timeou
 
     [[rule]]
     name = "big purchases are declined"      # shown in traces and logs
-    at = "frontend"                          # nac | frontend | ledger (the services that consult rules)
+    at = "frontend"                          # nac | frontend | hsm | ledger (the services that consult rules)
     mti = "0200"                             # request MTI
     processing_code = "000000"               # field 3
     terminal = "10000001"                    # field 41
     card = "620000"                          # field 2 (or track 2) starts with this (a full PAN matches one card)
     amount_min = 100000                      # field 4, minor units, inclusive (amount_max too)
     fields = { "22" = "051" }                # any other field values, exactly
+    command = "M8"                           # at the HSM only: the host command code
+    client = "frontend"                      # at the HSM only: the client's verified identity (or anonymous)
     action = "answer"                        # answer | delay | drop | close | corrupt_mac | answer_twice
     code = "51"                              # answer: field 39 of the answer
     delay_s = 3.0                            # delay: seconds before the message goes on
@@ -40,7 +42,7 @@ log = logging.getLogger("acqsim.rules")
 
 #: The longest delay a rule may ask for.
 MAX_DELAY_S: Final = 120.0
-SERVICES: Final = frozenset({"nac", "frontend", "ledger"})
+SERVICES: Final = frozenset({"nac", "frontend", "hsm", "ledger"})
 _RULE_KEYS: Final = frozenset(
     {
         "name",
@@ -52,6 +54,8 @@ _RULE_KEYS: Final = frozenset(
         "amount_min",
         "amount_max",
         "fields",
+        "command",
+        "client",
         "action",
         "code",
         "delay_s",
@@ -93,12 +97,19 @@ class Rule:
     amount_min: int | None = None
     amount_max: int | None = None
     fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    command: str | None = None
+    client: str | None = None
     times: int | None = None
     hits: int = 0
 
     def matches(self, at: str, message: Mapping[str, str]) -> bool:
-        """``message``: decoded fields, ``"t"`` the MTI (as :mod:`wire.codec` gives them)."""
+        """``message``: decoded fields, ``"t"`` the MTI (as :mod:`wire.codec` gives them); at the HSM
+        :func:`hsm_message`."""
         if at != self.at or (self.times is not None and self.hits >= self.times):
+            return False
+        if self.command is not None and message.get(HSM_COMMAND) != self.command:
+            return False
+        if self.client is not None and message.get(HSM_CLIENT) != self.client:
             return False
         if self.mti is not None and message.get("t") != self.mti:
             return False
@@ -121,8 +132,19 @@ class Rule:
         return all(message.get(number) == value for number, value in self.fields.items())
 
 
-#: What the ledger can do: the host link carries no MAC, and a closed link would cut every terminal's traffic.
-LEDGER_ACTIONS: Final = frozenset({ActionKind.ANSWER, ActionKind.DELAY, ActionKind.DROP, ActionKind.ANSWER_TWICE})
+#: What the ledger and the HSM can do: their links carry no MAC to corrupt.
+NO_MAC_ACTIONS: Final = frozenset(set(ActionKind) - {ActionKind.CORRUPT_MAC})
+#: The keys of an HSM request as :meth:`Rule.matches` reads them (ISO fields are named by number, "t").
+HSM_COMMAND: Final = "command"
+HSM_CLIENT: Final = "client"
+#: Conditions on ISO 8583 fields, which an HSM command does not carry; and those only an HSM command has.
+_ISO_CONDITIONS: Final = ("mti", "processing_code", "terminal", "card", "amount_min", "amount_max", "fields")
+_HSM_CONDITIONS: Final = ("command", "client")
+
+
+def hsm_message(command: str, client: str) -> dict[str, str]:
+    """What a rule at the HSM matches: the command code (``M8``) and the client's identity."""
+    return {HSM_COMMAND: command, HSM_CLIENT: client}
 
 
 def _where(number: int, raw: Mapping[str, Any]) -> str:
@@ -174,9 +196,25 @@ def parse_rule(number: int, raw: Mapping[str, Any]) -> Rule:
     if at not in SERVICES:
         raise RuleError(f"{where}: at must be one of {', '.join(sorted(SERVICES))}, not {at!r}")
     action = _action(raw, where)
-    if at == "ledger" and action.kind not in LEDGER_ACTIONS:
-        allowed = ", ".join(sorted(k.value for k in LEDGER_ACTIONS))
-        raise RuleError(f"{where}: at the ledger the action is one of {allowed}, not {action.kind}")
+    if at in ("ledger", "hsm") and action.kind not in NO_MAC_ACTIONS:
+        allowed = ", ".join(sorted(k.value for k in NO_MAC_ACTIONS))
+        raise RuleError(
+            f"{where}: the {at} link carries no MAC, so corrupt_mac cannot apply there (the action is one of"
+            f" {allowed}; corrupt_mac works at the nac and the frontend)"
+        )
+    if at == "hsm":
+        iso = [key for key in _ISO_CONDITIONS if key in raw]
+        if iso:
+            raise RuleError(
+                f"{where}: at the hsm a rule matches on command and client; {', '.join(iso)} name ISO 8583"
+                " fields, which HSM commands do not carry"
+            )
+        if action.code is not None and not (len(action.code) == 2 and action.code.isdigit()):
+            raise RuleError(f"{where}: at the hsm code is the two-digit error code of the answer (e.g. 01)")
+    else:
+        hsm_only = [key for key in _HSM_CONDITIONS if key in raw]
+        if hsm_only:
+            raise RuleError(f"{where}: {', '.join(hsm_only)} apply at the hsm only, not at the {at}")
     if at == "ledger" and action.code is not None and action.code not in set(ResponseCode):
         raise RuleError(f"{where}: at the ledger code is one of acqsim's response codes (wire/constants.py)")
     fields = raw.get("fields", {})
@@ -196,6 +234,8 @@ def parse_rule(number: int, raw: Mapping[str, Any]) -> Rule:
         amount_min=_count(raw, "amount_min", where),
         amount_max=_count(raw, "amount_max", where),
         fields=dict(fields),
+        command=_text(raw, "command", where),
+        client=_text(raw, "client", where),
         times=_count(raw, "times", where),
     )
 

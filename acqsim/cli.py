@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import logging
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Final, NoReturn, Protocol
@@ -18,6 +17,7 @@ from typing import Final, NoReturn, Protocol
 from acqkit.config import ConfigError
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.extras import MissingExtra
+from acqkit.txnlog import LOG_FORMATS, configure_logging
 from acqsim import __version__
 
 #: subcommand → (module, one-line help). Order is the order ``acqsim --help`` lists them in.
@@ -74,7 +74,6 @@ WITHOUT_JSON: Final[dict[str, str]] = {
     "scheme": "day is a narrated walk-through (its figures: clearing show/load/reconcile --json); serve runs a service",
     "issuer": "runs a service; it prints one READY line, which scripts read",
 }
-LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: Every command's ``--help`` ends with this; docs/cli.md has a table per command.
 EXIT_CODES_EPILOG: Final = (
     f"exit codes: {EXIT_OK} ok / approved, {EXIT_DECLINED} declined or a check failed, {EXIT_USAGE} usage or "
@@ -145,7 +144,10 @@ def command_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ())
 
 def _finish(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The conventions every command follows, applied once here: defaults shown, exit codes in the epilog."""
-    for _, each in command_parsers(parser):
+    for path, each in command_parsers(parser):
+        if path and "--log-format" not in each._option_string_actions:  # after the command too: `up -v`
+            each.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+            each.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS, help="text or json")
         each.formatter_class = HelpFormatter
         each.epilog = f"{each.epilog}  {EXIT_CODES_EPILOG}" if each.epilog else EXIT_CODES_EPILOG
     return parser
@@ -155,6 +157,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = Parser(prog="acqsim", description="ISO 8583 card-payment acquiring simulator")
     parser.add_argument("--version", action="version", version=f"acqsim {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    _add_log_format(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _chosen(argv)
     for name, (module, help_text) in SUBCOMMANDS.items():
@@ -168,9 +171,13 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return _finish(parser)
 
 
-def configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+def _add_log_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines as text, or as JSON objects with one per transaction per service (docs/logging.md)",
+    )
 
 
 def _action_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, list[str]] | None:
@@ -182,6 +189,7 @@ def _action_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, list[s
     module, help_text = ACTIONS[(argv[first], argv[second])]
     parser = Parser(prog=f"acqsim {argv[first]} {argv[second]}", description=help_text)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    _add_log_format(parser)
     command: _Command = importlib.import_module(module)
     command.configure(parser)
     parser.set_defaults(_run=command.run, command=f"{argv[first]} {argv[second]}")
@@ -199,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     try:
         code: int = args._run(args)
     except KeyboardInterrupt:

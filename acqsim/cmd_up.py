@@ -60,7 +60,10 @@ async def _up(args: argparse.Namespace) -> None:
 
     async with anyio.create_task_group() as tg:
         extra = _extra_args(args)
-        await tg.start(functools.partial(supervise, config, args.config, ready, extra_args=extra))
+        supervising = functools.partial(
+            supervise, config, args.config, ready, extra_args=extra, log_args=log_args(args)
+        )
+        await tg.start(supervising)
         for name, argv in sorted(extra.items()):
             if "--metrics-port" in argv:
                 port = argv[argv.index("--metrics-port") + 1]
@@ -79,9 +82,17 @@ async def _up(args: argparse.Namespace) -> None:
 
 
 #: The services that read ``--rules`` (acqkit/rules.py: SERVICES).
-RULES_AT = ("nac", "frontend", "ledger")
+RULES_AT = ("nac", "frontend", "hsm", "ledger")
 #: The services that serve ``--metrics-port``.
 METRICS_AT = ("hsm", "ledger", "frontend", "nac")
+
+
+def log_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """``acqsim up``'s -v and --log-format, as each service's command line gets them (before its command);
+    nothing when they are the defaults, so that a service's command line starts with its name as before."""
+    verbosity: int = args.verbose
+    log_format = () if args.log_format == "text" else (f"--log-format={args.log_format}",)
+    return ("-v",) * verbosity + log_format
 
 
 def _extra_args(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:

@@ -114,9 +114,10 @@ def _serving(config: AcqsimConfig, max_connections: int | None = None) -> tuple[
     return (*tls, *cap)
 
 
-def service_commands(config: AcqsimConfig, config_file: Path | None) -> list[ServiceSpec]:
-    """How to start each service, in dependency order (HSM and ledger, front-end, NAC)."""
-    python = (sys.executable, "-m", "acqsim")
+def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: Sequence[str] = ()) -> list[ServiceSpec]:
+    """How to start each service, in dependency order (HSM and ledger, front-end, NAC). ``log_args``: the
+    logging options of ``acqsim up`` (``-v``, ``--log-format=json``), given to every service."""
+    python = (sys.executable, "-m", "acqsim", *log_args)
     with_config = ("--config", str(config_file)) if config_file else ()
     traces = ("--trace-dir", str(config.trace_dir)) if config.trace else ()
     routes = [f"--route={dst}=" + ",".join(str(e) for e in config.route_members(dst)) for dst in config.nac.routes]
@@ -318,13 +319,15 @@ async def supervise(
     ready: Callable[[ServiceSpec], None],
     *,
     extra_args: Mapping[str, Sequence[str]] | None = None,
+    log_args: Sequence[str] = (),
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Start every service in order, each after the ones it depends on are listening, with the key ceremony
     right after the HSM; run until cancelled. A failed ceremony raises ``CeremonyError``. ``extra_args``: more
-    arguments for a service's command line, by service name (``acqsim up --rules``, ``--metrics``)."""
+    arguments for a service's command line, by service name (``acqsim up --rules``, ``--metrics``); ``log_args``
+    the logging options every service gets (``-v``, ``--log-format=json``)."""
     async with anyio.create_task_group() as tg:
-        for spec in service_commands(config, config_file):
+        for spec in service_commands(config, config_file, log_args):
             more = tuple((extra_args or {}).get(spec.name, ()))
             started = dataclasses.replace(spec, argv=(*spec.argv, *more)) if more else spec
             await tg.start(run_service, started, config.log_dir, ready)

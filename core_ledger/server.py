@@ -23,6 +23,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit import txnlog
 from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
@@ -107,7 +108,8 @@ async def serve(
     Pass a ready ``service``, or a ``store`` (the service is then built over what the store holds). Raises
     :class:`LedgerFailStop` once the service has failed (a commit failed or hung) and its answers are out.
     ``rules``: scripted answers and faults (:mod:`acqkit.rules`): a matching request is answered with the
-    rule's code without being posted, delayed, dropped, or answered twice.
+    rule's code without being posted, delayed, dropped, answered twice, or closes its connection (unposted,
+    unanswered; the other requests in flight on it are answered if they can be, before it closes).
     """
     if (service is None) == (store is None):
         raise TypeError("serve() needs exactly one of service= or store=")
@@ -144,6 +146,9 @@ async def serve(
                     return
             encoded = _encode_answer(fields, answer)
             TRANSACTIONS.labels(service="ledger", mti=fields.get("t", "?"), code=answer.response_code.value).inc()
+            if txnlog.enabled():
+                shown = {**txnlog.iso_summary(fields), "code": answer.response_code.value, "note": hit_note(hit)}
+                txnlog.log_transaction("ledger", correlation_id(fields.get("41", "?"), fields.get("11", "?")), **shown)
             if tracer is not None:
                 cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
                 tracer.record(
@@ -191,6 +196,10 @@ async def serve(
                         correlation_id=cid,
                         note=hit_note(hit),
                     )
+                if hit is not None and hit.action.kind is ActionKind.CLOSE:
+                    slot.release()
+                    log.info("closing the host link from %s: a rule says so", conn.peer)
+                    return  # the requests already in flight on it finish first (this task group)
                 requests.start_soon(answer, conn, fields, slot, error is not None, hit)
 
     async with anyio.create_task_group() as tg:

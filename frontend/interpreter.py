@@ -64,20 +64,20 @@ class Interpreter:
             if self.trace is not None and isinstance(effect, TRACED)
             else None
         )
-        result = await self._carry_out(effect)
+        result = await self._carry_out(effect, correlation)
         if isinstance(effect, VerifyMacAndPin) and isinstance(result, PeerFailure):
             result = (result, result)  # the HSM failed both checks
         if traced is not None:
             traced.answered(result)
         return result
 
-    async def _carry_out(self, effect: Effect) -> Any:
+    async def _carry_out(self, effect: Effect, correlation: str | None) -> Any:
         if isinstance(effect, INLINE_JOURNAL_EFFECTS):
             return journal_call(effect)(self.journal)
         try:
             if isinstance(effect, HSM_EFFECTS):
                 with HOP_SECONDS.labels(service="frontend", hop="hsm").time():
-                    answers = await self.hsm.call_many(hsm_commands(effect))
+                    answers = await self.hsm.call_many(hsm_commands(effect), txn=correlation)
                 return hsm_result(effect, answers)
             if isinstance(effect, AskLedger):
                 with HOP_SECONDS.labels(service="frontend", hop="ledger").time():

@@ -18,6 +18,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
+from acqkit import txnlog
 from acqkit.groupcommit import CommitFailed, GroupCommit
 from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
@@ -147,6 +148,9 @@ class Frontend:
             self.trace.record(
                 direction="out", link="pos", peer="nac", payload=answer, correlation_id=correlation, note=reply.note
             )
+        if correlation is not None and isinstance(request, PosMessage) and txnlog.enabled():
+            shown = {**txnlog.iso_summary(request.fields), "code": reply.response_code, "note": reply.note}
+            txnlog.log_transaction(SERVICE, correlation, **shown)
         return [answer, answer] if action is ActionKind.ANSWER_TWICE else [answer]
 
     async def _run(self, request: PosMessage, correlation: str | None, flow: Flow | None = None) -> Reply:

@@ -21,6 +21,7 @@ import anyio
 from acqkit.config import DEFAULT_DATA_DIR, port_number
 from acqkit.keystore import KeyStoreError
 from acqkit.metrics import add_metrics_option, start_metrics
+from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
@@ -80,6 +81,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=port_number, default=1500, help="serve: the port to listen on (0: any free one)")
     parser.add_argument("--lmk", default="TEST", help="TEST (the documented test LMK) or 32 hex characters")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/hsm.jsonl")
+    parser.add_argument(
+        "--rules", type=Path, help="serve: scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
+    )
     add_metrics_option(parser)
     parser.add_argument(
         "--audit",
@@ -212,6 +216,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"acqsim hsm: {exc}", file=sys.stderr)
         return 2
 
+    try:
+        rules = RuleBook(args.rules, "hsm") if args.rules else None
+    except RuleError as exc:
+        print(f"acqsim hsm: --rules: {exc}", file=sys.stderr)
+        return 2
     policy = policy_from_args(args.allowed_client)
     audit = AuditLog(args.audit)
 
@@ -237,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
                     allowed_clients=policy,
                     audit=audit,
                     allow_clear_import=args.allow_clear_import,
+                    rules=rules,
                 )
             )
             await start_metrics(tg, "hsm", args.host, args.metrics_port)

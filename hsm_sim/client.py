@@ -20,6 +20,7 @@ from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType, is_key_under_lmk
 from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, response_code
+from hsm_sim.trailer import split_trailer, with_trailer
 from wire.dukpt import AES_KSN_LEN
 from wire.paycrypto import MacAlgorithm
 
@@ -183,7 +184,8 @@ class HsmClient(PeerClient[str, bytes]):
         self._headers = TagAllocator(HEADERS)
 
     def decode_answer(self, payload: bytes) -> tuple[str, bytes]:
-        return payload[:HEADER_LEN].decode("ascii", "replace"), payload
+        answer, _ = split_trailer(payload)
+        return answer[:HEADER_LEN].decode("ascii", "replace"), answer
 
     def unavailable(self, action: str, reason: str) -> HsmUnavailable:
         return HsmUnavailable(action, reason, address=self.address)
@@ -195,8 +197,9 @@ class HsmClient(PeerClient[str, bytes]):
         answers = await self.call_many([HsmCommand(command, fields, ok_codes)])
         return answers[0]
 
-    async def call_many(self, commands: Sequence[HsmCommand]) -> list[tuple[str, bytes]]:
-        """Send the commands together (one write) and return each one's (error code, fields after it)."""
+    async def call_many(self, commands: Sequence[HsmCommand], *, txn: str | None = None) -> list[tuple[str, bytes]]:
+        """Send the commands together (one write) and return each one's (error code, fields after it).
+        ``txn``: the transaction id, sent in each command's message trailer (:mod:`hsm_sim.trailer`)."""
         what = "+".join(command.code for command in commands)
         generation = self.generation
         tags: list[int] = []
@@ -207,7 +210,10 @@ class HsmClient(PeerClient[str, bytes]):
                 self._headers.answered(tag)
             raise self.unavailable(what, str(exc)) from None
         headers = [f"{tag:04d}" for tag in tags]
-        requests = [(header, command.payload(header)) for header, command in zip(headers, commands, strict=True)]
+        requests = [
+            (header, with_trailer(command.payload(header), txn))
+            for header, command in zip(headers, commands, strict=True)
+        ]
         answered = False
         try:
             answers = await self.exchange(requests, action=what)

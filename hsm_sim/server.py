@@ -1,5 +1,9 @@
 """Thin anyio shell around :class:`hsm_sim.processor.HsmProcessor`: one task per connection, answers in
-request order. A framing error closes only that connection."""
+request order. A framing error closes only that connection.
+
+With ``rules`` (:mod:`acqkit.rules`, ``at = "hsm"``) a command can be answered with a scripted error code
+(not processed), delayed (answered later, out of order: the client matches answers by header, and the other
+commands on the connection go on), dropped, answered twice, or can close its connection."""
 
 from __future__ import annotations
 
@@ -14,15 +18,26 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from acqkit import txnlog
 from acqkit.metrics import HSM_COMMANDS
 from acqkit.netio import FramedConnection, serve_tcp
+from acqkit.rules import ActionKind, Hit, RuleBook, hit_note, hsm_message
 from acqkit.serving import PLAIN, Serving
 from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.audit import AuditLog
 from hsm_sim.keys import Lmk
 from hsm_sim.lmk_store import open_or_create_lmk, read_passphrase_file
 from hsm_sim.policy import ANONYMOUS, ClientPolicy
-from hsm_sim.processor import COMMAND_LEN, HEADER_LEN, HsmProcessor, Outcome, response_code
+from hsm_sim.processor import (
+    COMMAND_LEN,
+    HEADER_LEN,
+    UNREADABLE_COMMAND,
+    UNREADABLE_RESPONSE,
+    HsmProcessor,
+    Outcome,
+    response_code,
+)
+from hsm_sim.trailer import split_trailer, trailer_txn
 from wire.trace import TraceWriter
 
 log = logging.getLogger("acqsim.hsm")
@@ -36,6 +51,25 @@ SEND_TIMEOUT_S: Final = 5.0
 MAX_FRAME_LEN: Final = 4096
 
 
+#: The error code after the response code of an answer.
+ERROR_CODE_LEN: Final = 2
+
+
+def request_code(reply: str) -> str:
+    """The command an answer's response code answers: M9 → M8 (the reverse of ``response_code``)."""
+    if reply == UNREADABLE_RESPONSE or len(reply) != COMMAND_LEN:
+        return UNREADABLE_COMMAND
+    return reply[0] + chr(ord(reply[1]) - 1)
+
+
+def scripted_answer(request: bytes, code: str) -> bytes:
+    """The answer a rule scripts: the request's header, the command's response code, the rule's error code."""
+    header = request[:HEADER_LEN].decode("ascii", "replace")
+    command = request[HEADER_LEN : HEADER_LEN + COMMAND_LEN].decode("ascii", "replace")
+    reply = response_code(command) if len(command) == COMMAND_LEN else UNREADABLE_RESPONSE
+    return (header + reply + code).encode("ascii", "replace")
+
+
 async def serve(
     host: str,
     port: int,
@@ -47,12 +81,14 @@ async def serve(
     audit: AuditLog | None = None,
     processor: HsmProcessor | None = None,
     allow_clear_import: bool = False,
+    rules: RuleBook | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``trace`` (optional) records header, command and error code of each message —
     never a field value. ``allowed_clients`` (default: the front-end only) is enforced on verified identities;
     with TLS on, an identity is required. ``audit`` (optional) records every command and refused connection.
-    ``allow_clear_import`` enables A4 (clear key components; TEST key ceremonies only)."""
+    ``allow_clear_import`` enables A4 (clear key components; TEST key ceremonies only). ``rules``: scripted
+    answers and faults (docs/rules.md)."""
     if processor is None:
         if lmk is None:
             raise ValueError("serve needs an lmk or a processor")
@@ -87,16 +123,74 @@ async def serve(
             if audit is not None:
                 audit.refused(client, conn.peer, "not an allowed client")
             return
-        while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-            # Commands are answered in order; all that arrived together are answered in one write.
-            requests = [payload, *conn.buffered_frames()]
-            answers = [respond(request, client, identity, conn.peer) for request in requests]
-            if tracer is not None:
-                for request, answer in zip(requests, answers, strict=True):
-                    tracer.record(direction="in", link="hsm", peer=conn.peer, payload=request)
-                    tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
+        async with anyio.create_task_group() as late:  # delayed answers; cancelled when the connection ends
+            while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
+                # Commands are answered in order; all that arrived together are answered in one write.
+                answers: list[bytes] = []
+                close = False
+                for framed in [payload, *conn.buffered_frames()]:
+                    request, trailer = split_trailer(framed)
+                    hit = _match(request, client)
+                    if tracer is not None:
+                        tracer.record(direction="in", link="hsm", peer=conn.peer, payload=request, note=hit_note(hit))
+                    kind = hit.action.kind if hit is not None else None
+                    if kind is ActionKind.CLOSE:
+                        close = True  # this command and those after it in the batch go unanswered
+                        break
+                    if kind is ActionKind.DROP:
+                        continue
+                    if kind is ActionKind.DELAY:
+                        assert hit is not None
+                        late.start_soon(answer_late, conn, request, trailer, (client, identity), hit.action.delay_s)
+                        continue
+                    if kind is ActionKind.ANSWER:
+                        assert hit is not None
+                        answer = scripted_answer(request, hit.action.code or "")
+                    else:
+                        answer = respond(request, client, identity, conn.peer)
+                    answer = _logged(answer, trailer, hit)
+                    copies = 2 if kind is ActionKind.ANSWER_TWICE else 1
+                    answers += [answer] * copies
+                    if tracer is not None:
+                        tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
+                if answers:
+                    with anyio.fail_after(SEND_TIMEOUT_S):
+                        await conn.send_many(answers)
+                if close:
+                    log.info("closing the connection of %s (%s): a rule says so", conn.peer, client)
+                    break
+            late.cancel_scope.cancel()
+
+    def _logged(answer: bytes, trailer: bytes, hit: Hit | None) -> bytes:
+        """The answer with the request's trailer, its transaction record logged (:mod:`acqkit.txnlog`)."""
+        head = answer[HEADER_LEN : HEADER_LEN + COMMAND_LEN + ERROR_CODE_LEN].decode("ascii", "replace")
+        command = request_code(head[:COMMAND_LEN])
+        error = head[COMMAND_LEN:]
+        txnlog.log_transaction("hsm", trailer_txn(trailer), command=command, code=error, note=hit_note(hit))
+        return answer + trailer
+
+    def _match(request: bytes, client: str) -> Hit | None:
+        if rules is None:
+            return None
+        command = request[HEADER_LEN : HEADER_LEN + COMMAND_LEN].decode("ascii", "replace")
+        hit = rules.match(hsm_message(command, client))
+        if hit is not None:
+            log.info("rule %d (%s): %s on %s", hit.number, hit.rule, hit.action.kind, command)
+        return hit
+
+    async def answer_late(
+        conn: FramedConnection, request: bytes, trailer: bytes, who: tuple[str, str | None], delay: float
+    ) -> None:
+        await anyio.sleep(delay)
+        client, identity = who
+        answer = _logged(respond(request, client, identity, conn.peer), trailer, None)
+        if tracer is not None:
+            tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
+        try:
             with anyio.fail_after(SEND_TIMEOUT_S):
-                await conn.send_many(answers)
+                await conn.send(answer)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, TimeoutError) as exc:
+            log.info("a delayed answer to %s was not delivered: %s", conn.peer, type(exc).__name__)
 
     async with anyio.create_task_group() as tg:
         if audit is not None:

@@ -26,6 +26,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit import txnlog
 from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH
 from acqkit.netio import FramedConnection, connect, serve_tcp
 from acqkit.peerclient import PeerUnavailable
@@ -206,6 +207,7 @@ class NacServer:
         """An answer left for its terminal (:class:`~nac.outbox.OutboxOwner`)."""
         if self._trace is not None:
             self._trace.record(direction="out", link="pos", peer=peer, payload=payload)
+        txnlog.log_pos_answer("nac", payload)
 
     def terminal_send_failed(self, lost: int) -> None:
         """A terminal took no answer for ``send_timeout_s`` (:class:`~nac.outbox.OutboxOwner`)."""

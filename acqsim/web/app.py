@@ -5,6 +5,7 @@
     GET  /api/events     server-sent events: one ``hop`` event per message crossing a hop (from the traces)
     POST /api/run        {"scenario", "terminal", "card"} → the example's outcome, explained (English, Chinese)
     GET  /api/ledger     balances, holds, merchants and their settlement kind (一清 / 二清)
+    GET  /api/postings   ?rrn=RRN: the postings (account, amount, debit/credit) of that transaction
 
 The page gets card numbers masked only; a card is chosen by its index in the configuration.
 """
@@ -27,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from acqkit.config import AcqsimConfig
 from acqsim.web.hops import BACKLOG, LANES, TraceFollower
-from acqsim.web.ledger import ledger_snapshot
+from acqsim.web.ledger import ledger_snapshot, postings_of
 from acqsim.web.scenarios import SCENARIOS, TryIt
 
 log = logging.getLogger("acqsim.web")
@@ -39,6 +40,8 @@ POLL_INTERVAL_S: Final = 0.1
 KEEPALIVE_S: Final = 15.0
 #: An example must finish within this (the lost-answer example takes the terminal's answer timeout, twice).
 RUN_TIMEOUT_S: Final = 30.0
+#: Field 37, the retrieval reference number the ledger keeps a transaction under.
+RRN_LEN: Final = 12
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -120,6 +123,12 @@ def create_app(context: WebContext) -> Starlette:
         snapshot = await anyio.to_thread.run_sync(ledger_snapshot, context.config)
         return JSONResponse(snapshot)
 
+    async def postings(request: Request) -> Response:
+        rrn = request.query_params.get("rrn", "")
+        if not (len(rrn) == RRN_LEN and rrn.isalnum()):
+            return JSONResponse({"error": "rrn must be the 12 characters of field 37"}, status_code=400)
+        return JSONResponse(await anyio.to_thread.run_sync(postings_of, context.config, rrn))
+
     return Starlette(
         routes=[
             Route("/", index),
@@ -127,6 +136,7 @@ def create_app(context: WebContext) -> Starlette:
             Route("/api/events", events),
             Route("/api/run", run, methods=["POST"]),
             Route("/api/ledger", ledger),
+            Route("/api/postings", postings),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ]
     )

@@ -112,18 +112,22 @@ def _network_layer(link: int, packet: bytes) -> Any:
     raise PcapError(f"unsupported link type {link} (Ethernet, Linux cooked v1/v2 and raw IP are read)")
 
 
-def _tcp_segment(link: int, packet: bytes) -> tuple[Flow, int, bytes] | None:
+def _tcp_segment(link: int, packet: bytes) -> tuple[Flow, int, bytes, bool] | None:
+    """(flow, sequence number, data, whether it opens a connection: SYN without ACK) of a TCP packet."""
     ip = _network_layer(link, packet)
     if not isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6) or not isinstance(ip.data, dpkt.tcp.TCP):
         return None
     tcp = ip.data
-    return (bytes(ip.src), tcp.sport, bytes(ip.dst), tcp.dport), tcp.seq, bytes(tcp.data)
+    opening = bool(tcp.flags & dpkt.tcp.TH_SYN) and not tcp.flags & dpkt.tcp.TH_ACK
+    return (bytes(ip.src), tcp.sport, bytes(ip.dst), tcp.dport), tcp.seq, bytes(tcp.data), opening
 
 
 def read_pcap(path: Path, *, host_port: int | None = None) -> Iterator[CapturedFrame]:
     """The POS frames in a capture (pcap or pcapng; Ethernet, Linux cooked or raw IP), in time order.
-    ``host_port`` says which side is the host (default: the side with the lower port number)."""
+    ``host_port`` says which side is the host; by default the side a connection was opened to (its SYN), and
+    for a connection whose opening was not captured, the side with the lower port number."""
     streams: dict[Flow, dict[int, tuple[float, bytes]]] = {}
+    servers: set[tuple[bytes, int]] = set()  # (address, port) that connections were opened to
     with path.open("rb") as file:
         reader = _open_capture(file)
         link = reader.datalink()
@@ -132,14 +136,22 @@ def read_pcap(path: Path, *, host_port: int | None = None) -> Iterator[CapturedF
                 segment = _tcp_segment(link, packet)
             except (dpkt.UnpackError, IndexError) as exc:
                 raise PcapError(f"packet {number} is truncated or malformed ({type(exc).__name__})") from None
-            if segment is None or not segment[2]:
+            if segment is None:
                 continue
-            flow, seq, data = segment
-            streams.setdefault(flow, {})[seq] = (float(when), data)
+            flow, seq, data, opening = segment
+            if opening:
+                servers.add((flow[2], flow[3]))
+            if data:
+                streams.setdefault(flow, {})[seq] = (float(when), data)
     frames: list[CapturedFrame] = []
     for flow, segments in streams.items():
         framer = LengthPrefixFramer()
-        to_host = flow[3] == host_port if host_port is not None else flow[1] != min(f[1] for f in streams)
+        if host_port is not None:
+            to_host = flow[3] == host_port
+        elif (flow[2], flow[3]) in servers or (flow[0], flow[1]) in servers:
+            to_host = (flow[2], flow[3]) in servers
+        else:
+            to_host = flow[1] != min(f[1] for f in streams)
         for seq in sorted(segments):
             when, data = segments[seq]
             framer.receive_data(data)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from acqkit.rules import ActionKind, RuleBook, RuleError, parse_rules
+from acqkit.rules import ActionKind, RuleBook, RuleError, hsm_message, parse_rules
 
 PURCHASE = {
     "t": "0200",
@@ -92,7 +92,11 @@ def test_hot_reload_and_a_broken_file_keeps_the_rules_in_force(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[[rule]]\nat = 'hsm'\naction = 'drop'", "rule 1: at must be one of frontend, ledger, nac, not 'hsm'"),
+        ("[[rule]]\nat = 'acs'\naction = 'drop'", "rule 1: at must be one of frontend, hsm, ledger, nac, not 'acs'"),
+        ("[[rule]]\nat = 'hsm'\naction = 'corrupt_mac'", "the hsm link carries no MAC, so corrupt_mac cannot apply"),
+        ("[[rule]]\nat = 'hsm'\nterminal = '1'\naction = 'drop'", "terminal name ISO 8583 fields"),
+        ("[[rule]]\nat = 'hsm'\naction = 'answer'\ncode = 'AB'", "at the hsm code is the two-digit error code"),
+        ("[[rule]]\nat = 'nac'\ncommand = 'M8'\naction = 'drop'", "command apply at the hsm only, not at the nac"),
         ("[[rule]]\nname='x'\nat = 'nac'\naction = 'answer'", "rule 1 ('x'): action answer needs code"),
         ("[[rule]]\nat = 'nac'\naction = 'delay'", "action delay needs delay_s > 0"),
         ("[[rule]]\nat = 'nac'\naction = 'drop'\ncolour = 1", "unknown key(s) colour"),
@@ -100,7 +104,7 @@ def test_hot_reload_and_a_broken_file_keeps_the_rules_in_force(tmp_path: Path) -
         ("[[rule]]\nat = 'nac'\naction = 'drop'\namount_min = -1", "amount_min must be a whole number"),
         ("[[rule]]\nat = 'nac'\naction = 'delay'\ndelay_s = 1000", "delay_s must be 0..120 seconds"),
         ("[rule]\nat = 'nac'", "rules are [[rule]] tables"),
-        ("[[rule]]\nat = 'ledger'\naction = 'corrupt_mac'", "at the ledger the action is one of answer, answer_twice"),
+        ("[[rule]]\nat = 'ledger'\naction = 'corrupt_mac'", "the ledger link carries no MAC"),
         ("[[rule]]\nat = 'ledger'\naction = 'answer'\ncode = 'ZZ'", "at the ledger code is one of acqsim's"),
         ("[[rule]\n", "not TOML"),
     ],
@@ -115,3 +119,13 @@ def test_a_rule_without_conditions_matches_any_message(message: dict[str, str]) 
     [rule] = parse_rules("[[rule]]\nat = 'nac'\naction = 'close'")
     assert rule.matches("nac", message)
     assert not rule.matches("frontend", message)
+
+
+def test_an_hsm_rule_matches_on_command_and_client() -> None:
+    [rule] = parse_rules("[[rule]]\nat = 'hsm'\ncommand = 'M8'\nclient = 'frontend'\naction = 'answer'\ncode = '01'")
+    assert rule.matches("hsm", hsm_message("M8", "frontend"))
+    assert not rule.matches("hsm", hsm_message("DC", "frontend"))
+    assert not rule.matches("hsm", hsm_message("M8", "anonymous"))
+    assert not rule.matches("ledger", hsm_message("M8", "frontend"))
+    [close] = parse_rules("[[rule]]\nat = 'ledger'\naction = 'close'")
+    assert close.action.kind is ActionKind.CLOSE

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,7 +198,50 @@ def test_a_purchase_run_from_the_page_shows_five_hops_and_an_approval(web_url: s
             expect(page.locator("#message")).to_contain_text("approved")
             expect(page.locator("#message")).to_contain_text("620000******0003")  # masked card number
             expect(page.locator("#ledger-cards")).to_contain_text("620000******0003")
+
+            # the ledger's answer: the postings the purchase made, from the ledger's store
+            group.locator('.hop[data-source="ledger"][data-target="frontend"]').first.click()
+            postings = page.locator("#postings")
+            debit = postings.locator('tr[data-side="debit"]')
+            expect(debit).to_have_count(1)
+            expect(debit).to_contain_text("620000******0003")  # the card's account, masked
+            expect(debit).to_contain_text("cardholder")
+            expect(postings.locator('tr[data-side="credit"]').first).to_be_visible()
+            expect(postings).to_contain_text("purchase")
+            assert "6200001000000003" not in page.content()
             if shot := os.environ.get("ACQSIM_WEB_SCREENSHOT"):
                 page.screenshot(path=shot)
         finally:
             browser.close()
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_postings_of_a_purchase_balance_and_name_the_card_masked(web_url: str, tmp_path: Path) -> None:
+    run = urllib.request.Request(
+        web_url + "api/run",
+        data=json.dumps({"scenario": "purchase", "terminal": "10000001", "card": 0}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(run, timeout=30) as response:
+        assert json.loads(response.read())["response_code"] == "00"
+    traces = (tmp_path / "data" / "traces" / "ledger.jsonl").read_text().splitlines()
+    [rrn] = {json.loads(line)["message"]["fields"]["37"] for line in traces if '"0200"' in line}
+
+    status, found = _get(f"{web_url}api/postings?rrn={rrn}")
+    assert status == 200
+    [purchase] = found["transactions"]
+    assert purchase["op"] == "purchase"
+    sides = {side: sum(p["amount"] for p in purchase["postings"] if p["side"] == side) for side in ("debit", "credit")}
+    assert sides["debit"] == sides["credit"] > 0  # double entry: every debit has its credit
+    [card] = [p for p in purchase["postings"] if p["kind"] == "cardholder"]
+    assert card["side"] == "debit" and card["account"] == "620000******0003"
+
+    assert _get(f"{web_url}api/postings?rrn=000000000000")[1]["transactions"] == []
+    assert _get(f"{web_url}api/postings?rrn=x")[0] == 400

@@ -73,7 +73,7 @@ def service_pids(folder: Path) -> dict[str, int]:
             continue
         words = [word.decode(errors="replace") for word in argv]
         if "acqsim" in words and str(folder) in " ".join(words):
-            service = words[words.index("acqsim") + 1]
+            service = next((w for w in words[words.index("acqsim") + 1 :] if not w.startswith("-")), "")
             if service in SERVICES:
                 found[service] = int(entry.name)
     return found

@@ -1,6 +1,6 @@
-"""Scripted answers and faults at the NAC and the front-end, as an engineer uses them: ``acqsim up --rules
-FILE`` and ``acqsim send``. The rules file is rewritten while the services run (hot reload) and every hit is
-traced."""
+"""Scripted answers and faults at every hop (NAC, front-end, HSM, ledger), as an engineer uses them:
+``acqsim up --rules FILE`` and ``acqsim send``. The rules file is rewritten while the services run (hot reload)
+and every hit is traced."""
 
 from __future__ import annotations
 
@@ -146,3 +146,85 @@ def test_a_broken_rules_file_stops_acqsim_up_before_anything_starts(
     rules.write_text('[[rule]]\nat = "nac"\naction = "explode"\n')
     assert main(["up", "--ephemeral-ports", "--data-dir", str(tmp_path), "--rules", str(rules)]) == 2
     assert "rule 1: action must be one of answer" in capsys.readouterr().err
+
+
+HSM_MAC_FAILS = """
+[[rule]]
+name = "MAC says no"
+at = "hsm"
+command = "M8"
+client = "anonymous"
+action = "answer"
+code = "01"
+times = 1
+"""
+
+HSM_SLOW_PIN = """
+[[rule]]
+name = "slow PIN check"
+at = "hsm"
+command = "DC"
+action = "delay"
+delay_s = 3.0
+times = 1
+"""
+
+HSM_TWICE = """
+[[rule]]
+name = "echo"
+at = "hsm"
+command = "M8"
+action = "answer_twice"
+times = 1
+"""
+
+LEDGER_CLOSES = """
+[[rule]]
+name = "cut the host link"
+at = "ledger"
+mti = "0200"
+action = "close"
+times = 1
+"""
+
+
+def test_rules_at_the_hsm_and_the_ledger_close(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(HSM_MAC_FAILS)
+    data = tmp_path / "data"
+    with running_processes(data_dir=data, up_args=("--rules", str(rules))) as nac:
+        common = ("--data-dir", str(data), "--nac", str(nac), "--terminal", "10000001", "--amount", "1.00")
+
+        # the HSM answers M8 with 01 (MAC does not verify): the front-end answers A0, as to a bad MAC
+        code, refused = _send(capsys, *common, "purchase")
+        assert code == 1 and refused["response_code"] == "A0"
+
+        # DC held 3 s, past the front-end's HSM timeout (2 s): 96, the PIN never verified, nothing posted
+        rules.write_text(HSM_SLOW_PIN)
+        code, slow = _send(capsys, *common, "purchase")
+        assert code == 1 and slow["response_code"] == "96" and slow["answer_mac"] == "verifies"
+
+        # a duplicate HSM answer is one the client no longer waits for: the purchase goes through
+        rules.write_text(HSM_TWICE)
+        code, twice = _send(capsys, *common, "purchase")
+        assert code == 0 and twice["response_code"] == "00"
+
+        # the ledger closes the host link on the purchase, unposted: the front-end's link sends it once more
+        # on a fresh connection (a ledger request is safe to repeat), and it is posted once
+        rules.write_text(LEDGER_CLOSES)
+        code, cut = _send(capsys, *common, "purchase")
+        assert code == 0 and cut["response_code"] == "00"
+        code, after = _send(capsys, *common, "purchase")  # times = 1: the next one is posted as usual
+        assert code == 0 and after["response_code"] == "00"
+
+    traces = data / "traces"
+    hsm_notes = [json.loads(line).get("note") for line in (traces / "hsm.jsonl").read_text().splitlines()]
+    assert "rule 1 (MAC says no): answer" in hsm_notes
+    assert "rule 1 (slow PIN check): delay" in hsm_notes
+    assert "rule 1 (echo): answer_twice" in hsm_notes
+    ledger_notes = [json.loads(line).get("note") for line in (traces / "ledger.jsonl").read_text().splitlines()]
+    assert "rule 1 (cut the host link): close" in ledger_notes
+    ledger_records = [json.loads(line) for line in (traces / "ledger.jsonl").read_text().splitlines()]
+    rrn = cut["answer"]["fields"]["37"]
+    answered = [r for r in ledger_records if r["direction"] == "out" and r["message"]["fields"].get("37") == rrn]
+    assert len(answered) == 1  # the closed request was not posted; its resend was, once

@@ -67,6 +67,44 @@ function showMessage(hop) {
   }
   if (message.undecodable) row("", "undecodable", message.undecodable, "");
   box.append(table);
+  const rrn = message.fields?.["37"];
+  if (hop.link === "host" && rrn) showPostings(hop, rrn);
+}
+
+// A message at the ledger hop: the postings its transaction made (from the ledger's store, read-only).
+async function showPostings(hop, rrn) {
+  const section = el("div");
+  section.id = "postings";
+  section.dataset.rrn = rrn;
+  $("message").append(section);
+  section.append(el("h3", lang === "zh" ? `记账分录 (37=${rrn})` : `Postings (37=${rrn})`));
+  let found;
+  try {
+    const response = await fetch(`/api/postings?rrn=${encodeURIComponent(rrn)}`);
+    found = await response.json();
+    if (!response.ok) throw new Error(found.error);
+  } catch (error) {
+    section.append(el("p", String(error), "declined"));
+    return;
+  }
+  if (lastSelected !== hop) return; // another message was clicked meanwhile
+  const lines = found.transactions.flatMap((txn) => txn.postings.map((p) => ({ ...p, op: txn.op, status: txn.status })));
+  if (lines.length === 0) {
+    section.append(el("p", lang === "zh" ? "没有记账（未过账）。" : "Nothing posted.", "hint"));
+    return;
+  }
+  const table = el("table");
+  const head = el("tr");
+  ["transaction", "account", "kind", "debit / credit", "amount"].forEach((h) => head.append(el("th", h)));
+  table.append(head);
+  for (const line of lines) {
+    const tr = el("tr");
+    tr.dataset.side = line.side;
+    tr.append(el("td", `${line.op} (${line.status})`), el("td", line.account, "value"), el("td", line.kind),
+              el("td", line.side), el("td", money(line.amount)));
+    table.append(tr);
+  }
+  section.append(table);
 }
 
 function showResult(result) {
