@@ -22,6 +22,8 @@ TOML layout (every table optional; omitted values take the defaults below)::
     [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"   # or postgresql://…
     [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"
     [nac]       host = "127.0.0.1"  port = 5800   status_port = 5801
+    [wallet]    host = "127.0.0.1"  port = 5820   db = "wallet.sqlite3"     # the QR wallet host (docs/qr.md)
+    [merchant]  host = "127.0.0.1"  port = 5840   db = "merchant.sqlite3"   # the merchant platform (docs/smartpos.md)
     [nac.routes]
     "0003" = ["frontend"]         # TPDU DST → upstream members: a service name or "host:port"
 
@@ -66,6 +68,8 @@ DEFAULT_LEDGER_PORT: Final = 5810
 DEFAULT_FRONTEND_PORT: Final = 5803
 DEFAULT_NAC_PORT: Final = 5800
 DEFAULT_NAC_STATUS_PORT: Final = 5801
+DEFAULT_WALLET_PORT: Final = 5820
+DEFAULT_MERCHANT_PORT: Final = 5840
 DEFAULT_ACQUIRER_ID: Final = "48009999"
 DEFAULT_LMK_FILE: Final = "hsm/lmk.json"
 
@@ -166,6 +170,24 @@ class LedgerConfig:
 class FrontendConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_FRONTEND_PORT)
     db: str = "frontend.sqlite3"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WalletConfig:
+    """The QR wallet host (docs/qr.md): the front-end asks it to charge QR payments."""
+
+    listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_WALLET_PORT)
+    db: str = "wallet.sqlite3"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MerchantPlatformConfig:
+    """The merchant platform (docs/smartpos.md): the smart POS's apps."""
+
+    listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_MERCHANT_PORT)
+    db: str = "merchant.sqlite3"
     max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
@@ -328,6 +350,9 @@ class AcqsimConfig:
     ledger: LedgerConfig = LedgerConfig()
     frontend: FrontendConfig = FrontendConfig()
     nac: NacConfig = dataclasses.field(default_factory=NacConfig)
+    wallet: WalletConfig = WalletConfig()
+    #: The ``[merchant]`` table (``merchant(id)`` is a merchant fixture).
+    merchant_platform: MerchantPlatformConfig = MerchantPlatformConfig()
     merchants: tuple[MerchantFixture, ...] = DEFAULT_MERCHANTS
     terminals: tuple[TerminalFixture, ...] = DEFAULT_TERMINALS
     cards: tuple[CardFixture, ...] = DEFAULT_CARDS
@@ -463,13 +488,15 @@ def _records(raw: Mapping[str, Any], name: str, cls: type[_T], default: tuple[_T
 KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "": frozenset(
         {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "imk_ac", "bdk", "bdk_ksi", "hsm"}
-        | {"ledger", "frontend", "nac"}
+        | {"ledger", "frontend", "nac", "wallet", "merchant"}
         | {"merchants", "terminals", "cards"}
     ),
     "hsm": frozenset({"host", "port", "lmk_file", "allow_clear_import", "max_connections", "allowed_clients", "audit"}),
     "ledger": frozenset({"host", "port", "db", "max_connections"}),
     "frontend": frozenset({"host", "port", "db", "max_connections"}),
     "nac": frozenset({"host", "port", "status_port", "routes", "max_connections"}),
+    "wallet": frozenset({"host", "port", "db", "max_connections"}),
+    "merchant": frozenset({"host", "port", "db", "max_connections"}),
 }
 
 
@@ -505,6 +532,7 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
     _refuse_unknown(raw)
     defaults = AcqsimConfig.default()
     hsm_t, ledger_t, fe_t, nac_t = (_table(raw, n) for n in ("hsm", "ledger", "frontend", "nac"))
+    wallet_t, merchant_t = _table(raw, "wallet"), _table(raw, "merchant")
     status_port = nac_t.get("status_port", defaults.nac.status.port if defaults.nac.status else None)
     routes_raw = nac_t.get("routes", {DEFAULT_ROUTE: ["frontend"]})
     routes = {str(k): tuple(v if isinstance(v, list) else [v]) for k, v in routes_raw.items()}
@@ -552,6 +580,16 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
             status=None if status_port is None else Endpoint(host=nac_listen.host, port=int(status_port)),
             routes=routes,
             max_connections=_max_connections(nac_t, "nac", NAC_MAX_CONNECTIONS),
+        ),
+        wallet=WalletConfig(
+            listen=_endpoint(wallet_t, "wallet", defaults.wallet.listen),
+            db=str(wallet_t.get("db", defaults.wallet.db)),
+            max_connections=_max_connections(wallet_t, "wallet"),
+        ),
+        merchant_platform=MerchantPlatformConfig(
+            listen=_endpoint(merchant_t, "merchant", defaults.merchant_platform.listen),
+            db=str(merchant_t.get("db", defaults.merchant_platform.db)),
+            max_connections=_max_connections(merchant_t, "merchant"),
         ),
         merchants=_records(raw, "merchants", MerchantFixture, DEFAULT_MERCHANTS),
         terminals=_records(raw, "terminals", TerminalFixture, DEFAULT_TERMINALS),
@@ -607,6 +645,18 @@ def config_to_toml(config: AcqsimConfig) -> str:
             "max_connections": config.frontend.max_connections,
         },
         "nac": nac,
+        "wallet": {
+            "host": config.wallet.listen.host,
+            "port": config.wallet.listen.port,
+            "db": config.wallet.db,
+            "max_connections": config.wallet.max_connections,
+        },
+        "merchant": {
+            "host": config.merchant_platform.listen.host,
+            "port": config.merchant_platform.listen.port,
+            "db": config.merchant_platform.db,
+            "max_connections": config.merchant_platform.max_connections,
+        },
         "merchants": [_fixture_table(m) for m in config.merchants],
         "terminals": [_fixture_table(t) for t in config.terminals],
         "cards": [_fixture_table(c) for c in config.cards],

@@ -18,9 +18,9 @@ from acqkit.config import LOOPBACK, AcqsimConfig, Endpoint
 from acqkit.exitcodes import EXIT_USAGE
 from acqkit.extras import require
 from acqkit.runner import backend_options
-from acqkit.tls import create_all
+from acqkit.tls import client_context, create_all
 from acqsim.demo import run_demo
-from acqsim.processes import StartupError, running_processes
+from acqsim.processes import StartupError, running_services
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -67,14 +67,19 @@ def run(args: argparse.Namespace) -> int:
         return 0 if ok else 1
     try:
         options_for_up = _process_options(config, tls=args.tls)
-        with running_processes(
+        with running_services(
             config_file=options_for_up.get("config_file"), data_dir=options_for_up.get("data_dir")
-        ) as nac:
+        ) as services:
+            # The demo's smart POS, till and wallet app dial the wallet host and the merchant platform with the
+            # terminal's certificate when every hop is mutual TLS.
+            client_tls = client_context(config.tls_dir, "terminal") if args.tls else None
             ok = anyio.run(
-                functools.partial(run_demo, config, print, nac=nac), backend=backend, backend_options=options
+                functools.partial(run_demo, config, print, services=services, client_tls=client_tls),
+                backend=backend,
+                backend_options=options,
             )
             if args.web:
-                _serve_web_until_stopped(config, nac, args.web_port)
+                _serve_web_until_stopped(config, services.nac, args.web_port)
     except StartupError as exc:
         print(f"acqsim demo: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from acqkit.netio import FramedConnection, connect, relay_frames, serve_tcp
 from acqsim.demo_chip import chip_detail, chip_steps
 from acqsim.demo_smartpos import smartpos_day
 from acqsim.pipeline import running_pipeline
+from acqsim.processes import RunningServices
 from acqsim.traceview import journey
 from core_ledger.setup import open_store
 from terminal.pos import PosTerminal
@@ -263,29 +265,53 @@ def print_balances(config: AcqsimConfig, write: Callable[[str], None]) -> None:
             write(f"  {account.name[:28]:<28} {_money(account.balance):>14}")
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Target:
+    nac: Endpoint
+    where: str
+    wallet: Endpoint
+    #: ``None``: the smart-POS day starts a merchant platform in this process.
+    merchant_platform: Endpoint | None
+
+
 @asynccontextmanager
-async def _pipeline(config: AcqsimConfig, nac: Endpoint | None) -> AsyncIterator[tuple[Endpoint, str, Endpoint | None]]:
-    """The NAC to use: the given one (services already running as processes) or an in-process pipeline; and
-    the wallet host, when the pipeline runs one (the smart-POS day needs it)."""
-    if nac is not None:
-        yield nac, f"services running as separate processes; NAC {nac}", None
+async def _pipeline(config: AcqsimConfig, services: RunningServices | None) -> AsyncIterator[_Target]:
+    """The services to use: the given ones (running as processes) or an in-process pipeline."""
+    if services is not None:
+        yield _Target(
+            nac=services.nac,
+            where=(
+                f"services running as separate processes; NAC {services.nac}  wallet {services.wallet}"
+                f"  merchant platform {services.merchant_platform}"
+            ),
+            wallet=services.wallet,
+            merchant_platform=services.merchant_platform,
+        )
         return
     async with running_pipeline(config, trace=True) as pipeline:
-        yield (
-            pipeline.nac,
-            (f"HSM {pipeline.hsm}  ledger {pipeline.ledger}  front-end {pipeline.frontend}  NAC {pipeline.nac}"),
-            pipeline.wallet,
+        yield _Target(
+            nac=pipeline.nac,
+            where=f"HSM {pipeline.hsm}  ledger {pipeline.ledger}  front-end {pipeline.frontend}  NAC {pipeline.nac}",
+            wallet=pipeline.wallet,
+            merchant_platform=None,
         )
 
 
-async def run_demo(config: AcqsimConfig, write: Callable[[str], None], *, nac: Endpoint | None = None) -> bool:
-    """Walk the day; ``nac`` given: against services already running (``acqsim up``) with this data folder."""
+async def run_demo(
+    config: AcqsimConfig,
+    write: Callable[[str], None],
+    *,
+    services: RunningServices | None = None,
+    client_tls: ssl.SSLContext | None = None,
+) -> bool:
+    """Walk the day; ``services`` given: against services already running (``acqsim up``) with this data
+    folder, dialling the wallet host and the merchant platform with ``client_tls`` when they serve TLS."""
     write(f"acqsim demo — data in {config.data_dir}")
-    async with _pipeline(config, nac) as (target, where, wallet):
-        relay = LossyRelay(target)
+    async with _pipeline(config, services) as target:
+        relay = LossyRelay(target.nac)
         async with anyio.create_task_group() as tg:
             relay_port = await tg.start(functools.partial(serve_tcp, "127.0.0.1", 0, relay.handle, name="relay"))
-            write(where)
+            write(target.where)
             write("")
 
             def report(step: Step) -> None:
@@ -300,10 +326,14 @@ async def run_demo(config: AcqsimConfig, write: Callable[[str], None], *, nac: E
                 steps, memory = await walk_day(config, pos, relay, report)
             tg.cancel_scope.cancel()
         card_day = _finish(config, write, steps, memory)
-        if wallet is None:
-            write("(the smart-POS day needs the in-process wallet host: run acqsim demo without --processes)")
-            return card_day
-        smart_day = await smartpos_day(config, write, nac=target, wallet=wallet)
+        smart_day = await smartpos_day(
+            config,
+            write,
+            nac=target.nac,
+            wallet=target.wallet,
+            platform=target.merchant_platform,
+            client_tls=client_tls,
+        )
     return card_day and smart_day
 
 

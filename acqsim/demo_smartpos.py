@@ -1,5 +1,6 @@
 """The demo's smart-POS day (``acqsim demo``, after the card day): the cash register, QR payments both ways and
-the merchant apps, against the same pipeline plus a merchant platform started here.
+the merchant apps, against the same pipeline and its merchant platform (a process of ``acqsim up``, or one
+started here).
 
 An ECR sale paid by card (items rung up at the till, a coupon off the basket, the card charged through the
 terminal's ECR link), a QR 被扫 payment (the wallet app's code scanned), a 主扫 payment (an order QR paid by
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ssl
 from collections.abc import Callable
 from typing import Final
 
 import anyio
 
 from acqkit.amounts import yuan
-from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.config import LOOPBACK, AcqsimConfig, Endpoint
 from acqkit.datakey import DataKey
 from acqkit.extras import MissingExtra
 from ecr.register import Basket, Item, ring_up
@@ -45,7 +47,6 @@ CONSUMER: Final = "TEST-WECHAT-1"
 MEMBER_PHONE: Final = "13800000000"  # TEST
 POLL_S: Final = 0.1
 CHART: Final = "merchant-report.png"
-MERCHANT_DB: Final = "merchant.sqlite3"
 
 
 @dataclasses.dataclass(slots=True)
@@ -62,31 +63,45 @@ class Day:
         return all(ok for _, ok in self.results)
 
 
-async def smartpos_day(config: AcqsimConfig, write: Callable[[str], None], *, nac: Endpoint, wallet: Endpoint) -> bool:
+async def smartpos_day(
+    config: AcqsimConfig,
+    write: Callable[[str], None],
+    *,
+    nac: Endpoint,
+    wallet: Endpoint,
+    platform: Endpoint | None = None,
+    client_tls: ssl.SSLContext | None = None,
+) -> bool:
+    """The day against ``nac`` and the wallet host; against the merchant platform at ``platform`` (a process
+    of ``acqsim up``, its store the configuration's ``[merchant] db``), or one started here when ``None``.
+    ``client_tls``: how the wallet app, the till and the apps dial the wallet host and the platform."""
     write("")
     write("— the smart POS: a cash register, QR payments and the merchant apps —")
     day = Day(write)
     fixture = config.terminal(SMART_TERMINAL)
     merchant_id = fixture.merchant_id
     card = config.cards[0]
-    store = MerchantStore(config.data_dir / MERCHANT_DB)
+    store = MerchantStore(config.store_path(config.merchant_platform.db))
     try:
         async with anyio.create_task_group() as tg:
-            platform_port = await tg.start(
-                functools.partial(serve_platform, "127.0.0.1", 0, platform=MerchantHost(store))
-            )
+            platform_at = platform
+            if platform_at is None:
+                platform_port = await tg.start(
+                    functools.partial(serve_platform, LOOPBACK, 0, platform=MerchantHost(store))
+                )
+                platform_at = Endpoint(host=LOOPBACK, port=platform_port)
             async with PosTerminal(config, SMART_TERMINAL, nac=nac) as pos:
-                link_port = await tg.start(functools.partial(serve_ecr, "127.0.0.1", 0, link=EcrLink(pos, card)))
-                platform_at = Endpoint(host="127.0.0.1", port=platform_port)
+                link_port = await tg.start(functools.partial(serve_ecr, LOOPBACK, 0, link=EcrLink(pos, card)))
                 async with (
                     Till(
                         merchant_id=merchant_id,
                         terminal_id=SMART_TERMINAL,
-                        link=Endpoint(host="127.0.0.1", port=link_port),
+                        link=Endpoint(host=LOOPBACK, port=link_port),
                         platform=platform_at,
+                        platform_tls=client_tls,
                     ) as till,
-                    MerchantClient("127.0.0.1", platform_port) as apps,
-                    WalletClient(wallet.host, wallet.port) as app,
+                    MerchantClient(platform_at.host, platform_at.port, tls=client_tls) as apps,
+                    WalletClient(wallet.host, wallet.port, tls=client_tls) as app,
                 ):
                     await _walk(day, config, pos, till, apps, app, merchant_id, card.pan)
             tg.cancel_scope.cancel()

@@ -27,12 +27,31 @@ class StartupError(RuntimeError):
         self.output = output
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RunningServices:
+    """Where ``acqsim up`` said its services listen (its ``<name> listening on HOST:PORT`` lines)."""
+
+    nac: Endpoint
+    wallet: Endpoint
+    merchant_platform: Endpoint
+
+
 @contextlib.contextmanager
 def running_processes(
     *, config_file: Path | None = None, data_dir: Path | None = None, up_args: Sequence[str] = ()
 ) -> Iterator[Endpoint]:
-    """Start the four services on free ports as separate processes; yield the NAC; stop them all on exit.
+    """Start the services on free ports as separate processes; yield the NAC; stop them all on exit.
     ``up_args``: more options for ``acqsim up`` (``--rules FILE``)."""
+    with running_services(config_file=config_file, data_dir=data_dir, up_args=up_args) as services:
+        yield services.nac
+
+
+@contextlib.contextmanager
+def running_services(
+    *, config_file: Path | None = None, data_dir: Path | None = None, up_args: Sequence[str] = ()
+) -> Iterator[RunningServices]:
+    """Start the services on free ports as separate processes; yield where the terminal-facing ones listen
+    (NAC, wallet host, merchant platform); stop them all on exit."""
     argv = [sys.executable, "-m", "acqsim", "up", "--ephemeral-ports", *up_args]
     if config_file is not None:
         argv += ["--config", str(config_file)]
@@ -44,19 +63,22 @@ def running_processes(
     ) as process:
         assert process.stdout is not None
         lines: list[str] = []
-        nac = None
+        listening: dict[str, Endpoint] = {}
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             lines.append(line)
-            if line.startswith("nac"):
-                nac = Endpoint.parse(line.split()[-1])
+            words = line.split()
+            if len(words) == 4 and words[1:3] == ["listening", "on"]:
+                listening[words[0]] = Endpoint.parse(words[3])
             if "all services up" in line or not line:
                 break
         try:
-            if nac is None or not any("all services up" in line for line in lines):
+            if not {"nac", "wallet", "merchant"} <= listening.keys() or not any("all services up" in x for x in lines):
                 raise StartupError("".join(lines))
-            yield nac
+            yield RunningServices(
+                nac=listening["nac"], wallet=listening["wallet"], merchant_platform=listening["merchant"]
+            )
         finally:
             process.terminate()
             process.wait(timeout=STOP_TIMEOUT_S)

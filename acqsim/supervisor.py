@@ -101,6 +101,8 @@ def with_ephemeral_ports(config: AcqsimConfig) -> AcqsimConfig:
         ledger=dataclasses.replace(config.ledger, listen=moved(config.ledger.listen)),
         frontend=dataclasses.replace(config.frontend, listen=moved(config.frontend.listen)),
         nac=nac,
+        wallet=dataclasses.replace(config.wallet, listen=moved(config.wallet.listen)),
+        merchant_platform=dataclasses.replace(config.merchant_platform, listen=moved(config.merchant_platform.listen)),
     )
 
 
@@ -115,14 +117,22 @@ def _serving(config: AcqsimConfig, max_connections: int | None = None) -> tuple[
 
 
 def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: Sequence[str] = ()) -> list[ServiceSpec]:
-    """How to start each service, in dependency order (HSM and ledger, front-end, NAC). ``log_args``: the
-    logging options of ``acqsim up`` (``-v``, ``--log-format=json``), given to every service."""
+    """How to start each service, in dependency order (HSM, ledger and wallet host, front-end, NAC, merchant
+    platform). Under ``tls = true`` every one of them, the wallet host and the merchant platform included,
+    serves mutual TLS and dials its peers with its own certificate. ``log_args``: the logging options of
+    ``acqsim up`` (``-v``, ``--log-format=json``), given to every service."""
     python = (sys.executable, "-m", "acqsim", *log_args)
     with_config = ("--config", str(config_file)) if config_file else ()
     traces = ("--trace-dir", str(config.trace_dir)) if config.trace else ()
     routes = [f"--route={dst}=" + ",".join(str(e) for e in config.route_members(dst)) for dst in config.nac.routes]
     status = ("--status-port", str(config.nac.status.port)) if config.nac.status else ()
-    hsm, ledger, frontend = config.hsm, config.ledger, config.frontend
+    hsm, ledger, frontend, wallet, platform = (
+        config.hsm,
+        config.ledger,
+        config.frontend,
+        config.wallet,
+        config.merchant_platform,
+    )
     lmk_file = Path(config.store_path(hsm.lmk_file))
     return [
         ServiceSpec(
@@ -162,6 +172,21 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
             ),
         ),
         ServiceSpec(
+            name="wallet",
+            endpoint=wallet.listen,
+            argv=(
+                *python,
+                "wallet",
+                "serve",
+                *with_config,
+                "--listen",
+                str(wallet.listen),
+                "--db",
+                config.store_path(wallet.db),
+                *_serving(config, wallet.max_connections),
+            ),
+        ),
+        ServiceSpec(
             name="frontend",
             endpoint=frontend.listen,
             argv=(
@@ -177,6 +202,8 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
                 config.store_path(frontend.db),
                 "--key-store",
                 str(config.key_store_path),
+                "--wallet",
+                str(wallet.listen),
                 *traces,
                 *_serving(config, frontend.max_connections),
             ),
@@ -194,6 +221,21 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
                 *status,
                 *(("--trace", str(config.trace_dir / "nac.jsonl")) if config.trace else ()),
                 *_serving(config, config.nac.max_connections),
+            ),
+        ),
+        ServiceSpec(
+            name="merchant",
+            endpoint=platform.listen,
+            argv=(
+                *python,
+                "merchant",
+                "serve",
+                *with_config,
+                "--listen",
+                str(platform.listen),
+                "--db",
+                config.store_path(platform.db),
+                *_serving(config, platform.max_connections),
             ),
         ),
     ]

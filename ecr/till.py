@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 from types import TracebackType
 from typing import Final, Self
 
@@ -44,11 +45,13 @@ class Till:
         terminal_id: str,
         link: Endpoint | None = None,
         platform: Endpoint | None = None,
+        platform_tls: ssl.SSLContext | None = None,
         timeout: float = CARD_SALE_TIMEOUT_S,
     ) -> None:
+        """``platform_tls``: the till's client context when the platform serves mutual TLS (``tls = true``)."""
         self.merchant_id, self.terminal_id = merchant_id, terminal_id
         self.terminal = None if link is None else TlvLinkClient(link.host, link.port, ECR_LINK, timeout=timeout)
-        self.platform = None if platform is None else MerchantClient(platform.host, platform.port)
+        self.platform = None if platform is None else MerchantClient(platform.host, platform.port, tls=platform_tls)
 
     async def aclose(self) -> None:
         for client in (self.terminal, self.platform):

@@ -1,6 +1,7 @@
 """``acqsim merchant``: run the merchant platform, use its apps from the command line, or report on sales.
 
-    acqsim merchant serve [--listen HOST:PORT] [--db FILE]      the platform (prints READY merchant HOST:PORT)
+    acqsim merchant serve [--listen HOST:PORT] [--db FILE]      the platform (prints READY merchant HOST:PORT;
+                          [--tls-dir DIR] [--max-connections N]  mutual TLS under tls = true)
     acqsim merchant report [--db FILE] [--json] [--plot FILE]   sales by hour and method, average ticket, top items
     acqsim merchant coupon-issue DISCOUNT [--min-spend A]       a coupon worth DISCOUNT yuan
     acqsim merchant coupon-redeem CODE BASKET --ref R           the discount off a basket (once)
@@ -30,6 +31,8 @@ from acqkit.amounts import parse_amount
 from acqkit.config import AcqsimConfig, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
+from acqkit.tls import add_serving_arguments
 from merchant.analytics import plot, report, text
 from merchant.client import DEFAULT_MERCHANT, MerchantClient, MerchantError
 from merchant.server import MerchantHost, serve
@@ -37,7 +40,6 @@ from merchant.store import MerchantStore, MerchantStoreError
 from wire.merchantlink import MerchantKind
 from wire.tlvlink import LinkMessage
 
-MERCHANT_DB: Final = "merchant.sqlite3"
 ACTIONS: Final = (
     "serve",
     "report",
@@ -57,8 +59,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=ACTIONS, help="serve the platform, report on sales, or use one of its apps")
     parser.add_argument("values", nargs="*", help="the action's arguments (see acqsim merchant --help)")
     parser.add_argument("--config", type=Path, help="configuration file (default: built-in TEST configuration)")
-    parser.add_argument("--listen", help=f"serve: HOST:PORT to listen on (default {DEFAULT_MERCHANT})")
-    parser.add_argument("--db", help=f"serve, report: the platform's store (default {MERCHANT_DB} in the data dir)")
+    parser.add_argument("--listen", help=f"serve: HOST:PORT to listen on (default: [merchant], {DEFAULT_MERCHANT})")
+    parser.add_argument("--db", help="serve, report: the platform's store (default: [merchant] db in the data dir)")
     parser.add_argument("--platform", help=f"HOST:PORT of the merchant platform (default {DEFAULT_MERCHANT})")
     parser.add_argument("--merchant-id", help="merchant id (default: the first configured merchant)")
     parser.add_argument("--terminal", help="terminal id (notices for one terminal)")
@@ -66,6 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-spend", help="coupon-issue: the basket must reach this many yuan")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", type=Path, help="report: write the chart as PNG here (needs acqsim[plot])")
+    add_serving_arguments(parser)
 
 
 def _need(args: argparse.Namespace, count: int, what: str) -> list[str]:
@@ -116,7 +119,7 @@ async def _app(args: argparse.Namespace, config: AcqsimConfig) -> int:
 
 
 def _report(args: argparse.Namespace, config: AcqsimConfig) -> int:
-    store = MerchantStore(args.db or config.data_dir / MERCHANT_DB)
+    store = MerchantStore(args.db or config.store_path(config.merchant_platform.db))
     try:
         book = store.load()
     finally:
@@ -131,11 +134,20 @@ def _report(args: argparse.Namespace, config: AcqsimConfig) -> int:
 
 
 async def _serve(args: argparse.Namespace, config: AcqsimConfig) -> None:
-    listen = Endpoint.parse(args.listen) if args.listen else DEFAULT_MERCHANT
-    store = MerchantStore(args.db or config.data_dir / MERCHANT_DB)
+    listen = Endpoint.parse(args.listen) if args.listen else config.merchant_platform.listen
+    serving = serving_for(
+        "merchant",
+        tls_dir=args.tls_dir,
+        max_connections=args.max_connections,
+        config=config,
+        configured_max=config.merchant_platform.max_connections,
+    )
+    store = MerchantStore(args.db or config.store_path(config.merchant_platform.db))
     try:
         async with anyio.create_task_group() as tg:
-            port = await tg.start(functools.partial(serve, listen.host, listen.port, platform=MerchantHost(store)))
+            host = MerchantHost(store)
+            port = await tg.start(functools.partial(serve, listen.host, listen.port, platform=host, serving=serving))
+            print(serving.summary, flush=True)
             announce("merchant", listen.host, port)
     finally:
         store.close()
@@ -149,6 +161,6 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "report":
             return _report(args, config)
         return anyio.run(_app, args, config)
-    except (ConfigError, ValueError, MerchantStoreError) as exc:
+    except (ConfigError, ValueError, OSError, MerchantStoreError) as exc:
         print(f"acqsim merchant: {exc}", file=sys.stderr)
         return EXIT_USAGE

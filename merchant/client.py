@@ -7,14 +7,13 @@ from __future__ import annotations
 import ssl
 from typing import Final
 
-from acqkit.config import Endpoint
+from acqkit.config import DEFAULT_MERCHANT_PORT, Endpoint
 from acqkit.tlvclient import LinkError, LinkTimeout, LinkUnavailable, TlvLinkClient
 from wire.merchantlink import MERCHANT_LINK
 
 MERCHANT_TIMEOUT_S: Final = 5.0
 MERCHANT_SERVICE_NAME: Final = "merchant"
-#: Where the merchant platform listens unless told otherwise.
-DEFAULT_MERCHANT_PORT: Final = 5840
+#: Where it listens unless told otherwise (acqkit/config.py).
 DEFAULT_MERCHANT: Final = Endpoint(host="127.0.0.1", port=DEFAULT_MERCHANT_PORT)
 
 MerchantError = LinkError

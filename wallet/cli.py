@@ -1,6 +1,7 @@
 """``acqsim wallet``: run the wallet host, or act as the consumer's wallet app.
 
-    acqsim wallet serve [--listen HOST:PORT] [--db FILE]     the wallet host (prints READY wallet HOST:PORT)
+    acqsim wallet serve [--listen HOST:PORT] [--db FILE] [--tls-dir DIR] [--max-connections N]
+                                                             the wallet host (prints READY wallet HOST:PORT)
     acqsim wallet code [--account ID]                        a one-time payment code (被扫: show it to the till)
     acqsim wallet pay ORDER|QR [--account ID]                pay a merchant's order QR (主扫)
     acqsim wallet confirm VOUCHER [--account ID] [--password P]   enter the password a large payment waits for
@@ -25,11 +26,13 @@ import anyio
 from acqkit.config import ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
+from acqkit.tls import add_serving_arguments
 from wallet.client import DEFAULT_WALLET, WalletClient, WalletError
 from wallet.core import QR_CONTENT_PREFIX, order_of_qr
 from wallet.seed import DEFAULT_ACCOUNT, TEST_PASSWORD
 from wallet.server import WalletHost, serve
-from wallet.store import WALLET_DB, WalletStore
+from wallet.store import WalletStore
 from wire.errors import MessageDecodeError
 from wire.field59 import mask_code
 from wire.tlvlink import LinkMessage
@@ -42,13 +45,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=ACTIONS, help="serve the wallet host, or one wallet-app action")
     parser.add_argument("target", nargs="?", help="pay: the order number or QR content; confirm: the voucher")
     parser.add_argument("--config", type=Path, help="configuration file (default: built-in TEST configuration)")
-    parser.add_argument("--listen", help=f"serve: HOST:PORT to listen on (default {DEFAULT_WALLET})")
-    parser.add_argument("--db", help=f"serve: the wallet store (default {WALLET_DB} in the data directory)")
+    parser.add_argument("--listen", help=f"serve: HOST:PORT to listen on (default: [wallet], {DEFAULT_WALLET})")
+    parser.add_argument("--db", help="serve: the wallet store (default: [wallet] db in the data directory)")
     parser.add_argument("--wallet", help=f"app actions: HOST:PORT of the wallet host (default {DEFAULT_WALLET})")
     parser.add_argument("--account", default=DEFAULT_ACCOUNT, help=f"wallet account (default {DEFAULT_ACCOUNT})")
     parser.add_argument("--password", default=TEST_PASSWORD, help="confirm: the wallet password (default TEST)")
     parser.add_argument("--show-code", action="store_true", help="code: print the whole code (default masked)")
     parser.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    add_serving_arguments(parser)
 
 
 def _request(args: argparse.Namespace) -> LinkMessage:
@@ -90,12 +94,20 @@ async def _app(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    listen = Endpoint.parse(args.listen) if args.listen else DEFAULT_WALLET
-    store = WalletStore(args.db or config.data_dir / WALLET_DB)
+    listen = Endpoint.parse(args.listen) if args.listen else config.wallet.listen
+    serving = serving_for(
+        "wallet",
+        tls_dir=args.tls_dir,
+        max_connections=args.max_connections,
+        config=config,
+        configured_max=config.wallet.max_connections,
+    )
+    store = WalletStore(args.db or config.store_path(config.wallet.db))
     try:
         host = WalletHost(store)
         async with anyio.create_task_group() as tg:
-            port = await tg.start(functools.partial(serve, listen.host, listen.port, wallet=host))
+            port = await tg.start(functools.partial(serve, listen.host, listen.port, wallet=host, serving=serving))
+            print(serving.summary, flush=True)
             announce("wallet", listen.host, port)
     finally:
         store.close()
@@ -106,6 +118,6 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "serve":
             return run_service(functools.partial(_serve, args))
         return anyio.run(_app, args)
-    except (ConfigError, ValueError, MessageDecodeError) as exc:
+    except (ConfigError, ValueError, OSError, MessageDecodeError) as exc:
         print(f"acqsim wallet: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,14 +13,13 @@ from __future__ import annotations
 import ssl
 from typing import Final
 
-from acqkit.config import Endpoint
+from acqkit.config import DEFAULT_WALLET_PORT, Endpoint
 from acqkit.tlvclient import LinkError, LinkTimeout, LinkUnavailable, TlvLinkClient
 from wire.walletlink import WALLET_LINK
 
 WALLET_TIMEOUT_S: Final = 5.0
 WALLET_SERVICE_NAME: Final = "wallet"
-#: Where the wallet host listens unless told otherwise.
-DEFAULT_WALLET_PORT: Final = 5820
+#: Where it listens unless told otherwise (acqkit/config.py).
 DEFAULT_WALLET: Final = Endpoint(host="127.0.0.1", port=DEFAULT_WALLET_PORT)
 
 WalletError = LinkError

@@ -32,7 +32,7 @@ def test_only_the_hsm_is_told_where_the_lmk_is_and_keeps_the_passphrase(tmp_path
     assert hsm[hsm.index("--lmk-file") + 1] == str(tmp_path / "hsm" / "lmk.json")
     assert "--create-lmk" in hsm and "--allow-clear-import" in hsm
     assert specs["hsm"].withheld_env == frozenset()
-    for name in ("ledger", "frontend", "nac"):
+    for name in ("ledger", "wallet", "frontend", "nac", "merchant"):
         assert not any("lmk" in word.lower() for word in specs[name].argv), name
         assert "ACQSIM_LMK_PASSPHRASE" in specs[name].withheld_env
     frontend = specs["frontend"].argv

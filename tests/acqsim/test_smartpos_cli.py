@@ -45,7 +45,7 @@ async def test_the_wallet_host_runs_as_a_process_and_issues_codes(tmp_path: Path
         assert process.stdout is not None
         output = b""
         with anyio.fail_after(20):
-            while b"\n" not in output:
+            while b"READY wallet " not in output or not output.endswith(b"\n"):  # after its serving line
                 output += await process.stdout.receive()
         port = int(output.decode().split("READY wallet 127.0.0.1:")[1].split()[0])
         async with WalletClient("127.0.0.1", port) as client:

@@ -29,12 +29,14 @@ def test_restart_policy_backs_off_then_gives_up() -> None:
 def test_service_commands_in_dependency_order_with_ephemeral_ports(tmp_path: Path) -> None:
     config = with_ephemeral_ports(AcqsimConfig.default(data_dir=tmp_path))
     specs = service_commands(config, None)
-    assert [s.name for s in specs] == ["hsm", "ledger", "frontend", "nac"]
-    assert len({s.endpoint.port for s in specs}) == 4
-    nac = specs[-1].argv
-    assert f"--route=0003=127.0.0.1:{config.frontend.listen.port}" in nac
-    for spec in specs[:3]:  # every service traces into the data folder
-        assert spec.argv[spec.argv.index("--trace-dir") + 1] == str(config.trace_dir)
+    # the wallet host before the front-end that charges QR payments on it (issue #20)
+    assert [s.name for s in specs] == ["hsm", "ledger", "wallet", "frontend", "nac", "merchant"]
+    assert len({s.endpoint.port for s in specs}) == 6
+    by_name = {s.name: s.argv for s in specs}
+    assert f"--route=0003=127.0.0.1:{config.frontend.listen.port}" in by_name["nac"]
+    assert by_name["frontend"][by_name["frontend"].index("--wallet") + 1] == str(config.wallet.listen)
+    for name in ("hsm", "ledger", "frontend"):  # every ISO 8583 service traces into the data folder
+        assert by_name[name][by_name[name].index("--trace-dir") + 1] == str(config.trace_dir)
 
 
 def test_up_starts_four_processes_and_stops_them_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,15 +15,19 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """#15: after a day over real processes (sign-on, purchases with PINs, void, refund, pre-authorisation,
-    settlement) and a pcap export, no file the run wrote — traces, logs, journal, terminal state, receipts,
-    capture, keys — nor anything it printed holds a test PAN, PIN, clear PIN block or clear key.
+    settlement; the smart-POS day's QR payments and merchant apps) and a pcap export, no file the run wrote —
+    traces, logs, journal, terminal state, receipts, capture, keys, the wallet's and the platform's stores — nor
+    anything it printed holds a test PAN, PIN, clear PIN block or clear key.
 
     The one demo day of ``make test``: over real processes with mutual TLS on every service hop, then read back
     with ``acqsim trace``; the in-process pipeline is tests/integration/test_pipeline.py's."""
     assert main(["demo", "--processes", "--tls", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "services running as separate processes" in out and "19 of 19 steps ended as expected" in out
-    assert "the smart-POS day needs the in-process wallet host" in out  # tests/integration/test_demo_smartpos.py
+    # issue #20: the smart-POS day over the wallet host and the merchant platform as processes of acqsim up
+    smart = re.search(r"smart-POS day: (\d+) of (\d+) steps ended as expected", out)
+    assert smart is not None and smart[1] == smart[2], out[-3000:]
+    assert "merchant platform 127.0.0.1:" in out and "QR" in out
     assert "terminal ← answer" in out and "front-end → HSM DC" in out and "front-end → ledger 0200" in out
     # issue #18: where each cryptogram is checked shows in the timelines
     assert "front-end ← HSM KQ (ARQC verified, ARPC generated)" in out
@@ -31,7 +35,7 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
     assert "front-end ← HSM M2 (track decrypted, TDK)" in out  # the 004 terminal's tracks under its TDK
     assert "ledger ← front-end 0200" in out  # the ledger process traced its own hop
     assert (tmp_path / "tls" / "ca.pem").exists()
-    for service in ("hsm", "ledger", "frontend", "nac"):  # every service started with TLS between services
+    for service in ("hsm", "ledger", "wallet", "frontend", "nac", "merchant"):  # every hop is mutual TLS
         assert "mutual TLS between services" in (tmp_path / "logs" / f"{service}.log").read_text()
     traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
     assert traces.count("\n") > 50
