@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -52,7 +52,7 @@ class Pool:
     journals: list[Path]
     members: list[str]
     scopes: list[anyio.CancelScope]
-    start_member: functools.partial[object]
+    start_member: Callable[[int, int], Awaitable[object]]
 
 
 @contextlib.asynccontextmanager
@@ -95,8 +95,7 @@ async def running_pool(tmp_path: Path) -> AsyncIterator[Pool]:
         table = RouteTable(routes={"0003": "0003"}, groups={"0003": tuple(Member.parse(m) for m in members)})
         nac_server = NacServer(table, NacLimits(backoff_max_s=0.2), sticky=True)
         nac_ports = await tg.start(functools.partial(nac_server.serve, LOOPBACK, 0))
-        for name in members:
-            await wait_until(lambda name=name: nac_server.stats.members[name].up)
+        await wait_until(lambda: all(nac_server.stats.members[name].up for name in members))
         try:
             yield Pool(
                 config=config,
