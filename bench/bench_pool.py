@@ -1,7 +1,8 @@
 """Scale-out: approved purchases per second with 1 and with 2 front-end processes behind the sticky NAC.
 
 The same run as bench_e2e's keep-alive capacity run (``acqsim up`` as processes, traces off, 32 load
-terminals keeping their NAC connection open, purchases offered above capacity for 5 s), once with one
+terminals keeping their NAC connection open, each on a card of its own — one shared card would meet the
+front-end's PIN-try reservations — purchases offered above capacity for 5 s), once with one
 front-end and once with a pool of two (``--frontends 2``: each its own journal and RRN digit, one HSM, one
 SQLite ledger), alternated ``ROUNDS`` times so the machine's drift hits both; best of each is compared. CPU µs
 per approved purchase by process (both front-ends summed under ``frontend``) says where the time goes.
@@ -20,7 +21,7 @@ from acqkit.runner import backend_options
 from acqsim.processes import pipeline_processes
 from bench.cpu import cpu_by_service, cpu_per_item
 from bench.report import emit
-from terminal.load.runner import run_load
+from terminal.load.runner import load_cards, run_load, with_load_cards
 from terminal.load.schedule import Mix, OpenLoopSchedule
 
 TERMINALS: Final = 32
@@ -32,7 +33,8 @@ ROUNDS: Final = 2
 
 def run_once(frontends: int, backend: str, options: dict[str, Any]) -> tuple[float, dict[str, float]]:
     """Approved purchases/s, and CPU µs per approved purchase by process, with ``frontends`` front-ends."""
-    config = AcqsimConfig.default()
+    cards = load_cards(AcqsimConfig.default(), TERMINALS)
+    config = with_load_cards(AcqsimConfig.default(), cards)
     with (
         tempfile.TemporaryDirectory(prefix="acqsim-bench-pool-") as tmp,
         pipeline_processes(config, TERMINALS, Path(tmp), frontends=frontends) as nac,
@@ -46,6 +48,8 @@ def run_once(frontends: int, backend: str, options: dict[str, Any]) -> tuple[flo
                 mix=Mix.parse("purchase=100"),
                 against=nac,
                 keep_alive=True,
+                cards=cards,
+                spread="terminal",
             ),
             backend=backend,
             backend_options=options,
