@@ -81,6 +81,8 @@ class Router:
         self.sticky: dict[str, StickyPool] | None = {group: StickyPool() for group in table.groups} if sticky else None
         self.limits = limits or NacLimits()
         self.stats = stats or NacStats()
+        for group, pool in (self.sticky or {}).items():
+            self.stats.pools[group] = pool.stats
         self._pool = ReturnAddressPool(self.limits.address_pool_size)
         self._in_flight: dict[int, _InFlight] = {}
         # requests not yet answered nor timed out, oldest first: deadlines grow with insertion order (the time

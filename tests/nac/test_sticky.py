@@ -84,6 +84,7 @@ def test_failover_moves_only_the_dead_members_terminals_and_return_waits_for_a_c
     assert send(router, connection, frame(mover, "0800")).link_id == back
     assert send(router, connection, frame(mover)).link_id == back
     assert sticky["0003"].stats.returns == 1
+    assert router.stats.snapshot()["pools"]["0003"] == {"placed": 30, "failovers": len(on_first), "returns": 1}
     assert all(send(router, connection, frame(t)).link_id == second for t in others)
 
 
