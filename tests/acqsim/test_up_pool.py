@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from acqkit.config import AcqsimConfig, ConfigError, config_to_toml
+from acqsim.chaos import run_chaos
 from acqsim.cmd_up import with_pool
 from acqsim.processes import running_processes
 from acqsim.supervisor import service_commands, with_ephemeral_ports
@@ -87,3 +88,14 @@ def test_a_pool_gets_its_own_ports_journals_rrn_digits_and_a_sticky_nac(tmp_path
     assert "--route=0003=" + ",".join(str(spec.endpoint) for spec in frontends) in nac
     with pytest.raises(ConfigError, match="--frontends must be from 1 to 9"):
         with_pool(config, 10, None)
+
+
+def test_killing_a_pool_member_under_load_loses_and_doubles_no_posting(tmp_path: Path) -> None:
+    """kill -9 of front-end 1 of 2 mid-run (requests in flight): its terminals move to member 2, the
+    terminals' reversals and member 1's start-up recovery settle what was in flight; every journal reconciles."""
+    result = run_chaos(AcqsimConfig.default(), tmp_path, duration=6.0, rate=10.0, kill=("frontend",), frontends=2)
+    assert result.kills == ["frontend"] and "frontend" in result.restart_s
+    assert result.sent > 0 and result.approved > 0
+    assert result.debited == result.approved_amount, "every approved purchase debited exactly once"
+    assert result.reconcile is not None and result.reconcile.clean, result.reconcile
+    assert result.clean, result.problems
