@@ -67,6 +67,11 @@ class _Link:
     closing: bool = False
 
 
+def connection_key(terminal_id: int) -> str:
+    """The sticky key of a terminal connection whose frames carry no readable field 41."""
+    return f"#{terminal_id}"
+
+
 class Router:
     def __init__(
         self,
@@ -119,6 +124,8 @@ class Router:
         terminal = self._terminals.pop(terminal_id, None)
         if terminal is None:
             return
+        for pool in (self.sticky or {}).values():
+            pool.forget(connection_key(terminal_id))
         self.stats.connections_open -= 1
         if reason is not None:
             self.stats.closed[reason] += 1
@@ -146,7 +153,7 @@ class Router:
         if self.sticky is None:
             link_id = self._pick_link(group)
         else:
-            sticky_key = terminal_id_of(payload) or f"#{terminal_id}"
+            sticky_key = terminal_id_of(payload) or connection_key(terminal_id)
             link_id = self._pick_sticky(group, sticky_key, is_sign_on(payload))
         if link_id is None:
             return self._drop(DropReason.NO_UPSTREAM, group)

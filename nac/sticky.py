@@ -14,7 +14,10 @@ lives on the member it signed on at. The NAC therefore keeps every terminal on o
   anywhere else would send a MAC made with one member's keys to another.
 
 The terminal key is field 41 (read by :func:`wire.posframe.terminal_id_of`), or the terminal connection when a
-body has no readable 41. One entry per terminal key is kept (about 100 bytes; 10,000 terminals ≈ 1 MB).
+body has no readable 41 (forgotten when that connection closes). One entry per terminal key is kept (about
+100 bytes; 10,000 terminals ≈ 1 MB), at most ``MAX_PLACED``: beyond that the least recently used is forgotten
+(it is placed afresh by the hash at its next request), so frames with made-up terminal ids cannot grow the
+table without bound.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ import collections
 import dataclasses
 import hashlib
 from collections.abc import Collection
+from typing import Final
+
+#: Terminal keys remembered at most (≈ 100 bytes each); the least recently used is forgotten beyond it.
+MAX_PLACED: Final = 100_000
 
 
 def score(key: str, member: str) -> int:
@@ -48,6 +55,7 @@ class StickyPool:
     """Which member each terminal key is on, and how many of its requests are in flight."""
 
     stats: StickyStats = dataclasses.field(default_factory=StickyStats)
+    max_placed: int = MAX_PLACED
     _placed: dict[str, str] = dataclasses.field(default_factory=dict)
     _in_flight: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
@@ -56,7 +64,8 @@ class StickyPool:
         if not up:
             return None
         best = best_member(key, up)
-        current = self._placed.get(key)
+        current = self._placed.pop(key, None)  # put back last: the dict's order is the use order
+        chosen = best
         if current is None:
             self.stats.placed += 1
         elif current not in up:
@@ -64,12 +73,22 @@ class StickyPool:
         elif current != best and sign_on and not self._in_flight[key]:
             self.stats.returns += 1
         else:
-            return current
-        self._placed[key] = best
-        return best
+            chosen = current
+        self._placed[key] = chosen
+        if len(self._placed) > self.max_placed:
+            del self._placed[next(iter(self._placed))]
+        return chosen
 
     def member_of(self, key: str) -> str | None:
         return self._placed.get(key)
+
+    def forget(self, key: str) -> None:
+        """``key`` will not come again (a connection key whose connection closed)."""
+        self._placed.pop(key, None)
+
+    @property
+    def placed(self) -> int:
+        return len(self._placed)
 
     def sent(self, key: str) -> None:
         self._in_flight[key] += 1
@@ -84,4 +103,4 @@ class StickyPool:
         return self._in_flight[key]
 
 
-__all__ = ["StickyPool", "StickyStats", "best_member", "score"]
+__all__ = ["MAX_PLACED", "StickyPool", "StickyStats", "best_member", "score"]

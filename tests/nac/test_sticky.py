@@ -134,3 +134,21 @@ def test_a_terminal_moves_only_for_a_dead_member_or_at_a_clean_sign_on(
             assert chosen == current
         pool.sent("t")
         current = chosen
+
+
+def test_the_placement_table_is_bounded_and_forgets_closed_connections() -> None:
+    pool = StickyPool(max_placed=3)
+    for key in ("a", "b", "c"):
+        pool.choose(key, MEMBERS, sign_on=False)
+    pool.choose("a", MEMBERS, sign_on=False)  # used again: now the most recent
+    pool.choose("d", MEMBERS, sign_on=False)  # one too many: the least recently used ("b") goes
+    assert pool.placed == 3 and pool.member_of("b") is None and pool.member_of("a") is not None
+
+    router, _links = pool_router()
+    connection = router.open_terminal()
+    assert connection is not None
+    send(router, connection, request(b"\x02\x00not iso"))  # no readable 41: keyed by its connection
+    sticky = router.sticky
+    assert sticky is not None and sticky["0003"].placed == 1
+    router.close_terminal(connection)
+    assert sticky["0003"].placed == 0
