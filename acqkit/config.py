@@ -410,6 +410,18 @@ class AcqsimConfig:
         rest = fe.pool or tuple(Endpoint(host=fe.listen.host, port=fe.listen.port + k) for k in range(1, fe.instances))
         return (fe.listen, *rest[: fe.instances - 1])
 
+    def check_listen_ports(self) -> None:
+        """Raise :class:`ConfigError` when two services would listen on one address (a pool's ports run on from
+        ``[frontend] port``: 8 front-ends from 5803 reach the ledger's 5810)."""
+        named = [("hsm", self.hsm.listen), ("ledger", self.ledger.listen), ("nac", self.nac.listen)]
+        named += [("nac status", self.nac.status)] if self.nac.status else []
+        named += [(f"front-end {k}", e) for k, e in enumerate(self.frontend_endpoints(), 1)]
+        seen: dict[Endpoint, str] = {}
+        for name, endpoint in named:
+            if endpoint in seen:
+                raise ConfigError(f"{seen[endpoint]} and {name} would both listen on {endpoint}: move a port")
+            seen[endpoint] = name
+
     def frontend_db(self, instance: int | None = None) -> str:
         """The journal of the front-end (``instance`` of a pool: in its own folder ``frontend-K``)."""
         if instance is None or "://" in self.frontend.db:

@@ -67,6 +67,7 @@ async def _up(args: argparse.Namespace) -> None:
     config = with_pool(config, args.frontends, args.ledger_db)
     if args.ephemeral_ports:
         config = with_ephemeral_ports(config)
+    config.check_listen_ports()
     config.data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(spec: ServiceSpec) -> None:

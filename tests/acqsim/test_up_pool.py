@@ -99,3 +99,9 @@ def test_killing_a_pool_member_under_load_loses_and_doubles_no_posting(tmp_path:
     assert result.debited == result.approved_amount, "every approved purchase debited exactly once"
     assert result.reconcile is not None and result.reconcile.clean, result.reconcile
     assert result.clean, result.problems
+
+
+def test_a_pool_whose_ports_run_into_another_service_is_refused(tmp_path: Path) -> None:
+    with_pool(AcqsimConfig.default(data_dir=tmp_path), 7, None).check_listen_ports()  # 5803–5809: clear
+    with pytest.raises(ConfigError, match=r"ledger and front-end 8 would both listen on 127\.0\.0\.1:5810"):
+        with_pool(AcqsimConfig.default(data_dir=tmp_path), 8, None).check_listen_ports()
