@@ -1,13 +1,13 @@
 """The NAC's sans-IO core: routes POS-link frames by TPDU and maps answers back to their terminal.
 
 No sockets, no clock: the shell feeds in frames, connection events and the time, and carries out the
-decisions (:mod:`nac.events`) it gets back. The ISO 8583 body is never looked at.
+decisions (:mod:`nac.events`) it gets back. The ISO 8583 body is never looked at (but for field 41 when sticky).
 
 Up (terminal → front-end): the frame's TPDU DST picks a route → upstream group → one of the group's
 connected members, round robin; or, with ``sticky=True`` (a pool of front-ends, each with its own journal and
 sessions), always the member the terminal is placed on (:mod:`nac.sticky`: by field 41, failover when the
-member is down, back only at a clean point). A return address from the pool replaces SRC, and the request is recorded as
-*in flight* under (address, upstream connection).
+member is down, back only at a clean point; the one case where the NAC reads the body). A return address from
+the pool replaces SRC, and the request is recorded as *in flight* under (address, upstream connection).
 
 Down (front-end → terminal): the answer's DST is a return address. It reaches a terminal only if that
 address is in flight *on the connection the answer came in on* and its terminal is still connected and
