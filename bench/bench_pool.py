@@ -5,11 +5,13 @@ terminals keeping their NAC connection open, each on a card of its own — one s
 front-end's PIN-try reservations — purchases offered above capacity for 5 s), once with one
 front-end and once with a pool of two (``--frontends 2``: each its own journal and RRN digit, one HSM, one
 SQLite ledger), alternated ``ROUNDS`` times so the machine's drift hits both; best of each is compared. CPU µs
-per approved purchase by process (both front-ends summed under ``frontend``) says where the time goes.
+per approved purchase by process (both front-ends summed under ``frontend``) says where the time goes. A last
+1, 2 pair runs with the ledger on PostgreSQL (the embedded server), as ``acqsim up --ledger-db`` runs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any, Final
@@ -21,6 +23,7 @@ from acqkit.runner import backend_options
 from acqsim.processes import pipeline_processes
 from bench.cpu import cpu_by_service, cpu_per_item
 from bench.report import emit
+from core_ledger.pgembed import EmbeddedPostgres, EmbeddedPostgresError
 from terminal.load.runner import load_cards, run_load, with_load_cards
 from terminal.load.schedule import Mix, OpenLoopSchedule
 
@@ -31,10 +34,15 @@ POOL_SIZES: Final = (1, 2)
 ROUNDS: Final = 2
 
 
-def run_once(frontends: int, backend: str, options: dict[str, Any]) -> tuple[float, dict[str, float]]:
-    """Approved purchases/s, and CPU µs per approved purchase by process, with ``frontends`` front-ends."""
+def run_once(
+    frontends: int, backend: str, options: dict[str, Any], ledger_db: str | None = None
+) -> tuple[float, dict[str, float]]:
+    """Approved purchases/s, and CPU µs per approved purchase by process, with ``frontends`` front-ends (and
+    the ledger on ``ledger_db``, a PostgreSQL URL, instead of a fresh SQLite file)."""
     cards = load_cards(AcqsimConfig.default(), TERMINALS)
     config = with_load_cards(AcqsimConfig.default(), cards)
+    if ledger_db is not None:
+        config = dataclasses.replace(config, ledger=dataclasses.replace(config.ledger, db=ledger_db))
     with (
         tempfile.TemporaryDirectory(prefix="acqsim-bench-pool-") as tmp,
         pipeline_processes(config, TERMINALS, Path(tmp), frontends=frontends) as nac,
@@ -81,7 +89,28 @@ def main() -> None:
         f"2 front-ends / 1: {figures['speedup_2_over_1']:.2f} "
         f"(keep-alive, traces off, {TERMINALS} terminals, offered {OFFERED_RATE:,.0f}/s, best of {ROUNDS})"
     )
+    figures |= postgres_round(backend, options)
     emit(figures)
+
+
+def postgres_round(backend: str, options: dict[str, Any]) -> dict[str, float]:
+    """One more 1, 2 alternation with the ledger on PostgreSQL (the embedded server, a fresh database a run)."""
+    server = EmbeddedPostgres()
+    try:
+        server.start()
+    except EmbeddedPostgresError as exc:
+        print(f"postgresql skipped: {exc}")
+        return {}
+    figures: dict[str, float] = {}
+    try:
+        for frontends in POOL_SIZES:
+            rate, by_process = run_once(frontends, backend, options, server.fresh_database())
+            figures[f"pg_frontends_{frontends}_approved_per_s"] = rate
+            figures[f"pg_frontends_{frontends}_cpu_us_total"] = sum(by_process.values())
+            print(f"ledger on PostgreSQL, {frontends} front-end(s): {rate:,.0f} approved purchases/s", flush=True)
+    finally:
+        server.stop()
+    return figures
 
 
 if __name__ == "__main__":
