@@ -19,6 +19,7 @@ from acqsim.chaos import run_chaos
 from acqsim.cmd_up import with_pool
 from acqsim.processes import running_processes
 from acqsim.supervisor import service_commands, with_ephemeral_ports
+from acqsim.traceview import load_records
 from core_ledger.pgembed import EmbeddedPostgres, EmbeddedPostgresError
 from terminal.pos import PosTerminal
 
@@ -61,6 +62,10 @@ def test_up_runs_a_pool_of_front_ends_on_a_postgresql_ledger(tmp_path: Path, led
         assert "READY frontend 127.0.0.1:" in (logs / f"frontend-{instance}.log").read_text(encoding="utf-8")
         assert (config.data_dir / f"frontend-{instance}" / "frontend.sqlite3").is_file()
     assert not (config.data_dir / "frontend.sqlite3").exists()
+    # each member traces to a file of its own, and the trace view reads them all
+    assert {p.name for p in config.trace_dir.glob("frontend*.jsonl")} == {"frontend-1.jsonl", "frontend-2.jsonl"}
+    traced = {r["correlation_id"] for r in load_records(config.trace_dir) if r["service"] == "frontend"}
+    assert {cid.split("-")[0] for cid in traced if cid} == {"T10000001", "T10000002"}
     reconcile = subprocess.run(
         [sys.executable, "-m", "acqsim", "ledger", "reconcile", "--ledger", ledger_url,
          "--journal", str(config.data_dir / "frontend-1" / "frontend.sqlite3"),
