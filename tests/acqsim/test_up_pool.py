@@ -6,6 +6,7 @@ tests use), a real terminal through the NAC; then ``acqsim ledger reconcile`` ov
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from acqsim.cmd_up import with_pool
 from acqsim.processes import running_processes
 from acqsim.supervisor import service_commands, with_ephemeral_ports
 from acqsim.traceview import load_records
+from acqsim.web.hops import TraceFollower
 from core_ledger.pgembed import EmbeddedPostgres, EmbeddedPostgresError
 from terminal.pos import PosTerminal
 
@@ -110,3 +112,19 @@ def test_a_pool_whose_ports_run_into_another_service_is_refused(tmp_path: Path) 
     with_pool(AcqsimConfig.default(data_dir=tmp_path), 7, None).check_listen_ports()  # 5803–5809: clear
     with pytest.raises(ConfigError, match=r"ledger and front-end 8 would both listen on 127\.0\.0\.1:5810"):
         with_pool(AcqsimConfig.default(data_dir=tmp_path), 8, None).check_listen_ports()
+
+
+def test_the_web_view_follows_every_pool_members_trace(tmp_path: Path) -> None:
+    follower = TraceFollower(tmp_path)
+    record = {
+        "time": "2026-12-04T05:00:00.000001+00:00",
+        "service": "frontend",
+        "direction": "out",
+        "link": "hsm",
+        "peer": "x",
+        "correlation_id": "T10000001-000005",
+        "note": None,
+        "message": {"code": "M8", "header": "0001", "error": None, "length": 6},
+    }
+    (tmp_path / "frontend-2.jsonl").write_text(json.dumps(record) + "\n")
+    assert [(hop.source, hop.target, hop.label) for hop in follower.poll()] == [("frontend", "hsm", "M8")]
