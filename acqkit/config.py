@@ -21,6 +21,8 @@ TOML layout (every table optional; omitted values take the defaults below)::
                 allowed_clients = ["frontend"]   # or [hsm.allowed_clients] frontend = ["M8", "DC", …]
     [ledger]    host = "127.0.0.1"  port = 5810   db = "ledger.sqlite3"   # or postgresql://…
     [frontend]  host = "127.0.0.1"  port = 5803   db = "frontend.sqlite3"
+                instances = 1     # a pool of 1–9 front-ends on ports port, port+1, …; each its own journal in
+                                  # data_dir/frontend-K/, its own RRNs; the NAC keeps each terminal on one
     [nac]       host = "127.0.0.1"  port = 5800   status_port = 5801
     [wallet]    host = "127.0.0.1"  port = 5820   db = "wallet.sqlite3"     # the QR wallet host (docs/qr.md)
     [merchant]  host = "127.0.0.1"  port = 5840   db = "merchant.sqlite3"   # the merchant platform (docs/smartpos.md)
@@ -166,11 +168,19 @@ class LedgerConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
+#: Front-ends a pool may hold: the instance number is one RRN digit (frontend/journal.py).
+MAX_FRONTENDS: Final = 9
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class FrontendConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_FRONTEND_PORT)
     db: str = "frontend.sqlite3"
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: Front-end processes in the pool (``acqsim up --frontends N``), 1–:data:`MAX_FRONTENDS`.
+    instances: int = 1
+    #: Where instances 2…N listen when not on the ports after ``listen`` (free ports: ``--ephemeral-ports``).
+    pool: tuple[Endpoint, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -412,7 +422,36 @@ class AcqsimConfig:
         members = self.nac.routes.get(route)
         if members is None:
             raise ConfigError(f"nac.routes has no route {route!r}")
-        return tuple(self.frontend.listen if m == "frontend" else Endpoint.parse(m) for m in members)
+        resolved: list[Endpoint] = []
+        for member in members:
+            resolved.extend(self.frontend_endpoints() if member == "frontend" else (Endpoint.parse(member),))
+        return tuple(resolved)
+
+    def frontend_endpoints(self) -> tuple[Endpoint, ...]:
+        """Where each front-end of the pool listens: instance 1 on ``listen``, then ``pool`` or the next ports."""
+        fe = self.frontend
+        if fe.instances == 1:
+            return (fe.listen,)
+        rest = fe.pool or tuple(Endpoint(host=fe.listen.host, port=fe.listen.port + k) for k in range(1, fe.instances))
+        return (fe.listen, *rest[: fe.instances - 1])
+
+    def check_listen_ports(self) -> None:
+        """Raise :class:`ConfigError` when two services would listen on one address (a pool's ports run on from
+        ``[frontend] port``: 8 front-ends from 5803 reach the ledger's 5810)."""
+        named = [("hsm", self.hsm.listen), ("ledger", self.ledger.listen), ("nac", self.nac.listen)]
+        named += [("nac status", self.nac.status)] if self.nac.status else []
+        named += [(f"front-end {k}", e) for k, e in enumerate(self.frontend_endpoints(), 1)]
+        seen: dict[Endpoint, str] = {}
+        for name, endpoint in named:
+            if endpoint in seen:
+                raise ConfigError(f"{seen[endpoint]} and {name} would both listen on {endpoint}: move a port")
+            seen[endpoint] = name
+
+    def frontend_db(self, instance: int | None = None) -> str:
+        """The journal of the front-end (``instance`` of a pool: in its own folder ``frontend-K``)."""
+        if instance is None or "://" in self.frontend.db:
+            return self.store_path(self.frontend.db)
+        return str(self.data_dir / f"frontend-{instance}" / self.frontend.db)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (``acqsim config show --json``); clear TEST keys and PINs included by design."""
@@ -420,6 +459,7 @@ class AcqsimConfig:
         raw["data_dir"] = str(self.data_dir)
         for name in ("hsm", "ledger", "frontend", "nac"):
             raw[name]["listen"] = str(getattr(self, name).listen)
+        raw["frontend"]["pool"] = [str(e) for e in self.frontend.pool]
         raw["nac"]["status"] = str(self.nac.status) if self.nac.status else None
         raw["nac"]["routes"] = {k: list(v) for k, v in self.nac.routes.items()}
         for card, card_raw in zip(self.cards, raw["cards"], strict=True):
@@ -461,6 +501,15 @@ def _allowed_clients(table: Mapping[str, Any], default: Mapping[str, tuple[str, 
     )
 
 
+def _instances(table: Mapping[str, Any]) -> int:
+    value = table.get("instances", 1)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_FRONTENDS:
+        raise ConfigError(
+            f"[frontend] instances must be an integer from 1 to {MAX_FRONTENDS}", table="frontend", key="instances"
+        )
+    return value
+
+
 def _max_connections(table: Mapping[str, Any], name: str, default: int = DEFAULT_MAX_CONNECTIONS) -> int:
     value = table.get("max_connections", default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -493,7 +542,7 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     ),
     "hsm": frozenset({"host", "port", "lmk_file", "allow_clear_import", "max_connections", "allowed_clients", "audit"}),
     "ledger": frozenset({"host", "port", "db", "max_connections"}),
-    "frontend": frozenset({"host", "port", "db", "max_connections"}),
+    "frontend": frozenset({"host", "port", "db", "max_connections", "instances"}),
     "nac": frozenset({"host", "port", "status_port", "routes", "max_connections"}),
     "wallet": frozenset({"host", "port", "db", "max_connections"}),
     "merchant": frozenset({"host", "port", "db", "max_connections"}),
@@ -574,6 +623,7 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
             listen=_endpoint(fe_t, "frontend", defaults.frontend.listen),
             db=str(fe_t.get("db", defaults.frontend.db)),
             max_connections=_max_connections(fe_t, "frontend"),
+            instances=_instances(fe_t),
         ),
         nac=NacConfig(
             listen=nac_listen,
@@ -643,6 +693,7 @@ def config_to_toml(config: AcqsimConfig) -> str:
             "port": config.frontend.listen.port,
             "db": config.frontend.db,
             "max_connections": config.frontend.max_connections,
+            "instances": config.frontend.instances,
         },
         "nac": nac,
         "wallet": {

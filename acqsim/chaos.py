@@ -76,6 +76,10 @@ class ChaosResult:
         }
 
 
+def _text(instance: int | None) -> str | None:
+    return None if instance is None else str(instance)
+
+
 class _Stack:
     """``acqsim up`` as a child process, its output lines delivered to a queue by a reader thread."""
 
@@ -114,8 +118,9 @@ class _Stack:
                 raise ChaosError(f"acqsim up exited (code {self.process.poll()}) before {text!r}")
         raise ChaosError(f"no {text!r} from acqsim up within {timeout:.0f} s")
 
-    def service_pid(self, name: str) -> int:
-        """The pid of the supervisor's child running ``name`` (read from /proc: Linux)."""
+    def service_pid(self, name: str, instance: int | None = None) -> int:
+        """The pid of the supervisor's child running ``name`` (front-end ``instance`` of a pool; read from
+        /proc: Linux)."""
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -124,7 +129,8 @@ class _Stack:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if int(stat[1]) == self.process.pid and name.encode() in argv:
+            member = argv[argv.index(b"--instance") + 1].decode() if b"--instance" in argv else None
+            if int(stat[1]) == self.process.pid and name.encode() in argv and member == _text(instance):
                 return int(entry.name)
         raise ChaosError(f"no running {name} process under acqsim up")
 
@@ -150,24 +156,36 @@ def card_balances(ledger_db: str) -> int:
     return sum(a.balance for a in state.accounts.values() if a.account_id in card_accounts)
 
 
-def approved_purchases(journal: Path) -> int:
-    db = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        (total,) = db.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM txns WHERE kind = 'purchase' AND status = 'approved'"
-        ).fetchone()
-    finally:
-        db.close()
-    return int(total)
+def approved_purchases(journals: list[Path]) -> int:
+    total = 0
+    for journal in journals:
+        db = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            (amount,) = db.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM txns WHERE kind = 'purchase' AND status = 'approved'"
+            ).fetchone()
+        finally:
+            db.close()
+        total += int(amount)
+    return total
 
 
 def run_chaos(
-    config: AcqsimConfig, folder: Path, *, duration: float, rate: float, kill: tuple[str, ...]
+    config: AcqsimConfig,
+    folder: Path,
+    *,
+    duration: float,
+    rate: float,
+    kill: tuple[str, ...],
+    frontends: int = 1,
 ) -> ChaosResult:
+    """With ``frontends`` above 1 a pool runs behind a sticky NAC, and ``frontend`` in ``kill`` is member 1."""
     services = dataclasses.replace(with_load_terminals(config, LOAD_TERMINALS), data_dir=folder / "data", trace=False)
+    services = dataclasses.replace(services, frontend=dataclasses.replace(services.frontend, instances=frontends))
     config_file = folder / "chaos.toml"
     config_file.write_text(config_to_toml(services), encoding="utf-8")
-    journal = Path(services.store_path(services.frontend.db))
+    pool = frontends > 1
+    journals = [Path(services.frontend_db(k if pool else None)) for k in range(1, frontends + 1)]
     ledger = services.store_path(services.ledger.db)
     result = ChaosResult()
     stack = _Stack(config_file)
@@ -184,10 +202,12 @@ def run_chaos(
         for i, name in enumerate(kill):
             due = started + duration * (i + 1) / (len(kill) + 1)
             time.sleep(max(0.0, due - time.monotonic()))  # pacing
-            os.kill(stack.service_pid(name), signal.SIGKILL)
+            member = 1 if pool and name == "frontend" else None
+            os.kill(stack.service_pid(name, member), signal.SIGKILL)
             killed_at = time.monotonic()
             result.kills.append(name)
-            stack.wait_for(f"{name:<9} listening on", RESTART_TIMEOUT_S)
+            title = f"{name}-{member}" if member is not None else name
+            stack.wait_for(f"{title:<9} listening on", RESTART_TIMEOUT_S)
             result.restart_s[name] = round(time.monotonic() - killed_at, 2)
         out, _ = load.communicate(timeout=duration + STARTUP_TIMEOUT_S)
         counts: dict[str, int] = json.loads(out.strip().splitlines()[-1])["counts"] if out.strip() else {}
@@ -196,14 +216,14 @@ def run_chaos(
         result.unanswered = counts.get("no answer", 0)
         result.declined = result.sent - result.approved - result.unanswered
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while time.monotonic() < deadline and reconcile_stores(journal, ledger).pending_reversals:
+        while time.monotonic() < deadline and reconcile_stores(journals, ledger).pending_reversals:
             time.sleep(DRAIN_POLL_S)  # pacing: the front-end retries queued reversals on its own schedule
         after = card_balances(ledger)
     finally:
         stack.stop()
     result.debited = before - after
-    result.approved_amount = approved_purchases(journal)
-    result.reconcile = reconcile_stores(journal, ledger)
+    result.approved_amount = approved_purchases(journals)
+    result.reconcile = reconcile_stores(journals, ledger)
     if result.debited != result.approved_amount:
         result.problems.append(
             f"card accounts debited {result.debited}, approved purchases in the journal total {result.approved_amount}"

@@ -32,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"HSM          {config.hsm.listen}  LMK file {config.store_path(config.hsm.lmk_file)} (HSM only)")
     print(f"             clear-component key import {clear_import}; key store {config.key_store_path}")
     print(f"ledger       {config.ledger.listen}  store {config.store_path(config.ledger.db)}")
-    print(f"front-end    {config.frontend.listen}  journal {config.store_path(config.frontend.db)}")
+    if config.frontend.instances == 1:
+        print(f"front-end    {config.frontend.listen}  journal {config.frontend_db()}")
+    for number, endpoint in enumerate(config.frontend_endpoints() if config.frontend.instances > 1 else (), 1):
+        print(f"front-end {number}  {endpoint}  journal {config.frontend_db(number)}  RRN digit {number}")
     print(f"NAC          {config.nac.listen}  status {config.nac.status}")
     for dst, members in config.nac.routes.items():
         print(f"  route {dst} → {', '.join(members)}")

@@ -2,7 +2,7 @@
 
     acqsim load --terminals N --rate TPS --duration S [--mix purchase=80,balance=10,preauth=10]
                 [--against HOST:PORT | --in-process] [--keep-alive [--connections C]]
-                [--cards N [--spread request|terminal]] [--json] [--plot FILE] [--config FILE]
+                [--cards N [--spread request|terminal]] [--frontends N] [--json] [--plot FILE] [--config FILE]
 
 Without ``--against`` it starts its own pipeline configured with the load terminals ``2000001``… over fresh
 temporary stores, traces off: the four services as separate processes, as ``acqsim up`` runs them (or with
@@ -11,7 +11,8 @@ must have those terminals configured (same TMK as terminal 10000001, first merch
 the N load cards (``terminal.load.runner.load_cards``: deterministic, so ``acqsim load --cards N`` against a
 pipeline it starts, or ``acqsim echo-host``, needs nothing). Latency is measured from each request's due time
 (open loop). ``--keep-alive`` runs the pipelined engine (``terminal/load/engine.py``); ``--connections C``
-carries the terminals over C connections instead of one each.
+carries the terminals over C connections instead of one each. ``--frontends N`` starts N front-end processes
+(``acqsim up --frontends N``) behind a NAC that keeps each terminal on one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import CONFIG_HELP, ConfigError, Endpoint, load_config
+from acqkit.config import CONFIG_HELP, MAX_FRONTENDS, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqkit.runner import backend_options, leaves
 from acqsim.pipeline import running_pipeline
@@ -68,6 +69,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connections", type=int, help="with --keep-alive: carry the terminals over this many connections"
     )
+    parser.add_argument(
+        "--frontends",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"without --against: start a pool of N front-end processes (1–{MAX_FRONTENDS}) behind a sticky NAC",
+    )
     parser.add_argument("--cards", type=int, default=1, help="test cards to spread the requests over (default 1)")
     parser.add_argument(
         "--spread",
@@ -83,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not 1 <= args.cards <= MAX_CARDS or (args.connections is not None and args.connections < 1):
         print(f"acqsim load: --cards 1..{MAX_CARDS}, --connections at least 1", file=sys.stderr)
+        return 2
+    if not 1 <= args.frontends <= MAX_FRONTENDS or (args.frontends > 1 and (args.against or args.in_process)):
+        print(f"acqsim load: --frontends 1..{MAX_FRONTENDS}, only for the pipeline of processes", file=sys.stderr)
         return 2
     if args.connections is not None and not args.keep_alive:
         print("acqsim load: --connections needs --keep-alive", file=sys.stderr)
@@ -103,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, data_dir=Path(folder))
         elif against is None:
             try:
-                against = services.enter_context(pipeline_processes(config, args.terminals, Path(folder)))
+                against = services.enter_context(
+                    pipeline_processes(config, args.terminals, Path(folder), frontends=args.frontends)
+                )
             except StartupError as exc:
                 print(f"acqsim load: {exc}", file=sys.stderr)
                 return 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import CONFIG_HELP, LOOPBACK, ConfigError, load_config
+from acqkit.config import CONFIG_HELP, LOOPBACK, MAX_FRONTENDS, AcqsimConfig, ConfigError, load_config
 from acqkit.extras import require
 from acqkit.metrics import DEFAULT_METRICS_PORTS
 from acqkit.rules import RuleError, parse_rules
@@ -43,6 +43,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="each service serves Prometheus metrics on /metrics (ports 9150 hsm, 9151 ledger, 9152 front-end,"
         " 9153 NAC; free ports with --ephemeral-ports)",
     )
+    parser.add_argument(
+        "--frontends",
+        type=int,
+        metavar="N",
+        help=f"run a pool of N front-end processes (1–{MAX_FRONTENDS}), each its own port, journal and RRNs;"
+        " the NAC keeps each terminal on one (default: the configuration's [frontend] instances, 1)",
+    )
+    parser.add_argument(
+        "--ledger-db",
+        metavar="PATH|URL",
+        help="the ledger's store: a SQLite path or postgresql://… shared by every front-end (default: the"
+        " configuration's [ledger] db)",
+    )
     parser.add_argument("--web", action="store_true", help="also serve the web view (needs the web extra)")
     parser.add_argument("--web-port", type=int, default=8080, help="port of the web view (default 8080; 0: any)")
 
@@ -51,15 +64,17 @@ async def _up(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     if args.data_dir:
         config = dataclasses.replace(config, data_dir=args.data_dir)
+    config = with_pool(config, args.frontends, args.ledger_db)
     if args.ephemeral_ports:
         config = with_ephemeral_ports(config)
+    config.check_listen_ports()
     config.data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(spec: ServiceSpec) -> None:
-        print(f"{spec.name:<9} listening on {spec.endpoint}", flush=True)
+        print(f"{spec.title:<9} listening on {spec.endpoint}", flush=True)
 
     async with anyio.create_task_group() as tg:
-        extra = _extra_args(args)
+        extra = _extra_args(args, config.frontend.instances)
         supervising = functools.partial(
             supervise, config, args.config, ready, extra_args=extra, log_args=log_args(args)
         )
@@ -95,17 +110,33 @@ def log_args(args: argparse.Namespace) -> tuple[str, ...]:
     return ("-v",) * verbosity + log_format
 
 
-def _extra_args(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
-    """More command-line arguments per service: the rules file, the metrics port."""
+def _extra_args(args: argparse.Namespace, frontends: int = 1) -> dict[str, tuple[str, ...]]:
+    """More command-line arguments per service: the rules file, the metrics port (each front-end of a pool of
+    ``frontends`` on a free port of its own, keyed ``frontend-K``)."""
     extra: dict[str, tuple[str, ...]] = {}
     if args.rules:
         for name in RULES_AT:
             extra[name] = (*extra.get(name, ()), "--rules", str(args.rules.resolve()))
     if args.metrics:
         for name in METRICS_AT:
+            if name == "frontend" and frontends > 1:  # a pool: every member on a free port of its own
+                for title in (f"frontend-{k}" for k in range(1, frontends + 1)):
+                    extra[title] = (*extra.get(name, ()), "--metrics-port", str(free_port(LOOPBACK)))
+                continue
             port = free_port(LOOPBACK) if args.ephemeral_ports else DEFAULT_METRICS_PORTS[name]
             extra[name] = (*extra.get(name, ()), "--metrics-port", str(port))
     return extra
+
+
+def with_pool(config: AcqsimConfig, frontends: int | None, ledger_db: str | None) -> AcqsimConfig:
+    """``--frontends`` and ``--ledger-db`` over the configuration; raises :class:`ConfigError`."""
+    if frontends is not None:
+        if not 1 <= frontends <= MAX_FRONTENDS:
+            raise ConfigError(f"--frontends must be from 1 to {MAX_FRONTENDS}, not {frontends}")
+        config = dataclasses.replace(config, frontend=dataclasses.replace(config.frontend, instances=frontends))
+    if ledger_db is not None:
+        config = dataclasses.replace(config, ledger=dataclasses.replace(config.ledger, db=ledger_db))
+    return config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -85,10 +85,12 @@ def running_services(
 
 
 @contextlib.contextmanager
-def pipeline_processes(config: AcqsimConfig, terminals: int, folder: Path) -> Iterator[Endpoint]:
+def pipeline_processes(config: AcqsimConfig, terminals: int, folder: Path, *, frontends: int = 1) -> Iterator[Endpoint]:
     """The four services as separate processes (``acqsim up`` on free ports, traces off) over fresh stores in
-    ``folder``, configured with ``terminals`` load terminals; yields the NAC. Raises :class:`StartupError`."""
+    ``folder``, configured with ``terminals`` load terminals and a pool of ``frontends`` front-ends; yields the
+    NAC. Raises :class:`StartupError`."""
     services = dataclasses.replace(with_load_terminals(config, terminals), data_dir=folder / "data", trace=False)
+    services = dataclasses.replace(services, frontend=dataclasses.replace(services.frontend, instances=frontends))
     path = folder / "load.toml"
     path.write_text(config_to_toml(services), encoding="utf-8")
     with running_processes(config_file=path) as nac:

@@ -29,6 +29,7 @@ import json
 import sqlite3
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -200,9 +201,19 @@ def reconcile(journal: list[JournalRow], queued: set[str], ledger: list[Txn], ho
     )
 
 
-def reconcile_stores(journal_path: Path, ledger_db: str, wallet_db: Path | None = None) -> Reconciliation:
-    """Journal vs ledger; with ``wallet_db``, the journal's QR rows vs the wallet host's store too."""
-    rows, queued = read_journal(journal_path)
+def reconcile_stores(
+    journal_paths: Path | Sequence[Path], ledger_db: str, wallet_db: Path | None = None
+) -> Reconciliation:
+    """Reconcile the journal (or every journal of a pool of front-ends: their RRNs never collide, so their rows
+    are compared as one) with the ledger store; with ``wallet_db``, the journals' QR rows with the wallet host's
+    store too."""
+    journals = [journal_paths] if isinstance(journal_paths, Path) else list(journal_paths)
+    rows: list[JournalRow] = []
+    queued: set[str] = set()
+    for path in journals:
+        more_rows, more_queued = read_journal(path)
+        rows.extend(more_rows)
+        queued |= more_queued
     if "://" not in ledger_db and not Path(ledger_db).is_file():
         raise ReconcileError(f"no ledger store at {ledger_db}")
     try:
@@ -218,7 +229,8 @@ def reconcile_stores(journal_path: Path, ledger_db: str, wallet_db: Path | None 
         return result
     try:
         book = read_wallet(wallet_db)
-        matched, problems = reconcile_qr(rows, book, queued_wallet_reversals(journal_path))
+        wallet_queued = set().union(*(queued_wallet_reversals(path) for path in journals))
+        matched, problems = reconcile_qr(rows, book, wallet_queued)
     except (WalletStoreError, sqlite3.Error) as exc:
         raise ReconcileError(f"cannot read the wallet store {wallet_db}: {exc}") from None
     found = tuple(
@@ -246,7 +258,11 @@ def render(result: Reconciliation) -> str:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="acqsim TOML configuration naming both stores (default: built-in)")
     parser.add_argument(
-        "--journal", type=Path, help="the front-end journal, a SQLite file (default: the configuration's)"
+        "--journal",
+        type=Path,
+        action="append",
+        help="the front-end journal, a SQLite file; repeat for each front-end of a pool (default: the"
+        " configuration's, every instance's)",
     )
     parser.add_argument(
         "--ledger", help="the ledger store, a SQLite file or postgresql:// URL (default: the configuration's)"
@@ -266,7 +282,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.journal is None:
         config = load_config(args.config)
-        journal, ledger = Path(config.store_path(config.frontend.db)), str(config.store_path(config.ledger.db))
+        instances = config.frontend.instances
+        journal = [Path(config.frontend_db(k if instances > 1 else None)) for k in range(1, instances + 1)]
+        ledger = str(config.store_path(config.ledger.db))
         default_wallet = config.data_dir / WALLET_DB
         wallet = args.wallet or (default_wallet if default_wallet.is_file() else None)
     else:

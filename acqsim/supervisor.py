@@ -59,6 +59,13 @@ class ServiceSpec:
     endpoint: Endpoint
     #: Environment variables the service is started without (the LMK passphrase, for all but the HSM).
     withheld_env: frozenset[str] = frozenset({PASSPHRASE_ENV})
+    #: Which of several processes of one service this is (``frontend-2`` in a pool); empty: the only one.
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        """The name in logs, messages and the log file: the label, else the service."""
+        return self.label or self.name
 
     def environment(self) -> dict[str, str]:
         return {name: value for name, value in os.environ.items() if name not in self.withheld_env}
@@ -95,11 +102,13 @@ def with_ephemeral_ports(config: AcqsimConfig) -> AcqsimConfig:
     nac = dataclasses.replace(
         config.nac, listen=moved(config.nac.listen), status=moved(config.nac.status) if config.nac.status else None
     )
+    frontend = config.frontend
+    pool = tuple(moved(frontend.listen) for _ in range(frontend.instances - 1))
     return dataclasses.replace(
         config,
         hsm=dataclasses.replace(config.hsm, listen=moved(config.hsm.listen)),
         ledger=dataclasses.replace(config.ledger, listen=moved(config.ledger.listen)),
-        frontend=dataclasses.replace(config.frontend, listen=moved(config.frontend.listen)),
+        frontend=dataclasses.replace(frontend, listen=moved(frontend.listen), pool=pool),
         nac=nac,
         wallet=dataclasses.replace(config.wallet, listen=moved(config.wallet.listen)),
         merchant_platform=dataclasses.replace(config.merchant_platform, listen=moved(config.merchant_platform.listen)),
@@ -116,6 +125,45 @@ def _serving(config: AcqsimConfig, max_connections: int | None = None) -> tuple[
     return (*tls, *cap)
 
 
+def _frontend_specs(
+    config: AcqsimConfig, python: tuple[str, ...], with_config: tuple[str, ...], traces: tuple[str, ...]
+) -> list[ServiceSpec]:
+    """One front-end, or a pool of ``instances``: each its own port, journal folder and RRN digit
+    (``--instance K``); all on the same HSM, ledger and wallet host."""
+    endpoints = config.frontend_endpoints()
+    pooled = len(endpoints) > 1
+    specs = []
+    for number, endpoint in enumerate(endpoints, start=1):
+        instance = number if pooled else None
+        specs.append(
+            ServiceSpec(
+                name="frontend",
+                label=f"frontend-{number}" if pooled else "",
+                endpoint=endpoint,
+                argv=(
+                    *python,
+                    "frontend",
+                    *with_config,
+                    *_listen(endpoint),
+                    "--hsm",
+                    str(config.hsm.listen),
+                    "--ledger",
+                    str(config.ledger.listen),
+                    "--db",
+                    config.frontend_db(instance),
+                    "--key-store",
+                    str(config.key_store_path),
+                    "--wallet",
+                    str(config.wallet.listen),
+                    *(("--instance", str(instance)) if instance is not None else ()),
+                    *traces,
+                    *_serving(config, config.frontend.max_connections),
+                ),
+            )
+        )
+    return specs
+
+
 def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: Sequence[str] = ()) -> list[ServiceSpec]:
     """How to start each service, in dependency order (HSM, ledger and wallet host, front-end, NAC, merchant
     platform). Under ``tls = true`` every one of them, the wallet host and the merchant platform included,
@@ -126,13 +174,8 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
     traces = ("--trace-dir", str(config.trace_dir)) if config.trace else ()
     routes = [f"--route={dst}=" + ",".join(str(e) for e in config.route_members(dst)) for dst in config.nac.routes]
     status = ("--status-port", str(config.nac.status.port)) if config.nac.status else ()
-    hsm, ledger, frontend, wallet, platform = (
-        config.hsm,
-        config.ledger,
-        config.frontend,
-        config.wallet,
-        config.merchant_platform,
-    )
+    hsm, ledger, wallet, platform = config.hsm, config.ledger, config.wallet, config.merchant_platform
+    sticky = ("--sticky",) if config.frontend.instances > 1 else ()
     lmk_file = Path(config.store_path(hsm.lmk_file))
     return [
         ServiceSpec(
@@ -186,28 +229,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
                 *_serving(config, wallet.max_connections),
             ),
         ),
-        ServiceSpec(
-            name="frontend",
-            endpoint=frontend.listen,
-            argv=(
-                *python,
-                "frontend",
-                *with_config,
-                *_listen(frontend.listen),
-                "--hsm",
-                str(hsm.listen),
-                "--ledger",
-                str(ledger.listen),
-                "--db",
-                config.store_path(frontend.db),
-                "--key-store",
-                str(config.key_store_path),
-                "--wallet",
-                str(wallet.listen),
-                *traces,
-                *_serving(config, frontend.max_connections),
-            ),
-        ),
+        *_frontend_specs(config, python, with_config, traces),
         ServiceSpec(
             name="nac",
             endpoint=config.nac.listen,
@@ -218,6 +240,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
                 "--listen",
                 str(config.nac.listen),
                 *routes,
+                *sticky,
                 *status,
                 *(("--trace", str(config.trace_dir / "nac.jsonl")) if config.trace else ()),
                 *_serving(config, config.nac.max_connections),
@@ -246,7 +269,7 @@ class StartupFailed(RuntimeError):
     setting, a peer missing) or stayed silent. ``reason`` is the end of what it printed."""
 
     def __init__(self, spec: ServiceSpec, reason: str) -> None:
-        super().__init__(f"{spec.name} did not start on {spec.endpoint}: {reason}")
+        super().__init__(f"{spec.title} did not start on {spec.endpoint}: {reason}")
         self.spec = spec
         self.reason = reason
 
@@ -315,7 +338,7 @@ async def run_service(
     started = False
     await anyio.Path(log_dir).mkdir(parents=True, exist_ok=True)
     while True:
-        with (log_dir / f"{spec.name}.log").open("ab") as output:
+        with (log_dir / f"{spec.title}.log").open("ab") as output:
             process = await anyio.open_process(
                 list(spec.argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=spec.environment()
             )
@@ -334,7 +357,7 @@ async def run_service(
                         )
                         if not started:  # a first start that fails fails `acqsim up`, with the reason
                             raise StartupFailed(spec, f"{why}; its last words: " + " | ".join(seen.tail))
-                        log.warning("%s did not come back ready (%s)", spec.name, why)
+                        log.warning("%s did not come back ready (%s)", spec.title, why)
                     else:
                         ready(spec)
                         if not started:
@@ -344,14 +367,14 @@ async def run_service(
             finally:
                 await _stop(process)
         pause = policy.after_death(anyio.current_time())
-        log.warning("%s exited with code %s", spec.name, code)
+        log.warning("%s exited with code %s", spec.title, code)
         print(
-            f"service {spec.name} died (exit code {code}); "
+            f"service {spec.title} died (exit code {code}); "
             + (f"restarting in {pause:.1f} s" if pause is not None else "giving up"),
             flush=True,
         )
         if pause is None:
-            raise RuntimeError(f"{spec.name} keeps dying; see {log_dir / (spec.name + '.log')}")
+            raise RuntimeError(f"{spec.title} keeps dying; see {log_dir / (spec.title + '.log')}")
         await anyio.sleep(pause)
 
 
@@ -366,11 +389,11 @@ async def supervise(
 ) -> None:
     """Start every service in order, each after the ones it depends on are listening, with the key ceremony
     right after the HSM; run until cancelled. A failed ceremony raises ``CeremonyError``. ``extra_args``: more
-    arguments for a service's command line, by service name (``acqsim up --rules``, ``--metrics``); ``log_args``
-    the logging options every service gets (``-v``, ``--log-format=json``)."""
+    arguments for a service's command line, by title (``frontend-2``) or else service name (``acqsim up --rules``,
+    ``--metrics``); ``log_args`` the logging options every service gets (``-v``, ``--log-format=json``)."""
     async with anyio.create_task_group() as tg:
         for spec in service_commands(config, config_file, log_args):
-            more = tuple((extra_args or {}).get(spec.name, ()))
+            more = tuple((extra_args or {}).get(spec.title, (extra_args or {}).get(spec.name, ())))
             started = dataclasses.replace(spec, argv=(*spec.argv, *more)) if more else spec
             await tg.start(run_service, started, config.log_dir, ready)
             if spec.name == "hsm":

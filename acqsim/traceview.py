@@ -13,12 +13,13 @@ from typing import Any
 
 #: The HSM's records carry no transaction id (its messages name none): its hops show in the front-end's.
 TRACE_FILES = ("nac.jsonl", "frontend.jsonl", "ledger.jsonl")
+#: The front-ends of a pool (``acqsim up --frontends N``) each write ``frontend-K.jsonl``.
+POOL_TRACE_GLOB = "frontend-*.jsonl"
 
 
 def load_records(trace_dir: Path) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
-    for name in TRACE_FILES:
-        path = trace_dir / name
+    for path in [*(trace_dir / name for name in TRACE_FILES), *sorted(trace_dir.glob(POOL_TRACE_GLOB))]:
         if path.exists():
             records.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
     records.sort(key=lambda r: r["time"])

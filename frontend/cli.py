@@ -31,7 +31,7 @@ from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from frontend.core import Context
-from frontend.journal import REVERSAL_DEAD, REVERSAL_PENDING, Journal
+from frontend.journal import MAX_INSTANCES, REVERSAL_DEAD, REVERSAL_PENDING, Journal
 from frontend.registry import Registry, RegistryError
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
@@ -66,7 +66,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="serve: keep trying to reach the HSM and the ledger for S seconds, then exit 3",
     )
-    parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl")
+    parser.add_argument(
+        "--trace-dir", type=Path, help="append JSON-lines trace records to DIR/frontend.jsonl (frontend-K.jsonl)"
+    )
+    parser.add_argument(
+        "--instance",
+        type=int,
+        metavar="K",
+        help=f"serve: this front-end's number in a pool, 1–{MAX_INSTANCES}: the first digit of its RRN serials,"
+        " so pool members never share an RRN (default: alone, seven-digit serials)",
+    )
     parser.add_argument(
         "--rules", type=Path, help="scripted answers and faults (TOML, docs/rules.md); reloaded when it changes"
     )
@@ -129,7 +138,11 @@ def run(args: argparse.Namespace) -> int:
     except (KeyStoreError, RegistryError) as exc:
         print(f"acqsim frontend: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    journal = Journal(args.db or config.store_path(config.frontend.db))
+    try:
+        journal = Journal(args.db or config.store_path(config.frontend.db), instance=args.instance)
+    except ValueError as exc:
+        print(f"acqsim frontend: --instance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     ctx = Context(registry=registry)
 
     try:
@@ -157,7 +170,10 @@ def run(args: argparse.Namespace) -> int:
                 await hsm.aclose()
             return
         async with hsm, ledger, anyio.create_task_group() as tg:
-            trace = TraceWriter(args.trace_dir, "frontend", batched=True)
+            trace_at = args.trace_dir
+            if trace_at is not None and args.instance is not None:  # one file per pool member, same service
+                trace_at = trace_at / f"frontend-{args.instance}.jsonl"
+            trace = TraceWriter(trace_at, "frontend", batched=True)
             wallet = None
             if args.wallet:
                 wallet_at = Endpoint.parse(args.wallet)

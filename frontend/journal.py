@@ -64,6 +64,21 @@ REVERSAL_DEAD: Final = "dead"
 RRN_BLOCK: Final = 1000
 #: RRN serial digits after the YYDDD prefix (field 37 is 12 characters).
 RRN_SERIAL_MODULUS: Final = 10_000_000
+#: Front-ends of a pool (``acqsim frontend --instance K``, ``acqsim up --frontends N``) are numbered 1–9: the
+#: first serial digit of their RRNs is the instance, so the ledger's idempotency key (acquirer 32, RRN 37) of
+#: two instances can never collide; each then has 1,000,000 RRNs a day (six digits) before its serial wraps.
+MAX_INSTANCES: Final = 9
+INSTANCE_SERIAL_MODULUS: Final = 1_000_000
+
+
+def format_rrn(day: str, serial: int, instance: int | None = None) -> str:
+    """Field 37: ``day`` (YYDDD) then the serial, seven digits — or, for pool instance ``instance``, the
+    instance digit and six digits."""
+    if instance is None:
+        return f"{day}{serial % RRN_SERIAL_MODULUS:07d}"
+    if not 1 <= instance <= MAX_INSTANCES:
+        raise ValueError(f"front-end instance must be 1–{MAX_INSTANCES}, not {instance}")
+    return f"{day}{instance}{serial % INSTANCE_SERIAL_MODULUS:06d}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,9 +133,12 @@ def journal_data_key(path: Path) -> DataKey | None:
 
 
 class Journal:
-    def __init__(self, path: str | Path, *, data_key: DataKey | None = None) -> None:
+    def __init__(self, path: str | Path, *, data_key: DataKey | None = None, instance: int | None = None) -> None:
         """Open (or create) the journal at ``path``; ``data_key`` defaults to the one kept beside it
-        (``keys/data.key`` in the journal's folder), or a key of this process alone for ``:memory:``."""
+        (``keys/data.key`` in the journal's folder), or a key of this process alone for ``:memory:``.
+        ``instance``: this front-end's number in a pool (1–9), put in every RRN (:func:`format_rrn`)."""
+        format_rrn("00000", 0, instance)  # refuses a bad instance before anything is opened
+        self.instance = instance
         in_memory = str(path) == ":memory:"
         if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +262,7 @@ class Journal:
                 self._rrn_next = self._rrn_limit - RRN_BLOCK
             self._rrn_next += 1
             value = self._rrn_next
-        return f"{time.strftime('%y%j')}{value % RRN_SERIAL_MODULUS:07d}"
+        return format_rrn(time.strftime("%y%j"), value, self.instance)
 
     # transactions
     def find(self, terminal_id: str, batch: str, stan: str, mti: str | None = None) -> JournalTxn | None:

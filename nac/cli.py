@@ -50,6 +50,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="serve statistics as one JSON document on this port (default: the configuration's)",
     )
     parser.add_argument("--stats", metavar="HOST:PORT", help="print a running NAC's statistics and exit")
+    parser.add_argument(
+        "--sticky",
+        action="store_true",
+        help="keep each terminal (field 41) on one member of its route: a pool of front-ends, each with its own"
+        " sessions; failover when it is down, back at a sign-on (default: round robin; on when the"
+        " configuration's [frontend] instances > 1)",
+    )
     parser.add_argument("--trace", type=Path, help="append a JSON-lines trace of every frame to this file")
     add_metrics_option(parser)
     parser.add_argument(
@@ -167,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         if args.status_port is not None:
             status_port = args.status_port
         limits = limits_from_args(args)
+        sticky = args.sticky or load_config(args.config).frontend.instances > 1
         upstream = serving_for("nac", tls_dir=args.tls_dir, max_connections=None, config=load_config(args.config))
     except (ConfigError, RouteSpecError, ValueError, OSError, TimeoutError) as exc:
         print(f"acqsim nac: {exc}", file=sys.stderr)
@@ -184,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     except RuleError as exc:
         print(f"acqsim nac: --rules: {exc}", file=sys.stderr)
         return 2
-    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls, rules=rules)
+    server = NacServer(table, limits, trace=trace, upstream_tls=upstream.client_tls, rules=rules, sticky=sticky)
 
     unreachable: list[RoutesUnreachable] = []
 

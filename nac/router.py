@@ -1,11 +1,13 @@
 """The NAC's sans-IO core: routes POS-link frames by TPDU and maps answers back to their terminal.
 
 No sockets, no clock: the shell feeds in frames, connection events and the time, and carries out the
-decisions (:mod:`nac.events`) it gets back. The ISO 8583 body is never looked at.
+decisions (:mod:`nac.events`) it gets back. The ISO 8583 body is never looked at (but for field 41 when sticky).
 
 Up (terminal → front-end): the frame's TPDU DST picks a route → upstream group → one of the group's
-connected members, round robin. A return address from the pool replaces SRC, and the request is recorded as
-*in flight* under (address, upstream connection).
+connected members, round robin; or, with ``sticky=True`` (a pool of front-ends, each with its own journal and
+sessions), always the member the terminal is placed on (:mod:`nac.sticky`: by field 41, failover when the
+member is down, back only at a clean point; the one case where the NAC reads the body). A return address from
+the pool replaces SRC, and the request is recorded as *in flight* under (address, upstream connection).
 
 Down (front-end → terminal): the answer's DST is a return address. It reaches a terminal only if that
 address is in flight *on the connection the answer came in on* and its terminal is still connected and
@@ -29,8 +31,10 @@ from nac.events import CloseLink, CloseReason, CloseTerminal, Deliver, DownDecis
 from nac.limits import NacLimits
 from nac.routes import RouteTable
 from nac.stats import MemberStats, NacStats, RouteStats
+from nac.sticky import StickyPool
 from wire.errors import TpduError
 from wire.header import HEADER_LEN
+from wire.posframe import is_sign_on, terminal_id_of
 from wire.tpdu import TPDU_LEN, Tpdu
 
 #: Shortest frame a terminal may send: TPDU and POS header (the body may be empty as far as the NAC cares).
@@ -46,6 +50,7 @@ class _InFlight:
     terminal_tpdu: Tpdu
     deadline: float
     expired: bool = False
+    sticky_key: str | None = None  # the terminal key in a sticky pool, counted in flight while it waits
 
 
 @dataclasses.dataclass(slots=True)
@@ -62,11 +67,27 @@ class _Link:
     closing: bool = False
 
 
+def connection_key(terminal_id: int) -> str:
+    """The sticky key of a terminal connection whose frames carry no readable field 41."""
+    return f"#{terminal_id}"
+
+
 class Router:
-    def __init__(self, table: RouteTable, limits: NacLimits | None = None, stats: NacStats | None = None) -> None:
+    def __init__(
+        self,
+        table: RouteTable,
+        limits: NacLimits | None = None,
+        stats: NacStats | None = None,
+        *,
+        sticky: bool = False,
+    ) -> None:
         self.table = table
+        #: One placement table per group when terminals stay on one member (``None``: round robin).
+        self.sticky: dict[str, StickyPool] | None = {group: StickyPool() for group in table.groups} if sticky else None
         self.limits = limits or NacLimits()
         self.stats = stats or NacStats()
+        for group, pool in (self.sticky or {}).items():
+            self.stats.pools[group] = pool.stats
         self._pool = ReturnAddressPool(self.limits.address_pool_size)
         self._in_flight: dict[int, _InFlight] = {}
         # requests not yet answered nor timed out, oldest first: deadlines grow with insertion order (the time
@@ -103,6 +124,8 @@ class Router:
         terminal = self._terminals.pop(terminal_id, None)
         if terminal is None:
             return
+        for pool in (self.sticky or {}).values():
+            pool.forget(connection_key(terminal_id))
         self.stats.connections_open -= 1
         if reason is not None:
             self.stats.closed[reason] += 1
@@ -126,7 +149,12 @@ class Router:
             return self._drop(DropReason.UNKNOWN_DESTINATION)
         if len(terminal.addresses) >= self.limits.max_in_flight:
             return self._drop(DropReason.IN_FLIGHT_LIMIT, group)
-        link_id = self._pick_link(group)
+        sticky_key = None
+        if self.sticky is None:
+            link_id = self._pick_link(group)
+        else:
+            sticky_key = terminal_id_of(payload) or connection_key(terminal_id)
+            link_id = self._pick_sticky(group, sticky_key, is_sign_on(payload))
         if link_id is None:
             return self._drop(DropReason.NO_UPSTREAM, group)
         address = self._pool.allocate()
@@ -139,7 +167,10 @@ class Router:
             terminal_id=terminal_id,
             terminal_tpdu=tpdu,
             deadline=now + self.limits.answer_timeout_s,
+            sticky_key=sticky_key,
         )
+        if self.sticky is not None and sticky_key is not None:
+            self.sticky[group].sent(sticky_key)
         self._in_flight[address] = entry
         self._waiting[address] = entry
         terminal.addresses.add(address)
@@ -181,7 +212,7 @@ class Router:
         dropped = 0
         for address in link.addresses:
             entry = self._in_flight.pop(address)
-            self._waiting.pop(address, None)
+            self._stop_waiting(address)
             if entry.terminal_id is not None:
                 self._terminals[entry.terminal_id].addresses.discard(address)
                 self.stats.in_flight -= 1
@@ -236,7 +267,7 @@ class Router:
                 break
             due.append(entry)
         for entry in due:
-            del self._waiting[entry.address]
+            self._stop_waiting(entry.address)
             entry.expired = True
             if entry.terminal_id is not None:
                 self._terminals[entry.terminal_id].addresses.discard(entry.address)
@@ -284,9 +315,24 @@ class Router:
         self._round_robin[group] = index + 1
         return up[index]
 
+    def _pick_sticky(self, group: str, key: str, sign_on: bool) -> int | None:
+        assert self.sticky is not None
+        links_of: dict[str, int] = {}
+        for link_id in self._up_links[group]:
+            links_of.setdefault(self._links[link_id].member, link_id)  # the oldest live connection
+        member = self.sticky[group].choose(key, links_of.keys(), sign_on=sign_on)
+        return None if member is None else links_of[member]
+
+    def _stop_waiting(self, address: int) -> None:
+        """The request at ``address`` is answered, timed out or lost: its answer timeout stops, and in a
+        sticky pool it no longer holds its terminal on its member."""
+        entry = self._waiting.pop(address, None)
+        if entry is not None and entry.sticky_key is not None and self.sticky is not None:
+            self.sticky[entry.group].settled(entry.sticky_key)
+
     def _release(self, entry: _InFlight, link: _Link) -> None:
         del self._in_flight[entry.address]
-        self._waiting.pop(entry.address, None)
+        self._stop_waiting(entry.address)
         link.addresses.discard(entry.address)
         if entry.expired:
             link.stale -= 1

@@ -82,14 +82,16 @@ class NacServer:
         trace: FrameTracer | None = None,
         upstream_tls: ssl.SSLContext | None = None,
         rules: RuleBook | None = None,
+        sticky: bool = False,
     ) -> None:
         """``upstream_tls``: a client context of :mod:`acqkit.tls`; each front-end must then prove it is
         ``frontend`` (terminals stay on plain TCP, as most POS links are). ``rules``: scripted answers and
-        faults (:mod:`nac.scripted`)."""
+        faults (:mod:`nac.scripted`). ``sticky``: keep each terminal on one member of its group (a pool of
+        front-ends with their own journals, :mod:`nac.sticky`) instead of round robin."""
         self.table = table
         self._upstream_tls = upstream_tls
         self.limits = limits or NacLimits()
-        self.router = Router(table, self.limits)
+        self.router = Router(table, self.limits, sticky=sticky)
         self.stats = self.router.stats
         self._trace = trace
         self._outboxes: dict[int, TerminalOutbox] = {}

@@ -42,6 +42,8 @@ class NacStats:
     closed: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     routes: dict[str, RouteStats] = dataclasses.field(default_factory=dict)
     members: dict[str, MemberStats] = dataclasses.field(default_factory=dict)
+    #: Per route group of a sticky pool (``--sticky``): terminals placed, failed over, returned.
+    pools: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def answers_dropped(self) -> int:
@@ -82,4 +84,4 @@ class NacStats:
                 for name, r in sorted(self.routes.items())
             },
             "members": {name: dataclasses.asdict(m) for name, m in sorted(self.members.items())},
-        }
+        } | ({"pools": {name: dataclasses.asdict(p) for name, p in sorted(self.pools.items())}} if self.pools else {})

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
+from acqkit.config import MAX_FRONTENDS
 from acqsim.web.explain import explain_hop, field_views
 from wire.tpdu import TERMINAL_SRC
 
@@ -26,7 +27,8 @@ log = logging.getLogger("acqsim.web")
 
 LANES: Final = ("terminal", "nac", "frontend", "hsm", "ledger")
 #: The trace files a follower reads (the HSM's own file carries no transaction id: see the module doc).
-FOLLOWED: Final = ("nac", "frontend", "ledger")
+#: The front-ends of a pool (``acqsim up --frontends N``) trace to ``frontend-K.jsonl``; absent files are skipped.
+FOLLOWED: Final = ("nac", "frontend", *(f"frontend-{k}" for k in range(1, MAX_FRONTENDS + 1)), "ledger")
 #: Hops sent to a page when it connects: the most recent ones.
 BACKLOG: Final = 400
 
@@ -116,7 +118,7 @@ def to_hop(seq: int, record: dict[str, Any]) -> Hop | None:
 
 
 class TraceFollower:
-    """Reads the lines appended to ``<trace_dir>/{nac,frontend,ledger}.jsonl`` since the last ``poll``."""
+    """Reads the lines appended to ``<trace_dir>/{nac,frontend,frontend-K,ledger}.jsonl`` since the last ``poll``."""
 
     def __init__(self, trace_dir: Path, *, files: Iterable[str] = FOLLOWED) -> None:
         self.paths = [trace_dir / f"{name}.jsonl" for name in files]
