@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import ssl
 import time
 from typing import Final
 
@@ -26,6 +27,7 @@ from acqkit.requestserver import serve_requests
 from acqkit.serving import PLAIN, Serving
 from hsm_sim.client import HsmClient, HsmError
 from scheme.client import (
+    ISSUER_TLS_NAME,
     SwitchLinkClient,
     SwitchLinkError,
     SwitchUnavailable,
@@ -72,9 +74,12 @@ class SwitchShell:
         issuer_timeout: float = ISSUER_TIMEOUT_S,
         trace: TraceWriter | None = None,
         data_key: DataKey | None = None,
+        issuer_tls: ssl.SSLContext | None = None,
     ) -> None:
         """``data_key`` seals the reversals owed to issuers in the journal (they hold a PAN); without one, a key
-        that lives only in this process (owed reversals then do not survive a restart)."""
+        that lives only in this process (owed reversals then do not survive a restart). ``issuer_tls``: the
+        switch's client context (:mod:`acqkit.tls`); every issuer host must then prove it is ``issuer``."""
+        self.issuer_tls = issuer_tls
         self.core = core
         self.data_key = data_key if data_key is not None else DataKey.ephemeral()
         self.journal = journal
@@ -98,6 +103,8 @@ class SwitchShell:
                 peer_id=issuer.institution_id,
                 zone=ZoneMac(self.hsm, issuer.zak),
                 timeout=self.issuer_timeout,
+                tls=self.issuer_tls,
+                server_name=ISSUER_TLS_NAME if self.issuer_tls is not None else None,
             )
             self._issuers[issuer.institution_id] = link
         return link
