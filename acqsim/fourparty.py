@@ -255,11 +255,26 @@ async def _gated_proxy(target_port: int, gate: anyio.Event, client: anyio.abc.So
         tg.start_soon(functools.partial(pipe, upstream, client, gated=True))
 
 
+async def _down_until(target_port: int, up: anyio.Event, client: anyio.abc.SocketStream) -> None:
+    """Drop the connection at once while ``up`` is not set (a host that is down); then relay it."""
+    if not up.is_set():
+        await client.aclose()
+        return
+    await _gated_proxy(target_port, up, client)
+
+
 async def _serve_gated(
     listener: anyio.abc.Listener[anyio.abc.SocketStream], target_port: int, gate: anyio.Event
 ) -> None:
     async with listener:
         await listener.serve(functools.partial(_gated_proxy, target_port, gate))
+
+
+async def _serve_down_until(
+    listener: anyio.abc.Listener[anyio.abc.SocketStream], target_port: int, up: anyio.Event
+) -> None:
+    async with listener:
+        await listener.serve(functools.partial(_down_until, target_port, up))
 
 
 async def _serve_silently(listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
@@ -276,11 +291,13 @@ async def running_world(
     issuer_timeout: float = 1.0,
     clock: dt.datetime | None = None,
     issuer_b_gate: anyio.Event | None = None,
+    issuer_b_up: anyio.Event | None = None,
     trace_dir: Path | None = None,
     tls_dir: Path | None = None,
 ) -> AsyncIterator[World]:
     """Every party, in-process. ``issuer_c``: ``"down"`` (nothing listens) or ``"silent"`` (never answers).
-    ``issuer_b_gate``: issuer B's answers are held until it is set. ``tls_dir`` (``acqsim certs create``'s
+    ``issuer_b_gate``: issuer B's answers are held until it is set; ``issuer_b_up``: issuer B drops every
+    connection until it is set (down, then back). ``tls_dir`` (``acqsim certs create``'s
     material): the switch link is mutual TLS on both legs, acquirer → switch and switch → issuer B."""
     switch_tls = service_tls(tls_dir, "scheme")
     issuer_tls = service_tls(tls_dir, "issuer")
@@ -339,6 +356,10 @@ async def running_world(
             proxy = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
             tg.start_soon(_serve_gated, proxy, issuer_b_port, issuer_b_gate)
             issuer_b_port = proxy.extra(anyio.abc.SocketAttribute.local_port)
+        if issuer_b_up is not None:
+            downed = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
+            tg.start_soon(_serve_down_until, downed, issuer_b_port, issuer_b_up)
+            issuer_b_port = downed.extra(anyio.abc.SocketAttribute.local_port)
         # issuer C: a port nothing listens on, or a host that never answers
         listener = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
         issuer_c_port = listener.extra(anyio.abc.SocketAttribute.local_port)
