@@ -35,7 +35,8 @@ TLS_HANDSHAKE_TIMEOUT_S: Final = 5.0
 CA_VALIDITY_DAYS: Final = 3650
 CERT_VALIDITY_DAYS: Final = 825
 #: The services that get a certificate (each both serves and dials, so each cert is for server and client).
-SERVICE_NAMES: Final = ("hsm", "ledger", "frontend", "nac", "terminal", "wallet", "merchant")
+#: ``scheme`` is the switch; ``issuer`` is every issuer host (one TEST identity shared by all of them).
+SERVICE_NAMES: Final = ("hsm", "ledger", "frontend", "nac", "terminal", "wallet", "merchant", "scheme", "issuer")
 TLS_DIR_NAME: Final = "tls"
 CA_NAME: Final = "ca"
 #: Written into every subject, so nobody mistakes these for real keys.

@@ -13,6 +13,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="the issuer host's configuration file (TOML)")
     parser.add_argument("--trace-dir", type=Path, help="append JSON-lines trace records to DIR/issuer.jsonl")
     parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="mutual TLS on every hop with the certificates in DIR (`acqsim certs create`); default: plain TCP",
+    )
+    parser.add_argument(
         "--peer-wait",
         type=float,
         default=PEER_RETRY_WINDOW_S,
@@ -26,4 +31,6 @@ def run(args: argparse.Namespace) -> int:
     from issuer_host.cli import serve_issuer
     from issuer_host.config import load_issuer_config
 
-    return serve_issuer(load_issuer_config(args.config), trace_dir=args.trace_dir, peer_wait=args.peer_wait)
+    return serve_issuer(
+        load_issuer_config(args.config), trace_dir=args.trace_dir, peer_wait=args.peer_wait, tls_dir=args.tls_dir
+    )

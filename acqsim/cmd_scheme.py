@@ -25,6 +25,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="serve: the switch's configuration file (TOML, docs/scheme.md)")
     parser.add_argument("--trace-dir", type=Path, help="serve: append JSON-lines trace records to DIR/scheme.jsonl")
     parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="serve: mutual TLS on every hop with the certificates in DIR (`acqsim certs create`); default: plain TCP",
+    )
+    parser.add_argument(
         "--peer-wait",
         type=float,
         default=PEER_RETRY_WINDOW_S,
@@ -42,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         from scheme.cli import serve_switch
         from scheme.config import load_switch_config
 
-        return serve_switch(load_switch_config(args.config), trace_dir=args.trace_dir, peer_wait=args.peer_wait)
+        return serve_switch(
+            load_switch_config(args.config), trace_dir=args.trace_dir, peer_wait=args.peer_wait, tls_dir=args.tls_dir
+        )
 
     async def main(folder: Path) -> SchemeDay:
         return await scheme_day(folder)

@@ -35,6 +35,8 @@ import anyio
 import anyio.abc
 
 from acqkit.config import DEFAULT_ACQUIRER_ID, CardFixture
+from acqkit.serving import PLAIN, Serving
+from acqkit.tls import client_context, service_tls
 from acqsim.pipeline import SchemeAccess
 from acqsim.provision import split_into_components
 from core_ledger.api import LedgerOp
@@ -48,7 +50,7 @@ from hsm_sim.server import serve_sealed as serve_hsm
 from issuer_host.server import IssuerKeys, IssuerShell
 from issuer_host.server import serve as serve_issuer
 from scheme.bins import BinRange, BinTable
-from scheme.client import OriginalData, SwitchLinkClient, SwitchRequest, ZoneMac
+from scheme.client import SWITCH_TLS_NAME, OriginalData, SwitchLinkClient, SwitchRequest, ZoneMac
 from scheme.core import StandInPolicy, SwitchCore
 from scheme.journal import SwitchJournal
 from scheme.members import Member
@@ -204,17 +206,26 @@ async def _ceremony(hsm: HsmClient, zmk: bytes, keys: dict[str, tuple[KeyType, b
     return out
 
 
-def acquirer_access(switch_port: int, *, timeout: float = 5.0) -> SchemeAccess:
+def acquirer_access(switch_port: int, *, timeout: float = 5.0, tls_dir: Path | None = None) -> SchemeAccess:
     """The acquirer front-end's way to this world's switch (``running_pipeline(scheme=…)``): its zone keys put
     into the acquirer's HSM by the ceremony, the switch link, and the BIN table (620000 on-us; B's and C's BINs
-    to the switch; any other BIN unknown)."""
+    to the switch; any other BIN unknown). ``tls_dir``: the link is mutual TLS as ``frontend``, the switch
+    checked by the name ``scheme``."""
+    tls = client_context(tls_dir, "frontend") if tls_dir is not None else None
 
     async def access(hsm: HsmClient) -> tuple[SwitchLinkClient, SchemeRoute]:
         keys = await _ceremony(
             hsm, ZMK_ACQUIRER, {"zak": (KeyType.ZAK, ZAK_ACQUIRER), "zpk": (KeyType.ZPK, ZPK_ACQUIRER)}
         )
         link = SwitchLinkClient(
-            HOST, switch_port, own_id=ACQUIRER_ID, peer_id=SWITCH_ID, zone=ZoneMac(hsm, keys["zak"]), timeout=timeout
+            HOST,
+            switch_port,
+            own_id=ACQUIRER_ID,
+            peer_id=SWITCH_ID,
+            zone=ZoneMac(hsm, keys["zak"]),
+            timeout=timeout,
+            tls=tls,
+            server_name=SWITCH_TLS_NAME if tls is not None else None,
         )
         on_us = tuple(b.prefix for b in BINS if b.issuer_id == ACQUIRER_ID)
         off_us = tuple(b.prefix for b in BINS if b.issuer_id != ACQUIRER_ID)
@@ -244,11 +255,26 @@ async def _gated_proxy(target_port: int, gate: anyio.Event, client: anyio.abc.So
         tg.start_soon(functools.partial(pipe, upstream, client, gated=True))
 
 
+async def _down_until(target_port: int, up: anyio.Event, client: anyio.abc.SocketStream) -> None:
+    """Drop the connection at once while ``up`` is not set (a host that is down); then relay it."""
+    if not up.is_set():
+        await client.aclose()
+        return
+    await _gated_proxy(target_port, up, client)
+
+
 async def _serve_gated(
     listener: anyio.abc.Listener[anyio.abc.SocketStream], target_port: int, gate: anyio.Event
 ) -> None:
     async with listener:
         await listener.serve(functools.partial(_gated_proxy, target_port, gate))
+
+
+async def _serve_down_until(
+    listener: anyio.abc.Listener[anyio.abc.SocketStream], target_port: int, up: anyio.Event
+) -> None:
+    async with listener:
+        await listener.serve(functools.partial(_down_until, target_port, up))
 
 
 async def _serve_silently(listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
@@ -265,10 +291,17 @@ async def running_world(
     issuer_timeout: float = 1.0,
     clock: dt.datetime | None = None,
     issuer_b_gate: anyio.Event | None = None,
+    issuer_b_up: anyio.Event | None = None,
     trace_dir: Path | None = None,
+    tls_dir: Path | None = None,
 ) -> AsyncIterator[World]:
     """Every party, in-process. ``issuer_c``: ``"down"`` (nothing listens) or ``"silent"`` (never answers).
-    ``issuer_b_gate``: issuer B's answers are held until it is set."""
+    ``issuer_b_gate``: issuer B's answers are held until it is set; ``issuer_b_up``: issuer B drops every
+    connection until it is set (down, then back). ``tls_dir`` (``acqsim certs create``'s
+    material): the switch link is mutual TLS on both legs, acquirer → switch and switch → issuer B."""
+    switch_tls = service_tls(tls_dir, "scheme")
+    issuer_tls = service_tls(tls_dir, "issuer")
+    acquirer_tls = client_context(tls_dir, "frontend") if tls_dir is not None else None
     now = clock or dt.datetime.now(dt.UTC)
     traces = (TraceWriter(trace_dir, "issuer-b"), TraceWriter(trace_dir, "scheme"))
     async with anyio.create_task_group() as tg:
@@ -310,11 +343,23 @@ async def running_world(
             ledger=ledger_b,
             trace=traces[0],
         )
-        issuer_b_port = await tg.start(functools.partial(serve_issuer, HOST, 0, shell=issuer_shell))
+        issuer_b_port = await tg.start(
+            functools.partial(
+                serve_issuer,
+                HOST,
+                0,
+                shell=issuer_shell,
+                serving=Serving(server_tls=issuer_tls.server) if issuer_tls is not None else PLAIN,
+            )
+        )
         if issuer_b_gate is not None:
             proxy = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
             tg.start_soon(_serve_gated, proxy, issuer_b_port, issuer_b_gate)
             issuer_b_port = proxy.extra(anyio.abc.SocketAttribute.local_port)
+        if issuer_b_up is not None:
+            downed = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
+            tg.start_soon(_serve_down_until, downed, issuer_b_port, issuer_b_up)
+            issuer_b_port = downed.extra(anyio.abc.SocketAttribute.local_port)
         # issuer C: a port nothing listens on, or a host that never answers
         listener = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
         issuer_c_port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -364,8 +409,18 @@ async def running_world(
             clock=lambda: now,
         )
         journal = SwitchJournal(data_dir / "switch-journal.sqlite3")
-        switch_shell = SwitchShell(core, journal, hsm_sw, issuer_timeout=issuer_timeout, trace=traces[1])
-        switch_port = await tg.start(functools.partial(serve_switch, HOST, 0, shell=switch_shell))
+        switch_shell = SwitchShell(
+            core,
+            journal,
+            hsm_sw,
+            issuer_timeout=issuer_timeout,
+            trace=traces[1],
+            issuer_tls=switch_tls.client if switch_tls is not None else None,
+        )
+        switch_serving = Serving(server_tls=switch_tls.server) if switch_tls is not None else PLAIN
+        switch_port = await tg.start(
+            functools.partial(serve_switch, HOST, 0, shell=switch_shell, serving=switch_serving)
+        )
         hsm_acq = await HsmClient.connect(HOST, hsm_port["acq"])
         acq_keys = await _ceremony(
             hsm_acq,
@@ -379,6 +434,8 @@ async def running_world(
             peer_id=SWITCH_ID,
             zone=ZoneMac(hsm_acq, acq_keys["zak"]),
             timeout=issuer_timeout + 4.0,
+            tls=acquirer_tls,
+            server_name=SWITCH_TLS_NAME if acquirer_tls is not None else None,
         )
         world = World(
             switch_port=switch_port,

@@ -17,6 +17,7 @@ import anyio
 from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqkit.peerclient import PEER_RETRY_WINDOW_S, connect_within
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
 from core_ledger.client import LedgerClient, LedgerUnavailable
 from hsm_sim.client import HsmClient, HsmUnavailable
 from issuer_host.config import IssuerConfig
@@ -24,8 +25,16 @@ from issuer_host.server import IssuerShell, serve
 from wire.trace import TraceWriter
 
 
-def serve_issuer(config: IssuerConfig, *, trace_dir: Path | None = None, peer_wait: float = PEER_RETRY_WINDOW_S) -> int:
+def serve_issuer(
+    config: IssuerConfig,
+    *,
+    trace_dir: Path | None = None,
+    peer_wait: float = PEER_RETRY_WINDOW_S,
+    tls_dir: Path | None = None,
+) -> int:
+    """``tls_dir``: mutual TLS on every hop (the switch in, the HSM and ledger out) as ``issuer``."""
     unreachable: list[str] = []
+    serving = serving_for("issuer", tls_dir=tls_dir, max_connections=None)
 
     async def stop_on_signal(scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -36,14 +45,16 @@ def serve_issuer(config: IssuerConfig, *, trace_dir: Path | None = None, peer_wa
     async def main() -> None:
         try:
             hsm = await connect_within(
-                functools.partial(HsmClient.connect, config.hsm.host, config.hsm.port), peer_wait
+                functools.partial(HsmClient.connect, config.hsm.host, config.hsm.port, tls=serving.client_tls),
+                peer_wait,
             )
         except HsmUnavailable as exc:
             unreachable.append(f"{exc} (still so after {peer_wait:g} s)")
             return
         try:
             ledger = await connect_within(
-                functools.partial(LedgerClient.connect, config.ledger.host, config.ledger.port), peer_wait
+                functools.partial(LedgerClient.connect, config.ledger.host, config.ledger.port, tls=serving.client_tls),
+                peer_wait,
             )
         except LedgerUnavailable as exc:
             unreachable.append(f"{exc} (still so after {peer_wait:g} s)")
@@ -61,7 +72,9 @@ def serve_issuer(config: IssuerConfig, *, trace_dir: Path | None = None, peer_wa
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(stop_on_signal, tg.cancel_scope)
-                port = await tg.start(functools.partial(serve, config.listen.host, config.listen.port, shell=shell))
+                port = await tg.start(
+                    functools.partial(serve, config.listen.host, config.listen.port, shell=shell, serving=serving)
+                )
                 announce("issuer", config.listen.host, port)
         finally:
             with anyio.CancelScope(shield=True):

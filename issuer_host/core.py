@@ -6,6 +6,11 @@ field 37, so the ledger's idempotency key is the transaction itself, as the clea
 whose operation the message set does not have answers 40; one without its mandatory fields 30; one for another
 issuer (field 100) 14. A PIN block (52, under the zone's ZPK) is verified before the ledger sees the request,
 against the PVV in track 2 (35): wrong PIN 55, tries exceeded 75, no track to verify against 55.
+
+A stand-in advice (0120, answered 0130) is the switch telling the issuer what it approved in its place: it is
+posted as the operation of the original MTI in its field 90, with no PIN check and without 38 and 90 in the
+ledger request, so its key and content are the original's and an issuer that did see the original posts
+nothing twice (the ledger answers a repeat with its first answer).
 """
 
 from __future__ import annotations
@@ -65,7 +70,9 @@ def _original(fields: Fields) -> OriginalRef | None:
 
 def accept(fields: Fields, *, issuer_id: str) -> Accepted | ResponseCode:
     """The ledger request (and PIN check) for a switch-link request, or the code to answer it with."""
-    op = op_for_route(fields.get("t", ""), fields.get("3", ""), fields.get("25", ConditionCode.NORMAL))
+    advice = fields.get("t") == Mti.STAND_IN_ADVICE
+    route_mti = fields.get("90", "")[:4] if advice else fields.get("t", "")
+    op = op_for_route(route_mti, fields.get("3", ""), fields.get("25", ConditionCode.NORMAL))
     if op is None:
         return RC.FUNCTION_NOT_SUPPORTED
     if any(not fields.get(key, "").strip() for key in MANDATORY) or not fields["4"].isdigit():
@@ -88,11 +95,11 @@ def accept(fields: Fields, *, issuer_id: str) -> Accepted | ResponseCode:
         expiry=fields.get("14"),
         pos_entry_mode=fields.get("22"),
         condition_code=fields.get("25", ConditionCode.NORMAL),
-        auth_code=fields.get("38"),
-        original=_original(fields),
+        auth_code=None if advice else fields.get("38"),
+        original=None if advice else _original(fields),
     )
     pin = None
-    if "52" in fields:
+    if "52" in fields and not advice:
         pvv = track2_pvv(fields.get("35", ""))
         try:
             block = bytes.fromhex(fields["52"])

@@ -19,6 +19,7 @@ from acqkit.datakey import DataKey
 from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqkit.peerclient import PEER_RETRY_WINDOW_S, connect_within
 from acqkit.runner import announce, run_service
+from acqkit.serving import serving_for
 from hsm_sim.client import HsmClient, HsmUnavailable
 from scheme.bins import BinTable
 from scheme.config import SwitchConfig
@@ -28,8 +29,16 @@ from scheme.server import SwitchShell, serve
 from wire.trace import TraceWriter
 
 
-def serve_switch(config: SwitchConfig, *, trace_dir: Path | None = None, peer_wait: float = PEER_RETRY_WINDOW_S) -> int:
+def serve_switch(
+    config: SwitchConfig,
+    *,
+    trace_dir: Path | None = None,
+    peer_wait: float = PEER_RETRY_WINDOW_S,
+    tls_dir: Path | None = None,
+) -> int:
+    """``tls_dir``: mutual TLS on every hop (acquirers in, issuers and the HSM out) as ``scheme``."""
     unreachable: list[str] = []
+    serving = serving_for("scheme", tls_dir=tls_dir, max_connections=None)
 
     async def stop_on_signal(scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -40,7 +49,8 @@ def serve_switch(config: SwitchConfig, *, trace_dir: Path | None = None, peer_wa
     async def main() -> None:
         try:
             hsm = await connect_within(
-                functools.partial(HsmClient.connect, config.hsm.host, config.hsm.port), peer_wait
+                functools.partial(HsmClient.connect, config.hsm.host, config.hsm.port, tls=serving.client_tls),
+                peer_wait,
             )
         except HsmUnavailable as exc:
             unreachable.append(f"{exc} (still so after {peer_wait:g} s)")
@@ -55,11 +65,21 @@ def serve_switch(config: SwitchConfig, *, trace_dir: Path | None = None, peer_wa
             stand_in=config.stand_in,
         )
         trace = TraceWriter(trace_dir, "scheme")
-        shell = SwitchShell(core, journal, hsm, issuer_timeout=config.issuer_timeout_s, trace=trace, data_key=data_key)
+        shell = SwitchShell(
+            core,
+            journal,
+            hsm,
+            issuer_timeout=config.issuer_timeout_s,
+            trace=trace,
+            data_key=data_key,
+            issuer_tls=serving.client_tls,
+        )
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(stop_on_signal, tg.cancel_scope)
-                port = await tg.start(functools.partial(serve, config.listen.host, config.listen.port, shell=shell))
+                port = await tg.start(
+                    functools.partial(serve, config.listen.host, config.listen.port, shell=shell, serving=serving)
+                )
                 announce("scheme", config.listen.host, port)
         finally:
             with anyio.CancelScope(shield=True):

@@ -35,6 +35,10 @@ from wire.switchlink import (
     switch_mac_block,
 )
 
+#: The names the switch's and every issuer host's certificates carry (``acqsim certs create``, one TEST identity
+#: shared by all issuer hosts); with TLS each dialler checks the peer's certificate against them.
+SWITCH_TLS_NAME: Final = "scheme"
+ISSUER_TLS_NAME: Final = "issuer"
 #: Default time for one exchange with the switch (an issuer leg, PIN translation and MACs included).
 SWITCH_TIMEOUT_S: Final = 8.0
 #: The algorithm of the switch link's MAC (PROTOCOL.md §10, docs/scheme.md).

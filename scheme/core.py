@@ -52,6 +52,8 @@ STAND_IN_AUTH_PREFIX: Final = "S"
 #: not approve, the issuer is sent a reversal (it may have carried the request out).
 MONEY_MOVING: Final = frozenset(LedgerOp) - {LedgerOp.BALANCE, LedgerOp.REVERSAL}
 #: The fields of the request an issuer reversal repeats (no PIN block, no track).
+#: Fields the switch does not keep for a message it owes an issuer (no PIN block or track in its journal).
+_NOT_OWED: Final = frozenset({"35", "52"})
 _REVERSAL_FIELDS: Final = ("2", "3", "4", "7", "11", "12", "13", "14", "25", "32", "33", "37", "41", "42", "49", "100")
 
 
@@ -228,6 +230,29 @@ class SwitchCore:
         acquirer = fields["32"]
         original = f"{forward.fields['t']}{fields['11']}{fields['13']}{fields['12']}{acquirer:0>11}{acquirer:0>11}"
         return {**fields, "t": Mti.REVERSAL, "90": original}
+
+    def stand_in_advice(self, forward: Forward, reply: Reply) -> Fields | None:
+        """What the switch owes the issuer after approving in its place (``None`` when nothing is owed).
+
+        A debit: an 0120 with the original's identifying fields (no PIN block, no track), 38 and 39 as the switch
+        answered, and the original's MTI, STAN and time in 90, so the issuer posts it as the original operation
+        under the original's key (32, 37): an issuer that did see the original posts nothing twice. An undoing
+        request (reversal, void) of a stand-in approval: the request itself without PIN block and track, sent
+        after that advice (the switch sends what it owes an issuer in order), so the issuer undoes it too."""
+        record = reply.record
+        if not (record.approved and record.stand_in):
+            return None
+        if forward.op in UNDOING:
+            return {k: v for k, v in forward.fields.items() if k not in _NOT_OWED}
+        if forward.op not in STAND_IN_DEBITS:
+            return None
+        fields: Fields = {k: forward.fields[k] for k in _REVERSAL_FIELDS if k in forward.fields}
+        acquirer = fields["32"]
+        original = f"{forward.fields['t']}{fields['11']}{fields['13']}{fields['12']}{acquirer:0>11}{acquirer:0>11}"
+        advice = {**fields, "t": Mti.STAND_IN_ADVICE, "39": record.response_code.value, "90": original}
+        if record.auth_code:
+            advice["38"] = record.auth_code
+        return advice
 
     # --- answers -------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import ssl
 import time
 from typing import Final
 
@@ -26,6 +27,7 @@ from acqkit.requestserver import serve_requests
 from acqkit.serving import PLAIN, Serving
 from hsm_sim.client import HsmClient, HsmError
 from scheme.client import (
+    ISSUER_TLS_NAME,
     SwitchLinkClient,
     SwitchLinkError,
     SwitchUnavailable,
@@ -36,7 +38,7 @@ from scheme.client import (
 from scheme.core import UNDOING, Forward, LegRecord, NotInMessageSet, Reply, SwitchCore
 from scheme.journal import SwitchJournal
 from scheme.members import Member
-from wire.constants import REVERSAL_DONE_CODES, ResponseCode
+from wire.constants import REVERSAL_DONE_CODES, Mti, ResponseCode
 from wire.errors import WireError
 from wire.masking import mask_pan
 from wire.switchlink import (
@@ -56,6 +58,18 @@ ISSUER_TIMEOUT_S: Final = 3.0
 #: How often the switch sends again the reversals it owes issuers, and how many tries before it gives up.
 REVERSAL_RETRY_S: Final = 5.0
 REVERSAL_MAX_TRIES: Final = 20
+#: The issuer's answers to a stand-in advice that end its store-and-forward: it posted it (00, or a repeat's
+#: first answer), or its ledger declined it (the decline is the issuer's to resolve; logged). 96 and 91 mean
+#: its ledger did not answer: the advice is sent again.
+ADVICE_TAKEN_CODES: Final = frozenset(
+    {
+        ResponseCode.APPROVED,
+        ResponseCode.INSUFFICIENT_FUNDS,
+        ResponseCode.INVALID_CARD,
+        ResponseCode.EXPIRED_CARD,
+        ResponseCode.FORMAT_ERROR,
+    }
+)
 #: HSM error 20: the PIN block does not decrypt to a PIN under the sender's ZPK.
 _HSM_PIN_BLOCK_INVALID: Final = "20"
 
@@ -72,9 +86,12 @@ class SwitchShell:
         issuer_timeout: float = ISSUER_TIMEOUT_S,
         trace: TraceWriter | None = None,
         data_key: DataKey | None = None,
+        issuer_tls: ssl.SSLContext | None = None,
     ) -> None:
         """``data_key`` seals the reversals owed to issuers in the journal (they hold a PAN); without one, a key
-        that lives only in this process (owed reversals then do not survive a restart)."""
+        that lives only in this process (owed reversals then do not survive a restart). ``issuer_tls``: the
+        switch's client context (:mod:`acqkit.tls`); every issuer host must then prove it is ``issuer``."""
+        self.issuer_tls = issuer_tls
         self.core = core
         self.data_key = data_key if data_key is not None else DataKey.ephemeral()
         self.journal = journal
@@ -98,6 +115,8 @@ class SwitchShell:
                 peer_id=issuer.institution_id,
                 zone=ZoneMac(self.hsm, issuer.zak),
                 timeout=self.issuer_timeout,
+                tls=self.issuer_tls,
+                server_name=ISSUER_TLS_NAME if self.issuer_tls is not None else None,
             )
             self._issuers[issuer.institution_id] = link
         return link
@@ -231,14 +250,22 @@ class SwitchShell:
                 provisional = self.core.decline(forward, ResponseCode.ISSUER_UNAVAILABLE).record
                 stood_in = await anyio.to_thread.run_sync(self.journal.original_stood_in, provisional)
             reply = self.core.stand_in(forward, original_stood_in=stood_in)
+            advice = self.core.stand_in_advice(forward, reply)
+            if advice is not None:
+                return reply, advice
             never_sent = isinstance(exc, SwitchUnreachable)
             return reply, None if never_sent else self.core.issuer_reversal(forward, reply)
         return self.core.relay(forward, answer.fields), None
 
     async def retry_reversals(self) -> int:
-        """Send every reversal owed to an issuer once; returns how many the issuers took (00, 12 or 25)."""
+        """Send every message owed to an issuer once, oldest first (reversals, stand-in advices and the undoing
+        of stand-in approvals); returns how many the issuers took. After an issuer's first failure nothing
+        more goes to it in this pass, so each issuer hears its messages in order."""
         taken = 0
+        failed: set[str] = set()
         for key, issuer_id, sealed, _ in await anyio.to_thread.run_sync(self.journal.pending_reversals):
+            if issuer_id in failed:
+                continue
             issuer = self.core.member(issuer_id)
             done = False
             try:
@@ -246,11 +273,14 @@ class SwitchShell:
                     raise SwitchUnavailable(f"{issuer_id} is no issuer any more")
                 fields = json.loads(self.data_key.open(sealed))
                 answer = await self._issuer_link(issuer).exchange(fields)
-                done = answer.fields.get("39") in REVERSAL_DONE_CODES
+                done = answer.fields.get("39") in (
+                    ADVICE_TAKEN_CODES if fields.get("t") == Mti.STAND_IN_ADVICE else REVERSAL_DONE_CODES
+                )
             except (SwitchLinkError, HsmError, DataKeyError) as exc:
                 log.info(
-                    "reversal of acquirer %s RRN %s to issuer %s not taken yet: %s", key[0], key[1], issuer_id, exc
+                    "message owed for acquirer %s RRN %s to issuer %s not taken yet: %s", key[0], key[1], issuer_id, exc
                 )
+                failed.add(issuer_id)
             await anyio.to_thread.run_sync(
                 functools.partial(self.journal.reversal_outcome, key, done=done, max_tries=REVERSAL_MAX_TRIES)
             )

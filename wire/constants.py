@@ -16,6 +16,8 @@ class Mti(enum.StrEnum):
     FINANCIAL_RESPONSE = "0210"
     ADVICE = "0220"  # refund, pre-auth completion advice
     ADVICE_RESPONSE = "0230"
+    STAND_IN_ADVICE = "0120"  # switch → issuer: what the switch approved in the issuer's place (docs/scheme.md)
+    STAND_IN_ADVICE_RESPONSE = "0130"
     BATCH_UPLOAD = "0320"
     BATCH_UPLOAD_RESPONSE = "0330"
     REVERSAL = "0400"
