@@ -9,9 +9,9 @@ import threading
 from pathlib import Path
 from typing import Final
 
+from acqkit.sqlitedb import open_durable, write_all
 from merchant.model import RECORD_TYPES, MerchantBook, Record, from_json, to_json
 
-BUSY_TIMEOUT_MS: Final = 10_000
 SCHEMA: Final = "".join(
     f"CREATE TABLE IF NOT EXISTS {cls.table} (ident TEXT PRIMARY KEY, body TEXT NOT NULL);\n" for cls in RECORD_TYPES
 )
@@ -25,13 +25,7 @@ class MerchantStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            self._db = open_durable(self.path, SCHEMA)
         except sqlite3.Error as exc:
             raise MerchantStoreError(f"cannot open merchant store {self.path}: {exc}") from None
         self._lock = threading.Lock()
@@ -43,18 +37,15 @@ class MerchantStore:
         if not records:
             return
         with self._lock:
+            rows = (
+                (
+                    f"INSERT OR REPLACE INTO {record.table} VALUES (?, ?)",  # noqa: S608 - the table's name is from code
+                    (record.ident, json.dumps(to_json(record))),
+                )
+                for record in records
+            )
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for record in records:
-                        self._db.execute(
-                            f"INSERT OR REPLACE INTO {record.table} VALUES (?, ?)",  # noqa: S608 - table from code
-                            (record.ident, json.dumps(to_json(record))),
-                        )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                write_all(self._db, rows)
             except sqlite3.Error as exc:
                 raise MerchantStoreError(f"cannot write merchant store {self.path}: {exc}") from None
 

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Final
 
+from acqkit.sqlitedb import open_durable, write_all
 from wallet.model import Account, Answered, Order, OrderState, Payment, PaymentCode, PaymentState, Record, WalletBook
 from wire.field59 import Wallet
 
@@ -29,7 +30,6 @@ CREATE TABLE IF NOT EXISTS orders (order_no TEXT PRIMARY KEY, key TEXT NOT NULL,
     voucher TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS answered (key TEXT PRIMARY KEY, answer TEXT NOT NULL);
 """
-BUSY_TIMEOUT_MS: Final = 10_000
 #: The store's file name in the data directory.
 WALLET_DB: Final = "wallet.sqlite3"
 
@@ -86,13 +86,7 @@ class WalletStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            self._db = open_durable(self.path, SCHEMA)
         except sqlite3.Error as exc:
             raise WalletStoreError(f"cannot open wallet store {self.path}: {exc}") from None
         self._lock = threading.Lock()
@@ -106,14 +100,7 @@ class WalletStore:
             return
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for record in records:
-                        self._db.execute(*_row(record))
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                write_all(self._db, (_row(record) for record in records))
             except sqlite3.Error as exc:
                 raise WalletStoreError(f"cannot write wallet store {self.path}: {exc}") from None
 
