@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from pathlib import Path
 from typing import Final
 
-from acqkit.sqlitedb import open_durable, write_all
+from acqkit.sqlitedb import DurableStore
 from merchant.model import RECORD_TYPES, MerchantBook, Record, from_json, to_json
 
 SCHEMA: Final = "".join(
@@ -21,45 +19,32 @@ class MerchantStoreError(Exception):
     """The merchant store cannot be opened, read or written."""
 
 
-class MerchantStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        try:
-            self._db = open_durable(self.path, SCHEMA)
-        except sqlite3.Error as exc:
-            raise MerchantStoreError(f"cannot open merchant store {self.path}: {exc}") from None
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._db.close()
+class MerchantStore(DurableStore):
+    kind = "merchant store"
+    schema = SCHEMA
+    error = MerchantStoreError
 
     def commit(self, records: tuple[Record, ...]) -> None:
-        if not records:
-            return
-        with self._lock:
-            rows = (
+        if records:
+            self.write(
                 (
                     f"INSERT OR REPLACE INTO {record.table} VALUES (?, ?)",  # noqa: S608 - the table's name is from code
                     (record.ident, json.dumps(to_json(record))),
                 )
                 for record in records
             )
-            try:
-                write_all(self._db, rows)
-            except sqlite3.Error as exc:
-                raise MerchantStoreError(f"cannot write merchant store {self.path}: {exc}") from None
 
     def load(self) -> MerchantBook:
-        book = MerchantBook()
-        with self._lock:
-            try:
-                self._db.execute("BEGIN")
-                try:
-                    for cls in RECORD_TYPES:
-                        for (body,) in self._db.execute(f"SELECT body FROM {cls.table}"):  # noqa: S608
-                            book.apply((from_json(cls, json.loads(body)),))
-                finally:
-                    self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise MerchantStoreError(f"cannot read merchant store {self.path}: {exc}") from None
-        return book
+        return self.read(_load)
+
+
+def _load(db: sqlite3.Connection) -> MerchantBook:
+    book = MerchantBook()
+    db.execute("BEGIN")
+    try:
+        for cls in RECORD_TYPES:
+            for (body,) in db.execute(f"SELECT body FROM {cls.table}"):  # noqa: S608
+                book.apply((from_json(cls, json.loads(body)),))
+    finally:
+        db.execute("COMMIT")
+    return book

@@ -9,11 +9,9 @@ would live in two stores, and a crash between them could lose or double a paymen
 from __future__ import annotations
 
 import sqlite3
-import threading
-from pathlib import Path
 from typing import Final
 
-from acqkit.sqlitedb import open_durable, write_all
+from acqkit.sqlitedb import DurableStore
 from wallet.model import Account, Answered, Order, OrderState, Payment, PaymentCode, PaymentState, Record, WalletBook
 from wire.field59 import Wallet
 
@@ -82,74 +80,58 @@ def _row(record: Record) -> tuple[str, tuple[object, ...]]:
             return "INSERT OR REPLACE INTO answered VALUES (?, ?)", (record.key, record.answer)
 
 
-class WalletStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        try:
-            self._db = open_durable(self.path, SCHEMA)
-        except sqlite3.Error as exc:
-            raise WalletStoreError(f"cannot open wallet store {self.path}: {exc}") from None
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._db.close()
+class WalletStore(DurableStore):
+    kind = "wallet store"
+    schema = SCHEMA
+    error = WalletStoreError
 
     def commit(self, records: tuple[Record, ...]) -> None:
         """Write ``records`` in one transaction (all or none). Blocking: the server runs it in a thread."""
-        if not records:
-            return
-        with self._lock:
-            try:
-                write_all(self._db, (_row(record) for record in records))
-            except sqlite3.Error as exc:
-                raise WalletStoreError(f"cannot write wallet store {self.path}: {exc}") from None
+        if records:
+            self.write(_row(record) for record in records)
 
     def load(self) -> WalletBook:
-        with self._lock:
-            try:
-                return self._load()
-            except sqlite3.Error as exc:
-                raise WalletStoreError(f"cannot read wallet store {self.path}: {exc}") from None
+        return self.read(_load)
 
-    def _load(self) -> WalletBook:
-        book = WalletBook()
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            for account_id, wallet, balance, password_hash in db.execute("SELECT * FROM accounts"):
-                book.accounts[account_id] = Account(
-                    account_id=account_id, wallet=Wallet(wallet), balance=balance, password_hash=password_hash
-                )
-            for code, account_id, expires_at, used in db.execute("SELECT * FROM codes"):
-                book.codes[code] = PaymentCode(code=code, account_id=account_id, expires_at=expires_at, used=bool(used))
-            for row in db.execute("SELECT * FROM payments"):
-                voucher, key, account_id, merchant_id, terminal_id, amount, state, created_at, refunded, order = row
-                book.payments[voucher] = Payment(
-                    voucher=voucher,
-                    key=key,
-                    account_id=account_id,
-                    merchant_id=merchant_id,
-                    terminal_id=terminal_id,
-                    amount=amount,
-                    state=PaymentState(state),
-                    created_at=created_at,
-                    refunded=refunded,
-                    order=order,
-                )
-            for order_no, key, merchant_id, terminal_id, amount, expires_at, state, voucher in db.execute(
-                "SELECT * FROM orders"
-            ):
-                book.orders[order_no] = Order(
-                    order=order_no,
-                    key=key,
-                    merchant_id=merchant_id,
-                    terminal_id=terminal_id,
-                    amount=amount,
-                    expires_at=expires_at,
-                    state=OrderState(state),
-                    voucher=voucher,
-                )
-            book.answered.update(db.execute("SELECT key, answer FROM answered").fetchall())
-        finally:
-            db.execute("COMMIT")
-        return book
+
+def _load(db: sqlite3.Connection) -> WalletBook:
+    book = WalletBook()
+    db.execute("BEGIN")
+    try:
+        for account_id, wallet, balance, password_hash in db.execute("SELECT * FROM accounts"):
+            book.accounts[account_id] = Account(
+                account_id=account_id, wallet=Wallet(wallet), balance=balance, password_hash=password_hash
+            )
+        for code, account_id, expires_at, used in db.execute("SELECT * FROM codes"):
+            book.codes[code] = PaymentCode(code=code, account_id=account_id, expires_at=expires_at, used=bool(used))
+        for row in db.execute("SELECT * FROM payments"):
+            voucher, key, account_id, merchant_id, terminal_id, amount, state, created_at, refunded, order = row
+            book.payments[voucher] = Payment(
+                voucher=voucher,
+                key=key,
+                account_id=account_id,
+                merchant_id=merchant_id,
+                terminal_id=terminal_id,
+                amount=amount,
+                state=PaymentState(state),
+                created_at=created_at,
+                refunded=refunded,
+                order=order,
+            )
+        for order_no, key, merchant_id, terminal_id, amount, expires_at, state, voucher in db.execute(
+            "SELECT * FROM orders"
+        ):
+            book.orders[order_no] = Order(
+                order=order_no,
+                key=key,
+                merchant_id=merchant_id,
+                terminal_id=terminal_id,
+                amount=amount,
+                expires_at=expires_at,
+                state=OrderState(state),
+                voucher=voucher,
+            )
+        book.answered.update(db.execute("SELECT key, answer FROM answered").fetchall())
+    finally:
+        db.execute("COMMIT")
+    return book
