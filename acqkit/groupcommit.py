@@ -79,6 +79,7 @@ class GroupCommit(Generic[Item, Result]):
         self.items = 0
         self.failed: CommitFailed | None = None
         self._thread = DedicatedThread(f"{what}-commit")
+        self._commits, self._commit_size = COMMITS.labels(committer=what), COMMIT_SIZE.labels(committer=what)
 
     @property
     def queued(self) -> int:
@@ -130,6 +131,6 @@ class GroupCommit(Generic[Item, Result]):
             else:
                 self.batches += 1
                 self.items += len(batch.items)
-                COMMITS.labels(committer=self.what).inc()
-                COMMIT_SIZE.labels(committer=self.what).observe(len(batch.items))
+                self._commits.inc()
+                self._commit_size.observe(len(batch.items))
             batch.done.set()
