@@ -107,7 +107,7 @@ class DataKey:
 
     def fingerprint(self, pan: str) -> str:
         """HMAC-SHA-256 of ``pan`` under the fingerprint key, as hex: the same card always gives the same value."""
-        return hmac.new(self._fingerprint_key, pan.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._fingerprint_key, pan.encode(), "sha256").hex()  # one-shot: no HMAC object per call
 
     def seal(self, plaintext: str) -> str:
         """``plaintext`` encrypted and authenticated, as base64 text (nonce ‖ ciphertext ‖ tag)."""

@@ -42,7 +42,12 @@ class LinkLost(Exception):
 class _Waiter(Generic[Answer]):
     answer: Answer | None = None
     error: str | None = None
-    wake: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    #: Set while the waiter sleeps for another reader (made only then: a lone exchange reads for itself).
+    wake: anyio.Event | None = None
+
+    def rouse(self) -> None:
+        if self.wake is not None:
+            self.wake.set()
 
 
 class MultiplexedLink(Generic[Key, Answer]):
@@ -81,7 +86,7 @@ class MultiplexedLink(Generic[Key, Answer]):
         for queue in self._pending.values():
             for waiter in queue:
                 waiter.error = reason
-                waiter.wake.set()
+                waiter.rouse()
         self._pending.clear()
 
     async def _wait(self, waiter: _Waiter[Answer]) -> Answer:
@@ -91,8 +96,9 @@ class MultiplexedLink(Generic[Key, Answer]):
             if waiter.error is not None or self.dead is not None:
                 raise LinkLost(self.conn.peer, waiter.error or self.dead or "?")
             if self._reading:
-                await waiter.wake.wait()  # our answer, an error, or our turn to read
                 waiter.wake = anyio.Event()
+                await waiter.wake.wait()  # our answer, an error, or our turn to read
+                waiter.wake = None
                 continue
             self._reading = True
             try:
@@ -116,15 +122,16 @@ class MultiplexedLink(Generic[Key, Answer]):
             return
         waiter = queue.popleft()
         waiter.answer = answer
-        waiter.wake.set()
+        waiter.rouse()
         if not queue:
             del self._pending[key]
 
     def _hand_over(self) -> None:
-        """The reader is leaving: wake one waiter still without an answer to take over reading."""
+        """The reader is leaving: wake one sleeping waiter still without an answer to take over reading (one
+        that is not sleeping yet finds nobody reading when it comes to wait, and reads itself)."""
         for queue in self._pending.values():
             for waiter in queue:
-                if waiter.answer is None:
+                if waiter.answer is None and waiter.wake is not None:
                     waiter.wake.set()
                     return
 

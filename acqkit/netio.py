@@ -23,6 +23,7 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from acqkit.directsocket import DirectSocket
 from acqkit.tls import TlsRefused, tls_accept, tls_connect
 from wire.errors import FramingError
 from wire.framing import DEFAULT_MAX_FRAME_LEN, END_OF_STREAM, NEED_DATA, LengthPrefixFramer, frame
@@ -49,12 +50,14 @@ class _Batch:
 
 
 class FramedConnection:
-    """A byte stream read and written as length-prefixed frames."""
+    """A byte stream read and written as length-prefixed frames. On asyncio, a plain TCP stream is read and
+    written through its transport (:mod:`acqkit.directsocket`: the same behaviour at about half the CPU)."""
 
     def __init__(
         self, stream: anyio.abc.ByteStream, *, max_frame_len: int = DEFAULT_MAX_FRAME_LEN, peer: str | None = None
     ) -> None:
         self.stream = stream
+        self._direct = DirectSocket.of(stream)
         self.framer = LengthPrefixFramer(max_frame_len)
         self._peer = peer
         #: Who the peer proved to be: the subject common name of a verified TLS client certificate, or
@@ -87,7 +90,7 @@ class FramedConnection:
     async def _read_frame(self) -> bytes | None:
         while True:
             try:
-                chunk = await self.stream.receive(READ_CHUNK)
+                chunk = await (self._direct.receive() if self._direct is not None else self.stream.receive(READ_CHUNK))
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 chunk = b""
             self.framer.receive_data(chunk)
@@ -129,11 +132,11 @@ class FramedConnection:
             return
         self._writing = True
         try:
-            await self.stream.send(data)
+            await self._send(data)
             while (batch := self._next) is not None:
                 self._next = None
                 try:
-                    await self.stream.send(b"".join(batch.parts))
+                    await self._send(b"".join(batch.parts))
                 except BaseException as exc:
                     batch.fail(exc)
                     raise
@@ -147,6 +150,9 @@ class FramedConnection:
             raise
         finally:
             self._writing = False
+
+    async def _send(self, data: bytes) -> None:
+        await (self._direct.send(data) if self._direct is not None else self.stream.send(data))
 
     async def aclose(self) -> None:
         with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):

@@ -36,6 +36,10 @@ from wire.constants import ResponseCode
 from wire.trace import TraceWriter
 
 log = logging.getLogger("acqsim.frontend")
+#: The front-end's hop timers, looked up once (``labels`` takes a lock and builds a key on every call).
+_HSM_HOP, _LEDGER_HOP, _SCHEME_HOP = (
+    HOP_SECONDS.labels(service="frontend", hop=hop) for hop in ("hsm", "ledger", "scheme")
+)
 
 
 class Interpreter:
@@ -76,14 +80,14 @@ class Interpreter:
             return journal_call(effect)(self.journal)
         try:
             if isinstance(effect, HSM_EFFECTS):
-                with HOP_SECONDS.labels(service="frontend", hop="hsm").time():
+                with _HSM_HOP.time():
                     answers = await self.hsm.call_many(hsm_commands(effect), txn=correlation)
                 return hsm_result(effect, answers)
             if isinstance(effect, AskLedger):
-                with HOP_SECONDS.labels(service="frontend", hop="ledger").time():
+                with _LEDGER_HOP.time():
                     return await self.ledger.submit(effect.request)
             if isinstance(effect, AskScheme):
-                with HOP_SECONDS.labels(service="frontend", hop="scheme").time():
+                with _SCHEME_HOP.time():
                     return await self._ask_scheme(effect)
             if isinstance(effect, AskWallet):
                 if self.wallet is None:

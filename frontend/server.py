@@ -52,6 +52,8 @@ MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 IDLE_TIMEOUT_S: Final = 600.0
 #: How stale the idle deadline may get before a frame moves it on (an idle link may close this much sooner).
 IDLE_CHECK_S: Final = 1.0
+#: This service's series of the shared metrics, looked up once (``labels`` takes a lock and builds a key).
+_IN_FLIGHT: Final = IN_FLIGHT.labels(service=SERVICE)
 #: What a failing or hung journal raises to a flow.
 JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
 
@@ -101,11 +103,11 @@ class Frontend:
     async def respond(self, payload: bytes) -> list[bytes]:
         """What to send back for one frame: usually one answer; none, or two, when a rule says so.
         Raises :class:`ClosedByRule` when a rule closes the connection."""
-        IN_FLIGHT.labels(service=SERVICE).inc()
+        _IN_FLIGHT.inc()
         try:
             return await self._respond(payload)
         finally:
-            IN_FLIGHT.labels(service=SERVICE).dec()
+            _IN_FLIGHT.dec()
 
     async def _respond(self, payload: bytes) -> list[bytes]:
         try:

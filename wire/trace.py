@@ -33,6 +33,8 @@ def correlation_id(terminal_id: str, stan: str, local_date: str | None = None) -
 #: HSM request command codes (PROTOCOL.md §4); any other code is an answer, which carries an error code.
 HSM_REQUEST_CODES: Final = frozenset({"NC", "A0", "A6", "BU", "M6", "M8", "CA", "CC", "DC", "EC"})
 _HSM_HEADER_LEN: Final = 4
+#: One encoder for every line (``json.dumps`` with any option builds a new encoder per call).
+_LINE_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 def describe(link: Link, payload: bytes) -> dict[str, Any]:
@@ -149,7 +151,7 @@ class TraceWriter:
             "note": record.note,
             "message": message,
         }
-        return json.dumps(entry, separators=(",", ":")) + "\n"
+        return _LINE_ENCODER.encode(entry) + "\n"
 
     def _write(self, lines: list[str]) -> None:
         try:
