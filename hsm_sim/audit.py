@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,8 +35,27 @@ CONNECTION_COMMAND: Final = "--"
 REFUSED: Final = "refused"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+#: One encoder for every entry (``json.dumps`` builds one per call).
+_encode: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class _Clock:
+    """UTC timestamps to the millisecond; the date and time of day formatted once a second, not per entry."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        moment = time.time()
+        second = int(moment)
+        if second != self._second:
+            self._second = second
+            self._prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{int((moment - second) * 1000):03d}Z"
+
+
+_now: Final = _Clock().now
 
 
 class AuditLog:
@@ -72,7 +92,7 @@ class AuditLog:
         )
 
     def _append(self, entry: dict[str, Any]) -> None:
-        self._pending.append(json.dumps(entry, separators=(",", ":")))
+        self._pending.append(_encode(entry))
         if len(self._pending) >= MAX_AUDIT_BUFFERED:
             self.flush()
 
