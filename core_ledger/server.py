@@ -35,6 +35,7 @@ from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from acqkit.serving import PLAIN, Serving
+from acqkit.writedeadline import WriteDeadline
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
@@ -218,39 +219,60 @@ async def serve(
 
     async def write_answers(conn: FramedConnection, answers: _Answers, slot: anyio.Semaphore) -> None:
         """Answer the connection's queued requests in order, each batch of durable ones in one write; one that
-        is not durable within the commit timeout is answered nothing (outcome unknown: the ledger fail-stops)."""
+        is not durable within the commit timeout is answered nothing (outcome unknown: the ledger fail-stops).
+        One cancel scope serves every wait (commit, then write), its deadline moved for each."""
         ready: list[_Queued] = []
         try:
-            while True:
-                if not answers.queue:
-                    if answers.closed:
-                        return
-                    answers.more = anyio.Event()
-                    await answers.more.wait()
-                    continue
-                head = answers.queue[0]
-                if not head.durable:
-                    assert head.pending.ticket is not None
-                    with anyio.move_on_after(ledger.commit_timeout):
-                        await head.pending.ticket.done.wait()
-                    if not head.durable:
-                        answers.queue.popleft()
-                        ledger.timed_out()
-                        log.error("no answer to %s: its commit did not finish in time (outcome unknown)", conn.peer)
-                        _done(1, slot)
-                        continue
-                now = time.perf_counter()
-                while answers.queue and answers.queue[0].durable:
-                    ready.append(queued := answers.queue.popleft())
-                    commit_seconds.observe(now - queued.queued_at)
-                encoded = [answered(q.fields, ledger.settled(q.pending), conn, None) for q in ready]
-                with anyio.fail_after(SEND_TIMEOUT_S):
-                    await conn.send_many(encoded)
-                _done(len(ready), slot)
-                ready = []
+            while not (answers.closed and not answers.queue):
+                deadline = WriteDeadline(SEND_TIMEOUT_S)
+                with deadline.scope:
+                    await answer_in_order(conn, answers, (ready, slot), deadline)
+                if deadline.expired and not ready:  # the head's commit outlived the timeout
+                    answers.queue.popleft()
+                    ledger.timed_out()
+                    log.error("no answer to %s: its commit did not finish in time (outcome unknown)", conn.peer)
+                    _done(1, slot)
+                elif deadline.expired:
+                    raise TimeoutError(f"answers to {conn.peer} not taken within {SEND_TIMEOUT_S:g} s")
+                else:
+                    _done(len(ready), slot)
+                    ready.clear()
         finally:  # cancelled or the connection broke: whatever was not answered is no longer in flight
             _done(len(ready) + len(answers.queue), slot)
             answers.queue.clear()
+
+    async def answer_in_order(
+        conn: FramedConnection,
+        answers: _Answers,
+        ready_and_slot: tuple[list[_Queued], anyio.Semaphore],
+        deadline: WriteDeadline,
+    ) -> None:
+        """Answer until the connection's reader is done (returns) or a deadline passes (cancelled); ``ready``
+        holds the batch being written meanwhile."""
+        ready, slot = ready_and_slot
+        while True:
+            _done(len(ready), slot)
+            ready.clear()
+            if not answers.queue:
+                if answers.closed:
+                    return
+                answers.more = anyio.Event()
+                await answers.more.wait()
+                continue
+            head = answers.queue[0]
+            if not head.durable:
+                assert head.pending.ticket is not None
+                deadline.arm(ledger.commit_timeout)
+                await head.pending.ticket.done.wait()
+                deadline.disarm()
+            now = time.perf_counter()
+            while answers.queue and answers.queue[0].durable:
+                ready.append(queued := answers.queue.popleft())
+                commit_seconds.observe(now - queued.queued_at)
+            encoded = [answered(q.fields, ledger.settled(q.pending), conn, None) for q in ready]
+            deadline.arm()
+            await conn.send_many(encoded)
+            deadline.disarm()
 
     def _done(count: int, slot: anyio.Semaphore) -> None:
         for _ in range(count):

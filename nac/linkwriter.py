@@ -15,6 +15,7 @@ import logging
 import anyio
 
 from acqkit.netio import FramedConnection
+from acqkit.writedeadline import WriteDeadline
 
 log = logging.getLogger("acqsim.nac")
 
@@ -43,16 +44,23 @@ class LinkWriter:
 
     async def run(self) -> None:
         """Write what is queued until cancelled or the connection fails."""
+        deadline = WriteDeadline(self.send_timeout_s)
         try:
-            while True:
-                if not self._pending:
-                    self._wakeup = anyio.Event()
-                    await self._wakeup.wait()
-                    continue
-                batch = list(self._pending)
-                self._pending.clear()
-                with anyio.fail_after(self.send_timeout_s):
+            with deadline.scope:
+                while True:
+                    if not self._pending:
+                        self._wakeup = anyio.Event()
+                        await self._wakeup.wait()
+                        continue
+                    batch = list(self._pending)
+                    self._pending.clear()
+                    deadline.arm()
                     await self.conn.send_many(batch)
-        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            log.warning("upstream %s: send failed, closing that connection", self.conn.peer)
-            await self.conn.aclose()
+                    deadline.disarm()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the write failed
+        else:
+            if not deadline.expired:
+                return
+        log.warning("upstream %s: send failed, closing that connection", self.conn.peer)
+        await self.conn.aclose()
