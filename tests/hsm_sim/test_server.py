@@ -71,7 +71,11 @@ async def test_mac_and_pin_checked_together_each_answer_goes_to_its_command() ->
     pvk_lmk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.PVK, PVK)
     pan = "6200001000000003"
     data = b"0200 a message block"
-    blocks = {pin: tdes_ecb_encrypt(pik, build_pin_block(pin, pan)) for pin in ("123456", "654321")}
+    # Each wrong PIN is tried on an account of its own: the HSM's per-account failure limit must not depend
+    # on the order in which the scheduler (trio shuffles it) lets the pipelined callers write.
+    wrong_pans = {i: f"62000010{i:07d}3" for i in range(24)}
+    right_block = tdes_ecb_encrypt(pik, build_pin_block("123456", pan))
+    wrong_blocks = {i: tdes_ecb_encrypt(pik, build_pin_block("654321", p)) for i, p in wrong_pans.items()}
     async with anyio.create_task_group() as tg:
         port = await tg.start(functools.partial(serve, "127.0.0.1", 0, lmk=DEFAULT_TEST_LMK))
         async with await HsmClient.connect("127.0.0.1", port) as hsm:
@@ -79,10 +83,10 @@ async def test_mac_and_pin_checked_together_each_answer_goes_to_its_command() ->
 
             async def check(i: int) -> None:
                 mac = mac_cup_ecb(mak, data) if i % 2 == 0 else b"\x00" * 8
-                block = blocks["123456" if i % 3 == 0 else "654321"]
+                block, account = (right_block, pan) if i % 3 == 0 else (wrong_blocks[i], wrong_pans[i])
                 outcomes[i] = await hsm.verify_mac_and_pin_pvv(
                     (KeyType.TAK, mak_lmk, data, mac, MacAlgorithm.CUP_ECB),
-                    (pik_lmk, pvk_lmk, block, pan, "1", "6308"),
+                    (pik_lmk, pvk_lmk, block, account, "1", "6308"),
                 )
 
             async with anyio.create_task_group() as callers:
