@@ -10,7 +10,7 @@ about as many items as arrived during one fsync — the cost of durability is sh
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import anyio.abc
@@ -51,6 +51,28 @@ class _Batch(Generic[Item, Result]):
         self.done = anyio.Event()
 
 
+class Ticket(Generic[Result]):
+    """One item's place in a batch (:meth:`GroupCommit.enqueue`)."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch[Any, Result], index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    @property
+    def done(self) -> anyio.Event:
+        """Set once the item's batch is written (or failed)."""
+        return self._batch.done
+
+    def result(self) -> Result:
+        """The item's result once :attr:`done`; raises its error (:class:`CommitFailed` for a failed batch)."""
+        result = self._batch.results[self._index]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
 class GroupCommit(Generic[Item, Result]):
     """``commit(items)`` runs in a worker thread and returns one result per item, in order.
 
@@ -87,21 +109,25 @@ class GroupCommit(Generic[Item, Result]):
         return len(self._batch.items)
 
     async def submit(self, item: Item) -> Result:
+        ticket = self.enqueue(item)
+        try:
+            with anyio.fail_after(self.timeout):
+                await ticket.done.wait()
+        except TimeoutError:
+            raise CommitTimeout(self.what, self.timeout) from None
+        return ticket.result()
+
+    def enqueue(self, item: Item) -> Ticket[Result]:
+        """Queue ``item`` for the next commit without waiting: for a caller that waits for many items at once
+        (one task answering a connection's requests in order, instead of a task per request). Wait on the
+        ticket's ``done`` (within :attr:`timeout`: past it the outcome is unknown, as :class:`CommitTimeout`
+        says), then take :meth:`Ticket.result`. Raises the fail-stop failure at once, like :meth:`submit`."""
         if self.failed is not None:
             raise self.failed
         batch = self._batch
         batch.items.append(item)
-        index = len(batch.items) - 1
         self._wakeup.set()
-        try:
-            with anyio.fail_after(self.timeout):
-                await batch.done.wait()
-        except TimeoutError:
-            raise CommitTimeout(self.what, self.timeout) from None
-        result = batch.results[index]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return Ticket(batch, len(batch.items) - 1)
 
     async def run_flusher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

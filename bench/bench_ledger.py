@@ -38,6 +38,8 @@ from core_ledger.sqlite_store import SqliteStore
 from core_ledger.store import LedgerStore
 
 MEASURE_S: Final = 2.0
+#: RRNs for the whole run: unique across workers, concurrency levels and backends.
+_RRNS: Final = itertools.count(1)
 CONCURRENCY: Final = (1, 16, 128)
 PAN: Final = "6299990000000005"
 MID: Final = "898100000009999"
@@ -85,7 +87,9 @@ def _seeded_service(opener: Opener) -> LedgerService:
     return LedgerService(store, LedgerEngine(store.load()))
 
 
-def _purchase(terminal: str, stan: int) -> LedgerRequest:
+def _purchase(terminal: str, stan: int, rrn: int) -> LedgerRequest:
+    """A purchase whose idempotency key (acquirer, RRN) no other request of the run has: the ledger answers a
+    reused RRN with other content 94, so every worker and every round draws RRNs from one counter."""
     return LedgerRequest(
         op=LedgerOp.PURCHASE,
         acquirer_id="48009999",
@@ -96,7 +100,7 @@ def _purchase(terminal: str, stan: int) -> LedgerRequest:
         local_date="1124",
         transmission="1124120000",
         pan=PAN,
-        rrn=f"{stan:012d}",
+        rrn=f"{rrn:012d}",
         amount=1,
     )
 
@@ -120,10 +124,10 @@ async def _ledger_rate(opener: Opener, concurrency: int, *, tcp: bool = False) -
         async def worker(index: int) -> None:
             nonlocal done
             terminal = f"B{index:07d}"
-            for stan in itertools.count(1):
+            for stan in itertools.count(1):  # STANs wrap at 999,999: far beyond a 2 s round
                 if time.perf_counter() >= deadline:
                     return
-                answer = await submit(_purchase(terminal, stan))
+                answer = await submit(_purchase(terminal, stan, next(_RRNS)))
                 if not answer.approved:
                     raise RuntimeError(f"bench purchase declined: {answer.response_code}")
                 done += 1

@@ -1,8 +1,13 @@
 """Thin anyio shell: the host-link server around :class:`core_ledger.service.LedgerService`.
 
-Each connection is served in its own task, and each request on it in its own task too (up to
-``MAX_IN_FLIGHT_PER_CONNECTION`` at once), so requests pipelined on one connection share a group commit;
-answers go back as they become durable, not in request order (the client matches them by MTI class, 32, 37).
+Each connection is served by two tasks: a reader that decides each request as it arrives (the engine is pure
+and fast) and queues its records for the next group commit, and a writer that answers the queued requests in
+order as their batches become durable — every answer of a batch in one write. No task per request, no worker
+thread hop per request (the group commit's flusher hands SQLite a whole batch). Up to
+``MAX_IN_FLIGHT_PER_CONNECTION`` requests are in flight per connection, so requests pipelined on one connection
+share a group commit. A request a rule delays, drops, answers or repeats, and a malformed one, is answered by a
+task of its own instead, so its answer may overtake or follow others (the client matches answers by MTI class,
+32, 37).
 
 A bad message costs only itself: one that decodes but lacks what the operation needs is answered 30 (format
 error); one that does not decode is answered 30 too when its MTI, 32 and 37 could be read (they come before
@@ -18,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
+from collections import deque
 from typing import Final
 
 import anyio
@@ -28,10 +35,11 @@ from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from acqkit.serving import PLAIN, Serving
+from acqkit.writedeadline import WriteDeadline
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
-from core_ledger.service import LedgerFailStop, LedgerService, OutcomeUnknown
+from core_ledger.service import LedgerFailStop, LedgerService, OutcomeUnknown, Pending
 from core_ledger.store import LedgerStore
 from wire.codec import Fields, decode_host_partial, encode_host
 from wire.constants import ResponseCode
@@ -72,6 +80,38 @@ class _InFlight:
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Queued:
+    """A request decided and queued for commit, waiting for its answer to go out."""
+
+    fields: Fields
+    pending: Pending
+    #: ``time.perf_counter()`` when it was queued (the commit hop's metric).
+    queued_at: float
+
+    @property
+    def durable(self) -> bool:
+        ticket = self.pending.ticket
+        return ticket is None or ticket.done.is_set()
+
+
+class _Answers:
+    """One connection's queued requests, oldest first; the reader appends, the writer takes."""
+
+    def __init__(self) -> None:
+        self.queue: deque[_Queued] = deque()
+        self.more = anyio.Event()
+        self.closed = False
+
+    def add(self, queued: _Queued) -> None:
+        self.queue.append(queued)
+        self.more.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.more.set()
 
 
 def _encode_answer(fields: Fields, answer: LedgerAnswer) -> bytes:
@@ -120,87 +160,175 @@ async def serve(
     ledger = service
     tracer = trace if trace is not None and trace.enabled else None
     in_flight = _InFlight()
+    in_flight_gauge = IN_FLIGHT.labels(service="ledger")
+    commit_seconds = HOP_SECONDS.labels(service="ledger", hop="commit")
 
-    async def answer(conn: FramedConnection, fields: Fields, slot: anyio.Semaphore, bad: bool, hit: Hit | None) -> None:
+    def answered(fields: Fields, answer: LedgerAnswer, conn: FramedConnection, hit: Hit | None) -> bytes:
+        """The answer's bytes, counted, logged and traced."""
+        encoded = _encode_answer(fields, answer)
+        TRANSACTIONS.labels(service="ledger", mti=fields.get("t", "?"), code=answer.response_code.value).inc()
+        if txnlog.enabled():
+            shown = {**txnlog.iso_summary(fields), "code": answer.response_code.value, "note": hit_note(hit)}
+            txnlog.log_transaction("ledger", correlation_id(fields.get("41", "?"), fields.get("11", "?")), **shown)
+        if tracer is not None:
+            cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
+            tracer.record(
+                direction="out",
+                link="host",
+                peer=conn.peer,
+                payload=encoded,
+                correlation_id=cid,
+                note=answer.response_code.value,
+            )
+        return encoded
+
+    async def answer(
+        conn: FramedConnection, fields: Fields, slot: anyio.Semaphore, request: LedgerRequest | None, hit: Hit | None
+    ) -> None:
+        """A request a rule acts on, or a malformed one (``request`` None: answered 30), in a task of its own."""
         in_flight.enter()
-        IN_FLIGHT.labels(service="ledger").inc()
+        in_flight_gauge.inc()
         action = hit.action if hit is not None else None
         try:
             if action is not None and action.kind is ActionKind.DROP:
                 return
             if action is not None and action.kind is ActionKind.DELAY:
                 await anyio.sleep(action.delay_s)
-            request = None if bad else _request_or_none(conn, fields)  # a bad one was logged with field, offset
             if action is not None and action.kind is ActionKind.ANSWER:  # scripted: nothing is posted
                 answer = LedgerAnswer(response_code=ResponseCode(action.code or ""), rrn=fields.get("37", " " * 12))
             elif request is None:
                 answer = LedgerAnswer(response_code=ResponseCode.FORMAT_ERROR, rrn=fields.get("37", " " * 12))
             else:
                 try:
-                    with HOP_SECONDS.labels(service="ledger", hop="commit").time():
+                    with commit_seconds.time():
                         answer = await ledger.submit(request)
                 except OutcomeUnknown:
                     log.error(  # noqa: TRY400 - no payload
                         "no answer to %s: its commit did not finish in time (outcome unknown)", conn.peer
                     )
                     return
-            encoded = _encode_answer(fields, answer)
-            TRANSACTIONS.labels(service="ledger", mti=fields.get("t", "?"), code=answer.response_code.value).inc()
-            if txnlog.enabled():
-                shown = {**txnlog.iso_summary(fields), "code": answer.response_code.value, "note": hit_note(hit)}
-                txnlog.log_transaction("ledger", correlation_id(fields.get("41", "?"), fields.get("11", "?")), **shown)
-            if tracer is not None:
-                cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
-                tracer.record(
-                    direction="out",
-                    link="host",
-                    peer=conn.peer,
-                    payload=encoded,
-                    correlation_id=cid,
-                    note=answer.response_code.value,
-                )
+            encoded = answered(fields, answer, conn, hit)
             with anyio.fail_after(SEND_TIMEOUT_S):
                 await conn.send(encoded)
                 if action is not None and action.kind is ActionKind.ANSWER_TWICE:
                     await conn.send(encoded)
         finally:
             in_flight.leave()
-            IN_FLIGHT.labels(service="ledger").dec()
+            in_flight_gauge.dec()
             slot.release()
+
+    async def write_answers(conn: FramedConnection, answers: _Answers, slot: anyio.Semaphore) -> None:
+        """Answer the connection's queued requests in order, each batch of durable ones in one write; one that
+        is not durable within the commit timeout is answered nothing (outcome unknown: the ledger fail-stops).
+        One cancel scope serves every wait (commit, then write), its deadline moved for each."""
+        ready: list[_Queued] = []
+        try:
+            while not (answers.closed and not answers.queue):
+                deadline = WriteDeadline(SEND_TIMEOUT_S)
+                with deadline.scope:
+                    await answer_in_order(conn, answers, (ready, slot), deadline)
+                if deadline.expired and not ready:  # the head's commit outlived the timeout
+                    answers.queue.popleft()
+                    ledger.timed_out()
+                    log.error("no answer to %s: its commit did not finish in time (outcome unknown)", conn.peer)
+                    _done(1, slot)
+                elif deadline.expired:
+                    raise TimeoutError(f"answers to {conn.peer} not taken within {SEND_TIMEOUT_S:g} s")
+                else:
+                    _done(len(ready), slot)
+                    ready.clear()
+        finally:  # cancelled or the connection broke: whatever was not answered is no longer in flight
+            _done(len(ready) + len(answers.queue), slot)
+            answers.queue.clear()
+
+    async def answer_in_order(
+        conn: FramedConnection,
+        answers: _Answers,
+        ready_and_slot: tuple[list[_Queued], anyio.Semaphore],
+        deadline: WriteDeadline,
+    ) -> None:
+        """Answer until the connection's reader is done (returns) or a deadline passes (cancelled); ``ready``
+        holds the batch being written meanwhile."""
+        ready, slot = ready_and_slot
+        while True:
+            _done(len(ready), slot)
+            ready.clear()
+            if not answers.queue:
+                if answers.closed:
+                    return
+                answers.more = anyio.Event()
+                await answers.more.wait()
+                continue
+            head = answers.queue[0]
+            if not head.durable:
+                assert head.pending.ticket is not None
+                deadline.arm(ledger.commit_timeout)
+                await head.pending.ticket.done.wait()
+                deadline.disarm()
+            now = time.perf_counter()
+            while answers.queue and answers.queue[0].durable:
+                ready.append(queued := answers.queue.popleft())
+                commit_seconds.observe(now - queued.queued_at)
+            encoded = [answered(q.fields, ledger.settled(q.pending), conn, None) for q in ready]
+            deadline.arm()
+            await conn.send_many(encoded)
+            deadline.disarm()
+
+    def _done(count: int, slot: anyio.Semaphore) -> None:
+        for _ in range(count):
+            in_flight.leave()
+            slot.release()
+        in_flight_gauge.dec(count)
 
     async def handle(conn: FramedConnection) -> None:
         slot = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
+        answers = _Answers()
         async with anyio.create_task_group() as requests:
-            while True:
-                await acquire_slot(slot)
-                payload = await conn.receive(IDLE_TIMEOUT_S)
-                if payload is None:
-                    return
-                fields, error = decode_host_partial(payload)
-                if error is not None:
-                    if not all(fields.get(name, "").strip() for name in _MATCH_FIELDS):
-                        log.warning("dropped an undecodable host message from %s: %s", conn.peer, error)
-                        slot.release()
-                        continue
-                    log.warning("answering 30 to an undecodable host message from %s: %s", conn.peer, error)
-                hit = rules.match(fields) if rules is not None and error is None else None
-                if hit is not None:
-                    log.info("rule %d (%s): %s", hit.number, hit.rule, hit.action.kind)
-                if tracer is not None:
-                    cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
-                    tracer.record(
-                        direction="in",
-                        link="host",
-                        peer=conn.peer,
-                        payload=payload,
-                        correlation_id=cid,
-                        note=hit_note(hit),
-                    )
-                if hit is not None and hit.action.kind is ActionKind.CLOSE:
+            requests.start_soon(write_answers, conn, answers, slot)
+            try:
+                await read_requests(conn, slot, answers, requests)
+            finally:
+                answers.close()  # the writer answers what is queued, then ends
+
+    async def read_requests(
+        conn: FramedConnection, slot: anyio.Semaphore, answers: _Answers, requests: anyio.abc.TaskGroup
+    ) -> None:
+        while True:
+            await acquire_slot(slot)
+            payload = await conn.receive(IDLE_TIMEOUT_S)
+            if payload is None:
+                return
+            fields, error = decode_host_partial(payload)
+            if error is not None:
+                if not all(fields.get(name, "").strip() for name in _MATCH_FIELDS):
+                    log.warning("dropped an undecodable host message from %s: %s", conn.peer, error)
                     slot.release()
-                    log.info("closing the host link from %s: a rule says so", conn.peer)
-                    return  # the requests already in flight on it finish first (this task group)
-                requests.start_soon(answer, conn, fields, slot, error is not None, hit)
+                    continue
+                log.warning("answering 30 to an undecodable host message from %s: %s", conn.peer, error)
+            hit = rules.match(fields) if rules is not None and error is None else None
+            if hit is not None:
+                log.info("rule %d (%s): %s", hit.number, hit.rule, hit.action.kind)
+            if tracer is not None:
+                cid = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
+                tracer.record(
+                    direction="in",
+                    link="host",
+                    peer=conn.peer,
+                    payload=payload,
+                    correlation_id=cid,
+                    note=hit_note(hit),
+                )
+            if hit is not None and hit.action.kind is ActionKind.CLOSE:
+                slot.release()
+                log.info("closing the host link from %s: a rule says so", conn.peer)
+                return  # the requests already in flight on it finish first (this task group)
+            request = None if error is not None else _request_or_none(conn, fields)  # a bad one was logged
+            if request is None or hit is not None:
+                requests.start_soon(answer, conn, fields, slot, request, hit)
+                continue
+            in_flight.enter()
+            in_flight_gauge.inc()
+            answers.add(_Queued(fields, ledger.enqueue(request), time.perf_counter()))
 
     async with anyio.create_task_group() as tg:
         await tg.start(ledger.run_flusher)

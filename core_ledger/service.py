@@ -23,7 +23,7 @@ import logging
 import anyio
 import anyio.abc
 
-from acqkit.groupcommit import COMMIT_TIMEOUT_S, CommitFailed, CommitTimeout, GroupCommit
+from acqkit.groupcommit import COMMIT_TIMEOUT_S, CommitFailed, CommitTimeout, GroupCommit, Ticket
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.state import LedgerState
@@ -44,6 +44,15 @@ class LedgerFailStop(RuntimeError):
 
 class OutcomeUnknown(RuntimeError):
     """The request's batch did not become durable in time and may still commit: it must not be answered."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pending:
+    """A request decided and queued for commit (:meth:`LedgerService.enqueue`): its answer, held until the
+    ``ticket``'s batch is durable (``None``: nothing to wait for, the answer is final)."""
+
+    answer: LedgerAnswer
+    ticket: Ticket[None] | None
 
 
 class LedgerService:
@@ -109,6 +118,41 @@ class LedgerService:
             self._stop(exc)
             raise OutcomeUnknown(str(exc)) from None
         return decision.answer
+
+    def enqueue(self, request: LedgerRequest) -> Pending:
+        """Decide ``request`` now and queue its records for the next group commit, without waiting: the answer
+        may go out once :meth:`settled` says so (after ``pending.ticket.done``). A failed service answers 96 at
+        once (``ticket`` None). For a server answering a connection's requests from one task."""
+        if self.failed:
+            return Pending(LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn), None)
+        decision = self.engine.decide(request)
+        records = tuple(dataclasses.replace(txn) for txn in decision.records)  # snapshot, as in submit
+        self.engine.commit(decision)
+        try:
+            return Pending(decision.answer, self._commits.enqueue((records, decision.effects)))
+        except CommitFailed as exc:
+            self._stop(exc)
+            return Pending(LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn), None)
+
+    def settled(self, pending: Pending) -> LedgerAnswer:
+        """The answer of a request queued by :meth:`enqueue` whose batch is done (or that never had one)."""
+        if pending.ticket is None:
+            return pending.answer
+        try:
+            pending.ticket.result()
+        except CommitFailed as exc:  # rolled back: nothing of this batch is in the store
+            self._stop(exc)
+            return LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=pending.answer.rrn)
+        return pending.answer
+
+    def timed_out(self) -> None:
+        """A request queued by :meth:`enqueue` was not durable within :attr:`commit_timeout`: fail-stop, and
+        the caller answers it nothing (its outcome is unknown)."""
+        self._stop(CommitTimeout(self._commits.what, self._commits.timeout))
+
+    @property
+    def commit_timeout(self) -> float:
+        return self._commits.timeout
 
     async def run_flusher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._stopped = anyio.Event()

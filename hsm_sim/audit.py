@@ -13,8 +13,10 @@ Entries are buffered and written together: at most every ``AUDIT_FLUSH_INTERVAL_
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any, Final
 
 import anyio
 
+from hsm_sim.keys import KeyType
 from hsm_sim.processor import Outcome
 
 log = logging.getLogger("acqsim.hsm.audit")
@@ -34,8 +37,35 @@ CONNECTION_COMMAND: Final = "--"
 REFUSED: Final = "refused"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+#: One encoder for every entry (``json.dumps`` builds one per call).
+_encode: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class _Clock:
+    """UTC timestamps to the millisecond; the date and time of day formatted once a second, not per entry."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        moment = time.time()
+        second = int(moment)
+        if second != self._second:
+            self._second = second
+            self._prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{int((moment - second) * 1000):03d}Z"
+
+
+_now: Final = _Clock().now
+#: A JSON string literal, escaped as ``json.dumps`` escapes it (ASCII only).
+_quoted: Final = json.encoder.encode_basestring_ascii
+
+
+@functools.lru_cache(maxsize=64)
+def _key_types(key_types: tuple[KeyType, ...]) -> str:
+    """The ``key_types`` list as JSON (a command names one of a few combinations)."""
+    return _encode([str(t) for t in key_types])
 
 
 class AuditLog:
@@ -44,19 +74,20 @@ class AuditLog:
         self._pending: list[str] = []
 
     def record(self, client: str, peer: str, outcome: Outcome) -> None:
-        entry: dict[str, Any] = {
-            "ts": _now(),
-            "client": client,
-            "peer": peer,
-            "command": outcome.command,
-            "key_types": [str(t) for t in outcome.key_types],
-            "outcome": outcome.answered.value,
-        }
+        # The line json.dumps would write for the entry (same keys, order and escaping), built directly: one
+        # per command on the HSM's hot path.
+        line = (
+            f'{{"ts":"{_now()}","client":{_quoted(client)},"peer":{_quoted(peer)},'
+            f'"command":{_quoted(outcome.command)},"key_types":{_key_types(outcome.key_types)},'
+            f'"outcome":{_quoted(outcome.answered.value)}'
+        )
         if outcome.true_code is not outcome.answered:
-            entry["true_outcome"] = outcome.true_code.value
+            line += f',"true_outcome":{_quoted(outcome.true_code.value)}'
         if outcome.reason:
-            entry["reason"] = outcome.reason
-        self._append(entry)
+            line += f',"reason":{_quoted(outcome.reason)}'
+        self._pending.append(line + "}")
+        if len(self._pending) >= MAX_AUDIT_BUFFERED:
+            self.flush()
 
     def refused(self, client: str, peer: str, reason: str) -> None:
         self._append(
@@ -72,7 +103,7 @@ class AuditLog:
         )
 
     def _append(self, entry: dict[str, Any]) -> None:
-        self._pending.append(json.dumps(entry, separators=(",", ":")))
+        self._pending.append(_encode(entry))
         if len(self._pending) >= MAX_AUDIT_BUFFERED:
             self.flush()
 

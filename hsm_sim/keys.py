@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from typing import Final
 
 from wire.paycrypto import (
@@ -146,8 +147,20 @@ def is_key_under_lmk(text: str) -> bool:
     )
 
 
+#: Keys unwrapped from under the LMK, kept by (LMK, type, cryptogram), least recently used dropped first: a
+#: front-end sends the same few working keys with every command, and unwrapping one (format check, TDES,
+#: parity) costs more than the MAC it is used for. Inside the HSM process only, like the LMK itself; a
+#: cryptogram that fails to unwrap is not kept (it raises again, every time).
+UNWRAPPED_KEYS_CACHED: Final = 4096
+
+
 def decrypt_under_lmk(lmk: Lmk, key_type: KeyType, under_lmk: str) -> bytes:
     """The clear key, for use inside the HSM only. Raises :class:`KeyParityError` for a wrong-type key."""
+    return _unwrap(lmk, key_type, under_lmk)
+
+
+@functools.lru_cache(maxsize=UNWRAPPED_KEYS_CACHED)
+def _unwrap(lmk: Lmk, key_type: KeyType, under_lmk: str) -> bytes:
     if not is_key_under_lmk(under_lmk):
         raise CryptoInputError("key under LMK must be U + 32 hex")
     clear = tdes_ecb_decrypt(lmk.for_type(key_type), bytes.fromhex(under_lmk[1:]))

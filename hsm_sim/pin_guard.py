@@ -4,8 +4,9 @@ Two limits, both in memory (a restart forgets them; the front-end's own per-day 
 
 - per account: at most ``MAX_PIN_FAILURES_PER_ACCOUNT`` failed verifications within ``PIN_FAILURE_WINDOW_S``;
   beyond that DC answers 29 (key function not permitted) until the oldest failure leaves the window. A
-  correct PIN clears the account's failures. Accounts are held as keyed hashes (a per-process random key),
-  never as digits, and at most ``MAX_TRACKED_ACCOUNTS`` (the longest unused is forgotten first).
+  correct PIN clears the account's failures. Accounts are held as keyed hashes (keyed BLAKE2b, a
+  per-process random key; none computed while no account has failures), never as digits, and at most
+  ``MAX_TRACKED_ACCOUNTS`` (the longest unused is forgotten first).
 - per client: at most ``MAX_PIN_VERIFICATIONS_PER_S`` DC commands a second, as a token bucket with a burst of
   the same size; beyond that DC answers 17 (not authorised) at once, without decrypting anything. The server
   names every network client; an in-process caller (``client=""``: tests, benchmarks) has no rate limit.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import hmac
 import secrets
 from typing import Final
 
@@ -51,7 +51,7 @@ class PinGuard:
         self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
 
     def _account_key(self, account: str) -> bytes:
-        return hmac.new(self._key, account.encode("ascii"), hashlib.sha256).digest()[:16]
+        return hashlib.blake2b(account.encode("ascii"), key=self._key, digest_size=16).digest()
 
     def admit(self, client: str, account: str | None, now: float) -> ErrorCode | None:
         """``None`` if this verification may go ahead, else the error code to answer (17 or 29)."""
@@ -62,7 +62,7 @@ class PinGuard:
                 self._remember_client(client, tokens, now)
                 return ErrorCode.NOT_AUTHORISED
             self._remember_client(client, tokens - 1.0, now)
-        if account is None:
+        if account is None or not self._failures:
             return None
         times = self._failures.get(self._account_key(account))
         if times is None:
@@ -73,7 +73,7 @@ class PinGuard:
 
     def record(self, account: str | None, *, failed: bool, now: float) -> None:
         """Count a verification's result for its account."""
-        if account is None:
+        if account is None or (not failed and not self._failures):
             return
         key = self._account_key(account)
         if not failed:

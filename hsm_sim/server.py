@@ -17,12 +17,14 @@ from typing import Final
 import anyio
 import anyio.abc
 import anyio.to_thread
+from prometheus_client import Counter
 
 from acqkit import txnlog
 from acqkit.metrics import HSM_COMMANDS
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note, hsm_message
 from acqkit.serving import PLAIN, Serving
+from acqkit.writedeadline import WriteDeadline
 from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.audit import AuditLog
 from hsm_sim.keys import Lmk
@@ -53,6 +55,12 @@ MAX_FRAME_LEN: Final = 4096
 
 #: The error code after the response code of an answer.
 ERROR_CODE_LEN: Final = 2
+
+
+@functools.lru_cache(maxsize=1024)
+def _command_counter(command: str, error: str) -> Counter:
+    """The metric's child for a command and error code, looked up once (``labels`` costs more than ``inc``)."""
+    return HSM_COMMANDS.labels(service="hsm", command=command, error=error)
 
 
 def request_code(reply: str) -> str:
@@ -112,7 +120,7 @@ async def serve(
             reply, outcome = processor.process(request, client)
         if audit is not None:
             audit.record(client, peer, outcome)
-        HSM_COMMANDS.labels(service="hsm", command=outcome.command, error=outcome.answered.value).inc()
+        _command_counter(outcome.command, outcome.answered.value).inc()
         return reply
 
     async def handle(conn: FramedConnection) -> None:
@@ -123,43 +131,60 @@ async def serve(
             if audit is not None:
                 audit.refused(client, conn.peer, "not an allowed client")
             return
+        # One cancel scope for the connection's life: its deadline is the idle timeout while reading and the
+        # send timeout while writing (not a scope per read and per write).
+        deadline = WriteDeadline(SEND_TIMEOUT_S)
         async with anyio.create_task_group() as late:  # delayed answers; cancelled when the connection ends
-            while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-                # Commands are answered in order; all that arrived together are answered in one write.
-                answers: list[bytes] = []
-                close = False
-                for framed in [payload, *conn.buffered_frames()]:
-                    request, trailer = split_trailer(framed)
-                    hit = _match(request, client)
-                    if tracer is not None:
-                        tracer.record(direction="in", link="hsm", peer=conn.peer, payload=request, note=hit_note(hit))
-                    kind = hit.action.kind if hit is not None else None
-                    if kind is ActionKind.CLOSE:
-                        close = True  # this command and those after it in the batch go unanswered
-                        break
-                    if kind is ActionKind.DROP:
-                        continue
-                    if kind is ActionKind.DELAY:
-                        assert hit is not None
-                        late.start_soon(answer_late, conn, request, trailer, (client, identity), hit.action.delay_s)
-                        continue
-                    if kind is ActionKind.ANSWER:
-                        assert hit is not None
-                        answer = scripted_answer(request, hit.action.code or "")
-                    else:
-                        answer = respond(request, client, identity, conn.peer)
-                    answer = _logged(answer, trailer, hit)
-                    copies = 2 if kind is ActionKind.ANSWER_TWICE else 1
-                    answers += [answer] * copies
-                    if tracer is not None:
-                        tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
-                if answers:
-                    with anyio.fail_after(SEND_TIMEOUT_S):
-                        await conn.send_many(answers)
-                if close:
-                    log.info("closing the connection of %s (%s): a rule says so", conn.peer, client)
-                    break
+            with deadline.scope:
+                deadline.arm(IDLE_TIMEOUT_S)
+                await answer_all(conn, (client, identity), late, deadline)
             late.cancel_scope.cancel()
+        if deadline.expired and deadline.armed_for == IDLE_TIMEOUT_S:
+            log.info("HSM connection from %s (%s) idle for %.0f s: closed", conn.peer, client, IDLE_TIMEOUT_S)
+        elif deadline.expired:
+            raise TimeoutError(f"answers to {conn.peer} not taken within {SEND_TIMEOUT_S:g} s")
+
+    async def answer_all(
+        conn: FramedConnection, who: tuple[str, str | None], late: anyio.abc.TaskGroup, deadline: WriteDeadline
+    ) -> None:
+        """Answer the connection's commands until it closes, a rule closes it, or the deadline passes."""
+        client, identity = who
+        while (payload := await conn.receive()) is not None:
+            # Commands are answered in order; all that arrived together are answered in one write.
+            answers: list[bytes] = []
+            close = False
+            for framed in [payload, *conn.buffered_frames()]:
+                request, trailer = split_trailer(framed)
+                hit = _match(request, client)
+                if tracer is not None:
+                    tracer.record(direction="in", link="hsm", peer=conn.peer, payload=request, note=hit_note(hit))
+                kind = hit.action.kind if hit is not None else None
+                if kind is ActionKind.CLOSE:
+                    close = True  # this command and those after it in the batch go unanswered
+                    break
+                if kind is ActionKind.DROP:
+                    continue
+                if kind is ActionKind.DELAY:
+                    assert hit is not None
+                    late.start_soon(answer_late, conn, request, trailer, (client, identity), hit.action.delay_s)
+                    continue
+                if kind is ActionKind.ANSWER:
+                    assert hit is not None
+                    answer = scripted_answer(request, hit.action.code or "")
+                else:
+                    answer = respond(request, client, identity, conn.peer)
+                answer = _logged(answer, trailer, hit)
+                copies = 2 if kind is ActionKind.ANSWER_TWICE else 1
+                answers += [answer] * copies
+                if tracer is not None:
+                    tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
+            if answers:
+                deadline.arm()
+                await conn.send_many(answers)
+            deadline.arm(IDLE_TIMEOUT_S)
+            if close:
+                log.info("closing the connection of %s (%s): a rule says so", conn.peer, client)
+                return
 
     def _logged(answer: bytes, trailer: bytes, hit: Hit | None) -> bytes:
         """The answer with the request's trailer, its transaction record logged (:mod:`acqkit.txnlog`)."""

@@ -16,6 +16,10 @@ MAX_CONNECTIONS: Final = NAC_MAX_CONNECTIONS
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 4
 #: A terminal connection that sends nothing for this long is closed.
 IDLE_TIMEOUT_S: Final = 300.0
+#: A terminal's idle deadline is one cancel scope per connection, moved on with its frames at most this often
+#: (and at most every tenth of the idle timeout): not a scope per read. A terminal is closed after between
+#: ``idle_timeout_s`` less that step and ``idle_timeout_s`` without a frame.
+IDLE_CHECK_S: Final = 1.0
 #: A request unanswered this long stops counting against its terminal (its return address stays
 #: quarantined until the answer or the upstream connection's end, see ``docs/nac.md``).
 UPSTREAM_ANSWER_TIMEOUT_S: Final = 30.0

@@ -16,6 +16,7 @@ import anyio
 import anyio.abc
 
 from acqkit.netio import FramedConnection
+from acqkit.writedeadline import WriteDeadline
 from nac.limits import NacLimits
 
 log = logging.getLogger("acqsim.nac")
@@ -41,7 +42,7 @@ class TerminalOutbox:
         self.conn, self.limits, self.owner = conn, limits, owner
         self._pending: collections.deque[bytes] = collections.deque()
         self._wakeup: anyio.Event | None = None  # set when an answer is queued while the writer waits
-        self._writer: anyio.CancelScope | None = None  # the writer task's scope, once started
+        self._writer: WriteDeadline | None = None  # the writer task's scope and send deadline, once started
 
     def put(self, payload: bytes, tg: anyio.abc.TaskGroup) -> bool:
         """Queue an answer (starting the writer in ``tg`` with the first); ``False`` if the queue is full."""
@@ -49,7 +50,7 @@ class TerminalOutbox:
             return False
         self._pending.append(payload)
         if self._writer is None:
-            self._writer = anyio.CancelScope()
+            self._writer = WriteDeadline(self.limits.send_timeout_s)
             tg.start_soon(self._write_all, self._writer)
         elif self._wakeup is not None:
             self._wakeup.set()
@@ -64,22 +65,27 @@ class TerminalOutbox:
         if self._writer is not None:
             self._writer.cancel()
 
-    async def _write_all(self, scope: anyio.CancelScope) -> None:
-        with scope:
-            try:
+    async def _write_all(self, deadline: WriteDeadline) -> None:
+        try:
+            with deadline.scope:
                 while True:
                     if not self._pending:
                         self._wakeup = anyio.Event()
                         await self._wakeup.wait()
                         continue
                     batch = list(self._pending)  # left queued until written, so a failed write counts as lost
-                    with anyio.fail_after(self.limits.send_timeout_s):
-                        await self.conn.send_many(batch)
+                    deadline.arm()
+                    await self.conn.send_many(batch)
+                    deadline.disarm()
                     for _ in batch:
                         self.owner.answer_written(self.conn.peer, self._pending.popleft())
-            except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                log.info("terminal %s: cannot send, closing", self.conn.peer)
-                lost = len(self._pending)
-                self._pending.clear()
-                self.owner.terminal_send_failed(lost)
-                await self.conn.aclose()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the write failed
+        else:
+            if not deadline.expired:
+                return  # closed
+        log.info("terminal %s: cannot send, closing", self.conn.peer)
+        lost = len(self._pending)
+        self._pending.clear()
+        self.owner.terminal_send_failed(lost)
+        await self.conn.aclose()

@@ -32,7 +32,8 @@ from acqkit.netio import FramedConnection, connect, serve_tcp
 from acqkit.peerclient import PeerUnavailable
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward, framing_close_reason
-from nac.limits import NacLimits
+from nac.limits import IDLE_CHECK_S, NacLimits
+from nac.linkwriter import LinkWriter
 from nac.outbox import TerminalOutbox
 from nac.router import Router
 from nac.routes import Member, RouteTable
@@ -69,6 +70,8 @@ class _UpLink:
     conn: FramedConnection
     group: str
     member: Member
+    #: Writes the requests forwarded on this connection (its task runs beside the connection's reader).
+    writer: LinkWriter
     #: Recycled for timed-out requests: a replacement is open; this one closes once no live request is left.
     draining: bool = False
 
@@ -175,34 +178,52 @@ class NacServer:
 
     async def _read_terminal(self, terminal_id: int, conn: FramedConnection) -> CloseReason | None:
         """Route the terminal's frames until it closes; a reason when the NAC closes it."""
+        idle_timeout = self.limits.idle_timeout_s
+        idle_check = min(IDLE_CHECK_S, idle_timeout / 10)
         try:
-            while (payload := await conn.receive(self.limits.idle_timeout_s)) is not None:
-                hit = None
-                if self._scripted is not None:
-                    hit = self._scripted.on_request(terminal_id, payload)
-                if self._trace is not None:
-                    self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload, note=hit_note(hit))
-                if hit is not None:
-                    done = await self._act(terminal_id, conn, payload, hit)
-                    if isinstance(done, CloseReason):
-                        return done
-                    if done:
-                        continue
-                decision = self.router.from_terminal(terminal_id, payload, anyio.current_time())
-                if isinstance(decision, Forward):
-                    await self._forward(decision)
-                elif isinstance(decision, Drop):
-                    log.info("terminal %s: frame dropped: %s", conn.peer, decision.reason)
-                else:
-                    log.warning("terminal %s: closing: %s", conn.peer, decision.reason)
-                    return decision.reason
+            with anyio.CancelScope() as idle:
+                last_frame_at = anyio.current_time()
+                idle.deadline = last_frame_at + idle_timeout
+                while (payload := await conn.receive()) is not None:
+                    if (now := anyio.current_time()) - last_frame_at >= idle_check:
+                        last_frame_at, idle.deadline = now, now + idle_timeout
+                    reason = await self._route_request(terminal_id, conn, payload, now)
+                    if reason is not None:
+                        return reason
+            if idle.cancelled_caught:
+                log.info("terminal %s: idle for %.0f s, closing", conn.peer, idle_timeout)
+                return CloseReason.IDLE
         except FramingError as exc:
             reason = framing_close_reason(exc)
             log.warning("terminal %s: closing: %s (%s)", conn.peer, reason, exc)
             return reason
-        except TimeoutError:
-            log.info("terminal %s: idle for %.0f s, closing", conn.peer, self.limits.idle_timeout_s)
-            return CloseReason.IDLE
+        return None
+
+    async def _route_request(
+        self, terminal_id: int, conn: FramedConnection, payload: bytes, now: float
+    ) -> CloseReason | None:
+        """One request frame of a terminal, received at ``now``: acted on by a rule, forwarded or dropped; a
+        reason when the NAC closes the connection for it."""
+        hit = None
+        if self._scripted is not None:
+            hit = self._scripted.on_request(terminal_id, payload)
+        if self._trace is not None:
+            self._trace.record(direction="in", link="pos", peer=conn.peer, payload=payload, note=hit_note(hit))
+        if hit is not None:
+            done = await self._act(terminal_id, conn, payload, hit)
+            if isinstance(done, CloseReason):
+                return done
+            if done:
+                return None
+            now = anyio.current_time()  # a rule may have delayed it
+        decision = self.router.from_terminal(terminal_id, payload, now)
+        if isinstance(decision, Forward):
+            self._forward(decision)
+        elif isinstance(decision, Drop):
+            log.info("terminal %s: frame dropped: %s", conn.peer, decision.reason)
+        else:
+            log.warning("terminal %s: closing: %s", conn.peer, decision.reason)
+            return decision.reason
         return None
 
     def answer_written(self, peer: str, payload: bytes) -> None:
@@ -235,10 +256,9 @@ class NacServer:
             return CloseReason.BY_RULE
         return False  # corrupt_mac, answer_twice: routed; ScriptedNac changes the answer
 
-    async def _forward(self, forward: Forward) -> None:
-        """Write the request on its upstream connection; requests forwarded meanwhile by other terminals'
-        readers share that write. A write that fails or takes over ``send_timeout_s`` closes the connection
-        (its reader then tells the router, which counts the requests in flight on it as dropped)."""
+    def _forward(self, forward: Forward) -> None:
+        """Queue the request for its upstream connection's writer (:class:`nac.linkwriter.LinkWriter`): requests
+        forwarded in the same loop turn by other terminals' readers share its write."""
         if self._first_deadline is not None:
             self._first_deadline.set()  # the expiry sweep had nothing to wait for
             self._first_deadline = None
@@ -247,12 +267,7 @@ class NacServer:
             return  # the link died an instant ago; link_down has counted this request as dropped
         if self._trace is not None:
             self._trace.record(direction="out", link="pos", peer=link.conn.peer, payload=forward.payload)
-        try:
-            with anyio.fail_after(self.limits.send_timeout_s):
-                await link.conn.send(forward.payload)
-        except (TimeoutError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            log.warning("upstream %s: send failed, closing that connection", link.conn.peer)
-            await link.conn.aclose()
+        link.writer.put(forward.payload)
 
     # -- upstream ------------------------------------------------------------------------------------------
 
@@ -276,7 +291,9 @@ class NacServer:
                 log.debug("route %s: cannot connect to %s (%s)", group, name, type(exc).__name__)
             else:
                 backoff = self.limits.backoff_min_s
-                link = _UpLink(conn=conn, group=group, member=member)
+                link = _UpLink(
+                    conn=conn, group=group, member=member, writer=LinkWriter(conn, self.limits.send_timeout_s)
+                )
                 try:
                     await self._run_link(link)
                 except Exception:  # a bug must cost this connection, not the NAC
@@ -295,7 +312,12 @@ class NacServer:
             self._all_groups_up.set()
         log.info("route %s: connected to %s (link %d)", link.group, name, link_id)
         try:
-            await self._read_link(link_id, link)
+            async with anyio.create_task_group() as writing:
+                writing.start_soon(link.writer.run)
+                try:
+                    await self._read_link(link_id, link)
+                finally:
+                    writing.cancel_scope.cancel()
         finally:
             del self._links[link_id]
             dropped = self.router.link_down(link_id)

@@ -114,3 +114,24 @@ async def test_a_hung_commit_is_a_commit_timeout_whose_write_goes_on() -> None:
             assert await commits.submit("next") == "next"  # batches are written in turn: "late" went first
         tg.cancel_scope.cancel()
     assert written == [["late"], ["next"]]
+
+
+async def test_items_enqueued_without_waiting_share_a_batch_and_each_ticket_has_its_result() -> None:
+    store = Store()
+    commits: GroupCommit[str, str] = GroupCommit("test", store.commit)
+    async with anyio.create_task_group() as tg:
+        await tg.start(commits.run_flusher)
+        tickets = [commits.enqueue(item) for item in ("a", "bad", "c")]
+        with anyio.fail_after(5):
+            await tickets[-1].done.wait()
+        assert all(ticket.done.is_set() for ticket in tickets)
+        assert tickets[0].result() == "A" and tickets[2].result() == "C"
+        with pytest.raises(ValueError, match="bad item"):
+            tickets[1].result()
+        boom = commits.enqueue("boom")
+        with anyio.fail_after(5):
+            await boom.done.wait()
+        with pytest.raises(CommitFailed):
+            boom.result()
+        tg.cancel_scope.cancel()
+    assert store.batches == [["a", "bad", "c"], ["boom"]]

@@ -7,6 +7,8 @@ import functools
 import anyio
 import pytest
 
+import hsm_sim.server
+from acqkit.netio import connect
 from hsm_sim.client import HsmClient, HsmError, HsmUnavailable, PinVerification
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.server import serve
@@ -169,3 +171,24 @@ async def test_client_survives_an_hsm_restart_and_exports_a_zpk_under_a_zmk() ->
             clear = decrypt_key_under(zmk, bytes.fromhex(zpk.under_tmk))
             assert await hsm.key_check_value(KeyType.ZPK, zpk.under_lmk) == key_check_value(clear).hex().upper()
         tg.cancel_scope.cancel()
+
+
+async def test_an_idle_connection_is_closed_and_a_busy_one_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cancel scope per connection serves as idle deadline (reading) and send deadline (writing): a client
+    that keeps sending outlives the idle timeout, one that goes silent is closed after it."""
+    monkeypatch.setattr(hsm_sim.server, "IDLE_TIMEOUT_S", 0.3)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, lmk=DEFAULT_TEST_LMK))
+        conn = await connect("127.0.0.1", port, timeout=5)
+        started = anyio.current_time()
+        answers = 0
+        while anyio.current_time() - started < 0.6:  # twice the idle timeout, never idle for long
+            await conn.send(b"0001NC")
+            assert (await conn.receive(5) or b"")[4:8] == b"ND00"
+            answers += 1
+        with anyio.fail_after(5):
+            assert await conn.receive() is None  # silent now: closed by the HSM
+        assert anyio.current_time() - started >= 0.6 + 0.25
+        await conn.aclose()
+        tg.cancel_scope.cancel()
+    assert answers > 1
