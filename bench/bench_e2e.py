@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from acqkit.netio import connect
 from acqkit.runner import backend_options
 from acqsim.processes import pipeline_processes
 from acqsim.supervisor import free_port
-from bench.cpu import cpu_by_service, cpu_per_item
+from bench.cpu import cpu_by_service, cpu_per_item, own_cpu_s, process_cpu_s
 from bench.report import emit
 from terminal.load.runner import load_cards, run_load, with_load_cards
 from terminal.load.schedule import Mix, OpenLoopSchedule
@@ -46,8 +47,18 @@ OFFERED_RATE: Final = 4000.0  # more than the pipeline can do on 2 cores: measur
 PACED_SHARE: Final = 0.5
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RelayChain:
+    entry: Endpoint
+    pids: tuple[int, ...]
+
+    def cpu_s(self) -> float:
+        """CPU seconds the relay processes used so far (0 where ``/proc`` cannot tell)."""
+        return sum(process_cpu_s(pid) or 0.0 for pid in self.pids)
+
+
 @contextlib.contextmanager
-def relay_chain() -> Iterator[Endpoint]:
+def relay_chain() -> Iterator[RelayChain]:
     ports = [free_port() for _ in range(3)]
     argvs = [
         [sys.executable, "-m", "bench.relay", "--listen", str(ports[2]), "--echo"],
@@ -61,7 +72,7 @@ def relay_chain() -> Iterator[Endpoint]:
             processes.append(process)
             assert process.stdout is not None
             process.stdout.readline()  # READY
-        yield Endpoint(host="127.0.0.1", port=ports[0])
+        yield RelayChain(Endpoint(host="127.0.0.1", port=ports[0]), tuple(p.pid for p in processes))
     finally:
         for process in processes:
             process.terminate()
@@ -70,9 +81,11 @@ def relay_chain() -> Iterator[Endpoint]:
                 process.stdout.close()
 
 
-async def relay_rate(endpoint: Endpoint, clients: int, seconds: float, payload: bytes, *, keep_alive: bool) -> float:
-    """Round trips per second through the relay chain: closed loop, ``clients`` at once, each opening a
-    connection per round trip (as POS terminals do) or keeping one open."""
+async def relay_rate(
+    endpoint: Endpoint, clients: int, seconds: float, payload: bytes, *, keep_alive: bool
+) -> tuple[int, float]:
+    """Round trips through the relay chain, and the seconds they took: closed loop, ``clients`` at once, each
+    opening a connection per round trip (as POS terminals do) or keeping one open."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -95,7 +108,7 @@ async def relay_rate(endpoint: Endpoint, clients: int, seconds: float, payload: 
     async with anyio.create_task_group() as tg:
         for _ in range(clients):
             tg.start_soon(client)
-    return done / (time.perf_counter() - start)
+    return done, time.perf_counter() - start
 
 
 def _run(
@@ -137,13 +150,18 @@ def _cpu_figures(prefix: str, cpu: dict[str, float]) -> dict[str, float]:
     return figures
 
 
-def _relay_floor(seconds: float, backend: str, options: dict[str, Any], *, keep_alive: bool) -> float:
+def _relay_floor(seconds: float, backend: str, options: dict[str, Any], *, keep_alive: bool) -> tuple[float, float]:
+    """Round trips per second through the relay chain, and CPU µs per round trip summed over the relays and
+    the client (this process): the floor of the rate and of the CPU per purchase."""
     with relay_chain() as relay:
-        return anyio.run(
-            functools.partial(relay_rate, relay, TERMINALS, seconds, bytes(129), keep_alive=keep_alive),
+        cpu_before, own_before = relay.cpu_s(), own_cpu_s()
+        done, elapsed = anyio.run(
+            functools.partial(relay_rate, relay.entry, TERMINALS, seconds, bytes(129), keep_alive=keep_alive),
             backend=backend,
             backend_options=options,
         )
+        cpu = relay.cpu_s() - cpu_before + own_cpu_s() - own_before
+    return done / elapsed, cpu * 1e6 / done if done else 0.0
 
 
 def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[str, float]:
@@ -173,10 +191,12 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
     figures |= _cpu_figures("keep_alive_", kept_cpu)
     if keep_alive_only:
         return figures
-    floor = _relay_floor(seconds, backend, options, keep_alive=False)
-    kept_floor = _relay_floor(seconds, backend, options, keep_alive=True)
+    floor, floor_cpu = _relay_floor(seconds, backend, options, keep_alive=False)
+    kept_floor, kept_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True)
     figures |= {
         "relay_floor_per_s": floor,
+        "relay_floor_cpu_us": floor_cpu,
+        "keep_alive_relay_floor_cpu_us": kept_floor_cpu,
         "ratio": figures["approved_per_s"] / floor if floor else 0.0,
         "keep_alive_relay_floor_per_s": kept_floor,
         "keep_alive_ratio": kept["approved_tps"] / kept_floor if kept_floor else 0.0,
@@ -199,7 +219,10 @@ def _print_full(figures: dict[str, float]) -> None:
         f"capacity: {figures['approved_per_s']:,.0f} approved purchases/s through the four services "
         f"(offered {OFFERED_RATE:,.0f}/s by {TERMINALS} terminals, PIN and MAC checked, postings durable)"
     )
-    print(f"relay floor (3 plain hops, a connection per round trip): {figures['relay_floor_per_s']:,.0f} round trips/s")
+    print(
+        f"relay floor (3 plain hops, a connection per round trip): {figures['relay_floor_per_s']:,.0f} round trips/s"
+        f" at {figures['relay_floor_cpu_us']:,.0f} µs CPU each (relays and client)"
+    )
     print(f"capacity / floor: {figures['ratio']:.3f}")
     print(
         f"paced at {figures['paced_rate_per_s']:,.0f}/s ({PACED_SHARE:.0%} of capacity): "
@@ -216,7 +239,12 @@ def _print_keep_alive(figures: dict[str, float]) -> None:
     print(
         f"terminals keeping their NAC connection open (pipelined engine): "
         f"{figures['keep_alive_approved_per_s']:,.0f} approved/s"
-        + (f"; relay floor the same way {floor:,.0f}/s; ratio {figures['keep_alive_ratio']:.3f}" if floor else "")
+        + (
+            f"; relay floor the same way {floor:,.0f}/s at {figures['keep_alive_relay_floor_cpu_us']:,.0f} µs CPU"
+            f" each; ratio {figures['keep_alive_ratio']:.3f}"
+            if floor
+            else ""
+        )
     )
     if (line := _cpu_line(figures, "keep_alive_")) is not None:
         print(f"CPU µs per approved purchase at capacity, connections kept open: {line}")
