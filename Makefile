@@ -42,7 +42,7 @@ bench: $(STAMP)
 # Before/after in one session: make bench-compare BASE=<rev> [ONLY=bench_e2e,bench_loadgen] [ROUNDS=3] [ARGS=...]
 bench-compare: $(STAMP)
 	$(BIN)/python -m bench --compare $(or $(BASE),main) --only $(or $(ONLY),bench_e2e,bench_loadgen) \
-		--rounds $(or $(ROUNDS),3) --args "$(ARGS)"
+		--rounds $(or $(ROUNDS),3) --args="$(ARGS)"
 
 # The long chaos run (60 s of purchases, every service killed -9 in turn); exit 0 only on a clean verdict.
 chaos: $(STAMP)

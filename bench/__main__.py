@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: old/new pairs to run (default 3)")
     parser.add_argument(
-        "--args", default="", help="with --compare: arguments for each benchmark (e.g. '--keep-alive-only')"
+        "--args",
+        default="",
+        help="with --compare: arguments for each benchmark, as one string (e.g. --args=--keep-alive-only)",
     )
     parser.add_argument(
         "--harness",
