@@ -7,7 +7,8 @@ terminal's next request, the answer's MAC verified — and does one exchange at 
 different from one task per terminal is the I/O:
 
 - terminal *t* uses connection ``t % C``; a connection carries its terminals' requests interleaved, and
-  answers find their terminal by field 41 and are checked against the request (STAN and MTI + 10);
+  answers find their terminal by field 41 and are checked against the request (STAN and MTI + 10); an answer
+  shaped like one decoded before is read at fixed offsets (``answers.py``), any other decoded in full;
 - one scheduler task hands request *i* to terminal ``i % T`` at its due time (open loop: latency counts from
   the due time, queueing at a busy terminal included) and writes every frame that came due in the same turn
   in one write per connection;
@@ -33,10 +34,12 @@ import anyio
 
 from acqkit.config import CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
+from terminal.load.answers import AnswerLayouts
 from terminal.load.schedule import Mix, OpenLoopSchedule
 from terminal.load.stats import NO_ANSWER, LoadStats
 from terminal.session import TerminalError, TerminalSession, parse_answer
-from wire.errors import FramingError
+from wire.errors import FramingError, WireError
+from wire.posframe import BODY_OFFSET, PosFrame
 
 #: How often the watchdog looks for unanswered exchanges.
 WATCHDOG_EVERY_S: Final = 0.1
@@ -60,6 +63,7 @@ class _Exchange:
     stan: str
     due: float | None  # a scheduled request's due time; None for sign-ons and reversals
     deadline: float
+    answer_mti: str = ""  # the request's MTI + 10 (0200 → 0210): an answer of another MTI is not its answer
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -121,6 +125,8 @@ class LoadEngine:
         #: Each request's kind, by index modulo its length: drawn once with the mix's weights (a run of any
         #: length holds no per-request plan).
         self._kinds = options.mix.plan(KIND_TABLE, options.seed)
+        #: Shapes of answers decoded in full: later answers of the same shape are read at fixed offsets.
+        self._layouts = AnswerLayouts()
         #: Answers that named no terminal waiting for them, or did not match its request; bad frames.
         self.stray_answers = 0
         self.bad_answers = 0
@@ -152,6 +158,7 @@ class LoadEngine:
             return None
         if frame is not None:
             self._in_flight += 1
+            terminal.exchange.answer_mti = _answer_mti(frame)
         return frame
 
     def _is_due(self, index: int, now: float) -> bool:
@@ -198,15 +205,39 @@ class LoadEngine:
             terminal.link.outbox.append(frame)
             self._dirty.add(terminal.link)
 
+    def _decode(self, payload: bytes) -> tuple[PosFrame, dict[str, str]]:
+        """The answer's frame and fields: read at fixed offsets (MTI, 11, 39, 41 only) when its body has a shape
+        already decoded and it answers an exchange that needs no more (not a sign-on: that reads the keys in
+        62; a terminal keeping its batch remembers every field), else decoded in full and its shape learnt.
+        Raises :class:`TerminalError` when it does not decode."""
+        try:
+            frame = PosFrame.parse(payload)
+        except WireError as exc:
+            raise TerminalError(f"answer does not decode: {exc}") from None
+        fields = self._layouts.read(frame.body)
+        if fields is not None:
+            terminal = self._by_id.get(fields["41"])
+            exchange = terminal.exchange if terminal is not None else None
+            if terminal is None or exchange is None or (exchange.kind != "sign_on" and not terminal.session.keep_batch):
+                return frame, fields
+        frame, fields = parse_answer(payload)
+        self._layouts.learn(frame.body, fields)
+        return frame, fields
+
     def _answer(self, payload: bytes, now: float) -> None:
         try:
-            frame, fields = parse_answer(payload)
+            frame, fields = self._decode(payload)
         except TerminalError:
             self.bad_answers += 1
             return
         terminal = self._by_id.get(fields.get("41", ""))
         exchange = terminal.exchange if terminal is not None else None
-        if terminal is None or exchange is None or fields.get("11") != exchange.stan:
+        if (
+            terminal is None
+            or exchange is None
+            or fields.get("11") != exchange.stan
+            or fields.get("t") != exchange.answer_mti
+        ):
             self.stray_answers += 1  # late (already counted as no answer), or not ours
             return
         try:
@@ -349,6 +380,12 @@ class LoadEngine:
             await anyio.sleep(WATCHDOG_EVERY_S)
             self._expire(anyio.current_time())
             await self._flush()
+
+
+def _answer_mti(request: bytes) -> str:
+    """The MTI that answers ``request`` (a POS payload): its own with the function digit one up."""
+    mti = request[BODY_OFFSET : BODY_OFFSET + 2].hex()
+    return mti[:2] + str(int(mti[2]) + 1) + mti[3]
 
 
 def _stan(session: TerminalSession) -> str:
