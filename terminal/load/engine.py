@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import anyio
+import anyio.abc
 
 from acqkit.config import CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
@@ -76,7 +77,7 @@ class _Link:
 @dataclasses.dataclass(slots=True, eq=False)
 class _Terminal:
     session: TerminalSession
-    link: _Link
+    link: _Link | None  # None: a short connection per exchange
     #: The index of this terminal's next request (request *i* is terminal ``i % T``'s): what is queued at a
     #: terminal is every index from here up to what is due, so an overloaded run holds nothing per request.
     next_index: int = 0
@@ -95,6 +96,9 @@ class EngineOptions:
     cards: Sequence[CardFixture]
     spread: str = "request"
     connections: int = 1
+    #: ``False``: every exchange on a short connection of its own, as dial-up and GPRS POS terminals do
+    #: (``connections`` is then not used).
+    keep_alive: bool = True
     answer_timeout: float = 5.0
     seed: int = 0
     amount: int = 100  # fen, of every request but balance inquiries
@@ -115,6 +119,11 @@ class LoadEngine:
         self._idle = anyio.Event()
         self._accepting = False  # True while the schedule runs: terminals take their due requests
         self._dirty: set[_Link] = set()  # connections with frames waiting in their outbox
+        #: Without keep-alive: frames waiting for a short connection each, and where and in what task group
+        #: those connections are made.
+        self._short: list[tuple[_Terminal, _Exchange | None, bytes]] = []
+        self._against: Endpoint | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
         self._sign_on_queue: deque[_Terminal] = deque()
         self._start = 0.0
         #: Next request indices of idle terminals (request *i* is terminal ``i % T``'s), earliest first: the
@@ -202,8 +211,12 @@ class LoadEngine:
     def _post(self, terminal: _Terminal, frame: bytes | None) -> None:
         """Leave ``frame`` for the next write on the terminal's connection."""
         if frame is not None:
-            terminal.link.outbox.append(frame)
-            self._dirty.add(terminal.link)
+            link = terminal.link
+            if link is None:
+                self._short.append((terminal, terminal.exchange, frame))
+            else:
+                link.outbox.append(frame)
+                self._dirty.add(link)
 
     def _decode(self, payload: bytes) -> tuple[PosFrame, dict[str, str]]:
         """The answer's frame and fields: read at fixed offsets (MTI, 11, 39, 41 only) when its body has a shape
@@ -251,9 +264,14 @@ class LoadEngine:
         for terminal in self._terminals:
             exchange = terminal.exchange
             if exchange is not None and exchange.deadline <= now:
-                if exchange.kind == "reversal":
-                    terminal.session.reversal_failed()
-                self._finish(terminal, now, NO_ANSWER)
+                self._no_answer(terminal, now)
+
+    def _no_answer(self, terminal: _Terminal, now: float) -> None:
+        """End the terminal's exchange unanswered (a reversal counts a failed try)."""
+        exchange = terminal.exchange
+        if exchange is not None and exchange.kind == "reversal":
+            terminal.session.reversal_failed()
+        self._finish(terminal, now, NO_ANSWER)
 
     # --- the I/O shell --------------------------------------------------------------------------------
 
@@ -266,16 +284,21 @@ class LoadEngine:
     ) -> float:
         """Sign on, run the schedule, wait for the answers still due; the elapsed seconds of the schedule.
         ``signed_on`` is awaited once every terminal has signed on, connections open and idle (a benchmark
-        measures the memory of idle terminals there)."""
+        measures the memory of idle terminals there). Raises :class:`TerminalError` (in the run's exception
+        group) when the first connections cannot be made: nobody answers at ``against``."""
         options = self.options
-        links = []
+        links: list[_Link] = []
+        self._against = against
         try:
-            for _ in range(min(options.connections, len(self._sessions))):
-                links.append(_Link(await connect(against.host, against.port, timeout=options.answer_timeout)))
-            self._terminals = [_Terminal(s, links[i % len(links)], next_index=i) for i, s in enumerate(self._sessions)]
-            self._by_id = {t.session.state.terminal_id: t for t in self._terminals}
-            self._start = anyio.current_time()
             async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                await self._connect(links)
+                self._terminals = [
+                    _Terminal(session, links[i % len(links)] if links else None, next_index=i)
+                    for i, session in enumerate(self._sessions)
+                ]
+                self._by_id = {t.session.state.terminal_id: t for t in self._terminals}
+                self._start = anyio.current_time()
                 for link in links:
                     tg.start_soon(self._read, link)
                 tg.start_soon(self._watchdog)
@@ -290,6 +313,19 @@ class LoadEngine:
         finally:
             for link in links:
                 await link.conn.aclose()
+
+    async def _connect(self, links: list[_Link]) -> None:
+        """Open the kept-open connections into ``links`` or, without keep-alive, open and close one to learn
+        that something answers there before a run of short connections."""
+        options, against = self.options, self._against
+        assert against is not None
+        try:
+            if not options.keep_alive:
+                await (await connect(against.host, against.port, timeout=options.answer_timeout)).aclose()
+            for _ in range(min(options.connections, len(self._sessions)) if options.keep_alive else 0):
+                links.append(_Link(await connect(against.host, against.port, timeout=options.answer_timeout)))
+        except _CONNECTION_ERRORS as exc:
+            raise TerminalError(f"cannot connect: {exc}") from None
 
     async def _sign_on_all(self) -> None:
         """Sign every terminal on, ``SIGN_ON_WINDOW`` at a time (as terminals would over a morning, not all
@@ -347,7 +383,13 @@ class LoadEngine:
         return elapsed
 
     async def _flush(self) -> None:
-        """Write what each connection has waiting, one write per connection."""
+        """Write what each connection has waiting, one write per connection; start a short connection for
+        each frame that goes on one."""
+        if self._short:
+            short, self._short = self._short, []
+            assert self._task_group is not None  # short frames are posted only while the run's tasks run
+            for terminal, exchange, frame in short:
+                self._task_group.start_soon(self._exchange_once, terminal, exchange, frame)
         dirty, self._dirty = self._dirty, set()
         for link in dirty:
             frames, link.outbox = link.outbox, []
@@ -374,6 +416,28 @@ class LoadEngine:
         except _CONNECTION_ERRORS:
             pass
         link.alive = False
+
+    async def _exchange_once(self, terminal: _Terminal, exchange: _Exchange | None, frame: bytes) -> None:
+        """One exchange on a connection of its own: connect, send, read the answer, close. No answer (refused,
+        broken, closed or timed out) ends the exchange at once, as a POS terminal gives up on its call."""
+        against = self._against
+        assert against is not None
+        payload = None
+        try:
+            conn = await connect(against.host, against.port, timeout=self.options.answer_timeout)
+            try:
+                await conn.send(frame)
+                payload = await conn.receive(self.options.answer_timeout)
+            finally:
+                await conn.aclose()
+        except _CONNECTION_ERRORS:
+            pass
+        now = anyio.current_time()
+        if payload is not None:
+            self._answer(payload, now)
+        elif exchange is not None and terminal.exchange is exchange:  # not ended by the watchdog meanwhile
+            self._no_answer(terminal, now)
+        await self._flush()
 
     async def _watchdog(self) -> None:
         while True:
