@@ -1,7 +1,10 @@
-"""The pipelined load engine: many terminals' sessions over a few kept-open connections, no task per terminal.
+"""The pipelined load engine: many terminals' sessions over a few kept-open connections (or a short connection
+per exchange), no task per terminal.
 
-``acqsim load --keep-alive`` (and ``--connections C``) runs here. Each load terminal is a sans-IO
-:class:`~terminal.session.TerminalSession` — the same rules as ``acqsim pos``: STAN, sign-on with KCV check,
+``acqsim load`` runs here: with ``--keep-alive`` (and ``--connections C``) over kept-open connections, without
+it a task per exchange that connects, sends, reads the answer and closes (``EngineOptions.keep_alive``). Each
+load terminal is a sans-IO :class:`~terminal.session.TerminalSession` — the same rules as ``acqsim pos``: STAN,
+sign-on with KCV check,
 PIN block under the PIK, MAC under the MAK, the reversal stored before the request leaves and sent before the
 terminal's next request, the answer's MAC verified — and does one exchange at a time, as a real POS. What is
 different from one task per terminal is the I/O:
