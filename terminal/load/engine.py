@@ -4,10 +4,9 @@ per exchange), no task per terminal.
 ``acqsim load`` runs here: with ``--keep-alive`` (and ``--connections C``) over kept-open connections, without
 it a task per exchange that connects, sends, reads the answer and closes (``EngineOptions.keep_alive``). Each
 load terminal is a sans-IO :class:`~terminal.session.TerminalSession` — the same rules as ``acqsim pos``: STAN,
-sign-on with KCV check,
-PIN block under the PIK, MAC under the MAK, the reversal stored before the request leaves and sent before the
-terminal's next request, the answer's MAC verified — and does one exchange at a time, as a real POS. What is
-different from one task per terminal is the I/O:
+sign-on with KCV check, PIN block under the PIK, MAC under the MAK, the reversal stored before the request
+leaves and sent before the terminal's next request, the answer's MAC verified — and does one exchange at a
+time, as a real POS. What is different from one task per terminal is the I/O:
 
 - terminal *t* uses connection ``t % C``; a connection carries its terminals' requests interleaved, and
   answers find their terminal by field 41 and are checked against the request (STAN and MTI + 10); an answer
