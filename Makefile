@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Exact versions of the test toolchain (regenerate with `make lock` after changing pyproject.toml).
 LOCK   := requirements/constraints.txt
 
-.PHONY: all install demo test lint typecheck unit bench chaos clean lock
+.PHONY: all install demo test lint typecheck unit bench bench-compare chaos clean lock
 
 all: install
 
@@ -38,6 +38,11 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Before/after in one session: make bench-compare BASE=<rev> [ONLY=bench_e2e,bench_loadgen] [ROUNDS=3] [ARGS=...]
+bench-compare: $(STAMP)
+	$(BIN)/python -m bench --compare $(or $(BASE),main) --only $(or $(ONLY),bench_e2e,bench_loadgen) \
+		--rounds $(or $(ROUNDS),3) --args="$(ARGS)"
 
 # The long chaos run (60 s of purchases, every service killed -9 in turn); exit 0 only on a clean verdict.
 chaos: $(STAMP)

@@ -3,14 +3,22 @@ beside a relay floor — a chain of plain length-prefixed relays with the same h
 (NAC) → relay (front-end) → echo (ledger)) — driven the same way in the same run.
 
 Each terminal opens one short connection per transaction, as the POS terminals do (a second pair of runs
-keeps connections open). The relays, like the NAC and the front-end, carry all traffic on one upstream
+keeps connections open: those run on the pipelined engine, ``terminal/load/engine.py``, as ``acqsim load
+--keep-alive`` does). Every terminal has a card of its own (``load_cards``): one shared card would meet the
+front-end's PIN-try reservation and the ledger's one hot row, which is not what the benchmark measures.
+The relays, like the NAC and the front-end, carry all traffic on one upstream
 connection each. The pipeline figure includes PIN and MAC checks at the HSM and a durable posting at the
 ledger; the floor includes none of it. CPU per purchase by process says where the time goes.
+
+``python -m bench.bench_e2e --keep-alive-only --seconds 5`` runs only the keep-alive capacity run (about 20 s)
+and prints CPU µs per approved purchase by process: the quick figure for anyone working on a service's cost.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import functools
 import subprocess
 import sys
@@ -22,14 +30,14 @@ from typing import Any, Final
 
 import anyio
 
-from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.config import AcqsimConfig, CardFixture, Endpoint
 from acqkit.netio import connect
 from acqkit.runner import backend_options
 from acqsim.processes import pipeline_processes
 from acqsim.supervisor import free_port
-from bench.cpu import cpu_by_service, cpu_per_item
+from bench.cpu import cpu_by_service, cpu_per_item, own_cpu_s, process_cpu_s
 from bench.report import emit
-from terminal.load.runner import run_load
+from terminal.load.runner import load_cards, run_load, with_load_cards
 from terminal.load.schedule import Mix, OpenLoopSchedule
 
 TERMINALS: Final = 32
@@ -39,8 +47,18 @@ OFFERED_RATE: Final = 4000.0  # more than the pipeline can do on 2 cores: measur
 PACED_SHARE: Final = 0.5
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RelayChain:
+    entry: Endpoint
+    pids: tuple[int, ...]
+
+    def cpu_s(self) -> float:
+        """CPU seconds the relay processes used so far (0 where ``/proc`` cannot tell)."""
+        return sum(process_cpu_s(pid) or 0.0 for pid in self.pids)
+
+
 @contextlib.contextmanager
-def relay_chain() -> Iterator[Endpoint]:
+def relay_chain() -> Iterator[RelayChain]:
     ports = [free_port() for _ in range(3)]
     argvs = [
         [sys.executable, "-m", "bench.relay", "--listen", str(ports[2]), "--echo"],
@@ -54,7 +72,7 @@ def relay_chain() -> Iterator[Endpoint]:
             processes.append(process)
             assert process.stdout is not None
             process.stdout.readline()  # READY
-        yield Endpoint(host="127.0.0.1", port=ports[0])
+        yield RelayChain(Endpoint(host="127.0.0.1", port=ports[0]), tuple(p.pid for p in processes))
     finally:
         for process in processes:
             process.terminate()
@@ -63,9 +81,11 @@ def relay_chain() -> Iterator[Endpoint]:
                 process.stdout.close()
 
 
-async def relay_rate(endpoint: Endpoint, clients: int, seconds: float, payload: bytes, *, keep_alive: bool) -> float:
-    """Round trips per second through the relay chain: closed loop, ``clients`` at once, each opening a
-    connection per round trip (as POS terminals do) or keeping one open."""
+async def relay_rate(
+    endpoint: Endpoint, clients: int, seconds: float, payload: bytes, *, keep_alive: bool
+) -> tuple[int, float]:
+    """Round trips through the relay chain, and the seconds they took: closed loop, ``clients`` at once, each
+    opening a connection per round trip (as POS terminals do) or keeping one open."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -88,28 +108,33 @@ async def relay_rate(endpoint: Endpoint, clients: int, seconds: float, payload: 
     async with anyio.create_task_group() as tg:
         for _ in range(clients):
             tg.start_soon(client)
-    return done / (time.perf_counter() - start)
+    return done, time.perf_counter() - start
 
 
 def _run(
     config: AcqsimConfig,
+    cards: tuple[CardFixture, ...],
     nac: Endpoint,
     rate: float,
+    seconds: float,
     backend: str,
     options: dict[str, Any],
     *,
     keep_alive: bool = False,
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """One open-loop run of purchases at ``rate``: its summary, and CPU µs per approved purchase by process."""
+    """One open-loop run of purchases at ``rate`` for ``seconds``, terminal *t* always on card *t*: its summary,
+    and CPU µs per approved purchase by process."""
     before = cpu_by_service()
     stats, elapsed = anyio.run(
         lambda: run_load(
             config,
             terminals=TERMINALS,
-            schedule=OpenLoopSchedule(rate, SECONDS),
+            schedule=OpenLoopSchedule(rate, seconds),
             mix=Mix.parse("purchase=100"),
             against=nac,
             keep_alive=keep_alive,
+            cards=cards,
+            spread="terminal",
         ),
         backend=backend,
         backend_options=options,
@@ -117,54 +142,87 @@ def _run(
     return stats.summary(elapsed), cpu_per_item(before, cpu_by_service(), stats.codes.get("00", 0))
 
 
-def measure() -> dict[str, float]:
-    backend, options = backend_options()  # as `acqsim load` runs: uvloop when installed
-    config = AcqsimConfig.default()
-    with tempfile.TemporaryDirectory(prefix="acqsim-bench-e2e-") as tmp:
-        with pipeline_processes(config, TERMINALS, Path(tmp)) as nac:
-            capacity, cpu = _run(config, nac, OFFERED_RATE, backend, options)
-            paced_rate = max(round(capacity["approved_tps"] * PACED_SHARE), 1)
-            paced, _ = _run(config, nac, paced_rate, backend, options)
-            kept, kept_cpu = _run(config, nac, OFFERED_RATE, backend, options, keep_alive=True)
-        with relay_chain() as relay:
-            floors = {
-                keep_alive: anyio.run(
-                    functools.partial(relay_rate, relay, TERMINALS, SECONDS, bytes(129), keep_alive=keep_alive),
-                    backend=backend,
-                    backend_options=options,
-                )
-                for keep_alive in (False, True)
-            }
-            floor = floors[False]
-    approved = capacity["approved_tps"]
-    figures = {
-        "approved_per_s": approved,
-        "relay_floor_per_s": floor,
-        "ratio": approved / floor if floor else 0.0,
-        "paced_rate_per_s": float(paced_rate),
-        "paced_approved_per_s": paced["approved_tps"],
-        "paced_p50_ms": paced["p50_ms"],
-        "paced_p99_ms": paced["p99_ms"],
-        "paced_p999_ms": paced["p999_ms"],
-        "keep_alive_approved_per_s": kept["approved_tps"],
-        "keep_alive_relay_floor_per_s": floors[True],
-        "keep_alive_ratio": kept["approved_tps"] / floors[True] if floors[True] else 0.0,
-    }
-    figures |= {f"cpu_us_{name}": micros for name, micros in sorted(cpu.items())}
+def _cpu_figures(prefix: str, cpu: dict[str, float]) -> dict[str, float]:
+    """``<prefix>cpu_us_<process>`` for each process and ``<prefix>cpu_us_total``, when CPU was measured."""
+    figures = {f"{prefix}cpu_us_{name}": micros for name, micros in sorted(cpu.items())}
     if cpu:
-        figures["cpu_us_total"] = sum(cpu.values())
-    if kept_cpu:
-        figures["keep_alive_cpu_us_total"] = sum(kept_cpu.values())
+        figures[f"{prefix}cpu_us_total"] = sum(cpu.values())
     return figures
 
 
-def main() -> None:
-    figures = measure()
+def _relay_floor(seconds: float, backend: str, options: dict[str, Any], *, keep_alive: bool) -> tuple[float, float]:
+    """Round trips per second through the relay chain, and CPU µs per round trip summed over the relays and
+    the client (this process): the floor of the rate and of the CPU per purchase."""
+    with relay_chain() as relay:
+        cpu_before, own_before = relay.cpu_s(), own_cpu_s()
+        done, elapsed = anyio.run(
+            functools.partial(relay_rate, relay.entry, TERMINALS, seconds, bytes(129), keep_alive=keep_alive),
+            backend=backend,
+            backend_options=options,
+        )
+        cpu = relay.cpu_s() - cpu_before + own_cpu_s() - own_before
+    return done / elapsed, cpu * 1e6 / done if done else 0.0
+
+
+def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[str, float]:
+    """Every run (capacity, paced, keep-alive, and both relay floors), or the keep-alive capacity run only."""
+    backend, options = backend_options()  # as `acqsim load` runs: uvloop when installed
+    cards = load_cards(AcqsimConfig.default(), TERMINALS)
+    config = with_load_cards(AcqsimConfig.default(), cards)
+    figures: dict[str, float] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="acqsim-bench-e2e-") as tmp,
+        pipeline_processes(config, TERMINALS, Path(tmp)) as nac,
+    ):
+        if not keep_alive_only:
+            capacity, cpu = _run(config, cards, nac, OFFERED_RATE, seconds, backend, options)
+            paced_rate = max(round(capacity["approved_tps"] * PACED_SHARE), 1)
+            paced, _ = _run(config, cards, nac, paced_rate, seconds, backend, options)
+            figures |= {
+                "approved_per_s": capacity["approved_tps"],
+                "paced_rate_per_s": float(paced_rate),
+                "paced_approved_per_s": paced["approved_tps"],
+                "paced_p50_ms": paced["p50_ms"],
+                "paced_p99_ms": paced["p99_ms"],
+                "paced_p999_ms": paced["p999_ms"],
+            } | _cpu_figures("", cpu)
+        kept, kept_cpu = _run(config, cards, nac, OFFERED_RATE, seconds, backend, options, keep_alive=True)
+    figures["keep_alive_approved_per_s"] = kept["approved_tps"]
+    figures |= _cpu_figures("keep_alive_", kept_cpu)
+    if keep_alive_only:
+        return figures
+    floor, floor_cpu = _relay_floor(seconds, backend, options, keep_alive=False)
+    kept_floor, kept_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True)
+    figures |= {
+        "relay_floor_per_s": floor,
+        "relay_floor_cpu_us": floor_cpu,
+        "keep_alive_relay_floor_cpu_us": kept_floor_cpu,
+        "ratio": figures["approved_per_s"] / floor if floor else 0.0,
+        "keep_alive_relay_floor_per_s": kept_floor,
+        "keep_alive_ratio": kept["approved_tps"] / kept_floor if kept_floor else 0.0,
+    }
+    return figures
+
+
+def _cpu_line(figures: dict[str, float], prefix: str) -> str | None:
+    """``frontend 1,234, nac …; total …`` (largest first) from the ``<prefix>cpu_us_*`` figures, if any."""
+    key = f"{prefix}cpu_us_"
+    shares = {k[len(key) :]: v for k, v in figures.items() if k.startswith(key) and k != f"{key}total"}
+    if not shares:
+        return None
+    parts = ", ".join(f"{name} {micros:,.0f}" for name, micros in sorted(shares.items(), key=lambda kv: -kv[1]))
+    return f"{parts}; total {figures[key + 'total']:,.0f}"
+
+
+def _print_full(figures: dict[str, float]) -> None:
     print(
         f"capacity: {figures['approved_per_s']:,.0f} approved purchases/s through the four services "
         f"(offered {OFFERED_RATE:,.0f}/s by {TERMINALS} terminals, PIN and MAC checked, postings durable)"
     )
-    print(f"relay floor (3 plain hops, a connection per round trip): {figures['relay_floor_per_s']:,.0f} round trips/s")
+    print(
+        f"relay floor (3 plain hops, a connection per round trip): {figures['relay_floor_per_s']:,.0f} round trips/s"
+        f" at {figures['relay_floor_cpu_us']:,.0f} µs CPU each (relays and client)"
+    )
     print(f"capacity / floor: {figures['ratio']:.3f}")
     print(
         f"paced at {figures['paced_rate_per_s']:,.0f}/s ({PACED_SHARE:.0%} of capacity): "
@@ -172,17 +230,41 @@ def main() -> None:
         f"p50 {figures['paced_p50_ms']:.1f} ms, p99 {figures['paced_p99_ms']:.1f} ms, "
         f"p99.9 {figures['paced_p999_ms']:.1f} ms"
     )
-    shares = {k[len("cpu_us_") :]: v for k, v in figures.items() if k.startswith("cpu_us_") and k != "cpu_us_total"}
-    if shares:
-        parts = ", ".join(f"{name} {micros:,.0f}" for name, micros in sorted(shares.items(), key=lambda kv: -kv[1]))
-        print(f"CPU µs per approved purchase at capacity: {parts}; total {figures['cpu_us_total']:,.0f}")
-    kept_cpu = figures.get("keep_alive_cpu_us_total")
+    if (line := _cpu_line(figures, "")) is not None:
+        print(f"CPU µs per approved purchase at capacity, a connection per transaction: {line}")
+
+
+def _print_keep_alive(figures: dict[str, float]) -> None:
+    floor = figures.get("keep_alive_relay_floor_per_s")
     print(
-        f"terminals keeping their NAC connection open: {figures['keep_alive_approved_per_s']:,.0f} approved/s"
-        + (f" (CPU {kept_cpu:,.0f} µs per purchase)" if kept_cpu is not None else "")
-        + f"; relay floor the same way {figures['keep_alive_relay_floor_per_s']:,.0f}/s;"
-        f" ratio {figures['keep_alive_ratio']:.3f}"
+        f"terminals keeping their NAC connection open (pipelined engine): "
+        f"{figures['keep_alive_approved_per_s']:,.0f} approved/s"
+        + (
+            f"; relay floor the same way {floor:,.0f}/s at {figures['keep_alive_relay_floor_cpu_us']:,.0f} µs CPU"
+            f" each; ratio {figures['keep_alive_ratio']:.3f}"
+            if floor
+            else ""
+        )
     )
+    if (line := _cpu_line(figures, "keep_alive_")) is not None:
+        print(f"CPU µs per approved purchase at capacity, connections kept open: {line}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_e2e", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--keep-alive-only",
+        action="store_true",
+        help="run only the keep-alive capacity run and print CPU µs per purchase by process (about 20 s)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=SECONDS, help=f"length of each load run, seconds (default {SECONDS:g})"
+    )
+    args = parser.parse_args(argv)
+    figures = measure(args.seconds, keep_alive_only=args.keep_alive_only)
+    if not args.keep_alive_only:
+        _print_full(figures)
+    _print_keep_alive(figures)
     emit(figures)
 
 

@@ -252,6 +252,7 @@ def main() -> None:
             "vs_floor": capacity / floor_capacity,
             "idle_terminals": int(idle["signed_on"]),
             "idle_rss_mb": idle["rss_mb"],
+            "idle_rss_before_mb": idle["before_mb"],
             "idle_rss_limit_mb": IDLE_RSS_LIMIT_MB,
         }
     )

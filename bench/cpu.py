@@ -24,6 +24,18 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far, or ``None`` (gone, or not Linux)."""
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
+
+
+def own_cpu_s() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _service_name(pid: int) -> str | None:
     try:
         argv = (PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
@@ -36,8 +48,7 @@ def _service_name(pid: int) -> str | None:
 
 def cpu_by_service() -> dict[str, float]:
     """CPU seconds so far of this process (``load``) and of every acqsim service it started, by name."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    totals = {"load": usage.ru_utime + usage.ru_stime}
+    totals = {"load": own_cpu_s()}
     if not PROC.is_dir():
         return totals
     parents: dict[int, int] = {}

@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
-from typing import Final
+from typing import Final, NamedTuple
 
 from acqkit.config import CardFixture
 from terminal.chipcard import Completion
 from terminal.chipflow import CardRead, ReadMode, reversal_icc, script_advice_icc
 from terminal.reader import ReaderOutput
 from terminal.state import MAX_REVERSAL_TRIES, BatchTxn, PendingReversal, TerminalState
+from terminal.template import RequestTemplate
 from wire.codec import decode_pos_body, encode_pos_body, encode_pos_body_with_mac, pos_body_mac, pos_mac_block
 from wire.constants import (
     CURRENCY_CNY,
@@ -49,6 +50,9 @@ from wire.trackcrypt import encrypt_track_field
 KCV_LEN: Final = 4
 #: Working keys a session keeps unwrapped: one sign-on's PIK and MAK (and, briefly, the previous pair's).
 _MAX_CACHED_KEYS: Final = 4
+#: Request templates a session keeps (one per kind, card, amount and PIN under the current keys and batch):
+#: a load terminal needs one or a few; a terminal that goes through more cards starts afresh when full.
+MAX_TEMPLATES: Final = 16
 
 #: kind → (MTI, processing code, condition code, 60.1, PIN entered)
 FINANCIAL: Final[dict[str, tuple[str, str, str, str, bool]]] = {
@@ -100,6 +104,13 @@ def _voucher(fields: dict[str, str]) -> str:
         return Field59.parse(fields["59"]).voucher or ""
     except WireError:
         return ""
+
+
+class _Templated(NamedTuple):
+    """A session's cached request template and the reversal fields its requests store (``None``: no reversal)."""
+
+    request: RequestTemplate
+    reversal: dict[str, str] | None
 
 
 class TerminalError(Exception):
@@ -155,6 +166,7 @@ class TerminalSession:
         route: str = DEFAULT_ROUTE,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         keep_batch: bool = True,
+        templates: bool = True,
     ) -> None:
         self.state = state
         self._tmk = tmk
@@ -171,6 +183,11 @@ class TerminalSession:
         #: TPDU ‖ header: the same for every request of this terminal, so written once.
         self._frame_prefix = PosFrame(tpdu=self.tpdu, header=self.header, body=b"").to_bytes()
         self.clock = clock
+        #: Card financial requests encoded once and patched per request (``terminal/template.py``), by
+        #: everything their bytes depend on but STAN, time, date and MAC; ``None``: every request in full.
+        #: A template's value also holds the reversal its requests store (STAN and 61 aside); ``None`` when the
+        #: body's layout allowed no template.
+        self._templates: dict[tuple[object, ...], _Templated | None] | None = {} if templates else None
 
     # --- keys ------------------------------------------------------------------------------------------
 
@@ -257,9 +274,20 @@ class TerminalSession:
         """Build a financial request; its reversal is stored first (except balance inquiries). ``read`` says
         how the card was read (chip: 22 = 05x/07x with 23 and 55; fallback 80x; 60.4/60.5), default a swipe."""
         mti, processing, condition, txn_type, wants_pin = FINANCIAL[kind]
-        if not self.state.signed_on:
+        state = self.state
+        if not state.signed_on:
             raise TerminalError("terminal is not signed on")
-        fields = self._base(mti, self.state.next_stan())
+        templates = self._templates
+        template_key: tuple[object, ...] | None = None
+        plain = read is None and original is None and not target_pan and state.tdk_under_tmk is None
+        if templates is not None and plain:
+            template_key = (kind, card, amount, pin, state.batch, state.pik_under_tmk, state.mak_under_tmk)
+            templated = templates.get(template_key)
+            if templated is not None:
+                return self._from_template(templated)
+            if template_key in templates:  # its layout allows no template
+                template_key = None
+        fields = self._base(mti, state.next_stan())
         fields.update(
             {"2": card.pan, "3": processing, "14": card.expiry, "25": condition, "35": card.track2, "49": CURRENCY_CNY}
         )
@@ -299,7 +327,27 @@ class TerminalSession:
             self._chip_request = (fields["22"], fields["23"], fields["55"])
         if kind != "balance":
             self._store_reversal(fields, read)  # with the clear track: encrypted afresh at each try
-        return self._frame(self._protect_tracks(fields), mac=True)
+        frame = self._frame(self._protect_tracks(fields), mac=True)
+        if template_key is not None and templates is not None:
+            if len(templates) >= MAX_TEMPLATES:
+                templates.clear()
+            template = RequestTemplate.of(fields, frame[len(self._frame_prefix) :])
+            reversal = dict(self._last_reversal) if kind != "balance" and self._last_reversal is not None else None
+            templates[template_key] = None if template is None else _Templated(template, reversal)
+        return frame
+
+    def _from_template(self, templated: _Templated) -> bytes:
+        """:meth:`financial` again for what the template was made of: a new STAN, time, date and MAC, and the
+        reversal stored first (its STAN and 61 the new request's), as a full build does."""
+        stan = self.state.next_stan()
+        self._chip_request = None
+        if templated.reversal is not None:
+            reversal = dict(templated.reversal)
+            reversal["11"] = stan
+            reversal["61"] = Field61(batch=self.state.batch, stan=stan).encode()
+            self.state.pending_reversal = PendingReversal(fields=reversal)
+            self._last_reversal = dict(reversal)
+        return self._frame_prefix + templated.request.render(stan, self.clock(), self.mac)
 
     def qr(self, kind: str, *, amount: int = 0, qr_data: Field59, original: Original | None = None) -> bytes:
         """Build a QR request (``QR_FINANCIAL``); the reversal of a money-moving one is stored first."""

@@ -1,13 +1,16 @@
-"""The pipelined load engine: many terminals' sessions over a few kept-open connections, no task per terminal.
+"""The pipelined load engine: many terminals' sessions over a few kept-open connections (or a short connection
+per exchange), no task per terminal.
 
-``acqsim load --keep-alive`` (and ``--connections C``) runs here. Each load terminal is a sans-IO
-:class:`~terminal.session.TerminalSession` — the same rules as ``acqsim pos``: STAN, sign-on with KCV check,
-PIN block under the PIK, MAC under the MAK, the reversal stored before the request leaves and sent before the
-terminal's next request, the answer's MAC verified — and does one exchange at a time, as a real POS. What is
-different from one task per terminal is the I/O:
+``acqsim load`` runs here: with ``--keep-alive`` (and ``--connections C``) over kept-open connections, without
+it a task per exchange that connects, sends, reads the answer and closes (``EngineOptions.keep_alive``). Each
+load terminal is a sans-IO :class:`~terminal.session.TerminalSession` — the same rules as ``acqsim pos``: STAN,
+sign-on with KCV check, PIN block under the PIK, MAC under the MAK, the reversal stored before the request
+leaves and sent before the terminal's next request, the answer's MAC verified — and does one exchange at a
+time, as a real POS. What is different from one task per terminal is the I/O:
 
 - terminal *t* uses connection ``t % C``; a connection carries its terminals' requests interleaved, and
-  answers find their terminal by field 41 and are checked against the request (STAN and MTI + 10);
+  answers find their terminal by field 41 and are checked against the request (STAN and MTI + 10); an answer
+  shaped like one decoded before is read at fixed offsets (``answers.py``), any other decoded in full;
 - one scheduler task hands request *i* to terminal ``i % T`` at its due time (open loop: latency counts from
   the due time, queueing at a busy terminal included) and writes every frame that came due in the same turn
   in one write per connection;
@@ -30,13 +33,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import anyio
+import anyio.abc
 
 from acqkit.config import CardFixture, Endpoint
 from acqkit.netio import FramedConnection, connect
+from terminal.load.answers import AnswerLayouts
 from terminal.load.schedule import Mix, OpenLoopSchedule
 from terminal.load.stats import NO_ANSWER, LoadStats
 from terminal.session import TerminalError, TerminalSession, parse_answer
-from wire.errors import FramingError
+from wire.errors import FramingError, WireError
+from wire.posframe import BODY_OFFSET, PosFrame
 
 #: How often the watchdog looks for unanswered exchanges.
 WATCHDOG_EVERY_S: Final = 0.1
@@ -60,6 +66,7 @@ class _Exchange:
     stan: str
     due: float | None  # a scheduled request's due time; None for sign-ons and reversals
     deadline: float
+    answer_mti: str = ""  # the request's MTI + 10 (0200 → 0210): an answer of another MTI is not its answer
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -72,7 +79,7 @@ class _Link:
 @dataclasses.dataclass(slots=True, eq=False)
 class _Terminal:
     session: TerminalSession
-    link: _Link
+    link: _Link | None  # None: a short connection per exchange
     #: The index of this terminal's next request (request *i* is terminal ``i % T``'s): what is queued at a
     #: terminal is every index from here up to what is due, so an overloaded run holds nothing per request.
     next_index: int = 0
@@ -91,6 +98,9 @@ class EngineOptions:
     cards: Sequence[CardFixture]
     spread: str = "request"
     connections: int = 1
+    #: ``False``: every exchange on a short connection of its own, as dial-up and GPRS POS terminals do
+    #: (``connections`` is then not used).
+    keep_alive: bool = True
     answer_timeout: float = 5.0
     seed: int = 0
     amount: int = 100  # fen, of every request but balance inquiries
@@ -111,6 +121,11 @@ class LoadEngine:
         self._idle = anyio.Event()
         self._accepting = False  # True while the schedule runs: terminals take their due requests
         self._dirty: set[_Link] = set()  # connections with frames waiting in their outbox
+        #: Without keep-alive: frames waiting for a short connection each, and where and in what task group
+        #: those connections are made.
+        self._short: list[tuple[_Terminal, _Exchange | None, bytes]] = []
+        self._against: Endpoint | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
         self._sign_on_queue: deque[_Terminal] = deque()
         self._start = 0.0
         #: Next request indices of idle terminals (request *i* is terminal ``i % T``'s), earliest first: the
@@ -121,6 +136,8 @@ class LoadEngine:
         #: Each request's kind, by index modulo its length: drawn once with the mix's weights (a run of any
         #: length holds no per-request plan).
         self._kinds = options.mix.plan(KIND_TABLE, options.seed)
+        #: Shapes of answers decoded in full: later answers of the same shape are read at fixed offsets.
+        self._layouts = AnswerLayouts()
         #: Answers that named no terminal waiting for them, or did not match its request; bad frames.
         self.stray_answers = 0
         self.bad_answers = 0
@@ -152,6 +169,7 @@ class LoadEngine:
             return None
         if frame is not None:
             self._in_flight += 1
+            terminal.exchange.answer_mti = _answer_mti(frame)
         return frame
 
     def _is_due(self, index: int, now: float) -> bool:
@@ -195,18 +213,46 @@ class LoadEngine:
     def _post(self, terminal: _Terminal, frame: bytes | None) -> None:
         """Leave ``frame`` for the next write on the terminal's connection."""
         if frame is not None:
-            terminal.link.outbox.append(frame)
-            self._dirty.add(terminal.link)
+            link = terminal.link
+            if link is None:
+                self._short.append((terminal, terminal.exchange, frame))
+            else:
+                link.outbox.append(frame)
+                self._dirty.add(link)
+
+    def _decode(self, payload: bytes) -> tuple[PosFrame, dict[str, str]]:
+        """The answer's frame and fields: read at fixed offsets (MTI, 11, 39, 41 only) when its body has a shape
+        already decoded and it answers an exchange that needs no more (not a sign-on: that reads the keys in
+        62; a terminal keeping its batch remembers every field), else decoded in full and its shape learnt.
+        Raises :class:`TerminalError` when it does not decode."""
+        try:
+            frame = PosFrame.parse(payload)
+        except WireError as exc:
+            raise TerminalError(f"answer does not decode: {exc}") from None
+        fields = self._layouts.read(frame.body)
+        if fields is not None:
+            terminal = self._by_id.get(fields["41"])
+            exchange = terminal.exchange if terminal is not None else None
+            if terminal is None or exchange is None or (exchange.kind != "sign_on" and not terminal.session.keep_batch):
+                return frame, fields
+        frame, fields = parse_answer(payload)
+        self._layouts.learn(frame.body, fields)
+        return frame, fields
 
     def _answer(self, payload: bytes, now: float) -> None:
         try:
-            frame, fields = parse_answer(payload)
+            frame, fields = self._decode(payload)
         except TerminalError:
             self.bad_answers += 1
             return
         terminal = self._by_id.get(fields.get("41", ""))
         exchange = terminal.exchange if terminal is not None else None
-        if terminal is None or exchange is None or fields.get("11") != exchange.stan:
+        if (
+            terminal is None
+            or exchange is None
+            or fields.get("11") != exchange.stan
+            or fields.get("t") != exchange.answer_mti
+        ):
             self.stray_answers += 1  # late (already counted as no answer), or not ours
             return
         try:
@@ -220,9 +266,14 @@ class LoadEngine:
         for terminal in self._terminals:
             exchange = terminal.exchange
             if exchange is not None and exchange.deadline <= now:
-                if exchange.kind == "reversal":
-                    terminal.session.reversal_failed()
-                self._finish(terminal, now, NO_ANSWER)
+                self._no_answer(terminal, now)
+
+    def _no_answer(self, terminal: _Terminal, now: float) -> None:
+        """End the terminal's exchange unanswered (a reversal counts a failed try)."""
+        exchange = terminal.exchange
+        if exchange is not None and exchange.kind == "reversal":
+            terminal.session.reversal_failed()
+        self._finish(terminal, now, NO_ANSWER)
 
     # --- the I/O shell --------------------------------------------------------------------------------
 
@@ -235,16 +286,21 @@ class LoadEngine:
     ) -> float:
         """Sign on, run the schedule, wait for the answers still due; the elapsed seconds of the schedule.
         ``signed_on`` is awaited once every terminal has signed on, connections open and idle (a benchmark
-        measures the memory of idle terminals there)."""
+        measures the memory of idle terminals there). Raises :class:`TerminalError` (in the run's exception
+        group) when the first connections cannot be made: nobody answers at ``against``."""
         options = self.options
-        links = []
+        links: list[_Link] = []
+        self._against = against
         try:
-            for _ in range(min(options.connections, len(self._sessions))):
-                links.append(_Link(await connect(against.host, against.port, timeout=options.answer_timeout)))
-            self._terminals = [_Terminal(s, links[i % len(links)], next_index=i) for i, s in enumerate(self._sessions)]
-            self._by_id = {t.session.state.terminal_id: t for t in self._terminals}
-            self._start = anyio.current_time()
             async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                await self._connect(links)
+                self._terminals = [
+                    _Terminal(session, links[i % len(links)] if links else None, next_index=i)
+                    for i, session in enumerate(self._sessions)
+                ]
+                self._by_id = {t.session.state.terminal_id: t for t in self._terminals}
+                self._start = anyio.current_time()
                 for link in links:
                     tg.start_soon(self._read, link)
                 tg.start_soon(self._watchdog)
@@ -259,6 +315,19 @@ class LoadEngine:
         finally:
             for link in links:
                 await link.conn.aclose()
+
+    async def _connect(self, links: list[_Link]) -> None:
+        """Open the kept-open connections into ``links`` or, without keep-alive, open and close one to learn
+        that something answers there before a run of short connections."""
+        options, against = self.options, self._against
+        assert against is not None
+        try:
+            if not options.keep_alive:
+                await (await connect(against.host, against.port, timeout=options.answer_timeout)).aclose()
+            for _ in range(min(options.connections, len(self._sessions)) if options.keep_alive else 0):
+                links.append(_Link(await connect(against.host, against.port, timeout=options.answer_timeout)))
+        except _CONNECTION_ERRORS as exc:
+            raise TerminalError(f"cannot connect: {exc}") from None
 
     async def _sign_on_all(self) -> None:
         """Sign every terminal on, ``SIGN_ON_WINDOW`` at a time (as terminals would over a morning, not all
@@ -316,7 +385,13 @@ class LoadEngine:
         return elapsed
 
     async def _flush(self) -> None:
-        """Write what each connection has waiting, one write per connection."""
+        """Write what each connection has waiting, one write per connection; start a short connection for
+        each frame that goes on one."""
+        if self._short:
+            short, self._short = self._short, []
+            assert self._task_group is not None  # short frames are posted only while the run's tasks run
+            for terminal, exchange, frame in short:
+                self._task_group.start_soon(self._exchange_once, terminal, exchange, frame)
         dirty, self._dirty = self._dirty, set()
         for link in dirty:
             frames, link.outbox = link.outbox, []
@@ -344,11 +419,39 @@ class LoadEngine:
             pass
         link.alive = False
 
+    async def _exchange_once(self, terminal: _Terminal, exchange: _Exchange | None, frame: bytes) -> None:
+        """One exchange on a connection of its own: connect, send, read the answer, close. No answer (refused,
+        broken, closed or timed out) ends the exchange at once, as a POS terminal gives up on its call."""
+        against = self._against
+        assert against is not None
+        payload = None
+        try:
+            conn = await connect(against.host, against.port, timeout=self.options.answer_timeout)
+            try:
+                await conn.send(frame)
+                payload = await conn.receive(self.options.answer_timeout)
+            finally:
+                await conn.aclose()
+        except _CONNECTION_ERRORS:
+            pass
+        now = anyio.current_time()
+        if payload is not None:
+            self._answer(payload, now)
+        elif exchange is not None and terminal.exchange is exchange:  # not ended by the watchdog meanwhile
+            self._no_answer(terminal, now)
+        await self._flush()
+
     async def _watchdog(self) -> None:
         while True:
             await anyio.sleep(WATCHDOG_EVERY_S)
             self._expire(anyio.current_time())
             await self._flush()
+
+
+def _answer_mti(request: bytes) -> str:
+    """The MTI that answers ``request`` (a POS payload): its own with the function digit one up."""
+    mti = request[BODY_OFFSET : BODY_OFFSET + 2].hex()
+    return mti[:2] + str(int(mti[2]) + 1) + mti[3]
 
 
 def _stan(session: TerminalSession) -> str:

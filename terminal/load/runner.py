@@ -5,9 +5,10 @@ so when the system is slower than the offered rate, requests queue at their term
 always measured from the due time — shows it. The run ends at its duration: requests still queued then are
 counted as not sent (the backlog), never silently dropped from the figures.
 
-Two ways to connect: a short connection per transaction (the default: a task per terminal, each exchange a
-new TCP connection, as dial-up and GPRS terminals do), or kept-open connections (``keep_alive``), run by the
-pipelined engine of ``engine.py`` — one connection per terminal unless ``connections`` says fewer.
+Both ways to connect run on the pipelined engine of ``engine.py`` (sans-IO sessions, request templates, one
+scheduler): a short connection per exchange (the default, as dial-up and GPRS terminals do: a task per
+exchange connects, sends, reads the answer and closes), or kept-open connections (``keep_alive``) — one per
+terminal unless ``connections`` says fewer.
 
 Cards: request *i* uses card ``i % cards`` (``spread="request"``) or terminal *t* always card ``t % cards``
 (``spread="terminal"``). ``with_load_cards`` adds ``count`` deterministic TEST cards to a configuration.
@@ -18,20 +19,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Final
-
-import anyio
 
 from acqkit.config import AcqsimConfig, CardFixture, Endpoint, TerminalFixture
 from terminal.cards import luhn_check_digit
 from terminal.load.engine import EngineOptions, LoadEngine
 from terminal.load.schedule import Mix, OpenLoopSchedule
-from terminal.load.stats import NO_ANSWER, LoadStats
-from terminal.pos import PosTerminal
+from terminal.load.stats import LoadStats
 from terminal.session import TerminalSession
 from terminal.state import TerminalState
 from wire.paycrypto import visa_pvv
@@ -39,7 +34,6 @@ from wire.paycrypto import visa_pvv
 LOAD_TERMINAL_PREFIX: Final = "2"
 #: How long a load terminal waits for one answer.
 LOAD_ANSWER_TIMEOUT_S: Final = 5.0
-PROGRESS_EVERY_S: Final = 1.0
 
 
 #: The load cards' BIN and PAN length; the PAN body after the BIN is ``9`` and the card's index.
@@ -115,72 +109,21 @@ async def run_load(
     spread: str = "request",
 ) -> tuple[LoadStats, float]:
     config = with_load_terminals(config, terminals)
-    cards = cards or (config.cards[0],)
-    if keep_alive:
-        return await _run_pipelined(
-            config, terminals, schedule, mix, against, progress, seed, connections or terminals, cards, spread
-        )
-    stats = LoadStats()
-    kinds = mix.kinds(seed)
-    with tempfile.TemporaryDirectory(prefix="acqsim-load-") as state_dir:
-        poses = [
-            PosTerminal(
-                config,
-                f"{LOAD_TERMINAL_PREFIX}{i:07d}",
-                nac=against,
-                state_dir=Path(state_dir),
-                timeout=LOAD_ANSWER_TIMEOUT_S,
-                persist=False,
-                keep_alive=keep_alive,
-            )
-            for i in range(1, terminals + 1)
-        ]
-        for pos in poses:
-            pos.session.keep_batch = False  # a long run would otherwise remember every approval
-        async with anyio.create_task_group() as tg:
-            for pos in poses:
-                tg.start_soon(pos.sign_on)
-        start = anyio.current_time() + 0.05
-        wall_start = time.perf_counter()
-
-        async def terminal_worker(index: int, pos: PosTerminal) -> None:
-            end = start + schedule.duration
-            for i in range(index, schedule.count, terminals):
-                due = start + schedule.due(i)
-                await anyio.sleep_until(due)
-                if anyio.current_time() > end:
-                    stats.not_sent += 1  # the run is over: what is still queued is counted, not sent
-                    continue
-                stats.sent += 1
-                kind = next(kinds)
-                card = cards[(i if spread == "request" else index) % len(cards)]
-                amount = 0 if kind == "balance" else 100
-                outcome = await pos.financial(kind, card, amount=amount, pin=card.pin)
-                code = NO_ANSWER if outcome is None else outcome.response_code
-                stats.record(due - start, anyio.current_time() - due, code)
-
-        async def report() -> None:
-            while True:
-                await anyio.sleep(PROGRESS_EVERY_S)
-                if progress is not None:
-                    progress(stats, time.perf_counter() - wall_start)
-
-        async with anyio.create_task_group() as tg:
-            reporter = anyio.CancelScope()
-
-            async def reporting() -> None:
-                with reporter:
-                    await report()
-
-            tg.start_soon(reporting)
-            async with anyio.create_task_group() as workers:
-                for index, pos in enumerate(poses):
-                    workers.start_soon(terminal_worker, index, pos)
-            reporter.cancel()
-        elapsed = time.perf_counter() - wall_start
-        for pos in poses:
-            await pos.close()
-    return stats, elapsed
+    engine = LoadEngine(
+        load_sessions(config, terminals),
+        EngineOptions(
+            schedule=schedule,
+            mix=mix,
+            cards=cards or (config.cards[0],),
+            spread=spread,
+            connections=connections or terminals,
+            keep_alive=keep_alive,
+            answer_timeout=LOAD_ANSWER_TIMEOUT_S,
+            seed=seed,
+        ),
+    )
+    elapsed = await engine.run(against, progress)
+    return engine.stats, elapsed
 
 
 def load_sessions(config: AcqsimConfig, terminals: int) -> list[TerminalSession]:
@@ -197,34 +140,6 @@ def load_sessions(config: AcqsimConfig, terminals: int) -> list[TerminalSession]
             )
         )
     return sessions
-
-
-async def _run_pipelined(
-    config: AcqsimConfig,
-    terminals: int,
-    schedule: OpenLoopSchedule,
-    mix: Mix,
-    against: Endpoint,
-    progress: Callable[[LoadStats, float], None] | None,
-    seed: int,
-    connections: int,
-    cards: tuple[CardFixture, ...],
-    spread: str,
-) -> tuple[LoadStats, float]:
-    engine = LoadEngine(
-        load_sessions(config, terminals),
-        EngineOptions(
-            schedule=schedule,
-            mix=mix,
-            cards=cards,
-            spread=spread,
-            connections=connections,
-            answer_timeout=LOAD_ANSWER_TIMEOUT_S,
-            seed=seed,
-        ),
-    )
-    elapsed = await engine.run(against, progress)
-    return engine.stats, elapsed
 
 
 PROGRESS_BAR_WIDTH: Final = 20

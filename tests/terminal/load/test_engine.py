@@ -63,7 +63,8 @@ async def _run(host: EchoHost, sessions: list[TerminalSession], options: EngineO
 
 
 @pytest.mark.anyio
-async def test_every_request_is_answered_and_trusted_with_cards_spread_per_request() -> None:
+@pytest.mark.parametrize("keep_alive", [True, False], ids=["kept-open", "short"])
+async def test_every_request_is_answered_and_trusted_with_cards_spread_per_request(keep_alive: bool) -> None:
     host = RecordingEchoHost()
     cards = load_cards(CONFIG, 5)
     options = EngineOptions(
@@ -72,6 +73,7 @@ async def test_every_request_is_answered_and_trusted_with_cards_spread_per_reque
         mix=Mix.parse("purchase=80,balance=20"),
         cards=cards,
         connections=3,
+        keep_alive=keep_alive,
     )
     engine = await _run(host, _sessions(10), options)
     assert engine.stats.sent == 150 and engine.stats.not_sent == 0
@@ -102,13 +104,15 @@ async def test_spread_per_terminal_keeps_each_terminal_on_one_card() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_lost_answer_is_no_answer_and_its_reversal_goes_first() -> None:
+@pytest.mark.parametrize("keep_alive", [True, False], ids=["kept-open", "short"])
+async def test_a_lost_answer_is_no_answer_and_its_reversal_goes_first(keep_alive: bool) -> None:
     host = RecordingEchoHost(lose={("20000001", "000002")})  # its first purchase (STAN 1 was the sign-on)
     options = EngineOptions(
         schedule=OpenLoopSchedule(10, 2.0),  # 200 ms between a terminal's requests: it catches up after the loss
         mix=Mix.parse("purchase=1"),
         cards=load_cards(CONFIG, 1),
         answer_timeout=0.3,
+        keep_alive=keep_alive,
     )
     engine = await _run(host, _sessions(2), options)
     assert engine.stats.codes[NO_ANSWER] == 1 and engine.stats.codes["00"] == 19
