@@ -110,6 +110,8 @@ class SchemeCard:
 #: Issuer B's TEST cards; C's card (its issuer is down).
 DEBIT_B: Final = SchemeCard(pan="6230501000000014", pin="123456", balance=10_000_000)
 CREDIT_B: Final = SchemeCard(pan="6250501000000019", pin="246810", balance=5_000_000)
+#: Issuer B's card with 20.00 on it: what a stand-in approval it cannot cover does to its ledger.
+LOW_B: Final = SchemeCard(pan="6230501000000022", pin="112233", balance=2_000)
 CARD_C: Final = SchemeCard(pan="6217001000000011", pin="135790", balance=1_000_000)
 TERMINAL_ID: Final = "10000001"
 MERCHANT_ID: Final = "898100000000001"
@@ -317,7 +319,7 @@ async def running_world(
         seed(
             service.store,
             service.state,
-            cards=[CardSeed(pan=c.pan, expiry=c.expiry, balance=c.balance) for c in (DEBIT_B, CREDIT_B)],
+            cards=[CardSeed(pan=c.pan, expiry=c.expiry, balance=c.balance) for c in (DEBIT_B, CREDIT_B, LOW_B)],
         )
         ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
         hsm_b = await HsmClient.connect(HOST, hsm_port["b"])

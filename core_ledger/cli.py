@@ -83,6 +83,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: How a statement line shows a posting forced by a scheme's stand-in advice (docs/ledger.md).
+FORCED_MARK = "FORCED (stand-in advice)"
+
+
 def _money(minor: int) -> str:
     return f"{minor / 100:,.2f}"
 
@@ -124,21 +128,24 @@ def _inspect(args: argparse.Namespace, store: LedgerStore) -> int:
         return EXIT_USAGE
     card = state.cards[args.pan]
     account = state.accounts[card.account_id]
-    lines: list[tuple[int, int, str]] = []  # (seq, amount in minor units, what)
+    lines: list[tuple[int, int, str, bool]] = []  # (seq, amount in minor units, what, forced)
     if args.action == "statement":
         for entry in store.entries(card.account_id):
             txn = state.txns.get(entry.txn_key)
             what = f"{txn.op} {txn.business_date} rrn {txn.rrn.strip()}" if txn else entry.txn_key
-            lines.append((entry.seq, entry.amount, what))
+            forced = txn is not None and txn.forced
+            lines.append((entry.seq, entry.amount, what + (f" {FORCED_MARK}" if forced else ""), forced))
     if args.json:
         summary = {"card": mask_pan(card.pan), "account": account.account_id, "status": str(card.status)}
         money = {"balance": account.balance, "held": account.held, "available": account.available}
-        entries = [{"seq": seq, "amount": amount, "what": what} for seq, amount, what in lines]
+        entries = [
+            {"seq": seq, "amount": amount, "what": what, "forced": forced} for seq, amount, what, forced in lines
+        ]
         print(json.dumps({**summary, **money, **({"entries": entries} if args.action == "statement" else {})}))
         return EXIT_OK
     print(f"card {mask_pan(card.pan)} account {account.account_id} ({card.status})")
     print(f"balance {_money(account.balance)}  held {_money(account.held)}  available {_money(account.available)}")
-    for seq, amount, what in lines:
+    for seq, amount, what, _ in lines:
         print(f"{seq:>8}  {_money(amount):>14}  {what}")
     return EXIT_OK
 

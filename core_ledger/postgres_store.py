@@ -27,6 +27,7 @@ from core_ledger.store import (
     StoredEntry,
     StoreError,
     account_deltas,
+    added_column_statements,
     check_schema,
     entry_owner,
     txn_row,
@@ -49,7 +50,7 @@ SCHEMA: Final = (
     pan TEXT NOT NULL, amount BIGINT NOT NULL, terminal_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
     business_date TEXT NOT NULL, rrn TEXT NOT NULL, fingerprint TEXT NOT NULL, answer TEXT NOT NULL,
     status TEXT NOT NULL, original TEXT, auth_code TEXT, refunded BIGINT NOT NULL, effects TEXT NOT NULL,
-    settled INTEGER NOT NULL, ref TEXT NOT NULL)""",
+    settled INTEGER NOT NULL, ref TEXT NOT NULL, forced INTEGER NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS entries (seq BIGSERIAL PRIMARY KEY, txn_key TEXT NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts, amount BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id)",
@@ -69,8 +70,9 @@ class PostgresStore:
                     "SELECT column_name FROM information_schema.columns "
                     "WHERE table_schema = current_schema() AND table_name = 'txns'"
                 )
-                check_schema(_safe(url), [str(row[0]) for row in columns])
-                for statement in SCHEMA:
+                existing = [str(row[0]) for row in columns]
+                check_schema(_safe(url), existing)
+                for statement in (*SCHEMA, *added_column_statements(existing)):
                     self._db.execute(statement)
         except StoreError:
             self._db.close()
