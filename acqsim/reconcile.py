@@ -18,7 +18,8 @@ Rules (each broken one is a :class:`Difference`):
 
     acqsim ledger reconcile [--config FILE | --journal DB --ledger DB|URL] [--wallet DB] [--json]
 
-Exit codes: 0 clean, 1 differences (listed), 2 bad usage or a store that cannot be read.
+Exit codes: 0 clean, 1 differences (listed), 2 bad usage or a store that cannot be read, 3 the ledger's
+database server (postgresql://) cannot be reached.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from typing import Final
 
 from acqkit.config import load_config
 from acqkit.datakey import DataKeyError
-from acqkit.exitcodes import EXIT_USAGE
+from acqkit.exitcodes import EXIT_UNREACHABLE, EXIT_USAGE
 from acqsim.reconcile_qr import QR_KINDS, queued_wallet_reversals, read_wallet, reconcile_qr
 from core_ledger.api import LedgerOp
 from core_ledger.model import Txn, TxnStatus
 from core_ledger.setup import open_store
+from core_ledger.store import StoreUnavailable
 from frontend.journal import journal_data_key, stored_request
 from wallet.store import WALLET_DB, WalletStoreError
 
@@ -55,6 +57,10 @@ NON_POSTING: Final = frozenset({LedgerOp.BALANCE})
 
 class ReconcileError(Exception):
     """A store cannot be read (missing file, not a journal, unreachable database)."""
+
+
+class ReconcileUnavailable(ReconcileError):
+    """The ledger's database server cannot be reached."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -218,6 +224,8 @@ def reconcile_stores(
         raise ReconcileError(f"no ledger store at {ledger_db}")
     try:
         store = open_store(ledger_db)
+    except StoreUnavailable as exc:
+        raise ReconcileUnavailable(f"cannot reach the ledger store: {exc}") from None
     except Exception as exc:  # any backend's failure to open is one line for the user
         raise ReconcileError(f"cannot open the ledger store {ledger_db}: {exc}") from None
     try:
@@ -293,6 +301,6 @@ def run(args: argparse.Namespace) -> int:
         result = reconcile_stores(journal, ledger, wallet)
     except ReconcileError as exc:
         print(f"acqsim ledger reconcile: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_UNREACHABLE if isinstance(exc, ReconcileUnavailable) else EXIT_USAGE
     print(json.dumps(result.to_json()) if args.json else render(result))
     return 0 if result.clean else 1

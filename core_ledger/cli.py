@@ -7,7 +7,8 @@ acqsim ledger statement PAN --db …
 acqsim ledger check --db …                               every invariant over the whole store; exit 1 if any fails
 acqsim ledger settle --db … --date YYYYMMDD --out FILE   close the business day, write the clearing report CSV
 
-Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used, 74 (EXIT_FAIL_STOP in
+Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used, 3 the store's database
+server (postgresql://) cannot be reached, 74 (EXIT_FAIL_STOP in
 acqkit/exitcodes.py, sysexits' EX_IOERR) serve stopped because a commit failed or hung: restart it (the supervisor
 does), it reloads exactly the committed state from the store.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 import anyio
 
 from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number
-from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_USAGE
+from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, leaves, run_service
@@ -35,7 +36,7 @@ from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE
 from core_ledger.service import LedgerFailStop
 from core_ledger.settlement import plan_settlement, report_csv
 from core_ledger.setup import open_service, open_store
-from core_ledger.store import LedgerStore, StoreError
+from core_ledger.store import LedgerStore, StoreError, StoreUnavailable
 from wire.masking import mask_pan
 from wire.trace import TraceWriter
 
@@ -105,9 +106,12 @@ def run(args: argparse.Namespace) -> int:
             return _inspect(args, store)
         finally:
             store.close()
+    except StoreUnavailable as exc:
+        print(f"acqsim ledger: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except StoreError as exc:
         print(f"acqsim ledger: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 def _inspect(args: argparse.Namespace, store: LedgerStore) -> int:

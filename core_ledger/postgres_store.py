@@ -26,6 +26,7 @@ from core_ledger.store import (
     Posting,
     StoredEntry,
     StoreError,
+    StoreUnavailable,
     account_deltas,
     added_column_statements,
     check_schema,
@@ -77,6 +78,10 @@ class PostgresStore:
         except StoreError:
             self._db.close()
             raise
+        except psycopg.OperationalError as exc:
+            # No SQLSTATE: the server never answered (refused, timed out); with one it answered and refused us.
+            failure = StoreUnavailable if exc.sqlstate is None else StoreError
+            raise failure(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
         except psycopg.Error as exc:
             raise StoreError(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
         self._lock = threading.Lock()

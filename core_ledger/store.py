@@ -41,6 +41,10 @@ class StoreError(Exception):
     """The store could not be opened, read or written."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's database server could not be reached (refused, timed out): a peer down, not a bad setting."""
+
+
 #: One decision to make durable: the new transactions it records and the effects it applies.
 Posting = tuple[tuple[Txn, ...], tuple[Effect, ...]]
 
