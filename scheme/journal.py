@@ -229,6 +229,15 @@ class SwitchJournal:
                 ).fetchall()
         return [_record(row) for row in rows]
 
+    def legs_of(self, acquirer_id: str) -> list[tuple[LegRecord, str]]:
+        """Every leg an acquirer sent, with its status (``open``, or :data:`STATUS_REVERSED` / :data:`STATUS_VOIDED`
+        when an approved reversal or void undid it), in journal order: what the acquirer reconciles against."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM legs WHERE acquirer_id = ? ORDER BY rowid", (acquirer_id,)
+            ).fetchall()
+        return [(_record(row), str(row["status"])) for row in rows]
+
     def pending_reversals(self) -> list[tuple[tuple[str, str, str], str, str, int]]:
         """((acquirer, RRN, class), issuer id, sealed request, tries) of every reversal still owed, oldest first."""
         with self._lock:
