@@ -38,6 +38,8 @@ from core_ledger.store import (
 CONNECT_TIMEOUT_S: Final = 10
 #: Set on every ledger session: a commit is durable (WAL flushed) before the ledger answers.
 SESSION_OPTIONS: Final = "-c synchronous_commit=on"
+#: What libpq puts before an error the server itself sent while a connection was being opened.
+SERVER_REFUSED_MARK: Final = "FATAL:"
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -79,8 +81,9 @@ class PostgresStore:
             self._db.close()
             raise
         except psycopg.OperationalError as exc:
-            # No SQLSTATE: the server never answered (refused, timed out); with one it answered and refused us.
-            failure = StoreUnavailable if exc.sqlstate is None else StoreError
+            # A server that answered and refused us (no such database, bad password) reports libpq's "FATAL:";
+            # without it the server was never reached (refused, timed out): a peer down, not a bad setting.
+            failure = StoreError if SERVER_REFUSED_MARK in str(exc) else StoreUnavailable
             raise failure(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
         except psycopg.Error as exc:
             raise StoreError(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
