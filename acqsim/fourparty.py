@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import functools
 import itertools
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,11 +47,12 @@ from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service, seed
 from frontend.routing import SchemeRoute
 from hsm_sim.client import HsmClient, KeyType
+from hsm_sim.policy import ClientPolicy
 from hsm_sim.server import serve_sealed as serve_hsm
 from issuer_host.server import IssuerKeys, IssuerShell
 from issuer_host.server import serve as serve_issuer
 from scheme.bins import BinRange, BinTable
-from scheme.client import SWITCH_TLS_NAME, OriginalData, SwitchLinkClient, SwitchRequest, ZoneMac
+from scheme.client import ISSUER_TLS_NAME, SWITCH_TLS_NAME, OriginalData, SwitchLinkClient, SwitchRequest, ZoneMac
 from scheme.core import StandInPolicy, SwitchCore
 from scheme.journal import SwitchJournal
 from scheme.members import Member
@@ -110,7 +112,12 @@ class SchemeCard:
 #: Issuer B's TEST cards; C's card (its issuer is down).
 DEBIT_B: Final = SchemeCard(pan="6230501000000014", pin="123456", balance=10_000_000)
 CREDIT_B: Final = SchemeCard(pan="6250501000000019", pin="246810", balance=5_000_000)
+#: Issuer B's card with 20.00 on it: what a stand-in approval it cannot cover does to its ledger.
+LOW_B: Final = SchemeCard(pan="6230501000000022", pin="112233", balance=2_000)
 CARD_C: Final = SchemeCard(pan="6217001000000011", pin="135790", balance=1_000_000)
+#: Each party's HSM and the one identity its allow-list admits under TLS: the acquirer's front-end, the switch,
+#: issuer B's host (an HSM serves one institution; another party's certificate is refused and logged).
+HSM_CLIENTS: Final = {"acq": "frontend", "sw": SWITCH_TLS_NAME, "b": ISSUER_TLS_NAME}
 TERMINAL_ID: Final = "10000001"
 MERCHANT_ID: Final = "898100000000001"
 
@@ -127,6 +134,8 @@ class World:
     ledger_b: LedgerClient
     ledger_b_db: Path
     clock: dt.datetime
+    #: Each party's HSM port ("acq", "sw", "b"): under TLS each admits only its own party (:data:`HSM_CLIENTS`).
+    hsm_ports: dict[str, int] = dataclasses.field(default_factory=dict)
     _stan: itertools.count[int] = dataclasses.field(default_factory=lambda: itertools.count(1))
 
     def next_stan(self) -> str:
@@ -298,29 +307,44 @@ async def running_world(
     """Every party, in-process. ``issuer_c``: ``"down"`` (nothing listens) or ``"silent"`` (never answers).
     ``issuer_b_gate``: issuer B's answers are held until it is set; ``issuer_b_up``: issuer B drops every
     connection until it is set (down, then back). ``tls_dir`` (``acqsim certs create``'s
-    material): the switch link is mutual TLS on both legs, acquirer → switch and switch → issuer B."""
+    material): the switch link is mutual TLS on both legs, acquirer → switch and switch → issuer B, and each
+    party's HSM serves TLS and admits only that party (:data:`HSM_CLIENTS`)."""
     switch_tls = service_tls(tls_dir, "scheme")
     issuer_tls = service_tls(tls_dir, "issuer")
     acquirer_tls = client_context(tls_dir, "frontend") if tls_dir is not None else None
     now = clock or dt.datetime.now(dt.UTC)
     traces = (TraceWriter(trace_dir, "issuer-b"), TraceWriter(trace_dir, "scheme"))
     async with anyio.create_task_group() as tg:
+        hsm_tls = service_tls(tls_dir, "hsm")
+        hsm_serving = Serving(server_tls=hsm_tls.server) if hsm_tls is not None else PLAIN
         hsm_port = {
             name: await tg.start(
-                functools.partial(serve_hsm, HOST, 0, lmk_file=data_dir / f"hsm-{name}.lmk", allow_clear_import=True)
+                functools.partial(
+                    serve_hsm,
+                    HOST,
+                    0,
+                    lmk_file=data_dir / f"hsm-{name}.lmk",
+                    allow_clear_import=True,
+                    serving=hsm_serving,
+                    allowed_clients=ClientPolicy(allowed={client: None}),
+                )
             )
-            for name in ("acq", "sw", "b")
+            for name, client in HSM_CLIENTS.items()
         }
+
+        def hsm_client_tls(name: str) -> ssl.SSLContext | None:
+            return client_context(tls_dir, HSM_CLIENTS[name]) if tls_dir is not None else None
+
         # issuer B: its own ledger with its cards, its own HSM, its host on the switch link
         db = data_dir / "issuer-b.sqlite3"
         service = open_service(str(db))
         seed(
             service.store,
             service.state,
-            cards=[CardSeed(pan=c.pan, expiry=c.expiry, balance=c.balance) for c in (DEBIT_B, CREDIT_B)],
+            cards=[CardSeed(pan=c.pan, expiry=c.expiry, balance=c.balance) for c in (DEBIT_B, CREDIT_B, LOW_B)],
         )
         ledger_port = await tg.start(functools.partial(serve_ledger, HOST, 0, service=service))
-        hsm_b = await HsmClient.connect(HOST, hsm_port["b"])
+        hsm_b = await HsmClient.connect(HOST, hsm_port["b"], tls=hsm_client_tls("b"))
         b_keys = await _ceremony(
             hsm_b,
             ZMK_ISSUER_B,
@@ -368,7 +392,7 @@ async def running_world(
         else:
             tg.start_soon(_serve_silently, listener)
         # the switch
-        hsm_sw = await HsmClient.connect(HOST, hsm_port["sw"])
+        hsm_sw = await HsmClient.connect(HOST, hsm_port["sw"], tls=hsm_client_tls("sw"))
         sw = {
             member: await _ceremony(hsm_sw, zmk, {"zak": (KeyType.ZAK, zak), "zpk": (KeyType.ZPK, zpk)})
             for member, zmk, zak, zpk in (
@@ -421,7 +445,7 @@ async def running_world(
         switch_port = await tg.start(
             functools.partial(serve_switch, HOST, 0, shell=switch_shell, serving=switch_serving)
         )
-        hsm_acq = await HsmClient.connect(HOST, hsm_port["acq"])
+        hsm_acq = await HsmClient.connect(HOST, hsm_port["acq"], tls=hsm_client_tls("acq"))
         acq_keys = await _ceremony(
             hsm_acq,
             ZMK_ACQUIRER,
@@ -447,6 +471,7 @@ async def running_world(
             ledger_b=ledger_b,
             ledger_b_db=db,
             clock=now,
+            hsm_ports=hsm_port,
         )
         try:
             yield world

@@ -14,11 +14,15 @@ Rules (each broken one is a :class:`Difference`):
 - every ledger transaction that took effect (other than reversals, which name their original) has a journal
   row with its RRN, and no RRN took effect twice;
 - every open hold belongs to a transaction whose journal row is an approved pre-authorisation;
-- QR rows are matched against the wallet host's store instead (``--wallet``; :mod:`acqsim.reconcile_qr`).
+- QR rows are matched against the wallet host's store instead (``--wallet``; :mod:`acqsim.reconcile_qr`);
+- off-us rows (sent to the scheme switch) against the switch's journal (``--switch-journal``;
+  :mod:`acqsim.reconcile_scheme`).
 
-    acqsim ledger reconcile [--config FILE | --journal DB --ledger DB|URL] [--wallet DB] [--json]
+    acqsim ledger reconcile [--config FILE | --journal DB --ledger DB|URL] [--wallet DB]
+                            [--switch-journal DB [--acquirer-id ID]] [--json]
 
-Exit codes: 0 clean, 1 differences (listed), 2 bad usage or a store that cannot be read.
+Exit codes: 0 clean, 1 differences (listed), 2 bad usage or a store that cannot be read, 3 the ledger's
+database server (postgresql://) cannot be reached.
 """
 
 from __future__ import annotations
@@ -30,16 +34,19 @@ import sqlite3
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Final
 
-from acqkit.config import load_config
+from acqkit.config import DEFAULT_ACQUIRER_ID, load_config
 from acqkit.datakey import DataKeyError
-from acqkit.exitcodes import EXIT_USAGE
+from acqkit.exitcodes import EXIT_UNREACHABLE, EXIT_USAGE
 from acqsim.reconcile_qr import QR_KINDS, queued_wallet_reversals, read_wallet, reconcile_qr
+from acqsim.reconcile_scheme import SchemeJournalError, off_us_rrns, read_switch_legs, reconcile_off_us
 from core_ledger.api import LedgerOp
 from core_ledger.model import Txn, TxnStatus
 from core_ledger.setup import open_store
+from core_ledger.store import StoreUnavailable
 from frontend.journal import journal_data_key, stored_request
 from wallet.store import WALLET_DB, WalletStoreError
 
@@ -55,6 +62,10 @@ NON_POSTING: Final = frozenset({LedgerOp.BALANCE})
 
 class ReconcileError(Exception):
     """A store cannot be read (missing file, not a journal, unreachable database)."""
+
+
+class ReconcileUnavailable(ReconcileError):
+    """The ledger's database server cannot be reached."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -147,8 +158,15 @@ def read_journal(path: Path) -> tuple[list[JournalRow], set[str]]:
     return rows, queued
 
 
-def reconcile(journal: list[JournalRow], queued: set[str], ledger: list[Txn], holds: set[str]) -> Reconciliation:
-    """Compare ``journal`` rows with ``ledger`` transactions (``holds``: keys owning an open hold)."""
+def reconcile(
+    journal: list[JournalRow],
+    queued: set[str],
+    ledger: list[Txn],
+    holds: set[str],
+    off_us: AbstractSet[str] = frozenset(),
+) -> Reconciliation:
+    """Compare ``journal`` rows with ``ledger`` transactions (``holds``: keys owning an open hold); rows whose RRN
+    is in ``off_us`` went to the scheme switch and are matched there (:mod:`acqsim.reconcile_scheme`)."""
     by_rrn: dict[str, list[Txn]] = defaultdict(list)
     for txn in ledger:
         if isinstance(txn.op, LedgerOp) and txn.op is not LedgerOp.REVERSAL:
@@ -161,8 +179,8 @@ def reconcile(journal: list[JournalRow], queued: set[str], ledger: list[Txn], ho
         diffs.append(Difference(rrn, problem, row.summary() if row else "", "; ".join(_summary(t) for t in txns)))
 
     for row in journal:
-        if row.kind in QR_KINDS:
-            continue  # matched against the wallet host (acqsim/reconcile_qr.py)
+        if row.kind in QR_KINDS or row.rrn in off_us:
+            continue  # matched against the wallet host or the switch (acqsim/reconcile_qr.py, reconcile_scheme.py)
         txns = by_rrn.get(row.rrn, [])
         effective = [t for t in txns if t.status in IN_EFFECT]
         if len(effective) > 1:
@@ -202,11 +220,16 @@ def reconcile(journal: list[JournalRow], queued: set[str], ledger: list[Txn], ho
 
 
 def reconcile_stores(
-    journal_paths: Path | Sequence[Path], ledger_db: str, wallet_db: Path | None = None
+    journal_paths: Path | Sequence[Path],
+    ledger_db: str,
+    wallet_db: Path | None = None,
+    *,
+    switch_journal: Path | None = None,
+    acquirer_id: str = DEFAULT_ACQUIRER_ID,
 ) -> Reconciliation:
     """Reconcile the journal (or every journal of a pool of front-ends: their RRNs never collide, so their rows
     are compared as one) with the ledger store; with ``wallet_db``, the journals' QR rows with the wallet host's
-    store too."""
+    store too; with ``switch_journal``, the off-us rows (``acquirer_id``'s, field 32) with the switch's legs."""
     journals = [journal_paths] if isinstance(journal_paths, Path) else list(journal_paths)
     rows: list[JournalRow] = []
     queued: set[str] = set()
@@ -218,13 +241,31 @@ def reconcile_stores(
         raise ReconcileError(f"no ledger store at {ledger_db}")
     try:
         store = open_store(ledger_db)
+    except StoreUnavailable as exc:
+        raise ReconcileUnavailable(f"cannot reach the ledger store: {exc}") from None
     except Exception as exc:  # any backend's failure to open is one line for the user
         raise ReconcileError(f"cannot open the ledger store {ledger_db}: {exc}") from None
     try:
         state = store.load()
     finally:
         store.close()
-    result = reconcile(rows, queued, list(state.txns.values()), set(state.holds))
+    txns = list(state.txns.values())
+    off_us: set[str] = set()
+    if switch_journal is not None:
+        try:
+            legs = read_switch_legs(switch_journal, acquirer_id)
+        except SchemeJournalError as exc:
+            raise ReconcileError(str(exc)) from None
+        at_ledger = {t.rrn for t in txns if isinstance(t.op, LedgerOp) and t.status in IN_EFFECT}
+        off_us = off_us_rrns(rows, legs, at_ledger)
+    result = reconcile(rows, queued, txns, set(state.holds), off_us)
+    if switch_journal is not None:
+        matched, off_us_problems = reconcile_off_us(rows, legs, queued, at_ledger)
+        result = dataclasses.replace(
+            result,
+            matched=result.matched + matched,
+            differences=result.differences + tuple(Difference(*problem) for problem in off_us_problems),
+        )
     if wallet_db is None:
         return result
     try:
@@ -273,6 +314,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the wallet host's store: check the QR rows too (default: "
         "the data directory's wallet.sqlite3 when it exists, with --config)",
     )
+    parser.add_argument(
+        "--switch-journal",
+        type=Path,
+        help="the scheme switch's journal: match the off-us rows (sent to the switch) against its legs of this"
+        " acquirer instead of the ledger (default: none; off-us rows then show as missing at the ledger)",
+    )
+    parser.add_argument(
+        "--acquirer-id", help="with --switch-journal: the acquirer's field 32 (default: the configuration's)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -289,10 +339,11 @@ def run(args: argparse.Namespace) -> int:
         wallet = args.wallet or (default_wallet if default_wallet.is_file() else None)
     else:
         journal, ledger, wallet = args.journal, args.ledger, args.wallet
+    acquirer_id = args.acquirer_id or load_config(args.config).acquirer_id
     try:
-        result = reconcile_stores(journal, ledger, wallet)
+        result = reconcile_stores(journal, ledger, wallet, switch_journal=args.switch_journal, acquirer_id=acquirer_id)
     except ReconcileError as exc:
         print(f"acqsim ledger reconcile: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_UNREACHABLE if isinstance(exc, ReconcileUnavailable) else EXIT_USAGE
     print(json.dumps(result.to_json()) if args.json else render(result))
     return 0 if result.clean else 1

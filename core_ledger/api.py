@@ -6,7 +6,8 @@ link messages (PROTOCOL.md §2), so neither side repeats the field layout.
 
 The ledger's idempotency key is (acquirer id 32, RRN 37): the RRN is the front-end's own transaction id, unique
 across its restarts, so the key names the transaction itself. A repeat of a key with the same content gets the
-first answer back and never posts twice; the same key with other content is refused (94). A STAN reused in a new
+first answer back and never posts twice; the same key with other content is refused (94). A *forced* request
+(a scheme's stand-in advice) is posted even where the ledger would have declined it. A STAN reused in a new
 batch (a reset terminal) comes with a new RRN, so it is a new transaction.
 """
 
@@ -61,6 +62,16 @@ def op_for_route(mti: str, processing_code: str, condition_code: str) -> LedgerO
     return _OPS_BY_ROUTE.get((mti, processing_code, condition_code))
 
 
+#: What a scheme's stand-in may approve in an issuer's place, so what the issuer's ledger must post forced.
+FORCEABLE_OPS: Final = (LedgerOp.PURCHASE, LedgerOp.PREAUTH, LedgerOp.PREAUTH_COMPLETION)
+_FORCED_OPS_BY_CODES: Final = {ROUTES[op][1:]: op for op in FORCEABLE_OPS}
+
+
+def forced_op_for_codes(processing_code: str, condition_code: str) -> LedgerOp | None:
+    """The operation a forced posting (host link 0120) names by its 3 and 25, or ``None``."""
+    return _FORCED_OPS_BY_CODES.get((processing_code, condition_code))
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class OriginalRef:
     """Names an earlier transaction of the same terminal: by its RRN (host field 56) when known, else by its
@@ -95,6 +106,9 @@ class LedgerRequest:
     auth_code: str | None = None  # 38: the pre-authorisation's code for cancel / completion
     original: OriginalRef | None = None  # 56 (its RRN) and 90: void, refund, cancel, completion (void), reversal
     target_pan: str | None = None  # 48: transfer target
+    #: A posting the scheme already guaranteed in the issuer's place (a stand-in advice): posted whatever the
+    #: balance, limits or card status say, exactly once under the original's key (host link MTI 0120).
+    forced: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

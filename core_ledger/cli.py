@@ -7,7 +7,8 @@ acqsim ledger statement PAN --db …
 acqsim ledger check --db …                               every invariant over the whole store; exit 1 if any fails
 acqsim ledger settle --db … --date YYYYMMDD --out FILE   close the business day, write the clearing report CSV
 
-Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used, 74 (EXIT_FAIL_STOP in
+Exit codes: 0 ok, 1 the check found problems, 2 bad usage or the store cannot be used, 3 the store's database
+server (postgresql://) cannot be reached, 74 (EXIT_FAIL_STOP in
 acqkit/exitcodes.py, sysexits' EX_IOERR) serve stopped because a commit failed or hung: restart it (the supervisor
 does), it reloads exactly the committed state from the store.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 import anyio
 
 from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number
-from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_USAGE
+from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.rules import RuleBook, RuleError
 from acqkit.runner import announce, leaves, run_service
@@ -35,7 +36,7 @@ from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE
 from core_ledger.service import LedgerFailStop
 from core_ledger.settlement import plan_settlement, report_csv
 from core_ledger.setup import open_service, open_store
-from core_ledger.store import LedgerStore, StoreError
+from core_ledger.store import LedgerStore, StoreError, StoreUnavailable
 from wire.masking import mask_pan
 from wire.trace import TraceWriter
 
@@ -83,6 +84,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: How a statement line shows a posting forced by a scheme's stand-in advice (docs/ledger.md).
+FORCED_MARK = "FORCED (stand-in advice)"
+
+
 def _money(minor: int) -> str:
     return f"{minor / 100:,.2f}"
 
@@ -101,9 +106,12 @@ def run(args: argparse.Namespace) -> int:
             return _inspect(args, store)
         finally:
             store.close()
+    except StoreUnavailable as exc:
+        print(f"acqsim ledger: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except StoreError as exc:
         print(f"acqsim ledger: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 def _inspect(args: argparse.Namespace, store: LedgerStore) -> int:
@@ -124,21 +132,24 @@ def _inspect(args: argparse.Namespace, store: LedgerStore) -> int:
         return EXIT_USAGE
     card = state.cards[args.pan]
     account = state.accounts[card.account_id]
-    lines: list[tuple[int, int, str]] = []  # (seq, amount in minor units, what)
+    lines: list[tuple[int, int, str, bool]] = []  # (seq, amount in minor units, what, forced)
     if args.action == "statement":
         for entry in store.entries(card.account_id):
             txn = state.txns.get(entry.txn_key)
             what = f"{txn.op} {txn.business_date} rrn {txn.rrn.strip()}" if txn else entry.txn_key
-            lines.append((entry.seq, entry.amount, what))
+            forced = txn is not None and txn.forced
+            lines.append((entry.seq, entry.amount, what + (f" {FORCED_MARK}" if forced else ""), forced))
     if args.json:
         summary = {"card": mask_pan(card.pan), "account": account.account_id, "status": str(card.status)}
         money = {"balance": account.balance, "held": account.held, "available": account.available}
-        entries = [{"seq": seq, "amount": amount, "what": what} for seq, amount, what in lines]
+        entries = [
+            {"seq": seq, "amount": amount, "what": what, "forced": forced} for seq, amount, what, forced in lines
+        ]
         print(json.dumps({**summary, **money, **({"entries": entries} if args.action == "statement" else {})}))
         return EXIT_OK
     print(f"card {mask_pan(card.pan)} account {account.account_id} ({card.status})")
     print(f"balance {_money(account.balance)}  held {_money(account.held)}  available {_money(account.available)}")
-    for seq, amount, what in lines:
+    for seq, amount, what, _ in lines:
         print(f"{seq:>8}  {_money(amount):>14}  {what}")
     return EXIT_OK
 

@@ -20,6 +20,14 @@ Rules (PROTOCOL.md §2, §3a; docs/ledger.md explains each):
   (``acquirer|RRN``; without the RRN, under ``T|`` + its field-90 reference): if the original arrives later it
   is declined with 12 and posts nothing. Reversing twice is harmless (00, nothing more). A reversal of an
   original that was since voided, refunded (even partly), completed or cancelled answers 12: undo those first.
+- Forced posting (a scheme's stand-in advice, ``LedgerRequest.forced``): a purchase, pre-authorisation or
+  completion the scheme approved in the issuer's place is posted whatever the balance, daily limit, card status
+  or expiry say (the account may go negative; only an unknown PAN 14 or a non-positive amount 13 refuse it),
+  under the original's key, and recorded with ``Txn.forced``. The original already approved under that key: a
+  repeat (its first answer, nothing posted). The original declined under that key (its answer was lost and the
+  scheme stood in): posted under ``FORCED|`` + the key, which then stands for the original when a reversal,
+  void or refund names it. A repeated advice is a repeat. A forced completion posts as a plain debit: the
+  advice does not name the pre-authorisation, whose hold lapses or is cancelled on its own.
 - Business date: the request's MMDD (field 13) in the year that puts it closest to the clock's date, so a
   request dated 1231 that arrives on 1 January belongs to the old year.
 """
@@ -85,6 +93,8 @@ class Decision:
 #: Prefix of a reversal's key. A reversal may carry its original's RRN in 37 (common ISO 8583 practice, and what
 #: the front-end's timeout reversals do) or an RRN of its own; either way it must not collide with its original.
 REVERSAL_KEY_PREFIX: Final = "REV|"
+#: Prefix of a forced posting's key when its original was declined under the plain key (kept as it was).
+FORCED_KEY_PREFIX: Final = "FORCED|"
 #: Prefix of a tombstone's key when the reversal did not name its original's RRN (an older client).
 TOMBSTONE_REF_PREFIX: Final = "T|"
 #: What a fingerprint holds, in order; a conflict names the parts that differ.
@@ -173,7 +183,9 @@ class LedgerEngine:
         if not request.rrn.strip():
             return self._declined(request, RC.FORMAT_ERROR, record=False)  # no key, no exactly-once
         key = request_key(request)
-        known = self.state.txns.get(key)
+        if request.forced:
+            return self._forced(request, key)
+        known = self._posted_under(key)
         if known is not None and known.status is not TxnStatus.TOMBSTONE:
             if known.fingerprint == fingerprint(request):
                 return Decision(answer=known.answer, records=(), effects=(), repeat=True)
@@ -191,6 +203,44 @@ class LedgerEngine:
             log.info("%s RRN %s cannot apply (%s): declined 12", request.op, request.rrn, misfit)
             return self._declined(request, RC.INVALID_TRANSACTION, record=True)
         return decision
+
+    def _forced(self, request: LedgerRequest, key: str) -> Decision:
+        """Post what the scheme guaranteed, exactly once (see the module's rules)."""
+        known = self._posted_under(key)
+        if known is not None and known.status is TxnStatus.TOMBSTONE:
+            return self._declined(request, RC.INVALID_TRANSACTION, record=False)  # reversed before it arrived
+        if known is not None and known.status is not TxnStatus.DECLINED:
+            if known.fingerprint == fingerprint(request):
+                return Decision(answer=known.answer, records=(), effects=(), repeat=True)
+            return self._conflict(request, known)
+        card = self.state.cards.get(request.pan)
+        if card is None:
+            return self._declined(request, RC.INVALID_CARD, record=False)
+        if request.amount <= 0:
+            return self._declined(request, RC.INVALID_AMOUNT, record=False)
+        target = key if known is None else FORCED_KEY_PREFIX + key
+        effects: tuple[Effect, ...]
+        if request.op is LedgerOp.PREAUTH:
+            effects, status = (HoldChange(target, card.account_id, request.amount, placed=True),), TxnStatus.HELD
+        else:
+            effects, status = self._spend(request, card.account_id, request.amount), TxnStatus.POSTED
+        account = self.state.accounts[card.account_id]
+        log.warning(
+            "forced %s RRN %s on %s for %d (available %d): posted on the scheme's stand-in advice",
+            request.op,
+            request.rrn,
+            mask_pan(request.pan),
+            request.amount,
+            account.available,
+        )
+        auth_code = request.auth_code or self._next_auth_code()
+        answer = self._answer(request, RC.APPROVED, card.account_id, auth_code=auth_code, effects=effects)
+        txn = dataclasses.replace(self._record(request, target, answer, status, effects), forced=True)
+        return Decision(answer=answer, records=(txn,), effects=effects)
+
+    def _posted_under(self, key: str) -> Txn | None:
+        """The transaction a key names: its forced posting when one replaced a declined original."""
+        return self.state.txns.get(FORCED_KEY_PREFIX + key) or self.state.txns.get(key)
 
     def commit(self, decision: Decision) -> None:
         for record in decision.records:
@@ -244,10 +294,10 @@ class LedgerEngine:
         """The original by its RRN (host field 56); without it, by field 90 (older clients): the transaction of
         that terminal, STAN and date whose time matches, else the latest of them."""
         if original.rrn.strip():
-            return self.state.txns.get(key_text((request.acquirer_id, original.rrn)))
+            return self._posted_under(key_text((request.acquirer_id, original.rrn)))
         ref = original_ref(request, original)
         if request.op is LedgerOp.REVERSAL:  # a reversal that carries its original's RRN in 37
-            same = self.state.txns.get(key_text(request.key))
+            same = self._posted_under(key_text(request.key))
             if same is not None and same.ref and ref_day(same.ref) == ref_day(ref):
                 return same
         keys = self.state.by_ref.get(ref_day(ref), [])

@@ -7,6 +7,8 @@ Requests — MTI / 3 / 25 per operation (the ledger reads the operation back fro
     pre-auth completion      0200 000000 06      completion void     0200 200000 06
     void                     0200 200000 00      refund              0220 200000 00
     transfer                 0200 400000 00      reversal            0400 000000 00
+    forced posting           0120 with the 3 / 25 of a purchase, pre-authorisation or completion: a scheme's
+                             stand-in advice the issuer's ledger posts whatever its checks say (answered 0130)
 
 Fields: 2 PAN, 3, 4 amount (n12), 7 transmission MMDDhhmmss, 11 STAN, 12 hhmmss, 13 MMDD, 14 expiry, 22, 25,
 32 acquirer, 37 RRN (the front-end's transaction id: with 32, the ledger's idempotency key), 38 pre-auth code
@@ -24,7 +26,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
-from core_ledger.api import ROUTES, LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef, op_for_route
+from core_ledger.api import (
+    FORCEABLE_OPS,
+    ROUTES,
+    LedgerAnswer,
+    LedgerOp,
+    LedgerRequest,
+    OriginalRef,
+    forced_op_for_codes,
+    op_for_route,
+)
 from wire.codec import Fields
 from wire.constants import ConditionCode, Mti, ResponseCode, response_mti
 from wire.errors import MessageDecodeError
@@ -76,6 +87,10 @@ def request_fields(request: LedgerRequest) -> Fields:
     }
     if request.op is LedgerOp.PREAUTH_COMPLETION and request.condition_code != CC.PREAUTH:
         fields["25"] = request.condition_code
+    if request.forced:
+        if request.op not in FORCEABLE_OPS:
+            raise ValueError(f"a {request.op} cannot be posted forced")
+        fields["t"], fields["25"] = Mti.STAND_IN_ADVICE, condition  # 3 and 25 alone name the operation
     optional = {"14": request.expiry, "22": request.pos_entry_mode, "38": request.auth_code, "48": request.target_pan}
     fields.update({k: v for k, v in optional.items() if v})
     if request.original is not None:
@@ -104,7 +119,9 @@ def _decode_original_ref(fields: Fields) -> OriginalRef | None:
 
 
 def request_from_fields(fields: Fields) -> LedgerRequest:
-    op = op_for_route(fields.get("t", ""), fields.get("3", ""), fields.get("25", CC.NORMAL))
+    forced = fields.get("t") == Mti.STAND_IN_ADVICE
+    codes = (fields.get("3", ""), fields.get("25", CC.NORMAL))
+    op = forced_op_for_codes(*codes) if forced else op_for_route(fields.get("t", ""), *codes)
     if op is None:
         raise MessageDecodeError("no ledger operation for this MTI / processing code / condition code", field="3")
     amount = _need(fields, "4")
@@ -129,6 +146,7 @@ def request_from_fields(fields: Fields) -> LedgerRequest:
         auth_code=fields.get("38"),
         original=_decode_original_ref(fields),
         target_pan=fields.get("48"),
+        forced=forced,
     )
 
 

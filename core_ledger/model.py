@@ -192,3 +192,5 @@ class Txn:
     #: The field-90 reference (:func:`ref_text`): how an older client, which does not send the original's RRN,
     #: names this transaction. Empty for the bank's own bookings.
     ref: str = ""
+    #: Posted on a scheme's stand-in advice whatever the ledger's checks say (the account may go negative).
+    forced: bool = False

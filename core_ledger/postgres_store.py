@@ -26,7 +26,9 @@ from core_ledger.store import (
     Posting,
     StoredEntry,
     StoreError,
+    StoreUnavailable,
     account_deltas,
+    added_column_statements,
     check_schema,
     entry_owner,
     txn_row,
@@ -36,6 +38,8 @@ from core_ledger.store import (
 CONNECT_TIMEOUT_S: Final = 10
 #: Set on every ledger session: a commit is durable (WAL flushed) before the ledger answers.
 SESSION_OPTIONS: Final = "-c synchronous_commit=on"
+#: What libpq puts before an error the server itself sent while a connection was being opened.
+SERVER_REFUSED_MARK: Final = "FATAL:"
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -49,7 +53,7 @@ SCHEMA: Final = (
     pan TEXT NOT NULL, amount BIGINT NOT NULL, terminal_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
     business_date TEXT NOT NULL, rrn TEXT NOT NULL, fingerprint TEXT NOT NULL, answer TEXT NOT NULL,
     status TEXT NOT NULL, original TEXT, auth_code TEXT, refunded BIGINT NOT NULL, effects TEXT NOT NULL,
-    settled INTEGER NOT NULL, ref TEXT NOT NULL)""",
+    settled INTEGER NOT NULL, ref TEXT NOT NULL, forced INTEGER NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS entries (seq BIGSERIAL PRIMARY KEY, txn_key TEXT NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts, amount BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id)",
@@ -69,12 +73,18 @@ class PostgresStore:
                     "SELECT column_name FROM information_schema.columns "
                     "WHERE table_schema = current_schema() AND table_name = 'txns'"
                 )
-                check_schema(_safe(url), [str(row[0]) for row in columns])
-                for statement in SCHEMA:
+                existing = [str(row[0]) for row in columns]
+                check_schema(_safe(url), existing)
+                for statement in (*SCHEMA, *added_column_statements(existing)):
                     self._db.execute(statement)
         except StoreError:
             self._db.close()
             raise
+        except psycopg.OperationalError as exc:
+            # A server that answered and refused us (no such database, bad password) reports libpq's "FATAL:";
+            # without it the server was never reached (refused, timed out): a peer down, not a bad setting.
+            failure = StoreError if SERVER_REFUSED_MARK in str(exc) else StoreUnavailable
+            raise failure(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
         except psycopg.Error as exc:
             raise StoreError(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
         self._lock = threading.Lock()

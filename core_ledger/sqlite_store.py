@@ -26,6 +26,7 @@ from core_ledger.store import (
     StoredEntry,
     StoreError,
     account_deltas,
+    added_column_statements,
     check_schema,
     entry_owner,
     txn_row,
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS txns (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT
     pan TEXT NOT NULL, amount INTEGER NOT NULL, terminal_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
     business_date TEXT NOT NULL, rrn TEXT NOT NULL, fingerprint TEXT NOT NULL, answer TEXT NOT NULL,
     status TEXT NOT NULL, original TEXT, auth_code TEXT, refunded INTEGER NOT NULL, effects TEXT NOT NULL,
-    settled INTEGER NOT NULL, ref TEXT NOT NULL);
+    settled INTEGER NOT NULL, ref TEXT NOT NULL, forced INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS txns_by_rrn ON txns (rrn);
 CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_key TEXT NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts, amount INTEGER NOT NULL);
@@ -75,6 +76,8 @@ class SqliteStore:
                 self._db.close()
                 raise
             self._db.executescript(SCHEMA)
+            for statement in added_column_statements(columns):
+                self._db.execute(statement)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open ledger store {self.path}: {exc}") from None
         self._lock = threading.Lock()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from core_ledger.api import LedgerAnswer
 from core_ledger.model import (
@@ -39,6 +39,10 @@ from wire.constants import ResponseCode
 
 class StoreError(Exception):
     """The store could not be opened, read or written."""
+
+
+class StoreUnavailable(StoreError):
+    """The store's database server could not be reached (refused, timed out): a peer down, not a bad setting."""
 
 
 #: One decision to make durable: the new transactions it records and the effects it applies.
@@ -178,12 +182,13 @@ def txn_row(txn: Txn) -> tuple[Any, ...]:
         effects_to_text(txn.effects),
         int(txn.settled),
         txn.ref,
+        int(txn.forced),
     )
 
 
 TXN_COLUMNS = (
     "key, op, pan, amount, terminal_id, merchant_id, business_date, rrn, fingerprint, answer, status, "
-    "original, auth_code, refunded, effects, settled, ref"
+    "original, auth_code, refunded, effects, settled, ref, forced"
 )
 TXN_COLUMN_COUNT = len(TXN_COLUMNS.split(","))
 #: Every statement names its columns (never ``SELECT *`` read by position): both backends use these lists.
@@ -206,6 +211,23 @@ def check_schema(where: str, txn_columns: Sequence[str]) -> None:
         )
 
 
+#: Columns added to ``txns`` since the (32, 37) key schema, with their definitions: a store written before
+#: one was added gets it (with its default) when it is opened.
+ADDED_TXN_COLUMNS: Final = {"forced": "INTEGER NOT NULL DEFAULT 0"}
+
+
+def added_column_statements(txn_columns: Sequence[str]) -> list[str]:
+    """The ``ALTER TABLE`` statements that bring an existing txns table (``txn_columns``; none: a new store,
+    which the schema creates whole) up to date."""
+    if not txn_columns:
+        return []
+    return [
+        f"ALTER TABLE txns ADD COLUMN {name} {definition}"
+        for name, definition in ADDED_TXN_COLUMNS.items()
+        if name not in txn_columns
+    ]
+
+
 def txn_from_row(row: Sequence[Any]) -> Txn:
     return Txn(
         key=row[0],
@@ -225,6 +247,7 @@ def txn_from_row(row: Sequence[Any]) -> Txn:
         effects=effects_from_text(row[14]),
         settled=bool(row[15]),
         ref=row[16],
+        forced=bool(row[17]),
     )
 
 

@@ -252,9 +252,21 @@ async def serve_sealed(
     lmk_file: Path,
     allow_clear_import: bool,
     trace: TraceWriter | None = None,
+    serving: Serving = PLAIN,
+    allowed_clients: ClientPolicy | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """:func:`serve` with the LMK opened from its sealed file (created with a random LMK at the first start)
-    here, inside the HSM: for an in-process pipeline, whose caller never sees the LMK."""
+    here, inside the HSM: for an in-process pipeline, whose caller never sees the LMK. ``serving`` and
+    ``allowed_clients`` as :func:`serve` takes them (under TLS, only the allowed identities are admitted)."""
     lmk, _ = await anyio.to_thread.run_sync(functools.partial(open_sealed_lmk, lmk_file, create=True))
-    await serve(host, port, lmk=lmk, trace=trace, allow_clear_import=allow_clear_import, task_status=task_status)
+    await serve(
+        host,
+        port,
+        lmk=lmk,
+        trace=trace,
+        serving=serving,
+        allowed_clients=allowed_clients,
+        allow_clear_import=allow_clear_import,
+        task_status=task_status,
+    )

@@ -7,8 +7,10 @@ whose operation the message set does not have answers 40; one without its mandat
 issuer (field 100) 14. A PIN block (52, under the zone's ZPK) is verified before the ledger sees the request,
 against the PVV in track 2 (35): wrong PIN 55, tries exceeded 75, no track to verify against 55.
 
-A stand-in advice (0120, answered 0130) is the switch telling the issuer what it approved in its place: it is
-posted as the operation of the original MTI in its field 90, with no PIN check and without 38 and 90 in the
+A stand-in advice (0120, answered 0130) is the switch telling the issuer what it approved in its place: the
+scheme guaranteed the merchant, so the issuer's ledger posts it *forced* (``LedgerRequest.forced``: whatever the
+balance, limits or card status say), as the operation of the original MTI in its field 90 (a purchase,
+pre-authorisation or completion, else 40), with no PIN check, the switch's auth code (38) and without 90 in the
 ledger request, so its key and content are the original's and an issuer that did see the original posts
 nothing twice (the ledger answers a repeat with its first answer).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
-from core_ledger.api import LedgerAnswer, LedgerRequest, OriginalRef, op_for_route
+from core_ledger.api import FORCEABLE_OPS, LedgerAnswer, LedgerRequest, OriginalRef, op_for_route
 from hsm_sim.client import PinVerification
 from wire.constants import ConditionCode, Mti, ResponseCode, response_mti
 from wire.fields import track2_pvv
@@ -73,7 +75,7 @@ def accept(fields: Fields, *, issuer_id: str) -> Accepted | ResponseCode:
     advice = fields.get("t") == Mti.STAND_IN_ADVICE
     route_mti = fields.get("90", "")[:4] if advice else fields.get("t", "")
     op = op_for_route(route_mti, fields.get("3", ""), fields.get("25", ConditionCode.NORMAL))
-    if op is None:
+    if op is None or (advice and op not in FORCEABLE_OPS):
         return RC.FUNCTION_NOT_SUPPORTED
     if any(not fields.get(key, "").strip() for key in MANDATORY) or not fields["4"].isdigit():
         return RC.FORMAT_ERROR
@@ -95,8 +97,9 @@ def accept(fields: Fields, *, issuer_id: str) -> Accepted | ResponseCode:
         expiry=fields.get("14"),
         pos_entry_mode=fields.get("22"),
         condition_code=fields.get("25", ConditionCode.NORMAL),
-        auth_code=None if advice else fields.get("38"),
+        auth_code=fields.get("38"),
         original=None if advice else _original(fields),
+        forced=advice,
     )
     pin = None
     if "52" in fields and not advice:

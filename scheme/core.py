@@ -16,7 +16,13 @@ id and verified the MAC under that member's ZAK. Then:
   stood in for is approved (the switch is that transaction's authority); any other request answers 91, and
   the acquirer keeps a reversal queued and sends it again (store and forward).
 
-Every outcome carries the :class:`LegRecord` the journal keeps (masked PAN only): clearing is made from it.
+Every outcome carries the :class:`LegRecord` the journal keeps (masked PAN only, and the PAN's keyed
+fingerprint): clearing is made from it.
+
+A request whose key (32, 37, MTI class) is journalled already is never forwarded again: with the same content
+(:data:`REPEAT_PARTS`) it gets its first answer (:meth:`SwitchCore.replay`); with other content it is refused
+**94** (:meth:`SwitchCore.refuse_repeat`), as the ledger refuses a changed repeat of its key, and
+:meth:`SwitchCore.repeat_differences` names what differs for the log.
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ MONEY_MOVING: Final = frozenset(LedgerOp) - {LedgerOp.BALANCE, LedgerOp.REVERSAL
 #: The fields of the request an issuer reversal repeats (no PIN block, no track).
 #: Fields the switch does not keep for a message it owes an issuer (no PIN block or track in its journal).
 _NOT_OWED: Final = frozenset({"35", "52"})
+#: What a repeat of a journalled key must carry as the first request did (field 7, the transmission time, may
+#: change on a resend; the PAN is compared by its keyed fingerprint when both have one, else masked).
+REPEAT_PARTS: Final = ("mti", "op", "pan", "amount", "currency", "stan", "terminal", "merchant", "original")
 _REVERSAL_FIELDS: Final = ("2", "3", "4", "7", "11", "12", "13", "14", "25", "32", "33", "37", "41", "42", "49", "100")
 
 
@@ -88,6 +97,23 @@ class LegRecord:
     #: For requests that name an original (field 90): its STAN and local date.
     original_stan: str = ""
     original_date: str = ""
+    #: HMAC of the full PAN under the switch's data key (``DataKey.fingerprint``), set by the shell: a repeat
+    #: with another card under the same key is told apart without keeping the PAN. Empty in older journals.
+    pan_fingerprint: str = dataclasses.field(default="", repr=False)
+
+    def content(self) -> dict[str, str]:
+        """The parts of :data:`REPEAT_PARTS`, as text (the PAN masked; see :func:`repeat_differences`)."""
+        return {
+            "mti": self.mti,
+            "op": self.op.value,
+            "pan": self.masked_pan,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "stan": self.stan,
+            "terminal": self.terminal_id,
+            "merchant": self.merchant_id,
+            "original": f"{self.original_stan}/{self.original_date}",
+        }
 
     @property
     def msg_class(self) -> str:
@@ -198,6 +224,27 @@ class SwitchCore:
         if known.auth_code:
             reply.fields["38"] = known.auth_code
         return reply.fields
+
+    def repeat_differences(self, known: LegRecord, request: Fields, *, pan_fingerprint: str) -> list[str]:
+        """The parts of :data:`REPEAT_PARTS` in which ``request`` differs from the journalled ``known`` of the same
+        key (empty: a true repeat). ``pan_fingerprint``: the request PAN's keyed fingerprint."""
+        first, again = known.content(), self.repeat_content(request)
+        differs = [part for part in REPEAT_PARTS if first[part] != again[part]]
+        if "pan" not in differs and known.pan_fingerprint and known.pan_fingerprint != pan_fingerprint:
+            differs.insert(REPEAT_PARTS.index("pan"), "pan")
+        return sorted(differs, key=REPEAT_PARTS.index)
+
+    def repeat_content(self, request: Fields) -> dict[str, str]:
+        """``request``'s parts of :data:`REPEAT_PARTS`, as :meth:`LegRecord.content` gives a journalled one's."""
+        op = op_for_route(request.get("t", ""), request.get("3", ""), request.get("25", ConditionCode.NORMAL))
+        content = self._reply(request, op or LedgerOp.BALANCE, RC.APPROVED, issuer_id="", card=None).record.content()
+        if op is None:
+            content["op"] = "?"  # names no operation: never the same as a journalled one
+        return content
+
+    def refuse_repeat(self, request: Fields, known: LegRecord) -> Fields:
+        """The answer to a journalled key repeated with other content: 94, nothing forwarded or journalled."""
+        return self._reply(request, known.op, RC.DUPLICATE, issuer_id=known.issuer_id, card=known.card_type).fields
 
     def stand_in(self, forward: Forward, *, original_stood_in: bool = False) -> Reply:
         """The switch's decision for a silent issuer (see the module docstring)."""

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS legs (
     currency TEXT NOT NULL, stan TEXT NOT NULL, local_date TEXT NOT NULL, terminal_id TEXT NOT NULL,
     merchant_id TEXT NOT NULL, response_code TEXT NOT NULL, auth_code TEXT NOT NULL, stand_in INTEGER NOT NULL,
     business_date TEXT NOT NULL, original_stan TEXT NOT NULL, original_date TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open', cleared_in TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'open', cleared_in TEXT NOT NULL DEFAULT '', pan_fingerprint TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (acquirer_id, rrn, msg_class)
 );
 CREATE INDEX IF NOT EXISTS legs_by_ref ON legs (acquirer_id, terminal_id, stan, local_date);
@@ -51,7 +51,8 @@ REVERSAL_DONE: Final = "done"
 REVERSAL_GIVEN_UP: Final = "given-up"
 _COLUMNS: Final = (
     "acquirer_id, rrn, msg_class, mti, op, issuer_id, masked_pan, card_type, amount, currency, stan, local_date, "
-    "terminal_id, merchant_id, response_code, auth_code, stand_in, business_date, original_stan, original_date"
+    "terminal_id, merchant_id, response_code, auth_code, stand_in, business_date, original_stan, original_date, "
+    "pan_fingerprint"
 )
 _UNDO_STATUS: Final = {
     LedgerOp.REVERSAL: STATUS_REVERSED,
@@ -82,6 +83,7 @@ def _row(record: LegRecord) -> tuple[object, ...]:
         record.business_date,
         record.original_stan,
         record.original_date,
+        record.pan_fingerprint,
     )
 
 
@@ -106,6 +108,7 @@ def _record(row: sqlite3.Row) -> LegRecord:
         business_date=row["business_date"],
         original_stan=row["original_stan"],
         original_date=row["original_date"],
+        pan_fingerprint=row["pan_fingerprint"],
     )
 
 
@@ -116,7 +119,10 @@ class SwitchJournal:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        columns = {str(row[0]) for row in self._db.execute("SELECT name FROM pragma_table_info('legs')")}
         self._db.executescript(_SCHEMA)
+        if columns and "pan_fingerprint" not in columns:  # a journal from before repeats were compared
+            self._db.execute("ALTER TABLE legs ADD COLUMN pan_fingerprint TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -222,6 +228,15 @@ class SwitchJournal:
                     "SELECT * FROM legs WHERE business_date = ? ORDER BY rowid", (business_date,)
                 ).fetchall()
         return [_record(row) for row in rows]
+
+    def legs_of(self, acquirer_id: str) -> list[tuple[LegRecord, str]]:
+        """Every leg an acquirer sent, with its status (``open``, or :data:`STATUS_REVERSED` / :data:`STATUS_VOIDED`
+        when an approved reversal or void undid it), in journal order: what the acquirer reconciles against."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM legs WHERE acquirer_id = ? ORDER BY rowid", (acquirer_id,)
+            ).fetchall()
+        return [(_record(row), str(row["status"])) for row in rows]
 
     def pending_reversals(self) -> list[tuple[tuple[str, str, str], str, str, int]]:
         """((acquirer, RRN, class), issuer id, sealed request, tries) of every reversal still owed, oldest first."""

@@ -11,6 +11,7 @@ Every leg is logged (masked) and traced (``link="switch"``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -94,6 +95,11 @@ class SwitchShell:
         self.issuer_tls = issuer_tls
         self.core = core
         self.data_key = data_key if data_key is not None else DataKey.ephemeral()
+        #: A PAN's fingerprint must outlive a restart to compare a repeat with its first: only under a kept key
+        #: (without one, a repeat's PAN is compared masked).
+        self._pan_fingerprints = data_key is not None
+        #: Requests refused with 94: a journalled key repeated with other content.
+        self.conflicts = 0
         self.journal = journal
         self.hsm = hsm
         self.issuer_timeout = issuer_timeout
@@ -182,7 +188,22 @@ class SwitchShell:
         known = await anyio.to_thread.run_sync(
             self.journal.find, fields.get("32", ""), fields.get("37", ""), fields.get("t", "")[:2]
         )
+        pan_fingerprint = self.data_key.fingerprint(fields.get("2", "")) if self._pan_fingerprints else ""
         if known is not None:
+            differs = self.core.repeat_differences(known, fields, pan_fingerprint=pan_fingerprint)
+            if differs:
+                self.conflicts += 1
+                first, again = known.content(), self.core.repeat_content(fields)
+                log.warning(
+                    "key conflict: acquirer %s RRN %s class %s first %s, now %s: differs in %s; refused 94",
+                    known.acquirer_id,
+                    known.rrn,
+                    known.msg_class,
+                    " ".join(f"{part}={first[part]}" for part in differs),
+                    " ".join(f"{part}={again[part]}" for part in differs),
+                    ", ".join(differs),
+                )
+                return self.core.refuse_repeat(fields, known)
             log.info("repeat of acquirer %s RRN %s: first answer %s", known.acquirer_id, known.rrn, known.response_code)
             return self.core.replay(fields, known)
         started = time.perf_counter()
@@ -203,8 +224,8 @@ class SwitchShell:
             if owed is not None:
                 reversal = (outcome.issuer.institution_id, self.data_key.seal(json.dumps(owed)))
         with anyio.CancelScope(shield=True):  # journalled before answered, whatever happens to the caller
-            await self.journal_writes.submit((reply.record, reversal))
-        record = reply.record
+            record = dataclasses.replace(reply.record, pan_fingerprint=pan_fingerprint)
+            await self.journal_writes.submit((record, reversal))
         log.info(
             "%s %s acq %s → iss %s RRN %s %s: %s%s (%.1f ms)",
             record.mti,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -11,7 +12,7 @@ from hsm_sim.client import KeyType
 from hsm_sim.keys import DEFAULT_TEST_LMK, encrypt_under_lmk
 from scheme.bins import BinRange, BinTable
 from scheme.client import OriginalData, SwitchRequest
-from scheme.core import Forward, NotInMessageSet, Reply, StandInPolicy, SwitchCore
+from scheme.core import Forward, LegRecord, NotInMessageSet, Reply, StandInPolicy, SwitchCore
 from scheme.members import Member
 from wire.clearingfile import CardType
 from wire.constants import Mti, ResponseCode
@@ -157,3 +158,41 @@ def test_a_reversal_is_owed_only_when_the_switch_did_not_approve_a_money_moving_
     balance = core(None).route(message(LedgerOp.BALANCE))
     assert isinstance(balance, Forward)
     assert core(None).issuer_reversal(balance, core(None).stand_in(balance)) is None
+
+
+def _journalled(changes: dict[str, str] | None = None) -> tuple[SwitchCore, LegRecord]:
+    switch = core()
+    outcome = switch.route(message(changes=changes))
+    assert isinstance(outcome, Forward)
+    return switch, switch.relay(outcome, {"39": "00", "38": "123456"}).record
+
+
+@pytest.mark.parametrize(
+    ("changes", "differs"),
+    [
+        ({}, []),
+        ({"7": "1204093500"}, []),  # a resend may carry a new transmission time
+        ({"4": "000000005001"}, ["amount"]),
+        ({"2": "6230501000000022"}, ["pan"]),
+        ({"t": "0220", "3": "200000"}, ["mti", "op"]),  # a refund under the purchase's key (same class 02)
+        ({"11": "000008", "41": "10000002"}, ["stan", "terminal"]),
+        ({"49": "840", "42": "898100000000002"}, ["currency", "merchant"]),
+        ({"3": "990000"}, ["op"]),
+    ],
+)
+def test_a_repeated_key_is_compared_part_by_part(changes: dict[str, str], differs: list[str]) -> None:
+    switch, known = _journalled()
+    repeat = message(changes=changes).fields
+    assert switch.repeat_differences(known, repeat, pan_fingerprint="") == differs
+    if differs:
+        refused = switch.refuse_repeat(repeat, known)
+        assert (refused["39"], refused["37"]) == (ResponseCode.DUPLICATE, "120400000700")
+
+
+def test_a_pan_with_the_same_mask_is_told_apart_by_its_keyed_fingerprint() -> None:
+    switch, known = _journalled()
+    known = dataclasses.replace(known, pan_fingerprint="first-card")
+    same_mask = message(pan="6230501234560014").fields  # 623050******0014 like the first
+    assert switch.repeat_content(same_mask)["pan"] == known.masked_pan
+    assert switch.repeat_differences(known, same_mask, pan_fingerprint="another-card") == ["pan"]
+    assert switch.repeat_differences(known, message().fields, pan_fingerprint="first-card") == []

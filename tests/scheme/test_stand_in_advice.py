@@ -3,14 +3,17 @@ issuer as an 0120 once it is back, from the switch journal until acknowledged, a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import anyio
 import pytest
 
-from acqsim.fourparty import ACQUIRER_ID, DEBIT_B, SchemeCard, World, running_world
-from core_ledger.api import LedgerOp
+from acqsim.cli import main
+from acqsim.fourparty import ACQUIRER_ID, DEBIT_B, LOW_B, SchemeCard, World, running_world
+from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.sqlite_store import SqliteStore
 from scheme.client import OriginalData, SwitchRequest
 from wire.constants import ResponseCode
@@ -28,8 +31,8 @@ def balance(world: World, card: SchemeCard) -> int:
         store.close()
 
 
-async def purchase(world: World, amount: int) -> tuple[SwitchRequest, str]:
-    request = world.request(LedgerOp.PURCHASE, DEBIT_B, amount, pin_block=await world.pin_block(DEBIT_B))
+async def purchase(world: World, amount: int, card: SchemeCard = DEBIT_B) -> tuple[SwitchRequest, str]:
+    request = world.request(LedgerOp.PURCHASE, card, amount, pin_block=await world.pin_block(card))
     answer = await world.send(request)
     return request, answer.fields["39"]
 
@@ -102,3 +105,46 @@ async def test_a_stand_in_approval_reversed_in_stand_in_reaches_the_issuer_as_ad
         assert await world.switch.retry_reversals() == 2  # the advice, then the reversal, in that order
         assert balance(world, DEBIT_B) == opening
         assert set(world.journal.reversal_states().values()) == {"done"}
+
+
+async def test_an_advice_the_issuer_would_decline_is_posted_forced_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up = anyio.Event()
+    async with running_world(tmp_path, clock=CLOCK, issuer_timeout=0.5, issuer_b_up=up) as world:
+        assert balance(world, LOW_B) == 2_000
+        request, code = await purchase(world, 5_000, LOW_B)
+        assert code == ResponseCode.APPROVED  # the switch stood in: the scheme guaranteed the merchant
+        up.set()
+        assert await world.switch.retry_reversals() == 1
+        assert world.journal.reversal_states() == {(ACQUIRER_ID, request.rrn, "02"): "done"}  # answered 00
+        assert balance(world, LOW_B) == -3_000  # the issuer's 51 does not apply to what the scheme guaranteed
+
+        # the same advice again, straight to the issuer's ledger (host link 0120): its first answer, posted once
+        advice = LedgerRequest(
+            op=LedgerOp.PURCHASE,
+            acquirer_id=ACQUIRER_ID,
+            terminal_id=request.terminal_id,
+            merchant_id=request.merchant_id,
+            stan=request.stan,
+            local_time=request.local_time,
+            local_date=request.local_date,
+            transmission=request.transmission,
+            pan=LOW_B.pan,
+            rrn=request.rrn,
+            amount=5_000,
+            forced=True,
+        )
+        again = await world.ledger_b.submit(advice)
+        assert again.response_code is ResponseCode.APPROVED
+        assert balance(world, LOW_B) == -3_000
+        changed = await world.ledger_b.submit(dataclasses.replace(advice, amount=5_100))
+        assert changed.response_code is ResponseCode.DUPLICATE
+
+        capsys.readouterr()
+        assert main(["ledger", "statement", LOW_B.pan, "--db", str(world.ledger_b_db), "--json"]) == 0
+        statement = json.loads(capsys.readouterr().out)
+        assert statement["balance"] == -3_000
+        assert [e["amount"] for e in statement["entries"] if e["forced"]] == [-5_000]
+        assert main(["ledger", "statement", LOW_B.pan, "--db", str(world.ledger_b_db)]) == 0
+        assert "FORCED (stand-in advice)" in capsys.readouterr().out

@@ -4,8 +4,10 @@ a down and a silent issuer (stand-in or 91); an unknown BIN; bad MACs; repeats. 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
 import anyio
@@ -117,6 +119,27 @@ async def test_credit_card_and_a_repeat_is_answered_once(tmp_path: Path) -> None
         assert first.fields["38"] == again.fields["38"]
         assert balance(world, CREDIT_B) == opening - 50_000
         assert len(world.journal.all()) == 1
+
+
+async def test_a_repeated_key_with_other_content_is_refused_94_and_never_forwarded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_world(tmp_path, clock=CLOCK) as world:
+        opening = balance(world, CREDIT_B)
+        request = world.request(LedgerOp.PURCHASE, CREDIT_B, 10_000, pin_block=await world.pin_block(CREDIT_B))
+        assert (await world.send(request)).fields["39"] == ResponseCode.APPROVED
+        changed = dataclasses.replace(request, amount=90_000)
+        with caplog.at_level(logging.WARNING, logger="acqsim.scheme"):
+            refused = await world.send(changed)
+        assert (refused.fields["39"], refused.fields["37"]) == (ResponseCode.DUPLICATE, request.rrn)
+        conflict = next(r.getMessage() for r in caplog.records if "key conflict" in r.getMessage())
+        assert "amount=10000" in conflict and "amount=90000" in conflict and request.rrn in conflict
+        other_card = world.request(LedgerOp.PURCHASE, DEBIT_B, 10_000, stan=request.stan, rrn=request.rrn)
+        assert (await world.send(other_card)).fields["39"] == ResponseCode.DUPLICATE
+        assert balance(world, CREDIT_B) == opening - 10_000  # posted once: the changed ones never reached B
+        assert len(world.journal.all()) == 1 and world.switch.conflicts == 2
+        again = await world.send(request)  # the identical retry still gets its first answer
+        assert again.fields["39"] == ResponseCode.APPROVED
 
 
 async def test_unknown_bin_is_a_decline_not_a_crash(tmp_path: Path) -> None:

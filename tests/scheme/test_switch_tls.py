@@ -5,6 +5,7 @@ or one that expects another name, is refused and the switch keeps serving."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import ssl
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from acqkit.tls import client_context, create_all
 from acqsim.fourparty import DEBIT_B, HOST, ISSUER_B_ID, SWITCH_ID, World, running_world
 from core_ledger.api import LedgerOp
+from hsm_sim.client import HsmClient, HsmUnavailable
 from scheme.client import ISSUER_TLS_NAME, SWITCH_TLS_NAME, SwitchLinkClient, SwitchLinkError, ZoneMac
 from wire.constants import ResponseCode
 
@@ -57,3 +59,23 @@ async def test_off_us_purchase_over_tls_and_refused_clients(tmp_path: Path) -> N
                 await misdirected.exchange(world.request(LedgerOp.PURCHASE, DEBIT_B, 100).fields())
 
         assert await _purchase_code(world, 100) == ResponseCode.APPROVED  # the switch kept serving
+
+
+async def test_each_partys_hsm_admits_only_that_party_under_tls(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tls_dir = tmp_path / "tls"
+    create_all(tls_dir)
+    async with running_world(tmp_path, clock=CLOCK, tls_dir=tls_dir) as world:
+        assert await _purchase_code(world, 1_000) == ResponseCode.APPROVED  # each party reached its own HSM
+        with caplog.at_level(logging.WARNING, logger="acqsim.hsm"):
+            for party, stranger in (("sw", ISSUER_TLS_NAME), ("b", SWITCH_TLS_NAME), ("b", "frontend")):
+                hsm = await HsmClient.connect(
+                    HOST, world.hsm_ports[party], tls=client_context(tls_dir, stranger), timeout=3.0
+                )
+                async with hsm:
+                    with pytest.raises(HsmUnavailable):
+                        await hsm.diagnostics()
+                refusals = [r.getMessage() for r in caplog.records if "not an allowed client" in r.getMessage()]
+                assert refusals and f"({stranger}) refused" in refusals[-1]
+        assert await _purchase_code(world, 100) == ResponseCode.APPROVED  # the HSMs kept serving their own party
