@@ -19,7 +19,7 @@ from acqkit.config import AcqsimConfig, CardFixture, config_to_toml
 from acqkit.tls import create_all
 from acqsim.fourparty import DEBIT_B, card_fixture, with_scheme
 from acqsim.processes import running_services
-from acqsim.scheme_parties import ISSUER_CONFIG, ISSUER_LEDGER_DB, issuer_dir, switch_dir
+from acqsim.scheme_parties import AUDIT_FILE, ISSUER_CONFIG, ISSUER_LEDGER_DB, issuer_dir, switch_dir
 from core_ledger.sqlite_store import SqliteStore
 from terminal.pos import PosTerminal
 from tests.secrets_scan import secrets_in
@@ -104,6 +104,17 @@ async def test_the_off_us_path_through_switch_and_issuer_processes(tmp_path: Pat
             while _balance(book, DEBIT_B.pan) != opening - 12_345 - STAND_IN:  # noqa: ASYNC110 - another process's book
                 await anyio.sleep(0.5)
 
+    # the PIN went CA at the acquirer's HSM, CC at the switch's, EC at issuer B's: each its own HSM and audit
+    audits = {
+        "acquirer": Path(config.store_path(config.hsm.audit)),
+        "switch": switch_dir(config) / AUDIT_FILE,
+        "issuer": issuer_dir(config, bank_b) / AUDIT_FILE,
+    }
+    used = {
+        party: {json.loads(line)["command"] for line in path.read_text().splitlines()} for party, path in audits.items()
+    }
+    assert "CA" in used["acquirer"] and "CC" in used["switch"] and "EC" in used["issuer"]
+    assert "CC" not in used["acquirer"] and "EC" not in used["switch"] | used["acquirer"]
     traces = config.trace_dir
     hops = [json.loads(line) for line in (traces / "frontend.jsonl").read_text().splitlines()]
     assert [h["direction"] for h in hops if h["link"] == "switch"][:2] == ["out", "in"]  # the switch hop, timed
