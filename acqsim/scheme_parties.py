@@ -176,3 +176,19 @@ async def provision_switch(config: AcqsimConfig) -> Path:
     path = folder / SWITCH_CONFIG
     await anyio.to_thread.run_sync(_write_toml, path, raw)
     return path
+
+
+def issuer_pid(config: AcqsimConfig, issuer: SchemeIssuerConfig) -> int | None:
+    """The pid of the process serving ``issuer`` (the one whose command line names its configuration file),
+    read from /proc (Linux); ``None`` when none runs."""
+    marker = str(issuer_dir(config, issuer) / ISSUER_CONFIG).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in argv:
+            return int(entry.name)
+    return None

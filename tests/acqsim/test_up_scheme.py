@@ -19,7 +19,7 @@ from acqkit.config import AcqsimConfig, CardFixture, config_to_toml
 from acqkit.tls import create_all
 from acqsim.fourparty import DEBIT_B, card_fixture, with_scheme
 from acqsim.processes import running_services
-from acqsim.scheme_parties import AUDIT_FILE, ISSUER_CONFIG, ISSUER_LEDGER_DB, issuer_dir, switch_dir
+from acqsim.scheme_parties import AUDIT_FILE, ISSUER_LEDGER_DB, issuer_dir, issuer_pid, switch_dir
 from core_ledger.sqlite_store import SqliteStore
 from terminal.pos import PosTerminal
 from tests.secrets_scan import secrets_in
@@ -36,19 +36,6 @@ def _balance(db: Path, pan: str) -> int:
         return state.accounts[state.cards[pan].account_id].balance
     finally:
         store.close()
-
-
-def _child_running(marker: str) -> int:
-    """The pid of the process whose command line holds ``marker`` (a path in this test's folder; Linux /proc)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if marker.encode() in argv:
-                return int(entry.name)
-    raise AssertionError(f"no process running with {marker}")
 
 
 def _config(tmp_path: Path, *, tls: bool = False) -> tuple[AcqsimConfig, Path]:
@@ -92,7 +79,9 @@ async def test_the_off_us_path_through_switch_and_issuer_processes(tmp_path: Pat
             unknown = await pos.financial("purchase", stranger, amount=100, pin=stranger.pin)
             assert unknown is not None and unknown.response_code == "14"  # a decline, nothing crashed
 
-            os.kill(_child_running(str(issuer_dir(config, bank_b) / ISSUER_CONFIG)), signal.SIGKILL)
+            pid = issuer_pid(config, bank_b)
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
             stood_in = await pos.financial("purchase", card, amount=STAND_IN, pin=card.pin)
             assert stood_in is not None and stood_in.approved and stood_in.fields["38"].startswith("S")
 
