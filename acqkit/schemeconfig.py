@@ -1,5 +1,5 @@
 """The ``[scheme]`` section of acqsim's configuration: the scheme switch and the issuer hosts ``acqsim up`` runs
-beside the acquirer (docs/scheme.md#the-four-party-flow-over-processes).
+beside the acquirer (docs/scheme.md#the-four-party-flow-over-processes-acqsim-up-with-scheme).
 
 TOML layout (the whole section is optional; without it ``acqsim up`` runs the acquirer alone, every card on-us)::
 
