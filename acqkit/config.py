@@ -28,6 +28,7 @@ TOML layout (every table optional; omitted values take the defaults below)::
     [merchant]  host = "127.0.0.1"  port = 5840   db = "merchant.sqlite3"   # the merchant platform (docs/smartpos.md)
     [nac.routes]
     "0003" = ["frontend"]         # TPDU DST → upstream members: a service name or "host:port"
+    [scheme]    …                 # the scheme switch and issuer hosts acqsim up runs too (acqkit/schemeconfig.py)
 
     # each service table also takes max_connections = 1024 (served at once; more are closed at once)
 
@@ -51,7 +52,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import tomli_w
 
@@ -60,6 +61,9 @@ from acqkit.netio import DEFAULT_MAX_CONNECTIONS
 from acqkit.tls import TLS_DIR_NAME
 from wire.constants import CURRENCY_CNY
 from wire.tpdu import DEFAULT_ROUTE
+
+if TYPE_CHECKING:  # acqkit.schemeconfig builds on this module's Endpoint and ConfigError
+    from acqkit.schemeconfig import SchemeConfig
 
 #: Where the default configuration keeps its stores, traces and terminal state (``ACQSIM_HOME`` overrides).
 DEFAULT_DATA_DIR: Final = Path(".acqsim")
@@ -366,6 +370,9 @@ class AcqsimConfig:
     merchants: tuple[MerchantFixture, ...] = DEFAULT_MERCHANTS
     terminals: tuple[TerminalFixture, ...] = DEFAULT_TERMINALS
     cards: tuple[CardFixture, ...] = DEFAULT_CARDS
+    #: The ``[scheme]`` table: the switch and issuer hosts ``acqsim up`` runs too (acqkit/schemeconfig.py);
+    #: ``None``: the acquirer alone, every card on-us.
+    scheme: SchemeConfig | None = None
 
     @classmethod
     def default(cls, data_dir: Path | None = None) -> AcqsimConfig:
@@ -441,6 +448,11 @@ class AcqsimConfig:
         named = [("hsm", self.hsm.listen), ("ledger", self.ledger.listen), ("nac", self.nac.listen)]
         named += [("nac status", self.nac.status)] if self.nac.status else []
         named += [(f"front-end {k}", e) for k, e in enumerate(self.frontend_endpoints(), 1)]
+        if self.scheme is not None:
+            named += [("scheme switch", self.scheme.listen), ("scheme HSM", self.scheme.hsm)]
+            for issuer in self.scheme.issuers:
+                title = issuer.title
+                named += [(title, issuer.listen), (f"{title} HSM", issuer.hsm), (f"{title} ledger", issuer.ledger)]
         seen: dict[Endpoint, str] = {}
         for name, endpoint in named:
             if endpoint in seen:
@@ -538,7 +550,7 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "": frozenset(
         {"data_dir", "trace", "tls", "acquirer_id", "currency", "pvk", "imk_ac", "bdk", "bdk_ksi", "hsm"}
         | {"ledger", "frontend", "nac", "wallet", "merchant"}
-        | {"merchants", "terminals", "cards"}
+        | {"merchants", "terminals", "cards", "scheme"}
     ),
     "hsm": frozenset({"host", "port", "lmk_file", "allow_clear_import", "max_connections", "allowed_clients", "audit"}),
     "ledger": frozenset({"host", "port", "db", "max_connections"}),
@@ -644,7 +656,14 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
         merchants=_records(raw, "merchants", MerchantFixture, DEFAULT_MERCHANTS),
         terminals=_records(raw, "terminals", TerminalFixture, DEFAULT_TERMINALS),
         cards=_records(raw, "cards", CardFixture, DEFAULT_CARDS),
+        scheme=_scheme(raw, str(raw.get("pvk", defaults.pvk))),
     )
+
+
+def _scheme(raw: Mapping[str, Any], default_pvk: str) -> SchemeConfig | None:
+    from acqkit.schemeconfig import scheme_from_mapping
+
+    return scheme_from_mapping(_table(raw, "scheme"), default_pvk=default_pvk) if "scheme" in raw else None
 
 
 def _fixture_table(fixture: MerchantFixture | TerminalFixture | CardFixture) -> dict[str, Any]:
@@ -712,6 +731,10 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "terminals": [_fixture_table(t) for t in config.terminals],
         "cards": [_fixture_table(c) for c in config.cards],
     }
+    if config.scheme is not None:
+        from acqkit.schemeconfig import scheme_to_mapping
+
+        raw["scheme"] = scheme_to_mapping(config.scheme)
     return tomli_w.dumps(raw)
 
 

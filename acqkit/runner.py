@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import anyio
+import anyio.abc
 
 from acqkit.config import ConfigError
+from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqkit.extras import require
+from acqkit.peerclient import PeerUnavailable, connect_within
 
 _E = TypeVar("_E", bound=BaseException)
+
+
+class _Closeable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Closeable)
 
 #: ``ACQSIM_BACKEND=trio`` runs services on trio; the default is asyncio (with uvloop when installed).
 BACKEND_ENV: Final = "ACQSIM_BACKEND"
@@ -58,3 +70,51 @@ def leaves(group: BaseExceptionGroup[BaseException], kind: type[_E]) -> list[_E]
 def announce(service: str, host: str, port: int) -> None:
     """The one line a supervisor waits for: ``READY <service> <host>:<port>``."""
     print(f"READY {service} {host}:{port}", flush=True)
+
+
+async def stop_on_signal(scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` at SIGTERM (the supervisor's stop) or SIGINT, so the service ends as after Ctrl-C."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+class PeerStillUnreachable(Exception):
+    """A peer the service needs did not answer within its start-up window (exit 3, one line naming it)."""
+
+
+async def peer(stack: contextlib.AsyncExitStack, connect: Callable[[], Awaitable[_C]], window: float) -> _C:
+    """``connect()`` within ``window`` seconds (:func:`acqkit.peerclient.connect_within`), the client closed with
+    ``stack``; raises :class:`PeerStillUnreachable` naming the peer."""
+    try:
+        client = await connect_within(connect, window)
+    except PeerUnavailable as exc:
+        raise PeerStillUnreachable(f"{exc} (still so after {window:g} s)") from None
+    stack.push_async_callback(client.aclose)
+    return client
+
+
+Serve = Callable[[contextlib.AsyncExitStack, anyio.abc.TaskGroup], Awaitable[None]]
+
+
+def run_peered_service(command: str, serve: Serve) -> int:
+    """Run a service that dials peers at start-up: ``serve(stack, tg)`` connects them with :func:`peer` and
+    starts serving in ``tg``; SIGTERM or SIGINT stops it, then its peers are closed. A peer still unreachable
+    prints ``<command>: <why>`` on stderr and exits 3."""
+    unreachable: list[str] = []
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
+            tg.start_soon(stop_on_signal, tg.cancel_scope)
+            try:
+                await serve(stack, tg)
+            except PeerStillUnreachable as exc:
+                unreachable.append(str(exc))
+                tg.cancel_scope.cancel()
+
+    code = run_service(main)
+    if unreachable:
+        print(f"{command}: {unreachable[0]}", file=sys.stderr, flush=True)
+        return EXIT_UNREACHABLE
+    return code

@@ -39,6 +39,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"NAC          {config.nac.listen}  status {config.nac.status}")
     for dst, members in config.nac.routes.items():
         print(f"  route {dst} → {', '.join(members)}")
+    scheme = config.scheme
+    if scheme is not None:  # acqsim up runs these too (docs/scheme.md)
+        print(
+            f"switch       {scheme.listen}  id {scheme.switch_id}  its HSM {scheme.hsm}"
+            f"  on-us BINs {', '.join(scheme.on_us)}"
+        )
+        print(f"             acquirer zone: test ZMK {scheme.zmk}  ZAK {scheme.zak}  ZPK {scheme.zpk}")
+        for issuer in scheme.issuers:
+            bins = ", ".join([*(f"{b} debit" for b in issuer.debit_bins), *(f"{b} credit" for b in issuer.credit_bins)])
+            print(f"{issuer.title}  {issuer.listen}  member {issuer.member_id}  BINs {bins}")
+            print(f"             its HSM {issuer.hsm}  its ledger {issuer.ledger}  test PVK {issuer.pvk}")
+            print(f"             zone: test ZMK {issuer.zmk}  ZAK {issuer.zak}  ZPK {issuer.zpk}")
     print(f"test PVK     {config.pvk}")
     print("terminals:")
     for t in config.terminals:

@@ -8,18 +8,19 @@ import dataclasses
 import datetime as dt
 import functools
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import anyio
-import tomli_w
 
-from acqkit.config import LOOPBACK, AcqsimConfig, Endpoint
+from acqkit.config import LOOPBACK, AcqsimConfig, Endpoint, config_to_toml
 from acqkit.exitcodes import EXIT_USAGE
 from acqkit.extras import require
 from acqkit.runner import backend_options
 from acqkit.tls import client_context, create_all
 from acqsim.demo import run_demo
+from acqsim.fourparty import with_scheme
 from acqsim.processes import StartupError, running_services
 
 
@@ -65,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
         if args.web:
             _serve_web_until_stopped(config, None, args.web_port)
         return 0 if ok else 1
+    config = with_scheme(dataclasses.replace(config, tls=args.tls))  # the switch and issuer B as processes too
     try:
-        options_for_up = _process_options(config, tls=args.tls)
-        with running_services(
-            config_file=options_for_up.get("config_file"), data_dir=options_for_up.get("data_dir")
-        ) as services:
+        with (
+            tempfile.TemporaryDirectory(prefix="acqsim-demo-") as folder,
+            running_services(config_file=_config_file(config, Path(folder))) as services,
+        ):
             # The demo's smart POS, till and wallet app dial the wallet host and the merchant platform with the
             # terminal's certificate when every hop is mutual TLS.
             client_tls = client_context(config.tls_dir, "terminal") if args.tls else None
@@ -104,20 +106,18 @@ def _serve_web_until_stopped(config: AcqsimConfig, nac: Endpoint | None, port: i
         anyio.run(serve, backend="asyncio")
 
 
-def _process_options(config: AcqsimConfig, *, tls: bool) -> dict[str, Path]:
-    """Plain: the services' own defaults in ``data_dir``. TLS: a configuration file saying ``tls = true``,
-    with certificates created first unless they are there."""
-    if not tls:
-        return {"data_dir": config.data_dir}
-    config = dataclasses.replace(config, tls=True)
-    if not (config.tls_dir / "ca.pem").exists():
+def _config_file(config: AcqsimConfig, folder: Path) -> Path:
+    """The demo's configuration for ``acqsim up``, written to ``folder``: the built-in TEST configuration with
+    the four-party world's ``[scheme]`` (acqsim/fourparty.py) and, under ``tls = true``, certificates created
+    first unless they are there. ``folder`` is a temporary one outside the data folder: the file holds the TEST
+    keys and cards of the built-in configuration, which the demo day's secrets scan holds the data folder free of
+    (the services write only cryptograms and masked cards there)."""
+    if config.tls and not (config.tls_dir / "ca.pem").exists():
         create_all(config.tls_dir)
-    path = config.data_dir / "acqsim-tls.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Only what differs from the built-in configuration: the TEST cards and keys stay out of the file (the
-    # demo day's secrets scan holds every file a run writes to that).
-    path.write_text(tomli_w.dumps({"data_dir": str(config.data_dir.resolve()), "tls": True}), encoding="utf-8")
-    return {"config_file": path}
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    path = folder / "acqsim-demo.toml"
+    path.write_text(config_to_toml(config), encoding="utf-8")
+    return path
 
 
 def _scheme_day(folder: Path, backend: str, options: dict[str, Any]) -> bool:

@@ -26,6 +26,7 @@ import anyio.abc
 from acqkit.config import AcqsimConfig, Endpoint
 from acqkit.netio import FramedConnection, connect, relay_frames, serve_tcp
 from acqsim.demo_chip import chip_detail, chip_steps
+from acqsim.demo_offus import offus_steps
 from acqsim.demo_smartpos import smartpos_day
 from acqsim.pipeline import running_pipeline
 from acqsim.processes import RunningServices
@@ -244,6 +245,8 @@ async def walk_day(
         steps[-1].detail += " — not balanced"
     elif settled is not None:
         steps[-1].detail += " — balanced"
+    for title, expected, action in offus_steps(config, pos):  # with [scheme]: after the batch is settled
+        await step(title, expected, action)
     return steps, memory
 
 

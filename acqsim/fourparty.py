@@ -35,7 +35,8 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from acqkit.config import DEFAULT_ACQUIRER_ID, CardFixture
+from acqkit.config import DEFAULT_ACQUIRER_ID, AcqsimConfig, CardFixture, Endpoint
+from acqkit.schemeconfig import SchemeConfig, SchemeIssuerConfig
 from acqkit.serving import PLAIN, Serving
 from acqkit.tls import client_context, service_tls
 from acqsim.pipeline import SchemeAccess
@@ -244,8 +245,60 @@ def acquirer_access(switch_port: int, *, timeout: float = 5.0, tls_dir: Path | N
 
 
 def card_fixture(card: SchemeCard) -> CardFixture:
-    """An off-us TEST card as a terminal presents it (track 2 with issuer B's PVV)."""
-    return CardFixture(pan=card.pan, expiry=card.expiry, pin=card.pin, pvv=card.pvv, service_code="201", pvki="1")
+    """An off-us TEST card as a terminal presents it (track 2 with issuer B's PVV; its issuer's opening
+    balance)."""
+    return CardFixture(
+        pan=card.pan,
+        expiry=card.expiry,
+        pin=card.pin,
+        pvv=card.pvv,
+        service_code="201",
+        pvki="1",
+        balance=card.balance,
+        holder="TEST CARDHOLDER BANK B",
+        note="off-us: issuer B behind the scheme switch",
+    )
+
+
+#: Where ``acqsim up`` runs the switch and issuer B by default (``--ephemeral-ports`` moves them).
+SWITCH_PORT: Final = 5850
+ISSUER_B_PORT: Final = 5860
+
+
+def with_scheme(
+    config: AcqsimConfig, *, stand_in_limit: int | None = 10_000, issuer_timeout: float = 2.0
+) -> AcqsimConfig:
+    """``config`` with this TEST world's ``[scheme]`` for ``acqsim up``: the switch and issuer B as processes
+    (each with its own HSM; B with its own ledger), the acquirer's on-us BIN 620000, and B's two cards added to
+    the ``[[cards]]`` a terminal presents. Issuer C is not run (its BIN is unknown to this switch)."""
+    issuer_b = SchemeIssuerConfig(
+        name="bank-b",
+        member_id=ISSUER_B_ID,
+        listen=Endpoint(host=HOST, port=ISSUER_B_PORT),
+        hsm=Endpoint(host=HOST, port=ISSUER_B_PORT + 1),
+        ledger=Endpoint(host=HOST, port=ISSUER_B_PORT + 2),
+        zmk=ZMK_ISSUER_B.hex().upper(),
+        zak=ZAK_ISSUER_B.hex().upper(),
+        zpk=ZPK_ISSUER_B.hex().upper(),
+        pvk=PVK_ISSUER_B.hex().upper(),
+        debit_bins=tuple(b.prefix for b in BINS if b.issuer_id == ISSUER_B_ID and b.card_type is CardType.DEBIT),
+        credit_bins=tuple(b.prefix for b in BINS if b.issuer_id == ISSUER_B_ID and b.card_type is CardType.CREDIT),
+    )
+    scheme = SchemeConfig(
+        switch_id=SWITCH_ID,
+        listen=Endpoint(host=HOST, port=SWITCH_PORT),
+        hsm=Endpoint(host=HOST, port=SWITCH_PORT + 1),
+        on_us=tuple(b.prefix for b in BINS if b.issuer_id == ACQUIRER_ID),
+        zmk=ZMK_ACQUIRER.hex().upper(),
+        zak=ZAK_ACQUIRER.hex().upper(),
+        zpk=ZPK_ACQUIRER.hex().upper(),
+        stand_in_limit=stand_in_limit,
+        issuer_timeout_s=issuer_timeout,
+        issuers=(issuer_b,),
+    )
+    known = {card.pan for card in config.cards}
+    extra = tuple(card_fixture(c) for c in (DEBIT_B, CREDIT_B) if c.pan not in known)
+    return dataclasses.replace(config, scheme=scheme, cards=(*config.cards, *extra))
 
 
 async def _gated_proxy(target_port: int, gate: anyio.Event, client: anyio.abc.SocketStream) -> None:

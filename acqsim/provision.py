@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -29,6 +29,7 @@ import anyio.to_thread
 from acqkit.config import AcqsimConfig
 from acqkit.keystore import (
     SOURCE_COMPONENTS,
+    SOURCE_ZMK_PREFIX,
     KeyEntry,
     KeyStore,
     KeyStoreError,
@@ -38,9 +39,9 @@ from acqkit.keystore import (
     utc_now,
     write_key_store,
 )
-from frontend.registry import IMK_AC_LABEL, PVK_LABEL, bdk_label, tmk_label
+from frontend.registry import IMK_AC_LABEL, PVK_LABEL, ZONE_ZAK_LABEL, ZONE_ZPK_LABEL, bdk_label, tmk_label
 from hsm_sim.client import HsmClient, HsmError, KeyType
-from wire.paycrypto import key_check_value, with_odd_parity, xor
+from wire.paycrypto import key_check_value, tdes_ecb_encrypt, with_odd_parity, xor
 
 #: The whole ceremony's deadline (each HSM command also has the client's own timeout).
 CEREMONY_TIMEOUT_S: Final = 60.0
@@ -57,6 +58,9 @@ class CeremonyKey:
     label: str
     key_type: KeyType
     clear: bytes = dataclasses.field(repr=False)
+    #: A working key (ZAK, ZPK) enters an HSM only under a key-encrypting key: the clear TEST ZMK of its zone,
+    #: itself formed from components (A4); the key is then imported under it (A6). ``None``: formed by A4.
+    zmk: bytes | None = dataclasses.field(default=None, repr=False)
 
     @property
     def kcv(self) -> str:
@@ -70,6 +74,10 @@ def ceremony_keys(config: AcqsimConfig) -> Iterator[CeremonyKey]:
     yield CeremonyKey(PVK_LABEL, KeyType.PVK, bytes.fromhex(config.pvk))
     yield CeremonyKey(IMK_AC_LABEL, KeyType.MK_AC, bytes.fromhex(config.imk_ac))
     yield CeremonyKey(bdk_label(config.bdk_ksi), KeyType.BDK, bytes.fromhex(config.bdk))
+    if config.scheme is not None:  # the acquirer's end of its zone with the scheme switch
+        zmk = bytes.fromhex(config.scheme.zmk)
+        yield CeremonyKey(ZONE_ZAK_LABEL, KeyType.ZAK, bytes.fromhex(config.scheme.zak), zmk)
+        yield CeremonyKey(ZONE_ZPK_LABEL, KeyType.ZPK, bytes.fromhex(config.scheme.zpk), zmk)
 
 
 def split_into_components(key: bytes) -> tuple[str, str]:
@@ -82,6 +90,12 @@ def split_into_components(key: bytes) -> tuple[str, str]:
 async def key_ceremony(config: AcqsimConfig, hsm: HsmClient, store_path: Path | None = None) -> KeyStore:
     """Load the configuration's TEST keys through ``hsm`` into the key store; return the store."""
     path = store_path if store_path is not None else config.key_store_path
+    return await load_keys(ceremony_keys(config), hsm, path)
+
+
+async def load_keys(keys: Iterable[CeremonyKey], hsm: HsmClient, path: Path) -> KeyStore:
+    """Form ``keys`` inside ``hsm`` and keep their cryptograms in the key store at ``path`` (any party's: the
+    acquirer's, the switch's, an issuer's); a key already there with the same check value is kept."""
     with anyio.fail_after(CEREMONY_TIMEOUT_S):
         lmk_kcv = await hsm.diagnostics()
         try:
@@ -97,13 +111,20 @@ async def key_ceremony(config: AcqsimConfig, hsm: HsmClient, store_path: Path | 
             )
         formed: dict[tuple[KeyType, bytes], str] = {}
         added: list[KeyEntry] = []
-        for key in ceremony_keys(config):
+        for key in keys:
             held = store.get(key.label)
             if held is not None and held.key_type == key.key_type and held.kcv == key.kcv:
                 continue
             cryptogram = formed.get((key.key_type, key.clear))
             if cryptogram is None:  # the same key (load terminals share one TMK) is formed once
-                cryptogram = await _form(hsm, key)
+                if key.zmk is None:
+                    cryptogram = await _form(hsm, key)
+                else:
+                    zmk = formed.get((KeyType.ZMK, key.zmk))
+                    if zmk is None:
+                        zmk = await _form(hsm, CeremonyKey(f"{key.label} (its zone's ZMK)", KeyType.ZMK, key.zmk))
+                        formed[(KeyType.ZMK, key.zmk)] = zmk
+                    cryptogram = await _import(hsm, key, zmk)
                 formed[(key.key_type, key.clear)] = cryptogram
             added.append(
                 KeyEntry(
@@ -111,7 +132,7 @@ async def key_ceremony(config: AcqsimConfig, hsm: HsmClient, store_path: Path | 
                     key_type=key.key_type.value,
                     cryptogram=cryptogram,
                     kcv=key.kcv,
-                    source=SOURCE_COMPONENTS,
+                    source=SOURCE_COMPONENTS if key.zmk is None else f"{SOURCE_ZMK_PREFIX}zone",
                     created=utc_now(),
                 )
             )
@@ -137,3 +158,17 @@ async def _form(hsm: HsmClient, key: CeremonyKey) -> str:
             f"{key.label}: the HSM formed a key with check value {short_kcv(formed.kcv)}, not {key.kcv}"
         )
     return formed.under_lmk
+
+
+async def _import(hsm: HsmClient, key: CeremonyKey, zmk_under_lmk: str) -> str:
+    """A6: ``key`` travels under its zone's clear TEST ZMK and comes back under the HSM's LMK."""
+    assert key.zmk is not None
+    try:
+        imported = await hsm.import_key(key.key_type, zmk_under_lmk, tdes_ecb_encrypt(key.zmk, key.clear).hex().upper())
+    except HsmError as exc:
+        raise CeremonyError(f"{key.label}: {exc}") from None
+    if short_kcv(imported.kcv) != key.kcv:
+        raise CeremonyError(
+            f"{key.label}: the HSM imported a key with check value {short_kcv(imported.kcv)}, not {key.kcv}"
+        )
+    return imported.under_lmk

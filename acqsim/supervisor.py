@@ -19,23 +19,39 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Final
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.schemeconfig import SchemeIssuerConfig
 from acqkit.serving import serving_for
 from acqsim.provision import key_ceremony
+from acqsim.scheme_parties import (
+    AUDIT_FILE,
+    ISSUER_CONFIG,
+    ISSUER_LEDGER_DB,
+    LMK_FILE,
+    SWITCH_CONFIG,
+    issuer_dir,
+    provision_issuer,
+    provision_switch,
+    seed_issuer_ledger,
+    switch_dir,
+)
 from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.client import HsmClient
+from scheme.client import ISSUER_TLS_NAME, SWITCH_TLS_NAME
 
 log = logging.getLogger("acqsim.supervisor")
 
@@ -45,6 +61,8 @@ READY_PREFIX: Final = "READY "
 #: Lines of a service's output kept to explain a failed start.
 TAIL_LINES: Final = 8
 STOP_TIMEOUT_S: Final = 5.0
+#: The switch's HSM's process title (its own LMK; docs/scheme.md).
+SCHEME_HSM: Final = "scheme-hsm"
 RESTART_MIN_S: Final = 0.5
 RESTART_MAX_S: Final = 10.0
 #: A service that dies this many times within ``RESTART_WINDOW_S`` is given up on.
@@ -61,6 +79,9 @@ class ServiceSpec:
     withheld_env: frozenset[str] = frozenset({PASSPHRASE_ENV})
     #: Which of several processes of one service this is (``frontend-2`` in a pool); empty: the only one.
     label: str = ""
+    #: Whether ``acqsim up``'s per-service options given by service name (``--rules``, ``--metrics``) apply: not
+    #: to the scheme parties' HSMs and ledgers, which are other banks' (and would take the same metrics port).
+    takes_service_options: bool = True
 
     @property
     def title(self) -> str:
@@ -104,8 +125,16 @@ def with_ephemeral_ports(config: AcqsimConfig) -> AcqsimConfig:
     )
     frontend = config.frontend
     pool = tuple(moved(frontend.listen) for _ in range(frontend.instances - 1))
+    scheme = config.scheme
+    if scheme is not None:
+        issuers = tuple(
+            dataclasses.replace(i, listen=moved(i.listen), hsm=moved(i.hsm), ledger=moved(i.ledger))
+            for i in scheme.issuers
+        )
+        scheme = dataclasses.replace(scheme, listen=moved(scheme.listen), hsm=moved(scheme.hsm), issuers=issuers)
     return dataclasses.replace(
         config,
+        scheme=scheme,
         hsm=dataclasses.replace(config.hsm, listen=moved(config.hsm.listen)),
         ledger=dataclasses.replace(config.ledger, listen=moved(config.ledger.listen)),
         frontend=dataclasses.replace(frontend, listen=moved(frontend.listen), pool=pool),
@@ -155,6 +184,7 @@ def _frontend_specs(
                     str(config.key_store_path),
                     "--wallet",
                     str(config.wallet.listen),
+                    *(("--scheme", str(config.scheme.listen)) if config.scheme is not None else ()),
                     *(("--instance", str(instance)) if instance is not None else ()),
                     *traces,
                     *_serving(config, config.frontend.max_connections),
@@ -178,6 +208,7 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
     sticky = ("--sticky",) if config.frontend.instances > 1 else ()
     lmk_file = Path(config.store_path(hsm.lmk_file))
     return [
+        *_scheme_specs(config, python, with_config),
         ServiceSpec(
             name="hsm",
             endpoint=hsm.listen,
@@ -262,6 +293,108 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
             ),
         ),
     ]
+
+
+def _party_hsm(
+    config: AcqsimConfig, python: tuple[str, ...], title: str, folder: Path, endpoint: Endpoint
+) -> ServiceSpec:
+    """A scheme party's own HSM: its own LMK in its folder, the party's TLS identity its only client."""
+    lmk_file = folder / LMK_FILE
+    identity = SWITCH_TLS_NAME if title == SCHEME_HSM else ISSUER_TLS_NAME
+    return ServiceSpec(
+        name="hsm",
+        label=title,
+        endpoint=endpoint,
+        withheld_env=frozenset(),
+        takes_service_options=False,
+        argv=(
+            *python,
+            "hsm",
+            *_listen(endpoint),
+            "--lmk-file",
+            str(lmk_file),
+            "--create-lmk",
+            "--passphrase-file",
+            str(passphrase_file_for(lmk_file)),
+            "--allow-clear-import",  # the [scheme] zone keys are clear TEST material, formed by A4
+            "--audit",
+            str(folder / AUDIT_FILE),
+            f"--allowed-client={identity}:",
+            *_party_trace(config, title),
+            *_serving(config),
+        ),
+    )
+
+
+def _party_trace(config: AcqsimConfig, title: str) -> tuple[str, ...]:
+    """Each scheme party's process traces into a file of its own (``issuer-bank-b-hsm.jsonl``)."""
+    return ("--trace-dir", str(config.trace_dir / f"{title}.jsonl")) if config.trace else ()
+
+
+def _scheme_specs(config: AcqsimConfig, python: tuple[str, ...], with_config: tuple[str, ...]) -> list[ServiceSpec]:
+    """With ``[scheme]``: each issuer's HSM, ledger and host, then the switch's HSM and the switch — all before
+    the acquirer's front-end, which sends off-us cards to the switch. Their configuration files are written by
+    the key ceremonies (:mod:`acqsim.scheme_parties`) run right after each party's HSM is up."""
+    scheme = config.scheme
+    if scheme is None:
+        return []
+    specs = []
+    for issuer in scheme.issuers:
+        folder = issuer_dir(config, issuer)
+        specs.append(_party_hsm(config, python, f"{issuer.title}-hsm", folder, issuer.hsm))
+        specs.append(
+            ServiceSpec(
+                name="ledger",
+                label=f"{issuer.title}-ledger",
+                endpoint=issuer.ledger,
+                takes_service_options=False,
+                argv=(
+                    *python,
+                    "ledger",
+                    "serve",
+                    "--no-seed",  # seeded with its own cards by the ceremony hook
+                    "--db",
+                    str(folder / ISSUER_LEDGER_DB),
+                    *_listen(issuer.ledger),
+                    *_party_trace(config, f"{issuer.title}-ledger"),
+                    *_serving(config),
+                ),
+            )
+        )
+        specs.append(
+            ServiceSpec(
+                name="issuer",
+                label=issuer.title,
+                endpoint=issuer.listen,
+                argv=(
+                    *python,
+                    "issuer",
+                    "serve",
+                    "--config",
+                    str(folder / ISSUER_CONFIG),
+                    *_party_trace(config, issuer.title),
+                    *_serving(config),
+                ),
+            )
+        )
+    folder = switch_dir(config)
+    specs.append(_party_hsm(config, python, SCHEME_HSM, folder, scheme.hsm))
+    specs.append(
+        ServiceSpec(
+            name="scheme",
+            endpoint=scheme.listen,
+            argv=(
+                *python,
+                "scheme",
+                "serve",
+                "--config",
+                str(folder / SWITCH_CONFIG),
+                *(("--trace-dir", str(config.trace_dir)) if config.trace else ()),
+                *_serving(config),
+            ),
+        )
+    )
+    return specs
 
 
 class StartupFailed(RuntimeError):
@@ -391,14 +524,34 @@ async def supervise(
     right after the HSM; run until cancelled. A failed ceremony raises ``CeremonyError``. ``extra_args``: more
     arguments for a service's command line, by title (``frontend-2``) or else service name (``acqsim up --rules``,
     ``--metrics``); ``log_args`` the logging options every service gets (``-v``, ``--log-format=json``)."""
+    extra = extra_args or {}
+    ceremonies = _ceremonies(config)
     async with anyio.create_task_group() as tg:
         for spec in service_commands(config, config_file, log_args):
-            more = tuple((extra_args or {}).get(spec.title, (extra_args or {}).get(spec.name, ())))
+            by_name = extra.get(spec.name, ()) if spec.takes_service_options else ()
+            more = tuple(extra.get(spec.title, by_name))
             started = dataclasses.replace(spec, argv=(*spec.argv, *more)) if more else spec
             await tg.start(run_service, started, config.log_dir, ready)
-            if spec.name == "hsm":
-                await provision_keys(config)
+            ceremony = ceremonies.get(spec.title)
+            if ceremony is not None:
+                await ceremony()
         task_status.started()
+
+
+def _ceremonies(config: AcqsimConfig) -> dict[str, Callable[[], Awaitable[object]]]:
+    """Process title → the key ceremony to run once that HSM is up (and before the services that need its keys):
+    the acquirer's, each issuer's (which also writes its host's and ledger's files), the switch's."""
+    ceremonies: dict[str, Callable[[], Awaitable[object]]] = {"hsm": functools.partial(provision_keys, config)}
+    if config.scheme is not None:
+        for issuer in config.scheme.issuers:
+
+            async def issuer_ready(issuer: SchemeIssuerConfig = issuer) -> None:
+                await anyio.to_thread.run_sync(seed_issuer_ledger, config, issuer)
+                await provision_issuer(config, issuer)
+
+            ceremonies[f"{issuer.title}-hsm"] = issuer_ready
+        ceremonies[SCHEME_HSM] = functools.partial(provision_switch, config)
+    return ceremonies
 
 
 async def provision_keys(config: AcqsimConfig) -> None:

@@ -12,14 +12,19 @@ from pathlib import Path
 from typing import Any
 
 #: The HSM's records carry no transaction id (its messages name none): its hops show in the front-end's.
-TRACE_FILES = ("nac.jsonl", "frontend.jsonl", "ledger.jsonl")
+TRACE_FILES = ("nac.jsonl", "frontend.jsonl", "ledger.jsonl", "scheme.jsonl")
 #: The front-ends of a pool (``acqsim up --frontends N``) each write ``frontend-K.jsonl``.
 POOL_TRACE_GLOB = "frontend-*.jsonl"
+#: Each issuer host behind the switch (``[scheme]``) writes ``issuer-<name>.jsonl``; its own HSM and ledger
+#: (``issuer-<name>-hsm.jsonl``, ``-ledger.jsonl``) are its business: its hop shows its decision.
+ISSUER_TRACE_GLOB = "issuer-*.jsonl"
+_ISSUER_BACK_OFFICE = ("-hsm.jsonl", "-ledger.jsonl")
 
 
 def load_records(trace_dir: Path) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
-    for path in [*(trace_dir / name for name in TRACE_FILES), *sorted(trace_dir.glob(POOL_TRACE_GLOB))]:
+    issuers = [p for p in sorted(trace_dir.glob(ISSUER_TRACE_GLOB)) if not p.name.endswith(_ISSUER_BACK_OFFICE)]
+    for path in [*(trace_dir / name for name in TRACE_FILES), *sorted(trace_dir.glob(POOL_TRACE_GLOB)), *issuers]:
         if path.exists():
             records.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
     records.sort(key=lambda r: r["time"])
@@ -54,6 +59,14 @@ def describe_hop(record: dict[str, Any]) -> str:
             ("in", False): "NAC ← front-end",
             ("out", True): "NAC → terminal",
         }[(direction, terminal_side)]
+    if link == "switch":  # the scheme switch link: front-end ↔ switch ↔ issuer (docs/scheme.md)
+        mti = message.get("fields", {}).get("t", "")
+        here, there = {"frontend": ("front-end", "switch"), "scheme": ("switch", "front-end")}.get(
+            service, ("issuer", "switch")
+        )
+        if (service == "frontend") == (direction == "out"):
+            return f"{here} → {there} {mti}" if direction == "out" else f"{here} ← {there} {mti}"
+        return f"{here} {'→' if direction == 'out' else '←'} {there} (39 = {record.get('note')})"
     if service == "ledger":
         mti = message.get("mti", "")
         return f"ledger ← front-end {mti}" if direction == "in" else f"ledger → front-end (39 = {record.get('note')})"

@@ -12,6 +12,7 @@ acqsim frontend journal pending|dead-letters [--config FILE] [--db PATH] [--json
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -33,6 +34,7 @@ from core_ledger.client import LedgerClient, LedgerUnavailable
 from frontend.core import Context
 from frontend.journal import MAX_INSTANCES, REVERSAL_DEAD, REVERSAL_PENDING, Journal
 from frontend.registry import Registry, RegistryError
+from frontend.schemelink import scheme_access
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
 from wallet.client import WalletClient
@@ -55,6 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port", type=port_number, help="serve: the port to listen on (default: the configuration's; 0: any)"
     )
     parser.add_argument("--wallet", help="serve: HOST:PORT of the wallet host for QR payments (default: none)")
+    parser.add_argument(
+        "--scheme",
+        help="serve: HOST:PORT of the scheme switch: cards not on-us go there, by the configuration's [scheme] BIN "
+        "table and with its zone keys from the key store (default: none, every card on-us)",
+    )
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
@@ -134,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
     port = config.frontend.listen.port if args.port is None else args.port
     key_store = args.key_store or config.key_store_path
     try:
-        registry = Registry.from_key_store(config, read_key_store(key_store), key_store)
-    except (KeyStoreError, RegistryError) as exc:
+        keys = read_key_store(key_store)
+        registry = Registry.from_key_store(config, keys, key_store)
+        scheme = scheme_access(config, keys, Endpoint.parse(args.scheme)) if args.scheme else None
+    except (KeyStoreError, RegistryError, ConfigError, ValueError) as exc:
         print(f"acqsim frontend: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -143,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"acqsim frontend: --instance: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    ctx = Context(registry=registry)
+    ctx = Context(registry=registry, scheme=scheme.route if scheme is not None else None)
 
     try:
         rules = RuleBook(args.rules, "frontend") if args.rules else None
@@ -169,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
             if hsm is not None:
                 await hsm.aclose()
             return
-        async with hsm, ledger, anyio.create_task_group() as tg:
+        link = scheme.link(hsm, serving.client_tls) if scheme is not None else None
+        async with hsm, ledger, link or contextlib.nullcontext(), anyio.create_task_group() as tg:
             trace_at = args.trace_dir
             if trace_at is not None and args.instance is not None:  # one file per pool member, same service
                 trace_at = trace_at / f"frontend-{args.instance}.jsonl"
@@ -178,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             if args.wallet:
                 wallet_at = Endpoint.parse(args.wallet)
                 wallet = WalletClient(wallet_at.host, wallet_at.port, tls=serving.client_tls)
-            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules, wallet=wallet)
+            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules, wallet=wallet, scheme=link)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
             await start_metrics(tg, "frontend", host, args.metrics_port)
             print(serving.summary, flush=True)

@@ -22,6 +22,9 @@ PVK_LABEL: Final = "pvk"
 #: The issuer's IMK-AC (chip cryptograms, KQ) and the MPOS readers' BDK, one label per key set id.
 IMK_AC_LABEL: Final = "imk/ac"
 BDK_LABEL_PREFIX: Final = "bdk/"
+#: The acquirer zone's keys of the link to the scheme switch (with ``[scheme]``; docs/scheme.md).
+ZONE_ZAK_LABEL: Final = "zone/zak"
+ZONE_ZPK_LABEL: Final = "zone/zpk"
 #: Key types those labels must carry.
 TMK_TYPE: Final = "TMK"
 PVK_TYPE: Final = "PVK"

@@ -13,10 +13,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
 
 import anyio
 import anyio.abc
 
+from acqkit import txnlog
 from acqkit.requestserver import serve_requests
 from acqkit.serving import PLAIN, Serving
 from core_ledger.api import LedgerAnswer
@@ -86,7 +88,13 @@ class IssuerShell:
         if not await self.zone.verify(message):
             log.warning("rejected a frame from %s: MAC failed", peer)
             return reject_frame(frame, RejectCode.MAC_FAILED, own_id=self.issuer_id)
+        started = time.perf_counter()
         code, ledger_answer = await self._decide(fields)
+        if txnlog.enabled():  # one record per issuer decision, with the time its HSM and ledger took
+            txn = correlation_id(fields.get("41", "?"), fields.get("11", "?"))
+            elapsed = f"{(time.perf_counter() - started) * 1000:.1f}"
+            shown = {**txnlog.iso_summary(fields), "code": code.value}
+            txnlog.log_transaction("issuer", txn, **shown, issuer=self.issuer_id, elapsed_ms=elapsed)
         out_fields = answer_fields(fields, code, ledger_answer)
         header = SwitchHeader(
             destination_id=self.switch_id, source_id=self.issuer_id, transaction_info=message.header.transaction_info

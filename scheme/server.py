@@ -22,6 +22,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit import txnlog
 from acqkit.datakey import DataKey, DataKeyError
 from acqkit.groupcommit import CommitFailed, CommitTimeout, GroupCommit
 from acqkit.requestserver import serve_requests
@@ -173,7 +174,13 @@ class SwitchShell:
         if not await zone.verify(message):
             log.warning("rejected a frame from %s (member %s): MAC failed", peer, acquirer.institution_id)
             return reject_frame(frame, RejectCode.MAC_FAILED, own_id=self.core.switch_id)
+        started = time.perf_counter()
         fields = await self._answer_fields(message)
+        if txnlog.enabled():  # one record per switch leg: what came in, its answer, the time the issuer took
+            txn = correlation_id(message.fields.get("41", "?"), message.fields.get("11", "?"))
+            shown = {**txnlog.iso_summary(message.fields), "code": fields.get("39")}
+            elapsed = f"{(time.perf_counter() - started) * 1000:.1f}"
+            txnlog.log_transaction("scheme", txn, **shown, acquirer=acquirer.institution_id, elapsed_ms=elapsed)
         header = SwitchHeader(
             destination_id=acquirer.institution_id,
             source_id=self.core.switch_id,

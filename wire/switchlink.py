@@ -280,13 +280,14 @@ def reject_frame(frame: bytes, code: RejectCode, *, own_id: str) -> bytes:
 
 def describe_switch(frame: bytes) -> dict[str, object]:
     """The traced form of a switch frame: header fields and the body with card data masked, no PIN block."""
+    from wire.dissect import HIDDEN
     from wire.masking import mask_pan, mask_track
 
     message = decode_switch_message(frame)
     fields: dict[str, str] = {}
     for key, value in message.fields.items():
         if key in SWITCH_SECRET_FIELDS:
-            fields[key] = "[PIN block]"
+            fields[key] = HIDDEN  # as every other link's trace shows a PIN block
         elif key == "2":
             fields[key] = mask_pan(value)
         elif key in SWITCH_CARD_FIELDS:

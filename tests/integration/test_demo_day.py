@@ -23,7 +23,11 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
     with ``acqsim trace``; the in-process pipeline is tests/integration/test_pipeline.py's."""
     assert main(["demo", "--processes", "--tls", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "services running as separate processes" in out and "19 of 19 steps ended as expected" in out
+    assert "services running as separate processes" in out and "21 of 21 steps ended as expected" in out
+    # issue #19: the demo's acqsim up runs the switch and issuer B too; an off-us PIN purchase crosses them (each
+    # hop timed), then issuer B is killed -9 and the switch stands in
+    assert "front-end → switch 0200" in out and "issuer ← switch 0200" in out and "switch → front-end (39 = 00)" in out
+    assert re.search(r"killed -9: purchase 80\.00 stood in .*: 00 approved \(RRN \d+, auth S\d+\)", out), out[-3000:]
     # issue #20: the smart-POS day over the wallet host and the merchant platform as processes of acqsim up
     smart = re.search(r"smart-POS day: (\d+) of (\d+) steps ended as expected", out)
     assert smart is not None and smart[1] == smart[2], out[-3000:]
@@ -35,7 +39,8 @@ def test_demo_day_over_real_processes_leaves_no_secret_on_disk(
     assert "front-end ← HSM M2 (track decrypted, TDK)" in out  # the 004 terminal's tracks under its TDK
     assert "ledger ← front-end 0200" in out  # the ledger process traced its own hop
     assert (tmp_path / "tls" / "ca.pem").exists()
-    for service in ("hsm", "ledger", "wallet", "frontend", "nac", "merchant"):  # every hop is mutual TLS
+    every = ("hsm", "ledger", "wallet", "frontend", "nac", "merchant", "scheme", "issuer-bank-b")
+    for service in every:  # every hop is mutual TLS, the switch link's legs too
         assert "mutual TLS between services" in (tmp_path / "logs" / f"{service}.log").read_text()
     traces = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
     assert traces.count("\n") > 50

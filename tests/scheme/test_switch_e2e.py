@@ -247,7 +247,7 @@ async def test_every_leg_is_traced_masked_without_the_pin_block(tmp_path: Path) 
     assert [r["direction"] for r in switch_records] == ["in", "out"]  # the acquirer leg, in and out
     assert [r["direction"] for r in issuer_records] == ["in", "out"]  # the issuer leg
     assert issuer_records[-1]["note"] == "00"
-    assert switch_records[0]["message"]["fields"]["52"] == "[PIN block]"
+    assert switch_records[0]["message"]["fields"]["52"] == "[hidden]"
     text = (traces / "scheme.jsonl").read_text() + (traces / "issuer-b.jsonl").read_text()
     assert DEBIT_B.pan not in text and "623050******0014" in text
     assert request.fields()["52"] not in text
