@@ -37,11 +37,13 @@ from wallet.model import (
     PaymentCode,
     PaymentState,
     Record,
+    SettlementBatch,
     WalletBook,
 )
+from wallet.settlement import SettlementError, batches_of, mark_batch, open_batches
 from wire.constants import ResponseCode
 from wire.errors import MessageDecodeError
-from wire.field59 import PaymentCodeError, wallet_of
+from wire.field59 import PaymentCodeError, Wallet, wallet_of
 from wire.tlvlink import LinkMessage, decode_message, encode_message
 from wire.walletlink import EXPIRED, PENDING, USED, WALLET_LINK, Kind
 
@@ -97,6 +99,9 @@ class WalletCore:
             Kind.REFUND: self._refund,
             Kind.ORDER: self._order,
             Kind.CANCEL: self._cancel,
+            Kind.SETTLE_OPEN: self._settle_open,
+            Kind.SETTLE_BATCH: self._settle_batch,
+            Kind.SETTLE_MARK: self._settle_mark,
         }
 
     def apply(self, records: Sequence[Record]) -> None:
@@ -357,6 +362,46 @@ class WalletCore:
             message.answer(_RC.APPROVED, ON=OrderState.CANCELLED.value),
             (dataclasses.replace(order, state=OrderState.CANCELLED),),
         )
+
+    # -- end-of-day settlement (acquirer side: wallet/settlement.py) ----------------------------------------------
+
+    def _settle_open(self, message: LinkMessage, now: float) -> Decision:
+        day = message["DA"]
+        try:
+            records = open_batches(self.book, day)
+        except SettlementError as exc:
+            return Decision(message.answer(_RC.FORMAT_ERROR, TX=str(exc)))
+        opened = [r for r in records if isinstance(r, SettlementBatch)] or batches_of(self.book, day)
+        net = sum(batch.amount for batch in opened)
+        return Decision(message.answer(_RC.APPROVED, CN=len(opened), NT=net), records)
+
+    def _settle_batch(self, message: LinkMessage, now: float) -> Decision:
+        batches = batches_of(self.book, message["DA"])
+        index = int(message["IX"])
+        if index >= len(batches):
+            return Decision(message.answer(_RC.ORIGINAL_NOT_FOUND, TX=f"the date has {len(batches)} batch(es)"))
+        batch = batches[index]
+        return Decision(
+            message.answer(
+                _RC.APPROVED,
+                WL=batch.wallet.value,
+                MI=batch.merchant_id,
+                DA=batch.business_date,
+                NT=batch.amount,
+                CN=batch.count,
+                ON=batch.state.value,
+            )
+        )
+
+    def _settle_mark(self, message: LinkMessage, now: float) -> Decision:
+        try:
+            wallet = Wallet(message["WL"])
+            marked = mark_batch(self.book, wallet, message["DA"], message["MI"])
+        except (ValueError, SettlementError) as exc:
+            return Decision(message.answer(_RC.ORIGINAL_NOT_FOUND, TX=str(exc)[:120]))
+        if self.book.batches[marked.key].state is marked.state:
+            return Decision(message.answer(_RC.APPROVED, ON=marked.state.value, TX="settled already"))
+        return Decision(message.answer(_RC.APPROVED, ON=marked.state.value), (marked,))
 
 
 def order_of_qr(content: str) -> str:
