@@ -4,6 +4,7 @@ between the ledger's commit and the wallet's mark is finished by the rerun witho
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import signal
@@ -16,8 +17,10 @@ from anyio.streams.text import TextReceiveStream
 
 from acqkit.config import AcqsimConfig
 from acqkit.netio import FramedConnection, connect, serve_tcp
+from acqsim.reconcile_walletsettle import reconcile_wallet_settlement
 from acqsim.wallet_settle import settle_wallet
 from core_ledger.check import check_store
+from core_ledger.model import Txn
 from core_ledger.setup import open_service, open_store
 from core_ledger.walletsettle import wallet_account
 from tests.wallet.helpers import Clock
@@ -67,6 +70,14 @@ def _ledger(tmp_path: Path) -> tuple[str, dict[str, str]]:
     return str(tmp_path / "ledger.sqlite3"), payees
 
 
+def _txns(db: str) -> list[Txn]:
+    store = open_store(db)
+    try:
+        return list(store.load().txns.values())
+    finally:
+        store.close()
+
+
 def _balances(db: str) -> dict[str, int]:
     store = open_store(db)
     try:
@@ -112,6 +123,14 @@ async def test_settle_posts_each_merchants_takings_once_and_a_second_run_posts_n
         store.close()
     book = WalletStore(tmp_path / "wallet.sqlite3").load()
     assert {b.state for b in book.batches.values()} == {BatchState.SETTLED}
+    assert reconcile_wallet_settlement(book, _txns(db)) == (2, 0, ())
+    # A batch whose amount the ledger does not hold, and a posting without its batch, are differences.
+    [direct] = [b for b in book.batches.values() if b.merchant_id == DIRECT]
+    book.batches[direct.key] = dataclasses.replace(direct, amount=direct.amount + 1)
+    book.batches.pop(next(k for k in book.batches if k != direct.key))
+    matched, _, found = reconcile_wallet_settlement(book, _txns(db))
+    assert matched == 0
+    assert sorted(d.problem for d in found) == ["amounts differ", "posted at the ledger, no batch at the wallet"]
 
 
 async def test_a_settle_killed_between_the_ledgers_commit_and_the_wallets_mark_is_finished_by_the_rerun(
@@ -170,6 +189,8 @@ async def test_a_settle_killed_between_the_ledgers_commit_and_the_wallets_mark_i
             posted_once = _balances(db)
             assert posted_once[payees[DIRECT]] - before[payees[DIRECT]] == 13_000
             assert {b.state for b in wallet.wallet_core.book.batches.values()} == {BatchState.OPEN}
+            matched, _, found = reconcile_wallet_settlement(wallet.wallet_core.book, _txns(db))
+            assert matched == 0 and [d.problem.split(",")[0] for d in found] == ["posted"] * 2
 
             async with WalletClient(HOST, port) as client:
                 store = open_store(db)
@@ -190,3 +211,4 @@ async def test_a_settle_killed_between_the_ledgers_commit_and_the_wallets_mark_i
         store.close()
     book = WalletStore(tmp_path / "wallet.sqlite3").load()
     assert {b.state for b in book.batches.values()} == {BatchState.SETTLED}
+    assert reconcile_wallet_settlement(book, _txns(db)) == (2, 0, ())
