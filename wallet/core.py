@@ -79,6 +79,10 @@ def _pay_key(message: LinkMessage) -> str:
     return " ".join((Kind.PAY, message["TI"], message["ST"], message["DT"]))
 
 
+def _encoded(answer: LinkMessage) -> str:
+    return encode_message(answer, WALLET_LINK).decode("ascii")
+
+
 def _merchant_account(merchant_id: str) -> str:
     return MERCHANT_ACCOUNT_PREFIX + merchant_id
 
@@ -97,6 +101,7 @@ class WalletCore:
             Kind.REVERSE: self._reverse,
             Kind.VOID: self._void,
             Kind.REFUND: self._refund,
+            Kind.REVERSE_GIVE_BACK: self._reverse_give_back,
             Kind.ORDER: self._order,
             Kind.CANCEL: self._cancel,
             Kind.SETTLE_OPEN: self._settle_open,
@@ -323,8 +328,42 @@ class WalletCore:
         if not 0 < amount <= payment.amount - payment.refunded:
             return Decision(message.answer(_RC.INVALID_AMOUNT, TX="more than is left to refund"))
         return Decision(
-            message.answer(_RC.APPROVED, A4=payment.voucher), self._give_back(payment, amount, PaymentState.PAID)
+            message.answer(_RC.APPROVED, A4=payment.voucher, AM=amount),
+            self._give_back(payment, amount, PaymentState.PAID),
         )
+
+    def _reverse_give_back(self, message: LinkMessage, now: float) -> Decision:
+        """Undo the void or refund sent under this TI ST DT, whose answer never reached the front-end.
+
+        The money goes back the way it came (consumer → merchant, even below zero: the wallet recovers it from
+        the consumer, as an issuer does for a reversed credit) and the payment returns to what it was. The
+        give-back's key is then answered ``12`` (reversed): a late or repeated void or refund never gives back
+        again. Answers ``25`` when no such void or refund arrived (it is refused if it arrives later)."""
+        tail = (message["TI"], message["ST"], message["DT"])
+        keys = {kind: " ".join((kind, *tail)) for kind in (Kind.VOID, Kind.REFUND)}
+        found = [(kind, self.book.answered[key]) for kind, key in keys.items() if key in self.book.answered]
+        if not found:
+            tombstones = tuple(
+                Answered(key=key, answer=_encoded(LinkMessage.of(kind, RC=_RC.INVALID_TRANSACTION, TX="reversed")))
+                for kind, key in keys.items()
+            )
+            return Decision(message.answer(_RC.ORIGINAL_NOT_FOUND, TX="no such void or refund"), tombstones)
+        kind, text = found[0]
+        first = decode_message(text.encode("ascii"), WALLET_LINK)
+        if first.result != _RC.APPROVED:
+            return Decision(message.answer(_RC.APPROVED, TX="nothing was given back"))
+        payment = self.book.payments[first["A4"]]
+        if kind == Kind.VOID and payment.state is PaymentState.VOIDED:
+            amount, restored = payment.amount, dataclasses.replace(payment, state=PaymentState.PAID)
+        elif kind == Kind.REFUND and payment.state is PaymentState.PAID and "AM" in dict(first.values):
+            amount = int(first["AM"])
+            restored = dataclasses.replace(payment, refunded=payment.refunded - amount)
+        else:  # reversed or voided since: what was given back is part of a later, final give-back
+            return Decision(message.answer(_RC.APPROVED, A4=payment.voucher, ON=payment.state.value, TX="moved on"))
+        consumer, merchant = self._move(payment.account_id, _merchant_account(payment.merchant_id), amount)
+        reversed_answer = LinkMessage.of(kind, RC=_RC.INVALID_TRANSACTION, TX="reversed")
+        records = (consumer, merchant, restored, Answered(key=keys[kind], answer=_encoded(reversed_answer)))
+        return Decision(message.answer(_RC.APPROVED, A4=payment.voucher, AM=amount, ON=restored.state.value), records)
 
     def _order(self, message: LinkMessage, now: float) -> Decision:
         amount = int(message["AM"])

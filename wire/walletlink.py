@@ -37,6 +37,7 @@ class Kind:
     REVERSE = "REVS"  # merchant: undo a payment whose answer never came (named by TI ST DT)
     VOID = "VOID"  # merchant: cancel a payment the same day (named by A4)
     REFUND = "RFND"  # merchant: give back part or all of a payment (named by A4)
+    REVERSE_GIVE_BACK = "RVGB"  # merchant: undo a void or refund whose answer never came (named by TI ST DT)
     ORDER = "ORDR"  # merchant: create an order QR (主扫)
     CANCEL = "CNCL"  # merchant: close an unpaid order
     SETTLE_OPEN = "STLO"  # acquirer: total and freeze a business date's settlement batches (idempotent)
@@ -84,6 +85,7 @@ WALLET_LINK: Final = LinkSpec(
         Kind.REVERSE: KindSpec("reverse a payment", _MERCHANT_KEY),
         Kind.VOID: KindSpec("void a payment", _MERCHANT_KEY | {"A4"}),
         Kind.REFUND: KindSpec("refund a payment", _MERCHANT_KEY | {"A4", "AM"}),
+        Kind.REVERSE_GIVE_BACK: KindSpec("reverse a void or refund", _MERCHANT_KEY),
         Kind.ORDER: KindSpec("create an order QR", _MERCHANT_KEY | {"AM"}, frozenset({"QO"})),
         Kind.CANCEL: KindSpec("close an unpaid order", frozenset({"TI", "QO"})),
         Kind.SETTLE_OPEN: KindSpec("open a date's settlement batches", frozenset({"DA"}), frozenset({"CN", "NT"})),

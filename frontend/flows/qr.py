@@ -4,7 +4,8 @@ message (one effect, :class:`~frontend.effects.AskWallet`), the wallet's answer 
 - 被扫 sale: journaled first, then ``PAYC``; ``09`` (the wallet waits for the consumer's password) leaves the row
   pending until a query ends it; no answer from the wallet → 98, and a ``REVS`` goes to the wallet by
   store-and-forward (the wallet may or may not have charged: never guess).
-- void / refund: name the sale by 61 and quote its voucher (59 ``A4``).
+- void / refund: name the sale by 61 and quote its voucher (59 ``A4``); no answer from the wallet → 98, and an
+  ``RVGB`` (undo the give-back if it happened) goes to the wallet by store-and-forward.
 - 主扫 order: journaled as the QR sale it becomes, then ``ORDR``; ``09`` with the order QR in 59.
 - query: ``QURY``; when 61 names the pending sale or order, a final answer ends its row (approved or declined),
   so settlement totals count what the wallet charged.
@@ -234,8 +235,10 @@ def _give_back(
         LinkMessage.of(wallet_kind, **key, A4=qr_data.voucher, AM=amount if kind is Kind.QR_REFUND else None)
     )
     if isinstance(result, PeerFailure):
-        # The wallet may or may not have given the money back; a retry under the same STAN is answered by
-        # the wallet from its memory, so the terminal may try again (docs/qr.md).
+        # The wallet may or may not have given the money back: never guess. An ``RVGB`` under the same key
+        # undoes it if it happened (or refuses it should it arrive late), by store-and-forward until the wallet
+        # acknowledges; the terminal gets 98 and the sale stands as it was (docs/qr.md).
+        yield QueueWalletReversal(LinkMessage.of(WalletKind.REVERSE_GIVE_BACK, **key))
         yield _record(
             answer, session, ResponseCode.CORE_TIMEOUT, None, advance(TxnState.PENDING, TxnEvent.OUTCOME_UNKNOWN)
         )

@@ -91,3 +91,29 @@ def test_a_bad_date_is_refused_and_opens_nothing(tmp_path: Path) -> None:
     answer = _open(host, "20261399")
     assert answer.result == "30" and "YYYYMMDD" in answer["TX"]
     assert host.book.batches == {}
+
+
+def test_a_give_back_reversed_before_it_arrived_is_refused_when_it_comes(tmp_path: Path) -> None:
+    host = Host(tmp_path / "w.sqlite3")
+    paid = host.pay(host.code(), 900)
+    key = {"TI": TERMINAL, "MI": MERCHANT, "ST": host.stan(), "DT": "1204"}
+    undo = host.send(LinkMessage.of(Kind.REVERSE_GIVE_BACK, **key))
+    assert undo.result == "25"  # never arrived: nothing to undo, and it is refused from now on
+    balance = host.balance()
+    assert host.send(LinkMessage.of(Kind.VOID, **key, A4=paid["A4"])).result == "12"
+    assert host.send(LinkMessage.of(Kind.REFUND, **key, A4=paid["A4"], AM=100)).result == "12"
+    assert host.balance() == balance and host.book.payments[paid["A4"]].state.value == "paid"
+
+
+def test_undoing_a_refund_after_the_payment_was_reversed_moves_nothing(tmp_path: Path) -> None:
+    host = Host(tmp_path / "w.sqlite3")
+    stan = host.stan()
+    paid = host.pay(host.code(), 900, stan=stan)
+    key = {"TI": TERMINAL, "MI": MERCHANT, "ST": host.stan(), "DT": "1204"}
+    assert host.send(LinkMessage.of(Kind.REFUND, **key, A4=paid["A4"], AM=200)).result == "00"
+    reverse = LinkMessage.of(Kind.REVERSE, TI=TERMINAL, MI=MERCHANT, ST=stan, DT="1204")
+    assert host.send(reverse).result == "00"  # the rest (700) went back: the consumer has all 900
+    balance = host.balance()
+    undo = host.send(LinkMessage.of(Kind.REVERSE_GIVE_BACK, **key))
+    assert (undo.result, undo["ON"]) == ("00", "reversed")
+    assert host.balance() == balance  # the refund is part of a final give-back: not taken again
