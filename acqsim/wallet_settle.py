@@ -1,6 +1,6 @@
 """``acqsim wallet settle``: the QR wallet's takings of a business date settled into the ledger, exactly once.
 
-    acqsim wallet settle [--date YYYYMMDD] [--wallet HOST:PORT] [--ledger DB|URL] [--fee-bp N] [--json]
+    acqsim wallet settle [--date YYYYMMDD] [--wallet HOST:PORT] [--ledger DB|URL] [--fee-bp N] [--out CSV] [--json]
 
 Three steps, each safe to repeat (docs/qr.md, "Settlement"):
 
@@ -22,8 +22,10 @@ or a store that cannot be used, 3 the wallet host unreachable or silent.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import functools
+import io
 import json
 import sys
 import time
@@ -36,7 +38,7 @@ from acqkit.config import CONFIG_HELP, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from core_ledger.setup import open_store
 from core_ledger.store import LedgerStore, StoreError
-from core_ledger.walletsettle import PostedBatch, WalletBatch, post_wallet_settlement
+from core_ledger.walletsettle import PostedBatch, WalletBatch, post_wallet_settlement, posted_as
 from wallet.client import DEFAULT_WALLET, WalletClient, WalletError
 from wire.constants import ResponseCode
 from wire.tlvlink import LinkMessage
@@ -45,6 +47,17 @@ from wire.walletlink import Kind
 #: The wallet's fee on QR takings unless ``--fee-bp`` says otherwise: none.
 DEFAULT_WALLET_FEE_BP: Final = 0
 BATCH_OPEN: Final = "open"
+CSV_COLUMNS: Final = (
+    "business_date",
+    "wallet",
+    "merchant_id",
+    "payment_count",
+    "net_amount",
+    "fee_amount",
+    "payout_amount",
+    "paid_to_account",
+    "this_run",
+)
 
 
 class WalletSettleError(Exception):
@@ -55,8 +68,8 @@ class WalletSettleError(Exception):
 class WalletSettleReport:
     business_date: str
     posted: tuple[PostedBatch, ...] = ()  # posted into the ledger by this run
-    finished: tuple[WalletBatch, ...] = ()  # the ledger held them already (a rerun): only marked now
-    settled_before: tuple[WalletBatch, ...] = ()  # settled by an earlier run: nothing done
+    finished: tuple[PostedBatch, ...] = ()  # the ledger held them already (a rerun): only marked now
+    settled_before: tuple[PostedBatch, ...] = ()  # settled by an earlier run: nothing done
     left_open: tuple[WalletBatch, ...] = ()  # the ledger does not know the merchant
 
     @property
@@ -67,13 +80,25 @@ class WalletSettleReport:
         def batch(b: WalletBatch) -> dict[str, object]:
             return {"wallet": b.wallet, "merchant": b.merchant_id, "net": b.amount, "payments": b.count}
 
+        def posting(p: PostedBatch) -> dict[str, object]:
+            return {**batch(p.batch), "fee": p.fee, "payout": p.payout, "paid_to": p.paid_to}
+
         return {
             "date": self.business_date,
-            "posted": [{**batch(p.batch), "fee": p.fee, "payout": p.payout, "paid_to": p.paid_to} for p in self.posted],
-            "finished": [batch(b) for b in self.finished],
-            "settled_before": [batch(b) for b in self.settled_before],
+            "posted": [posting(p) for p in self.posted],
+            "finished": [posting(p) for p in self.finished],
+            "settled_before": [posting(p) for p in self.settled_before],
             "left_open": [batch(b) for b in self.left_open],
         }
+
+    def rows(self) -> list[tuple[str, PostedBatch | WalletBatch]]:
+        """(what this run did, the batch) for every batch of the date."""
+        return [
+            *(("posted", p) for p in self.posted),
+            *(("marked", p) for p in self.finished),
+            *(("settled before", p) for p in self.settled_before),
+            *(("left open", b) for b in self.left_open),
+        ]
 
 
 async def _ask(client: WalletClient, request: LinkMessage) -> LinkMessage:
@@ -99,7 +124,14 @@ async def settle_wallet(client: WalletClient, store: LedgerStore, day: str, *, f
         )
         (open_batches if answer["ON"] == BATCH_OPEN else settled_before).append(batch)
     plan = await anyio.to_thread.run_sync(functools.partial(post_wallet_settlement, store, open_batches, fee_bp=fee_bp))
-    for batch in (*(p.batch for p in plan.posted), *plan.already):
+    state = await anyio.to_thread.run_sync(store.load) if settled_before else None
+    # As the ledger posted them then (a batch settled at the wallet without its posting shows no money here;
+    # reconcile names it).
+    earlier = [
+        (posted_as(state, b) if state else None) or PostedBatch(batch=b, fee=0, payout=0, paid_to="")
+        for b in settled_before
+    ]
+    for batch in (*(p.batch for p in plan.posted), *(p.batch for p in plan.already)):
         await _ask(
             client, LinkMessage.of(Kind.SETTLE_MARK, DA=batch.business_date, WL=batch.wallet, MI=batch.merchant_id)
         )
@@ -107,9 +139,21 @@ async def settle_wallet(client: WalletClient, store: LedgerStore, day: str, *, f
         business_date=day,
         posted=plan.posted,
         finished=plan.already,
-        settled_before=tuple(settled_before),
+        settled_before=tuple(earlier),
         left_open=plan.unknown_merchant,
     )
+
+
+def report_csv(report: WalletSettleReport) -> str:
+    """The QR settlement report of one run: one row per batch of the date, amounts in minor units."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for done, row in report.rows():
+        batch = row.batch if isinstance(row, PostedBatch) else row
+        money = (row.fee, row.payout, row.paid_to) if isinstance(row, PostedBatch) else ("", "", "")
+        writer.writerow((batch.business_date, batch.wallet, batch.merchant_id, batch.count, batch.amount, *money, done))
+    return out.getvalue()
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +167,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_WALLET_FEE_BP,
         help="the fee on QR takings in basis points, rounded half up (default %(default)s: none)",
     )
+    parser.add_argument("--out", type=Path, help="also write the QR settlement report (CSV, one row per batch)")
     parser.add_argument("--json", action="store_true", help="print what was posted as one JSON object")
 
 
@@ -136,7 +181,7 @@ def render(report: WalletSettleReport) -> str:
         f" pay {_money(p.payout)} to {p.paid_to} ({p.batch.count} payment(s))"
         for p in report.posted
     ]
-    lines += [f"in the ledger already, marked now: {b.wallet} {b.merchant_id}" for b in report.finished]
+    lines += [f"in the ledger already, marked now: {p.batch.wallet} {p.batch.merchant_id}" for p in report.finished]
     lines += [
         f"WARNING left open, merchant unknown to the ledger: {b.wallet} {b.merchant_id}" for b in report.left_open
     ]
@@ -178,5 +223,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     finally:
         store.close()
+    if args.out:
+        args.out.write_text(report_csv(report), encoding="utf-8")
     print(json.dumps(report.to_json()) if args.json else render(report))
     return EXIT_DECLINED if report.left_open else EXIT_OK

@@ -58,10 +58,22 @@ class PostedBatch:
     paid_to: str
 
 
+def posted_as(state: LedgerState, batch: WalletBatch) -> PostedBatch | None:
+    """How the ledger posted ``batch`` (fee, payout, payee read back from its entries), or ``None``."""
+    txn = state.txns.get(batch.ledger_key)
+    if txn is None:
+        return None
+    entries = [e for e in txn.effects if isinstance(e, Entry)]
+    fee = sum(e.amount for e in entries if e.account_id == FEE_ACCOUNT)
+    payees = [e for e in entries if e.account_id not in (FEE_ACCOUNT, wallet_account(batch.wallet))]
+    paid_to = payees[0].account_id if payees else ""
+    return PostedBatch(batch=batch, fee=fee, payout=sum(e.amount for e in payees), paid_to=paid_to)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WalletSettlementPlan:
     posted: tuple[PostedBatch, ...]  # posted by this plan
-    already: tuple[WalletBatch, ...]  # the ledger holds them already
+    already: tuple[PostedBatch, ...]  # the ledger holds them already (as it posted them then)
     unknown_merchant: tuple[WalletBatch, ...]  # left out: the ledger has no such merchant
     postings: tuple[Posting, ...]
     new_accounts: tuple[Account, ...]
@@ -72,12 +84,13 @@ def plan_wallet_settlement(state: LedgerState, batches: Sequence[WalletBatch], *
     if fee_bp < 0:
         raise ValueError("the wallet fee must be >= 0 basis points")
     posted: list[PostedBatch] = []
-    already: list[WalletBatch] = []
+    already: list[PostedBatch] = []
     unknown: list[WalletBatch] = []
     postings: list[Posting] = []
     for batch in batches:
-        if batch.ledger_key in state.txns:
-            already.append(batch)
+        earlier = posted_as(state, batch)
+        if earlier is not None:
+            already.append(earlier)
             continue
         merchant = state.merchants.get(batch.merchant_id)
         if merchant is None:

@@ -4,8 +4,10 @@ between the ledger's commit and the wallet's mark is finished by the rerun witho
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import json
 import os
 import signal
 import sys
@@ -15,7 +17,7 @@ import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
 
-from acqkit.config import AcqsimConfig
+from acqkit.config import AcqsimConfig, config_to_toml
 from acqkit.netio import FramedConnection, connect, serve_tcp
 from acqsim.reconcile_walletsettle import reconcile_wallet_settlement
 from acqsim.wallet_settle import settle_wallet
@@ -70,6 +72,13 @@ def _ledger(tmp_path: Path) -> tuple[str, dict[str, str]]:
     return str(tmp_path / "ledger.sqlite3"), payees
 
 
+def _config(tmp_path: Path) -> Path:
+    """A configuration file whose data directory is the test's (the command needs no other setting)."""
+    path = tmp_path / "acqsim.toml"
+    path.write_text(config_to_toml(AcqsimConfig.default(data_dir=tmp_path)), encoding="utf-8")
+    return path
+
+
 def _txns(db: str) -> list[Txn]:
     store = open_store(db)
     try:
@@ -103,9 +112,28 @@ async def test_settle_posts_each_merchants_takings_once_and_a_second_run_posts_n
                     second = await settle_wallet(client, store, day, fee_bp=55)
                 finally:
                     store.close()
+            # The command as a user runs it: nothing more to post, the report names every batch of the date.
+            argv = [sys.executable, "-m", "acqsim", "wallet", "settle", "--date", day, "--ledger", db, "--json"]
+            argv += [
+                "--wallet",
+                f"{HOST}:{port}",
+                "--out",
+                str(tmp_path / "qr.csv"),
+                "--config",
+                str(_config(tmp_path)),
+            ]
+            third = await anyio.run_process(argv, check=False)
             tg.cancel_scope.cancel()
     wallet.wallet_store.close()
 
+    assert third.returncode == 0, third.stderr
+    printed = json.loads(third.stdout)
+    assert printed["posted"] == [] and len(printed["settled_before"]) == 2
+    rows = list(csv.DictReader((tmp_path / "qr.csv").read_text(encoding="utf-8").splitlines()))
+    assert {(r["merchant_id"], r["net_amount"], r["fee_amount"], r["payout_amount"], r["this_run"]) for r in rows} == {
+        (DIRECT, "13000", "72", "12928", "settled before"),
+        (SECONDARY, "3333", "18", "3315", "settled before"),
+    }
     assert {(p.batch.merchant_id, p.batch.amount, p.fee) for p in first.posted} == {
         (DIRECT, 13_000, 72),  # 130.00 × 0.55 % = 0.715 → 0.72 (half up)
         (SECONDARY, 3_333, 18),  # 33.33 × 0.55 % = 0.183 → 0.18
@@ -169,8 +197,7 @@ async def test_a_settle_killed_between_the_ledgers_commit_and_the_wallets_mark_i
             async with WalletClient(HOST, port) as client:
                 await _day_of_payments(client)
             argv = [sys.executable, "-m", "acqsim", "wallet", "settle", "--date", day, "--ledger", db]
-            argv += ["--wallet", f"{HOST}:{relay}", "--config", str(tmp_path / "none.toml")]
-            (tmp_path / "none.toml").write_text(f'data_dir = "{tmp_path}"\n', encoding="utf-8")
+            argv += ["--wallet", f"{HOST}:{relay}", "--config", str(_config(tmp_path))]
             process = await anyio.open_process(argv, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             try:
                 async with anyio.create_task_group() as watch:
@@ -202,7 +229,7 @@ async def test_a_settle_killed_between_the_ledgers_commit_and_the_wallets_mark_i
     wallet.wallet_store.close()
 
     assert rerun.nothing_posted
-    assert {(b.merchant_id, b.amount) for b in rerun.finished} == {(DIRECT, 13_000), (SECONDARY, 3_333)}
+    assert {(p.batch.merchant_id, p.batch.amount) for p in rerun.finished} == {(DIRECT, 13_000), (SECONDARY, 3_333)}
     assert _balances(db) == posted_once  # nothing posted twice
     store = open_store(db)
     try:
