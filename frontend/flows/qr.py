@@ -10,7 +10,8 @@ message (one effect, :class:`~frontend.effects.AskWallet`), the wallet's answer 
 - query: ``QURY``; when 61 names the pending sale or order, a final answer ends its row (approved or declined),
   so settlement totals count what the wallet charged.
 - cancel: ``CNCL``; the order's row is declined.
-- reversal (0400 with 22 = 032): ``REVS`` for the sale 61 names; the wallet host down → store-and-forward.
+- reversal (0400 with 22 = 032): ``REVS`` for the sale 61 names, ``RVGB`` for a void or refund; the wallet host
+  down → store-and-forward.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ EXTRA: Final[dict[Kind, tuple[str, ...]]] = {
 }
 #: Wallet answers after which nothing is owed to the wallet for a reversal: undone, or never charged.
 REVERSAL_DONE: Final = frozenset({ResponseCode.APPROVED.value, ResponseCode.ORIGINAL_NOT_FOUND.value})
+#: The wallet request that undoes each reversible QR journal kind (a terminal's 0400 names the row).
+REVERSAL_KINDS: Final[dict[str, str]] = {
+    Kind.QR_SALE: WalletKind.REVERSE,
+    Kind.QR_VOID: WalletKind.REVERSE_GIVE_BACK,
+    Kind.QR_REFUND: WalletKind.REVERSE_GIVE_BACK,
+}
 #: The journal kind a 主扫 order is kept under: the QR sale it becomes once paid.
 ORDER_ROW_KIND: Final = Kind.QR_SALE
 _Step = Generator[Effect, Any, Any]
@@ -260,20 +267,22 @@ def _give_back(
 
 
 def qr_reversal(answer: Answer, session: Session) -> Flow:
-    """A terminal's 0400 for a QR sale: ``REVS`` to the wallet (store-and-forward if it is down)."""
+    """A terminal's 0400 for a QR sale (``REVS``), void or refund (``RVGB``) to the wallet (store-and-forward if
+    it is down)."""
     request = answer.request
     ref = request.field61
     batch, stan = (ref.batch, ref.stan) if ref is not None else (session.batch, request.get("11"))
     original: JournalTxn | None = yield FindTxn(session.terminal_id, batch, stan)
     if original is None:
         return (yield from refuse(answer, ResponseCode.ORIGINAL_NOT_FOUND, session, Kind.REVERSAL))
-    if original.kind != Kind.QR_SALE or not can(original.status, TxnEvent.REVERSED):
+    wallet_kind = REVERSAL_KINDS.get(original.kind)
+    if wallet_kind is None or not can(original.status, TxnEvent.REVERSED):
         return (yield from refuse(answer, ResponseCode.INVALID_TRANSACTION, session, Kind.REVERSAL))
     reversed_status = advance(original.status, TxnEvent.REVERSED)
     if reversed_status == original.status:
         return (yield from refuse(answer, ResponseCode.APPROVED, session, Kind.REVERSAL))
     key = _merchant_key(answer, stan=original.stan, local_date=original.local_date)
-    reversal = LinkMessage.of(WalletKind.REVERSE, **key)
+    reversal = LinkMessage.of(wallet_kind, **key)
     mark_reversed = SetStatus(
         terminal_id=session.terminal_id, batch=batch, stan=stan, mti=original.mti, status=reversed_status
     )

@@ -224,3 +224,19 @@ def give_back_key(reversal: LinkMessage, kind: str, voucher: str, amount: int) -
     if kind == "qr_void":
         return LinkMessage.of(WalletKind.VOID, **key, A4=voucher)
     return LinkMessage.of(WalletKind.REFUND, **key, A4=voucher, AM=amount)
+
+
+def test_the_terminals_reversal_of_a_refund_undoes_it_at_the_wallet(fe: Harness) -> None:
+    sale = fe.exchange("qr_sale", fe.terminal.qr("qr_sale", amount=800, qr_data=Field59(payment_code=_issue(fe))))
+    voucher = Field59.parse(sale.fields["59"]).voucher
+    assert voucher
+    before = (_balance(fe), fe.wallet.book.payments[voucher])
+    original = Original(stan=sale.fields["11"], rrn=sale.fields["37"], local_date=sale.fields["13"])
+    fe.send(fe.terminal.qr("qr_refund", amount=250, qr_data=Field59(voucher=voucher), original=original))
+    assert _balance(fe) == before[0] + 250  # given back; the answer is lost: the terminal keeps its reversal
+    reversal = fe.terminal.reversal_due()
+    assert reversal is not None
+    assert fe.exchange("reversal", reversal).approved
+    assert (_balance(fe), fe.wallet.book.payments[voucher]) == before
+    assert fe.exchange("reversal", fe.terminal.reversal_due() or reversal).approved  # idempotent
+    assert (_balance(fe), fe.wallet.book.payments[voucher]) == before
