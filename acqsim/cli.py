@@ -60,6 +60,7 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
 #: read more than one service's store (a service must not import another).
 ACTIONS: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("ledger", "reconcile"): ("acqsim.reconcile", "front-end journal vs ledger, matched by RRN; exit 1 on differences"),
+    ("wallet", "settle"): ("acqsim.wallet_settle", "post the QR wallet's takings of a date into the ledger, once"),
 }
 
 #: Commands without ``--json``, and why: every other command reports, and prints its report as JSON on

@@ -7,8 +7,8 @@ terminal's ECR link), a QR 被扫 payment (the wallet app's code scanned), a 主
 the wallet app, polled), a group-buy voucher verified (and refused the second time), a booking held by a
 pre-authorisation and completed when the guest comes, member points earned by card fingerprint and redeemed,
 a cash sale in register-only mode, a notice in the message centre, the terminal's settlement (QR included),
-and the merchant's sales report with its chart. Each step prints one line; the day passes only if every step
-ended as expected.
+the wallet's QR takings settled into the ledger (a second run posting nothing), and the merchant's sales
+report with its chart. Each step prints one line; the day passes only if every step ended as expected.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ssl
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -25,6 +26,8 @@ from acqkit.amounts import yuan
 from acqkit.config import LOOPBACK, AcqsimConfig, Endpoint
 from acqkit.datakey import DataKey
 from acqkit.extras import MissingExtra
+from acqsim.wallet_settle import DEFAULT_WALLET_FEE_BP, settle_wallet
+from core_ledger.setup import open_store
 from ecr.register import Basket, Item, ring_up
 from ecr.till import Till
 from merchant.analytics import plot, report, text
@@ -37,6 +40,7 @@ from terminal.pos import PosTerminal
 from terminal.qrpay import order_of, qr_order, qr_sale, wait_for_payment
 from terminal.session import Original
 from wallet.client import WalletClient
+from wallet.settlement import business_date
 from wire.field59 import mask_code
 from wire.merchantlink import MerchantKind as M
 from wire.tlvlink import LinkMessage
@@ -255,6 +259,21 @@ async def _walk(
         "settlement with QR",
         balanced,
         f"debits {totals.domestic.debit_count} / {yuan(totals.domestic.debit_amount)} balanced",
+    )
+
+    # 8. End of day at the wallet: its QR takings posted into the ledger once (acqsim wallet settle).
+    ledger = await anyio.to_thread.run_sync(open_store, str(config.store_path(config.ledger.db)))
+    try:
+        today = business_date(time.time())
+        wallet_day = await settle_wallet(app, ledger, today, fee_bp=DEFAULT_WALLET_FEE_BP)
+        rerun = await settle_wallet(app, ledger, today, fee_bp=DEFAULT_WALLET_FEE_BP)
+    finally:
+        ledger.close()
+    takings = sum(p.payout for p in wallet_day.posted if p.batch.merchant_id == merchant_id)
+    day.step(
+        "QR takings settled into the ledger",
+        takings > 0 and rerun.nothing_posted,
+        f"{yuan(takings)} paid to {merchant_id}; a second run posts nothing",
     )
 
 

@@ -14,7 +14,8 @@ Rules (each broken one is a :class:`Difference`):
 - every ledger transaction that took effect (other than reversals, which name their original) has a journal
   row with its RRN, and no RRN took effect twice;
 - every open hold belongs to a transaction whose journal row is an approved pre-authorisation;
-- QR rows are matched against the wallet host's store instead (``--wallet``; :mod:`acqsim.reconcile_qr`);
+- QR rows are matched against the wallet host's store instead (``--wallet``; :mod:`acqsim.reconcile_qr`), and
+  the wallet's settlement batches against the ledger's postings (:mod:`acqsim.reconcile_walletsettle`);
 - off-us rows (sent to the scheme switch) against the switch's journal (``--switch-journal``;
   :mod:`acqsim.reconcile_scheme`).
 
@@ -43,6 +44,7 @@ from acqkit.datakey import DataKeyError
 from acqkit.exitcodes import EXIT_UNREACHABLE, EXIT_USAGE
 from acqsim.reconcile_qr import QR_KINDS, queued_wallet_reversals, read_wallet, reconcile_qr
 from acqsim.reconcile_scheme import SchemeJournalError, off_us_rrns, read_switch_legs, reconcile_off_us
+from acqsim.reconcile_walletsettle import reconcile_wallet_settlement
 from core_ledger.api import LedgerOp
 from core_ledger.model import Txn, TxnStatus
 from core_ledger.setup import open_store
@@ -278,6 +280,9 @@ def reconcile_stores(
         Difference(rrn, problem, row.summary() if isinstance(row, JournalRow) else "", "")
         for rrn, problem, row in problems
     )
+    batches_matched, _waiting, batch_diffs = reconcile_wallet_settlement(book, state.txns.values())
+    found += tuple(Difference(d.key, d.problem, d.wallet, d.ledger) for d in batch_diffs)
+    matched += batches_matched
     return dataclasses.replace(result, matched=result.matched + matched, differences=result.differences + found)
 
 

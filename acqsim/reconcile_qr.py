@@ -9,7 +9,9 @@ wallet's records by the request's key (terminal, STAN, date — what the front-e
   is reported as pending, not as a difference);
 - every payment the wallet holds as paid for a scanned code has a journal row.
 
-Voids and refunds are checked through their sale (a voided sale is voided at the wallet). Read-only.
+Voids and refunds are checked through their sale (a voided sale is voided at the wallet), and by their own key:
+an approved one was given back at the wallet; a reversed, declined or pending one was not, or was undone (or
+its ``RVGB`` is still queued). Read-only.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from typing import Final, Protocol
 
 from wallet.model import OrderState, PaymentState, WalletBook
 from wallet.store import WalletStore, WalletStoreError
+from wire.constants import ResponseCode
 from wire.errors import MessageDecodeError
 from wire.tlvlink import decode_message
 from wire.walletlink import WALLET_LINK, Kind
 
 QR_KINDS: Final = frozenset({"qr_sale", "qr_void", "qr_refund"})
 PAID: Final = frozenset({PaymentState.PAID, PaymentState.VOIDED})
+#: journal kind → the wallet request that gives money back
+GIVE_BACK_KINDS: Final = {"qr_void": Kind.VOID, "qr_refund": Kind.REFUND}
 
 
 class Row(Protocol):
@@ -61,7 +66,8 @@ def read_wallet(path: Path) -> WalletBook:
 
 
 def queued_wallet_reversals(journal: Path) -> set[str]:
-    """The payment keys whose reversal is still queued at the front-end for the wallet."""
+    """The keys whose reversal is still queued at the front-end for the wallet: a payment's (``PAYC …``) or a
+    void's or refund's (``RVGB …``)."""
     db = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
     try:
         texts = [str(t) for (t,) in db.execute("SELECT message FROM wallet_reversals")]
@@ -75,11 +81,27 @@ def queued_wallet_reversals(journal: Path) -> set[str]:
             message = decode_message(text.encode("ascii"), WALLET_LINK)
         except MessageDecodeError:
             continue
-        keys.add(f"{Kind.PAY} {message['TI']} {message['ST']} {message['DT']}")
+        # A payment's reversal is matched by the payment's key; a give-back's by its own.
+        named = Kind.PAY if message.kind == Kind.REVERSE else message.kind
+        keys.add(f"{named} {message['TI']} {message['ST']} {message['DT']}")
     return keys
 
 
 Problem = tuple[str, str, "Row | None"]  # (RRN, what is wrong, the journal row)
+
+
+def _give_back_problem(row: Row, book: WalletBook, queued: set[str]) -> str | None:
+    """What is wrong with a void or refund row at the wallet, if anything: approved there exactly when the
+    journal says approved (a reversed one may still have its ``RVGB`` on the way)."""
+    text = book.answered.get(_key(GIVE_BACK_KINDS[row.kind], row))
+    given = text is not None and decode_message(text.encode("ascii"), WALLET_LINK).result == ResponseCode.APPROVED
+    if row.status == "approved" and not given:
+        return "approved in the journal, not given back at the wallet"
+    if row.status in ("reversed", "declined", "pending") and given:
+        if row.status == "reversed" and _key(Kind.REVERSE_GIVE_BACK, row) in queued:
+            return None  # the reversal is on its way (store-and-forward)
+        return f"{row.status} in the journal, given back at the wallet"
+    return None
 
 
 def reconcile_qr(rows: Iterable[Row], book: WalletBook, queued: set[str]) -> tuple[int, list[Problem]]:
@@ -93,7 +115,11 @@ def reconcile_qr(rows: Iterable[Row], book: WalletBook, queued: set[str]) -> tup
         if row.kind not in QR_KINDS:
             continue
         if row.kind != "qr_sale":
-            matched += 1
+            problem = _give_back_problem(row, book, queued)
+            if problem is None:
+                matched += 1
+            else:
+                problems.append((row.rrn, problem, row))
             continue
         pay_key = _key(Kind.PAY, row)
         seen.add(pay_key)

@@ -29,6 +29,7 @@ class BookOp(enum.StrEnum):
     SETTLEMENT = "settlement"  # clearing → payee (merchant or aggregator) and fee income
     AGGREGATOR_PAYOUT = "aggregator_payout"  # 二清: the aggregator pays its sub-merchant
     SCHEME_CLEARING = "scheme_clearing"  # a line of the scheme's clearing file (core_ledger/clearing.py)
+    WALLET_SETTLEMENT = "wallet_settlement"  # a QR wallet's takings for a merchant (core_ledger/walletsettle.py)
 
 
 def parse_op(value: str) -> LedgerOp | BookOp:

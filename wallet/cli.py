@@ -7,6 +7,9 @@
     acqsim wallet confirm VOUCHER [--account ID] [--password P]   enter the password a large payment waits for
     acqsim wallet balance [--account ID]
 
+``acqsim wallet settle`` (end of day: the takings posted into the ledger) is served by acqsim/wallet_settle.py,
+because it writes the ledger's store too (a service must not import another).
+
 The accounts are TEST accounts (``TEST-UNIONPAY-1``, ``TEST-WECHAT-1``, ``TEST-ALIPAY-1``), each opened with
 5,000.00 CNY and the TEST password ``123456``. ``--json`` prints the answer as one JSON object. Exit codes
 (acqkit/exitcodes.py): 0 done, 1 refused, 2 usage, 3 the wallet host unreachable or silent.

@@ -37,11 +37,13 @@ from wallet.model import (
     PaymentCode,
     PaymentState,
     Record,
+    SettlementBatch,
     WalletBook,
 )
+from wallet.settlement import SettlementError, batches_of, mark_batch, open_batches
 from wire.constants import ResponseCode
 from wire.errors import MessageDecodeError
-from wire.field59 import PaymentCodeError, wallet_of
+from wire.field59 import PaymentCodeError, Wallet, wallet_of
 from wire.tlvlink import LinkMessage, decode_message, encode_message
 from wire.walletlink import EXPIRED, PENDING, USED, WALLET_LINK, Kind
 
@@ -77,6 +79,10 @@ def _pay_key(message: LinkMessage) -> str:
     return " ".join((Kind.PAY, message["TI"], message["ST"], message["DT"]))
 
 
+def _encoded(answer: LinkMessage) -> str:
+    return encode_message(answer, WALLET_LINK).decode("ascii")
+
+
 def _merchant_account(merchant_id: str) -> str:
     return MERCHANT_ACCOUNT_PREFIX + merchant_id
 
@@ -95,8 +101,12 @@ class WalletCore:
             Kind.REVERSE: self._reverse,
             Kind.VOID: self._void,
             Kind.REFUND: self._refund,
+            Kind.REVERSE_GIVE_BACK: self._reverse_give_back,
             Kind.ORDER: self._order,
             Kind.CANCEL: self._cancel,
+            Kind.SETTLE_OPEN: self._settle_open,
+            Kind.SETTLE_BATCH: self._settle_batch,
+            Kind.SETTLE_MARK: self._settle_mark,
         }
 
     def apply(self, records: Sequence[Record]) -> None:
@@ -318,8 +328,42 @@ class WalletCore:
         if not 0 < amount <= payment.amount - payment.refunded:
             return Decision(message.answer(_RC.INVALID_AMOUNT, TX="more than is left to refund"))
         return Decision(
-            message.answer(_RC.APPROVED, A4=payment.voucher), self._give_back(payment, amount, PaymentState.PAID)
+            message.answer(_RC.APPROVED, A4=payment.voucher, AM=amount),
+            self._give_back(payment, amount, PaymentState.PAID),
         )
+
+    def _reverse_give_back(self, message: LinkMessage, now: float) -> Decision:
+        """Undo the void or refund sent under this TI ST DT, whose answer never reached the front-end.
+
+        The money goes back the way it came (consumer → merchant, even below zero: the wallet recovers it from
+        the consumer, as an issuer does for a reversed credit) and the payment returns to what it was. The
+        give-back's key is then answered ``12`` (reversed): a late or repeated void or refund never gives back
+        again. Answers ``25`` when no such void or refund arrived (it is refused if it arrives later)."""
+        tail = (message["TI"], message["ST"], message["DT"])
+        keys = {kind: " ".join((kind, *tail)) for kind in (Kind.VOID, Kind.REFUND)}
+        found = [(kind, self.book.answered[key]) for kind, key in keys.items() if key in self.book.answered]
+        if not found:
+            tombstones = tuple(
+                Answered(key=key, answer=_encoded(LinkMessage.of(kind, RC=_RC.INVALID_TRANSACTION, TX="reversed")))
+                for kind, key in keys.items()
+            )
+            return Decision(message.answer(_RC.ORIGINAL_NOT_FOUND, TX="no such void or refund"), tombstones)
+        kind, text = found[0]
+        first = decode_message(text.encode("ascii"), WALLET_LINK)
+        if first.result != _RC.APPROVED:
+            return Decision(message.answer(_RC.APPROVED, TX="nothing was given back"))
+        payment = self.book.payments[first["A4"]]
+        if kind == Kind.VOID and payment.state is PaymentState.VOIDED:
+            amount, restored = payment.amount, dataclasses.replace(payment, state=PaymentState.PAID)
+        elif kind == Kind.REFUND and payment.state is PaymentState.PAID and "AM" in dict(first.values):
+            amount = int(first["AM"])
+            restored = dataclasses.replace(payment, refunded=payment.refunded - amount)
+        else:  # reversed or voided since: what was given back is part of a later, final give-back
+            return Decision(message.answer(_RC.APPROVED, A4=payment.voucher, ON=payment.state.value, TX="moved on"))
+        consumer, merchant = self._move(payment.account_id, _merchant_account(payment.merchant_id), amount)
+        reversed_answer = LinkMessage.of(kind, RC=_RC.INVALID_TRANSACTION, TX="reversed")
+        records = (consumer, merchant, restored, Answered(key=keys[kind], answer=_encoded(reversed_answer)))
+        return Decision(message.answer(_RC.APPROVED, A4=payment.voucher, AM=amount, ON=restored.state.value), records)
 
     def _order(self, message: LinkMessage, now: float) -> Decision:
         amount = int(message["AM"])
@@ -357,6 +401,46 @@ class WalletCore:
             message.answer(_RC.APPROVED, ON=OrderState.CANCELLED.value),
             (dataclasses.replace(order, state=OrderState.CANCELLED),),
         )
+
+    # -- end-of-day settlement (acquirer side: wallet/settlement.py) ----------------------------------------------
+
+    def _settle_open(self, message: LinkMessage, now: float) -> Decision:
+        day = message["DA"]
+        try:
+            records = open_batches(self.book, day)
+        except SettlementError as exc:
+            return Decision(message.answer(_RC.FORMAT_ERROR, TX=str(exc)))
+        opened = [r for r in records if isinstance(r, SettlementBatch)] or batches_of(self.book, day)
+        net = sum(batch.amount for batch in opened)
+        return Decision(message.answer(_RC.APPROVED, CN=len(opened), NT=net), records)
+
+    def _settle_batch(self, message: LinkMessage, now: float) -> Decision:
+        batches = batches_of(self.book, message["DA"])
+        index = int(message["IX"])
+        if index >= len(batches):
+            return Decision(message.answer(_RC.ORIGINAL_NOT_FOUND, TX=f"the date has {len(batches)} batch(es)"))
+        batch = batches[index]
+        return Decision(
+            message.answer(
+                _RC.APPROVED,
+                WL=batch.wallet.value,
+                MI=batch.merchant_id,
+                DA=batch.business_date,
+                NT=batch.amount,
+                CN=batch.count,
+                ON=batch.state.value,
+            )
+        )
+
+    def _settle_mark(self, message: LinkMessage, now: float) -> Decision:
+        try:
+            wallet = Wallet(message["WL"])
+            marked = mark_batch(self.book, wallet, message["DA"], message["MI"])
+        except (ValueError, SettlementError) as exc:
+            return Decision(message.answer(_RC.ORIGINAL_NOT_FOUND, TX=str(exc)[:120]))
+        if self.book.batches[marked.key].state is marked.state:
+            return Decision(message.answer(_RC.APPROVED, ON=marked.state.value, TX="settled already"))
+        return Decision(message.answer(_RC.APPROVED, ON=marked.state.value), (marked,))
 
 
 def order_of_qr(content: str) -> str:

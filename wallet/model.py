@@ -10,6 +10,8 @@ from wire.field59 import Wallet
 
 #: Prefix of the account that collects a merchant's QR takings (one per merchant id).
 MERCHANT_ACCOUNT_PREFIX: Final = "MERCHANT:"
+#: Prefix of the account (one per wallet) that holds what end-of-day settlement paid out to the acquirer.
+SETTLEMENT_ACCOUNT_PREFIX: Final = "SETTLEMENT:"
 
 
 class PaymentState(enum.StrEnum):
@@ -71,6 +73,44 @@ class Order:
     voucher: str = ""
 
 
+class BatchState(enum.StrEnum):
+    OPEN = "open"  # totalled and frozen; the acquirer's ledger may or may not have posted it yet
+    SETTLED = "settled"  # the ledger posted it (acknowledged by ``acqsim wallet settle``)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SettlementBatch:
+    """One wallet's takings for one merchant up to one business date, as settled to the acquirer once.
+
+    ``amount`` is the net (payments less refunds and voids since the last batch): negative when a day gave
+    back more than it took."""
+
+    wallet: Wallet
+    business_date: str  # YYYYMMDD (UTC)
+    merchant_id: str
+    amount: int
+    count: int  # payments in the batch
+    state: BatchState = BatchState.OPEN
+
+    @property
+    def key(self) -> str:
+        return batch_key(self.wallet, self.business_date, self.merchant_id)
+
+
+def batch_key(wallet: Wallet, business_date: str, merchant_id: str) -> str:
+    """A settlement batch's key: (wallet, business date, merchant)."""
+    return f"{wallet.value}|{business_date}|{merchant_id}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SettledItem:
+    """What one payment put into one batch (its net less what earlier batches took)."""
+
+    batch_key: str
+    voucher: str
+    amount: int
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Answered:
     """The answer first given to a merchant-side request key: a retry gets it again, nothing is done twice."""
@@ -79,7 +119,7 @@ class Answered:
     answer: str  # the encoded answer message (ASCII TLV)
 
 
-Record = Account | PaymentCode | Payment | Order | Answered
+Record = Account | PaymentCode | Payment | Order | Answered | SettlementBatch | SettledItem
 
 
 @dataclasses.dataclass(slots=True)
@@ -91,6 +131,9 @@ class WalletBook:
     payments: dict[str, Payment] = dataclasses.field(default_factory=dict)  # by voucher
     orders: dict[str, Order] = dataclasses.field(default_factory=dict)
     answered: dict[str, str] = dataclasses.field(default_factory=dict)
+    batches: dict[str, SettlementBatch] = dataclasses.field(default_factory=dict)  # by batch key
+    #: voucher → what settlement batches have taken of the payment so far
+    settled: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def apply(self, records: tuple[Record, ...]) -> None:
         for record in records:
@@ -105,6 +148,10 @@ class WalletBook:
                     self.orders[record.order] = record
                 case Answered():
                     self.answered[record.key] = record.answer
+                case SettlementBatch():
+                    self.batches[record.key] = record
+                case SettledItem():  # written once per (batch, voucher): never applied twice
+                    self.settled[record.voucher] = self.settled.get(record.voucher, 0) + record.amount
 
     def payment_by_key(self, key: str) -> Payment | None:
         return next((p for p in self.payments.values() if p.key == key), None)

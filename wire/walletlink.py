@@ -37,8 +37,12 @@ class Kind:
     REVERSE = "REVS"  # merchant: undo a payment whose answer never came (named by TI ST DT)
     VOID = "VOID"  # merchant: cancel a payment the same day (named by A4)
     REFUND = "RFND"  # merchant: give back part or all of a payment (named by A4)
+    REVERSE_GIVE_BACK = "RVGB"  # merchant: undo a void or refund whose answer never came (named by TI ST DT)
     ORDER = "ORDR"  # merchant: create an order QR (主扫)
     CANCEL = "CNCL"  # merchant: close an unpaid order
+    SETTLE_OPEN = "STLO"  # acquirer: total and freeze a business date's settlement batches (idempotent)
+    SETTLE_BATCH = "STLB"  # acquirer: one of a date's batches, by index
+    SETTLE_MARK = "STLM"  # acquirer: the ledger has posted this batch (idempotent)
     ERROR = KIND_ERROR  # answer only: the host could not read the request
 
 
@@ -66,6 +70,10 @@ WALLET_LINK: Final = LinkSpec(
         "WL": TagSpec("wallet", 10),
         "BL": TagSpec("balance in minor units", 12, digits=True),
         "ON": TagSpec("state of a payment or order", 10),
+        "DA": TagSpec("business date YYYYMMDD", 8, digits=True, min_len=8),
+        "IX": TagSpec("index of a settlement batch, from 0", 6, digits=True),
+        "CN": TagSpec("count", 9, digits=True),
+        "NT": TagSpec("net amount in minor units, signed (-123)", 13),
     },
     kinds={
         Kind.CODE: KindSpec("issue a one-time payment code", frozenset({"CA"}), frozenset({"A3", "EX"})),
@@ -77,8 +85,14 @@ WALLET_LINK: Final = LinkSpec(
         Kind.REVERSE: KindSpec("reverse a payment", _MERCHANT_KEY),
         Kind.VOID: KindSpec("void a payment", _MERCHANT_KEY | {"A4"}),
         Kind.REFUND: KindSpec("refund a payment", _MERCHANT_KEY | {"A4", "AM"}),
+        Kind.REVERSE_GIVE_BACK: KindSpec("reverse a void or refund", _MERCHANT_KEY),
         Kind.ORDER: KindSpec("create an order QR", _MERCHANT_KEY | {"AM"}, frozenset({"QO"})),
         Kind.CANCEL: KindSpec("close an unpaid order", frozenset({"TI", "QO"})),
+        Kind.SETTLE_OPEN: KindSpec("open a date's settlement batches", frozenset({"DA"}), frozenset({"CN", "NT"})),
+        Kind.SETTLE_BATCH: KindSpec(
+            "one settlement batch", frozenset({"DA", "IX"}), frozenset({"WL", "MI", "DA", "NT", "CN", "ON"})
+        ),
+        Kind.SETTLE_MARK: KindSpec("a settlement batch is posted", frozenset({"DA", "WL", "MI"}), frozenset({"ON"})),
         Kind.ERROR: ERROR_KIND,
     },
 )

@@ -4,12 +4,14 @@ message (one effect, :class:`~frontend.effects.AskWallet`), the wallet's answer 
 - 被扫 sale: journaled first, then ``PAYC``; ``09`` (the wallet waits for the consumer's password) leaves the row
   pending until a query ends it; no answer from the wallet → 98, and a ``REVS`` goes to the wallet by
   store-and-forward (the wallet may or may not have charged: never guess).
-- void / refund: name the sale by 61 and quote its voucher (59 ``A4``).
+- void / refund: name the sale by 61 and quote its voucher (59 ``A4``); no answer from the wallet → 98, and an
+  ``RVGB`` (undo the give-back if it happened) goes to the wallet by store-and-forward.
 - 主扫 order: journaled as the QR sale it becomes, then ``ORDR``; ``09`` with the order QR in 59.
 - query: ``QURY``; when 61 names the pending sale or order, a final answer ends its row (approved or declined),
   so settlement totals count what the wallet charged.
 - cancel: ``CNCL``; the order's row is declined.
-- reversal (0400 with 22 = 032): ``REVS`` for the sale 61 names; the wallet host down → store-and-forward.
+- reversal (0400 with 22 = 032): ``REVS`` for the sale 61 names, ``RVGB`` for a void or refund; the wallet host
+  down → store-and-forward.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ EXTRA: Final[dict[Kind, tuple[str, ...]]] = {
 }
 #: Wallet answers after which nothing is owed to the wallet for a reversal: undone, or never charged.
 REVERSAL_DONE: Final = frozenset({ResponseCode.APPROVED.value, ResponseCode.ORIGINAL_NOT_FOUND.value})
+#: The wallet request that undoes each reversible QR journal kind (a terminal's 0400 names the row).
+REVERSAL_KINDS: Final[dict[str, str]] = {
+    Kind.QR_SALE: WalletKind.REVERSE,
+    Kind.QR_VOID: WalletKind.REVERSE_GIVE_BACK,
+    Kind.QR_REFUND: WalletKind.REVERSE_GIVE_BACK,
+}
 #: The journal kind a 主扫 order is kept under: the QR sale it becomes once paid.
 ORDER_ROW_KIND: Final = Kind.QR_SALE
 _Step = Generator[Effect, Any, Any]
@@ -234,8 +242,10 @@ def _give_back(
         LinkMessage.of(wallet_kind, **key, A4=qr_data.voucher, AM=amount if kind is Kind.QR_REFUND else None)
     )
     if isinstance(result, PeerFailure):
-        # The wallet may or may not have given the money back; a retry under the same STAN is answered by
-        # the wallet from its memory, so the terminal may try again (docs/qr.md).
+        # The wallet may or may not have given the money back: never guess. An ``RVGB`` under the same key
+        # undoes it if it happened (or refuses it should it arrive late), by store-and-forward until the wallet
+        # acknowledges; the terminal gets 98 and the sale stands as it was (docs/qr.md).
+        yield QueueWalletReversal(LinkMessage.of(WalletKind.REVERSE_GIVE_BACK, **key))
         yield _record(
             answer, session, ResponseCode.CORE_TIMEOUT, None, advance(TxnState.PENDING, TxnEvent.OUTCOME_UNKNOWN)
         )
@@ -257,20 +267,22 @@ def _give_back(
 
 
 def qr_reversal(answer: Answer, session: Session) -> Flow:
-    """A terminal's 0400 for a QR sale: ``REVS`` to the wallet (store-and-forward if it is down)."""
+    """A terminal's 0400 for a QR sale (``REVS``), void or refund (``RVGB``) to the wallet (store-and-forward if
+    it is down)."""
     request = answer.request
     ref = request.field61
     batch, stan = (ref.batch, ref.stan) if ref is not None else (session.batch, request.get("11"))
     original: JournalTxn | None = yield FindTxn(session.terminal_id, batch, stan)
     if original is None:
         return (yield from refuse(answer, ResponseCode.ORIGINAL_NOT_FOUND, session, Kind.REVERSAL))
-    if original.kind != Kind.QR_SALE or not can(original.status, TxnEvent.REVERSED):
+    wallet_kind = REVERSAL_KINDS.get(original.kind)
+    if wallet_kind is None or not can(original.status, TxnEvent.REVERSED):
         return (yield from refuse(answer, ResponseCode.INVALID_TRANSACTION, session, Kind.REVERSAL))
     reversed_status = advance(original.status, TxnEvent.REVERSED)
     if reversed_status == original.status:
         return (yield from refuse(answer, ResponseCode.APPROVED, session, Kind.REVERSAL))
     key = _merchant_key(answer, stan=original.stan, local_date=original.local_date)
-    reversal = LinkMessage.of(WalletKind.REVERSE, **key)
+    reversal = LinkMessage.of(wallet_kind, **key)
     mark_reversed = SetStatus(
         terminal_id=session.terminal_id, batch=batch, stan=stan, mti=original.mti, status=reversed_status
     )

@@ -17,7 +17,8 @@ from wallet.seed import OPENING_BALANCE, TEST_PASSWORD
 from wire.codec import decode_pos_body
 from wire.field59 import Field59
 from wire.posframe import PosFrame
-from wire.tlvlink import LinkMessage
+from wire.tlvlink import LinkMessage, decode_message
+from wire.walletlink import WALLET_LINK
 from wire.walletlink import Kind as WalletKind
 
 ACCOUNT = "TEST-UNIONPAY-1"
@@ -173,3 +174,69 @@ def test_a_malformed_field_59_is_a_format_error(fe: Harness) -> None:
     no_code = fe.exchange("qr_sale", fe.terminal.qr("qr_sale", amount=100, qr_data=Field59(other=(("ZZ", "x"),))))
     assert no_code.response_code == "14"
     assert _balance(fe) == OPENING_BALANCE
+
+
+def _wallet_gives_back_then_the_answer_is_lost(fe: Harness) -> None:
+    """The wallet carries out the void or refund (durably), and then its answer never comes back."""
+
+    def lost(effect: AskWallet) -> PeerFailure:
+        decision = fe.wallet.decide(effect.request, fe.wallet_now)
+        fe.wallet_store.commit(decision.records)
+        fe.wallet.apply(decision.records)
+        return PeerFailure("wallet", FailureKind.TIMEOUT)
+
+    fe.overrides[AskWallet] = lost  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("kind", ["qr_refund", "qr_void"])
+def test_a_void_or_refund_whose_answer_is_lost_is_reversed_by_store_and_forward(fe: Harness, kind: str) -> None:
+    sale = fe.exchange("qr_sale", fe.terminal.qr("qr_sale", amount=1000, qr_data=Field59(payment_code=_issue(fe))))
+    voucher = Field59.parse(sale.fields["59"]).voucher
+    assert voucher
+    before = (_balance(fe), fe.wallet.book.payments[voucher])
+    _wallet_gives_back_then_the_answer_is_lost(fe)
+    amount = 300 if kind == "qr_refund" else 1000
+    original = Original(stan=sale.fields["11"], rrn=sale.fields["37"], local_date=sale.fields["13"])
+    give_back = fe.terminal.qr(kind, amount=amount, qr_data=Field59(voucher=voucher), original=original)
+    answer = fe.exchange(kind, give_back)
+    assert answer.response_code == "98"  # the terminal: not done
+    assert _balance(fe) == before[0] + amount  # the wallet did give it back
+    [reversal] = fe.wallet_reversals
+    assert (reversal.kind, reversal["ST"]) == (WalletKind.REVERSE_GIVE_BACK, answer.fields["11"])
+    [(_, text)] = fe.journal.pending_wallet_reversals()  # durable: the forwarder sends it until acknowledged
+    assert decode_message(text.encode("ascii"), WALLET_LINK) == reversal
+    # The forwarder delivers it (twice: a retry is answered from memory and changes nothing).
+    for _ in range(2):
+        undo = fe.wallet.decide(reversal, fe.wallet_now)
+        fe.wallet_store.commit(undo.records)
+        fe.wallet.apply(undo.records)
+        assert undo.answer.result == "00"
+        assert (_balance(fe), fe.wallet.book.payments[voucher]) == before  # exactly as before
+    # The give-back retried under its key is refused, never given twice.
+    del fe.overrides[AskWallet]
+    late = fe.wallet.decide(give_back_key(reversal, kind, voucher, amount), fe.wallet_now)
+    assert late.answer.result == "12"
+    assert fe.exchange("settlement", fe.terminal.settlement()).approved
+
+
+def give_back_key(reversal: LinkMessage, kind: str, voucher: str, amount: int) -> LinkMessage:
+    key = {tag: reversal[tag] for tag in ("TI", "MI", "ST", "DT")}
+    if kind == "qr_void":
+        return LinkMessage.of(WalletKind.VOID, **key, A4=voucher)
+    return LinkMessage.of(WalletKind.REFUND, **key, A4=voucher, AM=amount)
+
+
+def test_the_terminals_reversal_of_a_refund_undoes_it_at_the_wallet(fe: Harness) -> None:
+    sale = fe.exchange("qr_sale", fe.terminal.qr("qr_sale", amount=800, qr_data=Field59(payment_code=_issue(fe))))
+    voucher = Field59.parse(sale.fields["59"]).voucher
+    assert voucher
+    before = (_balance(fe), fe.wallet.book.payments[voucher])
+    original = Original(stan=sale.fields["11"], rrn=sale.fields["37"], local_date=sale.fields["13"])
+    fe.send(fe.terminal.qr("qr_refund", amount=250, qr_data=Field59(voucher=voucher), original=original))
+    assert _balance(fe) == before[0] + 250  # given back; the answer is lost: the terminal keeps its reversal
+    reversal = fe.terminal.reversal_due()
+    assert reversal is not None
+    assert fe.exchange("reversal", reversal).approved
+    assert (_balance(fe), fe.wallet.book.payments[voucher]) == before
+    assert fe.exchange("reversal", fe.terminal.reversal_due() or reversal).approved  # idempotent
+    assert (_balance(fe), fe.wallet.book.payments[voucher]) == before

@@ -25,7 +25,7 @@ async def test_the_smart_pos_day(tmp_path: Path) -> None:
             passed = await smartpos_day(config, lines.append, nac=pipeline.nac, wallet=pipeline.wallet)
     printed = "\n".join(lines)
     assert passed, printed
-    assert "smart-POS day: 15 of 15 steps ended as expected" in printed
+    assert "smart-POS day: 16 of 16 steps ended as expected" in printed
     assert "[FAIL]" not in printed
     assert (tmp_path / CHART).read_bytes().startswith(b"\x89PNG")
     hits = secrets_in(tmp_path, printed)

@@ -18,7 +18,7 @@ from core_ledger.client import LedgerClient
 from frontend.forwarder import ReversalForwarder
 from frontend.journal import Journal
 from terminal.pos import PosTerminal
-from terminal.qrpay import order_of, qr_order, qr_sale, qr_void, voucher_of, wait_for_payment
+from terminal.qrpay import order_of, qr_order, qr_refund, qr_sale, qr_void, voucher_of, wait_for_payment
 from wallet.client import WalletClient
 from wallet.codes import NO_PASSWORD_LIMIT
 from wallet.seed import TEST_PASSWORD
@@ -124,3 +124,48 @@ async def test_the_wallet_host_down_answers_98_and_the_reversal_is_forwarded_whe
                 journal.close()
             tg.cancel_scope.cancel()
     store.close()
+
+
+async def test_a_refund_while_the_wallet_host_is_down_is_reversed_when_it_is_back(tmp_path: Path) -> None:
+    """Over TCP: the refund gets 98; its RVGB waits in the journal; once the wallet host is back the forwarder
+    delivers it (the refund never arrived: the wallet refuses it from then on); balance and payment as before."""
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    store = WalletStore(tmp_path / WALLET_DB)
+    with anyio.fail_after(60):
+        async with running_pipeline(config) as pipeline, anyio.create_task_group() as tg:
+            app = WalletClient(pipeline.wallet.host, pipeline.wallet.port)
+            async with PosTerminal(config, "10000001", nac=pipeline.nac) as pos:
+                code = (await app.request(LinkMessage.of(Kind.CODE, CA=ACCOUNT)))["A3"]
+                sale = await qr_sale(pos, code, 1_500)
+                assert sale is not None and sale.approved
+                paid_balance = int((await app.request(LinkMessage.of(Kind.BALANCE, CA=ACCOUNT)))["BL"])
+                await app.aclose()
+                pipeline.wallet_stop.cancel()  # the wallet host goes down
+                refund = await qr_refund(pos, sale, 500)
+            assert refund is not None
+            assert refund.response_code == "98"
+            journal = Journal(Path(config.store_path(config.frontend.db)))
+            port = pipeline.wallet.port
+            try:
+                [(_, queued)] = journal.pending_wallet_reversals()
+                assert queued.startswith("MT004" + Kind.REVERSE_GIVE_BACK)
+                await tg.start(functools.partial(serve_wallet, "127.0.0.1", port, wallet=WalletHost(store)))
+                async with (
+                    WalletClient("127.0.0.1", port) as back,
+                    LedgerClient(pipeline.ledger.host, pipeline.ledger.port) as ledger,
+                ):
+                    await ReversalForwarder(journal, ledger, wallet=back).forward_wallet_reversals()
+                    assert journal.pending_wallet_reversals() == []
+                    balance = await back.request(LinkMessage.of(Kind.BALANCE, CA=ACCOUNT))
+                    assert int(balance["BL"]) == paid_balance  # nothing given back, nothing owed
+                    key = {"TI": "10000001", "MI": refund.fields["42"], "ST": refund.fields["11"]}
+                    late = LinkMessage.of(Kind.REFUND, **key, DT=refund.fields["13"], A4=voucher_of(sale), AM=500)
+                    assert (await back.request(late)).result == "12"  # refused should it arrive late
+            finally:
+                journal.close()
+            tg.cancel_scope.cancel()
+    store.close()
+    result = reconcile_stores(
+        Path(config.store_path(config.frontend.db)), config.store_path(config.ledger.db), tmp_path / WALLET_DB
+    )
+    assert result.clean, result.differences
