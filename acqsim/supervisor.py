@@ -129,7 +129,7 @@ def _frontend_specs(
     config: AcqsimConfig, python: tuple[str, ...], with_config: tuple[str, ...], traces: tuple[str, ...]
 ) -> list[ServiceSpec]:
     """One front-end, or a pool of ``instances``: each its own port, journal folder and RRN digit
-    (``--instance K``); all on the same HSM, ledger and wallet host."""
+    (``--instance K``); all on the same HSM, ledger, wallet host and merchant platform."""
     endpoints = config.frontend_endpoints()
     pooled = len(endpoints) > 1
     specs = []
@@ -155,6 +155,8 @@ def _frontend_specs(
                     str(config.key_store_path),
                     "--wallet",
                     str(config.wallet.listen),
+                    "--merchant-platform",  # started after the front-end: its notices wait in the journal
+                    str(config.merchant_platform.listen),
                     *(("--instance", str(instance)) if instance is not None else ()),
                     *traces,
                     *_serving(config, config.frontend.max_connections),

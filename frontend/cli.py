@@ -1,7 +1,7 @@
 """``acqsim frontend``: run the acquirer front-end processor, or look into its journal.
 
 acqsim frontend [serve] [--config FILE] [--host H] [--port P] [--hsm HOST:PORT] [--ledger HOST:PORT] [--db PATH]
-                [--key-store PATH] [--wallet HOST:PORT]
+                [--key-store PATH] [--wallet HOST:PORT] [--merchant-platform HOST:PORT]
     serves with the TMKs and PVK of the key store (cryptograms under the HSM's LMK; default
     <data_dir>/keys/keystore.json); a configured terminal without a TMK there stops it at start-up (exit 2).
 acqsim frontend journal pending|dead-letters [--config FILE] [--db PATH] [--json]
@@ -35,6 +35,7 @@ from frontend.journal import MAX_INSTANCES, REVERSAL_DEAD, REVERSAL_PENDING, Jou
 from frontend.registry import Registry, RegistryError
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
+from merchant.client import MerchantClient
 from wallet.client import WalletClient
 from wire.trace import TraceWriter
 
@@ -55,6 +56,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port", type=port_number, help="serve: the port to listen on (default: the configuration's; 0: any)"
     )
     parser.add_argument("--wallet", help="serve: HOST:PORT of the wallet host for QR payments (default: none)")
+    parser.add_argument(
+        "--merchant-platform",
+        help="serve: HOST:PORT of the merchant platform, told of each settled batch (default: none)",
+    )
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
     parser.add_argument("--db", help="journal SQLite path (default: the configuration's)")
@@ -178,7 +183,11 @@ def run(args: argparse.Namespace) -> int:
             if args.wallet:
                 wallet_at = Endpoint.parse(args.wallet)
                 wallet = WalletClient(wallet_at.host, wallet_at.port, tls=serving.client_tls)
-            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules, wallet=wallet)
+            merchant = None
+            if args.merchant_platform:
+                merchant_at = Endpoint.parse(args.merchant_platform)
+                merchant = MerchantClient(merchant_at.host, merchant_at.port, tls=serving.client_tls)
+            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules, wallet=wallet, merchant=merchant)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
             await start_metrics(tg, "frontend", host, args.metrics_port)
             print(serving.summary, flush=True)

@@ -48,6 +48,9 @@ def parse_items(text: str) -> Items:
 
 #: ``MK`` values of a notice.
 NOTICE_KINDS: Final = ("SETTLEMENT", "PARAMETERS", "CHARGEBACK", "BOOKING", "OTHER")
+NOTICE_SETTLEMENT: Final = "SETTLEMENT"
+NOTICE_PARAMETERS: Final = "PARAMETERS"
+NOTICE_CHARGEBACK: Final = "CHARGEBACK"
 
 
 class MerchantKind:
@@ -92,6 +95,7 @@ MERCHANT_LINK: Final = LinkSpec(
         "ST": TagSpec("terminal's STAN", 6, digits=True, min_len=6),
         "MK": TagSpec("notice kind", 12),
         "ID": TagSpec("notice number", 10, digits=True),
+        "NK": TagSpec("notice key: the sender's id for one notice (a repeat is answered, not stored again)", 40),
         "PH": TagSpec("member's phone number", 15, digits=True, min_len=6),
         "FP": TagSpec("card fingerprint (HMAC-SHA-256, hex)", 64, min_len=64),
         "MB": TagSpec("member number", 16),
