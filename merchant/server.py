@@ -13,6 +13,7 @@ from acqkit.serving import PLAIN, Serving
 from acqkit.tlvhost import TlvHost, serve_tlv
 from merchant.core import MerchantCore
 from merchant.store import MerchantStore, MerchantStoreError
+from merchant.txnrecord import merchant_txn_fields
 from wire.merchantlink import MERCHANT_LINK
 
 
@@ -20,7 +21,15 @@ class MerchantHost(TlvHost):
     def __init__(self, store: MerchantStore, *, clock: Callable[[], float] = time.time) -> None:
         self.merchant_core = MerchantCore(store.load())
         self.merchant_store = store
-        super().__init__(MERCHANT_LINK, self.merchant_core, store, store_errors=(MerchantStoreError,), clock=clock)
+        super().__init__(
+            MERCHANT_LINK,
+            self.merchant_core,
+            store,
+            store_errors=(MerchantStoreError,),
+            clock=clock,
+            service="merchant",
+            txn_fields=merchant_txn_fields,
+        )
 
 
 async def serve(
