@@ -98,6 +98,9 @@ class TlvHost:
             return None, error_answer(exc)
         if message.is_answer:
             return None, error_answer(MessageDecodeError("an answer sent as a request", field="RC"))
+        refusal = await self.admit(message)
+        if refusal is not None:
+            return message, refusal
         async with self._lock:
             if self.failed:
                 return message, message.answer(SYSTEM_MALFUNCTION, TX="store failed: not deciding")
@@ -112,6 +115,11 @@ class TlvHost:
                 return message, message.answer(SYSTEM_MALFUNCTION, TX="store failed: not deciding")
             self.core.apply(records)
         return message, decision.answer
+
+    async def admit(self, message: LinkMessage) -> LinkMessage | None:
+        """A host that authenticates requests refuses one here (the answer), before anything is decided;
+        ``None`` lets it through. This base admits every request."""
+        return None
 
     async def handle(self, conn: FramedConnection) -> None:
         while True:

@@ -2,7 +2,8 @@
 
 M6  generate MAC                request: mode flag 1N (0 only block) ‖ input format 1N (0 binary, 1 hex) ‖
                                          MAC size 1N (1 = 16H) ‖ algorithm 1A (1 ISO 9797-1 alg 1, 3 ANSI
-                                         X9.19 = ISO 9797-1 alg 3, C CUP POS ECB MAC) ‖ padding 1N (1) ‖
+                                         X9.19 = ISO 9797-1 alg 3, C CUP POS ECB MAC, H HMAC-SHA-256
+                                         truncated to 8 bytes: acqsim's, for the merchant link) ‖ padding 1N (1) ‖
                                          key type code 3N (003 TAK) ‖ key U+32H ‖ message length 4H
                                          (bytes as sent) ‖ message
                                 answer : MAC 16H (the 8 MAC bytes; for C they are the 8 ASCII bytes of
