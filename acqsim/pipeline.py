@@ -29,7 +29,7 @@ from frontend.server import Frontend
 from frontend.server import serve as serve_frontend
 from hsm_sim.client import HsmClient
 from hsm_sim.server import serve_sealed as serve_hsm
-from merchant.client import MerchantClient
+from merchant.client import HsmLinkSigner, MerchantClient, link_keys
 from nac.routes import RouteTable
 from nac.server import NacServer
 from scheme.client import SwitchLinkClient
@@ -109,9 +109,12 @@ async def running_pipeline(
             hsm = await HsmClient.connect(LOOPBACK, hsm_port)
             ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
             wallet = WalletClient(LOOPBACK, wallet_port)
-            merchant = MerchantClient(merchant_platform.host, merchant_platform.port) if merchant_platform else None
+            merchant = None
             keys = await key_ceremony(config, hsm)
             registry = Registry.from_key_store(config, keys, config.key_store_path)
+            if merchant_platform is not None:
+                signer = HsmLinkSigner(hsm, link_keys(keys))
+                merchant = MerchantClient(merchant_platform.host, merchant_platform.port, signer=signer)
             link, route = await scheme(hsm) if scheme is not None else (None, None)
             frontend = Frontend(
                 Context(registry=registry, scheme=route),

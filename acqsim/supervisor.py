@@ -260,6 +260,10 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
                 str(platform.listen),
                 "--db",
                 config.store_path(platform.db),
+                "--hsm",  # verifies the merchant link's request MACs ([merchant] authenticate)
+                str(hsm.listen),
+                "--key-store",
+                str(config.key_store_path),
                 *_serving(config, platform.max_connections),
             ),
         ),

@@ -35,7 +35,7 @@ from frontend.journal import MAX_INSTANCES, REVERSAL_DEAD, REVERSAL_PENDING, Jou
 from frontend.registry import Registry, RegistryError
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
-from merchant.client import MerchantClient
+from merchant.client import HsmLinkSigner, MerchantClient, link_keys
 from wallet.client import WalletClient
 from wire.trace import TraceWriter
 
@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     port = config.frontend.listen.port if args.port is None else args.port
     key_store = args.key_store or config.key_store_path
     try:
-        registry = Registry.from_key_store(config, read_key_store(key_store), key_store)
+        keys = read_key_store(key_store)
+        registry = Registry.from_key_store(config, keys, key_store)
     except (KeyStoreError, RegistryError) as exc:
         print(f"acqsim frontend: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -186,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
             merchant = None
             if args.merchant_platform:
                 merchant_at = Endpoint.parse(args.merchant_platform)
-                merchant = MerchantClient(merchant_at.host, merchant_at.port, tls=serving.client_tls)
+                signer = HsmLinkSigner(hsm, link_keys(keys))  # each notice signed as its terminal, in the HSM
+                merchant = MerchantClient(merchant_at.host, merchant_at.port, tls=serving.client_tls, signer=signer)
             frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules, wallet=wallet, merchant=merchant)
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
             await start_metrics(tg, "frontend", host, args.metrics_port)

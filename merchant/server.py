@@ -12,12 +12,10 @@ from collections.abc import Awaitable, Callable, Mapping
 import anyio
 import anyio.abc
 
-from acqkit.keystore import KeyStore
 from acqkit.serving import PLAIN, Serving
 from acqkit.tlvhost import SYSTEM_MALFUNCTION, TlvHost, serve_tlv
 from hsm_sim.client import HsmClient, HsmError, KeyType
 from merchant.auth import Refusal, ReplayGuard
-from merchant.client import LINK_KEY_PREFIX
 from merchant.core import MerchantCore
 from merchant.store import MerchantStore, MerchantStoreError
 from merchant.txnrecord import merchant_txn_fields
@@ -28,15 +26,6 @@ log = logging.getLogger("acqsim.merchant")
 
 #: ``verify(key id, data, mac)`` → whether the MAC verifies, ``None`` for a key id without a key.
 MacVerifier = Callable[[str, bytes, bytes], Awaitable[bool | None]]
-
-
-def link_keys(store: KeyStore) -> dict[str, str]:
-    """Key id (terminal id) → its merchant-link key's cryptogram, from the key store's ``mlk/…`` entries."""
-    return {
-        label.removeprefix(LINK_KEY_PREFIX): entry.cryptogram
-        for label, entry in store.entries.items()
-        if label.startswith(LINK_KEY_PREFIX)
-    }
 
 
 class HsmLinkVerifier:

@@ -91,17 +91,23 @@ def signing_bytes(message: LinkMessage) -> bytes:
     return encode_ascii_tlv(items, field=MERCHANT_LINK_NAME).encode("ascii")
 
 
-def link_mac(key: bytes, message: LinkMessage) -> str:
-    return compute_mac(LINK_MAC, key, signing_bytes(message)).hex().upper()
+def stamped(message: LinkMessage, *, key_id: str, now: float, nonce: str) -> LinkMessage:
+    """``message`` with ``KI``, ``TS`` and ``NC`` appended (any earlier authentication tags dropped): ready for
+    its MAC (:func:`with_mac`), computed here or by an HSM over :func:`signing_bytes`."""
+    kept = tuple((tag, value) for tag, value in message.values if tag not in AUTH_TAGS)
+    stamp = ((TAG_KEY_ID, key_id), (TAG_TIMESTAMP, str(int(now))), (TAG_NONCE, nonce))
+    return LinkMessage(message.kind, (*kept, *stamp))
+
+
+def with_mac(message: LinkMessage, mac: bytes) -> LinkMessage:
+    return LinkMessage(message.kind, (*message.values, (TAG_MAC, mac.hex().upper())))
 
 
 def sign(message: LinkMessage, *, key_id: str, key: bytes, now: float, nonce: str) -> LinkMessage:
-    """``message`` with ``KI``, ``TS``, ``NC`` and ``HM`` appended (any earlier ones replaced)."""
-    kept = tuple((tag, value) for tag, value in message.values if tag not in AUTH_TAGS)
-    unsigned = LinkMessage(
-        message.kind, (*kept, (TAG_KEY_ID, key_id), (TAG_TIMESTAMP, str(int(now))), (TAG_NONCE, nonce))
-    )
-    return LinkMessage(unsigned.kind, (*unsigned.values, (TAG_MAC, link_mac(key, unsigned))))
+    """``message`` with ``KI``, ``TS``, ``NC`` and ``HM`` appended (any earlier ones replaced), under a clear
+    key (a terminal's)."""
+    unsigned = stamped(message, key_id=key_id, now=now, nonce=nonce)
+    return with_mac(unsigned, compute_mac(LINK_MAC, key, signing_bytes(unsigned)))
 
 
 def derive_test_link_key(tmk_hex: str) -> bytes:

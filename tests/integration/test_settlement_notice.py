@@ -1,7 +1,8 @@
 """The "settlement done" notice over real TCP: terminal → NAC → front-end settles a batch holding a card and a
 QR sale while the merchant platform is DOWN; the settlement is answered anyway, the notice waits in the
 journal, and once the platform comes up on its port the front-end's forwarder delivers it by itself —
-exactly once, even when pushed again (its notice key)."""
+exactly once, even when pushed again (its notice key). The platform requires signed requests: the front-end
+signs the notice as its terminal in the HSM."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import anyio
 import pytest
 
 from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.keystore import read_key_store
 from acqsim.pipeline import running_pipeline
 from acqsim.supervisor import free_port
 from frontend.journal import Journal
 from frontend.notices import MethodTotals, notice_key, settlement_notice
-from merchant.client import MerchantClient
-from merchant.server import MerchantHost, serve
+from hsm_sim.client import HsmClient
+from merchant.client import MerchantClient, link_keys, terminal_signer
+from merchant.server import HsmLinkVerifier, MerchantHost, serve
 from merchant.store import MerchantStore
 from terminal.pos import PosTerminal
 from terminal.qrpay import qr_sale
@@ -63,29 +66,33 @@ async def test_a_settled_batch_reaches_the_message_centre_once_after_the_platfor
                 finally:
                     journal.close()
 
-                # The platform comes up: nobody runs a command, the forwarder delivers on its next round.
-                await tg.start(
-                    functools.partial(serve, platform_at.host, platform_at.port, platform=MerchantHost(store))
-                )
-                async with MerchantClient(platform_at.host, platform_at.port) as platform:
-                    listed = await _listed(platform, merchant_id)
-                    while listed["CN"] == "0":
+                # The platform comes up, requiring signed requests (MACs verified in the HSM): nobody runs a
+                # command, the forwarder signs the notice as its terminal (M6 in the HSM) and delivers it.
+                hsm = await HsmClient.connect(pipeline.hsm.host, pipeline.hsm.port)
+                verifier = HsmLinkVerifier(hsm, link_keys(read_key_store(config.key_store_path)))
+                host = MerchantHost(store, verifier=verifier)
+                await tg.start(functools.partial(serve, platform_at.host, platform_at.port, platform=host))
+                journal = Journal(Path(config.store_path(config.frontend.db)))
+                try:
+                    # Polled under the test's deadline: the row goes once the platform answered 00 (at the
+                    # forwarder's next round, within REVERSAL_RETRY_S).
+                    while pending := journal.pending_merchant_notices():
+                        assert len(pending) == 1
                         await anyio.sleep(POLL_S)
-                        listed = await _listed(platform, merchant_id)
-                    assert (
-                        listed["N1"] == f"1|SETTLEMENT|batch {batch} settled: CARD 1/12.34 -0/0.00; QR 1/5.00 -0/0.00"
-                    )
+                finally:
+                    journal.close()
+                signer = terminal_signer(config, TERMINAL)
+                async with MerchantClient(platform_at.host, platform_at.port, signer=signer) as platform:
+                    listed = await _listed(platform, merchant_id)
+                    shown = f"batch {batch} settled: CARD 1/12.34 -0/0.00; QR 1/5.00 -0/0.00"
+                    assert (listed["CN"], listed["N1"]) == ("1", f"1|SETTLEMENT|{shown}")
 
                     # The same notice again (a retry after a lost answer): answered with its number, not stored.
                     totals = {"CARD": MethodTotals(1, 1234), "QR": MethodTotals(1, 500)}
                     again = await platform.request(settlement_notice(merchant_id, TERMINAL, batch, totals))
                     assert (again.result, again["ID"]) == ("00", "1")
                     assert (await _listed(platform, merchant_id))["CN"] == "1"
-                journal = Journal(Path(config.store_path(config.frontend.db)))
-                try:
-                    assert journal.pending_merchant_notices() == []  # delivered: nothing owed any more
-                finally:
-                    journal.close()
+                await hsm.aclose()
                 tg.cancel_scope.cancel()
         notices = list(store.load().notices().values())
         assert [n.key for n in notices] == [notice_key(TERMINAL, batch)]

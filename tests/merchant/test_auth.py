@@ -22,8 +22,8 @@ from hsm_sim.client import HsmClient
 from hsm_sim.processor import HsmProcessor
 from hsm_sim.server import serve as serve_hsm
 from merchant.auth import AUTH_WINDOW_S, Refusal, ReplayGuard, SignedRequest
-from merchant.client import LinkSigner, MerchantClient, fresh_nonce
-from merchant.server import HsmLinkVerifier, MerchantHost, link_keys
+from merchant.client import LinkSigner, MerchantClient, fresh_nonce, link_keys
+from merchant.server import HsmLinkVerifier, MerchantHost
 from merchant.server import serve as serve_merchant
 from merchant.store import MerchantStore
 from wire.merchantlink import MERCHANT_LINK, AuthResult, MerchantKind, derive_test_link_key, sign, signing_bytes
