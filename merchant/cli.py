@@ -11,6 +11,8 @@
     acqsim merchant voucher-settle                              settle the verified vouchers
     acqsim merchant notice-push KIND TEXT [--terminal ID]       push a notice (SETTLEMENT, PARAMETERS, CHARGEBACK, ...)
     acqsim merchant notices [--terminal ID]                     a terminal's notices, newest first
+    acqsim merchant chargeback RRN AMOUNT [--terminal ID]       the acquirer's chargeback notice (once per RRN)
+    acqsim merchant parameters VERSION [--terminal ID]          a new parameter version's notice (once per version)
     acqsim merchant member-join PHONE | member-find PHONE       members by phone
 
 ``--merchant-id`` defaults to the first configured merchant. Exit codes (acqkit/exitcodes.py): 0 done,
@@ -29,7 +31,7 @@ from typing import Final
 
 import anyio
 
-from acqkit.amounts import parse_amount
+from acqkit.amounts import parse_amount, yuan
 from acqkit.config import AcqsimConfig, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.keystore import KeyStoreError, read_key_store
@@ -42,7 +44,7 @@ from merchant.analytics import plot, report, text
 from merchant.client import DEFAULT_MERCHANT, MerchantClient, MerchantError, link_keys, terminal_signer
 from merchant.server import HsmLinkVerifier, MerchantHost, serve
 from merchant.store import MerchantStore, MerchantStoreError
-from wire.merchantlink import MerchantKind
+from wire.merchantlink import NOTICE_CHARGEBACK, NOTICE_PARAMETERS, MerchantKind
 from wire.tlvlink import LinkMessage
 
 ACTIONS: Final = (
@@ -55,6 +57,8 @@ ACTIONS: Final = (
     "voucher-settle",
     "notice-push",
     "notices",
+    "chargeback",
+    "parameters",
     "member-join",
     "member-find",
 )
@@ -104,6 +108,18 @@ def _request(args: argparse.Namespace, merchant_id: str) -> LinkMessage:
     if action == "notice-push":
         kind, words = _need(args, 2, "KIND TEXT")
         return LinkMessage.of(k.NOTICE_PUSH, MI=merchant_id, MK=kind.upper(), TX=words, TI=args.terminal)
+    if action == "chargeback":
+        rrn, amount = _need(args, 2, "RRN AMOUNT")
+        words = f"chargeback of {yuan(parse_amount(amount))} CNY on RRN {rrn}"
+        return LinkMessage.of(
+            k.NOTICE_PUSH, MI=merchant_id, MK=NOTICE_CHARGEBACK, TX=words, TI=args.terminal, NK=f"CB {rrn}"
+        )
+    if action == "parameters":
+        [version] = _need(args, 1, "VERSION")
+        words = f"parameter version {version} is ready to download"
+        return LinkMessage.of(
+            k.NOTICE_PUSH, MI=merchant_id, MK=NOTICE_PARAMETERS, TX=words, TI=args.terminal, NK=f"PARAM {version}"
+        )
     if action == "notices":
         return LinkMessage.of(k.NOTICE_LIST, MI=merchant_id, TI=args.terminal)
     [phone] = _need(args, 1, "PHONE")

@@ -6,7 +6,9 @@ outside the window, each refused with its own code and logged without the MAC, t
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -139,3 +141,26 @@ async def test_signed_requests_over_tcp_good_bad_unknown_replayed_and_stale(
     assert len(refusals) == 5
     assert all("refused S" in line for line in refusals)
     assert not any(good_key.hex().upper() in line or "HM=" in line for line in refusals)
+
+
+@pytest.mark.anyio
+async def test_chargeback_and_parameter_notices_from_the_cli_are_signed_and_kept_once(tmp_path: Path) -> None:
+    with anyio.fail_after(60):
+        async with _platform(tmp_path) as port:
+            at = ["--platform", f"127.0.0.1:{port}", "--json"]
+            runs = [
+                ["chargeback", "000000000042", "12.00"],
+                ["chargeback", "000000000042", "12.00"],  # the back office runs it again: still one notice
+                ["parameters", "7"],
+            ]
+            for run in runs:
+                done = await anyio.run_process([sys.executable, "-m", "acqsim", "merchant", *run, *at], check=False)
+                assert done.returncode == 0, done.stderr.decode()
+                assert json.loads(done.stdout)["RC"] == "00"
+            signer = LinkSigner(TERMINAL, derive_test_link_key(AcqsimConfig.default().terminals[0].tmk))
+            merchant_id = AcqsimConfig.default().terminals[0].merchant_id
+            async with MerchantClient("127.0.0.1", port, signer=signer) as terminal:
+                listed = await terminal.request(LinkMessage.of(MerchantKind.NOTICE_LIST, MI=merchant_id, TI=TERMINAL))
+    assert listed["CN"] == "2"
+    assert listed["N1"] == "2|PARAMETERS|parameter version 7 is ready to download"
+    assert listed["N2"] == "1|CHARGEBACK|chargeback of 12.00 CNY on RRN 000000000042"
