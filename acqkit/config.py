@@ -26,6 +26,7 @@ TOML layout (every table optional; omitted values take the defaults below)::
     [nac]       host = "127.0.0.1"  port = 5800   status_port = 5801
     [wallet]    host = "127.0.0.1"  port = 5820   db = "wallet.sqlite3"     # the QR wallet host (docs/qr.md)
     [merchant]  host = "127.0.0.1"  port = 5840   db = "merchant.sqlite3"   # the merchant platform (docs/smartpos.md)
+                authenticate = true   # every request signed (KI/TS/NC/HM), its MAC verified in the HSM
     [nac.routes]
     "0003" = ["frontend"]         # TPDU DST → upstream members: a service name or "host:port"
     [scheme]    …                 # the scheme switch and issuer hosts acqsim up runs too (acqkit/schemeconfig.py)
@@ -161,7 +162,10 @@ class HsmConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # served at once; more are accepted and closed at once
     #: Verified client identities (TLS certificate CN) → the commands each may send (empty = all). Enforced
     #: only with ``tls = true``; on plain TCP every client is anonymous.
-    allowed_clients: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=lambda: {"frontend": ()})
+    #: Under TLS: the front-end may use every command; the merchant platform only verifies link MACs (M8).
+    allowed_clients: Mapping[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=lambda: {"frontend": (), "merchant": ("M8",)}
+    )
     audit: str = "hsm-audit.jsonl"  # the HSM audit log: a path, relative to data_dir
 
 
@@ -203,6 +207,8 @@ class MerchantPlatformConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_MERCHANT_PORT)
     db: str = "merchant.sqlite3"
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: Every request must be signed by a terminal's merchant-link key, verified in the HSM (docs/smartpos.md).
+    authenticate: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -557,7 +563,7 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "frontend": frozenset({"host", "port", "db", "max_connections", "instances"}),
     "nac": frozenset({"host", "port", "status_port", "routes", "max_connections"}),
     "wallet": frozenset({"host", "port", "db", "max_connections"}),
-    "merchant": frozenset({"host", "port", "db", "max_connections"}),
+    "merchant": frozenset({"host", "port", "db", "max_connections", "authenticate"}),
 }
 
 
@@ -608,6 +614,9 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
     allow_clear_import = hsm_t.get("allow_clear_import", defaults.hsm.allow_clear_import)
     if not isinstance(allow_clear_import, bool):
         raise ConfigError("[hsm] allow_clear_import must be true or false", table="hsm", key="allow_clear_import")
+    authenticate = _table(raw, "merchant").get("authenticate", defaults.merchant_platform.authenticate)
+    if not isinstance(authenticate, bool):
+        raise ConfigError("[merchant] authenticate must be true or false", table="merchant", key="authenticate")
     return AcqsimConfig(
         data_dir=data_dir if data_dir.is_absolute() else base_dir / data_dir,
         acquirer_id=str(raw.get("acquirer_id", defaults.acquirer_id)),
@@ -652,6 +661,7 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
             listen=_endpoint(merchant_t, "merchant", defaults.merchant_platform.listen),
             db=str(merchant_t.get("db", defaults.merchant_platform.db)),
             max_connections=_max_connections(merchant_t, "merchant"),
+            authenticate=authenticate,
         ),
         merchants=_records(raw, "merchants", MerchantFixture, DEFAULT_MERCHANTS),
         terminals=_records(raw, "terminals", TerminalFixture, DEFAULT_TERMINALS),
@@ -726,6 +736,7 @@ def config_to_toml(config: AcqsimConfig) -> str:
             "port": config.merchant_platform.listen.port,
             "db": config.merchant_platform.db,
             "max_connections": config.merchant_platform.max_connections,
+            "authenticate": config.merchant_platform.authenticate,
         },
         "merchants": [_fixture_table(m) for m in config.merchants],
         "terminals": [_fixture_table(t) for t in config.terminals],

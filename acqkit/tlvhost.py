@@ -5,7 +5,8 @@ reads a frame, decodes it against the link's spec (a frame that does not decode 
 naming tag and offset — and the connection carries on), then, under a lock: decides, commits the records in
 one store transaction (in a worker thread, shielded: a cancel cannot split a commit from its answer), applies
 them to the core's memory, answers. If the store fails the host stops deciding: every later request is
-answered 96, so nothing is done that is not durable. Only a framing error closes a connection.
+answered 96, so nothing is done that is not durable. Only a framing error closes a connection. A host given
+``txn_fields`` logs one ``acqsim.txn`` record per decoded request (docs/logging.md).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Protocol, TypeAlias
 
 import anyio
 import anyio.abc
 
+from acqkit import txnlog
 from acqkit.dedicated import DedicatedThread
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.serving import PLAIN, Serving
@@ -32,6 +34,11 @@ IDLE_TIMEOUT_S: Final = 600.0
 #: Longest an answer may wait for the peer to take it.
 SEND_TIMEOUT_S: Final = 10.0
 SYSTEM_MALFUNCTION: Final = "96"
+
+
+#: What a host shows of one decision in its ``acqsim.txn`` record, from (request, answer): named fields, each
+#: masked or left out where it is a secret (payment and voucher codes masked; passwords never).
+TxnFields: TypeAlias = Callable[[LinkMessage, LinkMessage], Mapping[str, str | None]]
 
 
 class Decided(Protocol):
@@ -59,8 +66,13 @@ class TlvHost:
         *,
         store_errors: tuple[type[Exception], ...],
         clock: Callable[[], float] = time.time,
+        service: str = "",
+        txn_fields: TxnFields | None = None,
     ) -> None:
+        """With ``txn_fields``, each decided request gets one ``acqsim.txn`` record as ``service`` (its kind, the
+        result and what ``txn_fields`` shows; ``txn`` from ``TI`` and ``ST`` when it has both)."""
         self.link, self.core, self.store = link, core, store
+        self.service, self.txn_fields = service, txn_fields
         self.store_errors = store_errors
         self.clock = clock
         self.failed = False
@@ -73,16 +85,32 @@ class TlvHost:
         self._committer.stop()
 
     async def respond(self, payload: bytes) -> LinkMessage:
+        message, answer = await self._decide(payload)
+        if message is not None and self.txn_fields is not None and txnlog.enabled():
+            txnlog.log_transaction(
+                self.service,
+                txnlog.link_txn(message.get("TI"), message.get("ST")),
+                kind=message.kind,
+                code=answer.result,
+                **self.txn_fields(message, answer),
+            )
+        return answer
+
+    async def _decide(self, payload: bytes) -> tuple[LinkMessage | None, LinkMessage]:
+        """The request (``None`` if it did not decode) and its answer."""
         try:
             message = decode_message(payload, self.link)
         except MessageDecodeError as exc:
             log.info("unreadable %s request: %s", self.link.name, exc)
-            return error_answer(exc)
+            return None, error_answer(exc)
         if message.is_answer:
-            return error_answer(MessageDecodeError("an answer sent as a request", field="RC"))
+            return None, error_answer(MessageDecodeError("an answer sent as a request", field="RC"))
+        refusal = await self.admit(message)
+        if refusal is not None:
+            return message, refusal
         async with self._lock:
             if self.failed:
-                return message.answer(SYSTEM_MALFUNCTION, TX="store failed: not deciding")
+                return message, message.answer(SYSTEM_MALFUNCTION, TX="store failed: not deciding")
             decision = self.core.decide(message, self.clock())
             records = tuple(decision.records)
             try:
@@ -90,9 +118,14 @@ class TlvHost:
             except self.store_errors:
                 self.failed = True
                 log.exception("%s store failed: no more decisions", self.link.name)
-                return message.answer(SYSTEM_MALFUNCTION, TX="store failed: not deciding")
+                return message, message.answer(SYSTEM_MALFUNCTION, TX="store failed: not deciding")
             self.core.apply(records)
-        return decision.answer
+        return message, decision.answer
+
+    async def admit(self, message: LinkMessage) -> LinkMessage | None:
+        """A host that authenticates requests refuses one here (the answer), before anything is decided;
+        ``None`` lets it through. This base admits every request."""
+        return None
 
     async def handle(self, conn: FramedConnection) -> None:
         while True:

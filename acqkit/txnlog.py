@@ -73,7 +73,8 @@ def log_transaction(service: str, txn: str | None, **fields: str | None) -> None
     if not enabled():
         return
     shown = {name: value for name, value in fields.items() if value is not None}
-    summary = " ".join(v for v in (shown.get("mti") or shown.get("command"), shown.get("code")) if v)
+    what = shown.get("mti") or shown.get("command") or shown.get("kind")
+    summary = " ".join(v for v in (what, shown.get("code")) if v)
     ids = {"service": service} | ({"txn": txn} if txn is not None else {})
     TXN_LOGGER.info("%s %s %s", service, txn or "-", summary, extra={_FIELDS_ATTR: ids | shown})
 
@@ -107,6 +108,12 @@ def log_pos_answer(service: str, payload: bytes) -> None:
     txn = iso_txn(fields)
     if txn is not None:
         log_transaction(service, txn, **{**iso_summary(fields), "mti": request_mti(fields.get("t", ""))})
+
+
+def link_txn(terminal_id: str | None, stan: str | None) -> str | None:
+    """The transaction id of a TLV-link request that names the terminal (``TI``) and its STAN (``ST``): the
+    same id the terminal's ISO request has at the NAC and the front-end; ``None`` when either is missing."""
+    return correlation_id(terminal_id, stan) if terminal_id and stan else None
 
 
 def request_mti(mti: str) -> str:

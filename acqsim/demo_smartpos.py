@@ -31,7 +31,7 @@ from core_ledger.setup import open_store
 from ecr.register import Basket, Item, ring_up
 from ecr.till import Till
 from merchant.analytics import plot, report, text
-from merchant.client import MerchantClient
+from merchant.client import MerchantClient, terminal_signer
 from merchant.server import MerchantHost
 from merchant.server import serve as serve_platform
 from merchant.store import MerchantStore
@@ -103,8 +103,14 @@ async def smartpos_day(
                         link=Endpoint(host=LOOPBACK, port=link_port),
                         platform=platform_at,
                         platform_tls=client_tls,
+                        platform_signer=terminal_signer(config, SMART_TERMINAL),
                     ) as till,
-                    MerchantClient(platform_at.host, platform_at.port, tls=client_tls) as apps,
+                    MerchantClient(
+                        platform_at.host,
+                        platform_at.port,
+                        tls=client_tls,
+                        signer=terminal_signer(config, SMART_TERMINAL),
+                    ) as apps,
                     WalletClient(wallet.host, wallet.port, tls=client_tls) as app,
                 ):
                     await _walk(day, config, pos, till, apps, app, merchant_id, card.pan)

@@ -29,6 +29,7 @@ from frontend.server import Frontend
 from frontend.server import serve as serve_frontend
 from hsm_sim.client import HsmClient
 from hsm_sim.server import serve_sealed as serve_hsm
+from merchant.client import HsmLinkSigner, MerchantClient, link_keys
 from nac.routes import RouteTable
 from nac.server import NacServer
 from scheme.client import SwitchLinkClient
@@ -62,12 +63,17 @@ class Pipeline:
 
 @asynccontextmanager
 async def running_pipeline(
-    config: AcqsimConfig, *, trace: bool = False, scheme: SchemeAccess | None = None
+    config: AcqsimConfig,
+    *,
+    trace: bool = False,
+    scheme: SchemeAccess | None = None,
+    merchant_platform: Endpoint | None = None,
 ) -> AsyncIterator[Pipeline]:
     """Start HSM, ledger, wallet host, front-end and NAC on free loopback ports; stop them all on exit.
 
     With ``trace`` every service appends trace records under ``config.trace_dir``. With ``scheme`` the front-end
-    sends off-us cards to a scheme switch (docs/scheme.md).
+    sends off-us cards to a scheme switch (docs/scheme.md). With ``merchant_platform`` the front-end tells that
+    merchant platform of each settled batch (store-and-forward: it need not be up yet; docs/smartpos.md).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     traces = {
@@ -103,8 +109,12 @@ async def running_pipeline(
             hsm = await HsmClient.connect(LOOPBACK, hsm_port)
             ledger = await LedgerClient.connect(LOOPBACK, ledger_port)
             wallet = WalletClient(LOOPBACK, wallet_port)
+            merchant = None
             keys = await key_ceremony(config, hsm)
             registry = Registry.from_key_store(config, keys, config.key_store_path)
+            if merchant_platform is not None:
+                signer = HsmLinkSigner(hsm, link_keys(keys))
+                merchant = MerchantClient(merchant_platform.host, merchant_platform.port, signer=signer)
             link, route = await scheme(hsm) if scheme is not None else (None, None)
             frontend = Frontend(
                 Context(registry=registry, scheme=route),
@@ -114,6 +124,7 @@ async def running_pipeline(
                 trace=traces["frontend"],
                 wallet=wallet,
                 scheme=link,
+                merchant=merchant,
             )
             fe_port = await tg.start(functools.partial(serve_frontend, LOOPBACK, 0, frontend=frontend))
             nac = NacServer(
@@ -135,6 +146,8 @@ async def running_pipeline(
             await hsm.aclose()
             await ledger.aclose()
             await wallet.aclose()
+            if merchant is not None:
+                await merchant.aclose()
             if link is not None:
                 await link.aclose()
             tg.cancel_scope.cancel()

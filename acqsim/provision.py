@@ -2,7 +2,8 @@
 
 Run after the HSM is up and before the front-end starts (``acqsim up``'s supervisor, the in-process pipeline
 of ``acqsim demo``/``acqsim load``/tests, and so chaos and bench, which start ``acqsim up``). For every
-configured terminal (label ``tmk/<terminal id>``, type TMK) and the PVK (label ``pvk``):
+configured terminal (label ``tmk/<terminal id>``, type TMK; its merchant-link key ``mlk/<terminal id>``, type
+HMK) and the PVK (label ``pvk``):
 
 - the key store already holds it with the same key check value → kept as it is (a restart re-imports nothing);
 - otherwise the clear TEST key is split into two clear components and formed inside the HSM (A4), which the
@@ -41,6 +42,8 @@ from acqkit.keystore import (
 )
 from frontend.registry import IMK_AC_LABEL, PVK_LABEL, ZONE_ZAK_LABEL, ZONE_ZPK_LABEL, bdk_label, tmk_label
 from hsm_sim.client import HsmClient, HsmError, KeyType
+from merchant.client import link_key_label
+from wire.merchantlink import derive_test_link_key
 from wire.paycrypto import key_check_value, tdes_ecb_encrypt, with_odd_parity, xor
 
 #: The whole ceremony's deadline (each HSM command also has the client's own timeout).
@@ -68,9 +71,13 @@ class CeremonyKey:
 
 
 def ceremony_keys(config: AcqsimConfig) -> Iterator[CeremonyKey]:
-    """The keys the front-end needs, from the TEST configuration."""
+    """The keys the front-end and the merchant platform need, from the TEST configuration: per terminal its TMK
+    and its merchant-link key (type HMK: the HSM MACs with it, M6/M8 HMAC-SHA-256/64; derived from the TEST
+    TMK as the terminal derives it, :func:`wire.merchantlink.derive_test_link_key`)."""
     for terminal in config.terminals:
         yield CeremonyKey(tmk_label(terminal.terminal_id), KeyType.TMK, bytes.fromhex(terminal.tmk))
+        link_key = derive_test_link_key(terminal.tmk)
+        yield CeremonyKey(link_key_label(terminal.terminal_id), KeyType.HMK, link_key)
     yield CeremonyKey(PVK_LABEL, KeyType.PVK, bytes.fromhex(config.pvk))
     yield CeremonyKey(IMK_AC_LABEL, KeyType.MK_AC, bytes.fromhex(config.imk_ac))
     yield CeremonyKey(bdk_label(config.bdk_ksi), KeyType.BDK, bytes.fromhex(config.bdk))

@@ -158,7 +158,7 @@ def _frontend_specs(
     config: AcqsimConfig, python: tuple[str, ...], with_config: tuple[str, ...], traces: tuple[str, ...]
 ) -> list[ServiceSpec]:
     """One front-end, or a pool of ``instances``: each its own port, journal folder and RRN digit
-    (``--instance K``); all on the same HSM, ledger and wallet host."""
+    (``--instance K``); all on the same HSM, ledger, wallet host and merchant platform."""
     endpoints = config.frontend_endpoints()
     pooled = len(endpoints) > 1
     specs = []
@@ -185,6 +185,8 @@ def _frontend_specs(
                     "--wallet",
                     str(config.wallet.listen),
                     *(("--scheme", str(config.scheme.listen)) if config.scheme is not None else ()),
+                    "--merchant-platform",  # started after the front-end: its notices wait in the journal
+                    str(config.merchant_platform.listen),
                     *(("--instance", str(instance)) if instance is not None else ()),
                     *traces,
                     *_serving(config, config.frontend.max_connections),
@@ -289,6 +291,10 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
                 str(platform.listen),
                 "--db",
                 config.store_path(platform.db),
+                "--hsm",  # verifies the merchant link's request MACs ([merchant] authenticate)
+                str(hsm.listen),
+                "--key-store",
+                str(config.key_store_path),
                 *_serving(config, platform.max_connections),
             ),
         ),

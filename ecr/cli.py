@@ -28,6 +28,7 @@ from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAG
 from acqkit.tlvclient import LinkError
 from ecr.register import ring_up, slip
 from ecr.till import Till
+from merchant.client import terminal_signer
 from wire.ecrlink import DEFAULT_ECR_LINK_PORT
 
 DEFAULT_LINK: Final = Endpoint(host="127.0.0.1", port=DEFAULT_ECR_LINK_PORT)
@@ -54,6 +55,7 @@ def _till(args: argparse.Namespace, config: AcqsimConfig) -> Till:
         terminal_id=terminal.terminal_id,
         link=None if args.cash else (Endpoint.parse(args.link) if args.link else DEFAULT_LINK),
         platform=Endpoint.parse(args.platform) if args.platform else None,
+        platform_signer=terminal_signer(config, terminal.terminal_id),
     )
 
 

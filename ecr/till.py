@@ -13,7 +13,7 @@ from typing import Final, Self
 from acqkit.config import Endpoint
 from acqkit.tlvclient import LinkError, TlvLinkClient
 from ecr.register import Basket
-from merchant.client import MerchantClient, MerchantError
+from merchant.client import MerchantClient, MerchantError, Signer
 from wire.ecrlink import ECR_LINK, EcrKind
 from wire.merchantlink import MerchantKind, encode_items
 from wire.tlvlink import LinkMessage
@@ -46,12 +46,18 @@ class Till:
         link: Endpoint | None = None,
         platform: Endpoint | None = None,
         platform_tls: ssl.SSLContext | None = None,
+        platform_signer: Signer | None = None,
         timeout: float = CARD_SALE_TIMEOUT_S,
     ) -> None:
-        """``platform_tls``: the till's client context when the platform serves mutual TLS (``tls = true``)."""
+        """``platform_tls``: the till's client context when the platform serves mutual TLS (``tls = true``);
+        ``platform_signer``: how its requests to the platform are signed (its terminal's merchant-link key)."""
         self.merchant_id, self.terminal_id = merchant_id, terminal_id
         self.terminal = None if link is None else TlvLinkClient(link.host, link.port, ECR_LINK, timeout=timeout)
-        self.platform = None if platform is None else MerchantClient(platform.host, platform.port, tls=platform_tls)
+        self.platform = (
+            None
+            if platform is None
+            else MerchantClient(platform.host, platform.port, tls=platform_tls, signer=platform_signer)
+        )
 
     async def aclose(self) -> None:
         for client in (self.terminal, self.platform):

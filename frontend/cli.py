@@ -1,7 +1,7 @@
 """``acqsim frontend``: run the acquirer front-end processor, or look into its journal.
 
 acqsim frontend [serve] [--config FILE] [--host H] [--port P] [--hsm HOST:PORT] [--ledger HOST:PORT] [--db PATH]
-                [--key-store PATH] [--wallet HOST:PORT]
+                [--key-store PATH] [--wallet HOST:PORT] [--merchant-platform HOST:PORT]
     serves with the TMKs and PVK of the key store (cryptograms under the HSM's LMK; default
     <data_dir>/keys/keystore.json); a configured terminal without a TMK there stops it at start-up (exit 2).
 acqsim frontend journal pending|dead-letters [--config FILE] [--db PATH] [--json]
@@ -37,6 +37,7 @@ from frontend.registry import Registry, RegistryError
 from frontend.schemelink import scheme_access
 from frontend.server import Frontend, serve
 from hsm_sim.client import HsmClient, HsmUnavailable
+from merchant.client import HsmLinkSigner, MerchantClient, link_keys
 from wallet.client import WalletClient
 from wire.trace import TraceWriter
 
@@ -61,6 +62,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--scheme",
         help="serve: HOST:PORT of the scheme switch: cards not on-us go there, by the configuration's [scheme] BIN "
         "table and with its zone keys from the key store (default: none, every card on-us)",
+    )
+    parser.add_argument(
+        "--merchant-platform",
+        help="serve: HOST:PORT of the merchant platform, told of each settled batch (default: none)",
     )
     parser.add_argument("--hsm", help="HOST:PORT of the HSM (default: the configuration's)")
     parser.add_argument("--ledger", help="HOST:PORT of the core ledger (default: the configuration's)")
@@ -188,7 +193,14 @@ def run(args: argparse.Namespace) -> int:
             if args.wallet:
                 wallet_at = Endpoint.parse(args.wallet)
                 wallet = WalletClient(wallet_at.host, wallet_at.port, tls=serving.client_tls)
-            frontend = Frontend(ctx, journal, hsm, ledger, trace=trace, rules=rules, wallet=wallet, scheme=link)
+            merchant = None
+            if args.merchant_platform:
+                merchant_at = Endpoint.parse(args.merchant_platform)
+                signer = HsmLinkSigner(hsm, link_keys(keys))  # each notice signed as its terminal, in the HSM
+                merchant = MerchantClient(merchant_at.host, merchant_at.port, tls=serving.client_tls, signer=signer)
+            frontend = Frontend(
+                ctx, journal, hsm, ledger, trace=trace, rules=rules, wallet=wallet, scheme=link, merchant=merchant
+            )
             bound = await tg.start(functools.partial(serve, host, port, frontend=frontend, serving=serving))
             await start_metrics(tg, "frontend", host, args.metrics_port)
             print(serving.summary, flush=True)

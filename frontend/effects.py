@@ -279,6 +279,17 @@ class QueueWalletReversal:
     request: LinkMessage
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueSettlementNotice:
+    """The batch closes: queue its "settlement done" notice (totals by method, :mod:`frontend.notices`) for the
+    merchant platform (store-and-forward) and wake the forwarder. → ``None``. Carried out only when the
+    front-end has a merchant platform to tell."""
+
+    terminal_id: str
+    merchant_id: str
+    batch: str
+
+
 # --- journal: counters that must never repeat (a chip card's ATC, a DUKPT reader's KSN counter) -----------
 
 
@@ -354,6 +365,7 @@ JournalEffect = (
     | BatchTotals
     | QueueReversal
     | QueueWalletReversal
+    | QueueSettlementNotice
     | ReservePinTry
     | ReleasePinTry
     | AddPinFailure

@@ -18,8 +18,11 @@ from frontend.flows.faults import ForwardVerdict, forward_verdict
 from frontend.flows.qr import REVERSAL_DONE as WALLET_REVERSAL_DONE
 from frontend.journal import MAX_REVERSAL_TRIES, Journal
 from frontend.routing import Route, SchemeRoute, route_of
+from merchant.client import MerchantClient, MerchantError
 from scheme.client import SwitchLinkClient, SwitchLinkError, ledger_answer, switch_request
 from wallet.client import WalletClient, WalletError
+from wire.constants import ResponseCode
+from wire.merchantlink import MERCHANT_LINK
 from wire.tlvlink import decode_message
 from wire.walletlink import WALLET_LINK
 
@@ -27,6 +30,8 @@ log = logging.getLogger("acqsim.frontend")
 
 #: How often pending reversals are retried when nothing wakes the forwarder sooner.
 REVERSAL_RETRY_S: Final = 1.0
+#: The merchant platform's answer that ends a notice's store-and-forward.
+NOTICE_DELIVERED: Final = ResponseCode.APPROVED
 
 
 class ReversalForwarder:
@@ -38,8 +43,9 @@ class ReversalForwarder:
         scheme: SwitchLinkClient | None = None,
         route: SchemeRoute | None = None,
         wallet: WalletClient | None = None,
+        merchant: MerchantClient | None = None,
     ) -> None:
-        self.journal, self.ledger, self.wallet = journal, ledger, wallet
+        self.journal, self.ledger, self.wallet, self.merchant = journal, ledger, wallet, merchant
         self.scheme, self.route = scheme, route
         self._wakeup = anyio.Event()
 
@@ -55,6 +61,7 @@ class ReversalForwarder:
             try:
                 await self.forward_pending()
                 await self.forward_wallet_reversals()
+                await self.forward_merchant_notices()
             except sqlite3.Error as exc:  # the queue stays in the journal: tried again on the next round
                 log.error("cannot read or update the pending reversals: %s", exc)  # noqa: TRY400 - no payload
 
@@ -74,6 +81,24 @@ class ReversalForwarder:
             else:
                 await anyio.to_thread.run_sync(self.journal.wallet_reversal_failed, reversal_id)
                 log.warning("QR reversal %d answered %s by the wallet host: tried again", reversal_id, answer.result)
+
+    async def forward_merchant_notices(self) -> None:
+        """Settlement notices owed to the merchant platform, oldest first, until each is answered 00 (the
+        platform keeps one notice per key, so a repeat after a lost answer is harmless); while it is down they
+        wait in the journal, however long."""
+        if self.merchant is None:
+            return
+        for notice_id, text in await anyio.to_thread.run_sync(self.journal.pending_merchant_notices):
+            try:
+                answer = await self.merchant.request(decode_message(text.encode("ascii"), MERCHANT_LINK))
+            except MerchantError:
+                return
+            if answer.result == NOTICE_DELIVERED:
+                await anyio.to_thread.run_sync(self.journal.merchant_notice_done, notice_id)
+                log.info("settlement notice %d delivered to the merchant platform", notice_id)
+            else:
+                await anyio.to_thread.run_sync(self.journal.merchant_notice_failed, notice_id)
+                log.warning("settlement notice %d answered %s by the merchant platform", notice_id, answer.result)
 
     async def forward_pending(self) -> None:
         pending = await anyio.to_thread.run_sync(self.journal.pending_reversals)

@@ -22,6 +22,7 @@ from frontend.effects import (
     FailureKind,
     PeerFailure,
     QueueReversal,
+    QueueSettlementNotice,
     QueueWalletReversal,
     VerifyMacAndPin,
 )
@@ -53,8 +54,11 @@ class Interpreter:
         reversal_queued: Callable[[], None],
         wallet: WalletClient | None = None,
         scheme: SwitchLinkClient | None = None,
+        notices: bool = False,
     ) -> None:
         self.journal, self.hsm, self.ledger, self.trace = journal, hsm, ledger, trace
+        #: Whether a merchant platform takes the settlement notices (without one, none is queued).
+        self.notices = notices
         #: The wallet host, for QR payments (``None``: QR requests are answered as the wallet unavailable).
         self.wallet = wallet
         self.scheme = scheme
@@ -78,6 +82,8 @@ class Interpreter:
     async def _carry_out(self, effect: Effect, correlation: str | None) -> Any:
         if isinstance(effect, INLINE_JOURNAL_EFFECTS):
             return journal_call(effect)(self.journal)
+        if isinstance(effect, QueueSettlementNotice) and not self.notices:
+            return None  # no merchant platform to tell: nothing is owed
         try:
             if isinstance(effect, HSM_EFFECTS):
                 with _HSM_HOP.time():
@@ -118,7 +124,7 @@ class Interpreter:
             log.warning("scheme switch unavailable: %s", exc)
             return PeerFailure("scheme", FailureKind.UNAVAILABLE, str(exc))
         result = await self.journal_writes.submit(journal_call(effect))
-        if isinstance(effect, QueueReversal | QueueWalletReversal):
+        if isinstance(effect, QueueReversal | QueueWalletReversal | QueueSettlementNotice):
             self._reversal_queued()
         return result
 

@@ -28,6 +28,7 @@ from acqkit.datakey import KEY_FILE as DATA_KEY_FILE
 from acqkit.datakey import DataKey, DataKeyError
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
 from frontend.effects import CounterVerdict
+from frontend.notices import MethodTotals, method_of
 from frontend.records import FIRST_BATCH, JournalTxn, Session, next_batch_number
 from wire.fields import CardTotals, SettlementTotals
 from wire.masking import mask_pan
@@ -47,6 +48,8 @@ CREATE TABLE IF NOT EXISTS pending_reversals (id INTEGER PRIMARY KEY AUTOINCREME
     last_code TEXT);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS wallet_reversals (id INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS merchant_notices (id INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL,
     tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS replay_windows (name TEXT PRIMARY KEY, high INTEGER NOT NULL, seen INTEGER NOT NULL);
 """
@@ -481,6 +484,40 @@ class Journal:
 
     def wallet_reversal_failed(self, reversal_id: int) -> None:
         self._exec("UPDATE wallet_reversals SET tries = tries + 1 WHERE id = ?", (reversal_id,))
+
+    # store-and-forward notices to the merchant platform (the encoded merchant-link MSPU: totals, no card data)
+    def method_totals(self, terminal_id: str, batch: str) -> dict[str, MethodTotals]:
+        """The batch's debits and credits per method (CARD, QR), counted as :meth:`totals` counts them."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, COALESCE(SUM(amount), 0), COUNT(*) FROM txns WHERE terminal_id = ? AND batch = ? "
+                "AND status IN ('approved', 'voided') GROUP BY kind",
+                (terminal_id, batch),
+            ).fetchall()
+        totals: dict[str, MethodTotals] = {}
+        for kind, amount, count in rows:
+            method = method_of(str(kind))
+            t = totals.get(method, MethodTotals())
+            if kind in DEBIT_KINDS:
+                t = dataclasses.replace(t, debit_count=t.debit_count + count, debit_amount=t.debit_amount + amount)
+            elif kind in CREDIT_KINDS:
+                t = dataclasses.replace(t, credit_count=t.credit_count + count, credit_amount=t.credit_amount + amount)
+            totals[method] = t
+        return totals
+
+    def queue_merchant_notice(self, message: str) -> None:
+        self._exec("INSERT INTO merchant_notices (message, created_at) VALUES (?, ?)", (message, time.time()))
+
+    def pending_merchant_notices(self) -> list[tuple[int, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, message FROM merchant_notices ORDER BY id").fetchall()
+        return [(int(i), str(text)) for i, text in rows]
+
+    def merchant_notice_done(self, notice_id: int) -> None:
+        self._exec("DELETE FROM merchant_notices WHERE id = ?", (notice_id,))
+
+    def merchant_notice_failed(self, notice_id: int) -> None:
+        self._exec("UPDATE merchant_notices SET tries = tries + 1 WHERE id = ?", (notice_id,))
 
     # counters that must never repeat: a chip card's ATC, a DUKPT reader's counter (a sliding window)
     def use_counter(self, scope: str, owner: str, value: int, window: int) -> CounterVerdict:

@@ -16,6 +16,7 @@ from frontend.effects import (
     NextRrn,
     OpenSession,
     QueueReversal,
+    QueueSettlementNotice,
     QueueWalletReversal,
     RecordAnswer,
     RecordQrRequest,
@@ -27,7 +28,9 @@ from frontend.effects import (
     UseCounter,
 )
 from frontend.journal import Journal
+from frontend.notices import settlement_notice
 from frontend.records import Session
+from wire.merchantlink import MERCHANT_LINK
 from wire.tlvlink import encode_message
 from wire.walletlink import WALLET_LINK
 
@@ -91,6 +94,13 @@ def journal_call(effect: JournalEffect) -> JournalCall:
                 local_date=effect.local_date,
                 local_time=effect.local_time,
                 original_stan=effect.original_stan,
+            )
+        case QueueSettlementNotice(terminal_id=terminal_id, merchant_id=merchant_id, batch=batch):
+            return lambda j: j.queue_merchant_notice(
+                encode_message(
+                    settlement_notice(merchant_id, terminal_id, batch, j.method_totals(terminal_id, batch)),
+                    MERCHANT_LINK,
+                ).decode("ascii")
             )
         case QueueWalletReversal(request=message):
             text = encode_message(message, WALLET_LINK).decode("ascii")

@@ -38,6 +38,7 @@ from frontend.journal import Journal
 from frontend.journal_ops import JournalCall
 from frontend.recovery import settle_unsettled
 from hsm_sim.client import HsmClient
+from merchant.client import MerchantClient
 from scheme.client import SwitchLinkClient
 from wallet.client import WalletClient
 from wire.errors import WireError
@@ -74,12 +75,16 @@ class Frontend:
         rules: RuleBook | None = None,
         wallet: WalletClient | None = None,
         scheme: SwitchLinkClient | None = None,
+        merchant: MerchantClient | None = None,
     ) -> None:
         """``wallet``: the wallet host for QR payments (without one, QR requests are answered 98). ``scheme``: the
-        link to the scheme switch for off-us cards (with ``ctx.scheme``, the BIN table)."""
+        link to the scheme switch for off-us cards (with ``ctx.scheme``, the BIN table). ``merchant``: the
+        merchant platform, told of each closed batch (store-and-forward; without one, no notice is queued)."""
         self.ctx, self.journal, self.ledger, self.rules = ctx, journal, ledger, rules
         self.trace = trace if trace is not None and trace.enabled else None
-        self.forwarder = ReversalForwarder(journal, ledger, scheme=scheme, route=ctx.scheme, wallet=wallet)
+        self.forwarder = ReversalForwarder(
+            journal, ledger, scheme=scheme, route=ctx.scheme, wallet=wallet, merchant=merchant
+        )
         self.effects = Interpreter(
             journal,
             hsm,
@@ -88,6 +93,7 @@ class Frontend:
             reversal_queued=self.forwarder.wake,
             wallet=wallet,
             scheme=scheme,
+            notices=merchant is not None,
         )
         self.answered = 0
 

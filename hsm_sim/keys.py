@@ -10,7 +10,8 @@ its own variant so confusing them is always refused):
 
     ZMK 000 A6 | ZPK 001 5A | TPK 002 6A | TAK 003 DE | ZAK 008 7E | TMK 102 2B | PVK 202 50
     MK-AC 109 3C (issuer master key for application cryptograms, "IMK-AC") | BDK 009 9C (DUKPT base
-    derivation key, TDES or AES-128) | TDK 011 C6 (CUP track data key; acqsim's own code)
+    derivation key, TDES or AES-128) | TDK 011 C6 (CUP track data key; acqsim's own code) | HMK 012 B4 (a
+    terminal's merchant-link HMAC key, M6/M8 algorithm H; acqsim's own code)
 
 A ZAK (zone authentication key, payShield code 008) MACs a zone link such as the scheme switch link; a ZPK
 carries PIN blocks across a zone (acquirer → switch → issuer).
@@ -51,6 +52,7 @@ class KeyType(enum.StrEnum):
     MK_AC = "IMK"  # the issuer's IMK-AC (payShield type MK-AC): card master keys derive from it (option A)
     BDK = "BDK"  # DUKPT base derivation key
     TDK = "TDK"  # track data key (PROTOCOL.md §8)
+    HMK = "HMK"  # a terminal's merchant-link HMAC key (docs/smartpos.md, "Authentication"): MACs only
 
     @property
     def code(self) -> str:
@@ -79,6 +81,7 @@ _CODES: Final = {
     KeyType.MK_AC: "109",
     KeyType.BDK: "009",
     KeyType.TDK: "011",
+    KeyType.HMK: "012",  # acqsim's code (payShield names HMAC keys in key blocks)
 }
 _VARIANTS: Final = {
     KeyType.ZMK: 0xA6,
@@ -91,6 +94,7 @@ _VARIANTS: Final = {
     KeyType.MK_AC: 0x3C,
     KeyType.BDK: 0x9C,
     KeyType.TDK: 0xC6,
+    KeyType.HMK: 0xB4,
 }
 
 

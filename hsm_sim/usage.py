@@ -43,6 +43,7 @@ KEY_USES: Final[Mapping[KeyType, frozenset[KeyUse]]] = {
     KeyType.MK_AC: _WORKING | {KeyUse.CRYPTOGRAM},
     KeyType.BDK: _WORKING | {KeyUse.DUKPT_DERIVE},
     KeyType.TDK: _WORKING | {KeyUse.DATA_DECRYPT},
+    KeyType.HMK: _WORKING | {KeyUse.MAC},
 }
 
 #: Key-encrypting key type → the key types A0 may export under it. A PVK never leaves the HSM; a ZMK or TMK

@@ -1,7 +1,8 @@
 """``acqsim merchant``: run the merchant platform, use its apps from the command line, or report on sales.
 
     acqsim merchant serve [--listen HOST:PORT] [--db FILE]      the platform (prints READY merchant HOST:PORT;
-                          [--tls-dir DIR] [--max-connections N]  mutual TLS under tls = true)
+                          [--tls-dir DIR] [--max-connections N]  mutual TLS under tls = true; under [merchant]
+                          [--hsm HOST:PORT] [--key-store PATH]   authenticate = true, MACs verified in the HSM)
     acqsim merchant report [--db FILE] [--json] [--plot FILE]   sales by hour and method, average ticket, top items
     acqsim merchant coupon-issue DISCOUNT [--min-spend A]       a coupon worth DISCOUNT yuan
     acqsim merchant coupon-redeem CODE BASKET --ref R           the discount off a basket (once)
@@ -10,6 +11,8 @@
     acqsim merchant voucher-settle                              settle the verified vouchers
     acqsim merchant notice-push KIND TEXT [--terminal ID]       push a notice (SETTLEMENT, PARAMETERS, CHARGEBACK, ...)
     acqsim merchant notices [--terminal ID]                     a terminal's notices, newest first
+    acqsim merchant chargeback RRN AMOUNT [--terminal ID]       the acquirer's chargeback notice (once per RRN)
+    acqsim merchant parameters VERSION [--terminal ID]          a new parameter version's notice (once per version)
     acqsim merchant member-join PHONE | member-find PHONE       members by phone
 
 ``--merchant-id`` defaults to the first configured merchant. Exit codes (acqkit/exitcodes.py): 0 done,
@@ -19,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import sys
@@ -27,17 +31,20 @@ from typing import Final
 
 import anyio
 
-from acqkit.amounts import parse_amount
+from acqkit.amounts import parse_amount, yuan
 from acqkit.config import AcqsimConfig, ConfigError, Endpoint, load_config
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from acqkit.keystore import KeyStoreError, read_key_store
+from acqkit.peerclient import PEER_RETRY_WINDOW_S, PeerError, connect_within
 from acqkit.runner import announce, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
+from hsm_sim.client import HsmClient
 from merchant.analytics import plot, report, text
-from merchant.client import DEFAULT_MERCHANT, MerchantClient, MerchantError
-from merchant.server import MerchantHost, serve
+from merchant.client import DEFAULT_MERCHANT, MerchantClient, MerchantError, link_keys, terminal_signer
+from merchant.server import HsmLinkVerifier, MerchantHost, serve
 from merchant.store import MerchantStore, MerchantStoreError
-from wire.merchantlink import MerchantKind
+from wire.merchantlink import NOTICE_CHARGEBACK, NOTICE_PARAMETERS, MerchantKind
 from wire.tlvlink import LinkMessage
 
 ACTIONS: Final = (
@@ -50,6 +57,8 @@ ACTIONS: Final = (
     "voucher-settle",
     "notice-push",
     "notices",
+    "chargeback",
+    "parameters",
     "member-join",
     "member-find",
 )
@@ -61,6 +70,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="configuration file (default: built-in TEST configuration)")
     parser.add_argument("--listen", help=f"serve: HOST:PORT to listen on (default: [merchant], {DEFAULT_MERCHANT})")
     parser.add_argument("--db", help="serve, report: the platform's store (default: [merchant] db in the data dir)")
+    parser.add_argument("--hsm", help="serve: HOST:PORT of the HSM that verifies request MACs (default: [hsm])")
+    parser.add_argument("--key-store", type=Path, help="serve: the key store (default: <data_dir>/keys/keystore.json)")
     parser.add_argument("--platform", help=f"HOST:PORT of the merchant platform (default {DEFAULT_MERCHANT})")
     parser.add_argument("--merchant-id", help="merchant id (default: the first configured merchant)")
     parser.add_argument("--terminal", help="terminal id (notices for one terminal)")
@@ -97,6 +108,18 @@ def _request(args: argparse.Namespace, merchant_id: str) -> LinkMessage:
     if action == "notice-push":
         kind, words = _need(args, 2, "KIND TEXT")
         return LinkMessage.of(k.NOTICE_PUSH, MI=merchant_id, MK=kind.upper(), TX=words, TI=args.terminal)
+    if action == "chargeback":
+        rrn, amount = _need(args, 2, "RRN AMOUNT")
+        words = f"chargeback of {yuan(parse_amount(amount))} CNY on RRN {rrn}"
+        return LinkMessage.of(
+            k.NOTICE_PUSH, MI=merchant_id, MK=NOTICE_CHARGEBACK, TX=words, TI=args.terminal, NK=f"CB {rrn}"
+        )
+    if action == "parameters":
+        [version] = _need(args, 1, "VERSION")
+        words = f"parameter version {version} is ready to download"
+        return LinkMessage.of(
+            k.NOTICE_PUSH, MI=merchant_id, MK=NOTICE_PARAMETERS, TX=words, TI=args.terminal, NK=f"PARAM {version}"
+        )
     if action == "notices":
         return LinkMessage.of(k.NOTICE_LIST, MI=merchant_id, TI=args.terminal)
     [phone] = _need(args, 1, "PHONE")
@@ -108,7 +131,8 @@ async def _app(args: argparse.Namespace, config: AcqsimConfig) -> int:
     endpoint = Endpoint.parse(args.platform) if args.platform else DEFAULT_MERCHANT
     request = _request(args, args.merchant_id or config.merchants[0].merchant_id)
     try:
-        async with MerchantClient(endpoint.host, endpoint.port) as client:
+        signer = terminal_signer(config, args.terminal)  # TEST: the CLI signs as that terminal
+        async with MerchantClient(endpoint.host, endpoint.port, signer=signer) as client:
             answer = await client.request(request)
     except MerchantError as exc:
         print(f"acqsim merchant {args.action}: {exc}", file=sys.stderr)
@@ -133,7 +157,7 @@ def _report(args: argparse.Namespace, config: AcqsimConfig) -> int:
     return EXIT_OK
 
 
-async def _serve(args: argparse.Namespace, config: AcqsimConfig) -> None:
+async def _serve(args: argparse.Namespace, config: AcqsimConfig, unreachable: list[str]) -> None:
     listen = Endpoint.parse(args.listen) if args.listen else config.merchant_platform.listen
     serving = serving_for(
         "merchant",
@@ -144,8 +168,21 @@ async def _serve(args: argparse.Namespace, config: AcqsimConfig) -> None:
     )
     store = MerchantStore(args.db or config.store_path(config.merchant_platform.db))
     try:
-        async with anyio.create_task_group() as tg:
-            host = MerchantHost(store)
+        async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
+            verifier = None
+            if config.merchant_platform.authenticate:
+                hsm_at = Endpoint.parse(args.hsm) if args.hsm else config.hsm.listen
+                keys = read_key_store(args.key_store or config.key_store_path)
+                connect_hsm = functools.partial(HsmClient.connect, hsm_at.host, hsm_at.port, tls=serving.client_tls)
+                try:
+                    hsm = await stack.enter_async_context(await connect_within(connect_hsm, PEER_RETRY_WINDOW_S))
+                except PeerError as exc:
+                    print(f"acqsim merchant: {exc}: cannot verify requests", file=sys.stderr)
+                    unreachable.append(str(exc))
+                    return
+                verifier = HsmLinkVerifier(hsm, link_keys(keys))
+                print(f"requests must be signed: {len(verifier.keys)} terminal key(s), verified in the HSM", flush=True)
+            host = MerchantHost(store, verifier=verifier)
             port = await tg.start(functools.partial(serve, listen.host, listen.port, platform=host, serving=serving))
             print(serving.summary, flush=True)
             announce("merchant", listen.host, port)
@@ -157,10 +194,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         if args.action == "serve":
-            return run_service(functools.partial(_serve, args, config))
+            unreachable: list[str] = []
+            code = run_service(functools.partial(_serve, args, config, unreachable))
+            return EXIT_UNREACHABLE if unreachable else code
         if args.action == "report":
             return _report(args, config)
         return anyio.run(_app, args, config)
-    except (ConfigError, ValueError, OSError, MerchantStoreError) as exc:
+    except (ConfigError, ValueError, OSError, MerchantStoreError, KeyStoreError) as exc:
         print(f"acqsim merchant: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -88,6 +88,7 @@ class Notice:
     text: str
     created_at: float
     terminal_id: str = ""  # empty: every terminal of the merchant
+    key: str = ""  # the sender's notice key (NK): one notice per key, however often it is pushed
 
     @property
     def ident(self) -> str:

@@ -10,6 +10,7 @@ from typing import Final
 
 from acqkit.config import TEST_PVK, AcqsimConfig
 from wire.masking import mask_pan
+from wire.merchantlink import derive_test_link_key
 from wire.paycrypto import build_pin_block
 
 #: The ledger's store is the card issuer's own book: its accounts are keyed by the card number (the one place
@@ -30,7 +31,8 @@ def _needles() -> dict[str, list[bytes]]:
         block = build_pin_block(card.pin, card.pan)
         needles[f"clear PIN block of {name}"] = [block, block.hex().encode(), block.hex().upper().encode()]
         needles[f"PIN of {name}"] = [f"PIN {card.pin}".encode(), f'"pin": "{card.pin}"'.encode()]
-    keys = [t.tmk for t in config.terminals] + [TEST_PVK, config.imk_ac, config.bdk]
+    link_keys = [derive_test_link_key(t.tmk).hex() for t in config.terminals]  # the merchant-link keys
+    keys = [t.tmk for t in config.terminals] + [TEST_PVK, config.imk_ac, config.bdk, *link_keys]
     for key in keys:
         for half in (key[:16], key[16:]):
             needles[f"key half {half}"] = [half.upper().encode(), half.lower().encode(), bytes.fromhex(half)]

@@ -15,6 +15,7 @@ from acqkit.tlvhost import TlvHost, serve_tlv
 from wallet.core import WalletCore
 from wallet.seed import seed_accounts
 from wallet.store import WalletStore, WalletStoreError
+from wallet.txnrecord import wallet_txn_fields
 from wire.walletlink import WALLET_LINK
 
 
@@ -29,7 +30,15 @@ class WalletHost(TlvHost):
             book.apply(opening)
         self.wallet_core = WalletCore(book)
         self.wallet_store = store
-        super().__init__(WALLET_LINK, self.wallet_core, store, store_errors=(WalletStoreError,), clock=clock)
+        super().__init__(
+            WALLET_LINK,
+            self.wallet_core,
+            store,
+            store_errors=(WalletStoreError,),
+            clock=clock,
+            service="wallet",
+            txn_fields=wallet_txn_fields,
+        )
 
 
 async def serve(

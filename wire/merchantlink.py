@@ -1,17 +1,24 @@
 """The merchant-platform link: smart POS, cash register and back office ↔ the merchant platform (docs/smartpos.md).
 
 Frames as on every acqsim link; each payload is one TLV message (:mod:`wire.tlvlink`). Amounts are minor
-units. Lists (the message centre) come back as up to ``MAX_LISTED`` tags ``N1``…``N9``, newest first, each
-``id|kind|text``. Card members are found by the card's fingerprint (``FP``: HMAC-SHA-256 under the data key,
-64 hex digits), never by a card number.
+units. A request may be **signed** (:func:`sign`; the platform may require it): ``KI`` the signer's key id (a
+terminal id), ``TS`` its clock (Unix seconds), ``NC`` a fresh nonce (16 hex), then ``HM`` — the first 8 bytes
+of HMAC-SHA-256 (16 hex) under the signer's merchant-link key over the encoded message without ``HM``
+(:func:`signing_bytes`); refusals are the :class:`AuthResult` codes. Lists (the message centre) come back as
+up to ``MAX_LISTED`` tags ``N1``…``N9``, newest first, each ``id|kind|text``. Card members are found by the
+card's fingerprint (``FP``: HMAC-SHA-256 under the data key, 64 hex digits), never by a card number.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Final
 
+from wire.ascii_tlv import encode_ascii_tlv
 from wire.errors import MessageDecodeError
-from wire.tlvlink import COMMON_TAGS, ERROR_KIND, KIND_ERROR, KindSpec, LinkSpec, TagSpec
+from wire.paycrypto import MacAlgorithm, compute_mac, with_odd_parity
+from wire.tlvlink import COMMON_TAGS, ERROR_KIND, KIND_ERROR, TAG_KIND, KindSpec, LinkMessage, LinkSpec, TagSpec
 
 MERCHANT_LINK_NAME: Final = "merchant link"
 MAX_LISTED: Final = 9
@@ -48,6 +55,65 @@ def parse_items(text: str) -> Items:
 
 #: ``MK`` values of a notice.
 NOTICE_KINDS: Final = ("SETTLEMENT", "PARAMETERS", "CHARGEBACK", "BOOKING", "OTHER")
+NOTICE_SETTLEMENT: Final = "SETTLEMENT"
+NOTICE_PARAMETERS: Final = "PARAMETERS"
+NOTICE_CHARGEBACK: Final = "CHARGEBACK"
+
+
+#: The authentication tags, in the order :func:`sign` appends them (``HM`` last).
+TAG_KEY_ID: Final = "KI"
+TAG_TIMESTAMP: Final = "TS"
+TAG_NONCE: Final = "NC"
+TAG_MAC: Final = "HM"
+AUTH_TAGS: Final = (TAG_KEY_ID, TAG_TIMESTAMP, TAG_NONCE, TAG_MAC)
+NONCE_HEX_LEN: Final = 16
+MAC_HEX_LEN: Final = 16
+LINK_MAC: Final = MacAlgorithm.HMAC_SHA256_64
+#: The TEST derivation of a terminal's merchant-link key from its TEST TMK (the key ceremony forms the same key
+#: in the HSM): a real estate loads a separate random key per terminal.
+_TEST_LINK_KEY_LABEL: Final = b"acqsim merchant link key v1 TEST"
+LINK_KEY_LEN: Final = 16
+
+
+class AuthResult:
+    """``RC`` of a request the platform refuses to authenticate (the link's own codes)."""
+
+    UNSIGNED = "S1"  # KI, TS, NC or HM missing
+    UNKNOWN_KEY = "S2"  # no merchant-link key for KI
+    BAD_MAC = "S3"  # HM does not verify under KI's key
+    REPLAYED = "S4"  # this nonce was seen already from KI within the window
+    STALE = "S5"  # TS too far from the platform's clock
+
+
+def signing_bytes(message: LinkMessage) -> bytes:
+    """What ``HM`` is computed over: the message encoded as sent (``MT`` first, tags in order), without ``HM``."""
+    items = ((TAG_KIND, message.kind), *((tag, value) for tag, value in message.values if tag != TAG_MAC))
+    return encode_ascii_tlv(items, field=MERCHANT_LINK_NAME).encode("ascii")
+
+
+def stamped(message: LinkMessage, *, key_id: str, now: float, nonce: str) -> LinkMessage:
+    """``message`` with ``KI``, ``TS`` and ``NC`` appended (any earlier authentication tags dropped): ready for
+    its MAC (:func:`with_mac`), computed here or by an HSM over :func:`signing_bytes`."""
+    kept = tuple((tag, value) for tag, value in message.values if tag not in AUTH_TAGS)
+    stamp = ((TAG_KEY_ID, key_id), (TAG_TIMESTAMP, str(int(now))), (TAG_NONCE, nonce))
+    return LinkMessage(message.kind, (*kept, *stamp))
+
+
+def with_mac(message: LinkMessage, mac: bytes) -> LinkMessage:
+    return LinkMessage(message.kind, (*message.values, (TAG_MAC, mac.hex().upper())))
+
+
+def sign(message: LinkMessage, *, key_id: str, key: bytes, now: float, nonce: str) -> LinkMessage:
+    """``message`` with ``KI``, ``TS``, ``NC`` and ``HM`` appended (any earlier ones replaced), under a clear
+    key (a terminal's)."""
+    unsigned = stamped(message, key_id=key_id, now=now, nonce=nonce)
+    return with_mac(unsigned, compute_mac(LINK_MAC, key, signing_bytes(unsigned)))
+
+
+def derive_test_link_key(tmk_hex: str) -> bytes:
+    """The TEST merchant-link key of the terminal whose TEST TMK is ``tmk_hex`` (double length, odd parity)."""
+    derived = hmac.new(bytes.fromhex(tmk_hex), _TEST_LINK_KEY_LABEL, hashlib.sha256).digest()[:LINK_KEY_LEN]
+    return with_odd_parity(derived)
 
 
 class MerchantKind:
@@ -92,6 +158,7 @@ MERCHANT_LINK: Final = LinkSpec(
         "ST": TagSpec("terminal's STAN", 6, digits=True, min_len=6),
         "MK": TagSpec("notice kind", 12),
         "ID": TagSpec("notice number", 10, digits=True),
+        "NK": TagSpec("notice key: the sender's id for one notice (a repeat is answered, not stored again)", 40),
         "PH": TagSpec("member's phone number", 15, digits=True, min_len=6),
         "FP": TagSpec("card fingerprint (HMAC-SHA-256, hex)", 64, min_len=64),
         "MB": TagSpec("member number", 16),
@@ -101,6 +168,10 @@ MERCHANT_LINK: Final = LinkSpec(
         "IT": TagSpec("items: name*qty*unit price;…", 900),
         "AT": TagSpec("when, Unix seconds", 10, digits=True),
         "ON": TagSpec("state", 12),
+        TAG_KEY_ID: TagSpec("signer's key id (terminal id)", 8, min_len=8),
+        TAG_TIMESTAMP: TagSpec("signer's clock, Unix seconds", 10, digits=True),
+        TAG_NONCE: TagSpec("nonce, hex", NONCE_HEX_LEN, min_len=NONCE_HEX_LEN),
+        TAG_MAC: TagSpec("HMAC-SHA-256/64 of the request, hex", MAC_HEX_LEN, min_len=MAC_HEX_LEN),
     },
     kinds={
         _K.COUPON_ISSUE: KindSpec("issue a coupon", frozenset({"MI", "DA"}), frozenset({"CP"})),

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
+import hmac
 import operator
 import secrets
 import sys
@@ -274,6 +276,13 @@ class MacAlgorithm(enum.StrEnum):
     ISO9797_ALG1 = "iso9797-1"
     X9_19 = "x9.19"
     CUP_ECB = "cup-ecb"
+    #: HMAC-SHA-256 (RFC 2104, FIPS 180-4) truncated to its first 8 bytes (RFC 2104 §5): the merchant link's
+    #: request MAC (docs/smartpos.md), over a double-length key used as 16 bytes of HMAC key.
+    HMAC_SHA256_64 = "hmac-sha256-64"
+
+
+#: Bytes of HMAC-SHA-256 kept as the MAC (the HSM's MAC field is 16H).
+HMAC_MAC_LEN: Final = 8
 
 
 def compute_mac(algorithm: MacAlgorithm, key: bytes, data: bytes) -> bytes:
@@ -281,6 +290,8 @@ def compute_mac(algorithm: MacAlgorithm, key: bytes, data: bytes) -> bytes:
         return mac_iso9797_alg1(key, data)
     if algorithm is MacAlgorithm.X9_19:
         return mac_x919(key, data)
+    if algorithm is MacAlgorithm.HMAC_SHA256_64:
+        return hmac.new(key, data, hashlib.sha256).digest()[:HMAC_MAC_LEN]
     return mac_cup_ecb(key, data)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Generator
 from typing import Any
 
-from frontend.effects import BatchTotals, Effect, SaveSession
+from frontend.effects import BatchTotals, Effect, QueueSettlementNotice, SaveSession
 from frontend.flows.answer import Answer, Flow, done, refuse
 from frontend.messages import Kind
 from frontend.records import Session, next_batch_number
@@ -14,8 +14,12 @@ from wire.constants import CARD_ORG_CUP, ResponseCode
 from wire.fields import FLAG_BALANCED, FLAG_NOT_BALANCED, CardTotals, SettlementTotals
 
 
-def close_batch(session: Session) -> Generator[Effect, Any, None]:
-    """Settlement closes the batch on both sides; the next batch number is the current one plus one."""
+def close_batch(answer: Answer, session: Session) -> Generator[Effect, Any, None]:
+    """Settlement closes the batch on both sides; the next batch number is the current one plus one. The
+    merchant's "settlement done" notice is queued first (journal only: the platform is never waited for)."""
+    merchant_id = answer.request.fields.get("42")  # checked against the registry (core check 3)
+    if merchant_id:
+        yield QueueSettlementNotice(session.terminal_id, merchant_id, session.batch)
     yield SaveSession(dataclasses.replace(session, batch=next_batch_number(session.batch)))
 
 
@@ -33,7 +37,7 @@ def settlement(answer: Answer, session: Session) -> Flow:
     answer.fields["48"] = claimed.with_flags(domestic, foreign).encode()
     answer.fields["63"] = CARD_ORG_CUP
     if domestic == foreign == FLAG_BALANCED:
-        yield from close_batch(session)  # balanced: the terminal carries on with the next batch
+        yield from close_batch(answer, session)  # balanced: the terminal carries on with the next batch
     return (yield from done(answer.code(ResponseCode.APPROVED), session, Kind.SETTLEMENT))
 
 
@@ -41,5 +45,5 @@ def batch_upload(answer: Answer, session: Session, kind: Kind) -> Flow:
     """Each upload is acknowledged; after an unbalanced settlement, the end of the upload closes the batch."""
     reply = yield from done(answer.code(ResponseCode.APPROVED), session, kind)
     if kind is Kind.BATCH_UPLOAD_END:
-        yield from close_batch(session)
+        yield from close_batch(answer, session)
     return reply

@@ -19,7 +19,12 @@ from wire.paycrypto import MacAlgorithm, PinBlockFormat
 #: payShield PIN block format codes: 01 = ISO 9564 format 0, 05 = format 1, 47 = format 3.
 PIN_FORMAT_CODES: Final = {"01": PinBlockFormat.ISO0, "05": PinBlockFormat.ISO1, "47": PinBlockFormat.ISO3}
 #: M6/M8 algorithm codes: 1 = ISO 9797-1 alg 1, 3 = ANSI X9.19 (ISO 9797-1 alg 3), C = CUP POS ECB MAC.
-MAC_ALGORITHM_CODES: Final = {"1": MacAlgorithm.ISO9797_ALG1, "3": MacAlgorithm.X9_19, "C": MacAlgorithm.CUP_ECB}
+MAC_ALGORITHM_CODES: Final = {
+    "1": MacAlgorithm.ISO9797_ALG1,
+    "3": MacAlgorithm.X9_19,
+    "C": MacAlgorithm.CUP_ECB,
+    "H": MacAlgorithm.HMAC_SHA256_64,  # acqsim's: the merchant link's HMAC-SHA-256/64 (not a payShield code)
+}
 #: The inverses, for clients.
 MAC_ALGORITHM_BY_NAME: Final = {v: k for k, v in MAC_ALGORITHM_CODES.items()}
 PIN_FORMAT_BY_ENUM: Final = {v: k for k, v in PIN_FORMAT_CODES.items()}

@@ -24,8 +24,9 @@ from hsm_sim.reader import FieldReader
 from wire.paycrypto import has_odd_parity, key_check_value, with_odd_parity, xor
 
 #: Key types A4 may form: the key-encrypting keys a ceremony loads, and the PVK.
-#: (the IMK-AC and the DUKPT BDK too: base keys that never travel under another key, issue #18)
-COMPONENT_TYPES: Final = frozenset({KeyType.ZMK, KeyType.TMK, KeyType.PVK, KeyType.MK_AC, KeyType.BDK})
+#: (the IMK-AC and the DUKPT BDK too: base keys that never travel under another key, issue #18; and a
+#: terminal's long-lived merchant-link HMAC key, loaded beside its TMK: docs/smartpos.md, "Authentication")
+COMPONENT_TYPES: Final = frozenset({KeyType.ZMK, KeyType.TMK, KeyType.PVK, KeyType.MK_AC, KeyType.BDK, KeyType.HMK})
 MIN_COMPONENTS: Final = 2
 MAX_COMPONENTS: Final = 9
 

@@ -21,6 +21,7 @@ from acqsim.provision import CeremonyError, key_ceremony
 from hsm_sim.client import HsmClient
 from hsm_sim.processor import HsmProcessor
 from hsm_sim.server import serve
+from wire.merchantlink import derive_test_link_key
 
 UP_TIMEOUT_S = 60
 
@@ -40,13 +41,17 @@ async def test_the_ceremony_loads_once_and_reuses_the_store(tmp_path: Path) -> N
     processor = HsmProcessor.with_random_lmk(allow_clear_import=True)
     async with hsm_at(processor) as hsm:
         first = await key_ceremony(config, hsm)
-        assert set(first.entries) == {"tmk/10000001", "tmk/10000002", "pvk", "imk/ac", "bdk/FFFF987654"}
+        assert set(first.entries) == {
+            *("tmk/10000001", "tmk/10000002", "pvk", "imk/ac", "bdk/FFFF987654"),
+            *("mlk/10000001", "mlk/10000002"),  # the merchant-link keys
+        }
+        assert {first.entries[f"mlk/{t}"].key_type for t in ("10000001", "10000002")} == {"HMK"}
         assert first.lmk_kcv == processor.lmk_check_value
         assert {e.source for e in first.entries.values()} == {"components"}
-        assert processor.counts["A4"] == 5
+        assert processor.counts["A4"] == 7
         assert read_key_store(config.key_store_path) == first
         assert await key_ceremony(config, hsm) == first  # restart: nothing imported again
-        assert processor.counts["A4"] == 5
+        assert processor.counts["A4"] == 7
         rekeyed = dataclasses.replace(
             config, terminals=(config.terminals[0], dataclasses.replace(config.terminals[1], tmk=TEST_TMK_1))
         )
@@ -54,7 +59,8 @@ async def test_the_ceremony_loads_once_and_reuses_the_store(tmp_path: Path) -> N
         assert again.entries["tmk/10000002"].kcv == again.entries["tmk/10000001"].kcv  # replaced …
         assert again.entries["pvk"] == first.entries["pvk"]  # … and only it
     text = config.key_store_path.read_text().upper()
-    for clear in [t.tmk for t in config.terminals] + [config.pvk, config.imk_ac, config.bdk]:
+    link_keys = [derive_test_link_key(t.tmk).hex().upper() for t in config.terminals]
+    for clear in [t.tmk for t in config.terminals] + [config.pvk, config.imk_ac, config.bdk, *link_keys]:
         assert clear[:16] not in text and clear[16:] not in text
 
 

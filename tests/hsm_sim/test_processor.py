@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 import pytest
@@ -74,6 +76,20 @@ def test_m6_cup_mac_matches_primitive_and_m8_verifies() -> None:
     assert call("M8", head.encode() + data + answer[8:].encode()) == "0001M900"
     bad = bytes([data[0] ^ 1]) + data[1:]
     assert call("M8", head.encode() + bad + answer[8:].encode()) == "0001M901"
+
+
+def test_m6_m8_hmac_sha256_64_under_an_hmk_only() -> None:
+    data = b"MT004MSLSMI015100000000000001"
+    hmk_head = f"001H1{KeyType.HMK.code}{under(KeyType.HMK, MAK)}{len(data):04X}"
+    answer = call("M6", hmk_head.encode() + data)
+    assert answer[8:] == hmac.new(MAK, data, hashlib.sha256).digest()[:8].hex().upper()  # an independent oracle
+    assert call("M8", hmk_head.encode() + data + answer[8:].encode()) == "0001M900"
+    assert call("M8", hmk_head.encode() + data[:-1] + b"2" + answer[8:].encode()) == "0001M901"
+    # Key separation: H with a DES MAC key, or an HMK with a DES algorithm, is refused (28).
+    tak_h = f"001H1{KeyType.TAK.code}{under(KeyType.TAK, MAK)}{len(data):04X}"
+    hmk_des = f"00131{KeyType.HMK.code}{under(KeyType.HMK, MAK)}{len(data):04X}"
+    assert call("M6", tak_h.encode() + data) == "0001M728"
+    assert call("M6", hmk_des.encode() + data) == "0001M728"
 
 
 def test_x919_vector_through_m6() -> None:

@@ -106,6 +106,16 @@ def test_notices_are_listed_newest_first(platform: Platform) -> None:
     assert listed["N2"].startswith("1|SETTLEMENT")
 
 
+def test_a_notice_key_stores_one_notice_however_often_it_is_pushed(platform: Platform) -> None:
+    first = platform.send(K.NOTICE_PUSH, MI=MID, MK="SETTLEMENT", TX="batch 000001 settled", NK="SETTLE x 000001")
+    again = platform.send(K.NOTICE_PUSH, MI=MID, MK="SETTLEMENT", TX="batch 000001 settled", NK="SETTLE x 000001")
+    assert (first.result, again.result, first["ID"], again["ID"]) == ("00", "00", "1", "1")
+    other = platform.send(K.NOTICE_PUSH, MI="100000000000002", MK="SETTLEMENT", TX="b", NK="SETTLE x 000001")
+    assert other["ID"] == "2"  # keys are the sender's, per merchant
+    assert platform.send(K.NOTICE_LIST, MI=MID, TI=TID)["CN"] == "1"
+    assert len(MerchantStore(platform.path).load().notices()) == 2  # and so is the store
+
+
 def test_members_by_phone_or_card_fingerprint_and_points(platform: Platform, tmp_path: Path) -> None:
     key = DataKey.ephemeral()
     fingerprint = key.fingerprint("6200001000000003")
