@@ -23,8 +23,7 @@ from acqkit.keystore import KeyStore, key_store_path
 from acqkit.schemeconfig import SchemeConfig, SchemeIssuerConfig
 from acqkit.serving import serving_for
 from acqsim.provision import CeremonyError, CeremonyKey, load_keys
-from core_ledger.seed import CardSeed
-from core_ledger.setup import open_store, seed
+from core_ledger.setup import card_seeds, open_store, seed
 from hsm_sim.client import HsmClient, KeyType
 from scheme.client import ISSUER_TLS_NAME, SWITCH_TLS_NAME
 
@@ -60,18 +59,7 @@ def seed_issuer_ledger(config: AcqsimConfig, issuer: SchemeIssuerConfig) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     store = open_store(str(folder / ISSUER_LEDGER_DB))
     try:
-        cards = [
-            CardSeed(
-                pan=c.pan,
-                expiry=c.expiry,
-                status=c.status,
-                balance=c.balance,
-                daily_limit=c.daily_limit,
-                holder=c.holder,
-            )
-            for c in config.cards
-            if issuer.issues(c.pan)
-        ]
+        cards = card_seeds(c for c in config.cards if issuer.issues(c.pan))
         return seed(store, store.load(), cards=cards)
     finally:
         store.close()

@@ -216,17 +216,8 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
             endpoint=hsm.listen,
             withheld_env=frozenset(),
             argv=(
-                *python,
-                "hsm",
-                *_listen(hsm.listen),
-                "--lmk-file",
-                str(lmk_file),
-                "--create-lmk",
-                "--passphrase-file",
-                str(passphrase_file_for(lmk_file)),
+                *_hsm_argv(python, hsm.listen, lmk_file, Path(config.store_path(hsm.audit))),
                 *(("--allow-clear-import",) if hsm.allow_clear_import else ()),
-                "--audit",
-                config.store_path(hsm.audit),
                 *(f"--allowed-client={name}:{','.join(cmds)}" for name, cmds in hsm.allowed_clients.items()),
                 *traces,
                 *_serving(config, hsm.max_connections),
@@ -301,6 +292,22 @@ def service_commands(config: AcqsimConfig, config_file: Path | None, log_args: S
     ]
 
 
+def _hsm_argv(python: tuple[str, ...], endpoint: Endpoint, lmk_file: Path, audit: Path) -> tuple[str, ...]:
+    """The HSM's command line every HSM shares: its address, its sealed LMK (made at first start) and its audit log."""
+    return (
+        *python,
+        "hsm",
+        *_listen(endpoint),
+        "--lmk-file",
+        str(lmk_file),
+        "--create-lmk",
+        "--passphrase-file",
+        str(passphrase_file_for(lmk_file)),
+        "--audit",
+        str(audit),
+    )
+
+
 def _party_hsm(
     config: AcqsimConfig, python: tuple[str, ...], title: str, folder: Path, endpoint: Endpoint
 ) -> ServiceSpec:
@@ -314,17 +321,8 @@ def _party_hsm(
         withheld_env=frozenset(),
         takes_service_options=False,
         argv=(
-            *python,
-            "hsm",
-            *_listen(endpoint),
-            "--lmk-file",
-            str(lmk_file),
-            "--create-lmk",
-            "--passphrase-file",
-            str(passphrase_file_for(lmk_file)),
+            *_hsm_argv(python, endpoint, lmk_file, folder / AUDIT_FILE),
             "--allow-clear-import",  # the [scheme] zone keys are clear TEST material, formed by A4
-            "--audit",
-            str(folder / AUDIT_FILE),
             f"--allowed-client={identity}:",
             *_party_trace(config, title),
             *_serving(config),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from acqkit.config import AcqsimConfig
+from acqkit.config import AcqsimConfig, CardFixture
 from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE, LedgerEngine
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from core_ledger.service import LedgerService
@@ -59,18 +59,23 @@ def seed_store(store: LedgerStore, state: LedgerState, config: AcqsimConfig) -> 
             )
             for m in config.merchants
         ],
-        cards=[
-            CardSeed(
-                pan=c.pan,
-                expiry=c.expiry,
-                status=c.status,
-                balance=c.balance,
-                daily_limit=c.daily_limit,
-                holder=c.holder,
-            )
-            for c in config.cards
-        ],
+        cards=card_seeds(config.cards),
     )
+
+
+def card_seeds(cards: Iterable[CardFixture]) -> list[CardSeed]:
+    """The ledger's side of configured cards: account data only (their PINs and PVVs stay in the configuration)."""
+    return [
+        CardSeed(
+            pan=c.pan,
+            expiry=c.expiry,
+            status=c.status,
+            balance=c.balance,
+            daily_limit=c.daily_limit,
+            holder=c.holder,
+        )
+        for c in cards
+    ]
 
 
 def open_service(
