@@ -53,22 +53,24 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import tomli_w
 
+from acqkit.configbase import LOOPBACK as LOOPBACK  # noqa: PLC0414 (re-export)
+from acqkit.configbase import MAX_PORT as MAX_PORT  # noqa: PLC0414 (re-export)
+from acqkit.configbase import ConfigError as ConfigError  # noqa: PLC0414 (re-export)
+from acqkit.configbase import Endpoint as Endpoint  # noqa: PLC0414 (re-export)
+from acqkit.configbase import split_host_port as split_host_port  # noqa: PLC0414 (re-export)
 from acqkit.keystore import key_store_path
 from acqkit.netio import DEFAULT_MAX_CONNECTIONS
+from acqkit.schemeconfig import SchemeConfig, scheme_from_mapping, scheme_to_mapping
 from acqkit.tls import TLS_DIR_NAME
 from wire.constants import CURRENCY_CNY
 from wire.tpdu import DEFAULT_ROUTE
 
-if TYPE_CHECKING:  # acqkit.schemeconfig builds on this module's Endpoint and ConfigError
-    from acqkit.schemeconfig import SchemeConfig
-
 #: Where the default configuration keeps its stores, traces and terminal state (``ACQSIM_HOME`` overrides).
 DEFAULT_DATA_DIR: Final = Path(".acqsim")
-LOOPBACK: Final = "127.0.0.1"
 
 DEFAULT_HSM_PORT: Final = 1500  # payShield's customary host port
 DEFAULT_LEDGER_PORT: Final = 5810
@@ -103,36 +105,8 @@ NAC_MAX_CONNECTIONS: Final = 10_000
 _T = TypeVar("_T")
 
 
-class ConfigError(ValueError):
-    """The configuration is not valid; the message names the table and key (``table``, ``key``: where it is,
-    so that :func:`load_config` can add the file and line)."""
-
-    def __init__(self, message: str, *, table: str = "", key: str = "") -> None:
-        super().__init__(message)
-        self.table, self.key = table, key
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Endpoint:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @classmethod
-    def parse(cls, text: str) -> Endpoint:
-        try:
-            host, port = split_host_port(text)
-        except ValueError:
-            raise ConfigError(f"{text!r} is not host:port") from None
-        return cls(host=host, port=port)
-
-
 #: ``--config``'s help, the same for every command that reads the configuration.
 CONFIG_HELP: Final = "acqsim TOML configuration file (default: the built-in one, data in .acqsim/)"
-#: The highest TCP port number.
-MAX_PORT: Final = 0xFFFF
 
 
 def port_number(text: str) -> int:
@@ -140,14 +114,6 @@ def port_number(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= MAX_PORT:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to {MAX_PORT})")
     return int(text)
-
-
-def split_host_port(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (an IPv6 host in brackets) → (host, port 0..65535); ``ValueError`` otherwise."""
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= MAX_PORT:
-        raise ValueError(text)
-    return host.strip("[]"), int(port)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -671,8 +637,6 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> A
 
 
 def _scheme(raw: Mapping[str, Any], default_pvk: str) -> SchemeConfig | None:
-    from acqkit.schemeconfig import scheme_from_mapping
-
     return scheme_from_mapping(_table(raw, "scheme"), default_pvk=default_pvk) if "scheme" in raw else None
 
 
@@ -743,8 +707,6 @@ def config_to_toml(config: AcqsimConfig) -> str:
         "cards": [_fixture_table(c) for c in config.cards],
     }
     if config.scheme is not None:
-        from acqkit.schemeconfig import scheme_to_mapping
-
         raw["scheme"] = scheme_to_mapping(config.scheme)
     return tomli_w.dumps(raw)
 

@@ -41,7 +41,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
 
-from acqkit.config import LOOPBACK, ConfigError, Endpoint
+from acqkit.configbase import LOOPBACK, ConfigError, Endpoint
 
 DEFAULT_SWITCH_ID: Final = "00010000"
 DEFAULT_SWITCH_PORT: Final = 5850
