@@ -17,6 +17,7 @@ from acqkit.config import AcqsimConfig, CardFixture
 from acqsim.clearing_reconcile import read_journal_entries, reconcile_acquirer
 from acqsim.fourparty import ACQUIRER_ID, CARD_C, DEBIT_B, SWITCH_ID, acquirer_access, card_fixture, running_world
 from acqsim.pipeline import running_pipeline
+from acqsim.traceview import journey
 from core_ledger.api import LedgerOp
 from core_ledger.sqlite_store import SqliteStore
 from scheme.clearing import build_run
@@ -113,6 +114,8 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
         assert steps[at - 2 : at + 2] == ca_then_switch
         assert before[at - 1]["note"] == "PIN translated" and before[at - 1]["message"]["error"] == "00"
         assert all("undecodable" not in r["message"] for r in hops)
+        shown = "\n".join(journey(config.trace_dir, "10000001", buy.fields["11"]))  # acqsim trace show
+        assert "front-end → HSM CA" in shown and "front-end ← switch 0210 (39 = 00)" in shown, shown
         assert DEBIT_B.pan not in (config.trace_dir / "frontend.jsonl").read_text()
         legs = world.journal.all()
         ops = [(leg.op, leg.response_code.value, leg.stand_in) for leg in legs]
