@@ -13,7 +13,8 @@ TOML layout (the whole section is optional; without it ``acqsim up`` runs the ac
     zak = "…32 hex…"              #   keys that travel under it (A6) into both ends' HSMs
     zpk = "…32 hex…"
     stand_in_limit = 10000        # fen: the switch approves a silent issuer's card up to this; leave out: 91
-    issuer_timeout_s = 3.0        # how long the switch waits for an issuer (leave out: the switch's default)
+    issuer_timeout_s = 3.0        # how long the switch waits for an issuer (leave out: the switch's default);
+                                  #   must leave STAND_IN_MARGIN_S before the front-end's SWITCH_TIMEOUT_S
 
     [[scheme.issuers]]            # each: its own HSM, ledger and issuer host, data in data_dir/scheme/<name>/
     name = "bank-b"               # process titles issuer-<name>, issuer-<name>-hsm, issuer-<name>-ledger
@@ -47,6 +48,13 @@ DEFAULT_SWITCH_ID: Final = "00010000"
 DEFAULT_SWITCH_PORT: Final = 5850
 DEFAULT_SWITCH_LISTEN: Final = Endpoint(host=LOOPBACK, port=DEFAULT_SWITCH_PORT)
 DEFAULT_SWITCH_HSM: Final = Endpoint(host=LOOPBACK, port=DEFAULT_SWITCH_PORT + 1)
+#: How long the front-end waits for one exchange with the switch (an issuer leg, PIN translation and MACs
+#: included); ``scheme.client`` takes its default from here so the check below and the client agree.
+SWITCH_TIMEOUT_S: Final = 8.0
+#: Time the switch needs after giving up on an issuer to decide a stand-in, journal it, MAC it and answer. The
+#: switch's issuer timeout plus this must stay under :data:`SWITCH_TIMEOUT_S`, or the front-end gives up first:
+#: 98 and a reversal where the switch would have stood in.
+STAND_IN_MARGIN_S: Final = 1.0
 #: Institution ids are 8 digits here (PROTOCOL.md §10, fields 32/33/100).
 MEMBER_ID_LEN: Final = 8
 _KEY_HEX_LEN: Final = 32
@@ -204,6 +212,14 @@ def scheme_from_mapping(raw: Mapping[str, Any], *, default_pvk: str) -> SchemeCo
     timeout = raw.get("issuer_timeout_s")
     if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
         raise ConfigError("[scheme] issuer_timeout_s must be positive seconds", table="scheme", key="issuer_timeout_s")
+    if timeout is not None and timeout + STAND_IN_MARGIN_S >= SWITCH_TIMEOUT_S:
+        raise ConfigError(
+            f"[scheme] issuer_timeout_s = {timeout} s leaves the switch no time to stand in: issuer_timeout_s +"
+            f" {STAND_IN_MARGIN_S} s (stand-in margin) must be under the front-end's switch timeout"
+            f" (SWITCH_TIMEOUT_S = {SWITCH_TIMEOUT_S} s), else the front-end answers 98 and reverses",
+            table="scheme",
+            key="issuer_timeout_s",
+        )
     return SchemeConfig(
         switch_id=_member_id(raw, "switch_id", "[scheme]", DEFAULT_SWITCH_ID),
         listen=Endpoint(host=host, port=port),

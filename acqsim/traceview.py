@@ -64,6 +64,8 @@ def describe_hop(record: dict[str, Any]) -> str:
         here, there = {"frontend": ("front-end", "switch"), "scheme": ("switch", "front-end")}.get(
             service, ("issuer", "switch")
         )
+        if service == "frontend" and direction == "in":  # the switch's answer, decoded in the front-end's trace
+            return f"{here} ← {there} {mti} (39 = {record.get('note')})"
         if (service == "frontend") == (direction == "out"):
             return f"{here} → {there} {mti}" if direction == "out" else f"{here} ← {there} {mti}"
         return f"{here} {'→' if direction == 'out' else '←'} {there} (39 = {record.get('note')})"

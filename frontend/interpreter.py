@@ -29,11 +29,12 @@ from frontend.effects import (
 from frontend.hsm_effects import hsm_commands, hsm_result
 from frontend.journal import Journal
 from frontend.journal_ops import JournalCall, journal_call
-from frontend.tracing import TRACED, EffectTrace
+from frontend.tracing import TRACED, EffectTrace, SchemeTrace
 from hsm_sim.client import HsmClient, HsmError, HsmUnavailable
 from scheme.client import SwitchLinkClient, SwitchLinkError, SwitchTimeout, ledger_answer, switch_request
 from wallet.client import WalletClient, WalletTimeout, WalletUnavailable
 from wire.constants import ResponseCode
+from wire.switchlink import SwitchHeader
 from wire.trace import TraceWriter
 
 log = logging.getLogger("acqsim.frontend")
@@ -94,7 +95,7 @@ class Interpreter:
                     return await self.ledger.submit(effect.request)
             if isinstance(effect, AskScheme):
                 with _SCHEME_HOP.time():
-                    return await self._ask_scheme(effect)
+                    return await self._ask_scheme(effect, SchemeTrace(self.trace, correlation))
             if isinstance(effect, AskWallet):
                 if self.wallet is None:
                     return PeerFailure("wallet", FailureKind.UNAVAILABLE, "no wallet host configured")
@@ -128,23 +129,37 @@ class Interpreter:
             self._reversal_queued()
         return result
 
-    async def _ask_scheme(self, effect: AskScheme) -> LedgerAnswer | PeerFailure:
-        """CA (the terminal's PIN block to the acquirer zone's ZPK) when there is a PIN, then the switch."""
+    async def _ask_scheme(self, effect: AskScheme, hops: SchemeTrace) -> LedgerAnswer | PeerFailure:
+        """CA (the terminal's PIN block to the acquirer zone's ZPK) when there is a PIN, then the switch; each hop
+        traced as it happens."""
         request = effect.request
         if self.scheme is None:
             return PeerFailure("scheme", FailureKind.UNAVAILABLE, "no scheme switch configured")
         block = None
         if effect.pin_block is not None:
+            hops.translating_pin()
             try:
                 block = await self.hsm.translate_pin(
                     effect.tpk_under_lmk, effect.zpk_under_lmk, effect.pin_block, request.pan
                 )
             except HsmError as exc:
+                hops.translated_pin(None if isinstance(exc, HsmUnavailable) else exc.error_code)
                 if exc.error_code != PIN_BLOCK_INVALID or isinstance(exc, HsmUnavailable):
                     raise
                 return LedgerAnswer(response_code=ResponseCode.PIN_FORMAT_ERROR, rrn=request.rrn)
+            hops.translated_pin("00")
         fields = switch_request(request, pin_block=block, track2=effect.track2, mcc=effect.mcc).fields()
-        return ledger_answer(await self.scheme.exchange(fields), request.rrn)
+        header = SwitchHeader(
+            destination_id=self.scheme.peer_id, source_id=self.scheme.own_id, transaction_info=request.stan
+        )
+        hops.sending(header, fields)
+        try:
+            answer = await self.scheme.exchange(fields)
+        except SwitchLinkError as exc:
+            hops.failed(FailureKind.TIMEOUT if isinstance(exc, SwitchTimeout) else FailureKind.UNAVAILABLE)
+            raise
+        hops.answered(answer)
+        return ledger_answer(answer, request.rrn)
 
 
 #: HSM error 20 to CA: the terminal's PIN block does not decrypt to a PIN (answered 99, as on-us).

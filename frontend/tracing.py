@@ -1,18 +1,23 @@
 """What the front-end's trace shows of its HSM, ledger and scheme switch calls: the host-link message, the
-switch-link message (dissected masked, the PIN block never shown), or the HSM command code only (never a key,
-PIN block or MAC), and one note per result, never a value."""
+switch-link message and its answer (dissected masked, the PIN block never shown, the MAC as zeros), or the HSM
+command code only (never a key, PIN block or MAC), and one note per result, never a value.
+
+An off-us request (:class:`~frontend.effects.AskScheme`) is traced hop by hop as the interpreter carries it out
+(:class:`SchemeTrace`): CA at the acquirer's HSM when there is a PIN, then the switch-link request as sent (52
+hidden) and the switch's answer (39, 38)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from core_ledger.client import host_message
 from frontend.effects import (
     AskLedger,
-    AskScheme,
     DecryptTrack,
     DecryptTrackBlock,
     Effect,
+    FailureKind,
     GenerateArpc,
     GenerateMac,
     GenerateWorkingKeys,
@@ -23,15 +28,13 @@ from frontend.effects import (
     VerifyPin,
 )
 from hsm_sim.client import PinVerification
-from scheme.client import switch_request
 from wire.errors import WireError
-from wire.switchlink import DEFAULT_MCC, SWITCH_MAC_HEX_LEN, SwitchHeader, switch_mac_block
+from wire.switchlink import SWITCH_MAC_HEX_LEN, SwitchHeader, SwitchMessage, switch_mac_block
 from wire.trace import TraceWriter
 
 Link = Literal["hsm", "host", "switch"]
 TRACED: Final = (
     AskLedger,
-    AskScheme,
     GenerateWorkingKeys,
     VerifyMac,
     GenerateMac,
@@ -42,8 +45,11 @@ TRACED: Final = (
     DecryptTrack,
     DecryptTrackBlock,
 )
-#: The institution ids a traced switch-link request is shown between (the trace shows the message, not the route).
-_TRACE_IDS: Final = "00000000"
+#: Field 128 as traced: the MAC is the HSM's and is never shown.
+_MAC_SHOWN: Final = b"0" * SWITCH_MAC_HEX_LEN
+#: CA (PIN from the terminal's TPK to the acquirer zone's ZPK) and its answer code.
+_TRANSLATE_PIN: Final = "CA"
+_TRANSLATE_PIN_ANSWER: Final = "CB"
 _HSM_CODES: Final = {
     GenerateWorkingKeys: "A0",
     VerifyMac: "M8",
@@ -69,14 +75,6 @@ _ANSWER_SHOWN: Final = b"00"
 def _view(effect: Effect) -> tuple[Link, bytes]:
     if isinstance(effect, AskLedger):
         return "host", host_message(effect.request)
-    if isinstance(effect, AskScheme):
-        try:
-            request = switch_request(effect.request, track2=effect.track2, mcc=effect.mcc or DEFAULT_MCC)
-            body = switch_mac_block(request.fields()) + b"0" * SWITCH_MAC_HEX_LEN  # the MAC is the HSM's, later
-            header = SwitchHeader(destination_id=_TRACE_IDS, source_id=effect.request.acquirer_id)
-        except (WireError, ValueError):  # a request the switch link cannot carry: the trace shows none
-            return "switch", b""
-        return "switch", header.to_bytes(len(body)) + body
     if isinstance(effect, VerifyPin) and effect.ksn is not None:
         return "hsm", f"{_HSM_HEADER}GQ".encode("ascii")  # the DUKPT PIN: verified from the BDK and the KSN
     return "hsm", f"{_HSM_HEADER}{_HSM_CODES[type(effect)]}".encode("ascii")
@@ -139,3 +137,49 @@ class EffectTrace:
                 correlation_id=self.correlation,
                 note=_note(part, part_result),
             )
+
+
+def _switch_frame(header: SwitchHeader, fields: Mapping[str, str]) -> bytes:
+    """A switch frame as traced: the body with a zero MAC in 128 (empty if the fields do not encode: the link
+    refuses them too)."""
+    try:
+        body = switch_mac_block({key: value for key, value in fields.items() if key != "128"}) + _MAC_SHOWN
+        return header.to_bytes(len(body)) + body
+    except (WireError, ValueError):
+        return b""
+
+
+class SchemeTrace:
+    """The hops of one off-us request, recorded as they happen (``trace=None``: nothing is recorded)."""
+
+    def __init__(self, trace: TraceWriter | None, correlation: str | None) -> None:
+        self.trace, self.correlation = trace, correlation
+
+    def _record(self, direction: Literal["in", "out"], link: Link, payload: bytes, note: str) -> None:
+        if self.trace is not None:
+            self.trace.record(
+                direction=direction,
+                link=link,
+                peer=_peer(link),
+                payload=payload,
+                correlation_id=self.correlation,
+                note=note,
+            )
+
+    def translating_pin(self) -> None:
+        self._record("out", "hsm", f"{_HSM_HEADER}{_TRANSLATE_PIN}".encode("ascii"), "TranslatePin")
+
+    def translated_pin(self, error_code: str | None) -> None:
+        """``error_code``: the HSM's (``"00"``: translated), or ``None`` when the HSM gave no answer."""
+        answer = f"{_HSM_HEADER}{_TRANSLATE_PIN_ANSWER}{error_code or ''}".encode("ascii")
+        note = {"00": "PIN translated", None: "hsm unavailable"}.get(error_code, f"PIN NOT translated ({error_code})")
+        self._record("in", "hsm", answer, note)
+
+    def sending(self, header: SwitchHeader, fields: Mapping[str, str]) -> None:
+        self._record("out", "switch", _switch_frame(header, fields), "AskScheme")
+
+    def answered(self, answer: SwitchMessage) -> None:
+        self._record("in", "switch", _switch_frame(answer.header, answer.fields), answer.fields.get("39", ""))
+
+    def failed(self, kind: FailureKind) -> None:
+        self._record("in", "switch", b"", f"scheme {kind.value}")

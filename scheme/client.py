@@ -21,6 +21,7 @@ from typing import Final, Self
 import anyio
 
 from acqkit.multiplex import LinkLost, PeerLink
+from acqkit.schemeconfig import SWITCH_TIMEOUT_S
 from core_ledger.api import ROUTES, LedgerAnswer, LedgerOp, LedgerRequest
 from hsm_sim.client import HsmClient, KeyType, MacAlgorithm
 from wire.constants import SECURITY_CONTROL_FORMAT0_TDES, ResponseCode
@@ -39,8 +40,6 @@ from wire.switchlink import (
 #: shared by all issuer hosts); with TLS each dialler checks the peer's certificate against them.
 SWITCH_TLS_NAME: Final = "scheme"
 ISSUER_TLS_NAME: Final = "issuer"
-#: Default time for one exchange with the switch (an issuer leg, PIN translation and MACs included).
-SWITCH_TIMEOUT_S: Final = 8.0
 #: The algorithm of the switch link's MAC (PROTOCOL.md §10, docs/scheme.md).
 SWITCH_MAC_ALGORITHM: Final = MacAlgorithm.X9_19
 

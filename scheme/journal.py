@@ -6,6 +6,12 @@ that arrive during one fsync share it). An approved reversal, void or completion
 with the same RRN in another class, else the row of that terminal, STAN and local date that field 90 names)
 ``reversed`` / ``voided``, in the same transaction as its own row; a marked row is not cleared. Rows hold the
 masked PAN only. Every method blocks: the shell runs them in a worker thread.
+
+Lookups on the hot path (:meth:`SwitchJournal.find`, :meth:`SwitchJournal.original_stood_in`) use a second, read-only
+connection under their own lock: in WAL mode a reader sees the last committed transaction and never waits for the
+writer, so a repeat check no longer queues behind a group commit's fsync. A lookup made after a commit returns sees
+it (WAL readers start from the latest commit); the writer still checks keys itself (INSERT OR IGNORE), so a lookup
+racing an uncommitted leg can at worst forward a repeat that the commit then refuses — as before.
 """
 
 from __future__ import annotations
@@ -123,20 +129,28 @@ class SwitchJournal:
         self._db.executescript(_SCHEMA)
         if columns and "pan_fingerprint" not in columns:  # a journal from before repeats were compared
             self._db.execute("ALTER TABLE legs ADD COLUMN pan_fingerprint TEXT NOT NULL DEFAULT ''")
+        # Opened after the schema exists; autocommit, so each SELECT reads the latest commit.
+        self._reader = sqlite3.connect(
+            f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
+        self._reader.row_factory = sqlite3.Row
+        self._read_lock = threading.Lock()
 
     def close(self) -> None:
+        self._reader.close()
         self._db.close()
 
     def find(self, acquirer_id: str, rrn: str, msg_class: str) -> LegRecord | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._read_lock:
+            row = self._reader.execute(
                 "SELECT * FROM legs WHERE acquirer_id = ? AND rrn = ? AND msg_class = ?", (acquirer_id, rrn, msg_class)
             ).fetchone()
         return _record(row) if row is not None else None
 
-    def _original(self, record: LegRecord) -> sqlite3.Row | None:
+    def _original(self, record: LegRecord, db: sqlite3.Connection | None = None) -> sqlite3.Row | None:
+        db = db or self._db
         if record.op is LedgerOp.REVERSAL:
-            same = self._db.execute(
+            same = db.execute(
                 "SELECT * FROM legs WHERE acquirer_id = ? AND rrn = ? AND msg_class != ?",
                 (record.acquirer_id, record.rrn, record.msg_class),
             ).fetchone()
@@ -144,7 +158,7 @@ class SwitchJournal:
                 return same  # type: ignore[no-any-return]
         if not record.original_stan:
             return None
-        return self._db.execute(  # type: ignore[no-any-return]
+        return db.execute(  # type: ignore[no-any-return]
             "SELECT * FROM legs WHERE acquirer_id = ? AND terminal_id = ? AND stan = ? AND local_date = ? "
             "AND msg_class != '04' ORDER BY rowid DESC",
             (record.acquirer_id, record.terminal_id, record.original_stan, record.original_date),
@@ -152,8 +166,8 @@ class SwitchJournal:
 
     def original_stood_in(self, record: LegRecord) -> bool:
         """Whether the original that ``record`` undoes was approved by the switch standing in."""
-        with self._lock:
-            original = self._original(record)
+        with self._read_lock:
+            original = self._original(record, self._reader)
         return original is not None and bool(original["stand_in"]) and original["response_code"] == "00"
 
     def record(self, record: LegRecord, *, reversal: tuple[str, str] | None = None) -> bool:

@@ -38,7 +38,10 @@ _LINE_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 def describe(link: Link, payload: bytes) -> dict[str, Any]:
-    """The traced form of a payload: the masked dissection, or for the HSM only header, code and error code."""
+    """The traced form of a payload: the masked dissection, or for the HSM only header, code and error code; an
+    empty payload (a hop that got no answer: its note says why) is just its length."""
+    if not payload:
+        return {"length": 0}
     try:
         if link == "pos":
             return as_json(dissect_pos(payload, with_views=False))

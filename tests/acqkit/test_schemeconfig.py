@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from acqkit.config import AcqsimConfig, ConfigError, config_from_mapping, config_to_toml, load_config
+from acqkit.schemeconfig import STAND_IN_MARGIN_S, SWITCH_TIMEOUT_S
 from acqsim.fourparty import ISSUER_B_ID, with_scheme
 from acqsim.supervisor import service_commands, with_ephemeral_ports
 
@@ -79,3 +80,21 @@ def test_a_typo_in_the_scheme_table_is_named_with_its_line(tmp_path: Path) -> No
     path.write_text(text.replace("stand_in_limit =", "stand_in_limt ="), encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown key 'stand_in_limt'"):
         load_config(path)
+
+
+@pytest.mark.parametrize("issuer_timeout", [SWITCH_TIMEOUT_S - STAND_IN_MARGIN_S, SWITCH_TIMEOUT_S, 30.0])
+def test_an_issuer_timeout_that_leaves_no_time_to_stand_in_is_refused(tmp_path: Path, issuer_timeout: float) -> None:
+    raw = tomllib.loads(config_to_toml(with_scheme(AcqsimConfig.default(data_dir=tmp_path))))
+    raw["scheme"]["issuer_timeout_s"] = issuer_timeout
+    with pytest.raises(ConfigError, match=r"issuer_timeout_s = .*SWITCH_TIMEOUT_S = 8\.0 s") as refused:
+        config_from_mapping(raw)
+    assert refused.value.key == "issuer_timeout_s"
+    assert f"{issuer_timeout}" in str(refused.value)
+
+
+def test_an_issuer_timeout_with_the_margin_to_spare_is_kept(tmp_path: Path) -> None:
+    raw = tomllib.loads(config_to_toml(with_scheme(AcqsimConfig.default(data_dir=tmp_path))))
+    raw["scheme"]["issuer_timeout_s"] = SWITCH_TIMEOUT_S - STAND_IN_MARGIN_S - 0.5
+    scheme = config_from_mapping(raw).scheme
+    assert scheme is not None
+    assert scheme.issuer_timeout_s == SWITCH_TIMEOUT_S - STAND_IN_MARGIN_S - 0.5

@@ -17,12 +17,14 @@ from acqkit.config import AcqsimConfig, CardFixture
 from acqsim.clearing_reconcile import read_journal_entries, reconcile_acquirer
 from acqsim.fourparty import ACQUIRER_ID, CARD_C, DEBIT_B, SWITCH_ID, acquirer_access, card_fixture, running_world
 from acqsim.pipeline import running_pipeline
+from acqsim.traceview import journey
 from core_ledger.api import LedgerOp
 from core_ledger.sqlite_store import SqliteStore
 from scheme.clearing import build_run
 from scheme.fees import FeeTable
 from terminal.pos import PosTerminal
 from terminal.session import Original
+from wire.dissect import HIDDEN
 
 pytestmark = pytest.mark.anyio
 
@@ -99,8 +101,21 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
         records = [json.loads(line) for line in (config.trace_dir / "frontend.jsonl").read_text().splitlines()]
         hops = [r for r in records if r["link"] == "switch"]
         assert hops[0]["direction"] == "out" and hops[0]["peer"] == "scheme"
-        assert hops[0]["message"]["fields"]["2"] == "623050******0014" and "52" not in hops[0]["message"]["fields"]
+        assert hops[0]["message"]["fields"]["2"] == "623050******0014"
         assert hops[1]["direction"] == "in" and hops[1]["note"] == "00"
+        answer = hops[1]["message"]["fields"]  # the switch's answer, decoded: its 39 and 38, the card masked
+        assert answer["39"] == "00" and answer["38"] == buy.fields["38"] and answer["2"] == "623050******0014"
+        assert hops[0]["message"]["fields"]["52"] == HIDDEN  # the zone PIN block CA made, never shown
+        # before the switch hop, CA at the acquirer's HSM: the terminal's PIN block to the zone's ZPK
+        before = [r for r in records if r["correlation_id"] == hops[0]["correlation_id"]]
+        steps = [(r["link"], r["direction"], r["message"].get("code")) for r in before]
+        at = steps.index(("switch", "out", None))
+        ca_then_switch = [("hsm", "out", "CA"), ("hsm", "in", "CB"), ("switch", "out", None), ("switch", "in", None)]
+        assert steps[at - 2 : at + 2] == ca_then_switch
+        assert before[at - 1]["note"] == "PIN translated" and before[at - 1]["message"]["error"] == "00"
+        assert all("undecodable" not in r["message"] for r in hops)
+        shown = "\n".join(journey(config.trace_dir, "10000001", buy.fields["11"]))  # acqsim trace show
+        assert "front-end → HSM CA" in shown and "front-end ← switch 0210 (39 = 00)" in shown, shown
         assert DEBIT_B.pan not in (config.trace_dir / "frontend.jsonl").read_text()
         legs = world.journal.all()
         ops = [(leg.op, leg.response_code.value, leg.stand_in) for leg in legs]
