@@ -2,10 +2,15 @@
 
 python -m bench.relay --listen PORT --to HOST:PORT    forward each frame, return its answer
 python -m bench.relay --listen PORT --echo            answer each frame with itself
+python -m bench.relay --listen PORT --via HOST:PORT [--via HOST:PORT ...]
+                                                     exchange each frame with each upstream in turn
+                                                     (the front-end's shape: HSM, ledger, HSM), then answer
 
 Like the NAC and the front-end, a relay carries every client's frames on ONE upstream connection, opened at
 start: answers come back in the order the frames went up (the echo and the relays answer in order), so each is
 handed to the client first in line. No decoding, routing, checks or crypto: the cost of the hops alone.
+With ``--via``, each frame gets a task of its own (as in the front-end, whose transactions wait on peers) that
+sends it to each upstream in turn, waits for that upstream's answer, and answers the client with the last one.
 """
 
 from __future__ import annotations
@@ -46,19 +51,69 @@ class _SharedUpstream:
                 await client.send(answer)  # a client that left has lost only its own answer
 
 
+class _ExchangeUpstream:
+    """One shared upstream connection answering in order: each exchange waits for the answer first in line."""
+
+    def __init__(self, conn: FramedConnection) -> None:
+        self.conn = conn
+        self.waiting: deque[tuple[anyio.Event, list[bytes]]] = deque()
+
+    async def exchange(self, payload: bytes) -> bytes:
+        answered, box = anyio.Event(), list[bytes]()
+        self.waiting.append((answered, box))
+        await self.conn.send(payload)
+        with anyio.fail_after(IDLE_S):
+            await answered.wait()
+        return box[0]
+
+    async def return_answers(self) -> None:
+        while (answer := await self.conn.receive()) is not None:
+            answered, box = self.waiting.popleft()
+            box.append(answer)
+            answered.set()
+
+
+class _FanOut:
+    def __init__(self, upstreams: list[_ExchangeUpstream]) -> None:
+        self.upstreams = upstreams
+
+    async def handle(self, client: FramedConnection) -> None:
+        async def one(payload: bytes) -> None:
+            for upstream in self.upstreams:
+                payload = await upstream.exchange(payload)
+            with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await client.send(payload)
+
+        async with anyio.create_task_group() as tg:
+            while (payload := await client.receive(IDLE_S)) is not None:
+                tg.start_soon(one, payload)
+
+
+async def _connect(address: str) -> FramedConnection:
+    host, _, port = address.rpartition(":")
+    return await connect(host, int(port), timeout=5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", type=int, required=True)
     parser.add_argument("--to")
     parser.add_argument("--echo", action="store_true")
+    parser.add_argument("--via", action="append", default=[])
     args = parser.parse_args()
 
     async def run() -> None:
         async with anyio.create_task_group() as tg:
             handler: ConnectionHandler = _echo
-            if not args.echo:
-                host, _, port = args.to.rpartition(":")
-                upstream = _SharedUpstream(await connect(host, int(port), timeout=5))
+            if args.via:
+                shared: dict[str, _ExchangeUpstream] = {}
+                for address in args.via:  # the same address twice is one connection, as the HSM link is
+                    if address not in shared:
+                        shared[address] = _ExchangeUpstream(await _connect(address))
+                        tg.start_soon(shared[address].return_answers)
+                handler = _FanOut([shared[address] for address in args.via]).handle
+            elif not args.echo:
+                upstream = _SharedUpstream(await _connect(args.to))
                 tg.start_soon(upstream.return_answers)
                 handler = upstream.handle
             bound = await tg.start(functools.partial(serve_tcp, "127.0.0.1", args.listen, handler, name="relay"))
