@@ -76,17 +76,23 @@ def _chain(argvs: list[list[str]], entry_port: int) -> Iterator[RelayChain]:
                 process.stdout.close()
 
 
-def relay_chain() -> contextlib.AbstractContextManager[RelayChain]:
-    """terminal → relay (NAC) → relay (front-end) → echo (ledger): the issue's relay floor."""
+def relay_chain(*, callbacks: bool = False) -> contextlib.AbstractContextManager[RelayChain]:
+    """terminal → relay (NAC) → relay (front-end) → echo (ledger): the issue's relay floor; with ``callbacks``
+    the relays and the echo run as asyncio protocol callbacks (no task per connection or frame)."""
     nac, frontend, ledger = (free_port() for _ in range(3))
+    style = ["--callbacks"] if callbacks else []
     return _chain(
         [
-            ["--listen", str(ledger), "--echo"],
-            ["--listen", str(frontend), "--to", f"127.0.0.1:{ledger}"],
-            ["--listen", str(nac), "--to", f"127.0.0.1:{frontend}"],
+            ["--listen", str(ledger), "--echo", *style],
+            ["--listen", str(frontend), "--to", f"127.0.0.1:{ledger}", *style],
+            ["--listen", str(nac), "--to", f"127.0.0.1:{frontend}", *style],
         ],
         nac,
     )
+
+
+def callback_chain() -> contextlib.AbstractContextManager[RelayChain]:
+    return relay_chain(callbacks=True)
 
 
 def shape_chain() -> contextlib.AbstractContextManager[RelayChain]:
@@ -226,6 +232,7 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
     floor, floor_cpu = _relay_floor(seconds, backend, options, keep_alive=False)
     kept_floor, kept_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True)
     shape_floor, shape_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True, chain=shape_chain)
+    callback_floor, callback_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True, chain=callback_chain)
     figures |= {
         "relay_floor_per_s": floor,
         "relay_floor_cpu_us": floor_cpu,
@@ -235,6 +242,8 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
         "keep_alive_ratio": kept["approved_tps"] / kept_floor if kept_floor else 0.0,
         "keep_alive_shape_floor_per_s": shape_floor,
         "keep_alive_shape_floor_cpu_us": shape_floor_cpu,
+        "keep_alive_callback_floor_per_s": callback_floor,
+        "keep_alive_callback_floor_cpu_us": callback_floor_cpu,
     }
     return figures
 
@@ -288,6 +297,11 @@ def _print_keep_alive(figures: dict[str, float]) -> None:
             f"the purchase's shape with no work (NAC relay, a front-end relay exchanging with two echoes three times,"
             f" connections kept open): {shape:,.0f} round trips/s at"
             f" {figures['keep_alive_shape_floor_cpu_us']:,.0f} µs CPU each"
+        )
+    if (callback := figures.get("keep_alive_callback_floor_per_s")) is not None:
+        print(
+            f"the relay floor as asyncio protocol callbacks (no task per connection or frame): {callback:,.0f}"
+            f" round trips/s at {figures['keep_alive_callback_floor_cpu_us']:,.0f} µs CPU each"
         )
 
 
