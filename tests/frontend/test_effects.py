@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest
+from core_ledger.api import MAX_PIN_FAILURES_PER_DAY, LedgerAnswer, LedgerOp, LedgerRequest
 from frontend.core import inbound, process
 from frontend.effects import (
     AskLedger,
@@ -31,7 +31,6 @@ from frontend.effects import (
 from frontend.flows.answer import Reply
 from frontend.flows.faults import FaultPlan, ForwardVerdict, forward_verdict, plan_for_fault
 from frontend.flows.ledger import reversal_of
-from frontend.flows.pin import MAX_PIN_FAILURES_PER_DAY
 from frontend.records import Session
 from hsm_sim.client import PinVerification
 from tests.frontend.harness import NOW, Harness
