@@ -13,15 +13,18 @@ import functools
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core_ledger.api import MAX_PIN_FAILURES_PER_DAY, LedgerOp, LedgerRequest, op_for_route
 from core_ledger.client import LedgerClient
 from core_ledger.engine import LedgerEngine
-from core_ledger.hostlink import request_fields
+from core_ledger.hostlink import request_fields, request_from_fields
 from core_ledger.server import serve
 from core_ledger.service import LedgerService
 from tests.core_ledger.conftest import StoreFactory
 from tests.core_ledger.helpers import GOOD, LOST, NOW, OTHER, engine, request, seeded_state
+from wire.codec import decode_host, encode_host
 from wire.constants import Mti, ProcessingCode
 from wire.constants import ResponseCode as RC
 
@@ -87,6 +90,18 @@ def test_the_report_is_a_host_link_operation_only() -> None:
     fields = request_fields(wrong_pin())
     assert (fields["t"], fields["3"], fields["25"]) == (Mti.ADVICE, ProcessingCode.PIN_FAILURE, "00")
     assert op_for_route(Mti.ADVICE, ProcessingCode.PIN_FAILURE, "00") is None  # the switch link never names it
+
+
+@given(
+    pan=st.text("0123456789", min_size=13, max_size=19),
+    rrn=st.text("0123456789", min_size=12, max_size=12),
+    amount=st.integers(min_value=0, max_value=10**12 - 1),
+    entry=st.sampled_from([WITH_PIN, "051", "071"]),
+)
+def test_a_report_round_trips_over_the_host_link(pan: str, rrn: str, amount: int, entry: str) -> None:
+    report = dataclasses.replace(request(Op.PIN_FAILURE, pan, amount, rrn=rrn), pos_entry_mode=entry)
+    decoded = request_from_fields(decode_host(encode_host(request_fields(report))))
+    assert decoded == report and decoded.pin_entered
 
 
 def test_failures_survive_a_restart_on_both_stores(store_factory: StoreFactory) -> None:
