@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import anyio
 import pytest
@@ -22,6 +23,7 @@ from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import request_fields, request_from_fields
 from core_ledger.server import serve
 from core_ledger.service import LedgerService
+from core_ledger.sqlite_store import SqliteStore
 from tests.core_ledger.conftest import StoreFactory
 from tests.core_ledger.helpers import GOOD, LOST, NOW, OTHER, engine, request, seeded_state
 from wire.codec import decode_host, encode_host
@@ -129,8 +131,8 @@ def test_failures_survive_a_restart_on_both_stores(store_factory: StoreFactory) 
 
 
 @pytest.mark.anyio
-async def test_reports_over_tcp_count_once_per_rrn(store_factory: StoreFactory) -> None:
-    store = store_factory()()
+async def test_reports_over_tcp_count_once_per_rrn(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "ledger.sqlite3")
     state = seeded_state()
     store.save_static(state)
     store.commit([((t,), t.effects) for t in state.txns.values()])
