@@ -407,14 +407,15 @@ class Journal:
         else:
             self._pin_in_flight.pop(key, None)
 
-    def add_pin_failure(self, pan: str, day: str) -> int:
-        """Turn the try reserved for a verification into a wrong PIN seen here, in one step, in memory (inline,
-        no disk: the card's ledger counts it durably for the pool). → this instance's failures of the card
-        today."""
+    def add_pin_failure(self, pan: str, day: str, *, reserved: bool = False) -> int:
+        """Count a wrong PIN seen here, in memory (inline, no disk: the card's ledger counts it durably for the
+        pool); with ``reserved``, the try reserved for it becomes this failure in the same step. → this
+        instance's failures of the card today."""
         key = (self._data_key.fingerprint(pan), day)
         failures = self._pin_failures.get(key, 0) + 1
         self._pin_failures[key] = failures
-        self.release_pin_try(pan, day)
+        if reserved:
+            self.release_pin_try(pan, day)
         return failures
 
     def record_qr_request(

@@ -126,6 +126,6 @@ def journal_call(effect: JournalEffect) -> JournalCall:
         case ReleasePinTry(pan=pan, day=day):
             return lambda j: j.release_pin_try(pan, day)
         case AddPinFailure(pan=pan, day=day):
-            return lambda j: j.add_pin_failure(pan, day)
+            return lambda j: j.add_pin_failure(pan, day, reserved=True)
         case UseCounter(scope=scope, owner=owner, value=value, window=window):
             return lambda j: j.use_counter(scope, owner, value, window)

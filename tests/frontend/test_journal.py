@@ -59,7 +59,7 @@ def test_sessions_survive_a_restart_and_pin_failures_are_memory_only(tmp_path: P
     journal.run_batch([lambda j: j.save_session(session)])
     assert journal.reserve_pin_try(PAN, DAY, 1)
     assert not journal.reserve_pin_try(PAN, DAY, 1)  # the one try is in flight
-    assert journal.add_pin_failure(PAN, DAY) == 1  # the reserved try became the failure, in one step
+    assert journal.add_pin_failure(PAN, DAY, reserved=True) == 1  # the reserved try became the failure
     assert not journal.reserve_pin_try(PAN, DAY, 1)
     assert journal.reserve_pin_try(PAN, DAY, 2)
     assert journal.session("10000001") == session
