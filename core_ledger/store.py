@@ -134,8 +134,12 @@ def effect_from_json(raw: list[Any]) -> Effect:
     raise StoreError(f"unknown effect kind {kind!r}")
 
 
+#: One compact encoder for every row (``json.dumps`` with ``separators`` builds a new encoder per call).
+_to_json: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def effects_to_text(effects: tuple[Effect, ...]) -> str:
-    return json.dumps([effect_to_json(e) for e in effects], separators=(",", ":"))
+    return _to_json([effect_to_json(e) for e in effects])
 
 
 def effects_from_text(text: str) -> tuple[Effect, ...]:
@@ -143,7 +147,7 @@ def effects_from_text(text: str) -> tuple[Effect, ...]:
 
 
 def answer_to_text(answer: LedgerAnswer) -> str:
-    return json.dumps(
+    return _to_json(
         {
             "rc": answer.response_code.value,
             "rrn": answer.rrn,
@@ -151,8 +155,7 @@ def answer_to_text(answer: LedgerAnswer) -> str:
             "bal": answer.balance,
             "avail": answer.available,
             "cur": answer.currency,
-        },
-        separators=(",", ":"),
+        }
     )
 
 
