@@ -4,7 +4,7 @@ shows: time (ISO 8601 UTC, microseconds), service, direction, link, peer, correl
 dissected, masked message (POS, host and switch links) — for the HSM link only header, command and error code,
 never a key or PIN block.
 
-A compact record (format 2, docs/tracing.md) is one JSON object with short keys::
+A compact record (format 2, docs/wire.md "Traces") is one JSON object with short keys::
 
     {"v":2,"us":<µs since the epoch, UTC>,"s":service,"d":"in"|"out","l":link,"p":peer,"c":correlation id,
      "o":note,"n":frame length,"x":<the compact frame, hex>}
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import json
 import logging
 import pathlib
@@ -93,6 +94,16 @@ _NS_PER_US: Final = 1000
 _Kept = tuple[int, Direction, Link, str, bytes, str | None, str | None]
 
 
+@functools.lru_cache(maxsize=4096)  # peers, correlation ids and notes repeat
+def _json_text(text: str | None) -> str:
+    """A JSON string (or ``null``): as it is when nothing in it needs escaping, else through the encoder."""
+    if text is None:
+        return "null"
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _LINE_ENCODER.encode(text)
+
+
 class TraceFormatError(ValueError):
     """A trace file this acqsim cannot read: not JSON lines, or a record format it does not know."""
 
@@ -112,6 +123,7 @@ class TraceWriter:
 
     def __init__(self, path: pathlib.Path | None, service: str) -> None:
         self.service = service
+        self._service_json = _json_text(service)
         #: Records dropped because ``MAX_PENDING_RECORDS`` were waiting (the writer fell behind).
         self.dropped = 0
         self.max_pending = MAX_PENDING_RECORDS
@@ -174,23 +186,16 @@ class TraceWriter:
 
     def _line(self, record: _Kept) -> str:
         ns, direction, link, peer, payload, correlation, note = record
-        entry: dict[str, Any] = {
-            "v": TRACE_FORMAT,
-            "us": ns // _NS_PER_US,
-            "s": self.service,
-            "d": direction,
-            "l": link,
-            "p": peer,
-            "c": correlation,
-            "o": note,
-            "n": len(payload),
-        }
         frame = compact_frame(link, payload)
-        if frame is None:
-            entry["m"] = self._described(link, payload)
-        else:
-            entry["x"] = frame.hex()
-        return _LINE_ENCODER.encode(entry) + "\n"
+        body = (
+            f'"m":{_LINE_ENCODER.encode(self._described(link, payload))}' if frame is None else f'"x":"{frame.hex()}"'
+        )
+        # formatted by hand: a JSON encoder costs several times as much a line (this is most of a trace's CPU)
+        return (
+            f'{{"v":{TRACE_FORMAT},"us":{ns // _NS_PER_US},"s":{self._service_json},"d":"{direction}",'
+            f'"l":"{link}","p":{_json_text(peer)},"c":{_json_text(correlation)},"o":{_json_text(note)},'
+            f'"n":{len(payload)},{body}}}\n'
+        )
 
     def _write(self, lines: list[str]) -> None:
         try:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Final, Literal
 
 from wire.constants import Mti, ProcessingCode
-from wire.masking import mask_pan, mask_track
+from wire.masking import MASK_CHAR, mask_pan, mask_track
 from wire.posframe import BODY_OFFSET
 from wire.specs import HOST_CARD_FIELDS, HOST_SPEC, POS_CARD_FIELDS, POS_SPEC, SpecDict
 
@@ -104,6 +104,36 @@ def _bitmap(body: bytes, at: int, ascii_bitmap: bool) -> bytes:
     return bytes.fromhex(raw.decode("ascii")) if ascii_bitmap else raw
 
 
+#: One field as the walk steps over it: number, prefix bytes, prefix BCD, counted in nibbles, maximum.
+_Step = tuple[int, int, bool, bool, int]
+#: The steps of each bitmap seen (a run's frames share a handful of bitmaps), by layout table; bounded.
+_PLANS: Final[dict[tuple[int, bytes], tuple[_Step, ...] | None]] = {}
+_MAX_PLANS: Final = 4096
+
+
+def _plan(layouts: dict[int, _FieldLayout], bitmap: bytes) -> tuple[_Step, ...] | None:
+    """The steps over the fields ``bitmap`` announces, or ``None`` when one of them has no layout."""
+    key = (id(layouts), bitmap)
+    if key in _PLANS:
+        return _PLANS[key]
+    steps: list[_Step] | None = []
+    for index, byte in enumerate(bitmap):
+        for bit in _BITS_OF_BYTE[byte]:
+            number = 8 * index + bit
+            if number == _SECONDARY_BITMAP_BIT:
+                continue
+            layout = layouts.get(number)
+            if layout is None or steps is None:
+                steps = None
+                continue
+            steps.append((number, layout.prefix_len, layout.prefix_bcd, layout.nibbles, layout.max_len))
+    plan = None if steps is None else tuple(steps)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
 def _spans(
     body: bytes, layouts: dict[int, _FieldLayout], *, bitmap_at: int, ascii_bitmap: bool, secondary: bool
 ) -> dict[int, tuple[int, int, int]]:
@@ -115,28 +145,24 @@ def _spans(
             raise _NotCertain
         bitmap += _bitmap(body, offset, ascii_bitmap)
         offset += 16 if ascii_bitmap else 8
+    plan = _plan(layouts, bitmap)
+    if plan is None:
+        raise _NotCertain
     spans = {}
-    for index, byte in enumerate(bitmap):
-        for bit in _BITS_OF_BYTE[byte]:
-            number = 8 * index + bit
-            if number == _SECONDARY_BITMAP_BIT:
-                continue
-            layout = layouts.get(number)
-            if layout is None:
+    for number, prefix_len, prefix_bcd, nibbles, max_len in plan:
+        if prefix_len:
+            start = offset + prefix_len
+            raw = body[offset:start]
+            text = raw.hex() if prefix_bcd else raw.decode("ascii")
+            if len(raw) != prefix_len or not text.isdecimal() or not text.isascii():
                 raise _NotCertain
-            if layout.prefix_len:
-                start = offset + layout.prefix_len
-                raw = body[offset:start]
-                text = raw.hex() if layout.prefix_bcd else raw.decode("ascii")
-                if len(raw) != layout.prefix_len or not text.isdecimal() or not text.isascii():
-                    raise _NotCertain
-                count = int(text)
-                if count > layout.max_len:
-                    raise _NotCertain
-            else:
-                start, count = offset, layout.max_len
-            offset = start + ((count + 1) // 2 if layout.nibbles else count)
-            spans[number] = (start, offset, count)
+            count = int(text)
+            if count > max_len:
+                raise _NotCertain
+        else:
+            start, count = offset, max_len
+        offset = start + ((count + 1) >> 1 if nibbles else count)
+        spans[number] = (start, offset, count)
     if offset != len(body):
         raise _NotCertain
     return spans
@@ -155,6 +181,8 @@ def _masked_card(value: str) -> str:
     if not value.isascii():
         raise _NotCertain
     masked = mask_track(value) if "=" in value else mask_pan(value)
+    if MASK_CHAR not in value:  # the usual case (digits): every mask character is a hidden one
+        return masked.replace(MASK_CHAR, "0")
     return "".join(kept if kept == shown else "0" for kept, shown in zip(value, masked, strict=True))
 
 

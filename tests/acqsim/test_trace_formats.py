@@ -63,3 +63,14 @@ def test_a_file_that_is_no_trace_or_a_newer_format_is_refused_by_name_and_line(
     assert main(["trace", "show", "--last", "--trace-dir", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"acqsim trace: cannot read {folder / 'frontend.jsonl'}, line 2: ") and reason in err
+
+
+def test_peers_notes_and_ids_that_need_escaping_read_back_as_written(tmp_path: Path) -> None:
+    texts = ['rule 1 ("say \\"no\\""): answer', "back\\slash", "line\nbreak", "规则 2", "tab\there"]
+    writer = TraceWriter(tmp_path, "ledger")
+    for text in texts:
+        writer.record(direction="out", link="host", peer=text, payload=b"", correlation_id=text, note=text)
+    writer.close()
+    records = read_trace(tmp_path / "ledger.jsonl")
+    assert [(r["peer"], r["correlation_id"], r["note"]) for r in records] == [(t, t, t) for t in texts]
+    assert all(r["message"] == {"length": 0} for r in records)
