@@ -20,7 +20,7 @@ from typing import Final
 
 from acqkit.config import AcqsimConfig
 from acqkit.runner import backend_options
-from acqsim.processes import pipeline_processes
+from acqsim.processes import StartupError, pipeline_processes
 from bench.bench_e2e import OFFERED_RATE, TERMINALS, _run
 from bench.report import emit
 from terminal.load.runner import load_cards, with_load_cards
@@ -32,7 +32,16 @@ MODES: Final = {"off": False, "on": True}
 
 
 def run_once(trace: bool, seconds: float) -> tuple[float, dict[str, float], int]:
-    """Approved purchases/s, CPU µs per approved purchase by process, and trace records written."""
+    """Approved purchases/s, CPU µs per approved purchase by process, and trace records written; tried once
+    more if the services did not start (a free port taken meanwhile by another process of the machine)."""
+    try:
+        return _run_once(trace, seconds)
+    except StartupError as exc:
+        print(f"the services did not start, once more: {exc.output.splitlines()[-1:]}", flush=True)
+        return _run_once(trace, seconds)
+
+
+def _run_once(trace: bool, seconds: float) -> tuple[float, dict[str, float], int]:
     backend, options = backend_options()
     cards = load_cards(AcqsimConfig.default(), TERMINALS)
     config = with_load_cards(AcqsimConfig.default(), cards)
