@@ -37,6 +37,7 @@ from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from acqkit.serving import PLAIN, Serving
+from acqkit.traceflush import flush_traces
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
@@ -406,6 +407,8 @@ async def serve(
 
     async with anyio.create_task_group() as tg:
         await tg.start(ledger.run_flusher)
+        if tracer is not None:
+            await tg.start(flush_traces, tracer)
         listening = functools.partial(
             serve_tcp,
             host,

@@ -236,7 +236,7 @@ async def serve(
     QUEUE_DEPTH.labels(service=SERVICE, queue="journal_writes").set_function(lambda: frontend.journal_writes.queued)
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
-        if frontend.trace is not None and frontend.trace.batched:
+        if frontend.trace is not None and frontend.trace.enabled:
             await tg.start(flush_traces, frontend.trace)
         # what a crash left pending, before any new traffic
         await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger, route=frontend.ctx.scheme)

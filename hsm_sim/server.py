@@ -25,6 +25,7 @@ from acqkit.metrics import HSM_COMMANDS
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note, hsm_message
 from acqkit.serving import PLAIN, Serving
+from acqkit.traceflush import flush_traces
 from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.audit import AuditLog
 from hsm_sim.keys import Lmk
@@ -279,6 +280,8 @@ async def serve(
     async with anyio.create_task_group() as tg:
         if audit is not None:
             tg.start_soon(audit.run_flusher)
+        if tracer is not None:
+            await tg.start(flush_traces, tracer)
         bound = await tg.start(
             functools.partial(
                 serve_tcp,
