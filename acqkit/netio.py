@@ -155,6 +155,8 @@ class FramedConnection:
         await (self._direct.send(data) if self._direct is not None else self.stream.send(data))
 
     async def aclose(self) -> None:
+        if self._direct is not None:
+            self._direct.flush()  # frames sent in this loop turn go out before the connection closes
         with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
             await self.stream.aclose()
 
@@ -397,8 +399,10 @@ class _Server:
             log.exception("%s: handler failed for %s; closing that connection only", self.name, peer)
         finally:
             self.open -= 1
-            with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
-                await (conn.stream if conn is not None else stream).aclose()
+            if conn is not None:
+                await conn.aclose()  # what the handler sent in its last loop turn goes out first
+            else:
+                await _close_now(stream)
 
 
 async def _close_now(stream: anyio.abc.ByteStream) -> None:
