@@ -106,7 +106,10 @@ class FramedConnection:
         for that task, which writes every frame left meanwhile in one more write (one system call); so under
         load, answers to many requests share a write. Each sender returns only once the write carrying its
         frame is done, and meets that write's error (a broken-resource error) if it failed: no frame is lost
-        without its sender knowing."""
+        without its sender knowing. On the direct path (asyncio, plain TCP) a small frame joins the one write at
+        the end of the loop turn that carries every frame sent in that turn
+        (:data:`acqkit.directsocket.GATHER_MAX_BYTES`): should the link close or break before then, that write
+        is lost with the link, whose reader meets the end or the error, as does the next send."""
         await self._write(frame(payload, max_frame_len=self.framer.max_frame_len))
 
     async def send_many(self, payloads: list[bytes]) -> None:
