@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import typing
 from pathlib import Path
 
 import pytest
 
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
+from frontend import journal_ops
+from frontend.effects import JournalEffect
 from frontend.journal import RRN_BLOCK, Journal, request_from_json, request_to_json
 from frontend.records import Session
 
@@ -150,3 +153,7 @@ def test_a_journaled_ledger_request_keeps_every_field_and_reads_back_equal() -> 
         text = request_to_json(request)
         assert json.loads(text) == {**dataclasses.asdict(request), "op": request.op.value}
         assert request_from_json(text) == request
+
+
+def test_every_journal_effect_has_its_journal_call() -> None:
+    assert set(journal_ops._BUILDERS) == set(typing.get_args(JournalEffect))
