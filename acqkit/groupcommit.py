@@ -206,11 +206,11 @@ class GroupCommit(Generic[Item, Result]):
         if not call.done.is_set():  # past the deadline: the outcome is unknown to the callers, not to us
             batch.expire()
         while not call.done.is_set():
-            queued = self._batch
-            deadline = queued.opened_at + self.timeout
-            with anyio.move_on_at(deadline if queued.items else anyio.current_time() + self.timeout, shield=True):
+            queued = self._batch  # its first item may come while we wait: its deadline is then later than this
+            wake_at = queued.opened_at + self.timeout if queued.items else anyio.current_time() + self.timeout
+            with anyio.move_on_at(wake_at, shield=True):
                 await call.done.wait()
-            if not call.done.is_set() and queued.items and anyio.current_time() >= deadline:
+            if not call.done.is_set() and queued.items and anyio.current_time() >= queued.opened_at + self.timeout:
                 queued.expire()  # written after the hung write, with the next batch
                 self._overdue.append(queued)
                 self._batch = _Batch()

@@ -154,8 +154,12 @@ async def test_callers_queued_behind_a_hung_write_time_out_too_and_their_items_a
         await tg.start(commits.run_flusher)
         with pytest.raises(CommitTimeout):
             await commits.submit("late")
+        # the scenario, not synchronisation: a write queued half-way through the flusher's wait for the hung one
+        await anyio.sleep(0.1)
+        queued_at = anyio.current_time()
         with anyio.fail_after(5), pytest.raises(CommitTimeout):
             await commits.submit("queued")  # its own deadline, while "late" still hangs
+        assert anyio.current_time() - queued_at >= 0.2  # never released before its own deadline
         assert written == []
         release.set()
         with anyio.fail_after(10):
