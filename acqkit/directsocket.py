@@ -12,6 +12,13 @@ themselves (a framed round trip over loopback, both ends in one process: about 8
   is set exactly when the buffer is empty) — backpressure as before;
 - ``receive`` reads only while a caller waits (reading is resumed for the wait and paused after it, as anyio
   does), so a peer that floods a connection nobody reads is held back by TCP, not by our memory;
+- small frames sent during one turn of the event loop leave together, in one write at the end of that turn
+  (:data:`GATHER_MAX_BYTES`): a server whose answers to many requests are ready in the same turn (a batch of
+  HSM answers read at once wakes as many transactions) makes one system call, not one each. Such a ``send``
+  returns once its frame is queued for that write, as uvloop's ``transport.write`` returns once the kernel or
+  the transport's buffer holds it: "sent" never meant "delivered". A write that finds the transport closing
+  is dropped, as the connection is lost anyway (its reader meets the end or the error); ``flush`` writes what
+  is queued at once (:meth:`acqkit.netio.FramedConnection.aclose` calls it before closing);
 - anything unusual — a closing transport, an error, the end of the stream — goes through anyio's own call,
   so the errors raised are anyio's, unchanged.
 
@@ -37,6 +44,9 @@ _PROTOCOL_ATTRIBUTES: Final = ("read_queue", "read_event", "write_event", "is_at
 _TRANSPORT_METHODS: Final = ("write", "is_closing", "resume_reading", "pause_reading")
 #: Largest chunk anyio's own receive is asked for (the fallback path).
 READ_CHUNK: Final = 65536
+#: Frames up to this size sent in one loop turn are gathered into one write at its end; a larger one is written
+#: at once (after those gathered before it) and its sender waits until the kernel has it all (backpressure).
+GATHER_MAX_BYTES: Final = 16 * 1024
 
 
 class _StreamProtocol(Protocol):
@@ -52,10 +62,13 @@ class _StreamProtocol(Protocol):
 class DirectSocket:
     """The transport under an anyio asyncio ``SocketStream``, with the stream kept for the unusual cases."""
 
-    __slots__ = ("_protocol", "_stream", "_transport")
+    __slots__ = ("_gathered", "_loop", "_protocol", "_stream", "_transport")
 
     def __init__(self, stream: anyio.abc.ByteStream, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
         self._stream, self._transport, self._protocol = stream, transport, protocol
+        #: Small frames sent in this loop turn, written together at its end (``None``: no write is due).
+        self._gathered: list[bytes] | None = None
+        self._loop = asyncio.get_running_loop()
 
     @classmethod
     def of(cls, stream: anyio.abc.ByteStream) -> DirectSocket | None:
@@ -71,16 +84,34 @@ class DirectSocket:
         return cls(stream, transport, protocol)  # type: ignore[arg-type]  # every attribute used was checked
 
     async def send(self, data: bytes) -> None:
-        """Write ``data``; return once the kernel has all of it (anyio's errors on a closed or broken link)."""
+        """Write ``data`` (anyio's errors on a closed or broken link): a small frame with the others of this loop
+        turn, at its end; a larger one at once, returning when the kernel has all of it."""
+        gathered = self._gathered
+        if gathered is not None and len(data) <= GATHER_MAX_BYTES:
+            gathered.append(data)  # after the frames sent before it in this turn: the order is kept
+            return
+        if gathered is not None:
+            self.flush()  # what was sent before goes first
         protocol, transport = self._protocol, self._transport
         if not protocol.write_event.is_set() or transport.is_closing() or protocol.exception is not None:
             await self._stream.send(data)  # waits for room, or raises the right error
+            return
+        if len(data) <= GATHER_MAX_BYTES:
+            self._gathered = [data]
+            self._loop.call_soon(self.flush)  # runs after every task already woken in this turn has run
             return
         transport.write(data)  # uvloop sends at once; what the kernel does not take waits in the buffer
         if not protocol.write_event.is_set():  # the buffer is not empty: wait until it is (backpressure)
             await protocol.write_event.wait()
             if protocol.exception is not None:
                 raise anyio.BrokenResourceError from protocol.exception
+
+    def flush(self) -> None:
+        """Write the frames gathered in this loop turn now (nothing when none is due)."""
+        gathered, self._gathered = self._gathered, None
+        if not gathered or self._transport.is_closing():
+            return  # a closing transport: the connection is lost, and its reader meets the end or the error
+        self._transport.write(gathered[0] if len(gathered) == 1 else b"".join(gathered))
 
     async def receive(self) -> bytes:
         """The next chunk read (anyio's ``EndOfStream`` and broken/closed-resource errors as anyio raises them)."""

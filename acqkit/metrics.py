@@ -11,6 +11,7 @@ in-process pipeline of ``acqsim demo`` and the tests) share one registry without
     acqsim_hsm_commands_total{service,command,error} counter    HSM commands answered, by command and error code
     acqsim_commits_total{committer}                  counter    group commits written (ledger, journal)
     acqsim_commit_size{committer}                    histogram  items per group commit
+    acqsim_trace_records_dropped_total{service}      counter    trace records dropped: the trace writer fell behind
 
 ``serve_metrics`` answers ``GET /metrics`` in Prometheus' text format (any other path: 404), one request per
 connection, each under ``REQUEST_TIMEOUT_S``; a client that misbehaves is dropped and the others are served.
@@ -78,6 +79,12 @@ COMMITS: Final = Counter(
 )
 COMMIT_SIZE: Final = Histogram(
     "acqsim_commit_size", "Items per group commit", ["committer"], buckets=COMMIT_SIZE_BUCKETS, registry=REGISTRY
+)
+TRACE_RECORDS_DROPPED: Final = Counter(
+    "acqsim_trace_records_dropped",
+    "Trace records dropped because the trace writer fell behind (its queue was full)",
+    ["service"],
+    registry=REGISTRY,
 )
 
 METRICS_PATH: Final = "/metrics"

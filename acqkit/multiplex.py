@@ -108,6 +108,10 @@ class MultiplexedLink(Generic[Key, Answer]):
                         self.fail(f"connection closed by the {self.what}")
                     else:
                         self._deliver(payload)
+                        # Every whole answer already read goes to its owner now: all wake in the same loop turn
+                        # (their next writes leave together), not one after another as readers hand over.
+                        for buffered in self.conn.buffered_frames():
+                            self._deliver(buffered)
             except (FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 self.fail(f"connection lost: {type(exc).__name__}: {exc}")
             finally:

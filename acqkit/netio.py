@@ -106,7 +106,10 @@ class FramedConnection:
         for that task, which writes every frame left meanwhile in one more write (one system call); so under
         load, answers to many requests share a write. Each sender returns only once the write carrying its
         frame is done, and meets that write's error (a broken-resource error) if it failed: no frame is lost
-        without its sender knowing."""
+        without its sender knowing. On the direct path (asyncio, plain TCP) a small frame joins the one write at
+        the end of the loop turn that carries every frame sent in that turn
+        (:data:`acqkit.directsocket.GATHER_MAX_BYTES`): should the link close or break before then, that write
+        is lost with the link, whose reader meets the end or the error, as does the next send."""
         await self._write(frame(payload, max_frame_len=self.framer.max_frame_len))
 
     async def send_many(self, payloads: list[bytes]) -> None:
@@ -155,6 +158,8 @@ class FramedConnection:
         await (self._direct.send(data) if self._direct is not None else self.stream.send(data))
 
     async def aclose(self) -> None:
+        if self._direct is not None:
+            self._direct.flush()  # frames sent in this loop turn go out before the connection closes
         with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
             await self.stream.aclose()
 
@@ -397,8 +402,10 @@ class _Server:
             log.exception("%s: handler failed for %s; closing that connection only", self.name, peer)
         finally:
             self.open -= 1
-            with anyio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
-                await (conn.stream if conn is not None else stream).aclose()
+            if conn is not None:
+                await conn.aclose()  # what the handler sent in its last loop turn goes out first
+            else:
+                await _close_now(stream)
 
 
 async def _close_now(stream: anyio.abc.ByteStream) -> None:

@@ -124,13 +124,17 @@ class PeerClient(Generic[Key, Answer]):
         """Send ``requests`` in one write and return their answers in order, all within ``timeout`` (default:
         the client's). A connection opened earlier that turned out dead is replaced and the requests sent once
         more (see :class:`~acqkit.multiplex.PeerLink`): only requests safe to repeat travel this way."""
-        try:
-            with anyio.fail_after(self.timeout if timeout is None else timeout):
+        # A bare cancel scope with a deadline, not ``fail_after``: the same bound at about half the cost (no
+        # generator context manager, no nested scope), and this runs once per peer request.
+        deadline = anyio.current_time() + (self.timeout if timeout is None else timeout)
+        with anyio.CancelScope(deadline=deadline):
+            try:
                 return await self._peer.exchange_many(requests)
-        except TimeoutError:
-            raise self.timed_out(action) from None
-        except LinkLost as exc:
-            raise self.unavailable(action, exc.reason) from None
+            except TimeoutError:  # the connect of a fresh link ran out of its own time
+                raise self.timed_out(action) from None
+            except LinkLost as exc:
+                raise self.unavailable(action, exc.reason) from None
+        raise self.timed_out(action)  # only reached when the deadline cancelled the exchange
 
     def unavailable(self, action: str, reason: str) -> PeerError:
         """The error for a refused or lost connection (a subclass returns its own type)."""

@@ -1,6 +1,9 @@
 """``acqsim trace show ID|--last``: one transaction's journey across the hops, from the services' traces;
 ``acqsim trace export --pcap FILE``: the POS link as a capture Wireshark opens (card data masked).
 
+Both read either trace format (compact records are dissected as they are read, ``wire/trace.py``); a file that
+is not an acqsim trace, or a newer format, is refused with its name and line (exit 2).
+
 ID is ``T<terminal>-<STAN>`` (as in the trace files) or ``<terminal>-<STAN>``.
 """
 
@@ -24,6 +27,7 @@ from wire.header import PosHeader
 from wire.posframe import PosFrame
 from wire.specs import POS_CARD_FIELDS, POS_SECRET_FIELDS
 from wire.tpdu import TERMINAL_SRC, Tpdu
+from wire.trace import TraceFormatError, read_trace
 
 
 def _safe_frame(message: dict[str, Any]) -> bytes:
@@ -55,8 +59,7 @@ def _safe_frame(message: dict[str, Any]) -> bytes:
 
 def export_pcap(nac_trace: Path, out: Path) -> int:
     frames = []
-    for line in nac_trace.read_text().splitlines():
-        record = json.loads(line)
+    for record in read_trace(nac_trace):
         message = record.get("message", {})
         tpdu = message.get("tpdu", {})
         inbound = record["direction"] == "in" and tpdu.get("src") == TERMINAL_SRC
@@ -80,6 +83,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except TraceFormatError as exc:  # not a trace, or a format newer than this acqsim
+        print(f"acqsim trace: cannot read {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace) -> int:
     trace_dir = args.trace_dir or load_config(args.config).trace_dir
     if args.action == "export":
         if args.pcap is None:

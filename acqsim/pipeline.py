@@ -77,8 +77,8 @@ async def running_pipeline(
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     traces = {
-        # the front-end writes its trace in batches, off its event loop (frontend/server.py runs the flusher)
-        name: TraceWriter(config.trace_dir if trace else None, name, batched=name == "frontend")
+        # each service writes its trace in batches, off its event loop (its server runs acqkit/traceflush.py)
+        name: TraceWriter(config.trace_dir if trace else None, name)
         for name in ("nac", "frontend", "hsm", "ledger")
     }
     service = open_service(config.store_path(config.ledger.db), config)

@@ -85,11 +85,13 @@ def running_services(
 
 
 @contextlib.contextmanager
-def pipeline_processes(config: AcqsimConfig, terminals: int, folder: Path, *, frontends: int = 1) -> Iterator[Endpoint]:
-    """The four services as separate processes (``acqsim up`` on free ports, traces off) over fresh stores in
-    ``folder``, configured with ``terminals`` load terminals and a pool of ``frontends`` front-ends; yields the
-    NAC. Raises :class:`StartupError`."""
-    services = dataclasses.replace(with_load_terminals(config, terminals), data_dir=folder / "data", trace=False)
+def pipeline_processes(
+    config: AcqsimConfig, terminals: int, folder: Path, *, frontends: int = 1, trace: bool = False
+) -> Iterator[Endpoint]:
+    """The four services as separate processes (``acqsim up`` on free ports, traces off unless ``trace``: then
+    in ``folder/data/traces``) over fresh stores in ``folder``, configured with ``terminals`` load terminals and
+    a pool of ``frontends`` front-ends; yields the NAC. Raises :class:`StartupError`."""
+    services = dataclasses.replace(with_load_terminals(config, terminals), data_dir=folder / "data", trace=trace)
     services = dataclasses.replace(services, frontend=dataclasses.replace(services.frontend, instances=frontends))
     path = folder / "load.toml"
     path.write_text(config_to_toml(services), encoding="utf-8")

@@ -7,9 +7,10 @@ forwards, so its records are matched by the terminal id and STAN of their dissec
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
+
+from wire.trace import read_trace
 
 #: The HSM's records carry no transaction id (its messages name none): its hops show in the front-end's.
 TRACE_FILES = ("nac.jsonl", "frontend.jsonl", "ledger.jsonl", "scheme.jsonl")
@@ -22,11 +23,13 @@ _ISSUER_BACK_OFFICE = ("-hsm.jsonl", "-ledger.jsonl")
 
 
 def load_records(trace_dir: Path) -> list[dict[str, Any]]:
+    """Every record of the trace files in ``trace_dir``, dissected (compact records are dissected now), by
+    time. Raises :class:`wire.trace.TraceFormatError` for a file acqsim cannot read."""
     records: list[dict[str, Any]] = []
     issuers = [p for p in sorted(trace_dir.glob(ISSUER_TRACE_GLOB)) if not p.name.endswith(_ISSUER_BACK_OFFICE)]
     for path in [*(trace_dir / name for name in TRACE_FILES), *sorted(trace_dir.glob(POOL_TRACE_GLOB)), *issuers]:
         if path.exists():
-            records.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+            records.extend(read_trace(path))
     records.sort(key=lambda r: r["time"])
     return records
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -58,27 +58,58 @@ class RelayChain:
 
 
 @contextlib.contextmanager
-def relay_chain() -> Iterator[RelayChain]:
-    ports = [free_port() for _ in range(3)]
-    argvs = [
-        [sys.executable, "-m", "bench.relay", "--listen", str(ports[2]), "--echo"],
-        [sys.executable, "-m", "bench.relay", "--listen", str(ports[1]), "--to", f"127.0.0.1:{ports[2]}"],
-        [sys.executable, "-m", "bench.relay", "--listen", str(ports[0]), "--to", f"127.0.0.1:{ports[1]}"],
-    ]
+def _chain(argvs: list[list[str]], entry_port: int) -> Iterator[RelayChain]:
+    """Start ``argvs`` in order (downstream first: each relay connects to the next one when it starts)."""
     processes: list[subprocess.Popen[str]] = []
     try:
-        for argv in argvs:  # downstream first: each relay connects to the next one when it starts
-            process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        for argv in argvs:
+            process = subprocess.Popen([sys.executable, "-m", "bench.relay", *argv], stdout=subprocess.PIPE, text=True)
             processes.append(process)
             assert process.stdout is not None
             process.stdout.readline()  # READY
-        yield RelayChain(Endpoint(host="127.0.0.1", port=ports[0]), tuple(p.pid for p in processes))
+        yield RelayChain(Endpoint(host="127.0.0.1", port=entry_port), tuple(p.pid for p in processes))
     finally:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
             if process.stdout is not None:
                 process.stdout.close()
+
+
+def relay_chain(*, callbacks: bool = False) -> contextlib.AbstractContextManager[RelayChain]:
+    """terminal → relay (NAC) → relay (front-end) → echo (ledger): the issue's relay floor; with ``callbacks``
+    the relays and the echo run as asyncio protocol callbacks (no task per connection or frame)."""
+    nac, frontend, ledger = (free_port() for _ in range(3))
+    style = ["--callbacks"] if callbacks else []
+    return _chain(
+        [
+            ["--listen", str(ledger), "--echo", *style],
+            ["--listen", str(frontend), "--to", f"127.0.0.1:{ledger}", *style],
+            ["--listen", str(nac), "--to", f"127.0.0.1:{frontend}", *style],
+        ],
+        nac,
+    )
+
+
+def callback_chain() -> contextlib.AbstractContextManager[RelayChain]:
+    return relay_chain(callbacks=True)
+
+
+def shape_chain() -> contextlib.AbstractContextManager[RelayChain]:
+    """The purchase's own shape with no work: terminal → relay (NAC) → front-end relay, which exchanges each frame
+    with an echo (HSM), another echo (ledger) and the first echo again before answering: five processes and ten
+    frame passes, as a purchase has."""
+    nac, frontend, hsm, ledger = (free_port() for _ in range(4))
+    hsm_at, ledger_at = f"127.0.0.1:{hsm}", f"127.0.0.1:{ledger}"
+    return _chain(
+        [
+            ["--listen", str(hsm), "--echo"],
+            ["--listen", str(ledger), "--echo"],
+            ["--listen", str(frontend), "--via", hsm_at, "--via", ledger_at, "--via", hsm_at],
+            ["--listen", str(nac), "--to", f"127.0.0.1:{frontend}"],
+        ],
+        nac,
+    )
 
 
 async def relay_rate(
@@ -150,10 +181,17 @@ def _cpu_figures(prefix: str, cpu: dict[str, float]) -> dict[str, float]:
     return figures
 
 
-def _relay_floor(seconds: float, backend: str, options: dict[str, Any], *, keep_alive: bool) -> tuple[float, float]:
-    """Round trips per second through the relay chain, and CPU µs per round trip summed over the relays and
+def _relay_floor(
+    seconds: float,
+    backend: str,
+    options: dict[str, Any],
+    *,
+    keep_alive: bool,
+    chain: Callable[[], contextlib.AbstractContextManager[RelayChain]] = relay_chain,
+) -> tuple[float, float]:
+    """Round trips per second through a relay chain, and CPU µs per round trip summed over the relays and
     the client (this process): the floor of the rate and of the CPU per purchase."""
-    with relay_chain() as relay:
+    with chain() as relay:
         cpu_before, own_before = relay.cpu_s(), own_cpu_s()
         done, elapsed = anyio.run(
             functools.partial(relay_rate, relay.entry, TERMINALS, seconds, bytes(129), keep_alive=keep_alive),
@@ -193,6 +231,8 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
         return figures
     floor, floor_cpu = _relay_floor(seconds, backend, options, keep_alive=False)
     kept_floor, kept_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True)
+    shape_floor, shape_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True, chain=shape_chain)
+    callback_floor, callback_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True, chain=callback_chain)
     figures |= {
         "relay_floor_per_s": floor,
         "relay_floor_cpu_us": floor_cpu,
@@ -200,6 +240,10 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
         "ratio": figures["approved_per_s"] / floor if floor else 0.0,
         "keep_alive_relay_floor_per_s": kept_floor,
         "keep_alive_ratio": kept["approved_tps"] / kept_floor if kept_floor else 0.0,
+        "keep_alive_shape_floor_per_s": shape_floor,
+        "keep_alive_shape_floor_cpu_us": shape_floor_cpu,
+        "keep_alive_callback_floor_per_s": callback_floor,
+        "keep_alive_callback_floor_cpu_us": callback_floor_cpu,
     }
     return figures
 
@@ -248,6 +292,17 @@ def _print_keep_alive(figures: dict[str, float]) -> None:
     )
     if (line := _cpu_line(figures, "keep_alive_")) is not None:
         print(f"CPU µs per approved purchase at capacity, connections kept open: {line}")
+    if (shape := figures.get("keep_alive_shape_floor_per_s")) is not None:
+        print(
+            f"the purchase's shape with no work (NAC relay, a front-end relay exchanging with two echoes three times,"
+            f" connections kept open): {shape:,.0f} round trips/s at"
+            f" {figures['keep_alive_shape_floor_cpu_us']:,.0f} µs CPU each"
+        )
+    if (callback := figures.get("keep_alive_callback_floor_per_s")) is not None:
+        print(
+            f"the relay floor as asyncio protocol callbacks (no task per connection or frame): {callback:,.0f}"
+            f" round trips/s at {figures['keep_alive_callback_floor_cpu_us']:,.0f} µs CPU each"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -111,12 +111,23 @@ TARGETS: Final = (
         unit="MB",
         floor="idle_rss_before_mb",
     ),
+    Target(
+        name="leaving traces on: extra CPU per approved purchase, all processes (on / off - 1)",
+        benchmark="bench_traces",
+        figure="trace_on_cpu_overhead",
+        limit=0.10,
+        at_most=True,
+        unit="",
+        floor="trace_off_cpu_us_total",
+        floor_unit="µs",
+    ),
 )
 #: What the floor column holds for each target (a line under the table says it).
 FLOOR_NOTE: Final = (
     "Floor, measured in the same run: for CPU, the relay chain's CPU per round trip (the same hops, plain relays, "
     "no work); for the share, the relay chain's round trips per second (connections kept open); for the load "
-    "generator, a raw client against a plain echo; for memory, the load generator before its terminals."
+    "generator, a raw client against a plain echo; for memory, the load generator before its terminals; for "
+    "traces, the CPU per purchase with traces off."
 )
 
 

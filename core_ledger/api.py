@@ -9,6 +9,11 @@ across its restarts, so the key names the transaction itself. A repeat of a key 
 first answer back and never posts twice; the same key with other content is refused (94). A *forced* request
 (a scheme's stand-in advice) is posted even where the ledger would have declined it. A STAN reused in a new
 batch (a reset terminal) comes with a new RRN, so it is a new transaction.
+
+PIN tries are counted here, where every front-end of a pool meets: a wrong PIN is reported as a
+``PIN_FAILURE`` request under the failed request's own RRN (answered 55, or 75 from the card's
+``MAX_PIN_FAILURES_PER_DAY``-th failure of the business day on), and a request whose field 22 says a PIN was
+entered (so verified by the front-end) is declined 75 once the card's failures that day reach the limit.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import dataclasses
 import enum
 from typing import Final
 
-from wire.constants import ConditionCode, Mti, ProcessingCode, ResponseCode
+from wire.constants import PIN_ENTERED, ConditionCode, Mti, ProcessingCode, ResponseCode
+
+#: Wrong PINs a card may have in one business day: the 3rd is answered 75, and so is every PIN try after it.
+MAX_PIN_FAILURES_PER_DAY: Final = 3
 
 
 class LedgerOp(enum.StrEnum):
@@ -31,6 +39,8 @@ class LedgerOp(enum.StrEnum):
     REFUND = "refund"
     TRANSFER = "transfer"
     REVERSAL = "reversal"
+    #: A wrong PIN, reported so that the card's failures are counted once for the whole pool.
+    PIN_FAILURE = "pin_failure"
 
 
 PC = ProcessingCode
@@ -49,8 +59,11 @@ ROUTES: Final[dict[LedgerOp, tuple[str, str, str]]] = {
     LedgerOp.REFUND: (Mti.ADVICE, PC.VOID, CC.NORMAL),
     LedgerOp.TRANSFER: (Mti.FINANCIAL_REQUEST, PC.TRANSFER, CC.NORMAL),
     LedgerOp.REVERSAL: (Mti.REVERSAL, PC.PURCHASE, CC.NORMAL),
+    LedgerOp.PIN_FAILURE: (Mti.ADVICE, PC.PIN_FAILURE, CC.NORMAL),
 }
-_OPS_BY_ROUTE: Final = {route: op for op, route in ROUTES.items()}
+#: Operations only the host link carries (front-end → own ledger): the switch link never names them.
+HOST_LINK_ONLY_OPS: Final = frozenset({LedgerOp.PIN_FAILURE})
+_OPS_BY_ROUTE: Final = {route: op for op, route in ROUTES.items() if op not in HOST_LINK_ONLY_OPS}
 #: A completion advice (offline completion, 0220 000000 06) posts like a completion.
 _OPS_BY_ROUTE[(Mti.ADVICE, PC.PURCHASE, CC.PREAUTH)] = LedgerOp.PREAUTH_COMPLETION
 
@@ -60,6 +73,14 @@ def op_for_route(mti: str, processing_code: str, condition_code: str) -> LedgerO
     if mti == Mti.REVERSAL:
         return LedgerOp.REVERSAL
     return _OPS_BY_ROUTE.get((mti, processing_code, condition_code))
+
+
+def host_op_for_route(mti: str, processing_code: str, condition_code: str) -> LedgerOp | None:
+    """As :func:`op_for_route`, with the host link's own operations (:data:`HOST_LINK_ONLY_OPS`)."""
+    for op in HOST_LINK_ONLY_OPS:
+        if ROUTES[op] == (mti, processing_code, condition_code):
+            return op
+    return op_for_route(mti, processing_code, condition_code)
 
 
 #: What a scheme's stand-in may approve in an issuer's place, so what the issuer's ledger must post forced.
@@ -109,6 +130,11 @@ class LedgerRequest:
     #: A posting the scheme already guaranteed in the issuer's place (a stand-in advice): posted whatever the
     #: balance, limits or card status say, exactly once under the original's key (host link MTI 0120).
     forced: bool = False
+
+    @property
+    def pin_entered(self) -> bool:
+        """Field 22 says the cardholder entered a PIN, which the front-end verified before asking."""
+        return (self.pos_entry_mode or "")[-1:] == PIN_ENTERED
 
     @property
     def key(self) -> tuple[str, str]:

@@ -28,6 +28,11 @@ Rules (PROTOCOL.md §2, §3a; docs/ledger.md explains each):
   scheme stood in): posted under ``FORCED|`` + the key, which then stands for the original when a reversal,
   void or refund names it. A repeated advice is a repeat. A forced completion posts as a plain debit: the
   advice does not name the pre-authorisation, whose hold lapses or is cancelled on its own.
+- PIN tries (counted here, for every front-end of a pool): a ``PIN_FAILURE`` report (a wrong PIN, under the
+  failed request's RRN) counts one failure for the card's business day, whatever the card's state, and is
+  answered 55, or 75 from the ``MAX_PIN_FAILURES_PER_DAY``-th on; a retried report is a repeat (counted once).
+  A request whose field 22 says a PIN was entered (verified by the front-end) is declined 75 once the card's
+  failures that day reach the limit, before any other check (as the front-end did when it counted alone).
 - Business date: the request's MMDD (field 13) in the year that puts it closest to the clock's date, so a
   request dated 1231 that arrives on 1 January belongs to the old year.
 """
@@ -42,7 +47,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
 
-from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
+from core_ledger.api import MAX_PIN_FAILURES_PER_DAY, LedgerAnswer, LedgerOp, LedgerRequest, OriginalRef
 from core_ledger.model import (
     CLEARING_ACCOUNT,
     CardStatus,
@@ -50,6 +55,7 @@ from core_ledger.model import (
     Effect,
     Entry,
     HoldChange,
+    PinFailure,
     RefundChange,
     StatusChange,
     Txn,
@@ -410,6 +416,10 @@ class LedgerEngine:
     def _decide(self, request: LedgerRequest, key: str) -> Decision:
         if request.op is LedgerOp.REVERSAL:
             return self._reversal(request, key)
+        if request.op is LedgerOp.PIN_FAILURE:
+            return self._pin_failure(request, key)
+        if request.pin_entered and self._pin_failures_today(request) >= MAX_PIN_FAILURES_PER_DAY:
+            raise Decline(RC.PIN_TRIES_EXCEEDED)
         account_id = self._card(request.pan, request.expiry)
         handler = {
             LedgerOp.BALANCE: self._balance,
@@ -423,6 +433,24 @@ class LedgerEngine:
             LedgerOp.TRANSFER: self._transfer,
         }[request.op]
         return handler(request, key, account_id)
+
+    def _pin_failures_today(self, request: LedgerRequest) -> int:
+        return self.state.pin_failures.get((request.pan, self._business_date(request)), 0)
+
+    def _pin_failure(self, request: LedgerRequest, key: str) -> Decision:
+        """A wrong PIN counted for the card's business day; the answer is the code the terminal gets."""
+        failures = self._pin_failures_today(request) + 1
+        code = RC.PIN_TRIES_EXCEEDED if failures >= MAX_PIN_FAILURES_PER_DAY else RC.INCORRECT_PIN
+        log.info(
+            "wrong PIN on %s, RRN %s: failure %d today, answered %s", mask_pan(request.pan), request.rrn, failures, code
+        )
+        answer = LedgerAnswer(response_code=code, rrn=request.rrn, currency=request.currency)
+        effects: tuple[Effect, ...] = (PinFailure(request.pan, self._business_date(request)),)
+        return Decision(
+            answer=answer,
+            records=(self._record(request, key, answer, TxnStatus.DECLINED, effects),),
+            effects=effects,
+        )
 
     def _balance(self, request: LedgerRequest, key: str, account_id: str) -> Decision:
         return self._approved(request, key, account_id, (), auth=False)

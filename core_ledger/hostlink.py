@@ -9,6 +9,8 @@ Requests — MTI / 3 / 25 per operation (the ledger reads the operation back fro
     transfer                 0200 400000 00      reversal            0400 000000 00
     forced posting           0120 with the 3 / 25 of a purchase, pre-authorisation or completion: a scheme's
                              stand-in advice the issuer's ledger posts whatever its checks say (answered 0130)
+    wrong PIN report         0220 900000 00      the failed request's fields under its own RRN (answered 0230:
+                             39 = 55, or 75 from the card's 3rd failure of the business day); host link only
 
 Fields: 2 PAN, 3, 4 amount (n12), 7 transmission MMDDhhmmss, 11 STAN, 12 hhmmss, 13 MMDD, 14 expiry, 22, 25,
 32 acquirer, 37 RRN (the front-end's transaction id: with 32, the ledger's idempotency key), 38 pre-auth code
@@ -34,7 +36,7 @@ from core_ledger.api import (
     LedgerRequest,
     OriginalRef,
     forced_op_for_codes,
-    op_for_route,
+    host_op_for_route,
 )
 from wire.codec import Fields
 from wire.constants import ConditionCode, Mti, ResponseCode, response_mti
@@ -121,7 +123,7 @@ def _decode_original_ref(fields: Fields) -> OriginalRef | None:
 def request_from_fields(fields: Fields) -> LedgerRequest:
     forced = fields.get("t") == Mti.STAND_IN_ADVICE
     codes = (fields.get("3", ""), fields.get("25", CC.NORMAL))
-    op = forced_op_for_codes(*codes) if forced else op_for_route(fields.get("t", ""), *codes)
+    op = forced_op_for_codes(*codes) if forced else host_op_for_route(fields.get("t", ""), *codes)
     if op is None:
         raise MessageDecodeError("no ledger operation for this MTI / processing code / condition code", field="3")
     amount = _need(fields, "4")

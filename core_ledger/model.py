@@ -167,7 +167,20 @@ class DailyUsage:
         return DailyUsage(self.pan, self.business_date, -self.delta)
 
 
-Effect = Entry | HoldChange | StatusChange | RefundChange | DailyUsage
+@dataclasses.dataclass(frozen=True, slots=True)
+class PinFailure:
+    """A wrong PIN counted against the card for its business day (recorded on the declined PIN-failure report;
+    like daily usage, the count is derived from the transactions, so a store needs no table of its own)."""
+
+    pan: str
+    business_date: str
+    delta: int = 1
+
+    def inverse(self) -> PinFailure:
+        return PinFailure(self.pan, self.business_date, -self.delta)
+
+
+Effect = Entry | HoldChange | StatusChange | RefundChange | DailyUsage | PinFailure
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)

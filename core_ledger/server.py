@@ -23,19 +23,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import time
 from collections import deque
 from typing import Final
 
 import anyio
 import anyio.abc
+from prometheus_client import Counter
 
 from acqkit import txnlog
 from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from acqkit.serving import PLAIN, Serving
-from acqkit.writedeadline import WriteDeadline
+from acqkit.traceflush import flush_traces
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
@@ -56,8 +58,65 @@ SEND_TIMEOUT_S: Final = 10.0
 MAX_IN_FLIGHT_PER_CONNECTION: Final = 256
 #: After a fail-stop, how long requests in flight may take to get their 96 before the server ends.
 FAIL_STOP_DRAIN_S: Final = 2.0
+#: The reader pushes its idle deadline back at most this often (not on every frame: moving a deadline costs about
+#: as much as a small read), to IDLE_TIMEOUT_S + IDLE_SLACK_S from then: a connection is closed after between
+#: IDLE_TIMEOUT_S and IDLE_TIMEOUT_S + IDLE_SLACK_S with nothing read.
+IDLE_SLACK_S: Final = 1.0
 #: What a bad message needs for a 30 answer the client can match: its MTI, 32 and 37.
 _MATCH_FIELDS: Final = ("t", "32", "37")
+
+
+@functools.lru_cache(maxsize=256)
+def _transactions_counter(mti: str, code: str) -> Counter:
+    """The metric's child for an MTI and response code, looked up once (``labels`` costs more than ``inc``)."""
+    return TRANSACTIONS.labels(service="ledger", mti=mti, code=code)
+
+
+class _IdleDeadline:
+    """A connection reader's idle timeout: one cancel scope for the reader's life (not one per read)."""
+
+    __slots__ = ("_pushed_at", "scope")
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self._pushed_at = -math.inf
+
+    def push(self) -> None:
+        """Something was read: the connection is not idle (see IDLE_SLACK_S)."""
+        now = anyio.current_time()
+        if now - self._pushed_at >= IDLE_SLACK_S:
+            self._pushed_at = now
+            self.scope.deadline = now + IDLE_TIMEOUT_S + IDLE_SLACK_S
+
+
+#: What a connection's writer waits for when its deadline passes (:class:`_WriterDeadline`).
+_COMMIT: Final = "commit"
+_SEND: Final = "send"
+#: A writer's deadline is moved at most about this often while it is busy (or a tenth of the timeout, if less).
+DEADLINE_SLACK_S: Final = 1.0
+
+
+class _WriterDeadline:
+    """A connection writer's commit and send timeouts in one cancel scope, its deadline not moved per wait (two
+    moves per wait cost about 9 us here) but only when it is not already between ``timeout`` and ``timeout +
+    slack`` ahead: while answers flow, about once per ``DEADLINE_SLACK_S``. A wait so bounded ends within its
+    timeout plus the slack. The deadline may pass while the writer waits for requests, which has no timeout:
+    that ends this scope early, and the writer goes on under a new one (``waiting`` says which wait it was)."""
+
+    __slots__ = ("scope", "waiting")
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        #: ``_COMMIT``, ``_SEND``, or ``""`` while waiting for requests.
+        self.waiting = ""
+
+    def expect(self, what: str, timeout: float) -> None:
+        """A wait for ``what`` begins, which must end within ``timeout``."""
+        self.waiting = what
+        now = anyio.current_time()
+        slack = min(DEADLINE_SLACK_S, timeout / 10)
+        if not timeout <= self.scope.deadline - now <= timeout + slack:
+            self.scope.deadline = now + timeout + slack
 
 
 class _InFlight:
@@ -166,7 +225,7 @@ async def serve(
     def answered(fields: Fields, answer: LedgerAnswer, conn: FramedConnection, hit: Hit | None) -> bytes:
         """The answer's bytes, counted, logged and traced."""
         encoded = _encode_answer(fields, answer)
-        TRANSACTIONS.labels(service="ledger", mti=fields.get("t", "?"), code=answer.response_code.value).inc()
+        _transactions_counter(fields.get("t", "?"), answer.response_code).inc()  # a StrEnum: its value
         if txnlog.enabled():
             shown = {**txnlog.iso_summary(fields), "code": answer.response_code.value, "note": hit_note(hit)}
             txnlog.log_transaction("ledger", correlation_id(fields.get("41", "?"), fields.get("11", "?")), **shown)
@@ -220,19 +279,21 @@ async def serve(
     async def write_answers(conn: FramedConnection, answers: _Answers, slot: anyio.Semaphore) -> None:
         """Answer the connection's queued requests in order, each batch of durable ones in one write; one that
         is not durable within the commit timeout is answered nothing (outcome unknown: the ledger fail-stops).
-        One cancel scope serves every wait (commit, then write), its deadline moved for each."""
+        One cancel scope serves every wait (commit, then write), its deadline moved lazily (_WriterDeadline);
+        one that passes early, while waiting for requests, just starts a new scope."""
         ready: list[_Queued] = []
         try:
             while not (answers.closed and not answers.queue):
-                deadline = WriteDeadline(SEND_TIMEOUT_S)
+                deadline = _WriterDeadline()
                 with deadline.scope:
                     await answer_in_order(conn, answers, (ready, slot), deadline)
-                if deadline.expired and not ready:  # the head's commit outlived the timeout
+                expired = deadline.waiting if deadline.scope.cancelled_caught else ""
+                if expired == _COMMIT:  # the head's commit outlived the timeout (nothing was ready)
                     answers.queue.popleft()
                     ledger.timed_out()
                     log.error("no answer to %s: its commit did not finish in time (outcome unknown)", conn.peer)
                     _done(1, slot)
-                elif deadline.expired:
+                elif expired == _SEND:
                     raise TimeoutError(f"answers to {conn.peer} not taken within {SEND_TIMEOUT_S:g} s")
                 else:
                     _done(len(ready), slot)
@@ -245,7 +306,7 @@ async def serve(
         conn: FramedConnection,
         answers: _Answers,
         ready_and_slot: tuple[list[_Queued], anyio.Semaphore],
-        deadline: WriteDeadline,
+        deadline: _WriterDeadline,
     ) -> None:
         """Answer until the connection's reader is done (returns) or a deadline passes (cancelled); ``ready``
         holds the batch being written meanwhile."""
@@ -256,23 +317,22 @@ async def serve(
             if not answers.queue:
                 if answers.closed:
                     return
+                deadline.waiting = ""  # no deadline for requests to come: an early one only renews the scope
                 answers.more = anyio.Event()
                 await answers.more.wait()
                 continue
             head = answers.queue[0]
             if not head.durable:
                 assert head.pending.ticket is not None
-                deadline.arm(ledger.commit_timeout)
+                deadline.expect(_COMMIT, ledger.commit_timeout)
                 await head.pending.ticket.done.wait()
-                deadline.disarm()
             now = time.perf_counter()
             while answers.queue and answers.queue[0].durable:
                 ready.append(queued := answers.queue.popleft())
                 commit_seconds.observe(now - queued.queued_at)
             encoded = [answered(q.fields, ledger.settled(q.pending), conn, None) for q in ready]
-            deadline.arm()
+            deadline.expect(_SEND, SEND_TIMEOUT_S)
             await conn.send_many(encoded)
-            deadline.disarm()
 
     def _done(count: int, slot: anyio.Semaphore) -> None:
         for _ in range(count):
@@ -293,11 +353,26 @@ async def serve(
     async def read_requests(
         conn: FramedConnection, slot: anyio.Semaphore, answers: _Answers, requests: anyio.abc.TaskGroup
     ) -> None:
+        idle = _IdleDeadline()
+        with idle.scope:
+            idle.push()
+            await read_until_closed(conn, (slot, idle), answers, requests)
+        if idle.scope.cancelled_caught:
+            raise TimeoutError(f"nothing read from {conn.peer} for {IDLE_TIMEOUT_S:g} s")
+
+    async def read_until_closed(
+        conn: FramedConnection,
+        slot_and_idle: tuple[anyio.Semaphore, _IdleDeadline],
+        answers: _Answers,
+        requests: anyio.abc.TaskGroup,
+    ) -> None:
+        slot, idle = slot_and_idle
         while True:
             await acquire_slot(slot)
-            payload = await conn.receive(IDLE_TIMEOUT_S)
+            payload = await conn.receive()  # bounded by the idle deadline's scope
             if payload is None:
                 return
+            idle.push()
             fields, error = decode_host_partial(payload)
             if error is not None:
                 if not all(fields.get(name, "").strip() for name in _MATCH_FIELDS):
@@ -332,6 +407,8 @@ async def serve(
 
     async with anyio.create_task_group() as tg:
         await tg.start(ledger.run_flusher)
+        if tracer is not None:
+            await tg.start(flush_traces, tracer)
         listening = functools.partial(
             serve_tcp,
             host,

@@ -12,9 +12,8 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from core_ledger.model import Effect
 from core_ledger.sql import effect_statement, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
@@ -56,6 +55,28 @@ CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_k
 CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id);
 CREATE TABLE IF NOT EXISTS holds (owner TEXT PRIMARY KEY, account_id TEXT NOT NULL, amount INTEGER NOT NULL);
 """
+
+
+#: The statement that records a new transaction.
+INSERT_TXN: Final = f"INSERT INTO txns ({TXN_COLUMNS}) VALUES ({','.join('?' * TXN_COLUMN_COUNT)})"  # noqa: S608
+
+
+def effect_runs(batch: Sequence[Posting]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements that store ``batch``'s effects, in order, with runs of the same statement merged (one
+    ``executemany`` each): a batch of purchases is one run of entry inserts."""
+    runs: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for records, effects in batch:
+        owner = entry_owner(records)
+        for effect in effects:
+            statement = effect_statement(owner, effect)
+            if statement is None:
+                continue
+            sql, params = statement
+            if runs and runs[-1][0] == sql:
+                runs[-1][1].append(params)
+            else:
+                runs.append((sql, [params]))
+    return runs
 
 
 class SqliteStore:
@@ -140,15 +161,12 @@ class SqliteStore:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
-                for records, effects in batch:
-                    for txn in records:
-                        db.execute(
-                            f"INSERT INTO txns ({TXN_COLUMNS}) VALUES ({','.join('?' * TXN_COLUMN_COUNT)})",  # noqa: S608
-                            txn_row(txn),
-                        )
-                    owner = entry_owner(records)
-                    for effect in effects:
-                        self._write_effect(owner, effect)
+                # Every new transaction first, in order, then every effect in order: an effect only ever names
+                # a transaction recorded before it (in an earlier batch, or earlier in this one), so the rows
+                # come out as a posting-by-posting loop would write them, in a few executemany calls.
+                db.executemany(INSERT_TXN, [txn_row(txn) for records, _ in batch for txn in records])
+                for sql, rows in effect_runs(batch):
+                    db.executemany(sql, rows)
                 db.executemany(
                     "UPDATE accounts SET balance = balance + ?, held = held + ? WHERE account_id = ?",
                     [(b, h, a) for a, (b, h) in account_deltas(batch).items()],
@@ -160,11 +178,6 @@ class SqliteStore:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
                 raise StoreError(f"ledger commit failed: {exc}") from None
-
-    def _write_effect(self, owner: str, effect: Effect) -> None:
-        statement = effect_statement(owner, effect)
-        if statement is not None:
-            self._db.execute(*statement)
 
     def entries(self, account_id: str | None = None) -> list[StoredEntry]:
         sql = "SELECT seq, txn_key, account_id, amount FROM entries"

@@ -12,6 +12,7 @@ from core_ledger.model import (
     Entry,
     HoldChange,
     Merchant,
+    PinFailure,
     RefundChange,
     StatusChange,
     Txn,
@@ -37,6 +38,8 @@ class LedgerState:
     #: it, oldest first (a STAN reused in a new batch the same day gives several): the fallback lookup for
     #: clients that do not send the original's RRN
     by_ref: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: (PAN, business date) → wrong PINs reported that day, for the PIN-try limit
+    pin_failures: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
     def add_txn(self, txn: Txn) -> None:
         """Record ``txn`` under its key (and its field-90 reference, if it has one)."""
@@ -98,3 +101,6 @@ class LedgerState:
         elif isinstance(effect, DailyUsage):
             slot = (effect.pan, effect.business_date)
             self.daily[slot] = self.daily.get(slot, 0) + effect.delta
+        elif isinstance(effect, PinFailure):
+            slot = (effect.pan, effect.business_date)
+            self.pin_failures[slot] = self.pin_failures.get(slot, 0) + effect.delta

@@ -27,6 +27,7 @@ from core_ledger.model import (
     Effect,
     Entry,
     HoldChange,
+    PinFailure,
     RefundChange,
     StatusChange,
     Txn,
@@ -111,6 +112,8 @@ def effect_to_json(effect: Effect) -> list[Any]:
         return ["S", effect.txn, effect.old.value, effect.new.value]
     if isinstance(effect, RefundChange):
         return ["R", effect.txn, effect.delta]
+    if isinstance(effect, PinFailure):
+        return ["P", effect.pan, effect.business_date, effect.delta]
     return ["D", effect.pan, effect.business_date, effect.delta]
 
 
@@ -126,11 +129,17 @@ def effect_from_json(raw: list[Any]) -> Effect:
         return RefundChange(raw[1], int(raw[2]))
     if kind == "D":
         return DailyUsage(raw[1], raw[2], int(raw[3]))
+    if kind == "P":
+        return PinFailure(raw[1], raw[2], int(raw[3]))
     raise StoreError(f"unknown effect kind {kind!r}")
 
 
+#: One compact encoder for every row (``json.dumps`` with ``separators`` builds a new encoder per call).
+_to_json: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def effects_to_text(effects: tuple[Effect, ...]) -> str:
-    return json.dumps([effect_to_json(e) for e in effects], separators=(",", ":"))
+    return _to_json([effect_to_json(e) for e in effects])
 
 
 def effects_from_text(text: str) -> tuple[Effect, ...]:
@@ -138,7 +147,7 @@ def effects_from_text(text: str) -> tuple[Effect, ...]:
 
 
 def answer_to_text(answer: LedgerAnswer) -> str:
-    return json.dumps(
+    return _to_json(
         {
             "rc": answer.response_code.value,
             "rrn": answer.rrn,
@@ -146,8 +155,7 @@ def answer_to_text(answer: LedgerAnswer) -> str:
             "bal": answer.balance,
             "avail": answer.available,
             "cur": answer.currency,
-        },
-        separators=(",", ":"),
+        }
     )
 
 
@@ -252,9 +260,15 @@ def txn_from_row(row: Sequence[Any]) -> Txn:
 
 
 def rebuild_daily_usage(state: LedgerState) -> None:
+    """The per-card daily counters (debits, wrong PINs), summed from the effects the transactions recorded: a
+    store written before PIN failures were counted opens as it is, with none."""
     state.daily.clear()
+    state.pin_failures.clear()
     for txn in state.txns.values():
         for effect in txn.effects:
             if isinstance(effect, DailyUsage):
                 slot = (effect.pan, effect.business_date)
                 state.daily[slot] = state.daily.get(slot, 0) + effect.delta
+            elif isinstance(effect, PinFailure):
+                slot = (effect.pan, effect.business_date)
+                state.pin_failures[slot] = state.pin_failures.get(slot, 0) + effect.delta

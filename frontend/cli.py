@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             trace_at = args.trace_dir
             if trace_at is not None and args.instance is not None:  # one file per pool member, same service
                 trace_at = trace_at / f"frontend-{args.instance}.jsonl"
-            trace = TraceWriter(trace_at, "frontend", batched=True)
+            trace = TraceWriter(trace_at, "frontend")
             wallet = None
             if args.wallet:
                 wallet_at = Endpoint.parse(args.wallet)

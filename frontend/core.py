@@ -19,8 +19,9 @@ value is the :class:`Reply`. The checks, in order, each with its response code (
 8a. tracks encrypted under the session's TDK (53 = 2610000000000000) decrypted by the HSM (M2) before the PIN
    check reads the PVV — 30 when they do not decrypt to tracks (:mod:`frontend.flows.tdk`);
 9. PIN (field 52) verified by the HSM against the PVV in track 2 — 55, the third failure of the day for a
-   card and every try after it — 75; a PIN block the HSM cannot read — 99 (on-us cards only: an off-us PIN goes
-   to its issuer, translated to the acquirer zone's ZPK);
+   card and every try after it — 75, counted for the whole pool at the card's ledger (a wrong PIN is reported
+   there, :mod:`frontend.flows.pin`); a PIN block the HSM cannot read — 99 (on-us cards only: an off-us PIN
+   goes to its issuer, translated to the acquirer zone's ZPK);
 10. the card's BIN in no range of the acquirer's nor the switch's (:mod:`frontend.routing`) — 14;
 11. the ledger (on-us) or the scheme switch (off-us) decides; no answer in time — 98, and a reversal goes the
     same way by store-and-forward.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from core_ledger.api import MAX_PIN_FAILURES_PER_DAY
 from frontend.effects import LoadSession, PeerFailure, VerifyMac, VerifyMacAndPin
 from frontend.flows.answer import UNKNOWN_KIND, Answer, Context, Flow, Reply, done, malfunction_reply, refuse
 from frontend.flows.checks import card_number, classify, is_request_mti
@@ -44,7 +46,6 @@ from frontend.flows.ledger import reversal_of
 from frontend.flows.mpos import MposRead, is_mpos, open_mpos, use_ksn
 from frontend.flows.pin import (
     FINANCIAL_KINDS,
-    MAX_PIN_FAILURES_PER_DAY,
     PinCheck,
     PinState,
     pin_verification,

@@ -334,7 +334,8 @@ class ReleasePinTry:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AddPinFailure:
-    """Turn a reserved try into a durable failure. → the card's failures today (``int``)."""
+    """Turn a reserved try into a wrong PIN seen by this instance (inline, memory only: the card's ledger
+    counts it for the pool). → this instance's failures of the card today (``int``)."""
 
     pan: str = dataclasses.field(repr=False)
     day: str
@@ -374,7 +375,7 @@ JournalEffect = (
 Effect = HsmEffect | AskLedger | AskScheme | AskWallet | JournalEffect
 
 #: Journal effects answered from memory on the event loop (no thread, no disk).
-INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry)
+INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry, AddPinFailure)
 HSM_EFFECTS: Final = (
     GenerateWorkingKeys,
     VerifyMac,

@@ -1,10 +1,11 @@
-"""The front-end's durable journal (SQLite, WAL): sessions, every transaction, PIN tries, pending reversals.
+"""The front-end's durable journal (SQLite, WAL): sessions, every transaction, pending reversals.
 
 Writes are blocking: the server runs them in batches (:meth:`Journal.run_batch`, one transaction and one
-fsync per batch) in a worker thread. What every transaction reads first — the terminal's session and the
-card's PIN failures today — is also held in memory (written through, loaded at open), so those reads need
-neither the disk nor a thread. RRNs are handed out from a block of ``RRN_BLOCK`` reserved durably at a time,
-as a database sequence with a cache does: unique across restarts, with a gap after one.
+fsync per batch) in a worker thread. What every transaction reads first — the terminal's session — is also held
+in memory (written through, loaded at open), so that read needs neither the disk nor a thread. The PIN tries
+this instance has seen are in memory only: the card's ledger keeps the durable count for the pool. RRNs are
+handed out from a block of ``RRN_BLOCK`` reserved durably at a time, as a database sequence with a cache does:
+unique across restarts, with a gap after one.
 
 The journal keeps PANs masked. Where it must hold a card number a while — a row's ledger request until its
 answer is journaled, a store-and-forward reversal until the ledger takes it — the request is sealed under the
@@ -41,8 +42,6 @@ CREATE TABLE IF NOT EXISTS txns (terminal_id TEXT NOT NULL, batch TEXT NOT NULL,
     local_date TEXT NOT NULL, local_time TEXT NOT NULL, rrn TEXT NOT NULL, auth_code TEXT,
     response_code TEXT, status TEXT NOT NULL, original_stan TEXT, created_at REAL NOT NULL, pending_request TEXT,
     PRIMARY KEY (terminal_id, batch, stan, mti));
-CREATE TABLE IF NOT EXISTS pin_tries (card TEXT NOT NULL, day TEXT NOT NULL, failures INTEGER NOT NULL,
-    PRIMARY KEY (card, day));
 CREATE TABLE IF NOT EXISTS pending_reversals (id INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT NULL,
     tries INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
     last_code TEXT);
@@ -167,9 +166,9 @@ class Journal:
             row[0]: Session(terminal_id=row[0], pik=row[1], mak=row[2], batch=row[3], tdk=row[4])
             for row in self._db.execute("SELECT terminal_id, pik, mak, batch, tdk FROM sessions")
         }
-        self._pin_failures: dict[tuple[str, str], int] = {
-            (row[0], row[1]): int(row[2]) for row in self._db.execute("SELECT card, day, failures FROM pin_tries")
-        }
+        #: Wrong PINs seen by this instance, by (card, day), in memory only: with the reservations they bound the
+        #: DCs this instance sends; the card's ledger keeps the durable count for the pool (docs/frontend.md).
+        self._pin_failures: dict[tuple[str, str], int] = {}
         self._rrn_next = self._rrn_limit = 0
         #: PIN tries reserved for verifications in flight, by (card, day): see :meth:`reserve_pin_try`.
         self._pin_in_flight: dict[tuple[str, str], int] = {}
@@ -418,23 +417,14 @@ class Journal:
             self._pin_in_flight.pop(key, None)
 
     def add_pin_failure(self, pan: str, day: str, *, reserved: bool = False) -> int:
-        """Count a wrong PIN durably; with ``reserved``, the try reserved for it becomes this failure in the
-        same step, once the batch has committed (never counted twice, never dropped in between)."""
+        """Count a wrong PIN seen here, in memory (inline, no disk: the card's ledger counts it durably for the
+        pool); with ``reserved``, the try reserved for it becomes this failure in the same step. → this
+        instance's failures of the card today."""
         key = (self._data_key.fingerprint(pan), day)
-        with self._lock:
-            self._exec(
-                "INSERT INTO pin_tries VALUES (?, ?, 1) ON CONFLICT(card, day) DO UPDATE SET failures = failures + 1",
-                key,
-            )
-            row = self._one("SELECT failures FROM pin_tries WHERE card = ? AND day = ?", key)
-        failures = int(row[0])
-
-        def remember() -> None:
-            self._pin_failures[key] = failures
-            if reserved:
-                self.release_pin_try(pan, day)
-
-        self._remember(remember)
+        failures = self._pin_failures.get(key, 0) + 1
+        self._pin_failures[key] = failures
+        if reserved:
+            self.release_pin_try(pan, day)
         return failures
 
     def record_qr_request(

@@ -17,14 +17,16 @@ from typing import Any, Final
 
 import anyio
 import anyio.abc
+from prometheus_client import Counter
 
 from acqkit import txnlog
 from acqkit.groupcommit import CommitFailed, GroupCommit
 from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH, TRANSACTIONS
-from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
+from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.rules import ActionKind, RuleBook, corrupt_mac, hit_note
 from acqkit.serving import PLAIN, Serving
 from acqkit.traceflush import flush_traces
+from acqkit.workers import FrameWorkers
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
@@ -55,6 +57,16 @@ IDLE_TIMEOUT_S: Final = 600.0
 IDLE_CHECK_S: Final = 1.0
 #: This service's series of the shared metrics, looked up once (``labels`` takes a lock and builds a key).
 _IN_FLIGHT: Final = IN_FLIGHT.labels(service=SERVICE)
+#: How many (MTI, response code) series of the answer counter are kept looked up.
+TRANSACTION_SERIES_CACHED: Final = 1024
+
+
+@functools.lru_cache(maxsize=TRANSACTION_SERIES_CACHED)
+def _transactions(mti: str, code: str) -> Counter:
+    """This service's answer counter for one (MTI, response code), looked up once per pair, not per answer."""
+    return TRANSACTIONS.labels(service=SERVICE, mti=mti, code=code)
+
+
 #: What a failing or hung journal raises to a flow.
 JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
 
@@ -148,7 +160,7 @@ class Frontend:
             return []
         self.answered += 1
         if isinstance(request, PosMessage):
-            TRANSACTIONS.labels(service=SERVICE, mti=request.mti, code=reply.response_code or "none").inc()
+            _transactions(request.mti, reply.response_code or "none").inc()
         answer = frame.answer(reply.body, header=answer_header(frame, reply)).to_bytes()
         if action is ActionKind.CORRUPT_MAC:
             answer = corrupt_mac(answer)
@@ -196,32 +208,40 @@ class Frontend:
             log.exception("could not queue the reversal of STAN %s; the terminal's reversal must undo it", asked.stan)
 
     async def handle(self, conn: FramedConnection) -> None:
-        """Each frame in a task of its own; the link is closed after ``IDLE_TIMEOUT_S`` without a frame. The
-        idle deadline is one cancel scope for the link, moved on at most every ``IDLE_CHECK_S`` (not a scope
-        per frame)."""
-        slots = anyio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
+        """Frames are answered concurrently by the link's workers; the link is closed after ``IDLE_TIMEOUT_S``
+        without a frame. The idle deadline is one cancel scope for the link, moved on at most every
+        ``IDLE_CHECK_S`` (not a scope per frame)."""
+        workers = FrameWorkers(MAX_IN_FLIGHT_PER_CONNECTION)
 
-        async def one(payload: bytes) -> None:
-            try:
-                for answer in await self.respond(payload):
-                    await conn.send(answer)
-            except ClosedByRule as closed:
-                log.warning("closing the connection from %s: rule %s", conn.peer, closed)
-                await conn.aclose()
-            finally:
-                slots.release()
+        async def answer_frames(payload: bytes | None) -> None:
+            """One worker: answers its frame, then the next the reader hands it, until the link is done."""
+            while payload is not None:
+                try:
+                    for answer in await self.respond(payload):
+                        await conn.send(answer)
+                except ClosedByRule as closed:
+                    log.warning("closing the connection from %s: rule %s", conn.peer, closed)
+                    await conn.aclose()
+                payload = await workers.next_frame()
 
         idle = anyio.CancelScope()
         async with anyio.create_task_group() as tg:
-            with idle:
-                last_frame_at = anyio.current_time()
-                idle.deadline = last_frame_at + IDLE_TIMEOUT_S
-                while (payload := await conn.receive()) is not None:
-                    if (now := anyio.current_time()) - last_frame_at >= IDLE_CHECK_S:
-                        last_frame_at, idle.deadline = now, now + IDLE_TIMEOUT_S
-                    await acquire_slot(slots)
-                    tg.start_soon(one, payload)
-        if idle.cancelled_caught:  # after the frames in flight were answered
+            try:
+                with idle:
+                    last_frame_at = anyio.current_time()
+                    idle.deadline = last_frame_at + IDLE_TIMEOUT_S
+                    while (payload := await conn.receive()) is not None:
+                        if (now := anyio.current_time()) - last_frame_at >= IDLE_CHECK_S:
+                            last_frame_at, idle.deadline = now, now + IDLE_TIMEOUT_S
+                        if not workers.hand_over(payload):
+                            if workers.may_start():
+                                tg.start_soon(answer_frames, payload)
+                            else:
+                                await workers.room()
+                                workers.hand_over(payload)  # a worker waits now: it cannot refuse
+            finally:
+                workers.close()  # after the frames in flight were answered, each worker ends
+        if idle.cancelled_caught:
             raise TimeoutError(f"no frame for {IDLE_TIMEOUT_S:.0f} s")
 
 
@@ -236,7 +256,7 @@ async def serve(
     QUEUE_DEPTH.labels(service=SERVICE, queue="journal_writes").set_function(lambda: frontend.journal_writes.queued)
     async with anyio.create_task_group() as tg:
         await tg.start(frontend.journal_writes.run_flusher)
-        if frontend.trace is not None and frontend.trace.batched:
+        if frontend.trace is not None and frontend.trace.enabled:
             await tg.start(flush_traces, frontend.trace)
         # what a crash left pending, before any new traffic
         await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger, route=frontend.ctx.scheme)

@@ -8,6 +8,7 @@ hidden) and the switch's answer (39, 38)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -30,7 +31,7 @@ from frontend.effects import (
 from hsm_sim.client import PinVerification
 from wire.errors import WireError
 from wire.switchlink import SWITCH_MAC_HEX_LEN, SwitchHeader, SwitchMessage, switch_mac_block
-from wire.trace import TraceWriter
+from wire.trace import Payload, TraceWriter
 
 Link = Literal["hsm", "host", "switch"]
 TRACED: Final = (
@@ -72,12 +73,18 @@ _HSM_HEADER: Final = "----"
 _ANSWER_SHOWN: Final = b"00"
 
 
-def _view(effect: Effect) -> tuple[Link, bytes]:
-    if isinstance(effect, AskLedger):
-        return "host", host_message(effect.request)
+#: Each traced HSM command as sent and as answered (built once: the views are constants).
+_HSM_VIEWS: Final = {kind: f"{_HSM_HEADER}{code}".encode("ascii") for kind, code in _HSM_CODES.items()}
+_DUKPT_PIN_VIEW: Final = f"{_HSM_HEADER}GQ".encode("ascii")  # the DUKPT PIN: verified from the BDK and the KSN
+_ANSWER_VIEWS: Final = {view: view + _ANSWER_SHOWN for view in [*_HSM_VIEWS.values(), _DUKPT_PIN_VIEW]}
+
+
+def _view(effect: Effect) -> tuple[Link, Payload]:
+    if isinstance(effect, AskLedger):  # encoded for the trace only: by its writer's thread, off the event loop
+        return "host", functools.partial(host_message, effect.request)
     if isinstance(effect, VerifyPin) and effect.ksn is not None:
-        return "hsm", f"{_HSM_HEADER}GQ".encode("ascii")  # the DUKPT PIN: verified from the BDK and the KSN
-    return "hsm", f"{_HSM_HEADER}{_HSM_CODES[type(effect)]}".encode("ascii")
+        return "hsm", _DUKPT_PIN_VIEW
+    return "hsm", _HSM_VIEWS[type(effect)]
 
 
 def _peer(link: Link) -> str:
@@ -133,7 +140,7 @@ class EffectTrace:
                 direction="in",
                 link=link,
                 peer=_peer(link),
-                payload=payload[:6] + _ANSWER_SHOWN if link == "hsm" else b"",  # an answer's note says what it was
+                payload=_ANSWER_VIEWS[payload] if isinstance(payload, bytes) else b"",  # the note says what it was
                 correlation_id=self.correlation,
                 note=_note(part, part_result),
             )

@@ -68,6 +68,12 @@ def _key_types(key_types: tuple[KeyType, ...]) -> str:
     return _encode([str(t) for t in key_types])
 
 
+@functools.lru_cache(maxsize=256)
+def _who(client: str, peer: str) -> str:
+    """The ``client`` and ``peer`` members of an entry, with their comma (the same for a connection's life)."""
+    return f'"client":{_quoted(client)},"peer":{_quoted(peer)},'
+
+
 class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -76,13 +82,14 @@ class AuditLog:
     def record(self, client: str, peer: str, outcome: Outcome) -> None:
         # The line json.dumps would write for the entry (same keys, order and escaping), built directly: one
         # per command on the HSM's hot path.
+        # The codes are StrEnums: quoted as their values.
         line = (
-            f'{{"ts":"{_now()}","client":{_quoted(client)},"peer":{_quoted(peer)},'
+            f'{{"ts":"{_now()}",{_who(client, peer)}'
             f'"command":{_quoted(outcome.command)},"key_types":{_key_types(outcome.key_types)},'
-            f'"outcome":{_quoted(outcome.answered.value)}'
+            f'"outcome":{_quoted(outcome.answered)}'
         )
         if outcome.true_code is not outcome.answered:
-            line += f',"true_outcome":{_quoted(outcome.true_code.value)}'
+            line += f',"true_outcome":{_quoted(outcome.true_code)}'
         if outcome.reason:
             line += f',"reason":{_quoted(outcome.reason)}'
         self._pending.append(line + "}")

@@ -209,11 +209,11 @@ class HsmClient(PeerClient[str, bytes]):
             for tag in tags:
                 self._headers.answered(tag)
             raise self.unavailable(what, str(exc)) from None
-        headers = [f"{tag:04d}" for tag in tags]
-        requests = [
-            (header, with_trailer(command.payload(header), txn))
-            for header, command in zip(headers, commands, strict=True)
-        ]
+        trailer = with_trailer(b"", txn)  # the same for every command of the call: checked once
+        requests = []
+        for tag, command in zip(tags, commands, strict=True):
+            header = f"{tag:04d}"
+            requests.append((header, command.payload(header) + trailer))
         answered = False
         try:
             answers = await self.exchange(requests, action=what)

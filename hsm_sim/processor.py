@@ -111,16 +111,11 @@ class HsmProcessor:
 
     def process(self, payload: bytes, client: str = "") -> tuple[bytes, Outcome]:
         """The answer to ``payload`` from ``client`` (its identity or address; the PIN limits count per client)."""
-        try:
-            text_head = payload[: HEADER_LEN + COMMAND_LEN].decode("ascii")
-        except UnicodeDecodeError:
-            text_head = ""
-        if len(text_head) < HEADER_LEN + COMMAND_LEN or not text_head[HEADER_LEN:].isalnum():
-            log.warning("unreadable HSM request (%d bytes)", len(payload))
-            header = text_head[:HEADER_LEN].ljust(HEADER_LEN, "0") if text_head.isprintable() else "0000"
-            code = ErrorCode.INVALID_INPUT
-            outcome = Outcome(UNREADABLE_COMMAND, code, code, reason="unreadable request")
-            return (header + UNREADABLE_RESPONSE + code).encode("ascii"), outcome
+        head = payload[: HEADER_LEN + COMMAND_LEN]
+        # The usual request: a readable head, checked on the bytes (no decode unless it passes).
+        if len(head) < HEADER_LEN + COMMAND_LEN or not head.isascii() or not head[HEADER_LEN:].isalnum():
+            return _unreadable(payload)
+        text_head = head.decode("ascii")
         header, command = text_head[:HEADER_LEN], text_head[HEADER_LEN:]
         reply = response_code(command)
         handler = self._commands.get(command)
@@ -130,19 +125,21 @@ class HsmProcessor:
             code = ErrorCode.COMMAND_DISABLED
             return (header + reply + code).encode("ascii"), Outcome(command, code, code, reason=why)
         body = payload[HEADER_LEN + COMMAND_LEN :]
-        account = PIN_VERIFY_ACCOUNTS[command](body) if command in PIN_VERIFY_ACCOUNTS else None
+        verifies_pin = command in PIN_VERIFY_ACCOUNTS
+        account = PIN_VERIFY_ACCOUNTS[command](body) if verifies_pin else None
         now = self._clock()
         named: list[KeyType] = []
         token = KEY_TYPES_NAMED.set(named)
         try:
-            fields, outcome = self._run(command, handler, body, client, account, now)
+            fields, answered, true_code, reason = self._run(command, handler, body, client, account, now)
         finally:
             KEY_TYPES_NAMED.reset(token)
-        outcome = dataclasses.replace(outcome, key_types=tuple(named))
-        if command in PIN_VERIFY_COMMANDS and outcome.answered in (ErrorCode.OK, ErrorCode.VERIFICATION_FAILED):
-            self._pin_guard.record(account, failed=outcome.answered is not ErrorCode.OK, now=now)
-        self.counts[command] = self.counts.get(command, 0) + 1
-        return (header + reply + outcome.answered.value + fields).encode("ascii"), outcome
+        outcome = Outcome(command, answered, true_code, tuple(named), reason)
+        if verifies_pin and (answered is ErrorCode.OK or answered is ErrorCode.VERIFICATION_FAILED):
+            self._pin_guard.record(account, failed=answered is not ErrorCode.OK, now=now)
+        counts = self.counts
+        counts[command] = counts.get(command, 0) + 1
+        return (header + reply + answered + fields).encode("ascii"), outcome
 
     def _run(
         self,
@@ -152,21 +149,36 @@ class HsmProcessor:
         client: str,
         account: str | None,
         now: float,
-    ) -> tuple[str, Outcome]:
+    ) -> tuple[str, ErrorCode, ErrorCode, str]:
+        """(answer fields, code answered, true code, reason) of one command."""
         if command in PIN_VERIFY_COMMANDS and (refused := self._pin_guard.admit(client, account, now)) is not None:
             log.warning("%s answered %s: PIN verification limit reached", command, refused.value)
-            return "", Outcome(command, refused, refused, reason="PIN verification limit reached")
+            return "", refused, refused, "PIN verification limit reached"
         reader = FieldReader(body, base_offset=HEADER_LEN + COMMAND_LEN)
         try:
-            return handler(self._lmk, reader), Outcome(command, ErrorCode.OK, ErrorCode.OK)
+            return handler(self._lmk, reader), ErrorCode.OK, ErrorCode.OK, ""
         except CommandError as exc:
             if exc.code is not ErrorCode.VERIFICATION_FAILED:
                 log.info("%s answered %s: %s", command, exc.code.value, exc.reason)
-            return "", Outcome(command, exc.code, exc.true_code, reason=exc.reason)
+            return "", exc.code, exc.true_code, exc.reason
         except CryptoInputError as exc:
             code = ErrorCode.INVALID_INPUT
             log.info("%s answered %s: %s", command, code.value, exc)
-            return "", Outcome(command, code, code, reason=str(exc))
+            return "", code, code, str(exc)
+
+
+def _unreadable(payload: bytes) -> tuple[bytes, Outcome]:
+    """The answer to a request too short to name a command, or whose head is not ASCII letters and digits."""
+    try:
+        text_head = payload[: HEADER_LEN + COMMAND_LEN].decode("ascii")
+    except UnicodeDecodeError:
+        text_head = ""
+    log.warning("unreadable HSM request (%d bytes)", len(payload))
+    header = text_head[:HEADER_LEN].ljust(HEADER_LEN, "0") if text_head.isprintable() else "0000"
+    code = ErrorCode.INVALID_INPUT
+    return (header + UNREADABLE_RESPONSE + code).encode("ascii"), Outcome(
+        UNREADABLE_COMMAND, code, code, reason="unreadable request"
+    )
 
 
 def _disabled_reason(command: str) -> str:

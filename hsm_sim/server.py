@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Final
@@ -24,7 +25,7 @@ from acqkit.metrics import HSM_COMMANDS
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note, hsm_message
 from acqkit.serving import PLAIN, Serving
-from acqkit.writedeadline import WriteDeadline
+from acqkit.traceflush import flush_traces
 from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.audit import AuditLog
 from hsm_sim.keys import Lmk
@@ -78,6 +79,55 @@ def scripted_answer(request: bytes, code: str) -> bytes:
     return (header + reply + code).encode("ascii", "replace")
 
 
+#: How often at most a busy connection's deadline is pushed back (see :class:`_ConnectionClock`).
+DEADLINE_SLACK_S: Final = 1.0
+#: What :meth:`_ConnectionClock.expired` says of a connection closed for want of requests.
+IDLE: Final = "idle"
+#: ... and of one whose client did not take an answer in time.
+SEND: Final = "send"
+
+
+class _ConnectionClock:
+    """A connection's idle timeout (no request for ``IDLE_TIMEOUT_S``) and send timeout (an answer not taken
+    within ``SEND_TIMEOUT_S``), kept in one cancel scope whose deadline is moved at most once per
+    ``DEADLINE_SLACK_S`` — not twice per batch of answers (moving a deadline costs about as much as a small
+    read).
+
+    Each read leaves the deadline at least ``SEND_TIMEOUT_S`` (and at most ``SEND_TIMEOUT_S +
+    DEADLINE_SLACK_S``) after it, so the write of the answers to what it read gets ``SEND_TIMEOUT_S``, less the
+    time the commands took, as before. When the deadline passes during a write, the send
+    timed out; when it passes while waiting for a request, it was early: the caller reads on under a new scope
+    whose deadline is ``IDLE_TIMEOUT_S`` after the last request (:meth:`expired`). Cancelling a wait for
+    data loses nothing (what arrives stays buffered). An idle connection is closed ``IDLE_TIMEOUT_S`` after
+    its last request, or ``SEND_TIMEOUT_S + 2 × DEADLINE_SLACK_S`` if that is longer."""
+
+    __slots__ = ("_pushed_at", "last_read", "scope", "sending")
+
+    def __init__(self) -> None:
+        self.last_read = anyio.current_time()
+        self._pushed_at = -math.inf
+        self.sending = False
+        self.scope = anyio.CancelScope(deadline=self.last_read + IDLE_TIMEOUT_S)
+
+    def request_read(self) -> None:
+        now = anyio.current_time()
+        self.last_read = now
+        if now - self._pushed_at >= DEADLINE_SLACK_S:
+            self._pushed_at = now
+            self.scope.deadline = now + SEND_TIMEOUT_S + DEADLINE_SLACK_S
+
+    def expired(self) -> str:
+        """After the scope's deadline passed: ``SEND`` or ``IDLE`` if that timeout is reached, else ``""``
+        with a new :attr:`scope` to read on under."""
+        if self.sending:
+            return SEND
+        if anyio.current_time() - self.last_read >= IDLE_TIMEOUT_S:
+            return IDLE
+        self._pushed_at = -math.inf
+        self.scope = anyio.CancelScope(deadline=self.last_read + IDLE_TIMEOUT_S)
+        return ""
+
+
 async def serve(
     host: str,
     port: int,
@@ -109,7 +159,9 @@ async def serve(
         log.warning("HSM on plain TCP: every client is anonymous and allowed (allowed_clients needs tls = true)")
 
     def respond(request: bytes, client: str, identity: str | None, peer: str) -> bytes:
-        command = request[HEADER_LEN : HEADER_LEN + COMMAND_LEN].decode("ascii", "replace")
+        # A connection without an identity is served only where the policy admits anonymous clients, and
+        # those may send every command (ClientPolicy.authorise): the command is read here only for the others.
+        command = "" if identity is None else request[HEADER_LEN : HEADER_LEN + COMMAND_LEN].decode("ascii", "replace")
         refused = policy.authorise(identity, command) if len(command) == COMMAND_LEN else None
         if refused is not None:
             log.warning("%s answered %s: not permitted for %s", command, refused.value, client)
@@ -120,7 +172,7 @@ async def serve(
             reply, outcome = processor.process(request, client)
         if audit is not None:
             audit.record(client, peer, outcome)
-        _command_counter(outcome.command, outcome.answered.value).inc()
+        _command_counter(outcome.command, outcome.answered).inc()  # a StrEnum: its value as the label
         return reply
 
     async def handle(conn: FramedConnection) -> None:
@@ -131,25 +183,31 @@ async def serve(
             if audit is not None:
                 audit.refused(client, conn.peer, "not an allowed client")
             return
-        # One cancel scope for the connection's life: its deadline is the idle timeout while reading and the
-        # send timeout while writing (not a scope per read and per write).
-        deadline = WriteDeadline(SEND_TIMEOUT_S)
+        clock = _ConnectionClock()
+        timed_out = ""
         async with anyio.create_task_group() as late:  # delayed answers; cancelled when the connection ends
-            with deadline.scope:
-                deadline.arm(IDLE_TIMEOUT_S)
-                await answer_all(conn, (client, identity), late, deadline)
+            while True:
+                with clock.scope:
+                    await answer_all(conn, (client, identity), late, clock)
+                if not clock.scope.cancelled_caught:
+                    break  # the client closed, or a rule closed the connection
+                timed_out = clock.expired()
+                if timed_out:
+                    break
+                # The scope's early deadline passed while waiting for a request: read on under a new one.
             late.cancel_scope.cancel()
-        if deadline.expired and deadline.armed_for == IDLE_TIMEOUT_S:
+        if timed_out == IDLE:
             log.info("HSM connection from %s (%s) idle for %.0f s: closed", conn.peer, client, IDLE_TIMEOUT_S)
-        elif deadline.expired:
+        elif timed_out:
             raise TimeoutError(f"answers to {conn.peer} not taken within {SEND_TIMEOUT_S:g} s")
 
     async def answer_all(
-        conn: FramedConnection, who: tuple[str, str | None], late: anyio.abc.TaskGroup, deadline: WriteDeadline
+        conn: FramedConnection, who: tuple[str, str | None], late: anyio.abc.TaskGroup, clock: _ConnectionClock
     ) -> None:
         """Answer the connection's commands until it closes, a rule closes it, or the deadline passes."""
         client, identity = who
         while (payload := await conn.receive()) is not None:
+            clock.request_read()
             # Commands are answered in order; all that arrived together are answered in one write.
             answers: list[bytes] = []
             close = False
@@ -179,15 +237,17 @@ async def serve(
                 if tracer is not None:
                     tracer.record(direction="out", link="hsm", peer=conn.peer, payload=answer)
             if answers:
-                deadline.arm()
+                clock.sending = True
                 await conn.send_many(answers)
-            deadline.arm(IDLE_TIMEOUT_S)
+                clock.sending = False
             if close:
                 log.info("closing the connection of %s (%s): a rule says so", conn.peer, client)
                 return
 
     def _logged(answer: bytes, trailer: bytes, hit: Hit | None) -> bytes:
         """The answer with the request's trailer, its transaction record logged (:mod:`acqkit.txnlog`)."""
+        if not txnlog.enabled():  # the usual case: nothing to read out of the answer
+            return answer + trailer
         head = answer[HEADER_LEN : HEADER_LEN + COMMAND_LEN + ERROR_CODE_LEN].decode("ascii", "replace")
         command = request_code(head[:COMMAND_LEN])
         error = head[COMMAND_LEN:]
@@ -220,6 +280,8 @@ async def serve(
     async with anyio.create_task_group() as tg:
         if audit is not None:
             tg.start_soon(audit.run_flusher)
+        if tracer is not None:
+            await tg.start(flush_traces, tracer)
         bound = await tg.start(
             functools.partial(
                 serve_tcp,

@@ -15,7 +15,8 @@ DELIMITER: Final = b"\x19"
 MARKER: Final = b"txn:"
 #: Characters after the delimiter, the marker included (payShield's limit).
 MAX_TRAILER_LEN: Final = 32
-_ALLOWED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+_ALLOWED_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+_ALLOWED: Final = frozenset(_ALLOWED_CHARS)
 
 
 def with_trailer(payload: bytes, txn: str | None) -> bytes:
@@ -35,7 +36,8 @@ def split_trailer(payload: bytes) -> tuple[bytes, bytes]:
         return payload, b""
     text = payload[start + len(DELIMITER) :]
     value = text[len(MARKER) :]
-    if len(text) > MAX_TRAILER_LEN or not value or not set(value) <= _ALLOWED:
+    # value.translate(None, allowed) deletes every allowed character: anything left is not allowed
+    if len(text) > MAX_TRAILER_LEN or not value or value.translate(None, _ALLOWED_CHARS):
         return payload, b""
     return payload[:start], payload[start:]
 

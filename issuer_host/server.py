@@ -21,6 +21,7 @@ import anyio.abc
 from acqkit import txnlog
 from acqkit.requestserver import serve_requests
 from acqkit.serving import PLAIN, Serving
+from acqkit.traceflush import flush_traces
 from core_ledger.api import LedgerAnswer
 from core_ledger.client import LedgerClient, LedgerError
 from hsm_sim.client import HsmClient, HsmError
@@ -147,5 +148,7 @@ async def serve(
 ) -> None:
     """Serve the switch link on ``host:port`` until cancelled; ``task_status.started(port)``."""
     async with anyio.create_task_group() as tg:
+        if shell.tracer is not None:
+            await tg.start(flush_traces, shell.tracer)
         listening = functools.partial(serve_requests, host, port, shell.answer, name="issuer", serving=serving)
         task_status.started(await tg.start(listening))

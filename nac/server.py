@@ -31,6 +31,7 @@ from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH
 from acqkit.netio import FramedConnection, connect, serve_tcp
 from acqkit.peerclient import PeerUnavailable
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
+from acqkit.traceflush import flush_traces
 from nac.events import CloseReason, Deliver, Drop, DropReason, Forward, framing_close_reason
 from nac.limits import IDLE_CHECK_S, NacLimits
 from nac.linkwriter import LinkWriter
@@ -120,6 +121,8 @@ class NacServer:
         async with anyio.create_task_group() as tg:
             self._task_group = tg
             self._all_groups_up = anyio.Event()
+            if self._trace is not None:
+                await tg.start(flush_traces, self._trace)
             if peer_wait is not None:
                 tg.start_soon(self._require_routes, peer_wait)
             bound_status = None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from acqkit.traceflush import BatchedTrace
 
-class FrameTracer(Protocol):
-    """The part of ``wire.trace.TraceWriter`` the NAC uses."""
+
+class FrameTracer(BatchedTrace, Protocol):
+    """The part of ``wire.trace.TraceWriter`` the NAC uses: it keeps records, the NAC's flusher writes them."""
 
     def record(
         self,

@@ -27,6 +27,7 @@ from acqkit.datakey import DataKey, DataKeyError
 from acqkit.groupcommit import CommitFailed, CommitTimeout, GroupCommit
 from acqkit.requestserver import serve_requests
 from acqkit.serving import PLAIN, Serving
+from acqkit.traceflush import flush_traces
 from hsm_sim.client import HsmClient, HsmError
 from scheme.client import (
     ISSUER_TLS_NAME,
@@ -334,6 +335,8 @@ async def serve(
     try:
         async with anyio.create_task_group() as tg:
             await tg.start(shell.journal_writes.run_flusher)
+            if shell.tracer is not None:
+                await tg.start(flush_traces, shell.tracer)
             listening = functools.partial(serve_requests, host, port, shell.answer, name="scheme", serving=serving)
             task_status.started(await tg.start(listening))
             tg.start_soon(shell.run_reversals)

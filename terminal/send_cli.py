@@ -39,6 +39,7 @@ from wire.dissect import HIDDEN, as_json, as_text, dissect_pos
 from wire.errors import WireError
 from wire.header import PROCESSING_SIGN_ON_AGAIN
 from wire.tpdu import TERMINAL_SRC
+from wire.trace import read_trace
 
 DEFAULT_AMOUNT: Final = "10.00"
 ANSWER_TIMEOUT_S: Final = 10.0
@@ -73,8 +74,7 @@ def traced_request(trace_dir: Path, trace_id: str) -> tuple[str, str, dict[str, 
     if not path.exists():
         raise ValueError(f"no NAC trace at {path}")
     found = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
+    for record in read_trace(path):
         message = record.get("message", {})
         fields = message.get("fields", {})
         from_terminal = record.get("direction") == "in" and message.get("tpdu", {}).get("src") == TERMINAL_SRC

@@ -47,6 +47,14 @@ class ProcessingCode(enum.StrEnum):
     VOID = "200000"  # void, refund, pre-auth cancel, completion void
     BALANCE = "310000"
     TRANSFER = "400000"
+    #: Host link only: a wrong PIN reported to the card's ledger (0220), which counts the card's failures for
+    #: every front-end of a pool. ISO 8583:1987 leaves processing codes 90–99 to private use.
+    PIN_FAILURE = "900000"
+
+
+#: Field 22's third digit when the cardholder entered a PIN (PROTOCOL.md §7; ``2``: no PIN). On the host link it
+#: tells the ledger the request's PIN was verified (a wrong one never reaches it as a posting).
+PIN_ENTERED: Final = "1"
 
 
 class ConditionCode(enum.StrEnum):

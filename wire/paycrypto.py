@@ -300,7 +300,7 @@ def compute_mac(algorithm: MacAlgorithm, key: bytes, data: bytes) -> bytes:
 PVV_LEN: Final = 4
 
 
-def visa_pvv(pvk: bytes, pan: str, pvki: str, pin: str) -> str:
+def visa_pvv(pvk: bytes | EcbKey, pan: str, pvki: str, pin: str) -> str:
     """Visa PIN Verification Value.
 
     TSP = 11 rightmost PAN digits excluding the check digit ‖ PVKI ‖ 4 leftmost PIN digits; encrypt under the
@@ -314,7 +314,7 @@ def visa_pvv(pvk: bytes, pan: str, pvki: str, pin: str) -> str:
         raise CryptoInputError("PVKI must be one digit")
     _check_pin(pin)
     tsp = pan[-12:-1] + pvki + pin[:4]
-    result = tdes_ecb_encrypt(pvk, bytes.fromhex(tsp)).hex().upper()
+    result = _encrypt(pvk, bytes.fromhex(tsp)).hex().upper()
     digits = [c for c in result if c.isdigit()]
     if len(digits) < PVV_LEN:
         digits += [str(int(c, 16) - 10) for c in result if not c.isdigit()]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Final
 from acqkit.config import MAX_FRONTENDS
 from acqsim.web.explain import explain_hop, field_views
 from wire.tpdu import TERMINAL_SRC
+from wire.trace import parse_line
 
 log = logging.getLogger("acqsim.web")
 
@@ -140,9 +140,9 @@ class TraceFollower:
             complete, _, self._partial[path] = data.rpartition(b"\n")
             for line in complete.splitlines():
                 try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    log.warning("skipping a trace line of %s that is not JSON", path.name)
+                    records.append(parse_line(line))  # a compact record is dissected here, when shown
+                except ValueError as exc:
+                    log.warning("skipping a trace line of %s: %s", path.name, exc)
         records.sort(key=lambda r: str(r.get("time", "")))
         return records
 

@@ -203,6 +203,7 @@ local PROCESSING_NAMES = {
     ["200000"] = "void",
     ["310000"] = "balance",
     ["400000"] = "transfer",
+    ["900000"] = "pin failure",
 }
 
 local RESPONSE_MEANINGS = {

@@ -6,15 +6,13 @@ from __future__ import annotations
 from typing import Final
 
 from frontend.messages import EXTRA_REQUIRED, FINANCIAL, FINANCIAL_REQUIRED, MANAGEMENT, QR_TWINS, Kind
-from wire.constants import Mti, ResponseCode
+from wire.constants import PIN_ENTERED, Mti, ResponseCode
 from wire.field59 import ENTRY_QR
 from wire.fields import TRACK_SEPARATOR, track2_pvv
 from wire.posmessage import PosMessage
 
 #: A PAN is 12 to 19 digits (ISO/IEC 7812); anything else in field 2 or track 2 is a format error.
 PAN_DIGITS: Final = range(12, 20)
-#: Field 22's third digit: 1 PIN entered (PROTOCOL.md §7).
-PIN_ENTERED: Final = "1"
 _REQUEST_MTIS: Final = frozenset(Mti)
 _MANAGEMENT_MTIS: Final = frozenset(
     {Mti.NETWORK_REQUEST, Mti.NETWORK_ADVICE, Mti.SETTLEMENT, Mti.BATCH_UPLOAD, Mti.SCRIPT_ADVICE}

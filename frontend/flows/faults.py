@@ -31,7 +31,7 @@ def plan_for_fault(asked: LedgerRequest | None, *, journal_failed: bool) -> Faul
         return FaultPlan.ANSWER_96
     if journal_failed:
         return FaultPlan.NO_ANSWER
-    if asked.op is LedgerOp.REVERSAL:
+    if asked.op in (LedgerOp.REVERSAL, LedgerOp.PIN_FAILURE):  # nothing posted that a reversal could undo
         return FaultPlan.ANSWER_96
     return FaultPlan.REVERSE_AND_ANSWER_96
 

@@ -23,6 +23,7 @@ from frontend.flows.checks import card_number, well_formed_financial
 from frontend.flows.chip import answer_chip, chip_data, verify_chip
 from frontend.flows.faults import UNKNOWN_OUTCOME_CODES
 from frontend.flows.ledger import NO_AMOUNT, apply_ledger_answer, ask_host, ledger_request, reversal_of
+from frontend.flows.pin import PinVerdict, WrongPin, report_wrong_pin
 from frontend.lifecycle import TxnEvent, TxnState, advance
 from frontend.messages import LEDGER_OPS, ORIGINALS, Kind
 from frontend.records import JournalTxn, Session
@@ -38,9 +39,10 @@ _Original = Generator[Effect, Any, "JournalTxn | ResponseCode | None"]
 
 
 def financial(
-    answer: Answer, session: Session, kind: Kind, ctx: Context, now: dt.datetime, pin_code: ResponseCode | None
+    answer: Answer, session: Session, kind: Kind, ctx: Context, now: dt.datetime, pin_code: PinVerdict
 ) -> Flow:
-    """``pin_code``: the PIN verdict already taken (``None``: no PIN, or the right one). A chip request's ARQC
+    """``pin_code``: the PIN verdict already taken (``None``: no PIN, or the right one; a wrong PIN is reported
+    to the card's ledger, which answers its code, once the request is journaled). A chip request's ARQC
     and ATC are checked before anything is journaled (frontend/flows/chip.py), and its answer carries 91."""
     request = answer.request
     pan = card_number(request)
@@ -64,8 +66,9 @@ def financial(
     if numbered is None:
         return (yield from refuse(answer, ResponseCode.DUPLICATE, session, kind))
     if pin_code is not None:
-        yield _record_answer(request, session, pin_code, None, TxnEvent.PIN_REJECTED)
-        return (yield from refuse(answer, pin_code, session, kind))
+        code = (yield from report_wrong_pin(numbered, pin_code)) if isinstance(pin_code, WrongPin) else pin_code
+        yield _record_answer(request, session, code, None, TxnEvent.PIN_REJECTED)
+        return (yield from refuse(answer, code, session, kind))
     result = yield ask_host(ctx, session, request, numbered, with_pin=True)
     if isinstance(result, PeerFailure) or result.response_code in UNKNOWN_OUTCOME_CODES:
         yield from _reverse_unknown_outcome(request, session, numbered, result)

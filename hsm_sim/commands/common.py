@@ -6,6 +6,7 @@ clear value lacks odd parity (corrupt, or of another type) answers 10 (source ke
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Final
@@ -14,7 +15,7 @@ from hsm_sim.errors import CommandError, ErrorCode
 from hsm_sim.keys import KeyParityError, KeyType, Lmk, decrypt_under_lmk
 from hsm_sim.reader import FieldReader
 from hsm_sim.usage import KeyUse, require_use
-from wire.paycrypto import MacAlgorithm, PinBlockFormat
+from wire.paycrypto import EcbKey, MacAlgorithm, PinBlockFormat
 
 #: payShield PIN block format codes: 01 = ISO 9564 format 0, 05 = format 1, 47 = format 3.
 PIN_FORMAT_CODES: Final = {"01": PinBlockFormat.ISO0, "05": PinBlockFormat.ISO1, "47": PinBlockFormat.ISO3}
@@ -28,6 +29,19 @@ MAC_ALGORITHM_CODES: Final = {
 #: The inverses, for clients.
 MAC_ALGORITHM_BY_NAME: Final = {v: k for k, v in MAC_ALGORITHM_CODES.items()}
 PIN_FORMAT_BY_ENUM: Final = {v: k for k, v in PIN_FORMAT_CODES.items()}
+
+#: Cipher contexts of clear working keys kept for reuse (least recently used dropped first): a MAC or a PIN
+#: check is one or two block operations, and building a key's context costs about as much as both. Inside the
+#: HSM process only, as the unwrapped keys are (:data:`hsm_sim.keys.UNWRAPPED_KEYS_CACHED`). The processor runs
+#: on one thread (the server's event loop), as an :class:`EcbKey` requires.
+KEY_CONTEXTS_CACHED: Final = 1024
+
+
+@functools.lru_cache(maxsize=KEY_CONTEXTS_CACHED)
+def ecb_key(key: bytes) -> EcbKey:
+    """The reusable ECB contexts of the clear key ``key``."""
+    return EcbKey(key)
+
 
 #: A command handler: reads its fields, returns the answer fields that follow error code 00.
 Handler = Callable[[Lmk, FieldReader], str]

@@ -17,31 +17,19 @@ message is at most what one frame holds (server ``MAX_FRAME_LEN``).
 
 from __future__ import annotations
 
-import functools
 import hmac
-from typing import Final
 
-from hsm_sim.commands.common import MAC_ALGORITHM_CODES, clear_key, key_type_field
+from hsm_sim.commands.common import MAC_ALGORITHM_CODES, clear_key, ecb_key, key_type_field
 from hsm_sim.errors import CommandError, ErrorCode
 from hsm_sim.keys import KeyType, Lmk
 from hsm_sim.reader import FieldReader
 from hsm_sim.usage import KeyUse
-from wire.paycrypto import EcbKey, MacAlgorithm, compute_mac, mac_cup_ecb
-
-#: Cipher contexts of MAC keys kept for reuse (least recently used dropped first): the CUP MAC is two block
-#: encryptions, and building their context costs about as much as both. The processor runs on one thread (the
-#: server's event loop), as an :class:`EcbKey` requires.
-MAC_CONTEXTS_CACHED: Final = 1024
-
-
-@functools.lru_cache(maxsize=MAC_CONTEXTS_CACHED)
-def _ecb_key(key: bytes) -> EcbKey:
-    return EcbKey(key)
+from wire.paycrypto import MacAlgorithm, compute_mac, mac_cup_ecb
 
 
 def _mac(algorithm: MacAlgorithm, key: bytes, message: bytes) -> bytes:
     if algorithm is MacAlgorithm.CUP_ECB:
-        return mac_cup_ecb(_ecb_key(key), message)
+        return mac_cup_ecb(ecb_key(key), message)  # two block encryptions: cached contexts
     return compute_mac(algorithm, key, message)
 
 

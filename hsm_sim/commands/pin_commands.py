@@ -34,7 +34,7 @@ import hmac
 from collections.abc import Callable
 from typing import Final
 
-from hsm_sim.commands.common import PIN_FORMAT_CODES, account_pan, clear_key, pin_format_field
+from hsm_sim.commands.common import PIN_FORMAT_CODES, account_pan, clear_key, ecb_key, pin_format_field
 from hsm_sim.errors import CommandError, ErrorCode
 from hsm_sim.keys import KeyType, Lmk
 from hsm_sim.reader import FieldReader
@@ -45,7 +45,6 @@ from wire.paycrypto import (
     PinBlockFormat,
     build_pin_block,
     extract_pin,
-    tdes_ecb_decrypt,
     tdes_ecb_encrypt,
     visa_pvv,
 )
@@ -53,7 +52,8 @@ from wire.paycrypto import (
 
 def _clear_pin(key: bytes, block_hex: str, fmt: PinBlockFormat, account: str) -> str:
     try:
-        return extract_pin(tdes_ecb_decrypt(key, bytes.fromhex(block_hex)), account_pan(account), fmt)
+        # the PIN keys a front-end or a switch names are few and long-lived: their contexts are cached
+        return extract_pin(ecb_key(key).decrypt(bytes.fromhex(block_hex)), account_pan(account), fmt)
     except PinBlockError as exc:
         raise CommandError(ErrorCode.PIN_BLOCK_INVALID, str(exc)) from None
 
@@ -136,7 +136,7 @@ def verify_clear_pin_pvv(clear_pin: Callable[[], str], pvk: bytes, account_pvki_
     account, pvki, pvv = account_pvki_pvv
     try:
         pin = clear_pin()
-        expected = visa_pvv(pvk, account_pan(account), pvki, pin)
+        expected = visa_pvv(ecb_key(pvk), account_pan(account), pvki, pin)
     except CommandError as exc:  # the block's contents: answered as a wrong PIN
         raise CommandError(ErrorCode.VERIFICATION_FAILED, exc.reason, true_code=exc.code) from None
     except CryptoInputError as exc:  # e.g. a PIN too short or long for the PVV: the block's contents too

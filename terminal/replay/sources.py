@@ -7,7 +7,6 @@ and always its dissected fields) and the host's recorded answer fields, paired b
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from terminal.replay.pcap import read_pcap
 from wire.dissect import as_json, dissect_pos
 from wire.errors import WireError
 from wire.tpdu import TERMINAL_SRC
+from wire.trace import read_trace
 
 
 @dataclasses.dataclass(slots=True)
@@ -76,10 +76,7 @@ def from_pcap(path: Path) -> list[Recorded]:
 def from_trace(path: Path) -> list[Recorded]:
     """An acqsim trace (``nac.jsonl``): the terminal-side records. Masked: replayable by rebuilding only."""
     items = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
+    for record in read_trace(path):
         message = record.get("message", {})
         tpdu = message.get("tpdu", {})
         if record.get("direction") == "in" and tpdu.get("src") == TERMINAL_SRC:

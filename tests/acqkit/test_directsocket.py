@@ -111,3 +111,25 @@ async def test_the_peer_closing_is_the_end_of_the_stream_and_a_closed_link_refus
         with pytest.raises(anyio.ClosedResourceError):
             await client.send(b"after close")
         tg.cancel_scope.cancel()
+
+
+async def test_small_frames_gathered_in_a_turn_keep_their_order_around_a_large_one() -> None:
+    """Small frames wait for the end of the loop turn, a large one is written at once: one sent between small
+    ones must still arrive between them (the gathered frames before it are written first)."""
+    large = FRAME * 4  # over GATHER_MAX_BYTES: written at once
+    payloads = [b"a1", b"a2", large, b"b1", FRAME, b"b2"]
+
+    async def burst(conn: FramedConnection) -> None:
+        assert await conn.receive(STEP_TIMEOUT_S) == b"go"
+        for payload in payloads:  # no other task runs in between: one loop turn unless the large one waits
+            await conn.send(payload)
+        await conn.receive(STEP_TIMEOUT_S)  # hold the connection open until the client is done
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve_tcp, HOST, 0, burst, name="burst", max_frame_len=len(large)))
+        client = await connect(HOST, port, timeout=STEP_TIMEOUT_S, max_frame_len=len(large))
+        await client.send(b"go")
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            assert [await client.receive() for _ in payloads] == payloads
+        await client.aclose()
+        tg.cancel_scope.cancel()

@@ -23,6 +23,7 @@ from acqsim.scheme_parties import AUDIT_FILE, ISSUER_LEDGER_DB, issuer_dir, issu
 from core_ledger.sqlite_store import SqliteStore
 from terminal.pos import PosTerminal
 from tests.secrets_scan import secrets_in
+from wire.trace import read_trace
 
 #: How long issuer B may take to come back after kill -9 and take the advice (restart, HSM, retry pass).
 BACK_WITHIN_S = 90.0
@@ -105,10 +106,10 @@ async def test_the_off_us_path_through_switch_and_issuer_processes(tmp_path: Pat
     assert "CA" in used["acquirer"] and "CC" in used["switch"] and "EC" in used["issuer"]
     assert "CC" not in used["acquirer"] and "EC" not in used["switch"] | used["acquirer"]
     traces = config.trace_dir
-    hops = [json.loads(line) for line in (traces / "frontend.jsonl").read_text().splitlines()]
+    hops = read_trace(traces / "frontend.jsonl")
     assert [h["direction"] for h in hops if h["link"] == "switch"][:2] == ["out", "in"]  # the switch hop, timed
     for party in ("scheme", "issuer-bank-b", "issuer-bank-b-hsm", "scheme-hsm"):  # every new hop traces its own
-        directions = {json.loads(line)["direction"] for line in (traces / f"{party}.jsonl").read_text().splitlines()}
+        directions = {r["direction"] for r in read_trace(traces / f"{party}.jsonl")}
         assert directions == {"in", "out"}, party
     # the parties' files hold cryptograms only: no clear zone key, PIN, PIN block or full PAN of B's card
     zone_keys = [bank_b.zmk, bank_b.zak, bank_b.zpk, config.scheme.zmk, config.scheme.zak, config.scheme.zpk]

@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from acqkit.traceflush import TRACE_FLUSH_S
 from acqsim.web.hops import TraceFollower, lanes_of, to_hop, transaction_of
 from acqsim.web.server import WebBindError, bind, bind_failure
+from wire.trace import read_trace
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -223,6 +225,18 @@ def _get(url: str) -> tuple[int, Any]:
         return error.code, json.loads(error.read())
 
 
+def _traced_rrns(path: Path) -> set[str]:
+    """The RRNs of the purchases in the ledger's trace, once there are some (it is written in batches, within
+    ``TRACE_FLUSH_S`` of the answer: read again at that pace, up to ``READY_TIMEOUT_S``)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        traced = read_trace(path) if path.exists() else []
+        rrns = {r["message"]["fields"]["37"] for r in traced if r["message"].get("mti") == "0200"}
+        if rrns or time.monotonic() > deadline:
+            return rrns
+        time.sleep(TRACE_FLUSH_S)
+
+
 def test_the_postings_of_a_purchase_balance_and_name_the_card_masked(web_url: str, tmp_path: Path) -> None:
     run = urllib.request.Request(
         web_url + "api/run",
@@ -231,8 +245,7 @@ def test_the_postings_of_a_purchase_balance_and_name_the_card_masked(web_url: st
     )
     with urllib.request.urlopen(run, timeout=30) as response:
         assert json.loads(response.read())["response_code"] == "00"
-    traces = (tmp_path / "data" / "traces" / "ledger.jsonl").read_text().splitlines()
-    [rrn] = {json.loads(line)["message"]["fields"]["37"] for line in traces if '"0200"' in line}
+    [rrn] = _traced_rrns(tmp_path / "data" / "traces" / "ledger.jsonl")
 
     status, found = _get(f"{web_url}api/postings?rrn={rrn}")
     assert status == 200

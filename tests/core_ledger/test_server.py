@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from anyio.abc import TaskStatus
 
+import core_ledger.server
 from acqkit.config import AcqsimConfig
 from core_ledger.api import LedgerAnswer, LedgerOp
 from core_ledger.check import check_store
@@ -298,3 +299,33 @@ def _break(store: LedgerStore, backend: str) -> None:
 def request_backend(store_factory: StoreFactory, request: pytest.FixtureRequest) -> str:
     backend: str = request.node.callspec.params["store_factory"]
     return backend
+
+
+async def test_a_connection_quiet_past_its_writer_deadline_is_answered_on_and_closed_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's one cancel scope may pass its (lazily moved) deadline while no request is waiting: it goes
+    on under a new one and answers what comes next; the reader's idle deadline, pushed at most once per
+    IDLE_SLACK_S, closes the connection only after IDLE_TIMEOUT_S with nothing read."""
+    monkeypatch.setattr(core_ledger.server, "SEND_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(core_ledger.server, "IDLE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(core_ledger.server, "IDLE_SLACK_S", 0.1)
+    db = str(tmp_path / "ledger.sqlite3")
+    service = open_service(db, AcqsimConfig.default(data_dir=tmp_path))
+    service = LedgerService(service.store, service.engine, commit_timeout=0.3)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, service=service))
+        conn = await anyio.connect_tcp("127.0.0.1", port)
+        for pause in (0.0, 0.6):  # the scenario: quiet past the writer's deadline (0.2-0.33 s), not idle (1 s)
+            await anyio.sleep(pause)
+            await conn.send(frame(encode_host(request_fields(request(LedgerOp.PURCHASE, GOOD, 100)))))
+            with anyio.fail_after(5):
+                raw = await conn.receive()
+            assert decode_host(raw[2:])["39"] == ResponseCode.APPROVED.value
+        quiet_since = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
+            await conn.receive()  # idle now: closed by the ledger
+        assert anyio.current_time() - quiet_since >= 0.9
+        await conn.aclose()
+        tg.cancel_scope.cancel()
+    service.store.close()

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from core_ledger.api import LedgerAnswer, LedgerOp, LedgerRequest
+from core_ledger.api import MAX_PIN_FAILURES_PER_DAY, LedgerAnswer, LedgerOp, LedgerRequest
 from frontend.core import inbound, process
 from frontend.effects import (
+    AddPinFailure,
     AskLedger,
     Effect,
     FailureKind,
@@ -31,7 +32,6 @@ from frontend.effects import (
 from frontend.flows.answer import Reply
 from frontend.flows.faults import FaultPlan, ForwardVerdict, forward_verdict, plan_for_fault
 from frontend.flows.ledger import reversal_of
-from frontend.flows.pin import MAX_PIN_FAILURES_PER_DAY
 from frontend.records import Session
 from hsm_sim.client import PinVerification
 from tests.frontend.harness import NOW, Harness
@@ -201,3 +201,73 @@ def test_a_fault_plan_for_every_case() -> None:
 )
 def test_what_each_ledger_answer_means_to_a_queued_reversal(code: RC, verdict: ForwardVerdict) -> None:
     assert forward_verdict(code) is verdict
+
+
+def _wrong_pin_answers(session: Session, report_answer: LedgerAnswer | PeerFailure) -> Answers:
+    return {
+        LoadSession: lambda _: session,
+        ReservePinTry: lambda _: True,
+        VerifyMacAndPin: lambda _: (True, PinVerification.WRONG_PIN),
+        AddPinFailure: lambda _: 1,  # this front-end's first failure of the card today
+        RecordRequest: numbered,
+        AskLedger: lambda _: report_answer,
+        RecordAnswer: lambda _: None,
+        GenerateMac: lambda _: bytes(8),
+    }
+
+
+def test_a_wrong_pin_is_reported_under_the_requests_rrn_and_the_ledgers_code_is_answered(fe: Harness) -> None:
+    """Issue 17: the card's ledger counts for the whole pool; its 75 wins over this front-end's own count."""
+    request, session = purchase(fe)
+    answers = _wrong_pin_answers(session, LedgerAnswer(response_code=RC.PIN_TRIES_EXCEEDED, rrn=RRN))
+    effects, reply = scripted(request, fe, answers)
+    assert [type(e) for e in effects] == [
+        LoadSession,
+        ReservePinTry,
+        VerifyMacAndPin,
+        AddPinFailure,
+        RecordRequest,
+        AskLedger,
+        RecordAnswer,
+        GenerateMac,
+    ]
+    record, report = effects[4], effects[5]
+    assert isinstance(record, RecordRequest) and isinstance(report, AskLedger)
+    assert report.request == dataclasses.replace(numbered(record), op=LedgerOp.PIN_FAILURE)
+    assert report.request.rrn == RRN and report.request.pin_entered
+    recorded = effects[6]
+    assert isinstance(recorded, RecordAnswer) and (recorded.response_code, recorded.status) == ("75", "declined")
+    assert reply.note.endswith("→ 75")
+
+
+def test_a_report_the_ledger_does_not_answer_leaves_the_front_ends_own_verdict(
+    fe: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No reversal for a report (it posts nothing): 55 from this front-end's own count, and a WARNING."""
+    request, session = purchase(fe)
+    effects, reply = scripted(request, fe, _wrong_pin_answers(session, PeerFailure("ledger", FailureKind.TIMEOUT)))
+    assert not any(isinstance(e, QueueReversal | NextRrn) for e in effects)
+    assert reply.note.endswith("→ 55")
+    assert "not counted at the ledger" in caplog.text and fe.card().pan not in caplog.text
+
+
+def test_a_fault_after_a_pin_failure_report_queues_no_reversal() -> None:
+    report = dataclasses.replace(a_purchase(), op=LedgerOp.PIN_FAILURE, original=None)
+    assert plan_for_fault(report, journal_failed=False) is FaultPlan.ANSWER_96
+
+
+def a_purchase() -> LedgerRequest:
+    return LedgerRequest(
+        op=LedgerOp.PURCHASE,
+        acquirer_id="48009999",
+        terminal_id="10000001",
+        merchant_id="898100000000001",
+        stan="000001",
+        local_time="120000",
+        local_date="1124",
+        transmission="1124120000",
+        pan="6200001000000003",
+        rrn=RRN,
+        amount=100,
+        pos_entry_mode="021",
+    )

@@ -4,7 +4,6 @@ straight at the front-end's port and through the NAC, over real TCP with the rea
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anyio
@@ -15,6 +14,7 @@ from acqsim.pipeline import running_pipeline
 from frontend.core import MAX_PIN_FAILURES_PER_DAY
 from terminal.load.runner import LOAD_TERMINAL_PREFIX, with_load_terminals
 from terminal.pos import PosTerminal
+from wire.trace import read_trace
 
 pytestmark = pytest.mark.anyio
 TERMINALS = 40
@@ -22,8 +22,7 @@ TERMINALS = 40
 
 def dc_commands(trace_dir: Path) -> int:
     """DC commands the HSM received, from its own trace."""
-    lines = (trace_dir / "hsm.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines]
+    records = read_trace(trace_dir / "hsm.jsonl")
     return sum(1 for r in records if r["direction"] == "in" and r["message"].get("code") == "DC")
 
 

@@ -174,9 +174,12 @@ async def test_client_survives_an_hsm_restart_and_exports_a_zpk_under_a_zmk() ->
 
 
 async def test_an_idle_connection_is_closed_and_a_busy_one_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One cancel scope per connection serves as idle deadline (reading) and send deadline (writing): a client
-    that keeps sending outlives the idle timeout, one that goes silent is closed after it."""
+    """One cancel scope at a time per connection serves as idle deadline (reading) and send deadline (writing),
+    its deadline pushed back lazily: a client that keeps sending outlives the idle timeout, one that goes silent
+    is closed after it (at the earliest when the send deadline of its last request has passed too)."""
     monkeypatch.setattr(hsm_sim.server, "IDLE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(hsm_sim.server, "SEND_TIMEOUT_S", 0.4)
+    monkeypatch.setattr(hsm_sim.server, "DEADLINE_SLACK_S", 0.1)
     async with anyio.create_task_group() as tg:
         port = await tg.start(functools.partial(serve, "127.0.0.1", 0, lmk=DEFAULT_TEST_LMK))
         conn = await connect("127.0.0.1", port, timeout=5)
@@ -192,3 +195,27 @@ async def test_an_idle_connection_is_closed_and_a_busy_one_is_not(monkeypatch: p
         await conn.aclose()
         tg.cancel_scope.cancel()
     assert answers > 1
+
+
+async def test_a_connection_silent_past_its_send_deadline_but_not_idle_is_served_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection's scope passes its early (send) deadline while the client is silent: the HSM reads on
+    under a new scope, answers the next request, and closes the connection only once it is idle."""
+    monkeypatch.setattr(hsm_sim.server, "IDLE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(hsm_sim.server, "SEND_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(hsm_sim.server, "DEADLINE_SLACK_S", 0.05)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve, "127.0.0.1", 0, lmk=DEFAULT_TEST_LMK))
+        conn = await connect("127.0.0.1", port, timeout=5)
+        await conn.send(b"0001NC")
+        assert (await conn.receive(5) or b"")[4:8] == b"ND00"
+        await anyio.sleep(0.5)  # the scenario: silent past the send deadline (0.2 s), short of idle (1 s)
+        await conn.send(b"0002NC")
+        assert (await conn.receive(5) or b"")[4:8] == b"ND00"
+        silent_since = anyio.current_time()
+        with anyio.fail_after(5):
+            assert await conn.receive() is None  # idle now: closed by the HSM
+        assert anyio.current_time() - silent_since >= 0.9
+        await conn.aclose()
+        tg.cancel_scope.cancel()

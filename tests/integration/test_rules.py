@@ -12,6 +12,7 @@ import pytest
 
 from acqsim.cli import main
 from acqsim.processes import running_processes
+from wire.trace import read_trace
 
 DECLINE_BIG = """
 [[rule]]
@@ -120,16 +121,16 @@ def test_rules_at_the_nac_and_the_front_end_with_send(tmp_path: Path, capsys: py
         assert code == 3 and dropped["answered"] is False
 
     traces = data / "traces"
-    nac_records = [json.loads(line) for line in (traces / "nac.jsonl").read_text().splitlines()]
+    nac_records = read_trace(traces / "nac.jsonl")
     nac_notes = [record.get("note") for record in nac_records]
     assert "rule 1 (big purchases declined): answer" in nac_notes
     assert "rule 1 (mangle the MAC): corrupt_mac" in nac_notes
     assert "rule 1 (lose everything): drop" in nac_notes
-    fe_notes = [json.loads(line).get("note") for line in (traces / "frontend.jsonl").read_text().splitlines()]
+    fe_notes = [r.get("note") for r in read_trace(traces / "frontend.jsonl")]
     assert "rule 3 (low limit): answer" in fe_notes
     assert "rule 4 (say it twice): answer_twice" in fe_notes
     assert "rule 5 (slow preauth): delay" in fe_notes
-    ledger_notes = [json.loads(line).get("note") for line in (traces / "ledger.jsonl").read_text().splitlines()]
+    ledger_notes = [r.get("note") for r in read_trace(traces / "ledger.jsonl")]
     assert "rule 2 (issuer says no): answer" in ledger_notes
     balance_answers = [
         r
@@ -218,13 +219,13 @@ def test_rules_at_the_hsm_and_the_ledger_close(tmp_path: Path, capsys: pytest.Ca
         assert code == 0 and after["response_code"] == "00"
 
     traces = data / "traces"
-    hsm_notes = [json.loads(line).get("note") for line in (traces / "hsm.jsonl").read_text().splitlines()]
+    hsm_notes = [r.get("note") for r in read_trace(traces / "hsm.jsonl")]
     assert "rule 1 (MAC says no): answer" in hsm_notes
     assert "rule 1 (slow PIN check): delay" in hsm_notes
     assert "rule 1 (echo): answer_twice" in hsm_notes
-    ledger_notes = [json.loads(line).get("note") for line in (traces / "ledger.jsonl").read_text().splitlines()]
+    ledger_notes = [r.get("note") for r in read_trace(traces / "ledger.jsonl")]
     assert "rule 1 (cut the host link): close" in ledger_notes
-    ledger_records = [json.loads(line) for line in (traces / "ledger.jsonl").read_text().splitlines()]
+    ledger_records = read_trace(traces / "ledger.jsonl")
     rrn = cut["answer"]["fields"]["37"]
     answered = [r for r in ledger_records if r["direction"] == "out" and r["message"]["fields"].get("37") == rrn]
     assert len(answered) == 1  # the closed request was not posted; its resend was, once

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 
 import anyio
@@ -25,6 +24,7 @@ from scheme.fees import FeeTable
 from terminal.pos import PosTerminal
 from terminal.session import Original
 from wire.dissect import HIDDEN
+from wire.trace import read_trace
 
 pytestmark = pytest.mark.anyio
 
@@ -98,7 +98,7 @@ async def test_off_us_cards_go_through_the_switch_and_on_us_stays_home(tmp_path:
             assert home is not None and home.approved
 
         # the front-end's trace shows the switch hop, masked, without a PIN block, with its timing and answer
-        records = [json.loads(line) for line in (config.trace_dir / "frontend.jsonl").read_text().splitlines()]
+        records = read_trace(config.trace_dir / "frontend.jsonl")
         hops = [r for r in records if r["link"] == "switch"]
         assert hops[0]["direction"] == "out" and hops[0]["peer"] == "scheme"
         assert hops[0]["message"]["fields"]["2"] == "623050******0014"

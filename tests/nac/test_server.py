@@ -278,11 +278,18 @@ def test_cli_rejects_a_bad_route(capsys: pytest.CaptureFixture[str]) -> None:
 class RecordingTracer:
     """Collects what the NAC hands to its tracer (the same keyword interface as ``wire.trace.TraceWriter``)."""
 
+    service = "nac"
+    pending = 0
+    dropped = 0
+
     def __init__(self) -> None:
         self.records: list[dict[str, object]] = []
 
     def record(self, **fields: object) -> None:
         self.records.append(fields)
+
+    def flush_pending(self) -> int:
+        return 0
 
     def close(self) -> None:
         pass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from scheme.client import OriginalData, SwitchLinkClient, SwitchRejected, Switch
 from scheme.server import SwitchShell
 from wire.constants import Mti, ResponseCode
 from wire.switchlink import RejectCode, SwitchHeader, decode_switch_message
+from wire.trace import read_trace
 
 pytestmark = pytest.mark.anyio
 CLOCK = dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.UTC)
@@ -242,8 +242,8 @@ async def test_every_leg_is_traced_masked_without_the_pin_block(tmp_path: Path) 
     async with running_world(tmp_path, clock=CLOCK, trace_dir=traces) as world:
         request, code, _ = await purchase(world, DEBIT_B, 1_000)
         assert code == ResponseCode.APPROVED
-    switch_records = [json.loads(line) for line in (traces / "scheme.jsonl").read_text().splitlines()]
-    issuer_records = [json.loads(line) for line in (traces / "issuer-b.jsonl").read_text().splitlines()]
+    switch_records = read_trace(traces / "scheme.jsonl")
+    issuer_records = read_trace(traces / "issuer-b.jsonl")
     assert [r["direction"] for r in switch_records] == ["in", "out"]  # the acquirer leg, in and out
     assert [r["direction"] for r in issuer_records] == ["in", "out"]  # the issuer leg
     assert issuer_records[-1]["note"] == "00"

@@ -15,7 +15,7 @@ from wire.header import PosHeader
 from wire.posframe import BODY_OFFSET, PosFrame
 from wire.specs import HOST_SPEC, POS_SPEC
 from wire.tpdu import Tpdu
-from wire.trace import TraceWriter, correlation_id, describe
+from wire.trace import TraceWriter, correlation_id, describe, read_trace
 
 PAN = "6200001000000003"
 TRACK2 = PAN + "=30122011630800000"
@@ -129,7 +129,9 @@ def test_trace_writer_records_masked_json_lines(tmp_path: pathlib.Path) -> None:
     writer.record(direction="in", link="pos", peer="x", payload=b"after close: ignored")
     text = (tmp_path / "frontend.jsonl").read_text()
     assert PAN not in text and PIN_BLOCK not in text and "0123456789ABCDEF" not in text
-    records = [json.loads(line) for line in text.splitlines()]
+    compact = [json.loads(line) for line in text.splitlines()]
+    assert [r["v"] for r in compact] == [2] * 5 and "x" in compact[0] and "m" in compact[4]  # bad: dissected now
+    records = read_trace(tmp_path / "frontend.jsonl")
     assert len(records) == 5
     first = records[0]
     assert first.keys() >= {"time", "service", "direction", "link", "peer", "correlation_id", "note", "message"}
