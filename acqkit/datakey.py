@@ -41,6 +41,10 @@ SCRYPT_N: Final = 2**14
 SCRYPT_R: Final = 8
 SCRYPT_P: Final = 1
 FORMAT_VERSION: Final = 1
+#: Fingerprints a key remembers (about 0.1 µs a hit against 2–30 µs for the HMAC: OpenSSL 3 fetches the
+#: algorithm on every one-shot call, and a front-end takes two or three per purchase — a PIN try reserved, then
+#: released or counted). Past this many cards the memo starts afresh: memory stays bounded, about 0.6 MB.
+FINGERPRINT_MEMO: Final = 4096
 
 
 class DataKeyError(Exception):
@@ -72,6 +76,8 @@ class DataKey:
             raise DataKeyError("a data key is 32 bytes")
         self._fingerprint_key = hmac.new(key, b"acqsim PAN fingerprint v1", hashlib.sha256).digest()
         self._seal = AESGCM(hmac.new(key, b"acqsim seal v1", hashlib.sha256).digest())
+        #: PAN → fingerprint, in this process's memory only (as the requests in flight hold their PANs).
+        self._fingerprints: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return "DataKey(…)"
@@ -106,8 +112,16 @@ class DataKey:
         return cls(_open_file(path, secret))
 
     def fingerprint(self, pan: str) -> str:
-        """HMAC-SHA-256 of ``pan`` under the fingerprint key, as hex: the same card always gives the same value."""
-        return hmac.digest(self._fingerprint_key, pan.encode(), "sha256").hex()  # one-shot: no HMAC object per call
+        """HMAC-SHA-256 of ``pan`` under the fingerprint key, as hex: the same card always gives the same value.
+        Remembered (:data:`FINGERPRINT_MEMO` cards); safe from several threads (each step is one dict call)."""
+        known = self._fingerprints.get(pan)
+        if known is not None:
+            return known
+        value = hmac.digest(self._fingerprint_key, pan.encode(), "sha256").hex()  # one-shot: no HMAC object
+        if len(self._fingerprints) >= FINGERPRINT_MEMO:
+            self._fingerprints.clear()  # bounded; clear() is atomic where evicting one entry would race
+        self._fingerprints[pan] = value
+        return value
 
     def seal(self, plaintext: str) -> str:
         """``plaintext`` encrypted and authenticated, as base64 text (nonce ‖ ciphertext ‖ tag)."""

@@ -29,8 +29,9 @@ Result = TypeVar("Result")
 _STOP: Final = None
 
 
-class _Call(Generic[Result]):
-    """One call: what to run, and — once run — its result or exception, handed back with ``done``."""
+class HandedOver(Generic[Result]):
+    """One call handed to the thread: what to run, and — once run — its result or exception, handed back with
+    ``done`` (:meth:`outcome`)."""
 
     __slots__ = ("args", "done", "error", "func", "result")
 
@@ -40,8 +41,14 @@ class _Call(Generic[Result]):
         self.result: Result | None = None
         self.error: BaseException | None = None
 
+    def outcome(self) -> Result:
+        """The call's result once ``done``, or the exception it raised."""
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]  # set by the thread when there was no error
 
-_Queue = queue.SimpleQueue[tuple[_Call[Any], Callable[[Callable[[], object]], object]] | None]
+
+_Queue = queue.SimpleQueue[tuple[HandedOver[Any], Callable[[Callable[[], object]], object]] | None]
 
 
 def _loop_callback() -> Callable[[Callable[[], object]], object]:
@@ -64,17 +71,22 @@ class DedicatedThread:
 
     async def run(self, func: Callable[..., Result], *args: Any) -> Result:
         """``func(*args)`` in the thread: its result, or the exception it raised."""
+        call = self.hand_over(func, *args)
+        with anyio.CancelScope(shield=True):  # handed over: never abandoned half-done
+            await call.done.wait()
+        return call.outcome()
+
+    def hand_over(self, func: Callable[..., Result], *args: Any) -> HandedOver[Result]:
+        """Hand ``func(*args)`` to the thread and return at once: wait on the call's ``done``, then take its
+        ``outcome()``. For a caller that keeps deadlines of its own while the call runs (a group commit); the
+        call runs to its end whether or not anyone waits."""
         if self._thread is None or not self._thread.is_alive():
             self._calls = queue.SimpleQueue()  # a thread of its own queue: an ending one takes nothing new
             self._thread = threading.Thread(target=_serve, args=(self._calls,), name=self.name, daemon=True)
             self._thread.start()
-        call: _Call[Result] = _Call(func, args)
+        call: HandedOver[Result] = HandedOver(func, args)
         self._calls.put((call, _loop_callback()))
-        with anyio.CancelScope(shield=True):  # handed over: never abandoned half-done
-            await call.done.wait()
-        if call.error is not None:
-            raise call.error
-        return call.result  # type: ignore[return-value]  # set by the thread when there was no error
+        return call
 
     def stop(self) -> None:
         """Let the thread end once the calls already handed over are done (it is restarted if used again)."""

@@ -5,6 +5,11 @@ queued so far to ``commit`` in a worker thread of its own (:class:`~acqkit.dedic
 fraction of ``to_thread``'s cost per hand-over), then releases every caller of that batch with its own
 result. While a batch is being written, new items queue for the next one, so under load a batch holds
 about as many items as arrived during one fsync — the cost of durability is shared, not paid per item.
+
+Deadlines are kept per batch, by the flusher, not per caller: a caller of :meth:`GroupCommit.submit` waits on
+its batch, which the flusher releases when it is written or, at the latest, :attr:`GroupCommit.timeout` after
+the batch's first item came (a caller may so be told "unknown" a little early, never late). A cancel scope
+per caller cost about 16 µs of CPU a write on uvloop — two writes a purchase in the front-end.
 """
 
 from __future__ import annotations
@@ -45,10 +50,29 @@ class CommitTimeout(TimeoutError):
 
 
 class _Batch(Generic[Item, Result]):
+    __slots__ = ("done", "expired", "items", "opened_at", "released", "results")
+
     def __init__(self) -> None:
         self.items: list[Item] = []
         self.results: Sequence[Result | BaseException] = ()
+        #: When the first item came (the batch's deadline is ``timeout`` after it).
+        self.opened_at = 0.0
+        #: Set once the batch is written (or failed).
         self.done = anyio.Event()
+        #: Set once the batch is written or failed, or past its deadline: what :meth:`GroupCommit.submit` waits on.
+        self.released = anyio.Event()
+        #: Past its deadline before it was written: its submitters were told the outcome is unknown.
+        self.expired = False
+
+    def finish(self, results: Sequence[Result | BaseException]) -> None:
+        self.results = results
+        self.done.set()
+        self.released.set()
+
+    def expire(self) -> None:
+        """Release the batch's submitters (outcome unknown); its write still goes on."""
+        self.expired = True
+        self.released.set()
 
 
 class Ticket(Generic[Result]):
@@ -100,6 +124,8 @@ class GroupCommit(Generic[Item, Result]):
         self.batches = 0
         self.items = 0
         self.failed: CommitFailed | None = None
+        #: Queued batches released at their deadline while an earlier write hung: written with the next batch.
+        self._overdue: list[_Batch[Item, Result]] = []
         self._thread = DedicatedThread(f"{what}-commit")
         self._commits, self._commit_size = COMMITS.labels(committer=what), COMMIT_SIZE.labels(committer=what)
 
@@ -109,12 +135,13 @@ class GroupCommit(Generic[Item, Result]):
         return len(self._batch.items)
 
     async def submit(self, item: Item) -> Result:
+        """Queue ``item`` and wait until its batch is written: its result. :class:`CommitTimeout` when the batch
+        is not written within :attr:`timeout` (the flusher keeps that deadline: it must be running)."""
         ticket = self.enqueue(item)
-        try:
-            with anyio.fail_after(self.timeout):
-                await ticket.done.wait()
-        except TimeoutError:
-            raise CommitTimeout(self.what, self.timeout) from None
+        batch = ticket._batch
+        await batch.released.wait()
+        if not batch.done.is_set():
+            raise CommitTimeout(self.what, self.timeout)
         return ticket.result()
 
     def enqueue(self, item: Item) -> Ticket[Result]:
@@ -125,6 +152,8 @@ class GroupCommit(Generic[Item, Result]):
         if self.failed is not None:
             raise self.failed
         batch = self._batch
+        if not batch.items:
+            batch.opened_at = anyio.current_time()
         batch.items.append(item)
         self._wakeup.set()
         return Ticket(batch, len(batch.items) - 1)
@@ -135,28 +164,62 @@ class GroupCommit(Generic[Item, Result]):
             await self._flush_forever()
         finally:
             self._thread.stop()
+            # nothing queued is written any more: its callers are told so, not left waiting
+            queued = [*self._overdue, self._batch]
+            self._overdue, self._batch = [], _Batch()
+            stopped = CommitFailed(self.what, RuntimeError("the group commit stopped"))
+            _finish(queued, [stopped] * sum(len(batch.items) for batch in queued))
 
     async def _flush_forever(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
-            batch, self._batch = self._batch, _Batch()
+            batches = [*self._overdue, self._batch] if self._overdue else [self._batch]
+            self._overdue, self._batch = [], _Batch()
+            items = [item for batch in batches for item in batch.items] if len(batches) > 1 else batches[0].items
             if self.failed is not None:  # fail-stop: nothing more is written
-                batch.results = [self.failed] * len(batch.items)
-                batch.done.set()
+                _finish(batches, [self.failed] * len(items))
                 continue
             try:
-                # a started write is finished and its callers released (the thread call is shielded)
-                batch.results = await self._thread.run(self._commit, batch.items)
+                results = await self._write(items, batches[-1])
             except Exception as exc:  # every caller of the batch is told, none is left waiting
                 failure = CommitFailed(self.what, exc)
-                batch.results = [failure] * len(batch.items)
+                results = [failure] * len(items)
                 if self._fail_stop:
                     self.failed = failure
                     self._wakeup.set()  # release whoever queued for the next batch meanwhile
             else:
                 self.batches += 1
-                self.items += len(batch.items)
+                self.items += len(items)
                 self._commits.inc()
-                self._commit_size.observe(len(batch.items))
-            batch.done.set()
+                self._commit_size.observe(len(items))
+            _finish(batches, results)
+
+    async def _write(self, items: list[Item], batch: _Batch[Item, Result]) -> Sequence[Result | BaseException]:
+        """``commit(items)`` in the thread, releasing at their deadlines the callers that wait too long for it:
+        those of ``batch`` (the newest of this write), then those queued behind it, while the write hangs. Every
+        wait is shielded: a started write is finished and its callers released, even when the flusher is
+        cancelled (one cancel scope a batch, its deadline and shield in one)."""
+        call = self._thread.hand_over(self._commit, items)
+        with anyio.move_on_at(batch.opened_at + self.timeout, shield=True):
+            await call.done.wait()
+        if not call.done.is_set():  # past the deadline: the outcome is unknown to the callers, not to us
+            batch.expire()
+        while not call.done.is_set():
+            queued = self._batch  # its first item may come while we wait: its deadline is then later than this
+            wake_at = queued.opened_at + self.timeout if queued.items else anyio.current_time() + self.timeout
+            with anyio.move_on_at(wake_at, shield=True):
+                await call.done.wait()
+            if not call.done.is_set() and queued.items and anyio.current_time() >= queued.opened_at + self.timeout:
+                queued.expire()  # written after the hung write, with the next batch
+                self._overdue.append(queued)
+                self._batch = _Batch()
+        return call.outcome()
+
+
+def _finish(batches: list[_Batch[Item, Result]], results: Sequence[Result | BaseException]) -> None:
+    """Hand each batch its share of ``results`` (in item order) and release its callers."""
+    start = 0
+    for batch in batches:
+        batch.finish(results[start : start + len(batch.items)])
+        start += len(batch.items)

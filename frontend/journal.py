@@ -104,9 +104,18 @@ _TXN_COLUMNS: Final = (
 )
 
 
+#: The fields a journaled ledger request keeps, in order (what ``dataclasses.asdict`` would give, without its
+#: recursive deep copy: about 30 µs a request, a tenth of the journal's work per purchase).
+_REQUEST_FIELDS: Final = tuple(field.name for field in dataclasses.fields(LedgerRequest))
+_ORIGINAL_FIELDS: Final = tuple(field.name for field in dataclasses.fields(OriginalRef))
+
+
 def request_to_json(request: LedgerRequest) -> str:
-    raw = dataclasses.asdict(request)
+    """``request`` as JSON: its fields (all plain values but ``op``, an enum, and ``original``, a dataclass)."""
+    raw = {name: getattr(request, name) for name in _REQUEST_FIELDS}
     raw["op"] = request.op.value
+    if request.original is not None:
+        raw["original"] = {name: getattr(request.original, name) for name in _ORIGINAL_FIELDS}
     return json.dumps(raw)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from acqkit.datakey import KEY_FILE, DataKey, DataKeyError
+from acqkit.datakey import FINGERPRINT_MEMO, KEY_FILE, DataKey, DataKeyError
 from frontend.journal import Journal
 from tests.frontend.test_journal import _request, purchase_request
 
@@ -58,3 +58,15 @@ def test_the_journal_keeps_no_clear_card_number_on_disk(tmp_path: Path) -> None:
     journal.close()
     on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("journal.sqlite3*"))
     assert PAN.encode() not in on_disk and hashlib.sha256(PAN.encode()).hexdigest().encode() not in on_disk
+
+
+def test_remembered_fingerprints_equal_fresh_ones_and_the_memo_stays_bounded() -> None:
+    raw = bytes(range(32))  # TEST key
+    key, fresh = DataKey(raw), DataKey(raw)
+    first = key.fingerprint(PAN)
+    assert key.fingerprint(PAN) == first == fresh.fingerprint(PAN)  # a memo hit gives what the HMAC gives
+    pans = [f"62000010{n:08d}" for n in range(FINGERPRINT_MEMO + 10)]
+    prints = [key.fingerprint(pan) for pan in pans]
+    assert len(key._fingerprints) <= FINGERPRINT_MEMO
+    assert len(set(prints)) == len(pans)
+    assert key.fingerprint(pans[0]) == DataKey(raw).fingerprint(pans[0])  # recomputed after the memo restarted

@@ -135,3 +135,66 @@ async def test_items_enqueued_without_waiting_share_a_batch_and_each_ticket_has_
             boom.result()
         tg.cancel_scope.cancel()
     assert store.batches == [["a", "bad", "c"], ["boom"]]
+
+
+async def test_callers_queued_behind_a_hung_write_time_out_too_and_their_items_are_written_after_it() -> None:
+    """The flusher keeps every caller's deadline, also for batches queued behind a write that hangs; what they
+    queued is still written once the hung write ends, in order."""
+    release = threading.Event()
+    written: list[str] = []
+
+    def slow_commit(items: list[str]) -> list[str]:
+        if "late" in items:
+            release.wait(10)
+        written.extend(items)
+        return items
+
+    commits: GroupCommit[str, str] = GroupCommit("test", slow_commit, timeout=0.2)
+    async with anyio.create_task_group() as tg:
+        await tg.start(commits.run_flusher)
+        with pytest.raises(CommitTimeout):
+            await commits.submit("late")
+        # the scenario, not synchronisation: a write queued half-way through the flusher's wait for the hung one
+        await anyio.sleep(0.1)
+        queued_at = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(CommitTimeout):
+            await commits.submit("queued")  # its own deadline, while "late" still hangs
+        assert anyio.current_time() - queued_at >= 0.2  # never released before its own deadline
+        assert written == []
+        release.set()
+        with anyio.fail_after(10):
+            assert await commits.submit("next") == "next"
+        tg.cancel_scope.cancel()
+    assert written == ["late", "queued", "next"]
+
+
+async def test_a_stopped_flusher_finishes_its_write_and_fails_what_is_still_queued() -> None:
+    entered, release = threading.Event(), threading.Event()
+    written: list[list[str]] = []
+
+    def slow_commit(items: list[str]) -> list[str]:
+        entered.set()
+        release.wait(10)
+        written.append(list(items))
+        return items
+
+    commits: GroupCommit[str, str] = GroupCommit("test", slow_commit)
+    flusher = anyio.CancelScope()
+
+    async def run_flusher() -> None:
+        with flusher:
+            await commits.run_flusher()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_flusher)
+        first = commits.enqueue("first")
+        await anyio.to_thread.run_sync(entered.wait, 5)
+        second = commits.enqueue("second")
+        flusher.cancel()
+        release.set()
+        with anyio.fail_after(5):
+            await second.done.wait()
+        assert first.done.is_set() and first.result() == "first"  # the started write was finished
+        with pytest.raises(CommitFailed, match="stopped"):
+            second.result()
+    assert written == [["first"]]

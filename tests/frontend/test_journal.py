@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
+import typing
 from pathlib import Path
 
 import pytest
 
-from core_ledger.api import LedgerOp, LedgerRequest
-from frontend.journal import RRN_BLOCK, Journal
+from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
+from frontend import journal_ops
+from frontend.effects import JournalEffect
+from frontend.journal import RRN_BLOCK, Journal, request_from_json, request_to_json
 from frontend.records import Session
 
 PAN = "6200001000000003"
@@ -138,3 +143,20 @@ def test_a_pending_row_keeps_its_ledger_request_until_answered(tmp_path: Path) -
     assert journal.unsettled() == []
     assert journal._db.execute("SELECT pending_request FROM txns").fetchone() == (None,)  # the PAN is forgotten
     journal.close()
+
+
+def test_a_journaled_ledger_request_keeps_every_field_and_reads_back_equal() -> None:
+    """The journal's JSON of a ledger request is what ``dataclasses.asdict`` gives (the op as its value), so a
+    field added to ``LedgerRequest`` or ``OriginalRef`` is kept too, and it reads back as the same request."""
+    original = OriginalRef(mti="0200", stan="000001", local_date="1203", local_time="101010", acquirer_id="48009999")
+    void = dataclasses.replace(
+        purchase_request("000002"), op=LedgerOp.VOID, rrn="333712345678", auth_code="000001", original=original
+    )
+    for request in (purchase_request("000001"), void):
+        text = request_to_json(request)
+        assert json.loads(text) == {**dataclasses.asdict(request), "op": request.op.value}
+        assert request_from_json(text) == request
+
+
+def test_every_journal_effect_has_its_journal_call() -> None:
+    assert set(journal_ops._BUILDERS) == set(typing.get_args(JournalEffect))
