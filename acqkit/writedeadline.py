@@ -15,6 +15,9 @@ after it, and checks :attr:`expired` when the scope has ended::
             deadline.disarm()
     if deadline.expired:
         ...  # a write took longer than the timeout: the task was cancelled out of it
+
+A scope whose deadline only has to be pushed back while work keeps coming (an idle timeout, a busy connection's
+send timeout) uses :func:`push_deadline`, which moves it about once per ``slack`` instead of on every call.
 """
 
 from __future__ import annotations
@@ -22,6 +25,15 @@ from __future__ import annotations
 import math
 
 import anyio
+
+
+def push_deadline(scope: anyio.CancelScope, timeout: float, slack: float) -> None:
+    """Leave ``scope``'s deadline between ``timeout`` and ``timeout + slack`` from now: moved (to the far end)
+    only when it is not already there, so a caller pushing it on every message moves it about once per ``slack``.
+    A wait so bounded ends at least ``timeout`` and at most ``timeout + slack`` after the last push."""
+    now = anyio.current_time()
+    if not timeout <= scope.deadline - now <= timeout + slack:
+        scope.deadline = now + timeout + slack
 
 
 class WriteDeadline:

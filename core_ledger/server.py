@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 import time
 from collections import deque
 from typing import Final
@@ -38,6 +37,7 @@ from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from acqkit.serving import PLAIN, Serving
 from acqkit.traceflush import flush_traces
+from acqkit.writedeadline import push_deadline
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.hostlink import answer_fields, request_from_fields
@@ -75,18 +75,14 @@ def _transactions_counter(mti: str, code: str) -> Counter:
 class _IdleDeadline:
     """A connection reader's idle timeout: one cancel scope for the reader's life (not one per read)."""
 
-    __slots__ = ("_pushed_at", "scope")
+    __slots__ = ("scope",)
 
     def __init__(self) -> None:
         self.scope = anyio.CancelScope()
-        self._pushed_at = -math.inf
 
     def push(self) -> None:
         """Something was read: the connection is not idle (see IDLE_SLACK_S)."""
-        now = anyio.current_time()
-        if now - self._pushed_at >= IDLE_SLACK_S:
-            self._pushed_at = now
-            self.scope.deadline = now + IDLE_TIMEOUT_S + IDLE_SLACK_S
+        push_deadline(self.scope, IDLE_TIMEOUT_S, IDLE_SLACK_S)
 
 
 #: What a connection's writer waits for when its deadline passes (:class:`_WriterDeadline`).
@@ -113,10 +109,7 @@ class _WriterDeadline:
     def expect(self, what: str, timeout: float) -> None:
         """A wait for ``what`` begins, which must end within ``timeout``."""
         self.waiting = what
-        now = anyio.current_time()
-        slack = min(DEADLINE_SLACK_S, timeout / 10)
-        if not timeout <= self.scope.deadline - now <= timeout + slack:
-            self.scope.deadline = now + timeout + slack
+        push_deadline(self.scope, timeout, min(DEADLINE_SLACK_S, timeout / 10))
 
 
 class _InFlight:

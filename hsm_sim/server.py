@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Final
@@ -26,6 +25,7 @@ from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note, hsm_message
 from acqkit.serving import PLAIN, Serving
 from acqkit.traceflush import flush_traces
+from acqkit.writedeadline import push_deadline
 from hsm_sim.api import PASSPHRASE_ENV, passphrase_file_for
 from hsm_sim.audit import AuditLog
 from hsm_sim.keys import Lmk
@@ -101,20 +101,16 @@ class _ConnectionClock:
     data loses nothing (what arrives stays buffered). An idle connection is closed ``IDLE_TIMEOUT_S`` after
     its last request, or ``SEND_TIMEOUT_S + 2 × DEADLINE_SLACK_S`` if that is longer."""
 
-    __slots__ = ("_pushed_at", "last_read", "scope", "sending")
+    __slots__ = ("last_read", "scope", "sending")
 
     def __init__(self) -> None:
         self.last_read = anyio.current_time()
-        self._pushed_at = -math.inf
         self.sending = False
         self.scope = anyio.CancelScope(deadline=self.last_read + IDLE_TIMEOUT_S)
 
     def request_read(self) -> None:
-        now = anyio.current_time()
-        self.last_read = now
-        if now - self._pushed_at >= DEADLINE_SLACK_S:
-            self._pushed_at = now
-            self.scope.deadline = now + SEND_TIMEOUT_S + DEADLINE_SLACK_S
+        self.last_read = anyio.current_time()
+        push_deadline(self.scope, SEND_TIMEOUT_S, DEADLINE_SLACK_S)
 
     def expired(self) -> str:
         """After the scope's deadline passed: ``SEND`` or ``IDLE`` if that timeout is reached, else ``""``
@@ -123,7 +119,6 @@ class _ConnectionClock:
             return SEND
         if anyio.current_time() - self.last_read >= IDLE_TIMEOUT_S:
             return IDLE
-        self._pushed_at = -math.inf
         self.scope = anyio.CancelScope(deadline=self.last_read + IDLE_TIMEOUT_S)
         return ""
 

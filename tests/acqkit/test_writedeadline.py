@@ -7,7 +7,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from acqkit.writedeadline import WriteDeadline
+from acqkit.writedeadline import WriteDeadline, push_deadline
 
 pytestmark = pytest.mark.anyio
 
@@ -43,3 +43,18 @@ async def test_a_cancel_from_outside_is_not_an_expiry() -> None:
         deadline.cancel()
     assert deadline.scope.cancelled_caught
     assert not deadline.expired
+
+
+async def test_push_deadline_moves_a_deadline_only_once_it_is_less_than_the_timeout_ahead() -> None:
+    scope = anyio.CancelScope()
+    push_deadline(scope, 10, 1)  # no deadline yet: set to the far end
+    first = scope.deadline
+    assert 10 <= first - anyio.current_time() <= 11
+    push_deadline(scope, 10, 1)  # still between 10 and 11 s ahead: left alone
+    assert scope.deadline == first
+    scope.deadline = anyio.current_time() + 9.5  # as if 1.5 s had passed since the push
+    push_deadline(scope, 10, 1)
+    assert 10 <= scope.deadline - anyio.current_time() <= 11
+    scope.deadline = anyio.current_time() + 600  # too far ahead (a longer timeout's): brought back
+    push_deadline(scope, 10, 1)
+    assert 10 <= scope.deadline - anyio.current_time() <= 11
