@@ -53,6 +53,17 @@ TRANSACTIONS: Final = Counter(
     ["service", "mti", "code"],
     registry=REGISTRY,
 )
+#: How many (service, MTI, response code) series of TRANSACTIONS :func:`transactions_counter` keeps looked up.
+TRANSACTION_SERIES_CACHED: Final = 4096
+
+
+@functools.lru_cache(maxsize=TRANSACTION_SERIES_CACHED)
+def transactions_counter(service: str, mti: str, code: str) -> Counter:
+    """TRANSACTIONS' series for one service, MTI and response code, looked up once per triple, not per answer
+    (``labels`` takes a lock and builds a key on every call)."""
+    return TRANSACTIONS.labels(service=service, mti=mti, code=code)
+
+
 HOP_SECONDS: Final = Histogram(
     "acqsim_hop_seconds",
     "Time a request spent waiting on the next hop",

@@ -29,10 +29,9 @@ from typing import Final
 
 import anyio
 import anyio.abc
-from prometheus_client import Counter
 
 from acqkit import txnlog
-from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, TRANSACTIONS
+from acqkit.metrics import HOP_SECONDS, IN_FLIGHT, transactions_counter
 from acqkit.netio import FramedConnection, acquire_slot, serve_tcp
 from acqkit.rules import ActionKind, Hit, RuleBook, hit_note
 from acqkit.serving import PLAIN, Serving
@@ -64,12 +63,6 @@ FAIL_STOP_DRAIN_S: Final = 2.0
 IDLE_SLACK_S: Final = 1.0
 #: What a bad message needs for a 30 answer the client can match: its MTI, 32 and 37.
 _MATCH_FIELDS: Final = ("t", "32", "37")
-
-
-@functools.lru_cache(maxsize=256)
-def _transactions_counter(mti: str, code: str) -> Counter:
-    """The metric's child for an MTI and response code, looked up once (``labels`` costs more than ``inc``)."""
-    return TRANSACTIONS.labels(service="ledger", mti=mti, code=code)
 
 
 class _IdleDeadline:
@@ -218,7 +211,7 @@ async def serve(
     def answered(fields: Fields, answer: LedgerAnswer, conn: FramedConnection, hit: Hit | None) -> bytes:
         """The answer's bytes, counted, logged and traced."""
         encoded = _encode_answer(fields, answer)
-        _transactions_counter(fields.get("t", "?"), answer.response_code).inc()  # a StrEnum: its value
+        transactions_counter("ledger", fields.get("t", "?"), answer.response_code).inc()  # a StrEnum: its value
         if txnlog.enabled():
             shown = {**txnlog.iso_summary(fields), "code": answer.response_code.value, "note": hit_note(hit)}
             txnlog.log_transaction("ledger", correlation_id(fields.get("41", "?"), fields.get("11", "?")), **shown)

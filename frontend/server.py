@@ -17,11 +17,10 @@ from typing import Any, Final
 
 import anyio
 import anyio.abc
-from prometheus_client import Counter
 
 from acqkit import txnlog
 from acqkit.groupcommit import CommitFailed, GroupCommit
-from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH, TRANSACTIONS
+from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH, transactions_counter
 from acqkit.netio import FramedConnection, serve_tcp
 from acqkit.rules import ActionKind, RuleBook, corrupt_mac, hit_note
 from acqkit.serving import PLAIN, Serving
@@ -57,16 +56,6 @@ IDLE_TIMEOUT_S: Final = 600.0
 IDLE_CHECK_S: Final = 1.0
 #: This service's series of the shared metrics, looked up once (``labels`` takes a lock and builds a key).
 _IN_FLIGHT: Final = IN_FLIGHT.labels(service=SERVICE)
-#: How many (MTI, response code) series of the answer counter are kept looked up.
-TRANSACTION_SERIES_CACHED: Final = 1024
-
-
-@functools.lru_cache(maxsize=TRANSACTION_SERIES_CACHED)
-def _transactions(mti: str, code: str) -> Counter:
-    """This service's answer counter for one (MTI, response code), looked up once per pair, not per answer."""
-    return TRANSACTIONS.labels(service=SERVICE, mti=mti, code=code)
-
-
 #: What a failing or hung journal raises to a flow.
 JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
 
@@ -160,7 +149,7 @@ class Frontend:
             return []
         self.answered += 1
         if isinstance(request, PosMessage):
-            _transactions(request.mti, reply.response_code or "none").inc()
+            transactions_counter(SERVICE, request.mti, reply.response_code or "none").inc()
         answer = frame.answer(reply.body, header=answer_header(frame, reply)).to_bytes()
         if action is ActionKind.CORRUPT_MAC:
             answer = corrupt_mac(answer)
