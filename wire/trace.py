@@ -38,7 +38,7 @@ from typing import Any, Final, Literal, TextIO
 from wire.dissect import as_json, dissect_host, dissect_pos
 from wire.errors import WireError
 from wire.switchlink import describe_switch
-from wire.tracecompact import HSM_HEADER_LEN, HSM_REQUEST_CODES, compact_frame
+from wire.tracecompact import HSM_CODE_LEN, HSM_ERROR_LEN, HSM_HEADER_LEN, HSM_REQUEST_CODES, compact_frame
 
 log = logging.getLogger("acqsim.trace")
 
@@ -51,7 +51,6 @@ def correlation_id(terminal_id: str, stan: str, local_date: str | None = None) -
     return f"T{terminal_id}-{stan}" + (f"-{local_date}" if local_date else "")
 
 
-_HSM_HEADER_LEN: Final = HSM_HEADER_LEN
 #: One encoder for every line (``json.dumps`` with any option builds a new encoder per call).
 _LINE_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
 
@@ -70,14 +69,15 @@ def describe(link: Link, payload: bytes) -> dict[str, Any]:
             return describe_switch(payload)
     except WireError as exc:
         return {"undecodable": str(exc), "length": len(payload)}
-    text = payload[: _HSM_HEADER_LEN + 4].decode("ascii", "replace")
-    code = text[_HSM_HEADER_LEN : _HSM_HEADER_LEN + 2]
+    shown = HSM_HEADER_LEN + HSM_CODE_LEN + HSM_ERROR_LEN
+    text = payload[:shown].decode("ascii", "replace")
+    code = text[HSM_HEADER_LEN : HSM_HEADER_LEN + HSM_CODE_LEN]
     # A request's bytes after its code are fields (keys, PIN blocks): only an answer's error code is shown.
-    is_answer = code not in HSM_REQUEST_CODES and len(text) == _HSM_HEADER_LEN + 4
+    is_answer = code not in HSM_REQUEST_CODES and len(text) == shown
     return {
-        "header": text[:_HSM_HEADER_LEN],
+        "header": text[:HSM_HEADER_LEN],
         "code": code,
-        "error": text[_HSM_HEADER_LEN + 2 :] if is_answer else None,
+        "error": text[HSM_HEADER_LEN + HSM_CODE_LEN :] if is_answer else None,
         "length": len(payload),
     }
 
