@@ -66,6 +66,7 @@ HOST_LINK_ONLY_OPS: Final = frozenset({LedgerOp.PIN_FAILURE})
 _OPS_BY_ROUTE: Final = {route: op for op, route in ROUTES.items() if op not in HOST_LINK_ONLY_OPS}
 #: A completion advice (offline completion, 0220 000000 06) posts like a completion.
 _OPS_BY_ROUTE[(Mti.ADVICE, PC.PURCHASE, CC.PREAUTH)] = LedgerOp.PREAUTH_COMPLETION
+_HOST_OPS_BY_ROUTE: Final = _OPS_BY_ROUTE | {ROUTES[op]: op for op in HOST_LINK_ONLY_OPS}
 
 
 def op_for_route(mti: str, processing_code: str, condition_code: str) -> LedgerOp | None:
@@ -77,10 +78,7 @@ def op_for_route(mti: str, processing_code: str, condition_code: str) -> LedgerO
 
 def host_op_for_route(mti: str, processing_code: str, condition_code: str) -> LedgerOp | None:
     """As :func:`op_for_route`, with the host link's own operations (:data:`HOST_LINK_ONLY_OPS`)."""
-    for op in HOST_LINK_ONLY_OPS:
-        if ROUTES[op] == (mti, processing_code, condition_code):
-            return op
-    return op_for_route(mti, processing_code, condition_code)
+    return _HOST_OPS_BY_ROUTE.get((mti, processing_code, condition_code))
 
 
 #: What a scheme's stand-in may approve in an issuer's place, so what the issuer's ledger must post forced.
