@@ -28,9 +28,10 @@ pytestmark = pytest.mark.anyio
 DEADLINE_S = 10.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the callback path is asyncio's; trio services keep the task path
+@pytest.fixture(params=["asyncio", "uvloop"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    # The callback path is asyncio's (trio services keep the task path); services run it on uvloop.
+    return ("asyncio", {"use_uvloop": request.param == "uvloop"})
 
 
 class Echo:
