@@ -140,6 +140,33 @@ async def _load(port: int, result: Queue[Any]) -> None:
     )
 
 
+#: The short-connection runs (a connection per purchase, as dial-up and GPRS terminals make): terminals and
+#: offered rate, below what the echo host answers on its core.
+SHORT_TERMINALS: Final = 64
+SHORT_OFFERED_RATE: Final = 3_000.0
+
+
+async def _load_short(port: int, result: Queue[Any], callbacks: bool) -> None:
+    """The load generator with a connection per purchase: short calls stepped from the loop's callbacks
+    (asyncio's default) or, for the figure beside it, a task per call (as on trio)."""
+    config = with_load_terminals(AcqsimConfig.default(), SHORT_TERMINALS)
+    engine = LoadEngine(
+        load_sessions(config, SHORT_TERMINALS),
+        EngineOptions(
+            schedule=OpenLoopSchedule(SHORT_OFFERED_RATE, SECONDS),
+            mix=Mix.parse("purchase=100"),
+            cards=load_cards(config, CARDS),
+            keep_alive=False,
+            answer_timeout=LOAD_ANSWER_TIMEOUT_S,
+            short_calls_by_callbacks=callbacks,
+        ),
+    )
+    cpu = time.process_time()
+    elapsed = await engine.run(Endpoint(host="127.0.0.1", port=port))
+    approved = engine.stats.codes.get("00", 0)
+    result.put({"approved": approved, "elapsed": elapsed, "cpu": time.process_time() - cpu})
+
+
 async def _floor(port: int, result: Queue[Any]) -> None:
     request = Tpdu(dst="0003", src="0000").to_bytes() + bytes(FLOOR_FRAME_LEN - 5)
     answers = 0
@@ -191,7 +218,9 @@ async def _idle_terminals(port: int, result: Queue[Any]) -> None:
 # -- measurements -------------------------------------------------------------------------------------------
 
 
-def _pair(server: Callable[..., Coroutine[Any, Any, None]], client: Callable[..., Coroutine[Any, Any, None]]) -> Any:
+def _pair(
+    server: Callable[..., Coroutine[Any, Any, None]], client: Callable[..., Coroutine[Any, Any, None]], *args: Any
+) -> Any:
     ctx = multiprocessing.get_context("spawn")
     ready: Queue[Any] = ctx.Queue()
     result: Queue[Any] = ctx.Queue()
@@ -200,7 +229,7 @@ def _pair(server: Callable[..., Coroutine[Any, Any, None]], client: Callable[...
     try:
         port = ready.get(timeout=START_TIMEOUT_S)
         server_cpu = _cpu_s(server_process.pid)
-        client_process = _process(LOAD_CORE, client, port, result)
+        client_process = _process(LOAD_CORE, client, port, result, *args)
         client_process.start()
         try:
             give_up = time.monotonic() + START_TIMEOUT_S + SECONDS * 4
@@ -222,6 +251,8 @@ def main() -> None:
     load = _pair(_echo_host, _load)
     floor = _pair(_raw_echo, _floor)
     idle = _pair(_echo_host, _idle_terminals)
+    short = {path: _pair(_echo_host, _load_short, path == "callbacks") for path in ("callbacks", "tasks")}
+    short_per_cpu_s = {path: run["approved"] / run["cpu"] for path, run in short.items()}
     capacity = load["approved"] / load["cpu"]
     floor_capacity = floor["completed"] / floor["cpu"]
     print(
@@ -241,8 +272,16 @@ def main() -> None:
         f"{int(idle['signed_on']):,} idle signed-on terminals, a connection each: load generator RSS "
         f"{idle['rss_mb']:.0f} MB (limit {IDLE_RSS_LIMIT_MB}; {idle['before_mb']:.0f} MB before the terminals)"
     )
+    print(
+        f"a connection per purchase ({SHORT_TERMINALS} terminals, offered {SHORT_OFFERED_RATE:,.0f}/s): "
+        f"{short_per_cpu_s['callbacks']:,.0f} purchases per CPU-second stepped from loop callbacks, "
+        f"{short_per_cpu_s['tasks']:,.0f} with a task per call (as on trio): "
+        f"× {short_per_cpu_s['callbacks'] / short_per_cpu_s['tasks']:.2f}"
+    )
     emit(
         {
+            "short_purchases_per_cpu_s": short_per_cpu_s["callbacks"],
+            "short_task_path_purchases_per_cpu_s": short_per_cpu_s["tasks"],
             "purchases_per_s": load["approved"] / load["elapsed"],
             "purchases_per_cpu_s": capacity,
             "echo_host_answers_per_cpu_s": load["approved"] / load["server_cpu"],

@@ -2,7 +2,9 @@
 per exchange), no task per terminal.
 
 ``acqsim load`` runs here: with ``--keep-alive`` (and ``--connections C``) over kept-open connections, without
-it a task per exchange that connects, sends, reads the answer and closes (``EngineOptions.keep_alive``). Each
+it a short connection per exchange that connects, sends, reads the answer and closes
+(``EngineOptions.keep_alive``): on asyncio stepped from the loop's callbacks (``shortcalls.py``), on trio a task
+each. Each
 load terminal is a sans-IO :class:`~terminal.session.TerminalSession` — the same rules as ``acqsim pos``: STAN,
 sign-on with KCV check, PIN block under the PIK, MAC under the MAK, the reversal stored before the request
 leaves and sent before the terminal's next request, the answer's MAC verified — and does one exchange at a
@@ -36,9 +38,11 @@ import anyio
 import anyio.abc
 
 from acqkit.config import CardFixture, Endpoint
+from acqkit.frameprotocol import callbacks_apply
 from acqkit.netio import FramedConnection, connect
 from terminal.load.answers import AnswerLayouts
 from terminal.load.schedule import Mix, OpenLoopSchedule
+from terminal.load.shortcalls import ShortCalls
 from terminal.load.stats import NO_ANSWER, LoadStats
 from terminal.session import TerminalError, TerminalSession, parse_answer
 from wire.errors import FramingError, WireError
@@ -102,6 +106,9 @@ class EngineOptions:
     #: (``connections`` is then not used).
     keep_alive: bool = True
     answer_timeout: float = 5.0
+    #: Without keep-alive: step each short call from the loop's callbacks where the runtime allows it (asyncio);
+    #: ``False`` gives a task per call everywhere (trio's way; the benchmark measures both).
+    short_calls_by_callbacks: bool = True
     seed: int = 0
     amount: int = 100  # fen, of every request but balance inquiries
 
@@ -125,6 +132,8 @@ class LoadEngine:
         #: those connections are made.
         self._short: list[tuple[_Terminal, _Exchange | None, bytes]] = []
         self._against: Endpoint | None = None
+        #: On asyncio, the short connections stepped from the loop's callbacks (``None``: a task per call).
+        self._short_calls: ShortCalls[tuple[_Terminal, _Exchange | None]] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._sign_on_queue: deque[_Terminal] = deque()
         self._start = 0.0
@@ -295,6 +304,14 @@ class LoadEngine:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 await self._connect(links)
+                if not options.keep_alive and options.short_calls_by_callbacks and callbacks_apply():
+                    self._short_calls = ShortCalls(
+                        against.host,
+                        against.port,
+                        answered=self._short_answered,
+                        failed=self._short_failed,
+                        timeout=options.answer_timeout,
+                    )
                 self._terminals = [
                     _Terminal(session, links[i % len(links)] if links else None, next_index=i)
                     for i, session in enumerate(self._sessions)
@@ -313,6 +330,8 @@ class LoadEngine:
                 tg.cancel_scope.cancel()
             return elapsed
         finally:
+            if self._short_calls is not None:
+                self._short_calls.close_all()
             for link in links:
                 await link.conn.aclose()
 
@@ -387,7 +406,9 @@ class LoadEngine:
     async def _flush(self) -> None:
         """Write what each connection has waiting, one write per connection; start a short connection for
         each frame that goes on one."""
-        if self._short:
+        if self._short and self._short_calls is not None:
+            self._start_short_calls()
+        elif self._short:
             short, self._short = self._short, []
             assert self._task_group is not None  # short frames are posted only while the run's tasks run
             for terminal, exchange, frame in short:
@@ -441,10 +462,32 @@ class LoadEngine:
             self._no_answer(terminal, now)
         await self._flush()
 
+    def _start_short_calls(self) -> None:
+        """Start a callback-stepped short call for each frame waiting for one (asyncio)."""
+        calls = self._short_calls
+        assert calls is not None
+        short, self._short = self._short, []
+        for terminal, exchange, frame in short:
+            calls.start(frame, (terminal, exchange))
+
+    def _short_answered(self, payload: bytes, call: tuple[_Terminal, _Exchange | None], now: float) -> None:
+        self._answer(payload, now)
+        self._start_short_calls()  # the terminal's next request, if due, goes at once
+
+    def _short_failed(self, call: tuple[_Terminal, _Exchange | None], now: float) -> None:
+        """No answer (refused, broken, closed, timed out) ends the exchange at once, as on a task of its own."""
+        terminal, exchange = call
+        if exchange is not None and terminal.exchange is exchange:  # not ended by the watchdog meanwhile
+            self._no_answer(terminal, now)
+        self._start_short_calls()
+
     async def _watchdog(self) -> None:
         while True:
             await anyio.sleep(WATCHDOG_EVERY_S)
-            self._expire(anyio.current_time())
+            now = anyio.current_time()
+            if self._short_calls is not None:
+                self._short_calls.expire(now)
+            self._expire(now)
             await self._flush()
 
 
