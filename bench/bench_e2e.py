@@ -12,6 +12,8 @@ ledger; the floor includes none of it. CPU per purchase by process says where th
 
 ``python -m bench.bench_e2e --keep-alive-only --seconds 5`` runs only the keep-alive capacity run (about 20 s)
 and prints CPU µs per approved purchase by process: the quick figure for anyone working on a service's cost.
+The full run also measures, before any load, the durable-commit floor under the p99 target
+(``bench/durablefloor.py``: three fsynced commits in series on the services' filesystem).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from acqkit.runner import backend_options
 from acqsim.processes import pipeline_processes
 from acqsim.supervisor import free_port
 from bench.cpu import cpu_by_service, cpu_per_item, own_cpu_s, process_cpu_s
+from bench.durablefloor import serial_commit_latency
 from bench.report import emit
 from terminal.load.runner import load_cards, run_load, with_load_cards
 from terminal.load.schedule import Mix, OpenLoopSchedule
@@ -212,6 +215,9 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
         tempfile.TemporaryDirectory(prefix="acqsim-bench-e2e-") as tmp,
         pipeline_processes(config, TERMINALS, Path(tmp)) as nac,
     ):
+        if not keep_alive_only:  # on the filesystem the services write to, before any load
+            durable = serial_commit_latency(Path(tmp))
+            figures |= {f"durable_floor_{name}": value for name, value in durable.items()}
         if not keep_alive_only:
             capacity, cpu = _run(config, cards, nac, OFFERED_RATE, seconds, backend, options)
             paced_rate = max(round(capacity["approved_tps"] * PACED_SHARE), 1)
@@ -273,6 +279,12 @@ def _print_full(figures: dict[str, float]) -> None:
         f"{figures['paced_approved_per_s']:,.0f} approved/s, latency from due time "
         f"p50 {figures['paced_p50_ms']:.1f} ms, p99 {figures['paced_p99_ms']:.1f} ms, "
         f"p99.9 {figures['paced_p999_ms']:.1f} ms"
+    )
+    print(
+        f"durable-commit floor (journal, ledger, journal: three fsynced commits in series, nothing else): "
+        f"p50 {figures['durable_floor_p50_ms']:.1f} ms, p99 {figures['durable_floor_p99_ms']:.1f} ms, "
+        f"max {figures['durable_floor_max_ms']:.1f} ms "
+        f"(one commit p50 {figures['durable_floor_one_commit_p50_ms']:.1f} ms)"
     )
     if (line := _cpu_line(figures, "")) is not None:
         print(f"CPU µs per approved purchase at capacity, a connection per transaction: {line}")
