@@ -97,3 +97,18 @@ def test_a_purchase_keeps_no_card_digit_pin_block_or_key() -> None:
 
 def test_the_switch_link_is_dissected_when_written() -> None:
     assert compact_frame("switch", b"anything") is None
+
+
+def test_frames_of_one_shape_with_other_length_prefixes_are_walked_again() -> None:
+    """Two purchases with the same bitmap and length, whose card fields split the length differently: the
+    second must not reuse the first's spans (the shapes are remembered by the bytes of every length prefix)."""
+    first = {"t": "0200", "2": "6212345678901234", "35": "6212345678901234=301299", "52": PIN_BLOCK}
+    second = {"t": "0200", "2": "621234567890123456", "35": "6212345678901234=3012", "52": PIN_BLOCK}
+    frames = [(fields, _pos_frame(refcodec.encode_pos_body(fields))) for fields in (first, second, first)]
+    assert len(frames[0][1]) == len(frames[1][1]) and frames[0][1][:20] == frames[1][1][:20]  # one shape so far
+    for fields, frame in frames:
+        compact = compact_frame("pos", frame)
+        assert compact is not None and describe("pos", compact) == describe("pos", frame)
+        kept = decode_pos_body(PosFrame.parse(compact).body)
+        assert kept["2"] == mask_pan(fields["2"]).replace("*", "0")
+        assert kept["35"] == mask_track(fields["35"]).replace("*", "0")
