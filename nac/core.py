@@ -50,8 +50,8 @@ class TerminalSink(Protocol):
 class LinkSink(Protocol):
     """Where an upstream connection's requests go (never waits)."""
 
-    def put(self, payload: bytes) -> None:
-        """Queue a request frame's payload."""
+    def send(self, payload: bytes) -> None:
+        """Queue a request frame's payload (requests queued in one loop turn leave in one write)."""
 
     def close(self) -> None:
         """Close the connection once what is queued is written; the shell then reports :meth:`NacCore.link_lost`."""
@@ -277,7 +277,7 @@ class NacCore:
             return  # the link died an instant ago; link_down has counted this request as dropped
         if self.trace is not None:
             self.trace.record(direction="out", link="pos", peer=link.peer, payload=forward.payload)
-        link.sink.put(forward.payload)
+        link.sink.send(forward.payload)
 
     def _deliver(self, deliver: Deliver) -> None:
         sink = self._terminals.get(deliver.terminal_id)

@@ -33,7 +33,7 @@ class LinkWriter:
         self._wakeup: anyio.Event | None = None  # set when a request is queued while the writer waits
         self._closing = False
 
-    def put(self, payload: bytes) -> None:
+    def send(self, payload: bytes) -> None:
         """Queue a request frame's payload; never waits."""
         self._pending.append(payload)
         if self._wakeup is not None:
