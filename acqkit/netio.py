@@ -199,7 +199,7 @@ async def connect(
     its own) when it cannot."""
     with anyio.fail_after(timeout):
         stream: anyio.abc.ByteStream = (
-            await _connect_address(host, port) if _is_ip_address(host) else await anyio.connect_tcp(host, port)
+            await _connect_address(host, port) if is_ip_address(host) else await anyio.connect_tcp(host, port)
         )
     if tls is not None:
         try:
@@ -211,7 +211,7 @@ async def connect(
     return FramedConnection(stream, max_frame_len=max_frame_len, peer=f"{host}:{port}")
 
 
-def _is_ip_address(host: str) -> bool:
+def is_ip_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -224,10 +224,21 @@ async def _connect_address(host: str, port: int) -> anyio.abc.SocketStream:
     task group per connection, about 0.1 ms of CPU): terminals open a connection per transaction. Unlike a
     stream from ``anyio.connect_tcp``, this one reads what arrives before its first ``receive`` into memory
     (every acqsim client reads its answers; a peer that is never read from is not a case here)."""
+    sock = await connect_socket(host, port)
+    try:
+        return await anyio.abc.SocketStream.from_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def connect_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket connected to the IP address ``host`` (no name resolution), with
+    ``TCP_NODELAY`` as anyio's own TCP streams have it; the caller bounds the wait."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as anyio's own TCP streams
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.connect((host, port))
         except BlockingIOError:
@@ -235,7 +246,7 @@ async def _connect_address(host: str, port: int) -> anyio.abc.SocketStream:
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
                 raise OSError(error, os.strerror(error)) from None
-        return await anyio.abc.SocketStream.from_socket(sock)
+        return sock
     except BaseException:
         sock.close()
         raise
