@@ -67,6 +67,14 @@ def callbacks_apply(tls: ssl.SSLContext | None = None) -> bool:
     return tls is None and sniffio.current_async_library() == "asyncio"
 
 
+class ConnectionIdle(TimeoutError):
+    """Why the runtime closed a connection: no frame for its idle timeout."""
+
+
+class SendTimedOut(TimeoutError):
+    """Why the runtime aborted a connection: its peer took nothing sent within the send timeout."""
+
+
 class FrameSession(Protocol):
     """What a service gives each connection: its rules, stepped from the connection's callbacks."""
 
@@ -75,7 +83,9 @@ class FrameSession(Protocol):
         leave in one write when this returns). An exception closes this connection only (logged)."""
 
     def connection_closed(self, error: BaseException | None) -> None:
-        """The connection is gone (``error``: why, when it broke); its timers are already cancelled."""
+        """The connection is gone; its timers are already cancelled. ``error``: why, when the runtime closed it
+        (a :class:`wire.errors.FramingError`, :class:`ConnectionIdle`, :class:`SendTimedOut`) or it broke (the
+        transport's error); ``None`` when the peer or the session closed it."""
 
 
 #: Builds a connection's session; ``None`` refuses the connection (it is closed at once).
@@ -154,6 +164,7 @@ class FrameConnection(asyncio.Protocol):
         self._closed = asyncio.Event()
         self._writes_paused = False
         self._reading_paused_by_session = False
+        self._cause: BaseException | None = None  # why the runtime closed it, told to the session
         self._last_frame_at = self._loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
@@ -198,6 +209,12 @@ class FrameConnection(asyncio.Protocol):
     def resume_reading(self) -> None:
         self._reading_paused_by_session = False
         self._set_reading()
+
+    @property
+    def writing_paused(self) -> bool:
+        """The peer is not taking what is sent: the transport holds more than the high-water mark unsent (reading
+        is paused meanwhile)."""
+        return self._writes_paused
 
     @property
     def closing(self) -> bool:
@@ -290,6 +307,7 @@ class FrameConnection(asyncio.Protocol):
                 self._in_read = False
         if error is not None:
             log.warning("%s: closing %s: %s", self.name, self.peer, error)
+            self._cause = error
             self.close()
         elif self._gathered:
             self._flush()
@@ -302,6 +320,7 @@ class FrameConnection(asyncio.Protocol):
             self.framer.next_frame()  # a stream that ends inside a frame is a framing error
         except FramingError as exc:
             log.warning("%s: closing %s: %s", self.name, self.peer, exc)
+            self._cause = exc
         self.close()  # the peer is done: answers already gathered go out first
         return False
 
@@ -331,7 +350,7 @@ class FrameConnection(asyncio.Protocol):
         if exc is not None:
             log.info("%s: %s went away", self.name, self.peer)
         try:
-            self._session.connection_closed(exc)
+            self._session.connection_closed(self._cause or exc)
         except Exception:
             log.exception("%s: handler failed for %s; closing that connection only", self.name, self.peer)
         finally:
@@ -378,6 +397,7 @@ class FrameConnection(asyncio.Protocol):
             return
         self._idle_timer = None
         log.info("%s: %s idle too long, closing", self.name, self.peer)
+        self._cause = ConnectionIdle(f"no frame for {self.idle_timeout:g} s")
         self.close()
 
     def _cancel_idle_timer(self) -> None:
@@ -393,6 +413,7 @@ class FrameConnection(asyncio.Protocol):
             self.peer,
             self.send_timeout,
         )
+        self._cause = SendTimedOut(f"nothing taken within {self.send_timeout:g} s")
         self.abort()
 
     def _session_failed(self) -> None:

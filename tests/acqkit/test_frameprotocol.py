@@ -21,7 +21,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acqkit import netio
-from acqkit.frameprotocol import FrameConnection, FrameSession, callbacks_apply, connect, serve_frames
+from acqkit.frameprotocol import (
+    ConnectionIdle,
+    FrameConnection,
+    FrameSession,
+    SendTimedOut,
+    callbacks_apply,
+    connect,
+    serve_frames,
+)
+from wire.errors import FramingError
 from wire.framing import LengthPrefixFramer, frame
 
 pytestmark = pytest.mark.anyio
@@ -154,6 +163,7 @@ async def test_a_framing_error_closes_that_connection_only_after_answering_what_
         await good.send(frame(b"still served"))
         assert await read_frames(good, 1) == [b"still served"]
     assert any("closing 127.0.0.1:" in r.getMessage() and "zero-length" in r.getMessage() for r in caplog.records)
+    assert isinstance(sessions.made[0].error, FramingError)  # the session is told why
 
 
 async def test_a_failing_session_closes_its_connection_only(caplog: pytest.LogCaptureFixture) -> None:
@@ -176,7 +186,7 @@ async def test_an_idle_connection_is_closed_and_a_busy_one_is_not(caplog: pytest
     caplog.set_level(logging.INFO, "acqsim.net")
     idle_s = 0.2
     async with (
-        running(Sessions(), idle_timeout=idle_s) as port,
+        running(sessions := Sessions(), idle_timeout=idle_s) as port,
         await anyio.connect_tcp("127.0.0.1", port) as idle,
         await anyio.connect_tcp("127.0.0.1", port) as busy,
     ):
@@ -192,6 +202,7 @@ async def test_an_idle_connection_is_closed_and_a_busy_one_is_not(caplog: pytest
         await busy.send(frame(b"still here"))
         assert await read_frames(busy, 1) == [b"still here"]
     assert sum("idle too long, closing" in r.getMessage() for r in caplog.records) == 1
+    assert isinstance(sessions.made[0].error, ConnectionIdle) and sessions.made[1].error is None
 
 
 class Flood(Echo):
@@ -199,8 +210,11 @@ class Flood(Echo):
 
     FLOOD_FRAMES = 8000  # × 4000 bytes: about 32 MB, beyond any loopback socket buffers
 
+    paused_after_flood = False
+
     def answer(self, frames: list[bytes]) -> None:
         self.conn.send_many([b"x" * 4000] * self.FLOOD_FRAMES)
+        self.paused_after_flood = self.conn.writing_paused
 
 
 async def test_a_client_that_does_not_read_is_not_read_and_is_aborted_at_the_send_timeout(
@@ -216,6 +230,9 @@ async def test_a_client_that_does_not_read_is_not_read_and_is_aborted_at_the_sen
         with anyio.fail_after(DEADLINE_S):
             await sessions.made[0].closed.wait()
     assert sessions.made[0].reads == [[b"flood me"]]
+    flood = sessions.made[0]
+    assert isinstance(flood, Flood) and flood.paused_after_flood  # the session sees the peer is not taking them
+    assert isinstance(sessions.made[0].error, SendTimedOut)
     assert any("did not take what was sent within 0.3 s" in r.getMessage() for r in caplog.records)
 
 
