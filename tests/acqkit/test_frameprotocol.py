@@ -9,6 +9,8 @@ import functools
 import itertools
 import logging
 import math
+import os
+import resource
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -314,3 +316,30 @@ async def test_connect_fails_cleanly_when_nothing_listens() -> None:
 async def test_the_callback_path_applies_on_asyncio_without_tls_only(anyio_backend: str) -> None:
     assert callbacks_apply() is (anyio_backend == "asyncio")
     assert callbacks_apply(tls=ssl.create_default_context()) is False
+
+
+async def test_out_of_descriptors_accepting_backs_off_and_the_queued_client_is_served_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running(Sessions()) as port, await anyio.connect_tcp("127.0.0.1", port) as served:
+        await served.send(frame(b"before"))
+        assert await read_frames(served, 1) == [b"before"]
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        try:
+            # one descriptor left: the test's own socket takes it, so the server's accept() fails (EMFILE)
+            first_free, second_free = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_RDONLY)
+            os.close(first_free)
+            os.close(second_free)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (second_free, hard))
+            with caplog.at_level(logging.WARNING, logger="acqsim.net"):
+                waiting = await anyio.connect_tcp("127.0.0.1", port)
+                with anyio.fail_after(DEADLINE_S):
+                    while "accept failed (EMFILE" not in caplog.text:  # noqa: ASYNC110 - the log is the state
+                        await anyio.sleep(0.01)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        async with waiting:
+            await waiting.send(frame(b"accepted later"))
+            assert await read_frames(waiting, 1) == [b"accepted later"]
+        await served.send(frame(b"meanwhile"))
+        assert await read_frames(served, 1) == [b"meanwhile"]
