@@ -13,7 +13,10 @@ swept at :meth:`NacCore.next_deadline`, not by polling. With ``peer_wait``, a ro
 connected that long after the start ends the NAC (:class:`RoutesUnreachable`). The status port is
 :mod:`nac.status`.
 
-Connections are carried by the task path (:mod:`nac.taskpath`: a task per connection).
+Connections are carried by one of two paths with the same rules (all of them in the core): on asyncio without
+TLS the callback path (:mod:`nac.callbackpath`: protocol callbacks, no task per connection or frame), else the
+task path (:mod:`nac.taskpath`: a task per connection; trio, and TLS front-end links). Terminals are always
+plain TCP, so on asyncio they take the callback path even when the front-end links use TLS.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from acqkit import frameprotocol
+from acqkit.frameprotocol import callbacks_apply, serve_frames
 from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH
 from acqkit.netio import connect, serve_tcp
 from acqkit.rules import RuleBook
 from acqkit.traceflush import flush_traces
+from nac.callbackpath import LinkSession, TerminalOpener
 from nac.core import NacCore, RoutesUnreachable
 from nac.limits import NacLimits
 from nac.routes import Member, RouteTable
@@ -112,17 +118,7 @@ class NacServer:
                         max_connections=MAX_STATUS_CONNECTIONS,
                     )
                 )
-            bound = await tg.start(
-                functools.partial(
-                    serve_tcp,
-                    host,
-                    port,
-                    TaskTerminals(self.core, tg).handle,
-                    name="NAC",
-                    max_frame_len=self.limits.max_frame_len,
-                    max_connections=self.limits.max_connections + REFUSAL_HEADROOM,
-                )
-            )
+            bound = await tg.start(self._serve_terminals, host, port)
             for group, members in self.table.groups.items():
                 for member in members:
                     tg.start_soon(self._keep_upstream, group, member)
@@ -135,35 +131,86 @@ class NacServer:
             log.info("NAC listening on %s:%d (status port %s)", host, bound, bound_status)
             task_status.started(NacPorts(listen=bound, status=bound_status))
 
+    async def _serve_terminals(self, host: str, port: int, *, task_status: anyio.abc.TaskStatus[int]) -> None:
+        limits = self.limits
+        max_connections = limits.max_connections + REFUSAL_HEADROOM
+        if callbacks_apply():
+            await serve_frames(
+                host,
+                port,
+                TerminalOpener(self.core),
+                name="NAC",
+                max_frame_len=limits.max_frame_len,
+                max_connections=max_connections,
+                idle_timeout=limits.idle_timeout_s,
+                send_timeout=limits.send_timeout_s,
+                task_status=task_status,
+            )
+        else:
+            assert self._task_group is not None
+            await serve_tcp(
+                host,
+                port,
+                TaskTerminals(self.core, self._task_group).handle,
+                name="NAC",
+                max_frame_len=limits.max_frame_len,
+                max_connections=max_connections,
+                task_status=task_status,
+            )
+
     # -- upstream ------------------------------------------------------------------------------------------
 
     async def _keep_upstream(self, group: str, member: Member) -> None:
         """Keep one connection to ``member`` open for ever, reconnecting with exponential backoff; hand the
         duty to a fresh task when the connection is being drained (see :meth:`NacCore.expire`)."""
         backoff = self.limits.backoff_min_s
+        carry = self._carry_link_callbacks if callbacks_apply(self._upstream_tls) else self._carry_link_tasks
         while True:
             try:
-                conn = await connect(
-                    member.host,
-                    member.port,
-                    timeout=self.limits.connect_timeout_s,
-                    max_frame_len=self.limits.max_frame_len,
-                    tls=self._upstream_tls,
-                    server_name=FRONTEND_SERVICE_NAME,
-                )
+                drained = await carry(group, member)
             except (OSError, TimeoutError) as exc:
                 self.core.link_connect_failed(group, member, exc)
-            else:
+            except Exception:  # a bug must cost this connection, not the NAC
+                log.exception("route %s: connection to %s failed", group, member)
                 backoff = self.limits.backoff_min_s
-                try:
-                    drained = await run_link(self.core, conn, group, member)
-                except Exception:  # a bug must cost this connection, not the NAC
-                    log.exception("route %s: connection to %s failed", group, member)
-                    drained = False
+            else:
                 if drained:
                     return  # its replacement keeps the member connected
+                backoff = self.limits.backoff_min_s
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, self.limits.backoff_max_s)
+
+    async def _carry_link_callbacks(self, group: str, member: Member) -> bool:
+        """Connect to ``member`` and carry the connection on the callback path until it ends; ``True`` if it was
+        drained. ``OSError``/``TimeoutError``: the connection could not be opened."""
+        session = LinkSession(self.core, group, member)
+        conn = await frameprotocol.connect(
+            member.host,
+            member.port,
+            lambda _conn: session,
+            timeout=self.limits.connect_timeout_s,
+            name=f"NAC route {group}",
+            max_frame_len=self.limits.max_frame_len,
+            send_timeout=self.limits.send_timeout_s,
+        )
+        try:
+            session.opened(conn)
+            await conn.wait_closed()
+        finally:
+            await conn.aclose()  # at once if it is gone already; shielded when the NAC is stopping
+        return bool(session.drained)
+
+    async def _carry_link_tasks(self, group: str, member: Member) -> bool:
+        """The same on the task path (TLS, trio)."""
+        conn = await connect(
+            member.host,
+            member.port,
+            timeout=self.limits.connect_timeout_s,
+            max_frame_len=self.limits.max_frame_len,
+            tls=self._upstream_tls,
+            server_name=FRONTEND_SERVICE_NAME,
+        )
+        return await run_link(self.core, conn, group, member)
 
     async def _expire_forever(self) -> None:
         """Time out overdue requests at the core's next deadline (every request gets the same answer timeout,
