@@ -28,7 +28,11 @@ path. The two paths keep the same rules:
 :func:`serve_frames` is used like :func:`acqkit.netio.serve_tcp` (``await tg.start(...)``, the bound port, the
 ``max_connections`` cap with the same refusal log); it owns every connection it accepted, and when cancelled
 stops listening and closes them, flushing, within :data:`acqkit.netio.CLOSE_TIMEOUT_S` (then aborts the rest).
-Accept errors are handled by asyncio itself (out of descriptors: it logs and pauses accepting for a second).
+Accepting is this module's own loop (one task per listening socket, every connection queued taken at each
+wake-up), so accept errors are handled as :func:`acqkit.netio.serve_tcp` handles them, with the same log
+lines: out of descriptors or buffers, it backs off ``ACCEPT_BACKOFF_MIN_S`` doubling to
+``ACCEPT_BACKOFF_MAX_S`` while the queued clients wait (asyncio's own server would schedule a retry per
+failed accept, up to its backlog each time, and libuv's accepts and drops them).
 :func:`connect` gives a client the same connection object; the caller owns it and ends it with
 :meth:`FrameConnection.aclose`.
 """
@@ -36,8 +40,10 @@ Accept errors are handled by asyncio itself (out of descriptors: it logs and pau
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, Final, Protocol
@@ -47,7 +53,16 @@ import anyio.abc
 import sniffio
 
 from acqkit.directsocket import GATHER_MAX_BYTES
-from acqkit.netio import CLOSE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, _Refusals, connect_socket, is_ip_address
+from acqkit.netio import (
+    ACCEPT_BACKOFF_MAX_S,
+    ACCEPT_BACKOFF_MIN_S,
+    CLOSE_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    RESOURCE_ERRNOS,
+    _Refusals,
+    connect_socket,
+    is_ip_address,
+)
 from wire.errors import FramingError
 from wire.framing import DEFAULT_MAX_FRAME_LEN, LengthPrefixFramer, frame
 
@@ -67,6 +82,14 @@ def callbacks_apply(tls: ssl.SSLContext | None = None) -> bool:
     return tls is None and sniffio.current_async_library() == "asyncio"
 
 
+class ConnectionIdle(TimeoutError):
+    """Why the runtime closed a connection: no frame for its idle timeout."""
+
+
+class SendTimedOut(TimeoutError):
+    """Why the runtime aborted a connection: its peer took nothing sent within the send timeout."""
+
+
 class FrameSession(Protocol):
     """What a service gives each connection: its rules, stepped from the connection's callbacks."""
 
@@ -75,7 +98,9 @@ class FrameSession(Protocol):
         leave in one write when this returns). An exception closes this connection only (logged)."""
 
     def connection_closed(self, error: BaseException | None) -> None:
-        """The connection is gone (``error``: why, when it broke); its timers are already cancelled."""
+        """The connection is gone; its timers are already cancelled. ``error``: why, when the runtime closed it
+        (a :class:`wire.errors.FramingError`, :class:`ConnectionIdle`, :class:`SendTimedOut`) or it broke (the
+        transport's error); ``None`` when the peer or the session closed it."""
 
 
 #: Builds a connection's session; ``None`` refuses the connection (it is closed at once).
@@ -154,6 +179,7 @@ class FrameConnection(asyncio.Protocol):
         self._closed = asyncio.Event()
         self._writes_paused = False
         self._reading_paused_by_session = False
+        self._cause: BaseException | None = None  # why the runtime closed it, told to the session
         self._last_frame_at = self._loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
@@ -198,6 +224,12 @@ class FrameConnection(asyncio.Protocol):
     def resume_reading(self) -> None:
         self._reading_paused_by_session = False
         self._set_reading()
+
+    @property
+    def writing_paused(self) -> bool:
+        """The peer is not taking what is sent: the transport holds more than the high-water mark unsent (reading
+        is paused meanwhile)."""
+        return self._writes_paused
 
     @property
     def closing(self) -> bool:
@@ -290,6 +322,7 @@ class FrameConnection(asyncio.Protocol):
                 self._in_read = False
         if error is not None:
             log.warning("%s: closing %s: %s", self.name, self.peer, error)
+            self._cause = error
             self.close()
         elif self._gathered:
             self._flush()
@@ -302,6 +335,7 @@ class FrameConnection(asyncio.Protocol):
             self.framer.next_frame()  # a stream that ends inside a frame is a framing error
         except FramingError as exc:
             log.warning("%s: closing %s: %s", self.name, self.peer, exc)
+            self._cause = exc
         self.close()  # the peer is done: answers already gathered go out first
         return False
 
@@ -331,7 +365,7 @@ class FrameConnection(asyncio.Protocol):
         if exc is not None:
             log.info("%s: %s went away", self.name, self.peer)
         try:
-            self._session.connection_closed(exc)
+            self._session.connection_closed(self._cause or exc)
         except Exception:
             log.exception("%s: handler failed for %s; closing that connection only", self.name, self.peer)
         finally:
@@ -378,6 +412,7 @@ class FrameConnection(asyncio.Protocol):
             return
         self._idle_timer = None
         log.info("%s: %s idle too long, closing", self.name, self.peer)
+        self._cause = ConnectionIdle(f"no frame for {self.idle_timeout:g} s")
         self.close()
 
     def _cancel_idle_timer(self) -> None:
@@ -393,6 +428,7 @@ class FrameConnection(asyncio.Protocol):
             self.peer,
             self.send_timeout,
         )
+        self._cause = SendTimedOut(f"nothing taken within {self.send_timeout:g} s")
         self.abort()
 
     def _session_failed(self) -> None:
@@ -442,22 +478,63 @@ async def serve_frames(
             server=connections,
         )
 
-    servers: list[asyncio.Server] = []
     try:
-        for sock in sockets:
-            servers.append(await loop.create_server(new_connection, sock=sock))
-        log.info(
-            "%s listening on %s:%d (plain TCP, callbacks, at most %d connections)", name, host, bound, max_connections
-        )
-        task_status.started(bound)
-        await anyio.sleep_forever()
+        async with anyio.create_task_group() as tg:
+            for sock in sockets:
+                tg.start_soon(_accept_forever, name, loop, sock, new_connection, connections)
+            log.info(
+                "%s listening on %s:%d (plain TCP, callbacks, at most %d connections)",
+                name,
+                host,
+                bound,
+                max_connections,
+            )
+            task_status.started(bound)
     finally:
         with anyio.CancelScope(shield=True):
-            for server in servers:
-                server.close()  # stops listening; its connections are ours to close
-            for sock in sockets[len(servers) :]:
+            for sock in sockets:
                 sock.close()
             await connections.close_all()
+
+
+async def _accept_forever(
+    name: str,
+    loop: asyncio.AbstractEventLoop,
+    sock: socket.socket,
+    new_connection: Callable[[], FrameConnection],
+    connections: _Connections,
+) -> None:
+    """Accept every connection queued on ``sock`` at each wake-up, backing off when the process is out of
+    descriptors or buffers (the clients wait in the listen queue meanwhile)."""
+    sock.setblocking(False)
+    backoff = ACCEPT_BACKOFF_MIN_S
+    while True:
+        await anyio.wait_readable(sock)
+        while True:
+            try:
+                client, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno in RESOURCE_ERRNOS:
+                    log.warning(
+                        "%s: accept failed (%s, %d open); accepting again in %.2f s",
+                        name,
+                        errno.errorcode.get(exc.errno or 0, exc.errno),
+                        len(connections.open),
+                        backoff,
+                    )
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, ACCEPT_BACKOFF_MAX_S)
+                else:  # e.g. ECONNABORTED: that client gave up while queued; the listener is fine
+                    log.info("%s: accept failed (%r); accepting the next one", name, exc)
+                break
+            backoff = ACCEPT_BACKOFF_MIN_S
+            try:
+                await loop.connect_accepted_socket(new_connection, client)
+            except OSError as exc:  # it went away before its transport was made
+                client.close()
+                log.info("%s: accepted connection lost at once (%r)", name, exc)
 
 
 async def connect(

@@ -24,17 +24,25 @@ class LinkWriter:
     """Each write within ``send_timeout_s``; a write that fails or takes longer closes the connection (its
     reader then tells the router, which counts the requests in flight on it as dropped)."""
 
-    __slots__ = ("_pending", "_wakeup", "conn", "send_timeout_s")
+    __slots__ = ("_closing", "_pending", "_wakeup", "conn", "send_timeout_s")
 
     def __init__(self, conn: FramedConnection, send_timeout_s: float) -> None:
         self.conn = conn
         self.send_timeout_s = send_timeout_s
         self._pending: collections.deque[bytes] = collections.deque()
         self._wakeup: anyio.Event | None = None  # set when a request is queued while the writer waits
+        self._closing = False
 
-    def put(self, payload: bytes) -> None:
+    def send(self, payload: bytes) -> None:
         """Queue a request frame's payload; never waits."""
         self._pending.append(payload)
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def close(self) -> None:
+        """Close the connection once what is queued is written (its reader then sees the end)."""
+        self._closing = True
         if self._wakeup is not None:
             self._wakeup.set()
             self._wakeup = None
@@ -49,6 +57,8 @@ class LinkWriter:
             with deadline.scope:
                 while True:
                     if not self._pending:
+                        if self._closing:
+                            break
                         self._wakeup = anyio.Event()
                         await self._wakeup.wait()
                         continue
@@ -61,6 +71,8 @@ class LinkWriter:
             pass  # the write failed
         else:
             if not deadline.expired:
+                if self._closing:
+                    await self.conn.aclose()
                 return
         log.warning("upstream %s: send failed, closing that connection", self.conn.peer)
         await self.conn.aclose()

@@ -23,8 +23,8 @@ log = logging.getLogger("acqsim.nac")
 
 
 class OutboxOwner(Protocol):
-    """Who is told what became of the answers (the NAC server: one object shared by every outbox, so that an
-    idle terminal costs no callbacks of its own)."""
+    """Who is told what became of the answers (the NAC's core, :class:`nac.core.NacCore`: one object shared by
+    every outbox, so that an idle terminal costs no callbacks of its own)."""
 
     def answer_written(self, peer: str, payload: bytes) -> None: ...
 
@@ -36,22 +36,26 @@ class OutboxOwner(Protocol):
 class TerminalOutbox:
     """At most ``limits.max_in_flight`` answers; each write within ``limits.send_timeout_s``."""
 
-    __slots__ = ("_pending", "_wakeup", "_writer", "conn", "limits", "owner")
+    __slots__ = ("_pending", "_task_group", "_wakeup", "_writer", "conn", "limits", "owner")
 
-    def __init__(self, conn: FramedConnection, limits: NacLimits, owner: OutboxOwner) -> None:
+    def __init__(
+        self, conn: FramedConnection, limits: NacLimits, owner: OutboxOwner, task_group: anyio.abc.TaskGroup
+    ) -> None:
+        """``task_group``: where the writer task runs (started with the first answer)."""
         self.conn, self.limits, self.owner = conn, limits, owner
+        self._task_group = task_group
         self._pending: collections.deque[bytes] = collections.deque()
         self._wakeup: anyio.Event | None = None  # set when an answer is queued while the writer waits
         self._writer: WriteDeadline | None = None  # the writer task's scope and send deadline, once started
 
-    def put(self, payload: bytes, tg: anyio.abc.TaskGroup) -> bool:
-        """Queue an answer (starting the writer in ``tg`` with the first); ``False`` if the queue is full."""
+    def put(self, payload: bytes) -> bool:
+        """Queue an answer (starting the writer with the first); ``False`` if the queue is full."""
         if len(self._pending) >= self.limits.max_in_flight:
             return False
         self._pending.append(payload)
         if self._writer is None:
             self._writer = WriteDeadline(self.limits.send_timeout_s)
-            tg.start_soon(self._write_all, self._writer)
+            self._task_group.start_soon(self._write_all, self._writer)
         elif self._wakeup is not None:
             self._wakeup.set()
         return True

@@ -9,6 +9,8 @@ import functools
 import itertools
 import logging
 import math
+import os
+import resource
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +23,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acqkit import netio
-from acqkit.frameprotocol import FrameConnection, FrameSession, callbacks_apply, connect, serve_frames
+from acqkit.frameprotocol import (
+    ConnectionIdle,
+    FrameConnection,
+    FrameSession,
+    SendTimedOut,
+    callbacks_apply,
+    connect,
+    serve_frames,
+)
+from wire.errors import FramingError
 from wire.framing import LengthPrefixFramer, frame
 
 pytestmark = pytest.mark.anyio
@@ -154,6 +165,7 @@ async def test_a_framing_error_closes_that_connection_only_after_answering_what_
         await good.send(frame(b"still served"))
         assert await read_frames(good, 1) == [b"still served"]
     assert any("closing 127.0.0.1:" in r.getMessage() and "zero-length" in r.getMessage() for r in caplog.records)
+    assert isinstance(sessions.made[0].error, FramingError)  # the session is told why
 
 
 async def test_a_failing_session_closes_its_connection_only(caplog: pytest.LogCaptureFixture) -> None:
@@ -176,7 +188,7 @@ async def test_an_idle_connection_is_closed_and_a_busy_one_is_not(caplog: pytest
     caplog.set_level(logging.INFO, "acqsim.net")
     idle_s = 0.2
     async with (
-        running(Sessions(), idle_timeout=idle_s) as port,
+        running(sessions := Sessions(), idle_timeout=idle_s) as port,
         await anyio.connect_tcp("127.0.0.1", port) as idle,
         await anyio.connect_tcp("127.0.0.1", port) as busy,
     ):
@@ -192,6 +204,7 @@ async def test_an_idle_connection_is_closed_and_a_busy_one_is_not(caplog: pytest
         await busy.send(frame(b"still here"))
         assert await read_frames(busy, 1) == [b"still here"]
     assert sum("idle too long, closing" in r.getMessage() for r in caplog.records) == 1
+    assert isinstance(sessions.made[0].error, ConnectionIdle) and sessions.made[1].error is None
 
 
 class Flood(Echo):
@@ -199,8 +212,11 @@ class Flood(Echo):
 
     FLOOD_FRAMES = 8000  # × 4000 bytes: about 32 MB, beyond any loopback socket buffers
 
+    paused_after_flood = False
+
     def answer(self, frames: list[bytes]) -> None:
         self.conn.send_many([b"x" * 4000] * self.FLOOD_FRAMES)
+        self.paused_after_flood = self.conn.writing_paused
 
 
 async def test_a_client_that_does_not_read_is_not_read_and_is_aborted_at_the_send_timeout(
@@ -216,6 +232,9 @@ async def test_a_client_that_does_not_read_is_not_read_and_is_aborted_at_the_sen
         with anyio.fail_after(DEADLINE_S):
             await sessions.made[0].closed.wait()
     assert sessions.made[0].reads == [[b"flood me"]]
+    flood = sessions.made[0]
+    assert isinstance(flood, Flood) and flood.paused_after_flood  # the session sees the peer is not taking them
+    assert isinstance(sessions.made[0].error, SendTimedOut)
     assert any("did not take what was sent within 0.3 s" in r.getMessage() for r in caplog.records)
 
 
@@ -297,3 +316,30 @@ async def test_connect_fails_cleanly_when_nothing_listens() -> None:
 async def test_the_callback_path_applies_on_asyncio_without_tls_only(anyio_backend: str) -> None:
     assert callbacks_apply() is (anyio_backend == "asyncio")
     assert callbacks_apply(tls=ssl.create_default_context()) is False
+
+
+async def test_out_of_descriptors_accepting_backs_off_and_the_queued_client_is_served_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running(Sessions()) as port, await anyio.connect_tcp("127.0.0.1", port) as served:
+        await served.send(frame(b"before"))
+        assert await read_frames(served, 1) == [b"before"]
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        try:
+            # one descriptor left: the test's own socket takes it, so the server's accept() fails (EMFILE)
+            first_free, second_free = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_RDONLY)
+            os.close(first_free)
+            os.close(second_free)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (second_free, hard))
+            with caplog.at_level(logging.WARNING, logger="acqsim.net"):
+                waiting = await anyio.connect_tcp("127.0.0.1", port)
+                with anyio.fail_after(DEADLINE_S):
+                    while "accept failed (EMFILE" not in caplog.text:  # noqa: ASYNC110 - the log is the state
+                        await anyio.sleep(0.01)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        async with waiting:
+            await waiting.send(frame(b"accepted later"))
+            assert await read_frames(waiting, 1) == [b"accepted later"]
+        await served.send(frame(b"meanwhile"))
+        assert await read_frames(served, 1) == [b"meanwhile"]

@@ -10,6 +10,7 @@ import anyio
 import anyio.abc
 
 from acqkit.netio import FramedConnection, connect, serve_tcp
+from acqkit.rules import RuleBook
 from nac.limits import NacLimits
 from nac.server import NacPorts, NacServer
 from tests.nac.helpers import ECHO_MARKER, echo_answer, table
@@ -30,12 +31,14 @@ class EchoFrontEnd:
     def __init__(self, name: str) -> None:
         self.name = name
         self.seen_src: list[str] = []
+        self.seen: list[bytes] = []  # the requests' bytes after the TPDU, in the order they came
         self.answered = 0
 
     async def handle(self, conn: FramedConnection) -> None:
         async with anyio.create_task_group() as tg:
             while (payload := await conn.receive()) is not None:
                 self.seen_src.append(Tpdu.parse(payload).src)
+                self.seen.append(payload[5:])
                 tg.start_soon(self._answer, conn, payload)
 
     async def _answer(self, conn: FramedConnection, payload: bytes) -> None:
@@ -74,9 +77,11 @@ async def wait_until(condition: Callable[[], bool], timeout: float = STEP_TIMEOU
 
 
 @contextlib.asynccontextmanager
-async def running_nac(*member_ports: int, **limits: float) -> AsyncIterator[tuple[NacServer, NacPorts]]:
+async def running_nac(
+    *member_ports: int, rules: RuleBook | None = None, **limits: float
+) -> AsyncIterator[tuple[NacServer, NacPorts]]:
     """A NAC routing 0003 to ``member_ports``, all members connected, stopped on exit."""
-    server = NacServer(table(*member_ports), NacLimits(**limits))  # type: ignore[arg-type]
+    server = NacServer(table(*member_ports), NacLimits(**limits), rules=rules)  # type: ignore[arg-type]
     async with anyio.create_task_group() as tg:
         ports: NacPorts = await tg.start(functools.partial(server.serve, "127.0.0.1", 0, status_port=0))
         await wait_until(lambda: all(m.up for m in server.stats.members.values()))

@@ -3,6 +3,8 @@ port survives bad input, and answer timeouts fire at the router's deadline."""
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import pytest
 
@@ -90,3 +92,20 @@ async def test_an_unanswered_request_times_out_at_its_deadline() -> None:
             assert anyio.current_time() - sent_at < 0.2 + 0.15  # at the deadline, not at a polling tick
             await conn.aclose()
         members.cancel_scope.cancel()
+
+
+async def test_asyncio_serves_terminals_on_the_callback_path_and_trio_on_the_task_path(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "acqsim.net")
+    async with anyio.create_task_group() as members:
+        port, _ = await start_member(members, EchoFrontEnd("A"))
+        async with running_nac(port) as (_, ports):
+            conn = await terminal(ports.listen)
+            assert await round_trip(conn, request(b"x")) == TERMINAL_TPDU + answer_body(request(b"x"), "A")
+            await conn.aclose()
+        members.cancel_scope.cancel()
+    prefix = f"NAC listening on 127.0.0.1:{ports.listen} "
+    listening = [r.getMessage() for r in caplog.records if r.name == "acqsim.net" and r.getMessage().startswith(prefix)]
+    assert len(listening) == 1
+    assert ("callbacks" in listening[0]) == (anyio_backend == "asyncio")
