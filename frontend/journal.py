@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -33,6 +34,8 @@ from frontend.notices import MethodTotals, method_of
 from frontend.records import FIRST_BATCH, JournalTxn, Session, next_batch_number
 from wire.fields import CardTotals, SettlementTotals
 from wire.masking import mask_pan
+
+log = logging.getLogger("acqsim.frontend")
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS sessions (terminal_id TEXT PRIMARY KEY, pik TEXT NOT NULL, mak TEXT NOT NULL,
@@ -71,6 +74,8 @@ RRN_SERIAL_MODULUS: Final = 10_000_000
 #: two instances can never collide; each then has 1,000,000 RRNs a day (six digits) before its serial wraps.
 MAX_INSTANCES: Final = 9
 INSTANCE_SERIAL_MODULUS: Final = 1_000_000
+#: Cards whose wrong PINs one member keeps in memory (about 100 bytes each); past it the oldest day is forgotten.
+PIN_FAILURE_MEMORY: Final = 100_000
 
 
 def format_rrn(day: str, serial: int, instance: int | None = None) -> str:
@@ -169,6 +174,8 @@ class Journal:
         #: Wrong PINs seen by this instance, by (card, day), in memory only: with the reservations they bound the
         #: DCs this instance sends; the card's ledger keeps the durable count for the pool (docs/frontend.md).
         self._pin_failures: dict[tuple[str, str], int] = {}
+        #: The two newest days wrong PINs were counted for (older days are dropped: ``_make_room_for_pin_failure``).
+        self._pin_failure_days: tuple[str, str] = ("", "")
         self._rrn_next = self._rrn_limit = 0
         #: PIN tries reserved for verifications in flight, by (card, day): see :meth:`reserve_pin_try`.
         self._pin_in_flight: dict[tuple[str, str], int] = {}
@@ -421,11 +428,33 @@ class Journal:
         pool); with ``reserved``, the try reserved for it becomes this failure in the same step. → this
         instance's failures of the card today."""
         key = (self._data_key.fingerprint(pan), day)
+        if key not in self._pin_failures:
+            self._make_room_for_pin_failure(day)
         failures = self._pin_failures.get(key, 0) + 1
         self._pin_failures[key] = failures
         if reserved:
             self.release_pin_try(pan, day)
         return failures
+
+    def _make_room_for_pin_failure(self, day: str) -> None:
+        """Keep the memory of wrong PINs bounded: when a newer day starts, the days before the one it follows
+        are forgotten (no flow asks for them again); past ``PIN_FAILURE_MEMORY`` cards, the oldest day goes,
+        and if only one day is left, all of it (a member forgetting costs at most a few more DCs of a card
+        that day; the card's ledger still counts every failure and answers 75)."""
+        if day > self._pin_failure_days[-1]:
+            self._pin_failure_days = (self._pin_failure_days[-1], day)
+            kept = set(self._pin_failure_days)
+            self._pin_failures = {key: n for key, n in self._pin_failures.items() if key[1] in kept}
+        if len(self._pin_failures) < PIN_FAILURE_MEMORY:
+            return
+        oldest = min(key[1] for key in self._pin_failures)
+        if any(key[1] != oldest for key in self._pin_failures):
+            self._pin_failures = {key: n for key, n in self._pin_failures.items() if key[1] != oldest}
+        else:
+            log.warning(
+                "wrong PINs of %d cards held in memory: forgotten (the ledger's count decides)", PIN_FAILURE_MEMORY
+            )
+            self._pin_failures = {}
 
     def record_qr_request(
         self,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core_ledger.api import LedgerOp, LedgerRequest, OriginalRef
+from frontend import journal as journal_module
 from frontend import journal_ops
 from frontend.effects import JournalEffect
 from frontend.journal import RRN_BLOCK, Journal, request_from_json, request_to_json
@@ -160,3 +161,27 @@ def test_a_journaled_ledger_request_keeps_every_field_and_reads_back_equal() -> 
 
 def test_every_journal_effect_has_its_journal_call() -> None:
     assert set(journal_ops._BUILDERS) == set(typing.get_args(JournalEffect))
+
+
+def test_wrong_pins_in_memory_are_forgotten_a_day_later_and_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The member's memory of wrong PINs does not grow for ever: a day is dropped once two newer days have
+    started, and past ``PIN_FAILURE_MEMORY`` cards the oldest day goes (the ledger's count still decides)."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    other = "6200000000000005"
+    journal.add_pin_failure(PAN, "20261201")
+    journal.add_pin_failure(PAN, "20261202")
+    assert journal.pin_failures(PAN, "20261201") == 1  # the day before the newest is kept (a flow near midnight)
+    journal.add_pin_failure(other, "20261203")
+    assert journal.pin_failures(PAN, "20261201") == 0
+    assert (journal.pin_failures(PAN, "20261202"), journal.pin_failures(other, "20261203")) == (1, 1)
+
+    monkeypatch.setattr(journal_module, "PIN_FAILURE_MEMORY", 2)
+    journal.add_pin_failure(PAN, "20261203")  # the memory is full: the oldest day goes
+    assert journal.pin_failures(PAN, "20261202") == 0
+    assert journal.pin_failures(PAN, "20261203") == 1
+    assert journal.add_pin_failure(other, "20261203") == 2  # a card already counted takes no room
+    journal.add_pin_failure("6200000000000013", "20261203")  # full of one day: all of it is forgotten
+    assert (journal.pin_failures(PAN, "20261203"), journal.pin_failures("6200000000000013", "20261203")) == (0, 1)
+    journal.close()
