@@ -14,13 +14,14 @@ With ``--via``, each frame gets a task of its own (as in the front-end, whose tr
 sends it to each upstream in turn, waits for that upstream's answer, and answers the client with the last one.
 With ``--callbacks`` (asyncio only) the relay or echo runs as protocol callbacks with no task per connection or
 frame: the frames a read brings are cut, forwarded or echoed, and written in one write, inside the read's
-callback. It measures what a callback-driven shell would cost on the same hops (docs/benchmarks.md).
+callback: the runtime's callback path (``acqkit.frameprotocol``, which the HSM runs on), measured on the same hops
+(docs/benchmarks.md). Frames sent to a connection outside its own read (a relay's upstream, its clients' answers)
+leave in one write per connection at the end of the loop turn.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import functools
 from collections import deque
@@ -28,9 +29,10 @@ from typing import Final
 
 import anyio
 
+from acqkit.frameprotocol import FrameConnection, serve_frames
+from acqkit.frameprotocol import connect as connect_frames
 from acqkit.netio import ConnectionHandler, FramedConnection, connect, serve_tcp
 from acqkit.runner import announce, run_service
-from wire.framing import LengthPrefixFramer, frame
 
 IDLE_S: Final = 60.0
 
@@ -95,70 +97,65 @@ class _FanOut:
                 tg.start_soon(one, payload)
 
 
-class _FramesProtocol(asyncio.Protocol):
-    """Cuts the frames each read brings and hands them over together (``on_frames``), inside the callback."""
+class _EchoSession:
+    """Answers the frames of each read with themselves, in one write."""
 
-    def __init__(self) -> None:
-        self.framer = LengthPrefixFramer()
-        self.transport: asyncio.Transport | None = None
+    def __init__(self, conn: FrameConnection) -> None:
+        self.conn = conn
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are duck-typed
+    def frames_received(self, frames: list[bytes]) -> None:
+        self.conn.send_many(frames)
 
-    def data_received(self, data: bytes) -> None:
-        self.framer.receive_data(data)
-        frames = []
-        while isinstance(item := self.framer.next_frame(), bytes):
-            frames.append(item)
-        if frames:
-            self.on_frames(frames)
-
-    def on_frames(self, frames: list[bytes]) -> None:
-        raise NotImplementedError
-
-    def write(self, frames: list[bytes]) -> None:
-        assert self.transport is not None
-        self.transport.write(b"".join(frame(payload) for payload in frames))
+    def connection_closed(self, error: BaseException | None) -> None:
+        return None
 
 
-class _EchoProtocol(_FramesProtocol):
-    def on_frames(self, frames: list[bytes]) -> None:
-        self.write(frames)
-
-
-class _UpstreamProtocol(_FramesProtocol):
+class _UpstreamSession(_EchoSession):
     """The one upstream connection: answers come back in order, each to the client first in line."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.waiting: deque[_DownstreamProtocol] = deque()
+    def __init__(self, conn: FrameConnection) -> None:
+        super().__init__(conn)
+        self.waiting: deque[FrameConnection] = deque()
 
-    def on_frames(self, frames: list[bytes]) -> None:
-        answers: dict[_DownstreamProtocol, list[bytes]] = {}
+    def frames_received(self, frames: list[bytes]) -> None:
+        answers: dict[FrameConnection, list[bytes]] = {}
         for answer in frames:
             answers.setdefault(self.waiting.popleft(), []).append(answer)
         for client, mine in answers.items():
-            if client.transport is not None and not client.transport.is_closing():
-                client.write(mine)
+            client.send_many(mine)  # dropped if that client has gone
 
 
-class _DownstreamProtocol(_FramesProtocol):
-    def __init__(self, upstream: _UpstreamProtocol) -> None:
-        super().__init__()
+class _DownstreamSession(_EchoSession):
+    def __init__(self, conn: FrameConnection, upstream: _UpstreamSession) -> None:
+        super().__init__(conn)
         self.upstream = upstream
 
-    def on_frames(self, frames: list[bytes]) -> None:
-        self.upstream.waiting.extend([self] * len(frames))
-        self.upstream.write(frames)
+    def frames_received(self, frames: list[bytes]) -> None:
+        self.upstream.waiting.extend([self.conn] * len(frames))
+        self.upstream.conn.send_many(frames)
 
 
-async def _serve_callbacks(port: int, to: str | None) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
+async def _serve_callbacks(
+    port: int, to: str | None, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """The relay or echo on the runtime's callback path (:mod:`acqkit.frameprotocol`)."""
     if to is None:
-        return await loop.create_server(_EchoProtocol, "127.0.0.1", port)
+        await serve_frames("127.0.0.1", port, _EchoSession, name="relay", task_status=task_status)
+        return
     host, _, upstream_port = to.rpartition(":")
-    _, upstream = await loop.create_connection(_UpstreamProtocol, host, int(upstream_port))
-    return await loop.create_server(functools.partial(_DownstreamProtocol, upstream), "127.0.0.1", port)
+    made: list[_UpstreamSession] = []
+
+    def open_upstream(conn: FrameConnection) -> _UpstreamSession:
+        made.append(_UpstreamSession(conn))
+        return made[0]
+
+    link = await connect_frames(host, int(upstream_port), open_upstream, timeout=5, name="relay")
+    upstream = made[0]
+    try:
+        sessions = functools.partial(_DownstreamSession, upstream=upstream)
+        await serve_frames("127.0.0.1", port, sessions, name="relay", task_status=task_status)
+    finally:
+        await link.aclose()
 
 
 async def _connect(address: str) -> FramedConnection:
@@ -176,12 +173,11 @@ def main() -> int:
     args = parser.parse_args()
 
     async def run() -> None:
-        if args.callbacks:
-            server = await _serve_callbacks(args.listen, None if args.echo else args.to)
-            announce("relay", "127.0.0.1", args.listen)
-            async with server:
-                await anyio.sleep_forever()
         async with anyio.create_task_group() as tg:
+            if args.callbacks:
+                bound = await tg.start(_serve_callbacks, args.listen, None if args.echo else args.to)
+                announce("relay", "127.0.0.1", bound)
+                return
             handler: ConnectionHandler = _echo
             if args.via:
                 shared: dict[str, _ExchangeUpstream] = {}
