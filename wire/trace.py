@@ -38,7 +38,7 @@ from typing import Any, Final, Literal, TextIO
 from wire.dissect import as_json, dissect_host, dissect_pos
 from wire.errors import WireError
 from wire.switchlink import describe_switch
-from wire.tracecompact import HSM_CODE_LEN, HSM_ERROR_LEN, HSM_HEADER_LEN, HSM_REQUEST_CODES, compact_frame
+from wire.tracecompact import HSM_CODE_LEN, HSM_ERROR_LEN, HSM_HEADER_LEN, HSM_REQUEST_CODES, BatchMemo
 
 log = logging.getLogger("acqsim.trace")
 
@@ -175,7 +175,8 @@ class TraceWriter:
         pending = self._pending
         records = [pending.popleft() for _ in range(len(pending))]
         if records:
-            self._write([self._line(record) for record in records])
+            memo = BatchMemo()
+            self._write([self._line(record, memo) for record in records])
         return len(records)
 
     def _made(self, link: Link, make: Callable[[], bytes]) -> bytes:
@@ -196,10 +197,10 @@ class TraceWriter:
                 self._describe_failure_logged = True
             return {"undescribed": True, "length": len(payload)}
 
-    def _line(self, record: _Kept) -> str:
+    def _line(self, record: _Kept, memo: BatchMemo) -> str:
         ns, direction, link, peer, kept, correlation, note = record
         payload = kept if isinstance(kept, bytes) else self._made(link, kept)
-        frame = compact_frame(link, payload)
+        frame = memo.compact(link, payload)
         body = (
             f'"m":{_LINE_ENCODER.encode(self._described(link, payload))}' if frame is None else f'"x":"{frame.hex()}"'
         )

@@ -287,3 +287,29 @@ def compact_frame(link: Link, payload: bytes) -> bytes | None:
         return compactor(payload)
     except (_NotCertain, UnicodeDecodeError, ValueError):
         return None
+
+
+class BatchMemo:
+    """The compact forms of the frames of one batch of trace records (one flush): a frame whose body was
+    compacted earlier in the batch — the NAC records each message twice, as it came in and as it went on, with
+    only the TPDU swapped — reuses that body's compact form. The compaction only ever rewrites the body and
+    depends on nothing else (the POS link's TPDU and header are kept as they are), so the result is the same.
+    It lives for one batch: it holds nothing the batch's own records do not already hold."""
+
+    __slots__ = ("_bodies",)
+
+    def __init__(self) -> None:
+        self._bodies: dict[tuple[str, bytes], bytes | None] = {}
+
+    def compact(self, link: Link, payload: bytes) -> bytes | None:
+        """:func:`compact_frame`, once per distinct body of the batch."""
+        if link == "hsm":
+            return compact_frame(link, payload)  # a slice: nothing worth remembering
+        at = BODY_OFFSET if link == "pos" else 0
+        key = (link, payload[at:])
+        if key in self._bodies:
+            body = self._bodies[key]
+            return None if body is None else payload[:at] + body
+        compact = compact_frame(link, payload)
+        self._bodies[key] = None if compact is None else compact[at:]
+        return compact

@@ -17,7 +17,7 @@ from wire.masking import mask_pan, mask_track
 from wire.posframe import PosFrame
 from wire.tpdu import Tpdu
 from wire.trace import describe
-from wire.tracecompact import compact_frame
+from wire.tracecompact import BatchMemo, compact_frame
 
 #: What makes a POS frame keep its write-time dissection instead (the masking needs the field's meaning).
 _MEANINGFUL = {"55", "59"}
@@ -112,3 +112,16 @@ def test_frames_of_one_shape_with_other_length_prefixes_are_walked_again() -> No
         kept = decode_pos_body(PosFrame.parse(compact).body)
         assert kept["2"] == mask_pan(fields["2"]).replace("*", "0")
         assert kept["35"] == mask_track(fields["35"]).replace("*", "0")
+
+
+@given(POS_MESSAGES)
+def test_a_batch_reuses_a_body_compacted_before_only_where_the_result_is_the_same(fields: dict[str, str]) -> None:
+    """The NAC traces a message as it came in and as it went on (the TPDU swapped): the second takes the first's
+    compact body, and is exactly what compacting it alone gives (``None`` included)."""
+    body = refcodec.encode_pos_body(fields)
+    came_in = _pos_frame(body)
+    went_on = Tpdu(dst="0000", src="0003").to_bytes() + PosHeader().to_bytes() + body
+    memo = BatchMemo()
+    assert memo.compact("pos", came_in) == compact_frame("pos", came_in)
+    assert memo.compact("pos", went_on) == compact_frame("pos", went_on)
+    assert memo.compact("hsm", b"0001M8U" + b"1" * 32) == b"0001M8"
