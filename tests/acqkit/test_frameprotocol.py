@@ -9,8 +9,6 @@ import functools
 import itertools
 import logging
 import math
-import os
-import resource
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +30,7 @@ from acqkit.frameprotocol import (
     connect,
     serve_frames,
 )
+from tests.fdlimit import one_descriptor_left
 from wire.errors import FramingError
 from wire.framing import LengthPrefixFramer, frame
 
@@ -324,20 +323,11 @@ async def test_out_of_descriptors_accepting_backs_off_and_the_queued_client_is_s
     async with running(Sessions()) as port, await anyio.connect_tcp("127.0.0.1", port) as served:
         await served.send(frame(b"before"))
         assert await read_frames(served, 1) == [b"before"]
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        try:
-            # one descriptor left: the test's own socket takes it, so the server's accept() fails (EMFILE)
-            first_free, second_free = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_RDONLY)
-            os.close(first_free)
-            os.close(second_free)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (second_free, hard))
-            with caplog.at_level(logging.WARNING, logger="acqsim.net"):
-                waiting = await anyio.connect_tcp("127.0.0.1", port)
-                with anyio.fail_after(DEADLINE_S):
-                    while "accept failed (EMFILE" not in caplog.text:  # noqa: ASYNC110 - the log is the state
-                        await anyio.sleep(0.01)
-        finally:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with one_descriptor_left(), caplog.at_level(logging.WARNING, logger="acqsim.net"):
+            waiting = await anyio.connect_tcp("127.0.0.1", port)
+            with anyio.fail_after(DEADLINE_S):
+                while "accept failed (EMFILE" not in caplog.text:  # noqa: ASYNC110 - the log is the state
+                    await anyio.sleep(0.01)
         async with waiting:
             await waiting.send(frame(b"accepted later"))
             assert await read_frames(waiting, 1) == [b"accepted later"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import resource
 from collections.abc import Callable
 
 import anyio
@@ -14,6 +12,7 @@ import anyio.lowlevel
 import pytest
 
 from acqkit.netio import FramedConnection, connect, serve_tcp
+from tests.fdlimit import one_descriptor_left
 
 pytestmark = pytest.mark.anyio
 
@@ -87,18 +86,9 @@ async def test_running_out_of_file_descriptors_backs_off_and_keeps_serving(caplo
         port = await tg.start(functools.partial(serve_tcp, HOST, 0, echo, name="starved"))
         healthy = await connect(HOST, port, timeout=STEP_TIMEOUT_S)
         assert await round_trip(healthy, b"before") == b"before"
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        with caplog.at_level(logging.WARNING, logger="acqsim.net"):
-            try:
-                # one descriptor left: the test's own socket takes it, so the server's accept() fails (EMFILE)
-                first_free, second_free = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_RDONLY)
-                os.close(first_free)
-                os.close(second_free)
-                resource.setrlimit(resource.RLIMIT_NOFILE, (second_free, hard))
-                waiting = await connect(HOST, port, timeout=STEP_TIMEOUT_S)
-                await wait_until(lambda: any("EMFILE" in r.getMessage() for r in caplog.records))
-            finally:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with caplog.at_level(logging.WARNING, logger="acqsim.net"), one_descriptor_left():
+            waiting = await connect(HOST, port, timeout=STEP_TIMEOUT_S)
+            await wait_until(lambda: any("EMFILE" in r.getMessage() for r in caplog.records))
         assert await round_trip(waiting, b"accepted later") == b"accepted later"
         assert await round_trip(healthy, b"meanwhile") == b"meanwhile"
         await waiting.aclose()

@@ -6,8 +6,6 @@ import collections
 import functools
 import json
 import logging
-import os
-import resource
 
 import anyio
 import anyio.lowlevel
@@ -20,6 +18,7 @@ from acqsim.cli import main as acqsim_main
 from nac.events import CloseReason, DropReason
 from nac.server import NacServer
 from nac.status import fetch_stats
+from tests.fdlimit import one_descriptor_left
 from tests.nac.helpers import ECHO_MARKER, request, table
 from tests.nac.netkit import (
     NEVER,
@@ -350,20 +349,11 @@ async def test_running_out_of_file_descriptors_pauses_accepting_and_does_not_end
         async with running_nac(port) as (server, ports):
             healthy = await terminal(ports.listen)
             await wait_until(lambda: server.stats.connections_accepted == 1)  # accepted before descriptors run out
-            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            try:
-                # one descriptor left: the test's own socket takes it, so the NAC's accept() fails (EMFILE);
-                # a new descriptor is the lowest free number, and the limit caps the number
-                first_free, second_free = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_RDONLY)
-                os.close(first_free)
-                os.close(second_free)
-                resource.setrlimit(resource.RLIMIT_NOFILE, (second_free, hard))
+            with one_descriptor_left():
                 with caplog.at_level(logging.WARNING, logger="acqsim.net"):
                     waiting = await terminal(ports.listen)
                     await wait_until(lambda: "accept failed (EMFILE" in caplog.text)  # the runtime backs off
                 assert server.stats.connections_accepted == 1
-            finally:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
             answer = await round_trip(waiting, request(b"accepted later"))  # accepted once descriptors are back
             assert answer == TERMINAL_TPDU + answer_body(request(b"accepted later"), "A")
             assert await round_trip(healthy, request(b"meanwhile")) == TERMINAL_TPDU + answer_body(

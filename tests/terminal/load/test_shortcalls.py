@@ -47,6 +47,13 @@ async def _with_server(
         tg.cancel_scope.cancel()
 
 
+async def _read_until_closed(closed: anyio.Event, conn: FramedConnection) -> None:
+    """A peer that never answers: it reads until the caller closes the connection, then says so."""
+    while await conn.receive() is not None:
+        pass
+    closed.set()
+
+
 def _calls(port: int, outcomes: Outcomes, timeout: float = 5.0) -> ShortCalls[str]:
     return ShortCalls("127.0.0.1", port, answered=outcomes.on_answer, failed=outcomes.on_failure, timeout=timeout)
 
@@ -101,11 +108,7 @@ async def test_no_whole_answer_before_the_peer_closes_fails_the_call(reply: byte
 
 async def test_a_call_past_its_deadline_fails_and_its_connection_is_closed() -> None:
     closed = anyio.Event()
-
-    async def silent(conn: FramedConnection) -> None:
-        while await conn.receive() is not None:  # until the caller closes it
-            pass
-        closed.set()
+    silent = functools.partial(_read_until_closed, closed)
 
     async def body(port: int) -> None:
         outcomes = Outcomes()
@@ -123,11 +126,7 @@ async def test_a_call_past_its_deadline_fails_and_its_connection_is_closed() -> 
 
 async def test_close_all_ends_the_calls_in_flight_without_reporting_them() -> None:
     closed = anyio.Event()
-
-    async def silent(conn: FramedConnection) -> None:
-        while await conn.receive() is not None:  # until the caller closes it
-            pass
-        closed.set()
+    silent = functools.partial(_read_until_closed, closed)
 
     async def body(port: int) -> None:
         outcomes = Outcomes()
