@@ -5,22 +5,32 @@ header, which a payShield-style HSM echoes). Requests sent at about the same tim
 :meth:`FramedConnection.send`) and their answers arrive in few reads, so a busy link costs far fewer system
 calls than one connection per request.
 
-There is no background task: whichever caller is waiting reads the next frame for everybody (one reader at a
-time) and hands each answer to its owner; a reader that leaves (answered, timed out, cancelled) wakes another
-waiter to take over. So a link needs no task group of its own.
+Two links keep ONE copy of the matching rules (their base :class:`Link`: who waits under which key, delivery, failure):
+
+- :class:`MultiplexedLink` (the task path, :mod:`acqkit.netio`; trio, TLS): there is no background task:
+  whichever caller is waiting reads the next frame for everybody (one reader at a time) and hands each answer
+  to its owner; a reader that leaves (answered, timed out, cancelled) wakes another waiter to take over.
+- :class:`CallbackLink` (the callback path, :mod:`acqkit.frameprotocol`; asyncio without TLS): the link is the
+  connection's :class:`~acqkit.frameprotocol.FrameSession`; every answer of a read is matched in the read's own
+  callback and each exchange is woken once, when all its answers are in (no reader role, no receive per read).
+
+:func:`open_link` picks the one that applies. Neither needs a task group of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import ssl
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 import anyio
 
+from acqkit import frameprotocol
+from acqkit.frameprotocol import FrameConnection, callbacks_apply
 from acqkit.netio import FramedConnection, connect
 from wire.errors import FramingError
 
@@ -38,37 +48,100 @@ class LinkLost(Exception):
         self.reason = reason
 
 
+class _Wake(Protocol):
+    def set(self) -> None: ...
+
+
 @dataclasses.dataclass(slots=True, eq=False)
 class _Waiter(Generic[Answer]):
     answer: Answer | None = None
     error: str | None = None
-    #: Set while the waiter sleeps for another reader (made only then: a lone exchange reads for itself).
-    wake: anyio.Event | None = None
+    #: Told once when the answer or an error comes. Task path: set while the waiter sleeps for another reader
+    #: (made only then: a lone exchange reads for itself); callback path: its exchange's :class:`_AllIn`.
+    wake: _Wake | None = None
 
     def rouse(self) -> None:
         if self.wake is not None:
             self.wake.set()
 
 
-class MultiplexedLink(Generic[Key, Answer]):
-    """``decode(payload) -> (key, answer)`` reads an answer; it raises :class:`FramingError` for one that
-    cannot be trusted, which ends the link (every waiter gets :class:`LinkLost`)."""
+class Link(Generic[Key, Answer]):
+    """The matching rules both links share. ``decode(payload) -> (key, answer)`` reads an answer; it raises
+    :class:`FramingError` for one that cannot be trusted, which ends the link (every waiter gets
+    :class:`LinkLost`). ``dead`` says why the link ended (``None`` while it works)."""
 
-    def __init__(self, conn: FramedConnection, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str) -> None:
-        self.conn = conn
+    def __init__(self, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str) -> None:
         self.what = what
         self._decode = decode
         self._pending: dict[Key, deque[_Waiter[Answer]]] = {}
-        self._reading = False
         self.dead: str | None = None
 
+    @property
+    def peer(self) -> str:
+        raise NotImplementedError
+
     async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
-        """Send the requests in one write (pipelined) and wait for all their answers, in request order."""
+        """Send the requests in one write (pipelined) and wait for all their answers, in request order;
+        :class:`LinkLost` when the link ends first. The caller bounds the wait."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close the connection (its waiters, if any, get :class:`LinkLost`)."""
+        raise NotImplementedError
+
+    def fail(self, reason: str) -> None:
+        self.dead = reason
+        for queue in self._pending.values():
+            for waiter in queue:
+                waiter.error = reason
+                waiter.rouse()
+        self._pending.clear()
+
+    def _register(self, requests: list[tuple[Key, bytes]]) -> list[tuple[Key, _Waiter[Answer]]]:
         waiters: list[tuple[Key, _Waiter[Answer]]] = []
         for key, _ in requests:
             waiter: _Waiter[Answer] = _Waiter()
             self._pending.setdefault(key, deque()).append(waiter)
             waiters.append((key, waiter))
+        return waiters
+
+    def _deliver(self, payload: bytes) -> None:
+        key, answer = self._decode(payload)
+        queue = self._pending.get(key)
+        if not queue:
+            log.info("dropping an answer from the %s nobody waits for (timed out earlier?)", self.what)
+            return
+        waiter = queue.popleft()
+        waiter.answer = answer
+        waiter.rouse()
+        if not queue:
+            del self._pending[key]
+
+    def _remove(self, key: Key, waiter: _Waiter[Answer]) -> None:
+        queue = self._pending.get(key)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self._pending[key]
+
+
+class MultiplexedLink(Link[Key, Answer]):
+    """The task path's link on a :class:`~acqkit.netio.FramedConnection`: waiting callers take turns reading."""
+
+    def __init__(self, conn: FramedConnection, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str) -> None:
+        super().__init__(decode, what=what)
+        self.conn = conn
+        self._reading = False
+
+    @property
+    def peer(self) -> str:
+        return self.conn.peer
+
+    async def aclose(self) -> None:
+        await self.conn.aclose()
+
+    async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
+        waiters = self._register(requests)
         try:
             try:
                 await self.conn.send_many([payload for _, payload in requests])
@@ -80,14 +153,6 @@ class MultiplexedLink(Generic[Key, Answer]):
                 self._remove(key, waiter)
             if not self._reading:
                 self._hand_over()  # we may have been woken to read and are leaving (e.g. timed out)
-
-    def fail(self, reason: str) -> None:
-        self.dead = reason
-        for queue in self._pending.values():
-            for waiter in queue:
-                waiter.error = reason
-                waiter.rouse()
-        self._pending.clear()
 
     async def _wait(self, waiter: _Waiter[Answer]) -> Answer:
         while True:
@@ -118,18 +183,6 @@ class MultiplexedLink(Generic[Key, Answer]):
                 self._reading = False
                 self._hand_over()
 
-    def _deliver(self, payload: bytes) -> None:
-        key, answer = self._decode(payload)
-        queue = self._pending.get(key)
-        if not queue:
-            log.info("dropping an answer from the %s nobody waits for (timed out earlier?)", self.what)
-            return
-        waiter = queue.popleft()
-        waiter.answer = answer
-        waiter.rouse()
-        if not queue:
-            del self._pending[key]
-
     def _hand_over(self) -> None:
         """The reader is leaving: wake one sleeping waiter still without an answer to take over reading (one
         that is not sleeping yet finds nobody reading when it comes to wait, and reads itself)."""
@@ -139,12 +192,121 @@ class MultiplexedLink(Generic[Key, Answer]):
                     waiter.wake.set()
                     return
 
-    def _remove(self, key: Key, waiter: _Waiter[Answer]) -> None:
-        queue = self._pending.get(key)
-        if queue is not None and waiter in queue:
-            queue.remove(waiter)
-            if not queue:
-                del self._pending[key]
+
+class _AllIn:
+    """One exchange's wake-up on the callback path: resolves its future when each of its ``count`` waiters has
+    been told (answered, or failed with the link), so the exchange resumes once, not once per answer."""
+
+    __slots__ = ("future", "remaining")
+
+    def __init__(self, future: asyncio.Future[None], count: int) -> None:
+        self.future, self.remaining = future, count
+
+    def set(self) -> None:
+        self.remaining -= 1
+        if self.remaining <= 0 and not self.future.done():  # done: the exchange was cancelled (its deadline)
+            self.future.set_result(None)
+
+
+class CallbackLink(Link[Key, Answer]):
+    """The callback path's link: the session of a :class:`~acqkit.frameprotocol.FrameConnection` (asyncio,
+    plain TCP). Answers are matched in ``frames_received``; a closed or broken connection, or an answer that
+    does not decode (the connection is then closed), fails every waiter. Open it with :meth:`connect`."""
+
+    def __init__(self, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str) -> None:
+        super().__init__(decode, what=what)
+        self._conn: FrameConnection | None = None
+        self._closed_here = False
+
+    @classmethod
+    async def connect(
+        cls, host: str, port: int, decode: Callable[[bytes], tuple[Key, Answer]], *, what: str, timeout: float
+    ) -> CallbackLink[Key, Answer]:
+        link = cls(decode, what=what)
+        await frameprotocol.connect(host, port, link._session_for, timeout=timeout, name=f"{what} link")
+        return link
+
+    def _session_for(self, conn: FrameConnection) -> CallbackLink[Key, Answer]:
+        self._conn = conn
+        return self
+
+    @property
+    def conn(self) -> FrameConnection:
+        assert self._conn is not None, "connected by CallbackLink.connect"
+        return self._conn
+
+    @property
+    def peer(self) -> str:
+        return self.conn.peer
+
+    async def aclose(self) -> None:
+        self._closed_here = True
+        await self.conn.aclose()
+
+    async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
+        if self.dead is None and self.conn.closing:
+            self.fail("send failed: connection closed")
+        if self.dead is not None:  # a closing connection drops what is sent: refuse at once
+            raise LinkLost(self.peer, self.dead)
+        if not requests:
+            return []
+        waiters = self._register(requests)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        all_in = _AllIn(future, len(waiters))
+        for _, waiter in waiters:
+            waiter.wake = all_in
+        try:
+            self.conn.send_many([payload for _, payload in requests])  # leaves with this loop turn's write
+            await future
+            answers: list[Answer] = []
+            for _, waiter in waiters:
+                if waiter.answer is None:
+                    raise LinkLost(self.peer, waiter.error or self.dead or "?")
+                answers.append(waiter.answer)
+            return answers
+        finally:
+            for key, waiter in waiters:
+                self._remove(key, waiter)
+
+    # -- FrameSession -----------------------------------------------------------------------------------------
+
+    def frames_received(self, frames: list[bytes]) -> None:
+        try:
+            for payload in frames:
+                self._deliver(payload)
+        except FramingError as exc:
+            self.fail(f"connection lost: {type(exc).__name__}: {exc}")
+            self.conn.close()
+
+    def connection_closed(self, error: BaseException | None) -> None:
+        if self.dead is not None:
+            return
+        if error is None and self._closed_here:  # as on the task path: only a waiter left behind hears of it
+            if self._pending:
+                self.fail("connection closed")
+        elif error is None:
+            self.fail(f"connection closed by the {self.what}")
+        else:
+            self.fail(f"connection lost: {type(error).__name__}: {error}")
+
+
+async def open_link(
+    host: str,
+    port: int,
+    decode: Callable[[bytes], tuple[Key, Answer]],
+    *,
+    what: str,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
+    server_name: str | None = None,
+) -> Link[Key, Answer]:
+    """A multiplexed link to ``host:port`` within ``timeout``: the callback path where it applies (asyncio,
+    plain TCP: :func:`~acqkit.frameprotocol.callbacks_apply`), else the task path (TLS: the peer must prove it
+    is ``server_name``)."""
+    if callbacks_apply(tls):
+        return await CallbackLink.connect(host, port, decode, what=what, timeout=timeout)
+    conn = await connect(host, port, timeout=timeout, tls=tls, server_name=server_name)
+    return MultiplexedLink(conn, decode, what=what)
 
 
 class TagsExhausted(Exception):
@@ -218,7 +380,7 @@ class PeerLink(Generic[Key, Answer]):
         self.host, self.port, self.what, self.timeout = host, port, what, timeout
         self.tls, self.server_name = tls, server_name
         self._decode = decode
-        self._link: MultiplexedLink[Key, Answer] | None = None
+        self._link: Link[Key, Answer] | None = None
         self._connecting = anyio.Lock()
         #: Counts the connections opened: an answer never crosses from one to the next.
         self.generation = 0
@@ -231,7 +393,7 @@ class PeerLink(Generic[Key, Answer]):
     def up(self) -> bool:
         return self._link is not None and self._link.dead is None
 
-    async def open(self) -> MultiplexedLink[Key, Answer]:
+    async def open(self) -> Link[Key, Answer]:
         """The open link, connecting first if need be; :class:`LinkLost` if the peer cannot be reached."""
         if self._link is not None and self.up:
             return self._link  # the common case, without the lock (whose acquire yields to the event loop)
@@ -239,19 +401,24 @@ class PeerLink(Generic[Key, Answer]):
             if self._link is not None and self.up:
                 return self._link
             if self._link is not None:
-                await self._link.conn.aclose()
+                await self._link.aclose()
             try:
-                conn = await connect(
-                    self.host, self.port, timeout=self.timeout, tls=self.tls, server_name=self.server_name
+                self._link = await open_link(
+                    self.host,
+                    self.port,
+                    self._decode,
+                    what=self.what,
+                    timeout=self.timeout,
+                    tls=self.tls,
+                    server_name=self.server_name,
                 )
             except OSError as exc:  # a refused TLS handshake (TlsRefused) too
                 raise LinkLost(self.peer, f"{type(exc).__name__}: {exc}") from None
-            self._link = MultiplexedLink(conn, self._decode, what=self.what)
             self.generation += 1
             return self._link
 
     async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
-        """:meth:`MultiplexedLink.exchange_many` on the open link; the caller bounds the wait."""
+        """:meth:`Link.exchange_many` on the open link; the caller bounds the wait."""
         for attempt in range(self.ATTEMPTS):
             reused = self.up
             link = await self.open()
@@ -267,4 +434,4 @@ class PeerLink(Generic[Key, Answer]):
         link, self._link = self._link, None
         if link is not None:
             link.fail("client closed")
-            await link.conn.aclose()
+            await link.aclose()

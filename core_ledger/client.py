@@ -1,6 +1,6 @@
 """anyio client of the core ledger for the front-end: ``submit(LedgerRequest) -> LedgerAnswer``.
 
-One TCP connection carries many requests at once (:class:`acqkit.multiplex.MultiplexedLink`): each answer is
+One TCP connection carries many requests at once (:class:`acqkit.multiplex.Link`): each answer is
 matched to its request by the host-link match key (MTI class, 32, 37: the transaction itself; see
 :func:`core_ledger.hostlink.match_key`).
 

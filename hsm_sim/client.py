@@ -1,7 +1,7 @@
 """anyio client of the HSM: one method per command, a timeout on every call.
 
 Concurrent callers share one client and one connection, which carries many commands at once
-(:class:`acqkit.multiplex.MultiplexedLink`): each request gets its own 4-character header, which the HSM
+(:class:`acqkit.multiplex.Link`): each request gets its own 4-character header, which the HSM
 echoes, and each answer goes to the request with its header (checked again, with the answer code). A
 connection that fails is dropped and a new one opened on the next call.
 """

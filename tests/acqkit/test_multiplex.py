@@ -1,6 +1,7 @@
 """The runtime's multiplexed link, over real loopback TCP against a scripted peer: each answer reaches the
 request with its key whatever order the peer answers in, a key can be used again once answered, and a lost
-peer fails every waiter at once."""
+peer or an answer that does not decode fails every waiter at once. On asyncio the link is the callback path's
+(:class:`CallbackLink`), on trio the task path's (:class:`MultiplexedLink`): the same tests hold for both."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from contextlib import asynccontextmanager
 
 import anyio
 import pytest
+import sniffio
 
-from acqkit.multiplex import LinkLost, MultiplexedLink
-from acqkit.netio import FramedConnection, connect, serve_tcp
+from acqkit.multiplex import CallbackLink, Link, LinkLost, MultiplexedLink, open_link
+from acqkit.netio import FramedConnection, serve_tcp
+from wire.errors import FramingError
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +27,10 @@ Handler = Callable[[FramedConnection], Awaitable[None]]
 
 
 def decode(payload: bytes) -> tuple[bytes, bytes]:
-    """The key is the frame's first byte (a one-character tag the peer echoes)."""
+    """The key is the frame's first byte (a one-character tag the peer echoes); a frame starting with ``#``
+    cannot be trusted."""
+    if payload.startswith(b"#"):
+        raise FramingError(f"answer {payload[:8]!r} does not decode", kind="undecodable")
     return payload[:1], payload
 
 
@@ -57,15 +63,21 @@ def hanging_up_after(count: int, received: anyio.Event) -> Handler:
 
 
 @asynccontextmanager
-async def link_to(handler: Handler) -> AsyncIterator[MultiplexedLink[bytes, bytes]]:
+async def link_to(handler: Handler) -> AsyncIterator[Link[bytes, bytes]]:
     async with anyio.create_task_group() as tg:
         port = await tg.start(functools.partial(serve_tcp, HOST, 0, handler, name="scripted-peer"))
-        conn = await connect(HOST, port, timeout=STEP_TIMEOUT_S)
+        link = await open_link(HOST, port, decode, what="scripted peer", timeout=STEP_TIMEOUT_S)
         try:
-            yield MultiplexedLink(conn, decode, what="scripted peer")
+            yield link
         finally:
-            await conn.aclose()
+            await link.aclose()
             tg.cancel_scope.cancel()
+
+
+async def test_asyncio_takes_the_callback_path_and_trio_the_task_path() -> None:
+    async with link_to(answering_in_reverse(1)) as link:
+        expected = CallbackLink if sniffio.current_async_library() == "asyncio" else MultiplexedLink
+        assert type(link) is expected
 
 
 async def test_answers_out_of_order_each_reach_the_request_with_their_key() -> None:
@@ -141,3 +153,55 @@ async def test_an_answer_nobody_waits_for_is_dropped_not_misdelivered() -> None:
             got = await link.exchange_many([(b"p", b"p1")])
     assert got == [b"p1!"]
     assert link.dead is None
+
+
+async def test_an_answer_that_does_not_decode_fails_every_waiter_and_ends_the_link() -> None:
+    async def garbage_after_two(conn: FramedConnection) -> None:
+        for _ in range(2):
+            await conn.receive(STEP_TIMEOUT_S)
+        await conn.send(b"#garbage")
+        await conn.receive(STEP_TIMEOUT_S)  # until the client gives up the connection
+
+    outcomes: dict[bytes, str] = {}
+    async with link_to(garbage_after_two) as link:
+
+        async def ask(tag: bytes) -> None:
+            try:
+                await link.exchange_many([(tag, tag)])
+                outcomes[tag] = "answered"
+            except LinkLost as exc:
+                outcomes[tag] = exc.reason
+
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            async with anyio.create_task_group() as tg:
+                for tag in (b"a", b"b"):
+                    tg.start_soon(ask, tag)
+        assert link.dead is not None and "FramingError" in link.dead
+    assert set(outcomes) == {b"a", b"b"}
+    assert all("does not decode" in reason for reason in outcomes.values())
+
+
+async def test_a_late_answer_after_a_timed_out_request_is_dropped_with_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    released = anyio.Event()
+
+    async def late_then_echo(conn: FramedConnection) -> None:
+        slow = await conn.receive(STEP_TIMEOUT_S)
+        assert slow is not None
+        await released.wait()
+        await conn.send(slow + b"-late")  # its caller gave up meanwhile
+        while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
+            await conn.send(payload + b"!")
+
+    caplog.set_level("INFO", logger="acqsim.net")
+    async with link_to(late_then_echo) as link:
+        with anyio.move_on_after(0.05) as scope:
+            await link.exchange_many([(b"s", b"slow")])
+        assert scope.cancelled_caught
+        released.set()
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            got = await link.exchange_many([(b"n", b"next")])
+        assert got == [b"next!"]
+        assert link.dead is None
+    assert any("nobody waits for" in record.getMessage() for record in caplog.records)
