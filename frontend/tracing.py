@@ -87,8 +87,12 @@ def _view(effect: Effect) -> tuple[Link, Payload]:
     return "hsm", _HSM_VIEWS[type(effect)]
 
 
+#: The peer each link reaches (any other link is the HSM's); built once: a dict a call showed in the profile.
+_PEERS: Final[Mapping[str, str]] = {"host": "ledger", "switch": "scheme"}
+
+
 def _peer(link: Link) -> str:
-    return {"host": "ledger", "switch": "scheme"}.get(link, "hsm")
+    return _PEERS.get(link, "hsm")
 
 
 def result_note(result: Any) -> str:
