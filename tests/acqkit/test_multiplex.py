@@ -117,22 +117,23 @@ async def test_two_waiters_on_one_key_are_answered_first_come_first_served() -> 
     assert got == [b"k1!", b"k2!"]
 
 
+async def _ask(link: Link[bytes, bytes], tag: bytes, outcomes: dict[bytes, str]) -> None:
+    """One exchange under ``tag``; its outcome ("answered", or why the link was lost) noted in ``outcomes``."""
+    try:
+        await link.exchange_many([(tag, tag)])
+        outcomes[tag] = "answered"
+    except LinkLost as exc:
+        outcomes[tag] = exc.reason
+
+
 async def test_a_lost_peer_fails_every_waiter_with_link_lost() -> None:
     received = anyio.Event()
     outcomes: dict[bytes, str] = {}
     async with link_to(hanging_up_after(3, received)) as link:
-
-        async def ask(tag: bytes) -> None:
-            try:
-                await link.exchange_many([(tag, tag)])
-                outcomes[tag] = "answered"
-            except LinkLost as exc:
-                outcomes[tag] = exc.reason
-
         with anyio.fail_after(STEP_TIMEOUT_S):  # every waiter hears it at once, none waits for a timeout
             async with anyio.create_task_group() as tg:
                 for tag in (b"a", b"b", b"c"):
-                    tg.start_soon(ask, tag)
+                    tg.start_soon(_ask, link, tag, outcomes)
         assert received.is_set()
         assert link.dead is not None
         with pytest.raises(LinkLost):  # a dead link refuses new work at once
@@ -164,18 +165,10 @@ async def test_an_answer_that_does_not_decode_fails_every_waiter_and_ends_the_li
 
     outcomes: dict[bytes, str] = {}
     async with link_to(garbage_after_two) as link:
-
-        async def ask(tag: bytes) -> None:
-            try:
-                await link.exchange_many([(tag, tag)])
-                outcomes[tag] = "answered"
-            except LinkLost as exc:
-                outcomes[tag] = exc.reason
-
         with anyio.fail_after(STEP_TIMEOUT_S):
             async with anyio.create_task_group() as tg:
                 for tag in (b"a", b"b"):
-                    tg.start_soon(ask, tag)
+                    tg.start_soon(_ask, link, tag, outcomes)
         assert link.dead is not None and "FramingError" in link.dead
     assert set(outcomes) == {b"a", b"b"}
     assert all("does not decode" in reason for reason in outcomes.values())
