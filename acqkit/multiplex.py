@@ -97,6 +97,13 @@ class Link(Generic[Key, Answer]):
                 waiter.rouse()
         self._pending.clear()
 
+    def _fail_lost(self, error: BaseException) -> None:
+        """The connection broke, or read what cannot be trusted: why, as both paths say it."""
+        self.fail(f"connection lost: {type(error).__name__}: {error}")
+
+    def _fail_closed_by_peer(self) -> None:
+        self.fail(f"connection closed by the {self.what}")
+
     def _register(self, requests: list[tuple[Key, bytes]]) -> list[tuple[Key, _Waiter[Answer]]]:
         waiters: list[tuple[Key, _Waiter[Answer]]] = []
         for key, _ in requests:
@@ -170,7 +177,7 @@ class MultiplexedLink(Link[Key, Answer]):
                 while waiter.answer is None and self.dead is None:
                     payload = await self.conn.receive()
                     if payload is None:
-                        self.fail(f"connection closed by the {self.what}")
+                        self._fail_closed_by_peer()
                     else:
                         self._deliver(payload)
                         # Every whole answer already read goes to its owner now: all wake in the same loop turn
@@ -178,7 +185,7 @@ class MultiplexedLink(Link[Key, Answer]):
                         for buffered in self.conn.buffered_frames():
                             self._deliver(buffered)
             except (FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                self.fail(f"connection lost: {type(exc).__name__}: {exc}")
+                self._fail_lost(exc)
             finally:
                 self._reading = False
                 self._hand_over()
@@ -275,7 +282,7 @@ class CallbackLink(Link[Key, Answer]):
             for payload in frames:
                 self._deliver(payload)
         except FramingError as exc:
-            self.fail(f"connection lost: {type(exc).__name__}: {exc}")
+            self._fail_lost(exc)
             self.conn.close()
 
     def connection_closed(self, error: BaseException | None) -> None:
@@ -285,9 +292,9 @@ class CallbackLink(Link[Key, Answer]):
             if self._pending:
                 self.fail("connection closed")
         elif error is None:
-            self.fail(f"connection closed by the {self.what}")
+            self._fail_closed_by_peer()
         else:
-            self.fail(f"connection lost: {type(error).__name__}: {error}")
+            self._fail_lost(error)
 
 
 async def open_link(
