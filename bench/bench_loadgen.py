@@ -150,21 +150,17 @@ async def _load_short(port: int, result: Queue[Any], callbacks: bool) -> None:
     """The load generator with a connection per purchase: short calls stepped from the loop's callbacks
     (asyncio's default) or, for the figure beside it, a task per call (as on trio)."""
     config = with_load_terminals(AcqsimConfig.default(), SHORT_TERMINALS)
-    engine = LoadEngine(
-        load_sessions(config, SHORT_TERMINALS),
-        EngineOptions(
-            schedule=OpenLoopSchedule(SHORT_OFFERED_RATE, SECONDS),
-            mix=Mix.parse("purchase=100"),
-            cards=load_cards(config, CARDS),
-            keep_alive=False,
-            answer_timeout=LOAD_ANSWER_TIMEOUT_S,
-            short_calls_by_callbacks=callbacks,
-        ),
-    )
     cpu = time.process_time()
-    elapsed = await engine.run(Endpoint(host="127.0.0.1", port=port))
-    approved = engine.stats.codes.get("00", 0)
-    result.put({"approved": approved, "elapsed": elapsed, "cpu": time.process_time() - cpu})
+    stats, elapsed = await run_load(
+        config,
+        terminals=SHORT_TERMINALS,
+        schedule=OpenLoopSchedule(SHORT_OFFERED_RATE, SECONDS),
+        mix=Mix.parse("purchase=100"),
+        against=Endpoint(host="127.0.0.1", port=port),
+        cards=load_cards(config, CARDS),
+        short_calls_by_callbacks=callbacks,
+    )
+    result.put({"approved": stats.codes.get("00", 0), "elapsed": elapsed, "cpu": time.process_time() - cpu})
 
 
 async def _floor(port: int, result: Queue[Any]) -> None:

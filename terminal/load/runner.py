@@ -107,6 +107,7 @@ async def run_load(
     connections: int | None = None,
     cards: tuple[CardFixture, ...] | None = None,
     spread: str = "request",
+    short_calls_by_callbacks: bool = True,
 ) -> tuple[LoadStats, float]:
     config = with_load_terminals(config, terminals)
     engine = LoadEngine(
@@ -120,6 +121,7 @@ async def run_load(
             keep_alive=keep_alive,
             answer_timeout=LOAD_ANSWER_TIMEOUT_S,
             seed=seed,
+            short_calls_by_callbacks=short_calls_by_callbacks,
         ),
     )
     elapsed = await engine.run(against, progress)
