@@ -156,6 +156,21 @@ def _chromium() -> Path:
     return CHROMIUM
 
 
+#: Three hops of one transaction handed to the diagram latest first: the rows it draws (seq, offset), in page order.
+_OUT_OF_ORDER_HOPS = """async () => {
+  const { Diagram } = await import("/static/diagram.js");
+  const root = document.createElement("div");
+  const lanes = ["terminal", "nac", "frontend", "hsm", "ledger"];
+  const diagram = new Diagram(document.createElement("div"), root, lanes, () => {});
+  const hop = (seq, time, source, target) =>
+    ({ seq, time, source, target, link: "pos", transaction: "T1-1", label: "x", explain_en: "" });
+  diagram.add(hop(1, 10.003, "ledger", "frontend"));
+  diagram.add(hop(2, 10.0, "terminal", "nac"));
+  diagram.add(hop(3, 10.001, "nac", "frontend"));
+  return [...root.querySelectorAll(".hop")].map((row) => [row.dataset.seq, row.querySelector(".ms").textContent]);
+}"""
+
+
 def test_a_purchase_run_from_the_page_shows_five_hops_and_an_approval(web_url: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -187,6 +202,11 @@ def test_a_purchase_run_from_the_page_shows_five_hops_and_an_approval(web_url: s
                 expect(group.locator(f'.hop[data-source="{source}"][data-target="{target}"]').first).to_be_visible()
             answer = group.locator('.hop[data-source="nac"][data-target="terminal"]')
             expect(answer).to_have_attribute("data-label", "0210 39=00")
+
+            # drawn in the order they happened, whatever order the services' trace files reached the page in
+            times = [float(t) for t in group.locator(".hop").evaluate_all("rows => rows.map(r => r.dataset.time)")]
+            assert times == sorted(times)
+            assert page.evaluate(_OUT_OF_ORDER_HOPS) == [["2", "+0.0 ms"], ["3", "+1.0 ms"], ["1", "+3.0 ms"]]
 
             # each step explained in one line, in English, then in Chinese
             expect(page.locator("#steps li")).to_have_count(group.locator(".hop").count())  # one line per hop

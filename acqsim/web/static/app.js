@@ -136,11 +136,21 @@ function renderSteps() {
   }
 }
 
+// Each service flushes its trace file on its own (every 50 ms), so a later hop can arrive before an earlier one:
+// a transaction's hops are kept, drawn and explained in the order they happened, not the order they arrived.
 function onHop(hop) {
   diagram.add(hop);
   if (!hopsByTransaction.has(hop.transaction)) hopsByTransaction.set(hop.transaction, []);
-  hopsByTransaction.get(hop.transaction).push(hop);
-  if (following.includes(hop.transaction)) $("steps").append(stepLine(hop));
+  const hops = hopsByTransaction.get(hop.transaction);
+  hops.splice(insertionIndex(hops, hop), 0, hop);
+  if (following.includes(hop.transaction)) renderSteps();
+}
+
+// Where a hop goes among hops sorted by time (then by arrival): after every hop that did not happen later.
+function insertionIndex(sorted, hop) {
+  let index = sorted.length;
+  while (index > 0 && sorted[index - 1].time > hop.time) index -= 1;
+  return index;
 }
 
 async function runScenario(name) {

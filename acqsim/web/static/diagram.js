@@ -39,6 +39,7 @@ export class Diagram {
     const row = document.createElement("div");
     row.className = "hop";
     row.dataset.seq = hop.seq;
+    row.dataset.time = hop.time;
     row.dataset.source = hop.source;
     row.dataset.target = hop.target;
     row.dataset.link = hop.link;
@@ -46,7 +47,6 @@ export class Diagram {
     row.title = hop.explain_en;
     const ms = document.createElement("div");
     ms.className = "ms";
-    ms.textContent = `+${((hop.time - group.start) * 1000).toFixed(1)} ms`;
     const track = document.createElement("div");
     track.className = "track";
     const from = this.lanes.indexOf(hop.source), to = this.lanes.indexOf(hop.target);
@@ -62,7 +62,14 @@ export class Diagram {
     track.append(arrow, label);
     row.append(ms, track);
     row.addEventListener("click", () => this.select(row, hop));
-    group.element.append(row);
+    // rows in the order the hops happened: a service's trace file may reach us after a later hop's
+    const later = [...group.element.querySelectorAll(".hop")].find((other) => Number(other.dataset.time) > hop.time);
+    group.element.insertBefore(row, later ?? null);
+    if (hop.time < group.start) group.start = hop.time;
+    for (const other of group.element.querySelectorAll(".hop")) {
+      const offset = (Number(other.dataset.time) - group.start) * 1000;
+      other.querySelector(".ms").textContent = `+${offset.toFixed(1)} ms`;
+    }
     if (this.autoscroll !== false) row.scrollIntoView({ block: "nearest" });
     return row;
   }
