@@ -275,7 +275,7 @@ def _accept_errno(exc: BaseException) -> int | None:
     return None
 
 
-class _Refusals:
+class ConnectionRefusals:
     """Counts connections refused at the cap and logs them at most once per ``REFUSAL_LOG_INTERVAL_S``."""
 
     def __init__(self, name: str, cap: int) -> None:
@@ -358,7 +358,7 @@ class _Server:
         self.max_connections = max_connections
         self.tls = tls
         self.open = 0
-        self.refusals = _Refusals(name, max_connections)
+        self.refusals = ConnectionRefusals(name, max_connections)
 
     async def accept_forever(self, listener: anyio.abc.SocketListener, tg: TaskGroup) -> None:
         backoff = ACCEPT_BACKOFF_MIN_S
