@@ -117,10 +117,17 @@ class FramedConnection:
         await self._write(b"".join(frame(p, max_frame_len=self.framer.max_frame_len) for p in payloads))
 
     def buffered_frames(self) -> list[bytes]:
-        """The whole frames already read and waiting, without any I/O (none if the next one is incomplete)."""
+        """The whole frames already read and waiting, without any I/O (none if the next one is incomplete).
+
+        Frames read before a framing error are returned first, to be served: the framer raises the error again
+        at the next :meth:`receive` (it is sticky), so the connection still ends there."""
         frames = []
-        while isinstance(item := self.framer.next_frame(), bytes):
-            frames.append(item)
+        try:
+            while isinstance(item := self.framer.next_frame(), bytes):
+                frames.append(item)
+        except FramingError:
+            if not frames:
+                raise
         return frames
 
     async def _write(self, data: bytes) -> None:
