@@ -14,12 +14,14 @@ per caller cost about 16 µs of CPU a write on uvloop — two writes a purchase 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import anyio.abc
+import sniffio
 
 from acqkit.dedicated import DedicatedThread
 from acqkit.metrics import COMMIT_SIZE, COMMITS
@@ -157,6 +159,8 @@ class GroupCommit(Generic[Item, Result]):
         #: Queued batches released at their deadline while an earlier write hung: written with the next batch.
         self._overdue: list[_Batch[Item, Result]] = []
         self._thread = DedicatedThread(f"{what}-commit")
+        #: The event loop's clock (the batches' deadlines are on it); the loop's own once the flusher runs.
+        self._now: Callable[[], float] = anyio.current_time
         self._commits, self._commit_size = COMMITS.labels(committer=what), COMMIT_SIZE.labels(committer=what)
 
     @property
@@ -183,12 +187,13 @@ class GroupCommit(Generic[Item, Result]):
             raise self.failed
         batch = self._batch
         if not batch.items:
-            batch.opened_at = anyio.current_time()
+            batch.opened_at = self._now()
         batch.items.append(item)
         self._wakeup.set()
         return Ticket(batch, len(batch.items) - 1)
 
     async def run_flusher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._now = _loop_clock()
         task_status.started()
         try:
             await self._flush_forever()
@@ -245,6 +250,15 @@ class GroupCommit(Generic[Item, Result]):
                 self._batch = _Batch()  # before its callbacks run: what they queue goes to the new batch
                 queued.expire()
         return call.outcome()
+
+
+def _loop_clock() -> Callable[[], float]:
+    """The running event loop's clock as a plain function. On asyncio, the loop's own ``time``: callable from a
+    protocol callback too (``enqueue`` from :mod:`acqkit.frameprotocol`'s sessions), where ``anyio.current_time``
+    cannot tell which loop runs unless it was started by ``anyio.run``."""
+    if sniffio.current_async_library() == "asyncio":
+        return asyncio.get_running_loop().time
+    return anyio.current_time
 
 
 def _finish(batches: list[_Batch[Item, Result]], results: Sequence[Result | BaseException]) -> None:
