@@ -156,6 +156,9 @@ class GroupCommit(Generic[Item, Result]):
         self.batches = 0
         self.items = 0
         self.failed: CommitFailed | None = None
+        #: The flusher is stopping (cancelled): the batches it releases now were not written and never will be.
+        #: Release callbacks see it, to tell a shutdown from a failed write.
+        self.stopping = False
         #: Queued batches released at their deadline while an earlier write hung: written with the next batch.
         self._overdue: list[_Batch[Item, Result]] = []
         self._thread = DedicatedThread(f"{what}-commit")
@@ -199,6 +202,7 @@ class GroupCommit(Generic[Item, Result]):
             await self._flush_forever()
         finally:
             self._thread.stop()
+            self.stopping = True
             # nothing queued is written any more: its callers are told so, not left waiting
             queued = [*self._overdue, self._batch]
             self._overdue, self._batch = [], _Batch()

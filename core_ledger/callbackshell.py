@@ -15,6 +15,8 @@ stepped from the event loop's callbacks, no task per connection or request; ever
 - A CLOSE rule stops reading; the connection closes once the requests in flight on it are answered.
 - Idle and send timeouts, framing errors and the graceful close are the runtime's (``serve_frames``). A request
   whose connection goes before it is answered is no longer in flight (its records are committed all the same).
+  When the server is cancelled, requests whose batches were not written get no answer, as on the task path (not
+  the 96 of a fail-stop: :attr:`core_ledger.service.LedgerService.stopping`).
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ class LedgerSession:
     def _head_released(self) -> None:
         """The group commit released the batch at the head of the queue (called by its flusher)."""
         self._watching = False
-        if not self._gone:
+        if not self._gone and not self.core.ledger.stopping:  # stopping: the server is shutting down, no 96
             self._guarded_pump()
 
     def _aside_due(self, aside: Aside) -> None:
@@ -150,7 +152,7 @@ class LedgerSession:
         self._pump()
 
     def _aside_released(self, aside: Aside, pending: Pending, queued_at: float) -> None:
-        if not self._gone:
+        if not self._gone and not self.core.ledger.stopping:
             self._settle_aside(aside, pending, queued_at)
             self._guarded_pump()
 

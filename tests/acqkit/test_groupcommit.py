@@ -190,11 +190,16 @@ async def test_a_stopped_flusher_finishes_its_write_and_fails_what_is_still_queu
         first = commits.enqueue("first")
         await anyio.to_thread.run_sync(entered.wait, 5)
         second = commits.enqueue("second")
+        stopping_when_released: list[tuple[str, bool]] = []
+        first.when_released(lambda: stopping_when_released.append(("first", commits.stopping)))
+        second.when_released(lambda: stopping_when_released.append(("second", commits.stopping)))
         flusher.cancel()
         release.set()
         with anyio.fail_after(5):
             await second.done.wait()
         assert first.done.is_set() and first.result() == "first"  # the started write was finished
+        # a release callback tells the write finished from the batch a stopping flusher fails unwritten
+        assert stopping_when_released == [("first", False), ("second", True)]
         with pytest.raises(CommitFailed, match="stopped"):
             second.result()
     assert written == [["first"]]
