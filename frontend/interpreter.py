@@ -21,6 +21,7 @@ from frontend.effects import (
     AskWallet,
     Effect,
     FailureKind,
+    InlineJournalEffect,
     PeerFailure,
     QueueReversal,
     QueueSettlementNotice,
@@ -81,9 +82,14 @@ class Interpreter:
             traced.answered(result)
         return result
 
+    def answer_inline(self, effect: InlineJournalEffect) -> Any:
+        """The answer of one of :data:`~frontend.effects.INLINE_JOURNAL_EFFECTS`, from the journal's memory: no
+        wait, so the shell takes it without a coroutine (four a PIN purchase)."""
+        return journal_call(effect)(self.journal)
+
     async def _carry_out(self, effect: Effect, correlation: str | None) -> Any:
         if isinstance(effect, INLINE_JOURNAL_EFFECTS):
-            return journal_call(effect)(self.journal)
+            return self.answer_inline(effect)
         if isinstance(effect, QueueSettlementNotice) and not self.notices:
             return None  # no merchant platform to tell: nothing is owed
         try:

@@ -30,7 +30,7 @@ from acqkit.workers import FrameWorkers
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
-from frontend.effects import AskLedger, AskScheme, NextRrn, QueueReversal
+from frontend.effects import INLINE_JOURNAL_EFFECTS, AskLedger, AskScheme, NextRrn, QueueReversal
 from frontend.flows.answer import Flow
 from frontend.flows.faults import FaultPlan, plan_for_fault
 from frontend.flows.scripted import scripted
@@ -171,6 +171,9 @@ class Frontend:
         try:
             effect = next(flow)
             while True:
+                if isinstance(effect, INLINE_JOURNAL_EFFECTS):  # answered from memory: nothing to await
+                    effect = flow.send(self.effects.answer_inline(effect))
+                    continue
                 if isinstance(effect, AskLedger | AskScheme):
                     asked = effect.request
                 effect = flow.send(await self.effects.carry_out(effect, correlation))

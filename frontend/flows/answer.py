@@ -44,6 +44,12 @@ class Context:
     scheme: SchemeRoute | None = None
 
 
+def month_day(now: dt.datetime) -> str:
+    """MMDD, as ``strftime("%m%d")`` gives it at three times the cost (it goes through a time tuple): field 15 of
+    every answer."""
+    return f"{now.month:02d}{now.day:02d}"
+
+
 def local_date_time(request: PosMessage, now: dt.datetime) -> tuple[str, str]:
     """Fields 13 and 12 (MMDD, hhmmss) of the request, or the front-end's own clock where it sent none."""
     local_date = request.fields["13"] if "13" in request else now.strftime("%m%d")
@@ -60,7 +66,7 @@ class Answer:
         self.fields: dict[str, str] = {k: fields[k] for k in ECHOED if k in fields}
         self.fields["t"] = response_mti(request.mti)
         self.fields["13"], self.fields["12"] = local_date_time(request, now)
-        self.fields["15"] = now.strftime("%m%d")
+        self.fields["15"] = month_day(now)
         self.fields["32"] = acquirer_id
         if "2" not in self.fields and (pan := card_number(request)):
             self.fields["2"] = pan
