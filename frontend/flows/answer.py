@@ -81,26 +81,26 @@ class Answer:
         return self.fields.get("39", "")
 
 
-def _mac_answer(answer: Answer, session: Session | None) -> Flow:
-    """Encode the answer, with a MAC from the HSM when the terminal has a MAK."""
+def _mac_answer(answer: Answer, session: Session | None) -> Generator[Effect, Any, bytes]:
+    """The answer's body, with a MAC from the HSM when the terminal has a MAK."""
     if session is None:
-        return Reply(body=encode_pos_body(answer.fields))
+        return encode_pos_body(answer.fields)
     placeholder = encode_pos_body({**answer.fields, MAC_FIELD: "00" * MAC_LEN})
-    mac = yield GenerateMac(session.mak, placeholder[:-MAC_LEN])
+    mac: bytes | PeerFailure = yield GenerateMac(session.mak, placeholder[:-MAC_LEN])
     if isinstance(mac, PeerFailure):
         answer.fields.pop(MAC_FIELD, None)
         answer.code(ResponseCode.SYSTEM_MALFUNCTION)
-        return Reply(body=encode_pos_body(answer.fields))
-    return Reply(body=placeholder[:-MAC_LEN] + mac)
+        return encode_pos_body(answer.fields)
+    return placeholder[:-MAC_LEN] + mac
 
 
 def done(answer: Answer, session: Session | None, kind: Kind | str, *, header_request: int = PROCESSING_NONE) -> Flow:
     """The reply: the answer MACed under the session's MAK (none without a session), and its log line."""
-    reply = yield from _mac_answer(answer, session)
+    body = yield from _mac_answer(answer, session)
     request = answer.request
     note = f"{kind} terminal {request.terminal_id} STAN {request.stan} → {answer.response_code}"
     return Reply(
-        body=reply.body,
+        body=body,
         header_request=header_request,
         note=note,
         correlation_id=request.correlation_id,
