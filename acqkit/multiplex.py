@@ -216,9 +216,11 @@ class _AllIn:
 
 
 def _time_out(future: asyncio.Future[None]) -> None:
-    """An exchange's deadline passed (its answers may still come: they are dropped as nobody's)."""
+    """An exchange's deadline passed: wake it (the waiters still without an answer or an error say it timed out;
+    their answers may still come, and are dropped as nobody's). A result, not an exception: a task cancelled in
+    the same loop turn would leave an exception nobody retrieves."""
     if not future.done():
-        future.set_exception(TimeoutError())
+        future.set_result(None)
 
 
 class CallbackLink(Link[Key, Answer]):
@@ -282,6 +284,8 @@ class CallbackLink(Link[Key, Answer]):
             answers: list[Answer] = []
             for _, waiter in waiters:
                 if waiter.answer is None:
+                    if waiter.error is None and self.dead is None:  # woken by the deadline's timer
+                        raise TimeoutError(f"no answer from the {self.what} by the deadline")
                     raise LinkLost(self.peer, waiter.error or self.dead or "?")
                 answers.append(waiter.answer)
             return answers
