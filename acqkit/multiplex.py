@@ -215,6 +215,14 @@ class _AllIn:
             self.future.set_result(None)
 
 
+def _time_out(future: asyncio.Future[None]) -> None:
+    """An exchange's deadline passed: wake it (the waiters still without an answer or an error say it timed out;
+    their answers may still come, and are dropped as nobody's). A result, not an exception: a task cancelled in
+    the same loop turn would leave an exception nobody retrieves."""
+    if not future.done():
+        future.set_result(None)
+
+
 class CallbackLink(Link[Key, Answer]):
     """The callback path's link: the session of a :class:`~acqkit.frameprotocol.FrameConnection` (asyncio,
     plain TCP). Answers are matched in ``frames_received``; a closed or broken connection, or an answer that
@@ -251,6 +259,12 @@ class CallbackLink(Link[Key, Answer]):
         await self.conn.aclose()
 
     async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
+        return await self.exchange_until(requests, None)
+
+    async def exchange_until(self, requests: list[tuple[Key, bytes]], deadline: float | None) -> list[Answer]:
+        """:meth:`exchange_many`, bounded by ``deadline`` (the event loop's clock, ``loop.time()``; ``None``: the
+        caller bounds the wait): :class:`TimeoutError` when it passes first. The deadline is a timer of the loop
+        that fails the exchange's future, not a cancel scope: a peer client runs this three times a purchase."""
         if self.dead is None and self.conn.closing:
             self.fail("send failed: connection closed")
         if self.dead is not None:  # a closing connection drops what is sent: refuse at once
@@ -258,20 +272,26 @@ class CallbackLink(Link[Key, Answer]):
         if not requests:
             return []
         waiters = self._register(requests)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         all_in = _AllIn(future, len(waiters))
         for _, waiter in waiters:
             waiter.wake = all_in
+        timer = loop.call_at(deadline, _time_out, future) if deadline is not None else None
         try:
             self.conn.send_many([payload for _, payload in requests])  # leaves with this loop turn's write
             await future
             answers: list[Answer] = []
             for _, waiter in waiters:
                 if waiter.answer is None:
+                    if waiter.error is None and self.dead is None:  # woken by the deadline's timer
+                        raise TimeoutError(f"no answer from the {self.what} by the deadline")
                     raise LinkLost(self.peer, waiter.error or self.dead or "?")
                 answers.append(waiter.answer)
             return answers
         finally:
+            if timer is not None:
+                timer.cancel()
             for key, waiter in waiters:
                 self._remove(key, waiter)
 
@@ -423,6 +443,11 @@ class PeerLink(Generic[Key, Answer]):
                 raise LinkLost(self.peer, f"{type(exc).__name__}: {exc}") from None
             self.generation += 1
             return self._link
+
+    def callback_link(self) -> CallbackLink[Key, Answer] | None:
+        """The open link when it is up and on the callback path (its exchanges take a deadline of their own)."""
+        link = self._link
+        return link if isinstance(link, CallbackLink) and link.dead is None else None
 
     async def exchange_many(self, requests: list[tuple[Key, bytes]]) -> list[Answer]:
         """:meth:`Link.exchange_many` on the open link; the caller bounds the wait."""

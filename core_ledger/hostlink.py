@@ -41,7 +41,7 @@ from core_ledger.api import (
 from wire.codec import Fields
 from wire.constants import ConditionCode, Mti, ResponseCode, response_mti
 from wire.errors import MessageDecodeError
-from wire.fields import AMOUNT_TYPE_AVAILABLE, AMOUNT_TYPE_LEDGER, AdditionalAmount
+from wire.fields import AMOUNT_TYPE_AVAILABLE, AMOUNT_TYPE_LEDGER, AdditionalAmount, read_additional_amounts
 
 CC = ConditionCode
 
@@ -183,12 +183,12 @@ def answer_from_fields(fields: Fields) -> LedgerAnswer:
         raise MessageDecodeError("unknown response code", field="39") from None
     balance = available = None
     currency = "156"
-    for amount in AdditionalAmount.parse_many(fields.get("54", "")):
-        currency = amount.currency
-        if amount.amount_type == AMOUNT_TYPE_LEDGER:
-            balance = amount.amount
-        elif amount.amount_type == AMOUNT_TYPE_AVAILABLE:
-            available = amount.amount
+    for amount_type, entry_currency, amount in read_additional_amounts(fields.get("54", "")):
+        currency = entry_currency  # the last entry's, as before
+        if amount_type == AMOUNT_TYPE_LEDGER:
+            balance = amount
+        elif amount_type == AMOUNT_TYPE_AVAILABLE:
+            available = amount
     return LedgerAnswer(
         response_code=response,
         rrn=fields.get("37", ""),

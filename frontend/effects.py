@@ -376,6 +376,7 @@ Effect = HsmEffect | AskLedger | AskScheme | AskWallet | JournalEffect
 
 #: Journal effects answered from memory on the event loop (no thread, no disk).
 INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry, AddPinFailure)
+InlineJournalEffect = LoadSession | ReservePinTry | ReleasePinTry | AddPinFailure
 HSM_EFFECTS: Final = (
     GenerateWorkingKeys,
     VerifyMac,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+from time import monotonic
 from typing import Any, Final
 
 import anyio
@@ -29,7 +30,7 @@ from acqkit.workers import FrameWorkers
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
-from frontend.effects import AskLedger, AskScheme, NextRrn, QueueReversal
+from frontend.effects import INLINE_JOURNAL_EFFECTS, AskLedger, AskScheme, NextRrn, QueueReversal
 from frontend.flows.answer import Flow
 from frontend.flows.faults import FaultPlan, plan_for_fault
 from frontend.flows.scripted import scripted
@@ -170,6 +171,9 @@ class Frontend:
         try:
             effect = next(flow)
             while True:
+                if isinstance(effect, INLINE_JOURNAL_EFFECTS):  # answered from memory: nothing to await
+                    effect = flow.send(self.effects.answer_inline(effect))
+                    continue
                 if isinstance(effect, AskLedger | AskScheme):
                     asked = effect.request
                 effect = flow.send(await self.effects.carry_out(effect, correlation))
@@ -217,11 +221,13 @@ class Frontend:
         async with anyio.create_task_group() as tg:
             try:
                 with idle:
-                    last_frame_at = anyio.current_time()
-                    idle.deadline = last_frame_at + IDLE_TIMEOUT_S
+                    # Elapsed time by the process's monotonic clock (anyio's clock costs a backend lookup a
+                    # frame); the deadline itself is set on anyio's clock, once a second at most.
+                    moved_at = monotonic()
+                    idle.deadline = anyio.current_time() + IDLE_TIMEOUT_S
                     while (payload := await conn.receive()) is not None:
-                        if (now := anyio.current_time()) - last_frame_at >= IDLE_CHECK_S:
-                            last_frame_at, idle.deadline = now, now + IDLE_TIMEOUT_S
+                        if (now := monotonic()) - moved_at >= IDLE_CHECK_S:
+                            moved_at, idle.deadline = now, anyio.current_time() + IDLE_TIMEOUT_S
                         if not workers.hand_over(payload):
                             if workers.may_start():
                                 tg.start_soon(answer_frames, payload)

@@ -274,6 +274,8 @@ class SignOnKeys:
 AMOUNT_TYPE_LEDGER: Final = "01"
 AMOUNT_TYPE_AVAILABLE: Final = "02"
 ACCOUNT_TYPE_DEFAULT: Final = "00"
+#: One entry of field 54: account type n2, amount type n2, currency n3, sign C/D, amount n12.
+ADDITIONAL_AMOUNT_LEN: Final = 20
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,15 +296,7 @@ class AdditionalAmount:
 
     @classmethod
     def parse(cls, value: str) -> AdditionalAmount:
-        if len(value) != 20 or value[7] not in "CD" or not (value[:7] + value[8:]).isdigit():
-            raise MessageDecodeError("additional amount must be n2 n2 n3 C/D n12", field="54")
-        magnitude = int(value[8:20])
-        return cls(
-            account_type=value[0:2],
-            amount_type=value[2:4],
-            currency=value[4:7],
-            amount=magnitude if value[7] == "C" else -magnitude,
-        )
+        return cls(account_type=value[0:2], amount_type=value[2:4], currency=value[4:7], amount=_signed_amount(value))
 
     def encode(self) -> str:
         sign = "C" if self.amount >= 0 else "D"
@@ -310,13 +304,32 @@ class AdditionalAmount:
 
     @staticmethod
     def parse_many(value: str) -> tuple[AdditionalAmount, ...]:
-        if len(value) % 20:
-            raise MessageDecodeError("field 54 length is not a multiple of 20", field="54")
-        return tuple(AdditionalAmount.parse(value[i : i + 20]) for i in range(0, len(value), 20))
+        return tuple(AdditionalAmount.parse(entry) for entry in _amount_entries(value))
 
     @staticmethod
     def encode_many(amounts: tuple[AdditionalAmount, ...] | list[AdditionalAmount]) -> str:
         return "".join(a.encode() for a in amounts)
+
+
+def read_additional_amounts(value: str) -> list[tuple[str, str, int]]:
+    """Field 54 as (amount type, currency, signed amount) of each entry, checked as
+    :meth:`AdditionalAmount.parse_many` checks it but without an object per entry: the front-end reads the 54
+    of every ledger answer, and an :class:`AdditionalAmount` checks its digits a second time when built."""
+    return [(entry[2:4], entry[4:7], _signed_amount(entry)) for entry in _amount_entries(value)]
+
+
+def _amount_entries(value: str) -> list[str]:
+    if len(value) % ADDITIONAL_AMOUNT_LEN:
+        raise MessageDecodeError("field 54 length is not a multiple of 20", field="54")
+    return [value[i : i + ADDITIONAL_AMOUNT_LEN] for i in range(0, len(value), ADDITIONAL_AMOUNT_LEN)]
+
+
+def _signed_amount(entry: str) -> int:
+    """The amount of one 20-character entry (n2 n2 n3 C/D n12), every character checked."""
+    if len(entry) != ADDITIONAL_AMOUNT_LEN or entry[7] not in "CD" or not (entry[:7] + entry[8:]).isdigit():
+        raise MessageDecodeError("additional amount must be n2 n2 n3 C/D n12", field="54")
+    magnitude = int(entry[8:])
+    return magnitude if entry[7] == "C" else -magnitude
 
 
 # --- track 2: the PVV (PROTOCOL.md §1) ------------------------------------------------------------------

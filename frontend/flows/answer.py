@@ -44,6 +44,12 @@ class Context:
     scheme: SchemeRoute | None = None
 
 
+def month_day(now: dt.datetime) -> str:
+    """MMDD, as ``strftime("%m%d")`` gives it at three times the cost (it goes through a time tuple): field 15 of
+    every answer."""
+    return f"{now.month:02d}{now.day:02d}"
+
+
 def local_date_time(request: PosMessage, now: dt.datetime) -> tuple[str, str]:
     """Fields 13 and 12 (MMDD, hhmmss) of the request, or the front-end's own clock where it sent none."""
     local_date = request.fields["13"] if "13" in request else now.strftime("%m%d")
@@ -60,7 +66,7 @@ class Answer:
         self.fields: dict[str, str] = {k: fields[k] for k in ECHOED if k in fields}
         self.fields["t"] = response_mti(request.mti)
         self.fields["13"], self.fields["12"] = local_date_time(request, now)
-        self.fields["15"] = now.strftime("%m%d")
+        self.fields["15"] = month_day(now)
         self.fields["32"] = acquirer_id
         if "2" not in self.fields and (pan := card_number(request)):
             self.fields["2"] = pan
@@ -75,26 +81,26 @@ class Answer:
         return self.fields.get("39", "")
 
 
-def _mac_answer(answer: Answer, session: Session | None) -> Flow:
-    """Encode the answer, with a MAC from the HSM when the terminal has a MAK."""
+def _mac_answer(answer: Answer, session: Session | None) -> Generator[Effect, Any, bytes]:
+    """The answer's body, with a MAC from the HSM when the terminal has a MAK."""
     if session is None:
-        return Reply(body=encode_pos_body(answer.fields))
+        return encode_pos_body(answer.fields)
     placeholder = encode_pos_body({**answer.fields, MAC_FIELD: "00" * MAC_LEN})
-    mac = yield GenerateMac(session.mak, placeholder[:-MAC_LEN])
+    mac: bytes | PeerFailure = yield GenerateMac(session.mak, placeholder[:-MAC_LEN])
     if isinstance(mac, PeerFailure):
         answer.fields.pop(MAC_FIELD, None)
         answer.code(ResponseCode.SYSTEM_MALFUNCTION)
-        return Reply(body=encode_pos_body(answer.fields))
-    return Reply(body=placeholder[:-MAC_LEN] + mac)
+        return encode_pos_body(answer.fields)
+    return placeholder[:-MAC_LEN] + mac
 
 
 def done(answer: Answer, session: Session | None, kind: Kind | str, *, header_request: int = PROCESSING_NONE) -> Flow:
     """The reply: the answer MACed under the session's MAK (none without a session), and its log line."""
-    reply = yield from _mac_answer(answer, session)
+    body = yield from _mac_answer(answer, session)
     request = answer.request
     note = f"{kind} terminal {request.terminal_id} STAN {request.stan} → {answer.response_code}"
     return Reply(
-        body=reply.body,
+        body=body,
         header_request=header_request,
         note=note,
         correlation_id=request.correlation_id,

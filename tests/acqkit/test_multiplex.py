@@ -5,6 +5,7 @@ peer or an answer that does not decode fails every waiter at once. On asyncio th
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -198,3 +199,23 @@ async def test_a_late_answer_after_a_timed_out_request_is_dropped_with_a_log_lin
         assert got == [b"next!"]
         assert link.dead is None
     assert any("nobody waits for" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_callback_exchange_past_its_deadline_with_one_answer_of_two_times_out_and_leaves_no_waiter() -> None:
+    """The callback path's own deadline (a timer of the loop): one answer in, the other never coming."""
+
+    async def never_answer_b(conn: FramedConnection) -> None:
+        while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
+            if not payload.startswith(b"b"):
+                await conn.send(payload + b"!")
+
+    async with link_to(never_answer_b) as link:
+        assert isinstance(link, CallbackLink)
+        loop_time = asyncio.get_running_loop().time
+        with pytest.raises(TimeoutError):
+            await link.exchange_until([(b"a", b"a1"), (b"b", b"b1")], loop_time() + 0.05)
+        assert not link._pending  # nobody is left waiting under either key
+        assert link.dead is None
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            assert await link.exchange_until([(b"c", b"c1")], loop_time() + STEP_TIMEOUT_S) == [b"c1!"]

@@ -70,3 +70,80 @@ async def test_the_hsm_timeout_is_both_hsm_unavailable_and_peer_timeout() -> Non
     assert isinstance(error, HsmUnavailable)
     assert isinstance(error, PeerTimeout)
     assert (error.command, error.error_code, error.address) == ("NC", "--", "127.0.0.1:1")
+
+
+#: Far longer than any step here takes; a wait that reaches it is a failure, not a timing.
+STEP_TIMEOUT_S = 5.0
+
+
+async def test_an_answer_past_the_deadline_is_peer_timeout_and_the_link_serves_the_next_request() -> None:
+    """The deadline of an exchange (on asyncio a timer of the loop, on trio a cancel scope) ends that exchange
+    only: the link stays open and its late answer reaches nobody."""
+    released = anyio.Event()
+
+    async def late_then_echo(conn: FramedConnection) -> None:
+        slow = await conn.receive(STEP_TIMEOUT_S)
+        assert slow is not None
+        await released.wait()
+        await conn.send(slow)  # its caller gave up meanwhile
+        while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
+            await conn.send(payload)
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve_tcp, HOST, 0, late_then_echo, name="echo"))
+        async with await EchoClient.connect(HOST, port, timeout=STEP_TIMEOUT_S) as client:
+            generation = client.generation
+            with pytest.raises(PeerTimeout):
+                await client.exchange([(b"s", b"slow")], action="slow", timeout=0.05)
+            released.set()
+            assert await client.exchange([(b"n", b"next")], action="echo") == [b"next"]
+            assert client.generation == generation
+        tg.cancel_scope.cancel()
+
+
+async def test_an_exchange_cancelled_from_outside_is_cancelled_not_timed_out() -> None:
+    answer = anyio.Event()
+
+    async def echo_when_told(conn: FramedConnection) -> None:
+        while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
+            if payload.startswith(b"w"):
+                await answer.wait()
+            await conn.send(payload)
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(functools.partial(serve_tcp, HOST, 0, echo_when_told, name="echo"))
+        async with await EchoClient.connect(HOST, port, timeout=STEP_TIMEOUT_S) as client:
+            with anyio.move_on_after(0.05) as scope:
+                await client.exchange([(b"w", b"wait")], action="wait")
+            assert scope.cancelled_caught
+            answer.set()
+            with anyio.fail_after(STEP_TIMEOUT_S):
+                assert await client.exchange([(b"e", b"echo")], action="echo") == [b"echo"]
+        tg.cancel_scope.cancel()
+
+
+async def test_a_request_on_a_connection_found_dead_is_sent_once_more_on_a_fresh_one() -> None:
+    """The peer restarted behind a connection the client had open: the request goes once more on a new one."""
+    connections = 0
+
+    async def hang_up_on_the_second_request_of_the_first_connection(conn: FramedConnection) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        served = 0
+        while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
+            served += 1
+            if first and served == 2:
+                await conn.aclose()  # read, never answered
+                return
+            await conn.send(payload)
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(
+            functools.partial(serve_tcp, HOST, 0, hang_up_on_the_second_request_of_the_first_connection, name="echo")
+        )
+        async with await EchoClient.connect(HOST, port, timeout=STEP_TIMEOUT_S) as client:
+            assert await client.exchange([(b"a", b"a1")], action="echo") == [b"a1"]
+            assert await client.exchange([(b"b", b"b2")], action="echo") == [b"b2"]
+            assert (connections, client.generation) == (2, 2)
+        tg.cancel_scope.cancel()

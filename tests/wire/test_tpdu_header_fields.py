@@ -16,6 +16,7 @@ from wire.fields import (
     SettlementTotals,
     SignOnKeys,
     UploadDetail,
+    read_additional_amounts,
 )
 from wire.header import PosHeader
 from wire.masking import mask_pan, mask_track
@@ -209,6 +210,25 @@ def test_additional_amounts_vectors_and_errors() -> None:
         AdditionalAmount(amount=10**12)
     with pytest.raises(MessageDecodeError):
         AdditionalAmount(amount=1, currency="CNY")
+
+
+@given(st.text(alphabet="0123456789CDX", max_size=60))
+def test_field_54_read_without_objects_agrees_with_parse_many(value: str) -> None:
+    """The front-end's reader of field 54 (no object per entry) takes and refuses exactly what parse_many does."""
+    try:
+        expected = [(a.amount_type, a.currency, a.amount) for a in AdditionalAmount.parse_many(value)]
+    except MessageDecodeError as refused:
+        with pytest.raises(MessageDecodeError) as info:
+            read_additional_amounts(value)
+        assert (info.value.field, str(info.value)) == (refused.field, str(refused))
+    else:
+        assert read_additional_amounts(value) == expected
+
+
+@given(st.lists(st.builds(AdditionalAmount, amount=st.integers(-(10**12) + 1, 10**12 - 1)), max_size=3))
+def test_field_54_entries_read_back_as_encoded(amounts: list[AdditionalAmount]) -> None:
+    encoded = AdditionalAmount.encode_many(amounts)
+    assert read_additional_amounts(encoded) == [(a.amount_type, a.currency, a.amount) for a in amounts]
 
 
 @pytest.mark.parametrize(
