@@ -59,7 +59,7 @@ from acqkit.netio import (
     CLOSE_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
     RESOURCE_ERRNOS,
-    _Refusals,
+    ConnectionRefusals,
     connect_socket,
     is_ip_address,
 )
@@ -123,7 +123,7 @@ class _Connections:
     def __init__(self, name: str, max_connections: int) -> None:
         self.open: set[FrameConnection] = set()
         self.max_connections = max_connections
-        self.refusals = _Refusals(name, max_connections)
+        self.refusals = ConnectionRefusals(name, max_connections)
         self.all_gone: asyncio.Event | None = None  # made by the shutdown that waits for it
 
     def forget(self, conn: FrameConnection) -> None:

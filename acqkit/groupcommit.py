@@ -14,14 +14,19 @@ per caller cost about 16 µs of CPU a write on uvloop — two writes a purchase 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import anyio.abc
+import sniffio
 
 from acqkit.dedicated import DedicatedThread
 from acqkit.metrics import COMMIT_SIZE, COMMITS
+
+log = logging.getLogger("acqsim.groupcommit")
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -50,7 +55,7 @@ class CommitTimeout(TimeoutError):
 
 
 class _Batch(Generic[Item, Result]):
-    __slots__ = ("done", "expired", "items", "opened_at", "released", "results")
+    __slots__ = ("done", "expired", "items", "on_release", "opened_at", "released", "results")
 
     def __init__(self) -> None:
         self.items: list[Item] = []
@@ -63,16 +68,27 @@ class _Batch(Generic[Item, Result]):
         self.released = anyio.Event()
         #: Past its deadline before it was written: its submitters were told the outcome is unknown.
         self.expired = False
+        #: Called once when the batch is released (:meth:`Ticket.when_released`); ``None`` once they were.
+        self.on_release: list[Callable[[], object]] | None = []
 
     def finish(self, results: Sequence[Result | BaseException]) -> None:
         self.results = results
         self.done.set()
-        self.released.set()
+        self._release()
 
     def expire(self) -> None:
         """Release the batch's submitters (outcome unknown); its write still goes on."""
         self.expired = True
+        self._release()
+
+    def _release(self) -> None:
         self.released.set()
+        callbacks, self.on_release = self.on_release, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:  # a caller's bug must not stop the flusher (every later batch would hang)
+                log.exception("a release callback of a %d-item batch failed", len(self.items))
 
 
 class Ticket(Generic[Result]):
@@ -88,6 +104,22 @@ class Ticket(Generic[Result]):
     def done(self) -> anyio.Event:
         """Set once the item's batch is written (or failed)."""
         return self._batch.done
+
+    @property
+    def released(self) -> bool:
+        """The item's batch is written or failed (:attr:`done`), or past its deadline (outcome unknown)."""
+        return self._batch.on_release is None
+
+    def when_released(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once the item's batch is released: written or failed (:attr:`done` set), or past
+        its deadline (:attr:`done` not set: the outcome is unknown, as :class:`CommitTimeout` says). At once if
+        it already is. For a caller stepped from the event loop's callbacks instead of a task that waits: the
+        flusher calls it on the event loop; an exception it raises is logged, never the flusher's."""
+        callbacks = self._batch.on_release
+        if callbacks is None:
+            callback()
+        else:
+            callbacks.append(callback)
 
     def result(self) -> Result:
         """The item's result once :attr:`done`; raises its error (:class:`CommitFailed` for a failed batch)."""
@@ -124,9 +156,14 @@ class GroupCommit(Generic[Item, Result]):
         self.batches = 0
         self.items = 0
         self.failed: CommitFailed | None = None
+        #: The flusher is stopping (cancelled): the batches it releases now were not written and never will be.
+        #: Release callbacks see it, to tell a shutdown from a failed write.
+        self.stopping = False
         #: Queued batches released at their deadline while an earlier write hung: written with the next batch.
         self._overdue: list[_Batch[Item, Result]] = []
         self._thread = DedicatedThread(f"{what}-commit")
+        #: The event loop's clock (the batches' deadlines are on it); the loop's own once the flusher runs.
+        self._now: Callable[[], float] = anyio.current_time
         self._commits, self._commit_size = COMMITS.labels(committer=what), COMMIT_SIZE.labels(committer=what)
 
     @property
@@ -153,17 +190,19 @@ class GroupCommit(Generic[Item, Result]):
             raise self.failed
         batch = self._batch
         if not batch.items:
-            batch.opened_at = anyio.current_time()
+            batch.opened_at = self._now()
         batch.items.append(item)
         self._wakeup.set()
         return Ticket(batch, len(batch.items) - 1)
 
     async def run_flusher(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._now = _loop_clock()
         task_status.started()
         try:
             await self._flush_forever()
         finally:
             self._thread.stop()
+            self.stopping = True
             # nothing queued is written any more: its callers are told so, not left waiting
             queued = [*self._overdue, self._batch]
             self._overdue, self._batch = [], _Batch()
@@ -211,10 +250,19 @@ class GroupCommit(Generic[Item, Result]):
             with anyio.move_on_at(wake_at, shield=True):
                 await call.done.wait()
             if not call.done.is_set() and queued.items and anyio.current_time() >= queued.opened_at + self.timeout:
-                queued.expire()  # written after the hung write, with the next batch
-                self._overdue.append(queued)
-                self._batch = _Batch()
+                self._overdue.append(queued)  # written after the hung write, with the next batch
+                self._batch = _Batch()  # before its callbacks run: what they queue goes to the new batch
+                queued.expire()
         return call.outcome()
+
+
+def _loop_clock() -> Callable[[], float]:
+    """The running event loop's clock as a plain function. On asyncio, the loop's own ``time``: callable from a
+    protocol callback too (``enqueue`` from :mod:`acqkit.frameprotocol`'s sessions), where ``anyio.current_time``
+    cannot tell which loop runs unless it was started by ``anyio.run``."""
+    if sniffio.current_async_library() == "asyncio":
+        return asyncio.get_running_loop().time
+    return anyio.current_time
 
 
 def _finish(batches: list[_Batch[Item, Result]], results: Sequence[Result | BaseException]) -> None:

@@ -117,10 +117,17 @@ class FramedConnection:
         await self._write(b"".join(frame(p, max_frame_len=self.framer.max_frame_len) for p in payloads))
 
     def buffered_frames(self) -> list[bytes]:
-        """The whole frames already read and waiting, without any I/O (none if the next one is incomplete)."""
+        """The whole frames already read and waiting, without any I/O (none if the next one is incomplete).
+
+        Frames read before a framing error are returned first, to be served: the framer raises the error again
+        at the next :meth:`receive` (it is sticky), so the connection still ends there."""
         frames = []
-        while isinstance(item := self.framer.next_frame(), bytes):
-            frames.append(item)
+        try:
+            while isinstance(item := self.framer.next_frame(), bytes):
+                frames.append(item)
+        except FramingError:
+            if not frames:
+                raise
         return frames
 
     async def _write(self, data: bytes) -> None:
@@ -275,7 +282,7 @@ def _accept_errno(exc: BaseException) -> int | None:
     return None
 
 
-class _Refusals:
+class ConnectionRefusals:
     """Counts connections refused at the cap and logs them at most once per ``REFUSAL_LOG_INTERVAL_S``."""
 
     def __init__(self, name: str, cap: int) -> None:
@@ -358,7 +365,7 @@ class _Server:
         self.max_connections = max_connections
         self.tls = tls
         self.open = 0
-        self.refusals = _Refusals(name, max_connections)
+        self.refusals = ConnectionRefusals(name, max_connections)
 
     async def accept_forever(self, listener: anyio.abc.SocketListener, tg: TaskGroup) -> None:
         backoff = ACCEPT_BACKOFF_MIN_S

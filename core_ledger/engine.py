@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import logging
 from collections.abc import Callable
 from decimal import Decimal
@@ -66,6 +65,7 @@ from core_ledger.model import (
 )
 from core_ledger.state import LedgerState
 from wire.constants import ResponseCode
+from wire.localdate import business_date
 from wire.masking import mask_pan
 
 log = logging.getLogger("acqsim.ledger")
@@ -116,25 +116,6 @@ def request_key(request: LedgerRequest) -> str:
 def request_ref(request: LedgerRequest) -> str:
     """The field-90 reference a later request may name ``request`` by."""
     return ref_text((request.acquirer_id, request.terminal_id, request.stan, request.local_date, request.local_time))
-
-
-def business_date(local_date: str, now: dt.datetime) -> str:
-    """YYYYMMDD for a MMDD field: the year (now's, or the one before / after) closest to ``now``."""
-    return _business_date_on(local_date, now.date())
-
-
-@functools.lru_cache(maxsize=64)  # every request asks, with a handful of distinct (date, today) pairs a day
-def _business_date_on(local_date: str, today: dt.date) -> str:
-    candidates = []
-    for year in (today.year - 1, today.year, today.year + 1):
-        try:
-            day = dt.date(year, int(local_date[:2]), int(local_date[2:]))
-        except ValueError:
-            continue
-        candidates.append((abs((day - today).days), day))
-    if not candidates:
-        return f"{today.year:04d}{local_date}"
-    return min(candidates)[1].strftime("%Y%m%d")
 
 
 def original_ref(request: LedgerRequest, original: OriginalRef) -> str:

@@ -151,6 +151,12 @@ class LedgerService:
         self._stop(CommitTimeout(self._commits.what, self._commits.timeout))
 
     @property
+    def stopping(self) -> bool:
+        """The flusher is stopping (the server is cancelled): requests queued now are never written, and get no
+        answer rather than a fail-stop's 96 (the process is ending, not failing)."""
+        return self._commits.stopping
+
+    @property
     def commit_timeout(self) -> float:
         return self._commits.timeout
 

@@ -78,21 +78,39 @@ _HSM_VIEWS: Final = {kind: f"{_HSM_HEADER}{code}".encode("ascii") for kind, code
 _DUKPT_PIN_VIEW: Final = f"{_HSM_HEADER}GQ".encode("ascii")  # the DUKPT PIN: verified from the BDK and the KSN
 _ANSWER_VIEWS: Final = {view: view + _ANSWER_SHOWN for view in [*_HSM_VIEWS.values(), _DUKPT_PIN_VIEW]}
 
-
-def _view(effect: Effect) -> tuple[Link, Payload]:
-    if isinstance(effect, AskLedger):  # encoded for the trace only: by its writer's thread, off the event loop
-        return "host", functools.partial(host_message, effect.request)
-    if isinstance(effect, VerifyPin) and effect.ksn is not None:
-        return "hsm", _DUKPT_PIN_VIEW
-    return "hsm", _HSM_VIEWS[type(effect)]
-
-
 #: The peer each link reaches (any other link is the HSM's); built once: a dict a call showed in the profile.
 _PEERS: Final[Mapping[str, str]] = {"host": "ledger", "switch": "scheme"}
+
+#: What one traced part shows: link, peer, the payload sent, the payload of its answer (the note says what the
+#: answer was; the ledger's is empty), and the note sent (the effect's name).
+_PartView = tuple[Link, str, Payload, bytes, str]
+#: Each HSM command's part view, built once (EffectTrace runs on the event loop, several times a purchase).
+_HSM_PARTS: Final[dict[type, _PartView]] = {
+    kind: ("hsm", "hsm", view, _ANSWER_VIEWS[view], kind.__name__) for kind, view in _HSM_VIEWS.items()
+}
+_DUKPT_PIN_PART: Final[_PartView] = (
+    "hsm",
+    "hsm",
+    _DUKPT_PIN_VIEW,
+    _ANSWER_VIEWS[_DUKPT_PIN_VIEW],
+    VerifyPin.__name__,
+)
+
+
+def _part_view(effect: Effect) -> _PartView:
+    if isinstance(effect, AskLedger):  # encoded for the trace only: by its writer's thread, off the event loop
+        return "host", _PEERS["host"], functools.partial(host_message, effect.request), b"", AskLedger.__name__
+    if isinstance(effect, VerifyPin) and effect.ksn is not None:
+        return _DUKPT_PIN_PART
+    return _HSM_PARTS[type(effect)]
 
 
 def _peer(link: Link) -> str:
     return _PEERS.get(link, "hsm")
+
+
+#: The note of each PIN verdict (built once: an enum's ``value`` is a property call).
+_PIN_NOTES: Final = {verdict: f"PIN {verdict.value}" for verdict in PinVerification}
 
 
 def result_note(result: Any) -> str:
@@ -102,7 +120,7 @@ def result_note(result: Any) -> str:
     if isinstance(result, bool):
         return "verified" if result else "NOT verified"
     if isinstance(result, PinVerification):
-        return f"PIN {result.value}"
+        return _PIN_NOTES[result]
     if isinstance(result, tuple):
         return "PIK, MAK and TDK generated" if len(result) == 3 else "PIK and MAK generated"
     if isinstance(result, bytes):
@@ -123,29 +141,26 @@ class EffectTrace:
     """Records one traced effect: each part on the way out, then each part's result on the way in (M8 and DC
     sent together are traced as the two commands they are)."""
 
+    __slots__ = ("correlation", "parts", "trace")
+
     def __init__(self, trace: TraceWriter, effect: Effect, correlation: str | None) -> None:
         self.trace, self.correlation = trace, correlation
-        self.parts: tuple[Effect, ...] = (effect.mac, effect.pin) if isinstance(effect, VerifyMacAndPin) else (effect,)
-        self.views = [_view(part) for part in self.parts]
-        for part, (link, payload) in zip(self.parts, self.views, strict=True):
-            trace.record(
-                direction="out",
-                link=link,
-                peer=_peer(link),
-                payload=payload,
-                correlation_id=correlation,
-                note=type(part).__name__,
-            )
+        parts = (effect.mac, effect.pin) if isinstance(effect, VerifyMacAndPin) else (effect,)
+        self.parts = [(part, _part_view(part)) for part in parts]
+        record = trace.record
+        for _part, (link, peer, payload, _answer, name) in self.parts:
+            record(direction="out", link=link, peer=peer, payload=payload, correlation_id=correlation, note=name)
 
     def answered(self, result: Any) -> None:
         results = result if len(self.parts) > 1 else (result,)
-        for part, (link, payload), part_result in zip(self.parts, self.views, results, strict=True):
-            self.trace.record(
+        record, correlation = self.trace.record, self.correlation
+        for (part, (link, peer, _payload, answer, _name)), part_result in zip(self.parts, results, strict=True):
+            record(
                 direction="in",
                 link=link,
-                peer=_peer(link),
-                payload=_ANSWER_VIEWS[payload] if isinstance(payload, bytes) else b"",  # the note says what it was
-                correlation_id=self.correlation,
+                peer=peer,
+                payload=answer,
+                correlation_id=correlation,
                 note=_note(part, part_result),
             )
 

@@ -175,8 +175,7 @@ class TraceWriter:
         pending = self._pending
         records = [pending.popleft() for _ in range(len(pending))]
         if records:
-            memo = BatchMemo()
-            self._write([self._line(record, memo) for record in records])
+            self._write(self._lines(records))
         return len(records)
 
     def _made(self, link: Link, make: Callable[[], bytes]) -> bytes:
@@ -197,26 +196,34 @@ class TraceWriter:
                 self._describe_failure_logged = True
             return {"undescribed": True, "length": len(payload)}
 
-    def _line(self, record: _Kept, memo: BatchMemo) -> str:
-        ns, direction, link, peer, kept, correlation, note = record
-        payload = kept if isinstance(kept, bytes) else self._made(link, kept)
-        frame = memo.compact(link, payload)
-        body = (
-            f'"m":{_LINE_ENCODER.encode(self._described(link, payload))}' if frame is None else f'"x":"{frame.hex()}"'
-        )
-        # formatted by hand: a JSON encoder costs several times as much a line (this is most of a trace's CPU)
-        return (
-            f'{{"v":{TRACE_FORMAT},"us":{ns // _NS_PER_US},"s":{self._service_json},"d":"{direction}",'
-            f'"l":"{link}","p":{_json_text(peer)},"c":{_json_text(correlation)},"o":{_json_text(note)},'
-            f'"n":{len(payload)},{body}}}\n'
-        )
+    def _lines(self, records: list[_Kept]) -> str:
+        """The records' lines, formatted by hand: a JSON encoder costs several times as much a line, and this loop
+        is most of a trace's CPU (the names it uses are bound once a batch)."""
+        compact = BatchMemo().compact
+        text = _json_text
+        head = f'{{"v":{TRACE_FORMAT},"us":'
+        service = f',"s":{self._service_json},"d":"'
+        lines = []
+        for ns, direction, link, peer, kept, correlation, note in records:
+            payload = kept if isinstance(kept, bytes) else self._made(link, kept)
+            frame = compact(link, payload)
+            body = (
+                f'"x":"{frame.hex()}"'
+                if frame is not None
+                else f'"m":{_LINE_ENCODER.encode(self._described(link, payload))}'
+            )
+            lines.append(
+                f'{head}{ns // _NS_PER_US}{service}{direction}","l":"{link}","p":{text(peer)},"c":{text(correlation)},'
+                f'"o":{text(note)},"n":{len(payload)},{body}}}\n'
+            )
+        return "".join(lines)
 
-    def _write(self, lines: list[str]) -> None:
+    def _write(self, lines: str) -> None:
         try:
             with self._lock:
                 if self._file is None:  # closed meanwhile
                     return
-                self._file.write("".join(lines))
+                self._file.write(lines)
                 self._file.flush()
         except (OSError, ValueError) as exc:
             log.warning("trace for %s stopped: %s", self.service, exc)

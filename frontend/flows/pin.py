@@ -17,24 +17,17 @@ from typing import Any, Final
 
 from core_ledger.api import MAX_PIN_FAILURES_PER_DAY, LedgerAnswer, LedgerOp, LedgerRequest
 from frontend.effects import AddPinFailure, AskLedger, Effect, PeerFailure, ReleasePinTry, ReservePinTry, VerifyPin
+from frontend.flows.answer import local_date_time
 from frontend.flows.checks import card_number, pin_entered, track_pvv
 from frontend.messages import FINANCIAL, Kind
 from frontend.records import Session
 from hsm_sim.client import PinVerification
 from wire.constants import ResponseCode
+from wire.localdate import business_date
 from wire.posmessage import PosMessage
 
 #: The kinds that go through the financial flow (and so may carry a PIN to verify).
 FINANCIAL_KINDS: Final = frozenset(FINANCIAL.values())
-#: PIN tries are counted per card per calendar day: YYYYMMDD (``strftime("%Y%m%d")``, formatted by hand in
-#: :func:`tries_day` at a third of strftime's cost, which goes through a time tuple; once a PIN purchase).
-DAY_FORMAT: Final = "%Y%m%d"
-
-
-def tries_day(now: dt.datetime) -> str:
-    """The day ``now`` falls on, as the PIN tries count it (:data:`DAY_FORMAT`)."""
-    return f"{now.year:04d}{now.month:02d}{now.day:02d}"
-
 
 log = logging.getLogger("acqsim.frontend")
 #: What the card's ledger may answer a wrong-PIN report with; anything else leaves this instance's own verdict.
@@ -87,7 +80,7 @@ def pin_verification(
     if kind not in FINANCIAL_KINDS or not pin_entered(request) or "52" not in request or pan is None:
         return PinCheck(PinState.NOT_ENTERED)
     pvv = track_pvv(request)
-    day = tries_day(now)
+    day = business_date(local_date_time(request, now)[0], now)  # the ledger's day for this request's tries
     if pvv is None:
         return PinCheck(PinState.NO_PVV, pan, day)
     try:

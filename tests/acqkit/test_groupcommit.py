@@ -190,11 +190,70 @@ async def test_a_stopped_flusher_finishes_its_write_and_fails_what_is_still_queu
         first = commits.enqueue("first")
         await anyio.to_thread.run_sync(entered.wait, 5)
         second = commits.enqueue("second")
+        stopping_when_released: list[tuple[str, bool]] = []
+        first.when_released(lambda: stopping_when_released.append(("first", commits.stopping)))
+        second.when_released(lambda: stopping_when_released.append(("second", commits.stopping)))
         flusher.cancel()
         release.set()
         with anyio.fail_after(5):
             await second.done.wait()
         assert first.done.is_set() and first.result() == "first"  # the started write was finished
+        # a release callback tells the write finished from the batch a stopping flusher fails unwritten
+        assert stopping_when_released == [("first", False), ("second", True)]
         with pytest.raises(CommitFailed, match="stopped"):
             second.result()
     assert written == [["first"]]
+
+
+async def test_release_callbacks_run_once_when_a_batch_is_written_or_past_its_deadline() -> None:
+    """``Ticket.when_released``: called once by the flusher when the batch is written (``done``), or at its deadline
+    while the write hangs (``done`` not set: outcome unknown), at once for a batch already released; a callback
+    that raises is logged and the flusher goes on."""
+    release = threading.Event()
+
+    def commit(items: list[str]) -> list[str]:
+        if "slow" in items:
+            release.wait(10)
+        return [item.upper() for item in items]
+
+    commits: GroupCommit[str, str] = GroupCommit("test", commit, timeout=0.2)
+    heard: list[tuple[str, bool]] = []
+    async with anyio.create_task_group() as tg:
+        await tg.start(commits.run_flusher)
+        first, second = commits.enqueue("a"), commits.enqueue("b")
+        assert not first.released
+        both_heard = anyio.Event()
+
+        def failing() -> None:
+            raise RuntimeError("a caller's bug")
+
+        first.when_released(failing)
+        first.when_released(lambda: heard.append(("a", first.done.is_set())))
+
+        def second_released() -> None:
+            heard.append(("b", second.done.is_set()))
+            both_heard.set()
+
+        second.when_released(second_released)
+        with anyio.fail_after(5):
+            await both_heard.wait()
+        assert heard == [("a", True), ("b", True)] and first.released
+        first.when_released(lambda: heard.append(("a again", first.done.is_set())))  # already released: at once
+        assert heard[-1] == ("a again", True)
+
+        slow = commits.enqueue("slow")
+        at_deadline = anyio.Event()
+
+        def slow_released() -> None:
+            heard.append(("slow", slow.done.is_set()))
+            at_deadline.set()
+
+        slow.when_released(slow_released)
+        with anyio.fail_after(5):
+            await at_deadline.wait()
+        assert heard[-1] == ("slow", False) and slow.released  # released at its deadline, not written yet
+        release.set()
+        with anyio.fail_after(5):
+            await slow.done.wait()
+        assert slow.result() == "SLOW" and heard[-1] == ("slow", False)  # not called a second time
+        tg.cancel_scope.cancel()

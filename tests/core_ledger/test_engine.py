@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from core_ledger.api import LedgerOp
-from core_ledger.engine import LedgerEngine, business_date
+from core_ledger.engine import LedgerEngine
 from core_ledger.model import TxnStatus
 from tests.core_ledger.helpers import (
     EXPIRED,
@@ -23,6 +23,7 @@ from tests.core_ledger.helpers import (
     request,
 )
 from wire.constants import ResponseCode as RC
+from wire.localdate import business_date
 
 Op = LedgerOp
 

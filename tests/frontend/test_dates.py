@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from frontend.flows.answer import month_day
-from frontend.flows.pin import DAY_FORMAT, tries_day
 
 #: strftime pads %Y to four digits only from year 1000 on (glibc); a terminal's clock is never earlier.
 TIMES = st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59))
@@ -17,8 +16,3 @@ TIMES = st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(99
 @given(TIMES)
 def test_field_15_is_strftime_month_day(now: dt.datetime) -> None:
     assert month_day(now) == now.strftime("%m%d")
-
-
-@given(TIMES)
-def test_the_pin_tries_day_is_strftime_of_day_format(now: dt.datetime) -> None:
-    assert tries_day(now) == now.strftime(DAY_FORMAT)

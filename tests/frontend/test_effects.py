@@ -36,6 +36,7 @@ from frontend.records import Session
 from hsm_sim.client import PinVerification
 from tests.frontend.harness import NOW, Harness
 from wire.constants import ResponseCode as RC
+from wire.localdate import business_date
 from wire.posframe import PosFrame
 from wire.posmessage import PosMessage
 
@@ -117,6 +118,18 @@ def test_an_approved_purchase_yields_exactly_these_effects(fe: Harness) -> None:
     )
     assert reply.body is not None and reply.note.endswith("→ 00")
     assert pan not in repr(effects)  # card numbers stay out of an effect's repr
+
+
+def test_pin_tries_are_counted_on_the_terminals_business_day_as_the_ledger_counts_them(fe: Harness) -> None:
+    request, session = purchase(fe)
+    fields = dict(request.fields) | {"13": "1225"}  # the terminal's date; the host's clock says 2026-11-24
+    past_new_year = dataclasses.replace(request, fields=fields | {"13": "0102"})
+    for message, day in ((dataclasses.replace(request, fields=fields), "20261225"), (past_new_year, "20270102")):
+        flow = process(message, fe.ctx)
+        assert next(flow) == LoadSession(session.terminal_id)
+        assert flow.send(session) == ReservePinTry(fe.card().pan, day, MAX_PIN_FAILURES_PER_DAY)
+        flow.close()
+        assert business_date(message.fields["13"], NOW) == day  # the ledger's business date of the request
 
 
 def test_a_ledger_timeout_queues_a_reversal_and_answers_98(fe: Harness) -> None:

@@ -211,3 +211,20 @@ async def test_a_framing_error_closes_that_connection_only(mode: str, ca_dir: Pa
         assert ((await receive(good)) or b"")[:8] == b"0001ND00"
         await bad.aclose()
         await good.aclose()
+
+
+async def test_the_requests_before_a_framing_error_are_answered_before_the_connection_closes(
+    mode: str, ca_dir: Path
+) -> None:
+    async with running_hsm(mode, ca_dir) as hsm:
+        conn = await hsm.open()
+        # two good frames and a zero-length one, in one write: they arrive together in one read (or in several)
+        await conn.stream.send(frame(command("0001", "NC")) + frame(command("0002", "NC")) + b"\x00\x00")
+        assert ((await receive(conn)) or b"")[:8] == b"0001ND00"
+        assert ((await receive(conn)) or b"")[:8] == b"0002ND00"
+        try:
+            closed = await receive(conn) is None
+        except anyio.BrokenResourceError:
+            closed = True
+        assert closed
+        await conn.aclose()
