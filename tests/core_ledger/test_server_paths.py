@@ -18,7 +18,6 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import pytest
-from anyio.streams.tls import TLSStream
 
 import core_ledger.callbackshell
 import core_ledger.server
@@ -45,9 +44,7 @@ pytestmark = pytest.mark.anyio
 
 HOST = "127.0.0.1"
 DEADLINE_S = 10.0
-#: The receive buffer of a peer that does not read (bytes; the kernel may round it).
-SMALL_RECEIVE_BUFFER = 4096
-#: ... and the ledger's send buffer to it.
+#: The ledger's kernel send buffer to a peer that does not read (bytes; the kernel doubles it).
 SMALL_SEND_BUFFER = 4096
 GOOD = "6200001000000003"
 OPENING_BALANCE = 50_000_000
@@ -119,19 +116,10 @@ class RunningLedger:
         return await netio.connect(HOST, self.port, timeout=DEADLINE_S, tls=self.client_tls)
 
     async def open_stream(self) -> anyio.abc.ByteStream:
-        """A connection that reads nothing until asked (anyio's own: ``netio.connect`` reads ahead), with a small
-        receive buffer (what it does not read fills it sooner)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RECEIVE_BUFFER)
-        sock.setblocking(False)
-        try:
-            sock.connect((HOST, self.port))
-        except BlockingIOError:
-            await anyio.wait_writable(sock)
-        stream = await anyio.abc.SocketStream.from_socket(sock)
+        """A connection that reads nothing until asked (anyio's own: ``netio.connect`` reads ahead)."""
         if self.client_tls is None:
-            return stream
-        return await TLSStream.wrap(stream, ssl_context=self.client_tls, hostname=HOST, standard_compatible=False)
+            return await anyio.connect_tcp(HOST, self.port)
+        return await anyio.connect_tcp(HOST, self.port, ssl_context=self.client_tls, tls_hostname=HOST)
 
     @property
     def balance(self) -> int:
@@ -207,6 +195,23 @@ async def test_pipelined_requests_share_a_commit_and_are_answered_in_order(
         assert ledger.balance == OPENING_BALANCE - sum(buy.amount for buy in buys)
         await conn.aclose()
         assert check_store(ledger.service.store) == []
+
+
+async def test_requests_beyond_the_in_flight_limit_wait_for_slots_and_keep_their_order(
+    mode: str, ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 3 slots a connection, 20 pipelined requests: the ledger reads no more than 3 ahead of its answers
+    (callbacks: the rest of a read is held and reading paused; tasks: the reader waits for a slot), and every one
+    is answered, in order."""
+    monkeypatch.setattr(core_ledger.server, "MAX_IN_FLIGHT_PER_CONNECTION", 3)
+    buys = [purchase(10 + i) for i in range(20)]
+    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+        conn = await ledger.open()
+        await conn.send_many([payload(buy) for buy in buys])
+        answers = [await answer_of(conn) for _ in buys]
+        assert answers == [(buy.rrn, "00") for buy in buys]
+        assert ledger.service.batches >= len(buys) / 3  # at most 3 of them in any one commit
+        await conn.aclose()
 
 
 def _with_bad_field_48(good: bytes) -> bytes:
@@ -318,24 +323,28 @@ async def test_a_peer_that_does_not_read_is_cut_off_at_the_send_timeout(
     mode: str, ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A peer that only writes: once its answers fill the buffers, the ledger stops reading that connection and
-    drops it when the send timeout passes; another peer is served all along, and nothing is posted twice."""
+    drops it when the send timeout passes; another peer is served all along. Its requests are ones a rule answers
+    (51, nothing posted), so the buffers fill at the codec's pace, not at one group commit per 256 requests."""
     monkeypatch.setattr(core_ledger.server, "SEND_TIMEOUT_S", 0.3)
-    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+    (tmp_path / "rules.toml").write_text(RULES)
+    async with running_ledger(mode, ca_dir, tmp_path, RuleBook(tmp_path / "rules.toml", "ledger")) as ledger:
         reader = await ledger.open()
         stuck = await ledger.open_stream()
-        batch = b"".join(frame(payload(purchase(1))) for _ in range(200))
-        sent = 0
-        with anyio.fail_after(DEADLINE_S), pytest.raises((anyio.BrokenResourceError, anyio.ClosedResourceError)):
-            while True:  # never reads: the ledger ends this connection, and a write meets that
-                await stuck.send(batch)
-                sent += 200
-        assert sent > 200
-        buy = purchase(100)
-        await reader.send(payload(buy))
-        assert await answer_of(reader) == (buy.rrn, "00")
-        await stuck.aclose()
-        await reader.aclose()
-        assert check_store(ledger.service.store) == []
+        try:
+            batch = b"".join(frame(payload(purchase(101))) for _ in range(200))
+            sent = 0
+            with anyio.fail_after(DEADLINE_S), pytest.raises((anyio.BrokenResourceError, anyio.ClosedResourceError)):
+                while True:  # never reads: the ledger ends this connection, and a write meets that
+                    await stuck.send(batch)
+                    sent += 200
+            assert sent > 200
+            buy = purchase(100)
+            await reader.send(payload(buy))
+            assert await answer_of(reader) == (buy.rrn, "00")
+        finally:
+            await stuck.aclose()
+            await reader.aclose()
+        assert ledger.balance == OPENING_BALANCE - 100  # the scripted answers posted nothing
 
 
 async def test_a_failed_commit_answers_96_and_stops_the_server(mode: str, ca_dir: Path, tmp_path: Path) -> None:
