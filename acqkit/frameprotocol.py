@@ -103,6 +103,15 @@ class FrameSession(Protocol):
         transport's error); ``None`` when the peer or the session closed it."""
 
 
+class AnswersAfterInput(Protocol):
+    """A session that may owe answers when its peer ends its side of the connection (a half-close: the peer has
+    sent everything and waits for the answers). Optional: a session without ``input_ended`` is closed at once."""
+
+    def input_ended(self) -> bool:
+        """The peer will send nothing more. ``True``: answers are still owed, so the connection stays open for
+        writing until the session closes it (the idle timeout still bounds it); ``False``: close it now."""
+
+
 #: Builds a connection's session; ``None`` refuses the connection (it is closed at once).
 SessionFactory = Callable[["FrameConnection"], FrameSession | None]
 
@@ -336,6 +345,10 @@ class FrameConnection(asyncio.Protocol):
         except FramingError as exc:
             log.warning("%s: closing %s: %s", self.name, self.peer, exc)
             self._cause = exc
+        else:
+            input_ended = getattr(self._session, "input_ended", None)  # AnswersAfterInput
+            if input_ended is not None and input_ended():
+                return True  # asyncio keeps the transport open for writing; the session closes it
         self.close()  # the peer is done: answers already gathered go out first
         return False
 

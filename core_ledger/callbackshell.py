@@ -12,7 +12,9 @@ stepped from the event loop's callbacks, no task per connection or request; ever
   the connection reads nothing more (``pause_reading``) until answers free slots.
 - An :class:`~core_ledger.hostcore.Aside` is answered on its own: at once, or after a rule's delay (a connection
   timer, cancelled when the connection goes), once its own batch is durable.
-- A CLOSE rule stops reading; the connection closes once the requests in flight on it are answered.
+- A CLOSE rule stops reading; the connection closes once the requests in flight on it are answered. So does a
+  peer that ends its side of the connection (a half-close, :class:`acqkit.frameprotocol.AnswersAfterInput`): it
+  gets every answer it is owed, then the end — as on the task path.
 - Idle and send timeouts, framing errors and the graceful close are the runtime's (``serve_frames``). A request
   whose connection goes before it is answered is no longer in flight (its records are committed all the same).
   When the server is cancelled, requests whose batches were not written get no answer, as on the task path (not
@@ -43,7 +45,7 @@ class LedgerSession:
         self._used = 0  # requests in flight on this connection (queued and aside)
         self._held: list[bytes] | None = None  # frames read while every slot was taken (reading paused meanwhile)
         self._watching = False  # a release callback is registered on the head's batch
-        self._closing = False  # a CLOSE rule: close once nothing is in flight
+        self._closing = False  # a CLOSE rule or a half-close: close once nothing is in flight
         self._gone = False
 
     # -- FrameSession ----------------------------------------------------------------------------------------
@@ -56,6 +58,11 @@ class LedgerSession:
             return
         self._read(frames)
         self._pump()
+
+    def input_ended(self) -> bool:
+        """The peer sent everything (a half-close): answer what it is owed, then close (see :meth:`_pump`)."""
+        self._closing = True
+        return bool(self._used or self._held)
 
     def connection_closed(self, error: BaseException | None) -> None:
         self._gone = True  # its delayed asides' timers went with it; its batches' callbacks now do nothing

@@ -38,7 +38,7 @@ from core_ledger.setup import open_service
 from core_ledger.taskshell import Limits
 from tests.core_ledger.helpers import request
 from wire.codec import decode_host, encode_host
-from wire.framing import frame
+from wire.framing import END_OF_STREAM, NEED_DATA, LengthPrefixFramer, frame
 
 pytestmark = pytest.mark.anyio
 
@@ -195,6 +195,38 @@ async def test_pipelined_requests_share_a_commit_and_are_answered_in_order(
         assert ledger.balance == OPENING_BALANCE - sum(buy.amount for buy in buys)
         await conn.aclose()
         assert check_store(ledger.service.store) == []
+
+
+@pytest.mark.parametrize("slots", [256, 3], ids=["slots-free", "3-slots"])
+async def test_a_peer_that_ends_its_side_gets_every_answer_before_the_end(
+    mode: str, ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slots: int
+) -> None:
+    """A peer may send its requests and then end its side of the connection (a half-close): every request it sent
+    is posted and answered, in order, and only then does the ledger close — also when most of them wait for a
+    free slot behind the end of its input."""
+    if MODES[mode][1]:
+        pytest.skip("a TLS stream has no half-close (anyio's TLSStream.send_eof)")
+    monkeypatch.setattr(core_ledger.server, "MAX_IN_FLIGHT_PER_CONNECTION", slots)
+    buys = [purchase(10 + i) for i in range(20)]
+    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+        stream = await ledger.open_stream()  # written at once (a framed connection gathers to the loop turn's end)
+        await stream.send(b"".join(frame(payload(buy)) for buy in buys))
+        await stream.send_eof()
+        framer, answers = LengthPrefixFramer(), []
+        with anyio.fail_after(DEADLINE_S):
+            while (item := framer.next_frame()) is not END_OF_STREAM:
+                if item is NEED_DATA:
+                    try:
+                        framer.receive_data(await stream.receive())
+                    except anyio.EndOfStream:
+                        framer.receive_data(b"")
+                    continue
+                assert isinstance(item, bytes)
+                fields = decode_host(item)
+                answers.append((fields["37"], fields["39"]))
+        assert answers == [(buy.rrn, "00") for buy in buys]  # every one, in order, then the end
+        assert ledger.balance == OPENING_BALANCE - sum(buy.amount for buy in buys)
+        await stream.aclose()
 
 
 async def test_requests_beyond_the_in_flight_limit_wait_for_slots_and_keep_their_order(
