@@ -91,11 +91,13 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class StageFigures:
-    """One stage over many transactions: how many had it, its percentiles and maximum (ms), and where it
-    usually falls in a transaction (its mean position, for ordering the rows)."""
+    """One stage over many transactions: how many had it, its mean, percentiles and maximum (ms; the means of
+    the stages add up to the mean total, their percentiles do not), and where it usually falls in a transaction
+    (its mean position, for ordering the rows)."""
 
     name: str
     count: int
+    mean_ms: float
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -236,6 +238,7 @@ def _figures(name: str, micros: list[int], positions: list[int]) -> StageFigures
     return StageFigures(
         name=name,
         count=len(values),
+        mean_ms=sum(values) / len(values),
         p50_ms=p50,
         p99_ms=p99,
         max_ms=values[-1],
@@ -243,11 +246,14 @@ def _figures(name: str, micros: list[int], positions: list[int]) -> StageFigures
     )
 
 
-def stage_report(records: Iterable[dict[str, Any]]) -> list[KindReport]:
-    """Stage figures by request MTI (most transactions first). The total counts only transactions traced from
-    the NAC's arrival to the NAC's answer."""
+def stage_report(records: Iterable[dict[str, Any]], *, since: dt.datetime | None = None) -> list[KindReport]:
+    """Stage figures by request MTI (most transactions first), of the transactions that began at ``since`` or
+    later (default: all). The total counts only transactions traced from the NAC's arrival to its answer."""
+    since_us = None if since is None else round(since.timestamp() * 1_000_000)
     by_mti: dict[str, list[_Transaction]] = {}
     for transaction in transactions(records):
+        if since_us is not None and transaction.events[0].at_us < since_us:
+            continue
         by_mti.setdefault(transaction.mti or "?", []).append(transaction)
     reports = []
     for mti, group in by_mti.items():
@@ -271,15 +277,16 @@ def stage_report(records: Iterable[dict[str, Any]]) -> list[KindReport]:
 
 
 def render(reports: Sequence[KindReport]) -> list[str]:
-    """The report as text: per MTI, a row per stage (count, p50, p99, max in ms)."""
+    """The report as text: per MTI, a row per stage (count, mean, p50, p99, max in ms)."""
     lines: list[str] = []
     for report in reports:
         rows = [*report.stages, *([report.total] if report.total else [])]
         width = max((len(row.name) for row in rows), default=10)
         lines.append(f"MTI {report.mti}: {report.transactions} transaction(s)")
-        lines.append(f"  {'stage':<{width}}  {'count':>7}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}")
+        lines.append(f"  {'stage':<{width}}  {'count':>7}  {'mean ms':>8}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}")
         lines.extend(
-            f"  {row.name:<{width}}  {row.count:>7}  {row.p50_ms:>8.2f}  {row.p99_ms:>8.2f}  {row.max_ms:>8.2f}"
+            f"  {row.name:<{width}}  {row.count:>7}  {row.mean_ms:>8.2f}  {row.p50_ms:>8.2f}  {row.p99_ms:>8.2f}"
+            f"  {row.max_ms:>8.2f}"
             for row in rows
         )
     return lines

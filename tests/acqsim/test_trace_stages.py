@@ -106,8 +106,11 @@ def test_a_recurring_stan_is_a_new_transaction_and_percentiles_are_nearest_rank(
     assert report.mti == "0200" and report.transactions == 3
     ledger = next(s for s in report.stages if s.name.startswith("ledger in"))
     assert (ledger.count, ledger.p50_ms, ledger.p99_ms, ledger.max_ms) == (3, 3.0, 43.0, 43.0)
+    assert ledger.mean_ms == pytest.approx(49 / 3)  # means add up to the mean total, percentiles do not
     assert report.total is not None and report.total.name == TOTAL
     assert (report.total.p50_ms, report.total.max_ms) == (11.6, 51.6)
+    [window] = stage_report(records + slow, since=_ORIGIN + dt.timedelta(milliseconds=500))
+    assert window.transactions == 2  # a run's warm-up left out: transactions that began before ``since``
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0 and percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
 
 
