@@ -61,7 +61,7 @@ STAGE_NAMES: Final[dict[tuple[str, str], str]] = {
     (LEDGER_FROM_FRONTEND, LEDGER_TO_FRONTEND): "ledger in → out (authorise, post, commit)",
     (LEDGER_TO_FRONTEND, FRONTEND_FROM_LEDGER): "ledger → front-end (wire, front-end's read)",
     (FRONTEND_TO_LEDGER, FRONTEND_FROM_LEDGER): "ledger round trip (no ledger trace)",
-    (FRONTEND_FROM_LEDGER, FRONTEND_TO_HSM): "front-end after the ledger (journal commit)",
+    (FRONTEND_FROM_LEDGER, FRONTEND_TO_HSM): "front-end after the ledger",
     (FRONTEND_FROM_LEDGER, FRONTEND_TO_NAC): "front-end after the ledger, answering",
     (FRONTEND_FROM_HSM, FRONTEND_TO_NAC): "front-end after the HSM, answering",
     (FRONTEND_FROM_NAC, FRONTEND_TO_NAC): "front-end in → out",

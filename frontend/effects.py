@@ -10,7 +10,7 @@ HSM effects: :class:`GenerateWorkingKeys`, :class:`VerifyMac`, :class:`GenerateM
 :class:`VerifyMacAndPin`. Ledger: :class:`AskLedger`; the scheme switch (off-us cards): :class:`AskScheme`; the
 wallet host (QR payments): :class:`AskWallet`. Journal: every other effect; those in
 :data:`INLINE_JOURNAL_EFFECTS` are answered from the journal's memory (no thread, no disk), the rest are written
-durably (group commit) before their answer comes back.
+durably (group commit) before their answer comes back. :class:`Together`: effects carried out at once.
 """
 
 from __future__ import annotations
@@ -372,7 +372,18 @@ JournalEffect = (
     | AddPinFailure
     | UseCounter
 )
-Effect = HsmEffect | AskLedger | AskScheme | AskWallet | JournalEffect
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Together:
+    """Effects carried out at the same time (the answer's journal commit and its MAC): → a tuple of their
+    results, in order, once every one has ended; an effect that raises (a failed commit) raises after all ended,
+    the first in order, exactly as if they had been carried out one after the other up to it."""
+
+    effects: tuple[HsmEffect | JournalEffect, ...]
+
+
+Effect = HsmEffect | AskLedger | AskScheme | AskWallet | JournalEffect | Together
 
 #: Journal effects answered from memory on the event loop (no thread, no disk).
 INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry, AddPinFailure)

@@ -8,6 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import anyio
+
 from acqkit.groupcommit import GroupCommit
 from acqkit.metrics import HOP_SECONDS
 from core_ledger.api import LedgerAnswer
@@ -24,6 +26,7 @@ from frontend.effects import (
     QueueReversal,
     QueueSettlementNotice,
     QueueWalletReversal,
+    Together,
     VerifyMacAndPin,
 )
 from frontend.hsm_effects import hsm_commands, hsm_result
@@ -80,7 +83,28 @@ class Interpreter:
             traced.answered(result)
         return result
 
+    async def _together(self, effect: Together, correlation: str | None) -> tuple[Any, ...]:
+        """Every effect of ``effect`` at once; their results in order, or the first failure in order."""
+        results: list[Any] = [None] * len(effect.effects)
+        failures: list[Exception | None] = [None] * len(effect.effects)
+
+        async def one(index: int, each: Effect) -> None:
+            try:
+                results[index] = await self.carry_out(each, correlation)
+            except Exception as exc:  # raised below, once every effect has ended (none is left half-done)
+                failures[index] = exc
+
+        async with anyio.create_task_group() as tg:
+            for index, each in enumerate(effect.effects):
+                tg.start_soon(one, index, each)
+        for failure in failures:
+            if failure is not None:
+                raise failure
+        return tuple(results)
+
     async def _carry_out(self, effect: Effect, correlation: str | None) -> Any:
+        if isinstance(effect, Together):
+            return await self._together(effect, correlation)
         if isinstance(effect, INLINE_JOURNAL_EFFECTS):
             return journal_call(effect)(self.journal)
         if isinstance(effect, QueueSettlementNotice) and not self.notices:

@@ -87,7 +87,7 @@ def test_a_purchases_stages_are_named_in_order_and_add_up_to_the_nac_to_nac_time
         ("front-end → ledger (wire, ledger's read)", 500),
         ("ledger in → out (authorise, post, commit)", 3000),
         ("ledger → front-end (wire, front-end's read)", 500),
-        ("front-end after the ledger (journal commit)", 2000),
+        ("front-end after the ledger", 2000),
         ("HSM round trip M6", 500),
         ("front-end after the HSM, answering", 100),
         ("front-end → NAC (wire, NAC's read)", 400),
