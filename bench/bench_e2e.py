@@ -43,8 +43,6 @@ from acqkit.netio import connect
 from acqkit.runner import backend_options
 from acqsim.processes import pipeline_processes
 from acqsim.supervisor import free_port
-from acqsim.tracestages import render, stage_report
-from acqsim.traceview import load_records
 from bench.cpu import cpu_by_service, cpu_per_item, own_cpu_s, process_cpu_s
 from bench.durablefloor import serial_commit_latency
 from bench.report import emit
@@ -277,6 +275,10 @@ def paced(rate: float, seconds: float = SECONDS, *, stages: bool = False) -> tup
             started = dt.datetime.now(dt.UTC)
             summary, _ = _run(config, cards, nac, rate, seconds, backend, options)
         if stages:  # read once the services stopped: each wrote what it had kept when it stopped
+            # imported here: `bench --compare` lays this harness over older trees, which lack the stage report
+            from acqsim.tracestages import render, stage_report
+            from acqsim.traceview import load_records
+
             table = render(stage_report(load_records(Path(tmp) / "data" / "traces"), since=started))
     figures = {
         "paced_rate_per_s": rate,
