@@ -8,8 +8,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-
 from acqkit.groupcommit import GroupCommit
 from acqkit.metrics import HOP_SECONDS
 from core_ledger.api import LedgerAnswer
@@ -84,22 +82,19 @@ class Interpreter:
         return result
 
     async def _together(self, effect: Together, correlation: str | None) -> tuple[Any, ...]:
-        """Every effect of ``effect`` at once; their results in order, or the first failure in order."""
+        """The journal writes of ``effect`` queued for the next group commit (no task, no wait), its HSM effects
+        carried out meanwhile, then the writes waited for: every result in order, or the first failed write."""
         results: list[Any] = [None] * len(effect.effects)
-        failures: list[Exception | None] = [None] * len(effect.effects)
-
-        async def one(index: int, each: Effect) -> None:
-            try:
+        writes = {
+            index: self.journal_writes.enqueue(journal_call(each))
+            for index, each in enumerate(effect.effects)
+            if not isinstance(each, HSM_EFFECTS)
+        }
+        for index, each in enumerate(effect.effects):
+            if index not in writes:
                 results[index] = await self.carry_out(each, correlation)
-            except Exception as exc:  # raised below, once every effect has ended (none is left half-done)
-                failures[index] = exc
-
-        async with anyio.create_task_group() as tg:
-            for index, each in enumerate(effect.effects):
-                tg.start_soon(one, index, each)
-        for failure in failures:
-            if failure is not None:
-                raise failure
+        for index, ticket in writes.items():
+            results[index] = await self.journal_writes.wait(ticket)
         return tuple(results)
 
     async def _carry_out(self, effect: Effect, correlation: str | None) -> Any:

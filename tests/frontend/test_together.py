@@ -20,7 +20,17 @@ from acqkit.groupcommit import CommitFailed
 from core_ledger.client import LedgerClient
 from core_ledger.server import serve as serve_ledger
 from core_ledger.setup import open_service
-from frontend.effects import Effect, FailureKind, GenerateMac, PeerFailure, SaveSession, Together
+from frontend.effects import (
+    Effect,
+    FailureKind,
+    GenerateMac,
+    LoadSession,
+    NextRrn,
+    PeerFailure,
+    QueueReversal,
+    SaveSession,
+    Together,
+)
 from frontend.interpreter import Interpreter
 from frontend.journal import Journal
 from frontend.records import Session
@@ -140,3 +150,10 @@ def test_an_m6_failure_after_the_ledger_approved_answers_96_and_keeps_the_approv
     assert session is not None
     txn = fe.journal.find(session.terminal_id, session.batch, f"{fe.terminal.state.stan:06d}")
     assert txn is not None and (txn.status, txn.response_code) == ("approved", "00")  # as before: it was posted
+
+
+def test_only_durable_writes_and_hsm_effects_go_together() -> None:
+    assert Together((NextRrn(), GenerateMac("U" + "0" * 32, DATA))).effects[0] == NextRrn()
+    for alone in (LoadSession("10000001"), QueueReversal(request=None)):  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="is not carried out together"):
+            Together((alone,))
