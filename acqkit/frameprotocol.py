@@ -544,6 +544,9 @@ async def _accept_forever(
                 break
             backoff = ACCEPT_BACKOFF_MIN_S
             try:
+                # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and an accepted socket's is
+                # 0: without this the answers of a plain asyncio loop (no uvloop) would wait for Nagle
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 await loop.connect_accepted_socket(new_connection, client)
             except OSError as exc:  # it went away before its transport was made
                 client.close()

@@ -174,7 +174,12 @@ class GroupCommit(Generic[Item, Result]):
     async def submit(self, item: Item) -> Result:
         """Queue ``item`` and wait until its batch is written: its result. :class:`CommitTimeout` when the batch
         is not written within :attr:`timeout` (the flusher keeps that deadline: it must be running)."""
-        ticket = self.enqueue(item)
+        return await self.wait(self.enqueue(item))
+
+    async def wait(self, ticket: Ticket[Result]) -> Result:
+        """Wait until the batch of ``ticket`` (:meth:`enqueue`) is written: its item's result. :class:`CommitTimeout`
+        when it is not written within :attr:`timeout`, as for :meth:`submit`; for a caller that queues an item,
+        does something else meanwhile (an HSM call), then waits for it."""
         batch = ticket._batch
         await batch.released.wait()
         if not batch.done.is_set():

@@ -1,5 +1,6 @@
 """``acqsim trace show ID|--last``: one transaction's journey across the hops, from the services' traces;
-``acqsim trace export --pcap FILE``: the POS link as a capture Wireshark opens (card data masked).
+``acqsim trace export --pcap FILE``: the POS link as a capture Wireshark opens (card data masked);
+``acqsim trace stages``: where the transactions' time goes, stage by stage (p50, p99, max; ``acqsim/tracestages.py``).
 
 Both read either trace format (compact records are dissected as they are read, ``wire/trace.py``); a file that
 is not an acqsim trace, or a newer format, is refused with its name and line (exit 2).
@@ -18,6 +19,8 @@ from typing import Any
 
 from acqkit.config import CONFIG_HELP, load_config
 from acqkit.exitcodes import EXIT_OK, EXIT_USAGE
+from acqsim.tracestages import render as render_stages
+from acqsim.tracestages import stage_report
 from acqsim.traceview import journey, last_transaction, load_records
 from terminal.replay.pcap import CapturedFrame, write_pcap
 from wire.codec import encode_pos_body
@@ -72,14 +75,18 @@ def export_pcap(nac_trace: Path, out: Path) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "action", choices=("show", "export"), help="show one transaction's journey, or export the NAC's trace"
+        "action",
+        choices=("show", "export", "stages"),
+        help="show one transaction's journey, export the NAC's trace, or time every transaction's stages",
     )
     parser.add_argument("id", nargs="?", help="T<terminal>-<STAN>")
     parser.add_argument("--last", action="store_true", help="the most recent transaction")
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     parser.add_argument("--trace-dir", type=Path, help="default: the configuration's data folder/traces")
     parser.add_argument("--pcap", type=Path, help="export: write the POS link as a pcap capture here")
-    parser.add_argument("--json", action="store_true", help="print the journey, or the export's count, as JSON")
+    parser.add_argument(
+        "--json", action="store_true", help="print the journey, the export's count or the stages as JSON"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     trace_dir = args.trace_dir or load_config(args.config).trace_dir
+    if args.action == "stages":
+        return _stages(trace_dir, as_json=args.json)
     if args.action == "export":
         if args.pcap is None:
             print("acqsim trace export: --pcap FILE is required", file=sys.stderr)
@@ -126,4 +135,16 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"terminal {terminal}  STAN {stan}")
     print("\n".join(lines))
+    return EXIT_OK
+
+
+def _stages(trace_dir: Path, *, as_json: bool) -> int:
+    reports = stage_report(load_records(trace_dir))
+    if not reports:
+        print(f"acqsim trace stages: no traced transaction in {trace_dir}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps({"trace_dir": str(trace_dir), "kinds": [report.as_json() for report in reports]}))
+    else:
+        print("\n".join(render_stages(reports)))
     return EXIT_OK

@@ -14,6 +14,11 @@ ledger; the floor includes none of it. CPU per purchase by process says where th
 and prints CPU µs per approved purchase by process: the quick figure for anyone working on a service's cost.
 The full run also measures, before any load, the durable-commit floor under the p99 target
 (``bench/durablefloor.py``: three fsynced commits in series on the services' filesystem).
+
+``python -m bench.bench_e2e --paced RATE [--stages]`` runs only the paced run at RATE purchases/s (after a
+``WARM_UP_S`` run at the same rate, not counted); with ``--stages`` the services trace, and the stage table of
+the measured run (``acqsim trace stages``: NAC, wire, front-end, HSM, journal commits, ledger) says where each
+purchase's time went. Traces cost CPU: compare stage tables with each other, latency figures without traces.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime as dt
 import functools
 import subprocess
 import sys
@@ -48,6 +54,8 @@ SECONDS: Final = 5.0
 OFFERED_RATE: Final = 4000.0  # more than the pipeline can do on 2 cores: measures capacity
 #: The latency run offers this share of the capacity just measured: a load the pipeline keeps up with.
 PACED_SHARE: Final = 0.5
+#: ``--paced``: a run at the same rate before the measured one (connections, caches, sign-ons), not counted.
+WARM_UP_S: Final = 2.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -254,6 +262,34 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
     return figures
 
 
+def paced(rate: float, seconds: float = SECONDS, *, stages: bool = False) -> tuple[dict[str, float], list[str]]:
+    """Only the paced run, at ``rate``: its latency figures and — with ``stages`` (the services trace) — the stage
+    table of its purchases (records from before the measured run, the warm-up's, are left out)."""
+    backend, options = backend_options()
+    cards = load_cards(AcqsimConfig.default(), TERMINALS)
+    config = with_load_cards(AcqsimConfig.default(), cards)
+    table: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="acqsim-bench-e2e-") as tmp:
+        with pipeline_processes(config, TERMINALS, Path(tmp), trace=stages) as nac:
+            _run(config, cards, nac, rate, WARM_UP_S, backend, options)
+            started = dt.datetime.now(dt.UTC)
+            summary, _ = _run(config, cards, nac, rate, seconds, backend, options)
+        if stages:  # read once the services stopped: each wrote what it had kept when it stopped
+            # imported here: `bench --compare` lays this harness over older trees, which lack the stage report
+            from acqsim.tracestages import render, stage_report
+            from acqsim.traceview import load_records
+
+            table = render(stage_report(load_records(Path(tmp) / "data" / "traces"), since=started))
+    figures = {
+        "paced_rate_per_s": rate,
+        "paced_approved_per_s": summary["approved_tps"],
+        "paced_p50_ms": summary["p50_ms"],
+        "paced_p99_ms": summary["p99_ms"],
+        "paced_p999_ms": summary["p999_ms"],
+    }
+    return figures, table
+
+
 def _cpu_line(figures: dict[str, float], prefix: str) -> str | None:
     """``frontend 1,234, nac …; total …`` (largest first) from the ``<prefix>cpu_us_*`` figures, if any."""
     key = f"{prefix}cpu_us_"
@@ -327,7 +363,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seconds", type=float, default=SECONDS, help=f"length of each load run, seconds (default {SECONDS:g})"
     )
+    parser.add_argument(
+        "--paced",
+        type=float,
+        metavar="RATE",
+        help="run only the paced run, at RATE purchases/s (without it: the full run, paced at half the capacity)",
+    )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="with --paced: the services trace, and the run's stage table is printed (acqsim trace stages)",
+    )
     args = parser.parse_args(argv)
+    if args.paced is not None:
+        figures, table = paced(args.paced, args.seconds, stages=args.stages)
+        print(
+            f"paced at {args.paced:,.0f}/s: {figures['paced_approved_per_s']:,.0f} approved/s, latency from due time "
+            f"p50 {figures['paced_p50_ms']:.1f} ms, p99 {figures['paced_p99_ms']:.1f} ms, "
+            f"p99.9 {figures['paced_p999_ms']:.1f} ms" + (" (services traced)" if args.stages else "")
+        )
+        print("\n".join(table))
+        emit(figures)
+        return
     figures = measure(args.seconds, keep_alive_only=args.keep_alive_only)
     if not args.keep_alive_only:
         _print_full(figures)

@@ -10,7 +10,7 @@ HSM effects: :class:`GenerateWorkingKeys`, :class:`VerifyMac`, :class:`GenerateM
 :class:`VerifyMacAndPin`. Ledger: :class:`AskLedger`; the scheme switch (off-us cards): :class:`AskScheme`; the
 wallet host (QR payments): :class:`AskWallet`. Journal: every other effect; those in
 :data:`INLINE_JOURNAL_EFFECTS` are answered from the journal's memory (no thread, no disk), the rest are written
-durably (group commit) before their answer comes back.
+durably (group commit) before their answer comes back. :class:`Together`: effects carried out at once.
 """
 
 from __future__ import annotations
@@ -372,11 +372,31 @@ JournalEffect = (
     | AddPinFailure
     | UseCounter
 )
-Effect = HsmEffect | AskLedger | AskScheme | AskWallet | JournalEffect
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Together:
+    """Journal writes made durable while HSM commands run (the answer's record and its MAC): → a tuple of their
+    results, in order, once every one has ended. The writes are queued for the next group commit first, the HSM
+    commands then carried out one after another, then the writes waited for; a write that fails raises then,
+    the first in order, as if each had been carried out alone. Only durable writes without a follow-up (no
+    queued reversal or notice) and HSM effects belong here."""
+
+    effects: tuple[HsmEffect | JournalEffect, ...]
+
+    def __post_init__(self) -> None:
+        for effect in self.effects:
+            if isinstance(effect, (*INLINE_JOURNAL_EFFECTS, *QUEUEING_EFFECTS)):
+                raise TypeError(f"{type(effect).__name__} is not carried out together with others")
+
+
+Effect = HsmEffect | AskLedger | AskScheme | AskWallet | JournalEffect | Together
 
 #: Journal effects answered from memory on the event loop (no thread, no disk).
 INLINE_JOURNAL_EFFECTS: Final = (LoadSession, ReservePinTry, ReleasePinTry, AddPinFailure)
 InlineJournalEffect = LoadSession | ReservePinTry | ReleasePinTry | AddPinFailure
+#: Journal writes the shell follows up (a forwarder told, or nothing written without a merchant platform).
+QUEUEING_EFFECTS: Final = (QueueReversal, QueueWalletReversal, QueueSettlementNotice)
 HSM_EFFECTS: Final = (
     GenerateWorkingKeys,
     VerifyMac,

@@ -26,6 +26,7 @@ from frontend.effects import (
     QueueReversal,
     QueueSettlementNotice,
     QueueWalletReversal,
+    Together,
     VerifyMacAndPin,
 )
 from frontend.hsm_effects import hsm_commands, hsm_result
@@ -87,7 +88,25 @@ class Interpreter:
         wait, so the shell takes it without a coroutine (four a PIN purchase)."""
         return journal_call(effect)(self.journal)
 
+    async def _together(self, effect: Together, correlation: str | None) -> tuple[Any, ...]:
+        """The journal writes of ``effect`` queued for the next group commit (no task, no wait), its HSM effects
+        carried out meanwhile, then the writes waited for: every result in order, or the first failed write."""
+        results: list[Any] = [None] * len(effect.effects)
+        writes = {
+            index: self.journal_writes.enqueue(journal_call(each))
+            for index, each in enumerate(effect.effects)
+            if not isinstance(each, HSM_EFFECTS)
+        }
+        for index, each in enumerate(effect.effects):
+            if index not in writes:
+                results[index] = await self.carry_out(each, correlation)
+        for index, ticket in writes.items():
+            results[index] = await self.journal_writes.wait(ticket)
+        return tuple(results)
+
     async def _carry_out(self, effect: Effect, correlation: str | None) -> Any:
+        if isinstance(effect, Together):
+            return await self._together(effect, correlation)
         if isinstance(effect, INLINE_JOURNAL_EFFECTS):
             return self.answer_inline(effect)
         if isinstance(effect, QueueSettlementNotice) and not self.notices:

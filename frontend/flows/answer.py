@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Generator
 from typing import Any, Final
 
-from frontend.effects import Effect, GenerateMac, PeerFailure
+from frontend.effects import Effect, GenerateMac, JournalEffect, PeerFailure, Together
 from frontend.flows.checks import card_number, is_request_mti
 from frontend.messages import Kind
 from frontend.records import Session
@@ -81,12 +81,22 @@ class Answer:
         return self.fields.get("39", "")
 
 
-def _mac_answer(answer: Answer, session: Session | None) -> Generator[Effect, Any, bytes]:
-    """The answer's body, with a MAC from the HSM when the terminal has a MAK."""
+def _mac_answer(
+    answer: Answer, session: Session | None, journaled: tuple[JournalEffect, ...] = ()
+) -> Generator[Effect, Any, bytes]:
+    """The answer's body, with a MAC from the HSM when the terminal has a MAK. ``journaled``: journal writes the
+    answer must not leave before (the answer's own record): made durable while the HSM computes the MAC."""
     if session is None:
+        for effect in journaled:  # noqa: UP028 - each result is sent back in: a tuple's iterator takes none
+            yield effect
         return encode_pos_body(answer.fields)
     placeholder = encode_pos_body({**answer.fields, MAC_FIELD: "00" * MAC_LEN})
-    mac: bytes | PeerFailure = yield GenerateMac(session.mak, placeholder[:-MAC_LEN])
+    asked = GenerateMac(session.mak, placeholder[:-MAC_LEN])
+    mac: bytes | PeerFailure
+    if journaled:
+        *_, mac = yield Together((*journaled, asked))
+    else:
+        mac = yield asked
     if isinstance(mac, PeerFailure):
         answer.fields.pop(MAC_FIELD, None)
         answer.code(ResponseCode.SYSTEM_MALFUNCTION)
@@ -94,9 +104,17 @@ def _mac_answer(answer: Answer, session: Session | None) -> Generator[Effect, An
     return placeholder[:-MAC_LEN] + mac
 
 
-def done(answer: Answer, session: Session | None, kind: Kind | str, *, header_request: int = PROCESSING_NONE) -> Flow:
-    """The reply: the answer MACed under the session's MAK (none without a session), and its log line."""
-    body = yield from _mac_answer(answer, session)
+def done(
+    answer: Answer,
+    session: Session | None,
+    kind: Kind | str,
+    *,
+    header_request: int = PROCESSING_NONE,
+    journaled: tuple[JournalEffect, ...] = (),
+) -> Flow:
+    """The reply: the answer MACed under the session's MAK (none without a session), and its log line; the
+    ``journaled`` writes are durable before it leaves (written while the MAC is computed)."""
+    body = yield from _mac_answer(answer, session, journaled)
     request = answer.request
     note = f"{kind} terminal {request.terminal_id} STAN {request.stan} → {answer.response_code}"
     return Reply(

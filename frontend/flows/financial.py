@@ -1,5 +1,6 @@
 """The financial flow (balance, purchase, void, refund, pre-authorisation and its follow-ups, transfer), in
-named steps: format → original (61) → journal (duplicates) → PIN verdict → ledger → journal the answer."""
+named steps: format → original (61) → journal (duplicates) → PIN verdict → ledger → journal the answer (while
+the HSM MACs it: the answer leaves once both are done)."""
 
 from __future__ import annotations
 
@@ -75,12 +76,13 @@ def financial(
         answer.fields["37"] = numbered.rrn
         code = ResponseCode.CORE_TIMEOUT if isinstance(result, PeerFailure) else result.response_code
         return (yield from refuse(answer, code, session, kind))
-    yield from _record_ledger_answer(request, session, kind, result, original)
     apply_ledger_answer(answer, result)
     if chip is not None:
         script = ctx.registry.scripts.get(pan)
         yield from answer_chip(answer, chip, pan, ctx.registry, script, approval_arpc)
-    return (yield from done(answer, session, kind))
+    # the ledger's answer is journaled while the HSM MACs the answer: durable before the answer leaves
+    journaled = _ledger_answer_records(request, session, kind, result, original)
+    return (yield from done(answer, session, kind, journaled=journaled))
 
 
 def _find_original(request: PosMessage, session: Session, kind: Kind) -> _Original:
@@ -154,18 +156,21 @@ def _reverse_unknown_outcome(
     yield _record_answer(request, session, code, None, TxnEvent.OUTCOME_UNKNOWN)
 
 
-def _record_ledger_answer(
+def _ledger_answer_records(
     request: PosMessage, session: Session, kind: Kind, result: LedgerAnswer, original: JournalTxn | None
-) -> Generator[Effect, Any, None]:
-    """The ledger's answer journaled; an approved void (cancel, completion void) voids its original."""
+) -> tuple[RecordAnswer] | tuple[RecordAnswer, SetStatus]:
+    """The journal writes of the ledger's answer: its record; an approved void (cancel, completion void) also
+    voids its original."""
     approved = result.response_code is ResponseCode.APPROVED
     event = TxnEvent.LEDGER_APPROVED if approved else TxnEvent.LEDGER_DECLINED
-    yield _record_answer(request, session, result.response_code, result.auth_code, event)
+    record = _record_answer(request, session, result.response_code, result.auth_code, event)
     if approved and original is not None and kind in VOIDING_KINDS:
-        yield SetStatus(
+        voided = SetStatus(
             terminal_id=session.terminal_id,
             batch=session.batch,
             stan=original.stan,
             mti=original.mti,
             status=advance(original.status, TxnEvent.VOIDED),
         )
+        return record, voided
+    return (record,)

@@ -119,6 +119,18 @@ async def read_frames(stream: anyio.abc.ByteStream, count: int) -> list[bytes]:
     return frames
 
 
+async def test_an_accepted_connection_sends_without_waiting_for_nagle() -> None:
+    sessions = Sessions()
+    async with running(sessions) as port, await anyio.connect_tcp("127.0.0.1", port) as client:
+        await client.send(frame(b"ping"))
+        assert await read_frames(client, 1) == [b"ping"]
+        [echo] = sessions.made
+        transport = echo.conn._transport
+        assert transport is not None
+        accepted = transport.get_extra_info("socket")  # the server's side of this connection
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0  # on asyncio and on uvloop
+
+
 async def test_all_frames_of_a_read_in_one_call_and_their_answers_in_one_write() -> None:
     sessions = Sessions()
     async with running(sessions) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:

@@ -23,6 +23,7 @@ from frontend.effects import (
     Effect,
     QueueReversal,
     QueueWalletReversal,
+    Together,
     VerifyMacAndPin,
     VerifyPin,
 )
@@ -88,6 +89,8 @@ class Harness:
             return override(effect)
         if isinstance(effect, VerifyMacAndPin):  # each answered as if sent alone (overrides included)
             return self.answer(effect.mac), self.answer(effect.pin)
+        if isinstance(effect, Together):  # each answered as if carried out alone, in order
+            return tuple(self.answer(each) for each in effect.effects)
         if isinstance(effect, VerifyPin) and self.pin_answer is not None:
             return self.pin_answer
         if isinstance(effect, HSM_EFFECTS):  # the HSM's own command processor, as its server runs it

@@ -19,6 +19,7 @@ from frontend.effects import (
     RecordRequest,
     ReleasePinTry,
     ReservePinTry,
+    Together,
     VerifyMac,
     VerifyMacAndPin,
 )
@@ -59,7 +60,9 @@ def test_an_off_us_purchase_yields_one_scheme_effect_carrying_the_pin(fe: Harnes
         GenerateMac: lambda _: bytes(8),
     }
     effects, reply = scripted(request, fe, answers)
-    assert [type(e) for e in effects] == [LoadSession, VerifyMac, RecordRequest, AskScheme, RecordAnswer, GenerateMac]
+    assert [type(e) for e in effects] == [LoadSession, VerifyMac, RecordRequest, AskScheme, Together]
+    together = effects[4]
+    assert isinstance(together, Together) and [type(e) for e in together.effects] == [RecordAnswer, GenerateMac]
     record, asked = effects[2], effects[3]
     assert isinstance(record, RecordRequest) and isinstance(asked, AskScheme)
     assert asked == AskScheme(
