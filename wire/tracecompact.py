@@ -323,7 +323,10 @@ def _compact_iso(
     for start, end, count, layout in cards:
         _overwrite_card(compact, body_at + start, body_at + end, count, layout)
     for start, end, zero in shape.secrets:
-        compact[body_at + start : body_at + end] = zero * (end - start)
+        at, until = body_at + start, body_at + end
+        if zero == b"0" and not compact[at:until].isascii():
+            raise _NotCertain  # a reader finds this text field undecodable: zeros would make it decodable
+        compact[at:until] = zero * (end - start)
     return bytes(compact)
 
 
