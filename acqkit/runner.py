@@ -48,10 +48,26 @@ def backend_options() -> tuple[str, dict[str, Any]]:
 
 
 def run_service(main: Callable[[], Awaitable[None]]) -> int:
+    """Run a service's ``main`` on the chosen backend until it returns, or until SIGTERM (the supervisor's stop)
+    or SIGINT cancels it: every service then ends through its own ``finally`` blocks — its last trace records
+    flushed, its audit log closed — rather than dying at SIGTERM's default action with them unwritten."""
     backend, options = backend_options()
+
+    async def until_stopped() -> None:
+        failed: list[Exception] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_on_signal, tg.cancel_scope)
+            try:
+                await main()
+            except Exception as exc:  # raised below as main raised it, not wrapped in this task group's group
+                failed.append(exc)
+            tg.cancel_scope.cancel()  # main is done: stop listening for signals
+        if failed:
+            raise failed[0]
+
     try:
-        anyio.run(main, backend=backend, backend_options=options)
-    except KeyboardInterrupt:
+        anyio.run(until_stopped, backend=backend, backend_options=options)
+    except KeyboardInterrupt:  # a Ctrl-C before the signal receiver was in place
         return 0
     return 0
 
@@ -100,13 +116,12 @@ Serve = Callable[[contextlib.AsyncExitStack, anyio.abc.TaskGroup], Awaitable[Non
 
 def run_peered_service(command: str, serve: Serve) -> int:
     """Run a service that dials peers at start-up: ``serve(stack, tg)`` connects them with :func:`peer` and
-    starts serving in ``tg``; SIGTERM or SIGINT stops it, then its peers are closed. A peer still unreachable
-    prints ``<command>: <why>`` on stderr and exits 3."""
+    starts serving in ``tg``; SIGTERM or SIGINT stops it (:func:`run_service`), then its peers are closed. A peer
+    still unreachable prints ``<command>: <why>`` on stderr and exits 3."""
     unreachable: list[str] = []
 
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
-            tg.start_soon(stop_on_signal, tg.cancel_scope)
             try:
                 await serve(stack, tg)
             except PeerStillUnreachable as exc:

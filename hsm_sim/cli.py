@@ -11,7 +11,6 @@ import argparse
 import functools
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Final
@@ -224,16 +223,8 @@ def run(args: argparse.Namespace) -> int:
     policy = policy_from_args(args.allowed_client)
     audit = AuditLog(args.audit)
 
-    async def stop_on_signal(scope: anyio.CancelScope) -> None:
-        # SIGTERM (the supervisor's stop) ends the service like Ctrl-C, so the audit log is flushed.
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                scope.cancel()
-                return
-
-    async def main() -> None:
+    async def main() -> None:  # SIGTERM ends it like Ctrl-C (acqkit.runner.run_service): the audit log is flushed
         async with anyio.create_task_group() as tg:
-            tg.start_soon(stop_on_signal, tg.cancel_scope)
             trace = TraceWriter(args.trace_dir, "hsm")
             port = await tg.start(
                 functools.partial(
