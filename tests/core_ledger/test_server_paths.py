@@ -27,7 +27,7 @@ from acqkit.config import AcqsimConfig
 from acqkit.frameprotocol import FrameConnection, FrameSession, SessionFactory
 from acqkit.rules import RuleBook
 from acqkit.serving import PLAIN, Serving
-from acqkit.tls import client_context, create_all, server_context
+from acqkit.tls import client_context, server_context
 from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.check import check_store
 from core_ledger.hostcore import HostCore
@@ -96,13 +96,6 @@ def anyio_backend(mode: str) -> str:
     return MODES[mode][0]
 
 
-@pytest.fixture(scope="module")
-def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("ledger-paths-tls")
-    create_all(directory)  # TEST certificates
-    return directory
-
-
 @dataclasses.dataclass
 class RunningLedger:
     port: int
@@ -129,12 +122,12 @@ class RunningLedger:
 
 @asynccontextmanager
 async def running_ledger(
-    mode: str, ca_dir: Path, tmp_path: Path, rules: RuleBook | None = None
+    mode: str, tls_ca_dir: Path, tmp_path: Path, rules: RuleBook | None = None
 ) -> AsyncIterator[RunningLedger]:
     """A ledger over a fresh SQLite store in ``mode``."""
     tls = MODES[mode][1]
-    serving = Serving(server_tls=server_context(ca_dir, "ledger")) if tls else PLAIN
-    client_tls = client_context(ca_dir, "frontend") if tls else None
+    serving = Serving(server_tls=server_context(tls_ca_dir, "ledger")) if tls else PLAIN
+    client_tls = client_context(tls_ca_dir, "frontend") if tls else None
     service = open_service(str(tmp_path / "ledger.sqlite3"), AcqsimConfig.default(data_dir=tmp_path))
     running = RunningLedger(0, service, client_tls, [], anyio.Event())
 
@@ -170,9 +163,9 @@ async def answer_of(conn: netio.FramedConnection) -> tuple[str, str] | None:
     return fields["37"], fields["39"]
 
 
-async def test_the_shell_in_use(mode: str, ca_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_shell_in_use(mode: str, tls_ca_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "acqsim.net")
-    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+    async with running_ledger(mode, tls_ca_dir, tmp_path) as ledger:
         conn = await ledger.open()
         buy = purchase(100)
         await conn.send(payload(buy))
@@ -183,10 +176,10 @@ async def test_the_shell_in_use(mode: str, ca_dir: Path, tmp_path: Path, caplog:
 
 
 async def test_pipelined_requests_share_a_commit_and_are_answered_in_order(
-    mode: str, ca_dir: Path, tmp_path: Path
+    mode: str, tls_ca_dir: Path, tmp_path: Path
 ) -> None:
     buys = [purchase(10 + i) for i in range(40)]
-    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+    async with running_ledger(mode, tls_ca_dir, tmp_path) as ledger:
         conn = await ledger.open()
         await conn.send_many([payload(buy) for buy in buys])  # one write: pipelined
         answers = [await answer_of(conn) for _ in buys]
@@ -199,7 +192,7 @@ async def test_pipelined_requests_share_a_commit_and_are_answered_in_order(
 
 @pytest.mark.parametrize("slots", [256, 3], ids=["slots-free", "3-slots"])
 async def test_a_peer_that_ends_its_side_gets_every_answer_before_the_end(
-    mode: str, ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slots: int
+    mode: str, tls_ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slots: int
 ) -> None:
     """A peer may send its requests and then end its side of the connection (a half-close): every request it sent
     is posted and answered, in order, and only then does the ledger close — also when most of them wait for a
@@ -208,7 +201,7 @@ async def test_a_peer_that_ends_its_side_gets_every_answer_before_the_end(
         pytest.skip("a TLS stream has no half-close (anyio's TLSStream.send_eof)")
     monkeypatch.setattr(core_ledger.server, "MAX_IN_FLIGHT_PER_CONNECTION", slots)
     buys = [purchase(10 + i) for i in range(20)]
-    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+    async with running_ledger(mode, tls_ca_dir, tmp_path) as ledger:
         stream = await ledger.open_stream()  # written at once (a framed connection gathers to the loop turn's end)
         await stream.send(b"".join(frame(payload(buy)) for buy in buys))
         await stream.send_eof()
@@ -230,14 +223,14 @@ async def test_a_peer_that_ends_its_side_gets_every_answer_before_the_end(
 
 
 async def test_requests_beyond_the_in_flight_limit_wait_for_slots_and_keep_their_order(
-    mode: str, ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mode: str, tls_ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With 3 slots a connection, 20 pipelined requests: the ledger reads no more than 3 ahead of its answers
     (callbacks: the rest of a read is held and reading paused; tasks: the reader waits for a slot), and every one
     is answered, in order."""
     monkeypatch.setattr(core_ledger.server, "MAX_IN_FLIGHT_PER_CONNECTION", 3)
     buys = [purchase(10 + i) for i in range(20)]
-    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+    async with running_ledger(mode, tls_ca_dir, tmp_path) as ledger:
         conn = await ledger.open()
         await conn.send_many([payload(buy) for buy in buys])
         answers = [await answer_of(conn) for _ in buys]
@@ -254,12 +247,12 @@ def _with_bad_field_48(good: bytes) -> bytes:
     return body[:-1] if body.endswith(b"X") else body.replace(b"001X", b"009X")
 
 
-async def test_bad_frames_cost_only_themselves(mode: str, ca_dir: Path, tmp_path: Path) -> None:
+async def test_bad_frames_cost_only_themselves(mode: str, tls_ca_dir: Path, tmp_path: Path) -> None:
     """Between good requests on one connection: a request without what its operation needs and one whose field
     after 32 and 37 does not decode are answered 30; one without even an MTI is dropped; the rest are served."""
     first, last, bad = purchase(10), purchase(20), purchase(30)
     lacking = {"t": "0200", "3": "000000", "11": "000001", "32": "123456", "37": "LACKING00001"}
-    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+    async with running_ledger(mode, tls_ca_dir, tmp_path) as ledger:
         conn = await ledger.open()
         await conn.send_many(
             [payload(first), encode_host(lacking), b"no MTI at all", _with_bad_field_48(payload(bad)), payload(last)]
@@ -273,11 +266,11 @@ async def test_bad_frames_cost_only_themselves(mode: str, ca_dir: Path, tmp_path
         await conn.aclose()
 
 
-async def test_rules_answer_drop_delay_answer_twice_and_close(mode: str, ca_dir: Path, tmp_path: Path) -> None:
+async def test_rules_answer_drop_delay_answer_twice_and_close(mode: str, tls_ca_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "rules.toml").write_text(RULES)
     rules = RuleBook(tmp_path / "rules.toml", "ledger")
     scripted, dropped, delayed, twice, plain = (purchase(amount) for amount in (101, 102, 103, 104, 100))
-    async with running_ledger(mode, ca_dir, tmp_path, rules) as ledger:
+    async with running_ledger(mode, tls_ca_dir, tmp_path, rules) as ledger:
         conn = await ledger.open()
         await conn.send_many([payload(r) for r in (scripted, dropped, delayed, twice, plain)])
         answers = [await answer_of(conn) for _ in range(5)]
@@ -302,11 +295,11 @@ async def test_rules_answer_drop_delay_answer_twice_and_close(mode: str, ca_dir:
 
 
 async def test_an_idle_connection_is_closed(
-    mode: str, ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mode: str, tls_ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(core_ledger.server, "IDLE_TIMEOUT_S", 0.3)
     monkeypatch.setattr(core_ledger.server, "IDLE_SLACK_S", 0.05)
-    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+    async with running_ledger(mode, tls_ca_dir, tmp_path) as ledger:
         conn = await ledger.open()
         buy = purchase(100)
         await conn.send(payload(buy))
@@ -352,14 +345,14 @@ def small_server_send_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("small_server_send_buffers")
 async def test_a_peer_that_does_not_read_is_cut_off_at_the_send_timeout(
-    mode: str, ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mode: str, tls_ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A peer that only writes: once its answers fill the buffers, the ledger stops reading that connection and
     drops it when the send timeout passes; another peer is served all along. Its requests are ones a rule answers
     (51, nothing posted), so the buffers fill at the codec's pace, not at one group commit per 256 requests."""
     monkeypatch.setattr(core_ledger.server, "SEND_TIMEOUT_S", 0.3)
     (tmp_path / "rules.toml").write_text(RULES)
-    async with running_ledger(mode, ca_dir, tmp_path, RuleBook(tmp_path / "rules.toml", "ledger")) as ledger:
+    async with running_ledger(mode, tls_ca_dir, tmp_path, RuleBook(tmp_path / "rules.toml", "ledger")) as ledger:
         reader = await ledger.open()
         stuck = await ledger.open_stream()
         try:
@@ -379,8 +372,8 @@ async def test_a_peer_that_does_not_read_is_cut_off_at_the_send_timeout(
         assert ledger.balance == OPENING_BALANCE - 100  # the scripted answers posted nothing
 
 
-async def test_a_failed_commit_answers_96_and_stops_the_server(mode: str, ca_dir: Path, tmp_path: Path) -> None:
-    async with running_ledger(mode, ca_dir, tmp_path) as ledger:
+async def test_a_failed_commit_answers_96_and_stops_the_server(mode: str, tls_ca_dir: Path, tmp_path: Path) -> None:
+    async with running_ledger(mode, tls_ca_dir, tmp_path) as ledger:
         conn = await ledger.open()
         kept, lost = purchase(300), purchase(400)
         await conn.send(payload(kept))

@@ -20,7 +20,7 @@ import hsm_sim.server
 from acqkit import netio
 from acqkit.rules import RuleBook
 from acqkit.serving import PLAIN, Serving
-from acqkit.tls import client_context, create_all, server_context
+from acqkit.tls import client_context, server_context
 from hsm_sim.client import decrypt_data_command
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.server import serve
@@ -88,19 +88,12 @@ def anyio_backend(mode: str) -> str:
     return MODES[mode][0]
 
 
-@pytest.fixture(scope="module")
-def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("hsm-paths-tls")
-    create_all(directory)  # TEST certificates
-    return directory
-
-
 @asynccontextmanager
-async def running_hsm(mode: str, ca_dir: Path, rules: RuleBook | None = None) -> AsyncIterator[RunningHsm]:
+async def running_hsm(mode: str, tls_ca_dir: Path, rules: RuleBook | None = None) -> AsyncIterator[RunningHsm]:
     """An HSM in ``mode``; yields how to open a framed connection to it (as the front-end, under TLS)."""
     tls = MODES[mode][1]
-    serving = Serving(server_tls=server_context(ca_dir, "hsm")) if tls else PLAIN
-    client_tls = client_context(ca_dir, "frontend") if tls else None
+    serving = Serving(server_tls=server_context(tls_ca_dir, "hsm")) if tls else PLAIN
+    client_tls = client_context(tls_ca_dir, "frontend") if tls else None
     async with anyio.create_task_group() as tg:
         port = await tg.start(functools.partial(serve, HOST, 0, lmk=DEFAULT_TEST_LMK, serving=serving, rules=rules))
         yield RunningHsm(port, client_tls)
@@ -115,9 +108,9 @@ async def receive(conn: netio.FramedConnection) -> bytes | None:
     return await conn.receive(DEADLINE_S)
 
 
-async def test_the_shell_in_use(mode: str, ca_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_shell_in_use(mode: str, tls_ca_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "acqsim.net")
-    async with running_hsm(mode, ca_dir) as hsm:
+    async with running_hsm(mode, tls_ca_dir) as hsm:
         conn = await hsm.open()
         await conn.send(command("0001", "NC"))
         assert ((await receive(conn)) or b"")[:8] == b"0001ND00"
@@ -126,9 +119,9 @@ async def test_the_shell_in_use(mode: str, ca_dir: Path, caplog: pytest.LogCaptu
     assert len(listening) == 1 and ("callbacks" in listening[0]) is (mode == "callbacks")
 
 
-async def test_rules_answer_drop_delay_answer_twice_and_close(mode: str, ca_dir: Path, tmp_path: Path) -> None:
+async def test_rules_answer_drop_delay_answer_twice_and_close(mode: str, tls_ca_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "rules.toml").write_text(RULES)
-    async with running_hsm(mode, ca_dir, RuleBook(tmp_path / "rules.toml", "hsm")) as hsm:
+    async with running_hsm(mode, tls_ca_dir, RuleBook(tmp_path / "rules.toml", "hsm")) as hsm:
         conn = await hsm.open()
         await conn.send_many(
             [
@@ -156,11 +149,11 @@ async def test_rules_answer_drop_delay_answer_twice_and_close(mode: str, ca_dir:
         await other.aclose()
 
 
-async def test_an_idle_connection_is_closed(mode: str, ca_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_idle_connection_is_closed(mode: str, tls_ca_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hsm_sim.server, "IDLE_TIMEOUT_S", 0.3)
     monkeypatch.setattr(hsm_sim.server, "SEND_TIMEOUT_S", 0.2)
     monkeypatch.setattr(hsm_sim.server, "DEADLINE_SLACK_S", 0.05)
-    async with running_hsm(mode, ca_dir) as hsm:
+    async with running_hsm(mode, tls_ca_dir) as hsm:
         conn = await hsm.open()
         await conn.send(command("0001", "NC"))
         assert ((await receive(conn)) or b"")[:8] == b"0001ND00"
@@ -171,7 +164,7 @@ async def test_an_idle_connection_is_closed(mode: str, ca_dir: Path, monkeypatch
 
 
 async def test_a_client_that_does_not_read_is_cut_off_at_the_send_timeout(
-    mode: str, ca_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    mode: str, tls_ca_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Large answers (M2, data decrypted) to a client that only writes: once they fill the buffers, the HSM stops
     reading that connection and drops it when the send timeout passes; another client is served all along."""
@@ -180,7 +173,7 @@ async def test_a_client_that_does_not_read_is_cut_off_at_the_send_timeout(
     monkeypatch.setattr(hsm_sim.server, "DEADLINE_SLACK_S", 0.05)
     tdk = encrypt_under_lmk(DEFAULT_TEST_LMK, KeyType.TDK, bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"))
     request = frame(decrypt_data_command("D", tdk, bytes(1600), cbc=False).payload("0001"))
-    async with running_hsm(mode, ca_dir) as hsm:
+    async with running_hsm(mode, tls_ca_dir) as hsm:
         reader = await hsm.open()
         stuck = await hsm.open_stream()
         sent = 0
@@ -197,8 +190,8 @@ async def test_a_client_that_does_not_read_is_cut_off_at_the_send_timeout(
         assert any("did not take what was sent within 0.3 s" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_framing_error_closes_that_connection_only(mode: str, ca_dir: Path) -> None:
-    async with running_hsm(mode, ca_dir) as hsm:
+async def test_a_framing_error_closes_that_connection_only(mode: str, tls_ca_dir: Path) -> None:
+    async with running_hsm(mode, tls_ca_dir) as hsm:
         good = await hsm.open()
         bad = await hsm.open()
         await bad.stream.send(b"\xff\xff" + b"x" * 10)  # a length over MAX_FRAME_LEN: out of step
@@ -214,9 +207,9 @@ async def test_a_framing_error_closes_that_connection_only(mode: str, ca_dir: Pa
 
 
 async def test_the_requests_before_a_framing_error_are_answered_before_the_connection_closes(
-    mode: str, ca_dir: Path
+    mode: str, tls_ca_dir: Path
 ) -> None:
-    async with running_hsm(mode, ca_dir) as hsm:
+    async with running_hsm(mode, tls_ca_dir) as hsm:
         conn = await hsm.open()
         # two good frames and a zero-length one, in one write: they arrive together in one read (or in several)
         await conn.stream.send(frame(command("0001", "NC")) + frame(command("0002", "NC")) + b"\x00\x00")
