@@ -16,6 +16,7 @@ from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
 from frontend.effects import (
     HSM_EFFECTS,
     INLINE_JOURNAL_EFFECTS,
+    QUEUEING_EFFECTS,
     AskLedger,
     AskScheme,
     AskWallet,
@@ -23,9 +24,7 @@ from frontend.effects import (
     FailureKind,
     InlineJournalEffect,
     PeerFailure,
-    QueueReversal,
     QueueSettlementNotice,
-    QueueWalletReversal,
     Together,
     VerifyMacAndPin,
 )
@@ -158,7 +157,7 @@ class Interpreter:
             log.warning("scheme switch unavailable: %s", exc)
             return PeerFailure("scheme", FailureKind.UNAVAILABLE, str(exc))
         result = await self.journal_writes.submit(journal_call(effect))
-        if isinstance(effect, QueueReversal | QueueWalletReversal | QueueSettlementNotice):
+        if isinstance(effect, QUEUEING_EFFECTS):  # a forwarder has a new row to send
             self._reversal_queued()
         return result
 
