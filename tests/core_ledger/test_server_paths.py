@@ -37,10 +37,11 @@ from core_ledger.service import LedgerFailStop, LedgerService
 from core_ledger.setup import open_service
 from core_ledger.taskshell import Limits
 from tests.core_ledger.helpers import request
+from tests.shellmodes import MODES, ON_EVERY_SHELL
 from wire.codec import decode_host, encode_host
 from wire.framing import END_OF_STREAM, NEED_DATA, LengthPrefixFramer, frame
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, ON_EVERY_SHELL]
 
 HOST = "127.0.0.1"
 DEADLINE_S = 10.0
@@ -48,8 +49,6 @@ DEADLINE_S = 10.0
 SMALL_SEND_BUFFER = 4096
 GOOD = "6200001000000003"
 OPENING_BALANCE = 50_000_000
-#: Each mode: the backend, and whether the ledger serves mutual TLS. Only the first is the callback path.
-MODES = {"callbacks": ("asyncio", False), "tasks-trio": ("trio", False), "tasks-tls": ("asyncio", True)}
 RULES = """
 [[rule]]
 at = "ledger"
@@ -83,17 +82,6 @@ amount_min = 105
 amount_max = 105
 action = "close"
 """
-
-
-@pytest.fixture(params=list(MODES))
-def mode(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-def anyio_backend(mode: str) -> str:
-    return MODES[mode][0]
 
 
 @dataclasses.dataclass

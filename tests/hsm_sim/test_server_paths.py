@@ -24,14 +24,13 @@ from acqkit.tls import client_context, server_context
 from hsm_sim.client import decrypt_data_command
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.server import serve
+from tests.shellmodes import MODES, ON_EVERY_SHELL
 from wire.framing import frame
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, ON_EVERY_SHELL]
 
 HOST = "127.0.0.1"
 DEADLINE_S = 10.0
-#: Each mode: the backend, and whether the HSM serves mutual TLS. Only the first is the callback path.
-MODES = {"callbacks": ("asyncio", False), "tasks-trio": ("trio", False), "tasks-tls": ("asyncio", True)}
 RULES = """
 [[rule]]
 at = "hsm"
@@ -75,17 +74,6 @@ class RunningHsm:
         if self.client_tls is None:
             return await anyio.connect_tcp(HOST, self.port)
         return await anyio.connect_tcp(HOST, self.port, ssl_context=self.client_tls, tls_hostname=HOST)
-
-
-@pytest.fixture(params=list(MODES))
-def mode(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-def anyio_backend(mode: str) -> str:
-    return MODES[mode][0]
 
 
 @asynccontextmanager
