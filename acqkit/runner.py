@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -84,8 +85,19 @@ def leaves(group: BaseExceptionGroup[BaseException], kind: type[_E]) -> list[_E]
 
 
 def announce(service: str, host: str, port: int) -> None:
-    """The one line a supervisor waits for: ``READY <service> <host>:<port>``."""
+    """The one line a supervisor waits for: ``READY <service> <host>:<port>``. Start-up's objects are set aside
+    first (:func:`freeze_start_up`)."""
+    freeze_start_up()
     print(f"READY {service} {host}:{port}", flush=True)
+
+
+def freeze_start_up() -> None:
+    """Collect start-up's garbage, then move every object left (modules, functions, config, state loaded from
+    disk) to the collector's permanent generation: a full collection during traffic scans only what came after.
+    Without it a full collection of a service at rest walks ~50,000 start-up objects: a 8–17 ms pause at random
+    in the middle of traffic (measured in the front-end), a tail that shows in every purchase in flight."""
+    gc.collect()
+    gc.freeze()
 
 
 async def stop_on_signal(scope: anyio.CancelScope) -> None:
