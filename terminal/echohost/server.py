@@ -1,13 +1,12 @@
 """The echo host's I/O shell: ``serve_echo_host`` on the acqkit runtime, and ``acqsim echo-host``.
 
 Each connection is read frame by frame; every request already buffered is answered in the same turn and the
-answers leave in one write (``send_many``), so a load generator that pipelines many terminals' requests on a
-connection gets them back in one system call.
+answers leave in one write (:mod:`acqkit.inorder`), so a load generator that pipelines many terminals' requests
+on a connection gets them back in one system call.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Final
 
@@ -15,9 +14,8 @@ import anyio
 import anyio.abc
 
 from acqkit.config import AcqsimConfig
-from acqkit.netio import FramedConnection, serve_tcp
+from acqkit.inorder import serve_in_order
 from terminal.echohost.core import EchoHost
-from wire.errors import FramingError
 
 log = logging.getLogger("acqsim.echohost")
 
@@ -32,16 +30,6 @@ def echo_host_for(config: AcqsimConfig) -> EchoHost:
     return EchoHost({t.terminal_id: bytes.fromhex(t.tmk) for t in config.terminals})
 
 
-async def _serve_connection(host: EchoHost, conn: FramedConnection) -> None:
-    try:
-        while (payload := await conn.receive(IDLE_TIMEOUT_S)) is not None:
-            answers = [a for p in (payload, *conn.buffered_frames()) if (a := host.answer(p)) is not None]
-            if answers:
-                await conn.send_many(answers)
-    except (TimeoutError, FramingError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        log.debug("echo host: connection from %s ends: %s", conn.peer, type(exc).__name__)
-
-
 async def serve_echo_host(
     host: EchoHost,
     listen_host: str,
@@ -50,12 +38,14 @@ async def serve_echo_host(
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled; reports the bound port (bind port 0 in tests)."""
-    await serve_tcp(
+    await serve_in_order(
         listen_host,
         port,
-        functools.partial(_serve_connection, host),
+        host.answer,
         name="echo-host",
+        idle_timeout=IDLE_TIMEOUT_S,
         max_connections=MAX_CONNECTIONS,
+        log=log,
         task_status=task_status,
     )
 
