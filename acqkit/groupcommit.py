@@ -180,9 +180,13 @@ class GroupCommit(Generic[Item, Result]):
         """Wait until the batch of ``ticket`` (:meth:`enqueue`) is written: its item's result. :class:`CommitTimeout`
         when it is not written within :attr:`timeout`, as for :meth:`submit`; for a caller that queues an item,
         does something else meanwhile (an HSM call), then waits for it."""
-        batch = ticket._batch
-        await batch.released.wait()
-        if not batch.done.is_set():
+        await ticket._batch.released.wait()
+        return self.outcome(ticket)
+
+    def outcome(self, ticket: Ticket[Result]) -> Result:
+        """The result of a released ticket (:meth:`wait`, or :meth:`Ticket.when_released`'s callback): its
+        item's result; :class:`CommitTimeout` when its batch was released at the deadline, not written."""
+        if not ticket._batch.done.is_set():
             raise CommitTimeout(self.what, self.timeout)
         return ticket.result()
 

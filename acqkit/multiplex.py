@@ -215,6 +215,46 @@ class _AllIn:
             self.future.set_result(None)
 
 
+class _Then(Generic[Key, Answer]):
+    """One exchange of :meth:`CallbackLink.exchange_then`: calls its ``done`` once — when each of its waiters has
+    been told (answered, or failed with the link), or when its deadline's timer fires first."""
+
+    __slots__ = ("done", "link", "remaining", "timer", "waiters")
+
+    def __init__(
+        self,
+        link: CallbackLink[Key, Answer],
+        waiters: list[tuple[Key, _Waiter[Answer]]],
+        done: Callable[[list[Answer] | TimeoutError | LinkLost], object],
+    ) -> None:
+        self.link, self.waiters, self.done, self.remaining = link, waiters, done, len(waiters)
+        self.timer: asyncio.TimerHandle | None = None
+
+    def set(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            # In a later callback, as a task would resume: not inside the link's delivery, whose waiters change.
+            asyncio.get_running_loop().call_soon(self._end)
+
+    def expire(self) -> None:
+        if self.remaining > 0:
+            self.remaining = -1  # a late answer finds nothing left to tell
+            self._end()
+
+    def _end(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        result: list[Answer] | TimeoutError | LinkLost
+        try:
+            result = self.link._answers(self.waiters)
+        except (TimeoutError, LinkLost) as exc:
+            result = exc
+        finally:
+            for key, waiter in self.waiters:
+                self.link._remove(key, waiter)
+        self.done(result)
+
+
 def _time_out(future: asyncio.Future[None]) -> None:
     """An exchange's deadline passed: wake it (the waiters still without an answer or an error say it timed out;
     their answers may still come, and are dropped as nobody's). A result, not an exception: a task cancelled in
@@ -281,19 +321,44 @@ class CallbackLink(Link[Key, Answer]):
         try:
             self.conn.send_many([payload for _, payload in requests])  # leaves with this loop turn's write
             await future
-            answers: list[Answer] = []
-            for _, waiter in waiters:
-                if waiter.answer is None:
-                    if waiter.error is None and self.dead is None:  # woken by the deadline's timer
-                        raise TimeoutError(f"no answer from the {self.what} by the deadline")
-                    raise LinkLost(self.peer, waiter.error or self.dead or "?")
-                answers.append(waiter.answer)
-            return answers
+            return self._answers(waiters)
         finally:
             if timer is not None:
                 timer.cancel()
             for key, waiter in waiters:
                 self._remove(key, waiter)
+
+    def exchange_then(
+        self,
+        requests: list[tuple[Key, bytes]],
+        deadline: float,
+        done: Callable[[list[Answer] | TimeoutError | LinkLost], object],
+    ) -> None:
+        """:meth:`exchange_until` for a caller stepped from the loop's callbacks: ``done`` is called once, from
+        a callback of the loop, with the answers in order, or the :class:`TimeoutError` or :class:`LinkLost`
+        :meth:`exchange_until` would raise. Raises :class:`LinkLost` at once for a link known to be dead."""
+        if self.dead is None and self.conn.closing:
+            self.fail("send failed: connection closed")
+        if self.dead is not None:
+            raise LinkLost(self.peer, self.dead)
+        waiters = self._register(requests)
+        then = _Then(self, waiters, done)
+        for _, waiter in waiters:
+            waiter.wake = then
+        then.timer = asyncio.get_running_loop().call_at(deadline, then.expire)
+        self.conn.send_many([payload for _, payload in requests])  # leaves with this loop turn's write
+
+    def _answers(self, waiters: list[tuple[Key, _Waiter[Answer]]]) -> list[Answer]:
+        """The answers of an exchange's ``waiters`` in order, once each was told or its deadline passed; raises
+        :class:`TimeoutError` (a waiter still without an answer or an error) or :class:`LinkLost`."""
+        answers: list[Answer] = []
+        for _, waiter in waiters:
+            if waiter.answer is None:
+                if waiter.error is None and self.dead is None:  # woken by the deadline's timer
+                    raise TimeoutError(f"no answer from the {self.what} by the deadline")
+                raise LinkLost(self.peer, waiter.error or self.dead or "?")
+            answers.append(waiter.answer)
+        return answers
 
     # -- FrameSession -----------------------------------------------------------------------------------------
 

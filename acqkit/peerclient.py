@@ -153,6 +153,38 @@ class PeerClient(Generic[Key, Answer]):
                 raise self.unavailable(action, exc.reason) from None
         raise self.timed_out(action)  # only reached when the deadline cancelled the exchange
 
+    def exchange_then(
+        self,
+        requests: list[tuple[Key, bytes]],
+        done: Callable[[list[Answer] | PeerError | None], object],
+        *,
+        action: str,
+        timeout: float | None = None,
+    ) -> bool:
+        """:meth:`exchange` for a caller stepped from the loop's callbacks, where the link is up on the callback
+        path: ``done`` gets the answers, or the error :meth:`exchange` raises for a missed deadline, or ``None``
+        when the link was lost meanwhile — the caller then runs :meth:`exchange`, which sends once more on a fresh
+        connection as it would have. ``False`` (``done`` never called): no such link; use :meth:`exchange`."""
+        link = self._peer.callback_link()
+        if link is None or not requests:
+            return False
+        seconds = self.timeout if timeout is None else timeout
+
+        def ended(result: list[Answer] | TimeoutError | LinkLost) -> None:
+            if isinstance(result, TimeoutError):
+                done(self.timed_out(action))
+            elif isinstance(result, LinkLost):
+                log.info("%s connection was lost during an exchange; sending again on a fresh one", self.PEER)
+                done(None)
+            else:
+                done(result)
+
+        try:
+            link.exchange_then(requests, asyncio.get_running_loop().time() + seconds, ended)
+        except LinkLost:
+            return False
+        return True
+
     def unavailable(self, action: str, reason: str) -> PeerError:
         """The error for a refused or lost connection (a subclass returns its own type)."""
         return PeerUnavailable(self.PEER, self.address, action, reason)

@@ -18,9 +18,10 @@ gets ``LedgerUnavailable``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
-from acqkit.peerclient import PeerClient, PeerTimeout, PeerUnavailable
+from acqkit.peerclient import PeerClient, PeerError, PeerTimeout, PeerUnavailable
 from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.hostlink import answer_from_fields, match_key, request_fields
 from wire.codec import decode_host, encode_host
@@ -75,6 +76,23 @@ class LedgerClient(PeerClient[MatchKey, LedgerAnswer]):
         fields = request_fields(request)
         [answer] = await self.exchange([(match_key(fields), encode_host(fields))], action="submit", timeout=timeout)
         return answer
+
+    def submit_then(self, request: LedgerRequest, done: Callable[[LedgerAnswer | LedgerError | None], object]) -> bool:
+        """:meth:`submit` for a caller stepped from the loop's callbacks (:meth:`PeerClient.exchange_then`):
+        ``done`` gets the answer, or the :class:`LedgerTimeout` :meth:`submit` would raise, or ``None`` when the
+        link was lost meanwhile (then run :meth:`submit`: the ledger answers a repeated key with its first answer).
+        ``False``: not on a callback link now; use :meth:`submit`."""
+        fields = request_fields(request)
+
+        def ended(result: list[LedgerAnswer] | PeerError | None) -> None:
+            if result is None or isinstance(result, LedgerError):
+                done(result)
+            elif isinstance(result, PeerError):  # never: this client makes only ledger errors
+                raise result
+            else:
+                done(result[0])
+
+        return self.exchange_then([(match_key(fields), encode_host(fields))], ended, action="submit")
 
     def unavailable(self, action: str, reason: str) -> LedgerUnavailable:
         return LedgerUnavailable(self.PEER, self.address, action, reason)

@@ -4,15 +4,17 @@ the group commit (durable writes) — and turns a peer's failure into a :class:`
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, Final, Protocol
 
-from acqkit.groupcommit import GroupCommit
+from acqkit.groupcommit import GroupCommit, Ticket
 from acqkit.metrics import HOP_SECONDS
 from core_ledger.api import LedgerAnswer
-from core_ledger.client import LedgerClient, LedgerTimeout, LedgerUnavailable
+from core_ledger.client import LedgerClient, LedgerError, LedgerTimeout, LedgerUnavailable
 from frontend.effects import (
     HSM_EFFECTS,
     INLINE_JOURNAL_EFFECTS,
@@ -22,6 +24,7 @@ from frontend.effects import (
     AskWallet,
     Effect,
     FailureKind,
+    HsmEffect,
     InlineJournalEffect,
     PeerFailure,
     QueueSettlementNotice,
@@ -44,6 +47,43 @@ log = logging.getLogger("acqsim.frontend")
 _HSM_HOP, _LEDGER_HOP, _SCHEME_HOP = (
     HOP_SECONDS.labels(service="frontend", hop=hop) for hop in ("hsm", "ledger", "scheme")
 )
+
+
+#: A peer's error → the failure a flow sees: (error type, peer, kind, what the log says), the first match wins.
+_PEER_FAILURES: Final = (
+    (WalletTimeout, "wallet", FailureKind.TIMEOUT, "wallet host timed out"),
+    (WalletUnavailable, "wallet", FailureKind.UNAVAILABLE, "wallet host unavailable"),
+    (LedgerTimeout, "ledger", FailureKind.TIMEOUT, "ledger timed out"),
+    (LedgerUnavailable, "ledger", FailureKind.UNAVAILABLE, "ledger unavailable"),
+    (HsmUnavailable, "hsm", FailureKind.UNAVAILABLE, "HSM unavailable"),
+    (HsmError, "hsm", FailureKind.ERROR, "HSM error"),
+    (SwitchTimeout, "scheme", FailureKind.TIMEOUT, "scheme switch timed out"),
+    (SwitchLinkError, "scheme", FailureKind.UNAVAILABLE, "scheme switch unavailable"),
+)
+#: The errors a peer's client raises that a flow sees as a :class:`~frontend.effects.PeerFailure`.
+PEER_ERRORS: Final = tuple(kind for kind, *_ in _PEER_FAILURES)
+
+
+def peer_failure(error: Exception) -> PeerFailure:
+    """What a flow sees of ``error`` (one of :data:`PEER_ERRORS`), logged."""
+    for kind, peer, failure, what in _PEER_FAILURES:
+        if isinstance(error, kind):
+            log.warning("%s: %s", what, error)
+            return PeerFailure(peer, failure, str(error))
+    raise error
+
+
+class Continuation(Protocol):
+    """Where :meth:`Interpreter.start` hands an effect's outcome: a flow stepped from the loop's callbacks."""
+
+    def resume(self, result: Any) -> None:
+        """The effect's result, as :meth:`Interpreter.carry_out` returns it."""
+
+    def fail(self, error: Exception) -> None:
+        """What :meth:`Interpreter.carry_out` would raise (a journal write that failed or timed out)."""
+
+    def in_task(self, work: Callable[[], Awaitable[Any]], done: Callable[[Any], None]) -> None:
+        """Run ``work`` in a task of the shell's, then ``done(result)``; :meth:`fail` if it raises."""
 
 
 class Interpreter:
@@ -86,6 +126,132 @@ class Interpreter:
         """The answer of one of :data:`~frontend.effects.INLINE_JOURNAL_EFFECTS`, from the journal's memory: no
         wait, so the shell takes it without a coroutine (four a PIN purchase)."""
         return journal_call(effect)(self.journal)
+
+    # -- the callback path: each effect started, its outcome handed to a continuation ------------------------
+
+    def start(self, effect: Effect, correlation: str | None, then: Continuation) -> None:
+        """Carry ``effect`` out for a flow stepped from the loop's callbacks: ``then`` gets what :meth:`carry_out`
+        would return or raise. The effects of a purchase's path — HSM commands, the ledger, journal writes, and
+        :class:`Together` of them — go without a task (a callback form of each client, a group-commit ticket);
+        any other, or one whose peer link is not up on the callback path, runs :meth:`carry_out` in a task."""
+        if isinstance(effect, HSM_EFFECTS):
+            self._start_hsm(effect, correlation, then.resume, then)
+        elif isinstance(effect, AskLedger):
+            self._start_ledger(effect, correlation, then)
+        elif isinstance(effect, Together):
+            self._start_together(effect, correlation, then)
+        elif isinstance(effect, (AskScheme, AskWallet, QueueSettlementNotice, *INLINE_JOURNAL_EFFECTS)):
+            then.in_task(lambda: self.carry_out(effect, correlation), then.resume)
+        else:  # a durable journal write
+            ticket = self.journal_writes.enqueue(journal_call(effect))
+            ticket.when_released(lambda: self._written(effect, ticket, then.resume, then.fail))
+
+    def _written(
+        self, effect: Effect, ticket: Ticket[Any], resume: Callable[[Any], None], fail: Callable[[Exception], None]
+    ) -> None:
+        try:
+            result = self.journal_writes.outcome(ticket)
+        except Exception as exc:  # failed or timed out: as carry_out raises it
+            fail(exc)
+            return
+        if isinstance(effect, QUEUEING_EFFECTS):  # a forwarder has a new row to send
+            self._reversal_queued()
+        resume(result)
+
+    def _start_hsm(
+        self, effect: HsmEffect, correlation: str | None, resume: Callable[[Any], None], then: Continuation
+    ) -> None:
+        """An HSM effect through the client's callback form; ``resume`` gets its result."""
+        started = perf_counter()
+        traced: EffectTrace | None = None
+
+        def answered(result: list[tuple[str, bytes]] | HsmError | None) -> None:
+            _HSM_HOP.observe(perf_counter() - started)
+            if result is None:  # the link was lost meanwhile: as the task path, once more on a fresh one
+                then.in_task(lambda: self.carry_out(effect, correlation), resume)
+                return
+            value: Any
+            try:
+                value = peer_failure(result) if isinstance(result, HsmError) else hsm_result(effect, result)
+            except HsmError as exc:
+                value = peer_failure(exc)
+            if isinstance(effect, VerifyMacAndPin) and isinstance(value, PeerFailure):
+                value = (value, value)  # the HSM failed both checks
+            if traced is not None:
+                traced.answered(value)
+            resume(value)
+
+        try:
+            on_callbacks = self.hsm.call_many_then(hsm_commands(effect), answered, txn=correlation)
+        except HsmError as exc:  # no header tag free: the HSM is as good as unavailable
+            on_callbacks = True
+            asyncio.get_running_loop().call_soon(answered, exc)
+        if not on_callbacks:
+            then.in_task(lambda: self.carry_out(effect, correlation), resume)
+        elif self.trace is not None:
+            traced = EffectTrace(self.trace, effect, correlation)
+
+    def _start_ledger(self, effect: AskLedger, correlation: str | None, then: Continuation) -> None:
+        started = perf_counter()
+        traced: EffectTrace | None = None
+
+        def answered(result: LedgerAnswer | LedgerError | None) -> None:
+            _LEDGER_HOP.observe(perf_counter() - started)
+            if result is None:  # the link was lost meanwhile: as the task path, once more on a fresh one
+                then.in_task(lambda: self.carry_out(effect, correlation), then.resume)
+                return
+            value = peer_failure(result) if isinstance(result, LedgerError) else result
+            if traced is not None:
+                traced.answered(value)
+            then.resume(value)
+
+        if not self.ledger.submit_then(effect.request, answered):
+            then.in_task(lambda: self.carry_out(effect, correlation), then.resume)
+        elif self.trace is not None:
+            traced = EffectTrace(self.trace, effect, correlation)
+
+    def _start_together(self, effect: Together, correlation: str | None, then: Continuation) -> None:
+        """As :meth:`_together`: the writes queued, the HSM effects started, ``then`` resumed with every result
+        in order once all have ended — or failed with the first write that failed."""
+        parts = effect.effects
+        results: list[Any] = [None] * len(parts)
+        failures: dict[int, Exception] = {}
+        left = len(parts)
+
+        def ended(index: int, value: Any) -> None:
+            nonlocal left
+            results[index] = value
+            left -= 1
+            if left == 0:
+                if failures:
+                    then.fail(failures[min(failures)])
+                else:
+                    then.resume(tuple(results))
+
+        def write_failed(index: int, error: Exception) -> None:
+            failures[index] = error
+            ended(index, None)
+
+        tickets = {
+            index: self.journal_writes.enqueue(journal_call(part))
+            for index, part in enumerate(parts)
+            if not isinstance(part, HSM_EFFECTS)
+        }
+        for index, part in enumerate(parts):
+            if isinstance(part, HSM_EFFECTS):
+                self._start_hsm(part, correlation, functools.partial(ended, index), then)
+        for index, ticket in tickets.items():
+            ticket.when_released(
+                functools.partial(
+                    self._written,
+                    parts[index],
+                    ticket,
+                    functools.partial(ended, index),
+                    functools.partial(write_failed, index),
+                )
+            )
+
+    # -- the task path --------------------------------------------------------------------------------------
 
     async def _together(self, effect: Together, correlation: str | None) -> tuple[Any, ...]:
         """The journal writes of ``effect`` queued for the next group commit (no task, no wait), its HSM effects
@@ -132,30 +298,8 @@ class Interpreter:
                 if self.wallet is None:
                     return PeerFailure("wallet", FailureKind.UNAVAILABLE, "no wallet host configured")
                 return await self.wallet.request(effect.request)
-        except WalletTimeout as exc:
-            log.warning("wallet host timed out: %s", exc)
-            return PeerFailure("wallet", FailureKind.TIMEOUT, str(exc))
-        except WalletUnavailable as exc:
-            log.warning("wallet host unavailable: %s", exc)
-            return PeerFailure("wallet", FailureKind.UNAVAILABLE, str(exc))
-        except LedgerTimeout as exc:
-            log.warning("ledger timed out: %s", exc)
-            return PeerFailure("ledger", FailureKind.TIMEOUT, str(exc))
-        except LedgerUnavailable as exc:
-            log.warning("ledger unavailable: %s", exc)
-            return PeerFailure("ledger", FailureKind.UNAVAILABLE, str(exc))
-        except HsmUnavailable as exc:
-            log.warning("HSM unavailable: %s", exc)
-            return PeerFailure("hsm", FailureKind.UNAVAILABLE, str(exc))
-        except HsmError as exc:
-            log.warning("HSM error: %s", exc)
-            return PeerFailure("hsm", FailureKind.ERROR, str(exc))
-        except SwitchTimeout as exc:
-            log.warning("scheme switch timed out: %s", exc)
-            return PeerFailure("scheme", FailureKind.TIMEOUT, str(exc))
-        except SwitchLinkError as exc:
-            log.warning("scheme switch unavailable: %s", exc)
-            return PeerFailure("scheme", FailureKind.UNAVAILABLE, str(exc))
+        except PEER_ERRORS as exc:
+            return peer_failure(exc)
         result = await self.journal_writes.submit(journal_call(effect))
         if isinstance(effect, QUEUEING_EFFECTS):  # a forwarder has a new row to send
             self._reversal_queued()

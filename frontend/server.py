@@ -10,9 +10,11 @@ connection closed, or its answer sent with a broken MAC or twice; the hit is not
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from time import monotonic
 from typing import Any, Final
 
@@ -20,17 +22,19 @@ import anyio
 import anyio.abc
 
 from acqkit import txnlog
+from acqkit.frameprotocol import callbacks_apply, serve_frames
 from acqkit.groupcommit import CommitFailed, GroupCommit
 from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH, transactions_counter
 from acqkit.netio import FramedConnection, serve_tcp
-from acqkit.rules import ActionKind, RuleBook, corrupt_mac, hit_note
+from acqkit.rules import ActionKind, Hit, RuleBook, corrupt_mac, hit_note
 from acqkit.serving import PLAIN, Serving
 from acqkit.traceflush import flush_traces
 from acqkit.workers import FrameWorkers
 from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
+from frontend.callbackshell import NacLinkSession
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
-from frontend.effects import INLINE_JOURNAL_EFFECTS, AskLedger, AskScheme, NextRrn, QueueReversal
+from frontend.effects import INLINE_JOURNAL_EFFECTS, AskLedger, AskScheme, Effect, NextRrn, QueueReversal
 from frontend.flows.answer import Flow
 from frontend.flows.faults import FaultPlan, plan_for_fault
 from frontend.flows.scripted import scripted
@@ -63,6 +67,16 @@ JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
 
 class ClosedByRule(Exception):
     """A rules file said to close the connection this request came on."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Begun:
+    """A frame read (:meth:`Frontend.begin`): parsed, its body decoded (or the reply that drops it), its rule."""
+
+    frame: PosFrame
+    request: PosMessage | Reply
+    correlation: str | None
+    hit: Hit | None
 
 
 class Frontend:
@@ -118,6 +132,12 @@ class Frontend:
             _IN_FLIGHT.dec()
 
     async def _respond(self, payload: bytes) -> list[bytes]:
+        begun = self.begin(payload)
+        return begun if isinstance(begun, list) else await self.respond_begun(begun)
+
+    def begin(self, payload: bytes) -> Begun | list[bytes]:
+        """A frame read: parsed, decoded, matched against the rules and traced; ``[]`` when it cannot be parsed
+        (dropped with a warning)."""
         try:
             frame = PosFrame.parse(payload)
         except WireError as exc:
@@ -130,9 +150,15 @@ class Frontend:
             self.trace.record(
                 direction="in", link="pos", peer="nac", payload=payload, correlation_id=correlation, note=hit_note(hit)
             )
+        if hit is not None:
+            log.info("rule %d (%s): %s", hit.number, hit.rule, hit.action.kind)
+        return Begun(frame, request, correlation, hit)
+
+    async def respond_begun(self, begun: Begun) -> list[bytes]:
+        """What to send back for a frame :meth:`begin` read, its rule's action taken."""
+        request, hit = begun.request, begun.hit
         action = hit.action.kind if hit is not None else None
         if hit is not None:
-            log.info("rule %d (%s): %s", hit.number, hit.rule, action)
             if action is ActionKind.DROP:
                 return []
             if action is ActionKind.CLOSE:
@@ -142,16 +168,24 @@ class Frontend:
         if isinstance(request, Reply):
             reply = request
         elif hit is not None and action is ActionKind.ANSWER:
-            reply = await self._run(request, correlation, scripted(request, self.ctx, hit.action.code or "", hit.rule))
+            flow = scripted(request, self.ctx, hit.action.code or "", hit.rule)
+            reply = await self.run(request, begun.correlation, flow)
         else:
-            reply = await self._run(request, correlation)
+            reply = await self.run(request, begun.correlation)
+        return self.finish(begun, reply)
+
+    def finish(self, begun: Begun, reply: Reply) -> list[bytes]:
+        """The frames that answer ``begun`` with ``reply`` (none, one, or two when a rule says so), counted,
+        traced and logged."""
         log.info("%s", reply.note)
         if reply.body is None:
             return []
+        request, correlation, hit = begun.request, begun.correlation, begun.hit
+        action = hit.action.kind if hit is not None else None
         self.answered += 1
         if isinstance(request, PosMessage):
             transactions_counter(SERVICE, request.mti, reply.response_code or "none").inc()
-        answer = frame.answer(reply.body, header=answer_header(frame, reply)).to_bytes()
+        answer = begun.frame.answer(reply.body, header=answer_header(begun.frame, reply)).to_bytes()
         if action is ActionKind.CORRUPT_MAC:
             answer = corrupt_mac(answer)
         if self.trace is not None:
@@ -163,13 +197,22 @@ class Frontend:
             txnlog.log_transaction(SERVICE, correlation, **shown)
         return [answer, answer] if action is ActionKind.ANSWER_TWICE else [answer]
 
-    async def _run(self, request: PosMessage, correlation: str | None, flow: Flow | None = None) -> Reply:
-        """The core's flow for ``request`` (or the given one), each effect carried out; a fault of our own costs
-        this request only."""
+    async def run(
+        self,
+        request: PosMessage,
+        correlation: str | None,
+        flow: Flow | None = None,
+        *,
+        effect: Effect | None = None,
+        asked: LedgerRequest | None = None,
+    ) -> Reply:
+        """The core's flow for ``request`` (or the given one), each effect carried out — from ``effect`` on when a
+        flow stepped from callbacks hands its rest over (with the request the ledger was ``asked``, if it was);
+        a fault of our own costs this request only."""
         flow = process(request, self.ctx) if flow is None else flow
-        asked: LedgerRequest | None = None  # the request the ledger was asked, if it was
         try:
-            effect = next(flow)
+            if effect is None:
+                effect = next(flow)
             while True:
                 if isinstance(effect, INLINE_JOURNAL_EFFECTS):  # answered from memory: nothing to await
                     effect = flow.send(self.effects.answer_inline(effect))
@@ -180,12 +223,18 @@ class Frontend:
         except StopIteration as stop:
             reply: Reply = stop.value
             return reply
-        except JOURNAL_FAILURES as exc:
+        except Exception as exc:
+            return await self.fault_reply(request, asked, exc)
+
+    async def fault_reply(self, request: PosMessage, asked: LedgerRequest | None, error: Exception) -> Reply:
+        """The reply when ``request``'s flow failed inside the front-end with ``error`` (after the ledger was
+        ``asked``, if it was): no answer, or 96 with a reversal of what the ledger may have posted queued."""
+        if isinstance(error, JOURNAL_FAILURES):
             why, plan = "journal failed", plan_for_fault(asked, journal_failed=True)
-            log.error("journal failed (%s): %s", plan.value, exc)  # noqa: TRY400 - the cause, no payload
-        except Exception:
+            log.error("journal failed (%s): %s", plan.value, error)
+        else:
             why, plan = "front-end fault", plan_for_fault(asked, journal_failed=False)
-            log.exception("transaction failed inside the front-end (%s)", plan.value)
+            log.error("transaction failed inside the front-end (%s)", plan.value, exc_info=error)
         if plan is FaultPlan.NO_ANSWER:
             return Reply(body=None, note=f"no answer: {why} after the ledger was asked")
         if plan is FaultPlan.REVERSE_AND_ANSWER_96 and asked is not None:
@@ -256,8 +305,19 @@ async def serve(
         # what a crash left pending, before any new traffic
         await settle_unsettled(frontend.journal, frontend.journal_writes, frontend.ledger, route=frontend.ctx.scheme)
         tg.start_soon(frontend.forwarder.run)
-        bound = await tg.start(
-            functools.partial(
+        listening: Callable[..., Awaitable[None]]
+        if callbacks_apply(serving.server_tls):  # asyncio, plain TCP: flows stepped from callbacks
+            listening = functools.partial(
+                serve_frames,
+                host,
+                port,
+                lambda conn: NacLinkSession(frontend, conn, tg, MAX_IN_FLIGHT_PER_CONNECTION),
+                name="frontend",
+                max_connections=serving.max_connections,
+                idle_timeout=IDLE_TIMEOUT_S,
+            )
+        else:
+            listening = functools.partial(
                 serve_tcp,
                 host,
                 port,
@@ -266,5 +326,4 @@ async def serve(
                 max_connections=serving.max_connections,
                 tls=serving.server_tls,
             )
-        )
-        task_status.started(bound)
+        task_status.started(await tg.start(listening))

@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from acqkit.multiplex import TagAllocator, TagsExhausted
-from acqkit.peerclient import PeerClient, PeerTimeout, PeerUnavailable
+from acqkit.peerclient import PeerClient, PeerError, PeerTimeout, PeerUnavailable
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
 from hsm_sim.errors import ErrorCode
 from hsm_sim.keys import KeyType, is_key_under_lmk
@@ -200,6 +200,56 @@ class HsmClient(PeerClient[str, bytes]):
     async def call_many(self, commands: Sequence[HsmCommand], *, txn: str | None = None) -> list[tuple[str, bytes]]:
         """Send the commands together (one write) and return each one's (error code, fields after it).
         ``txn``: the transaction id, sent in each command's message trailer (:mod:`hsm_sim.trailer`)."""
+        what, tags, requests = self._tagged(commands, txn)
+        answered = False
+        try:
+            answers = await self.exchange(requests, action=what)
+            answered = True
+        except HsmTimeout:
+            raise
+        except HsmUnavailable:
+            answered = True  # that connection is gone: no answer to these headers can come any more
+            raise
+        finally:
+            self._settle(tags, answered=answered)
+        return [read_answer(command, answer) for command, answer in zip(commands, answers, strict=True)]
+
+    def call_many_then(
+        self,
+        commands: Sequence[HsmCommand],
+        done: Callable[[list[tuple[str, bytes]] | HsmError | None], object],
+        *,
+        txn: str | None = None,
+    ) -> bool:
+        """:meth:`call_many` for a caller stepped from the loop's callbacks (:meth:`PeerClient.exchange_then`):
+        ``done`` gets each command's (error code, fields), or the :class:`HsmError` :meth:`call_many` would
+        raise, or ``None`` when the link was lost meanwhile (then run :meth:`call_many`). ``False``: not on a
+        callback link now; use :meth:`call_many`."""
+        what, tags, requests = self._tagged(commands, txn)
+
+        def ended(result: list[bytes] | PeerError | None) -> None:
+            self._settle(tags, answered=not isinstance(result, HsmTimeout))
+            if result is None:
+                done(None)
+            elif isinstance(result, HsmError):
+                done(result)
+            elif isinstance(result, PeerError):  # never: this client makes only HSM errors
+                raise result
+            else:
+                try:
+                    done([read_answer(command, answer) for command, answer in zip(commands, result, strict=True)])
+                except HsmError as exc:
+                    done(exc)
+
+        if self.exchange_then(requests, ended, action=what):
+            return True
+        self._settle(tags, answered=True)  # nothing was sent
+        return False
+
+    def _tagged(
+        self, commands: Sequence[HsmCommand], txn: str | None
+    ) -> tuple[str, list[int], list[tuple[str, bytes]]]:
+        """What the commands are called in errors, the header tags taken for them, and their requests."""
         what = "+".join(command.code for command in commands)
         generation = self.generation
         tags: list[int] = []
@@ -214,22 +264,16 @@ class HsmClient(PeerClient[str, bytes]):
         for tag, command in zip(tags, commands, strict=True):
             header = f"{tag:04d}"
             requests.append((header, command.payload(header) + trailer))
-        answered = False
-        try:
-            answers = await self.exchange(requests, action=what)
-            answered = True
-        except HsmTimeout:
-            raise
-        except HsmUnavailable:
-            answered = True  # that connection is gone: no answer to these headers can come any more
-            raise
-        finally:
-            for tag in tags:
-                if answered:
-                    self._headers.answered(tag)
-                else:  # timed out or cancelled: the answer may still come on this connection
-                    self._headers.abandoned(tag, self.generation)
-        return [read_answer(command, answer) for command, answer in zip(commands, answers, strict=True)]
+        return what, tags, requests
+
+    def _settle(self, tags: list[int], *, answered: bool) -> None:
+        """The tags of a call that ended: free again, or — timed out or cancelled, the answer may still come on
+        this connection — kept until it does."""
+        for tag in tags:
+            if answered:
+                self._headers.answered(tag)
+            else:
+                self._headers.abandoned(tag, self.generation)
 
     async def diagnostics(self) -> str:
         _, fields = await self._call("NC", b"")
