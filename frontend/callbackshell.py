@@ -6,9 +6,11 @@ the event loop's callbacks — no task per connection or frame, no coroutine per
 - A frame is read (:meth:`Frontend.begin`: parsed, decoded, traced, its rule matched) and its flow stepped: journal
   reads answered from memory at once; HSM commands, the ledger and journal writes — a purchase's path — started
   through their callback forms (:meth:`frontend.interpreter.Interpreter.start`), the flow resumed when each ends.
-  Anything else — a rule's action, the scheme switch, the wallet, a peer link that is not up on the callback path,
-  a fault of our own — runs in a task of the server's task group (the flow's rest handed over to
-  :meth:`Frontend.run`, or :meth:`Frontend.respond_begun` for a frame with a rule).
+  Anything else runs in a task of the server's task group: an effect without a callback form (the scheme switch,
+  the wallet, a settlement notice) or whose peer link is not up on the callback path, carried out as the task
+  path does (:meth:`Interpreter.carry_out`) and the flow stepped on with its result; a frame with a rule
+  (:meth:`Frontend.respond_begun`: a delay, a close …); a fault of our own (:meth:`Frontend.fault_reply`, which
+  may queue a reversal).
 - Answers go back as each is ready, as on the task path; at most ``max_in_flight`` frames of a connection are in
   flight, beyond that the connection reads nothing more (``pause_reading``) until answers free slots.
 - Idle and send timeouts, framing errors and the graceful close are the runtime's (``serve_frames``). A frame whose

@@ -2,7 +2,11 @@
 effects carried out by :mod:`frontend.interpreter`, and sends the answer.
 
 Frames on one connection are processed concurrently (the NAC multiplexes many terminals on one link), up to
-``MAX_IN_FLIGHT_PER_CONNECTION``; each answer goes back as soon as it is ready. The reversal forwarder
+``MAX_IN_FLIGHT_PER_CONNECTION``; each answer goes back as soon as it is ready. Two paths, one set of rules: on
+asyncio without TLS the NAC link is served from the event loop's callbacks and each flow stepped from them
+(:mod:`frontend.callbackshell`); on trio, or with TLS, each connection is a task whose frames are handed to its
+workers (:meth:`Frontend.handle`). Both read a frame with :meth:`Frontend.begin` and answer it with
+:meth:`Frontend.finish`; the effects are :mod:`frontend.interpreter`'s either way. The reversal forwarder
 (:mod:`frontend.forwarder`) runs beside the connections. With a rules file (``--rules``, :mod:`acqkit.rules`)
 a matching request is answered by the rule's code (:mod:`frontend.flows.scripted`), delayed, dropped, its
 connection closed, or its answer sent with a broken MAC or twice; the hit is noted in the trace.

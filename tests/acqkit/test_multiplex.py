@@ -219,3 +219,45 @@ async def test_a_callback_exchange_past_its_deadline_with_one_answer_of_two_time
         assert link.dead is None
         with anyio.fail_after(STEP_TIMEOUT_S):
             assert await link.exchange_until([(b"c", b"c1")], loop_time() + STEP_TIMEOUT_S) == [b"c1!"]
+
+
+async def _exchange_then(
+    link: CallbackLink[bytes, bytes], requests: list[tuple[bytes, bytes]], seconds: float
+) -> object:
+    """What :meth:`CallbackLink.exchange_then` hands its callback, awaited here for the test's sake."""
+    ended = anyio.Event()
+    outcome: list[object] = []
+
+    def done(result: object) -> None:
+        outcome.append(result)
+        ended.set()
+
+    link.exchange_then(requests, asyncio.get_running_loop().time() + seconds, done)
+    with anyio.fail_after(STEP_TIMEOUT_S):
+        await ended.wait()
+    assert len(outcome) == 1  # told once
+    return outcome[0]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_exchange_stepped_from_callbacks_gets_its_answers_in_order_a_timeout_or_the_link_lost() -> None:
+    """:meth:`CallbackLink.exchange_then` (the front-end's flows stepped from callbacks): the same outcomes as
+    :meth:`CallbackLink.exchange_until`, handed to a callback once."""
+
+    async def never_answer_b(conn: FramedConnection) -> None:
+        while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
+            if not payload.startswith(b"b"):
+                await conn.send(payload + b"!")
+
+    async with link_to(never_answer_b) as link:
+        assert isinstance(link, CallbackLink)
+        assert await _exchange_then(link, [(b"x", b"x1"), (b"y", b"y1")], STEP_TIMEOUT_S) == [b"x1!", b"y1!"]
+        timed_out = await _exchange_then(link, [(b"a", b"a1"), (b"b", b"b1")], 0.05)
+        assert isinstance(timed_out, TimeoutError)
+        assert not link._pending and link.dead is None
+    received = anyio.Event()
+    async with link_to(hanging_up_after(1, received)) as link:
+        assert isinstance(link, CallbackLink)
+        assert isinstance(await _exchange_then(link, [(b"a", b"a1")], STEP_TIMEOUT_S), LinkLost)
+        with pytest.raises(LinkLost):  # a dead link refuses at once
+            link.exchange_then([(b"b", b"b1")], asyncio.get_running_loop().time() + 1, lambda _result: None)

@@ -93,3 +93,30 @@ async def test_an_idle_link_is_closed_after_the_idle_timeout(tmp_path: Path, mon
             assert await conn.receive(ANSWER_TIMEOUT_S) is None  # closed by the front-end, well before this
         finally:
             await conn.aclose()
+
+
+async def test_frames_beyond_the_in_flight_limit_wait_and_every_one_is_answered_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More purchases in one write than a link may have in flight: the rest wait (reading pauses), none is lost,
+    none answered twice — on the callback path (asyncio) and the task path (trio) alike."""
+    monkeypatch.setattr("frontend.server.MAX_IN_FLIGHT_PER_CONNECTION", 3)
+    config = AcqsimConfig.default(data_dir=tmp_path)
+    terminal, card = session(config, 0), config.cards[0]
+    async with running_pipeline(config) as pipeline:
+        conn = await connect(pipeline.frontend.host, pipeline.frontend.port, timeout=5)
+        try:
+            await conn.send(terminal.sign_on())
+            assert terminal.receive("sign_on", await answer_for(conn, terminal.state.terminal_id)).approved
+            purchases = [terminal.financial("purchase", card, amount=100 + n) for n in range(20)]
+            sent = {decode_pos_body(PosFrame.parse(frame).body)["11"] for frame in purchases}
+            await conn.send_many(purchases)
+            codes: dict[str, str] = {}
+            for _ in purchases:
+                fields = decode_pos_body(PosFrame.parse(await answer_for(conn, terminal.state.terminal_id)).body)
+                assert fields["11"] not in codes, "a purchase answered twice"
+                codes[fields["11"]] = fields["39"]
+            assert set(codes) == sent
+            assert set(codes.values()) == {"00"}
+        finally:
+            await conn.aclose()
