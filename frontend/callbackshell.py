@@ -151,16 +151,14 @@ class FlowStepper:
             self._fault(error)
 
     def in_task(self, work: Callable[[], Awaitable[Any]], done: Callable[[Any], None]) -> None:
-        self.session.tasks.start_soon(self._in_task, work, done, self.fail)
+        self._spawn(work, done, self.fail)
 
     # -- inside ------------------------------------------------------------------------------------------------
 
     def _fault(self, error: Exception) -> None:
         """The flow ends in the fault plan (:meth:`Frontend.fault_reply`), in a task: it may queue a reversal."""
         frontend = self.session.frontend
-        self.session.tasks.start_soon(
-            self._in_task, lambda: frontend.fault_reply(self.request, self.asked, error), self._reply, self._gave_up
-        )
+        self._spawn(lambda: frontend.fault_reply(self.request, self.asked, error), self._reply, self._gave_up)
 
     def _ended(self) -> bool:
         """The effect waited for has ended (``False``, logged: it had already — a second outcome is a bug)."""
@@ -169,6 +167,15 @@ class FlowStepper:
             return False
         self.waiting = False
         return True
+
+    def _spawn(
+        self, work: Callable[[], Awaitable[Any]], done: Callable[[Any], None], failed: Callable[[Exception], None]
+    ) -> None:
+        try:
+            self.session.tasks.start_soon(self._in_task, work, done, failed)
+        except RuntimeError:  # the server is stopping (its task group is done): the frame ends unanswered
+            log.info("transaction %s ends unanswered: the front-end is stopping", self.begun.correlation)
+            self.session.answer([])
 
     async def _in_task(
         self,
