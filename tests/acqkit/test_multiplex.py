@@ -63,6 +63,13 @@ def hanging_up_after(count: int, received: anyio.Event) -> Handler:
     return handle
 
 
+async def never_answer_b(conn: FramedConnection) -> None:
+    """A peer that echoes every request (+ b"!") but those keyed ``b``, which it never answers."""
+    while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
+        if not payload.startswith(b"b"):
+            await conn.send(payload + b"!")
+
+
 @asynccontextmanager
 async def link_to(handler: Handler) -> AsyncIterator[Link[bytes, bytes]]:
     async with anyio.create_task_group() as tg:
@@ -205,11 +212,6 @@ async def test_a_late_answer_after_a_timed_out_request_is_dropped_with_a_log_lin
 async def test_a_callback_exchange_past_its_deadline_with_one_answer_of_two_times_out_and_leaves_no_waiter() -> None:
     """The callback path's own deadline (a timer of the loop): one answer in, the other never coming."""
 
-    async def never_answer_b(conn: FramedConnection) -> None:
-        while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
-            if not payload.startswith(b"b"):
-                await conn.send(payload + b"!")
-
     async with link_to(never_answer_b) as link:
         assert isinstance(link, CallbackLink)
         loop_time = asyncio.get_running_loop().time
@@ -243,11 +245,6 @@ async def _exchange_then(
 async def test_an_exchange_stepped_from_callbacks_gets_its_answers_in_order_a_timeout_or_the_link_lost() -> None:
     """:meth:`CallbackLink.exchange_then` (the front-end's flows stepped from callbacks): the same outcomes as
     :meth:`CallbackLink.exchange_until`, handed to a callback once."""
-
-    async def never_answer_b(conn: FramedConnection) -> None:
-        while (payload := await conn.receive(STEP_TIMEOUT_S)) is not None:
-            if not payload.startswith(b"b"):
-                await conn.send(payload + b"!")
 
     async with link_to(never_answer_b) as link:
         assert isinstance(link, CallbackLink)
