@@ -38,7 +38,7 @@ from core_ledger.api import LedgerRequest
 from core_ledger.client import LedgerClient
 from frontend.callbackshell import NacLinkSession
 from frontend.core import Context, Reply, answer_header, inbound, malfunction_reply, process, reversal_of
-from frontend.effects import INLINE_JOURNAL_EFFECTS, AskLedger, AskScheme, Effect, NextRrn, QueueReversal
+from frontend.effects import INLINE_JOURNAL_EFFECTS, AskLedger, AskScheme, NextRrn, QueueReversal
 from frontend.flows.answer import Flow
 from frontend.flows.faults import FaultPlan, plan_for_fault
 from frontend.flows.scripted import scripted
@@ -201,22 +201,13 @@ class Frontend:
             txnlog.log_transaction(SERVICE, correlation, **shown)
         return [answer, answer] if action is ActionKind.ANSWER_TWICE else [answer]
 
-    async def run(
-        self,
-        request: PosMessage,
-        correlation: str | None,
-        flow: Flow | None = None,
-        *,
-        effect: Effect | None = None,
-        asked: LedgerRequest | None = None,
-    ) -> Reply:
-        """The core's flow for ``request`` (or the given one), each effect carried out — from ``effect`` on when a
-        flow stepped from callbacks hands its rest over (with the request the ledger was ``asked``, if it was);
-        a fault of our own costs this request only."""
+    async def run(self, request: PosMessage, correlation: str | None, flow: Flow | None = None) -> Reply:
+        """The core's flow for ``request`` (or the given one), each effect carried out; a fault of our own costs
+        this request only."""
         flow = process(request, self.ctx) if flow is None else flow
+        asked: LedgerRequest | None = None  # the request the ledger was asked, if it was
         try:
-            if effect is None:
-                effect = next(flow)
+            effect = next(flow)
             while True:
                 if isinstance(effect, INLINE_JOURNAL_EFFECTS):  # answered from memory: nothing to await
                     effect = flow.send(self.effects.answer_inline(effect))
