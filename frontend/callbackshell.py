@@ -1,7 +1,7 @@
 """The front-end's NAC link on the callback path (asyncio, plain TCP): each connection is a
 :class:`acqkit.frameprotocol.FrameSession`, and each frame's flow (:func:`frontend.core.process`) is stepped from
 the event loop's callbacks — no task per connection or frame, no coroutine per effect. The rules of a frame are
-:class:`frontend.server.Frontend`'s, as on the task path (:meth:`Frontend.handle`):
+:class:`frontend.server.Frontend`'s (:class:`FrameAnswerer` here), as on the task path (``Frontend.handle``):
 
 - A frame is read (:meth:`Frontend.begin`: parsed, decoded, traced, its rule matched) and its flow stepped: journal
   reads answered from memory at once; HSM commands, the ledger and journal writes — a purchase's path — started
@@ -22,21 +22,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio.abc
 
 from acqkit.frameprotocol import FrameConnection
 from core_ledger.api import LedgerRequest
-from frontend.core import Reply, process
+from frontend.core import Context, Reply, process
 from frontend.effects import INLINE_JOURNAL_EFFECTS, AskLedger, AskScheme, Effect
 from frontend.flows.answer import Flow
+from frontend.interpreter import Interpreter
+from frontend.received import Begun, ClosedByRule
 from wire.posmessage import PosMessage
 
-if TYPE_CHECKING:
-    from frontend.server import Begun, Frontend
-
 log = logging.getLogger("acqsim.frontend")
+
+
+class FrameAnswerer(Protocol):
+    """What the session needs of the front-end (:class:`frontend.server.Frontend`, which chooses this shell)."""
+
+    ctx: Context
+    effects: Interpreter
+
+    def begin(self, payload: bytes) -> Begun | list[bytes]: ...
+
+    def finish(self, begun: Begun, reply: Reply) -> list[bytes]: ...
+
+    async def respond_begun(self, begun: Begun) -> list[bytes]: ...
+
+    async def fault_reply(self, request: PosMessage, asked: LedgerRequest | None, error: Exception) -> Reply: ...
 
 
 class NacLinkSession:
@@ -45,7 +59,7 @@ class NacLinkSession:
     __slots__ = ("_held", "_in_flight", "conn", "frontend", "max_in_flight", "tasks")
 
     def __init__(
-        self, frontend: Frontend, conn: FrameConnection, tasks: anyio.abc.TaskGroup, max_in_flight: int
+        self, frontend: FrameAnswerer, conn: FrameConnection, tasks: anyio.abc.TaskGroup, max_in_flight: int
     ) -> None:
         self.frontend, self.conn, self.tasks, self.max_in_flight = frontend, conn, tasks, max_in_flight
         self._in_flight = 0
@@ -84,8 +98,6 @@ class NacLinkSession:
                 FlowStepper(self, begun, request).start()
 
     async def _respond_in_task(self, begun: Begun) -> None:
-        from frontend.server import ClosedByRule  # the server imports this module
-
         try:
             answers = await self.frontend.respond_begun(begun)
         except ClosedByRule as closed:

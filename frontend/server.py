@@ -14,7 +14,6 @@ connection closed, or its answer sent with a broken MAC or twice; the hit is not
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import sqlite3
@@ -30,7 +29,7 @@ from acqkit.frameprotocol import callbacks_apply, serve_frames
 from acqkit.groupcommit import CommitFailed, GroupCommit
 from acqkit.metrics import IN_FLIGHT, QUEUE_DEPTH, transactions_counter
 from acqkit.netio import FramedConnection, serve_tcp
-from acqkit.rules import ActionKind, Hit, RuleBook, corrupt_mac, hit_note
+from acqkit.rules import ActionKind, RuleBook, corrupt_mac, hit_note
 from acqkit.serving import PLAIN, Serving
 from acqkit.traceflush import flush_traces
 from acqkit.workers import FrameWorkers
@@ -46,6 +45,7 @@ from frontend.forwarder import ReversalForwarder
 from frontend.interpreter import Interpreter
 from frontend.journal import Journal
 from frontend.journal_ops import JournalCall
+from frontend.received import Begun, ClosedByRule
 from frontend.recovery import settle_unsettled
 from hsm_sim.client import HsmClient
 from merchant.client import MerchantClient
@@ -67,20 +67,6 @@ IDLE_CHECK_S: Final = 1.0
 _IN_FLIGHT: Final = IN_FLIGHT.labels(service=SERVICE)
 #: What a failing or hung journal raises to a flow.
 JOURNAL_FAILURES: Final = (CommitFailed, sqlite3.Error, TimeoutError)
-
-
-class ClosedByRule(Exception):
-    """A rules file said to close the connection this request came on."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Begun:
-    """A frame read (:meth:`Frontend.begin`): parsed, its body decoded (or the reply that drops it), its rule."""
-
-    frame: PosFrame
-    request: PosMessage | Reply
-    correlation: str | None
-    hit: Hit | None
 
 
 class Frontend:
