@@ -305,10 +305,7 @@ class CallbackLink(Link[Key, Answer]):
         """:meth:`exchange_many`, bounded by ``deadline`` (the event loop's clock, ``loop.time()``; ``None``: the
         caller bounds the wait): :class:`TimeoutError` when it passes first. The deadline is a timer of the loop
         that fails the exchange's future, not a cancel scope: a peer client runs this three times a purchase."""
-        if self.dead is None and self.conn.closing:
-            self.fail("send failed: connection closed")
-        if self.dead is not None:  # a closing connection drops what is sent: refuse at once
-            raise LinkLost(self.peer, self.dead)
+        self._refuse_if_dead()
         if not requests:
             return []
         waiters = self._register(requests)
@@ -337,16 +334,20 @@ class CallbackLink(Link[Key, Answer]):
         """:meth:`exchange_until` for a caller stepped from the loop's callbacks: ``done`` is called once, from
         a callback of the loop, with the answers in order, or the :class:`TimeoutError` or :class:`LinkLost`
         :meth:`exchange_until` would raise. Raises :class:`LinkLost` at once for a link known to be dead."""
-        if self.dead is None and self.conn.closing:
-            self.fail("send failed: connection closed")
-        if self.dead is not None:
-            raise LinkLost(self.peer, self.dead)
+        self._refuse_if_dead()
         waiters = self._register(requests)
         then = _Then(self, waiters, done)
         for _, waiter in waiters:
             waiter.wake = then
         then.timer = asyncio.get_running_loop().call_at(deadline, then.expire)
         self.conn.send_many([payload for _, payload in requests])  # leaves with this loop turn's write
+
+    def _refuse_if_dead(self) -> None:
+        """:class:`LinkLost` at once when the link is dead or its connection closing (which drops what is sent)."""
+        if self.dead is None and self.conn.closing:
+            self.fail("send failed: connection closed")
+        if self.dead is not None:
+            raise LinkLost(self.peer, self.dead)
 
     def _answers(self, waiters: list[tuple[Key, _Waiter[Answer]]]) -> list[Answer]:
         """The answers of an exchange's ``waiters`` in order, once each was told or its deadline passed; raises
