@@ -116,6 +116,13 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def positive_count(text: str) -> int:
+    """An argparse ``type`` for a count of at least 1, or a usage error naming the value."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (a whole number of at least 1)")
+    return int(text)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HsmConfig:
     listen: Endpoint = Endpoint(host=LOOPBACK, port=DEFAULT_HSM_PORT)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import anyio
 
-from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number
+from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number, positive_count
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.rules import RuleBook, RuleError
@@ -33,6 +33,7 @@ from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from core_ledger.check import check_store
 from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE
+from core_ledger.history import RECENT_TXNS_KEPT
 from core_ledger.service import LedgerFailStop
 from core_ledger.settlement import plan_settlement, report_csv
 from core_ledger.setup import open_service, open_store
@@ -76,6 +77,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_COMPLETION_TOLERANCE * 100,
         metavar="PERCENT",
         help="serve: how far a completion may exceed its pre-authorisation (default %(default)s %%)",
+    )
+    parser.add_argument(
+        "--keep-txns",
+        type=positive_count,
+        default=RECENT_TXNS_KEPT,
+        metavar="N",
+        help="serve: transactions kept in memory, the most recent (about 1.5 KB each); older ones are read from "
+        "the store when a repeat, reversal, void or refund names them (default %(default)s)",
     )
     parser.add_argument("--date", help="settle: the business date to close, YYYYMMDD")
     parser.add_argument("--out", type=Path, help="settle: where to write the clearing report (CSV)")
@@ -198,7 +207,9 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
     if not tolerance.is_finite() or tolerance < 0:
         print("acqsim ledger: --completion-tolerance must be a percentage >= 0", file=sys.stderr)
         return 2
-    service = open_service(db, None if args.no_seed else config, completion_tolerance=tolerance / 100)
+    service = open_service(
+        db, None if args.no_seed else config, completion_tolerance=tolerance / 100, keep_txns=args.keep_txns
+    )
     host = args.host or config.ledger.listen.host
     port = config.ledger.listen.port if args.port is None else args.port
     try:

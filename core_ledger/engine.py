@@ -287,8 +287,7 @@ class LedgerEngine:
             same = self._posted_under(key_text(request.key))
             if same is not None and same.ref and ref_day(same.ref) == ref_day(ref):
                 return same
-        keys = self.state.by_ref.get(ref_day(ref), [])
-        candidates = [self.state.txns[k] for k in keys if self.state.txns[k].op is not LedgerOp.REVERSAL]
+        candidates = [txn for txn in self.state.txns.by_ref_day(ref_day(ref)) if txn.op is not LedgerOp.REVERSAL]
         exact = [txn for txn in candidates if txn.ref == ref]
         return (exact or candidates)[-1] if candidates else None
 

@@ -10,12 +10,12 @@ writer by design. Calls are blocking: the server runs them in a worker thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import psycopg
 
-from core_ledger.model import Effect
+from core_ledger.model import Effect, Txn
 from core_ledger.sql import effect_statement, format_params, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
@@ -31,6 +31,8 @@ from core_ledger.store import (
     added_column_statements,
     check_schema,
     entry_owner,
+    ref_day_bounds,
+    txn_from_row,
     txn_row,
 )
 
@@ -40,6 +42,8 @@ CONNECT_TIMEOUT_S: Final = 10
 SESSION_OPTIONS: Final = "-c synchronous_commit=on"
 #: What libpq puts before an error the server itself sent while a connection was being opened.
 SERVER_REFUSED_MARK: Final = "FATAL:"
+#: Rows fetched at a time when the store is loaded.
+LOAD_ROWS_PER_FETCH: Final = 5_000
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -57,6 +61,8 @@ SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS entries (seq BIGSERIAL PRIMARY KEY, txn_key TEXT NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts, amount BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id)",
+    # byte order, so that a reference day's range is one index range whatever the database's collation
+    'CREATE INDEX IF NOT EXISTS txns_by_ref ON txns ((ref COLLATE "C"))',
     "CREATE TABLE IF NOT EXISTS holds (owner TEXT PRIMARY KEY, account_id TEXT NOT NULL, amount BIGINT NOT NULL)",
 )
 
@@ -88,9 +94,34 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreError(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
         self._lock = threading.Lock()
+        self._reads: psycopg.Connection[Any] | None = None  # the history's read connection, opened on first use
 
     def close(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
         self._db.close()
+
+    def _read_txns(self, sql: str, params: Sequence[Any]) -> list[Txn]:
+        """Rows read on a connection of their own (autocommit, read committed: never waiting for the writer)."""
+        try:
+            if self._reads is None:
+                self._reads = psycopg.connect(
+                    self.url, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS, autocommit=True
+                )
+            rows = self._reads.execute(sql, params).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"ledger read failed: {type(exc).__name__}: {exc.sqlstate}") from None
+        return [txn_from_row(row) for row in rows]
+
+    def txns_by_key(self, keys: Sequence[str]) -> list[Txn]:
+        return self._read_txns(f"SELECT {TXN_COLUMNS} FROM txns WHERE key = ANY(%s)", (list(keys),))  # noqa: S608
+
+    def txns_by_ref_day(self, day: str) -> list[Txn]:
+        sql = (
+            f"SELECT {TXN_COLUMNS} FROM txns "  # noqa: S608
+            'WHERE ref COLLATE "C" >= %s AND ref COLLATE "C" < %s ORDER BY seq'
+        )
+        return self._read_txns(sql, ref_day_bounds(day))
 
     def setting(self, name: str) -> str:
         """A run-time setting of the ledger's session (``SHOW``), e.g. ``synchronous_commit``."""
@@ -99,20 +130,26 @@ class PostgresStore:
             self._db.commit()
         return str(row[0]) if row else ""
 
-    def load(self) -> LedgerState:
+    def load(self, *, keep: int | None = None) -> LedgerState:
         with self._lock:
             try:
                 with self._db.transaction():
                     self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
-                    return self._load()
+                    state = load_state(self._stream, keep=keep)
+                    state.txns.reader = self
+                    return state
             except psycopg.Error as exc:
                 raise StoreError(f"ledger load failed: {type(exc).__name__}: {exc.sqlstate}") from None
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, params).fetchall()
 
-    def _load(self) -> LedgerState:
-        return load_state(self._rows)
+    def _stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """A query's rows a few thousand at a time (a server-side cursor: the whole table is never in memory)."""
+        with self._db.cursor(name="ledger_load") as cur:
+            cur.itersize = LOAD_ROWS_PER_FETCH
+            cur.execute(sql)
+            yield from cur
 
     def save_static(self, state: LedgerState) -> None:
         with self._lock, self._db.transaction(), self._db.cursor() as cur:

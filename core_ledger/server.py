@@ -34,6 +34,7 @@ from acqkit.serving import PLAIN, Serving
 from acqkit.traceflush import flush_traces
 from core_ledger.callbackshell import session_factory
 from core_ledger.engine import LedgerEngine
+from core_ledger.history import RECENT_TXNS_KEPT
 from core_ledger.hostcore import HostCore
 from core_ledger.service import LedgerFailStop, LedgerService
 from core_ledger.store import LedgerStore
@@ -77,7 +78,7 @@ async def serve(
         raise TypeError("serve() needs exactly one of service= or store=")
     if service is None:
         assert store is not None
-        loaded = await anyio.to_thread.run_sync(store.load)
+        loaded = await anyio.to_thread.run_sync(functools.partial(store.load, keep=RECENT_TXNS_KEPT))
         service = LedgerService(store, LedgerEngine(loaded))
     ledger = service
     core = HostCore(ledger, rules=rules, tracer=trace)

@@ -25,7 +25,8 @@ import anyio.abc
 
 from acqkit.groupcommit import COMMIT_TIMEOUT_S, CommitFailed, CommitTimeout, GroupCommit, Ticket
 from core_ledger.api import LedgerAnswer, LedgerRequest
-from core_ledger.engine import LedgerEngine
+from core_ledger.engine import Decision, LedgerEngine
+from core_ledger.model import Txn
 from core_ledger.state import LedgerState
 from core_ledger.store import LedgerStore, Posting
 from wire.constants import ResponseCode
@@ -99,16 +100,24 @@ class LedgerService:
 
     def _commit(self, batch: list[Posting]) -> list[None]:
         self.store.commit(batch)
+        # Written: the history may now let go of what these postings changed (only this thread adds to it).
+        self.engine.state.txns.durable += len(batch)
         return [None] * len(batch)
+
+    def _apply(self, decision: Decision) -> tuple[Txn, ...]:
+        """Apply ``decision`` to memory as the next posting queued; its new records, snapshot for the writer."""
+        # Snapshot the new records before later decisions change them in memory (status, refunded): the
+        # worker thread writes them while the event loop goes on deciding.
+        records = tuple(dataclasses.replace(txn) for txn in decision.records)
+        self.engine.state.txns.queued += 1
+        self.engine.commit(decision)
+        return records
 
     async def submit(self, request: LedgerRequest) -> LedgerAnswer:
         if self.failed:
             return LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn)
         decision = self.engine.decide(request)
-        # Snapshot the new records before later decisions change them in memory (status, refunded): the
-        # worker thread writes them while the event loop goes on deciding.
-        records = tuple(dataclasses.replace(txn) for txn in decision.records)
-        self.engine.commit(decision)
+        records = self._apply(decision)
         try:
             await self._commits.submit((records, decision.effects))
         except CommitFailed as exc:  # rolled back: nothing of this batch is in the store
@@ -126,8 +135,7 @@ class LedgerService:
         if self.failed:
             return Pending(LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn), None)
         decision = self.engine.decide(request)
-        records = tuple(dataclasses.replace(txn) for txn in decision.records)  # snapshot, as in submit
-        self.engine.commit(decision)
+        records = self._apply(decision)
         try:
             return Pending(decision.answer, self._commits.enqueue((records, decision.effects)))
         except CommitFailed as exc:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from acqkit.config import AcqsimConfig, CardFixture
 from core_ledger.engine import DEFAULT_COMPLETION_TOLERANCE, LedgerEngine
+from core_ledger.history import RECENT_TXNS_KEPT
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from core_ledger.service import LedgerService
 from core_ledger.sqlite_store import SqliteStore
@@ -79,11 +80,16 @@ def card_seeds(cards: Iterable[CardFixture]) -> list[CardSeed]:
 
 
 def open_service(
-    db: str, config: AcqsimConfig | None = None, *, completion_tolerance: Decimal = DEFAULT_COMPLETION_TOLERANCE
+    db: str,
+    config: AcqsimConfig | None = None,
+    *,
+    completion_tolerance: Decimal = DEFAULT_COMPLETION_TOLERANCE,
+    keep_txns: int = RECENT_TXNS_KEPT,
 ) -> LedgerService:
-    """The service over the store for ``db``, seeded with ``config``'s demo cards and merchants if given."""
+    """The service over the store for ``db``, seeded with ``config``'s demo cards and merchants if given; the
+    ``keep_txns`` most recent transactions in memory, older ones read from the store when asked for."""
     store = open_store(db)
-    state = store.load()
+    state = store.load(keep=keep_txns)
     if config is not None:
         seed_store(store, state, config)
     return LedgerService(store, LedgerEngine(state, completion_tolerance=completion_tolerance))

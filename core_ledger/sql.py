@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from core_ledger.history import TxnHistory
 from core_ledger.model import (
     Account,
     AccountKind,
@@ -28,7 +29,7 @@ from core_ledger.store import (
     HOLD_COLUMNS,
     MERCHANT_COLUMNS,
     TXN_COLUMNS,
-    rebuild_daily_usage,
+    count_daily_usage,
     txn_from_row,
 )
 
@@ -43,9 +44,11 @@ def format_params(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-def load_state(rows: Rows) -> LedgerState:
-    """Everything committed, read through ``rows`` inside one snapshot the caller holds."""
-    state = LedgerState()
+def load_state(rows: Rows, *, keep: int | None = None) -> LedgerState:
+    """Everything committed, read through ``rows`` inside one snapshot the caller holds; with ``keep``, only
+    that many of the most recent transactions stay in memory (:class:`core_ledger.history.TxnHistory`: the
+    caller gives it a reader for the rest), the others passing through once for the daily counters."""
+    state = LedgerState(txns=TxnHistory(keep))
     for account_id, kind, name, balance, held in rows(f"SELECT {ACCOUNT_COLUMNS} FROM accounts"):  # noqa: S608
         state.accounts[account_id] = Account(
             account_id=account_id, kind=AccountKind(kind), name=name, balance=int(balance), held=int(held)
@@ -70,10 +73,11 @@ def load_state(rows: Rows) -> LedgerState:
             fee_bp=int(fee_bp),
         )
     for row in rows(f"SELECT {TXN_COLUMNS} FROM txns ORDER BY seq"):  # noqa: S608
-        state.add_txn(txn_from_row(row))
+        txn = txn_from_row(row)
+        state.add_txn(txn)
+        count_daily_usage(state, txn)
     for owner, account_id, amount in rows(f"SELECT {HOLD_COLUMNS} FROM holds"):  # noqa: S608
         state.holds[owner] = (account_id, int(amount))
-    rebuild_daily_usage(state)
     return state
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from core_ledger.model import Txn
 from core_ledger.sql import effect_statement, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
@@ -28,6 +29,8 @@ from core_ledger.store import (
     added_column_statements,
     check_schema,
     entry_owner,
+    ref_day_bounds,
+    txn_from_row,
     txn_row,
 )
 
@@ -50,6 +53,7 @@ CREATE TABLE IF NOT EXISTS txns (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT
     status TEXT NOT NULL, original TEXT, auth_code TEXT, refunded INTEGER NOT NULL, effects TEXT NOT NULL,
     settled INTEGER NOT NULL, ref TEXT NOT NULL, forced INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS txns_by_rrn ON txns (rrn);
+CREATE INDEX IF NOT EXISTS txns_by_ref ON txns (ref);
 CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_key TEXT NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts, amount INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id);
@@ -102,9 +106,37 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open ledger store {self.path}: {exc}") from None
         self._lock = threading.Lock()
+        self._reads: sqlite3.Connection | None = None  # the history's read connection, opened on first use
 
     def close(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
         self._db.close()
+
+    def _read_rows(self, sql: str, params: Sequence[Any]) -> list[Txn]:
+        """Rows read on a connection of their own (WAL: never waiting for the writer's commit); an in-memory
+        database has only the one connection, so there it waits for the writer's lock."""
+        try:
+            if self.path == ":memory:":
+                with self._lock:
+                    rows = self._db.execute(sql, params).fetchall()
+            else:
+                if self._reads is None:
+                    self._reads = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                    self._reads.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                    self._reads.execute("PRAGMA query_only=1")
+                rows = self._reads.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read ledger store {self.path}: {exc}") from None
+        return [txn_from_row(row) for row in rows]
+
+    def txns_by_key(self, keys: Sequence[str]) -> list[Txn]:
+        marks = ",".join("?" * len(keys))
+        return self._read_rows(f"SELECT {TXN_COLUMNS} FROM txns WHERE key IN ({marks})", keys)  # noqa: S608
+
+    def txns_by_ref_day(self, day: str) -> list[Txn]:
+        sql = f"SELECT {TXN_COLUMNS} FROM txns WHERE ref >= ? AND ref < ? ORDER BY seq"  # noqa: S608
+        return self._read_rows(sql, ref_day_bounds(day))
 
     def setting(self, name: str) -> str:
         """A durability setting of the ledger's connection (``PRAGMA name``): ``journal_mode`` is ``wal``,
@@ -115,19 +147,18 @@ class SqliteStore:
             row = self._db.execute(f"PRAGMA {name}").fetchone()  # name is from the allow-list above
         return str(row[0]) if row else ""
 
-    def load(self) -> LedgerState:
+    def load(self, *, keep: int | None = None) -> LedgerState:
         with self._lock:
             try:
                 self._db.execute("BEGIN")  # one consistent snapshot across the tables
                 try:
-                    return self._load()
+                    state = load_state(self._db.execute, keep=keep)
+                    state.txns.reader = self
+                    return state
                 finally:
                     self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read ledger store {self.path}: {exc}") from None
-
-    def _load(self) -> LedgerState:
-        return load_state(self._db.execute)
 
     def save_static(self, state: LedgerState) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from core_ledger.history import TxnHistory
 from core_ledger.model import (
     Account,
     Card,
@@ -16,7 +17,6 @@ from core_ledger.model import (
     RefundChange,
     StatusChange,
     Txn,
-    ref_day,
 )
 
 
@@ -29,23 +29,18 @@ class LedgerState:
     accounts: dict[str, Account] = dataclasses.field(default_factory=dict)
     cards: dict[str, Card] = dataclasses.field(default_factory=dict)
     merchants: dict[str, Merchant] = dataclasses.field(default_factory=dict)
-    txns: dict[str, Txn] = dataclasses.field(default_factory=dict)
+    #: every transaction (or, for a serving ledger, the recent ones in memory: :mod:`core_ledger.history`)
+    txns: TxnHistory = dataclasses.field(default_factory=TxnHistory)
     #: open holds: pre-authorisation key → (account, amount)
     holds: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
     #: (PAN, business date) → debits so far, for daily limits
     daily: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
-    #: field-90 reference without the time (acquirer|terminal|STAN|MMDD) → keys of the transactions carrying
-    #: it, oldest first (a STAN reused in a new batch the same day gives several): the fallback lookup for
-    #: clients that do not send the original's RRN
-    by_ref: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     #: (PAN, business date) → wrong PINs reported that day, for the PIN-try limit
     pin_failures: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
     def add_txn(self, txn: Txn) -> None:
         """Record ``txn`` under its key (and its field-90 reference, if it has one)."""
-        self.txns[txn.key] = txn
-        if txn.ref:
-            self.by_ref.setdefault(ref_day(txn.ref), []).append(txn.key)
+        self.txns.add(txn)
 
     def misfit(self, effects: tuple[Effect, ...] | list[Effect]) -> str | None:
         """Why ``effects`` would not apply to the state as it is now (a hold released that is not open, a
@@ -96,8 +91,10 @@ class LedgerState:
             if txn.status is not effect.old:
                 raise StateError(f"status change {effect.old}→{effect.new} on a {txn.status} transaction")
             txn.status = effect.new
+            self.txns.touch(effect.txn)
         elif isinstance(effect, RefundChange):
             self.txns[effect.txn].refunded += effect.delta
+            self.txns.touch(effect.txn)
         elif isinstance(effect, DailyUsage):
             slot = (effect.pan, effect.business_date)
             self.daily[slot] = self.daily.get(slot, 0) + effect.delta

@@ -61,8 +61,19 @@ class StoredEntry:
 class LedgerStore(Protocol):
     """What the ledger needs from a database. Every method is blocking (run it in a worker thread)."""
 
-    def load(self) -> LedgerState:
-        """Everything committed: accounts with balances and holds, cards, merchants, transactions."""
+    def load(self, *, keep: int | None = None) -> LedgerState:
+        """Everything committed: accounts with balances and holds, cards, merchants, transactions (with ``keep``,
+        only the most recent that many of them in memory, the store as the history's reader for the rest)."""
+        ...
+
+    def txns_by_key(self, keys: Sequence[str]) -> list[Txn]:
+        """The committed transactions under ``keys`` (those that exist). Unlike the other methods, safe to call
+        from the event loop while a commit runs: it reads on a connection of its own, one indexed query."""
+        ...
+
+    def txns_by_ref_day(self, day: str) -> list[Txn]:
+        """The committed transactions whose field-90 reference starts with ``day`` + ``|``, oldest first (as
+        :meth:`txns_by_key`)."""
         ...
 
     def save_static(self, state: LedgerState) -> None:
@@ -236,6 +247,11 @@ def added_column_statements(txn_columns: Sequence[str]) -> list[str]:
     ]
 
 
+def ref_day_bounds(day: str) -> tuple[str, str]:
+    """The range of stored references that start with ``day`` + ``|`` (``|`` and ``}`` are adjacent in ASCII)."""
+    return day + "|", day + "}"
+
+
 def txn_from_row(row: Sequence[Any]) -> Txn:
     return Txn(
         key=row[0],
@@ -259,16 +275,14 @@ def txn_from_row(row: Sequence[Any]) -> Txn:
     )
 
 
-def rebuild_daily_usage(state: LedgerState) -> None:
-    """The per-card daily counters (debits, wrong PINs), summed from the effects the transactions recorded: a
-    store written before PIN failures were counted opens as it is, with none."""
-    state.daily.clear()
-    state.pin_failures.clear()
-    for txn in state.txns.values():
-        for effect in txn.effects:
-            if isinstance(effect, DailyUsage):
-                slot = (effect.pan, effect.business_date)
-                state.daily[slot] = state.daily.get(slot, 0) + effect.delta
-            elif isinstance(effect, PinFailure):
-                slot = (effect.pan, effect.business_date)
-                state.pin_failures[slot] = state.pin_failures.get(slot, 0) + effect.delta
+def count_daily_usage(state: LedgerState, txn: Txn) -> None:
+    """Add ``txn``'s share of the per-card daily counters (debits, wrong PINs), from the effects it recorded: the
+    counters are derived, so a store needs no table of its own (one written before PIN failures were counted
+    opens with none)."""
+    for effect in txn.effects:
+        if isinstance(effect, DailyUsage):
+            slot = (effect.pan, effect.business_date)
+            state.daily[slot] = state.daily.get(slot, 0) + effect.delta
+        elif isinstance(effect, PinFailure):
+            slot = (effect.pan, effect.business_date)
+            state.pin_failures[slot] = state.pin_failures.get(slot, 0) + effect.delta

@@ -7,6 +7,7 @@ across a restart, and the money moves exactly as the model expects for every app
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -24,6 +25,7 @@ from core_ledger.check import check_store
 from core_ledger.engine import Decision, LedgerEngine
 from core_ledger.model import Entry, HoldChange
 from core_ledger.settlement import plan_settlement
+from core_ledger.state import LedgerState
 from tests.core_ledger.conftest import StoreFactory, StoreOpener
 from tests.core_ledger.helpers import CARDS, GOOD, NOW, OTHER, request, seeded_state
 from wire.constants import ResponseCode
@@ -38,9 +40,10 @@ class LedgerMachine(RuleBasedStateMachine):
     completions = Bundle("completions")
     undoings = Bundle("undoings")  # voids, refunds, cancels, completion voids, transfers: reversible too
 
-    def __init__(self, factory: StoreFactory) -> None:
+    def __init__(self, factory: StoreFactory, keep: int | None) -> None:
         super().__init__()
         self.opener: StoreOpener = factory()
+        self.keep = keep  # a serving ledger's bound on transactions in memory (None: all of them)
 
     @initialize()
     def open_store(self) -> None:
@@ -48,6 +51,8 @@ class LedgerMachine(RuleBasedStateMachine):
         state = seeded_state()
         self.store.save_static(state)
         self.store.commit([((t,), t.effects) for t in state.txns.values()])
+        if self.keep is not None:
+            state = self.store.load(keep=self.keep)
         self.engine = LedgerEngine(state, clock=lambda: NOW)
         self.expected = {pan: self._balance(pan) for pan in PANS}
         self.expected_held = dict.fromkeys(PANS, 0)
@@ -61,9 +66,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _submit(self, req: LedgerRequest) -> Decision:
         decision = self.engine.decide(req)
-        self.engine.commit(decision)
         state = self.engine.state
+        state.txns.queued += 1  # numbered as the service numbers its postings
+        self.engine.commit(decision)
         self.store.commit([(decision.records, decision.effects)])
+        state.txns.durable = state.txns.queued
         if not decision.repeat:
             for effect in decision.effects:
                 pan = next((p for p in PANS if state.cards[p].account_id == getattr(effect, "account_id", "")), None)
@@ -143,7 +150,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def settle(self) -> None:
-        run = plan_settlement(self.engine.state, "20261124")
+        run = plan_settlement(self._whole(), "20261124")
         self.store.commit(run.postings, settled=run.settled_keys)
         state = self.engine.state
         for records, effects in run.postings:
@@ -152,7 +159,11 @@ class LedgerMachine(RuleBasedStateMachine):
             state.apply(effects)
         for key in run.settled_keys:
             state.txns[key].settled = True
-        assert plan_settlement(state, "20261124").lines == ()
+        assert plan_settlement(self._whole(), "20261124").lines == ()
+
+    def _whole(self) -> LedgerState:
+        """Every transaction: the engine's state, or the store's when the engine keeps only recent ones."""
+        return self.engine.state if self.keep is None else self.store.load()
 
     @rule(buy=purchases)
     def repeat(self, buy: LedgerRequest) -> None:
@@ -166,14 +177,17 @@ class LedgerMachine(RuleBasedStateMachine):
         before = self.engine.state
         self.store.close()
         self.store = self.opener()
-        after = self.store.load()
+        after = self.store.load(keep=self.keep)
+        before.txns.reader = self.store  # the same file, reopened
         assert {k: (a.balance, a.held) for k, a in after.accounts.items()} == {
             k: (a.balance, a.held) for k, a in before.accounts.items()
         }
         assert after.holds == before.holds
-        assert {k: (t.status, t.refunded, t.settled) for k, t in after.txns.items()} == {
-            k: (t.status, t.refunded, t.settled) for k, t in before.txns.items()
+        stored = self.store.load().txns  # every transaction, each looked up in memory (or read back) as well
+        assert {k: (t.status, t.refunded, t.settled) for k, t in stored.items()} == {
+            k: (before.txns[k].status, before.txns[k].refunded, before.txns[k].settled) for k in stored
         }
+        assert len(before.txns) == len(stored)
         assert after.daily == {k: v for k, v in before.daily.items() if v or k in after.daily}
         self.engine = LedgerEngine(after, clock=lambda: NOW)
 
@@ -193,8 +207,9 @@ class LedgerMachine(RuleBasedStateMachine):
             assert check_store(self.store) == []
 
 
-def test_ledger_state_machine(store_factory: StoreFactory) -> None:
+@pytest.mark.parametrize("keep", [None, 2], ids=["all-in-memory", "2-in-memory"])
+def test_ledger_state_machine(store_factory: StoreFactory, keep: int | None) -> None:
     run_state_machine_as_test(
-        lambda: LedgerMachine(store_factory),  # type: ignore[arg-type]  # hypothesis accepts any factory
+        lambda: LedgerMachine(store_factory, keep),  # type: ignore[arg-type]  # hypothesis accepts any factory
         settings=settings(max_examples=25, stateful_step_count=25, deadline=None),
     )
