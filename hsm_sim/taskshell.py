@@ -1,6 +1,7 @@
 """The HSM's task path (trio, and TLS on either backend): one task per connection on :mod:`acqkit.netio`, each
 read's commands answered through :class:`hsm_sim.batch.BatchAnswerer`, delayed answers in a task group of the
-connection's own (cancelled when it ends)."""
+connection's own (cancelled when it ends, except after a half-close: the client still gets the delayed answers it
+is owed, then the end)."""
 
 from __future__ import annotations
 
@@ -76,16 +77,19 @@ def task_handler(answerer: BatchAnswerer, timeouts: Timeouts) -> ConnectionHandl
         clock = _ConnectionClock(timeouts)
         timed_out = ""
         async with anyio.create_task_group() as late:  # delayed answers; cancelled when the connection ends
+            input_ended = False
             while True:
                 with clock.scope:
-                    await answer_all(conn, client, late, clock)
+                    input_ended = await answer_all(conn, client, late, clock)
                 if not clock.scope.cancelled_caught:
-                    break  # the client closed, or a rule closed the connection
+                    break  # the client ended its side, or a rule closed the connection
                 timed_out = clock.expired()
                 if timed_out:
                     break
                 # The scope's early deadline passed while waiting for a request: read on under a new one.
-            late.cancel_scope.cancel()
+            if not input_ended:
+                late.cancel_scope.cancel()
+            # else a half-close: the delayed answers still owed go out (each within the send timeout), then the end
         if timed_out == IDLE:
             log.info("HSM connection from %s (%s) idle for %.0f s: closed", conn.peer, client.name, timeouts.idle_s)
         elif timed_out:
@@ -93,8 +97,9 @@ def task_handler(answerer: BatchAnswerer, timeouts: Timeouts) -> ConnectionHandl
 
     async def answer_all(
         conn: FramedConnection, client: Client, late: anyio.abc.TaskGroup, clock: _ConnectionClock
-    ) -> None:
-        """Answer the connection's commands until it closes, a rule closes it, or the deadline passes."""
+    ) -> bool:
+        """Answer the connection's commands until the client ends its side (``True``), a rule closes the connection
+        (``False``), or the deadline passes."""
         while (payload := await conn.receive()) is not None:
             clock.request_read()
             batch = answerer.answer([payload, *conn.buffered_frames()], client)  # all that arrived together
@@ -105,7 +110,8 @@ def task_handler(answerer: BatchAnswerer, timeouts: Timeouts) -> ConnectionHandl
                 await conn.send_many(batch.answers)
                 clock.sending = False
             if batch.close:
-                return
+                return False
+        return True
 
     async def answer_late(conn: FramedConnection, client: Client, held: LateAnswer) -> None:
         await anyio.sleep(held.delay_s)

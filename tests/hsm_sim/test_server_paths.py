@@ -25,7 +25,7 @@ from hsm_sim.client import decrypt_data_command
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.server import serve
 from tests.shellmodes import MODES, ON_EVERY_SHELL
-from wire.framing import frame
+from wire.framing import END_OF_STREAM, NEED_DATA, LengthPrefixFramer, frame
 
 pytestmark = [pytest.mark.anyio, ON_EVERY_SHELL]
 
@@ -135,6 +135,35 @@ async def test_rules_answer_drop_delay_answer_twice_and_close(mode: str, tls_ca_
         await other.send(command("0010", "A0"))
         assert ((await receive(other)) or b"")[:8] == b"0010A101"
         await other.aclose()
+
+
+async def test_a_client_that_ends_its_side_gets_its_delayed_answers_before_the_end(
+    mode: str, tls_ca_dir: Path, tmp_path: Path
+) -> None:
+    """A client may send its commands and then end its side of the connection (a half-close): the answers a DELAY
+    rule holds still come, each once, and only then does the HSM close."""
+    if MODES[mode][1]:
+        pytest.skip("a TLS stream has no half-close (anyio's TLSStream.send_eof)")
+    (tmp_path / "rules.toml").write_text(RULES)
+    async with running_hsm(mode, tls_ca_dir, RuleBook(tmp_path / "rules.toml", "hsm")) as hsm:
+        stream = await hsm.open_stream()
+        sent = [command("0001", "M8"), command("0002", "XX"), command("0003", "M8")]  # two delayed 0.2 s
+        await stream.send(b"".join(frame(one) for one in sent))
+        await stream.send_eof()
+        framer, heads = LengthPrefixFramer(), []
+        with anyio.fail_after(DEADLINE_S):
+            while (item := framer.next_frame()) is not END_OF_STREAM:
+                if item is NEED_DATA:
+                    try:
+                        framer.receive_data(await stream.receive())
+                    except anyio.EndOfStream:
+                        framer.receive_data(b"")
+                    continue
+                assert isinstance(item, bytes)
+                heads.append(item[:6])
+        assert heads[0] == b"0002XY"  # at once
+        assert sorted(heads[1:]) == [b"0001M9", b"0003M9"]  # then the delayed ones, each once, then the end
+        await stream.aclose()
 
 
 async def test_an_idle_connection_is_closed(mode: str, tls_ca_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
