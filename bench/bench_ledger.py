@@ -87,7 +87,7 @@ def _seeded_service(opener: Opener) -> LedgerService:
     return LedgerService(store, LedgerEngine(store.load()))
 
 
-def _purchase(terminal: str, stan: int, rrn: int) -> LedgerRequest:
+def purchase(terminal: str, stan: int, rrn: int) -> LedgerRequest:
     """A purchase whose idempotency key (acquirer, RRN) no other request of the run has: the ledger answers a
     reused RRN with other content 94, so every worker and every round draws RRNs from one counter."""
     return LedgerRequest(
@@ -127,7 +127,7 @@ async def _ledger_rate(opener: Opener, concurrency: int, *, tcp: bool = False) -
             for stan in itertools.count(1):  # STANs wrap at 999,999: far beyond a 2 s round
                 if time.perf_counter() >= deadline:
                     return
-                answer = await submit(_purchase(terminal, stan, next(_RRNS)))
+                answer = await submit(purchase(terminal, stan, next(_RRNS)))
                 if not answer.approved:
                     raise RuntimeError(f"bench purchase declined: {answer.response_code}")
                 done += 1

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Final
 
+from bench.bench_ledger import MID, PAN, purchase
 from bench.report import emit
-from core_ledger.api import LedgerOp, LedgerRequest
 from core_ledger.engine import LedgerEngine
 from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from core_ledger.sqlite_store import SqliteStore
@@ -32,8 +32,6 @@ from core_ledger.store import Posting
 PURCHASES: Final = 150_000
 KEEP: Final = 20_000
 BATCH: Final = 100
-PAN: Final = "6299990000000005"
-MID: Final = "898100000009999"
 #: Enough for every purchase of the run.
 OPENING_BALANCE: Final = 10**12
 
@@ -41,22 +39,6 @@ OPENING_BALANCE: Final = 10**12
 def _rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * 4096 / 1e6
-
-
-def _purchase(number: int) -> LedgerRequest:
-    return LedgerRequest(
-        op=LedgerOp.PURCHASE,
-        acquirer_id="48009999",
-        terminal_id="10000001",
-        merchant_id=MID,
-        stan=f"{number % 1_000_000:06d}",
-        local_time="120000",
-        local_date="1124",
-        transmission="1124120000",
-        pan=PAN,
-        rrn=f"{number:012d}",
-        amount=1,
-    )
 
 
 def one_side(keep: int | None) -> dict[str, float]:
@@ -74,7 +56,7 @@ def one_side(keep: int | None) -> dict[str, float]:
         batch: list[Posting] = []
         deciding = 0.0
         for number in range(1, PURCHASES + 1):
-            request = _purchase(number)
+            request = purchase("10000001", number % 1_000_000, number)
             started = time.perf_counter()
             decision = engine.decide(request)
             history.queued += 1

@@ -95,9 +95,11 @@ class LedgerState:
         elif isinstance(effect, RefundChange):
             self.txns[effect.txn].refunded += effect.delta
             self.txns.touch(effect.txn)
-        elif isinstance(effect, DailyUsage):
-            slot = (effect.pan, effect.business_date)
-            self.daily[slot] = self.daily.get(slot, 0) + effect.delta
-        elif isinstance(effect, PinFailure):
-            slot = (effect.pan, effect.business_date)
-            self.pin_failures[slot] = self.pin_failures.get(slot, 0) + effect.delta
+        elif isinstance(effect, DailyUsage | PinFailure):
+            self.count(effect)
+
+    def count(self, effect: DailyUsage | PinFailure) -> None:
+        """Change a card's counter for its business day: debits (daily limits) or wrong PINs (the PIN-try limit)."""
+        counters = self.daily if isinstance(effect, DailyUsage) else self.pin_failures
+        slot = (effect.pan, effect.business_date)
+        counters[slot] = counters.get(slot, 0) + effect.delta

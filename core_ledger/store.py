@@ -280,9 +280,5 @@ def count_daily_usage(state: LedgerState, txn: Txn) -> None:
     counters are derived, so a store needs no table of its own (one written before PIN failures were counted
     opens with none)."""
     for effect in txn.effects:
-        if isinstance(effect, DailyUsage):
-            slot = (effect.pan, effect.business_date)
-            state.daily[slot] = state.daily.get(slot, 0) + effect.delta
-        elif isinstance(effect, PinFailure):
-            slot = (effect.pan, effect.business_date)
-            state.pin_failures[slot] = state.pin_failures.get(slot, 0) + effect.delta
+        if isinstance(effect, DailyUsage | PinFailure):
+            state.count(effect)

@@ -38,8 +38,9 @@ from core_ledger.setup import open_service
 from core_ledger.taskshell import Limits
 from tests.core_ledger.helpers import request
 from tests.shellmodes import MODES, ON_EVERY_SHELL
+from tests.streamframes import frames_until_end
 from wire.codec import decode_host, encode_host
-from wire.framing import END_OF_STREAM, NEED_DATA, LengthPrefixFramer, frame
+from wire.framing import frame
 
 pytestmark = [pytest.mark.anyio, ON_EVERY_SHELL]
 
@@ -193,18 +194,7 @@ async def test_a_peer_that_ends_its_side_gets_every_answer_before_the_end(
         stream = await ledger.open_stream()  # written at once (a framed connection gathers to the loop turn's end)
         await stream.send(b"".join(frame(payload(buy)) for buy in buys))
         await stream.send_eof()
-        framer, answers = LengthPrefixFramer(), []
-        with anyio.fail_after(DEADLINE_S):
-            while (item := framer.next_frame()) is not END_OF_STREAM:
-                if item is NEED_DATA:
-                    try:
-                        framer.receive_data(await stream.receive())
-                    except anyio.EndOfStream:
-                        framer.receive_data(b"")
-                    continue
-                assert isinstance(item, bytes)
-                fields = decode_host(item)
-                answers.append((fields["37"], fields["39"]))
+        answers = [(f["37"], f["39"]) for f in map(decode_host, await frames_until_end(stream, DEADLINE_S))]
         assert answers == [(buy.rrn, "00") for buy in buys]  # every one, in order, then the end
         assert ledger.balance == OPENING_BALANCE - sum(buy.amount for buy in buys)
         await stream.aclose()

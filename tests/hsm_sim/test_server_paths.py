@@ -25,7 +25,8 @@ from hsm_sim.client import decrypt_data_command
 from hsm_sim.keys import DEFAULT_TEST_LMK, KeyType, encrypt_under_lmk
 from hsm_sim.server import serve
 from tests.shellmodes import MODES, ON_EVERY_SHELL
-from wire.framing import END_OF_STREAM, NEED_DATA, LengthPrefixFramer, frame
+from tests.streamframes import frames_until_end
+from wire.framing import frame
 
 pytestmark = [pytest.mark.anyio, ON_EVERY_SHELL]
 
@@ -150,17 +151,7 @@ async def test_a_client_that_ends_its_side_gets_its_delayed_answers_before_the_e
         sent = [command("0001", "M8"), command("0002", "XX"), command("0003", "M8")]  # two delayed 0.2 s
         await stream.send(b"".join(frame(one) for one in sent))
         await stream.send_eof()
-        framer, heads = LengthPrefixFramer(), []
-        with anyio.fail_after(DEADLINE_S):
-            while (item := framer.next_frame()) is not END_OF_STREAM:
-                if item is NEED_DATA:
-                    try:
-                        framer.receive_data(await stream.receive())
-                    except anyio.EndOfStream:
-                        framer.receive_data(b"")
-                    continue
-                assert isinstance(item, bytes)
-                heads.append(item[:6])
+        heads = [answer[:6] for answer in await frames_until_end(stream, DEADLINE_S)]
         assert heads[0] == b"0002XY"  # at once
         assert sorted(heads[1:]) == [b"0001M9", b"0003M9"]  # then the delayed ones, each once, then the end
         await stream.aclose()
