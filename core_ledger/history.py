@@ -183,6 +183,13 @@ class TxnHistory(Mapping[str, Txn]):
             raise ValueError(f"transaction {txn.key} recorded under {key}")
         self.add(txn)
 
+    def add_outside(self, key: str) -> None:
+        """A stored transaction that stays out of memory (loading the most recent ones only)."""
+        if self._filter is None:
+            self._filter = KeyFilter()
+        self._filter.add(key)
+        self._outside += 1
+
     def touch(self, key: str) -> None:
         """The transaction under ``key`` (in memory) is changed by the posting being queued."""
         self._stamp(key, self.queued)
@@ -230,7 +237,4 @@ class TxnHistory(Mapping[str, Txn]):
                 keys.remove(key)
                 if not keys:
                     del self._by_ref[day]
-            if self._filter is None:
-                self._filter = KeyFilter()
-            self._filter.add(key)
-            self._outside += 1
+            self.add_outside(key)

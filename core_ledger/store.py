@@ -128,6 +128,10 @@ def effect_to_json(effect: Effect) -> list[Any]:
     return ["D", effect.pan, effect.business_date, effect.delta]
 
 
+#: The effect kinds that count against a card's day (:func:`count_daily_usage_text`).
+_COUNTER_KINDS: Final = frozenset({"D", "P"})
+
+
 def effect_from_json(raw: list[Any]) -> Effect:
     kind = raw[0]
     if kind == "E":
@@ -245,6 +249,15 @@ def added_column_statements(txn_columns: Sequence[str]) -> list[str]:
         for name, definition in ADDED_TXN_COLUMNS.items()
         if name not in txn_columns
     ]
+
+
+def count_daily_usage_text(state: LedgerState, effects: str) -> None:
+    """:func:`count_daily_usage` from a stored effects column, building only the counters' effects."""
+    for raw in json.loads(effects):
+        if raw[0] in _COUNTER_KINDS:
+            effect = effect_from_json(raw)
+            assert isinstance(effect, DailyUsage | PinFailure)
+            state.count(effect)
 
 
 def ref_day_bounds(day: str) -> tuple[str, str]:

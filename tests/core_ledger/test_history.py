@@ -87,8 +87,15 @@ def test_a_change_not_yet_durable_keeps_its_transaction_in_memory(tmp_path: Path
 
 def test_a_bounded_load_counts_the_same_day_as_a_whole_one(tmp_path: Path) -> None:
     store, _ = _store_with_purchases(tmp_path / "ledger.sqlite3", 10)
+    engine = LedgerEngine(store.load(), clock=lambda: NOW)
+    wrong_pin = engine.decide(request(LedgerOp.PIN_FAILURE, GOOD))
+    assert wrong_pin.answer.response_code is ResponseCode.INCORRECT_PIN
+    store.commit([(wrong_pin.records, wrong_pin.effects)])
+    later = [engine.decide(request(LedgerOp.PURCHASE, GOOD, 5)) for _ in range(3)]
+    store.commit([(d.records, d.effects) for d in later])  # the wrong PIN is no longer among the newest
     whole, bounded = store.load(), store.load(keep=2)
     assert bounded.daily == whole.daily and bounded.daily
+    assert bounded.pin_failures == whole.pin_failures == {(GOOD, "20261124"): 1}
     assert len(bounded.txns) == len(whole.txns)  # the count (auth codes continue from it) is of every one
     assert bounded.txns.in_memory == 2
     with pytest.raises(HistoryIncomplete):
