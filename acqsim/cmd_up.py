@@ -18,11 +18,12 @@ import anyio
 
 from acqkit.config import CONFIG_HELP, LOOPBACK, MAX_FRONTENDS, AcqsimConfig, ConfigError, load_config
 from acqkit.extras import require
+from acqkit.freeport import free_port
 from acqkit.metrics import DEFAULT_METRICS_PORTS
 from acqkit.rules import RuleError, parse_rules
 from acqkit.runner import backend_options, leaves
 from acqsim.provision import CeremonyError
-from acqsim.supervisor import ServiceSpec, StartupFailed, free_port, supervise, with_ephemeral_ports
+from acqsim.supervisor import ServiceSpec, StartupFailed, supervise, with_ephemeral_ports
 from hsm_sim.client import HsmUnavailable
 
 

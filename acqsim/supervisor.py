@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import logging
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,6 +33,7 @@ import anyio.abc
 import anyio.to_thread
 
 from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.freeport import free_port
 from acqkit.schemeconfig import SchemeIssuerConfig
 from acqkit.serving import serving_for
 from acqsim.provision import key_ceremony
@@ -105,13 +105,6 @@ class RestartPolicy:
             return None
         pause: float = min(RESTART_MIN_S * 2.0 ** (len(self.deaths) - 1), RESTART_MAX_S)
         return pause
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def with_ephemeral_ports(config: AcqsimConfig) -> AcqsimConfig:

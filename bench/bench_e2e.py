@@ -42,10 +42,10 @@ from typing import Any, Final
 import anyio
 
 from acqkit.config import AcqsimConfig, CardFixture, Endpoint
+from acqkit.freeport import free_port
 from acqkit.netio import connect
 from acqkit.runner import backend_options
 from acqsim.processes import pipeline_processes
-from acqsim.supervisor import free_port
 from bench.cpu import cpu_by_service, cpu_per_item, own_cpu_s, process_cpu_s
 from bench.durablefloor import serial_commit_latency
 from bench.report import emit

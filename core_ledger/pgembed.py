@@ -14,13 +14,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Final
 
 import psycopg
+
+from acqkit.freeport import free_port
 
 
 class EmbeddedPostgresError(Exception):
@@ -40,18 +41,11 @@ def _pg_bin() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class EmbeddedPostgres:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="acqsim-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_user: int | None = None
         self.as_group: int | None = None
         if os.geteuid() == 0:

@@ -13,9 +13,9 @@ import anyio
 import pytest
 
 from acqkit.config import AcqsimConfig, Endpoint
+from acqkit.freeport import free_port
 from acqkit.keystore import read_key_store
 from acqsim.pipeline import running_pipeline
-from acqsim.supervisor import free_port
 from frontend.journal import Journal
 from frontend.notices import MethodTotals, notice_key, settlement_notice
 from hsm_sim.client import HsmClient
