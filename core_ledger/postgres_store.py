@@ -9,6 +9,7 @@ writer by design. Calls are blocking: the server runs them in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
@@ -42,6 +43,8 @@ CONNECT_TIMEOUT_S: Final = 10
 SESSION_OPTIONS: Final = "-c synchronous_commit=on"
 #: What libpq puts before an error the server itself sent while a connection was being opened.
 SERVER_REFUSED_MARK: Final = "FATAL:"
+#: A failed read is tried once more on a fresh connection.
+READ_ATTEMPTS: Final = 2
 #: Rows fetched at a time when the store is loaded.
 LOAD_ROWS_PER_FETCH: Final = 5_000
 
@@ -97,21 +100,30 @@ class PostgresStore:
         self._reads: psycopg.Connection[Any] | None = None  # the history's read connection, opened on first use
 
     def close(self) -> None:
-        if self._reads is not None:
-            self._reads.close()
+        self._drop_reader()
         self._db.close()
 
     def _read_txns(self, sql: str, params: Sequence[Any]) -> list[Txn]:
-        """Rows read on a connection of their own (autocommit, read committed: never waiting for the writer)."""
-        try:
-            if self._reads is None:
-                self._reads = psycopg.connect(
-                    self.url, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS, autocommit=True
-                )
-            rows = self._reads.execute(sql, params).fetchall()
-        except psycopg.Error as exc:
-            raise StoreError(f"ledger read failed: {type(exc).__name__}: {exc.sqlstate}") from None
-        return [txn_from_row(row) for row in rows]
+        """Rows read on a connection of their own (autocommit, read committed: never waiting for the writer),
+        opened afresh once if it fails (a server restarted since)."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                if self._reads is None:
+                    self._reads = psycopg.connect(
+                        self.url, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS, autocommit=True
+                    )
+                return [txn_from_row(row) for row in self._reads.execute(sql, params).fetchall()]
+            except psycopg.Error as exc:
+                self._drop_reader()
+                if attempt == READ_ATTEMPTS:
+                    raise StoreError(f"ledger read failed: {type(exc).__name__}: {exc.sqlstate}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _drop_reader(self) -> None:
+        reads, self._reads = self._reads, None
+        if reads is not None:
+            with contextlib.suppress(psycopg.Error):
+                reads.close()
 
     def txns_by_key(self, keys: Sequence[str]) -> list[Txn]:
         return self._read_txns(f"SELECT {TXN_COLUMNS} FROM txns WHERE key = ANY(%s)", (list(keys),))  # noqa: S608

@@ -28,7 +28,7 @@ from core_ledger.api import LedgerAnswer, LedgerRequest
 from core_ledger.engine import Decision, LedgerEngine
 from core_ledger.model import Txn
 from core_ledger.state import LedgerState
-from core_ledger.store import LedgerStore, Posting
+from core_ledger.store import LedgerStore, Posting, StoreError
 from wire.constants import ResponseCode
 
 log = logging.getLogger("acqsim.ledger")
@@ -104,6 +104,16 @@ class LedgerService:
         self.engine.state.txns.durable += len(batch)
         return [None] * len(batch)
 
+    def _decide(self, request: LedgerRequest) -> Decision | None:
+        """The engine's decision, or ``None`` when it needed a transaction no longer in memory and the store could
+        not be read: that request is answered 96 with nothing changed, and the others go on (a store that cannot
+        be written either fails the next commit, and the service stops then)."""
+        try:
+            return self.engine.decide(request)
+        except StoreError as exc:
+            log.error("%s RRN %s answered 96: %s", request.op, request.rrn, exc)  # noqa: TRY400 - the cause says it
+            return None
+
     def _apply(self, decision: Decision) -> tuple[Txn, ...]:
         """Apply ``decision`` to memory as the next posting queued; its new records, snapshot for the writer."""
         # Snapshot the new records before later decisions change them in memory (status, refunded): the
@@ -116,7 +126,9 @@ class LedgerService:
     async def submit(self, request: LedgerRequest) -> LedgerAnswer:
         if self.failed:
             return LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn)
-        decision = self.engine.decide(request)
+        decision = self._decide(request)
+        if decision is None:
+            return LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn)
         records = self._apply(decision)
         try:
             await self._commits.submit((records, decision.effects))
@@ -134,7 +146,9 @@ class LedgerService:
         once (``ticket`` None). For a server answering a connection's requests from one task."""
         if self.failed:
             return Pending(LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn), None)
-        decision = self.engine.decide(request)
+        decision = self._decide(request)
+        if decision is None:
+            return Pending(LedgerAnswer(response_code=ResponseCode.SYSTEM_MALFUNCTION, rrn=request.rrn), None)
         records = self._apply(decision)
         try:
             return Pending(decision.answer, self._commits.enqueue((records, decision.effects)))

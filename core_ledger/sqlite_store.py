@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
+from urllib.request import pathname2url
 
 from core_ledger.model import Txn
 from core_ledger.sql import effect_statement, load_state
@@ -36,6 +37,10 @@ from core_ledger.store import (
 
 #: How long a writer waits for another process's write transaction to end.
 BUSY_TIMEOUT_MS: Final = 10_000
+#: How long a read on the event loop (a transaction no longer in memory) may wait for a lock: it blocks the loop.
+READ_BUSY_TIMEOUT_MS: Final = 500
+#: A failed read is tried once more on a fresh connection.
+READ_ATTEMPTS: Final = 2
 #: The settings :meth:`SqliteStore.setting` may be asked for.
 STATED_PRAGMAS: Final = frozenset({"journal_mode", "synchronous", "foreign_keys", "busy_timeout"})
 
@@ -109,26 +114,39 @@ class SqliteStore:
         self._reads: sqlite3.Connection | None = None  # the history's read connection, opened on first use
 
     def close(self) -> None:
-        if self._reads is not None:
-            self._reads.close()
+        self._drop_reader()
         self._db.close()
 
     def _read_rows(self, sql: str, params: Sequence[Any]) -> list[Txn]:
-        """Rows read on a connection of their own (WAL: never waiting for the writer's commit); an in-memory
-        database has only the one connection, so there it waits for the writer's lock."""
-        try:
-            if self.path == ":memory:":
-                with self._lock:
-                    rows = self._db.execute(sql, params).fetchall()
-            else:
-                if self._reads is None:
-                    self._reads = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                    self._reads.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                    self._reads.execute("PRAGMA query_only=1")
-                rows = self._reads.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read ledger store {self.path}: {exc}") from None
-        return [txn_from_row(row) for row in rows]
+        """Rows read on a read-only connection of their own (WAL: never waiting for the writer's commit), opened
+        afresh once if it fails; an in-memory database has only the one connection, so there it waits for the
+        writer's lock."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                if self.path == ":memory:":
+                    with self._lock:
+                        rows = self._db.execute(sql, params).fetchall()
+                else:
+                    rows = self._reader().execute(sql, params).fetchall()
+                return [txn_from_row(row) for row in rows]
+            except sqlite3.Error as exc:
+                self._drop_reader()
+                if attempt == READ_ATTEMPTS:
+                    raise StoreError(f"cannot read ledger store {self.path}: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._reads is None:
+            uri = f"file:{pathname2url(self.path)}?mode=ro"  # a file moved away is an error, not a new database
+            self._reads = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            self._reads.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
+        return self._reads
+
+    def _drop_reader(self) -> None:
+        reads, self._reads = self._reads, None
+        if reads is not None:
+            with contextlib.suppress(sqlite3.Error):
+                reads.close()
 
     def txns_by_key(self, keys: Sequence[str]) -> list[Txn]:
         marks = ",".join("?" * len(keys))

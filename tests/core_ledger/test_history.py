@@ -163,3 +163,37 @@ async def test_old_transactions_are_found_over_the_host_link(tmp_path: Path) -> 
     assert whole.txns[key_of(buys[2])].refunded == 600
     assert restarted.state.txns[key_of(buys[3])].status is TxnStatus.REVERSED  # read back after the restart
     restarted.store.close()
+
+
+@pytest.mark.anyio
+async def test_a_read_that_fails_is_tried_again_then_answered_96_and_the_rest_go_on(tmp_path: Path) -> None:
+    """The history's read connection lost: opened afresh, the repeat is answered as before. The store's file moved
+    away (its read connection cannot open it): that request is answered 96, nothing changes, and requests that
+    need no read are served on."""
+    db = tmp_path / "ledger.sqlite3"
+    service = open_service(str(db), AcqsimConfig.default(data_dir=tmp_path), keep_txns=KEEP)
+    state = service.state
+    buys = [request(LedgerOp.PURCHASE, GOOD, 500 + i) for i in range(2 * KEEP)]
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(lambda task_status: serve(HOST, 0, service=service, task_status=task_status))
+        async with LedgerClient(HOST, port, timeout=10.0) as ledger:
+            first = [await ledger.submit(buy) for buy in buys]
+            assert (await ledger.submit(buys[0])).auth_code == first[0].auth_code  # read back: opens the reader
+            store = service.store
+            assert isinstance(store, SqliteStore) and store._reads is not None
+            store._reads.close()  # the connection is lost under the ledger
+            assert (await ledger.submit(buys[1])).auth_code == first[1].auth_code  # opened afresh, once
+            balance = state.accounts[state.cards[GOOD].account_id].balance
+            moved = db.rename(tmp_path / "moved.sqlite3")  # the writer keeps its open file; a new reader cannot
+            store._reads.close()
+            void = request(LedgerOp.VOID, GOOD, buys[2].amount, original=buys[2])
+            assert (await ledger.submit(void)).response_code is ResponseCode.SYSTEM_MALFUNCTION
+            assert state.accounts[state.cards[GOOD].account_id].balance == balance  # nothing changed
+            assert not service.failed
+            fresh = request(LedgerOp.PURCHASE, GOOD, 7)
+            assert (await ledger.submit(fresh)).response_code is ResponseCode.APPROVED  # the others go on
+            moved.rename(db)
+            assert (await ledger.submit(void)).response_code is ResponseCode.APPROVED  # asked again: served
+        tg.cancel_scope.cancel()
+    assert check_store(service.store) == []
+    service.store.close()
