@@ -96,7 +96,7 @@ class TxnHistory(Mapping[str, Txn]):
         #: Postings queued so far (the service counts each before it changes memory) and postings written.
         self.queued = 0
         self.durable = 0
-        #: Lookups that read the store, and the transactions they found (for docs and tests).
+        #: Lookups that read the store (for docs and tests).
         self.store_reads = 0
         self._recent: dict[str, Txn] = {}
         #: field-90 reference without its time → keys of the recent transactions carrying it, oldest first.
@@ -125,8 +125,8 @@ class TxnHistory(Mapping[str, Txn]):
         txn = self._recent.get(key)
         if txn is not None or not self._outside:
             return txn if txn is not None else default
-        found = self._read([key])
-        return found[0] if found else default
+        found = self._read(key)
+        return found if found is not None else default
 
     def __getitem__(self, key: str) -> Txn:
         txn = self.get(key)
@@ -158,13 +158,13 @@ class TxnHistory(Mapping[str, Txn]):
             merged.setdefault(key, self._recent[key])
         return list(merged.values())
 
-    def _read(self, keys: list[str]) -> list[Txn]:
-        """``keys`` from the store, those the filter does not rule out; each found comes back into memory."""
-        maybe = [key for key in keys if self._filter is not None and key in self._filter]
-        if not maybe:
-            return []
+    def _read(self, key: str) -> Txn | None:
+        """``key`` from the store unless the filter rules it out; found, it comes back into memory."""
+        if self._filter is None or key not in self._filter:
+            return None
         self.store_reads += 1
-        return [self._adopt(txn) for txn in self._reader().txns_by_key(maybe)]
+        found = self._reader().txns_by_key([key])
+        return self._adopt(found[0]) if found else None
 
     def _reader(self) -> TxnReader:
         if self.reader is None:

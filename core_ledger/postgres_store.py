@@ -32,8 +32,8 @@ from core_ledger.store import (
     added_column_statements,
     check_schema,
     entry_owner,
+    read_txns_retrying,
     ref_day_bounds,
-    txn_from_row,
     txn_row,
 )
 
@@ -43,8 +43,6 @@ CONNECT_TIMEOUT_S: Final = 10
 SESSION_OPTIONS: Final = "-c synchronous_commit=on"
 #: What libpq puts before an error the server itself sent while a connection was being opened.
 SERVER_REFUSED_MARK: Final = "FATAL:"
-#: A failed read is tried once more on a fresh connection.
-READ_ATTEMPTS: Final = 2
 #: Rows fetched at a time when the store is loaded.
 LOAD_ROWS_PER_FETCH: Final = 5_000
 
@@ -106,18 +104,20 @@ class PostgresStore:
     def _read_txns(self, sql: str, params: Sequence[Any]) -> list[Txn]:
         """Rows read on a connection of their own (autocommit, read committed: never waiting for the writer),
         opened afresh once if it fails (a server restarted since)."""
-        for attempt in range(1, READ_ATTEMPTS + 1):
-            try:
-                if self._reads is None:
-                    self._reads = psycopg.connect(
-                        self.url, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS, autocommit=True
-                    )
-                return [txn_from_row(row) for row in self._reads.execute(sql, params).fetchall()]
-            except psycopg.Error as exc:
-                self._drop_reader()
-                if attempt == READ_ATTEMPTS:
-                    raise StoreError(f"ledger read failed: {type(exc).__name__}: {exc.sqlstate}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def read() -> list[tuple[Any, ...]]:
+            if self._reads is None:
+                self._reads = psycopg.connect(
+                    self.url, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS, autocommit=True
+                )
+            return self._reads.execute(sql, params).fetchall()
+
+        return read_txns_retrying(
+            read,
+            reset=self._drop_reader,
+            errors=psycopg.Error,
+            failure=lambda exc: StoreError(f"ledger read failed: {type(exc).__name__}: {getattr(exc, 'sqlstate', '')}"),
+        )
 
     def _drop_reader(self) -> None:
         reads, self._reads = self._reads, None

@@ -30,8 +30,8 @@ from core_ledger.store import (
     added_column_statements,
     check_schema,
     entry_owner,
+    read_txns_retrying,
     ref_day_bounds,
-    txn_from_row,
     txn_row,
 )
 
@@ -39,8 +39,6 @@ from core_ledger.store import (
 BUSY_TIMEOUT_MS: Final = 10_000
 #: How long a read on the event loop (a transaction no longer in memory) may wait for a lock: it blocks the loop.
 READ_BUSY_TIMEOUT_MS: Final = 500
-#: A failed read is tried once more on a fresh connection.
-READ_ATTEMPTS: Final = 2
 #: The settings :meth:`SqliteStore.setting` may be asked for.
 STATED_PRAGMAS: Final = frozenset({"journal_mode", "synchronous", "foreign_keys", "busy_timeout"})
 
@@ -121,19 +119,19 @@ class SqliteStore:
         """Rows read on a read-only connection of their own (WAL: never waiting for the writer's commit), opened
         afresh once if it fails; an in-memory database has only the one connection, so there it waits for the
         writer's lock."""
-        for attempt in range(1, READ_ATTEMPTS + 1):
-            try:
-                if self.path == ":memory:":
-                    with self._lock:
-                        rows = self._db.execute(sql, params).fetchall()
-                else:
-                    rows = self._reader().execute(sql, params).fetchall()
-                return [txn_from_row(row) for row in rows]
-            except sqlite3.Error as exc:
-                self._drop_reader()
-                if attempt == READ_ATTEMPTS:
-                    raise StoreError(f"cannot read ledger store {self.path}: {exc}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def read() -> list[Any]:
+            if self.path == ":memory:":
+                with self._lock:
+                    return self._db.execute(sql, params).fetchall()
+            return self._reader().execute(sql, params).fetchall()
+
+        return read_txns_retrying(
+            read,
+            reset=self._drop_reader,
+            errors=sqlite3.Error,
+            failure=lambda exc: StoreError(f"cannot read ledger store {self.path}: {exc}"),
+        )
 
     def _reader(self) -> sqlite3.Connection:
         if self._reads is None:

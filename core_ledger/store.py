@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 from core_ledger.api import LedgerAnswer
@@ -258,6 +258,28 @@ def count_daily_usage_text(state: LedgerState, effects: str) -> None:
             effect = effect_from_json(raw)
             assert isinstance(effect, DailyUsage | PinFailure)
             state.count(effect)
+
+
+def read_txns_retrying(
+    read: Callable[[], Sequence[Sequence[Any]]],
+    *,
+    reset: Callable[[], None],
+    errors: type[Exception],
+    failure: Callable[[Exception], StoreError],
+) -> list[Txn]:
+    """The transactions of the rows ``read`` returns, for a history reading on its own connection: on one of
+    ``errors`` the connection is ``reset`` (the next read opens a fresh one) and read once more; a second failure
+    raises ``failure(error)``."""
+    try:
+        rows = read()
+    except errors:
+        reset()
+        try:
+            rows = read()
+        except errors as exc:
+            reset()
+            raise failure(exc) from None
+    return [txn_from_row(row) for row in rows]
 
 
 def ref_day_bounds(day: str) -> tuple[str, str]:
