@@ -77,13 +77,18 @@ def _raw_postgres(url: str) -> float:
         return count / (time.perf_counter() - start)
 
 
-def _seeded_service(opener: Opener) -> LedgerService:
-    store = opener()
+def seed_bench_card(store: LedgerStore) -> None:
+    """The bench's merchant and its one card, with a balance no run spends (every purchase is of 1)."""
     state = base_state()
     add_merchants(state, [MerchantSeed(merchant_id=MID, name="BENCH")])
     openings = add_cards(state, [CardSeed(pan=PAN, expiry="9912", balance=10**11)])
     store.save_static(state)
     store.commit([((t,), t.effects) for t in openings])
+
+
+def _seeded_service(opener: Opener) -> LedgerService:
+    store = opener()
+    seed_bench_card(store)
     return LedgerService(store, LedgerEngine(store.load()))
 
 

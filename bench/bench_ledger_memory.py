@@ -22,18 +22,15 @@ import time
 from pathlib import Path
 from typing import Final
 
-from bench.bench_ledger import MID, PAN, purchase
+from bench.bench_ledger import purchase, seed_bench_card
 from bench.report import emit
 from core_ledger.engine import LedgerEngine
-from core_ledger.seed import CardSeed, MerchantSeed, add_cards, add_merchants, base_state
 from core_ledger.sqlite_store import SqliteStore
 from core_ledger.store import Posting
 
 PURCHASES: Final = 150_000
 KEEP: Final = 20_000
 BATCH: Final = 100
-#: Enough for every purchase of the run.
-OPENING_BALANCE: Final = 10**12
 
 
 def _rss_mb() -> float:
@@ -45,11 +42,7 @@ def one_side(keep: int | None) -> dict[str, float]:
     """Decide ``PURCHASES`` purchases with the history whole (``None``) or bounded: memory grown, µs a decision."""
     with tempfile.TemporaryDirectory(prefix="acqsim-bench-ledger-memory-") as tmp:
         store = SqliteStore(Path(tmp) / "ledger.sqlite3")
-        state = base_state()
-        add_merchants(state, [MerchantSeed(merchant_id=MID, name="BENCH")])
-        openings = add_cards(state, [CardSeed(pan=PAN, expiry="3012", balance=OPENING_BALANCE)])
-        store.save_static(state)
-        store.commit([((t,), t.effects) for t in openings])
+        seed_bench_card(store)
         state = store.load(keep=keep)
         engine, history = LedgerEngine(state), state.txns
         before = _rss_mb()
