@@ -18,6 +18,7 @@ gets ``LedgerUnavailable``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Final
 
@@ -47,9 +48,18 @@ class LedgerTimeout(LedgerError, PeerTimeout):
     """No answer in time: the request may or may not have been posted."""
 
 
-def host_message(request: LedgerRequest) -> bytes:
-    """``request`` as the host-link message the client sends (PROTOCOL.md §2): for a caller's trace."""
-    return encode_host(request_fields(request))
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostFrame:
+    """A request as the client sends it: the key its answer is matched by, and the host-link message (PROTOCOL.md
+    §2). A caller that traces the message encodes it once (:func:`host_frame`) and hands it to the client."""
+
+    key: MatchKey
+    payload: bytes
+
+
+def host_frame(request: LedgerRequest) -> HostFrame:
+    fields = request_fields(request)
+    return HostFrame(match_key(fields), encode_host(fields))
 
 
 class LedgerClient(PeerClient[MatchKey, LedgerAnswer]):
@@ -67,22 +77,31 @@ class LedgerClient(PeerClient[MatchKey, LedgerAnswer]):
             raise FramingError(f"undecodable answer from the ledger: {exc}", kind="undecodable") from None
         return match_key(fields), answer
 
-    async def submit(self, request: LedgerRequest, *, timeout: float | None = None) -> LedgerAnswer:
-        """Send ``request`` and wait for its answer (``timeout`` defaults to the client's).
+    async def submit(
+        self, request: LedgerRequest, *, timeout: float | None = None, frame: HostFrame | None = None
+    ) -> LedgerAnswer:
+        """Send ``request`` (``frame``: already encoded, :func:`host_frame`) and wait for its answer (``timeout``
+        defaults to the client's).
 
         If a connection opened earlier turns out to be dead, the request is sent once more on a fresh one:
         that is safe because the ledger answers a repeated key with its first answer and never posts twice.
         """
-        fields = request_fields(request)
-        [answer] = await self.exchange([(match_key(fields), encode_host(fields))], action="submit", timeout=timeout)
+        sent = frame or host_frame(request)
+        [answer] = await self.exchange([(sent.key, sent.payload)], action="submit", timeout=timeout)
         return answer
 
-    def submit_then(self, request: LedgerRequest, done: Callable[[LedgerAnswer | LedgerError | None], object]) -> bool:
+    def submit_then(
+        self,
+        request: LedgerRequest,
+        done: Callable[[LedgerAnswer | LedgerError | None], object],
+        *,
+        frame: HostFrame | None = None,
+    ) -> bool:
         """:meth:`submit` for a caller stepped from the loop's callbacks (:meth:`PeerClient.exchange_then`):
         ``done`` gets the answer, or the :class:`LedgerTimeout` :meth:`submit` would raise, or ``None`` when the
         link was lost meanwhile (then run :meth:`submit`: the ledger answers a repeated key with its first answer).
         ``False``: not on a callback link now; use :meth:`submit`."""
-        fields = request_fields(request)
+        sent = frame or host_frame(request)
 
         def ended(result: list[LedgerAnswer] | PeerError | None) -> None:
             if result is None or isinstance(result, LedgerError):
@@ -92,7 +111,7 @@ class LedgerClient(PeerClient[MatchKey, LedgerAnswer]):
             else:
                 done(result[0])
 
-        return self.exchange_then([(match_key(fields), encode_host(fields))], ended, action="submit")
+        return self.exchange_then([(sent.key, sent.payload)], ended, action="submit")
 
     def unavailable(self, action: str, reason: str) -> LedgerUnavailable:
         return LedgerUnavailable(self.PEER, self.address, action, reason)

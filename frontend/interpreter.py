@@ -14,7 +14,7 @@ from typing import Any, Final, Protocol
 from acqkit.groupcommit import GroupCommit, Ticket
 from acqkit.metrics import HOP_SECONDS
 from core_ledger.api import LedgerAnswer
-from core_ledger.client import LedgerClient, LedgerError, LedgerTimeout, LedgerUnavailable
+from core_ledger.client import HostFrame, LedgerClient, LedgerError, LedgerTimeout, LedgerUnavailable, host_frame
 from frontend.effects import (
     HSM_EFFECTS,
     INLINE_JOURNAL_EFFECTS,
@@ -110,12 +110,13 @@ class Interpreter:
         self._reversal_queued = reversal_queued
 
     async def carry_out(self, effect: Effect, correlation: str | None = None) -> Any:
+        frame = self._traced_frame(effect)
         traced = (
-            EffectTrace(self.trace, effect, correlation)
+            EffectTrace(self.trace, effect, correlation, None if frame is None else frame.payload)
             if self.trace is not None and isinstance(effect, TRACED)
             else None
         )
-        result = await self._carry_out(effect, correlation)
+        result = await self._carry_out(effect, correlation, frame)
         if isinstance(effect, VerifyMacAndPin) and isinstance(result, PeerFailure):
             result = (result, result)  # the HSM failed both checks
         if traced is not None:
@@ -191,9 +192,14 @@ class Interpreter:
         elif self.trace is not None:
             traced = EffectTrace(self.trace, effect, correlation)
 
+    def _traced_frame(self, effect: Effect) -> HostFrame | None:
+        """A ledger request encoded once for the client and the trace, when there is a trace."""
+        return host_frame(effect.request) if self.trace is not None and isinstance(effect, AskLedger) else None
+
     def _start_ledger(self, effect: AskLedger, correlation: str | None, then: Continuation) -> None:
         started = perf_counter()
         traced: EffectTrace | None = None
+        frame = self._traced_frame(effect)
 
         def answered(result: LedgerAnswer | LedgerError | None) -> None:
             _LEDGER_HOP.observe(perf_counter() - started)
@@ -205,10 +211,10 @@ class Interpreter:
                 traced.answered(value)
             then.resume(value)
 
-        if not self.ledger.submit_then(effect.request, answered):
+        if not self.ledger.submit_then(effect.request, answered, frame=frame):
             then.in_task(lambda: self.carry_out(effect, correlation), then.resume)
         elif self.trace is not None:
-            traced = EffectTrace(self.trace, effect, correlation)
+            traced = EffectTrace(self.trace, effect, correlation, None if frame is None else frame.payload)
 
     def _start_together(self, effect: Together, correlation: str | None, then: Continuation) -> None:
         """As :meth:`_together`: the writes queued, the HSM effects started, ``then`` resumed with every result
@@ -269,7 +275,7 @@ class Interpreter:
             results[index] = await self.journal_writes.wait(ticket)
         return tuple(results)
 
-    async def _carry_out(self, effect: Effect, correlation: str | None) -> Any:
+    async def _carry_out(self, effect: Effect, correlation: str | None, frame: HostFrame | None = None) -> Any:
         if isinstance(effect, Together):
             return await self._together(effect, correlation)
         if isinstance(effect, INLINE_JOURNAL_EFFECTS):
@@ -288,7 +294,7 @@ class Interpreter:
             if isinstance(effect, AskLedger):
                 started = perf_counter()
                 try:
-                    return await self.ledger.submit(effect.request)
+                    return await self.ledger.submit(effect.request, frame=frame)
                 finally:
                     _LEDGER_HOP.observe(perf_counter() - started)
             if isinstance(effect, AskScheme):

@@ -8,11 +8,10 @@ hidden) and the switch's answer (39, 38)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from core_ledger.client import host_message
+from core_ledger.client import host_frame
 from frontend.effects import (
     AskLedger,
     DecryptTrack,
@@ -31,7 +30,7 @@ from frontend.effects import (
 from hsm_sim.client import PinVerification
 from wire.errors import WireError
 from wire.switchlink import SWITCH_MAC_HEX_LEN, SwitchHeader, SwitchMessage, switch_mac_block
-from wire.trace import Payload, TraceWriter
+from wire.trace import TraceWriter
 
 Link = Literal["hsm", "host", "switch"]
 TRACED: Final = (
@@ -83,7 +82,7 @@ _PEERS: Final[Mapping[str, str]] = {"host": "ledger", "switch": "scheme"}
 
 #: What one traced part shows: link, peer, the payload sent, the payload of its answer (the note says what the
 #: answer was; the ledger's is empty), and the note sent (the effect's name).
-_PartView = tuple[Link, str, Payload, bytes, str]
+_PartView = tuple[Link, str, bytes, bytes, str]
 #: Each HSM command's part view, built once (EffectTrace runs on the event loop, several times a purchase).
 _HSM_PARTS: Final[dict[type, _PartView]] = {
     kind: ("hsm", "hsm", view, _ANSWER_VIEWS[view], kind.__name__) for kind, view in _HSM_VIEWS.items()
@@ -97,9 +96,10 @@ _DUKPT_PIN_PART: Final[_PartView] = (
 )
 
 
-def _part_view(effect: Effect) -> _PartView:
-    if isinstance(effect, AskLedger):  # encoded for the trace only: by its writer's thread, off the event loop
-        return "host", _PEERS["host"], functools.partial(host_message, effect.request), b"", AskLedger.__name__
+def _part_view(effect: Effect, sent: bytes | None) -> _PartView:
+    if isinstance(effect, AskLedger):  # the message the client sent, encoded once for both
+        payload = sent if sent is not None else host_frame(effect.request).payload
+        return "host", _PEERS["host"], payload, b"", AskLedger.__name__
     if isinstance(effect, VerifyPin) and effect.ksn is not None:
         return _DUKPT_PIN_PART
     return _HSM_PARTS[type(effect)]
@@ -139,14 +139,15 @@ def _note(effect: Effect, result: Any) -> str:
 
 class EffectTrace:
     """Records one traced effect: each part on the way out, then each part's result on the way in (M8 and DC
-    sent together are traced as the two commands they are)."""
+    sent together are traced as the two commands they are). ``sent``: the message a ledger request went as
+    (:class:`core_ledger.client.HostFrame`'s payload), not encoded again for the trace."""
 
     __slots__ = ("correlation", "parts", "trace")
 
-    def __init__(self, trace: TraceWriter, effect: Effect, correlation: str | None) -> None:
+    def __init__(self, trace: TraceWriter, effect: Effect, correlation: str | None, sent: bytes | None = None) -> None:
         self.trace, self.correlation = trace, correlation
         parts = (effect.mac, effect.pin) if isinstance(effect, VerifyMacAndPin) else (effect,)
-        self.parts = [(part, _part_view(part)) for part in parts]
+        self.parts = [(part, _part_view(part, sent)) for part in parts]
         record = trace.record
         for _part, (link, peer, payload, _answer, name) in self.parts:
             record(direction="out", link=link, peer=peer, payload=payload, correlation_id=correlation, note=name)

@@ -32,7 +32,7 @@ import logging
 import pathlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Final, Literal, TextIO
 
 from wire.dissect import as_json, dissect_host, dissect_pos
@@ -90,11 +90,8 @@ MAX_PENDING_RECORDS: Final = 50_000
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NS_PER_US: Final = 1000
 
-#: A payload, or what makes it — called in the writer's thread, off the event loop (e.g. a message encoded only
-#: for the trace): it must only read values that no longer change.
-Payload = bytes | Callable[[], bytes]
 #: A kept record: (ns since the epoch, direction, link, peer, payload, correlation id, note).
-_Kept = tuple[int, Direction, Link, str, Payload, str | None, str | None]
+_Kept = tuple[int, Direction, Link, str, bytes, str | None, str | None]
 
 
 @functools.lru_cache(maxsize=4096)  # peers, correlation ids and notes repeat
@@ -158,7 +155,7 @@ class TraceWriter:
         direction: Direction,
         link: Link,
         peer: str,
-        payload: Payload,
+        payload: bytes,
         correlation_id: str | None = None,
         note: str | None = None,
     ) -> None:
@@ -178,15 +175,6 @@ class TraceWriter:
             self._write(self._lines(records))
         return len(records)
 
-    def _made(self, link: Link, make: Callable[[], bytes]) -> bytes:
-        try:
-            return make()
-        except Exception as exc:  # as for a printer: the record stays, without its message
-            if not self._describe_failure_logged:
-                log.warning("trace for %s cannot make a %s payload (%s)", self.service, link, type(exc).__name__)
-                self._describe_failure_logged = True
-            return b""
-
     def _described(self, link: Link, payload: bytes) -> dict[str, Any]:
         try:
             return describe(link, payload)
@@ -204,8 +192,7 @@ class TraceWriter:
         head = f'{{"v":{TRACE_FORMAT},"us":'
         service = f',"s":{self._service_json},"d":"'
         lines = []
-        for ns, direction, link, peer, kept, correlation, note in records:
-            payload = kept if isinstance(kept, bytes) else self._made(link, kept)
+        for ns, direction, link, peer, payload, correlation, note in records:
             frame = compact(link, payload)
             body = (
                 f'"x":"{frame.hex()}"'

@@ -11,7 +11,6 @@ import pytest
 
 from acqsim.cli import main
 from tests.wire.test_dissect_trace import PAN, PURCHASE, payload
-from wire.codec import encode_host
 from wire.trace import TraceWriter, read_trace
 
 #: A front-end record as acqsim wrote it before the compact form (format 1): the message dissected in the line.
@@ -75,23 +74,3 @@ def test_peers_notes_and_ids_that_need_escaping_read_back_as_written(tmp_path: P
     records = read_trace(tmp_path / "ledger.jsonl")
     assert [(r["peer"], r["correlation_id"], r["note"]) for r in records] == [(t, t, t) for t in texts]
     assert all(r["message"] == {"length": 0} for r in records)
-
-
-def test_a_payload_made_for_the_trace_is_made_by_the_writer_not_on_the_loop(tmp_path: Path) -> None:
-    made: list[str] = []
-
-    def host_request() -> bytes:
-        made.append("made")
-        return encode_host({"t": "0200", "2": PAN, "4": "000000012800"})
-
-    def broken() -> bytes:
-        raise KeyError("a bug in a view")
-
-    writer = TraceWriter(tmp_path, "frontend")
-    writer.record(direction="out", link="host", peer="ledger", payload=host_request, correlation_id="T1-000001")
-    writer.record(direction="out", link="host", peer="ledger", payload=broken, note="kept")
-    assert made == []  # nothing encoded when recorded
-    writer.close()
-    sent, kept = read_trace(tmp_path / "frontend.jsonl")
-    assert made == ["made"] and sent["message"]["fields"]["2"] == "620000******0003"
-    assert kept["note"] == "kept" and kept["message"] == {"length": 0}

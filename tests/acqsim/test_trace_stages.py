@@ -153,3 +153,18 @@ def test_trace_stages_reads_a_real_pipelines_traces(tmp_path: Path, capsys: pyte
 def test_trace_stages_says_so_when_nothing_was_traced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trace", "stages", "--trace-dir", str(tmp_path)]) == 1
     assert "no traced transaction" in capsys.readouterr().err
+
+
+def test_the_front_end_traces_each_ledger_request_as_the_ledger_received_it(tmp_path: Path) -> None:
+    """The front-end encodes a ledger request once, for the link and its trace: the compact frame it traces going
+    out is the one the ledger traces coming in, purchase by purchase (same correlation id)."""
+    config = AcqsimConfig.default(data_dir=tmp_path / "data")
+    anyio.run(_traced_day, config)
+
+    def host_frames(service: str, direction: str) -> dict[str, str]:
+        lines = (config.trace_dir / f"{service}.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        return {r["c"]: r["x"] for r in records if r["l"] == "host" and r["d"] == direction}
+
+    sent, received = host_frames("frontend", "out"), host_frames("ledger", "in")
+    assert len(sent) == 3 and sent == received
