@@ -86,7 +86,7 @@ TARGETS: Final = (
         floor_unit="/s",
     ),
     Target(
-        name="p99 latency, connections kept open, offered half their measured capacity",
+        name="p99 latency, connections kept open, offered half their measured capacity (median of 3 runs)",
         benchmark="bench_e2e",
         figure="keep_alive_paced_p99_ms",
         limit=20,
@@ -95,7 +95,7 @@ TARGETS: Final = (
         floor="durable_floor_p99_ms",
     ),
     Target(
-        name="the same, a connection per transaction, offered half its measured capacity",
+        name="the same, a connection per transaction, offered half its measured capacity (median of 3 runs)",
         benchmark="bench_e2e",
         figure="paced_p99_ms",
         limit=20,
