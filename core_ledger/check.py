@@ -8,6 +8,8 @@
 4. Every open hold belongs to a pre-authorisation in state ``held``, and every such pre-authorisation has one.
 5. No refund total exceeds its original, and each original's refund total equals the sum of the refund
    changes recorded by the refunds (and their reversals) naming it; no hold is negative.
+6. Every card's day counter (``card_counters``: debits, wrong PINs) equals what its transactions' effects add up
+   to: none lost or counted twice by a commit.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from core_ledger.model import Entry, HoldChange, RefundChange, TxnStatus
-from core_ledger.store import LedgerStore
+from core_ledger.store import DAILY_DEBITS, PIN_FAILURES, LedgerStore, counter_totals
+from wire.masking import mask_pan
 
 
 def check_store(store: LedgerStore) -> list[str]:
@@ -64,4 +67,17 @@ def check_store(store: LedgerStore) -> list[str]:
         preauth = state.txns.get(owner)
         if preauth is None or preauth.status is not TxnStatus.HELD:
             problems.append(f"hold {owner} has no pre-authorisation in state held")
+    counted = {
+        (pan, day, kind): total
+        for pan, day, kind, total in counter_totals(e for txn in state.txns.values() for e in txn.effects)
+    }
+    stored = {(pan, day, DAILY_DEBITS): total for (pan, day), total in state.daily.items()} | {
+        (pan, day, PIN_FAILURES): total for (pan, day), total in state.pin_failures.items()
+    }
+    for pan, day, kind in sorted(counted.keys() | stored.keys()):
+        if counted.get((pan, day, kind), 0) != stored.get((pan, day, kind), 0):
+            problems.append(
+                f"card {mask_pan(pan)} on {day}: counter {kind} is {stored.get((pan, day, kind), 0)}, "
+                f"its transactions add up to {counted.get((pan, day, kind), 0)}"
+            )
     return problems

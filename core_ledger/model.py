@@ -170,7 +170,7 @@ class DailyUsage:
 @dataclasses.dataclass(frozen=True, slots=True)
 class PinFailure:
     """A wrong PIN counted against the card for its business day (recorded on the declined PIN-failure report;
-    like daily usage, the count is derived from the transactions, so a store needs no table of its own)."""
+    like daily usage, kept in the store's ``card_counters`` by the commit that records it)."""
 
     pan: str
     business_date: str

@@ -20,7 +20,9 @@ from core_ledger.model import Effect, Txn
 from core_ledger.sql import effect_statement, format_params, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
+    ADD_TO_COUNTER,
     CARD_COLUMNS,
+    COUNTERS_TABLE,
     MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
     TXN_COLUMNS,
@@ -31,6 +33,8 @@ from core_ledger.store import (
     account_deltas,
     added_column_statements,
     check_schema,
+    counter_deltas,
+    counters_of_stored_effects,
     entry_owner,
     read_txns_retrying,
     ref_day_bounds,
@@ -84,6 +88,7 @@ class PostgresStore:
                 check_schema(_safe(url), existing)
                 for statement in (*SCHEMA, *added_column_statements(existing)):
                     self._db.execute(statement)
+                self._add_counters()
         except StoreError:
             self._db.close()
             raise
@@ -96,6 +101,17 @@ class PostgresStore:
             raise StoreError(f"cannot open ledger store at {_safe(url)}: {type(exc).__name__}") from None
         self._lock = threading.Lock()
         self._reads: psycopg.Connection[Any] | None = None  # the history's read connection, opened on first use
+
+    def _add_counters(self) -> None:
+        """Inside the schema's transaction: create ``card_counters`` if the store has none yet, filled from the
+        transactions already stored (a store written by an older acqsim)."""
+        if self._rows("SELECT to_regclass('card_counters')")[0][0] is not None:
+            return
+        self._db.execute(COUNTERS_TABLE)
+        with self._db.cursor() as cur:
+            cur.executemany(
+                format_params(ADD_TO_COUNTER), counters_of_stored_effects(self._stream("SELECT effects FROM txns"))
+            )
 
     def close(self) -> None:
         self._drop_reader()
@@ -206,6 +222,7 @@ class PostgresStore:
                         "UPDATE accounts SET balance = balance + %s, held = held + %s WHERE account_id = %s",
                         [(b, h, a) for a, (b, h) in account_deltas(batch).items()],
                     )
+                    cur.executemany(format_params(ADD_TO_COUNTER), counter_deltas(batch))
                     cur.executemany("UPDATE txns SET settled = 1 WHERE key = %s", [(k,) for k in settled])
             except psycopg.Error as exc:
                 raise StoreError(f"ledger commit failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate})") from None

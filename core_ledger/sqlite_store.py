@@ -19,7 +19,9 @@ from core_ledger.model import Txn
 from core_ledger.sql import effect_statement, load_state
 from core_ledger.state import LedgerState
 from core_ledger.store import (
+    ADD_TO_COUNTER,
     CARD_COLUMNS,
+    COUNTERS_TABLE,
     MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
     TXN_COLUMNS,
@@ -29,6 +31,8 @@ from core_ledger.store import (
     account_deltas,
     added_column_statements,
     check_schema,
+    counter_deltas,
+    counters_of_stored_effects,
     entry_owner,
     read_txns_retrying,
     ref_day_bounds,
@@ -106,10 +110,28 @@ class SqliteStore:
             self._db.executescript(SCHEMA)
             for statement in added_column_statements(columns):
                 self._db.execute(statement)
+            self._add_counters()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open ledger store {self.path}: {exc}") from None
         self._lock = threading.Lock()
         self._reads: sqlite3.Connection | None = None  # the history's read connection, opened on first use
+
+    def _add_counters(self) -> None:
+        """Create ``card_counters`` if the store has none yet, filled from the transactions already stored (a
+        store written by an older acqsim), in one transaction: never a table without its counts."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'card_counters'").fetchone():
+                db.execute("COMMIT")
+                return
+            db.execute(COUNTERS_TABLE)
+            db.executemany(ADD_TO_COUNTER, counters_of_stored_effects(db.execute("SELECT effects FROM txns")))
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._drop_reader()
@@ -218,6 +240,7 @@ class SqliteStore:
                     "UPDATE accounts SET balance = balance + ?, held = held + ? WHERE account_id = ?",
                     [(b, h, a) for a, (b, h) in account_deltas(batch).items()],
                 )
+                db.executemany(ADD_TO_COUNTER, counter_deltas(batch))
                 db.executemany("UPDATE txns SET settled = 1 WHERE key = ?", [(k,) for k in settled])
                 db.execute("COMMIT")
             except sqlite3.Error as exc:

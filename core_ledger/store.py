@@ -6,8 +6,10 @@ database transaction (group commit: concurrent requests share one fsync); the se
 after the batch holding it is committed.
 
 Balances are written as deltas (``balance = balance + d``), computed from the batch's own effects, so a
-batch never overwrites what another writer (the offline settlement tool) committed meanwhile. A transaction
-key is inserted with a plain INSERT under a UNIQUE constraint: posting one key twice is a database error,
+batch never overwrites what another writer (the offline settlement tool) committed meanwhile. So are the cards'
+day counters (``card_counters``: debits for daily limits, wrong PINs for the PIN-try limit), kept with the
+postings that change them so that a start-up reads them as they are instead of from every transaction's effects.
+A transaction key is inserted with a plain INSERT under a UNIQUE constraint: posting one key twice is a database error,
 never a silent second posting.
 
 Backends: :mod:`core_ledger.sqlite_store` (a file path) and :mod:`core_ledger.postgres_store` (a
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Protocol
 
 from core_ledger.api import LedgerAnswer
@@ -109,6 +111,32 @@ def account_deltas(batch: Sequence[Posting]) -> dict[str, tuple[int, int]]:
     return deltas
 
 
+def counter_deltas(batch: Sequence[Posting]) -> list[tuple[str, str, str, int]]:
+    """(PAN, business date, kind, change) of each card counter ``batch`` changes: :data:`ADD_TO_COUNTER`'s rows."""
+    return counter_totals(effect for _, effects in batch for effect in effects)
+
+
+def counters_of_stored_effects(effects_columns: Iterable[Sequence[Any]]) -> list[tuple[str, str, str, int]]:
+    """The counters the stored transactions' effects (rows of one ``effects`` column each) add up to: what a store
+    written before ``card_counters`` existed fills it with when it is opened."""
+    return counter_totals(
+        effect_from_json(raw)
+        for (effects,) in effects_columns
+        for raw in json.loads(effects)
+        if raw[0] in _COUNTER_KINDS
+    )
+
+
+def counter_totals(effects: Iterable[Effect]) -> list[tuple[str, str, str, int]]:
+    """(PAN, business date, kind, total) of each card counter ``effects`` change, added up."""
+    totals: dict[tuple[str, str, str], int] = {}
+    for effect in effects:
+        if isinstance(effect, DailyUsage | PinFailure):
+            slot = (effect.pan, effect.business_date, DAILY_DEBITS if isinstance(effect, DailyUsage) else PIN_FAILURES)
+            totals[slot] = totals.get(slot, 0) + effect.delta
+    return [(*slot, total) for slot, total in totals.items()]
+
+
 def entry_owner(records: tuple[Txn, ...]) -> str:
     """The transaction an effect's entries belong to: the last record (a tombstone comes before its reversal)."""
     return records[-1].key if records else ""
@@ -128,8 +156,22 @@ def effect_to_json(effect: Effect) -> list[Any]:
     return ["D", effect.pan, effect.business_date, effect.delta]
 
 
-#: The effect kinds that count against a card's day (:func:`count_daily_usage_text`).
-_COUNTER_KINDS: Final = frozenset({"D", "P"})
+#: The effect kinds that count against a card's day, as stored (effects' JSON and ``card_counters.kind``).
+DAILY_DEBITS: Final = "D"
+PIN_FAILURES: Final = "P"
+_COUNTER_KINDS: Final = frozenset({DAILY_DEBITS, PIN_FAILURES})
+
+#: The cards' day counters: one row per (PAN, business date, kind), changed by each commit in the same transaction
+#: as the postings (both backends: SQLite reads BIGINT as an integer).
+COUNTERS_TABLE: Final = """CREATE TABLE card_counters (pan TEXT NOT NULL, business_date TEXT NOT NULL,
+    kind TEXT NOT NULL, total BIGINT NOT NULL, PRIMARY KEY (pan, business_date, kind))"""
+#: Adds a batch's change to a counter (``?`` placeholders: :func:`core_ledger.sql.format_params` for psycopg).
+ADD_TO_COUNTER: Final = (
+    "INSERT INTO card_counters (pan, business_date, kind, total) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (pan, business_date, kind) DO UPDATE SET total = card_counters.total + excluded.total"
+)
+#: Reads every counter (start-up).
+COUNTER_ROWS: Final = "SELECT pan, business_date, kind, total FROM card_counters"
 
 
 def effect_from_json(raw: list[Any]) -> Effect:
@@ -251,15 +293,6 @@ def added_column_statements(txn_columns: Sequence[str]) -> list[str]:
     ]
 
 
-def count_daily_usage_text(state: LedgerState, effects: str) -> None:
-    """:func:`count_daily_usage` from a stored effects column, building only the counters' effects."""
-    for raw in json.loads(effects):
-        if raw[0] in _COUNTER_KINDS:
-            effect = effect_from_json(raw)
-            assert isinstance(effect, DailyUsage | PinFailure)
-            state.count(effect)
-
-
 def read_txns_retrying(
     read: Callable[[], Sequence[Sequence[Any]]],
     *,
@@ -308,12 +341,3 @@ def txn_from_row(row: Sequence[Any]) -> Txn:
         ref=row[16],
         forced=bool(row[17]),
     )
-
-
-def count_daily_usage(state: LedgerState, txn: Txn) -> None:
-    """Add ``txn``'s share of the per-card daily counters (debits, wrong PINs), from the effects it recorded: the
-    counters are derived, so a store needs no table of its own (one written before PIN failures were counted
-    opens with none)."""
-    for effect in txn.effects:
-        if isinstance(effect, DailyUsage | PinFailure):
-            state.count(effect)
