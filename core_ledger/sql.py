@@ -6,7 +6,9 @@ Statements are written with ``?`` placeholders (SQLite's); :func:`format_params`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import gc
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from core_ledger.history import TxnHistory
@@ -49,6 +51,25 @@ def load_state(rows: Rows, *, keep: int | None = None) -> LedgerState:
     """Everything committed, read through ``rows`` inside one snapshot the caller holds; with ``keep``, only
     that many of the most recent transactions stay in memory (:class:`core_ledger.history.TxnHistory`: the
     caller gives it a reader for the rest), the others' keys passing through once for the history's filter."""
+    with no_cyclic_collection():
+        return _load_state(rows, keep)
+
+
+@contextlib.contextmanager
+def no_cyclic_collection() -> Iterator[None]:
+    """The cyclic collector off while a load makes its millions of objects (and no cycles): its passes over them
+    took a third of a load's time (300,000 stored purchases, 100,000 kept: 3.0 s with it, 2.0 s without). It is
+    on again afterwards if it was before."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load_state(rows: Rows, keep: int | None) -> LedgerState:
     state = LedgerState(txns=TxnHistory(keep))
     for account_id, kind, name, balance, held in rows(f"SELECT {ACCOUNT_COLUMNS} FROM accounts"):  # noqa: S608
         state.accounts[account_id] = Account(

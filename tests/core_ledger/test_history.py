@@ -4,6 +4,8 @@ change to it is durable. Real SQLite files (and the real host link over loopback
 
 from __future__ import annotations
 
+import gc
+import sqlite3
 from pathlib import Path
 
 import anyio
@@ -18,6 +20,7 @@ from core_ledger.history import HistoryIncomplete, KeyFilter, TxnHistory
 from core_ledger.model import TxnStatus
 from core_ledger.server import serve
 from core_ledger.setup import open_service
+from core_ledger.sql import load_state
 from core_ledger.sqlite_store import SqliteStore
 from tests.core_ledger.helpers import GOOD, NOW, key_of, request, seeded_state
 from wire.constants import ResponseCode
@@ -197,3 +200,25 @@ async def test_a_read_that_fails_is_tried_again_then_answered_96_and_the_rest_go
         tg.cancel_scope.cancel()
     assert check_store(service.store) == []
     service.store.close()
+
+
+def test_a_load_runs_without_the_cyclic_collector_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    store, _ = _store_with_purchases(path, 3)
+    store.close()
+    db = sqlite3.connect(path)
+    seen: list[bool] = []
+
+    def rows(sql: str) -> sqlite3.Cursor:
+        seen.append(gc.isenabled())  # as each query of the load runs
+        return db.execute(sql)
+
+    assert len(load_state(rows, keep=2).txns) == 3 + len(seeded_state().txns)
+    assert seen and not any(seen) and gc.isenabled()
+    gc.disable()
+    try:
+        load_state(rows)
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+    db.close()
