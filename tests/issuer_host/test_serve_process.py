@@ -24,9 +24,9 @@ from hsm_sim.keys import Lmk, encrypt_under_lmk
 from hsm_sim.server import serve as serve_hsm
 from issuer_host.config import load_issuer_config
 from scheme.client import SwitchLinkClient, SwitchRequest, ZoneMac
+from tests.cli_helpers import STARTUP_S, announced_port
 
 pytestmark = pytest.mark.anyio
-STARTUP_S = 60.0
 #: The issuer HSM's TEST LMK in this test (tests of the HSM's neighbours may hold one; services may not).
 ISSUER_LMK = Lmk.from_hex("D5D5D5D5D5D5D5D5F1F1F1F1F1F1F1F1")
 
@@ -61,11 +61,7 @@ async def test_the_issuer_host_runs_as_a_process_from_its_config(tmp_path: Path)
         argv = [sys.executable, "-m", "acqsim", "issuer", "serve", "--config", str(config)]
         async with await anyio.open_process(argv, env=env, cwd=Path(__file__).parents[2]) as process:
             assert process.stdout is not None
-            seen = b""
-            with anyio.fail_after(STARTUP_S):
-                while b"READY issuer" not in seen:
-                    seen += await process.stdout.receive()
-            port = int(seen.split(b"READY issuer 127.0.0.1:")[1].split()[0])
+            port = await announced_port(process.stdout, "issuer")
             async with await HsmClient.connect("127.0.0.1", hsm_port) as hsm:
                 # the switch's side of the zone, here under the same TEST LMK as the issuer's
                 zone = ZoneMac(hsm, encrypt_under_lmk(ISSUER_LMK, KeyType.ZAK, ZAK_ISSUER_B))

@@ -21,10 +21,10 @@ from hsm_sim.keys import Lmk, encrypt_under_lmk
 from hsm_sim.server import serve as serve_hsm
 from scheme.client import SwitchLinkClient, SwitchRequest, ZoneMac
 from scheme.config import load_switch_config
+from tests.cli_helpers import STARTUP_S, announced_port
 from wire.constants import ResponseCode
 
 pytestmark = pytest.mark.anyio
-STARTUP_S = 60.0
 #: The switch HSM's TEST LMK in this test (a test of the HSM's neighbours may hold one; services may not).
 SWITCH_LMK = Lmk.from_hex("C1C1C1C1C1C1C1C1E0E0E0E0E0E0E0E0")
 
@@ -64,11 +64,7 @@ async def test_the_switch_runs_as_a_process_from_its_config(tmp_path: Path) -> N
         argv = [sys.executable, "-m", "acqsim", "scheme", "serve", "--config", str(config)]
         async with await anyio.open_process(argv, env=env, cwd=Path(__file__).parents[2]) as process:
             assert process.stdout is not None
-            seen = b""
-            with anyio.fail_after(STARTUP_S):
-                while b"READY scheme" not in seen:
-                    seen += await process.stdout.receive()
-            port = int(seen.split(b"READY scheme 127.0.0.1:")[1].split()[0])
+            port = await announced_port(process.stdout, "scheme")
             async with await HsmClient.connect("127.0.0.1", hsm_port) as hsm:
                 # the acquirer's side of the zone, here under the same TEST LMK as the switch's
                 zone = ZoneMac(hsm, encrypt_under_lmk(SWITCH_LMK, KeyType.ZAK, ZAK_ACQUIRER))
