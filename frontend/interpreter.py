@@ -112,7 +112,7 @@ class Interpreter:
     async def carry_out(self, effect: Effect, correlation: str | None = None) -> Any:
         frame = self._traced_frame(effect)
         traced = (
-            EffectTrace(self.trace, effect, correlation, None if frame is None else frame.payload)
+            EffectTrace(self.trace, effect, correlation, frame)
             if self.trace is not None and isinstance(effect, TRACED)
             else None
         )
@@ -214,7 +214,7 @@ class Interpreter:
         if not self.ledger.submit_then(effect.request, answered, frame=frame):
             then.in_task(lambda: self.carry_out(effect, correlation), then.resume)
         elif self.trace is not None:
-            traced = EffectTrace(self.trace, effect, correlation, None if frame is None else frame.payload)
+            traced = EffectTrace(self.trace, effect, correlation, frame)
 
     def _start_together(self, effect: Together, correlation: str | None, then: Continuation) -> None:
         """As :meth:`_together`: the writes queued, the HSM effects started, ``then`` resumed with every result

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from core_ledger.client import host_frame
+from core_ledger.client import HostFrame, host_frame
 from frontend.effects import (
     AskLedger,
     DecryptTrack,
@@ -96,10 +96,9 @@ _DUKPT_PIN_PART: Final[_PartView] = (
 )
 
 
-def _part_view(effect: Effect, sent: bytes | None) -> _PartView:
+def _part_view(effect: Effect, frame: HostFrame | None) -> _PartView:
     if isinstance(effect, AskLedger):  # the message the client sent, encoded once for both
-        payload = sent if sent is not None else host_frame(effect.request).payload
-        return "host", _PEERS["host"], payload, b"", AskLedger.__name__
+        return "host", _PEERS["host"], (frame or host_frame(effect.request)).payload, b"", AskLedger.__name__
     if isinstance(effect, VerifyPin) and effect.ksn is not None:
         return _DUKPT_PIN_PART
     return _HSM_PARTS[type(effect)]
@@ -139,15 +138,17 @@ def _note(effect: Effect, result: Any) -> str:
 
 class EffectTrace:
     """Records one traced effect: each part on the way out, then each part's result on the way in (M8 and DC
-    sent together are traced as the two commands they are). ``sent``: the message a ledger request went as
-    (:class:`core_ledger.client.HostFrame`'s payload), not encoded again for the trace."""
+    sent together are traced as the two commands they are). ``frame``: the message a ledger request went as
+    (:func:`core_ledger.client.host_frame`), not encoded again for the trace."""
 
     __slots__ = ("correlation", "parts", "trace")
 
-    def __init__(self, trace: TraceWriter, effect: Effect, correlation: str | None, sent: bytes | None = None) -> None:
+    def __init__(
+        self, trace: TraceWriter, effect: Effect, correlation: str | None, frame: HostFrame | None = None
+    ) -> None:
         self.trace, self.correlation = trace, correlation
         parts = (effect.mac, effect.pin) if isinstance(effect, VerifyMacAndPin) else (effect,)
-        self.parts = [(part, _part_view(part, sent)) for part in parts]
+        self.parts = [(part, _part_view(part, frame)) for part in parts]
         record = trace.record
         for _part, (link, peer, payload, _answer, name) in self.parts:
             record(direction="out", link=link, peer=peer, payload=payload, correlation_id=correlation, note=name)
