@@ -118,20 +118,25 @@ class SqliteStore:
 
     def _add_counters(self) -> None:
         """Create ``card_counters`` if the store has none yet, filled from the transactions already stored (a
-        store written by an older acqsim), in one transaction: never a table without its counts."""
+        store written by an older acqsim), in one transaction: never a table without its counts. A store that has
+        it is opened without taking the write lock (an offline tool beside a serving ledger never waits for it)."""
         db = self._db
+        if self._has_counters():
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
-            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'card_counters'").fetchone():
-                db.execute("COMMIT")
-                return
-            db.execute(COUNTERS_TABLE)
-            db.executemany(ADD_TO_COUNTER, counters_of_stored_effects(db.execute("SELECT effects FROM txns")))
+            if not self._has_counters():  # another process may have made it meanwhile
+                db.execute(COUNTERS_TABLE)
+                db.executemany(ADD_TO_COUNTER, counters_of_stored_effects(db.execute("SELECT effects FROM txns")))
             db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
+
+    def _has_counters(self) -> bool:
+        found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'card_counters'")
+        return found.fetchone() is not None
 
     def close(self) -> None:
         self._drop_reader()
