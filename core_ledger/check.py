@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from core_ledger.model import Entry, HoldChange, RefundChange, TxnStatus
-from core_ledger.store import DAILY_DEBITS, PIN_FAILURES, LedgerStore, counter_totals
+from core_ledger.store import LedgerStore, counter_totals
 from wire.masking import mask_pan
 
 
@@ -71,9 +71,7 @@ def check_store(store: LedgerStore) -> list[str]:
         (pan, day, kind): total
         for pan, day, kind, total in counter_totals(e for txn in state.txns.values() for e in txn.effects)
     }
-    stored = {(pan, day, DAILY_DEBITS): total for (pan, day), total in state.daily.items()} | {
-        (pan, day, PIN_FAILURES): total for (pan, day), total in state.pin_failures.items()
-    }
+    stored = {(pan, day, kind): total for pan, day, kind, total in state.counter_rows()}
     for pan, day, kind in sorted(counted.keys() | stored.keys()):
         if counted.get((pan, day, kind), 0) != stored.get((pan, day, kind), 0):
             problems.append(

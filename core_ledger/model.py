@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Final
+from typing import ClassVar, Final
 
 from core_ledger.api import LedgerAnswer, LedgerOp
 
@@ -157,8 +157,16 @@ class RefundChange:
         return RefundChange(self.txn, -self.delta)
 
 
+#: The card counters' kinds as stored (an effect's JSON tag and ``card_counters.kind``): debits against the daily
+#: limit, and wrong PINs against the PIN-try limit.
+DAILY_DEBITS: Final = "D"
+PIN_FAILURES: Final = "P"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class DailyUsage:
+    KIND: ClassVar[str] = DAILY_DEBITS
+
     pan: str
     business_date: str
     delta: int
@@ -171,6 +179,8 @@ class DailyUsage:
 class PinFailure:
     """A wrong PIN counted against the card for its business day (recorded on the declined PIN-failure report;
     like daily usage, kept in the store's ``card_counters`` by the commit that records it)."""
+
+    KIND: ClassVar[str] = PIN_FAILURES
 
     pan: str
     business_date: str

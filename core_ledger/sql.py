@@ -29,7 +29,6 @@ from core_ledger.store import (
     ACCOUNT_COLUMNS,
     CARD_COLUMNS,
     COUNTER_ROWS,
-    DAILY_DEBITS,
     HOLD_COLUMNS,
     MERCHANT_COLUMNS,
     TXN_COLUMNS,
@@ -95,7 +94,7 @@ def _load_state(rows: Rows, keep: int | None) -> LedgerState:
             fee_bp=int(fee_bp),
         )
     for pan, day, kind, total in rows(COUNTER_ROWS):
-        (state.daily if kind == DAILY_DEBITS else state.pin_failures)[(pan, day)] = int(total)
+        state.counters(kind)[(pan, day)] = int(total)
     first_kept = _first_kept_seq(rows, keep)
     # The older ones only pass through: their keys for the history's filter, nothing else read (a restart after
     # an hour at 1,000/s passes 3.6 million).

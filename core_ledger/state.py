@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 from core_ledger.history import TxnHistory
 from core_ledger.model import (
+    DAILY_DEBITS,
+    PIN_FAILURES,
     Account,
     Card,
     DailyUsage,
@@ -37,6 +40,17 @@ class LedgerState:
     daily: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     #: (PAN, business date) → wrong PINs reported that day, for the PIN-try limit
     pin_failures: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+
+    def counters(self, kind: str) -> dict[tuple[str, str], int]:
+        """The cards' day counters of one stored kind (:data:`~core_ledger.model.DAILY_DEBITS` or
+        :data:`~core_ledger.model.PIN_FAILURES`), by (PAN, business date)."""
+        return self.daily if kind == DAILY_DEBITS else self.pin_failures
+
+    def counter_rows(self) -> Iterator[tuple[str, str, str, int]]:
+        """(PAN, business date, kind, total) of every card counter, as ``card_counters`` stores them."""
+        for kind in (DAILY_DEBITS, PIN_FAILURES):
+            for (pan, day), total in self.counters(kind).items():
+                yield pan, day, kind, total
 
     def add_txn(self, txn: Txn) -> None:
         """Record ``txn`` under its key (and its field-90 reference, if it has one)."""
@@ -100,6 +114,6 @@ class LedgerState:
 
     def count(self, effect: DailyUsage | PinFailure) -> None:
         """Change a card's counter for its business day: debits (daily limits) or wrong PINs (the PIN-try limit)."""
-        counters = self.daily if isinstance(effect, DailyUsage) else self.pin_failures
+        counters = self.counters(effect.KIND)
         slot = (effect.pan, effect.business_date)
         counters[slot] = counters.get(slot, 0) + effect.delta

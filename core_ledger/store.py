@@ -25,6 +25,8 @@ from typing import Any, Final, Protocol
 
 from core_ledger.api import LedgerAnswer
 from core_ledger.model import (
+    DAILY_DEBITS,
+    PIN_FAILURES,
     DailyUsage,
     Effect,
     Entry,
@@ -132,7 +134,7 @@ def counter_totals(effects: Iterable[Effect]) -> list[tuple[str, str, str, int]]
     totals: dict[tuple[str, str, str], int] = {}
     for effect in effects:
         if isinstance(effect, DailyUsage | PinFailure):
-            slot = (effect.pan, effect.business_date, DAILY_DEBITS if isinstance(effect, DailyUsage) else PIN_FAILURES)
+            slot = (effect.pan, effect.business_date, effect.KIND)
             totals[slot] = totals.get(slot, 0) + effect.delta
     return [(*slot, total) for slot, total in totals.items()]
 
@@ -151,14 +153,9 @@ def effect_to_json(effect: Effect) -> list[Any]:
         return ["S", effect.txn, effect.old.value, effect.new.value]
     if isinstance(effect, RefundChange):
         return ["R", effect.txn, effect.delta]
-    if isinstance(effect, PinFailure):
-        return ["P", effect.pan, effect.business_date, effect.delta]
-    return ["D", effect.pan, effect.business_date, effect.delta]
+    return [effect.KIND, effect.pan, effect.business_date, effect.delta]  # a card counter: DailyUsage, PinFailure
 
 
-#: The effect kinds that count against a card's day, as stored (effects' JSON and ``card_counters.kind``).
-DAILY_DEBITS: Final = "D"
-PIN_FAILURES: Final = "P"
 _COUNTER_KINDS: Final = frozenset({DAILY_DEBITS, PIN_FAILURES})
 
 #: The cards' day counters: one row per (PAN, business date, kind), changed by each commit in the same transaction
@@ -184,9 +181,9 @@ def effect_from_json(raw: list[Any]) -> Effect:
         return StatusChange(raw[1], TxnStatus(raw[2]), TxnStatus(raw[3]))
     if kind == "R":
         return RefundChange(raw[1], int(raw[2]))
-    if kind == "D":
+    if kind == DAILY_DEBITS:
         return DailyUsage(raw[1], raw[2], int(raw[3]))
-    if kind == "P":
+    if kind == PIN_FAILURES:
         return PinFailure(raw[1], raw[2], int(raw[3]))
     raise StoreError(f"unknown effect kind {kind!r}")
 
