@@ -7,12 +7,12 @@ it used before) and ``fast_vs_pyiso8583_*`` (over the bare library, which does n
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from typing import Final
 
 import iso8583
 
+from bench.rates import op_rate
 from bench.report import emit
 from wire import codec, refcodec
 from wire.specs import HOST_SPEC, POS_SPEC
@@ -58,14 +58,7 @@ HOST_REQUEST: Final = {
 
 def rate(operation: Callable[[], object]) -> float:
     """Operations per second: the best of a few rounds (the machine is shared; the best is the least disturbed)."""
-    best = 0.0
-    for _ in range(ROUNDS):
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < SECONDS / ROUNDS:
-            operation()
-            count += 1
-        best = max(best, count / (time.perf_counter() - start))
-    return best
+    return max(op_rate(operation, SECONDS / ROUNDS) for _ in range(ROUNDS))
 
 
 def main() -> None:

@@ -14,12 +14,11 @@ benchmark never holds the LMK.
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Awaitable, Callable
 
 import anyio
 
 from acqsim.provision import split_into_components
+from bench.rates import closed_loop_rate, op_rate
 from bench.report import emit
 from hsm_sim.client import HsmClient, KeyType, PinVerification
 from hsm_sim.commands import MAC_ALGORITHM_BY_NAME
@@ -38,31 +37,6 @@ DATA = bytes(range(120))
 
 
 PVKI, PVV = "1", "6308"
-
-
-def raw_rate(operation: Callable[[], object]) -> float:
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < SECONDS:
-        operation()
-        count += 1
-    return count / (time.perf_counter() - start)
-
-
-async def tcp_rate(concurrency: int, call: Callable[[], Awaitable[None]]) -> float:
-    count = 0
-    deadline = time.perf_counter() + SECONDS
-
-    async def worker() -> None:
-        nonlocal count
-        while time.perf_counter() < deadline:
-            await call()
-            count += 1
-
-    start = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for _ in range(concurrency):
-            tg.start_soon(worker)
-    return count / (time.perf_counter() - start)
 
 
 def _command(processor: HsmProcessor, text: str) -> str:
@@ -102,7 +76,7 @@ async def measure(processor: HsmProcessor) -> dict[str, float]:
 
             for name, call in (("M8", m8), ("DC", dc)):
                 for concurrency in (1, 16):
-                    results[f"tcp_{name}_x{concurrency}"] = await tcp_rate(concurrency, call)
+                    results[f"tcp_{name}_x{concurrency}"] = await closed_loop_rate(concurrency, call, SECONDS)
         tg.cancel_scope.cancel()
     return results
 
@@ -119,14 +93,14 @@ def processor_requests(processor: HsmProcessor) -> dict[str, bytes]:
 
 
 def main() -> None:
-    raw_mac = raw_rate(lambda: mac_cup_ecb(MAK, DATA))
-    raw_tdes = raw_rate(lambda: tdes_ecb_encrypt(PIK, bytes(8)))
+    raw_mac = op_rate(lambda: mac_cup_ecb(MAK, DATA), SECONDS)
+    raw_tdes = op_rate(lambda: tdes_ecb_encrypt(PIK, bytes(8)), SECONDS)
     processor = HsmProcessor.with_random_lmk(allow_clear_import=True)
     in_process: dict[str, float] = {}
     for name, request in processor_requests(processor).items():
         if processor.handle(request)[6:8] != b"00":
             raise AssertionError(f"{name} did not verify in-process")
-        in_process[name] = raw_rate(functools.partial(processor.handle, request))
+        in_process[name] = op_rate(functools.partial(processor.handle, request), SECONDS)
     tcp = anyio.run(measure, processor)
     print(f"raw TDES block {raw_tdes:>10,.0f}/s   raw CUP MAC (120 bytes) {raw_mac:>10,.0f}/s")
     for name, rate in in_process.items():

@@ -12,35 +12,17 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 
 from acqsim.fourparty import ACQUIRER_ID, DEBIT_B, World, running_world
+from bench.rates import closed_loop_rate
 from bench.report import emit
 from core_ledger.api import LedgerOp, LedgerRequest
 
 SECONDS = 2.0
 CONCURRENCY = (1, 16)
-
-
-async def rate(concurrency: int, call: Callable[[], Awaitable[None]]) -> float:
-    count = 0
-    deadline = time.perf_counter() + SECONDS
-
-    async def worker() -> None:
-        nonlocal count
-        while time.perf_counter() < deadline:
-            await call()
-            count += 1
-
-    start = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for _ in range(concurrency):
-            tg.start_soon(worker)
-    return count / (time.perf_counter() - start)
 
 
 async def measure(folder: Path) -> dict[str, float]:
@@ -62,7 +44,7 @@ async def measure(folder: Path) -> dict[str, float]:
 
         for name, call in (("switch", through_switch), ("ledger", ledger_alone)):
             for concurrency in CONCURRENCY:
-                results[f"{name}_x{concurrency}"] = await rate(concurrency, call)
+                results[f"{name}_x{concurrency}"] = await closed_loop_rate(concurrency, call, SECONDS)
     return results
 
 
