@@ -114,21 +114,27 @@ def callback_chain() -> contextlib.AbstractContextManager[RelayChain]:
     return relay_chain(callbacks=True)
 
 
-def shape_chain() -> contextlib.AbstractContextManager[RelayChain]:
+def shape_chain(*, callbacks: bool = False) -> contextlib.AbstractContextManager[RelayChain]:
     """The purchase's own shape with no work: terminal → relay (NAC) → front-end relay, which exchanges each frame
     with an echo (HSM), another echo (ledger) and the first echo again before answering: five processes and ten
-    frame passes, as a purchase has."""
+    frame passes, as a purchase has; with ``callbacks`` every process runs on the runtime's callback path, as the
+    services do (a task per frame in the front-end relay otherwise)."""
     nac, frontend, hsm, ledger = (free_port() for _ in range(4))
     hsm_at, ledger_at = f"127.0.0.1:{hsm}", f"127.0.0.1:{ledger}"
+    style = ["--callbacks"] if callbacks else []
     return _chain(
         [
-            ["--listen", str(hsm), "--echo"],
-            ["--listen", str(ledger), "--echo"],
-            ["--listen", str(frontend), "--via", hsm_at, "--via", ledger_at, "--via", hsm_at],
-            ["--listen", str(nac), "--to", f"127.0.0.1:{frontend}"],
+            ["--listen", str(hsm), "--echo", *style],
+            ["--listen", str(ledger), "--echo", *style],
+            ["--listen", str(frontend), "--via", hsm_at, "--via", ledger_at, "--via", hsm_at, *style],
+            ["--listen", str(nac), "--to", f"127.0.0.1:{frontend}", *style],
         ],
         nac,
     )
+
+
+def callback_shape_chain() -> contextlib.AbstractContextManager[RelayChain]:
+    return shape_chain(callbacks=True)
 
 
 async def relay_rate(
@@ -279,6 +285,9 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
     kept_floor, kept_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True)
     shape_floor, shape_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True, chain=shape_chain)
     callback_floor, callback_floor_cpu = _relay_floor(seconds, backend, options, keep_alive=True, chain=callback_chain)
+    callback_shape, callback_shape_cpu = _relay_floor(
+        seconds, backend, options, keep_alive=True, chain=callback_shape_chain
+    )
     figures |= {
         "relay_floor_per_s": floor,
         "relay_floor_cpu_us": floor_cpu,
@@ -290,6 +299,8 @@ def measure(seconds: float = SECONDS, *, keep_alive_only: bool = False) -> dict[
         "keep_alive_shape_floor_cpu_us": shape_floor_cpu,
         "keep_alive_callback_floor_per_s": callback_floor,
         "keep_alive_callback_floor_cpu_us": callback_floor_cpu,
+        "keep_alive_callback_shape_floor_per_s": callback_shape,
+        "keep_alive_callback_shape_floor_cpu_us": callback_shape_cpu,
     }
     return figures
 
@@ -393,6 +404,12 @@ def _print_keep_alive(figures: dict[str, float]) -> None:
         print(
             f"the relay floor as asyncio protocol callbacks (no task per connection or frame): {callback:,.0f}"
             f" round trips/s at {figures['keep_alive_callback_floor_cpu_us']:,.0f} µs CPU each"
+        )
+    if (callback_shape := figures.get("keep_alive_callback_shape_floor_per_s")) is not None:
+        print(
+            f"the purchase's shape with no work, every process on the callback path as the services run:"
+            f" {callback_shape:,.0f} round trips/s at"
+            f" {figures['keep_alive_callback_shape_floor_cpu_us']:,.0f} µs CPU each"
         )
 
 

@@ -2,10 +2,10 @@
 
 python -m bench.relay --listen PORT --to HOST:PORT    forward each frame, return its answer
 python -m bench.relay --listen PORT --echo            answer each frame with itself
-python -m bench.relay --callbacks ...                 the same relay or echo as asyncio protocol callbacks
 python -m bench.relay --listen PORT --via HOST:PORT [--via HOST:PORT ...]
                                                      exchange each frame with each upstream in turn
                                                      (the front-end's shape: HSM, ledger, HSM), then answer
+python -m bench.relay --callbacks ...                 the same relay, echo or exchanges as asyncio protocol callbacks
 
 Like the NAC and the front-end, a relay carries every client's frames on ONE upstream connection, opened at
 start: answers come back in the order the frames went up (the echo and the relays answer in order), so each is
@@ -14,9 +14,10 @@ With ``--via``, each frame gets a task of its own (as in the front-end, whose tr
 sends it to each upstream in turn, waits for that upstream's answer, and answers the client with the last one.
 With ``--callbacks`` (asyncio only) the relay or echo runs as protocol callbacks with no task per connection or
 frame: the frames a read brings are cut, forwarded or echoed, and written in one write, inside the read's
-callback: the runtime's callback path (``acqkit.frameprotocol``, which the HSM runs on), measured on the same hops
-(docs/benchmarks.md). Frames sent to a connection outside its own read (a relay's upstream, its clients' answers)
-leave in one write per connection at the end of the loop turn.
+callback: the runtime's callback path (``acqkit.frameprotocol``, which every service runs on under asyncio without
+TLS), measured on the same hops (docs/benchmarks.md); with ``--via`` each answer from one upstream is sent on to the
+next in that answer's own callback, with no task. Frames sent to a connection outside its own read (a relay's
+upstream, its clients' answers) leave in one write per connection at the end of the loop turn.
 """
 
 from __future__ import annotations
@@ -135,6 +136,68 @@ class _DownstreamSession(_EchoSession):
         self.upstream.conn.send_many(frames)
 
 
+class _RouteUpstreamSession(_EchoSession):
+    """An upstream of ``--via`` on the callback path: answers come back in order, each for the client and the step
+    of its route first in line; the answer goes on to the route's next upstream, or back to the client."""
+
+    def __init__(self, conn: FrameConnection) -> None:
+        super().__init__(conn)
+        self.waiting: deque[tuple[FrameConnection, int]] = deque()
+        self.route: list[_RouteUpstreamSession] = []
+
+    def frames_received(self, frames: list[bytes]) -> None:
+        route = self.route
+        for answer in frames:
+            client, step = self.waiting.popleft()
+            step += 1
+            if step < len(route):
+                route[step].waiting.append((client, step))
+                route[step].conn.send(answer)
+            else:
+                client.send(answer)  # dropped if that client has gone
+
+
+class _RouteDownstreamSession(_EchoSession):
+    def __init__(self, conn: FrameConnection, route: list[_RouteUpstreamSession]) -> None:
+        super().__init__(conn)
+        self.first = route[0]
+
+    def frames_received(self, frames: list[bytes]) -> None:
+        self.first.waiting.extend([(self.conn, 0)] * len(frames))
+        self.first.conn.send_many(frames)
+
+
+async def _serve_route_callbacks(
+    port: int, via: list[str], *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """``--via`` on the callback path: one connection per distinct upstream (the same address twice is one
+    connection, as the HSM link is), every frame exchanged with each upstream in turn."""
+    shared: dict[str, _RouteUpstreamSession] = {}
+    links: list[FrameConnection] = []
+    try:
+        for address in via:
+            if address not in shared:
+                host, _, upstream_port = address.rpartition(":")
+                made: list[_RouteUpstreamSession] = []
+
+                def open_upstream(
+                    conn: FrameConnection, made: list[_RouteUpstreamSession] = made
+                ) -> _RouteUpstreamSession:
+                    made.append(_RouteUpstreamSession(conn))
+                    return made[0]
+
+                links.append(await connect_frames(host, int(upstream_port), open_upstream, timeout=5, name="relay"))
+                shared[address] = made[0]
+        route = [shared[address] for address in via]
+        for upstream in shared.values():
+            upstream.route = route
+        sessions = functools.partial(_RouteDownstreamSession, route=route)
+        await serve_frames("127.0.0.1", port, sessions, name="relay", task_status=task_status)
+    finally:
+        for link in links:
+            await link.aclose()
+
+
 async def _serve_callbacks(
     port: int, to: str | None, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
 ) -> None:
@@ -174,6 +237,10 @@ def main() -> int:
 
     async def run() -> None:
         async with anyio.create_task_group() as tg:
+            if args.callbacks and args.via:
+                bound = await tg.start(_serve_route_callbacks, args.listen, args.via)
+                announce("relay", "127.0.0.1", bound)
+                return
             if args.callbacks:
                 bound = await tg.start(_serve_callbacks, args.listen, None if args.echo else args.to)
                 announce("relay", "127.0.0.1", bound)

@@ -9,10 +9,14 @@ import anyio
 import pytest
 
 from acqkit.netio import connect
-from bench.bench_e2e import RelayChain, callback_chain, relay_chain, shape_chain
+from bench.bench_e2e import RelayChain, callback_chain, callback_shape_chain, relay_chain, shape_chain
 
 
-@pytest.mark.parametrize("chain", [relay_chain, shape_chain, callback_chain], ids=["relay", "shape", "callbacks"])
+@pytest.mark.parametrize(
+    "chain",
+    [relay_chain, shape_chain, callback_chain, callback_shape_chain],
+    ids=["relay", "shape", "callbacks", "callback shape"],
+)
 def test_every_client_gets_its_own_frames_back(
     chain: Callable[[], contextlib.AbstractContextManager[RelayChain]],
 ) -> None:
