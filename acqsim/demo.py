@@ -30,7 +30,7 @@ from acqsim.demo_offus import offus_steps
 from acqsim.demo_smartpos import smartpos_day
 from acqsim.pipeline import running_pipeline
 from acqsim.processes import RunningServices
-from acqsim.traceview import journey
+from acqsim.traceview import exchange_complete, exchange_records, journey
 from core_ledger.setup import open_store
 from terminal.pos import PosTerminal
 from terminal.receipt import ReceiptData, text_receipt
@@ -79,6 +79,8 @@ class Step:
     terminal: str = TERMINAL
     started: float = 0.0
     ended: float = 0.0
+    #: services beyond the front-end's own peers whose trace records the timeline waits for (an issuer host)
+    traced_by: tuple[str, ...] = ()
 
 
 def _money(minor: int) -> str:
@@ -92,13 +94,13 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 async def traces_written(trace_dir: Path, step: Step) -> None:
-    """Wait until the front-end's answer record of ``step`` is on disk (its records are written in order, so
-    every earlier hop of the exchange is too), at most :data:`TRACES_WRITTEN_WAIT_S`; a step the front-end never
-    answered shows what was written by then."""
-    # another process writes the file: it is read again at the flush interval, up to the deadline
+    """Wait until every process of ``step`` has written its records of it (:func:`exchange_complete`: the
+    front-end's answer, the NAC's, the ledger's and the switch's hops, and those of ``step.traced_by``), at most
+    :data:`TRACES_WRITTEN_WAIT_S`; a step the front-end never answered shows what was written by then."""
+    # other processes write the files, each on its own time: read again at the flush interval, up to the deadline
     for _ in range(round(TRACES_WRITTEN_WAIT_S / TRACES_REREAD_S)):
-        hops = journey(trace_dir, step.terminal, step.stan, since=step.started, until=step.ended)
-        if any("front-end → NAC" in hop for hop in hops):
+        records = exchange_records(trace_dir, step.terminal, step.stan, since=step.started)
+        if exchange_complete(records, also=step.traced_by):
             return
         await anyio.sleep(TRACES_REREAD_S)
 
@@ -118,9 +120,13 @@ async def walk_day(
     memory: dict[str, Outcome] = {}
 
     async def step(
-        title: str, expected: str, action: Callable[[], Awaitable[Outcome | None]], key: str | None = None
+        title: str,
+        expected: str,
+        action: Callable[[], Awaitable[Outcome | None]],
+        key: str | None = None,
+        traced_by: tuple[str, ...] = (),
     ) -> Outcome | None:
-        record = Step(title, expected, started=time.time())
+        record = Step(title, expected, started=time.time(), traced_by=traced_by)
         outcome = await action()
         record.ended = time.time()
         record.stan = f"{pos.session.state.stan:06d}"
@@ -245,8 +251,8 @@ async def walk_day(
         steps[-1].detail += " — not balanced"
     elif settled is not None:
         steps[-1].detail += " — balanced"
-    for title, expected, action in offus_steps(config, pos):  # with [scheme]: after the batch is settled
-        await step(title, expected, action)
+    for title, expected, action, traced_by in offus_steps(config, pos):  # with [scheme]: after the batch is settled
+        await step(title, expected, action, traced_by=traced_by)
     return steps, memory
 
 

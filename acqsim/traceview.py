@@ -7,8 +7,9 @@ forwards, so its records are matched by the terminal id and STAN of their dissec
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from wire.trace import read_trace
 
@@ -100,10 +101,46 @@ def render(records: list[dict[str, Any]], *, since: float | None = None, until: 
     return lines
 
 
-def journey(
-    trace_dir: Path, terminal_id: str, stan: str, *, since: float | None = None, until: float | None = None
-) -> list[str]:
+def exchange_records(
+    trace_dir: Path, terminal_id: str, stan: str, *, since: float | None = None
+) -> list[dict[str, Any]]:
+    """The records of one exchange (terminal, STAN) in every service's trace, by time; with ``since`` only those
+    written from then on (a reversal shares its original's STAN)."""
     records = [r for r in load_records(trace_dir) if matches(r, terminal_id, stan)]
     if since is not None:
         records = [r for r in records if dt.datetime.fromisoformat(r["time"]).timestamp() >= since]
-    return render(records, since=since, until=until)
+    return records
+
+
+def journey(
+    trace_dir: Path, terminal_id: str, stan: str, *, since: float | None = None, until: float | None = None
+) -> list[str]:
+    return render(exchange_records(trace_dir, terminal_id, stan, since=since), since=since, until=until)
+
+
+#: The services whose own records of an exchange carry its terminal and STAN, so that the front-end's record of a
+#: message to one of them says that one has records to write (the HSM's own records carry neither).
+_PEERS_TRACING_EXCHANGES: Final = frozenset({"nac", "ledger", "scheme"})
+
+
+def exchange_complete(records: list[dict[str, Any]], *, also: Iterable[str] = ()) -> bool:
+    """Whether every process of an exchange has written its part, given the exchange's records so far: the
+    front-end's answer to the NAC; and, of each service the front-end exchanged with that traces exchanges (NAC,
+    ledger, switch) and each service in ``also`` (an issuer behind the switch: only the switch knows that it asked),
+    records with each of its peers both ways — a message in and the answer out, or out and its answer in. Each
+    service writes its trace on its own time (in batches, off its event loop): a reader that shows an exchange
+    waits for this first."""
+    answered = any(
+        r["service"].startswith("frontend") and r["direction"] == "out" and r.get("link") == "pos" for r in records
+    )
+    owed = {
+        r.get("peer") for r in records if r["service"].startswith("frontend") and r["direction"] == "out"
+    } & _PEERS_TRACING_EXCHANGES | set(also)
+    ways: dict[tuple[str, str], set[str]] = {}
+    for r in records:
+        ways.setdefault((r["service"], r.get("peer") or ""), set()).add(r["direction"])
+    both = {"in", "out"}
+    return answered and all(
+        any(service == s for service, _ in ways) and all(d == both for (service, _), d in ways.items() if service == s)
+        for s in owed
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from pathlib import Path
+from typing import Final
 
 import anyio.abc
 
@@ -21,6 +22,9 @@ from issuer_host.config import IssuerConfig
 from issuer_host.server import IssuerShell, serve
 from wire.trace import TraceWriter
 
+#: The issuer host's name: its TLS identity, its READY line and the service of its trace records.
+ISSUER_SERVICE_NAME: Final = "issuer"
+
 
 def serve_issuer(
     config: IssuerConfig,
@@ -30,7 +34,7 @@ def serve_issuer(
     tls_dir: Path | None = None,
 ) -> int:
     """``tls_dir``: mutual TLS on every hop (the switch in, the HSM and ledger out) as ``issuer``."""
-    serving = serving_for("issuer", tls_dir=tls_dir, max_connections=None)
+    serving = serving_for(ISSUER_SERVICE_NAME, tls_dir=tls_dir, max_connections=None)
 
     async def main(stack: contextlib.AsyncExitStack, tg: anyio.abc.TaskGroup) -> None:
         tls = serving.client_tls
@@ -39,7 +43,7 @@ def serve_issuer(
         )
         connect_ledger = functools.partial(LedgerClient.connect, config.ledger.host, config.ledger.port, tls=tls)
         ledger = await peer(stack, connect_ledger, peer_wait)
-        trace = TraceWriter(trace_dir, "issuer")
+        trace = TraceWriter(trace_dir, ISSUER_SERVICE_NAME)
         stack.callback(trace.close)
         shell = IssuerShell(
             issuer_id=config.issuer_id,
@@ -53,6 +57,6 @@ def serve_issuer(
             functools.partial(serve, config.listen.host, config.listen.port, shell=shell, serving=serving)
         )
         print(serving.summary, flush=True)
-        announce("issuer", config.listen.host, port)
+        announce(ISSUER_SERVICE_NAME, config.listen.host, port)
 
     return run_peered_service("acqsim issuer serve", main)
