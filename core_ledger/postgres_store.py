@@ -22,6 +22,7 @@ from core_ledger.state import LedgerState
 from core_ledger.store import (
     ADD_TO_COUNTER,
     CARD_COLUMNS,
+    COUNTER_TOTAL,
     COUNTERS_TABLE,
     MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
@@ -36,8 +37,9 @@ from core_ledger.store import (
     counter_deltas,
     counters_of_stored_effects,
     entry_owner,
-    read_txns_retrying,
+    read_rows_retrying,
     ref_day_bounds,
+    txn_from_row,
     txn_row,
 )
 
@@ -117,7 +119,7 @@ class PostgresStore:
         self._drop_reader()
         self._db.close()
 
-    def _read_txns(self, sql: str, params: Sequence[Any]) -> list[Txn]:
+    def _read_rows(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         """Rows read on a connection of their own (autocommit, read committed: never waiting for the writer),
         opened afresh once if it fails (a server restarted since)."""
 
@@ -128,7 +130,7 @@ class PostgresStore:
                 )
             return self._reads.execute(sql, params).fetchall()
 
-        return read_txns_retrying(
+        return read_rows_retrying(
             read,
             reset=self._drop_reader,
             errors=psycopg.Error,
@@ -142,14 +144,19 @@ class PostgresStore:
                 reads.close()
 
     def txns_by_key(self, keys: Sequence[str]) -> list[Txn]:
-        return self._read_txns(f"SELECT {TXN_COLUMNS} FROM txns WHERE key = ANY(%s)", (list(keys),))  # noqa: S608
+        rows = self._read_rows(f"SELECT {TXN_COLUMNS} FROM txns WHERE key = ANY(%s)", (list(keys),))  # noqa: S608
+        return [txn_from_row(row) for row in rows]
 
     def txns_by_ref_day(self, day: str) -> list[Txn]:
         sql = (
             f"SELECT {TXN_COLUMNS} FROM txns "  # noqa: S608
             'WHERE ref COLLATE "C" >= %s AND ref COLLATE "C" < %s ORDER BY seq'
         )
-        return self._read_txns(sql, ref_day_bounds(day))
+        return [txn_from_row(row) for row in self._read_rows(sql, ref_day_bounds(day))]
+
+    def counter_total(self, kind: str, pan: str, day: str) -> int | None:
+        rows = self._read_rows(format_params(COUNTER_TOTAL), (pan, day, kind))
+        return int(rows[0][0]) if rows else None
 
     def setting(self, name: str) -> str:
         """A run-time setting of the ledger's session (``SHOW``), e.g. ``synchronous_commit``."""
@@ -164,7 +171,7 @@ class PostgresStore:
                 with self._db.transaction():
                     self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
                     state = load_state(self._stream, keep=keep)
-                    state.txns.reader = self
+                    state.txns.reader = state.daily.reader = state.pin_failures.reader = self
                     return state
             except psycopg.Error as exc:
                 raise StoreError(f"ledger load failed: {type(exc).__name__}: {exc.sqlstate}") from None

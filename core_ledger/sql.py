@@ -11,6 +11,7 @@ import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from core_ledger.daycounters import DAYS_KEPT
 from core_ledger.history import TxnHistory
 from core_ledger.model import (
     Account,
@@ -28,10 +29,12 @@ from core_ledger.state import LedgerState
 from core_ledger.store import (
     ACCOUNT_COLUMNS,
     CARD_COLUMNS,
+    COUNTER_DAYS,
     COUNTER_ROWS,
     HOLD_COLUMNS,
     MERCHANT_COLUMNS,
     TXN_COLUMNS,
+    StoreError,
     txn_from_row,
 )
 
@@ -69,7 +72,7 @@ def no_cyclic_collection() -> Iterator[None]:
 
 
 def _load_state(rows: Rows, keep: int | None) -> LedgerState:
-    state = LedgerState(txns=TxnHistory(keep))
+    state = LedgerState(txns=TxnHistory(keep), days_kept=None if keep is None else DAYS_KEPT)
     for account_id, kind, name, balance, held in rows(f"SELECT {ACCOUNT_COLUMNS} FROM accounts"):  # noqa: S608
         state.accounts[account_id] = Account(
             account_id=account_id, kind=AccountKind(kind), name=name, balance=int(balance), held=int(held)
@@ -93,8 +96,7 @@ def _load_state(rows: Rows, keep: int | None) -> LedgerState:
             aggregator_account_id=aggregator,
             fee_bp=int(fee_bp),
         )
-    for pan, day, kind, total in rows(COUNTER_ROWS):
-        state.counters(kind)[(pan, day)] = int(total)
+    _load_counters(rows, state, keep_all=keep is None)
     first_kept = _first_kept_seq(rows, keep)
     # The older ones only pass through: their keys for the history's filter, nothing else read (a restart after
     # an hour at 1,000/s passes 3.6 million).
@@ -105,6 +107,22 @@ def _load_state(rows: Rows, keep: int | None) -> LedgerState:
     for owner, account_id, amount in rows(f"SELECT {HOLD_COLUMNS} FROM holds"):  # noqa: S608
         state.holds[owner] = (account_id, int(amount))
     return state
+
+
+def _load_counters(rows: Rows, state: LedgerState, *, keep_all: bool) -> None:
+    """The cards' day counters: every one, or (a serving ledger) those of the newest :data:`DAYS_KEPT` business
+    days stored, the older days left to be read back on a miss (:mod:`core_ledger.daycounters`)."""
+    days = [str(day) for (day,) in rows(COUNTER_DAYS)]
+    kept = days if keep_all else days[:DAYS_KEPT]
+    for day in days[len(kept) :]:
+        state.daily.note_stored_day(day)
+        state.pin_failures.note_stored_day(day)
+    if not kept:
+        return
+    if not all(day.isdigit() for day in kept):  # business dates are stored as YYYYMMDD
+        raise StoreError(f"card_counters has a business date that is not YYYYMMDD: {kept!r}")
+    for pan, day, kind, total in rows(f"{COUNTER_ROWS} WHERE business_date >= '{kept[-1]}'"):
+        state.counters(kind).load(pan, day, int(total))
 
 
 def _first_kept_seq(rows: Rows, keep: int | None) -> int:

@@ -21,6 +21,7 @@ from core_ledger.state import LedgerState
 from core_ledger.store import (
     ADD_TO_COUNTER,
     CARD_COLUMNS,
+    COUNTER_TOTAL,
     COUNTERS_TABLE,
     MERCHANT_COLUMNS,
     TXN_COLUMN_COUNT,
@@ -34,8 +35,9 @@ from core_ledger.store import (
     counter_deltas,
     counters_of_stored_effects,
     entry_owner,
-    read_txns_retrying,
+    read_rows_retrying,
     ref_day_bounds,
+    txn_from_row,
     txn_row,
 )
 
@@ -142,7 +144,7 @@ class SqliteStore:
         self._drop_reader()
         self._db.close()
 
-    def _read_rows(self, sql: str, params: Sequence[Any]) -> list[Txn]:
+    def _read_rows(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         """Rows read on a read-only connection of their own (WAL: never waiting for the writer's commit), opened
         afresh once if it fails; an in-memory database has only the one connection, so there it waits for the
         writer's lock."""
@@ -153,7 +155,7 @@ class SqliteStore:
                     return self._db.execute(sql, params).fetchall()
             return self._reader().execute(sql, params).fetchall()
 
-        return read_txns_retrying(
+        return read_rows_retrying(
             read,
             reset=self._drop_reader,
             errors=sqlite3.Error,
@@ -175,11 +177,16 @@ class SqliteStore:
 
     def txns_by_key(self, keys: Sequence[str]) -> list[Txn]:
         marks = ",".join("?" * len(keys))
-        return self._read_rows(f"SELECT {TXN_COLUMNS} FROM txns WHERE key IN ({marks})", keys)  # noqa: S608
+        rows = self._read_rows(f"SELECT {TXN_COLUMNS} FROM txns WHERE key IN ({marks})", keys)  # noqa: S608
+        return [txn_from_row(row) for row in rows]
 
     def txns_by_ref_day(self, day: str) -> list[Txn]:
         sql = f"SELECT {TXN_COLUMNS} FROM txns WHERE ref >= ? AND ref < ? ORDER BY seq"  # noqa: S608
-        return self._read_rows(sql, ref_day_bounds(day))
+        return [txn_from_row(row) for row in self._read_rows(sql, ref_day_bounds(day))]
+
+    def counter_total(self, kind: str, pan: str, day: str) -> int | None:
+        rows = self._read_rows(COUNTER_TOTAL, (pan, day, kind))
+        return int(rows[0][0]) if rows else None
 
     def setting(self, name: str) -> str:
         """A durability setting of the ledger's connection (``PRAGMA name``): ``journal_mode`` is ``wal``,
@@ -196,7 +203,7 @@ class SqliteStore:
                 self._db.execute("BEGIN")  # one consistent snapshot across the tables
                 try:
                     state = load_state(self._db.execute, keep=keep)
-                    state.txns.reader = self
+                    state.txns.reader = state.daily.reader = state.pin_failures.reader = self
                     return state
                 finally:
                     self._db.execute("COMMIT")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
+from core_ledger.daycounters import DayCounters
 from core_ledger.history import TxnHistory
 from core_ledger.model import (
     DAILY_DEBITS,
@@ -36,12 +37,18 @@ class LedgerState:
     txns: TxnHistory = dataclasses.field(default_factory=TxnHistory)
     #: open holds: pre-authorisation key → (account, amount)
     holds: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    #: Business days of card counters kept in memory (``None``: every one; :mod:`core_ledger.daycounters`).
+    days_kept: dataclasses.InitVar[int | None] = None
     #: (PAN, business date) → debits so far, for daily limits
-    daily: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    daily: DayCounters = dataclasses.field(init=False)
     #: (PAN, business date) → wrong PINs reported that day, for the PIN-try limit
-    pin_failures: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    pin_failures: DayCounters = dataclasses.field(init=False)
 
-    def counters(self, kind: str) -> dict[tuple[str, str], int]:
+    def __post_init__(self, days_kept: int | None) -> None:
+        self.daily = DayCounters(DAILY_DEBITS, self.txns, days_kept)
+        self.pin_failures = DayCounters(PIN_FAILURES, self.txns, days_kept)
+
+    def counters(self, kind: str) -> DayCounters:
         """The cards' day counters of one stored kind (:data:`~core_ledger.model.DAILY_DEBITS` or
         :data:`~core_ledger.model.PIN_FAILURES`), by (PAN, business date)."""
         return self.daily if kind == DAILY_DEBITS else self.pin_failures
@@ -114,6 +121,4 @@ class LedgerState:
 
     def count(self, effect: DailyUsage | PinFailure) -> None:
         """Change a card's counter for its business day: debits (daily limits) or wrong PINs (the PIN-try limit)."""
-        counters = self.counters(effect.KIND)
-        slot = (effect.pan, effect.business_date)
-        counters[slot] = counters.get(slot, 0) + effect.delta
+        self.counters(effect.KIND).add(effect.pan, effect.business_date, effect.delta)

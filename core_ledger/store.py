@@ -80,6 +80,10 @@ class LedgerStore(Protocol):
         :meth:`txns_by_key`)."""
         ...
 
+    def counter_total(self, kind: str, pan: str, day: str) -> int | None:
+        """One card's committed day counter (``None``: no row), as :meth:`txns_by_key` reads."""
+        ...
+
     def save_static(self, state: LedgerState) -> None:
         """Add accounts that are new (balance 0) and add or replace cards and merchants."""
         ...
@@ -167,8 +171,12 @@ ADD_TO_COUNTER: Final = (
     "INSERT INTO card_counters (pan, business_date, kind, total) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (pan, business_date, kind) DO UPDATE SET total = card_counters.total + excluded.total"
 )
-#: Reads every counter (start-up).
+#: Reads every counter (start-up; a serving ledger adds a WHERE for its newest days).
 COUNTER_ROWS: Final = "SELECT pan, business_date, kind, total FROM card_counters"
+#: The business days that have counters, newest first (start-up).
+COUNTER_DAYS: Final = "SELECT DISTINCT business_date FROM card_counters ORDER BY business_date DESC"
+#: One card's counter of one kind and day (a day no longer in memory: :mod:`core_ledger.daycounters`).
+COUNTER_TOTAL: Final = "SELECT total FROM card_counters WHERE pan = ? AND business_date = ? AND kind = ?"
 
 
 def effect_from_json(raw: list[Any]) -> Effect:
@@ -290,26 +298,25 @@ def added_column_statements(txn_columns: Sequence[str]) -> list[str]:
     ]
 
 
-def read_txns_retrying(
+def read_rows_retrying(
     read: Callable[[], Sequence[Sequence[Any]]],
     *,
     reset: Callable[[], None],
     errors: type[Exception],
     failure: Callable[[Exception], StoreError],
-) -> list[Txn]:
-    """The transactions of the rows ``read`` returns, for a history reading on its own connection: on one of
+) -> Sequence[Sequence[Any]]:
+    """The rows ``read`` returns, for a history or day counters reading on their own connection: on one of
     ``errors`` the connection is ``reset`` (the next read opens a fresh one) and read once more; a second failure
     raises ``failure(error)``."""
     try:
-        rows = read()
+        return read()
     except errors:
         reset()
         try:
-            rows = read()
+            return read()
         except errors as exc:
             reset()
             raise failure(exc) from None
-    return [txn_from_row(row) for row in rows]
 
 
 def ref_day_bounds(day: str) -> tuple[str, str]:
