@@ -109,7 +109,9 @@ class LedgerService:
         not be read: that request is answered 96 with nothing changed, and the others go on (a store that cannot
         be written either fails the next commit, and the service stops then)."""
         try:
-            return self.engine.decide(request)
+            decision = self.engine.decide(request)
+            self.engine.state.read_counters(decision.effects)  # so that applying it reads nothing
+            return decision
         except StoreError as exc:
             log.error("%s RRN %s answered 96: %s", request.op, request.rrn, exc)  # noqa: TRY400 - the cause says it
             return None

@@ -59,6 +59,14 @@ class LedgerState:
             for (pan, day), total in self.counters(kind).items():
                 yield pan, day, kind, total
 
+    def read_counters(self, effects: tuple[Effect, ...]) -> None:
+        """Bring into memory the card counters ``effects`` change whose day left memory (a reversal of an older
+        day's purchase), so that applying them reads nothing: a read that fails then fails the decision, before
+        anything changed. Raises what the store's read raises."""
+        for effect in effects:
+            if isinstance(effect, DailyUsage | PinFailure):
+                self.counters(effect.KIND).get((effect.pan, effect.business_date))
+
     def add_txn(self, txn: Txn) -> None:
         """Record ``txn`` under its key (and its field-90 reference, if it has one)."""
         self.txns.add(txn)

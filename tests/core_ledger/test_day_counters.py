@@ -129,3 +129,31 @@ def test_a_restart_loads_the_newest_days_and_reads_older_ones_on_demand(store_fa
     }
     assert dict(whole.pin_failures.items()) == {(GOOD, "20261118"): 3}
     store.close()
+
+
+def test_a_reversal_of_an_older_days_purchase_gives_that_day_its_limit_back(store_factory: StoreFactory) -> None:
+    opener = store_factory()
+    seeded(opener())
+    store = opener()
+    engine = serving(store)
+    first = on_day(request(LedgerOp.PURCHASE, LIMITED, 4_000), DAYS[0])
+    assert post(store, engine, first) is ResponseCode.APPROVED
+    for mmdd in DAYS[1:]:
+        assert post(store, engine, on_day(request(LedgerOp.PURCHASE, GOOD, 100), mmdd)) is ResponseCode.APPROVED
+    assert "20261118" not in engine.state.daily.days_in_memory()
+
+    reversal = on_day(request(LedgerOp.REVERSAL, LIMITED, 4_000, original=first), DAYS[0])
+    decision = engine.decide(reversal)
+    engine.state.read_counters(decision.effects)  # as the service does before applying: the day's counter read
+    assert engine.state.daily.store_reads == 1
+    engine.state.txns.queued += 1
+    engine.commit(decision)
+    store.commit([(decision.records, decision.effects)])
+    engine.state.txns.durable = engine.state.txns.queued
+    assert decision.answer.response_code is ResponseCode.APPROVED
+    assert engine.state.daily.get((LIMITED, "20261118")) == 0
+    assert post(store, engine, on_day(request(LedgerOp.PURCHASE, LIMITED, 5_000), DAYS[0])) is ResponseCode.APPROVED
+    store.close()
+    store = opener()
+    assert dict(store.load().daily.items())[(LIMITED, "20261118")] == 5_000
+    store.close()
