@@ -13,7 +13,7 @@ from core_ledger.daycounters import DAYS_KEPT
 from core_ledger.engine import LedgerEngine
 from core_ledger.history import HistoryIncomplete
 from core_ledger.store import LedgerStore
-from tests.core_ledger.conftest import StoreFactory
+from tests.core_ledger.conftest import StoreFactory, StoreOpener
 from tests.core_ledger.helpers import GOOD, LIMITED, NOW, request, seeded_state
 from wire.constants import ResponseCode
 
@@ -50,14 +50,26 @@ def serving(store: LedgerStore) -> LedgerEngine:
     return LedgerEngine(store.load(keep=KEEP_TXNS), clock=lambda: NOW)
 
 
-def test_the_newest_days_stay_and_an_older_one_is_read_back_when_named(store_factory: StoreFactory) -> None:
+def a_serving_ledger(store_factory: StoreFactory) -> tuple[StoreOpener, LedgerStore, LedgerEngine]:
+    """A fresh seeded store, reopened, and a serving ledger's engine on it."""
     opener = store_factory()
     seeded(opener())
     store = opener()
-    engine = serving(store)
-    assert post(store, engine, on_day(request(LedgerOp.PURCHASE, LIMITED, 4_000), DAYS[0])) is ResponseCode.APPROVED
+    return opener, store, serving(store)
+
+
+def the_later_days(store: LedgerStore, engine: LedgerEngine, pan: str, *, written: bool = True) -> None:
+    """A purchase of 100 on each of the three newer days: the oldest day is then beyond the days kept."""
     for mmdd in DAYS[1:]:
-        assert post(store, engine, on_day(request(LedgerOp.PURCHASE, LIMITED, 100), mmdd)) is ResponseCode.APPROVED
+        assert post(store, engine, on_day(request(LedgerOp.PURCHASE, pan, 100), mmdd), written=written) is (
+            ResponseCode.APPROVED
+        )
+
+
+def test_the_newest_days_stay_and_an_older_one_is_read_back_when_named(store_factory: StoreFactory) -> None:
+    _, store, engine = a_serving_ledger(store_factory)
+    assert post(store, engine, on_day(request(LedgerOp.PURCHASE, LIMITED, 4_000), DAYS[0])) is ResponseCode.APPROVED
+    the_later_days(store, engine, LIMITED)
     daily = engine.state.daily
     assert daily.days_in_memory() == ["20261119", "20261120", "20261121"] and DAYS_KEPT == 3
     with pytest.raises(HistoryIncomplete):
@@ -79,16 +91,10 @@ def test_the_newest_days_stay_and_an_older_one_is_read_back_when_named(store_fac
 
 
 def test_a_day_whose_change_is_not_written_stays_in_memory(store_factory: StoreFactory) -> None:
-    opener = store_factory()
-    seeded(opener())
-    store = opener()
-    engine = serving(store)
+    _, store, engine = a_serving_ledger(store_factory)
     first = on_day(request(LedgerOp.PURCHASE, LIMITED, 4_000), DAYS[0])
     assert post(store, engine, first, written=False) is ResponseCode.APPROVED  # queued, its commit still running
-    for mmdd in DAYS[1:]:
-        assert post(store, engine, on_day(request(LedgerOp.PURCHASE, GOOD, 100), mmdd), written=False) is (
-            ResponseCode.APPROVED
-        )
+    the_later_days(store, engine, GOOD, written=False)
     over = on_day(request(LedgerOp.PURCHASE, LIMITED, 1_001), DAYS[0])
     assert post(store, engine, over, written=False) is ResponseCode.EXCEEDS_AMOUNT_LIMIT
     daily = engine.state.daily
@@ -98,15 +104,11 @@ def test_a_day_whose_change_is_not_written_stays_in_memory(store_factory: StoreF
 
 
 def test_a_restart_loads_the_newest_days_and_reads_older_ones_on_demand(store_factory: StoreFactory) -> None:
-    opener = store_factory()
-    seeded(opener())
-    store = opener()
-    engine = serving(store)
+    opener, store, engine = a_serving_ledger(store_factory)
     assert post(store, engine, on_day(request(LedgerOp.PURCHASE, LIMITED, 4_000), DAYS[0])) is ResponseCode.APPROVED
     for _ in range(2):  # two wrong PINs on the oldest day: the third is the last one allowed (75 from then on)
         assert post(store, engine, on_day(request(LedgerOp.PIN_FAILURE, GOOD), DAYS[0])) is ResponseCode.INCORRECT_PIN
-    for mmdd in DAYS[1:]:
-        assert post(store, engine, on_day(request(LedgerOp.PURCHASE, LIMITED, 100), mmdd)) is ResponseCode.APPROVED
+    the_later_days(store, engine, LIMITED)
     store.close()
 
     store = opener()
@@ -132,14 +134,10 @@ def test_a_restart_loads_the_newest_days_and_reads_older_ones_on_demand(store_fa
 
 
 def test_a_reversal_of_an_older_days_purchase_gives_that_day_its_limit_back(store_factory: StoreFactory) -> None:
-    opener = store_factory()
-    seeded(opener())
-    store = opener()
-    engine = serving(store)
+    opener, store, engine = a_serving_ledger(store_factory)
     first = on_day(request(LedgerOp.PURCHASE, LIMITED, 4_000), DAYS[0])
     assert post(store, engine, first) is ResponseCode.APPROVED
-    for mmdd in DAYS[1:]:
-        assert post(store, engine, on_day(request(LedgerOp.PURCHASE, GOOD, 100), mmdd)) is ResponseCode.APPROVED
+    the_later_days(store, engine, GOOD)
     assert "20261118" not in engine.state.daily.days_in_memory()
 
     reversal = on_day(request(LedgerOp.REVERSAL, LIMITED, 4_000, original=first), DAYS[0])
