@@ -35,7 +35,7 @@ from nac.sticky import StickyPool
 from wire.errors import TpduError
 from wire.header import HEADER_LEN
 from wire.posframe import is_sign_on, terminal_id_of
-from wire.tpdu import TPDU_LEN, Tpdu
+from wire.tpdu import TPDU_LEN, Tpdu, answer_head, destination, with_source
 
 #: Shortest frame a terminal may send: TPDU and POS header (the body may be empty as far as the NAC cares).
 MIN_TERMINAL_FRAME_LEN = TPDU_LEN + HEADER_LEN
@@ -47,7 +47,7 @@ class _InFlight:
     link_id: int
     group: str
     terminal_id: int | None  # None once the terminal has closed or the answer timed out
-    terminal_tpdu: Tpdu
+    answer_head: bytes  # the TPDU its answer goes back to the terminal under (wire.tpdu.answer_head)
     deadline: float
     expired: bool = False
     sticky_key: str | None = None  # the terminal key in a sticky pool, counted in flight while it waits
@@ -165,7 +165,7 @@ class Router:
             link_id=link_id,
             group=group,
             terminal_id=terminal_id,
-            terminal_tpdu=tpdu,
+            answer_head=answer_head(payload),
             deadline=now + self.limits.answer_timeout_s,
             sticky_key=sticky_key,
         )
@@ -183,7 +183,7 @@ class Router:
             link_id=link_id,
             group=group,
             return_address=return_address,
-            payload=tpdu.with_src(return_address).to_bytes() + payload[TPDU_LEN:],
+            payload=with_source(payload, address),
         )
 
     # -- upstream side -------------------------------------------------------------------------------------
@@ -228,10 +228,9 @@ class Router:
         link = self._links[link_id]
         self.stats.frames_down += 1
         try:
-            tpdu = Tpdu.parse(payload)
+            address = destination(payload)
         except TpduError:
             return self._drop(DropReason.BAD_ANSWER_TPDU, link.group)
-        address = int(tpdu.dst, 16)
         entry = self._in_flight.get(address)
         if entry is None or entry.link_id != link_id:
             return self._drop(DropReason.UNKNOWN_RETURN_ADDRESS, link.group)
@@ -246,7 +245,7 @@ class Router:
         self.stats.routes[link.group].answered += 1
         return Deliver(
             terminal_id=entry.terminal_id,
-            payload=entry.terminal_tpdu.swapped().to_bytes() + payload[TPDU_LEN:],
+            payload=entry.answer_head + payload[TPDU_LEN:],
         )
 
     # -- time ----------------------------------------------------------------------------------------------

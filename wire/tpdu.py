@@ -40,11 +40,7 @@ class Tpdu:
     @classmethod
     def parse(cls, data: bytes, *, offset: int = 0) -> Tpdu:
         """Read the TPDU at ``data[offset:]``; ``offset`` also names the place in errors."""
-        if len(data) - offset < TPDU_LEN:
-            raise TpduError(f"need {TPDU_LEN} TPDU bytes, have {max(0, len(data) - offset)}", offset=offset)
-        tpdu_id = data[offset]
-        if tpdu_id != TPDU_ID:
-            raise TpduError(f"TPDU ID is 0x{tpdu_id:02X}, expected 0x{TPDU_ID:02X}", offset=offset)
+        _check_head(data, offset)
         return _parsed(bytes(data[offset : offset + TPDU_LEN]))
 
     def to_bytes(self) -> bytes:
@@ -59,6 +55,36 @@ class Tpdu:
 
     def with_dst(self, dst: str) -> Tpdu:
         return Tpdu(id=self.id, dst=dst, src=self.src)
+
+
+def _check_head(data: bytes, offset: int) -> None:
+    """:class:`TpduError` unless a TPDU (5 bytes, ID 0x60) starts at ``data[offset:]``."""
+    if len(data) - offset < TPDU_LEN:
+        raise TpduError(f"need {TPDU_LEN} TPDU bytes, have {max(0, len(data) - offset)}", offset=offset)
+    tpdu_id = data[offset]
+    if tpdu_id != TPDU_ID:
+        raise TpduError(f"TPDU ID is 0x{tpdu_id:02X}, expected 0x{TPDU_ID:02X}", offset=offset)
+
+
+# The NAC rewrites a TPDU on every frame it relays; these do it on the frame's bytes (the same result as a
+# Tpdu's ``with_src``/``swapped``/``dst``, without building one and checking its addresses as text again).
+
+
+def destination(frame: bytes) -> int:
+    """DST of the TPDU heading ``frame``, as a number (the NAC's return address on an answer). Raises
+    :class:`TpduError` as :meth:`Tpdu.parse` does."""
+    _check_head(frame, 0)
+    return (frame[1] << 8) | frame[2]
+
+
+def with_source(frame: bytes, address: int) -> bytes:
+    """``frame`` (its TPDU checked) with SRC set to ``address`` (0–0xFFFF): a request given its return address."""
+    return frame[:3] + address.to_bytes(2, "big") + frame[TPDU_LEN:]
+
+
+def answer_head(frame: bytes) -> bytes:
+    """The TPDU bytes heading the answer to ``frame`` (its TPDU checked): DST and SRC exchanged."""
+    return frame[0:1] + frame[3:5] + frame[1:3]
 
 
 #: Distinct TPDUs kept parsed: a link sees few (one route, a source address per connection).

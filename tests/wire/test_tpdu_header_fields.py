@@ -21,7 +21,7 @@ from wire.fields import (
 from wire.header import PosHeader
 from wire.masking import mask_pan, mask_track
 from wire.posframe import PosFrame
-from wire.tpdu import Tpdu
+from wire.tpdu import Tpdu, answer_head, destination, with_source
 
 
 def test_tpdu_parse_build_swap() -> None:
@@ -260,6 +260,24 @@ def test_tpdu_round_trip_and_double_swap(dst: str, src: str) -> None:
     tpdu = Tpdu(dst=dst, src=src)
     assert Tpdu.parse(b"\xff" + tpdu.to_bytes(), offset=1) == tpdu
     assert tpdu.swapped().swapped() == tpdu
+
+
+@given(hex4, hex4, st.integers(min_value=0, max_value=0xFFFF), st.binary(max_size=40))
+def test_the_nacs_byte_rewrites_equal_the_tpdus_own(dst: str, src: str, address: int, body: bytes) -> None:
+    """What the NAC does to a frame's bytes is what the Tpdu object says: a return address as SRC, DST read as a
+    number, the answer's TPDU with DST and SRC exchanged."""
+    tpdu = Tpdu(dst=dst, src=src)
+    frame = tpdu.to_bytes() + body
+    assert with_source(frame, address) == tpdu.with_src(f"{address:04X}").to_bytes() + body
+    assert destination(frame) == int(dst, 16)
+    assert answer_head(frame) == tpdu.swapped().to_bytes()
+
+
+@pytest.mark.parametrize("frame", [b"", b"\x60\x00\x03\x00", b"\x61\x00\x03\x00\x00"])
+def test_a_destination_is_read_only_from_a_whole_tpdu(frame: bytes) -> None:
+    with pytest.raises(TpduError) as info:
+        destination(frame)
+    assert info.value.offset == 0
 
 
 @given(
