@@ -26,7 +26,8 @@ import argparse
 import contextlib
 import functools
 from collections import deque
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 import anyio
 
@@ -36,6 +37,8 @@ from acqkit.netio import ConnectionHandler, FramedConnection, connect, serve_tcp
 from acqkit.runner import announce, run_service
 
 IDLE_S: Final = 60.0
+#: A callback-path session of this module.
+S = TypeVar("S", bound="_EchoSession")
 
 
 async def _echo(conn: FramedConnection) -> None:
@@ -177,17 +180,8 @@ async def _serve_route_callbacks(
     try:
         for address in via:
             if address not in shared:
-                host, _, upstream_port = address.rpartition(":")
-                made: list[_RouteUpstreamSession] = []
-
-                def open_upstream(
-                    conn: FrameConnection, made: list[_RouteUpstreamSession] = made
-                ) -> _RouteUpstreamSession:
-                    made.append(_RouteUpstreamSession(conn))
-                    return made[0]
-
-                links.append(await connect_frames(host, int(upstream_port), open_upstream, timeout=5, name="relay"))
-                shared[address] = made[0]
+                link, shared[address] = await _connect_session(address, _RouteUpstreamSession)
+                links.append(link)
         route = [shared[address] for address in via]
         for upstream in shared.values():
             upstream.route = route
@@ -205,20 +199,25 @@ async def _serve_callbacks(
     if to is None:
         await serve_frames("127.0.0.1", port, _EchoSession, name="relay", task_status=task_status)
         return
-    host, _, upstream_port = to.rpartition(":")
-    made: list[_UpstreamSession] = []
-
-    def open_upstream(conn: FrameConnection) -> _UpstreamSession:
-        made.append(_UpstreamSession(conn))
-        return made[0]
-
-    link = await connect_frames(host, int(upstream_port), open_upstream, timeout=5, name="relay")
-    upstream = made[0]
+    link, upstream = await _connect_session(to, _UpstreamSession)
     try:
         sessions = functools.partial(_DownstreamSession, upstream=upstream)
         await serve_frames("127.0.0.1", port, sessions, name="relay", task_status=task_status)
     finally:
         await link.aclose()
+
+
+async def _connect_session(address: str, session: Callable[[FrameConnection], S]) -> tuple[FrameConnection, S]:
+    """A callback-path connection to ``address`` (``host:port``) and the session ``session`` made for it."""
+    host, _, port = address.rpartition(":")
+    made: list[S] = []
+
+    def open_session(conn: FrameConnection) -> S:
+        made.append(session(conn))
+        return made[0]
+
+    link = await connect_frames(host, int(port), open_session, timeout=5, name="relay")
+    return link, made[0]
 
 
 async def _connect(address: str) -> FramedConnection:
