@@ -85,9 +85,14 @@ class DayCounters(Mapping[tuple[str, str], int]):
             total = cards.get(pan)
             if total is not None or day in self._whole:
                 return total
-        elif day > self._newest or not self._left:
-            return None  # nothing of that day was ever stored
+        elif self._never_stored(day):
+            return None
         return self._read(pan, day)
+
+    def _never_stored(self, day: str) -> bool:
+        """Whether the store can have nothing of ``day`` that is not in memory: no day ever left memory, or
+        ``day`` is newer than every day known."""
+        return day > self._newest or not self._left
 
     @property
     def whole(self) -> bool:
@@ -124,7 +129,7 @@ class DayCounters(Mapping[tuple[str, str], int]):
 
     def add(self, pan: str, day: str, delta: int) -> None:
         """Change one card's counter by ``delta`` (by the posting being queued: :attr:`TxnHistory.queued`)."""
-        if day not in self._days and (day > self._newest or not self._left):
+        if day not in self._days and self._never_stored(day):
             self._days[day] = {}
             self._whole.add(day)
         total = self.get((pan, day))  # a day not whole reads the card's stored total first
