@@ -136,11 +136,10 @@ def exchange_complete(records: list[dict[str, Any]], *, also: Iterable[str] = ()
     owed = {
         r.get("peer") for r in records if r["service"].startswith("frontend") and r["direction"] == "out"
     } & _PEERS_TRACING_EXCHANGES | set(also)
-    ways: dict[tuple[str, str], set[str]] = {}
+    ways: dict[str, dict[str, set[str]]] = {}  # service → peer → directions recorded
     for r in records:
-        ways.setdefault((r["service"], r.get("peer") or ""), set()).add(r["direction"])
+        ways.setdefault(r["service"], {}).setdefault(r.get("peer") or "", set()).add(r["direction"])
     both = {"in", "out"}
     return answered and all(
-        any(service == s for service, _ in ways) and all(d == both for (service, _), d in ways.items() if service == s)
-        for s in owed
+        service in ways and all(directions == both for directions in ways[service].values()) for service in owed
     )
