@@ -126,6 +126,10 @@ class _Refused:
         return None
 
 
+#: The session of a connection that has ended.
+_HEARS_NOTHING: Final = _Refused()
+
+
 class _Connections:
     """The connections one server accepted: the cap, and its shutdown's wait for them all."""
 
@@ -382,6 +386,11 @@ class FrameConnection(asyncio.Protocol):
         except Exception:
             log.exception("%s: handler failed for %s; closing that connection only", self.name, self.peer)
         finally:
+            # The transport and the session each point back at this connection: unlinked, a closed connection
+            # is freed by refcounting, not left for the cyclic collector (one per transaction at a NAC whose
+            # terminals connect for each one).
+            self._transport = None
+            self._session = _HEARS_NOTHING
             self._closed.set()
             if self._server is not None:
                 self._server.forget(self)

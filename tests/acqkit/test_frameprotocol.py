@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import itertools
 import logging
 import math
 import socket
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -91,7 +94,11 @@ class Sessions:
 
 @asynccontextmanager
 async def running(
-    sessions: Sessions, *, idle_timeout: float = math.inf, send_timeout: float = 5.0, max_connections: int = 10
+    sessions: Callable[[FrameConnection], FrameSession],
+    *,
+    idle_timeout: float = math.inf,
+    send_timeout: float = 5.0,
+    max_connections: int = 10,
 ) -> AsyncIterator[int]:
     serve = functools.partial(
         serve_frames,
@@ -345,3 +352,42 @@ async def test_out_of_descriptors_accepting_backs_off_and_the_queued_client_is_s
             assert await read_frames(waiting, 1) == [b"accepted later"]
         await served.send(frame(b"meanwhile"))
         assert await read_frames(served, 1) == [b"meanwhile"]
+
+
+class _Echoing:
+    """An echo session the test keeps no strong reference to (to see its connection freed)."""
+
+    def __init__(self, conn: FrameConnection, ended: asyncio.Event) -> None:
+        self.conn, self.ended = conn, ended
+
+    def frames_received(self, frames: list[bytes]) -> None:
+        self.conn.send_many(frames)
+
+    def connection_closed(self, error: BaseException | None) -> None:
+        self.ended.set()
+
+
+async def test_a_closed_connection_is_freed_by_refcounting_not_left_for_the_cyclic_collector() -> None:
+    """The transport, the connection and its session point at each other while it is open; once it has ended
+    they are unlinked, so a NAC whose terminals connect for each transaction leaves no garbage for the cyclic
+    collector (ten objects a transaction before)."""
+    ended = asyncio.Event()
+    made: list[weakref.ref[FrameConnection]] = []
+
+    def open_session(conn: FrameConnection) -> FrameSession:
+        made.append(weakref.ref(conn))
+        return _Echoing(conn, ended)
+
+    gc.collect()
+    gc.disable()
+    try:
+        async with running(open_session) as port:
+            async with await anyio.connect_tcp("127.0.0.1", port) as client:
+                await client.send(frame(b"ping"))
+                assert await read_frames(client, 1) == [b"ping"]
+            with anyio.fail_after(DEADLINE_S):
+                await ended.wait()
+                while made[0]() is not None:  # the loop lets go of the transport within a few turns
+                    await anyio.lowlevel.checkpoint()
+    finally:
+        gc.enable()
