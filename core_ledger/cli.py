@@ -243,7 +243,7 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
                 bound = await tg.start(serving_ledger)
                 await start_metrics(tg, "ledger", host, args.metrics_port)
                 print(serving.summary, flush=True)
-                announce("ledger", host, bound)
+                announce("ledger", host, bound, objects_die_young=False)  # it keeps recent transactions
         except* LedgerFailStop as group:
             stopped.extend(leaves(group, LedgerFailStop))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from acqkit.runner import YOUNG_COLLECTION_EVERY
+
 PROBE = """
 import gc
 import weakref
@@ -20,7 +22,15 @@ del garbage
 gc.disable()  # no collection but the one announce makes
 before = gc.get_freeze_count()
 announce("probe", "127.0.0.1", 1)
-print(before, gc.get_freeze_count(), gone() is None)
+print(before, gc.get_freeze_count(), gone() is None, gc.get_threshold()[0])
+"""
+
+KEEPER = """
+import gc
+from acqkit.runner import announce
+default = gc.get_threshold()[0]
+announce("ledger", "127.0.0.1", 1, objects_die_young=False)
+print(default, gc.get_threshold()[0])
 """
 
 
@@ -28,7 +38,14 @@ def test_announce_collects_then_freezes_what_start_up_left() -> None:
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=True)
     ready, counts = done.stdout.splitlines()
     assert ready == "READY probe 127.0.0.1:1"
-    before, frozen, collected = counts.split()
+    before, frozen, collected, young_threshold = counts.split()
     assert int(before) == 0
     assert int(frozen) > 10_000  # start-up's objects now sit in the permanent generation
     assert collected == "True"  # start-up's garbage was collected first, not frozen with the rest
+    assert int(young_threshold) == YOUNG_COLLECTION_EVERY  # a service whose objects die young collects seldom
+
+
+def test_a_service_that_keeps_what_it_serves_keeps_the_default_young_threshold() -> None:
+    done = subprocess.run([sys.executable, "-c", KEEPER], capture_output=True, text=True, timeout=60, check=True)
+    default, kept = done.stdout.splitlines()[1].split()
+    assert kept == default  # CPython's own: each pass over the ledger's kept transactions stays short
