@@ -28,7 +28,7 @@ from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number, p
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.rules import RuleBook, RuleError
-from acqkit.runner import announce, leaves, run_service
+from acqkit.runner import announce, freeze_survivors, leaves, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from core_ledger.check import check_store
@@ -241,6 +241,7 @@ def _serve(args: argparse.Namespace, db: str, config: AcqsimConfig) -> int:
                     serve, host, port, service=service, trace=trace, serving=serving, rules=rules
                 )
                 bound = await tg.start(serving_ledger)
+                tg.start_soon(freeze_survivors)  # its kept transactions stay out of the collector's full passes
                 await start_metrics(tg, "ledger", host, args.metrics_port)
                 print(serving.summary, flush=True)
                 announce("ledger", host, bound, objects_die_young=False)  # it keeps recent transactions
