@@ -130,8 +130,8 @@ def freeze_what_survived() -> None:
 async def freeze_survivors(every: float = FREEZE_SURVIVORS_EVERY_S) -> None:
     """:func:`freeze_what_survived` every ``every`` seconds, until cancelled: for a service that keeps what it
     serves (the ledger's 100,000 recent transactions, ~700,000 objects), whose full collections would otherwise
-    walk all of it again each time a quarter more had come: up to 300 ms at a stretch, every 20–30 s at 1,500
-    purchases/s, with every request in flight waiting (docs/benchmarks.md, "session 13")."""
+    walk all of it again each time a quarter more had come: seven in a 60 s run at capacity, the longest 300 ms,
+    with every request in flight waiting (docs/benchmarks.md, "session 13")."""
     while True:
         await anyio.sleep(every)
         freeze_what_survived()
