@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import signal
 import sys
@@ -13,6 +12,7 @@ from typing import Any, Final, Protocol, TypeVar
 import anyio
 import anyio.abc
 
+from acqkit.collector import die_young, freeze_start_up
 from acqkit.config import ConfigError
 from acqkit.exitcodes import EXIT_UNREACHABLE
 from acqkit.extras import require
@@ -84,57 +84,16 @@ def leaves(group: BaseExceptionGroup[BaseException], kind: type[_E]) -> list[_E]
     return found
 
 
-#: Net allocations of container objects between two young-generation collections, in a service whose objects
-#: die young (a request's state, freed when its answer leaves): CPython's default, 700, made the front-end collect
-#: every few purchases, and the survivors it promoted brought full collections of 10–17 ms during traffic. The
-#: services leave no cyclic garbage on their paths (tests/integration/test_no_cyclic_garbage.py), so a young
-#: collection finds only requests in flight, whatever the threshold.
-YOUNG_COLLECTION_EVERY: Final = 10_000
-
-
 def announce(service: str, host: str, port: int, *, objects_die_young: bool = True) -> None:
     """The one line a supervisor waits for: ``READY <service> <host>:<port>``. Start-up's objects are set aside
-    first (:func:`freeze_start_up`). ``objects_die_young``: collect the young generation every
-    :data:`YOUNG_COLLECTION_EVERY` allocations; ``False`` for a service that keeps what it serves (the ledger's
-    recent transactions), where a young collection scans everything kept since the last one and CPython's
-    default keeps each pass short."""
+    first (:func:`acqkit.collector.freeze_start_up`). ``objects_die_young``: collect the young generation seldom
+    (:func:`acqkit.collector.die_young`); ``False`` for a service that keeps what it serves (the ledger's recent
+    transactions), where a young collection scans everything kept since the last one and CPython's default keeps
+    each pass short."""
     freeze_start_up()
     if objects_die_young:
-        _, middle, old = gc.get_threshold()
-        gc.set_threshold(YOUNG_COLLECTION_EVERY, middle, old)
+        die_young()
     print(f"READY {service} {host}:{port}", flush=True)
-
-
-def freeze_start_up() -> None:
-    """Collect start-up's garbage, then move every object left (modules, functions, config, state loaded from
-    disk) to the collector's permanent generation: a full collection during traffic scans only what came after.
-    Without it a full collection of a service at rest walks ~50,000 start-up objects: a 8–17 ms pause at random
-    in the middle of traffic (measured in the front-end), a tail that shows in every purchase in flight."""
-    gc.collect()
-    gc.freeze()
-
-
-#: How often a service that keeps what it serves sets aside what survived (:func:`freeze_survivors`).
-FREEZE_SURVIVORS_EVERY_S: Final = 5.0
-
-
-def freeze_what_survived() -> None:
-    """Collect the young and middle generations (cycles made since the last call), then move every object left to
-    the permanent generation. A frozen object is still freed by refcounting when dropped; only a cycle that becomes
-    garbage after it was frozen would stay (the services make none on their paths:
-    tests/integration/test_no_cyclic_garbage.py)."""
-    gc.collect(1)
-    gc.freeze()
-
-
-async def freeze_survivors(every: float = FREEZE_SURVIVORS_EVERY_S) -> None:
-    """:func:`freeze_what_survived` every ``every`` seconds, until cancelled: for a service that keeps what it
-    serves (the ledger's 100,000 recent transactions, ~700,000 objects), whose full collections would otherwise
-    walk all of it again each time a quarter more had come: seven in a 60 s run at capacity, the longest 300 ms,
-    with every request in flight waiting (docs/benchmarks.md, "session 13")."""
-    while True:
-        await anyio.sleep(every)
-        freeze_what_survived()
 
 
 async def stop_on_signal(scope: anyio.CancelScope) -> None:

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import anyio
 
+from acqkit.collector import freeze_survivors
 from acqkit.config import CONFIG_HELP, AcqsimConfig, load_config, port_number, positive_count
 from acqkit.exitcodes import EXIT_DECLINED, EXIT_FAIL_STOP, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from acqkit.metrics import add_metrics_option, start_metrics
 from acqkit.rules import RuleBook, RuleError
-from acqkit.runner import announce, freeze_survivors, leaves, run_service
+from acqkit.runner import announce, leaves, run_service
 from acqkit.serving import serving_for
 from acqkit.tls import add_serving_arguments
 from core_ledger.check import check_store

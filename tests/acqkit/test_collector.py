@@ -1,12 +1,13 @@
-"""A service's READY line sets start-up's objects aside from the cyclic collector (``acqkit.runner.announce``):
-full collections during traffic then scan only what came after, not every module and function of start-up."""
+"""The cyclic collector's policy (``acqkit.collector``): a service's READY line (``acqkit.runner.announce``) sets
+start-up's objects aside, so full collections during traffic scan only what came after, and raises the young
+threshold where objects die young; a service that keeps what it serves freezes what survives."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from acqkit.runner import YOUNG_COLLECTION_EVERY
+from acqkit.collector import YOUNG_COLLECTION_EVERY
 
 PROBE = """
 import gc
@@ -54,7 +55,7 @@ def test_a_service_that_keeps_what_it_serves_keeps_the_default_young_threshold()
 SURVIVORS = """
 import gc
 import weakref
-from acqkit.runner import freeze_what_survived
+from acqkit.collector import freeze_what_survived
 class Node:
     pass
 kept = [Node() for _ in range(50_000)]  # what a ledger keeps: plain data, no cycles
@@ -73,7 +74,7 @@ print(gone() is None, frozen, dropped() is None, gc.get_freeze_count() - before)
 
 
 def test_what_survives_the_young_generations_is_frozen_and_still_freed_when_dropped() -> None:
-    """The ledger's :func:`acqkit.runner.freeze_survivors`: young cycles are collected first, what survives goes
+    """The ledger's :func:`acqkit.collector.freeze_survivors`: young cycles are collected first, what survives goes
     to the permanent generation (full collections no longer walk it), and dropping it frees it as before."""
     done = subprocess.run([sys.executable, "-c", SURVIVORS], capture_output=True, text=True, timeout=60, check=True)
     collected, frozen, freed, left = done.stdout.split()
