@@ -126,7 +126,7 @@ class _Refused:
         return None
 
 
-#: The session of a connection that has ended.
+#: The session of a connection that has none: not opened yet, refused, or ended (it holds nothing, so one serves all).
 _HEARS_NOTHING: Final = _Refused()
 
 
@@ -181,7 +181,7 @@ class FrameConnection(asyncio.Protocol):
         self.peer = "?"
         self.framer = LengthPrefixFramer(max_frame_len)
         self._open_session = open_session
-        self._session: FrameSession = _Refused()
+        self._session: FrameSession = _HEARS_NOTHING
         self._server = server
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None

@@ -354,29 +354,18 @@ async def test_out_of_descriptors_accepting_backs_off_and_the_queued_client_is_s
         assert await read_frames(served, 1) == [b"meanwhile"]
 
 
-class _Echoing:
-    """An echo session the test keeps no strong reference to (to see its connection freed)."""
-
-    def __init__(self, conn: FrameConnection, ended: asyncio.Event) -> None:
-        self.conn, self.ended = conn, ended
-
-    def frames_received(self, frames: list[bytes]) -> None:
-        self.conn.send_many(frames)
-
-    def connection_closed(self, error: BaseException | None) -> None:
-        self.ended.set()
-
-
 async def test_a_closed_connection_is_freed_by_refcounting_not_left_for_the_cyclic_collector() -> None:
     """The transport, the connection and its session point at each other while it is open; once it has ended
     they are unlinked, so a NAC whose terminals connect for each transaction leaves no garbage for the cyclic
     collector (ten objects a transaction before)."""
-    ended = asyncio.Event()
     made: list[weakref.ref[FrameConnection]] = []
+    closed: list[asyncio.Event] = []  # the session's event only: the test holds nothing that holds the connection
 
     def open_session(conn: FrameConnection) -> FrameSession:
         made.append(weakref.ref(conn))
-        return _Echoing(conn, ended)
+        echo = Echo(conn)
+        closed.append(echo.closed)
+        return echo
 
     gc.collect()
     gc.disable()
@@ -386,7 +375,7 @@ async def test_a_closed_connection_is_freed_by_refcounting_not_left_for_the_cycl
                 await client.send(frame(b"ping"))
                 assert await read_frames(client, 1) == [b"ping"]
             with anyio.fail_after(DEADLINE_S):
-                await ended.wait()
+                await closed[0].wait()
                 while made[0]() is not None:  # the loop lets go of the transport within a few turns
                     await anyio.lowlevel.checkpoint()
     finally:
