@@ -21,7 +21,7 @@ from typing import Final
 
 from wire import refcodec
 from wire.errors import MessageDecodeError, MessageEncodeError
-from wire.fastcodec import Unsupported, compile_spec
+from wire.fastcodec import SIGHTINGS_BEFORE_COMPILING, CompiledSpec, Unsupported, compile_spec
 from wire.specs import HOST_SPEC, POS_BCD_FIELDS, POS_BITMAP_OFFSET, POS_SPEC, POS_TRACK_FIELDS, pos_track_refused
 
 Fields = dict[str, str]
@@ -29,10 +29,25 @@ Fields = dict[str, str]
 MAC_LEN: Final = 8
 MAC_FIELD: Final = "64"
 
-_POS: Final = compile_spec(
-    POS_SPEC, digit_fields=POS_BCD_FIELDS | {"t"}, track_fields=POS_TRACK_FIELDS, message_rule=pos_track_refused
-)
-_HOST: Final = compile_spec(HOST_SPEC)
+
+def compile_pos(compile_after: int | None = SIGHTINGS_BEFORE_COMPILING) -> CompiledSpec:
+    """The POS link's fast path (``compile_after``: see :func:`wire.fastcodec.compile_spec`)."""
+    return compile_spec(
+        POS_SPEC,
+        digit_fields=POS_BCD_FIELDS | {"t"},
+        track_fields=POS_TRACK_FIELDS,
+        message_rule=pos_track_refused,
+        compile_after=compile_after,
+    )
+
+
+def compile_host(compile_after: int | None = SIGHTINGS_BEFORE_COMPILING) -> CompiledSpec:
+    """The host link's fast path."""
+    return compile_spec(HOST_SPEC, compile_after=compile_after)
+
+
+_POS: Final = compile_pos()
+_HOST: Final = compile_host()
 
 
 def encode_pos_body(fields: Mapping[str, str]) -> bytes:

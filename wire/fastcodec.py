@@ -1,9 +1,14 @@
 """An ISO 8583 codec specialised, at import, from a pyiso8583 spec dict: the fast path of :mod:`wire.codec`.
 
-:func:`compile_spec` reads a spec once and builds, per field, an encoder (``str -> bytes``, length prefix
-included) and a decoder (``(body, offset) -> (str, next offset)``) with every spec lookup already resolved;
-bitmaps are plain ``int`` bit operations. The result does exactly what pyiso8583 (plus :mod:`wire.codec`'s
-BCD and track rules) does for a well-formed message, several times faster.
+:func:`compile_spec` reads a spec once and compiles each field's rules (:mod:`wire.fieldsource`, written there
+once as Python source) into an encoder (``str -> bytes``, length prefix included) and a decoder
+(``(body, offset) -> (str, next offset)``) with every spec value already a literal; bitmaps are plain ``int``
+bit operations. Each message *shape* a run keeps sending — a bitmap on the way in, a dict's keys on the way
+out — is compiled once more into a single function with every field's rules unrolled in field order (no call,
+loop or lookup per field; the bitmap of an encoded shape is a constant): about twice as fast as the per-field
+loop, which still serves shapes not (yet) compiled. A shape is compiled the ``SIGHTINGS_BEFORE_COMPILING``-th
+time it is seen, and at most ``MAX_SHAPES`` of each kind per spec: a peer sending junk never gets its frames
+compiled, and can at worst hold the per-field loop's speed.
 
 It only ever *accepts*: anything it is not certain of — a bad value, a short body, a length prefix that
 pyiso8583 might read differently (``" 9"``, ``"+9"``), a tertiary bitmap, a key it has no encoder for —
@@ -11,7 +16,8 @@ raises :class:`Unsupported`, and the caller hands the same input to the pyiso858
 either succeeds the same way or raises the documented :class:`~wire.errors.MessageDecodeError` /
 :class:`~wire.errors.MessageEncodeError` with its field and offset. So errors are, by construction, those of
 the reference; ``tests/wire/test_fastcodec.py`` proves with hypothesis that whenever the fast path answers,
-its answer is byte-for-byte (encode) and item-for-item (decode, in order) the reference's.
+its answer is byte-for-byte (encode) and item-for-item (decode, in order) the reference's, compiled shapes and
+per-field loop alike.
 
 What a spec may use (anything else is a :class:`ValueError` at compile time — use pyiso8583 for it):
 no header (``h`` ``max_len`` 0); MTI and bitmaps binary or ASCII; fields with ``data_enc`` ``"b"`` (hex, or
@@ -22,32 +28,37 @@ BCD when ``len_count`` is ``"nibbles"``) or ``"ascii"`` (counted in bytes); ``le
 from __future__ import annotations
 
 import binascii
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
+from wire.fieldsource import SNIPPET_GLOBALS, TEXT_ENCODING, FieldSource, Unsupported, field_source
 from wire.specs import SpecDict
+
+__all__ = ["MAX_SHAPES", "SIGHTINGS_BEFORE_COMPILING", "CompiledSpec", "MessageRule", "Unsupported", "compile_spec"]
 
 #: Encodes one field's value into its length prefix and data.
 FieldEncoder = Callable[[str], bytes]
 #: Decodes one field from ``body`` at ``offset``: its value and the offset after it.
 FieldDecoder = Callable[[bytes, int], tuple[str, int]]
+#: A compiled decode shape: ``(body, offset of the first field, MTI) -> message``.
+DecodeShape = Callable[[bytes, int, str], dict[str, str]]
+#: A compiled encode shape: ``fields -> bitmap(s) and fields``, the bytes after the MTI.
+EncodeShape = Callable[[Mapping[str, str]], bytes]
 
 #: Bitmap keys: never in a message dict (the codec writes and reads bitmaps itself).
 _BITMAP_KEYS: Final = frozenset({"p", "1"})
-#: A track in a dict (``=`` for nibble D) and on the wire: hex digits are a TDK-encrypted track's, allowed or not
-#: by the whole message's ``message_rule`` (field 53).
-_TRACK_VALUE: Final = re.compile(r"[0-9A-CEF=]*")
-_TRACK_WIRE: Final = re.compile(r"[0-9A-F]*")
-_SUPPORTED_TEXT: Final = "ascii"
 #: An MTI is 4 digits in a message dict (2 BCD bytes or 4 ASCII characters on the wire).
 _MTI_CHARS: Final = 4
 _LOW_64: Final = (1 << 64) - 1
 
-
-class Unsupported(Exception):
-    """The fast path declines this input; the pyiso8583 reference path decides (and names any error)."""
+#: Compiled shapes kept per spec and direction: a run sends a handful (each MTI and option set is one); past this
+#: many, further shapes take the per-field loop.
+MAX_SHAPES: Final = 256
+#: A shape is compiled when seen this many times (a frame of junk is seen once), ...
+SIGHTINGS_BEFORE_COMPILING: Final = 3
+#: ... counting at most this many shapes not compiled yet (then the count starts again).
+_MAX_SIGHTED: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,231 +67,71 @@ class CompiledSpec:
 
     encode: Callable[[Mapping[str, str]], bytes]
     decode: Callable[[bytes], dict[str, str]]
+    #: How many shapes (encode and decode) have been compiled so far.
+    shapes_compiled: Callable[[], int]
 
 
-def _length_prefix(field_spec: Mapping[str, Any]) -> Callable[[int], bytes]:
-    len_type: int = field_spec["len_type"]
-    if len_type == 0:
-        return lambda count: b""
-    if field_spec["len_enc"] == "bcd":
-        digits = 2 * len_type
-        return lambda count: bytes.fromhex(f"{count:0{digits}d}")
-    if field_spec["len_enc"] == _SUPPORTED_TEXT:
-        return lambda count: f"{count:0{len_type}d}".encode()
-    raise ValueError(f"length encoding {field_spec['len_enc']!r} is not supported")
+def _indented(lines: Iterable[str], depth: int = 1) -> list[str]:
+    return [f"{'    ' * depth}{line}" for line in lines]
 
 
-def _length_reader(key: str, field_spec: Mapping[str, Any]) -> Callable[[bytes, int], tuple[int, int]]:
-    """``(body, offset) -> (announced count, offset of the data)``; declines anything not plainly decimal."""
-    len_type: int = field_spec["len_type"]
-    max_len: int = field_spec["max_len"]
-    if len_type == 0:
-        return lambda body, offset: (max_len, offset)
-    if field_spec["len_enc"] == "bcd":
-
-        def read_bcd(body: bytes, offset: int) -> tuple[int, int]:
-            digits = body[offset : offset + len_type].hex()
-            if len(digits) != 2 * len_type or not digits.isdigit():
-                raise Unsupported(key)
-            count = int(digits)
-            if count > max_len:
-                raise Unsupported(key)
-            return count, offset + len_type
-
-        return read_bcd
-    if field_spec["len_enc"] == _SUPPORTED_TEXT:
-
-        def read_ascii(body: bytes, offset: int) -> tuple[int, int]:
-            digits = body[offset : offset + len_type]
-            if len(digits) != len_type or not digits.isdigit():  # bytes.isdigit: ASCII 0-9 only
-                raise Unsupported(key)
-            count = int(digits)
-            if count > max_len:
-                raise Unsupported(key)
-            return count, offset + len_type
-
-        return read_ascii
-    raise ValueError(f"field {key}: length encoding {field_spec['len_enc']!r} is not supported")
+def _compiled(source: list[str], name: str) -> Any:
+    """The function ``name`` that ``source`` defines, run with the snippets' globals only."""
+    namespace: dict[str, Any] = dict(SNIPPET_GLOBALS)
+    exec(compile("\n".join(source), f"<wire.fastcodec {name}>", "exec"), namespace)  # noqa: S102 - our own source
+    return namespace[name]
 
 
-def _nibble_field(
-    key: str, field_spec: Mapping[str, Any], *, digits: bool, track: bool
-) -> tuple[FieldEncoder, FieldDecoder]:
-    fixed = field_spec["len_type"] == 0
-    max_len: int = field_spec["max_len"]
-    left_pad: str = field_spec.get("left_pad", "")[:1]
-    right_pad: str = field_spec.get("right_pad", "")[:1]
-    prefix = _length_prefix(field_spec)
-    read_length = _length_reader(key, field_spec)
-
-    pad_odd = _pad_odd(key, left_pad, right_pad)
-    if fixed and digits:
-        return _fixed_digits_encoder(key, max_len, pad_odd), _fixed_digits_decoder(key, max_len, left_pad, right_pad)
-
-    def encode(value: str) -> bytes:
-        count = len(value)
-        if (count != max_len) if fixed else (count > max_len):
-            raise Unsupported(key)
-        if track:
-            if not _TRACK_VALUE.fullmatch(value):
-                raise Unsupported(key)
-            value = value.replace("=", "D")
-        elif digits and not ((value.isascii() and value.isdigit()) or not value):
-            raise Unsupported(key)
-        try:
-            return prefix(count) + binascii.a2b_hex(pad_odd(value) if count & 1 else value)
-        except ValueError:
-            raise Unsupported(key) from None
-
-    return encode, _nibble_decoder(key, read_length, left_pad, right_pad, digits=digits, track=track)
+def _field_functions(source: FieldSource) -> tuple[FieldEncoder, FieldDecoder]:
+    lines = [
+        "def encode_field(v):",
+        *_indented(source.encode),
+        "    return x",
+        "def decode_field(body, o):",
+        *_indented(source.decode),
+        "    return v, o",
+    ]
+    namespace: dict[str, Any] = dict(SNIPPET_GLOBALS)
+    exec(compile("\n".join(lines), f"<wire.fastcodec field {source.key}>", "exec"), namespace)  # noqa: S102
+    return namespace["encode_field"], namespace["decode_field"]
 
 
-def _pad_odd(key: str, left_pad: str, right_pad: str) -> Callable[[str], str]:
-    """Pads an odd count of nibbles to whole bytes as pyiso8583 does: the left pad if the spec has one."""
-    if left_pad:
-        return lambda value: left_pad + value
-    if right_pad:
-        return lambda value: value + right_pad
+Key = TypeVar("Key", bound=Hashable)
+Shape = TypeVar("Shape")
 
-    def refuse(value: str) -> str:
-        raise Unsupported(key)  # pyiso8583 refuses odd nibble data without a pad
+
+class _Shapes(Generic[Key, Shape]):
+    """The shapes of one spec and direction compiled so far; ``find`` answers ``None`` for one not compiled (the
+    per-field loop serves it), and compiles it on its ``after``-th sighting."""
+
+    __slots__ = ("_after", "_build", "_sighted", "compiled")
+
+    def __init__(self, build: Callable[[Key], Shape], after: int) -> None:
+        self._build, self._after = build, after
+        self.compiled: dict[Key, Shape] = {}
+        self._sighted: dict[Key, int] = {}
+
+    def find(self, key: Key) -> Shape | None:
+        if len(self.compiled) >= MAX_SHAPES:
+            return None
+        sightings = self._sighted.get(key, 0) + 1
+        if sightings < self._after:
+            if len(self._sighted) >= _MAX_SIGHTED:
+                self._sighted.clear()
+            self._sighted[key] = sightings
+            return None
+        self._sighted.pop(key, None)
+        shape = self.compiled[key] = self._build(key)
+        return shape
+
+
+def _refusing(reason: str) -> Callable[..., Any]:
+    """A compiled shape for a shape the fast path never takes (a field the spec lacks): declines at once."""
+
+    def refuse(*_args: object) -> Any:
+        raise Unsupported(reason)
 
     return refuse
-
-
-def _fixed_digits_encoder(key: str, digits: int, pad_odd: Callable[[str], str]) -> FieldEncoder:
-    """The commonest POS field (n6, n12, n4 …): no prefix, digits only."""
-    if digits & 1:
-
-        def encode_odd(value: str) -> bytes:
-            if len(value) != digits or not value.isdigit() or not value.isascii():
-                raise Unsupported(key)
-            return binascii.a2b_hex(pad_odd(value))
-
-        return encode_odd
-
-    def encode_even(value: str) -> bytes:
-        if len(value) != digits or not value.isdigit() or not value.isascii():
-            raise Unsupported(key)
-        return binascii.a2b_hex(value)
-
-    return encode_even
-
-
-def _fixed_digits_decoder(key: str, digits: int, left_pad: str, right_pad: str) -> FieldDecoder:
-    """The commonest POS field on the way in: no prefix, digits only (so ``hex()``'s case does not matter)."""
-    size = (digits + 1) >> 1
-    if not digits & 1:
-
-        def decode_even(body: bytes, offset: int) -> tuple[str, int]:
-            end = offset + size
-            value = body[offset:end].hex()
-            if len(value) != digits or not value.isdigit():
-                raise Unsupported(key)
-            return value, end
-
-        return decode_even
-    # an odd count: pyiso8583 strips the left pad if the spec has one and it is there, else the right pad
-    strip_left = bool(left_pad)
-    if not (left_pad or right_pad) or not (left_pad or right_pad).isdigit():
-        raise ValueError(f"field {key}: an odd digit count needs a digit pad")
-
-    def decode_odd(body: bytes, offset: int) -> tuple[str, int]:
-        end = offset + size
-        value = body[offset:end].hex()
-        if len(value) != digits + 1 or not value.isdigit():
-            raise Unsupported(key)
-        if strip_left:
-            if value[0] != left_pad:
-                raise Unsupported(key)
-            return value[1:], end
-        if value[-1] != right_pad:
-            raise Unsupported(key)
-        return value[:-1], end
-
-    return decode_odd
-
-
-def _nibble_decoder(
-    key: str,
-    read_length: Callable[[bytes, int], tuple[int, int]],
-    left_pad: str,
-    right_pad: str,
-    *,
-    digits: bool,
-    track: bool,
-) -> FieldDecoder:
-    def decode(body: bytes, offset: int) -> tuple[str, int]:
-        count, offset = read_length(body, offset)
-        if count == 0:
-            return "", offset
-        end = offset + ((count + 1) >> 1)
-        value = body[offset:end].hex().upper()
-        if len(value) != (end - offset) * 2 or end > len(body):
-            raise Unsupported(key)
-        if count & 1:
-            if left_pad and value[0] == left_pad:
-                value = value[1:]
-            elif right_pad and value[-1] == right_pad:
-                value = value[:-1]
-            else:
-                raise Unsupported(key)
-        if track:
-            if not _TRACK_WIRE.fullmatch(value):
-                raise Unsupported(key)
-            value = value.replace("D", "=")
-        elif digits and not value.isdigit():
-            raise Unsupported(key)
-        return value, end
-
-    return decode
-
-
-def _byte_field(key: str, field_spec: Mapping[str, Any]) -> tuple[FieldEncoder, FieldDecoder]:
-    fixed = field_spec["len_type"] == 0
-    max_len: int = field_spec["max_len"]
-    binary = field_spec["data_enc"] == "b"
-    if not binary and field_spec["data_enc"] != _SUPPORTED_TEXT:
-        raise ValueError(f"field {key}: data encoding {field_spec['data_enc']!r} is not supported")
-    prefix = _length_prefix(field_spec)
-    read_length = _length_reader(key, field_spec)
-
-    def encode(value: str) -> bytes:
-        try:
-            data = binascii.a2b_hex(value) if binary else value.encode(_SUPPORTED_TEXT)
-        except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors
-            raise Unsupported(key) from None
-        count = len(data)
-        if (count != max_len) if fixed else (count > max_len):
-            raise Unsupported(key)
-        return prefix(count) + data
-
-    def decode(body: bytes, offset: int) -> tuple[str, int]:
-        count, offset = read_length(body, offset)
-        if count == 0:
-            return "", offset
-        end = offset + count
-        if end > len(body):
-            raise Unsupported(key)
-        data = body[offset:end]
-        if binary:
-            return data.hex().upper(), end
-        try:
-            return data.decode(_SUPPORTED_TEXT), end
-        except ValueError:
-            raise Unsupported(key) from None
-
-    return encode, decode
-
-
-def _field_codec(
-    key: str, field_spec: Mapping[str, Any], digit_fields: frozenset[str], track_fields: frozenset[str]
-) -> tuple[FieldEncoder, FieldDecoder]:
-    if field_spec.get("len_count", "bytes") == "nibbles":
-        if field_spec["data_enc"] != "b":
-            raise ValueError(f"field {key}: nibble counts are supported for binary (BCD) data only")
-        return _nibble_field(key, field_spec, digits=key in digit_fields, track=key in track_fields)
-    return _byte_field(key, field_spec)
 
 
 def _bitmap_codec(bitmap_spec: Mapping[str, Any]) -> tuple[Callable[[int], bytes], Callable[[bytes, int], bytes]]:
@@ -294,7 +145,7 @@ def _bitmap_codec(bitmap_spec: Mapping[str, Any]) -> tuple[Callable[[int], bytes
             return raw
 
         return (lambda bits: bits.to_bytes(8, "big")), read_binary
-    if bitmap_spec["data_enc"] != _SUPPORTED_TEXT:
+    if bitmap_spec["data_enc"] != TEXT_ENCODING:
         raise ValueError(f"bitmap encoding {bitmap_spec['data_enc']!r} is not supported")
 
     def read_hex(body: bytes, offset: int) -> bytes:
@@ -344,16 +195,74 @@ def _decoder_groups(decoders: list[tuple[str, FieldDecoder] | None]) -> list[lis
 MessageRule = Callable[[Mapping[str, str]], str | None]
 
 
+def _field_order(bitmap: bytes) -> list[int]:
+    """The field numbers ``bitmap`` (8 or 16 bytes) announces, in order, without the bitmaps' own bits."""
+    bits = int.from_bytes(bitmap, "big")
+    width = 8 * len(bitmap)
+    return [number for number in range(1, width + 1) if bits >> (width - number) & 1 and number not in (1, 65)]
+
+
+def _decode_shape(sources: Mapping[int, FieldSource], bitmap: bytes) -> DecodeShape:
+    """Every field of ``bitmap`` decoded in one function, its rules unrolled in field order."""
+    numbers = _field_order(bitmap)
+    missing = [number for number in numbers if number not in sources]
+    if missing:
+        return _refusing(str(missing[0]))
+    lines = ["def decode_shape(body, o, mti):"]
+    for number in numbers:
+        lines += [*_indented(sources[number].decode), f"    f{number} = v"]
+    items = ", ".join(f'"{number}": f{number}' for number in numbers)
+    lines += [
+        '    if o != len(body): raise Unsupported("extra data")',
+        f'    return {{"t": mti{", " if items else ""}{items}}}',
+    ]
+    shape: DecodeShape = _compiled(lines, "decode_shape")
+    return shape
+
+
+def _encode_shape(
+    sources: Mapping[int, FieldSource],
+    keys: tuple[str, ...],
+    write_bitmaps: Callable[[int], bytes | None],
+) -> EncodeShape:
+    """Every field of a dict with ``keys`` checked and encoded in one function, bitmaps a constant."""
+    numbers: list[int] = []
+    for key in keys:
+        if key == "t" or key in _BITMAP_KEYS:
+            continue
+        number = int(key) if key.isdigit() and key == str(int(key)) else 0
+        if number not in sources:
+            return _refusing(key)
+        numbers.append(number)
+    numbers.sort()
+    bitmaps = write_bitmaps(sum(1 << (128 - number) for number in numbers))
+    if bitmaps is None:
+        return _refusing("1")
+    lines = ["def encode_shape(fields):"]
+    for number in numbers:
+        lines += [
+            f'    v = fields["{number}"]',
+            f'    if not isinstance(v, str): raise Unsupported("{number}")',  # str subclasses too (StrEnum)
+            *_indented(sources[number].encode),
+            f"    f{number} = x",
+        ]
+    lines.append(f"    return b''.join(({bitmaps!r}, {''.join(f'f{number}, ' for number in numbers)}))")
+    shape: EncodeShape = _compiled(lines, "encode_shape")
+    return shape
+
+
 def compile_spec(
     spec: SpecDict,
     *,
     digit_fields: frozenset[str] = frozenset(),
     track_fields: frozenset[str] = frozenset(),
     message_rule: MessageRule | None = None,
+    compile_after: int | None = SIGHTINGS_BEFORE_COMPILING,
 ) -> CompiledSpec:
     """Specialise ``spec``. ``digit_fields`` (which may include ``"t"``) must hold decimal digits only;
     ``track_fields`` carry ``=`` in the dict and nibble ``D`` on the wire; a message ``message_rule`` refuses
-    is declined (the reference names the error)."""
+    is declined (the reference names the error). ``compile_after``: the sighting on which a shape is compiled
+    (``None``: never, the per-field loop only; tests compare both)."""
     if spec["h"]["max_len"] > 0:
         raise ValueError("a spec with a message header is not supported")
     mti_binary = spec["t"]["data_enc"] == "b"
@@ -364,24 +273,43 @@ def compile_spec(
     write_secondary, read_secondary = _bitmap_codec(spec["1"]) if "1" in spec else _bitmap_codec(spec["p"])
     has_secondary = "1" in spec
 
+    sources: dict[int, FieldSource] = {}
     encoders: dict[str, tuple[int, int, FieldEncoder]] = {}  # number, its bit in the 128-bit field set
     decoders: list[tuple[str, FieldDecoder] | None] = [None] * 129  # indexed by field number
     for key, field_spec in spec.items():
         if not key.isdigit() or key in ("1", "65") or int(key) > 128:
             continue  # bitmaps, and tertiary fields (left to pyiso8583)
-        encode_field, decode_field = _field_codec(key, field_spec, digit_fields, track_fields)
         number = int(key)
+        sources[number] = field_source(key, field_spec, digit_fields, track_fields)
+        encode_field, decode_field = _field_functions(sources[number])
         encoders[key] = (number, 1 << (128 - number), encode_field)
-        decoders[int(key)] = (key, decode_field)
+        decoders[number] = (key, decode_field)
 
-    def encode(fields: Mapping[str, str]) -> bytes:
+    def write_bitmaps(bits: int) -> bytes | None:
+        """The bitmap(s) of the fields in ``bits`` (bit 127 is field 1), or ``None`` if the spec has no room."""
+        secondary = bits & _LOW_64
+        if not secondary:
+            return write_primary(bits >> 64)
+        if not has_secondary:
+            return None
+        return write_primary((bits >> 64) | 1 << 63) + write_secondary(secondary)
+
+    def read_mti(fields: Mapping[str, str]) -> bytes:
         mti = fields.get("t")
         if not isinstance(mti, str) or len(mti) != _MTI_CHARS or (mti_digits and not (mti.isascii() and mti.isdigit())):
             raise Unsupported("t")
         try:
-            head = binascii.a2b_hex(mti) if mti_binary else mti.encode(_SUPPORTED_TEXT)
+            return binascii.a2b_hex(mti) if mti_binary else mti.encode(TEXT_ENCODING)
         except ValueError:
             raise Unsupported("t") from None
+
+    after = compile_after or 0
+    encode_shapes: _Shapes[tuple[str, ...], EncodeShape] = _Shapes(
+        lambda keys: _encode_shape(sources, keys, write_bitmaps), after
+    )
+    compiled_encodes = encode_shapes.compiled
+
+    def encode_by_field(fields: Mapping[str, str]) -> bytes:
         slots: list[bytes | None] = [None] * slot_count  # by field number: no sort, whatever the dict's order
         bits = 0  # fields 1..128 as one number: bit 127 is field 1, bit 0 is field 128
         for key, value in fields.items():
@@ -395,19 +323,37 @@ def compile_spec(
             number, bit, encode_field = entry
             slots[number] = encode_field(value)
             bits |= bit
+        bitmaps = write_bitmaps(bits)
+        if bitmaps is None:
+            raise Unsupported("1")
+        return bitmaps + b"".join(filter(None, slots))  # every field's bytes are non-empty (data or a length)
+
+    def encode(fields: Mapping[str, str]) -> bytes:
+        head = read_mti(fields)
+        keys = tuple(fields)
+        shape = compiled_encodes.get(keys) or (encode_shapes.find(keys) if after else None)
+        body = encode_by_field(fields) if shape is None else shape(fields)
         if message_rule is not None and message_rule(fields) is not None:
             raise Unsupported("a rule over the whole message")
-        secondary = bits & _LOW_64
-        if secondary:
-            if not has_secondary:
-                raise Unsupported("1")
-            head += write_primary((bits >> 64) | 1 << 63) + write_secondary(secondary)
-        else:
-            head += write_primary(bits >> 64)
-        return head + b"".join(filter(None, slots))  # every field's bytes are non-empty (data or a length)
+        return head + body
 
-    slot_count = max((number for number, _, _ in encoders.values()), default=0) + 1
+    slot_count = max(sources, default=0) + 1
     groups = _decoder_groups(decoders)
+    decode_shapes: _Shapes[bytes, DecodeShape] = _Shapes(lambda bitmap: _decode_shape(sources, bitmap), after)
+    compiled_decodes = decode_shapes.compiled
+
+    def decode_by_field(body: bytes, offset: int, mti: str, bitmap: bytes) -> dict[str, str]:
+        message = {"t": mti}
+        for index, byte in enumerate(bitmap):
+            if byte:
+                group = groups[index][byte]
+                if group is None:
+                    raise Unsupported(f"a field of bitmap byte {index}")
+                for key, decode_field in group:
+                    message[key], offset = decode_field(body, offset)
+        if offset != len(body):
+            raise Unsupported("extra data")
+        return message
 
     def decode(body: bytes) -> dict[str, str]:
         raw_mti = body[:mti_len]
@@ -417,12 +363,11 @@ def compile_spec(
             mti = raw_mti.hex().upper()
         else:
             try:
-                mti = raw_mti.decode(_SUPPORTED_TEXT)
+                mti = raw_mti.decode(TEXT_ENCODING)
             except ValueError:
                 raise Unsupported("t") from None
         if mti_digits and not mti.isdigit():
             raise Unsupported("t")
-        message = {"t": mti}
         offset = mti_len + bitmap_len
         bitmap = read_primary(body, mti_len)
         if bitmap[0] & _FIRST_BIT:  # field 1: a secondary bitmap follows
@@ -433,17 +378,12 @@ def compile_spec(
                 raise Unsupported("65")
             bitmap += secondary
             offset += bitmap_len
-        for index, byte in enumerate(bitmap):
-            if byte:
-                group = groups[index][byte]
-                if group is None:
-                    raise Unsupported(f"a field of bitmap byte {index}")
-                for key, decode_field in group:
-                    message[key], offset = decode_field(body, offset)
-        if offset != len(body):
-            raise Unsupported("extra data")
+        shape = compiled_decodes.get(bitmap) or (decode_shapes.find(bitmap) if after else None)
+        message = decode_by_field(body, offset, mti, bitmap) if shape is None else shape(body, offset, mti)
         if message_rule is not None and message_rule(message) is not None:
             raise Unsupported("a rule over the whole message")
         return message
 
-    return CompiledSpec(encode=encode, decode=decode)
+    return CompiledSpec(
+        encode=encode, decode=decode, shapes_compiled=lambda: len(compiled_encodes) + len(compiled_decodes)
+    )

@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from wire import codec, refcodec
-from wire.codec import _HOST, _POS
+from wire.codec import _HOST, _POS, compile_host, compile_pos
 from wire.constants import (
     SECURITY_CONTROL_FORMAT0_TDES,
     SECURITY_CONTROL_FORMAT0_TDES_TDK,
@@ -25,7 +25,7 @@ from wire.constants import (
     ProcessingCode,
 )
 from wire.errors import MessageDecodeError, MessageEncodeError, WireError
-from wire.fastcodec import Unsupported, compile_spec
+from wire.fastcodec import MAX_SHAPES, SIGHTINGS_BEFORE_COMPILING, CompiledSpec, Unsupported, compile_spec
 from wire.specs import HOST_SPEC, POS_SPEC, POS_TRACK_FIELDS, pos_track_refused
 
 POS_FIELDS = sorted((k for k in POS_SPEC if k.isdigit()), key=int)
@@ -75,6 +75,25 @@ def _messages(
     return build()
 
 
+#: The fast path's two forms, each proved on its own: every shape compiled at its first sighting, and none (the
+#: per-field loop, which serves a shape until it is compiled).
+POS_FORMS = {"shapes": compile_pos(compile_after=1), "loop": compile_pos(compile_after=None)}
+HOST_FORMS = {"shapes": compile_host(compile_after=1), "loop": compile_host(compile_after=None)}
+FORMS = sorted(POS_FORMS)
+
+
+def _fast_then_reference(fast: Callable[[Any], Any], reference: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """What ``wire.codec`` does with this form of the fast path: the reference decides what it declines."""
+
+    def run(argument: Any) -> Any:
+        try:
+            return fast(argument)
+        except Unsupported:
+            return reference(argument)
+
+    return run
+
+
 POS_MESSAGES = _messages(POS_FIELDS, _pos_valid, st.text("0123456789", min_size=4, max_size=4))
 HOST_MESSAGES = _messages(HOST_ALL_FIELDS, _host_valid, st.text(ASCII, min_size=4, max_size=4))
 
@@ -95,20 +114,24 @@ def _partial(
     return list(fields.items()), None if error is None else (type(error), error.field, error.offset, error.reason)
 
 
-@given(POS_MESSAGES)
-@example({"t": "0200", "22": "021", "23": "001", "35": "62=1", "48": "123", "60": "1"})
-def test_pos_fast_path_answers_every_field_exactly_as_pyiso8583(fields: dict[str, str]) -> None:
-    body = _POS.encode(fields)  # raises Unsupported if the fast path declined: the test fails
+@pytest.mark.parametrize("form", FORMS)
+@given(fields=POS_MESSAGES)
+@example(fields={"t": "0200", "22": "021", "23": "001", "35": "62=1", "48": "123", "60": "1"})
+def test_pos_fast_path_answers_every_field_exactly_as_pyiso8583(form: str, fields: dict[str, str]) -> None:
+    fast = POS_FORMS[form]
+    body = fast.encode(fields)  # raises Unsupported if the fast path declined: the test fails
     assert body == refcodec.encode_pos_body(fields)
-    assert list(_POS.decode(body).items()) == list(refcodec.decode_pos_body(body).items())
+    assert list(fast.decode(body).items()) == list(refcodec.decode_pos_body(body).items())
 
 
-@given(HOST_MESSAGES)
-@example({"t": "0200", "2": "6200001000000003", "128": "ABCDEF0123456789", "90": "0" * 42})
-def test_host_fast_path_answers_every_field_exactly_as_pyiso8583(fields: dict[str, str]) -> None:
-    data = _HOST.encode(fields)
+@pytest.mark.parametrize("form", FORMS)
+@given(fields=HOST_MESSAGES)
+@example(fields={"t": "0200", "2": "6200001000000003", "128": "ABCDEF0123456789", "90": "0" * 42})
+def test_host_fast_path_answers_every_field_exactly_as_pyiso8583(form: str, fields: dict[str, str]) -> None:
+    fast = HOST_FORMS[form]
+    data = fast.encode(fields)
     assert data == refcodec.encode_host(fields)
-    assert list(_HOST.decode(data).items()) == list(refcodec.decode_host(data).items())
+    assert list(fast.decode(data).items()) == list(refcodec.decode_host(data).items())
     assert _partial(codec.decode_host_partial, data) == _partial(refcodec.decode_host_partial, data)
 
 
@@ -158,14 +181,18 @@ def _malformed(
     return build()
 
 
-@given(_malformed(POS_MESSAGES, POS_FIELDS, _pos_valid))
-def test_pos_encode_of_bad_values_ends_as_the_reference(fields: dict[str, Any]) -> None:
-    assert _outcome(codec.encode_pos_body, fields) == _outcome(refcodec.encode_pos_body, fields)
+@pytest.mark.parametrize("form", FORMS)
+@given(fields=_malformed(POS_MESSAGES, POS_FIELDS, _pos_valid))
+def test_pos_encode_of_bad_values_ends_as_the_reference(form: str, fields: dict[str, Any]) -> None:
+    encode = _fast_then_reference(POS_FORMS[form].encode, refcodec.encode_pos_body)
+    assert _outcome(encode, fields) == _outcome(refcodec.encode_pos_body, fields)
 
 
-@given(_malformed(HOST_MESSAGES, HOST_ALL_FIELDS, _host_valid))
-def test_host_encode_of_bad_values_ends_as_the_reference(fields: dict[str, Any]) -> None:
-    assert _outcome(codec.encode_host, fields) == _outcome(refcodec.encode_host, fields)
+@pytest.mark.parametrize("form", FORMS)
+@given(fields=_malformed(HOST_MESSAGES, HOST_ALL_FIELDS, _host_valid))
+def test_host_encode_of_bad_values_ends_as_the_reference(form: str, fields: dict[str, Any]) -> None:
+    encode = _fast_then_reference(HOST_FORMS[form].encode, refcodec.encode_host)
+    assert _outcome(encode, fields) == _outcome(refcodec.encode_host, fields)
 
 
 def _mutated(bodies: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
@@ -191,26 +218,32 @@ def _mutated(bodies: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
     return st.one_of(build(), st.binary(max_size=80))
 
 
-@given(_mutated(POS_MESSAGES.map(refcodec.encode_pos_body)))
-@example(b"\x02\x00\x80" + bytes(15))  # a secondary bitmap on the POS link
-@example(b"\x02\x00\x00\x00\x00\x00\x00\x00\x02\x00" + b"\x21\x3f")  # field 23 without its left pad
-def test_pos_decode_of_bad_bytes_ends_as_the_reference(body: bytes) -> None:
+@pytest.mark.parametrize("form", FORMS)
+@given(body=_mutated(POS_MESSAGES.map(refcodec.encode_pos_body)))
+@example(body=b"\x02\x00\x80" + bytes(15))  # a secondary bitmap on the POS link
+@example(body=b"\x02\x00\x00\x00\x00\x00\x00\x00\x02\x00" + b"\x21\x3f")  # field 23 without its left pad
+def test_pos_decode_of_bad_bytes_ends_as_the_reference(form: str, body: bytes) -> None:
+    decode = _fast_then_reference(POS_FORMS[form].decode, refcodec.decode_pos_body)
+    assert _outcome(decode, body) == _outcome(refcodec.decode_pos_body, body)
     assert _outcome(codec.decode_pos_body, body) == _outcome(refcodec.decode_pos_body, body)
 
 
-@given(_mutated(HOST_MESSAGES.map(refcodec.encode_host)))
-@example(b"0200" + b"C000000000000000" + b"8000000000000000" + b"0" * 16)  # a tertiary bitmap
-@example(b"0200" + b"4000000000000000" + b"+2" + b"12")  # a length pyiso8583 reads with int()
-def test_host_decode_of_bad_bytes_ends_as_the_reference(data: bytes) -> None:
-    assert _outcome(codec.decode_host, data) == _outcome(refcodec.decode_host, data)
+@pytest.mark.parametrize("form", FORMS)
+@given(data=_mutated(HOST_MESSAGES.map(refcodec.encode_host)))
+@example(data=b"0200" + b"C000000000000000" + b"8000000000000000" + b"0" * 16)  # a tertiary bitmap
+@example(data=b"0200" + b"4000000000000000" + b"+2" + b"12")  # a length pyiso8583 reads with int()
+def test_host_decode_of_bad_bytes_ends_as_the_reference(form: str, data: bytes) -> None:
+    decode = _fast_then_reference(HOST_FORMS[form].decode, refcodec.decode_host)
+    assert _outcome(decode, data) == _outcome(refcodec.decode_host, data)
     assert _partial(codec.decode_host_partial, data) == _partial(refcodec.decode_host_partial, data)
 
 
-def test_the_fast_path_declines_rather_than_guesses() -> None:
+@pytest.mark.parametrize("form", FORMS)
+def test_the_fast_path_declines_rather_than_guesses(form: str) -> None:
     with pytest.raises(Unsupported):
-        _HOST.decode(b"0200" + b"4000000000000000" + b" 2" + b"12")  # pyiso8583 would read " 2" as 2
+        HOST_FORMS[form].decode(b"0200" + b"4000000000000000" + b" 2" + b"12")  # pyiso8583 would read " 2" as 2
     with pytest.raises(Unsupported):
-        _POS.encode({"t": "0200", "3": "00000A"})
+        POS_FORMS[form].encode({"t": "0200", "3": "00000A"})
     assert codec.decode_host(b"0200" + b"4000000000000000" + b" 2" + b"12") == {"t": "0200", "2": "12"}
 
 
@@ -248,3 +281,30 @@ def test_an_encrypted_track_passes_only_where_field_53_says_so(field: str) -> No
     with pytest.raises(MessageDecodeError) as decode_error:
         codec.decode_pos_body(forged)
     assert (decode_error.value.field, decode_error.value.offset) == (field, refcodec.pos_field_offsets(body)[field])
+
+
+PURCHASE = {"t": "0200", "3": "000000", "4": "000000001000", "11": "000001", "41": "10000001", "49": "156"}
+
+
+def test_a_shape_is_compiled_on_its_third_sighting_and_then_used() -> None:
+    assert SIGHTINGS_BEFORE_COMPILING == 3
+    fast = compile_pos()
+    body = fast.encode(PURCHASE)
+    assert (fast.decode(body), fast.decode(body), fast.shapes_compiled()) == (PURCHASE, PURCHASE, 0)
+    assert fast.decode(body) == PURCHASE
+    assert fast.shapes_compiled() == 1  # the decode shape, on its third sighting
+    assert fast.encode(PURCHASE) == body
+    assert fast.shapes_compiled() == 1
+    assert fast.encode(PURCHASE) == body
+    assert fast.shapes_compiled() == 2  # the encode shape, on its own third
+    assert fast.encode(PURCHASE) == body and fast.decode(body) == PURCHASE
+
+
+def test_compiled_shapes_are_bounded_and_the_rest_still_decode() -> None:
+    """A peer sending ever new bitmaps fills at most ``MAX_SHAPES``; past them the per-field loop answers."""
+    fast: CompiledSpec = compile_host(compile_after=1)
+    numbers = [str(n) for n in range(2, 64) if HOST_SPEC[str(n)]["len_type"] == 0][:12]
+    for mask in range(1, MAX_SHAPES + 6):
+        fields = {"t": "0800", **{n: "0" * HOST_SPEC[n]["max_len"] for i, n in enumerate(numbers) if mask >> i & 1}}
+        assert fast.decode(refcodec.encode_host(fields)) == fields
+    assert fast.shapes_compiled() == MAX_SHAPES
