@@ -1,8 +1,9 @@
-"""The end-to-end benchmark's latency figures: the median of its paced runs, with the p99's spread beside it."""
+"""The end-to-end benchmark's figures from several runs: the latency figures the median of its paced runs, with the
+p99's spread beside them; the kept-open capacity the median of its capacity runs."""
 
 from __future__ import annotations
 
-from bench.bench_e2e import _paced_figures
+from bench.bench_e2e import _median_run, _paced_figures
 
 
 def _summary(approved: float, p50: float, p99: float, p999: float) -> dict[str, float]:
@@ -30,3 +31,19 @@ def test_one_paced_run_is_its_own_figures_with_no_spread() -> None:
         "paced_p99_ms": 14.2,
         "paced_p999_ms": 17.6,
     }
+
+
+def test_several_capacity_runs_give_the_median_rate_and_the_cpu_of_the_run_with_the_median_total() -> None:
+    runs = [
+        ({"approved_tps": 1900.0, "p99_ms": 30.0}, {"frontend": 330.0, "ledger": 170.0}),
+        ({"approved_tps": 1500.0, "p99_ms": 40.0}, {"frontend": 450.0, "ledger": 230.0}),  # a busy neighbour
+        ({"approved_tps": 2000.0, "p99_ms": 25.0}, {"frontend": 310.0, "ledger": 160.0}),
+    ]
+    summary, cpu = _median_run(runs)
+    assert summary["approved_tps"] == 1900.0
+    assert cpu == {"frontend": 330.0, "ledger": 170.0}  # whole: its processes add up to the median total (500)
+
+
+def test_one_capacity_run_is_its_own_figures() -> None:
+    run = ({"approved_tps": 1700.0}, {"frontend": 400.0})
+    assert _median_run([run]) == run
