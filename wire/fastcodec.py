@@ -102,7 +102,8 @@ Shape = TypeVar("Shape")
 
 class _Shapes(Generic[Key, Shape]):
     """The shapes of one spec and direction compiled so far; ``find`` answers ``None`` for one not compiled (the
-    per-field loop serves it), and compiles it on its ``after``-th sighting."""
+    per-field loop serves it), and compiles it on its ``after``-th sighting. Shared by threads (a trace writer
+    dissects with the same codec): each step is one dict operation, so a race at worst compiles a shape twice."""
 
     __slots__ = ("_after", "_build", "_sighted", "compiled")
 
