@@ -128,6 +128,18 @@ def _fixed_digits(key: str, digits: int, left_pad: str, right_pad: str) -> Field
     return FieldSource(key, decode, (check, f"x = a2b_hex({padded})"))
 
 
+def _character_checks(key: str, *, track: bool, digits: bool, on_wire: bool) -> list[str]:
+    """Statements checking the characters of ``v`` as read off the wire or as given in a dict: a track's (and
+    turning its separator between nibble ``D`` and ``=``), or decimal digits; nothing for other fields."""
+    if track:
+        pattern, swap = ("TRACK_WIRE", '"D", "="') if on_wire else ("TRACK_VALUE", '"=", "D"')
+        return [f"if not {pattern}.fullmatch(v): {_refuse(key)}", f"v = v.replace({swap})"]
+    if digits:
+        check = "v.isdigit()" if on_wire else "(v.isascii() and v.isdigit()) or not v"
+        return [f"if not ({check}): {_refuse(key)}"]
+    return []
+
+
 def _nibble_field(key: str, field_spec: Mapping[str, Any], *, digits: bool, track: bool) -> FieldSource:
     fixed = field_spec["len_type"] == 0
     left_pad: str = field_spec.get("left_pad", "")[:1]
@@ -140,12 +152,7 @@ def _nibble_field(key: str, field_spec: Mapping[str, Any], *, digits: bool, trac
     if right_pad:
         strip_pad.append(f"{'elif' if strip_pad else 'if'} v[-1] == {right_pad!r}: v = v[:-1]")
     strip_pad.append(f"else: {_refuse(key)}" if strip_pad else _refuse(key))
-    if track:
-        check_wire = [f"if not TRACK_WIRE.fullmatch(v): {_refuse(key)}", 'v = v.replace("D", "=")']
-    elif digits:
-        check_wire = [f"if not v.isdigit(): {_refuse(key)}"]
-    else:
-        check_wire = []
+    check_wire = _character_checks(key, track=track, digits=digits, on_wire=True)
     decode = [
         *_read_length(key, field_spec),
         "if n == 0:",
@@ -166,12 +173,7 @@ def _nibble_field(key: str, field_spec: Mapping[str, Any], *, digits: bool, trac
         padded = f"(v + {right_pad!r} if n & 1 else v)"
     else:
         padded = None  # pyiso8583 refuses odd nibble data without a pad
-    if track:
-        check_value = [f"if not TRACK_VALUE.fullmatch(v): {_refuse(key)}", 'v = v.replace("=", "D")']
-    elif digits:
-        check_value = [f"if not ((v.isascii() and v.isdigit()) or not v): {_refuse(key)}"]
-    else:
-        check_value = []
+    check_value = _character_checks(key, track=track, digits=digits, on_wire=False)
     encode = [
         "n = len(v)",
         f"if {_wrong_count(field_spec)}: {_refuse(key)}",
