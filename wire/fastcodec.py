@@ -75,11 +75,11 @@ def _indented(lines: Iterable[str], depth: int = 1) -> list[str]:
     return [f"{'    ' * depth}{line}" for line in lines]
 
 
-def _compiled(source: list[str], name: str) -> Any:
-    """The function ``name`` that ``source`` defines, run with the snippets' globals only."""
+def _compiled(source: list[str], label: str) -> dict[str, Any]:
+    """What ``source`` defines, run with the snippets' globals only."""
     namespace: dict[str, Any] = dict(SNIPPET_GLOBALS)
-    exec(compile("\n".join(source), f"<wire.fastcodec {name}>", "exec"), namespace)  # noqa: S102 - our own source
-    return namespace[name]
+    exec(compile("\n".join(source), f"<wire.fastcodec {label}>", "exec"), namespace)  # noqa: S102 - our own source
+    return namespace
 
 
 def _field_functions(source: FieldSource) -> tuple[FieldEncoder, FieldDecoder]:
@@ -91,9 +91,8 @@ def _field_functions(source: FieldSource) -> tuple[FieldEncoder, FieldDecoder]:
         *_indented(source.decode),
         "    return v, o",
     ]
-    namespace: dict[str, Any] = dict(SNIPPET_GLOBALS)
-    exec(compile("\n".join(lines), f"<wire.fastcodec field {source.key}>", "exec"), namespace)  # noqa: S102
-    return namespace["encode_field"], namespace["decode_field"]
+    compiled = _compiled(lines, f"field {source.key}")
+    return compiled["encode_field"], compiled["decode_field"]
 
 
 Key = TypeVar("Key", bound=Hashable)
@@ -217,7 +216,7 @@ def _decode_shape(sources: Mapping[int, FieldSource], bitmap: bytes) -> DecodeSh
         '    if o != len(body): raise Unsupported("extra data")',
         f'    return {{"t": mti{", " if items else ""}{items}}}',
     ]
-    shape: DecodeShape = _compiled(lines, "decode_shape")
+    shape: DecodeShape = _compiled(lines, "decode shape")["decode_shape"]
     return shape
 
 
@@ -248,7 +247,7 @@ def _encode_shape(
             f"    f{number} = x",
         ]
     lines.append(f"    return b''.join(({bitmaps!r}, {''.join(f'f{number}, ' for number in numbers)}))")
-    shape: EncodeShape = _compiled(lines, "encode_shape")
+    shape: EncodeShape = _compiled(lines, "encode shape")["encode_shape"]
     return shape
 
 
