@@ -195,58 +195,64 @@ def _decoder_groups(decoders: list[tuple[str, FieldDecoder] | None]) -> list[lis
 MessageRule = Callable[[Mapping[str, str]], str | None]
 
 
-def _field_order(bitmap: bytes) -> list[int]:
-    """The field numbers ``bitmap`` (8 or 16 bytes) announces, in order, without the bitmaps' own bits."""
-    bits = int.from_bytes(bitmap, "big")
-    width = 8 * len(bitmap)
-    return [number for number in range(1, width + 1) if bits >> (width - number) & 1 and number not in (1, 65)]
+def _announced(groups: list[list[DecoderGroup]], bitmap: bytes) -> list[tuple[str, FieldDecoder]]:
+    """The fields ``bitmap`` (8 or 16 bytes) announces, in order, each with its decoder; :class:`Unsupported` for a
+    field the spec lacks."""
+    announced: list[tuple[str, FieldDecoder]] = []
+    for index, byte in enumerate(bitmap):
+        if byte:
+            group = groups[index][byte]
+            if group is None:
+                raise Unsupported(f"a field of bitmap byte {index}")
+            announced += group
+    return announced
 
 
-def _decode_shape(sources: Mapping[int, FieldSource], bitmap: bytes) -> DecodeShape:
+def _decode_shape(sources: Mapping[str, FieldSource], groups: list[list[DecoderGroup]], bitmap: bytes) -> DecodeShape:
     """Every field of ``bitmap`` decoded in one function, its rules unrolled in field order."""
-    numbers = _field_order(bitmap)
-    missing = [number for number in numbers if number not in sources]
-    if missing:
-        return _refusing(str(missing[0]))
+    try:
+        keys = [key for key, _ in _announced(groups, bitmap)]
+    except Unsupported as exc:
+        return _refusing(str(exc))
     lines = ["def decode_shape(body, o, mti):"]
-    for number in numbers:
-        lines += [*_indented(sources[number].decode), f"    f{number} = v"]
-    items = ", ".join(f'"{number}": f{number}' for number in numbers)
-    lines += [
-        '    if o != len(body): raise Unsupported("extra data")',
-        f'    return {{"t": mti{", " if items else ""}{items}}}',
-    ]
+    for key in keys:
+        lines += [*_indented(sources[key].decode), f"    f{key} = v"]
+    items = "".join(f', "{key}": f{key}' for key in keys)
+    lines += ['    if o != len(body): raise Unsupported("extra data")', f'    return {{"t": mti{items}}}']
     shape: DecodeShape = _compiled(lines, "decode shape")["decode_shape"]
     return shape
 
 
 def _encode_shape(
-    sources: Mapping[int, FieldSource],
+    sources: Mapping[str, FieldSource],
+    encoders: Mapping[str, tuple[int, int, FieldEncoder]],
     keys: tuple[str, ...],
     write_bitmaps: Callable[[int], bytes | None],
 ) -> EncodeShape:
     """Every field of a dict with ``keys`` checked and encoded in one function, bitmaps a constant."""
-    numbers: list[int] = []
+    fields: list[tuple[int, str]] = []
+    bits = 0
     for key in keys:
-        if key == "t" or key in _BITMAP_KEYS:
-            continue
-        number = int(key) if key.isdigit() and key == str(int(key)) else 0
-        if number not in sources:
+        entry = encoders.get(key)
+        if entry is None:
+            if key == "t" or key in _BITMAP_KEYS:
+                continue
             return _refusing(key)
-        numbers.append(number)
-    numbers.sort()
-    bitmaps = write_bitmaps(sum(1 << (128 - number) for number in numbers))
+        fields.append((entry[0], key))
+        bits |= entry[1]
+    bitmaps = write_bitmaps(bits)
     if bitmaps is None:
         return _refusing("1")
+    fields.sort()  # by field number
     lines = ["def encode_shape(fields):"]
-    for number in numbers:
+    for _, key in fields:
         lines += [
-            f'    v = fields["{number}"]',
-            f'    if not isinstance(v, str): raise Unsupported("{number}")',  # str subclasses too (StrEnum)
-            *_indented(sources[number].encode),
-            f"    f{number} = x",
+            f'    v = fields["{key}"]',
+            f'    if not isinstance(v, str): raise Unsupported("{key}")',  # str subclasses too (StrEnum)
+            *_indented(sources[key].encode),
+            f"    f{key} = x",
         ]
-    lines.append(f"    return b''.join(({bitmaps!r}, {''.join(f'f{number}, ' for number in numbers)}))")
+    lines.append(f"    return b''.join(({bitmaps!r}, {''.join(f'f{key}, ' for _, key in fields)}))")
     shape: EncodeShape = _compiled(lines, "encode shape")["encode_shape"]
     return shape
 
@@ -273,15 +279,15 @@ def compile_spec(
     write_secondary, read_secondary = _bitmap_codec(spec["1"]) if "1" in spec else _bitmap_codec(spec["p"])
     has_secondary = "1" in spec
 
-    sources: dict[int, FieldSource] = {}
+    sources: dict[str, FieldSource] = {}
     encoders: dict[str, tuple[int, int, FieldEncoder]] = {}  # number, its bit in the 128-bit field set
     decoders: list[tuple[str, FieldDecoder] | None] = [None] * 129  # indexed by field number
     for key, field_spec in spec.items():
         if not key.isdigit() or key in ("1", "65") or int(key) > 128:
             continue  # bitmaps, and tertiary fields (left to pyiso8583)
         number = int(key)
-        sources[number] = field_source(key, field_spec, digit_fields, track_fields)
-        encode_field, decode_field = _field_functions(sources[number])
+        sources[key] = field_source(key, field_spec, digit_fields, track_fields)
+        encode_field, decode_field = _field_functions(sources[key])
         encoders[key] = (number, 1 << (128 - number), encode_field)
         decoders[number] = (key, decode_field)
 
@@ -305,7 +311,7 @@ def compile_spec(
 
     after = compile_after or 0
     encode_shapes: _Shapes[tuple[str, ...], EncodeShape] = _Shapes(
-        lambda keys: _encode_shape(sources, keys, write_bitmaps), after
+        lambda keys: _encode_shape(sources, encoders, keys, write_bitmaps), after
     )
     compiled_encodes = encode_shapes.compiled
 
@@ -337,20 +343,15 @@ def compile_spec(
             raise Unsupported("a rule over the whole message")
         return head + body
 
-    slot_count = max(sources, default=0) + 1
+    slot_count = max((number for number, _, _ in encoders.values()), default=0) + 1
     groups = _decoder_groups(decoders)
-    decode_shapes: _Shapes[bytes, DecodeShape] = _Shapes(lambda bitmap: _decode_shape(sources, bitmap), after)
+    decode_shapes: _Shapes[bytes, DecodeShape] = _Shapes(lambda bitmap: _decode_shape(sources, groups, bitmap), after)
     compiled_decodes = decode_shapes.compiled
 
     def decode_by_field(body: bytes, offset: int, mti: str, bitmap: bytes) -> dict[str, str]:
         message = {"t": mti}
-        for index, byte in enumerate(bitmap):
-            if byte:
-                group = groups[index][byte]
-                if group is None:
-                    raise Unsupported(f"a field of bitmap byte {index}")
-                for key, decode_field in group:
-                    message[key], offset = decode_field(body, offset)
+        for key, decode_field in _announced(groups, bitmap):
+            message[key], offset = decode_field(body, offset)
         if offset != len(body):
             raise Unsupported("extra data")
         return message

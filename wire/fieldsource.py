@@ -51,6 +51,21 @@ def _refuse(key: str) -> str:
     return f"raise Unsupported({key!r})"
 
 
+def _prefix_digits(key: str, field_spec: Mapping[str, Any]) -> int:
+    """The digits of a variable field's length prefix (two a byte in BCD, one in ASCII); a :class:`ValueError` for
+    an encoding these rules do not read, or a maximum the prefix cannot hold."""
+    len_type: int = field_spec["len_type"]
+    if field_spec["len_enc"] == "bcd":
+        digits = 2 * len_type
+    elif field_spec["len_enc"] == TEXT_ENCODING:
+        digits = len_type
+    else:
+        raise ValueError(f"field {key}: length encoding {field_spec['len_enc']!r} is not supported")
+    if field_spec["max_len"] >= 10**digits:
+        raise ValueError(f"field {key}: a maximum of {field_spec['max_len']} does not fit {digits} length digits")
+    return digits
+
+
 def _read_length(key: str, field_spec: Mapping[str, Any]) -> list[str]:
     """Statements leaving the announced count in ``n`` and ``o`` at the data; declining anything not plainly
     decimal or beyond the field's maximum."""
@@ -58,39 +73,26 @@ def _read_length(key: str, field_spec: Mapping[str, Any]) -> list[str]:
     max_len: int = field_spec["max_len"]
     if len_type == 0:
         return [f"n = {max_len}"]
-    if field_spec["len_enc"] == "bcd":
-        return [
-            f"t = body[o:o + {len_type}].hex()",
-            f"if len(t) != {2 * len_type} or not t.isdigit(): {_refuse(key)}",
-            "n = int(t)",
-            f"if n > {max_len}: {_refuse(key)}",
-            f"o += {len_type}",
-        ]
-    if field_spec["len_enc"] == TEXT_ENCODING:
-        return [
-            f"t = body[o:o + {len_type}]",
-            # bytes.isdigit: ASCII 0-9 only, so int() reads exactly what the reference does
-            f"if len(t) != {len_type} or not t.isdigit(): {_refuse(key)}",
-            "n = int(t)",
-            f"if n > {max_len}: {_refuse(key)}",
-            f"o += {len_type}",
-        ]
-    raise ValueError(f"field {key}: length encoding {field_spec['len_enc']!r} is not supported")
+    digits = _prefix_digits(key, field_spec)
+    # the ASCII prefix stays bytes: bytes.isdigit is ASCII 0-9 only, so int() reads exactly what the reference does
+    as_text = ".hex()" if field_spec["len_enc"] == "bcd" else ""
+    return [
+        f"t = body[o:o + {len_type}]{as_text}",
+        f"if len(t) != {digits} or not t.isdigit(): {_refuse(key)}",
+        "n = int(t)",
+        f"if n > {max_len}: {_refuse(key)}",
+        f"o += {len_type}",
+    ]
 
 
-def _prefixed(field_spec: Mapping[str, Any]) -> str:
+def _prefixed(key: str, field_spec: Mapping[str, Any]) -> str:
     """An expression: the length prefix of count ``n`` followed by the data ``x``."""
-    len_type: int = field_spec["len_type"]
-    if len_type == 0:
+    if field_spec["len_type"] == 0:
         return "x"
-    digits = 2 * len_type if field_spec["len_enc"] == "bcd" else len_type
-    if field_spec["max_len"] >= 10**digits:
-        raise ValueError(f"a maximum of {field_spec['max_len']} does not fit a length prefix of {digits} digits")
+    digits = _prefix_digits(key, field_spec)
     if field_spec["len_enc"] == "bcd":
-        return f'bytes.fromhex(f"{{n:0{2 * len_type}d}}") + x'
-    if field_spec["len_enc"] == TEXT_ENCODING:
-        return f'f"{{n:0{len_type}d}}".encode() + x'
-    raise ValueError(f"length encoding {field_spec['len_enc']!r} is not supported")
+        return f'bytes.fromhex(f"{{n:0{digits}d}}") + x'
+    return f'f"{{n:0{digits}d}}".encode() + x'
 
 
 def _wrong_count(field_spec: Mapping[str, Any]) -> str:
@@ -183,7 +185,7 @@ def _nibble_field(key: str, field_spec: Mapping[str, Any], *, digits: bool, trac
         f"    x = a2b_hex({padded or 'v'})",
         "except ValueError:",
         f"    {_refuse(key)} from None",
-        f"x = {_prefixed(field_spec)}",
+        f"x = {_prefixed(key, field_spec)}",
     ]
     return FieldSource(key, tuple(decode), tuple(encode))
 
@@ -215,7 +217,7 @@ def _byte_field(key: str, field_spec: Mapping[str, Any]) -> FieldSource:
         f"    {_refuse(key)} from None",
         "n = len(x)",
         f"if {_wrong_count(field_spec)}: {_refuse(key)}",
-        f"x = {_prefixed(field_spec)}",
+        f"x = {_prefixed(key, field_spec)}",
     )
     return FieldSource(key, tuple(decode), encode)
 
@@ -224,7 +226,6 @@ def field_source(
     key: str, field_spec: Mapping[str, Any], digit_fields: frozenset[str], track_fields: frozenset[str]
 ) -> FieldSource:
     """The rules of field ``key`` as source; a :class:`ValueError` for a spec these rules do not cover."""
-    _prefixed(field_spec)  # refuses an unsupported length encoding now, not when the first message comes
     if field_spec.get("len_count", "bytes") == "nibbles":
         if field_spec["data_enc"] != "b":
             raise ValueError(f"field {key}: nibble counts are supported for binary (BCD) data only")
