@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import itertools
 import logging
 import math
@@ -33,6 +32,7 @@ from acqkit.frameprotocol import (
     connect,
     serve_frames,
 )
+from tests.collectoroff import collector_off
 from tests.fdlimit import one_descriptor_left
 from wire.errors import FramingError
 from wire.framing import LengthPrefixFramer, frame
@@ -367,9 +367,7 @@ async def test_a_closed_connection_is_freed_by_refcounting_not_left_for_the_cycl
         closed.append(echo.closed)
         return echo
 
-    gc.collect()
-    gc.disable()
-    try:
+    with collector_off():
         async with running(open_session) as port:
             async with await anyio.connect_tcp("127.0.0.1", port) as client:
                 await client.send(frame(b"ping"))
@@ -378,5 +376,3 @@ async def test_a_closed_connection_is_freed_by_refcounting_not_left_for_the_cycl
                 await closed[0].wait()
                 while made[0]() is not None:  # the loop lets go of the transport within a few turns
                     await anyio.lowlevel.checkpoint()
-    finally:
-        gc.enable()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ import sniffio
 
 from acqkit.multiplex import CallbackLink, Link, LinkLost, MultiplexedLink, open_link
 from acqkit.netio import FramedConnection, serve_tcp
+from tests.collectoroff import collector_off
 from wire.errors import FramingError
 
 pytestmark = pytest.mark.anyio
@@ -274,9 +274,7 @@ async def test_an_ended_exchange_is_freed_by_refcounting_not_left_for_the_cyclic
     async with link_to(never_answer_b) as link:
         assert isinstance(link, CallbackLink)
         for requests, seconds in (([(b"x", b"x1"), (b"y", b"y1")], STEP_TIMEOUT_S), ([(b"b", b"b1")], 0.05)):
-            gc.collect()
-            gc.disable()
-            try:
+            with collector_off():
                 caller = _Caller()
                 freed = weakref.ref(caller)
                 ended = anyio.Event()
@@ -289,5 +287,3 @@ async def test_an_ended_exchange_is_freed_by_refcounting_not_left_for_the_cyclic
                 with anyio.fail_after(STEP_TIMEOUT_S):
                     await ended.wait()
                 assert freed() is None, "the ended exchange is still referenced: only a gc pass would free it"
-            finally:
-                gc.enable()
