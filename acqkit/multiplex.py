@@ -36,6 +36,11 @@ from wire.errors import FramingError
 
 log = logging.getLogger("acqsim.net")
 
+#: A deadline this close is taken as passed when the deadline queue's timer fires: a loop's timers may fire up
+#: to its clock's resolution early (uvloop's clock counts whole milliseconds), and one more turn for so little
+#: would only spin.
+DEADLINE_SLACK_S: Final = 0.001
+
 Key = TypeVar("Key", bound=Hashable)
 Answer = TypeVar("Answer")
 
@@ -217,24 +222,31 @@ class _AllIn:
 
 class _Then(Generic[Key, Answer]):
     """One exchange of :meth:`CallbackLink.exchange_then`: calls its ``done`` once — when each of its waiters has
-    been told (answered, or failed with the link), or when its deadline's timer fires first."""
+    been told (answered, or failed with the link), or when its ``deadline`` passes first (the link's deadline
+    queue, or a timer of its own: see :meth:`CallbackLink.exchange_then`)."""
 
-    __slots__ = ("done", "link", "remaining", "timer", "waiters")
+    __slots__ = ("deadline", "done", "link", "remaining", "timer", "waiters")
 
     def __init__(
         self,
         link: CallbackLink[Key, Answer],
         waiters: list[tuple[Key, _Waiter[Answer]]],
         done: Callable[[list[Answer] | TimeoutError | LinkLost], object],
+        deadline: float,
     ) -> None:
         self.link, self.waiters, self.done, self.remaining = link, waiters, done, len(waiters)
+        self.deadline = deadline
         self.timer: asyncio.TimerHandle | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.done is _ended_already
 
     def set(self) -> None:
         self.remaining -= 1
         if self.remaining == 0:
             # In a later callback, as a task would resume: not inside the link's delivery, whose waiters change.
-            asyncio.get_running_loop().call_soon(self._end)
+            self.link.loop.call_soon(self._end)
 
     def expire(self) -> None:
         if self.remaining > 0:
@@ -283,6 +295,13 @@ class CallbackLink(Link[Key, Answer]):
         super().__init__(decode, what=what)
         self._conn: FrameConnection | None = None
         self._closed_here = False
+        #: :meth:`exchange_then`'s exchanges in the order of their deadlines, and the one timer that ends those
+        #: whose deadline has passed (see there).
+        self._deadlines: deque[_Then[Key, Answer]] = deque()
+        self._deadlines_timer: asyncio.TimerHandle | None = None
+        #: The loop the connection runs on (an exchange's timer and wake-ups go to it: asking asyncio for the
+        #: running loop costs a system call in CPython 3.11, several times a purchase).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def connect(
@@ -293,7 +312,7 @@ class CallbackLink(Link[Key, Answer]):
         return link
 
     def _session_for(self, conn: FrameConnection) -> CallbackLink[Key, Answer]:
-        self._conn = conn
+        self._conn, self._loop = conn, asyncio.get_running_loop()
         return self
 
     @property
@@ -304,6 +323,11 @@ class CallbackLink(Link[Key, Answer]):
     @property
     def peer(self) -> str:
         return self.conn.peer
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "connected by CallbackLink.connect"
+        return self._loop
 
     async def aclose(self) -> None:
         self._closed_here = True
@@ -320,7 +344,7 @@ class CallbackLink(Link[Key, Answer]):
         if not requests:
             return []
         waiters = self._register(requests)
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         future: asyncio.Future[None] = loop.create_future()
         all_in = _AllIn(future, len(waiters))
         for _, waiter in waiters:
@@ -347,11 +371,39 @@ class CallbackLink(Link[Key, Answer]):
         :meth:`exchange_until` would raise. Raises :class:`LinkLost` at once for a link known to be dead."""
         self._refuse_if_dead()
         waiters = self._register(requests)
-        then = _Then(self, waiters, done)
+        then = _Then(self, waiters, done, deadline)
         for _, waiter in waiters:
             waiter.wake = then
-        then.timer = asyncio.get_running_loop().call_at(deadline, then.expire)
+        self._keep_deadline(then)
         self.conn.send_many([payload for _, payload in requests])  # leaves with this loop turn's write
+
+    def _keep_deadline(self, then: _Then[Key, Answer]) -> None:
+        """Bound ``then`` by its deadline. A client's exchanges mostly come with deadlines in the order they are
+        made (now + one timeout), and most end long before it: those wait in one queue under one timer, which
+        fires for the oldest deadline and is set again for the next, instead of a timer made and cancelled per
+        exchange (three a purchase in the front-end). An exchange whose deadline comes before the newest one
+        queued has a timer of its own."""
+        queue = self._deadlines
+        while queue and queue[0].ended:  # ended exchanges leave from the front, about as fast as they come
+            queue.popleft()
+        if queue and then.deadline < queue[-1].deadline:
+            then.timer = self.loop.call_at(then.deadline, then.expire)
+            return
+        queue.append(then)
+        if self._deadlines_timer is None:
+            self._deadlines_timer = self.loop.call_at(then.deadline, self._deadlines_due)
+
+    def _deadlines_due(self) -> None:
+        """The queue's timer: expire every queued exchange whose deadline has passed; set again for the next."""
+        self._deadlines_timer = None
+        queue, now = self._deadlines, self.loop.time()
+        while queue:
+            then = queue[0]
+            if not then.ended and then.deadline > now + DEADLINE_SLACK_S:
+                self._deadlines_timer = self.loop.call_at(then.deadline, self._deadlines_due)
+                return
+            queue.popleft()
+            then.expire()
 
     def _refuse_if_dead(self) -> None:
         """:class:`LinkLost` at once when the link is dead or its connection closing (which drops what is sent)."""

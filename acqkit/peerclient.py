@@ -20,7 +20,6 @@ Exceptions::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Hashable
@@ -133,7 +132,7 @@ class PeerClient(Generic[Key, Answer]):
         if link is not None:
             # The callback path (asyncio: anyio's clock is the loop's): the deadline is a timer of the loop, not a
             # cancel scope, which costs several times as much and this runs once per peer request.
-            deadline = asyncio.get_running_loop().time() + seconds
+            deadline = link.loop.time() + seconds
             try:
                 return await link.exchange_until(requests, deadline)
             except TimeoutError:
@@ -180,7 +179,7 @@ class PeerClient(Generic[Key, Answer]):
                 done(result)
 
         try:
-            link.exchange_then(requests, asyncio.get_running_loop().time() + seconds, ended)
+            link.exchange_then(requests, link.loop.time() + seconds, ended)
         except LinkLost:
             return False
         return True

@@ -157,6 +157,10 @@ class LedgerEngine:
         self.clock = clock
         self.completion_tolerance = completion_tolerance
         self._auth_counter = len(state.txns)
+        #: The clock, read once per decision (:meth:`decide`) so that every date the decision uses agrees, and
+        #: (field 13, the business date it names), worked out once per decision.
+        self._now = clock()
+        self._day_of: tuple[str, str] = ("", "")
         #: Requests refused with 94: a known key with other content.
         self.conflicts = 0
 
@@ -165,6 +169,7 @@ class LedgerEngine:
     def decide(self, request: LedgerRequest) -> Decision:
         """Decide ``request`` against the current state. The caller applies ``decision.effects`` (via
         :meth:`commit`) before deciding the next request. Never raises for bad input."""
+        self._now, self._day_of = self.clock(), ("", "")
         if not _valid_date(request.local_date):
             return self._declined(request, RC.FORMAT_ERROR, record=False)
         if not request.rrn.strip():
@@ -252,7 +257,11 @@ class LedgerEngine:
     # --- helpers -----------------------------------------------------------------------------------------
 
     def _business_date(self, request: LedgerRequest) -> str:
-        return business_date(request.local_date, self.clock())
+        local_date, day = self._day_of
+        if local_date is not request.local_date:
+            day = business_date(request.local_date, self._now)
+            self._day_of = (request.local_date, day)
+        return day
 
     def _card(self, pan: str, expiry: str | None) -> str:
         card = self.state.cards.get(pan)
@@ -260,7 +269,8 @@ class LedgerEngine:
             raise Decline(RC.INVALID_CARD)
         if card.status in _CARD_STATUS_CODES:
             raise Decline(_CARD_STATUS_CODES[card.status])
-        if card.expiry < self.clock().strftime("%y%m") or (expiry and expiry != card.expiry):
+        now = self._now
+        if card.expiry < f"{now.year % 100:02d}{now.month:02d}" or (expiry and expiry != card.expiry):
             raise Decline(RC.EXPIRED_CARD)
         return card.account_id
 

@@ -18,10 +18,11 @@ TPDU_ID: Final = 0x60
 TERMINAL_SRC: Final = "0000"
 #: acqsim's default front-end route.
 DEFAULT_ROUTE: Final = "0003"
+_HEX_DIGITS: Final = frozenset("0123456789ABCDEF")
 
 
 def _check_address(name: str, value: str) -> None:
-    if len(value) != 4 or any(c not in "0123456789ABCDEF" for c in value):
+    if len(value) != 4 or not _HEX_DIGITS.issuperset(value):
         raise ValueError(f"TPDU {name} must be 4 upper-case hex digits, not {value!r}")
 
 
@@ -48,7 +49,7 @@ class Tpdu:
 
     def swapped(self) -> Tpdu:
         """The TPDU of the answer: destination and source exchanged."""
-        return Tpdu(id=self.id, dst=self.src, src=self.dst)
+        return _checked_already(self.id, dst=self.src, src=self.dst)
 
     def with_src(self, src: str) -> Tpdu:
         return Tpdu(id=self.id, dst=self.dst, src=src)
@@ -94,4 +95,14 @@ PARSED_CACHE_SIZE: Final = 4096
 @functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
 def _parsed(raw: bytes) -> Tpdu:
     """The (immutable) TPDU of these 5 bytes, whose ID was checked: parsed once, shared after."""
-    return Tpdu(id=raw[0], dst=raw[1:3].hex().upper(), src=raw[3:5].hex().upper())
+    return _checked_already(raw[0], dst=raw[1:3].hex().upper(), src=raw[3:5].hex().upper())
+
+
+def _checked_already(tpdu_id: int, *, dst: str, src: str) -> Tpdu:
+    """A :class:`Tpdu` of parts that cannot fail its checks (a byte's hex digits, another Tpdu's addresses),
+    built without running them again: the front-end parses one per request and swaps it for the answer."""
+    made = object.__new__(Tpdu)
+    object.__setattr__(made, "id", tpdu_id)
+    object.__setattr__(made, "dst", dst)
+    object.__setattr__(made, "src", src)
+    return made

@@ -15,7 +15,7 @@ import anyio
 import pytest
 import sniffio
 
-from acqkit.multiplex import CallbackLink, Link, LinkLost, MultiplexedLink, open_link
+from acqkit.multiplex import DEADLINE_SLACK_S, CallbackLink, Link, LinkLost, MultiplexedLink, open_link
 from acqkit.netio import FramedConnection, serve_tcp
 from tests.collectoroff import collector_off
 from wire.errors import FramingError
@@ -260,6 +260,41 @@ async def test_an_exchange_stepped_from_callbacks_gets_its_answers_in_order_a_ti
         assert isinstance(await _exchange_then(link, [(b"a", b"a1")], STEP_TIMEOUT_S), LinkLost)
         with pytest.raises(LinkLost):  # a dead link refuses at once
             link.exchange_then([(b"b", b"b1")], asyncio.get_running_loop().time() + 1, lambda _result: None)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_exchanges_stepped_from_callbacks_each_time_out_at_their_own_deadline_whatever_their_order() -> None:
+    """Deadlines in the order the exchanges are made share one timer (the link's queue); one that comes before
+    the newest queued has a timer of its own. Either way each exchange ends at its own deadline, not a later
+    one's, and one answered meanwhile is not timed out."""
+    async with link_to(never_answer_b) as link:
+        assert isinstance(link, CallbackLink)
+        now = asyncio.get_running_loop().time()
+        ended: list[tuple[str, object]] = []
+        told = {count: anyio.Event() for count in (3, 4)}
+
+        def done_for(name: str) -> Callable[[object], None]:
+            def done(result: object) -> None:
+                ended.append((name, result))
+                if len(ended) in told:
+                    told[len(ended)].set()
+
+            return done
+
+        link.exchange_then([(b"b", b"b1")], now + 0.30, done_for("late"))
+        link.exchange_then([(b"b", b"b2")], now + 0.05, done_for("early, out of order"))
+        link.exchange_then([(b"a", b"a1")], now + 0.60, done_for("answered"))
+        link.exchange_then([(b"b", b"b3")], now + 0.65, done_for("after the answered one"))
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            await told[3].wait()
+        assert [name for name, _ in ended] == ["answered", "early, out of order", "late"]
+        assert ended[0][1] == [b"a1!"]
+        assert all(isinstance(result, TimeoutError) for _, result in ended[1:])
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            await told[4].wait()
+        assert ended[3][0] == "after the answered one" and isinstance(ended[3][1], TimeoutError)
+        assert asyncio.get_running_loop().time() >= now + 0.65 - DEADLINE_SLACK_S
+        assert not link._pending and link.dead is None
 
 
 class _Caller:
