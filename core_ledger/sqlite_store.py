@@ -61,7 +61,6 @@ CREATE TABLE IF NOT EXISTS txns (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT
     business_date TEXT NOT NULL, rrn TEXT NOT NULL, fingerprint TEXT NOT NULL, answer TEXT NOT NULL,
     status TEXT NOT NULL, original TEXT, auth_code TEXT, refunded INTEGER NOT NULL, effects TEXT NOT NULL,
     settled INTEGER NOT NULL, ref TEXT NOT NULL, forced INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS txns_by_rrn ON txns (rrn);
 CREATE INDEX IF NOT EXISTS txns_by_ref ON txns (ref);
 CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_key TEXT NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts, amount INTEGER NOT NULL);
@@ -69,6 +68,11 @@ CREATE INDEX IF NOT EXISTS entries_by_account ON entries (account_id);
 CREATE TABLE IF NOT EXISTS holds (owner TEXT PRIMARY KEY, account_id TEXT NOT NULL, amount INTEGER NOT NULL);
 """
 
+
+#: Indexes that stores written by an older acqsim carry and no query uses: each cost every posting a write (a
+#: b-tree leaf, a WAL frame a commit). Dropped when such a store is opened. ``txns_by_rrn``: a transaction is
+#: found by its key (acquirer and RRN, the UNIQUE index), never by its RRN alone.
+UNUSED_INDEXES: Final = ("txns_by_rrn",)
 
 #: The statement that records a new transaction.
 INSERT_TXN: Final = f"INSERT INTO txns ({TXN_COLUMNS}) VALUES ({','.join('?' * TXN_COLUMN_COUNT)})"  # noqa: S608
@@ -112,11 +116,19 @@ class SqliteStore:
             self._db.executescript(SCHEMA)
             for statement in added_column_statements(columns):
                 self._db.execute(statement)
+            self._drop_unused_indexes()
             self._add_counters()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open ledger store {self.path}: {exc}") from None
         self._lock = threading.Lock()
         self._reads: sqlite3.Connection | None = None  # the history's read connection, opened on first use
+
+    def _drop_unused_indexes(self) -> None:
+        """Drop :data:`UNUSED_INDEXES` where present; looked up first, as ``DROP INDEX IF EXISTS`` takes the write
+        lock even when there is nothing to drop (an offline tool beside a serving ledger must not wait for it)."""
+        for name in UNUSED_INDEXES:
+            if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone():
+                self._db.execute(f"DROP INDEX IF EXISTS {name}")
 
     def _add_counters(self) -> None:
         """Create ``card_counters`` if the store has none yet, filled from the transactions already stored (a

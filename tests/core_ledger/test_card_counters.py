@@ -113,3 +113,28 @@ def test_a_store_with_its_counters_opens_while_another_process_writes(tmp_path: 
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_a_store_from_before_drops_the_index_no_query_uses_and_a_new_one_never_has_it(tmp_path: Path) -> None:
+    """``txns_by_rrn`` cost every posting a write and served no query (a transaction is found by its key): a
+    store written by an older acqsim loses it when opened, its transactions kept; a new store never has it."""
+
+    def indexes(path: Path) -> set[str]:
+        with sqlite3.connect(path) as db:
+            return {str(name) for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    path = tmp_path / "ledger.sqlite3"
+    store = SqliteStore(path)
+    engine = LedgerEngine(seeded_state())
+    store.save_static(engine.state)
+    assert _purchase(store, engine, 100) is ResponseCode.APPROVED
+    store.close()
+    assert "txns_by_rrn" not in indexes(path) and "txns_by_ref" in indexes(path)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE INDEX txns_by_rrn ON txns (rrn)")  # as an older acqsim made it
+    SqliteStore(path).close()
+    assert "txns_by_rrn" not in indexes(path)
+    reopened = SqliteStore(path)
+    assert len(reopened.load().txns) == 1
+    assert check_store(reopened) == []
+    reopened.close()
