@@ -258,7 +258,7 @@ class LedgerEngine:
 
     def _business_date(self, request: LedgerRequest) -> str:
         local_date, day = self._day_of
-        if local_date is not request.local_date:
+        if local_date != request.local_date:
             day = business_date(request.local_date, self._now)
             self._day_of = (request.local_date, day)
         return day
